@@ -1,0 +1,1 @@
+//! Host device tree: parsing into typed structures (being written).

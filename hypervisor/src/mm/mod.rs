@@ -1,0 +1,1 @@
+//! Memory management: physical layout, page tables and the heap.
