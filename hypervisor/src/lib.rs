@@ -3,10 +3,21 @@
 //! The library holds everything that can be tested on the host (device-tree
 //! parsing, page tables, SMMU register decoding, the hardware summary); the
 //! `arch` module is the only home of assembly and system registers and is
-//! compiled only for the bare-metal target.
+//! compiled only for the bare-metal target, like the boot flow that uses it.
 #![cfg_attr(not(test), no_std)]
 
 extern crate alloc;
 
+pub mod arch;
+pub mod cmdline;
+pub mod console;
+pub mod exception;
 pub mod fdt;
 pub mod mm;
+pub mod smmu;
+pub mod summary;
+
+#[cfg(all(target_arch = "aarch64", target_os = "none"))]
+pub mod boot;
+#[cfg(all(target_arch = "aarch64", target_os = "none"))]
+pub mod smp;

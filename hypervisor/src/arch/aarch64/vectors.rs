@@ -1,0 +1,97 @@
+//! The EL2 exception vector table.
+//!
+//! Every entry saves the general-purpose registers and the syndrome
+//! registers into a [`TrapFrame`] on the current stack and calls
+//! [`crate::exception::handle`] with the frame and the vector's index; if
+//! that returns, the (possibly modified) frame is restored and the
+//! exception returns.
+
+use crate::exception::{TRAP_FRAME_SIZE, TrapFrame};
+use core::arch::global_asm;
+
+// Keep the assembly below in step with the frame's layout.
+const _: () = assert!(core::mem::size_of::<TrapFrame>() == TRAP_FRAME_SIZE);
+
+global_asm!(
+    r#"
+.macro EL2_VECTOR index
+    .balign 0x80
+    sub     sp, sp, #{frame_size}
+    stp     x0, x1, [sp, #0]
+    mov     x0, #\index
+    b       el2_trap_save
+.endm
+
+    .section .text.vectors, "ax"
+    .balign 0x800
+    .global el2_vectors
+el2_vectors:
+    EL2_VECTOR 0        // current EL, SP_EL0: sync
+    EL2_VECTOR 1        //   irq
+    EL2_VECTOR 2        //   fiq
+    EL2_VECTOR 3        //   serror
+    EL2_VECTOR 4        // current EL, SP_ELx: sync
+    EL2_VECTOR 5        //   irq
+    EL2_VECTOR 6        //   fiq
+    EL2_VECTOR 7        //   serror
+    EL2_VECTOR 8        // lower EL, AArch64: sync
+    EL2_VECTOR 9        //   irq
+    EL2_VECTOR 10       //   fiq
+    EL2_VECTOR 11       //   serror
+    EL2_VECTOR 12       // lower EL, AArch32: sync
+    EL2_VECTOR 13       //   irq
+    EL2_VECTOR 14       //   fiq
+    EL2_VECTOR 15       //   serror
+
+el2_trap_save:
+    stp     x2, x3, [sp, #16 * 1]
+    stp     x4, x5, [sp, #16 * 2]
+    stp     x6, x7, [sp, #16 * 3]
+    stp     x8, x9, [sp, #16 * 4]
+    stp     x10, x11, [sp, #16 * 5]
+    stp     x12, x13, [sp, #16 * 6]
+    stp     x14, x15, [sp, #16 * 7]
+    stp     x16, x17, [sp, #16 * 8]
+    stp     x18, x19, [sp, #16 * 9]
+    stp     x20, x21, [sp, #16 * 10]
+    stp     x22, x23, [sp, #16 * 11]
+    stp     x24, x25, [sp, #16 * 12]
+    stp     x26, x27, [sp, #16 * 13]
+    stp     x28, x29, [sp, #16 * 14]
+    mrs     x1, elr_el2
+    stp     x30, x1, [sp, #16 * 15]
+    mrs     x1, spsr_el2
+    mrs     x2, esr_el2
+    stp     x1, x2, [sp, #16 * 16]
+    mrs     x1, far_el2
+    add     x2, sp, #{frame_size}
+    stp     x1, x2, [sp, #16 * 17]
+    mov     x1, x0
+    mov     x0, sp
+    bl      {handler}
+    ldp     x1, x2, [sp, #16 * 15]  // x30, elr
+    mov     x30, x1
+    msr     elr_el2, x2
+    ldr     x1, [sp, #16 * 16]      // spsr
+    msr     spsr_el2, x1
+    ldp     x0, x1, [sp, #0]
+    ldp     x2, x3, [sp, #16 * 1]
+    ldp     x4, x5, [sp, #16 * 2]
+    ldp     x6, x7, [sp, #16 * 3]
+    ldp     x8, x9, [sp, #16 * 4]
+    ldp     x10, x11, [sp, #16 * 5]
+    ldp     x12, x13, [sp, #16 * 6]
+    ldp     x14, x15, [sp, #16 * 7]
+    ldp     x16, x17, [sp, #16 * 8]
+    ldp     x18, x19, [sp, #16 * 9]
+    ldp     x20, x21, [sp, #16 * 10]
+    ldp     x22, x23, [sp, #16 * 11]
+    ldp     x24, x25, [sp, #16 * 12]
+    ldp     x26, x27, [sp, #16 * 13]
+    ldp     x28, x29, [sp, #16 * 14]
+    add     sp, sp, #{frame_size}
+    eret
+"#,
+    frame_size = const TRAP_FRAME_SIZE,
+    handler = sym crate::exception::handle,
+);

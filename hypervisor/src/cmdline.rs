@@ -1,0 +1,91 @@
+//! The hypervisor's own command line: `/chosen/bootargs` of the host DT
+//! (QEMU `-append`, U-Boot `bootargs`). Options are `partita.KEY=VALUE`
+//! words; other words are ignored, unknown `partita.` options are reported.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+
+/// What to do when no guest is running.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdleAction {
+    /// Wait for interrupts forever (default).
+    Idle,
+    /// Power the machine off through PSCI `SYSTEM_OFF`.
+    PowerOff,
+}
+
+/// Options parsed from the command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Options {
+    /// `partita.idle=idle|poweroff`.
+    pub idle: IdleAction,
+    /// `partita.log=error|warn|info|debug|trace`.
+    pub log_level: log::LevelFilter,
+    /// Problems found while parsing, to print once the console is up.
+    pub warnings: Vec<String>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            idle: IdleAction::Idle,
+            log_level: log::LevelFilter::Info,
+            warnings: Vec::new(),
+        }
+    }
+}
+
+impl Options {
+    /// Parses a command line; never fails: bad options become warnings and
+    /// keep their defaults.
+    pub fn parse(cmdline: &str) -> Options {
+        let mut o = Options::default();
+        for word in cmdline.split_ascii_whitespace() {
+            let Some(opt) = word.strip_prefix("partita.") else {
+                continue;
+            };
+            let (key, value) = opt.split_once('=').unwrap_or((opt, ""));
+            match (key, value) {
+                ("idle", "idle") => o.idle = IdleAction::Idle,
+                ("idle", "poweroff") => o.idle = IdleAction::PowerOff,
+                ("log", level) if level.parse::<log::LevelFilter>().is_ok() => {
+                    o.log_level = level.parse().unwrap_or(log::LevelFilter::Info)
+                }
+                ("idle", _) | ("log", _) => o.warnings.push(alloc::format!(
+                    "command line: bad value in `{word}` (idle: idle|poweroff; log: error|warn|info|debug|trace)"
+                )),
+                _ => o
+                    .warnings
+                    .push(alloc::format!("command line: unknown option `{word}`")),
+            }
+        }
+        o
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_without_options() {
+        assert_eq!(Options::parse("console=ttyAMA0 quiet"), Options::default());
+    }
+
+    #[test]
+    fn parses_idle_and_log() {
+        let o = Options::parse("partita.idle=poweroff partita.log=debug");
+        assert_eq!(o.idle, IdleAction::PowerOff);
+        assert_eq!(o.log_level, log::LevelFilter::Debug);
+        assert!(o.warnings.is_empty());
+    }
+
+    #[test]
+    fn reports_bad_and_unknown_options() {
+        let o = Options::parse("partita.idle=sleep partita.colour=red partita.log");
+        assert_eq!(o.idle, IdleAction::Idle);
+        assert_eq!(o.warnings.len(), 3);
+        assert!(o.warnings[0].contains("partita.idle=sleep"));
+        assert!(o.warnings[1].contains("unknown option `partita.colour=red`"));
+    }
+}

@@ -1,0 +1,178 @@
+//! Exceptions taken to EL2: the saved register frame, exception-class names
+//! and the crash report printed for an exception the hypervisor cannot
+//! handle.
+
+use core::fmt;
+
+/// Size in bytes of a [`TrapFrame`]; the vector assembly depends on it.
+pub const TRAP_FRAME_SIZE: usize = 36 * 8;
+
+/// Registers saved by the EL2 vectors, in the order the assembly stores them.
+#[repr(C)]
+#[derive(Debug, Clone, Default)]
+pub struct TrapFrame {
+    /// x0 to x30.
+    pub x: [u64; 31],
+    /// ELR_EL2: where the exception was taken.
+    pub elr: u64,
+    /// SPSR_EL2: the interrupted PSTATE.
+    pub spsr: u64,
+    /// ESR_EL2: the syndrome.
+    pub esr: u64,
+    /// FAR_EL2: the faulting virtual address (for aborts).
+    pub far: u64,
+    /// Stack pointer at the time of the exception (EL2 frames only).
+    pub sp: u64,
+}
+
+/// Which of the 16 vector-table entries was taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VectorKind(pub u64);
+
+impl VectorKind {
+    /// True for exceptions taken from EL2 itself (entries 0-7).
+    pub fn from_current_el(self) -> bool {
+        self.0 < 8
+    }
+}
+
+impl fmt::Display for VectorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let origin = match self.0 / 4 {
+            0 => "EL2 with SP_EL0",
+            1 => "EL2",
+            2 => "lower EL (AArch64)",
+            _ => "lower EL (AArch32)",
+        };
+        let kind = ["synchronous", "IRQ", "FIQ", "SError"][(self.0 % 4) as usize];
+        write!(f, "{kind} from {origin}")
+    }
+}
+
+/// The exception class field of an ESR value.
+pub fn exception_class(esr: u64) -> u8 {
+    ((esr >> 26) & 0x3f) as u8
+}
+
+/// A human-readable name for an exception class (ESR_ELx.EC).
+pub fn exception_class_name(ec: u8) -> &'static str {
+    match ec {
+        0x00 => "unknown reason",
+        0x01 => "trapped WFI/WFE",
+        0x07 => "trapped SVE/SIMD/FP access",
+        0x0e => "illegal execution state",
+        0x11 | 0x15 => "SVC",
+        0x12 | 0x16 => "HVC",
+        0x13 | 0x17 => "SMC",
+        0x18 => "trapped MSR/MRS/system instruction",
+        0x19 => "trapped SVE access",
+        0x1c => "pointer authentication failure",
+        0x20 => "instruction abort from a lower EL",
+        0x21 => "instruction abort at the same EL",
+        0x22 => "PC alignment fault",
+        0x24 => "data abort from a lower EL",
+        0x25 => "data abort at the same EL",
+        0x26 => "SP alignment fault",
+        0x2c => "trapped floating-point exception",
+        0x2f => "SError",
+        0x30 | 0x31 => "breakpoint",
+        0x32 | 0x33 => "software step",
+        0x34 | 0x35 => "watchpoint",
+        0x3c => "BRK instruction",
+        _ => "unallocated exception class",
+    }
+}
+
+/// The crash report for an exception the hypervisor cannot handle: the
+/// vector, the exception class, ESR, FAR, ELR, SPSR and every register.
+pub struct CrashReport<'a> {
+    /// Which vector was taken.
+    pub kind: VectorKind,
+    /// The saved registers.
+    pub frame: &'a TrapFrame,
+}
+
+impl fmt::Display for CrashReport<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let fr = self.frame;
+        let ec = exception_class(fr.esr);
+        writeln!(f, "unhandled exception: {}", self.kind)?;
+        writeln!(
+            f,
+            "  EC 0x{ec:02x} ({}), ESR 0x{:016x}, FAR 0x{:016x}",
+            exception_class_name(ec),
+            fr.esr,
+            fr.far
+        )?;
+        writeln!(
+            f,
+            "  ELR 0x{:016x}, SPSR 0x{:016x}, SP 0x{:016x}",
+            fr.elr, fr.spsr, fr.sp
+        )?;
+        for row in 0..8 {
+            for col in 0..4 {
+                let i = row * 4 + col;
+                if i < 31 {
+                    write!(f, "  x{i:<2} 0x{:016x}", fr.x[i])?;
+                }
+            }
+            writeln!(f)?;
+        }
+        Ok(())
+    }
+}
+
+/// Entry from the vector table. Exceptions that no subsystem handles end in a
+/// crash report and the CPU parks.
+#[cfg(all(target_arch = "aarch64", target_os = "none"))]
+pub extern "C" fn handle(frame: &mut TrapFrame, kind: u64) {
+    let kind = VectorKind(kind);
+    crate::console::emergency_print(format_args!(
+        "\n{}cpu {} parked\n",
+        CrashReport { kind, frame },
+        crate::arch::aarch64::cpu::cpu_index()
+    ));
+    crate::arch::aarch64::cpu::park();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::format;
+
+    #[test]
+    fn decodes_exception_class() {
+        assert_eq!(exception_class(0x9600_0045), 0x25);
+        assert_eq!(exception_class_name(0x25), "data abort at the same EL");
+        assert_eq!(exception_class_name(0x3f), "unallocated exception class");
+    }
+
+    #[test]
+    fn crash_report_names_everything() {
+        let mut frame = TrapFrame {
+            esr: 0x9600_0045,
+            far: 0xdead_0000,
+            elr: 0x4008_1234,
+            ..Default::default()
+        };
+        frame.x[30] = 0x1234;
+        let text = format!(
+            "{}",
+            CrashReport {
+                kind: VectorKind(4),
+                frame: &frame
+            }
+        );
+        assert!(text.contains("synchronous from EL2"));
+        assert!(text.contains("EC 0x25 (data abort at the same EL)"));
+        assert!(text.contains("ESR 0x0000000096000045"));
+        assert!(text.contains("FAR 0x00000000dead0000"));
+        assert!(text.contains("ELR 0x0000000040081234"));
+        assert!(text.contains("x30 0x0000000000001234"));
+    }
+
+    #[test]
+    fn frame_size_matches_assembly() {
+        assert_eq!(core::mem::size_of::<TrapFrame>(), TRAP_FRAME_SIZE);
+    }
+}

@@ -1,0 +1,229 @@
+//! Host tests of the page-table code over a fake physical memory.
+
+use super::*;
+use alloc::boxed::Box;
+use alloc::collections::BTreeMap;
+use alloc::vec::Vec;
+
+/// Fake physical memory: table pages live in boxes keyed by made-up
+/// physical addresses starting at 1 GiB.
+#[derive(Default)]
+pub(crate) struct FakeMem {
+    pages: BTreeMap<u64, Box<[u64; 512]>>,
+    next: u64,
+    pub limit: Option<usize>,
+}
+
+impl FakeMem {
+    pub fn live(&self) -> usize {
+        self.pages.len()
+    }
+}
+
+impl TableMemory for FakeMem {
+    fn alloc_tables(&mut self, pages: usize) -> Option<u64> {
+        if self.limit.is_some_and(|l| self.pages.len() + pages > l) {
+            return None;
+        }
+        let align = pages as u64 * PAGE_SIZE;
+        let base = (0x4000_0000 + self.next).next_multiple_of(align);
+        for i in 0..pages as u64 {
+            self.pages.insert(base + i * PAGE_SIZE, Box::new([0; 512]));
+        }
+        self.next = base + align - 0x4000_0000;
+        Some(base)
+    }
+    fn free_tables(&mut self, pa: u64, pages: usize) {
+        for i in 0..pages as u64 {
+            assert!(
+                self.pages.remove(&(pa + i * PAGE_SIZE)).is_some(),
+                "double free"
+            );
+        }
+    }
+    fn table_ptr(&self, pa: u64) -> *mut u64 {
+        self.pages[&pa].as_ptr() as *mut u64
+    }
+}
+
+const GIB: u64 = 1 << 30;
+const MIB2: u64 = 2 << 20;
+
+fn s1(mem: &mut FakeMem) -> PageTable<Stage1El2> {
+    PageTable::new(mem, 48, 0).unwrap()
+}
+
+#[test]
+fn maps_and_translates_pages_and_blocks() {
+    let mut m = FakeMem::default();
+    let mut pt = s1(&mut m);
+    pt.map(&mut m, 0x4000_0000, 0x4000_0000, GIB, Attrs::RWX)
+        .unwrap();
+    pt.map(&mut m, 0x900_0000, 0x900_0000, PAGE_SIZE, Attrs::DEVICE)
+        .unwrap();
+    // 1 GiB block: root + L1 only; the page needs L1 (shared), L2, L3.
+    assert_eq!(m.live(), 4);
+    assert_eq!(
+        pt.translate(&m, 0x4123_4567),
+        Some((0x4123_4567, Attrs::RWX))
+    );
+    let (pa, a) = pt.translate(&m, 0x900_0010).unwrap();
+    assert_eq!(pa, 0x900_0010);
+    assert_eq!(a.mem, MemType::Device);
+    assert!(!a.exec);
+    assert_eq!(pt.translate(&m, 0x900_1000), None);
+}
+
+#[test]
+fn refuses_overlap_without_changing_anything() {
+    let mut m = FakeMem::default();
+    let mut pt = s1(&mut m);
+    pt.map(&mut m, 0x20_0000, 0x8000_0000, PAGE_SIZE, Attrs::RW)
+        .unwrap();
+    let before = m.live();
+    assert_eq!(
+        pt.map(&mut m, MIB2, 0x1_0000_0000, MIB2, Attrs::RW),
+        Err(MapError::AlreadyMapped)
+    );
+    assert_eq!(
+        pt.map(&mut m, 0x1f_f000, 0, 2 * PAGE_SIZE, Attrs::RW),
+        Err(MapError::AlreadyMapped)
+    );
+    assert_eq!(m.live(), before);
+    assert_eq!(pt.translate(&m, 0x1f_f000), None);
+}
+
+#[test]
+fn rejects_misaligned_and_out_of_range() {
+    let mut m = FakeMem::default();
+    let mut pt: PageTable<Stage2> = PageTable::new(&mut m, 40, 1).unwrap();
+    assert_eq!(
+        pt.map(&mut m, 0x1001, 0, PAGE_SIZE, Attrs::RW),
+        Err(MapError::Misaligned)
+    );
+    assert_eq!(
+        pt.map(&mut m, 0, 0x10, PAGE_SIZE, Attrs::RW),
+        Err(MapError::Misaligned)
+    );
+    assert_eq!(
+        pt.map(&mut m, 0, 0, 0, Attrs::RW),
+        Err(MapError::Misaligned)
+    );
+    assert_eq!(
+        pt.map(&mut m, (1 << 40) - PAGE_SIZE, 0, 2 * PAGE_SIZE, Attrs::RW),
+        Err(MapError::OutOfRange)
+    );
+    assert_eq!(
+        pt.map(&mut m, u64::MAX - 0xfff, 0, PAGE_SIZE, Attrs::RW),
+        Err(MapError::OutOfRange)
+    );
+    assert_eq!(
+        pt.map(&mut m, 0, 1 << 48, PAGE_SIZE, Attrs::RW),
+        Err(MapError::OutOfRange)
+    );
+}
+
+#[test]
+fn stage2_concatenated_root() {
+    let mut m = FakeMem::default();
+    // 40-bit IPA starting at level 1 needs 1024 root entries: two pages.
+    let mut pt: PageTable<Stage2> = PageTable::new(&mut m, 40, 1).unwrap();
+    assert_eq!(pt.root() % (2 * PAGE_SIZE), 0);
+    assert_eq!(m.live(), 2);
+    let high = (1 << 40) - GIB;
+    pt.map(&mut m, high, 0x4000_0000, GIB, Attrs::RW).unwrap();
+    assert_eq!(pt.translate(&m, high + 5), Some((0x4000_0005, Attrs::RW)));
+    pt.destroy(&mut m);
+    assert_eq!(m.live(), 0);
+}
+
+#[test]
+fn stage2_attribute_encoding() {
+    let ro = Attrs {
+        write: false,
+        ..Attrs::RW
+    };
+    let d = Stage2::encode(ro);
+    assert_eq!(d & (0b11 << 6), 1 << 6, "S2AP read only");
+    assert_eq!((d >> 2) & 0xf, 0b1111, "normal write-back");
+    assert_eq!((d >> 8) & 3, 3, "inner shareable");
+    assert_ne!(d & (1 << 10), 0, "access flag");
+    assert_eq!(Stage2::decode(d), ro);
+    let dev = Stage2::encode(Attrs::DEVICE);
+    assert_eq!((dev >> 2) & 0xf, 0b0001);
+    assert_eq!(Stage2::decode(dev), Attrs::DEVICE);
+}
+
+#[test]
+fn unmap_clears_and_refuses_splits() {
+    let mut m = FakeMem::default();
+    let mut pt: PageTable<Stage2> = PageTable::new(&mut m, 40, 1).unwrap();
+    pt.map(&mut m, 0, 0x4000_0000, MIB2, Attrs::RW).unwrap();
+    pt.map(&mut m, MIB2, 0x5000_0000, 3 * PAGE_SIZE, Attrs::RW)
+        .unwrap();
+    assert_eq!(
+        pt.unmap(&mut m, PAGE_SIZE, PAGE_SIZE),
+        Err(MapError::WouldSplit)
+    );
+    assert!(pt.translate(&m, PAGE_SIZE).is_some());
+    // Holes are fine; the 2 MiB block and the pages go.
+    pt.unmap(&mut m, 0, 2 * MIB2).unwrap();
+    assert_eq!(pt.translate(&m, 0), None);
+    assert_eq!(pt.translate(&m, MIB2 + PAGE_SIZE), None);
+    // The freed range can be mapped again.
+    pt.map(&mut m, 0, 0x6000_0000, 2 * MIB2, Attrs::RW).unwrap();
+    assert_eq!(pt.translate(&m, MIB2 + 8).map(|t| t.0), Some(0x6020_0008));
+}
+
+#[test]
+fn running_out_of_tables_rolls_back() {
+    let mut m = FakeMem::default();
+    let mut pt = s1(&mut m);
+    m.limit = Some(m.live() + 3);
+    // Needs L1, L2 and two L3 tables: the fourth allocation fails.
+    let r = pt.map(&mut m, MIB2 - PAGE_SIZE, 0, 2 * PAGE_SIZE, Attrs::RW);
+    assert_eq!(r, Err(MapError::NoMemory));
+    assert_eq!(pt.translate(&m, MIB2 - PAGE_SIZE), None);
+}
+
+#[test]
+fn random_maps_match_a_model() {
+    // A tiny deterministic generator: no dependency needed.
+    let mut seed = 0x1234_5678_9abc_def0u64;
+    let mut rnd = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let mut m = FakeMem::default();
+    let mut pt: PageTable<Stage2> = PageTable::new(&mut m, 36, 1).unwrap();
+    let mut model: Vec<(u64, u64, u64)> = Vec::new(); // (va, pa, size)
+    for _ in 0..500 {
+        let pages = 1 + rnd() % 600;
+        let va = (rnd() % (1 << 24)) * PAGE_SIZE;
+        let pa = (rnd() % (1 << 24)) * PAGE_SIZE;
+        let size = pages * PAGE_SIZE;
+        if rnd() % 3 == 0 && !model.is_empty() {
+            let i = (rnd() as usize) % model.len();
+            let (v, _, s) = model.remove(i);
+            pt.unmap(&mut m, v, s).unwrap();
+            continue;
+        }
+        let overlaps = model.iter().any(|&(v, _, s)| va < v + s && v < va + size);
+        let r = pt.map(&mut m, va, pa, size, Attrs::RW);
+        if va + size > 1 << 36 {
+            assert_eq!(r, Err(MapError::OutOfRange));
+        } else if overlaps {
+            assert_eq!(r, Err(MapError::AlreadyMapped));
+        } else {
+            r.unwrap();
+            model.push((va, pa, size));
+        }
+    }
+    for &(v, p, s) in &model {
+        for probe in [v, v + s / 2 / PAGE_SIZE * PAGE_SIZE, v + s - 1] {
+            assert_eq!(pt.translate(&m, probe).map(|t| t.0), Some(p + (probe - v)));
+        }
+    }
+}

@@ -1,0 +1,222 @@
+//! The hardware summary printed after boot: board, RAM, CPUs, GIC, timer,
+//! each SMMUv3 with the features it advertises, and the PCIe host bridges.
+//! Formatting is plain logic over the parsed DT and register values, so it
+//! is tested on the host; [`probe`] reads the registers on the target.
+
+use crate::fdt::{Conduit, HostDt, PciSpace};
+use crate::smmu::idregs::Features;
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt;
+
+/// What the summary reports about one SMMUv3.
+#[derive(Debug, Clone)]
+pub enum SmmuStatus {
+    /// Its ID registers were read.
+    Probed(Features),
+    /// It could not be read (the reason).
+    Unreachable(String),
+}
+
+/// Everything the summary prints.
+pub struct Summary<'a> {
+    /// The parsed host DT.
+    pub hw: &'a HostDt,
+    /// Board name (from the platform crate).
+    pub board: &'static str,
+    /// CPUs online.
+    pub online: usize,
+    /// PSCI version reported by the firmware, if asked.
+    pub psci_version: Option<(u16, u16)>,
+    /// Counter frequency in Hz.
+    pub counter_hz: u64,
+    /// Number of SPIs the distributor implements (from GICD_TYPER).
+    pub gic_spis: Option<u32>,
+    /// One entry per `hw.smmus` element, same order.
+    pub smmus: Vec<SmmuStatus>,
+}
+
+fn mib(bytes: u64) -> u64 {
+    bytes >> 20
+}
+
+impl fmt::Display for Summary<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let hw = self.hw;
+        writeln!(f, "hardware summary ({}):", self.board)?;
+        let total: u64 = hw.memory.iter().map(|r| r.size).sum();
+        write!(f, "  ram: {} MiB:", mib(total))?;
+        for r in &hw.memory {
+            write!(f, " {:#x}..{:#x}", r.base, r.end())?;
+        }
+        writeln!(f)?;
+        write!(
+            f,
+            "  cpus: {} in the DT, {} online; mpidr",
+            hw.cpus.len(),
+            self.online
+        )?;
+        for c in &hw.cpus {
+            write!(f, " {:#x}", c.mpidr)?;
+        }
+        writeln!(f)?;
+        match &hw.psci {
+            Some(p) => {
+                let conduit = match p.conduit {
+                    Conduit::Smc => "smc",
+                    Conduit::Hvc => "hvc",
+                };
+                match self.psci_version {
+                    Some((maj, min)) => writeln!(f, "  psci: {maj}.{min} via {conduit}")?,
+                    None => writeln!(f, "  psci: via {conduit}")?,
+                }
+            }
+            None => writeln!(f, "  psci: none")?,
+        }
+        match &hw.gic {
+            Some(g) => {
+                write!(
+                    f,
+                    "  gic: GICv{} distributor {:#x}, redistributors",
+                    g.version, g.dist.base
+                )?;
+                for r in &g.redists {
+                    write!(f, " {:#x}..{:#x}", r.base, r.end())?;
+                }
+                if let Some(spis) = self.gic_spis {
+                    write!(f, ", {spis} SPIs")?;
+                }
+                writeln!(f)?;
+            }
+            None => writeln!(f, "  gic: none found")?,
+        }
+        match &hw.timer {
+            Some(t) => {
+                write!(f, "  timer: {} Hz", self.counter_hz)?;
+                for (name, irq) in [
+                    ("el1-phys", t.phys),
+                    ("el1-virt", t.virt),
+                    ("el2-phys", t.hyp_phys),
+                    ("el2-virt", t.hyp_virt),
+                ] {
+                    if let Some(i) = irq {
+                        write!(f, ", {name} intid {}", i.intid())?;
+                    }
+                }
+                writeln!(f)?;
+            }
+            None => writeln!(f, "  timer: none found")?,
+        }
+        if hw.smmus.is_empty() {
+            writeln!(
+                f,
+                "  no SMMUv3 in the device tree: DMA isolation is unavailable"
+            )?;
+        }
+        for (s, status) in hw.smmus.iter().zip(&self.smmus) {
+            write!(f, "  smmuv3 {} at {:#x}: ", s.path, s.base)?;
+            match status {
+                SmmuStatus::Probed(feat) => {
+                    write!(f, "{feat}")?;
+                    if let Some(why) = feat.unusable_reason() {
+                        write!(f, " (unusable for DMA isolation: {why})")?;
+                    }
+                    writeln!(f)?;
+                }
+                SmmuStatus::Unreachable(why) => writeln!(f, "not probed: {why}")?,
+            }
+        }
+        if hw.pcie.is_empty() {
+            writeln!(f, "  pcie: none")?;
+        }
+        for p in &hw.pcie {
+            write!(
+                f,
+                "  pcie {}: ecam {:#x} ({} MiB), buses {}-{}",
+                p.path,
+                p.ecam.base,
+                mib(p.ecam.size),
+                p.bus_range.0,
+                p.bus_range.1
+            )?;
+            for r in &p.ranges {
+                let kind = match r.space {
+                    PciSpace::Config => "cfg",
+                    PciSpace::Io => "io",
+                    PciSpace::Mem32 => "mem32",
+                    PciSpace::Mem64 => "mem64",
+                };
+                write!(f, ", {kind} {:#x}+{:#x}", r.cpu_addr, r.size)?;
+            }
+            for m in &p.iommu_map {
+                let target = match hw.smmus.iter().find(|s| s.phandle == Some(m.iommu_phandle)) {
+                    Some(s) => alloc::format!("smmuv3 at {:#x}", s.base),
+                    None => alloc::format!("phandle {:#x}", m.iommu_phandle),
+                };
+                write!(
+                    f,
+                    ", rid {:#x}..{:#x} -> {target} sid {:#x}",
+                    m.rid_base,
+                    m.rid_base as u64 + m.length as u64,
+                    m.iommu_base
+                )?;
+            }
+            if p.iommu_map.is_empty() {
+                write!(f, ", no iommu-map (DMA not translated)")?;
+            }
+            writeln!(f)?;
+        }
+        Ok(())
+    }
+}
+
+/// Reads what the summary needs from the hardware: SMMU ID registers, the
+/// GIC distributor's type register, PSCI version, counter frequency.
+#[cfg(all(target_arch = "aarch64", target_os = "none"))]
+pub fn probe(hw: &HostDt) -> Summary<'_> {
+    use crate::arch::aarch64::{cpu, psci};
+    use crate::mm::el2map;
+    use crate::smmu::idregs::{IDR_COUNT, IDR0_OFFSET};
+
+    let board_compat = hw.compatible.iter().map(|s| s.as_str());
+    let board = platform::identify(board_compat).name;
+    let smmus = hw
+        .smmus
+        .iter()
+        .map(|s| match el2map::map_device(s.base, 0x1000) {
+            Ok(()) => {
+                let mut idr = [0u32; IDR_COUNT];
+                for (i, v) in idr.iter_mut().enumerate() {
+                    let addr = s.base as usize + IDR0_OFFSET + 4 * i;
+                    // SAFETY: the SMMU's first register page is mapped as device
+                    // memory; ID registers are read-only and side-effect free.
+                    *v = unsafe { core::ptr::read_volatile(addr as *const u32) };
+                }
+                log::debug!("smmuv3 {:#x}: IDR0-5 {:x?}", s.base, idr);
+                SmmuStatus::Probed(Features::decode(idr))
+            }
+            Err(e) => SmmuStatus::Unreachable(alloc::format!("cannot map its registers: {e}")),
+        })
+        .collect();
+    let gic_spis = hw.gic.as_ref().and_then(|g| {
+        el2map::map_device(g.dist.base, 0x1000).ok()?;
+        // SAFETY: GICD_TYPER (offset 4) of a mapped distributor; read-only.
+        let typer = unsafe { core::ptr::read_volatile((g.dist.base as usize + 4) as *const u32) };
+        let lines = ((typer & 0x1f) + 1) * 32;
+        Some(lines.min(1020) - 32)
+    });
+    let psci_version = hw
+        .psci
+        .as_ref()
+        .and_then(|p| psci::version(p.conduit).ok())
+        .map(|v| (v.major, v.minor));
+    Summary {
+        hw,
+        board,
+        online: crate::smp::online(),
+        psci_version,
+        counter_hz: cpu::counter_frequency(),
+        gic_spis,
+        smmus,
+    }
+}
