@@ -22,7 +22,7 @@ fn panic(info: &core::panic::PanicInfo) -> ! {
 #[cfg(not(target_os = "none"))]
 fn main() {
     eprintln!(
-        "the hypervisor image only runs on aarch64-unknown-none; build it with `cargo xtask build`"
+        "the hypervisor image only runs on aarch64-unknown-none-softfloat; build it with `cargo xtask build`"
     );
     std::process::exit(1);
 }

@@ -33,7 +33,11 @@ pub fn read_cells(bytes: &[u8], index: usize, n: u32) -> Option<u64> {
 
 /// A property holding exactly one cell.
 pub fn single_u32(bytes: &[u8]) -> Option<u32> {
-    if bytes.len() == 4 { cell(bytes, 0) } else { None }
+    if bytes.len() == 4 {
+        cell(bytes, 0)
+    } else {
+        None
+    }
 }
 
 /// A `#address-cells`-style property: exactly one cell, at most [`MAX_CELLS`].
@@ -61,7 +65,11 @@ pub fn reg_entries(bytes: &[u8], address_cells: u32, size_cells: u32) -> Option<
     }
     let chunks = entries(bytes, address_cells + size_cells)?;
     let expected = chunks.len();
-    let iter = RegIter { chunks, address_cells, size_cells };
+    let iter = RegIter {
+        chunks,
+        address_cells,
+        size_cells,
+    };
     // Decode every entry once up front (the iterator stops at the first bad
     // one), so that a returned iterator yields all entries.
     (iter.clone().count() == expected).then_some(iter)

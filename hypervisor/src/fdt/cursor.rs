@@ -58,9 +58,18 @@ impl<'dt> Cursor<'dt> {
         // `totalsize` bytes long, which is what `DevTree::new` requires.
         let fdt = unsafe { DevTree::new(blob) }.map_err(|_| DtError::BadLayout)?;
         let strings_end = header.off_dt_strings + header.size_dt_strings;
-        let strings = blob.get(header.off_dt_strings..strings_end).ok_or(DtError::BadLayout)?;
+        let strings = blob
+            .get(header.off_dt_strings..strings_end)
+            .ok_or(DtError::BadLayout)?;
         let range = header.struct_range();
-        let cursor = Self { fdt, blob, strings, off: range.start, end: range.end, done: false };
+        let cursor = Self {
+            fdt,
+            blob,
+            strings,
+            off: range.start,
+            end: range.end,
+            done: false,
+        };
         Ok((cursor, header))
     }
 
@@ -112,12 +121,18 @@ impl<'dt> Cursor<'dt> {
                 Some(ParsedTok::Nop) => continue,
                 Some(ParsedTok::EndNode) => Ok(Some(Token::End)),
                 Some(ParsedTok::BeginNode(node)) => {
-                    let name = from_utf8(node.name).map_err(|_| DtError::BadName { offset: off })?;
+                    let name =
+                        from_utf8(node.name).map_err(|_| DtError::BadName { offset: off })?;
                     Ok(Some(Token::Begin(name)))
                 }
                 Some(ParsedTok::Prop(prop)) => {
-                    let name = self.prop_name(prop.name_offset).ok_or(DtError::BadName { offset: off })?;
-                    Ok(Some(Token::Prop { name, value: prop.prop_buf }))
+                    let name = self
+                        .prop_name(prop.name_offset)
+                        .ok_or(DtError::BadName { offset: off })?;
+                    Ok(Some(Token::Prop {
+                        name,
+                        value: prop.prop_buf,
+                    }))
                 }
             };
         }

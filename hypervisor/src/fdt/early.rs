@@ -7,11 +7,11 @@ use core::ops::ControlFlow;
 
 use heapless::Vec;
 
+use super::DtError;
 use super::cells::{first_str, reg_entries};
 use super::header::{FDT_MAGIC, HEADER_SIZE, Header, MAX_DTB_SIZE, be32};
 use super::path::{PathRef, components, name_matches};
 use super::walk::{Event, Frame, first_reg, walk};
-use super::DtError;
 use crate::mm::layout::Region;
 
 /// Most memory regions [`memory_regions`] can return.
@@ -36,7 +36,8 @@ pub unsafe fn from_ptr(addr: usize) -> Result<&'static [u8], DtError> {
     }
     // SAFETY: `addr` is non-null and aligned, and the caller guarantees the
     // header bytes are readable and immutable for the program's lifetime.
-    let head: &'static [u8] = unsafe { core::slice::from_raw_parts(addr as *const u8, HEADER_SIZE) };
+    let head: &'static [u8] =
+        unsafe { core::slice::from_raw_parts(addr as *const u8, HEADER_SIZE) };
     let magic = be32(head, 0).unwrap_or(0);
     if magic != FDT_MAGIC {
         return Err(DtError::BadMagic { found: magic });
@@ -48,7 +49,8 @@ pub unsafe fn from_ptr(addr: usize) -> Result<&'static [u8], DtError> {
     // SAFETY: the header is valid and `totalsize` is at most MAX_DTB_SIZE,
     // so by the caller's guarantee these bytes are readable and immutable;
     // `addr + total` does not wrap (checked above against MAX_DTB_SIZE).
-    let blob: &'static [u8] = unsafe { core::slice::from_raw_parts(addr as *const u8, total as usize) };
+    let blob: &'static [u8] =
+        unsafe { core::slice::from_raw_parts(addr as *const u8, total as usize) };
     Header::read(blob)?;
     Ok(blob)
 }
@@ -76,7 +78,11 @@ pub fn memory_regions(dtb: &[u8]) -> Result<Vec<Region, MAX_EARLY_REGIONS>, DtEr
         if !is_memory(node) {
             return ControlFlow::Continue(());
         }
-        let entries = match (node.reg, root.child_address_cells(), root.child_size_cells()) {
+        let entries = match (
+            node.reg,
+            root.child_address_cells(),
+            root.child_size_cells(),
+        ) {
             (Some(reg), Some(ac), Some(sc)) => reg_entries(reg, ac, sc),
             _ => None,
         };
@@ -120,7 +126,11 @@ pub fn stdout_uart(dtb: &[u8]) -> Option<u64> {
 fn stdout_path(dtb: &[u8]) -> Option<(&str, &str)> {
     let mut value = None;
     walk(dtb, |event| match event {
-        Event::Prop { stack: [_, chosen], name, value: v } if chosen.name == "chosen" => {
+        Event::Prop {
+            stack: [_, chosen],
+            name,
+            value: v,
+        } if chosen.name == "chosen" => {
             if name == "stdout-path" || (name == "linux,stdout-path" && value.is_none()) {
                 value = first_str(v);
             }
@@ -139,7 +149,11 @@ fn stdout_path(dtb: &[u8]) -> Option<(&str, &str)> {
 fn alias_target<'dt>(dtb: &'dt [u8], alias: &str) -> Option<&'dt str> {
     let mut target = None;
     walk(dtb, |event| match event {
-        Event::Prop { stack: [_, aliases], name, value } if aliases.name == "aliases" && name == alias => {
+        Event::Prop {
+            stack: [_, aliases],
+            name,
+            value,
+        } if aliases.name == "aliases" && name == alias => {
             target = first_str(value).filter(|t| t.starts_with('/'));
             ControlFlow::Break(())
         }
@@ -161,7 +175,11 @@ fn node_base(dtb: &[u8], (path, rest): (&str, &str)) -> Option<u64> {
         let same_len = names.clone().count() == wanted.clone().count();
         if same_len && names.zip(wanted.clone()).all(|(n, w)| name_matches(n, w)) {
             let usable = stack.last().is_some_and(Frame::available);
-            base = if usable { first_reg(stack).map(|(b, _)| b) } else { None };
+            base = if usable {
+                first_reg(stack).map(|(b, _)| b)
+            } else {
+                None
+            };
             return ControlFlow::Break(());
         }
         ControlFlow::Continue(())
@@ -177,7 +195,9 @@ fn first_compatible_base(dtb: &[u8], compat: &str) -> Option<u64> {
         let Event::Node(stack) = event else {
             return ControlFlow::Continue(());
         };
-        let wanted = stack.last().is_some_and(|n| n.is_compatible(compat) && n.available());
+        let wanted = stack
+            .last()
+            .is_some_and(|n| n.is_compatible(compat) && n.available());
         match first_reg(stack).filter(|_| wanted) {
             Some((b, _)) => {
                 base = Some(b);

@@ -78,19 +78,41 @@ impl fmt::Display for DtError {
             Self::BadPointer => write!(f, "device tree pointer is null or wraps around memory"),
             Self::Unaligned => write!(f, "device tree is not 4-byte aligned"),
             Self::TooShort { len } => write!(f, "device tree too short for a header ({len} bytes)"),
-            Self::BadMagic { found } => write!(f, "bad device tree magic {found:#010x} (expected 0xd00dfeed)"),
-            Self::BadTotalSize { size } => write!(f, "implausible device tree total size {size:#x}"),
+            Self::BadMagic { found } => write!(
+                f,
+                "bad device tree magic {found:#010x} (expected 0xd00dfeed)"
+            ),
+            Self::BadTotalSize { size } => {
+                write!(f, "implausible device tree total size {size:#x}")
+            }
             Self::Truncated { total, available } => {
-                write!(f, "device tree truncated: header says {total:#x} bytes, only {available:#x} available")
+                write!(
+                    f,
+                    "device tree truncated: header says {total:#x} bytes, only {available:#x} available"
+                )
             }
             Self::BadVersion { version, last_comp } => {
-                write!(f, "unsupported device tree version {version} (last compatible {last_comp})")
+                write!(
+                    f,
+                    "unsupported device tree version {version} (last compatible {last_comp})"
+                )
             }
             Self::BadLayout => write!(f, "device tree header offsets or sizes are out of bounds"),
-            Self::BadMemReserve => write!(f, "device tree memory reservation block is not terminated"),
-            Self::BadStructure { offset } => write!(f, "malformed device tree structure at offset {offset:#x}"),
-            Self::BadName { offset } => write!(f, "invalid or over-long name in device tree at offset {offset:#x}"),
-            Self::TooDeep => write!(f, "device tree nodes nested deeper than {}", super::MAX_DEPTH),
+            Self::BadMemReserve => {
+                write!(f, "device tree memory reservation block is not terminated")
+            }
+            Self::BadStructure { offset } => {
+                write!(f, "malformed device tree structure at offset {offset:#x}")
+            }
+            Self::BadName { offset } => write!(
+                f,
+                "invalid or over-long name in device tree at offset {offset:#x}"
+            ),
+            Self::TooDeep => write!(
+                f,
+                "device tree nodes nested deeper than {}",
+                super::MAX_DEPTH
+            ),
             Self::TooManyRegions => write!(f, "too many memory regions in device tree"),
             Self::NoMemory => write!(f, "device tree describes no usable memory"),
             Self::NoCpus => write!(f, "device tree describes no usable cpu"),

@@ -73,7 +73,10 @@ impl Header {
             return Err(DtError::BadTotalSize { size: total });
         }
         if buf.len() < total_size {
-            return Err(DtError::Truncated { total: total_size, available: buf.len() });
+            return Err(DtError::Truncated {
+                total: total_size,
+                available: buf.len(),
+            });
         }
         let header = Header {
             total_size,
@@ -87,7 +90,10 @@ impl Header {
             size_dt_struct: field(buf, 9) as usize,
         };
         if header.version < 17 || header.last_comp_version > 17 {
-            return Err(DtError::BadVersion { version: header.version, last_comp: header.last_comp_version });
+            return Err(DtError::BadVersion {
+                version: header.version,
+                last_comp: header.last_comp_version,
+            });
         }
         header.check_layout()?;
         Ok(header)
@@ -97,7 +103,8 @@ impl Header {
     /// inside the blob. Sizes are at most 2 MiB, so no sum overflows.
     fn check_layout(&self) -> Result<(), DtError> {
         let total = self.total_size;
-        let inside = |off: usize, size: usize| off >= HEADER_SIZE && off.saturating_add(size) <= total;
+        let inside =
+            |off: usize, size: usize| off >= HEADER_SIZE && off.saturating_add(size) <= total;
         let ok = inside(self.off_mem_rsvmap, 16)
             && self.off_mem_rsvmap % 4 == 0
             && inside(self.off_dt_struct, self.size_dt_struct)
@@ -141,7 +148,11 @@ pub struct MemReserveIter<'a> {
 impl<'a> MemReserveIter<'a> {
     /// Iterates the reservation block of `blob` described by `header`.
     pub fn new(blob: &'a [u8], header: &Header) -> Self {
-        Self { blob, off: header.off_mem_rsvmap, done: false }
+        Self {
+            blob,
+            off: header.off_mem_rsvmap,
+            done: false,
+        }
     }
 }
 
@@ -152,7 +163,8 @@ impl Iterator for MemReserveIter<'_> {
         if self.done {
             return None;
         }
-        let entry = be64(self.blob, self.off).zip(self.off.checked_add(8).and_then(|o| be64(self.blob, o)));
+        let entry =
+            be64(self.blob, self.off).zip(self.off.checked_add(8).and_then(|o| be64(self.blob, o)));
         match entry {
             None => {
                 self.done = true;

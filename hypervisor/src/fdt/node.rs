@@ -20,7 +20,10 @@ pub struct Prop {
 impl Prop {
     /// A property from a name and raw value.
     pub fn new(name: &str, value: &[u8]) -> Self {
-        Self { name: name.into(), value: value.into() }
+        Self {
+            name: name.into(),
+            value: value.into(),
+        }
     }
 
     /// The value as exactly one cell.
@@ -34,7 +37,9 @@ impl Prop {
         if self.value.len() % 4 != 0 {
             return None;
         }
-        (0..self.value.len() / 4).map(|i| cells::cell(&self.value, i)).collect()
+        (0..self.value.len() / 4)
+            .map(|i| cells::cell(&self.value, i))
+            .collect()
     }
 
     /// The value as a 32- or 64-bit number (one or two cells), as used by
@@ -94,10 +99,15 @@ impl fmt::Display for PropError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
             Self::Missing { prop } => write!(f, "no `{prop}` property"),
-            Self::BadLength { prop, len } => write!(f, "`{prop}` has a malformed length ({len} bytes)"),
+            Self::BadLength { prop, len } => {
+                write!(f, "`{prop}` has a malformed length ({len} bytes)")
+            }
             Self::BadCells => write!(f, "malformed #address-cells/#size-cells in the parent"),
             Self::Untranslatable { addr } => {
-                write!(f, "address {addr:#x} is not translatable through the parents' `ranges`")
+                write!(
+                    f,
+                    "address {addr:#x} is not translatable through the parents' `ranges`"
+                )
             }
         }
     }
@@ -118,7 +128,11 @@ pub struct Node {
 impl Node {
     /// An empty node called `name`.
     pub fn new(name: &str) -> Self {
-        Self { name: name.into(), props: Vec::new(), children: Vec::new() }
+        Self {
+            name: name.into(),
+            props: Vec::new(),
+            children: Vec::new(),
+        }
     }
 
     /// The name without the unit address.
@@ -181,7 +195,8 @@ impl Node {
 
     /// True when `compatible` lists `wanted`.
     pub fn is_compatible(&self, wanted: &str) -> bool {
-        self.prop("compatible").is_some_and(|p| cells::list_contains(&p.value, wanted))
+        self.prop("compatible")
+            .is_some_and(|p| cells::list_contains(&p.value, wanted))
     }
 
     /// The first child matching the path component `component` (exact
@@ -190,18 +205,24 @@ impl Node {
         self.children
             .iter()
             .find(|c| c.name == component)
-            .or_else(|| self.children.iter().find(|c| name_matches(&c.name, component)))
+            .or_else(|| {
+                self.children
+                    .iter()
+                    .find(|c| name_matches(&c.name, component))
+            })
     }
 
     /// `#address-cells` this node gives its children: the property, 2 if
     /// absent, `None` if malformed.
     pub fn child_address_cells(&self) -> Option<u32> {
-        self.prop("#address-cells").map_or(Some(2), |p| cells::cell_count(&p.value))
+        self.prop("#address-cells")
+            .map_or(Some(2), |p| cells::cell_count(&p.value))
     }
 
     /// `#size-cells` this node gives its children: the property, 1 if
     /// absent, `None` if malformed.
     pub fn child_size_cells(&self) -> Option<u32> {
-        self.prop("#size-cells").map_or(Some(1), |p| cells::cell_count(&p.value))
+        self.prop("#size-cells")
+            .map_or(Some(1), |p| cells::cell_count(&p.value))
     }
 }

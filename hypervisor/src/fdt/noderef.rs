@@ -30,7 +30,10 @@ impl<'t> Deref for NodeRef<'t> {
 impl<'t> NodeRef<'t> {
     /// The root of a tree.
     pub fn root(root: &'t Node) -> Self {
-        Self { ancestors: Vec::new(), node: root }
+        Self {
+            ancestors: Vec::new(),
+            node: root,
+        }
     }
 
     /// The node itself, with the tree's lifetime.
@@ -46,7 +49,10 @@ impl<'t> NodeRef<'t> {
     /// The parent node, or `None` for the root.
     pub fn parent(&self) -> Option<NodeRef<'t>> {
         let (&node, rest) = self.ancestors.split_last()?;
-        Some(NodeRef { ancestors: rest.to_vec(), node })
+        Some(NodeRef {
+            ancestors: rest.to_vec(),
+            node,
+        })
     }
 
     /// A reference to `child`, which must be one of this node's children
@@ -55,7 +61,10 @@ impl<'t> NodeRef<'t> {
         let mut ancestors = Vec::with_capacity(self.ancestors.len() + 1);
         ancestors.extend_from_slice(&self.ancestors);
         ancestors.push(self.node);
-        NodeRef { ancestors, node: child }
+        NodeRef {
+            ancestors,
+            node: child,
+        }
     }
 
     /// The children, in blob order.
@@ -69,7 +78,12 @@ impl<'t> NodeRef<'t> {
             return "/".into();
         }
         let mut path = String::new();
-        for node in self.ancestors.iter().skip(1).chain(core::iter::once(&self.node)) {
+        for node in self
+            .ancestors
+            .iter()
+            .skip(1)
+            .chain(core::iter::once(&self.node))
+        {
             path.push('/');
             path.push_str(&node.name);
         }
@@ -96,9 +110,15 @@ impl<'t> NodeRef<'t> {
 
     /// The `reg` entries as bus addresses (in the parent's address space).
     pub fn reg(&self) -> Result<Vec<Region>, PropError> {
-        let reg = self.node.prop("reg").ok_or(PropError::Missing { prop: "reg" })?;
+        let reg = self
+            .node
+            .prop("reg")
+            .ok_or(PropError::Missing { prop: "reg" })?;
         let (ac, sc) = (self.address_cells()?, self.size_cells()?);
-        let entries = reg_entries(&reg.value, ac, sc).ok_or(PropError::BadLength { prop: "reg", len: reg.value.len() })?;
+        let entries = reg_entries(&reg.value, ac, sc).ok_or(PropError::BadLength {
+            prop: "reg",
+            len: reg.value.len(),
+        })?;
         Ok(entries.collect())
     }
 
@@ -118,7 +138,8 @@ impl<'t> NodeRef<'t> {
             let child_ac = bus.child_address_cells().ok_or(PropError::BadCells)?;
             let child_sc = bus.child_size_cells().ok_or(PropError::BadCells)?;
             let parent_ac = parent.child_address_cells().ok_or(PropError::BadCells)?;
-            out = through_ranges(&ranges.value, child_ac, parent_ac, child_sc, out).ok_or(untranslatable)?;
+            out = through_ranges(&ranges.value, child_ac, parent_ac, child_sc, out)
+                .ok_or(untranslatable)?;
         }
         Ok(out)
     }

@@ -67,12 +67,35 @@ mod tests {
 
     #[test]
     fn refs() {
-        assert_eq!(PathRef::parse("/pl011@9000000"), Some(PathRef::Absolute("/pl011@9000000")));
-        assert_eq!(PathRef::parse("/soc/uart@1:115200n8"), Some(PathRef::Absolute("/soc/uart@1")));
-        assert_eq!(PathRef::parse("serial0:115200n8"), Some(PathRef::Alias { alias: "serial0", rest: "" }));
-        assert_eq!(PathRef::parse("bus/uart"), Some(PathRef::Alias { alias: "bus", rest: "uart" }));
+        assert_eq!(
+            PathRef::parse("/pl011@9000000"),
+            Some(PathRef::Absolute("/pl011@9000000"))
+        );
+        assert_eq!(
+            PathRef::parse("/soc/uart@1:115200n8"),
+            Some(PathRef::Absolute("/soc/uart@1"))
+        );
+        assert_eq!(
+            PathRef::parse("serial0:115200n8"),
+            Some(PathRef::Alias {
+                alias: "serial0",
+                rest: ""
+            })
+        );
+        assert_eq!(
+            PathRef::parse("bus/uart"),
+            Some(PathRef::Alias {
+                alias: "bus",
+                rest: "uart"
+            })
+        );
         assert_eq!(PathRef::parse(":1"), None);
         assert_eq!(PathRef::parse(""), None);
-        assert_eq!(components("/a//b/").collect::<heapless::Vec<_, 4>>().as_slice(), &["a", "b"]);
+        assert_eq!(
+            components("/a//b/")
+                .collect::<heapless::Vec<_, 4>>()
+                .as_slice(),
+            &["a", "b"]
+        );
     }
 }

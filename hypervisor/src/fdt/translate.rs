@@ -9,7 +9,13 @@ use super::cells::{MAX_CELLS, entries, read_cells};
 /// `#address-cells`/`#size-cells`, `parent_ac` its parent's
 /// `#address-cells`. An empty `ranges` is the identity; `None` when no entry
 /// covers `addr` or the value is malformed.
-pub fn through_ranges(ranges: &[u8], child_ac: u32, parent_ac: u32, child_sc: u32, addr: u64) -> Option<u64> {
+pub fn through_ranges(
+    ranges: &[u8],
+    child_ac: u32,
+    parent_ac: u32,
+    child_sc: u32,
+    addr: u64,
+) -> Option<u64> {
     if ranges.is_empty() {
         return Some(addr);
     }
@@ -45,8 +51,18 @@ mod tests {
         assert_eq!(through_ranges(&r, 1, 2, 1, 0x0200_0000), None);
         assert_eq!(through_ranges(&[], 1, 2, 1, 0x1234), Some(0x1234));
         assert_eq!(through_ranges(&r[..12], 1, 2, 1, 0), None);
-        assert_eq!(through_ranges(&r, 1, 1, 1, 0), None, "length does not match cells");
-        let top = [0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xf0, 0, 0, 0, 0x20];
-        assert_eq!(through_ranges(&top, 1, 2, 1, 0x10), None, "overflow is refused");
+        assert_eq!(
+            through_ranges(&r, 1, 1, 1, 0),
+            None,
+            "length does not match cells"
+        );
+        let top = [
+            0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xf0, 0, 0, 0, 0x20,
+        ];
+        assert_eq!(
+            through_ranges(&top, 1, 2, 1, 0x10),
+            None,
+            "overflow is refused"
+        );
     }
 }

@@ -34,7 +34,10 @@ impl Tree {
             return Self::parse_aligned(dtb);
         }
         let total = Header::read(dtb)?.total_size;
-        let source = dtb.get(..total).ok_or(DtError::Truncated { total, available: dtb.len() })?;
+        let source = dtb.get(..total).ok_or(DtError::Truncated {
+            total,
+            available: dtb.len(),
+        })?;
         let mut copy = vec![0u8; total + 3];
         let skip = copy.as_ptr().align_offset(4);
         let aligned = copy.get_mut(skip..skip + total).ok_or(DtError::Unaligned)?;
@@ -48,7 +51,9 @@ impl Tree {
         let mut open: Vec<Node> = Vec::new();
         let mut root = None;
         loop {
-            let bad = DtError::BadStructure { offset: cursor.offset() };
+            let bad = DtError::BadStructure {
+                offset: cursor.offset(),
+            };
             let token = cursor.next_token()?;
             if root.is_some() {
                 // Only FDT_END may follow the root node.
@@ -64,7 +69,11 @@ impl Tree {
                     }
                     open.push(Node::new(name));
                 }
-                Token::Prop { name, value } => open.last_mut().ok_or(bad)?.props.push(Prop::new(name, value)),
+                Token::Prop { name, value } => open
+                    .last_mut()
+                    .ok_or(bad)?
+                    .props
+                    .push(Prop::new(name, value)),
                 Token::End => {
                     let node = open.pop().ok_or(bad)?;
                     match open.last_mut() {
@@ -74,8 +83,14 @@ impl Tree {
                 }
             }
         }
-        let root = root.ok_or(DtError::BadStructure { offset: cursor.offset() })?;
-        Ok(Tree { root, memreserve, boot_cpuid_phys: header.boot_cpuid_phys })
+        let root = root.ok_or(DtError::BadStructure {
+            offset: cursor.offset(),
+        })?;
+        Ok(Tree {
+            root,
+            memreserve,
+            boot_cpuid_phys: header.boot_cpuid_phys,
+        })
     }
 
     /// The root node.
@@ -125,7 +140,9 @@ impl Tree {
         if phandle == 0 || phandle == u32::MAX {
             return None;
         }
-        self.nodes().into_iter().find(|n| n.phandle() == Some(phandle))
+        self.nodes()
+            .into_iter()
+            .find(|n| n.phandle() == Some(phandle))
     }
 
     /// Every node, depth first in blob order, root first.
@@ -142,7 +159,10 @@ impl Tree {
     /// Every node whose `compatible` lists `compatible`, in blob order
     /// (enabled or not).
     pub fn compatible_nodes(&self, compatible: &str) -> Vec<NodeRef<'_>> {
-        self.nodes().into_iter().filter(|n| n.is_compatible(compatible)).collect()
+        self.nodes()
+            .into_iter()
+            .filter(|n| n.is_compatible(compatible))
+            .collect()
     }
 
     /// The absolute path of `node`, which must be a node of this tree

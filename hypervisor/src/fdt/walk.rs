@@ -103,11 +103,17 @@ pub(crate) fn walk<'dt>(
                     return Ok(());
                 }
                 let slot = stack.get_mut(depth).ok_or(DtError::TooDeep)?;
-                *slot = Frame { name, ..Frame::default() };
+                *slot = Frame {
+                    name,
+                    ..Frame::default()
+                };
                 depth += 1;
             }
             Some(Token::Prop { name, value }) => {
-                let frame = depth.checked_sub(1).and_then(|i| stack.get_mut(i)).ok_or(bad)?;
+                let frame = depth
+                    .checked_sub(1)
+                    .and_then(|i| stack.get_mut(i))
+                    .ok_or(bad)?;
                 match name {
                     "#address-cells" => frame.address_cells = Some(value),
                     "#size-cells" => frame.size_cells = Some(value),
@@ -119,12 +125,21 @@ pub(crate) fn walk<'dt>(
                     _ => {}
                 }
                 let open = stack.get(..depth).ok_or(bad)?;
-                if visit(Event::Prop { stack: open, name, value }).is_break() {
+                if visit(Event::Prop {
+                    stack: open,
+                    name,
+                    value,
+                })
+                .is_break()
+                {
                     return Ok(());
                 }
             }
             Some(Token::End) => {
-                let frame = depth.checked_sub(1).and_then(|i| stack.get_mut(i)).ok_or(bad)?;
+                let frame = depth
+                    .checked_sub(1)
+                    .and_then(|i| stack.get_mut(i))
+                    .ok_or(bad)?;
                 if !frame.announced {
                     frame.announced = true;
                     if announce(&stack, depth, &mut visit).is_break() {

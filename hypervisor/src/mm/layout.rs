@@ -52,11 +52,12 @@ impl Region {
         os >= s && oe <= e
     }
 
-    /// True when the two regions share at least one byte.
+    /// True when the two regions share at least one byte (an empty region
+    /// overlaps nothing).
     pub const fn overlaps(&self, other: &Region) -> bool {
         let (s, e) = self.span();
         let (os, oe) = other.span();
-        s < oe && os < e
+        s < e && os < oe && s < oe && os < e
     }
 
     /// `[base, end)` with the end computed in 128 bits (never wraps).
@@ -189,27 +190,47 @@ mod tests {
 
     #[test]
     fn no_reserved() {
-        assert_eq!(free_ranges(&[r(0x4000_0000, 0x4000_0000)], &[], G), vec![r(0x4000_0000, 0x4000_0000)]);
+        assert_eq!(
+            free_ranges(&[r(0x4000_0000, 0x4000_0000)], &[], G),
+            vec![r(0x4000_0000, 0x4000_0000)]
+        );
     }
 
     #[test]
     fn reserved_in_middle_and_edges() {
         let mem = [r(0x1000, 0x10000)];
         let res = [r(0x1000, 0x800), r(0x5000, 0x1000), r(0x10800, 0x800)];
-        assert_eq!(free_ranges(&mem, &res, G), vec![r(0x2000, 0x3000), r(0x6000, 0xa000)]);
+        assert_eq!(
+            free_ranges(&mem, &res, G),
+            vec![r(0x2000, 0x3000), r(0x6000, 0xa000)]
+        );
     }
 
     #[test]
     fn unsorted_overlapping_and_adjacent_inputs_merge() {
-        let mem = [r(0x3000, 0x2000), r(0x0, 0x2000), r(0x1000, 0x2000), r(0x8000, 0x1000), r(0x9000, 0x1000)];
+        let mem = [
+            r(0x3000, 0x2000),
+            r(0x0, 0x2000),
+            r(0x1000, 0x2000),
+            r(0x8000, 0x1000),
+            r(0x9000, 0x1000),
+        ];
         let res = [r(0x9800, 0x10), r(0x9000, 0x100)];
-        assert_eq!(free_ranges(&mem, &res, G), vec![r(0, 0x5000), r(0x8000, 0x1000)]);
+        assert_eq!(
+            free_ranges(&mem, &res, G),
+            vec![r(0, 0x5000), r(0x8000, 0x1000)]
+        );
     }
 
     #[test]
     fn reserved_outside_memory_and_zero_sizes_ignored() {
         let mem = [r(0x10000, 0x10000), r(0x50000, 0)];
-        let res = [r(0, 0x1000), r(0x30000, 0x1000), r(0x18000, 0), r(u64::MAX, 1)];
+        let res = [
+            r(0, 0x1000),
+            r(0x30000, 0x1000),
+            r(0x18000, 0),
+            r(u64::MAX, 1),
+        ];
         assert_eq!(free_ranges(&mem, &res, G), vec![r(0x10000, 0x10000)]);
     }
 
@@ -226,7 +247,10 @@ mod tests {
         assert_eq!(free_ranges(&mem, &[], G), vec![r(0x2000, 0x2000)]);
         // Reserved bytes poison the whole granule around them.
         let mem = [r(0, 0x10000)];
-        assert_eq!(free_ranges(&mem, &[r(0x4001, 1)], G), vec![r(0, 0x4000), r(0x5000, 0xb000)]);
+        assert_eq!(
+            free_ranges(&mem, &[r(0x4001, 1)], G),
+            vec![r(0, 0x4000), r(0x5000, 0xb000)]
+        );
         // Zero and non-power-of-two granules are accepted.
         assert_eq!(free_ranges(&[r(1, 10)], &[], 0), vec![r(1, 10)]);
         assert_eq!(free_ranges(&[r(1, 10)], &[], 3), vec![r(3, 6)]);
@@ -237,7 +261,11 @@ mod tests {
         let mem = [r(u64::MAX - 0x2fff, 0x10000)];
         let out = free_ranges(&mem, &[], G);
         assert_eq!(out, vec![r(u64::MAX - 0x2fff, 0x2000)]);
-        let out = free_ranges(&[r(0, u64::MAX), r(5, u64::MAX)], &[r(u64::MAX - 5, 100)], G);
+        let out = free_ranges(
+            &[r(0, u64::MAX), r(5, u64::MAX)],
+            &[r(u64::MAX - 5, 100)],
+            G,
+        );
         assert_eq!(out, vec![r(0, u64::MAX - 0xfff)]);
         assert!(free_ranges(&[r(u64::MAX, u64::MAX)], &[], 1).is_empty());
         assert!(free_ranges(&[], &[r(0, 5)], G).is_empty());
@@ -245,8 +273,15 @@ mod tests {
 
     #[test]
     fn huge_granule() {
-        assert!(free_ranges(&[r(0, u64::MAX)], &[], u64::MAX).is_empty());
-        assert_eq!(free_ranges(&[r(0, u64::MAX)], &[], 1 << 63), vec![r(0, 1 << 63)]);
+        assert_eq!(
+            free_ranges(&[r(0, u64::MAX)], &[], u64::MAX),
+            vec![r(0, u64::MAX)]
+        );
+        assert!(free_ranges(&[r(1, u64::MAX)], &[], u64::MAX).is_empty());
+        assert_eq!(
+            free_ranges(&[r(0, u64::MAX)], &[], 1 << 63),
+            vec![r(0, 1 << 63)]
+        );
     }
 
     #[test]
@@ -259,13 +294,20 @@ mod tests {
             s
         };
         for _ in 0..2000 {
-            let mem: Vec<Region> = (0..(next() % 6)).map(|_| r(next() % 0x10_0000, next() % 0x8_0000)).collect();
-            let res: Vec<Region> = (0..(next() % 6)).map(|_| r(next() % 0x10_0000, next() % 0x2_0000)).collect();
+            let mem: Vec<Region> = (0..(next() % 6))
+                .map(|_| r(next() % 0x10_0000, next() % 0x8_0000))
+                .collect();
+            let res: Vec<Region> = (0..(next() % 6))
+                .map(|_| r(next() % 0x10_0000, next() % 0x2_0000))
+                .collect();
             let g = 1 << (next() % 16);
             let out = free_ranges(&mem, &res, g);
             for (i, f) in out.iter().enumerate() {
                 assert!(f.size > 0 && f.base % g == 0 && f.size % g == 0);
-                assert!(res.iter().all(|x| x.size == 0 || !x.overlaps(f)), "{f} overlaps reserved");
+                assert!(
+                    res.iter().all(|x| x.size == 0 || !x.overlaps(f)),
+                    "{f} overlaps reserved"
+                );
                 if i > 0 {
                     assert!(out[i - 1].end() < f.base);
                 }

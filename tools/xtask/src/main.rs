@@ -1,2 +1,65 @@
-//! `cargo xtask`: build, run and test the hypervisor (being written).
-fn main() {}
+//! `cargo xtask`: host-side tasks for partita.
+//!
+//! - `cargo xtask build` builds the EL2 image and converts it to a raw binary
+//!   (`target/aarch64-unknown-none-softfloat/release/partita.bin`).
+//! - `cargo xtask run [-- QEMU ARGS]` builds, then boots the image on QEMU's
+//!   `virt` machine with the serial console on the terminal.
+//! - `cargo xtask test [-- TEST ARGS]` runs the host unit tests, builds the
+//!   image and runs the QEMU integration tests (package `hv-tests`).
+//!
+//! Every task first checks its prerequisites and installs what is missing
+//! when it can (see [`prereq`]).
+//!
+//! This file only parses the command line and dispatches; the work is in the
+//! modules below.
+
+mod cli;
+mod error;
+mod host;
+mod image;
+mod prereq;
+mod process;
+mod qemu;
+mod tasks;
+mod workspace;
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use cli::Task;
+use workspace::Workspace;
+
+fn main() -> ExitCode {
+    let task = match cli::parse(std::env::args_os().skip(1)) {
+        Ok(task) => task,
+        Err(e) => {
+            eprintln!("error: {e}\n\n{}", cli::USAGE);
+            return ExitCode::from(2);
+        }
+    };
+    if let Task::Help = task {
+        // A closed pipe (`cargo xtask help | head`) is not worth a panic.
+        let _ = writeln!(std::io::stdout(), "{}", cli::USAGE);
+        return ExitCode::SUCCESS;
+    }
+    let ws = match Workspace::locate() {
+        Ok(ws) => ws,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = match task {
+        Task::Help => Ok(0),
+        Task::Build => tasks::build(&ws).map(|_| 0),
+        Task::Run { qemu_args } => tasks::run(&ws, &qemu_args),
+        Task::Test { test_args } => tasks::test(&ws, &test_args).map(|()| 0),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

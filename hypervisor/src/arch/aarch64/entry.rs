@@ -102,7 +102,8 @@ primary_entry:
     add     x1, x1, :lo12:{boot_stack}
     add     sp, x1, #{boot_stack_size}
 
-    // FP/SIMD must not trap: Rust code uses the vector registers.
+    // The hypervisor is built soft-float and never touches FP/SIMD; at EL1
+    // (refusal path) make sure nothing traps anyway.
     mrs     x1, CurrentEL
     lsr     x1, x1, #2
     cmp     x1, #2
@@ -151,7 +152,7 @@ el2_reset_state:
     movz    x0, #0x0830             // SCTLR_EL2 RES1 bits; M, C, I off
     movk    x0, #0x30c5, lsl #16
     msr     sctlr_el2, x0
-    mov     x0, #0x33ff             // CPTR_EL2 RES1 bits; TFP, TCPAC off
+    mov     x0, #0x33ff             // CPTR_EL2 RES1 bits; TFP off: guests use FP/SIMD untrapped
     msr     cptr_el2, x0
     mov     x0, #(1 << 31)          // HCR_EL2.RW: EL1 is AArch64
     msr     hcr_el2, x0

@@ -46,14 +46,23 @@ pub fn chosen(tree: &Tree, warnings: &mut Vec<String>) -> Chosen {
         let prop = node.prop(name)?;
         let value = prop.as_str().map(ToString::to_string);
         if value.is_none() {
-            warn(warnings, &node, format!("`{name}` is not a string; ignored"));
+            warn(
+                warnings,
+                &node,
+                format!("`{name}` is not a string; ignored"),
+            );
         }
         value
     };
     let bootargs = string("bootargs", warnings);
-    let stdout_path = string("stdout-path", warnings).or_else(|| string("linux,stdout-path", warnings));
+    let stdout_path =
+        string("stdout-path", warnings).or_else(|| string("linux,stdout-path", warnings));
     let initrd = initrd(&node, warnings);
-    Chosen { bootargs, stdout_path, initrd }
+    Chosen {
+        bootargs,
+        stdout_path,
+        initrd,
+    }
 }
 
 fn initrd(node: &NodeRef<'_>, warnings: &mut Vec<String>) -> Option<Region> {
@@ -63,16 +72,28 @@ fn initrd(node: &NodeRef<'_>, warnings: &mut Vec<String>) -> Option<Region> {
         (None, None) => return None,
         (Some(s), Some(e)) => (s.as_u64(), e.as_u64()),
         _ => {
-            warn(warnings, node, "only one of linux,initrd-start/end; initrd ignored");
+            warn(
+                warnings,
+                node,
+                "only one of linux,initrd-start/end; initrd ignored",
+            );
             return None;
         }
     };
     let (Some(start), Some(end)) = (start, end) else {
-        warn(warnings, node, "linux,initrd-start/end are not 32- or 64-bit values; initrd ignored");
+        warn(
+            warnings,
+            node,
+            "linux,initrd-start/end are not 32- or 64-bit values; initrd ignored",
+        );
         return None;
     };
     if end < start {
-        warn(warnings, node, format!("initrd end {end:#x} below start {start:#x}; initrd ignored"));
+        warn(
+            warnings,
+            node,
+            format!("initrd end {end:#x} below start {start:#x}; initrd ignored"),
+        );
         return None;
     }
     (end > start).then(|| Region::new(start, end - start))

@@ -54,7 +54,11 @@ pub fn cpus(tree: &Tree, warnings: &mut Vec<String>) -> Result<Vec<Cpu>, DtError
         match node.address_cells() {
             Ok(1 | 2) => {}
             Ok(n) => {
-                warn(warnings, &node, format!("#address-cells {n} in /cpus is not 1 or 2; cpu ignored"));
+                warn(
+                    warnings,
+                    &node,
+                    format!("#address-cells {n} in /cpus is not 1 or 2; cpu ignored"),
+                );
                 continue;
             }
             Err(e) => {
@@ -76,11 +80,18 @@ pub fn cpus(tree: &Tree, warnings: &mut Vec<String>) -> Result<Vec<Cpu>, DtError
             }
         };
         if mpidr & !MPIDR_AFFINITY_MASK != 0 {
-            warn(warnings, &node, format!("reg {mpidr:#x} is not an MPIDR affinity value; cpu ignored"));
+            warn(
+                warnings,
+                &node,
+                format!("reg {mpidr:#x} is not an MPIDR affinity value; cpu ignored"),
+            );
             continue;
         }
         if let Some(first) = out.iter().find(|c| c.mpidr == mpidr) {
-            let msg = format!("MPIDR {mpidr:#x} already used by {}; cpu ignored", first.path);
+            let msg = format!(
+                "MPIDR {mpidr:#x} already used by {}; cpu ignored",
+                first.path
+            );
             warn(warnings, &node, msg);
             continue;
         }
@@ -90,20 +101,29 @@ pub fn cpus(tree: &Tree, warnings: &mut Vec<String>) -> Result<Vec<Cpu>, DtError
             enable_method: node.prop_str("enable-method").map(ToString::to_string),
         });
     }
-    if out.is_empty() { Err(DtError::NoCpus) } else { Ok(out) }
+    if out.is_empty() {
+        Err(DtError::NoCpus)
+    } else {
+        Ok(out)
+    }
 }
 
 /// The first enabled node compatible with `arm,psci*`; `None` (with a
 /// warning) when its `method` is missing or unknown.
 pub fn psci(tree: &Tree, warnings: &mut Vec<String>) -> Option<Psci> {
-    let node = tree.nodes().into_iter().find(|n| {
-        n.is_available() && n.compatible().iter().any(|c| c.starts_with("arm,psci"))
-    })?;
+    let node = tree
+        .nodes()
+        .into_iter()
+        .find(|n| n.is_available() && n.compatible().iter().any(|c| c.starts_with("arm,psci")))?;
     let conduit = match node.prop_str("method") {
         Some("smc") => Conduit::Smc,
         Some("hvc") => Conduit::Hvc,
         Some(other) => {
-            warn(warnings, &node, format!("unknown PSCI method {other:?}; PSCI ignored"));
+            warn(
+                warnings,
+                &node,
+                format!("unknown PSCI method {other:?}; PSCI ignored"),
+            );
             return None;
         }
         None => {
@@ -111,5 +131,8 @@ pub fn psci(tree: &Tree, warnings: &mut Vec<String>) -> Option<Psci> {
             return None;
         }
     };
-    Some(Psci { conduit, compatible: to_strings(node.compatible()) })
+    Some(Psci {
+        conduit,
+        compatible: to_strings(node.compatible()),
+    })
 }

@@ -54,7 +54,11 @@ pub fn gic(tree: &Tree, warnings: &mut Vec<String>) -> Option<Gic> {
             continue;
         }
         if let Some(first) = &found {
-            warn(warnings, &node, format!("additional GIC ignored (using {})", first.path));
+            warn(
+                warnings,
+                &node,
+                format!("additional GIC ignored (using {})", first.path),
+            );
             continue;
         }
         found = one_gic(tree, &node, warnings);
@@ -63,7 +67,11 @@ pub fn gic(tree: &Tree, warnings: &mut Vec<String>) -> Option<Gic> {
 }
 
 fn one_gic(tree: &Tree, node: &NodeRef<'_>, warnings: &mut Vec<String>) -> Option<Gic> {
-    let version = if node.is_compatible("arm,gic-v3") { 3 } else { 2 };
+    let version = if node.is_compatible("arm,gic-v3") {
+        3
+    } else {
+        2
+    };
     let regs = match node.reg_cpu() {
         Ok(regs) => regs,
         Err(e) => {
@@ -77,7 +85,11 @@ fn one_gic(tree: &Tree, node: &NodeRef<'_>, warnings: &mut Vec<String>) -> Optio
             Some(p) => match p.as_u32() {
                 Some(n) if n >= 1 => n as usize,
                 _ => {
-                    warn(warnings, node, "malformed #redistributor-regions; GIC ignored");
+                    warn(
+                        warnings,
+                        node,
+                        "malformed #redistributor-regions; GIC ignored",
+                    );
                     return None;
                 }
             },
@@ -86,7 +98,11 @@ fn one_gic(tree: &Tree, node: &NodeRef<'_>, warnings: &mut Vec<String>) -> Optio
         0
     };
     let (Some(&dist), Some(redists)) = (regs.first(), regs.get(1..1 + redist_count)) else {
-        let msg = format!("`reg` has {} entries, need {}; GIC ignored", regs.len(), 1 + redist_count);
+        let msg = format!(
+            "`reg` has {} entries, need {}; GIC ignored",
+            regs.len(),
+            1 + redist_count
+        );
         warn(warnings, node, msg);
         return None;
     };
@@ -103,7 +119,11 @@ fn one_gic(tree: &Tree, node: &NodeRef<'_>, warnings: &mut Vec<String>) -> Optio
             continue;
         }
         match child.reg_cpu().map(|r| r.first().copied()) {
-            Ok(Some(region)) => its.push(GicIts { path: child.path(), phandle: child.phandle(), region }),
+            Ok(Some(region)) => its.push(GicIts {
+                path: child.path(),
+                phandle: child.phandle(),
+                region,
+            }),
             Ok(None) => warn(warnings, &child, "empty `reg`; ITS ignored"),
             Err(e) => warn(warnings, &child, format!("{e}; ITS ignored")),
         }

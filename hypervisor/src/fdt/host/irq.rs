@@ -71,7 +71,11 @@ impl Interrupt {
         if number > max {
             return Err(format!("GIC interrupt number {number} out of range"));
         }
-        Ok(Self { kind, number, flags })
+        Ok(Self {
+            kind,
+            number,
+            flags,
+        })
     }
 }
 
@@ -81,7 +85,13 @@ impl fmt::Display for Interrupt {
             IrqKind::Spi => "SPI",
             IrqKind::Ppi => "PPI",
         };
-        write!(f, "{kind} {} (INTID {}, flags {:#x})", self.number, self.intid(), self.flags)
+        write!(
+            f,
+            "{kind} {} (INTID {}, flags {:#x})",
+            self.number,
+            self.intid(),
+            self.flags
+        )
     }
 }
 
@@ -138,9 +148,9 @@ pub fn interrupts(tree: &Tree, node: &NodeRef<'_>) -> Result<Vec<Interrupt>, Str
         let mut out = Vec::new();
         let mut rest = cells.as_slice();
         while let [phandle, tail @ ..] = rest {
-            let ctrl = tree
-                .by_phandle(*phandle)
-                .ok_or_else(|| format!("interrupts-extended: phandle {phandle:#x} names no node"))?;
+            let ctrl = tree.by_phandle(*phandle).ok_or_else(|| {
+                format!("interrupts-extended: phandle {phandle:#x} names no node")
+            })?;
             let n = interrupt_cells(&ctrl)?;
             let spec = tail.get(..n).ok_or("truncated `interrupts-extended`")?;
             out.push(decode(&ctrl, spec)?);
@@ -155,7 +165,13 @@ pub fn interrupts(tree: &Tree, node: &NodeRef<'_>) -> Result<Vec<Interrupt>, Str
     let n = interrupt_cells(&ctrl)?;
     let cells = prop.as_u32_list().ok_or("malformed `interrupts`")?;
     if cells.len() % n != 0 {
-        return Err(format!("`interrupts` has {} cells, not a multiple of {n}", cells.len()));
+        return Err(format!(
+            "`interrupts` has {} cells, not a multiple of {n}",
+            cells.len()
+        ));
     }
-    cells.chunks_exact(n).map(|spec| decode(&ctrl, spec)).collect()
+    cells
+        .chunks_exact(n)
+        .map(|spec| decode(&ctrl, spec))
+        .collect()
 }

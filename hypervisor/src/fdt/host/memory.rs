@@ -11,10 +11,19 @@ use crate::mm::layout::Region;
 
 /// Keeps the non-empty, non-wrapping entries of `regions`, warning about
 /// the wrapping ones.
-fn keep_valid(node: &NodeRef<'_>, regions: Vec<Region>, out: &mut Vec<Region>, warnings: &mut Vec<String>) {
+fn keep_valid(
+    node: &NodeRef<'_>,
+    regions: Vec<Region>,
+    out: &mut Vec<Region>,
+    warnings: &mut Vec<String>,
+) {
     for region in regions {
         if region.checked_end().is_none() {
-            warn(warnings, node, alloc::format!("reg entry {region} wraps around the address space; ignored"));
+            warn(
+                warnings,
+                node,
+                alloc::format!("reg entry {region} wraps around the address space; ignored"),
+            );
         } else if region.size != 0 {
             out.push(region);
         }
@@ -42,7 +51,12 @@ pub fn memory(tree: &Tree, warnings: &mut Vec<String>) -> Vec<Region> {
 /// enabled `/reserved-memory` child (children without `reg` are dynamic
 /// allocations and are ignored).
 pub fn reserved(tree: &Tree, warnings: &mut Vec<String>) -> Vec<Region> {
-    let mut out: Vec<Region> = tree.memreserve.iter().copied().filter(|r| r.size != 0).collect();
+    let mut out: Vec<Region> = tree
+        .memreserve
+        .iter()
+        .copied()
+        .filter(|r| r.size != 0)
+        .collect();
     let Some(parent) = tree.find("/reserved-memory") else {
         return out;
     };

@@ -136,7 +136,14 @@ fn host(tree: &Tree, node: &NodeRef<'_>, warnings: &mut Vec<String>) -> Result<P
     };
     let buses = (bus_range.1 - bus_range.0 + 1) as u64;
     if ecam.size < buses << 20 {
-        warn(warnings, node, format!("ECAM {ecam} too small for buses {}..={}", bus_range.0, bus_range.1));
+        warn(
+            warnings,
+            node,
+            format!(
+                "ECAM {ecam} too small for buses {}..={}",
+                bus_range.0, bus_range.1
+            ),
+        );
     }
     let iommu_map_mask = optional_u32(node, "iommu-map-mask")?;
     let msi_parent = match node.prop("msi-parent") {
@@ -146,11 +153,23 @@ fn host(tree: &Tree, node: &NodeRef<'_>, warnings: &mut Vec<String>) -> Result<P
     };
     let iommu_map = id_map(tree, node, "iommu-map")?
         .into_iter()
-        .map(|[rid_base, iommu_phandle, iommu_base, length]| IommuMapEntry { rid_base, iommu_phandle, iommu_base, length })
+        .map(
+            |[rid_base, iommu_phandle, iommu_base, length]| IommuMapEntry {
+                rid_base,
+                iommu_phandle,
+                iommu_base,
+                length,
+            },
+        )
         .collect();
     let msi_map = id_map(tree, node, "msi-map")?
         .into_iter()
-        .map(|[rid_base, msi_phandle, msi_base, length]| MsiMapEntry { rid_base, msi_phandle, msi_base, length })
+        .map(|[rid_base, msi_phandle, msi_base, length]| MsiMapEntry {
+            rid_base,
+            msi_phandle,
+            msi_base,
+            length,
+        })
         .collect();
     Ok(PcieHost {
         path: node.path(),
@@ -169,7 +188,10 @@ fn host(tree: &Tree, node: &NodeRef<'_>, warnings: &mut Vec<String>) -> Result<P
 fn optional_u32(node: &NodeRef<'_>, name: &str) -> Result<Option<u32>, String> {
     match node.prop(name) {
         None => Ok(None),
-        Some(p) => p.as_u32().map(Some).ok_or_else(|| format!("malformed `{name}`")),
+        Some(p) => p
+            .as_u32()
+            .map(Some)
+            .ok_or_else(|| format!("malformed `{name}`")),
     }
 }
 
@@ -181,19 +203,30 @@ fn id_map(tree: &Tree, node: &NodeRef<'_>, name: &str) -> Result<Vec<[u32; 4]>, 
     let Some(prop) = node.prop(name) else {
         return Ok(Vec::new());
     };
-    let cells = prop.as_u32_list().filter(|c| c.len() % 4 == 0 && !c.is_empty()).ok_or_else(|| {
-        format!("`{name}` is truncated ({} bytes, not a whole number of 4-cell entries)", prop.value.len())
-    })?;
+    let cells = prop
+        .as_u32_list()
+        .filter(|c| c.len() % 4 == 0 && !c.is_empty())
+        .ok_or_else(|| {
+            format!(
+                "`{name}` is truncated ({} bytes, not a whole number of 4-cell entries)",
+                prop.value.len()
+            )
+        })?;
     let mut out = Vec::new();
     for (i, entry) in cells.chunks_exact(4).enumerate() {
         let &[base, phandle, out_base, length] = entry else {
             return Err(format!("`{name}` entry {i} is truncated"));
         };
-        if length == 0 || (base as u64 + length as u64) > 1 << 32 || (out_base as u64 + length as u64) > 1 << 32 {
+        if length == 0
+            || (base as u64 + length as u64) > 1 << 32
+            || (out_base as u64 + length as u64) > 1 << 32
+        {
             return Err(format!("`{name}` entry {i} has a bad length {length:#x}"));
         }
         if tree.by_phandle(phandle).is_none() {
-            return Err(format!("`{name}` entry {i} names phandle {phandle:#x}, which is no node"));
+            return Err(format!(
+                "`{name}` entry {i} names phandle {phandle:#x}, which is no node"
+            ));
         }
         out.push([base, phandle, out_base, length]);
     }
@@ -206,8 +239,14 @@ fn ranges(node: &NodeRef<'_>) -> Result<Vec<PciRange>, String> {
     let Some(prop) = node.prop("ranges") else {
         return Ok(Vec::new());
     };
-    let child_ac = node.child_address_cells().filter(|&n| n == 3).ok_or("#address-cells is not 3")?;
-    let sc = node.child_size_cells().filter(|&n| n == 1 || n == 2).ok_or("#size-cells is not 1 or 2")?;
+    let child_ac = node
+        .child_address_cells()
+        .filter(|&n| n == 3)
+        .ok_or("#address-cells is not 3")?;
+    let sc = node
+        .child_size_cells()
+        .filter(|&n| n == 1 || n == 2)
+        .ok_or("#size-cells is not 1 or 2")?;
     let pac = node.address_cells().map_err(|e| format!("{e}"))?;
     let bad = || format!("malformed `ranges` ({} bytes)", prop.value.len());
     let mut out = Vec::new();
@@ -216,14 +255,22 @@ fn ranges(node: &NodeRef<'_>) -> Result<Vec<PciRange>, String> {
         let pci_addr = read_cells(entry, 1, 2).ok_or_else(bad)?;
         let bus_addr = read_cells(entry, 3, pac).ok_or_else(bad)?;
         let size = read_cells(entry, 3 + pac as usize, sc).ok_or_else(bad)?;
-        let cpu_addr = node.translate(bus_addr).map_err(|e| format!("`ranges`: {e}"))?;
+        let cpu_addr = node
+            .translate(bus_addr)
+            .map_err(|e| format!("`ranges`: {e}"))?;
         let space = match (hi >> 24) & 3 {
             0 => PciSpace::Config,
             1 => PciSpace::Io,
             2 => PciSpace::Mem32,
             _ => PciSpace::Mem64,
         };
-        out.push(PciRange { space, prefetchable: hi & (1 << 30) != 0, pci_addr, cpu_addr, size });
+        out.push(PciRange {
+            space,
+            prefetchable: hi & (1 << 30) != 0,
+            pci_addr,
+            cpu_addr,
+            size,
+        });
     }
     Ok(out)
 }

@@ -50,7 +50,11 @@ pub fn smmus(tree: &Tree, warnings: &mut Vec<String>) -> Vec<Smmu> {
             }
         };
         if region.size < SMMU_MIN_SIZE {
-            warn(warnings, &node, format!("register space {region} smaller than 128 KiB"));
+            warn(
+                warnings,
+                &node,
+                format!("register space {region} smaller than 128 KiB"),
+            );
         }
         let names = node.prop_str_list("interrupt-names").unwrap_or_default();
         let irqs = match interrupts(tree, &node) {
@@ -63,7 +67,12 @@ pub fn smmus(tree: &Tree, warnings: &mut Vec<String>) -> Vec<Smmu> {
         let interrupts = irqs
             .into_iter()
             .enumerate()
-            .map(|(i, irq)| (names.get(i).map_or_else(String::new, |n| n.to_string()), irq))
+            .map(|(i, irq)| {
+                (
+                    names.get(i).map_or_else(String::new, |n| n.to_string()),
+                    irq,
+                )
+            })
             .collect();
         out.push(Smmu {
             path: node.path(),

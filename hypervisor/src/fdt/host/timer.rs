@@ -33,7 +33,8 @@ const NAMES: [&str; 5] = ["sec-phys", "phys", "virt", "hyp-phys", "hyp-virt"];
 /// Interrupts are taken by position, or by `interrupt-names` when present.
 pub fn timer(tree: &Tree, warnings: &mut Vec<String>) -> Option<Timer> {
     let node = tree.nodes().into_iter().find(|n| {
-        n.is_available() && (n.is_compatible("arm,armv8-timer") || n.is_compatible("arm,armv7-timer"))
+        n.is_available()
+            && (n.is_compatible("arm,armv8-timer") || n.is_compatible("arm,armv7-timer"))
     })?;
     let list = match interrupts(tree, &node) {
         Ok(list) => list,

@@ -114,7 +114,11 @@ impl AlignedBuf {
         let mut storage = alloc::vec![0u8; bytes.len() + 8];
         let off = storage.as_ptr().align_offset(8);
         storage[off..off + bytes.len()].copy_from_slice(bytes);
-        Self { storage, off, len: bytes.len() }
+        Self {
+            storage,
+            off,
+            len: bytes.len(),
+        }
     }
 
     /// The aligned bytes.
@@ -131,10 +135,20 @@ impl AlignedBuf {
 /// A minimal valid tree: root cells 2/2, one memory node, one cpu.
 pub(super) fn minimal(extra: impl FnOnce(&mut Builder)) -> Vec<u8> {
     let mut b = Builder::default();
-    b.begin("").cells("#address-cells", &[2]).cells("#size-cells", &[2]);
-    b.begin("memory@40000000").string("device_type", "memory").cells("reg", &[0, 0x4000_0000, 0, 0x1000_0000]).end();
-    b.begin("cpus").cells("#address-cells", &[1]).cells("#size-cells", &[0]);
-    b.begin("cpu@0").string("device_type", "cpu").cells("reg", &[0]).end();
+    b.begin("")
+        .cells("#address-cells", &[2])
+        .cells("#size-cells", &[2]);
+    b.begin("memory@40000000")
+        .string("device_type", "memory")
+        .cells("reg", &[0, 0x4000_0000, 0, 0x1000_0000])
+        .end();
+    b.begin("cpus")
+        .cells("#address-cells", &[1])
+        .cells("#size-cells", &[0]);
+    b.begin("cpu@0")
+        .string("device_type", "cpu")
+        .cells("reg", &[0])
+        .end();
     b.end();
     extra(&mut b);
     b.end();

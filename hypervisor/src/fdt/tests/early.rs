@@ -11,7 +11,10 @@ use crate::fdt::{DtError, HostDt};
 #[test]
 fn qemu_virt() {
     let blob = dtb!("qemu-virt-smmu.dtb");
-    assert_eq!(memory_regions(blob).expect("memory").as_slice(), &[r(0x4000_0000, 0x4000_0000)]);
+    assert_eq!(
+        memory_regions(blob).expect("memory").as_slice(),
+        &[r(0x4000_0000, 0x4000_0000)]
+    );
     assert_eq!(stdout_uart(blob), Some(0x900_0000));
     assert_eq!(total_size(blob), Ok(blob.len()));
 }
@@ -22,8 +25,16 @@ fn agrees_with_hostdt_on_every_blob() {
         let early = memory_regions(blob);
         match HostDt::parse(blob) {
             Ok(hw) => {
-                assert_eq!(early.as_ref().map(|v| v.as_slice()), Ok(hw.memory.as_slice()), "{name}");
-                assert_eq!(stdout_uart(blob), hw.stdout.as_ref().map(|u| u.base), "{name}");
+                assert_eq!(
+                    early.as_ref().map(|v| v.as_slice()),
+                    Ok(hw.memory.as_slice()),
+                    "{name}"
+                );
+                assert_eq!(
+                    stdout_uart(blob),
+                    hw.stdout.as_ref().map(|u| u.base),
+                    "{name}"
+                );
             }
             Err(DtError::NoMemory) => assert_eq!(early, Err(DtError::NoMemory), "{name}"),
             Err(_) => assert!(early.is_ok(), "{name}: only HostDt checks cpus"),
@@ -37,14 +48,24 @@ fn aliases_options_and_translation() {
     // stdout-path = "serial0:115200n8" -> /soc/serial@1000, bus offset 0x1c000000.
     assert_eq!(stdout_uart(blob), Some(0x1c00_1000));
     let mem = memory_regions(blob).expect("memory");
-    assert_eq!(mem.as_slice(), &[r(0x8000_0000, 0x4000_0000), r(0x8_8000_0000, 0x4000_0000)]);
+    assert_eq!(
+        mem.as_slice(),
+        &[r(0x8000_0000, 0x4000_0000), r(0x8_8000_0000, 0x4000_0000)]
+    );
 }
 
 #[test]
 fn one_cell_roots_and_pl011_fallback() {
     let blob = dtb!("cells32.dtb");
     let mem = memory_regions(blob).expect("memory");
-    assert_eq!(mem.as_slice(), &[r(0, 0x1000_0000), r(0x2000_0000, 0x1000_0000), r(0x8000_0000, 0x800_0000)]);
+    assert_eq!(
+        mem.as_slice(),
+        &[
+            r(0, 0x1000_0000),
+            r(0x2000_0000, 0x1000_0000),
+            r(0x8000_0000, 0x800_0000)
+        ]
+    );
     assert_eq!(stdout_uart(blob), Some(0xfe00_2000));
 }
 
@@ -52,9 +73,16 @@ fn one_cell_roots_and_pl011_fallback() {
 fn malformed_memory() {
     let mem = memory_regions(dtb!("bad-memory-reg.dtb")).expect("memory");
     assert_eq!(mem.as_slice(), &[r(0x4000_0000, 0x2000_0000)]);
-    assert_eq!(memory_regions(dtb!("no-memory.dtb")), Err(DtError::NoMemory));
+    assert_eq!(
+        memory_regions(dtb!("no-memory.dtb")),
+        Err(DtError::NoMemory)
+    );
     let mem = memory_regions(dtb!("bad-optional.dtb")).expect("memory");
-    assert_eq!(mem.as_slice(), &[r(0x4000_0000, 0x1000_0000)], "the wrapping entry is dropped");
+    assert_eq!(
+        mem.as_slice(),
+        &[r(0x4000_0000, 0x1000_0000)],
+        "the wrapping entry is dropped"
+    );
     // Neither the stdout-path target nor any enabled pl011 with reg exists.
     assert_eq!(stdout_uart(dtb!("bad-optional.dtb")), None);
 }
@@ -65,12 +93,19 @@ fn stdout_path_variants() {
         minimal(|b| {
             b.begin("aliases").string("uart", "/bus/uart@10").end();
             b.begin("chosen").string("stdout-path", path).end();
-            b.begin("bus").cells("#address-cells", &[1]).cells("#size-cells", &[1]);
+            b.begin("bus")
+                .cells("#address-cells", &[1])
+                .cells("#size-cells", &[1]);
             b.cells("ranges", &[0, 0, 0x2000_0000, 0x1000]);
             b.begin("uart@10").cells("reg", &[0x10, 0x10]).end();
-            b.begin("off@20").cells("reg", &[0x20, 0x10]).string("status", "disabled").end();
+            b.begin("off@20")
+                .cells("reg", &[0x20, 0x10])
+                .string("status", "disabled")
+                .end();
             b.end();
-            b.begin("pl011@9000000").string("compatible", "arm,pl011").cells("reg", &[0, 0x900_0000, 0, 0x1000]);
+            b.begin("pl011@9000000")
+                .string("compatible", "arm,pl011")
+                .cells("reg", &[0, 0x900_0000, 0, 0x1000]);
             b.end();
         })
     };
@@ -97,7 +132,9 @@ fn untranslatable_uart_is_not_returned() {
     // A bus without `ranges` is not memory-mapped.
     let blob = minimal(|b| {
         b.begin("chosen").string("stdout-path", "/i2c/uart@1").end();
-        b.begin("i2c").cells("#address-cells", &[1]).cells("#size-cells", &[0]);
+        b.begin("i2c")
+            .cells("#address-cells", &[1])
+            .cells("#size-cells", &[0]);
         b.begin("uart@1").cells("reg", &[1]).end();
         b.end();
     });
@@ -109,7 +146,9 @@ fn untranslatable_uart_is_not_returned() {
 fn too_many_regions() {
     let blob = minimal(|b| {
         b.begin("memory@100000000").string("device_type", "memory");
-        let cells: Vec<u32> = (0..MAX_EARLY_REGIONS as u32).flat_map(|i| [1 + i, 0, 0, 0x1000]).collect();
+        let cells: Vec<u32> = (0..MAX_EARLY_REGIONS as u32)
+            .flat_map(|i| [1 + i, 0, 0, 0x1000])
+            .collect();
         b.cells("reg", &cells).end();
     });
     let buf = AlignedBuf::new(&blob);
@@ -141,29 +180,39 @@ fn from_pointer() {
     // SAFETY: rejected before any access.
     assert_eq!(unsafe { from_ptr(0) }, Err(DtError::BadPointer));
     // SAFETY: rejected before any access.
-    assert_eq!(unsafe { from_ptr(blob.as_ptr() as usize + 2) }, Err(DtError::Unaligned));
+    assert_eq!(
+        unsafe { from_ptr(blob.as_ptr() as usize + 2) },
+        Err(DtError::Unaligned)
+    );
     // SAFETY: rejected before any access.
-    assert_eq!(unsafe { from_ptr(usize::MAX - 3) }, Err(DtError::BadPointer));
+    assert_eq!(
+        unsafe { from_ptr(usize::MAX - 3) },
+        Err(DtError::BadPointer)
+    );
 
     // Larger than the blob is fine: from_ptr cuts it to `totalsize`.
     let mut padded = Vec::from(blob);
     padded.resize(blob.len() + 4096, 0xa5);
     let padded: &'static AlignedBuf = Box::leak(Box::new(AlignedBuf::new(&padded)));
     // SAFETY: a leaked (hence 'static), readable, immutable buffer.
-    assert_eq!(unsafe { from_ptr(padded.bytes().as_ptr() as usize) }, Ok(blob));
+    assert_eq!(
+        unsafe { from_ptr(padded.bytes().as_ptr() as usize) },
+        Ok(blob)
+    );
 
     let mut garbage = AlignedBuf::new(&[0u8; 64]);
     garbage.bytes_mut()[..4].copy_from_slice(&0xd00d_feedu32.to_be_bytes());
     garbage.bytes_mut()[4..8].copy_from_slice(&(3u32 << 20).to_be_bytes());
     let garbage: &'static AlignedBuf = Box::leak(Box::new(garbage));
     // SAFETY: 64 readable bytes; the oversized total is refused before use.
-    assert_eq!(
-        unsafe { from_ptr(garbage.bytes().as_ptr() as usize) },
-        Err(DtError::BadTotalSize { size: 3 << 20 })
-    );
+    let got = unsafe { from_ptr(garbage.bytes().as_ptr() as usize) };
+    assert_eq!(got, Err(DtError::BadTotalSize { size: 3 << 20 }));
     let zeros: &'static AlignedBuf = Box::leak(Box::new(AlignedBuf::new(&[0u8; 64])));
     // SAFETY: 64 readable bytes; the missing magic is refused.
-    assert_eq!(unsafe { from_ptr(zeros.bytes().as_ptr() as usize) }, Err(DtError::BadMagic { found: 0 }));
+    assert_eq!(
+        unsafe { from_ptr(zeros.bytes().as_ptr() as usize) },
+        Err(DtError::BadMagic { found: 0 })
+    );
 }
 
 #[test]

@@ -10,7 +10,11 @@ use crate::fdt::*;
 /// The warnings that start with `path: `.
 fn warnings_for<'a>(hw: &'a HostDt, path: &str) -> alloc::vec::Vec<&'a str> {
     let prefix = alloc::format!("{path}: ");
-    hw.warnings.iter().filter(|w| w.starts_with(&prefix)).map(String::as_str).collect()
+    hw.warnings
+        .iter()
+        .filter(|w| w.starts_with(&prefix))
+        .map(String::as_str)
+        .collect()
 }
 
 #[test]
@@ -19,7 +23,10 @@ fn truncated_iommu_map_skips_that_host_only() {
     let smmu = hw.smmus.first().expect("smmu").clone();
     assert_eq!(hw.warnings.len(), 1, "{:?}", hw.warnings);
     let w = warnings_for(&hw, "/pcie@10000000");
-    assert!(w.len() == 1 && w[0].contains("iommu-map") && w[0].contains("truncated"), "{w:?}");
+    assert!(
+        w.len() == 1 && w[0].contains("iommu-map") && w[0].contains("truncated"),
+        "{w:?}"
+    );
     assert_eq!(
         hw.pcie,
         vec![PcieHost {
@@ -45,9 +52,18 @@ fn truncated_iommu_map_skips_that_host_only() {
             dma_coherent: false,
         }]
     );
-    assert_eq!(hw.pcie[0].iommu_for_rid(0x10), smmu.phandle.map(|p| (p, 0x1_0010)));
-    assert_eq!(hw.smmu_by_phandle(hw.pcie[0].iommu_map[0].iommu_phandle), Some(&smmu));
-    assert_eq!(smmu.interrupts, vec![("eventq".into(), spi(74, 1)), ("gerror".into(), spi(77, 1))]);
+    assert_eq!(
+        hw.pcie[0].iommu_for_rid(0x10),
+        smmu.phandle.map(|p| (p, 0x1_0010))
+    );
+    assert_eq!(
+        hw.smmu_by_phandle(hw.pcie[0].iommu_map[0].iommu_phandle),
+        Some(&smmu)
+    );
+    assert_eq!(
+        smmu.interrupts,
+        vec![("eventq".into(), spi(74, 1)), ("gerror".into(), spi(77, 1))]
+    );
 }
 
 #[test]
@@ -65,7 +81,10 @@ fn smmu_without_reg_is_skipped() {
         }]
     );
     assert_eq!(hw.warnings.len(), 2, "{:?}", hw.warnings);
-    assert_eq!(warnings_for(&hw, "/smmuv3@9000000"), ["/smmuv3@9000000: no `reg` property; SMMU ignored"]);
+    assert_eq!(
+        warnings_for(&hw, "/smmuv3@9000000"),
+        ["/smmuv3@9000000: no `reg` property; SMMU ignored"]
+    );
     assert_eq!(
         warnings_for(&hw, "/smmuv3@9100000"),
         ["/smmuv3@9100000: `reg` has a malformed length (12 bytes); SMMU ignored"]
@@ -76,18 +95,30 @@ fn smmu_without_reg_is_skipped() {
 fn bad_memory_reg_is_skipped() {
     let hw = HostDt::parse(dtb!("bad-memory-reg.dtb")).expect("parse");
     assert_eq!(hw.memory, vec![r(0x4000_0000, 0x2000_0000)]);
-    assert_eq!(hw.warnings, ["/memory@80000000: `reg` has a malformed length (12 bytes); memory node ignored"]);
+    assert_eq!(
+        hw.warnings,
+        ["/memory@80000000: `reg` has a malformed length (12 bytes); memory node ignored"]
+    );
     assert_eq!(hw.cpus.len(), 1);
     assert_eq!(hw.cpus[0].enable_method, None);
 }
 
 #[test]
 fn missing_required_parts_fail() {
-    assert_eq!(HostDt::parse(dtb!("no-memory.dtb")).err(), Some(DtError::NoMemory));
-    assert_eq!(HostDt::parse(dtb!("no-cpus.dtb")).err(), Some(DtError::NoCpus));
+    assert_eq!(
+        HostDt::parse(dtb!("no-memory.dtb")).err(),
+        Some(DtError::NoMemory)
+    );
+    assert_eq!(
+        HostDt::parse(dtb!("no-cpus.dtb")).err(),
+        Some(DtError::NoCpus)
+    );
     // The trees themselves are well-formed.
     assert!(Tree::parse(dtb!("no-memory.dtb")).is_ok());
-    assert_eq!(Tree::parse(dtb!("no-cpus.dtb")).map(|t| t.find("/cpus").map(|c| c.children.len())), Ok(Some(4)));
+    assert_eq!(
+        Tree::parse(dtb!("no-cpus.dtb")).map(|t| t.find("/cpus").map(|c| c.children.len())),
+        Ok(Some(4))
+    );
 }
 
 #[test]
@@ -95,17 +126,45 @@ fn features_every_field() {
     let hw = HostDt::parse(dtb!("features.dtb")).expect("parse");
     assert_eq!(hw.model.as_deref(), Some("Partita test board"));
     assert_eq!(hw.compatible, ["partita,features", "partita,test"]);
-    assert_eq!(hw.memory, vec![r(0x8000_0000, 0x4000_0000), r(0x8_8000_0000, 0x4000_0000)]);
-    assert_eq!(hw.reserved, vec![r(0x4800_0000, 0x10_0000), r(0x8000_f000, 0x1000), r(0x8000_0000, 0x20_0000)]);
+    assert_eq!(
+        hw.memory,
+        vec![r(0x8000_0000, 0x4000_0000), r(0x8_8000_0000, 0x4000_0000)]
+    );
+    assert_eq!(
+        hw.reserved,
+        vec![
+            r(0x4800_0000, 0x10_0000),
+            r(0x8000_f000, 0x1000),
+            r(0x8000_0000, 0x20_0000)
+        ]
+    );
     assert_eq!(
         hw.cpus,
         vec![
-            Cpu { path: "/cpus/cpu@0".into(), mpidr: 0, enable_method: Some("psci".into()) },
-            Cpu { path: "/cpus/cpu@100".into(), mpidr: 0x100, enable_method: Some("spin-table".into()) },
-            Cpu { path: "/cpus/cpu@100000000".into(), mpidr: 0x1_0000_0000, enable_method: None },
+            Cpu {
+                path: "/cpus/cpu@0".into(),
+                mpidr: 0,
+                enable_method: Some("psci".into())
+            },
+            Cpu {
+                path: "/cpus/cpu@100".into(),
+                mpidr: 0x100,
+                enable_method: Some("spin-table".into())
+            },
+            Cpu {
+                path: "/cpus/cpu@100000000".into(),
+                mpidr: 0x1_0000_0000,
+                enable_method: None
+            },
         ]
     );
-    assert_eq!(hw.psci, Some(Psci { conduit: Conduit::Hvc, compatible: vec!["arm,psci-0.2".into()] }));
+    assert_eq!(
+        hw.psci,
+        Some(Psci {
+            conduit: Conduit::Hvc,
+            compatible: vec!["arm,psci-0.2".into()]
+        })
+    );
     assert_eq!(
         hw.stdout,
         Some(Uart {
@@ -125,7 +184,11 @@ fn features_every_field() {
             version: 3,
             dist: r(0x2f00_0000, 0x1_0000),
             redists: vec![r(0x2f10_0000, 0x10_0000), r(0x2f30_0000, 0x10_0000)],
-            cpu_if: vec![r(0x2c00_0000, 0x2000), r(0x2c01_0000, 0x2000), r(0x2c02_f000, 0x2000)],
+            cpu_if: vec![
+                r(0x2c00_0000, 0x2000),
+                r(0x2c01_0000, 0x2000),
+                r(0x2c02_f000, 0x2000)
+            ],
             maintenance: Some(ppi(9, 4)),
             its: vec![GicIts {
                 path: "/interrupt-controller@2f000000/msi-controller@2f020000".into(),
@@ -150,16 +213,29 @@ fn features_every_field() {
     assert_eq!((smmu.base, smmu.size), (0x2b40_0000, 0x10_0000));
     assert_eq!(
         smmu.interrupts,
-        vec![("eventq".into(), spi(100, 1)), ("gerror".into(), spi(101, 1)), (String::new(), spi(102, 1))]
+        vec![
+            ("eventq".into(), spi(100, 1)),
+            ("gerror".into(), spi(101, 1)),
+            (String::new(), spi(102, 1))
+        ]
     );
-    assert!(!smmu.dma_coherent, "dma-noncoherent overrides nothing above it");
+    assert!(
+        !smmu.dma_coherent,
+        "dma-noncoherent overrides nothing above it"
+    );
     let pcie = hw.pcie.first().expect("pcie");
     assert_eq!(pcie.ecam, r(0x4000_0000, 0x200_0000));
     assert_eq!(pcie.bus_range, (1, 0x20));
     assert_eq!(
         pcie.ranges,
         vec![
-            PciRange { space: PciSpace::Io, prefetchable: false, pci_addr: 0, cpu_addr: 0x5f80_0000, size: 0x80_0000 },
+            PciRange {
+                space: PciSpace::Io,
+                prefetchable: false,
+                pci_addr: 0,
+                cpu_addr: 0x5f80_0000,
+                size: 0x80_0000
+            },
             PciRange {
                 space: PciSpace::Mem32,
                 prefetchable: true,
@@ -181,8 +257,18 @@ fn features_every_field() {
     assert_eq!(
         pcie.iommu_map,
         vec![
-            IommuMapEntry { rid_base: 0, iommu_phandle: ph, iommu_base: 0, length: 0x100 },
-            IommuMapEntry { rid_base: 0x100, iommu_phandle: ph, iommu_base: 0x1000, length: 0x100 },
+            IommuMapEntry {
+                rid_base: 0,
+                iommu_phandle: ph,
+                iommu_base: 0,
+                length: 0x100
+            },
+            IommuMapEntry {
+                rid_base: 0x100,
+                iommu_phandle: ph,
+                iommu_base: 0x1000,
+                length: 0x100
+            },
         ]
     );
     // The mask drops the low byte (device/function) before the lookup.
@@ -205,14 +291,33 @@ fn features_every_field() {
 #[test]
 fn one_cell_board() {
     let hw = HostDt::parse(dtb!("cells32.dtb")).expect("parse");
-    assert_eq!(hw.memory, vec![r(0, 0x1000_0000), r(0x2000_0000, 0x1000_0000), r(0x8000_0000, 0x800_0000)]);
-    assert_eq!(hw.cpus.iter().map(|c| c.mpidr).collect::<alloc::vec::Vec<_>>(), [0, 1]);
+    assert_eq!(
+        hw.memory,
+        vec![
+            r(0, 0x1000_0000),
+            r(0x2000_0000, 0x1000_0000),
+            r(0x8000_0000, 0x800_0000)
+        ]
+    );
+    assert_eq!(
+        hw.cpus
+            .iter()
+            .map(|c| c.mpidr)
+            .collect::<alloc::vec::Vec<_>>(),
+        [0, 1]
+    );
     let uart = hw.stdout.as_ref().expect("pl011 fallback");
-    assert_eq!((uart.path.as_str(), uart.base, uart.size, uart.interrupt), ("/uart@fe002000", 0xfe00_2000, 0x1000, None));
+    assert_eq!(
+        (uart.path.as_str(), uart.base, uart.size, uart.interrupt),
+        ("/uart@fe002000", 0xfe00_2000, 0x1000, None)
+    );
     assert!(hw.gic.is_none() && hw.timer.is_none() && hw.psci.is_none());
     assert!(hw.smmus.is_empty() && hw.pcie.is_empty() && hw.reserved.is_empty());
     assert_eq!(hw.chosen, Chosen::default());
-    assert_eq!(hw.warnings, ["/uart@fe002000: UART interrupt: no interrupt parent"]);
+    assert_eq!(
+        hw.warnings,
+        ["/uart@fe002000: UART interrupt: no interrupt parent"]
+    );
 }
 
 #[test]
@@ -238,7 +343,11 @@ fn every_optional_part_malformed() {
         ("/pcie@20000000", "0x4321"),
     ] {
         let found = warnings_for(&hw, path);
-        assert!(found.iter().any(|w| w.contains(needle)), "{path}: {needle:?} not in {:?}", hw.warnings);
+        assert!(
+            found.iter().any(|w| w.contains(needle)),
+            "{path}: {needle:?} not in {:?}",
+            hw.warnings
+        );
     }
     assert_eq!(hw.warnings.len(), 10, "{:?}", hw.warnings);
 }

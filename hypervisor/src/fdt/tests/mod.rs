@@ -56,10 +56,18 @@ pub(super) fn r(base: u64, size: u64) -> crate::mm::layout::Region {
 
 /// Shorthand for an SPI.
 pub(super) fn spi(number: u32, flags: u32) -> crate::fdt::Interrupt {
-    crate::fdt::Interrupt { kind: crate::fdt::IrqKind::Spi, number, flags }
+    crate::fdt::Interrupt {
+        kind: crate::fdt::IrqKind::Spi,
+        number,
+        flags,
+    }
 }
 
 /// Shorthand for a PPI.
 pub(super) fn ppi(number: u32, flags: u32) -> crate::fdt::Interrupt {
-    crate::fdt::Interrupt { kind: crate::fdt::IrqKind::Ppi, number, flags }
+    crate::fdt::Interrupt {
+        kind: crate::fdt::IrqKind::Ppi,
+        number,
+        flags,
+    }
 }

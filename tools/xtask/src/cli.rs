@@ -1,0 +1,153 @@
+//! Command-line parsing: `cargo xtask <build|run|test> [-- ARGS]`.
+//!
+//! Hand-written: three subcommands and a pass-through list do not need an
+//! argument-parsing crate.
+
+use std::ffi::OsString;
+
+/// Usage text printed by `cargo xtask help` and after a command-line error.
+pub const USAGE: &str = "\
+usage: cargo xtask <task> [-- ARGS]
+
+tasks:
+  build               build the EL2 image and convert it to a raw binary
+                      (target/aarch64-unknown-none-softfloat/release/partita.bin)
+  run [-- QEMU ARGS]  build, then boot the image on QEMU virt (4 CPUs, 1 GiB,
+                      SMMUv3, GICv3) with the serial console on this terminal
+                      (Ctrl-A X quits); ARGS go to QEMU verbatim and may
+                      override earlier options, e.g. -- -smp 2 -append partita.idle=poweroff
+  test [-- TEST ARGS] host unit tests, image build, QEMU integration tests;
+                      ARGS go to the QEMU test binaries (a test name, --nocapture)
+  help                this text
+
+Missing prerequisites (the aarch64-unknown-none-softfloat Rust target, QEMU >= 9.1,
+dtc) are installed when possible; set PARTITA_QEMU to use a QEMU of your own.";
+
+/// What the user asked for.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Task {
+    /// `build`
+    Build,
+    /// `run [-- QEMU ARGS]`
+    Run {
+        /// Arguments appended to the QEMU command line.
+        qemu_args: Vec<OsString>,
+    },
+    /// `test [-- TEST ARGS]`
+    Test {
+        /// Arguments for the QEMU test binaries (libtest options, filters).
+        test_args: Vec<OsString>,
+    },
+    /// `help`, `-h`, `--help`
+    Help,
+}
+
+/// A command line that does not name a task or has arguments out of place.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum CliError {
+    /// No task given.
+    #[error("no task given")]
+    NoTask,
+    /// The first argument is not a known task.
+    #[error("unknown task `{0}`")]
+    UnknownTask(String),
+    /// An argument where none is accepted (pass-through arguments follow `--`).
+    #[error(
+        "unexpected argument `{arg}` for `{task}` (arguments for QEMU or the tests go after `--`)"
+    )]
+    Unexpected {
+        /// The task being parsed.
+        task: &'static str,
+        /// The argument that was not expected.
+        arg: String,
+    },
+}
+
+/// Parses the arguments that follow `cargo xtask`.
+pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Task, CliError> {
+    let mut args = args.into_iter();
+    let Some(first) = args.next() else {
+        return Err(CliError::NoTask);
+    };
+    let rest: Vec<OsString> = args.collect();
+    let task = match first.to_string_lossy().as_ref() {
+        "build" => "build",
+        "run" => "run",
+        "test" => "test",
+        "help" | "-h" | "--help" => return Ok(Task::Help),
+        other => return Err(CliError::UnknownTask(other.to_owned())),
+    };
+    let passthrough = match rest.split_first() {
+        None => Vec::new(),
+        Some((dashdash, tail)) if dashdash == "--" && task != "build" => tail.to_vec(),
+        Some((arg, _)) => {
+            return Err(CliError::Unexpected {
+                task,
+                arg: arg.to_string_lossy().into_owned(),
+            });
+        }
+    };
+    Ok(match task {
+        "build" => Task::Build,
+        "run" => Task::Run {
+            qemu_args: passthrough,
+        },
+        _ => Task::Test {
+            test_args: passthrough,
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_strs(args: &[&str]) -> Result<Task, CliError> {
+        parse(args.iter().map(OsString::from))
+    }
+
+    fn os(args: &[&str]) -> Vec<OsString> {
+        args.iter().map(OsString::from).collect()
+    }
+
+    #[test]
+    fn tasks_without_arguments() {
+        assert_eq!(parse_strs(&["build"]), Ok(Task::Build));
+        assert_eq!(parse_strs(&["run"]), Ok(Task::Run { qemu_args: vec![] }));
+        assert_eq!(parse_strs(&["test"]), Ok(Task::Test { test_args: vec![] }));
+        assert_eq!(parse_strs(&["--help"]), Ok(Task::Help));
+    }
+
+    #[test]
+    fn passthrough_is_verbatim() {
+        assert_eq!(
+            parse_strs(&["run", "--", "-s", "-S", "--", "-smp", "2"]),
+            Ok(Task::Run {
+                qemu_args: os(&["-s", "-S", "--", "-smp", "2"])
+            })
+        );
+        assert_eq!(
+            parse_strs(&["test", "--", "boot_virt_1cpu", "--nocapture"]),
+            Ok(Task::Test {
+                test_args: os(&["boot_virt_1cpu", "--nocapture"])
+            })
+        );
+    }
+
+    #[test]
+    fn errors() {
+        assert_eq!(parse_strs(&[]), Err(CliError::NoTask));
+        assert_eq!(
+            parse_strs(&["bench"]),
+            Err(CliError::UnknownTask("bench".into()))
+        );
+        assert!(matches!(
+            parse_strs(&["run", "-s"]),
+            Err(CliError::Unexpected { task: "run", .. })
+        ));
+        assert!(matches!(
+            parse_strs(&["build", "--", "x"]),
+            Err(CliError::Unexpected { task: "build", .. })
+        ));
+    }
+}

@@ -1,0 +1,204 @@
+//! The tasks: `build`, `run`, `test`.
+
+use std::ffi::OsString;
+use std::os::unix::process::ExitStatusExt;
+use std::path::PathBuf;
+use std::process::ExitStatus;
+use std::time::{Duration, Instant};
+
+use crate::error::XtaskError;
+use crate::image;
+use crate::prereq::{self, Emulator, TARGET};
+use crate::process;
+use crate::qemu;
+use crate::workspace::Workspace;
+
+/// `cargo xtask build`: checks the Rust target, builds, converts; returns the image path.
+pub fn build(ws: &Workspace) -> Result<PathBuf, XtaskError> {
+    prereq::ensure_target(&ws.root)?;
+    build_image(ws)
+}
+
+/// Builds the hypervisor ELF in release mode and converts it to the raw image.
+fn build_image(ws: &Workspace) -> Result<PathBuf, XtaskError> {
+    process::run(ws.cargo().args([
+        "build",
+        "--release",
+        "-p",
+        "hypervisor",
+        "--bin",
+        "hypervisor",
+        "--target",
+        TARGET,
+    ]))?;
+    let (elf, image) = (ws.elf(), ws.image());
+    let raw = image::convert(&elf, &image).map_err(|source| XtaskError::Image {
+        elf: elf.clone(),
+        source,
+    })?;
+    println!(
+        "elf: {} ({} PT_LOAD segment(s) with contents, from {:#x})",
+        elf.display(),
+        raw.segments,
+        raw.base
+    );
+    println!("image: {}", image.display());
+    println!("image size: {} bytes", raw.bytes.len());
+    Ok(image)
+}
+
+/// Checks every prerequisite of `run` and `test`.
+fn ensure_all(ws: &Workspace) -> Result<Emulator, XtaskError> {
+    prereq::ensure_target(&ws.root)?;
+    Ok(prereq::ensure_emulator()?)
+}
+
+/// `cargo xtask run`: boots the image on QEMU; returns QEMU's exit code.
+pub fn run(ws: &Workspace, qemu_args: &[OsString]) -> Result<u8, XtaskError> {
+    let emulator = ensure_all(ws)?;
+    let image = build_image(ws)?;
+    let mut cmd = qemu::run_command(&emulator.qemu, &image, qemu_args);
+    eprintln!("booting (Ctrl-A X quits QEMU, Ctrl-A H lists the other keys)");
+    let status = process::status(&mut cmd)?;
+    Ok(exit_code(status))
+}
+
+/// A shell-style exit code for a child's status: its code, or 128 + signal.
+fn exit_code(status: ExitStatus) -> u8 {
+    match (status.code(), status.signal()) {
+        (Some(code), _) => u8::try_from(code & 0xff).unwrap_or(1),
+        (None, Some(signal)) => u8::try_from((128 + signal) & 0xff).unwrap_or(1),
+        (None, None) => 1,
+    }
+}
+
+/// The stages of `cargo xtask test`, in order.
+const STAGES: [&str; 4] = [
+    "prerequisites",
+    "host unit tests",
+    "image build",
+    "QEMU tests",
+];
+
+/// How each stage of `cargo xtask test` went.
+#[derive(Debug, Default)]
+struct Stages {
+    /// Stages that ran: name, wall time, success.
+    done: Vec<(&'static str, Duration, bool)>,
+}
+
+impl Stages {
+    /// Runs one stage, timing it and wrapping its error with the stage name.
+    fn run<T>(
+        &mut self,
+        name: &'static str,
+        stage: impl FnOnce() -> Result<T, XtaskError>,
+    ) -> Result<T, XtaskError> {
+        eprintln!("\n==> {name}");
+        let start = Instant::now();
+        let result = stage();
+        self.done.push((name, start.elapsed(), result.is_ok()));
+        result.map_err(|source| XtaskError::Stage {
+            stage: name,
+            source: Box::new(source),
+        })
+    }
+
+    /// The summary table: every stage with its outcome and wall time.
+    fn summary(&self, total: Duration) -> String {
+        let mut out = String::from("summary:\n");
+        for name in STAGES {
+            let line = match self.done.iter().find(|(n, ..)| *n == name) {
+                Some((_, time, ok)) => format!(
+                    "  {name:<16} {:<7} {:>7.1} s\n",
+                    if *ok { "ok" } else { "FAILED" },
+                    time.as_secs_f64()
+                ),
+                None => format!("  {name:<16} not run\n"),
+            };
+            out.push_str(&line);
+        }
+        out.push_str(&format!(
+            "  {:<16} {:<7} {:>7.1} s",
+            "total",
+            "",
+            total.as_secs_f64()
+        ));
+        out
+    }
+}
+
+/// `cargo xtask test`: prerequisites, host unit tests, image, QEMU tests.
+pub fn test(ws: &Workspace, test_args: &[OsString]) -> Result<(), XtaskError> {
+    let start = Instant::now();
+    let mut stages = Stages::default();
+    let result = test_stages(ws, test_args, &mut stages);
+    eprintln!();
+    println!("{}", stages.summary(start.elapsed()));
+    result
+}
+
+/// The stages of [`test`]; stops at the first failure.
+fn test_stages(
+    ws: &Workspace,
+    test_args: &[OsString],
+    stages: &mut Stages,
+) -> Result<(), XtaskError> {
+    let emulator = stages.run(STAGES[0], || ensure_all(ws))?;
+    stages.run(STAGES[1], || {
+        Ok(process::run(ws.cargo().args([
+            "test",
+            "--workspace",
+            "--exclude",
+            "hv-tests",
+            "--no-fail-fast",
+        ]))?)
+    })?;
+    let image = stages.run(STAGES[2], || build_image(ws))?;
+    stages.run(STAGES[3], || {
+        Ok(process::run(
+            ws.cargo()
+                .args(["test", "-p", "hv-tests", "--no-fail-fast", "--"])
+                .args(test_args)
+                .env("PARTITA_IMAGE", &image)
+                .env("PARTITA_QEMU", &emulator.qemu),
+        )?)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_codes() {
+        assert_eq!(exit_code(ExitStatus::from_raw(0)), 0);
+        assert_eq!(exit_code(ExitStatus::from_raw(3 << 8)), 3);
+        assert_eq!(exit_code(ExitStatus::from_raw(9)), 137); // SIGKILL
+    }
+
+    #[test]
+    fn summary_lists_every_stage() {
+        let mut stages = Stages::default();
+        stages.run(STAGES[0], || Ok(())).expect("an ok stage is ok");
+        let err = stages
+            .run(STAGES[1], || -> Result<(), XtaskError> {
+                Err(XtaskError::Process(process::ProcessError::Failed {
+                    command: "cargo test".into(),
+                    status: ExitStatus::from_raw(101 << 8),
+                }))
+            })
+            .expect_err("a failed stage fails");
+        assert!(
+            err.to_string()
+                .starts_with("stage `host unit tests` failed: `cargo test` failed"),
+            "{err}"
+        );
+        let summary = stages.summary(Duration::from_secs(3));
+        assert!(summary.contains("prerequisites    ok"), "{summary}");
+        assert!(summary.contains("host unit tests  FAILED"), "{summary}");
+        assert!(summary.contains("image build      not run"), "{summary}");
+        assert!(summary.contains("QEMU tests       not run"), "{summary}");
+        assert!(summary.contains("total"), "{summary}");
+    }
+}
