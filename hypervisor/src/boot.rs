@@ -3,11 +3,30 @@
 
 use crate::arch::aarch64::{cache, cpu, entry, mmu, psci};
 use crate::cmdline::{IdleAction, Options};
+use crate::config::{Bundle, validate};
+use crate::fdt::Conduit;
 use crate::fdt::{self, HostDt};
+use crate::gic::phys;
 use crate::mm::{el2map, heap, layout};
+use crate::vm::{guest::Guest, vcpu};
 use crate::{console, smp, summary};
 use alloc::vec::Vec;
 use log::{error, info, warn};
+use spin::Once;
+
+/// The PSCI conduit of the firmware, once known.
+static CONDUIT: Once<Option<Conduit>> = Once::new();
+
+/// Powers the machine off through PSCI (parks if that fails).
+pub fn power_off() -> ! {
+    if let Some(Some(c)) = CONDUIT.get() {
+        let e = psci::system_off(*c);
+        error!("PSCI SYSTEM_OFF failed: {e}");
+    } else {
+        error!("cannot power off without PSCI");
+    }
+    cpu::park()
+}
 
 unsafe extern "C" {
     static _image_start: u8;
@@ -137,10 +156,47 @@ fn main(dtb: &'static [u8], img: layout::Region) -> ! {
             None
         }
     };
+    CONDUIT.call_once(|| conduit);
+    vcpu::set_stack_top(entry::boot_stack_top());
+    let gic_ok = match hw.gic.as_ref().map(phys::init_distributor) {
+        Some(Ok(g)) => match g.init_cpu() {
+            Ok(()) => true,
+            Err(e) => {
+                error!("GIC: {e}; guests cannot run");
+                false
+            }
+        },
+        Some(Err(e)) => {
+            error!("GIC: {e}; guests cannot run");
+            false
+        }
+        None => {
+            warn!("no GICv3 in the device tree: guests cannot run");
+            false
+        }
+    };
     smp::bring_up(&hw, conduit);
 
     let report = summary::probe(&hw);
     crate::print!("{report}");
+
+    if gic_ok && let Some(initrd) = hw.chosen.initrd {
+        let guests = start_guests(&hw, initrd);
+        if !guests.is_empty() {
+            let pcpus: Vec<usize> = guests
+                .iter()
+                .flat_map(|g| g.vcpus.iter().map(|v| v.pcpu))
+                .collect();
+            vcpu::install(guests);
+            if let Some(p) = phys::get() {
+                for pcpu in pcpus.into_iter().filter(|&c| c != cpu::cpu_index()) {
+                    crate::arch::aarch64::gicv3::send_sgi(crate::gic::KICK_SGI, p.cpu_mpidr(pcpu));
+                }
+            }
+            vcpu::cpu_loop();
+        }
+        warn!("no guest could be started");
+    }
 
     match (opts.idle, conduit) {
         (IdleAction::PowerOff, Some(c)) => {
@@ -179,11 +235,71 @@ fn grow_heap(hw: &HostDt, img: layout::Region, dtb: &[u8]) {
     info!("heap: {} MiB in {} free ranges", total >> 20, free.len());
 }
 
+/// Reads the payload bundle (the initrd), checks every guest against the
+/// live device tree and builds the guests that can run. A guest with any
+/// problem is refused with the reason; the others start.
+fn start_guests(hw: &HostDt, initrd: layout::Region) -> Vec<Guest> {
+    // SAFETY: the initrd range is RAM the boot loader filled, reserved from
+    // the heap and identity-mapped; nothing writes to it.
+    let bytes: &'static [u8] =
+        unsafe { core::slice::from_raw_parts(initrd.base as *const u8, initrd.size as usize) };
+    let bundle = match Bundle::parse(bytes) {
+        Ok(b) => b,
+        Err(e) => {
+            error!("guest payload rejected: {e}; no guest started");
+            return Vec::new();
+        }
+    };
+    info!(
+        "guest payload: {} guest(s), {} bytes",
+        bundle.guests.len(),
+        initrd.size
+    );
+    let configs: Vec<_> = bundle.guests.iter().map(|g| g.config.clone()).collect();
+    let errors = validate(&configs, hw);
+    let mut refused = alloc::vec![false; configs.len()];
+    for e in &errors {
+        error!("{e}");
+        match &e.guest {
+            Some(g) if g.index < refused.len() => refused[g.index] = true,
+            _ => refused.iter_mut().for_each(|r| *r = true),
+        }
+    }
+    let mut guests = Vec::new();
+    for (i, g) in bundle.guests.into_iter().enumerate() {
+        let name = g.config.name.clone();
+        if refused[i] {
+            error!("guest '{name}' refused: its configuration does not fit this machine");
+            continue;
+        }
+        match Guest::create(i, g.config, g.kernel, g.initrd, hw) {
+            Ok(guest) => {
+                info!(
+                    "guest '{name}': {} vcpus on cpus {:?}, {} MiB at {:#x} (host {:#x}), devices {:?}",
+                    guest.vcpus.len(),
+                    guest.config.cpus,
+                    guest.ram.size >> 20,
+                    guest.ram.base,
+                    guest.ram_pa,
+                    guest.config.devices
+                );
+                guests.push(guest);
+            }
+            Err(e) => error!("guest '{name}' refused: {e}"),
+        }
+    }
+    guests
+}
+
 /// First Rust code on a secondary CPU, with its MMU on.
 pub extern "C" fn secondary_main(boot: &entry::SecondaryBoot) -> ! {
     cpu::set_cpu_index(boot.cpu_index as usize);
-    smp::report_online(boot.cpu_index as usize, boot.mpidr);
-    loop {
-        cpu::wait_for_interrupt();
+    vcpu::set_stack_top(boot.stack_top);
+    if let Some(g) = phys::get()
+        && let Err(e) = g.init_cpu()
+    {
+        error!("cpu {}: GIC: {e}", boot.cpu_index);
     }
+    smp::report_online(boot.cpu_index as usize, boot.mpidr);
+    vcpu::cpu_loop()
 }

@@ -122,10 +122,20 @@ impl fmt::Display for CrashReport<'_> {
     }
 }
 
-/// Entry from the vector table. Exceptions that no subsystem handles end in a
-/// crash report and the CPU parks.
+/// Entry from the vector table: guest exits go to the vCPU code; anything
+/// else is fatal.
 #[cfg(all(target_arch = "aarch64", target_os = "none"))]
 pub extern "C" fn handle(frame: &mut TrapFrame, kind: u64) {
+    match kind {
+        8 => crate::vm::vcpu::handle_sync(frame),
+        9 => crate::vm::vcpu::handle_irq(frame),
+        _ => fatal(frame, kind),
+    }
+}
+
+/// Prints the crash report for an exception nobody handles and parks the CPU.
+#[cfg(all(target_arch = "aarch64", target_os = "none"))]
+pub fn fatal(frame: &TrapFrame, kind: u64) -> ! {
     let kind = VectorKind(kind);
     crate::console::emergency_print(format_args!(
         "\n{}cpu {} parked\n",

@@ -10,12 +10,16 @@ extern crate alloc;
 
 pub mod arch;
 pub mod cmdline;
+pub mod config;
 pub mod console;
 pub mod exception;
 pub mod fdt;
+pub mod gic;
 pub mod mm;
 pub mod smmu;
 pub mod summary;
+pub mod vgic;
+pub mod vm;
 
 #[cfg(all(target_arch = "aarch64", target_os = "none"))]
 pub mod boot;

@@ -49,7 +49,7 @@ pub fn cell_count(bytes: &[u8]) -> Option<u32> {
 /// not a whole, non-zero number of entries (an empty value has no entries).
 pub fn entries(bytes: &[u8], stride: u32) -> Option<core::slice::ChunksExact<'_, u8>> {
     let stride_bytes = (stride as usize).checked_mul(4).filter(|&s| s > 0)?;
-    if bytes.len() % stride_bytes != 0 {
+    if !bytes.len().is_multiple_of(stride_bytes) {
         return None;
     }
     Some(bytes.chunks_exact(stride_bytes))

@@ -7,7 +7,12 @@
 //! handing it to fdt-rs: the token must start inside the structure block,
 //! must not be the blob's last word (that one is read by hand; only
 //! `FDT_END` may sit there), and must not end past the structure block.
-//! Names are checked to be UTF-8. No allocation.
+//!
+//! `FDT_BEGIN_NODE` is also decoded here rather than by fdt-rs, which
+//! refuses node names longer than 29 bytes including the unit address,
+//! while the specification allows 31 bytes before the `@` (real trees have
+//! names such as `external-memory-controller@2c60000`). Names are checked
+//! to be UTF-8 and at most [`MAX_NAME_LEN`] bytes. No allocation.
 
 use core::str::from_utf8;
 
@@ -22,6 +27,9 @@ use super::header::{Header, be32, validate};
 const FDT_BEGIN_NODE: u32 = 1;
 /// The `FDT_END` token value.
 const FDT_END: u32 = 9;
+
+/// Longest node name accepted, unit address included.
+pub const MAX_NAME_LEN: usize = 255;
 
 /// One structural token.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -57,7 +65,7 @@ impl<'dt> Cursor<'dt> {
         // SAFETY: `validate` checked that `blob` is 4-byte aligned and exactly
         // `totalsize` bytes long, which is what `DevTree::new` requires.
         let fdt = unsafe { DevTree::new(blob) }.map_err(|_| DtError::BadLayout)?;
-        let strings_end = header.off_dt_strings + header.size_dt_strings;
+        let strings_end = header.off_dt_strings.saturating_add(header.size_dt_strings);
         let strings = blob
             .get(header.off_dt_strings..strings_end)
             .ok_or(DtError::BadLayout)?;
@@ -100,15 +108,12 @@ impl<'dt> Cursor<'dt> {
                     Err(bad)
                 };
             }
+            if be32(self.blob, off) == Some(FDT_BEGIN_NODE) {
+                return self.begin_node(off, after).map(Some);
+            }
             let mut tokens = self.fdt.parse_iter();
             tokens.offset = off;
-            let token = match tokens.next() {
-                Ok(token) => token,
-                Err(_) if be32(self.blob, off) == Some(FDT_BEGIN_NODE) => {
-                    return Err(DtError::BadName { offset: off });
-                }
-                Err(_) => return Err(bad),
-            };
+            let token = tokens.next().map_err(|_| bad)?;
             if tokens.offset > self.end {
                 return Err(bad);
             }
@@ -120,11 +125,8 @@ impl<'dt> Cursor<'dt> {
                 }
                 Some(ParsedTok::Nop) => continue,
                 Some(ParsedTok::EndNode) => Ok(Some(Token::End)),
-                Some(ParsedTok::BeginNode(node)) => {
-                    let name =
-                        from_utf8(node.name).map_err(|_| DtError::BadName { offset: off })?;
-                    Ok(Some(Token::Begin(name)))
-                }
+                // Decoded by `begin_node` before fdt-rs is asked.
+                Some(ParsedTok::BeginNode(_)) => Err(bad),
                 Some(ParsedTok::Prop(prop)) => {
                     let name = self
                         .prop_name(prop.name_offset)
@@ -136,6 +138,23 @@ impl<'dt> Cursor<'dt> {
                 }
             };
         }
+    }
+
+    /// Decodes the `FDT_BEGIN_NODE` token at `off`, whose name starts at
+    /// `name_start`: a NUL-terminated name inside the structure block,
+    /// padded to a 4-byte boundary.
+    fn begin_node(&mut self, off: usize, name_start: usize) -> Result<Token<'dt>, DtError> {
+        let bad_name = DtError::BadName { offset: off };
+        let limit = self.end.min(name_start.saturating_add(MAX_NAME_LEN + 1));
+        let window = self.blob.get(name_start..limit).ok_or(bad_name)?;
+        let len = window.iter().position(|&b| b == 0).ok_or(bad_name)?;
+        let name = from_utf8(window.get(..len).ok_or(bad_name)?).map_err(|_| bad_name)?;
+        let next = (name_start + len + 1).next_multiple_of(4);
+        if next > self.end {
+            return Err(DtError::BadStructure { offset: off });
+        }
+        self.off = next;
+        Ok(Token::Begin(name))
     }
 
     /// The NUL-terminated name at `name_off` in the strings block.

@@ -31,7 +31,7 @@ pub unsafe fn from_ptr(addr: usize) -> Result<&'static [u8], DtError> {
     if addr == 0 || addr.checked_add(MAX_DTB_SIZE).is_none() {
         return Err(DtError::BadPointer);
     }
-    if addr % 4 != 0 {
+    if !addr.is_multiple_of(4) {
         return Err(DtError::Unaligned);
     }
     // SAFETY: `addr` is non-null and aligned, and the caller guarantees the

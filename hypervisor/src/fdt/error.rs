@@ -55,8 +55,8 @@ pub enum DtError {
         /// Offset into the blob where parsing stopped.
         offset: usize,
     },
-    /// A node or property name is not valid UTF-8 or too long for the parser
-    /// (node names are limited to 29 bytes including the unit address).
+    /// A node or property name is not NUL-terminated inside its block, not
+    /// valid UTF-8, or (for a node) longer than 255 bytes.
     BadName {
         /// Offset into the blob of the token that holds the name.
         offset: usize,

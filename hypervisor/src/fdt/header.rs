@@ -106,10 +106,10 @@ impl Header {
         let inside =
             |off: usize, size: usize| off >= HEADER_SIZE && off.saturating_add(size) <= total;
         let ok = inside(self.off_mem_rsvmap, 16)
-            && self.off_mem_rsvmap % 4 == 0
+            && self.off_mem_rsvmap.is_multiple_of(4)
             && inside(self.off_dt_struct, self.size_dt_struct)
-            && self.off_dt_struct % 4 == 0
-            && self.size_dt_struct % 4 == 0
+            && self.off_dt_struct.is_multiple_of(4)
+            && self.size_dt_struct.is_multiple_of(4)
             && self.size_dt_struct >= 4
             && inside(self.off_dt_strings, self.size_dt_strings);
         if ok { Ok(()) } else { Err(DtError::BadLayout) }
@@ -117,7 +117,7 @@ impl Header {
 
     /// The structure block as a range of offsets into the blob.
     pub fn struct_range(&self) -> core::ops::Range<usize> {
-        self.off_dt_struct..self.off_dt_struct + self.size_dt_struct
+        self.off_dt_struct..self.off_dt_struct.saturating_add(self.size_dt_struct)
     }
 }
 

@@ -34,7 +34,7 @@ impl Prop {
     /// The value as a list of cells (`None` if the length is not a multiple
     /// of 4).
     pub fn as_u32_list(&self) -> Option<Vec<u32>> {
-        if self.value.len() % 4 != 0 {
+        if !self.value.len().is_multiple_of(4) {
             return None;
         }
         (0..self.value.len() / 4)

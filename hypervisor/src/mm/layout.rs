@@ -303,7 +303,7 @@ mod tests {
             let g = 1 << (next() % 16);
             let out = free_ranges(&mem, &res, g);
             for (i, f) in out.iter().enumerate() {
-                assert!(f.size > 0 && f.base % g == 0 && f.size % g == 0);
+                assert!(f.size > 0 && f.base.is_multiple_of(g) && f.size.is_multiple_of(g));
                 assert!(
                     res.iter().all(|x| x.size == 0 || !x.overlaps(f)),
                     "{f} overlaps reserved"

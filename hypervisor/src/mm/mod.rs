@@ -7,3 +7,5 @@ pub mod pagetable;
 pub mod el2map;
 #[cfg(all(target_arch = "aarch64", target_os = "none"))]
 pub mod heap;
+#[cfg(all(target_arch = "aarch64", target_os = "none"))]
+pub mod heap_tables;

@@ -168,3 +168,8 @@ el2_reset_state:
     primary_main = sym crate::boot::primary_main,
     secondary_main = sym crate::boot::secondary_main,
 );
+
+/// Top of the boot CPU's stack.
+pub fn boot_stack_top() -> u64 {
+    (&raw const BOOT_STACK as u64) + BOOT_STACK_SIZE as u64
+}

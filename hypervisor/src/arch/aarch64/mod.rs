@@ -4,6 +4,9 @@
 pub mod cache;
 pub mod cpu;
 pub mod entry;
+pub mod gicv3;
+pub mod guest;
 pub mod mmu;
 pub mod psci;
+pub mod sysreg;
 pub mod vectors;

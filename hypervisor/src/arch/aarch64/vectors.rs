@@ -69,6 +69,8 @@ el2_trap_save:
     mov     x1, x0
     mov     x0, sp
     bl      {handler}
+    .global el2_trap_restore
+el2_trap_restore:
     ldp     x1, x2, [sp, #16 * 15]  // x30, elr
     mov     x30, x1
     msr     elr_el2, x2

@@ -164,7 +164,7 @@ pub fn interrupts(tree: &Tree, node: &NodeRef<'_>) -> Result<Vec<Interrupt>, Str
     let ctrl = interrupt_parent(tree, node)?;
     let n = interrupt_cells(&ctrl)?;
     let cells = prop.as_u32_list().ok_or("malformed `interrupts`")?;
-    if cells.len() % n != 0 {
+    if !cells.len().is_multiple_of(n) {
         return Err(format!(
             "`interrupts` has {} cells, not a multiple of {n}",
             cells.len()

@@ -11,7 +11,7 @@
 mod chosen;
 mod cpu;
 mod gic;
-mod irq;
+pub mod irq;
 mod memory;
 mod pcie;
 mod smmu;
@@ -35,7 +35,7 @@ use super::tree::Tree;
 use crate::mm::layout::Region;
 
 /// The host machine as its device tree describes it.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HostDt {
     /// Root `model`.
     pub model: Option<String>,

@@ -148,7 +148,7 @@ fn host(tree: &Tree, node: &NodeRef<'_>, warnings: &mut Vec<String>) -> Result<P
     let iommu_map_mask = optional_u32(node, "iommu-map-mask")?;
     let msi_parent = match node.prop("msi-parent") {
         None => None,
-        Some(p) if p.value.len() % 4 == 0 && !p.value.is_empty() => cell(&p.value, 0),
+        Some(p) if p.value.len().is_multiple_of(4) && !p.value.is_empty() => cell(&p.value, 0),
         Some(_) => return Err("malformed `msi-parent`".into()),
     };
     let iommu_map = id_map(tree, node, "iommu-map")?
@@ -205,7 +205,7 @@ fn id_map(tree: &Tree, node: &NodeRef<'_>, name: &str) -> Result<Vec<[u32; 4]>, 
     };
     let cells = prop
         .as_u32_list()
-        .filter(|c| c.len() % 4 == 0 && !c.is_empty())
+        .filter(|c| c.len().is_multiple_of(4) && !c.is_empty())
         .ok_or_else(|| {
             format!(
                 "`{name}` is truncated ({} bytes, not a whole number of 4-cell entries)",

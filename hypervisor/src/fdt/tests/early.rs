@@ -175,30 +175,25 @@ fn unaligned_blob_is_refused_early_but_parsed_later() {
 fn from_pointer() {
     let blob = dtb!("qemu-virt-smmu.dtb");
     // SAFETY: `blob` is a static, readable, immutable FDT.
-    let got = unsafe { from_ptr(blob.as_ptr() as usize) }.expect("valid");
-    assert_eq!(got, blob);
-    // SAFETY: rejected before any access.
-    assert_eq!(unsafe { from_ptr(0) }, Err(DtError::BadPointer));
-    // SAFETY: rejected before any access.
-    assert_eq!(
-        unsafe { from_ptr(blob.as_ptr() as usize + 2) },
-        Err(DtError::Unaligned)
-    );
-    // SAFETY: rejected before any access.
-    assert_eq!(
-        unsafe { from_ptr(usize::MAX - 3) },
-        Err(DtError::BadPointer)
-    );
+    let got = unsafe { from_ptr(blob.as_ptr() as usize) };
+    assert_eq!(got, Ok(blob));
+    // SAFETY: a null pointer is rejected before any access.
+    let got = unsafe { from_ptr(0) };
+    assert_eq!(got, Err(DtError::BadPointer));
+    // SAFETY: a misaligned pointer is rejected before any access.
+    let got = unsafe { from_ptr(blob.as_ptr() as usize + 2) };
+    assert_eq!(got, Err(DtError::Unaligned));
+    // SAFETY: a pointer whose blob would wrap is rejected before any access.
+    let got = unsafe { from_ptr(usize::MAX - 3) };
+    assert_eq!(got, Err(DtError::BadPointer));
 
     // Larger than the blob is fine: from_ptr cuts it to `totalsize`.
     let mut padded = Vec::from(blob);
     padded.resize(blob.len() + 4096, 0xa5);
     let padded: &'static AlignedBuf = Box::leak(Box::new(AlignedBuf::new(&padded)));
     // SAFETY: a leaked (hence 'static), readable, immutable buffer.
-    assert_eq!(
-        unsafe { from_ptr(padded.bytes().as_ptr() as usize) },
-        Ok(blob)
-    );
+    let got = unsafe { from_ptr(padded.bytes().as_ptr() as usize) };
+    assert_eq!(got, Ok(blob));
 
     let mut garbage = AlignedBuf::new(&[0u8; 64]);
     garbage.bytes_mut()[..4].copy_from_slice(&0xd00d_feedu32.to_be_bytes());
@@ -209,10 +204,8 @@ fn from_pointer() {
     assert_eq!(got, Err(DtError::BadTotalSize { size: 3 << 20 }));
     let zeros: &'static AlignedBuf = Box::leak(Box::new(AlignedBuf::new(&[0u8; 64])));
     // SAFETY: 64 readable bytes; the missing magic is refused.
-    assert_eq!(
-        unsafe { from_ptr(zeros.bytes().as_ptr() as usize) },
-        Err(DtError::BadMagic { found: 0 })
-    );
+    let got = unsafe { from_ptr(zeros.bytes().as_ptr() as usize) };
+    assert_eq!(got, Err(DtError::BadMagic { found: 0 }));
 }
 
 #[test]

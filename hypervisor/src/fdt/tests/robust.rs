@@ -68,7 +68,7 @@ fn every_prefix_with_a_consistent_header_is_refused() {
         for cut in header.off_dt_struct..header.off_dt_struct + header.size_dt_struct - 4 {
             // Layout: header + reservation block, struct[..cut], strings.
             let mut bytes = Vec::from(&blob[..cut]);
-            while bytes.len() % 4 != 0 {
+            while !bytes.len().is_multiple_of(4) {
                 bytes.push(0);
             }
             let strings_off = bytes.len();
@@ -91,7 +91,7 @@ fn random_bytes_are_refused() {
         let len = rng.below(600);
         let mut bytes: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
         // Half the time, give it a plausible header so parsing goes deeper.
-        if rng.next() % 2 == 0 && len >= 40 {
+        if rng.next().is_multiple_of(2) && len >= 40 {
             put32(&mut bytes, 0, 0xd00d_feed);
             put32(&mut bytes, 4, len as u32);
             let struct_off = 40 + 4 * rng.below(8);
@@ -276,25 +276,40 @@ fn structural_errors() {
     // A property name offset outside the strings block.
     let e = parse(Builder::default().begin("").word(3).word(0).word(8).end());
     assert!(matches!(e, Some(DtError::BadName { .. })), "{e:?}");
-    // Node names longer than fdt-rs reads (29 bytes) and non-UTF-8 names.
-    let e = parse(
-        Builder::default()
-            .begin("")
-            .begin("a-very-long-node-name@12345678")
-            .end()
-            .end(),
-    );
-    assert!(matches!(e, Some(DtError::BadName { .. })), "{e:?}");
-    assert!(
-        parse(
-            Builder::default()
+    // Long node names (fdt-rs alone stops at 29 bytes) up to 255 bytes;
+    // longer, unterminated and non-UTF-8 names are refused.
+    let long = "external-memory-controller@2c60000";
+    let named = |name: &str| parse(Builder::default().begin("").begin(name).end().end());
+    assert_eq!(named(long), None);
+    assert_eq!(named(&"n".repeat(255)), None);
+    assert!(matches!(
+        named(&"n".repeat(256)),
+        Some(DtError::BadName { .. })
+    ));
+    let tree = Tree::parse(
+        AlignedBuf::new(
+            &Builder::default()
                 .begin("")
-                .begin("a-long-node-name-29-bytes@123")
+                .begin(long)
                 .end()
                 .end()
+                .finish(),
         )
-        .is_none()
+        .bytes(),
     );
+    assert_eq!(
+        tree.ok()
+            .and_then(|t| t.find("/external-memory-controller").map(|n| n.path())),
+        Some(alloc::format!("/{long}"))
+    );
+    // A name whose NUL lies past the end of the structure block.
+    let mut b = Builder::default();
+    b.word(1).word(0x6161_6161);
+    let mut blob = b.finish();
+    let struct_size = u32::from_be_bytes([blob[36], blob[37], blob[38], blob[39]]);
+    put32(&mut blob, 36, struct_size - 4);
+    let e = Tree::parse(AlignedBuf::new(&blob).bytes()).err();
+    assert!(matches!(e, Some(DtError::BadName { .. })), "{e:?}");
     let mut b = Builder::default();
     b.word(1).word(0xff00_0000).begin("").end();
     assert!(matches!(parse(&mut b), Some(DtError::BadName { .. })));

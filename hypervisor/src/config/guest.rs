@@ -1,0 +1,99 @@
+//! [`GuestConfig`]: one guest, decoded. The host tool builds it from TOML
+//! and encodes it with postcard; the hypervisor decodes it from the bundle.
+//! The field order is part of the bundle format (postcard is not
+//! self-describing): changing it needs a new [`super::bundle::VERSION`].
+
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt;
+use serde::{Deserialize, Serialize};
+
+use super::limits::DEFAULT_MEMORY_BASE;
+
+/// What a guest's PSCI `SYSTEM_RESET` does. (`SYSTEM_OFF` always stops the
+/// guest.)
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ResetAction {
+    /// Reload the guest's kernel and initrd and boot it again.
+    #[default]
+    Restart,
+    /// Stop the guest, as `SYSTEM_OFF` does.
+    PowerOff,
+}
+
+/// One guest: its physical CPUs, its RAM, its command line and the host
+/// devices passed through to it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GuestConfig {
+    /// Name used in messages and in the guest's device tree (`[A-Za-z0-9._-]`,
+    /// see [`super::limits::MAX_NAME_LEN`]).
+    pub name: String,
+    /// Physical CPUs: indices into the host device tree's usable `/cpus`
+    /// (the `N` of the hypervisor's "cpu N online"). One vCPU each, in this
+    /// order: vCPU 0 runs on `cpus[0]`.
+    pub cpus: Vec<u32>,
+    /// RAM size in bytes (a multiple of 2 MiB).
+    pub memory_size: u64,
+    /// Guest-physical base of the RAM (2 MiB aligned).
+    pub memory_base: u64,
+    /// Kernel command line (`/chosen/bootargs`).
+    pub cmdline: String,
+    /// Host device-tree node paths passed through (MMIO identity-mapped:
+    /// guest-physical address = host physical address).
+    pub devices: Vec<String>,
+    /// What `SYSTEM_RESET` does.
+    pub on_reset: ResetAction,
+}
+
+impl GuestConfig {
+    /// A guest with the given name, CPUs and memory size, at the default
+    /// base, with an empty command line, no devices and `on_reset =
+    /// restart`.
+    pub fn new(name: &str, cpus: &[u32], memory_size: u64) -> Self {
+        Self {
+            name: name.into(),
+            cpus: cpus.into(),
+            memory_size,
+            memory_base: DEFAULT_MEMORY_BASE,
+            cmdline: String::new(),
+            devices: Vec::new(),
+            on_reset: ResetAction::Restart,
+        }
+    }
+}
+
+/// A guest named in an error: its index (in the configuration or the
+/// bundle's entry table) and its name, when known (a bundle's guest is
+/// nameless until its config is decoded).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GuestRef {
+    /// Index in the configuration or the bundle.
+    pub index: usize,
+    /// The guest's name, when known.
+    pub name: Option<String>,
+}
+
+impl GuestRef {
+    /// A guest with a known name.
+    pub fn named(index: usize, name: &str) -> Self {
+        Self {
+            index,
+            name: Some(name.into()),
+        }
+    }
+
+    /// A guest whose name is not known.
+    pub fn unnamed(index: usize) -> Self {
+        Self { index, name: None }
+    }
+}
+
+impl fmt::Display for GuestRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.name {
+            Some(name) => write!(f, "guest {} ({name:?})", self.index),
+            None => write!(f, "guest {}", self.index),
+        }
+    }
+}

@@ -1,0 +1,406 @@
+//! [`ValidationError`]: one broken rule of a configuration, naming the guest
+//! and the reason; [`Problem`] says which rule, with what it needs to be
+//! located in the TOML source ([`Problem::field`], [`Problem::item`]).
+
+use alloc::string::String;
+use core::fmt;
+
+use super::GuestRef;
+use super::limits::{
+    MAX_CMDLINE_LEN, MAX_CPUS_PER_GUEST, MAX_DEVICE_PATH_LEN, MAX_DEVICES_PER_GUEST,
+    MAX_GUEST_PHYS, MAX_GUESTS, MAX_NAME_LEN, MEMORY_ALIGN, MIN_MEMORY,
+};
+use crate::mm::layout::Region;
+
+/// The part of a guest's configuration a problem is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Field {
+    /// The list of guests as a whole.
+    Guests,
+    /// `name`.
+    Name,
+    /// `cpus` (the entry [`Problem::item`] when there is one).
+    Cpus,
+    /// `memory.size`.
+    MemorySize,
+    /// `memory.base`.
+    MemoryBase,
+    /// `cmdline`.
+    Cmdline,
+    /// `devices` (the entry [`Problem::item`] when there is one).
+    Devices,
+}
+
+/// One broken rule.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Problem {
+    /// No guest at all.
+    NoGuests,
+    /// More than [`MAX_GUESTS`] guests.
+    TooManyGuests {
+        /// How many.
+        count: usize,
+    },
+    /// The name is empty.
+    EmptyName,
+    /// The name is longer than [`MAX_NAME_LEN`].
+    NameTooLong {
+        /// Its length in bytes.
+        len: usize,
+    },
+    /// The name has a character outside `[A-Za-z0-9._-]`.
+    NameBadChar {
+        /// The first such character.
+        c: char,
+    },
+    /// An earlier guest has the same name.
+    DuplicateName {
+        /// Index of that guest.
+        first: usize,
+    },
+    /// `cpus` is empty.
+    NoCpus,
+    /// More than [`MAX_CPUS_PER_GUEST`] CPUs.
+    TooManyCpus {
+        /// How many.
+        count: usize,
+    },
+    /// The guest lists a CPU twice.
+    DuplicateCpu {
+        /// The CPU index.
+        cpu: u32,
+        /// Position of the repeat in `cpus`.
+        at: usize,
+    },
+    /// An earlier guest already owns the CPU.
+    CpuTaken {
+        /// The CPU index.
+        cpu: u32,
+        /// Position in `cpus`.
+        at: usize,
+        /// The guest that owns it.
+        owner: GuestRef,
+    },
+    /// The host has no such CPU.
+    CpuAbsent {
+        /// The CPU index.
+        cpu: u32,
+        /// Position in `cpus`.
+        at: usize,
+        /// How many usable CPUs the host has.
+        host_cpus: usize,
+    },
+    /// Memory size below [`MIN_MEMORY`].
+    MemoryTooSmall {
+        /// The size.
+        size: u64,
+    },
+    /// Memory size not a multiple of [`MEMORY_ALIGN`].
+    MemorySizeUnaligned {
+        /// The size.
+        size: u64,
+    },
+    /// Memory base not [`MEMORY_ALIGN`] aligned.
+    MemoryBaseUnaligned {
+        /// The base.
+        base: u64,
+    },
+    /// Guest RAM ends above [`MAX_GUEST_PHYS`] (or wraps).
+    MemoryTooHigh {
+        /// The base.
+        base: u64,
+        /// The size.
+        size: u64,
+    },
+    /// With this guest, the guests' RAM exceeds the host's usable RAM.
+    TotalMemory {
+        /// RAM of this guest and the ones before it.
+        total: u64,
+        /// Usable host RAM (RAM less reserved ranges, in 2 MiB blocks).
+        available: u64,
+    },
+    /// Guest RAM overlaps the MMIO range of one of its own devices, which
+    /// keeps its host address in the guest.
+    RamOverlapsDevice {
+        /// The device path as configured.
+        path: String,
+        /// Position in `devices`.
+        at: usize,
+        /// The guest's RAM.
+        ram: Region,
+        /// The device range it overlaps.
+        mmio: Region,
+    },
+    /// Command line longer than [`MAX_CMDLINE_LEN`].
+    CmdlineTooLong {
+        /// Its length in bytes.
+        len: usize,
+    },
+    /// Command line with a NUL byte.
+    CmdlineNul,
+    /// More than [`MAX_DEVICES_PER_GUEST`] devices.
+    TooManyDevices {
+        /// How many.
+        count: usize,
+    },
+    /// Not an absolute node path (or `/` itself, a NUL byte, longer than
+    /// [`MAX_DEVICE_PATH_LEN`]).
+    DevicePathBad {
+        /// The path.
+        path: String,
+        /// Position in `devices`.
+        at: usize,
+    },
+    /// The guest lists one node twice (perhaps spelled differently).
+    DuplicateDevice {
+        /// The path as configured.
+        path: String,
+        /// Position of the repeat in `devices`.
+        at: usize,
+    },
+    /// No such node in the host device tree.
+    DeviceAbsent {
+        /// The path.
+        path: String,
+        /// Position in `devices`.
+        at: usize,
+    },
+    /// Another guest already has this node, an ancestor or a descendant.
+    DeviceTaken {
+        /// The path as configured.
+        path: String,
+        /// Position in `devices`.
+        at: usize,
+        /// The guest that has it.
+        owner: GuestRef,
+        /// The node path that guest claimed.
+        owner_path: String,
+    },
+    /// The node (or an ancestor) belongs to the hypervisor.
+    DeviceReserved {
+        /// The path as configured.
+        path: String,
+        /// Position in `devices`.
+        at: usize,
+        /// What the node is ("the interrupt controller", ...).
+        what: &'static str,
+    },
+}
+
+impl Problem {
+    /// The part of the configuration the problem is about.
+    pub fn field(&self) -> Field {
+        match self {
+            Self::NoGuests | Self::TooManyGuests { .. } => Field::Guests,
+            Self::EmptyName
+            | Self::NameTooLong { .. }
+            | Self::NameBadChar { .. }
+            | Self::DuplicateName { .. } => Field::Name,
+            Self::NoCpus
+            | Self::TooManyCpus { .. }
+            | Self::DuplicateCpu { .. }
+            | Self::CpuTaken { .. }
+            | Self::CpuAbsent { .. } => Field::Cpus,
+            Self::MemoryTooSmall { .. }
+            | Self::MemorySizeUnaligned { .. }
+            | Self::TotalMemory { .. } => Field::MemorySize,
+            Self::MemoryBaseUnaligned { .. } | Self::MemoryTooHigh { .. } => Field::MemoryBase,
+            Self::CmdlineTooLong { .. } | Self::CmdlineNul => Field::Cmdline,
+            Self::TooManyDevices { .. }
+            | Self::RamOverlapsDevice { .. }
+            | Self::DevicePathBad { .. }
+            | Self::DuplicateDevice { .. }
+            | Self::DeviceAbsent { .. }
+            | Self::DeviceTaken { .. }
+            | Self::DeviceReserved { .. } => Field::Devices,
+        }
+    }
+
+    /// The position in `cpus` or `devices` the problem is about, if one.
+    pub fn item(&self) -> Option<usize> {
+        match self {
+            Self::DuplicateCpu { at, .. }
+            | Self::CpuTaken { at, .. }
+            | Self::CpuAbsent { at, .. }
+            | Self::RamOverlapsDevice { at, .. }
+            | Self::DevicePathBad { at, .. }
+            | Self::DuplicateDevice { at, .. }
+            | Self::DeviceAbsent { at, .. }
+            | Self::DeviceTaken { at, .. }
+            | Self::DeviceReserved { at, .. } => Some(*at),
+            _ => None,
+        }
+    }
+}
+
+/// A byte count, shown in the largest binary unit that divides it.
+struct Size(u64);
+
+impl fmt::Display for Size {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        const UNITS: [(u64, &str); 4] = [
+            (1 << 40, "TiB"),
+            (1 << 30, "GiB"),
+            (1 << 20, "MiB"),
+            (1 << 10, "KiB"),
+        ];
+        for (unit, name) in UNITS {
+            if self.0 >= unit && self.0.is_multiple_of(unit) {
+                return write!(f, "{} {name}", self.0 / unit);
+            }
+        }
+        write!(f, "{} bytes", self.0)
+    }
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::NoGuests => f.write_str("no guest is defined"),
+            Self::TooManyGuests { count } => {
+                write!(f, "{count} guests, at most {MAX_GUESTS} allowed")
+            }
+            Self::EmptyName => f.write_str("the name is empty"),
+            Self::NameTooLong { len } => write!(
+                f,
+                "the name is {len} bytes long, at most {MAX_NAME_LEN} allowed"
+            ),
+            Self::NameBadChar { c } => {
+                write!(
+                    f,
+                    "the name contains {c:?}; use letters, digits, '.', '_' and '-'"
+                )
+            }
+            Self::DuplicateName { first } => write!(f, "the name is already used by guest {first}"),
+            Self::NoCpus => f.write_str("no CPU is given"),
+            Self::TooManyCpus { count } => {
+                write!(f, "{count} CPUs, at most {MAX_CPUS_PER_GUEST} per guest")
+            }
+            Self::DuplicateCpu { cpu, .. } => write!(f, "CPU {cpu} is listed twice"),
+            Self::CpuTaken { cpu, owner, .. } => {
+                write!(f, "CPU {cpu} is already claimed by {owner}")
+            }
+            Self::CpuAbsent { cpu, host_cpus, .. } => write!(
+                f,
+                "CPU {cpu} is not present (the host has {host_cpus} usable CPUs, numbered from 0 as the \
+                 hypervisor prints them)"
+            ),
+            Self::MemoryTooSmall { size } => {
+                write!(
+                    f,
+                    "memory size {} is below the minimum of {}",
+                    Size(*size),
+                    Size(MIN_MEMORY)
+                )
+            }
+            Self::MemorySizeUnaligned { size } => {
+                write!(
+                    f,
+                    "memory size {} is not a multiple of {}",
+                    Size(*size),
+                    Size(MEMORY_ALIGN)
+                )
+            }
+            Self::MemoryBaseUnaligned { base } => {
+                write!(
+                    f,
+                    "memory base {base:#x} is not aligned to {}",
+                    Size(MEMORY_ALIGN)
+                )
+            }
+            Self::MemoryTooHigh { base, size } => write!(
+                f,
+                "guest RAM ({} at {base:#x}) ends above the guest-physical limit {MAX_GUEST_PHYS:#x}",
+                Size(*size)
+            ),
+            Self::TotalMemory { total, available } => write!(
+                f,
+                "this guest brings the guests' RAM to {}, more than the host's {} of usable RAM",
+                Size(*total),
+                Size(*available)
+            ),
+            Self::RamOverlapsDevice {
+                path, ram, mmio, ..
+            } => write!(
+                f,
+                "guest RAM {ram} overlaps {mmio} of device {path} (devices keep their host addresses); \
+                 move memory.base"
+            ),
+            Self::CmdlineTooLong { len } => {
+                write!(
+                    f,
+                    "the command line is {len} bytes long, at most {MAX_CMDLINE_LEN} allowed"
+                )
+            }
+            Self::CmdlineNul => f.write_str("the command line contains a NUL character"),
+            Self::TooManyDevices { count } => {
+                write!(
+                    f,
+                    "{count} devices, at most {MAX_DEVICES_PER_GUEST} per guest"
+                )
+            }
+            Self::DevicePathBad { path, .. } => write!(
+                f,
+                "{path:?} is not a device-tree node path (absolute, not `/`, at most {MAX_DEVICE_PATH_LEN} bytes)"
+            ),
+            Self::DuplicateDevice { path, .. } => write!(f, "device {path} is listed twice"),
+            Self::DeviceAbsent { path, .. } => {
+                write!(f, "device {path} is not in the host device tree")
+            }
+            Self::DeviceTaken {
+                path,
+                owner,
+                owner_path,
+                ..
+            } => {
+                write!(
+                    f,
+                    "device {path} is already claimed by {owner} (as {owner_path})"
+                )
+            }
+            Self::DeviceReserved { path, what, .. } => {
+                write!(
+                    f,
+                    "device {path} is {what}, which the hypervisor keeps for itself"
+                )
+            }
+        }
+    }
+}
+
+/// A broken rule, with the guest it concerns (`None` for rules about the
+/// configuration as a whole).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ValidationError {
+    /// The guest concerned.
+    pub guest: Option<GuestRef>,
+    /// What is wrong.
+    pub problem: Problem,
+}
+
+impl ValidationError {
+    /// An error about guest `index` called `name`.
+    pub fn guest(index: usize, name: &str, problem: Problem) -> Self {
+        Self {
+            guest: Some(GuestRef::named(index, name)),
+            problem,
+        }
+    }
+
+    /// An error about the configuration as a whole.
+    pub fn global(problem: Problem) -> Self {
+        Self {
+            guest: None,
+            problem,
+        }
+    }
+}
+
+impl fmt::Display for ValidationError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.guest {
+            Some(guest) => write!(f, "{guest}: {}", self.problem),
+            None => write!(f, "configuration: {}", self.problem),
+        }
+    }
+}

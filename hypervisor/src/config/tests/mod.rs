@@ -1,0 +1,21 @@
+//! Host tests of the configuration layer: the bundle format (round trip,
+//! every corruption) and validation against the QEMU device trees in
+//! `fdt/testdata/`.
+
+mod bundle;
+mod validate;
+
+use super::GuestConfig;
+use alloc::string::ToString;
+use alloc::vec::Vec;
+
+/// The default Linux guest: CPUs 0 and 1, 512 MiB, PL011 and PCIe.
+fn linux() -> GuestConfig {
+    let mut g = GuestConfig::new("linux", &[0, 1], 512 << 20);
+    g.cmdline = "console=ttyAMA0 earlycon rdinit=/init".to_string();
+    g.devices = ["/pl011@9000000", "/pcie@10000000"]
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>();
+    g
+}

@@ -1,0 +1,268 @@
+//! The rules a set of guest configurations must follow.
+//!
+//! - [`check_guests`]: rules that need no board (limits, names, a CPU
+//!   given twice or to two guests, memory size and alignment, command line,
+//!   device path syntax).
+//! - [`check_board`]: rules against the host device tree (CPU present,
+//!   device present, not the hypervisor's own, not claimed twice, total RAM,
+//!   guest RAM clear of the guest's device MMIO).
+//! - [`validate`]: both; what the hypervisor runs at boot against the live
+//!   device tree.
+//!
+//! Every error names the guest and the reason; nothing here panics.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use super::devices::{is_ancestor, mmio_regions, path_is_valid, reserved_use};
+use super::limits::{
+    MAX_CMDLINE_LEN, MAX_CPUS_PER_GUEST, MAX_DEVICES_PER_GUEST, MAX_GUEST_PHYS, MAX_GUESTS,
+    MAX_NAME_LEN, MEMORY_ALIGN, MIN_MEMORY,
+};
+use super::{GuestConfig, GuestRef, Problem, ValidationError};
+use crate::fdt::HostDt;
+use crate::mm::layout::{Region, free_ranges};
+
+/// Every rule, board-independent and board-dependent.
+pub fn validate(guests: &[GuestConfig], host: &HostDt) -> Vec<ValidationError> {
+    let mut errors = check_guests(guests);
+    errors.extend(check_board(guests, host));
+    errors
+}
+
+/// The rules that need no board.
+pub fn check_guests(guests: &[GuestConfig]) -> Vec<ValidationError> {
+    let mut errors = Vec::new();
+    if guests.is_empty() {
+        errors.push(ValidationError::global(Problem::NoGuests));
+    }
+    if guests.len() > MAX_GUESTS {
+        errors.push(ValidationError::global(Problem::TooManyGuests {
+            count: guests.len(),
+        }));
+    }
+    for (index, guest) in guests.iter().enumerate() {
+        let mut report = |problem| errors.push(ValidationError::guest(index, &guest.name, problem));
+        check_name(guests, index, &mut report);
+        check_cpus(guests, index, &mut report);
+        check_memory(guest, &mut report);
+        check_cmdline(guest, &mut report);
+        check_device_paths(guest, &mut report);
+    }
+    errors
+}
+
+fn check_name(guests: &[GuestConfig], index: usize, report: &mut impl FnMut(Problem)) {
+    let Some(name) = guests.get(index).map(|g| g.name.as_str()) else {
+        return;
+    };
+    if name.is_empty() {
+        report(Problem::EmptyName);
+    } else if name.len() > MAX_NAME_LEN {
+        report(Problem::NameTooLong { len: name.len() });
+    } else if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+    {
+        report(Problem::NameBadChar { c });
+    }
+    if let Some(first) = guests.iter().take(index).position(|g| g.name == name) {
+        report(Problem::DuplicateName { first });
+    }
+}
+
+fn check_cpus(guests: &[GuestConfig], index: usize, report: &mut impl FnMut(Problem)) {
+    let Some(guest) = guests.get(index) else {
+        return;
+    };
+    if guest.cpus.is_empty() {
+        report(Problem::NoCpus);
+    }
+    if guest.cpus.len() > MAX_CPUS_PER_GUEST {
+        report(Problem::TooManyCpus {
+            count: guest.cpus.len(),
+        });
+    }
+    for (at, &cpu) in guest.cpus.iter().enumerate() {
+        if guest.cpus.iter().take(at).any(|&c| c == cpu) {
+            report(Problem::DuplicateCpu { cpu, at });
+            continue;
+        }
+        let owner = guests
+            .iter()
+            .take(index)
+            .enumerate()
+            .find(|(_, g)| g.cpus.contains(&cpu));
+        if let Some((i, g)) = owner {
+            report(Problem::CpuTaken {
+                cpu,
+                at,
+                owner: GuestRef::named(i, &g.name),
+            });
+        }
+    }
+}
+
+fn check_memory(guest: &GuestConfig, report: &mut impl FnMut(Problem)) {
+    let (base, size) = (guest.memory_base, guest.memory_size);
+    if size < MIN_MEMORY {
+        report(Problem::MemoryTooSmall { size });
+    }
+    if !size.is_multiple_of(MEMORY_ALIGN) {
+        report(Problem::MemorySizeUnaligned { size });
+    }
+    if !base.is_multiple_of(MEMORY_ALIGN) {
+        report(Problem::MemoryBaseUnaligned { base });
+    }
+    if base
+        .checked_add(size)
+        .is_none_or(|end| end > MAX_GUEST_PHYS)
+    {
+        report(Problem::MemoryTooHigh { base, size });
+    }
+}
+
+fn check_cmdline(guest: &GuestConfig, report: &mut impl FnMut(Problem)) {
+    if guest.cmdline.len() > MAX_CMDLINE_LEN {
+        report(Problem::CmdlineTooLong {
+            len: guest.cmdline.len(),
+        });
+    }
+    if guest.cmdline.contains('\0') {
+        report(Problem::CmdlineNul);
+    }
+}
+
+fn check_device_paths(guest: &GuestConfig, report: &mut impl FnMut(Problem)) {
+    if guest.devices.len() > MAX_DEVICES_PER_GUEST {
+        report(Problem::TooManyDevices {
+            count: guest.devices.len(),
+        });
+    }
+    for (at, path) in guest.devices.iter().enumerate() {
+        if !path_is_valid(path) {
+            report(Problem::DevicePathBad {
+                path: path.clone(),
+                at,
+            });
+        } else if guest.devices.iter().take(at).any(|p| p == path) {
+            report(Problem::DuplicateDevice {
+                path: path.clone(),
+                at,
+            });
+        }
+    }
+}
+
+/// The rules that depend on the host device tree. Usable RAM is
+/// `host.memory` less `host.reserved` in 2 MiB blocks: at boot, add the
+/// hypervisor's own image and heap to `host.reserved` first.
+pub fn check_board(guests: &[GuestConfig], host: &HostDt) -> Vec<ValidationError> {
+    let mut errors = Vec::new();
+    let available: u64 = free_ranges(&host.memory, &host.reserved, MEMORY_ALIGN)
+        .iter()
+        .map(|r| r.size)
+        .sum();
+    let mut total: u64 = 0;
+    let mut total_reported = false;
+    let mut claims: Vec<Claim> = Vec::new();
+    for (index, guest) in guests.iter().enumerate() {
+        let mut report = |problem| errors.push(ValidationError::guest(index, &guest.name, problem));
+        for (at, &cpu) in guest.cpus.iter().enumerate() {
+            if cpu as usize >= host.cpus.len() {
+                report(Problem::CpuAbsent {
+                    cpu,
+                    at,
+                    host_cpus: host.cpus.len(),
+                });
+            }
+        }
+        total = total.saturating_add(guest.memory_size);
+        if total > available && !total_reported {
+            total_reported = true;
+            report(Problem::TotalMemory { total, available });
+        }
+        check_devices(guests, index, host, &mut claims, &mut report);
+    }
+    errors
+}
+
+/// A device some guest has claimed.
+struct Claim {
+    guest: usize,
+    /// The path as configured.
+    path: String,
+    /// The node's canonical path.
+    node: String,
+}
+
+fn check_devices(
+    guests: &[GuestConfig],
+    index: usize,
+    host: &HostDt,
+    claims: &mut Vec<Claim>,
+    report: &mut impl FnMut(Problem),
+) {
+    let Some(guest) = guests.get(index) else {
+        return;
+    };
+    let ram = Region::new(guest.memory_base, guest.memory_size);
+    for (at, path) in guest.devices.iter().enumerate() {
+        if !path_is_valid(path) {
+            continue; // reported by check_guests
+        }
+        let Some(node) = host.tree().find(path) else {
+            report(Problem::DeviceAbsent {
+                path: path.clone(),
+                at,
+            });
+            continue;
+        };
+        if let Some(what) = reserved_use(&node, host) {
+            report(Problem::DeviceReserved {
+                path: path.clone(),
+                at,
+                what,
+            });
+            continue;
+        }
+        let canonical = node.path();
+        let clash = claims.iter().find(|c| {
+            c.node == canonical
+                || is_ancestor(&c.node, &canonical)
+                || is_ancestor(&canonical, &c.node)
+        });
+        match clash {
+            // The very same string twice in one guest: check_guests said so.
+            Some(c) if c.guest == index && c.path == *path => {}
+            Some(c) if c.guest == index => report(Problem::DuplicateDevice {
+                path: path.clone(),
+                at,
+            }),
+            Some(c) => {
+                let owner =
+                    GuestRef::named(c.guest, guests.get(c.guest).map_or("", |g| g.name.as_str()));
+                report(Problem::DeviceTaken {
+                    path: path.clone(),
+                    at,
+                    owner,
+                    owner_path: c.node.clone(),
+                });
+            }
+            None => {}
+        }
+        if let Some(mmio) = mmio_regions(&node).into_iter().find(|r| r.overlaps(&ram)) {
+            report(Problem::RamOverlapsDevice {
+                path: path.clone(),
+                at,
+                ram,
+                mmio,
+            });
+        }
+        claims.push(Claim {
+            guest: index,
+            path: path.clone(),
+            node: canonical,
+        });
+    }
+}

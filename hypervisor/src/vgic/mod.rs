@@ -1,0 +1,66 @@
+//! The guest's GICv3: an emulated distributor and redistributors (plain
+//! register logic, tested on the host) whose enables, trigger modes and
+//! routing of guest-owned hardware interrupts are forwarded to the physical
+//! GIC through [`PhysGic`], and the per-vCPU queue of virtual interrupts
+//! waiting for a list register.
+//!
+//! Ownership is the one mechanism: an INTID the guest owns (an SPI of a
+//! passed-through device, a timer PPI) is programmed on the physical GIC as
+//! the guest asks; any other INTID reads as zero and ignores writes. SGIs
+//! are purely virtual.
+
+pub mod dist;
+pub mod pending;
+pub mod redist;
+
+#[cfg(test)]
+mod tests;
+
+/// First SPI INTID.
+pub const SPI_BASE: u32 = 32;
+/// Size of one redistributor (RD_base + SGI_base frames).
+pub const REDIST_STRIDE: u64 = 0x2_0000;
+/// Size of the distributor frame.
+pub const DIST_SIZE: u64 = 0x1_0000;
+/// Priority given to guest interrupts on the physical GIC.
+pub const PHYS_PRIORITY: u8 = 0xa0;
+
+/// Operations on the physical GIC the emulation forwards for owned INTIDs.
+pub trait PhysGic {
+    /// Enables or disables `intid`; for PPIs, on the physical CPU `pcpu`.
+    fn set_enabled(&mut self, intid: u32, pcpu: usize, enabled: bool);
+    /// Sets edge (true) or level triggering.
+    fn set_edge(&mut self, intid: u32, pcpu: usize, edge: bool);
+    /// Routes SPI `intid` to physical CPU `pcpu`.
+    fn route_spi(&mut self, intid: u32, pcpu: usize);
+    /// Clears a pending state of `intid`.
+    fn clear_pending(&mut self, intid: u32, pcpu: usize);
+}
+
+/// State of one virtual interrupt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Default)]
+pub struct IrqState {
+    /// Enabled by the guest.
+    pub enabled: bool,
+    /// Guest priority.
+    pub priority: u8,
+    /// Edge-triggered (ICFGR bit set).
+    pub edge: bool,
+    /// Target vCPU (SPIs; from IROUTER Aff0).
+    pub target: usize,
+    /// Forwarded to a physical INTID of the same number.
+    pub owned: bool,
+}
+
+
+/// Applies a 32-bit register access of `width` bytes at byte `offset`
+/// inside a register: returns the new 32-bit value.
+pub(crate) fn merge(old: u32, offset: u64, width: usize, value: u64) -> u32 {
+    if width >= 4 {
+        return value as u32;
+    }
+    let shift = (offset % 4) * 8;
+    let mask = (((1u64 << (width * 8)) - 1) << shift) as u32;
+    (old & !mask) | (((value << shift) as u32) & mask)
+}

@@ -1,0 +1,196 @@
+//! Host tests of the virtual GIC register model and list-register filling.
+
+use super::dist::VGic;
+use super::pending::{PendingQueue, VirqRequest, fill_list_registers, lr_intid};
+use super::*;
+use alloc::vec;
+use alloc::vec::Vec;
+
+#[derive(Default)]
+struct Recorder(Vec<(&'static str, u32, usize, bool)>);
+
+impl PhysGic for Recorder {
+    fn set_enabled(&mut self, intid: u32, pcpu: usize, enabled: bool) {
+        self.0.push(("enable", intid, pcpu, enabled));
+    }
+    fn set_edge(&mut self, intid: u32, pcpu: usize, edge: bool) {
+        self.0.push(("edge", intid, pcpu, edge));
+    }
+    fn route_spi(&mut self, intid: u32, pcpu: usize) {
+        self.0.push(("route", intid, pcpu, true));
+    }
+    fn clear_pending(&mut self, intid: u32, pcpu: usize) {
+        self.0.push(("clear", intid, pcpu, true));
+    }
+}
+
+/// Two vCPUs on physical CPUs 2 and 3; the guest owns SPI 33 (the UART) and
+/// PPI 27 (virtual timer).
+fn gic() -> VGic {
+    VGic::new(vec![2, 3], 256, &[33, 27])
+}
+
+#[test]
+fn typer_and_ids() {
+    let g = gic();
+    assert_eq!(g.dist_read(0x4, 4) & 0x1f, 8, "ITLinesNumber for 256 SPIs");
+    assert_eq!(g.dist_read(0x0, 4) & (1 << 4), 1 << 4, "ARE reads as one");
+    assert_eq!(g.dist_read(0xffe8, 4), 0x3b);
+    assert_eq!(g.redist_read(0, 0xffe8, 4), 0x3b);
+}
+
+#[test]
+fn enabling_an_owned_spi_reaches_the_physical_gic() {
+    let mut g = gic();
+    let mut p = Recorder::default();
+    // ISENABLER1 bit 1 = INTID 33; bit 2 = INTID 34 (not owned).
+    g.dist_write(&mut p, 0x104, 4, 0b110);
+    assert!(g.spi(33).unwrap().enabled && g.spi(34).unwrap().enabled);
+    assert_eq!(p.0, vec![("route", 33, 2, true), ("enable", 33, 2, true)]);
+    assert_eq!(g.dist_read(0x104, 4), 0b110);
+    p.0.clear();
+    g.dist_write(&mut p, 0x184, 4, 0b010);
+    assert_eq!(p.0, vec![("route", 33, 2, true), ("enable", 33, 2, false)]);
+    assert_eq!(g.dist_read(0x104, 4), 0b100);
+}
+
+#[test]
+fn routing_follows_the_target_vcpu() {
+    let mut g = gic();
+    let mut p = Recorder::default();
+    g.dist_write(&mut p, 0x6000 + 33 * 8, 8, 1);
+    assert_eq!(g.spi(33).unwrap().target, 1);
+    assert_eq!(p.0, vec![("route", 33, 3, true)]);
+    assert_eq!(g.dist_read(0x6000 + 33 * 8, 8), 1);
+    // A target beyond the vCPUs is ignored.
+    g.dist_write(&mut p, 0x6000 + 33 * 8, 8, 7);
+    assert_eq!(g.spi(33).unwrap().target, 1);
+    assert_eq!(g.hw_target(33, 2), Some(1));
+    assert_eq!(g.hw_target(34, 2), None, "not owned");
+}
+
+#[test]
+fn priorities_by_byte_and_word() {
+    let mut g = gic();
+    let mut p = Recorder::default();
+    g.dist_write(&mut p, 0x400 + 33, 1, 0x80);
+    assert_eq!(g.dist_read(0x400 + 32, 4), 0x8000);
+    g.dist_write(&mut p, 0x400 + 36, 4, 0x1020_3040);
+    assert_eq!(g.spi(39).unwrap().priority, 0x10);
+    // SGI/PPI priorities live in the redistributor.
+    g.redist_write(&mut p, 1, 0x10400 + 27, 1, 0xa0);
+    assert_eq!(g.irq(1, 27).unwrap().priority, 0xa0);
+    assert_eq!(g.irq(0, 27).unwrap().priority, 0);
+    assert!(p.0.is_empty());
+}
+
+#[test]
+fn trigger_mode_of_owned_interrupts_is_forwarded() {
+    let mut g = gic();
+    let mut p = Recorder::default();
+    // ICFGR2 covers INTIDs 32-47; INTID 33 is field 1.
+    g.dist_write(&mut p, 0xc08, 4, 2 << 2);
+    assert!(g.spi(33).unwrap().edge);
+    assert!(p.0.contains(&("edge", 33, 2, true)));
+    assert!(!p.0.iter().any(|e| e.1 == 34));
+    assert_eq!(g.dist_read(0xc08, 4), 2 << 2);
+    // Writes to SGI/PPI configuration in the distributor are ignored.
+    g.dist_write(&mut p, 0xc00, 4, u64::MAX);
+    assert_eq!(g.dist_read(0xc00, 4), 0);
+}
+
+#[test]
+fn redistributor_ppi_enable_is_per_vcpu() {
+    let mut g = gic();
+    let mut p = Recorder::default();
+    g.redist_write(&mut p, 1, 0x10100, 4, (1 << 27) | 1);
+    assert_eq!(
+        p.0,
+        vec![("enable", 27, 3, true)],
+        "only the owned PPI, on vCPU 1's CPU"
+    );
+    assert!(g.irq(1, 0).unwrap().enabled, "SGI 0 virtually enabled");
+    assert!(!g.irq(0, 27).unwrap().enabled);
+    assert_eq!(g.redist_read(1, 0x10100, 4), (1 << 27) | 1);
+    assert_eq!(g.hw_target(27, 3), Some(1));
+}
+
+#[test]
+fn redistributor_identity_and_waker() {
+    let mut g = gic();
+    let mut p = Recorder::default();
+    assert_eq!(g.redist_frame(0x2_0000 + 8), Some((1, 8)));
+    assert_eq!(g.redist_frame(0x4_0000), None);
+    let t0 = g.redist_read(0, 0x8, 8);
+    let t1 = g.redist_read(1, 0x8, 8);
+    assert_eq!((t0 >> 32, t0 & (1 << 4)), (0, 0));
+    assert_eq!((t1 >> 32, t1 & (1 << 4)), (1, 1 << 4), "last frame");
+    assert_eq!(g.redist_read(1, 0xc, 4), 1);
+    assert_eq!(g.redist_read(0, 0x14, 4), 0b110);
+    g.redist_write(&mut p, 0, 0x14, 4, 0);
+    assert_eq!(g.redist_read(0, 0x14, 4), 0);
+}
+
+#[test]
+fn out_of_range_accesses_are_harmless() {
+    let mut g = gic();
+    let mut p = Recorder::default();
+    for off in (0..0x1_0000u64).step_by(4) {
+        let _ = g.dist_read(off, 4);
+        g.dist_write(&mut p, off, 4, u64::MAX);
+    }
+    for off in (0..0x2_0000u64).step_by(4) {
+        let _ = g.redist_read(1, off, 4);
+        g.redist_write(&mut p, 1, off, 4, u64::MAX);
+    }
+}
+
+#[test]
+fn list_registers_filled_by_priority_without_duplicates() {
+    let mut q = PendingQueue::default();
+    assert!(q.push(VirqRequest {
+        intid: 1,
+        priority: 0xa0,
+        hw: false
+    }));
+    assert!(q.push(VirqRequest {
+        intid: 27,
+        priority: 0x20,
+        hw: true
+    }));
+    assert!(q.push(VirqRequest {
+        intid: 33,
+        priority: 0x80,
+        hw: true
+    }));
+    assert!(
+        q.push(VirqRequest {
+            intid: 33,
+            priority: 0x80,
+            hw: true
+        }),
+        "duplicate merged"
+    );
+    // LR0 holds INTID 1 already; two free LRs.
+    let lrs = [
+        VirqRequest {
+            intid: 1,
+            priority: 0,
+            hw: false,
+        }
+        .list_register(),
+        0,
+        0,
+    ];
+    let mut written = Vec::new();
+    let more = fill_list_registers(&mut q, &lrs, |n, v| written.push((n, v)));
+    assert_eq!(written.len(), 2);
+    assert_eq!(lr_intid(written[0].1), Some(27));
+    assert_eq!(written[0].1 >> 61 & 1, 1, "hardware bit");
+    assert_eq!(written[0].1 >> 32 & 0x3ff, 27, "physical INTID");
+    assert_eq!(lr_intid(written[1].1), Some(33));
+    assert!(more, "INTID 1 waits until its list register is free");
+    let more = fill_list_registers(&mut q, &[0, 0, 0], |n, v| written.push((n, v)));
+    assert!(!more);
+    assert_eq!(lr_intid(written[2].1), Some(1));
+}

@@ -1,0 +1,94 @@
+//! Guest device trees: the DTB a guest boots with, generated from its
+//! [`GuestDtSpec`] and the host's [`HostDt`].
+//!
+//! The guest sees generated CPUs, memory, PSCI, an emulated GICv3 (with the
+//! host GIC's phandle, so copied `interrupts`, `interrupt-parent` and
+//! `interrupt-map` stay valid), the host's generic timer and `/chosen`;
+//! plus each passed-through host device copied whole at its host path. The
+//! copies lose their `iommus`/`iommu-map`/`msi-*` properties (the SMMU and
+//! ITS belong to the hypervisor), and bring along the nodes they reference
+//! through `clocks`, `resets` or `power-domains`. Before the blob is
+//! written every reference in it is checked to resolve.
+
+mod check;
+mod error;
+mod guest;
+mod phandle;
+mod policy;
+mod props;
+mod refs;
+mod spec;
+mod synth;
+mod write;
+
+#[cfg(test)]
+mod tests;
+
+use alloc::string::String;
+use alloc::vec::Vec;
+
+pub use error::GuestDtError;
+pub use phandle::PhandleAllocator;
+pub use policy::{DROPPED_PROPS, FOLLOWED_REFS};
+pub use spec::{GICR_FRAME_SIZE, GuestDtSpec, MAX_VCPUS};
+pub use synth::{DEFAULT_COMPATIBLE, MODEL};
+
+use guest::GuestTree;
+use synth::RootCells;
+
+use crate::fdt::{HostDt, Tree};
+
+/// Generates the DTB for the guest `spec` describes on the host `host`.
+///
+/// Errors: an inconsistent spec; a host without GIC or timer; a device
+/// path missing from the host, disabled, owned by the hypervisor (SMMU,
+/// GIC, PSCI, timer, CPUs, memory, `/chosen`) or holding references that
+/// cannot be satisfied; a console that is not passed through.
+pub fn build(spec: &GuestDtSpec<'_>, host: &HostDt) -> Result<Vec<u8>, GuestDtError> {
+    spec.validate()?;
+    let tree = host.tree();
+    let host_gic = host.gic.as_ref().ok_or(GuestDtError::NoHostGic)?;
+    let gic_node = tree.find(&host_gic.path).ok_or(GuestDtError::NoHostGic)?;
+    let mut phandles = PhandleAllocator::new(tree);
+    let gic_phandle = match host_gic.phandle {
+        Some(phandle) => phandle,
+        None => phandles.allocate()?,
+    };
+    let cells = RootCells::of(tree)?;
+
+    let mut guest = GuestTree::new(synth::root_props(tree, cells, gic_phandle)?);
+    guest.add_generated(synth::cpus(spec.vcpus)?)?;
+    guest.add_generated(synth::memory(spec, cells)?)?;
+    guest.add_generated(synth::psci(spec)?)?;
+    guest.add_generated(synth::gic(spec, &gic_node, gic_phandle, cells)?)?;
+    guest.add_generated(synth::timer(tree)?)?;
+    copy_devices(&mut guest, tree, spec.devices)?;
+    guest.add_generated(synth::chosen(spec, tree, &guest)?)?;
+
+    check::references(guest.root())?;
+    write::to_dtb(guest.root())
+}
+
+/// Copies each requested device, then (transitively) every node they
+/// reference through [`FOLLOWED_REFS`].
+fn copy_devices(guest: &mut GuestTree, tree: &Tree, devices: &[&str]) -> Result<(), GuestDtError> {
+    let mut pending = Vec::new();
+    for &path in devices {
+        let node = tree
+            .find(path)
+            .ok_or_else(|| GuestDtError::DeviceNotFound(String::from(path)))?;
+        if !node.is_available() {
+            return Err(GuestDtError::DeviceDisabled(node.path()));
+        }
+        pending.push(node);
+    }
+    pending.reverse();
+    // Each copy either adds a host path or covers more of the tree, so this
+    // ends after at most one round per host node.
+    while let Some(node) = pending.pop() {
+        if guest.copy(&node)? {
+            pending.extend(refs::followed(tree, &node)?);
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,192 @@
+//! The nodes the hypervisor generates rather than copies: the root's
+//! properties, `/cpus`, `/memory`, `/psci`, the emulated GICv3, the
+//! generic timer (copied from the host's) and `/chosen`.
+
+use alloc::format;
+use alloc::vec;
+use alloc::vec::Vec;
+
+use super::guest::GuestTree;
+use super::policy::DROPPED_PROPS;
+use super::props::{flag_prop, reg_prop, strs_prop, u32_prop, u64_prop};
+use super::refs::malformed;
+use super::{GuestDtError, GuestDtSpec};
+use crate::fdt::{Node, NodeRef, Prop, Tree};
+
+/// Root `compatible` when the host root has none.
+pub const DEFAULT_COMPATIBLE: &str = "linux,dummy-virt";
+/// Root `model` of every guest.
+pub const MODEL: &str = "partita guest";
+
+/// The root's `#address-cells` and `#size-cells`, which the generated
+/// `reg` properties use.
+#[derive(Clone, Copy, Debug)]
+pub struct RootCells {
+    /// `#address-cells`.
+    pub address: u32,
+    /// `#size-cells`.
+    pub size: u32,
+}
+
+impl RootCells {
+    /// The host root's values (defaults 2 and 1), which copied nodes at the
+    /// root rely on; 0 address cells is refused.
+    pub fn of(tree: &Tree) -> Result<Self, GuestDtError> {
+        let address = tree.root.child_address_cells().filter(|&n| n > 0);
+        let address = address.ok_or_else(|| malformed("/", "#address-cells"))?;
+        let size = tree
+            .root
+            .child_size_cells()
+            .ok_or_else(|| malformed("/", "#size-cells"))?;
+        Ok(Self { address, size })
+    }
+}
+
+/// The root's properties: host `compatible` (or [`DEFAULT_COMPATIBLE`]),
+/// [`MODEL`], the cell counts and `interrupt-parent` = the GIC.
+pub fn root_props(
+    tree: &Tree,
+    cells: RootCells,
+    gic_phandle: u32,
+) -> Result<Vec<Prop>, GuestDtError> {
+    let compatible = match tree.root.prop("compatible") {
+        Some(p) if p.as_str_list().is_some() => p.clone(),
+        _ => strs_prop("compatible", &[DEFAULT_COMPATIBLE], "compatible")?,
+    };
+    Ok(vec![
+        compatible,
+        strs_prop("model", &[MODEL], "model")?,
+        u32_prop("#address-cells", cells.address),
+        u32_prop("#size-cells", cells.size),
+        u32_prop("interrupt-parent", gic_phandle),
+    ])
+}
+
+/// `/cpus` with one `cpu@i` per vCPU, MPIDR `i`, started through PSCI.
+pub fn cpus(vcpus: usize) -> Result<Node, GuestDtError> {
+    let mut cpus = Node::new("cpus");
+    cpus.props = vec![u32_prop("#address-cells", 1), u32_prop("#size-cells", 0)];
+    for i in 0..vcpus {
+        let mpidr = u32::try_from(i).map_err(|_| GuestDtError::BadVcpuCount { vcpus })?;
+        let mut cpu = Node::new(&format!("cpu@{mpidr:x}"));
+        cpu.props = vec![
+            strs_prop("device_type", &["cpu"], "device_type")?,
+            strs_prop("compatible", &["arm,armv8"], "compatible")?,
+            u32_prop("reg", mpidr),
+            strs_prop("enable-method", &["psci"], "enable-method")?,
+        ];
+        cpus.children.push(cpu);
+    }
+    Ok(cpus)
+}
+
+/// `/memory@BASE`.
+pub fn memory(spec: &GuestDtSpec<'_>, cells: RootCells) -> Result<Node, GuestDtError> {
+    let mut node = Node::new(&format!("memory@{:x}", spec.memory.base));
+    node.props = vec![
+        strs_prop("device_type", &["memory"], "device_type")?,
+        reg_prop(&[spec.memory], cells.address, cells.size, "memory")?,
+    ];
+    Ok(node)
+}
+
+/// `/psci` with the spec's conduit.
+pub fn psci(spec: &GuestDtSpec<'_>) -> Result<Node, GuestDtError> {
+    let mut node = Node::new("psci");
+    node.props = vec![
+        strs_prop(
+            "compatible",
+            &["arm,psci-1.0", "arm,psci-0.2"],
+            "compatible",
+        )?,
+        strs_prop("method", &[spec.psci_method], "PSCI method")?,
+    ];
+    Ok(node)
+}
+
+/// The emulated GICv3 `intc@DIST`: the spec's distributor and
+/// redistributor frames, no ITS, and from the host GIC its phandle, its
+/// maintenance `interrupts` and its `#address-cells` (the parent
+/// unit-address size of copied `interrupt-map`s).
+pub fn gic(
+    spec: &GuestDtSpec<'_>,
+    host_gic: &NodeRef<'_>,
+    phandle: u32,
+    cells: RootCells,
+) -> Result<Node, GuestDtError> {
+    let mut node = Node::new(&format!("intc@{:x}", spec.gic_dist.base));
+    node.props = vec![
+        strs_prop("compatible", &["arm,gic-v3"], "compatible")?,
+        u32_prop("#interrupt-cells", 3),
+        flag_prop("interrupt-controller"),
+        reg_prop(
+            &[spec.gic_dist, spec.gic_redist],
+            cells.address,
+            cells.size,
+            "GIC region",
+        )?,
+        u32_prop("#redistributor-regions", 1),
+    ];
+    for name in ["interrupts", "#address-cells"] {
+        if let Some(p) = host_gic.prop(name) {
+            node.props.push(p.clone());
+        }
+    }
+    node.props.push(u32_prop("phandle", phandle));
+    Ok(node)
+}
+
+/// The host's first enabled generic timer node, copied (PPIs unchanged).
+pub fn timer(tree: &Tree) -> Result<Node, GuestDtError> {
+    let host = tree
+        .nodes()
+        .into_iter()
+        .find(|n| {
+            n.is_available()
+                && (n.is_compatible("arm,armv8-timer") || n.is_compatible("arm,armv7-timer"))
+        })
+        .ok_or(GuestDtError::NoHostTimer)?;
+    let mut node = Node::new(&host.name);
+    node.props = host
+        .props
+        .iter()
+        .filter(|p| !DROPPED_PROPS.contains(&p.name.as_str()))
+        .cloned()
+        .collect();
+    Ok(node)
+}
+
+/// `/chosen`: bootargs, the console (which must be a passed-through
+/// device; written as its full host path plus any `:options`) and the
+/// initrd as 64-bit values.
+pub fn chosen(
+    spec: &GuestDtSpec<'_>,
+    tree: &Tree,
+    guest: &GuestTree,
+) -> Result<Node, GuestDtError> {
+    let mut node = Node::new("chosen");
+    node.props
+        .push(strs_prop("bootargs", &[spec.bootargs], "bootargs")?);
+    if let Some(stdout) = spec.stdout {
+        let not_passed = || GuestDtError::StdoutNotPassedThrough(stdout.into());
+        let uart = tree.resolve(stdout).ok_or_else(not_passed)?;
+        let path = uart.path();
+        if !guest.covers(&path) {
+            return Err(not_passed());
+        }
+        let value = match stdout.split_once(':') {
+            Some((_, options)) => format!("{path}:{options}"),
+            None => path,
+        };
+        node.props
+            .push(strs_prop("stdout-path", &[&value], "stdout path")?);
+    }
+    if let Some(initrd) = spec.initrd {
+        let end = initrd
+            .checked_end()
+            .ok_or(GuestDtError::InitrdOutsideMemory { initrd })?;
+        node.props.push(u64_prop("linux,initrd-start", initrd.base));
+        node.props.push(u64_prop("linux,initrd-end", end));
+    }
+    Ok(node)
+}

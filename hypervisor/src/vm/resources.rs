@@ -1,0 +1,131 @@
+//! What a passed-through device brings with it: the MMIO ranges to map into
+//! the guest's stage 2 (its `reg`, and for a PCIe host bridge its
+//! windows) and the interrupts it may raise (its `interrupts`, and for a
+//! bridge the SPIs named in its `interrupt-map`).
+
+use crate::fdt::host::irq;
+use crate::fdt::{HostDt, NodeRef, Tree};
+use crate::mm::layout::Region;
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+
+/// MMIO ranges and GIC INTIDs of one device.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct DeviceResources {
+    /// CPU physical ranges to identity-map (device memory).
+    pub mmio: Vec<Region>,
+    /// GIC INTIDs the device raises (SPIs).
+    pub intids: Vec<u32>,
+}
+
+/// Collects the resources of the node at `path` (and its children).
+pub fn device_resources(host: &HostDt, path: &str) -> Result<DeviceResources, String> {
+    let tree = host.tree();
+    let node = tree
+        .find(path)
+        .ok_or_else(|| alloc::format!("{path}: no such node in the host device tree"))?;
+    let mut res = DeviceResources::default();
+    collect(tree, &node, &mut res)?;
+    if let Some(p) = host.pcie.iter().find(|p| p.path == path) {
+        res.mmio.push(p.ecam);
+        for r in &p.ranges {
+            if r.size != 0 {
+                res.mmio.push(Region::new(r.cpu_addr, r.size));
+            }
+        }
+        for intid in interrupt_map_spis(tree, &node)? {
+            if !res.intids.contains(&intid) {
+                res.intids.push(intid);
+            }
+        }
+    }
+    res.mmio.sort();
+    res.mmio.dedup();
+    Ok(res)
+}
+
+fn collect(tree: &Tree, node: &NodeRef<'_>, res: &mut DeviceResources) -> Result<(), String> {
+    if !node.node().is_available() {
+        return Ok(());
+    }
+    if node.node().has_prop("reg")
+        && node
+            .parent()
+            .is_some_and(|p| p.node().has_prop("ranges") || p.parent().is_none())
+    {
+        let regs = node
+            .reg_cpu()
+            .map_err(|e| alloc::format!("{}: bad reg: {e}", node.path()))?;
+        res.mmio.extend(regs.into_iter().filter(|r| r.size != 0));
+    }
+    if node.node().has_prop("interrupts") || node.node().has_prop("interrupts-extended") {
+        for i in irq::interrupts(tree, node).map_err(|e| alloc::format!("{}: {e}", node.path()))? {
+            let intid = i.intid();
+            if intid >= 32 && !res.intids.contains(&intid) {
+                res.intids.push(intid);
+            }
+        }
+    }
+    for child in node.children() {
+        collect(tree, &child, res)?;
+    }
+    Ok(())
+}
+
+/// SPIs named by a bridge's `interrupt-map` whose parent is a GIC.
+fn interrupt_map_spis(tree: &Tree, node: &NodeRef<'_>) -> Result<Vec<u32>, String> {
+    let Some(map) = node
+        .node()
+        .prop("interrupt-map")
+        .and_then(|p| p.as_u32_list())
+    else {
+        return Ok(Vec::new());
+    };
+    let child_addr = node.node().prop_u32("#address-cells").unwrap_or(3) as usize;
+    let child_irq = node.node().prop_u32("#interrupt-cells").unwrap_or(1) as usize;
+    let bad = || alloc::format!("{}: malformed interrupt-map", node.path());
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < map.len() {
+        let ph_at = i + child_addr + child_irq;
+        let phandle = *map.get(ph_at).ok_or_else(bad)?;
+        let parent = tree.by_phandle(phandle).ok_or_else(bad)?;
+        let p_addr = parent.node().prop_u32("#address-cells").unwrap_or(0) as usize;
+        let p_irq = parent.node().prop_u32("#interrupt-cells").ok_or_else(bad)? as usize;
+        let spec_at = ph_at + 1 + p_addr;
+        let spec = map.get(spec_at..spec_at + p_irq).ok_or_else(bad)?;
+        if irq::is_gic(&parent) {
+            let int = irq::Interrupt::from_gic_cells(spec).map_err(|e| e.to_string())?;
+            if int.intid() >= 32 && !out.contains(&int.intid()) {
+                out.push(int.intid());
+            }
+        }
+        i = spec_at + p_irq;
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const VIRT: &[u8] = include_bytes!("../fdt/testdata/qemu-virt-smmu.dtb");
+
+    #[test]
+    fn pl011_and_pcie_resources() {
+        let host = HostDt::parse(VIRT).unwrap();
+        let uart = device_resources(&host, "/pl011@9000000").unwrap();
+        assert_eq!(uart.mmio, alloc::vec![Region::new(0x900_0000, 0x1000)]);
+        assert_eq!(uart.intids, alloc::vec![33]);
+        let pcie = device_resources(&host, "/pcie@10000000").unwrap();
+        assert!(
+            pcie.mmio
+                .contains(&Region::new(0x40_1000_0000, 0x1000_0000))
+        );
+        assert!(pcie.mmio.contains(&Region::new(0x1000_0000, 0x2eff_0000)));
+        let mut spis = pcie.intids.clone();
+        spis.sort();
+        assert_eq!(spis, alloc::vec![35, 36, 37, 38]);
+        assert!(device_resources(&host, "/nope").is_err());
+    }
+}
