@@ -48,6 +48,9 @@ pub enum HarnessError {
          image from `cargo xtask build`"
     )]
     ImageNotSet,
+    /// Something a test needs from `cargo xtask test` is missing.
+    #[error("{0}")]
+    Setup(String),
     /// `PARTITA_IMAGE` names a file that does not exist.
     #[error("PARTITA_IMAGE={}: no such file; run `cargo xtask build` or `cargo xtask test`", .0.display())]
     ImageMissing(PathBuf),

@@ -38,8 +38,7 @@ pub trait PhysGic {
 }
 
 /// State of one virtual interrupt.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[derive(Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct IrqState {
     /// Enabled by the guest.
     pub enabled: bool,
@@ -52,7 +51,6 @@ pub struct IrqState {
     /// Forwarded to a physical INTID of the same number.
     pub owned: bool,
 }
-
 
 /// Applies a 32-bit register access of `width` bytes at byte `offset`
 /// inside a register: returns the new 32-bit value.

@@ -77,36 +77,43 @@ impl PendingQueue {
     }
 }
 
+/// List-register state bits: pending (62) and active (63).
+const LR_PENDING: u64 = 1 << 62;
+const LR_ACTIVE: u64 = 1 << 63;
+
 /// Fills free list registers from `queue`. `lrs` are the current values;
-/// `write(n, v)` programs one. An INTID already present in a list register
-/// is not injected twice. Returns true if requests remain queued.
+/// `write(n, v)` programs one. A request whose INTID already sits in a list
+/// register is merged there: a software interrupt that is active only
+/// becomes active and pending (an SGI raised again while the guest handles
+/// the previous one); one already pending is not raised twice. Returns true
+/// if requests remain queued for lack of free list registers.
 pub fn fill_list_registers(
     queue: &mut PendingQueue,
     lrs: &[u64],
     mut write: impl FnMut(usize, u64),
 ) -> bool {
-    let mut held: Vec<u32, 16> = lrs.iter().filter_map(|&lr| lr_intid(lr)).collect();
-    let mut free = lrs
-        .iter()
-        .enumerate()
-        .filter(|(_, lr)| lr_intid(**lr).is_none())
-        .map(|(i, _)| i);
+    let mut current: Vec<u64, 16> = lrs.iter().copied().take(16).collect();
     let mut deferred: Vec<VirqRequest, QUEUE_LEN> = Vec::new();
     while let Some(req) = queue.pop() {
-        if held.contains(&req.intid) {
-            // Still pending or active in a list register: keep it for later
-            // (an SGI raised again while the guest handles the last one).
-            let _ = deferred.push(req);
+        if let Some(n) = current
+            .iter()
+            .position(|&lr| lr_intid(lr) == Some(req.intid))
+        {
+            let lr = current[n];
+            let hw = lr & (1 << 61) != 0;
+            if !hw && lr & LR_PENDING == 0 && lr & LR_ACTIVE != 0 {
+                current[n] = lr | LR_PENDING;
+                write(n, current[n]);
+            }
             continue;
         }
-        match free.next() {
+        match current.iter().position(|&lr| lr_intid(lr).is_none()) {
             Some(n) => {
-                write(n, req.list_register());
-                let _ = held.push(req.intid);
+                current[n] = req.list_register();
+                write(n, current[n]);
             }
             None => {
                 let _ = deferred.push(req);
-                break;
             }
         }
     }

@@ -48,10 +48,7 @@ impl VGic {
                     typer >> 32
                 }
             }
-            WAKER
-                if self.sleeping[vcpu] => {
-                    (WAKER_PROCESSOR_SLEEP | WAKER_CHILDREN_ASLEEP) as u64
-                }
+            WAKER if self.sleeping[vcpu] => (WAKER_PROCESSOR_SLEEP | WAKER_CHILDREN_ASLEEP) as u64,
             PIDR2 => 0x3b,
             IGROUPR0 => 0xffff_ffff,
             ISENABLER0 | ICENABLER0 => p

@@ -146,7 +146,7 @@ fn out_of_range_accesses_are_harmless() {
 }
 
 #[test]
-fn list_registers_filled_by_priority_without_duplicates() {
+fn list_registers_filled_by_priority_and_merged() {
     let mut q = PendingQueue::default();
     assert!(q.push(VirqRequest {
         intid: 1,
@@ -171,26 +171,50 @@ fn list_registers_filled_by_priority_without_duplicates() {
         }),
         "duplicate merged"
     );
-    // LR0 holds INTID 1 already; two free LRs.
-    let lrs = [
-        VirqRequest {
-            intid: 1,
-            priority: 0,
-            hw: false,
-        }
-        .list_register(),
-        0,
-        0,
-    ];
+    // LR0 holds SGI 1, active (the guest is handling it); two free LRs.
+    let active_sgi1 = (VirqRequest {
+        intid: 1,
+        priority: 0,
+        hw: false,
+    }
+    .list_register()
+        & !(3 << 62))
+        | 1 << 63;
+    let lrs = [active_sgi1, 0, 0];
     let mut written = Vec::new();
     let more = fill_list_registers(&mut q, &lrs, |n, v| written.push((n, v)));
-    assert_eq!(written.len(), 2);
-    assert_eq!(lr_intid(written[0].1), Some(27));
+    assert!(!more);
+    assert_eq!(written.len(), 3);
+    assert_eq!((written[0].0, lr_intid(written[0].1)), (1, Some(27)));
     assert_eq!(written[0].1 >> 61 & 1, 1, "hardware bit");
     assert_eq!(written[0].1 >> 32 & 0x3ff, 27, "physical INTID");
-    assert_eq!(lr_intid(written[1].1), Some(33));
-    assert!(more, "INTID 1 waits until its list register is free");
-    let more = fill_list_registers(&mut q, &[0, 0, 0], |n, v| written.push((n, v)));
-    assert!(!more);
-    assert_eq!(lr_intid(written[2].1), Some(1));
+    assert_eq!((written[1].0, lr_intid(written[1].1)), (2, Some(33)));
+    assert_eq!(
+        written[2],
+        (0, active_sgi1 | 1 << 62),
+        "SGI 1 now active and pending"
+    );
+    // Already pending: nothing to do. No free LR: the request waits.
+    assert!(q.push(VirqRequest {
+        intid: 1,
+        priority: 0xa0,
+        hw: false
+    }));
+    assert!(q.push(VirqRequest {
+        intid: 2,
+        priority: 0xa0,
+        hw: false
+    }));
+    let full = [written[2].1, written[0].1, written[1].1];
+    let mut more_writes = Vec::new();
+    assert!(fill_list_registers(&mut q, &full, |n, v| more_writes.push((n, v))));
+    assert!(more_writes.is_empty());
+    assert!(!fill_list_registers(&mut q, &[0, 0, 0], |n, v| more_writes.push((n, v))));
+    assert_eq!(
+        more_writes
+            .iter()
+            .map(|w| lr_intid(w.1))
+            .collect::<Vec<_>>(),
+        [Some(2)]
+    );
 }

@@ -453,16 +453,19 @@ fn prepare_return(g: &'static Guest, v: usize) {
     let sgis = slot.sgis.swap(0, Ordering::AcqRel);
     if sgis != 0 {
         let vgic = g.vgic.lock();
-        for intid in 0..16u32 {
-            if sgis & (1 << intid) != 0
-                && let Some(s) = vgic.irq(v, intid)
-                && s.enabled
-            {
-                queue.push(VirqRequest {
-                    intid,
-                    priority: s.priority,
-                    hw: false,
-                });
+        for intid in (0..16u32).filter(|i| sgis & (1 << i) != 0) {
+            match vgic.irq(v, intid) {
+                Some(s) if s.enabled => {
+                    queue.push(VirqRequest {
+                        intid,
+                        priority: s.priority,
+                        hw: false,
+                    });
+                }
+                // Disabled: it stays pending until the guest enables it.
+                _ => {
+                    slot.sgis.fetch_or(1 << intid, Ordering::AcqRel);
+                }
             }
         }
     }

@@ -4,18 +4,23 @@
 //! argument-parsing crate.
 
 use std::ffi::OsString;
+use std::path::PathBuf;
 
 /// Usage text printed by `cargo xtask help` and after a command-line error.
 pub const USAGE: &str = "\
-usage: cargo xtask <task> [-- ARGS]
+usage: cargo xtask <task> [--config FILE] [-- ARGS]
 
 tasks:
-  build               build the EL2 image and convert it to a raw binary
-                      (target/aarch64-unknown-none-softfloat/release/partita.bin)
-  run [-- QEMU ARGS]  build, then boot the image on QEMU virt (4 CPUs, 1 GiB,
-                      SMMUv3, GICv3) with the serial console on this terminal
-                      (Ctrl-A X quits); ARGS go to QEMU verbatim and may
-                      override earlier options, e.g. -- -smp 2 -append partita.idle=poweroff
+  build [--config FILE]
+                      build the EL2 image and convert it to a raw binary
+                      (target/aarch64-unknown-none-softfloat/release/partita.bin);
+                      with --config also the guest bundle of FILE (bundle: PATH)
+  run [--config FILE] [-- QEMU ARGS]
+                      build, then boot the image with the guests of FILE
+                      (default guest-configs/qemu-virt-linux.toml) on QEMU virt
+                      (4 CPUs, 1 GiB, SMMUv3, GICv3) with the serial console on
+                      this terminal (Ctrl-A X quits); ARGS go to QEMU verbatim and
+                      may override earlier options, e.g. -- -smp 2
   test [-- TEST ARGS] host unit tests, image build, QEMU integration tests;
                       ARGS go to the QEMU test binaries (a test name, --nocapture)
   help                this text
@@ -26,10 +31,15 @@ dtc) are installed when possible; set PARTITA_QEMU to use a QEMU of your own.";
 /// What the user asked for.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Task {
-    /// `build`
-    Build,
-    /// `run [-- QEMU ARGS]`
+    /// `build [--config FILE]`
+    Build {
+        /// A guest configuration whose bundle to build too.
+        config: Option<PathBuf>,
+    },
+    /// `run [--config FILE] [-- QEMU ARGS]`
     Run {
+        /// The guest configuration to boot (None: the default one).
+        config: Option<PathBuf>,
         /// Arguments appended to the QEMU command line.
         qemu_args: Vec<OsString>,
     },
@@ -51,6 +61,9 @@ pub enum CliError {
     /// The first argument is not a known task.
     #[error("unknown task `{0}`")]
     UnknownTask(String),
+    /// An option without its value.
+    #[error("`{0}` needs a value")]
+    MissingValue(&'static str),
     /// An argument where none is accepted (pass-through arguments follow `--`).
     #[error(
         "unexpected argument `{arg}` for `{task}` (arguments for QEMU or the tests go after `--`)"
@@ -69,7 +82,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Task, CliError>
     let Some(first) = args.next() else {
         return Err(CliError::NoTask);
     };
-    let rest: Vec<OsString> = args.collect();
+    let mut rest: Vec<OsString> = args.collect();
     let task = match first.to_string_lossy().as_ref() {
         "build" => "build",
         "run" => "run",
@@ -77,6 +90,14 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Task, CliError>
         "help" | "-h" | "--help" => return Ok(Task::Help),
         other => return Err(CliError::UnknownTask(other.to_owned())),
     };
+    let mut config = None;
+    if rest.first().is_some_and(|a| a == "--config") && task != "test" {
+        if rest.len() < 2 || rest[1] == "--" {
+            return Err(CliError::MissingValue("--config"));
+        }
+        config = Some(PathBuf::from(rest[1].clone()));
+        rest.drain(..2);
+    }
     let passthrough = match rest.split_first() {
         None => Vec::new(),
         Some((dashdash, tail)) if dashdash == "--" && task != "build" => tail.to_vec(),
@@ -88,8 +109,9 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Task, CliError>
         }
     };
     Ok(match task {
-        "build" => Task::Build,
+        "build" => Task::Build { config },
         "run" => Task::Run {
+            config,
             qemu_args: passthrough,
         },
         _ => Task::Test {
@@ -112,8 +134,14 @@ mod tests {
 
     #[test]
     fn tasks_without_arguments() {
-        assert_eq!(parse_strs(&["build"]), Ok(Task::Build));
-        assert_eq!(parse_strs(&["run"]), Ok(Task::Run { qemu_args: vec![] }));
+        assert_eq!(parse_strs(&["build"]), Ok(Task::Build { config: None }));
+        assert_eq!(
+            parse_strs(&["run"]),
+            Ok(Task::Run {
+                config: None,
+                qemu_args: vec![]
+            })
+        );
         assert_eq!(parse_strs(&["test"]), Ok(Task::Test { test_args: vec![] }));
         assert_eq!(parse_strs(&["--help"]), Ok(Task::Help));
     }
@@ -123,8 +151,26 @@ mod tests {
         assert_eq!(
             parse_strs(&["run", "--", "-s", "-S", "--", "-smp", "2"]),
             Ok(Task::Run {
+                config: None,
                 qemu_args: os(&["-s", "-S", "--", "-smp", "2"])
             })
+        );
+        assert_eq!(
+            parse_strs(&["run", "--config", "g.toml", "--", "-s"]),
+            Ok(Task::Run {
+                config: Some(PathBuf::from("g.toml")),
+                qemu_args: os(&["-s"])
+            })
+        );
+        assert_eq!(
+            parse_strs(&["build", "--config", "g.toml"]),
+            Ok(Task::Build {
+                config: Some(PathBuf::from("g.toml"))
+            })
+        );
+        assert_eq!(
+            parse_strs(&["run", "--config"]),
+            Err(CliError::MissingValue("--config"))
         );
         assert_eq!(
             parse_strs(&["test", "--", "boot_virt_1cpu", "--nocapture"]),

@@ -24,6 +24,23 @@ pub enum XtaskError {
         #[source]
         source: ImageError,
     },
+    /// A guest configuration is invalid (every problem, one per line).
+    #[error("invalid guest configuration:\n{0}")]
+    Config(String),
+    /// A guest payload could not be assembled.
+    #[error("cannot build the guest payload: {0}")]
+    Payload(String),
+    /// A file operation failed.
+    #[error("cannot {what} {}: {source}", .path.display())]
+    Io {
+        /// The operation.
+        what: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
     /// A stage of `cargo xtask test` failed.
     #[error("stage `{stage}` failed: {source}")]
     Stage {
@@ -33,4 +50,21 @@ pub enum XtaskError {
         #[source]
         source: Box<XtaskError>,
     },
+}
+
+impl XtaskError {
+    /// A file-operation error.
+    pub fn io(what: &'static str, path: &std::path::Path, source: std::io::Error) -> Self {
+        XtaskError::Io {
+            what,
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+
+    /// A configuration error from every problem found.
+    pub fn config(errors: Vec<guestcfg::ConfigError>) -> Self {
+        let lines: Vec<String> = errors.iter().map(|e| format!("  {e}")).collect();
+        XtaskError::Config(lines.join("\n"))
+    }
 }

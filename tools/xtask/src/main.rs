@@ -17,6 +17,7 @@ mod cli;
 mod error;
 mod host;
 mod image;
+mod payload;
 mod prereq;
 mod process;
 mod qemu;
@@ -51,8 +52,8 @@ fn main() -> ExitCode {
     };
     let result = match task {
         Task::Help => Ok(0),
-        Task::Build => tasks::build(&ws).map(|_| 0),
-        Task::Run { qemu_args } => tasks::run(&ws, &qemu_args),
+        Task::Build { config } => tasks::build(&ws, config.as_deref()).map(|_| 0),
+        Task::Run { config, qemu_args } => tasks::run(&ws, config.as_deref(), &qemu_args),
         Task::Test { test_args } => tasks::test(&ws, &test_args).map(|()| 0),
     };
     match result {

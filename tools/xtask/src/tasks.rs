@@ -2,21 +2,29 @@
 
 use std::ffi::OsString;
 use std::os::unix::process::ExitStatusExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitStatus;
 use std::time::{Duration, Instant};
 
 use crate::error::XtaskError;
 use crate::image;
+use crate::payload;
 use crate::prereq::{self, Emulator, TARGET};
 use crate::process;
 use crate::qemu;
 use crate::workspace::Workspace;
 
-/// `cargo xtask build`: checks the Rust target, builds, converts; returns the image path.
-pub fn build(ws: &Workspace) -> Result<PathBuf, XtaskError> {
+/// `cargo xtask build [--config FILE]`: checks the Rust target, builds,
+/// converts; with a configuration also builds its guest bundle. Returns the
+/// image path.
+pub fn build(ws: &Workspace, config: Option<&Path>) -> Result<PathBuf, XtaskError> {
     prereq::ensure_target(&ws.root)?;
-    build_image(ws)
+    let image = build_image(ws)?;
+    if let Some(config) = config {
+        let emulator = prereq::ensure_emulator()?;
+        payload::build(ws, config, &emulator.qemu)?;
+    }
+    Ok(image)
 }
 
 /// Builds the hypervisor ELF in release mode and converts it to the raw image.
@@ -53,11 +61,22 @@ fn ensure_all(ws: &Workspace) -> Result<Emulator, XtaskError> {
     Ok(prereq::ensure_emulator()?)
 }
 
-/// `cargo xtask run`: boots the image on QEMU; returns QEMU's exit code.
-pub fn run(ws: &Workspace, qemu_args: &[OsString]) -> Result<u8, XtaskError> {
+/// `cargo xtask run`: boots the image with the guests of `config` (or the
+/// default configuration) on QEMU; returns QEMU's exit code.
+pub fn run(
+    ws: &Workspace,
+    config: Option<&Path>,
+    qemu_args: &[OsString],
+) -> Result<u8, XtaskError> {
     let emulator = ensure_all(ws)?;
     let image = build_image(ws)?;
-    let mut cmd = qemu::run_command(&emulator.qemu, &image, qemu_args);
+    let config = config
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| ws.root.join(payload::DEFAULT_CONFIG));
+    let bundle = payload::build(ws, &config, &emulator.qemu)?;
+    let mut args: Vec<OsString> = vec!["-initrd".into(), bundle.into_os_string()];
+    args.extend(qemu_args.iter().cloned());
+    let mut cmd = qemu::run_command(&emulator.qemu, &image, &args);
     eprintln!("booting (Ctrl-A X quits QEMU, Ctrl-A H lists the other keys)");
     let status = process::status(&mut cmd)?;
     Ok(exit_code(status))
@@ -73,10 +92,11 @@ fn exit_code(status: ExitStatus) -> u8 {
 }
 
 /// The stages of `cargo xtask test`, in order.
-const STAGES: [&str; 4] = [
+const STAGES: [&str; 5] = [
     "prerequisites",
     "host unit tests",
     "image build",
+    "guest payloads",
     "QEMU tests",
 ];
 
@@ -155,13 +175,15 @@ fn test_stages(
         ]))?)
     })?;
     let image = stages.run(STAGES[2], || build_image(ws))?;
-    stages.run(STAGES[3], || {
+    let bundles = stages.run(STAGES[3], || payload::build_all(ws, &emulator.qemu))?;
+    stages.run(STAGES[4], || {
         Ok(process::run(
             ws.cargo()
                 .args(["test", "-p", "hv-tests", "--no-fail-fast", "--"])
                 .args(test_args)
                 .env("PARTITA_IMAGE", &image)
-                .env("PARTITA_QEMU", &emulator.qemu),
+                .env("PARTITA_QEMU", &emulator.qemu)
+                .env("PARTITA_BUNDLES", &bundles),
         )?)
     })
 }

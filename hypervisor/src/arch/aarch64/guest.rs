@@ -73,6 +73,23 @@ pub fn configure(vttbr: u64, vtcr: u64, vcpu_index: usize) {
     if (pfr1 >> 24) & 0xf != 0 {
         write_sysreg!("S3_4_C1_C2_6", 0xc000_000f); // SMCR_EL2: FA64, EZT0, LEN
     }
+    // HCRX_EL2 (FEAT_HCX): without these enables the guest's memcpy/memset
+    // instructions (FEAT_MOPS), TCR2_EL1 and SCTLR2_EL1 are UNDEFINED.
+    if (read_sysreg!("id_aa64mmfr1_el1") >> 40) & 0xf != 0 {
+        let mmfr3 = read_sysreg!("S3_0_C0_C7_3"); // ID_AA64MMFR3_EL1
+        let isar2 = read_sysreg!("S3_0_C0_C6_2"); // ID_AA64ISAR2_EL1
+        let mut hcrx = 0;
+        if (isar2 >> 16) & 0xf != 0 {
+            hcrx |= 1 << 11; // MSCEn
+        }
+        if mmfr3 & 0xf != 0 {
+            hcrx |= 1 << 14; // TCR2En
+        }
+        if (mmfr3 >> 4) & 0xf != 0 {
+            hcrx |= 1 << 15; // SCTLR2En
+        }
+        write_sysreg!("S3_4_C1_C2_2", hcrx); // HCRX_EL2
+    }
     write_sysreg!("sctlr_el1", 0x30d0_0800); // RES1, MMU and caches off
     write_sysreg!("hcr_el2", HCR_GUEST);
     isb();

@@ -1,0 +1,42 @@
+//! The TOML schema as serde reads it: every key known (`deny_unknown_fields`),
+//! values kept with their byte spans for error messages. Meaning (sizes,
+//! paths, tokens) is given in `load`.
+
+use hypervisor::config::ResetAction;
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::size::SizeValue;
+
+/// A whole file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawFile {
+    /// A name for the board, for messages and documentation.
+    pub board: Option<String>,
+    /// The `[[guest]]` tables.
+    #[serde(default)]
+    pub guest: Vec<Spanned<RawGuest>>,
+}
+
+/// One `[[guest]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawGuest {
+    pub name: Spanned<String>,
+    pub cpus: Spanned<Vec<Spanned<u32>>>,
+    pub kernel: Spanned<String>,
+    pub initrd: Option<Spanned<String>>,
+    pub cmdline: Option<Spanned<String>>,
+    pub on_reset: Option<ResetAction>,
+    pub devices: Option<Spanned<Vec<Spanned<String>>>>,
+    pub memory: Spanned<RawMemory>,
+}
+
+/// `[guest.memory]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawMemory {
+    pub size: Spanned<SizeValue>,
+    pub base: Option<Spanned<i64>>,
+}

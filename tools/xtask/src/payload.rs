@@ -1,0 +1,111 @@
+//! Guest payloads: a guest configuration (TOML) turned into the bundle the
+//! hypervisor takes as its initrd. The configuration is checked against
+//! the device tree of the QEMU machine `run` boots; `@debian-kernel` and
+//! `@default-initramfs` are fetched and built into the cache.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use guestcfg::Source;
+
+use crate::error::XtaskError;
+use crate::process;
+use crate::qemu;
+use crate::workspace::Workspace;
+
+/// The configuration `cargo xtask run` boots when given none.
+pub const DEFAULT_CONFIG: &str = "guest-configs/qemu-virt-linux.toml";
+
+/// Kernel modules the default initramfs loads at boot, in this order
+/// (dependencies are added by the initramfs builder).
+pub const DEFAULT_INITRAMFS_MODULES: &[&str] = &["nvme"];
+
+/// Where bundles are written: `<target>/bundles/<config stem>.bundle`.
+pub fn bundle_dir(ws: &Workspace) -> PathBuf {
+    ws.target_dir.join("bundles")
+}
+
+/// The device tree of the machine `cargo xtask run` starts (4 CPUs, 1 GiB).
+fn board_dtb(ws: &Workspace, qemu_bin: &Path) -> Result<Vec<u8>, XtaskError> {
+    let path = bundle_dir(ws).join("qemu-virt.dtb");
+    fs::create_dir_all(bundle_dir(ws)).map_err(|e| XtaskError::io("create", &bundle_dir(ws), e))?;
+    let mut cmd = Command::new(qemu_bin);
+    cmd.args([
+        "-M",
+        &format!("{},dumpdtb={}", qemu::MACHINE, path.display()),
+    ])
+    .args([
+        "-cpu",
+        qemu::CPU,
+        "-smp",
+        "4",
+        "-m",
+        "1G",
+        "-display",
+        "none",
+    ]);
+    process::run(&mut cmd)?;
+    fs::read(&path).map_err(|e| XtaskError::io("read", &path, e))
+}
+
+/// Builds the bundle for `config`; returns its path.
+pub fn build(ws: &Workspace, config: &Path, qemu_bin: &Path) -> Result<PathBuf, XtaskError> {
+    let file = guestcfg::load(config).map_err(XtaskError::config)?;
+    let dtb = board_dtb(ws, qemu_bin)?;
+    guestcfg::check_against_board(&file, &dtb).map_err(XtaskError::config)?;
+    let cache = ws.target_dir.join("guest-cache");
+    let mut kernel: Option<guestimg::KernelArtifacts> = None;
+    let mut artifacts = || -> Result<guestimg::KernelArtifacts, String> {
+        if kernel.is_none() {
+            kernel = Some(guestimg::debian_kernel(&cache).map_err(|e| e.to_string())?);
+        }
+        kernel.clone().ok_or_else(|| "no kernel".to_string())
+    };
+    let initramfs = cache.join("initramfs-default.cpio.gz");
+    let bytes = guestcfg::build_bundle(&file, |source: &Source| -> Result<Vec<u8>, String> {
+        match source {
+            Source::File(path) => fs::read(path).map_err(|e| format!("{}: {e}", path.display())),
+            Source::DebianKernel => {
+                let k = artifacts()?;
+                fs::read(&k.image).map_err(|e| format!("{}: {e}", k.image.display()))
+            }
+            Source::DefaultInitramfs => {
+                let k = artifacts()?;
+                let spec = guestimg::InitramfsSpec {
+                    modules: DEFAULT_INITRAMFS_MODULES
+                        .iter()
+                        .map(|m| m.to_string())
+                        .collect(),
+                    extra_init: String::new(),
+                };
+                guestimg::build_initramfs(&k, &spec, &initramfs).map_err(|e| e.to_string())?;
+                fs::read(&initramfs).map_err(|e| format!("{}: {e}", initramfs.display()))
+            }
+        }
+    })
+    .map_err(|e| XtaskError::Payload(e.to_string()))?;
+    let stem = config
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "guest".into());
+    let out = bundle_dir(ws).join(format!("{stem}.bundle"));
+    fs::write(&out, &bytes).map_err(|e| XtaskError::io("write", &out, e))?;
+    println!("bundle: {} ({} bytes)", out.display(), bytes.len());
+    Ok(out)
+}
+
+/// Builds a bundle for every `*.toml` in guest-configs/; returns the directory.
+pub fn build_all(ws: &Workspace, qemu_bin: &Path) -> Result<PathBuf, XtaskError> {
+    let dir = ws.root.join("guest-configs");
+    let mut configs: Vec<PathBuf> = fs::read_dir(&dir)
+        .map_err(|e| XtaskError::io("read", &dir, e))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    configs.sort();
+    for c in &configs {
+        build(ws, c, qemu_bin)?;
+    }
+    Ok(bundle_dir(ws))
+}
