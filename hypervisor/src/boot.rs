@@ -176,18 +176,22 @@ fn main(dtb: &'static [u8], img: layout::Region) -> ! {
         }
     };
     smp::bring_up(&hw, conduit);
+    // Before any guest exists: no unconfigured stream may reach memory.
+    let hw: &'static HostDt = alloc::boxed::Box::leak(alloc::boxed::Box::new(hw));
+    crate::smmu::manager::probe_all(hw);
 
-    let report = summary::probe(&hw);
+    let report = summary::probe(hw);
     crate::print!("{report}");
 
     if gic_ok && let Some(initrd) = hw.chosen.initrd {
-        let guests = start_guests(&hw, initrd);
+        let guests = start_guests(hw, initrd);
         if !guests.is_empty() {
             let pcpus: Vec<usize> = guests
                 .iter()
                 .flat_map(|g| g.vcpus.iter().map(|v| v.pcpu))
                 .collect();
             vcpu::install(guests);
+            crate::smmu::manager::set_guests(vcpu::guests());
             if let Some(p) = phys::get() {
                 for pcpu in pcpus.into_iter().filter(|&c| c != cpu::cpu_index()) {
                     crate::arch::aarch64::gicv3::send_sgi(crate::gic::KICK_SGI, p.cpu_mpidr(pcpu));
@@ -238,7 +242,7 @@ fn grow_heap(hw: &HostDt, img: layout::Region, dtb: &[u8]) {
 /// Reads the payload bundle (the initrd), checks every guest against the
 /// live device tree and builds the guests that can run. A guest with any
 /// problem is refused with the reason; the others start.
-fn start_guests(hw: &HostDt, initrd: layout::Region) -> Vec<Guest> {
+fn start_guests(hw: &'static HostDt, initrd: layout::Region) -> Vec<Guest> {
     // SAFETY: the initrd range is RAM the boot loader filled, reserved from
     // the heap and identity-mapped; nothing writes to it.
     let bytes: &'static [u8] =
@@ -272,7 +276,16 @@ fn start_guests(hw: &HostDt, initrd: layout::Region) -> Vec<Guest> {
             error!("guest '{name}' refused: its configuration does not fit this machine");
             continue;
         }
-        match Guest::create(i, g.config, g.kernel, g.initrd, hw) {
+        let created = Guest::create(i, g.config, g.kernel, g.initrd, hw).and_then(|guest| {
+            match crate::smmu::manager::attach_guest(hw, &guest) {
+                Ok(()) => Ok(guest),
+                Err(e) => {
+                    crate::smmu::manager::detach_guest(&guest);
+                    Err(e)
+                }
+            }
+        });
+        match created {
             Ok(guest) => {
                 info!(
                     "guest '{name}': {} vcpus on cpus {:?}, {} MiB at {:#x} (host {:#x}), devices {:?}",

@@ -3,6 +3,8 @@
 //! guest-owned interrupts.
 
 #[cfg(all(target_arch = "aarch64", target_os = "none"))]
+pub mod hyp_irq;
+#[cfg(all(target_arch = "aarch64", target_os = "none"))]
 pub mod phys;
 
 /// The physical SGI the hypervisor uses to make another CPU look at its

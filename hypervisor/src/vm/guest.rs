@@ -81,6 +81,8 @@ pub struct Guest {
     pub ram: Region,
     /// Host-physical base of the RAM.
     pub ram_pa: u64,
+    /// VMID of its stage 2 (CPU and SMMU).
+    pub vmid: u16,
     /// VTTBR_EL2 value (VMID and stage-2 root).
     pub vttbr: u64,
     /// VTCR_EL2 value.
@@ -104,6 +106,8 @@ pub struct Guest {
     pub layout: BootLayout,
     /// Reset or power-off in progress (serialises them).
     pub stopping: AtomicU8,
+    /// DMA faults the SMMU reported on the guest's streams.
+    pub dma_faults: AtomicU64,
 }
 
 impl GuestView for Guest {
@@ -226,6 +230,7 @@ impl Guest {
             config,
             ram,
             ram_pa,
+            vmid: vmid as u16,
             vttbr,
             vtcr,
             stage2: Mutex::new((pt, tables)),
@@ -239,6 +244,7 @@ impl Guest {
             dtb,
             layout,
             stopping: AtomicU8::new(0),
+            dma_faults: AtomicU64::new(0),
         };
         g.load_images();
         Ok(g)

@@ -11,12 +11,12 @@ use super::psci::{self, Outcome, VcpuPower};
 use crate::arch::aarch64::{cpu, gicv3, guest as arch_guest};
 use crate::exception::TrapFrame;
 use crate::gic::phys::{self, MAX_CPUS};
-use crate::gic::{KICK_SGI, MAINTENANCE_PPI};
+use crate::gic::{KICK_SGI, MAINTENANCE_PPI, hyp_irq};
 use crate::vgic::SPI_BASE;
 use crate::vgic::pending::{PendingQueue, VirqRequest, fill_list_registers};
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use log::{info, warn};
+use log::{error, info, warn};
 use spin::{Mutex, Once};
 
 /// The guests, created once at boot.
@@ -57,7 +57,8 @@ pub fn install(guests: Vec<Guest>) {
     GUESTS.call_once(|| guests);
 }
 
-fn guests() -> &'static [Guest] {
+/// The running guests (empty before [`install`]).
+pub fn guests() -> &'static [Guest] {
     GUESTS.get().map(Vec::as_slice).unwrap_or(&[])
 }
 
@@ -97,7 +98,11 @@ pub fn cpu_loop() -> ! {
                 break;
             }
             gicv3::priority_drop(intid);
+            hyp_irq::dispatch(intid);
             gicv3::deactivate(intid);
+        }
+        if cpu::cpu_index() == 0 {
+            crate::smmu::manager::poll_events();
         }
         cpu::wait_for_interrupt();
     }
@@ -365,8 +370,13 @@ fn guest_off(g: &'static Guest, v: usize, why: &str) -> ! {
         stop_here(g, v);
     }
     stop_others(g, v);
+    crate::smmu::manager::detach_guest(g);
     g.reset_interrupts();
-    info!("guest '{}' {why}", g.config.name);
+    info!(
+        "guest '{}' {why} ({} DMA fault(s) reported by the SMMU)",
+        g.config.name,
+        g.dma_faults.load(Ordering::Relaxed)
+    );
     if RUNNING.fetch_sub(1, Ordering::AcqRel) == 1 {
         info!("no guest left running: powering off");
         crate::boot::power_off();
@@ -379,9 +389,17 @@ fn guest_restart(g: &'static Guest, v: usize) -> ! {
         stop_here(g, v);
     }
     stop_others(g, v);
+    // No device may write into the guest's memory while it is reloaded.
+    crate::smmu::manager::detach_guest(g);
     g.reset_interrupts();
     info!("guest '{}' reset: restarting", g.config.name);
     g.load_images();
+    if let Err(e) = crate::smmu::manager::reattach_guest(g) {
+        error!(
+            "guest '{}': its devices cannot DMA after the reset: {e}",
+            g.config.name
+        );
+    }
     let boot = &g.vcpus[0];
     boot.entry.store(g.layout.kernel, Ordering::Relaxed);
     boot.context.store(g.layout.dtb, Ordering::Relaxed);
@@ -404,7 +422,7 @@ pub fn handle_irq(frame: &mut TrapFrame) {
             break;
         }
         gicv3::priority_drop(intid);
-        if intid == KICK_SGI || intid == MAINTENANCE_PPI {
+        if intid == KICK_SGI || intid == MAINTENANCE_PPI || hyp_irq::dispatch(intid) {
             gicv3::deactivate(intid);
             continue;
         }

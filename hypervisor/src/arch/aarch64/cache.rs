@@ -35,3 +35,27 @@ pub unsafe fn invalidate_to_poc(start: usize, len: usize) {
     }
     barrier::dsb(barrier::SY);
 }
+
+/// Cleans and invalidates `[start, start + len)` to the point of coherency,
+/// so that later reads see what a non-coherent device wrote.
+pub fn clean_invalidate_to_poc(start: usize, len: usize) {
+    let mut addr = start & !(LINE - 1);
+    while addr < start + len {
+        // SAFETY: DC CIVAC writes back then drops lines; data is preserved.
+        unsafe { core::arch::asm!("dc civac, {}", in(reg) addr, options(nostack)) };
+        addr += LINE;
+    }
+    barrier::dsb(barrier::SY);
+}
+
+/// Orders earlier normal-memory writes before a following device register
+/// write (a device reading a queue the CPU just filled).
+pub fn write_barrier() {
+    barrier::dsb(barrier::ST);
+}
+
+/// Orders a device register read before later normal-memory reads (the CPU
+/// reading records a device reported through that register).
+pub fn read_barrier() {
+    barrier::dsb(barrier::LD);
+}

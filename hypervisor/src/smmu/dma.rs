@@ -1,0 +1,162 @@
+//! Memory shared with the SMMU: where it comes from ([`DmaMemory`]), how
+//! CPU writes reach a non-coherent SMMU ([`CacheOps`], [`CacheSync`]) and a
+//! bounds-checked handle on one allocation ([`DmaBlock`]).
+
+/// Memory the SMMU reads and writes: the stream table and the queues.
+///
+/// # Safety
+///
+/// An implementation guarantees that for every block `alloc_zeroed(bytes,
+/// align)` returns at physical address `p`:
+/// - `p` is a multiple of `align`, and the block is zero-filled;
+/// - for every `off < bytes`, `ptr(p + off)` is a pointer valid for reads
+///   and writes (volatile, up to 8 bytes at 8-byte aligned offsets) for as
+///   long as the implementation lives, and `ptr(p + off) == ptr(p) + off`;
+/// - `ptr(p)` is at least 8-byte aligned;
+/// - blocks never overlap each other or memory Rust code owns elsewhere,
+///   and `p` is the address the SMMU uses for that memory.
+pub unsafe trait DmaMemory {
+    /// Allocates `bytes` zeroed bytes aligned to `align` (a power of two);
+    /// returns the physical address, or `None` when out of memory.
+    fn alloc_zeroed(&mut self, bytes: usize, align: usize) -> Option<u64>;
+    /// The CPU pointer to physical address `phys` of an allocated block.
+    fn ptr(&self, phys: u64) -> *mut u8;
+}
+
+/// Data-cache maintenance by physical address, for an SMMU whose accesses
+/// do not snoop the CPU caches. Only called when the SMMU is not coherent.
+pub trait CacheOps {
+    /// Cleans `[phys, phys + len)` to the point of coherency (`DC CVAC`),
+    /// then completes it (`DSB`): CPU writes become visible to the SMMU.
+    fn clean(&self, phys: u64, len: usize);
+    /// Cleans and invalidates `[phys, phys + len)` to the point of
+    /// coherency (`DC CIVAC`, `DSB`): later CPU reads see what the SMMU
+    /// wrote.
+    fn clean_invalidate(&self, phys: u64, len: usize);
+}
+
+/// [`CacheOps`] that does nothing, for coherent SMMUs.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoCacheOps;
+
+impl CacheOps for NoCacheOps {
+    fn clean(&self, _phys: u64, _len: usize) {}
+    fn clean_invalidate(&self, _phys: u64, _len: usize) {}
+}
+
+/// [`CacheOps`] applied only when the SMMU is not coherent.
+#[derive(Debug, Clone)]
+pub struct CacheSync<C> {
+    cache: C,
+    coherent: bool,
+}
+
+impl<C: CacheOps> CacheSync<C> {
+    /// Cache maintenance `cache`, used only when `coherent` is false.
+    pub fn new(cache: C, coherent: bool) -> Self {
+        Self { cache, coherent }
+    }
+
+    /// Whether the SMMU snoops the CPU caches.
+    pub fn coherent(&self) -> bool {
+        self.coherent
+    }
+
+    /// Makes CPU writes to `[phys, phys + len)` visible to the SMMU.
+    pub fn to_device(&self, phys: u64, len: usize) {
+        if !self.coherent && len > 0 {
+            self.cache.clean(phys, len);
+        }
+    }
+
+    /// Makes SMMU writes to `[phys, phys + len)` visible to the CPU.
+    pub fn to_cpu(&self, phys: u64, len: usize) {
+        if !self.coherent && len > 0 {
+            self.cache.clean_invalidate(phys, len);
+        }
+    }
+}
+
+/// One block from [`DmaMemory`]: its physical address, CPU pointer and
+/// length. Word accesses are bounds-checked and volatile.
+#[derive(Debug, Clone, Copy)]
+pub struct DmaBlock {
+    phys: u64,
+    ptr: *mut u8,
+    len: usize,
+}
+
+// SAFETY: a DmaBlock is an address range in memory that `DmaMemory`
+// guarantees stays valid and is not owned by any Rust object; moving the
+// handle to another CPU does not change who may access it. It is not
+// `Sync`: callers serialise accesses (the driver sits behind a lock).
+unsafe impl Send for DmaBlock {}
+
+impl DmaBlock {
+    /// Allocates `len` zeroed bytes aligned to `align` (a power of two);
+    /// `None` if the memory is exhausted or hands out a block that breaks
+    /// the [`DmaMemory`] contract visibly (misaligned, null).
+    pub fn alloc(mem: &mut impl DmaMemory, len: usize, align: usize) -> Option<Self> {
+        if len == 0 || !align.is_power_of_two() {
+            return None;
+        }
+        let phys = mem.alloc_zeroed(len, align)?;
+        let ptr = mem.ptr(phys);
+        if !phys.is_multiple_of(align as u64) || ptr.is_null() || !(ptr as usize).is_multiple_of(8)
+        {
+            return None;
+        }
+        Some(Self { phys, ptr, len })
+    }
+
+    /// Physical address of the first byte.
+    pub fn phys(&self) -> u64 {
+        self.phys
+    }
+
+    /// Length in bytes.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the block is empty (never, for an allocated block).
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    fn word(&self, off: usize) -> Option<*mut u64> {
+        let end = off.checked_add(8)?;
+        (off.is_multiple_of(8) && end <= self.len).then(|| {
+            // SAFETY: off + 8 <= len, so the result stays inside the block.
+            unsafe { self.ptr.add(off) }.cast::<u64>()
+        })
+    }
+
+    /// Reads the 64-bit word at byte offset `off` (8-aligned); an offset
+    /// outside the block reads 0.
+    pub fn read_u64(&self, off: usize) -> u64 {
+        debug_assert!(
+            self.word(off).is_some(),
+            "DMA read at {off:#x} out of bounds"
+        );
+        match self.word(off) {
+            // SAFETY: in bounds and 8-aligned (block pointer 8-aligned,
+            // offset a multiple of 8); DmaMemory keeps the block valid.
+            Some(p) => u64::from_le(unsafe { p.read_volatile() }),
+            None => 0,
+        }
+    }
+
+    /// Writes the 64-bit word at byte offset `off` (8-aligned) as one
+    /// single-copy-atomic store; an offset outside the block is ignored.
+    pub fn write_u64(&self, off: usize, value: u64) {
+        debug_assert!(
+            self.word(off).is_some(),
+            "DMA write at {off:#x} out of bounds"
+        );
+        if let Some(p) = self.word(off) {
+            // SAFETY: as in read_u64.
+            unsafe { p.write_volatile(value.to_le()) }
+        }
+    }
+}

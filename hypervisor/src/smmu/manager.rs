@@ -1,0 +1,289 @@
+//! The SMMUs of the machine as the hypervisor runs them: probed at boot
+//! (global bypass off, every stream aborting), each guest's streams bound
+//! to its stage-2 table, returned to abort when the guest stops, and the
+//! event and error interrupts turned into log lines counted per guest.
+
+use super::driver::{ProbeOptions, Smmu};
+use super::hw::{ArchCache, HeapDma, MmioRegs};
+use super::idregs::{Features, IDR_COUNT, IDR0_OFFSET};
+use super::ste::S2Config;
+use super::streams::{SidRange, Streams, pcie_host_streams, platform_streams};
+use crate::arch::aarch64::cpu;
+use crate::fdt::HostDt;
+use crate::gic::{hyp_irq, phys};
+use crate::mm::el2map;
+use crate::vm::guest::Guest;
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::sync::atomic::Ordering;
+use log::{error, info, warn};
+use spin::{Mutex, Once};
+
+type Driver = Smmu<MmioRegs, HeapDma, ArchCache>;
+
+/// One SMMU and the streams guests own on it.
+pub struct Instance {
+    /// Base address (for messages).
+    pub base: u64,
+    /// DT phandle (for `iommu-map` / `iommus` lookups).
+    pub phandle: Option<u32>,
+    /// Output-size encoding for S2PS: min(IDR5.OAS, CPU PARange).
+    ps: u8,
+    driver: Mutex<Driver>,
+    /// (stream range, guest index) bindings.
+    owners: Mutex<Vec<(SidRange, usize)>>,
+    /// INTIDs of the event queue and global error interrupts.
+    evtq_intid: Option<u32>,
+    gerror_intid: Option<u32>,
+}
+
+static SMMUS: Once<Vec<Instance>> = Once::new();
+/// Guest names by index, for event messages.
+static GUEST_NAMES: Mutex<Vec<String>> = Mutex::new(Vec::new());
+/// Guests whose DMA faults are counted (set once guests exist).
+static GUESTS: Once<&'static [Guest]> = Once::new();
+
+fn instances() -> &'static [Instance] {
+    SMMUS.get().map(Vec::as_slice).unwrap_or(&[])
+}
+
+/// Probes every usable SMMUv3 of the host DT: after this no unconfigured
+/// stream can reach memory. Returns how many are in use.
+pub fn probe_all(hw: &HostDt) -> usize {
+    let mut list = Vec::new();
+    for s in &hw.smmus {
+        if let Err(e) = el2map::map_device(s.base, s.size.max(0x2_0000)) {
+            error!("smmuv3 {:#x}: cannot map its registers: {e}", s.base);
+            continue;
+        }
+        // SAFETY: the register block was just mapped as device memory and
+        // only this driver uses it.
+        let regs = unsafe { MmioRegs::new(s.base as usize) };
+        let mut idr = [0u32; IDR_COUNT];
+        for (i, v) in idr.iter_mut().enumerate() {
+            *v = super::regs::SmmuRegs::read32(&regs, IDR0_OFFSET + 4 * i);
+        }
+        let features = Features::decode(idr);
+        let opts = ProbeOptions {
+            coherent: Some(s.dma_coherent),
+            ..ProbeOptions::DEFAULT
+        };
+        match Smmu::probe_with(regs, HeapDma, ArchCache, &features, opts) {
+            Ok(driver) => {
+                let ps = (features.oas_field as u8).min(cpu::pa_bits_field() as u8);
+                let named = |name: &str| {
+                    s.interrupts
+                        .iter()
+                        .find(|(n, _)| n == name)
+                        .map(|(_, i)| i.intid())
+                };
+                info!(
+                    "smmuv3 {:#x}: enabled, all streams abort until a guest owns them (stream table {:?})",
+                    s.base,
+                    driver.stream_table().format()
+                );
+                list.push(Instance {
+                    base: s.base,
+                    phandle: s.phandle,
+                    ps,
+                    driver: Mutex::new(driver),
+                    owners: Mutex::new(Vec::new()),
+                    evtq_intid: named("eventq"),
+                    gerror_intid: named("gerror"),
+                });
+            }
+            Err(e) => error!(
+                "smmuv3 {:#x}: not used: {e}; DMA through it is not isolated",
+                s.base
+            ),
+        }
+    }
+    let n = list.len();
+    let list = SMMUS.call_once(|| list);
+    // Interrupts go to the boot CPU; events are also drained when it idles.
+    if let Some(gic) = phys::get() {
+        for inst in list.iter() {
+            let mut irqs = (false, false);
+            if let Some(i) = inst.evtq_intid {
+                irqs.0 = hyp_irq::register(gic, i, true, 0, on_event_irq);
+            }
+            if let Some(i) = inst.gerror_intid {
+                irqs.1 = hyp_irq::register(gic, i, true, 0, on_gerror_irq);
+            }
+            if let Err(e) = inst.driver.lock().enable_irqs(irqs.0, irqs.1) {
+                warn!(
+                    "smmuv3 {:#x}: interrupts not enabled ({e}); events are polled",
+                    inst.base
+                );
+            }
+        }
+    }
+    n
+}
+
+/// The streams of guest `g`'s devices, per SMMU instance.
+fn guest_streams(hw: &HostDt, g: &Guest) -> Vec<(usize, Streams, String)> {
+    let mut out = Vec::new();
+    for path in &g.config.devices {
+        let mut streams: Vec<Streams> = Vec::new();
+        if let Some(p) = hw.pcie.iter().find(|p| &p.path == path) {
+            streams.extend(pcie_host_streams(p));
+        } else if let Some(node) = hw.tree().find(path) {
+            match platform_streams(hw.tree(), &node) {
+                Ok(s) => streams.extend(s),
+                Err(e) => warn!("guest '{}': {path}: {e}", g.config.name),
+            }
+        }
+        for s in streams {
+            match instances()
+                .iter()
+                .position(|i| i.phandle == Some(s.smmu_phandle))
+            {
+                Some(i) => out.push((i, s, path.clone())),
+                None => warn!(
+                    "guest '{}': {path}: its DMA goes through an SMMU the hypervisor does not run: not isolated",
+                    g.config.name
+                ),
+            }
+        }
+    }
+    out
+}
+
+/// The host DT, kept for re-attaching a guest after its reset.
+static HOST: Once<&'static HostDt> = Once::new();
+
+/// Binds the streams of every device of guest `g` to its stage-2 table.
+pub fn attach_guest(hw: &'static HostDt, g: &Guest) -> Result<(), String> {
+    HOST.call_once(|| hw);
+    for (i, streams, path) in guest_streams(hw, g) {
+        let inst = &instances()[i];
+        let cfg = {
+            let st2 = g.stage2.lock();
+            S2Config::for_table(&st2.0, g.vmid, inst.ps)
+                .map_err(|e| alloc::format!("{path}: {e}"))?
+        };
+        inst.driver
+            .lock()
+            .attach_stage2(streams.sids(), &cfg)
+            .map_err(|e| alloc::format!("smmuv3 {:#x}: {path}: {e}", inst.base))?;
+        let mut owners = inst.owners.lock();
+        for r in &streams.ranges {
+            owners.push((*r, g.index));
+        }
+        info!(
+            "guest '{}': {path}: {} stream(s) on smmuv3 {:#x} translate through its stage 2 (vmid {})",
+            g.config.name,
+            streams.count(),
+            inst.base,
+            g.vmid
+        );
+    }
+    Ok(())
+}
+
+/// Returns guest `g`'s streams to abort and invalidates its VMID: call
+/// before its memory is reused (reset, power-off).
+pub fn detach_guest(g: &Guest) {
+    for inst in instances() {
+        let mut owners = inst.owners.lock();
+        let mine: Vec<SidRange> = owners
+            .iter()
+            .filter(|(_, o)| *o == g.index)
+            .map(|(r, _)| *r)
+            .collect();
+        if mine.is_empty() {
+            continue;
+        }
+        let mut drv = inst.driver.lock();
+        if let Err(e) = drv.detach(mine.iter().flat_map(SidRange::iter)) {
+            error!(
+                "smmuv3 {:#x}: detaching guest '{}': {e}",
+                inst.base, g.config.name
+            );
+        }
+        if let Err(e) = drv.invalidate_vmid(g.vmid) {
+            error!("smmuv3 {:#x}: invalidating vmid {}: {e}", inst.base, g.vmid);
+        }
+        owners.retain(|(_, o)| *o != g.index);
+    }
+}
+
+/// Binds guest `g`'s streams again after a reset (see [`attach_guest`]).
+pub fn reattach_guest(g: &Guest) -> Result<(), String> {
+    match HOST.get() {
+        Some(hw) => attach_guest(hw, g),
+        None => Ok(()), // nothing was ever attached
+    }
+}
+
+/// Remembers the guests so that events can name and count them.
+pub fn set_guests(guests: &'static [Guest]) {
+    GUESTS.call_once(|| guests);
+    *GUEST_NAMES.lock() = guests.iter().map(|g| g.config.name.clone()).collect();
+}
+
+fn owner(inst: &Instance, sid: u32) -> Option<usize> {
+    inst.owners
+        .lock()
+        .iter()
+        .find(|(r, _)| r.contains(sid))
+        .map(|(_, o)| *o)
+}
+
+/// Drains and reports the event queue of every SMMU.
+pub fn poll_events() {
+    for inst in instances() {
+        let batch = inst.driver.lock().drain_events();
+        if batch.overflow {
+            warn!(
+                "smmuv3 {:#x}: event queue overflowed: events were lost",
+                inst.base
+            );
+        }
+        // Consecutive events of one kind on one stream (a device retrying,
+        // or one DMA burst faulting word by word) make one line.
+        let mut i = 0;
+        while i < batch.events.len() {
+            let ev = &batch.events[i];
+            let same = batch.events[i..]
+                .iter()
+                .take_while(|e| e.sid == ev.sid && e.id == ev.id && e.read == ev.read)
+                .count();
+            let who = owner(inst, ev.sid);
+            let name = who
+                .and_then(|i| GUEST_NAMES.lock().get(i).cloned())
+                .map(|n| alloc::format!("guest '{n}'"))
+                .unwrap_or_else(|| String::from("no guest"));
+            if let (Some(i), Some(guests)) = (who, GUESTS.get())
+                && let Some(g) = guests.get(i)
+            {
+                g.dma_faults.fetch_add(same as u64, Ordering::Relaxed);
+            }
+            let more = if same > 1 {
+                alloc::format!(" (and {} more like it)", same - 1)
+            } else {
+                String::new()
+            };
+            warn!(
+                "smmuv3 {:#x}: {} DMA blocked: {ev} ({name}){more}",
+                inst.base,
+                if ev.read { "read" } else { "write" }
+            );
+            i += same;
+        }
+    }
+}
+
+fn on_event_irq(_intid: u32) {
+    poll_events();
+}
+
+fn on_gerror_irq(_intid: u32) {
+    for inst in instances() {
+        let report = inst.driver.lock().handle_gerror();
+        if !report.is_empty() {
+            error!("smmuv3 {:#x}: global error: {report:?}", inst.base);
+        }
+    }
+}

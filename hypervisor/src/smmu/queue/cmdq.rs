@@ -1,0 +1,175 @@
+//! The command queue, produced by the CPU: entries are written, made
+//! visible, then CMDQ_PROD is advanced; the SMMU advances CMDQ_CONS. When
+//! it stops on a bad command (`CMDQ_CONS.ERR`, `GERROR.CMDQ_ERR`) the
+//! command is skipped the way Linux does (`__arm_smmu_cmdq_skip_err`): an
+//! illegal command is overwritten with a `CMD_SYNC`, a fetch abort is
+//! retried as is, then the error is acknowledged in GERRORN and the SMMU
+//! resumes from CONS.
+
+use super::{QueueMemory, Ring};
+use crate::smmu::cmd::{CMD_DWORDS, Cmd};
+use crate::smmu::error::{SmmuError, cerror};
+use crate::smmu::regs::{
+    CMDQ_CONS, CMDQ_CONS_ERR_MASK, CMDQ_CONS_ERR_SHIFT, CMDQ_PROD, GERROR, GERROR_CMDQ_ERR,
+    GERRORN, SmmuRegs,
+};
+
+/// Whether GERROR.CMDQ_ERR is active (differs from GERRORN).
+fn cmdq_error_active(regs: &impl SmmuRegs) -> bool {
+    (regs.read32(GERROR) ^ regs.read32(GERRORN)) & GERROR_CMDQ_ERR != 0
+}
+
+/// The command queue (single producer: the caller serialises).
+#[derive(Debug)]
+pub struct CommandQueue<M> {
+    mem: M,
+    ring: Ring,
+    prod: u32,
+    cons: u32,
+    error: Option<(u8, [u64; CMD_DWORDS])>,
+}
+
+impl<M: QueueMemory> CommandQueue<M> {
+    /// An empty queue of `1 << log2` commands in `mem`; CMDQ_PROD and
+    /// CMDQ_CONS must be 0.
+    pub fn new(mem: M, log2: u32) -> Self {
+        Self {
+            mem,
+            ring: Ring::new(log2),
+            prod: 0,
+            cons: 0,
+            error: None,
+        }
+    }
+
+    /// The ring arithmetic.
+    pub fn ring(&self) -> Ring {
+        self.ring
+    }
+
+    /// The producer index last published.
+    pub fn prod(&self) -> u32 {
+        self.prod
+    }
+
+    /// The consumer index last read.
+    pub fn cons(&self) -> u32 {
+        self.cons
+    }
+
+    /// The queue memory.
+    pub fn memory(&self) -> &M {
+        &self.mem
+    }
+
+    /// Reads CMDQ_CONS (at most `limit` times) until `done(cons)` holds,
+    /// skipping commands the SMMU stopped on. False on timeout.
+    fn poll_cons(
+        &mut self,
+        regs: &mut impl SmmuRegs,
+        limit: u32,
+        done: impl Fn(u32) -> bool,
+    ) -> bool {
+        for i in 0..limit.max(1) {
+            if i > 0 {
+                regs.relax();
+            }
+            self.cons = regs.read32(CMDQ_CONS) & self.ring.mask();
+            if done(self.cons) {
+                return true;
+            }
+            if cmdq_error_active(regs) {
+                self.recover(regs);
+            }
+        }
+        false
+    }
+
+    /// Writes `cmds` and publishes them. When the queue is full it waits
+    /// (at most `poll_limit` reads of CMDQ_CONS each time) for the SMMU to
+    /// make room. A command error met while waiting is recovered from and
+    /// reported by the next [`CommandQueue::sync`].
+    pub fn submit(
+        &mut self,
+        regs: &mut impl SmmuRegs,
+        cmds: &[Cmd],
+        poll_limit: u32,
+    ) -> Result<(), SmmuError> {
+        let ring = self.ring;
+        let mut rest = cmds;
+        while !rest.is_empty() {
+            if ring.space(self.prod, self.cons) == 0 {
+                let prod = self.prod;
+                if !self.poll_cons(regs, poll_limit, |cons| ring.space(prod, cons) > 0) {
+                    return Err(SmmuError::QueueFullTimeout);
+                }
+            }
+            let n = (ring.space(self.prod, self.cons) as usize).min(rest.len());
+            let (now, later) = rest.split_at(n);
+            for (k, cmd) in now.iter().enumerate() {
+                self.mem.write_entry(ring.add(self.prod, k as u32), &cmd.0);
+            }
+            self.mem.to_device(self.prod, n as u32);
+            self.prod = ring.add(self.prod, n as u32);
+            regs.write32(CMDQ_PROD, self.prod);
+            rest = later;
+        }
+        Ok(())
+    }
+
+    /// Appends a `CMD_SYNC` and polls CMDQ_CONS (at most `poll_limit`
+    /// reads) until the SMMU has consumed it, i.e. completed every earlier
+    /// command. Errors: [`SmmuError::SyncTimeout`], or the first
+    /// [`SmmuError::CommandError`] since the previous sync (reported once
+    /// the queue has drained past this sync).
+    pub fn sync(&mut self, regs: &mut impl SmmuRegs, poll_limit: u32) -> Result<(), SmmuError> {
+        let at = self.prod;
+        self.submit(regs, &[Cmd::sync()], poll_limit)?;
+        let (ring, prod) = (self.ring, self.prod);
+        if !self.poll_cons(regs, poll_limit, |cons| ring.consumed(prod, cons, at)) {
+            return Err(SmmuError::SyncTimeout);
+        }
+        match self.error.take() {
+            Some((code, cmd)) => Err(SmmuError::CommandError { code, cmd }),
+            None => Ok(()),
+        }
+    }
+
+    /// Skips the command the SMMU stopped on without acknowledging the
+    /// error: an illegal command (or an unknown code) is replaced by a
+    /// `CMD_SYNC`; a fetch abort or ATC timeout is left to be retried.
+    /// Returns `CMDQ_CONS.ERR` and the command as it was.
+    pub fn skip(&mut self, regs: &impl SmmuRegs) -> (u8, [u64; CMD_DWORDS]) {
+        let raw = regs.read32(CMDQ_CONS);
+        let code = ((raw >> CMDQ_CONS_ERR_SHIFT) & CMDQ_CONS_ERR_MASK) as u8;
+        let index = self.ring.index(raw);
+        let mut cmd = [0; CMD_DWORDS];
+        self.mem.read_entry(index, &mut cmd);
+        if !matches!(code, cerror::NONE | cerror::ABT | cerror::ATC_INV_SYNC) {
+            self.mem.write_entry(index, &Cmd::sync().0);
+            self.mem.to_device(index, 1);
+        }
+        (code, cmd)
+    }
+
+    /// If GERROR.CMDQ_ERR is active: skips the command (see
+    /// [`CommandQueue::skip`]), acknowledges CMDQ_ERR alone in GERRORN so
+    /// that the SMMU resumes, and returns what was skipped. The first error
+    /// is also kept for the next [`CommandQueue::sync`].
+    pub fn recover(&mut self, regs: &mut impl SmmuRegs) -> Option<(u8, [u64; CMD_DWORDS])> {
+        let gerrorn = regs.read32(GERRORN);
+        if (regs.read32(GERROR) ^ gerrorn) & GERROR_CMDQ_ERR == 0 {
+            return None;
+        }
+        let skipped = self.skip(regs);
+        regs.write32(GERRORN, gerrorn ^ GERROR_CMDQ_ERR);
+        self.error.get_or_insert(skipped);
+        Some(skipped)
+    }
+
+    /// Records an error recovered outside the queue (by the GERROR
+    /// handler) so that the next sync reports it.
+    pub fn note_error(&mut self, skipped: (u8, [u64; CMD_DWORDS])) {
+        self.error.get_or_insert(skipped);
+    }
+}

@@ -1,0 +1,204 @@
+//! The command and event queues: circular buffers in memory whose PROD and
+//! CONS indices live in SMMU registers. An index holds `log2` bits of
+//! position and, just above them, a wrap bit that flips on every lap, so
+//! that "full" (same position, different wrap) and "empty" (same position
+//! and wrap) differ.
+//!
+//! This module holds what both queues share: [`QueueMemory`], the
+//! [`Ring`] arithmetic and [`DmaQueue`]; the `cmdq` and `evtq` submodules
+//! hold [`CommandQueue`] and [`EventQueue`].
+
+mod cmdq;
+mod evtq;
+
+pub use cmdq::CommandQueue;
+pub use evtq::{EventBatch, EventQueue};
+
+use super::dma::{CacheOps, CacheSync, DmaBlock, DmaMemory};
+use super::regs::{Q_BASE_ADDR_MASK, Q_BASE_LOG2SIZE_MASK, Q_BASE_RWA};
+
+/// Largest queue size handled (log2 of entries).
+pub const MAX_LOG2: u32 = 20;
+
+/// The memory behind a queue: entries addressed by position
+/// (`0..entries`), each a fixed number of 64-bit words.
+pub trait QueueMemory {
+    /// Reads entry `index` into `out`.
+    fn read_entry(&self, index: u32, out: &mut [u64]);
+    /// Writes `words` to entry `index`.
+    fn write_entry(&mut self, index: u32, words: &[u64]);
+    /// Makes CPU writes to `count` entries from `index` (wrapping)
+    /// visible to the SMMU.
+    fn to_device(&self, _index: u32, _count: u32) {}
+    /// Makes SMMU writes to `count` entries from `index` (wrapping)
+    /// visible to the CPU.
+    fn to_cpu(&self, _index: u32, _count: u32) {}
+}
+
+/// Position arithmetic of a queue of `1 << log2` entries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ring {
+    log2: u32,
+}
+
+impl Ring {
+    /// A ring of `1 << log2` entries (`log2` capped at [`MAX_LOG2`]).
+    pub fn new(log2: u32) -> Self {
+        Self {
+            log2: log2.min(MAX_LOG2),
+        }
+    }
+
+    /// log2 of the number of entries.
+    pub fn log2(&self) -> u32 {
+        self.log2
+    }
+
+    /// Number of entries.
+    pub fn size(&self) -> u32 {
+        1 << self.log2
+    }
+
+    /// Mask of position and wrap bit.
+    pub fn mask(&self) -> u32 {
+        (2 << self.log2) - 1
+    }
+
+    /// Position of index `p` in the buffer.
+    pub fn index(&self, p: u32) -> u32 {
+        p & (self.size() - 1)
+    }
+
+    /// Index `p` advanced by `n`.
+    pub fn add(&self, p: u32, n: u32) -> u32 {
+        (p & self.mask()).wrapping_add(n) & self.mask()
+    }
+
+    /// Entries between `cons` and `prod` (may exceed the size if the
+    /// indices are inconsistent).
+    pub fn used(&self, prod: u32, cons: u32) -> u32 {
+        (prod & self.mask()).wrapping_sub(cons & self.mask()) & self.mask()
+    }
+
+    /// Free entries.
+    pub fn space(&self, prod: u32, cons: u32) -> u32 {
+        self.size().saturating_sub(self.used(prod, cons))
+    }
+
+    /// Same position, different wrap.
+    pub fn is_full(&self, prod: u32, cons: u32) -> bool {
+        self.used(prod, cons) == self.size()
+    }
+
+    /// Same position and wrap.
+    pub fn is_empty(&self, prod: u32, cons: u32) -> bool {
+        self.used(prod, cons) == 0
+    }
+
+    /// Whether `cons` has moved past the entry at index `p`, given the
+    /// current `prod` (`p` lies between the old CONS and `prod`).
+    pub fn consumed(&self, prod: u32, cons: u32, p: u32) -> bool {
+        self.used(prod, cons) < self.used(prod, p)
+    }
+}
+
+/// Queue memory allocated from [`DmaMemory`], with cache maintenance for
+/// a non-coherent SMMU.
+#[derive(Debug)]
+pub struct DmaQueue<C> {
+    block: DmaBlock,
+    dwords: usize,
+    ring: Ring,
+    sync: CacheSync<C>,
+}
+
+impl<C: CacheOps> DmaQueue<C> {
+    /// Allocates `1 << log2` entries of `dwords` words, aligned to the
+    /// queue size (at least 64 bytes) as the base registers need.
+    pub fn alloc(
+        mem: &mut impl DmaMemory,
+        log2: u32,
+        dwords: usize,
+        sync: CacheSync<C>,
+    ) -> Option<Self> {
+        let ring = Ring::new(log2);
+        let bytes = (ring.size() as usize).checked_mul(dwords.checked_mul(8)?)?;
+        let block = DmaBlock::alloc(mem, bytes, bytes.max(64))?;
+        Some(Self {
+            block,
+            dwords,
+            ring,
+            sync,
+        })
+    }
+
+    /// The CMDQ_BASE / EVTQ_BASE value: RWA hint, address, LOG2SIZE.
+    pub fn base_reg(&self) -> u64 {
+        Q_BASE_RWA
+            | (self.block.phys() & Q_BASE_ADDR_MASK)
+            | (u64::from(self.ring.log2()) & Q_BASE_LOG2SIZE_MASK)
+    }
+
+    /// Physical address of entry 0.
+    pub fn phys(&self) -> u64 {
+        self.block.phys()
+    }
+
+    /// Size in bytes.
+    pub fn bytes(&self) -> usize {
+        self.block.len()
+    }
+
+    fn entry_bytes(&self) -> usize {
+        self.dwords * 8
+    }
+
+    /// Runs `f(phys, len)` over the (at most two) contiguous pieces of
+    /// `count` entries from `index`.
+    fn pieces(&self, index: u32, count: u32, f: impl Fn(u64, usize)) {
+        let size = self.ring.size();
+        let count = count.min(size);
+        let index = self.ring.index(index);
+        let first = count.min(size - index);
+        let eb = self.entry_bytes() as u64;
+        f(
+            self.block.phys() + u64::from(index) * eb,
+            first as usize * self.entry_bytes(),
+        );
+        if count > first {
+            f(
+                self.block.phys(),
+                (count - first) as usize * self.entry_bytes(),
+            );
+        }
+    }
+
+    /// Makes the whole queue consistent before the SMMU first uses it.
+    pub fn flush_all(&self) {
+        self.sync.to_cpu(self.block.phys(), self.block.len());
+    }
+}
+
+impl<C: CacheOps> QueueMemory for DmaQueue<C> {
+    fn read_entry(&self, index: u32, out: &mut [u64]) {
+        let base = self.ring.index(index) as usize * self.entry_bytes();
+        for (i, w) in out.iter_mut().take(self.dwords).enumerate() {
+            *w = self.block.read_u64(base + i * 8);
+        }
+    }
+
+    fn write_entry(&mut self, index: u32, words: &[u64]) {
+        let base = self.ring.index(index) as usize * self.entry_bytes();
+        for (i, w) in words.iter().take(self.dwords).enumerate() {
+            self.block.write_u64(base + i * 8, *w);
+        }
+    }
+
+    fn to_device(&self, index: u32, count: u32) {
+        self.pieces(index, count, |p, l| self.sync.to_device(p, l));
+    }
+
+    fn to_cpu(&self, index: u32, count: u32) {
+        self.pieces(index, count, |p, l| self.sync.to_cpu(p, l));
+    }
+}

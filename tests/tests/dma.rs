@@ -1,0 +1,170 @@
+//! DMA isolation through the SMMUv3: a Linux guest whose RAM sits at a
+//! different physical address than its guest-physical one reads an NVMe
+//! disk (its DMA works only if the SMMU translates it), and QEMU's `edu`
+//! device, driven from the guest with `devmem`, is aimed outside the guest's
+//! RAM and at the hypervisor's own memory: both are blocked and reported,
+//! the hypervisor's memory is unchanged, and the guest keeps running.
+//!
+//! Uses the bundle of guest-configs/qemu-virt-linux-highmem.toml (RAM at
+//! guest-physical 0x8000_0000, so the host RAM holding the hypervisor is
+//! outside the guest's address space).
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use hv_tests::{HarnessError, Qemu, Session};
+
+const INIT_DONE: &str = "partita-guest: init done";
+const BOOT: Duration = Duration::from_secs(90);
+const CMD: Duration = Duration::from_secs(30);
+/// Where QEMU loads the image on `virt` (RAM base + 2 MiB).
+const HYPERVISOR_PA: u64 = 0x4020_0000;
+/// The edu device's slot on the root bus.
+const EDU_SLOT: u64 = 5;
+
+fn bundles() -> Result<PathBuf, HarnessError> {
+    std::env::var_os("PARTITA_BUNDLES")
+        .map(PathBuf::from)
+        .ok_or_else(|| {
+            HarnessError::Setup("PARTITA_BUNDLES is not set: run with `cargo xtask test`".into())
+        })
+}
+
+fn run(vm: &mut Session, cmd: &str, expect: &str) -> Result<(), HarnessError> {
+    vm.send(&format!("{cmd}\n"))?;
+    vm.expect(expect, CMD)
+}
+
+/// A 4 MiB disk image of a deterministic pattern, and its MD5 as md5sum prints it.
+fn disk_image(dir: &Path) -> Result<(PathBuf, String), HarnessError> {
+    let path = dir.join("dma-test-disk.img");
+    let mut data = vec![0u8; 4 << 20];
+    let mut x: u32 = 0x1234_5678;
+    for b in data.iter_mut() {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        *b = x as u8;
+    }
+    std::fs::write(&path, &data)
+        .map_err(|e| HarnessError::Setup(format!("{}: {e}", path.display())))?;
+    let out = std::process::Command::new("md5sum")
+        .arg(&path)
+        .output()
+        .map_err(|e| HarnessError::Setup(format!("md5sum: {e}")))?;
+    let sum = String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap_or("")
+        .to_string();
+    Ok((path, sum))
+}
+
+/// Reads 64 bytes of physical memory through the QEMU monitor at `sock`.
+fn read_phys(sock: &Path, addr: u64) -> Result<String, HarnessError> {
+    let err =
+        |e: std::io::Error| HarnessError::Setup(format!("QEMU monitor {}: {e}", sock.display()));
+    let mut s = UnixStream::connect(sock).map_err(err)?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .map_err(err)?;
+    // Wait for the prompt: input sent before it is dropped.
+    let mut seen = Vec::new();
+    let mut byte = [0u8; 1];
+    while !seen.ends_with(b"(qemu) ") {
+        if s.read(&mut byte).map_err(err)? == 0 {
+            return Err(HarnessError::Setup("QEMU monitor closed".into()));
+        }
+        seen.push(byte[0]);
+    }
+    writeln!(s, "xp /8gx {addr:#x}").map_err(err)?;
+    let last = format!("{:016x}:", addr + 0x30);
+    let mut reader = BufReader::new(s);
+    let mut dump = String::new();
+    let mut line = String::new();
+    while reader.read_line(&mut line).map_err(err)? > 0 {
+        if let Some(at) = line.find(&format!("{:012x}", addr >> 16)) {
+            let data = line[at..].trim().to_string();
+            dump.push_str(&data);
+            dump.push('\n');
+            if data.contains(&last) {
+                break;
+            }
+        }
+        line.clear();
+    }
+    Ok(dump)
+}
+
+#[test]
+fn dma_is_translated_and_confined() -> Result<(), HarnessError> {
+    let dir = std::env::temp_dir().join(format!("partita-dma-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| HarnessError::Setup(e.to_string()))?;
+    let (disk, md5) = disk_image(&dir)?;
+    let monitor = dir.join("monitor.sock");
+    let mut vm = Qemu::new()
+        .smp(4)
+        .memory("1G")
+        .timeout(Duration::from_secs(240))
+        .arg("-initrd")
+        .arg(bundles()?.join("qemu-virt-linux-highmem.bundle"))
+        .arg("-drive")
+        .arg(format!(
+            "file={},if=none,id=disk,format=raw",
+            disk.display()
+        ))
+        .args(["-device", "nvme,drive=disk,serial=partita"])
+        .args([
+            "-device",
+            &format!("edu,dma_mask=0xffffffffffffffff,addr={EDU_SLOT:x}.0"),
+        ])
+        .arg("-monitor")
+        .arg(format!("unix:{},server=on,wait=off", monitor.display()))
+        .spawn()?;
+    vm.expect(INIT_DONE, BOOT)?;
+
+    // NVMe: the guest's DMA addresses are guest-physical; only the SMMU's
+    // stage-2 translation makes them land in the guest's RAM.
+    run(&mut vm, "md5sum /dev/nvme0n1", &md5)?;
+
+    // edu: enable memory decoding and bus mastering, find BAR0.
+    let d = format!("/sys/bus/pci/devices/0000:00:{EDU_SLOT:02x}.0");
+    // The command register (offset 4) through sysfs: memory space and bus master.
+    run(
+        &mut vm,
+        &format!(
+            "echo 1 > {d}/enable; printf '\\006\\000' | dd of={d}/config bs=1 seek=4 count=2 conv=notrunc 2>/dev/null; echo enabled"
+        ),
+        "enabled",
+    )?;
+    run(
+        &mut vm,
+        &format!("bar=$(cut -d' ' -f1 {d}/resource | head -n1); devmem $((bar)) 32"),
+        "0x010000ED",
+    )?;
+    let before = read_phys(&monitor, HYPERVISOR_PA)?;
+    // DMA from the device's buffer to (1) a guest-physical address outside
+    // the guest's RAM and (2) the hypervisor's physical address.
+    for (i, target) in [0x10_0000_0000u64, HYPERVISOR_PA].iter().enumerate() {
+        vm.send(&format!(
+            "devmem $((bar+0x80)) 64 0x40000; devmem $((bar+0x88)) 64 {target:#x}; \
+             devmem $((bar+0x90)) 64 0x1000; devmem $((bar+0x98)) 64 3; sleep 1; echo dma-{i}-sent\n"
+        ))?;
+        vm.expect(&format!("dma-{i}-sent"), CMD)?;
+        vm.expect_line(&["smmuv3", "guest 'linux'", &format!("{target:#x}")], CMD)?;
+    }
+    let after = read_phys(&monitor, HYPERVISOR_PA)?;
+    if before.is_empty() || before != after {
+        return Err(vm.fail(format!(
+            "hypervisor memory at {HYPERVISOR_PA:#x} changed (or could not be read):\nbefore:\n{before}\nafter:\n{after}"
+        )));
+    }
+    // The guest is still alive and its disk still reads.
+    run(&mut vm, "echo still-alive", "still-alive")?;
+    run(&mut vm, "md5sum /dev/nvme0n1", &md5)?;
+    vm.send("poweroff -f\n")?;
+    vm.expect_exit_code(0, CMD)?;
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
