@@ -168,3 +168,34 @@ fn dma_is_translated_and_confined() -> Result<(), HarnessError> {
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }
+
+#[test]
+fn nvme_reads_through_a_stage2_only_smmu() -> Result<(), HarnessError> {
+    // QEMU 9.1's machine honours arm-smmuv3.stage=2: an SMMU without stage 1.
+    let dir = std::env::temp_dir().join(format!("partita-dma-s2-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| HarnessError::Setup(e.to_string()))?;
+    let (disk, md5) = disk_image(&dir)?;
+    let mut vm = Qemu::new()
+        .machine("virt-9.1,virtualization=on,gic-version=3,iommu=smmuv3")
+        .smp(4)
+        .memory("1G")
+        .timeout(Duration::from_secs(240))
+        .args(["-global", "arm-smmuv3.stage=2"])
+        .arg("-initrd")
+        .arg(bundles()?.join("qemu-virt-linux-highmem.bundle"))
+        .arg("-drive")
+        .arg(format!(
+            "file={},if=none,id=disk,format=raw",
+            disk.display()
+        ))
+        .args(["-device", "nvme,drive=disk,serial=partita"])
+        .spawn()?;
+    vm.expect_line(&["smmuv3", "stages=s2 "], BOOT)?;
+    vm.expect("translate through its stage 2", BOOT)?;
+    vm.expect(INIT_DONE, BOOT)?;
+    run(&mut vm, "md5sum /dev/nvme0n1", &md5)?;
+    vm.send("poweroff -f\n")?;
+    vm.expect_exit_code(0, CMD)?;
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
