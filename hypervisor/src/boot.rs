@@ -277,7 +277,7 @@ fn start_guests(hw: &'static HostDt, initrd: layout::Region) -> Vec<Guest> {
             continue;
         }
         let created = Guest::create(i, g.config, g.kernel, g.initrd, hw).and_then(|guest| {
-            match crate::smmu::manager::attach_guest(hw, &guest) {
+            match crate::smmu::manager::attach_guest(hw, &guest, true) {
                 Ok(()) => Ok(guest),
                 Err(e) => {
                     crate::smmu::manager::detach_guest(&guest);

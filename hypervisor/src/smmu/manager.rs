@@ -153,11 +153,25 @@ fn guest_streams(hw: &HostDt, g: &Guest) -> Vec<(usize, Streams, String)> {
 /// The host DT, kept for re-attaching a guest after its reset.
 static HOST: Once<&'static HostDt> = Once::new();
 
-/// Binds the streams of every device of guest `g` to its stage-2 table.
-pub fn attach_guest(hw: &'static HostDt, g: &Guest) -> Result<(), String> {
+/// Records guest `g` as the owner of its devices' streams and, with
+/// `translate`, binds them to its stage-2 table. Without it (a guest with a
+/// virtio-iommu) they keep aborting until the guest attaches them to a
+/// domain.
+pub fn attach_guest(hw: &'static HostDt, g: &Guest, translate: bool) -> Result<(), String> {
     HOST.call_once(|| hw);
     for (i, streams, path) in guest_streams(hw, g) {
         let inst = &instances()[i];
+        if !translate {
+            let mut owners = inst.owners.lock();
+            owners.extend(streams.ranges.iter().map(|r| (*r, g.index)));
+            info!(
+                "guest '{}': {path}: {} stream(s) on smmuv3 {:#x} abort until its virtio-iommu attaches them",
+                g.config.name,
+                streams.count(),
+                inst.base
+            );
+            continue;
+        }
         let cfg = {
             let st2 = g.stage2.lock();
             S2Config::for_table(&st2.0, g.vmid, inst.ps)
@@ -210,11 +224,73 @@ pub fn detach_guest(g: &Guest) {
 }
 
 /// Binds guest `g`'s streams again after a reset (see [`attach_guest`]).
-pub fn reattach_guest(g: &Guest) -> Result<(), String> {
+pub fn reattach_guest(g: &Guest, translate: bool) -> Result<(), String> {
     match HOST.get() {
-        Some(hw) => attach_guest(hw, g),
+        Some(hw) => attach_guest(hw, g, translate),
         None => Ok(()), // nothing was ever attached
     }
+}
+
+/// The SMMU instance and stream ID of endpoint `ep` of guest `g`: endpoint
+/// IDs are the requester IDs of the guest's PCIe host bridges (the guest
+/// DT's `iommu-map` is the identity), mapped through the host bridge's own
+/// `iommu-map`. None for an endpoint the guest does not own.
+pub fn endpoint_sid(g: &Guest, ep: u32) -> Option<(usize, u32)> {
+    let hw = HOST.get()?;
+    hw.pcie
+        .iter()
+        .filter(|p| g.config.devices.iter().any(|d| *d == p.path))
+        .filter(|p| ep <= 0xffff && (p.bus_range.0..=p.bus_range.1).contains(&(ep >> 8)))
+        .find_map(|p| {
+            let (phandle, sid) = p.iommu_for_rid(ep)?;
+            let i = instances().iter().position(|x| x.phandle == Some(phandle))?;
+            Some((i, sid))
+        })
+}
+
+/// The endpoint ID (requester ID) of stream `sid` on instance `inst` for
+/// guest `g`, if the guest owns it: the inverse of [`endpoint_sid`].
+pub fn sid_endpoint(g: &Guest, inst: usize, sid: u32) -> Option<u32> {
+    let hw = HOST.get()?;
+    hw.pcie
+        .iter()
+        .filter(|p| g.config.devices.iter().any(|d| *d == p.path))
+        .find_map(|p| {
+            p.iommu_map.iter().find_map(|e| {
+                let off = sid.checked_sub(e.iommu_base)?;
+                let ph = instances().get(inst)?.phandle?;
+                (e.iommu_phandle == ph && off < e.length).then(|| e.rid_base + off)
+            })
+        })
+}
+
+/// Points stream `sid` of instance `inst` at a stage-2 table.
+pub fn bind_stream(inst: usize, sid: u32, table: &crate::mm::pagetable::PageTable<crate::mm::pagetable::Stage2>, vmid: u16) -> Result<(), String> {
+    let inst = instances().get(inst).ok_or("no such SMMU")?;
+    let cfg = S2Config::for_table(table, vmid, inst.ps).map_err(|e| alloc::format!("{e}"))?;
+    inst.driver.lock().attach_stage2([sid], &cfg).map_err(|e| alloc::format!("{e}"))
+}
+
+/// Returns stream `sid` of instance `inst` to abort (with invalidation).
+pub fn abort_stream(inst: usize, sid: u32) -> Result<(), String> {
+    let inst = instances().get(inst).ok_or("no such SMMU")?;
+    inst.driver.lock().detach([sid]).map_err(|e| alloc::format!("{e}"))
+}
+
+/// Issues `cmds` on instance `inst` followed by one CMD_SYNC, and waits.
+pub fn issue(inst: usize, cmds: &[super::cmd::Cmd]) -> Result<(), String> {
+    let inst = instances().get(inst).ok_or("no such SMMU")?;
+    inst.driver.lock().issue(cmds).map_err(|e| alloc::format!("{e}"))
+}
+
+/// Whether instance `inst` has range invalidation (IDR3.RIL).
+pub fn has_ril(inst: usize) -> bool {
+    instances().get(inst).is_some_and(|i| i.driver.lock().features().ril)
+}
+
+/// Number of SMMU instances in use.
+pub fn count() -> usize {
+    instances().len()
 }
 
 /// Remembers the guests so that events can name and count them.

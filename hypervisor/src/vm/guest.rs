@@ -48,6 +48,8 @@ pub struct VcpuSlot {
     pub sgis: AtomicU32,
     /// Pending [`request`] bits.
     pub requests: AtomicU32,
+    /// Virtual SPIs raised for this vCPU from another CPU (emulated devices).
+    pub spis: Mutex<heapless::Vec<u32, 16>>,
 }
 
 impl VcpuSlot {
@@ -191,6 +193,7 @@ impl Guest {
                 context: AtomicU64::new(0),
                 sgis: AtomicU32::new(0),
                 requests: AtomicU32::new(0),
+                spis: Mutex::new(heapless::Vec::new()),
             })
             .collect();
         let pcpus: Vec<usize> = vcpus.iter().map(|v| v.pcpu).collect();

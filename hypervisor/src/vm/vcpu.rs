@@ -394,7 +394,7 @@ fn guest_restart(g: &'static Guest, v: usize) -> ! {
     g.reset_interrupts();
     info!("guest '{}' reset: restarting", g.config.name);
     g.load_images();
-    if let Err(e) = crate::smmu::manager::reattach_guest(g) {
+    if let Err(e) = crate::smmu::manager::reattach_guest(g, true) {
         error!(
             "guest '{}': its devices cannot DMA after the reset: {e}",
             g.config.name
@@ -458,6 +458,20 @@ pub fn handle_irq(frame: &mut TrapFrame) {
     prepare_return(g, v);
 }
 
+/// Raises virtual SPI `intid` of an emulated device of guest `g` (not a
+/// hardware interrupt): queued on its target vCPU, which is kicked when it
+/// runs on another CPU. Called at EL2 from a trap handler.
+pub fn raise_virtual_spi(g: &Guest, intid: u32) {
+    let target = g.vgic.lock().spi(intid).map(|s| s.target).unwrap_or(0);
+    let Some(slot) = g.vcpus.get(target) else { return };
+    let mut spis = slot.spis.lock();
+    if !spis.contains(&intid) && spis.push(intid).is_err() {
+        warn!("guest '{}': vcpu {target}: too many pending virtual SPIs, INTID {intid} dropped", g.config.name);
+    }
+    drop(spis);
+    kick(slot.pcpu);
+}
+
 /// Before returning to the guest: act on requests, take SGIs other vCPUs
 /// raised, and fill the list registers.
 fn prepare_return(g: &'static Guest, v: usize) {
@@ -485,6 +499,25 @@ fn prepare_return(g: &'static Guest, v: usize) {
                     slot.sgis.fetch_or(1 << intid, Ordering::AcqRel);
                 }
             }
+        }
+    }
+    {
+        let mut spis = slot.spis.lock();
+        if !spis.is_empty() {
+            let vgic = g.vgic.lock();
+            spis.retain(|&intid| match vgic.spi(intid) {
+                // Delivered when the guest has it enabled; kept pending otherwise.
+                Some(s) if s.enabled && vgic.group1_enabled() => {
+                    queue.push(VirqRequest {
+                        intid,
+                        priority: s.priority,
+                        hw: false,
+                    });
+                    false
+                }
+                Some(_) => true,
+                None => false,
+            });
         }
     }
     if queue.is_empty() {
