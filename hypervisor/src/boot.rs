@@ -192,6 +192,10 @@ fn main(dtb: &'static [u8], img: layout::Region) -> ! {
                 .collect();
             vcpu::install(guests);
             crate::smmu::manager::set_guests(vcpu::guests());
+            crate::vm::viommu::create_all(
+                vcpu::guests(),
+                crate::arch::aarch64::guest::has_vmid16(),
+            );
             if let Some(p) = phys::get() {
                 for pcpu in pcpus.into_iter().filter(|&c| c != cpu::cpu_index()) {
                     crate::arch::aarch64::gicv3::send_sgi(crate::gic::KICK_SGI, p.cpu_mpidr(pcpu));
@@ -277,7 +281,7 @@ fn start_guests(hw: &'static HostDt, initrd: layout::Region) -> Vec<Guest> {
             continue;
         }
         let created = Guest::create(i, g.config, g.kernel, g.initrd, hw).and_then(|guest| {
-            match crate::smmu::manager::attach_guest(hw, &guest, true) {
+            match crate::smmu::manager::attach_guest(hw, &guest, guest.config.viommu.is_none()) {
                 Ok(()) => Ok(guest),
                 Err(e) => {
                     crate::smmu::manager::detach_guest(&guest);

@@ -19,6 +19,8 @@ pub mod mm;
 pub mod smmu;
 pub mod summary;
 pub mod vgic;
+pub mod viommu;
+pub mod virtio;
 pub mod vm;
 
 #[cfg(all(target_arch = "aarch64", target_os = "none"))]

@@ -8,7 +8,7 @@ use alloc::vec::Vec;
 use core::fmt;
 use serde::{Deserialize, Serialize};
 
-use super::limits::DEFAULT_MEMORY_BASE;
+use super::limits::{DEFAULT_MEMORY_BASE, DEFAULT_VIOMMU_BASE, DEFAULT_VIOMMU_SPI};
 
 /// What a guest's PSCI `SYSTEM_RESET` does. (`SYSTEM_OFF` always stops the
 /// guest.)
@@ -44,12 +44,16 @@ pub struct GuestConfig {
     pub devices: Vec<String>,
     /// What `SYSTEM_RESET` does.
     pub on_reset: ResetAction,
+    /// The guest's virtio-iommu, when it has one (`[guest.viommu]` present
+    /// and not `enabled = false`). Last field: see the module doc.
+    #[serde(default)]
+    pub viommu: Option<ViommuConfig>,
 }
 
 impl GuestConfig {
     /// A guest with the given name, CPUs and memory size, at the default
     /// base, with an empty command line, no devices and `on_reset =
-    /// restart`.
+    /// restart` and no virtio-iommu.
     pub fn new(name: &str, cpus: &[u32], memory_size: u64) -> Self {
         Self {
             name: name.into(),
@@ -59,6 +63,58 @@ impl GuestConfig {
             cmdline: String::new(),
             devices: Vec::new(),
             on_reset: ResetAction::Restart,
+            viommu: None,
+        }
+    }
+}
+
+/// How a guest's virtio-iommu is presented to it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ViommuTransport {
+    /// A virtio-mmio (version 2) device: a [`VIOMMU_MMIO_SIZE`] register
+    /// window and one SPI, described by a `virtio,mmio` node in the guest's
+    /// device tree.
+    ///
+    /// [`VIOMMU_MMIO_SIZE`]: super::limits::VIOMMU_MMIO_SIZE
+    #[default]
+    Mmio,
+}
+
+/// A guest's virtio-iommu, emulated by the hypervisor: it translates the
+/// DMA of the guest's passed-through devices that sit behind an SMMU the
+/// hypervisor runs (a PCIe host bridge with `iommu-map`, a platform device
+/// with `iommus`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ViommuConfig {
+    /// The transport (only virtio-mmio today).
+    pub transport: ViommuTransport,
+    /// Guest-physical base of the [`VIOMMU_MMIO_SIZE`]-byte register
+    /// window, [`VIOMMU_PAGE`] aligned.
+    ///
+    /// [`VIOMMU_MMIO_SIZE`]: super::limits::VIOMMU_MMIO_SIZE
+    /// [`VIOMMU_PAGE`]: super::limits::VIOMMU_PAGE
+    pub base: u64,
+    /// SPI number of its (virtual, edge-triggered) interrupt: GIC INTID
+    /// `spi + 32`.
+    pub spi: u32,
+}
+
+impl ViommuConfig {
+    /// The GIC INTID of its interrupt (`spi + 32`, saturating).
+    pub const fn intid(&self) -> u32 {
+        self.spi.saturating_add(32)
+    }
+}
+
+impl Default for ViommuConfig {
+    /// virtio-mmio at [`DEFAULT_VIOMMU_BASE`] with SPI
+    /// [`DEFAULT_VIOMMU_SPI`].
+    fn default() -> Self {
+        Self {
+            transport: ViommuTransport::Mmio,
+            base: DEFAULT_VIOMMU_BASE,
+            spi: DEFAULT_VIOMMU_SPI,
         }
     }
 }

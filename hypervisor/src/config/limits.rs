@@ -35,3 +35,25 @@ pub const MAX_DEVICES_PER_GUEST: usize = 32;
 
 /// Longest device path, in bytes.
 pub const MAX_DEVICE_PATH_LEN: usize = 256;
+
+/// Default guest-physical base of a guest's virtio-iommu window (a free
+/// 4 KiB page on QEMU `virt`, between its virtio-mmio transports at
+/// 0x0a00_0000 and its platform bus at 0x0c00_0000).
+pub const DEFAULT_VIOMMU_BASE: u64 = 0x0b00_0000;
+
+/// Default SPI of a guest's virtio-iommu (GIC INTID 128), free on QEMU
+/// `virt`.
+pub const DEFAULT_VIOMMU_SPI: u32 = 96;
+
+/// Size of the virtio-mmio register window of a virtio-iommu (registers
+/// up to 0x0ff, device config from 0x100).
+pub const VIOMMU_MMIO_SIZE: u64 = 0x200;
+
+/// The page that holds a virtio-iommu window: its base must be aligned to
+/// it, and nothing else of the guest may lie in it (the page is left
+/// unmapped in stage 2 so that every access traps).
+pub const VIOMMU_PAGE: u64 = 0x1000;
+
+/// Highest SPI number a virtio-iommu may use when the host GIC's own count
+/// is not known (the architectural maximum, INTID 1019).
+pub const MAX_VIOMMU_SPI: u32 = crate::fdt::MAX_SPI;

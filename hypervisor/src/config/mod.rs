@@ -1,9 +1,9 @@
 //! Guest configuration: the decoded form shared by the host tools and the
 //! hypervisor, the payload bundle that carries it, and its validation.
 //!
-//! - [`GuestConfig`] / [`ResetAction`]: one guest as the TOML in
-//!   `guest-configs/` describes it, after the host tool (`tools/guestcfg`)
-//!   has parsed it. Serialized with postcard.
+//! - [`GuestConfig`] / [`ResetAction`] / [`ViommuConfig`]: one guest as
+//!   the TOML in `guest-configs/` describes it, after the host tool
+//!   (`tools/guestcfg`) has parsed it. Serialized with postcard.
 //! - [`bundle`]: the binary container (configs, kernels, initrds) handed to
 //!   the hypervisor in the initrd slot, with a versioned header and CRC32s.
 //! - [`mod@validate`]: the rules a configuration must follow, on its own
@@ -27,6 +27,6 @@ mod tests;
 
 pub use bundle::{Bundle, BundleGuest, GuestImages};
 pub use bundle_error::{BundleError, Part};
-pub use guest::{GuestConfig, GuestRef, ResetAction};
+pub use guest::{GuestConfig, GuestRef, ResetAction, ViommuConfig, ViommuTransport};
 pub use problem::{Field, Problem, ValidationError};
-pub use validate::{check_board, check_guests, validate};
+pub use validate::{check_board, check_guests, check_spi_count, validate};

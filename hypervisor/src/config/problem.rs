@@ -8,7 +8,7 @@ use core::fmt;
 use super::GuestRef;
 use super::limits::{
     MAX_CMDLINE_LEN, MAX_CPUS_PER_GUEST, MAX_DEVICE_PATH_LEN, MAX_DEVICES_PER_GUEST,
-    MAX_GUEST_PHYS, MAX_GUESTS, MAX_NAME_LEN, MEMORY_ALIGN, MIN_MEMORY,
+    MAX_GUEST_PHYS, MAX_GUESTS, MAX_NAME_LEN, MEMORY_ALIGN, MIN_MEMORY, VIOMMU_PAGE,
 };
 use crate::mm::layout::Region;
 
@@ -29,6 +29,12 @@ pub enum Field {
     Cmdline,
     /// `devices` (the entry [`Problem::item`] when there is one).
     Devices,
+    /// `viommu.base` (the `[guest.viommu]` table when the base is the
+    /// default).
+    ViommuBase,
+    /// `viommu.spi` (the `[guest.viommu]` table when the SPI is the
+    /// default).
+    ViommuSpi,
 }
 
 /// One broken rule.
@@ -185,6 +191,57 @@ pub enum Problem {
         /// What the node is ("the interrupt controller", ...).
         what: &'static str,
     },
+    /// The virtio-iommu base is not [`VIOMMU_PAGE`] aligned.
+    ViommuBaseUnaligned {
+        /// The base.
+        base: u64,
+    },
+    /// The virtio-iommu page ends above [`MAX_GUEST_PHYS`] (or wraps).
+    ViommuTooHigh {
+        /// The base.
+        base: u64,
+    },
+    /// The virtio-iommu page overlaps the guest's RAM.
+    ViommuOverlapsRam {
+        /// The page holding the window.
+        window: Region,
+        /// The guest's RAM.
+        ram: Region,
+    },
+    /// The virtio-iommu page overlaps the MMIO of one of the guest's
+    /// devices (which keep their host addresses).
+    ViommuOverlapsDevice {
+        /// The device path as configured.
+        path: String,
+        /// The page holding the window.
+        window: Region,
+        /// The device range it overlaps.
+        mmio: Region,
+    },
+    /// The virtio-iommu page overlaps the GIC frames the guest sees at
+    /// the host's addresses.
+    ViommuOverlapsGic {
+        /// The page holding the window.
+        window: Region,
+        /// The GIC frame.
+        gic: Region,
+        /// Which frame ("the GIC distributor", ...).
+        what: &'static str,
+    },
+    /// The virtio-iommu SPI is above the highest SPI the GIC has.
+    ViommuSpiTooHigh {
+        /// The SPI number.
+        spi: u32,
+        /// The highest usable SPI number.
+        max: u32,
+    },
+    /// The virtio-iommu SPI is raised by one of the guest's own devices.
+    ViommuSpiTaken {
+        /// The SPI number.
+        spi: u32,
+        /// The device path as configured.
+        path: String,
+    },
 }
 
 impl Problem {
@@ -213,6 +270,12 @@ impl Problem {
             | Self::DeviceAbsent { .. }
             | Self::DeviceTaken { .. }
             | Self::DeviceReserved { .. } => Field::Devices,
+            Self::ViommuBaseUnaligned { .. }
+            | Self::ViommuTooHigh { .. }
+            | Self::ViommuOverlapsRam { .. }
+            | Self::ViommuOverlapsDevice { .. }
+            | Self::ViommuOverlapsGic { .. } => Field::ViommuBase,
+            Self::ViommuSpiTooHigh { .. } | Self::ViommuSpiTaken { .. } => Field::ViommuSpi,
         }
     }
 
@@ -364,6 +427,38 @@ impl fmt::Display for Problem {
                     "device {path} is {what}, which the hypervisor keeps for itself"
                 )
             }
+            Self::ViommuBaseUnaligned { base } => write!(
+                f,
+                "virtio-iommu base {base:#x} is not aligned to {} (its page is trapped whole)",
+                Size(VIOMMU_PAGE)
+            ),
+            Self::ViommuTooHigh { base } => write!(
+                f,
+                "the virtio-iommu page at {base:#x} ends above the guest-physical limit {MAX_GUEST_PHYS:#x}"
+            ),
+            Self::ViommuOverlapsRam { window, ram } => write!(
+                f,
+                "the virtio-iommu page {window} overlaps guest RAM {ram}; move viommu.base"
+            ),
+            Self::ViommuOverlapsDevice { path, window, mmio } => write!(
+                f,
+                "the virtio-iommu page {window} overlaps {mmio} of device {path} (devices keep their host \
+                 addresses); move viommu.base"
+            ),
+            Self::ViommuOverlapsGic { window, gic, what } => write!(
+                f,
+                "the virtio-iommu page {window} overlaps {what} {gic} (the guest sees the GIC at the host's \
+                 addresses); move viommu.base"
+            ),
+            Self::ViommuSpiTooHigh { spi, max } => write!(
+                f,
+                "virtio-iommu SPI {spi} is above the GIC's highest SPI {max}"
+            ),
+            Self::ViommuSpiTaken { spi, path } => write!(
+                f,
+                "virtio-iommu SPI {spi} (INTID {}) is already raised by device {path}",
+                spi.saturating_add(32)
+            ),
         }
     }
 }

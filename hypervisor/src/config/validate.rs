@@ -2,12 +2,18 @@
 //!
 //! - [`check_guests`]: rules that need no board (limits, names, a CPU
 //!   given twice or to two guests, memory size and alignment, command line,
-//!   device path syntax).
+//!   device path syntax, the virtio-iommu's alignment, its place outside
+//!   guest RAM and its SPI below the architectural maximum).
 //! - [`check_board`]: rules against the host device tree (CPU present,
 //!   device present, not the hypervisor's own, not claimed twice, total RAM,
-//!   guest RAM clear of the guest's device MMIO).
+//!   guest RAM and the virtio-iommu page clear of the guest's device MMIO,
+//!   the virtio-iommu page clear of the GIC frames, its SPI not one of the
+//!   guest's devices').
 //! - [`validate`]: both; what the hypervisor runs at boot against the live
 //!   device tree.
+//! - [`check_spi_count`]: the virtio-iommu SPI against the SPI count of the
+//!   GIC (which the device tree does not give: the hypervisor reads it from
+//!   `GICD_TYPER` at boot).
 //!
 //! Every error names the guest and the reason; nothing here panics.
 
@@ -17,11 +23,13 @@ use alloc::vec::Vec;
 use super::devices::{is_ancestor, mmio_regions, path_is_valid, reserved_use};
 use super::limits::{
     MAX_CMDLINE_LEN, MAX_CPUS_PER_GUEST, MAX_DEVICES_PER_GUEST, MAX_GUEST_PHYS, MAX_GUESTS,
-    MAX_NAME_LEN, MEMORY_ALIGN, MIN_MEMORY,
+    MAX_NAME_LEN, MAX_VIOMMU_SPI, MEMORY_ALIGN, MIN_MEMORY, VIOMMU_PAGE,
 };
 use super::{GuestConfig, GuestRef, Problem, ValidationError};
 use crate::fdt::HostDt;
 use crate::mm::layout::{Region, free_ranges};
+use crate::vgic::{DIST_SIZE, REDIST_STRIDE};
+use crate::vm::resources::device_resources;
 
 /// Every rule, board-independent and board-dependent.
 pub fn validate(guests: &[GuestConfig], host: &HostDt) -> Vec<ValidationError> {
@@ -48,8 +56,67 @@ pub fn check_guests(guests: &[GuestConfig]) -> Vec<ValidationError> {
         check_memory(guest, &mut report);
         check_cmdline(guest, &mut report);
         check_device_paths(guest, &mut report);
+        check_viommu(guest, &mut report);
     }
     errors
+}
+
+/// The virtio-iommu SPI of every guest against `nr_spis`, the number of
+/// SPIs the GIC implements (from `GICD_TYPER`; the emulated GIC has as many):
+/// what [`validate`] cannot check from the device tree alone.
+pub fn check_spi_count(guests: &[GuestConfig], nr_spis: u32) -> Vec<ValidationError> {
+    guests
+        .iter()
+        .enumerate()
+        .filter_map(|(index, guest)| {
+            let spi = guest.viommu?.spi;
+            (spi >= nr_spis).then(|| {
+                ValidationError::guest(
+                    index,
+                    &guest.name,
+                    Problem::ViommuSpiTooHigh {
+                        spi,
+                        max: nr_spis.saturating_sub(1),
+                    },
+                )
+            })
+        })
+        .collect()
+}
+
+/// The page holding the virtio-iommu window of `guest`, when it has one
+/// with a usable base (aligned, not too high: [`check_viommu`] reports the
+/// others).
+fn viommu_page(guest: &GuestConfig) -> Option<Region> {
+    let base = guest.viommu?.base;
+    let fits = base
+        .checked_add(VIOMMU_PAGE)
+        .is_some_and(|end| end <= MAX_GUEST_PHYS);
+    (base.is_multiple_of(VIOMMU_PAGE) && fits).then(|| Region::new(base, VIOMMU_PAGE))
+}
+
+fn check_viommu(guest: &GuestConfig, report: &mut impl FnMut(Problem)) {
+    let Some(viommu) = guest.viommu else {
+        return;
+    };
+    let base = viommu.base;
+    if !base.is_multiple_of(VIOMMU_PAGE) {
+        report(Problem::ViommuBaseUnaligned { base });
+    } else if viommu_page(guest).is_none() {
+        report(Problem::ViommuTooHigh { base });
+    }
+    let ram = Region::new(guest.memory_base, guest.memory_size);
+    if let Some(window) = viommu_page(guest)
+        && window.overlaps(&ram)
+    {
+        report(Problem::ViommuOverlapsRam { window, ram });
+    }
+    if viommu.spi > MAX_VIOMMU_SPI {
+        report(Problem::ViommuSpiTooHigh {
+            spi: viommu.spi,
+            max: MAX_VIOMMU_SPI,
+        });
+    }
 }
 
 fn check_name(guests: &[GuestConfig], index: usize, report: &mut impl FnMut(Problem)) {
@@ -183,8 +250,47 @@ pub fn check_board(guests: &[GuestConfig], host: &HostDt) -> Vec<ValidationError
             report(Problem::TotalMemory { total, available });
         }
         check_devices(guests, index, host, &mut claims, &mut report);
+        check_viommu_gic(guest, host, &mut report);
     }
     errors
+}
+
+/// The GIC frames a guest sees at the host's addresses, as
+/// `vm::guest::Guest::create` places them: the distributor (at least
+/// [`DIST_SIZE`]), the host's redistributor regions, and where the host
+/// has none (GICv2) one [`REDIST_STRIDE`] frame per vCPU after the
+/// distributor frame.
+fn guest_gic_frames(host: &HostDt, vcpus: usize) -> Vec<(&'static str, Region)> {
+    let Some(gic) = &host.gic else {
+        return Vec::new();
+    };
+    let mut frames = alloc::vec![(
+        "the GIC distributor",
+        Region::new(gic.dist.base, gic.dist.size.max(DIST_SIZE)),
+    )];
+    frames.extend(
+        gic.redists
+            .iter()
+            .map(|r| ("a GIC redistributor region", *r)),
+    );
+    if gic.redists.is_empty() {
+        let size = REDIST_STRIDE.saturating_mul(vcpus as u64);
+        frames.push((
+            "the GIC redistributor region",
+            Region::new(gic.dist.base.saturating_add(DIST_SIZE), size),
+        ));
+    }
+    frames
+}
+
+fn check_viommu_gic(guest: &GuestConfig, host: &HostDt, report: &mut impl FnMut(Problem)) {
+    let Some(window) = viommu_page(guest) else {
+        return;
+    };
+    let frames = guest_gic_frames(host, guest.cpus.len());
+    if let Some(&(what, gic)) = frames.iter().find(|(_, r)| r.overlaps(&window)) {
+        report(Problem::ViommuOverlapsGic { window, gic, what });
+    }
 }
 
 /// A device some guest has claimed.
@@ -251,12 +357,31 @@ fn check_devices(
             }
             None => {}
         }
-        if let Some(mmio) = mmio_regions(&node).into_iter().find(|r| r.overlaps(&ram)) {
+        let regions = mmio_regions(&node);
+        if let Some(mmio) = regions.iter().copied().find(|r| r.overlaps(&ram)) {
             report(Problem::RamOverlapsDevice {
                 path: path.clone(),
                 at,
                 ram,
                 mmio,
+            });
+        }
+        if let Some(window) = viommu_page(guest)
+            && let Some(mmio) = regions.iter().copied().find(|r| r.overlaps(&window))
+        {
+            report(Problem::ViommuOverlapsDevice {
+                path: path.clone(),
+                window,
+                mmio,
+            });
+        }
+        if let Some(viommu) = guest.viommu
+            && device_resources(host, &canonical)
+                .is_ok_and(|res| res.intids.contains(&viommu.intid()))
+        {
+            report(Problem::ViommuSpiTaken {
+                spi: viommu.spi,
+                path: path.clone(),
             });
         }
         claims.push(Claim {

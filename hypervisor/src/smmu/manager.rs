@@ -243,7 +243,9 @@ pub fn endpoint_sid(g: &Guest, ep: u32) -> Option<(usize, u32)> {
         .filter(|p| ep <= 0xffff && (p.bus_range.0..=p.bus_range.1).contains(&(ep >> 8)))
         .find_map(|p| {
             let (phandle, sid) = p.iommu_for_rid(ep)?;
-            let i = instances().iter().position(|x| x.phandle == Some(phandle))?;
+            let i = instances()
+                .iter()
+                .position(|x| x.phandle == Some(phandle))?;
             Some((i, sid))
         })
 }
@@ -265,27 +267,43 @@ pub fn sid_endpoint(g: &Guest, inst: usize, sid: u32) -> Option<u32> {
 }
 
 /// Points stream `sid` of instance `inst` at a stage-2 table.
-pub fn bind_stream(inst: usize, sid: u32, table: &crate::mm::pagetable::PageTable<crate::mm::pagetable::Stage2>, vmid: u16) -> Result<(), String> {
+pub fn bind_stream(
+    inst: usize,
+    sid: u32,
+    table: &crate::mm::pagetable::PageTable<crate::mm::pagetable::Stage2>,
+    vmid: u16,
+) -> Result<(), String> {
     let inst = instances().get(inst).ok_or("no such SMMU")?;
     let cfg = S2Config::for_table(table, vmid, inst.ps).map_err(|e| alloc::format!("{e}"))?;
-    inst.driver.lock().attach_stage2([sid], &cfg).map_err(|e| alloc::format!("{e}"))
+    inst.driver
+        .lock()
+        .attach_stage2([sid], &cfg)
+        .map_err(|e| alloc::format!("{e}"))
 }
 
 /// Returns stream `sid` of instance `inst` to abort (with invalidation).
 pub fn abort_stream(inst: usize, sid: u32) -> Result<(), String> {
     let inst = instances().get(inst).ok_or("no such SMMU")?;
-    inst.driver.lock().detach([sid]).map_err(|e| alloc::format!("{e}"))
+    inst.driver
+        .lock()
+        .detach([sid])
+        .map_err(|e| alloc::format!("{e}"))
 }
 
 /// Issues `cmds` on instance `inst` followed by one CMD_SYNC, and waits.
 pub fn issue(inst: usize, cmds: &[super::cmd::Cmd]) -> Result<(), String> {
     let inst = instances().get(inst).ok_or("no such SMMU")?;
-    inst.driver.lock().issue(cmds).map_err(|e| alloc::format!("{e}"))
+    inst.driver
+        .lock()
+        .issue(cmds)
+        .map_err(|e| alloc::format!("{e}"))
 }
 
 /// Whether instance `inst` has range invalidation (IDR3.RIL).
 pub fn has_ril(inst: usize) -> bool {
-    instances().get(inst).is_some_and(|i| i.driver.lock().features().ril)
+    instances()
+        .get(inst)
+        .is_some_and(|i| i.driver.lock().features().ril)
 }
 
 /// Number of SMMU instances in use.
@@ -331,18 +349,32 @@ pub fn poll_events() {
                 .and_then(|i| GUEST_NAMES.lock().get(i).cloned())
                 .map(|n| alloc::format!("guest '{n}'"))
                 .unwrap_or_else(|| String::from("no guest"));
+            let mut forwarded = false;
             if let (Some(i), Some(guests)) = (who, GUESTS.get())
                 && let Some(g) = guests.get(i)
             {
                 g.dma_faults.fetch_add(same as u64, Ordering::Relaxed);
+                // A translation fault on an endpoint of a guest with a
+                // virtio-iommu becomes a fault report on its event queue.
+                if ev.is_translation_fault()
+                    && let Some(inst_idx) = instances().iter().position(|x| core::ptr::eq(x, inst))
+                    && let Some(ep) = sid_endpoint(g, inst_idx, ev.sid)
+                {
+                    forwarded = crate::vm::viommu::report_fault(g, ep, ev.input_addr, ev.read);
+                }
             }
+            let forwarded = if forwarded {
+                ", reported to its virtio-iommu"
+            } else {
+                ""
+            };
             let more = if same > 1 {
                 alloc::format!(" (and {} more like it)", same - 1)
             } else {
                 String::new()
             };
             warn!(
-                "smmuv3 {:#x}: {} DMA blocked: {ev} ({name}){more}",
+                "smmuv3 {:#x}: {} DMA blocked: {ev} ({name}{forwarded}){more}",
                 inst.base,
                 if ev.read { "read" } else { "write" }
             );

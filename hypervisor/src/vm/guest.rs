@@ -223,6 +223,7 @@ impl Guest {
             psci_method: "hvc",
             devices: &devices,
             stdout,
+            viommu: config.viommu.map(Into::into),
         };
         let dtb = guest_dt::build(&spec, host).map_err(|e| format!("device tree: {e}"))?;
         if dtb.len() as u64 > loader::DTB_SLOT {

@@ -10,3 +10,8 @@ pub mod psci;
 pub mod resources;
 #[cfg(all(target_arch = "aarch64", target_os = "none"))]
 pub mod vcpu;
+#[cfg(all(target_arch = "aarch64", target_os = "none"))]
+pub mod viommu;
+#[cfg(all(target_arch = "aarch64", target_os = "none"))]
+pub mod viommu_backend;
+pub mod viommu_dev;

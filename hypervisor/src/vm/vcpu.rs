@@ -228,7 +228,7 @@ fn data_abort(g: &Guest, v: usize, frame: &mut TrapFrame) {
                 }
             })
     } else {
-        None
+        super::viommu::mmio_access(g, access.ipa, access.width, access.write.then_some(value))
     };
     match handled {
         Some(Some(raw)) => {
@@ -377,6 +377,9 @@ fn guest_off(g: &'static Guest, v: usize, why: &str) -> ! {
         g.config.name,
         g.dma_faults.load(Ordering::Relaxed)
     );
+    if let Some(c) = super::viommu::counters(g) {
+        info!("guest '{}': virtio-iommu requests:\n{c}", g.config.name);
+    }
     if RUNNING.fetch_sub(1, Ordering::AcqRel) == 1 {
         info!("no guest left running: powering off");
         crate::boot::power_off();
@@ -390,11 +393,12 @@ fn guest_restart(g: &'static Guest, v: usize) -> ! {
     }
     stop_others(g, v);
     // No device may write into the guest's memory while it is reloaded.
+    super::viommu::reset(g);
     crate::smmu::manager::detach_guest(g);
     g.reset_interrupts();
     info!("guest '{}' reset: restarting", g.config.name);
     g.load_images();
-    if let Err(e) = crate::smmu::manager::reattach_guest(g, true) {
+    if let Err(e) = crate::smmu::manager::reattach_guest(g, g.config.viommu.is_none()) {
         error!(
             "guest '{}': its devices cannot DMA after the reset: {e}",
             g.config.name
@@ -463,10 +467,15 @@ pub fn handle_irq(frame: &mut TrapFrame) {
 /// runs on another CPU. Called at EL2 from a trap handler.
 pub fn raise_virtual_spi(g: &Guest, intid: u32) {
     let target = g.vgic.lock().spi(intid).map(|s| s.target).unwrap_or(0);
-    let Some(slot) = g.vcpus.get(target) else { return };
+    let Some(slot) = g.vcpus.get(target) else {
+        return;
+    };
     let mut spis = slot.spis.lock();
     if !spis.contains(&intid) && spis.push(intid).is_err() {
-        warn!("guest '{}': vcpu {target}: too many pending virtual SPIs, INTID {intid} dropped", g.config.name);
+        warn!(
+            "guest '{}': vcpu {target}: too many pending virtual SPIs, INTID {intid} dropped",
+            g.config.name
+        );
     }
     drop(spis);
     kick(slot.pcpu);

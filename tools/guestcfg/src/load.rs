@@ -7,8 +7,8 @@ use std::collections::HashSet;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
-use hypervisor::config::limits::DEFAULT_MEMORY_BASE;
-use hypervisor::config::{Field, GuestConfig, ValidationError, check_guests};
+use hypervisor::config::limits::{DEFAULT_MEMORY_BASE, DEFAULT_VIOMMU_BASE, DEFAULT_VIOMMU_SPI};
+use hypervisor::config::{Field, GuestConfig, ValidationError, ViommuConfig, check_guests};
 
 use crate::locate::{key_path_at, position};
 use crate::raw::{RawFile, RawGuest};
@@ -125,6 +125,25 @@ pub fn load_str(text: &str, path: &Path) -> Result<ConfigFile, Vec<ConfigError>>
                 DEFAULT_MEMORY_BASE
             }),
         };
+        let viommu = g.viommu.as_ref().map(|v| v.get_ref()).and_then(|v| {
+            let base = match &v.base {
+                None => DEFAULT_VIOMMU_BASE,
+                Some(base) => u64::try_from(*base.get_ref()).unwrap_or_else(|_| {
+                    fail(
+                        base.span(),
+                        "viommu.base",
+                        ErrorKind::Negative(*base.get_ref()),
+                    );
+                    unreadable.insert((index, Field::ViommuBase));
+                    DEFAULT_VIOMMU_BASE
+                }),
+            };
+            v.enabled.unwrap_or(true).then(|| ViommuConfig {
+                transport: v.transport.unwrap_or_default(),
+                base,
+                spi: v.spi.as_ref().map_or(DEFAULT_VIOMMU_SPI, |s| *s.get_ref()),
+            })
+        });
         let kernel = source(g.kernel.get_ref(), dir, Image::Kernel)
             .map_err(|kind| fail(g.kernel.span(), "kernel", kind))
             .ok();
@@ -151,6 +170,7 @@ pub fn load_str(text: &str, path: &Path) -> Result<ConfigFile, Vec<ConfigError>>
                 .flat_map(|d| d.get_ref().iter().map(|p| p.get_ref().clone()))
                 .collect(),
             on_reset: g.on_reset.unwrap_or_default(),
+            viommu,
         };
         // On a bad source the placeholder is never used: errors is not empty.
         let (kernel, initrd) = (

@@ -2,7 +2,7 @@
 //! values kept with their byte spans for error messages. Meaning (sizes,
 //! paths, tokens) is given in `load`.
 
-use hypervisor::config::ResetAction;
+use hypervisor::config::{ResetAction, ViommuTransport};
 use serde::Deserialize;
 use toml::Spanned;
 
@@ -31,6 +31,7 @@ pub(crate) struct RawGuest {
     pub on_reset: Option<ResetAction>,
     pub devices: Option<Spanned<Vec<Spanned<String>>>>,
     pub memory: Spanned<RawMemory>,
+    pub viommu: Option<Spanned<RawViommu>>,
 }
 
 /// `[guest.memory]`.
@@ -39,4 +40,14 @@ pub(crate) struct RawGuest {
 pub(crate) struct RawMemory {
     pub size: Spanned<SizeValue>,
     pub base: Option<Spanned<i64>>,
+}
+
+/// `[guest.viommu]`: present means enabled unless `enabled = false`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawViommu {
+    pub enabled: Option<bool>,
+    pub transport: Option<ViommuTransport>,
+    pub base: Option<Spanned<i64>>,
+    pub spi: Option<Spanned<u32>>,
 }

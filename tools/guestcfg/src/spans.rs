@@ -25,6 +25,9 @@ pub(crate) struct GuestSpans {
     cmdline: Option<Position>,
     devices: Option<Position>,
     device_items: Vec<Position>,
+    viommu: Option<Position>,
+    viommu_base: Option<Position>,
+    viommu_spi: Option<Position>,
 }
 
 impl GuestSpans {
@@ -33,6 +36,7 @@ impl GuestSpans {
     pub(crate) fn new(guest: &Spanned<RawGuest>, at: &impl Fn(Range<usize>) -> Position) -> Self {
         let g = guest.get_ref();
         let memory = g.memory.get_ref();
+        let viommu = g.viommu.as_ref().map(|v| v.get_ref());
         Self {
             guest: at(guest.span()),
             name: at(g.name.span()),
@@ -48,6 +52,9 @@ impl GuestSpans {
                 .iter()
                 .flat_map(|d| d.get_ref().iter().map(|p| at(p.span())))
                 .collect(),
+            viommu: g.viommu.as_ref().map(|v| at(v.span())),
+            viommu_base: viommu.and_then(|v| v.base.as_ref()).map(|b| at(b.span())),
+            viommu_spi: viommu.and_then(|v| v.spi.as_ref()).map(|b| at(b.span())),
         }
     }
 }
@@ -115,6 +122,14 @@ impl Locator<'_> {
                 (format!(".devices[{i}]"), at)
             }
             (Field::Devices, None) => (".devices".into(), s.devices.unwrap_or(s.guest)),
+            (Field::ViommuBase, _) => match s.viommu_base {
+                Some(base) => (".viommu.base".into(), base),
+                None => (".viommu".into(), s.viommu.unwrap_or(s.guest)),
+            },
+            (Field::ViommuSpi, _) => match s.viommu_spi {
+                Some(spi) => (".viommu.spi".into(), spi),
+                None => (".viommu".into(), s.viommu.unwrap_or(s.guest)),
+            },
         };
         (prefix + &key, Some(position))
     }

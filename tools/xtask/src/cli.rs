@@ -1,6 +1,6 @@
-//! Command-line parsing: `cargo xtask <build|run|test> [-- ARGS]`.
+//! Command-line parsing: `cargo xtask <build|run|test|hil> [-- ARGS]`.
 //!
-//! Hand-written: three subcommands and a pass-through list do not need an
+//! Hand-written: four subcommands and a pass-through list do not need an
 //! argument-parsing crate.
 
 use std::ffi::OsString;
@@ -21,8 +21,15 @@ tasks:
                       (4 CPUs, 1 GiB, SMMUv3, GICv3) with the serial console on
                       this terminal (Ctrl-A X quits); ARGS go to QEMU verbatim and
                       may override earlier options, e.g. -- -smp 2
-  test [-- TEST ARGS] host unit tests, image build, QEMU integration tests;
-                      ARGS go to the QEMU test binaries (a test name, --nocapture)
+  test [-- TEST ARGS] host unit tests, image build, QEMU integration tests, the
+                      HIL run of linux-boot on qemu-uboot; ARGS go to the QEMU
+                      test binaries (a test name, --nocapture)
+  hil --board NAME --scenario NAME [--quiet]
+                      build, then run a scenario (tests/scenarios/) on a board
+                      (tools/hil/boards/) through U-Boot and its serial console;
+                      report in target/hil/BOARD-SCENARIO/ (docs/hil.md);
+                      --quiet does not echo the console
+  hil --list          the boards and scenarios there are
   help                this text
 
 Missing prerequisites (the aarch64-unknown-none-softfloat Rust target, QEMU >= 9.1,
@@ -48,6 +55,17 @@ pub enum Task {
         /// Arguments for the QEMU test binaries (libtest options, filters).
         test_args: Vec<OsString>,
     },
+    /// `hil --board NAME --scenario NAME [--quiet]`
+    Hil {
+        /// Board name (or path of a board file).
+        board: String,
+        /// Scenario name (or path of a scenario file).
+        scenario: String,
+        /// Do not echo the console.
+        quiet: bool,
+    },
+    /// `hil --list`
+    HilList,
     /// `help`, `-h`, `--help`
     Help,
 }
@@ -64,6 +82,14 @@ pub enum CliError {
     /// An option without its value.
     #[error("`{0}` needs a value")]
     MissingValue(&'static str),
+    /// A required option is missing.
+    #[error("`{task}` needs {option}")]
+    MissingOption {
+        /// The task being parsed.
+        task: &'static str,
+        /// The option(s), as they would be written.
+        option: &'static str,
+    },
     /// An argument where none is accepted (pass-through arguments follow `--`).
     #[error(
         "unexpected argument `{arg}` for `{task}` (arguments for QEMU or the tests go after `--`)"
@@ -87,6 +113,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Task, CliError>
         "build" => "build",
         "run" => "run",
         "test" => "test",
+        "hil" => return parse_hil(rest),
         "help" | "-h" | "--help" => return Ok(Task::Help),
         other => return Err(CliError::UnknownTask(other.to_owned())),
     };
@@ -118,6 +145,40 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Task, CliError>
             test_args: passthrough,
         },
     })
+}
+
+/// The arguments of `hil`: options in any order.
+fn parse_hil(args: Vec<OsString>) -> Result<Task, CliError> {
+    let (mut board, mut scenario, mut quiet, mut list) = (None, None, false, false);
+    let mut args = args.into_iter();
+    while let Some(arg) = args.next() {
+        let arg = arg.to_string_lossy().into_owned();
+        let mut value = |name: &'static str| {
+            args.next()
+                .map(|v| v.to_string_lossy().into_owned())
+                .filter(|v| !v.starts_with("--"))
+                .ok_or(CliError::MissingValue(name))
+        };
+        match arg.as_str() {
+            "--board" => board = Some(value("--board")?),
+            "--scenario" => scenario = Some(value("--scenario")?),
+            "--quiet" => quiet = true,
+            "--list" => list = true,
+            _ => return Err(CliError::Unexpected { task: "hil", arg }),
+        }
+    }
+    match (board, scenario) {
+        _ if list => Ok(Task::HilList),
+        (Some(board), Some(scenario)) => Ok(Task::Hil {
+            board,
+            scenario,
+            quiet,
+        }),
+        _ => Err(CliError::MissingOption {
+            task: "hil",
+            option: "--board NAME and --scenario NAME (or --list)",
+        }),
+    }
 }
 
 #[cfg(test)]
@@ -178,6 +239,40 @@ mod tests {
                 test_args: os(&["boot_virt_1cpu", "--nocapture"])
             })
         );
+    }
+
+    #[test]
+    fn hil_options() {
+        assert_eq!(
+            parse_strs(&["hil", "--scenario", "linux-boot", "--board", "qemu-uboot"]),
+            Ok(Task::Hil {
+                board: "qemu-uboot".into(),
+                scenario: "linux-boot".into(),
+                quiet: false
+            })
+        );
+        assert_eq!(
+            parse_strs(&["hil", "--board", "b", "--scenario", "s", "--quiet"]),
+            Ok(Task::Hil {
+                board: "b".into(),
+                scenario: "s".into(),
+                quiet: true
+            })
+        );
+        assert_eq!(parse_strs(&["hil", "--list"]), Ok(Task::HilList));
+        assert_eq!(
+            parse_strs(&["hil", "--board", "--scenario", "s"]),
+            Err(CliError::MissingValue("--board"))
+        );
+        let err = parse_strs(&["hil", "--board", "b"]).expect_err("no scenario");
+        assert_eq!(
+            err.to_string(),
+            "`hil` needs --board NAME and --scenario NAME (or --list)"
+        );
+        assert!(matches!(
+            parse_strs(&["hil", "--board", "b", "--scenario", "s", "--", "x"]),
+            Err(CliError::Unexpected { task: "hil", .. })
+        ));
     }
 
     #[test]

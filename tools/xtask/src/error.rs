@@ -41,6 +41,17 @@ pub enum XtaskError {
         #[source]
         source: std::io::Error,
     },
+    /// A board or scenario definition is unusable, or a HIL report could not be written.
+    #[error(transparent)]
+    Hil(#[from] hil::HilError),
+    /// A HIL run finished with a failed verdict.
+    #[error("HIL run {verdict} (report: {})", .report.display())]
+    HilFailed {
+        /// `FAILED: reason`.
+        verdict: String,
+        /// The text report.
+        report: PathBuf,
+    },
     /// A stage of `cargo xtask test` failed.
     #[error("stage `{stage}` failed: {source}")]
     Stage {

@@ -5,7 +5,10 @@
 //! - `cargo xtask run [-- QEMU ARGS]` builds, then boots the image on QEMU's
 //!   `virt` machine with the serial console on the terminal.
 //! - `cargo xtask test [-- TEST ARGS]` runs the host unit tests, builds the
-//!   image and runs the QEMU integration tests (package `hv-tests`).
+//!   image and runs the QEMU integration tests (package `hv-tests`), then
+//!   the HIL run of `linux-boot` on the `qemu-uboot` board.
+//! - `cargo xtask hil --board NAME --scenario NAME` runs a scenario on a
+//!   board through U-Boot and its serial console (see [`hil`]).
 //!
 //! Every task first checks its prerequisites and installs what is missing
 //! when it can (see [`prereq`]).
@@ -15,6 +18,7 @@
 
 mod cli;
 mod error;
+mod hil;
 mod host;
 mod image;
 mod payload;
@@ -55,6 +59,12 @@ fn main() -> ExitCode {
         Task::Build { config } => tasks::build(&ws, config.as_deref()).map(|_| 0),
         Task::Run { config, qemu_args } => tasks::run(&ws, config.as_deref(), &qemu_args),
         Task::Test { test_args } => tasks::test(&ws, &test_args).map(|()| 0),
+        Task::Hil {
+            board,
+            scenario,
+            quiet,
+        } => hil::hil(&ws, &board, &scenario, !quiet).map(|()| 0),
+        Task::HilList => hil::list(&ws).map(|()| 0),
     };
     match result {
         Ok(code) => ExitCode::from(code),

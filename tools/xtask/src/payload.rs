@@ -18,8 +18,10 @@ use crate::workspace::Workspace;
 pub const DEFAULT_CONFIG: &str = "guest-configs/qemu-virt-linux.toml";
 
 /// Kernel modules the default initramfs loads at boot, in this order
-/// (dependencies are added by the initramfs builder).
-pub const DEFAULT_INITRAMFS_MODULES: &[&str] = &["nvme"];
+/// (dependencies are added by the initramfs builder): the virtio-iommu
+/// first, so that PCI devices waiting for their IOMMU attach as soon as
+/// it registers.
+pub const DEFAULT_INITRAMFS_MODULES: &[&str] = &["virtio_mmio", "virtio_iommu", "nvme"];
 
 /// Where bundles are written: `<target>/bundles/<config stem>.bundle`.
 pub fn bundle_dir(ws: &Workspace) -> PathBuf {

@@ -1,4 +1,4 @@
-//! The tasks: `build`, `run`, `test`.
+//! The tasks: `build`, `run`, `test` (`hil` is in [`crate::hil`]).
 
 use std::ffi::OsString;
 use std::os::unix::process::ExitStatusExt;
@@ -7,6 +7,7 @@ use std::process::ExitStatus;
 use std::time::{Duration, Instant};
 
 use crate::error::XtaskError;
+use crate::hil;
 use crate::image;
 use crate::payload;
 use crate::prereq::{self, Emulator, TARGET};
@@ -28,7 +29,7 @@ pub fn build(ws: &Workspace, config: Option<&Path>) -> Result<PathBuf, XtaskErro
 }
 
 /// Builds the hypervisor ELF in release mode and converts it to the raw image.
-fn build_image(ws: &Workspace) -> Result<PathBuf, XtaskError> {
+pub(crate) fn build_image(ws: &Workspace) -> Result<PathBuf, XtaskError> {
     process::run(ws.cargo().args([
         "build",
         "--release",
@@ -56,7 +57,7 @@ fn build_image(ws: &Workspace) -> Result<PathBuf, XtaskError> {
 }
 
 /// Checks every prerequisite of `run` and `test`.
-fn ensure_all(ws: &Workspace) -> Result<Emulator, XtaskError> {
+pub(crate) fn ensure_all(ws: &Workspace) -> Result<Emulator, XtaskError> {
     prereq::ensure_target(&ws.root)?;
     Ok(prereq::ensure_emulator()?)
 }
@@ -92,12 +93,13 @@ fn exit_code(status: ExitStatus) -> u8 {
 }
 
 /// The stages of `cargo xtask test`, in order.
-const STAGES: [&str; 5] = [
+const STAGES: [&str; 6] = [
     "prerequisites",
     "host unit tests",
     "image build",
     "guest payloads",
     "QEMU tests",
+    "HIL (qemu-uboot)",
 ];
 
 /// How each stage of `cargo xtask test` went.
@@ -148,7 +150,8 @@ impl Stages {
     }
 }
 
-/// `cargo xtask test`: prerequisites, host unit tests, image, QEMU tests.
+/// `cargo xtask test`: prerequisites, host unit tests, image, QEMU tests,
+/// the HIL run on the `qemu-uboot` board.
 pub fn test(ws: &Workspace, test_args: &[OsString]) -> Result<(), XtaskError> {
     let start = Instant::now();
     let mut stages = Stages::default();
@@ -164,7 +167,11 @@ fn test_stages(
     test_args: &[OsString],
     stages: &mut Stages,
 ) -> Result<(), XtaskError> {
-    let emulator = stages.run(STAGES[0], || ensure_all(ws))?;
+    let emulator = stages.run(STAGES[0], || {
+        let emulator = ensure_all(ws)?;
+        hil::ensure_test_board(ws)?;
+        Ok(emulator)
+    })?;
     stages.run(STAGES[1], || {
         Ok(process::run(ws.cargo().args([
             "test",
@@ -185,6 +192,9 @@ fn test_stages(
                 .env("PARTITA_QEMU", &emulator.qemu)
                 .env("PARTITA_BUNDLES", &bundles),
         )?)
+    })?;
+    stages.run(STAGES[5], || {
+        hil::test_stage(ws, &image, &bundles, &emulator.qemu)
     })
 }
 

@@ -59,3 +59,13 @@ pub fn write_barrier() {
 pub fn read_barrier() {
     barrier::dsb(barrier::LD);
 }
+
+/// A full inner-shareable memory barrier (`dmb ish`).
+pub fn dmb_ish() {
+    barrier::dmb(barrier::ISH);
+}
+
+/// A load-acquire style barrier (`dmb ishld`).
+pub fn dmb_ishld() {
+    barrier::dmb(barrier::ISHLD);
+}

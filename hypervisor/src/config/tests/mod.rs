@@ -4,14 +4,17 @@
 
 mod bundle;
 mod validate;
+mod viommu;
 
-use super::GuestConfig;
+use super::{GuestConfig, ViommuConfig};
 use alloc::string::ToString;
 use alloc::vec::Vec;
 
-/// The default Linux guest: CPUs 0 and 1, 512 MiB, PL011 and PCIe.
+/// The default Linux guest (`guest-configs/qemu-virt-linux.toml`): CPUs 0
+/// and 1, 512 MiB, PL011 and PCIe, a virtio-iommu with the defaults.
 fn linux() -> GuestConfig {
     let mut g = GuestConfig::new("linux", &[0, 1], 512 << 20);
+    g.viommu = Some(ViommuConfig::default());
     g.cmdline = "console=ttyAMA0 earlycon rdinit=/init".to_string();
     g.devices = ["/pl011@9000000", "/pcie@10000000"]
         .iter()

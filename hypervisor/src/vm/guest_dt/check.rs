@@ -1,7 +1,7 @@
 //! The last step before writing: every phandle reference in the guest tree
-//! (`interrupt-parent`, `interrupts-extended`, `interrupt-map` and the
-//! followed references such as `clocks`) must name a node of the guest tree
-//! with the `#...-cells` the reference needs. A dangling reference would
+//! (`interrupt-parent`, `interrupts-extended`, `interrupt-map`, `iommus`,
+//! `iommu-map` and the followed references such as `clocks`) must name a
+//! node of the guest tree with the `#...-cells` the reference needs. A dangling reference would
 //! make the guest kernel fail late and obscurely, so it fails here, naming
 //! the node and the property.
 
@@ -100,6 +100,35 @@ fn check_node(
     }
     if let Some(prop) = node.prop("interrupt-map") {
         interrupt_map(index, node, prop, path, inherited_ac)?;
+    }
+    if let Some(prop) = node.prop("iommus") {
+        phandle_list(prop, path, |ph| {
+            let target = index.get(ph, path, prop)?;
+            target
+                .prop_u32("#iommu-cells")
+                .ok_or_else(|| malformed(path, &prop.name))
+        })?;
+    }
+    if let Some(prop) = node.prop("iommu-map") {
+        iommu_map(index, prop, path)?;
+    }
+    Ok(())
+}
+
+/// Walks `iommu-map` entries `<rid-base phandle iommu-base length>`: each
+/// target must be in the tree with `#iommu-cells = <1>` (the only form
+/// Linux reads).
+fn iommu_map(index: &Index<'_>, prop: &Prop, path: &str) -> Result<(), GuestDtError> {
+    let bad = || malformed(path, &prop.name);
+    let cells = prop.as_u32_list().ok_or_else(bad)?;
+    if cells.len() % 4 != 0 {
+        return Err(bad());
+    }
+    for entry in cells.chunks_exact(4) {
+        let target = index.get(entry[1], path, prop)?;
+        if target.prop_u32("#iommu-cells") != Some(1) {
+            return Err(bad());
+        }
     }
     Ok(())
 }

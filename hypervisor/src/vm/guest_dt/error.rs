@@ -41,6 +41,22 @@ pub enum GuestDtError {
         /// The initrd as given.
         initrd: Region,
     },
+    /// The virtio-iommu SPI is above [`crate::fdt::MAX_SPI`].
+    BadViommuSpi {
+        /// The SPI number.
+        spi: u32,
+    },
+    /// Two passed-through devices would share a virtio-iommu endpoint ID
+    /// (endpoint IDs are the requester IDs of a PCIe host bridge and the
+    /// host stream IDs of platform devices).
+    ViommuEndpointClash {
+        /// The node whose endpoint is already taken.
+        path: String,
+        /// The endpoint ID.
+        endpoint: u32,
+        /// The node that has it.
+        owner: String,
+    },
     /// The PSCI conduit is neither `"hvc"` nor `"smc"`.
     BadPsciMethod(String),
     /// A string for the guest (bootargs, a path) contains a NUL byte.
@@ -138,6 +154,19 @@ impl fmt::Display for GuestDtError {
             Self::InitrdOutsideMemory { initrd } => {
                 write!(f, "initrd {initrd} is not inside guest memory")
             }
+            Self::BadViommuSpi { spi } => write!(
+                f,
+                "virtio-iommu SPI {spi} is above the highest SPI {}",
+                crate::fdt::MAX_SPI
+            ),
+            Self::ViommuEndpointClash {
+                path,
+                endpoint,
+                owner,
+            } => write!(
+                f,
+                "{path}: virtio-iommu endpoint {endpoint:#x} is already {owner}'s"
+            ),
             Self::BadPsciMethod(m) => write!(f, "PSCI method {m:?} is neither \"hvc\" nor \"smc\""),
             Self::BadString { what } => write!(f, "{what} contains a NUL byte"),
             Self::TooWide { what, value } => {

@@ -78,6 +78,19 @@ impl GuestTree {
         self.copied.iter().any(|c| is_within(path, c))
     }
 
+    /// The node copied from the host path `path` (canonical, as
+    /// [`NodeRef::path`] gives it), when the guest has it.
+    pub fn copied_mut(&mut self, path: &str) -> Option<&mut Node> {
+        if !self.covers(path) {
+            return None;
+        }
+        let mut at = &mut self.root;
+        for component in path.split('/').filter(|c| !c.is_empty()) {
+            at = at.children.iter_mut().find(|c| c.name == component)?;
+        }
+        Some(at)
+    }
+
     /// Copies the host node `node` with all its properties (but
     /// [`DROPPED_PROPS`]) and children to the same path. Returns `false`
     /// when it was already there. Refuses hypervisor-owned nodes and

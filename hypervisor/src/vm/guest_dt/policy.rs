@@ -6,7 +6,8 @@
 use crate::fdt::{GIC_COMPATIBLES, NodeRef};
 
 /// Properties removed from every copied node: the physical SMMU and the
-/// GIC ITS belong to the hypervisor (a virtio-iommu replaces them later).
+/// GIC ITS belong to the hypervisor. With a virtio-iommu, `iommus` and
+/// `iommu-map` are then written again, pointing at it (`super::viommu`).
 pub const DROPPED_PROPS: &[&str] = &[
     "iommus",
     "iommu-map",

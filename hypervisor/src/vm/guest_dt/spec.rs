@@ -1,9 +1,13 @@
 //! [`GuestDtSpec`]: what the hypervisor decided about one guest, and the
-//! checks that make it safe to describe (sizes, overlaps, strings).
+//! checks that make it safe to describe (sizes, overlaps, strings);
+//! [`ViommuDt`]: its virtio-iommu, if it has one.
 
 use alloc::string::String;
 
 use super::GuestDtError;
+use crate::config::ViommuConfig;
+use crate::config::limits::VIOMMU_MMIO_SIZE;
+use crate::fdt::MAX_SPI;
 use crate::mm::layout::Region;
 
 /// Largest vCPU count: vCPU `i` gets MPIDR `i`, which must fit in Aff0.
@@ -36,10 +40,48 @@ pub struct GuestDtSpec<'a> {
     /// Host path of the passed-through console UART (`/chosen/stdout-path`),
     /// optionally followed by `:options`.
     pub stdout: Option<&'a str>,
+    /// The guest's virtio-iommu: a `virtio,mmio` node that the
+    /// passed-through devices behind a host SMMU point at (see the module
+    /// documentation of [`super`]). `None`: no IOMMU in the guest.
+    pub viommu: Option<ViommuDt>,
+}
+
+/// A guest's virtio-iommu as its device tree describes it: a virtio-mmio
+/// device of [`VIOMMU_MMIO_SIZE`] bytes with one edge-triggered SPI.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ViommuDt {
+    /// Guest-physical base of the register window.
+    pub base: u64,
+    /// SPI number of its interrupt (GIC INTID `spi + 32`), at most
+    /// [`MAX_SPI`].
+    pub spi: u32,
+}
+
+impl ViommuDt {
+    /// Its register window.
+    pub const fn window(&self) -> Region {
+        Region::new(self.base, VIOMMU_MMIO_SIZE)
+    }
+}
+
+impl From<ViommuConfig> for ViommuDt {
+    fn from(config: ViommuConfig) -> Self {
+        Self {
+            base: config.base,
+            spi: config.spi,
+        }
+    }
+}
+
+impl From<&ViommuConfig> for ViommuDt {
+    fn from(config: &ViommuConfig) -> Self {
+        Self::from(*config)
+    }
 }
 
 impl GuestDtSpec<'_> {
-    /// Checks counts, regions, overlaps, the PSCI method and strings.
+    /// Checks counts, regions, overlaps (the virtio-iommu window too), the
+    /// virtio-iommu SPI, the PSCI method and strings.
     pub fn validate(&self) -> Result<(), GuestDtError> {
         if self.vcpus == 0 || self.vcpus > MAX_VCPUS {
             return Err(GuestDtError::BadVcpuCount { vcpus: self.vcpus });
@@ -66,6 +108,24 @@ impl GuestDtSpec<'_> {
                 if a.overlaps(b) {
                     return Err(GuestDtError::Overlap { first, second });
                 }
+            }
+        }
+        if let Some(viommu) = self.viommu {
+            let window = viommu.window();
+            if window.checked_end().is_none() {
+                return Err(GuestDtError::BadRegion {
+                    what: "virtio-iommu",
+                    region: window,
+                });
+            }
+            if let Some((second, _)) = regions.iter().find(|(_, r)| r.overlaps(&window)) {
+                return Err(GuestDtError::Overlap {
+                    first: "virtio-iommu",
+                    second,
+                });
+            }
+            if viommu.spi > MAX_SPI {
+                return Err(GuestDtError::BadViommuSpi { spi: viommu.spi });
             }
         }
         if let Some(initrd) = self.initrd

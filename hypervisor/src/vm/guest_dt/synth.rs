@@ -1,6 +1,6 @@
 //! The nodes the hypervisor generates rather than copies: the root's
 //! properties, `/cpus`, `/memory`, `/psci`, the emulated GICv3, the
-//! generic timer (copied from the host's) and `/chosen`.
+//! generic timer (copied from the host's), the virtio-iommu and `/chosen`.
 
 use alloc::format;
 use alloc::vec;
@@ -10,7 +10,7 @@ use super::guest::GuestTree;
 use super::policy::DROPPED_PROPS;
 use super::props::{flag_prop, reg_prop, strs_prop, u32_prop, u64_prop};
 use super::refs::malformed;
-use super::{GuestDtError, GuestDtSpec};
+use super::{GuestDtError, GuestDtSpec, ViommuDt};
 use crate::fdt::{Node, NodeRef, Prop, Tree};
 
 /// Root `compatible` when the host root has none.
@@ -153,6 +153,37 @@ pub fn timer(tree: &Tree) -> Result<Node, GuestDtError> {
         .filter(|p| !DROPPED_PROPS.contains(&p.name.as_str()))
         .cloned()
         .collect();
+    Ok(node)
+}
+
+/// GIC specifier type of an SPI.
+const GIC_SPI: u32 = 0;
+/// GIC specifier flags of a rising-edge interrupt.
+const IRQ_TYPE_EDGE_RISING: u32 = 1;
+
+/// The virtio-iommu `iommu@BASE`: a virtio-mmio device (`reg` in the
+/// root's cells), its SPI as a rising edge, `dma-coherent`, one cell per
+/// endpoint ID (`#iommu-cells = <1>`) and the fresh `phandle` that the
+/// devices' `iommus` and `iommu-map` point at.
+pub fn viommu(viommu: &ViommuDt, phandle: u32, cells: RootCells) -> Result<Node, GuestDtError> {
+    let mut node = Node::new(&format!("iommu@{:x}", viommu.base));
+    let interrupts: Vec<u8> = [GIC_SPI, viommu.spi, IRQ_TYPE_EDGE_RISING]
+        .iter()
+        .flat_map(|c| c.to_be_bytes())
+        .collect();
+    node.props = vec![
+        strs_prop("compatible", &["virtio,mmio"], "compatible")?,
+        reg_prop(
+            &[viommu.window()],
+            cells.address,
+            cells.size,
+            "virtio-iommu window",
+        )?,
+        Prop::new("interrupts", &interrupts),
+        flag_prop("dma-coherent"),
+        u32_prop("#iommu-cells", 1),
+        u32_prop("phandle", phandle),
+    ];
     Ok(node)
 }
 

@@ -8,9 +8,9 @@ use std::process::{Command, Stdio};
 use std::string::String;
 use std::vec::Vec;
 
-use super::{QEMU_BLOBS, spec};
-use crate::fdt::HostDt;
-use crate::vm::guest_dt::build;
+use super::{QEMU_BLOBS, be, build_on, host_tree, node_mut, spec};
+use crate::fdt::{HostDt, Prop};
+use crate::vm::guest_dt::{GuestDtSpec, ViommuDt, build};
 
 /// dtc's diagnostics for `dtb`, or `None` when dtc cannot be run.
 fn dtc(dtb: &[u8]) -> Option<(bool, String)> {
@@ -40,6 +40,37 @@ fn dtc_accepts_the_output() {
         };
         assert!(ok, "{name}: dtc failed: {stderr}");
         assert!(!stderr.to_lowercase().contains("error"), "{name}: {stderr}");
+        assert!(stderr.is_empty(), "{name}: dtc warnings: {stderr}");
+    }
+}
+
+#[test]
+fn dtc_accepts_a_guest_with_viommu() {
+    let with_viommu = GuestDtSpec {
+        viommu: Some(ViommuDt {
+            base: 0x0b00_0000,
+            spi: 96,
+        }),
+        ..spec()
+    };
+    let mut blobs: Vec<(&str, Vec<u8>)> = Vec::new();
+    for (name, blob) in QEMU_BLOBS {
+        let host = HostDt::parse(blob).expect(name);
+        blobs.push((name, build(&with_viommu, &host).expect(name)));
+    }
+    // A platform node with `iommus` too (dtc checks it against
+    // `#iommu-cells`).
+    let mut tree = host_tree();
+    node_mut(&mut tree, "/pl011@9000000")
+        .props
+        .push(Prop::new("iommus", &be(&[0x8007, 0x2_0000])));
+    blobs.push(("pl011 iommus", build_on(tree, &with_viommu).expect("build")));
+    for (name, dtb) in blobs {
+        let Some((ok, stderr)) = dtc(&dtb) else {
+            std::eprintln!("dtc not found on PATH; skipping");
+            return;
+        };
+        assert!(ok, "{name}: dtc failed: {stderr}");
         assert!(stderr.is_empty(), "{name}: dtc warnings: {stderr}");
     }
 }

@@ -6,6 +6,7 @@ mod dtc;
 mod errors;
 mod qemu;
 mod refs;
+mod viommu;
 
 use alloc::vec::Vec;
 
@@ -49,7 +50,8 @@ const QEMU_BLOBS: [(&str, &[u8]); 7] = [
 const DEVICES: &[&str] = &["/pl011@9000000", "/pcie@10000000"];
 
 /// The standard test guest: 2 vCPUs, 512 MiB at 0x40000000, the PL011 and
-/// the PCIe host, PSCI over HVC, an initrd and the PL011 as console.
+/// the PCIe host, PSCI over HVC, an initrd and the PL011 as console; no
+/// virtio-iommu.
 fn spec() -> GuestDtSpec<'static> {
     GuestDtSpec {
         vcpus: 2,
@@ -61,6 +63,7 @@ fn spec() -> GuestDtSpec<'static> {
         psci_method: "hvc",
         devices: DEVICES,
         stdout: Some("/pl011@9000000"),
+        viommu: None,
     }
 }
 

@@ -1,0 +1,134 @@
+//! What the device model needs from the hardware side.
+//!
+//! In the hypervisor the backend is the SMMU: every domain is a stage-2 IO
+//! page table with its own VMID, bound to the stream table entries of the
+//! endpoints attached to it. Unattached endpoints abort, or go through the
+//! guest's own stage 2 (identity IOVA = guest-physical) while the config
+//! field `bypass` is 1; a bypass domain is the guest's stage 2 as well.
+//!
+//! The model validates every request before it calls the backend, and
+//! calls it in an order that never leaves an endpoint bound to a destroyed
+//! domain. Writes may be posted: the model calls [`IommuBackend::sync`]
+//! once after every request of a notify, and the transport completes those
+//! requests only after that.
+
+use super::wire::probe::ResvSubtype;
+use alloc::vec::Vec;
+
+/// A reserved IOVA region of an endpoint (reported by PROBE; MAP requests
+/// overlapping it are refused).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResvRegion {
+    /// First IOVA.
+    pub start: u64,
+    /// Last IOVA (inclusive).
+    pub end: u64,
+    /// Reserved, or an MSI doorbell the backend keeps reachable as
+    /// identity in every domain of the endpoint.
+    pub kind: ResvSubtype,
+}
+
+impl ResvRegion {
+    /// Whether the region meets `[start, end]`.
+    pub fn overlaps(&self, start: u64, end: u64) -> bool {
+        self.start <= end && start <= self.end
+    }
+}
+
+/// Why [`IommuBackend::translate`] refused a guest-physical range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// Some of the range is not the guest's RAM nor its own device MMIO.
+    /// The model answers RANGE: the range is outside the guest-physical
+    /// address space the host gave the guest (the spec asks MAP ranges to
+    /// stay "within the guest-physical address space").
+    NotOwned,
+    /// The range is the guest's, but of the other memory type: RAM asked
+    /// with the MMIO flag, or device MMIO without it. The model answers
+    /// INVAL (flags inconsistent with the target).
+    MemoryType,
+    /// The range is the guest's, but its host-physical backing is not
+    /// contiguous: only the first `run` bytes (granule aligned, non-zero)
+    /// are. The model maps the range in pieces.
+    Discontiguous {
+        /// Bytes from the start that are host-contiguous.
+        run: u64,
+    },
+}
+
+/// A backend failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackendError {
+    /// Out of memory for page tables (the model answers NOMEM).
+    NoMemory,
+    /// Out of another resource, such as VMIDs (the model answers NOMEM).
+    NoResources,
+    /// The hardware failed: command error, sync timeout (DEVERR, or IOERR
+    /// for requests waiting on a failed sync).
+    Hardware,
+}
+
+/// Permissions and memory type of one backend mapping.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct MapAttrs {
+    /// Device reads are allowed.
+    pub read: bool,
+    /// Device writes are allowed.
+    pub write: bool,
+    /// The target is device MMIO (Device-nGnRE rather than Normal memory).
+    pub mmio: bool,
+}
+
+/// The hardware side of one guest's virtio-iommu.
+pub trait IommuBackend {
+    /// Whether `ep` is an endpoint ID of a device this guest owns.
+    fn endpoint_known(&self, ep: u32) -> bool;
+
+    /// Host-physical address of the guest-physical range `[gpa, gpa+len)`
+    /// through the guest's stage 2. RAM is allowed without `mmio`, the
+    /// guest's own device MMIO only with it; anything else is refused.
+    /// Succeeds only when the whole range is host-contiguous.
+    fn translate(&self, gpa: u64, len: u64, mmio: bool) -> Result<u64, Refusal>;
+
+    /// Creates an empty domain (`bypass`: identity through the guest's
+    /// stage 2, never mapped).
+    fn domain_create(&mut self, domain: u32, bypass: bool) -> Result<(), BackendError>;
+
+    /// Destroys a domain no endpoint is bound to, with all its mappings.
+    /// Its TLB entries must be gone before its VMID is used again.
+    fn domain_destroy(&mut self, domain: u32);
+
+    /// Binds `ep` to an existing `domain`, replacing any earlier binding.
+    fn attach(&mut self, ep: u32, domain: u32);
+
+    /// Returns `ep` to the unattached state: abort, or identity through
+    /// the guest's stage 2 while global bypass is on.
+    fn detach(&mut self, ep: u32);
+
+    /// Whether unattached endpoints bypass (config `bypass`).
+    fn set_global_bypass(&mut self, on: bool);
+
+    /// Maps `[iova, iova+len)` of a translating domain to `pa` onwards.
+    /// The range is granule aligned and free. On error nothing is mapped.
+    fn map(
+        &mut self,
+        domain: u32,
+        iova: u64,
+        pa: u64,
+        len: u64,
+        attrs: MapAttrs,
+    ) -> Result<(), BackendError>;
+
+    /// Clears `[iova, iova+len)`, a range made of whole earlier `map`
+    /// calls; invalidation may wait for [`IommuBackend::sync`]. On error
+    /// nothing is unmapped.
+    fn unmap(&mut self, domain: u32, iova: u64, len: u64) -> Result<(), BackendError>;
+
+    /// Makes every earlier call visible to the hardware (barrier, STE and
+    /// TLB invalidation, sync). Called once per notify.
+    fn sync(&mut self) -> Result<(), BackendError>;
+
+    /// Reserved regions of `ep` (for instance its MSI doorbell); may be
+    /// empty. Must not change while the guest runs.
+    fn resv_regions(&self, ep: u32) -> Vec<ResvRegion>;
+}

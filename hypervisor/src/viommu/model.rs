@@ -1,0 +1,473 @@
+//! [`Viommu`]: the virtio-iommu device state and its request handling.
+//!
+//! The transport hands the model the device-readable bytes of each request
+//! and the size of its device-writable part; the model answers with the
+//! bytes to write there ([`Response::Written`], exactly that long, status
+//! in the last four bytes) or with [`Response::Nothing`] (write nothing,
+//! used length 0). After the last request of a notify the transport calls
+//! [`Viommu::finish_batch`] (one backend sync) and only then completes the
+//! requests; [`Viommu::process_batch`] does both.
+//!
+//! Buffer rules (spec: a device that cannot find the tail writes nothing):
+//! - writable part shorter than the tail, or longer than
+//!   [`MAX_RESPONSE_LEN`]: `Nothing` (the driver reads a failure either way,
+//!   and the device never allocates what the guest asks for);
+//! - unknown type, or PROBE while PROBE is not offered: `Nothing`;
+//! - readable part shorter than the head or than its type's layout: IOERR
+//!   (the buffers do not match the type: a communication error, not a bad
+//!   parameter); extra readable bytes are ignored;
+//! - the tail is always the last four writable bytes, the rest zero (for
+//!   PROBE the properties come first).
+
+mod attach;
+mod domain;
+mod map;
+mod probe;
+
+pub use domain::Mapping;
+
+use super::backend::{BackendError, IommuBackend, Refusal};
+use super::counters::Counters;
+use super::events::EventQueue;
+use super::wire::config::ConfigSpace;
+use super::wire::probe::{FAULT_LEN, Fault, FaultReason};
+use super::wire::request::{ParseError, Request};
+use super::wire::{Feature, RequestType, Status, TAIL_LEN};
+use alloc::collections::BTreeMap;
+use alloc::vec::Vec;
+use domain::Domain;
+
+/// Largest PROBE properties buffer the device offers.
+pub const MAX_PROBE_SIZE: u32 = 4096;
+/// Largest device-writable part the device fills; longer ones get nothing.
+pub const MAX_RESPONSE_LEN: usize = MAX_PROBE_SIZE as usize + TAIL_LEN;
+/// Default `page_size_mask`: 4 KiB granule, 2 MiB and 1 GiB blocks.
+pub const DEFAULT_PAGE_SIZE_MASK: u64 = 0x4020_1000;
+/// Default bound on the mappings of one device (all domains).
+pub const DEFAULT_MAX_MAPPINGS: usize = 1 << 16;
+
+/// Parameters of one device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ViommuConfig {
+    /// Page sizes; the lowest set bit is the granule.
+    pub page_size_mask: u64,
+    /// First IOVA the device translates.
+    pub input_start: u64,
+    /// Last IOVA the device translates (inclusive).
+    pub input_end: u64,
+    /// First valid domain ID (Linux uses it for its identity domain when
+    /// BYPASS_CONFIG is negotiated).
+    pub domain_start: u32,
+    /// Last valid domain ID (inclusive).
+    pub domain_end: u32,
+    /// PROBE buffer size; 0 leaves PROBE out of the features.
+    pub probe_size: u32,
+    /// Initial config `bypass` (kept across device resets).
+    pub bypass: bool,
+    /// Most mappings the device keeps; more MAPs get NOMEM.
+    pub max_mappings: usize,
+}
+
+impl Default for ViommuConfig {
+    /// 4K|2M|1G pages, the full 64-bit input range, domains 1..=1023 (0
+    /// stays invalid, so a zeroed request never names a domain), 512-byte
+    /// PROBE buffers, bypass off.
+    fn default() -> Self {
+        Self {
+            page_size_mask: DEFAULT_PAGE_SIZE_MASK,
+            input_start: 0,
+            input_end: u64::MAX,
+            domain_start: 1,
+            domain_end: 1023,
+            probe_size: 512,
+            bypass: false,
+            max_mappings: DEFAULT_MAX_MAPPINGS,
+        }
+    }
+}
+
+/// Why a [`ViommuConfig`] was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfigError {
+    /// `page_size_mask` is 0 (Linux refuses such a device).
+    NoPageSize,
+    /// `input_start > input_end`.
+    EmptyInputRange,
+    /// `domain_start > domain_end`.
+    EmptyDomainRange,
+    /// `probe_size` above [`MAX_PROBE_SIZE`].
+    ProbeSizeTooLarge,
+}
+
+/// What to write into a request's device-writable part.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Response {
+    /// These bytes (exactly the writable length); used length = their size.
+    Written(Vec<u8>),
+    /// Write nothing; used length 0.
+    Nothing,
+}
+
+impl Response {
+    /// A zero-filled response of `len` bytes ending with `status`.
+    pub(crate) fn with_status(len: usize, status: Status) -> Self {
+        let mut bytes = alloc::vec![0u8; len];
+        if let Some(tail) = len.checked_sub(TAIL_LEN).and_then(|at| bytes.get_mut(at)) {
+            *tail = status as u8;
+        }
+        Response::Written(bytes)
+    }
+
+    /// The used length to report.
+    pub fn used_len(&self) -> usize {
+        self.bytes().len()
+    }
+
+    /// The bytes to write (empty for `Nothing`).
+    pub fn bytes(&self) -> &[u8] {
+        match self {
+            Response::Written(bytes) => bytes,
+            Response::Nothing => &[],
+        }
+    }
+
+    /// The status in the tail, if anything is written.
+    pub fn status(&self) -> Option<Status> {
+        let bytes = self.bytes();
+        let at = bytes.len().checked_sub(TAIL_LEN)?;
+        bytes.get(at).copied().and_then(Status::from_u8)
+    }
+
+    fn set_status(&mut self, status: Status) {
+        if let Response::Written(bytes) = self
+            && let Some(at) = bytes.len().checked_sub(TAIL_LEN)
+            && let Some(tail) = bytes.get_mut(at)
+        {
+            *tail = status as u8;
+        }
+    }
+}
+
+/// One handled request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Completion {
+    /// The request's type, when its head named a known one.
+    pub kind: Option<RequestType>,
+    /// What to write back.
+    pub response: Response,
+}
+
+/// The outcome of [`Viommu::process_batch`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BatchResult {
+    /// One completion per request, in order.
+    pub completions: Vec<Completion>,
+    /// The backend sync; on error the device should ask for a reset.
+    pub sync: Result<(), BackendError>,
+}
+
+/// One guest's virtio-iommu device.
+pub struct Viommu<B: IommuBackend> {
+    backend: B,
+    config: ConfigSpace,
+    granule: u64,
+    max_mappings: usize,
+    domains: BTreeMap<u32, Domain>,
+    /// Endpoint -> the domain it is attached to.
+    attached: BTreeMap<u32, u32>,
+    mapping_count: usize,
+    events: EventQueue,
+    counters: Counters,
+}
+
+impl<B: IommuBackend> Viommu<B> {
+    /// A device in reset state over `backend`, which is told the initial
+    /// `bypass` (no sync: the guest does not run yet).
+    pub fn new(mut backend: B, cfg: ViommuConfig) -> Result<Self, ConfigError> {
+        if cfg.page_size_mask == 0 {
+            return Err(ConfigError::NoPageSize);
+        }
+        if cfg.input_start > cfg.input_end {
+            return Err(ConfigError::EmptyInputRange);
+        }
+        if cfg.domain_start > cfg.domain_end {
+            return Err(ConfigError::EmptyDomainRange);
+        }
+        if cfg.probe_size > MAX_PROBE_SIZE {
+            return Err(ConfigError::ProbeSizeTooLarge);
+        }
+        backend.set_global_bypass(cfg.bypass);
+        Ok(Self {
+            backend,
+            config: ConfigSpace {
+                page_size_mask: cfg.page_size_mask,
+                input_start: cfg.input_start,
+                input_end: cfg.input_end,
+                domain_start: cfg.domain_start,
+                domain_end: cfg.domain_end,
+                probe_size: cfg.probe_size,
+                bypass: cfg.bypass,
+            },
+            granule: 1 << cfg.page_size_mask.trailing_zeros(),
+            max_mappings: cfg.max_mappings,
+            domains: BTreeMap::new(),
+            attached: BTreeMap::new(),
+            mapping_count: 0,
+            events: EventQueue::new(),
+            counters: Counters::default(),
+        })
+    }
+
+    /// Feature bits the device offers: VERSION_1, INPUT_RANGE,
+    /// DOMAIN_RANGE, MAP_UNMAP, MMIO, BYPASS_CONFIG and, with a non-zero
+    /// `probe_size`, PROBE. Never the legacy BYPASS.
+    pub fn device_features(&self) -> u64 {
+        let mut f = Feature::Version1.mask()
+            | Feature::InputRange.mask()
+            | Feature::DomainRange.mask()
+            | Feature::MapUnmap.mask()
+            | Feature::Mmio.mask()
+            | Feature::BypassConfig.mask();
+        if self.probe_offered() {
+            f |= Feature::Probe.mask();
+        }
+        f
+    }
+
+    /// Reads the configuration space (see [`ConfigSpace::read`]).
+    pub fn read_config(&self, offset: usize, width: usize) -> u64 {
+        self.config.read(offset, width)
+    }
+
+    /// Writes the configuration space: a change of `bypass` goes to the
+    /// backend and is synced at once; every other write is ignored.
+    pub fn set_config(
+        &mut self,
+        offset: usize,
+        width: usize,
+        value: u64,
+    ) -> Result<(), BackendError> {
+        let Some(on) = self.config.write(offset, width, value) else {
+            return Ok(());
+        };
+        self.backend.set_global_bypass(on);
+        self.sync_backend()
+    }
+
+    /// Handles one request: `req` is its device-readable part, `resp_len`
+    /// the size of its device-writable part. The backend is not synced.
+    pub fn handle_request(&mut self, req: &[u8], resp_len: usize) -> Completion {
+        let kind = req.first().copied().and_then(RequestType::from_u8);
+        let response = self.respond(req, resp_len);
+        self.counters.record(kind, response.status());
+        Completion { kind, response }
+    }
+
+    /// Ends a batch: one backend sync for every request handled since the
+    /// last one. If it fails, the hardware may still use what ATTACH,
+    /// DETACH and UNMAP took away, so their successes in `batch` turn into
+    /// IOERR (the model keeps the new state: the tables hold it). MAP and
+    /// PROBE keep their status: a failed sync cannot widen their access.
+    pub fn finish_batch(&mut self, batch: &mut [Completion]) -> Result<(), BackendError> {
+        let result = self.sync_backend();
+        if result.is_err() {
+            for c in batch.iter_mut() {
+                let revokes = matches!(
+                    c.kind,
+                    Some(RequestType::Attach | RequestType::Detach | RequestType::Unmap)
+                );
+                if revokes && c.response.status() == Some(Status::Ok) {
+                    c.response.set_status(Status::Ioerr);
+                    self.counters.restate(c.kind, Status::Ok, Status::Ioerr);
+                }
+            }
+        }
+        result
+    }
+
+    /// Handles every request of one notify (readable bytes, writable
+    /// length), then [`Viommu::finish_batch`].
+    pub fn process_batch<I, R>(&mut self, requests: I) -> BatchResult
+    where
+        I: IntoIterator<Item = (R, usize)>,
+        R: AsRef<[u8]>,
+    {
+        let mut completions: Vec<Completion> = requests
+            .into_iter()
+            .map(|(req, len)| self.handle_request(req.as_ref(), len))
+            .collect();
+        let sync = self.finish_batch(&mut completions);
+        BatchResult { completions, sync }
+    }
+
+    /// Device reset: every endpoint detached, every domain destroyed,
+    /// pending events dropped; `bypass` and the counters survive.
+    pub fn reset(&mut self) -> Result<(), BackendError> {
+        for &ep in self.attached.keys() {
+            self.backend.detach(ep);
+        }
+        for &id in self.domains.keys() {
+            self.backend.domain_destroy(id);
+        }
+        self.attached.clear();
+        self.domains.clear();
+        self.mapping_count = 0;
+        self.events.clear();
+        self.counters.resets += 1;
+        self.sync_backend()
+    }
+
+    /// Queues a fault report for the eventq (dropped, and counted, when
+    /// [`super::events::EVENT_QUEUE_DEPTH`] reports already wait).
+    pub fn report_fault(
+        &mut self,
+        ep: u32,
+        iova: u64,
+        read: bool,
+        write: bool,
+        reason: FaultReason,
+    ) {
+        let fault = Fault {
+            reason,
+            endpoint: ep,
+            read,
+            write,
+            address: Some(iova),
+        };
+        if self.events.push(fault) {
+            self.counters.faults_reported += 1;
+        } else {
+            self.counters.faults_dropped += 1;
+        }
+    }
+
+    /// The oldest queued fault report, for an eventq buffer.
+    pub fn next_event(&mut self) -> Option<[u8; FAULT_LEN]> {
+        self.events.pop()
+    }
+
+    /// How many fault reports wait for eventq buffers.
+    pub fn pending_events(&self) -> usize {
+        self.events.len()
+    }
+
+    /// Request and event counters.
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    /// The configuration space.
+    pub fn config(&self) -> &ConfigSpace {
+        &self.config
+    }
+
+    /// The mapping granule (lowest page size).
+    pub fn granule(&self) -> u64 {
+        self.granule
+    }
+
+    /// The backend.
+    pub fn backend(&self) -> &B {
+        &self.backend
+    }
+
+    /// The backend, mutably (for the hypervisor's own bookkeeping; changing
+    /// what the model created behind its back breaks its invariants).
+    pub fn backend_mut(&mut self) -> &mut B {
+        &mut self.backend
+    }
+
+    /// The domain `ep` is attached to.
+    pub fn domain_of(&self, ep: u32) -> Option<u32> {
+        self.attached.get(&ep).copied()
+    }
+
+    /// IDs of the existing domains, ascending.
+    pub fn domain_ids(&self) -> impl Iterator<Item = u32> + '_ {
+        self.domains.keys().copied()
+    }
+
+    /// Whether domain `id` is a bypass domain (`None`: no such domain).
+    pub fn domain_is_bypass(&self, id: u32) -> Option<bool> {
+        self.domains.get(&id).map(|d| d.bypass)
+    }
+
+    /// Endpoints attached to domain `id`, ascending.
+    pub fn domain_endpoints(&self, id: u32) -> impl Iterator<Item = u32> + '_ {
+        self.domains
+            .get(&id)
+            .into_iter()
+            .flat_map(|d| d.endpoints.iter().copied())
+    }
+
+    /// Mappings of domain `id`, by IOVA.
+    pub fn mappings(&self, id: u32) -> impl Iterator<Item = Mapping> + '_ {
+        self.domains
+            .get(&id)
+            .into_iter()
+            .flat_map(|d| d.mappings.values().copied())
+    }
+
+    /// Mappings of all domains.
+    pub fn mapping_count(&self) -> usize {
+        self.mapping_count
+    }
+
+    fn probe_offered(&self) -> bool {
+        self.config.probe_size != 0
+    }
+
+    fn domain_in_range(&self, id: u32) -> bool {
+        (self.config.domain_start..=self.config.domain_end).contains(&id)
+    }
+
+    fn sync_backend(&mut self) -> Result<(), BackendError> {
+        let result = self.backend.sync();
+        if result.is_err() {
+            self.counters.sync_failures += 1;
+        }
+        result
+    }
+
+    fn respond(&mut self, req: &[u8], resp_len: usize) -> Response {
+        if !(TAIL_LEN..=MAX_RESPONSE_LEN).contains(&resp_len) {
+            return Response::Nothing;
+        }
+        let request = match Request::parse(req) {
+            Ok(request) => request,
+            Err(ParseError::UnknownType(_)) => return Response::Nothing,
+            Err(ParseError::Truncated(RequestType::Probe)) if !self.probe_offered() => {
+                return Response::Nothing;
+            }
+            Err(ParseError::NoHead | ParseError::Truncated(_)) => {
+                return Response::with_status(resp_len, Status::Ioerr);
+            }
+        };
+        let status = match request {
+            Request::Attach(r) => self.attach(&r),
+            Request::Detach(r) => self.detach(&r),
+            Request::Map(r) => self.map(&r),
+            Request::Unmap(r) => self.unmap(&r),
+            Request::Probe(r) => return self.probe(&r, resp_len),
+        };
+        Response::with_status(resp_len, status)
+    }
+}
+
+/// The status a backend error turns into.
+fn backend_status(e: BackendError) -> Status {
+    match e {
+        BackendError::NoMemory | BackendError::NoResources => Status::Nomem,
+        BackendError::Hardware => Status::Deverr,
+    }
+}
+
+/// The status a translate refusal turns into.
+fn refusal_status(r: Refusal) -> Status {
+    match r {
+        Refusal::NotOwned => Status::Range,
+        Refusal::MemoryType => Status::Inval,
+        // Only reached when the backend reported an unusable run.
+        Refusal::Discontiguous { .. } => Status::Deverr,
+    }
+}

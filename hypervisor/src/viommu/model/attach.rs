@@ -1,0 +1,115 @@
+//! ATTACH and DETACH.
+//!
+//! ATTACH behaves as DETACH followed by ATTACH (spec; Linux re-attaches
+//! without DETACH and counts on it): when the endpoint was the last one of
+//! its old domain, that domain ceases to exist with its mappings, even
+//! when it is the domain named again, so Linux's replay of its mappings
+//! on the first attach finds an empty domain. Every check comes before any
+//! change, so a refused ATTACH leaves the endpoint where it was.
+//!
+//! Backend order: a new domain is created before the endpoint is rebound
+//! to it, and an old domain is destroyed only after its last endpoint was
+//! rebound or detached.
+
+use super::{Domain, Viommu, backend_status};
+use crate::viommu::backend::IommuBackend;
+use crate::viommu::wire::Status;
+use crate::viommu::wire::request::{ATTACH_F_BYPASS, ATTACH_F_MASK, Attach, Detach};
+
+impl<B: IommuBackend> Viommu<B> {
+    /// ATTACH: reserved bytes or unknown flags -> INVAL; unknown endpoint
+    /// -> NOENT; domain outside `domain_range` -> RANGE; an existing
+    /// domain (one that survives the implicit detach) of the other bypass
+    /// kind -> INVAL, or with a mapping over a reserved region of the
+    /// endpoint -> UNSUPP (incompatible properties); backend out of
+    /// memory or VMIDs -> NOMEM.
+    pub(super) fn attach(&mut self, req: &Attach) -> Status {
+        if req.reserved != [0; 4] || req.flags & !ATTACH_F_MASK != 0 {
+            return Status::Inval;
+        }
+        let (ep, id) = (req.endpoint, req.domain);
+        if !self.backend.endpoint_known(ep) {
+            return Status::Noent;
+        }
+        if !self.domain_in_range(id) {
+            return Status::Range;
+        }
+        let bypass = req.flags & ATTACH_F_BYPASS != 0;
+        let survivor = self
+            .domains
+            .get(&id)
+            .filter(|d| d.endpoints.iter().any(|&other| other != ep));
+        if let Some(domain) = survivor {
+            if domain.bypass != bypass {
+                return Status::Inval;
+            }
+            let resv = self.backend.resv_regions(ep);
+            if !bypass && resv.iter().any(|r| domain.overlaps(r.start, r.end)) {
+                return Status::Unsupp;
+            }
+        }
+        let survives = survivor.is_some();
+
+        // Sole endpoint of the named domain: that domain goes first.
+        if self.domain_of(ep) == Some(id) && !survives {
+            self.backend.detach(ep);
+            self.leave(ep);
+        }
+        if !self.domains.contains_key(&id) {
+            if let Err(e) = self.backend.domain_create(id, bypass) {
+                return backend_status(e);
+            }
+            self.domains.insert(id, Domain::new(bypass));
+        }
+        self.backend.attach(ep, id);
+        if self.domain_of(ep) != Some(id) {
+            self.leave(ep);
+        }
+        if let Some(domain) = self.domains.get_mut(&id) {
+            domain.endpoints.insert(ep);
+            domain.refresh_resv(&self.backend);
+        }
+        self.attached.insert(ep, id);
+        Status::Ok
+    }
+
+    /// DETACH (reserved bytes ignored, as the spec requires): unknown
+    /// endpoint -> NOENT; domain outside `domain_range` -> RANGE; endpoint
+    /// not attached to that domain (or no such domain) -> INVAL.
+    pub(super) fn detach(&mut self, req: &Detach) -> Status {
+        let (ep, id) = (req.endpoint, req.domain);
+        if !self.backend.endpoint_known(ep) {
+            return Status::Noent;
+        }
+        if !self.domain_in_range(id) {
+            return Status::Range;
+        }
+        if self.domain_of(ep) != Some(id) {
+            return Status::Inval;
+        }
+        self.backend.detach(ep);
+        self.leave(ep);
+        Status::Ok
+    }
+
+    /// Takes `ep` out of its domain in the model; a domain left without
+    /// endpoints is destroyed in the backend with all its mappings. The
+    /// caller has already rebound or detached `ep` in the backend.
+    fn leave(&mut self, ep: u32) {
+        let Some(id) = self.attached.remove(&ep) else {
+            return;
+        };
+        let Some(domain) = self.domains.get_mut(&id) else {
+            return;
+        };
+        domain.endpoints.remove(&ep);
+        if !domain.endpoints.is_empty() {
+            domain.refresh_resv(&self.backend);
+            return;
+        }
+        if let Some(gone) = self.domains.remove(&id) {
+            self.mapping_count = self.mapping_count.saturating_sub(gone.mappings.len());
+            self.backend.domain_destroy(id);
+        }
+    }
+}

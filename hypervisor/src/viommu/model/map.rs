@@ -1,0 +1,165 @@
+//! MAP and UNMAP.
+//!
+//! A MAP is checked whole, then translated through the guest's stage 2
+//! and written to the backend, in host-contiguous pieces when the guest's
+//! memory is backed by several host chunks. If a piece fails, the pieces
+//! already written are unmapped again and nothing is recorded. UNMAP works
+//! on whole mappings only, one backend call per mapping.
+
+use super::{Mapping, Viommu, backend_status, refusal_status};
+use crate::viommu::backend::{IommuBackend, MapAttrs, Refusal};
+use crate::viommu::wire::Status;
+use crate::viommu::wire::request::{Map, Unmap};
+
+/// Most host-contiguous pieces one MAP may take (bounds the work a single
+/// request costs; a guest has a handful of memory regions).
+const MAX_MAP_PIECES: usize = 64;
+
+impl<B: IommuBackend> Viommu<B> {
+    /// MAP, checks in this order: unknown flags -> INVAL; domain outside
+    /// `domain_range` -> RANGE; no such domain -> NOENT; bypass domain ->
+    /// INVAL; `virt_end < virt_start` -> INVAL; `virt_start`, `phys_start`
+    /// or `virt_end + 1` off the granule -> RANGE; outside `input_range`
+    /// or a physical range wrapping past 2^64 -> RANGE; overlap with a
+    /// mapping or a reserved region -> INVAL; mapping limit -> NOMEM;
+    /// physical range not the guest's -> RANGE, of the other memory type
+    /// -> INVAL; backend out of memory -> NOMEM, hardware -> DEVERR.
+    pub(super) fn map(&mut self, req: &Map) -> Status {
+        if !req.flags.is_known() {
+            return Status::Inval;
+        }
+        if !self.domain_in_range(req.domain) {
+            return Status::Range;
+        }
+        let Some(domain) = self.domains.get(&req.domain) else {
+            return Status::Noent;
+        };
+        if domain.bypass || req.virt_end < req.virt_start {
+            return Status::Inval;
+        }
+        let (start, end, phys) = (req.virt_start, req.virt_end, req.phys_start);
+        let g = self.granule;
+        if start % g != 0 || phys % g != 0 || end.wrapping_add(1) % g != 0 {
+            return Status::Range;
+        }
+        if start < self.config.input_start || end > self.config.input_end {
+            return Status::Range;
+        }
+        let last = end - start;
+        let (Some(len), Some(_)) = (last.checked_add(1), phys.checked_add(last)) else {
+            return Status::Range;
+        };
+        if domain.overlaps(start, end) || domain.overlaps_resv(start, end) {
+            return Status::Inval;
+        }
+        if self.mapping_count >= self.max_mappings {
+            return Status::Nomem;
+        }
+        let attrs = MapAttrs {
+            read: req.flags.read(),
+            write: req.flags.write(),
+            mmio: req.flags.mmio(),
+        };
+        let (done, status) = self.map_pieces(req.domain, start, phys, len, attrs);
+        let kept = if status == Status::Ok {
+            len
+        } else if done == 0 || self.backend.unmap(req.domain, start, done).is_ok() {
+            return status;
+        } else {
+            // The pieces could not be taken back: keep them as a mapping
+            // of their own so the model still matches the backend.
+            done
+        };
+        let mapping = Mapping {
+            start,
+            end: start + (kept - 1),
+            phys,
+            flags: req.flags,
+        };
+        if let Some(domain) = self.domains.get_mut(&req.domain) {
+            domain.mappings.insert(start, mapping);
+            self.mapping_count += 1;
+        }
+        if kept == len {
+            Status::Ok
+        } else {
+            Status::Deverr
+        }
+    }
+
+    /// Translates and maps `len` bytes at `gpa` to `iova` in pieces;
+    /// returns how many bytes were mapped and the outcome.
+    fn map_pieces(
+        &mut self,
+        domain: u32,
+        iova: u64,
+        gpa: u64,
+        len: u64,
+        attrs: MapAttrs,
+    ) -> (u64, Status) {
+        let mut done = 0;
+        for _ in 0..MAX_MAP_PIECES {
+            let rest = len - done;
+            let at = gpa + done;
+            let (pa, piece) = match self.backend.translate(at, rest, attrs.mmio) {
+                Ok(pa) => (pa, rest),
+                Err(Refusal::Discontiguous { run })
+                    if run > 0 && run < rest && run % self.granule == 0 =>
+                {
+                    match self.backend.translate(at, run, attrs.mmio) {
+                        Ok(pa) => (pa, run),
+                        Err(r) => return (done, refusal_status(r)),
+                    }
+                }
+                Err(r) => return (done, refusal_status(r)),
+            };
+            if pa % self.granule != 0 {
+                return (done, Status::Deverr);
+            }
+            if let Err(e) = self.backend.map(domain, iova + done, pa, piece, attrs) {
+                return (done, backend_status(e));
+            }
+            done += piece;
+            if done == len {
+                return (done, Status::Ok);
+            }
+        }
+        (done, Status::Deverr)
+    }
+
+    /// UNMAP: reserved bytes -> INVAL (allowed by the spec; nothing is
+    /// unmapped); domain outside `domain_range` -> RANGE; no such domain
+    /// -> NOENT; bypass domain or `virt_end < virt_start` -> INVAL; a
+    /// mapping crossing either end of the range -> RANGE, nothing removed;
+    /// otherwise every mapping inside goes (holes are fine). A backend
+    /// failure stops there: NOMEM or DEVERR, earlier mappings gone.
+    pub(super) fn unmap(&mut self, req: &Unmap) -> Status {
+        if req.reserved != [0; 4] {
+            return Status::Inval;
+        }
+        if !self.domain_in_range(req.domain) {
+            return Status::Range;
+        }
+        let Some(domain) = self.domains.get_mut(&req.domain) else {
+            return Status::Noent;
+        };
+        let (start, end) = (req.virt_start, req.virt_end);
+        if domain.bypass || end < start {
+            return Status::Inval;
+        }
+        if domain.unmap_splits(start, end) {
+            return Status::Range;
+        }
+        while let Some(m) = domain.first_in(start, end) {
+            let Some(len) = (m.end - m.start).checked_add(1) else {
+                return Status::Deverr;
+            };
+            if let Err(e) = self.backend.unmap(req.domain, m.start, len) {
+                return backend_status(e);
+            }
+            domain.mappings.remove(&m.start);
+            self.mapping_count = self.mapping_count.saturating_sub(1);
+        }
+        Status::Ok
+    }
+}

@@ -1,0 +1,157 @@
+//! One descriptor chain popped from a split virtqueue: the buffers the
+//! driver offers, already checked to lie in guest RAM, split into the
+//! device-readable part (the request) and the device-writable part (room for
+//! the response), with helpers to copy bytes out of and into them.
+
+use alloc::vec::Vec;
+
+use super::memory::{GuestMemory, MemError};
+
+/// The default bound on how much of a chain's readable part is copied out
+/// by [`Chain::read_readable`] callers that have no better limit.
+pub const MAX_READ: usize = 64 * 1024;
+
+/// Why a descriptor chain is refused. The request fails; the queue stays
+/// usable (see [`QueueError::BadChain`](super::queue::QueueError::BadChain)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChainError {
+    /// A descriptor's `next` is not below the queue size.
+    NextOutOfRange {
+        /// The offending `next` value.
+        next: u16,
+    },
+    /// More descriptors than the queue size: the chain loops.
+    Loop,
+    /// A descriptor has VIRTQ_DESC_F_INDIRECT, which is not offered.
+    Indirect,
+    /// A device-readable descriptor follows a device-writable one.
+    ReadableAfterWritable,
+    /// A descriptor's buffer does not lie in guest RAM.
+    OutOfRam(MemError),
+    /// The chain totals more than 2^32 - 1 bytes.
+    TooLarge,
+    /// The readable part exceeds the caller's read limit.
+    ReadLimit {
+        /// Bytes in the readable part.
+        len: u64,
+        /// The limit.
+        limit: usize,
+    },
+    /// Guest memory refused an access while copying.
+    Memory(MemError),
+}
+
+impl core::fmt::Display for ChainError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            ChainError::NextOutOfRange { next } => write!(f, "next {next} out of range"),
+            ChainError::Loop => f.write_str("chain longer than the queue (loop)"),
+            ChainError::Indirect => f.write_str("indirect descriptor not negotiated"),
+            ChainError::ReadableAfterWritable => {
+                f.write_str("device-readable descriptor after a writable one")
+            }
+            ChainError::OutOfRam(e) => write!(f, "buffer outside RAM: {e}"),
+            ChainError::TooLarge => f.write_str("chain larger than 4 GiB"),
+            ChainError::ReadLimit { len, limit } => {
+                write!(
+                    f,
+                    "readable part of {len} bytes over the {limit}-byte limit"
+                )
+            }
+            ChainError::Memory(e) => write!(f, "guest memory: {e}"),
+        }
+    }
+}
+
+/// A validated descriptor chain. Zero-length descriptors are dropped; every
+/// listed `(gpa, len)` lies in guest RAM, and each part totals less than
+/// 2^32 bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Chain {
+    /// Index of the head descriptor: the id to return in the used ring.
+    pub head: u16,
+    /// Device-readable buffers, in chain order.
+    pub readable: Vec<(u64, u32)>,
+    /// Device-writable buffers, in chain order.
+    pub writable: Vec<(u64, u32)>,
+}
+
+impl Chain {
+    /// Total bytes of the device-readable part.
+    pub fn readable_len(&self) -> u64 {
+        self.readable.iter().map(|&(_, l)| u64::from(l)).sum()
+    }
+
+    /// Total bytes of the device-writable part.
+    pub fn writable_len(&self) -> u64 {
+        self.writable.iter().map(|&(_, l)| u64::from(l)).sum()
+    }
+
+    /// Copies the whole readable part out of guest memory, refusing a part
+    /// longer than `limit` bytes (use [`MAX_READ`] when in doubt).
+    pub fn read_readable(
+        &self,
+        mem: &dyn GuestMemory,
+        limit: usize,
+    ) -> Result<Vec<u8>, ChainError> {
+        let len = self.readable_len();
+        if len > limit as u64 {
+            return Err(ChainError::ReadLimit { len, limit });
+        }
+        let mut out = Vec::new();
+        out.try_reserve_exact(len as usize)
+            .map_err(|_| ChainError::ReadLimit { len, limit })?;
+        let mut chunk = [0u8; 256];
+        for &(gpa, seg_len) in &self.readable {
+            let mut done = 0u64;
+            while done < u64::from(seg_len) {
+                let n = (u64::from(seg_len) - done).min(chunk.len() as u64) as usize;
+                let buf = &mut chunk[..n];
+                mem.read(gpa.saturating_add(done), buf)
+                    .map_err(ChainError::Memory)?;
+                out.extend_from_slice(buf);
+                done += n as u64;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Writes `data` at the start of the writable part; see
+    /// [`write_writable_at`](Self::write_writable_at).
+    pub fn write_writable(&self, mem: &dyn GuestMemory, data: &[u8]) -> Result<u32, MemError> {
+        self.write_writable_at(mem, 0, data)
+    }
+
+    /// Writes `data` at byte `offset` of the writable part, spanning
+    /// descriptors as needed. Bytes that do not fit are dropped; returns how
+    /// many were written. A memory error stops the copy (buffers were
+    /// checked at pop time, so only a changed memory map can cause one).
+    pub fn write_writable_at(
+        &self,
+        mem: &dyn GuestMemory,
+        offset: u64,
+        data: &[u8],
+    ) -> Result<u32, MemError> {
+        let mut skip = offset;
+        let mut rest = data;
+        let mut written = 0u32;
+        for &(gpa, seg_len) in &self.writable {
+            if rest.is_empty() {
+                break;
+            }
+            let seg_len = u64::from(seg_len);
+            if skip >= seg_len {
+                skip -= seg_len;
+                continue;
+            }
+            let room = seg_len - skip;
+            let n = room.min(rest.len() as u64) as usize;
+            mem.write(gpa.saturating_add(skip), &rest[..n])?;
+            rest = &rest[n..];
+            // n <= seg_len <= u32::MAX and the part totals < 2^32.
+            written = written.saturating_add(n as u32);
+            skip = 0;
+        }
+        Ok(written)
+    }
+}

@@ -1,0 +1,204 @@
+//! The contract between a transport and a device model: [`VirtioDevice`],
+//! which a model (the virtio-iommu first) implements, and [`QueueContext`],
+//! through which the model reaches its queues and guest memory while the
+//! transport holds on to the queue state and the error policy.
+//!
+//! The context applies the policy of [`queue`](super::queue): a malformed
+//! chain is returned to the driver with length 0 and skipped, so
+//! [`QueueContext::pop`] yields only valid chains; a fatal queue error makes
+//! every later `pop` return `None`, and the transport then sets
+//! DEVICE_NEEDS_RESET. It also bounds the work per call (at most one queue's
+//! worth of chains per queue), so a guest refilling its rings from another
+//! CPU cannot keep the trapping CPU at EL2 forever.
+
+use super::chain::Chain;
+use super::memory::GuestMemory;
+use super::queue::{Queue, QueueError};
+
+/// Most queues a device may have.
+pub const MAX_QUEUES: usize = 64;
+
+/// What a device reports after handling a notification or a poll.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotifyResult {
+    /// Done; used buffers (if any) are signalled by the transport.
+    Done,
+    /// Done, and the device configuration changed: the transport bumps
+    /// ConfigGeneration and sends a configuration change notification.
+    ConfigChanged,
+    /// The device hit an error it cannot recover from: the transport sets
+    /// DEVICE_NEEDS_RESET.
+    NeedsReset,
+}
+
+/// A virtio device model, independent of the transport.
+///
+/// All inputs from the guest (config offsets and values, chain contents)
+/// are hostile; implementations must not panic on any of them.
+pub trait VirtioDevice {
+    /// Virtio device ID (23 for the IOMMU).
+    fn device_id(&self) -> u32;
+    /// Device-type feature bits the model implements (see
+    /// [`features::offered`](super::features::offered) for what reaches
+    /// the driver).
+    fn device_features(&self) -> u64;
+    /// Number of queues (capped at [`MAX_QUEUES`] by the transport).
+    fn num_queues(&self) -> usize;
+    /// Largest size of queue `q` (capped at 32768).
+    fn queue_max_size(&self, q: usize) -> u16;
+    /// Reads `width` (1, 2 or 4) bytes at `offset` in the device
+    /// configuration space, little-endian; 0 beyond its end.
+    fn config_read(&self, offset: u64, width: usize) -> u64;
+    /// Writes `width` bytes at `offset` in the configuration space;
+    /// read-only or absent fields ignore it.
+    fn config_write(&mut self, offset: u64, width: usize, value: u64);
+    /// The driver set DRIVER_OK with the negotiated `features`.
+    fn activate(&mut self, features: u64);
+    /// Device reset: back to the state before the driver found it.
+    fn reset(&mut self);
+    /// The driver notified queue `q` (ready, device running).
+    fn notify(&mut self, q: usize, ctx: &mut QueueContext<'_>) -> NotifyResult;
+    /// The hypervisor has something to report (an event queue entry):
+    /// called through the transport's `poll`, while the device runs.
+    fn poll(&mut self, _ctx: &mut QueueContext<'_>) -> NotifyResult {
+        NotifyResult::Done
+    }
+    /// Queue `q` was reset on its own (QueueReset): forget anything held
+    /// from it. Its state in the transport is already back to default.
+    fn queue_reset(&mut self, _q: usize) {}
+}
+
+/// A device's access to its queues and to guest memory during one
+/// notification or poll.
+pub struct QueueContext<'a> {
+    mem: &'a dyn GuestMemory,
+    queues: &'a mut [Queue],
+    popped: [u32; MAX_QUEUES],
+    used: u64,
+    bad_chains: usize,
+    fatal: Option<QueueError>,
+}
+
+/// What a finished context leaves for the transport.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ContextOutcome {
+    /// A used-buffer notification is due (some queue got used buffers and
+    /// its driver did not set `VIRTQ_AVAIL_F_NO_INTERRUPT`).
+    pub notify: bool,
+    /// The fatal queue error met, if any.
+    pub fatal: Option<QueueError>,
+    /// Malformed chains returned with length 0.
+    pub bad_chains: usize,
+}
+
+impl<'a> QueueContext<'a> {
+    /// A context over `queues` (index = queue number; those beyond
+    /// [`MAX_QUEUES`] are out of reach) in guest memory `mem`.
+    pub fn new(mem: &'a dyn GuestMemory, queues: &'a mut [Queue]) -> Self {
+        let n = queues.len().min(MAX_QUEUES);
+        Self {
+            mem,
+            queues: &mut queues[..n],
+            popped: [0; MAX_QUEUES],
+            used: 0,
+            bad_chains: 0,
+            fatal: None,
+        }
+    }
+
+    /// Guest memory, to read requests and write responses.
+    pub fn memory(&self) -> &'a dyn GuestMemory {
+        self.mem
+    }
+
+    /// Number of queues.
+    pub fn num_queues(&self) -> usize {
+        self.queues.len()
+    }
+
+    /// Whether queue `q` exists and is enabled.
+    pub fn is_ready(&self, q: usize) -> bool {
+        self.queues.get(q).is_some_and(Queue::ready)
+    }
+
+    /// The fatal error met so far, if any.
+    pub fn fatal_error(&self) -> Option<QueueError> {
+        self.fatal
+    }
+
+    /// Takes the next valid chain of queue `q`. Returns `None` when the
+    /// queue is empty, absent or disabled, when this call's budget for it
+    /// is spent, or after a fatal error. Malformed chains met on the way
+    /// are returned to the driver with length 0.
+    pub fn pop(&mut self, q: usize) -> Option<Chain> {
+        if self.fatal.is_some() {
+            return None;
+        }
+        let mem = self.mem;
+        let queue = self.queues.get_mut(q).filter(|queue| queue.ready())?;
+        loop {
+            if self.popped[q] >= queue.size() {
+                return None;
+            }
+            match queue.pop(mem) {
+                Ok(Some(chain)) => {
+                    self.popped[q] += 1;
+                    return Some(chain);
+                }
+                Ok(None) => return None,
+                Err(QueueError::BadChain { head, .. }) => {
+                    self.popped[q] += 1;
+                    self.bad_chains += 1;
+                    match queue.push_used(mem, head, 0) {
+                        Ok(()) => self.used |= 1 << q,
+                        Err(e) => {
+                            self.fatal = Some(e);
+                            return None;
+                        }
+                    }
+                }
+                Err(e) => {
+                    self.fatal = Some(e);
+                    return None;
+                }
+            }
+        }
+    }
+
+    /// Returns chain `head` of queue `q` to the driver with `len` bytes
+    /// written into its writable part. A ring that cannot be written is
+    /// fatal; pushing to a disabled queue or an id beyond it is refused.
+    pub fn push_used(&mut self, q: usize, head: u16, len: u32) -> Result<(), QueueError> {
+        if let Some(e) = self.fatal {
+            return Err(e);
+        }
+        let queue = self.queues.get_mut(q).ok_or(QueueError::NotReady)?;
+        match queue.push_used(self.mem, head, len) {
+            Ok(()) => {
+                self.used |= 1 << q;
+                Ok(())
+            }
+            Err(e @ QueueError::Memory(_)) => {
+                self.fatal = Some(e);
+                Err(e)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Ends the context: decides on the used-buffer notification (after a
+    /// full barrier, from each touched queue's `avail.flags`).
+    pub fn finish(self) -> ContextOutcome {
+        let mut notify = false;
+        for (q, queue) in self.queues.iter().enumerate() {
+            if self.used & (1 << q) != 0 && queue.ready() && queue.needs_notification(self.mem) {
+                notify = true;
+            }
+        }
+        ContextOutcome {
+            notify,
+            fatal: self.fatal,
+            bad_chains: self.bad_chains,
+        }
+    }
+}

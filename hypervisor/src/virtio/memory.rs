@@ -1,0 +1,225 @@
+//! Guest memory as a virtio device sees it: byte reads and writes at
+//! guest-physical addresses, each checked to lie wholly inside the guest's
+//! RAM (no wrap-around past 2^64), plus the memory barriers a device needs
+//! when it shares rings with a driver running on other CPUs.
+//!
+//! Everything read through [`GuestMemory`] is guest-controlled: callers copy
+//! what they need once and validate the copy (no double fetch).
+
+use alloc::vec;
+use alloc::vec::Vec;
+use core::cell::RefCell;
+
+/// Why a guest-memory access was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemError {
+    /// `gpa + len` wraps past the top of the address space.
+    Wraps {
+        /// First byte.
+        gpa: u64,
+        /// Length in bytes.
+        len: u64,
+    },
+    /// Some byte of the range lies outside the guest's RAM.
+    OutOfRange {
+        /// First byte.
+        gpa: u64,
+        /// Length in bytes.
+        len: u64,
+    },
+}
+
+impl core::fmt::Display for MemError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            MemError::Wraps { gpa, len } => write!(f, "range {gpa:#x}+{len:#x} wraps"),
+            MemError::OutOfRange { gpa, len } => {
+                write!(f, "range {gpa:#x}+{len:#x} outside guest RAM")
+            }
+        }
+    }
+}
+
+/// The ordering points of the split-virtqueue protocol.
+///
+/// The driver runs on other CPUs and orders its own accesses with SMP
+/// barriers; the device must do its part. On the EL2 target the
+/// [`GuestMemory`] implementation issues the instruction (suggested in each
+/// variant); host fakes do nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Barrier {
+    /// After reading `avail.idx`, before reading the ring entries and
+    /// descriptors it publishes (`dmb ishld`).
+    Acquire,
+    /// After writing buffer contents and a used element, before writing
+    /// `used.idx` that publishes them (`dmb ish`).
+    Release,
+    /// After writing `used.idx`, before reading `avail.flags` to decide on
+    /// a notification (`dmb ish`).
+    Full,
+}
+
+/// A guest's RAM, addressed by guest-physical address.
+///
+/// Implementations must refuse (without touching memory) any range that is
+/// not wholly inside one RAM region of the guest, and any range whose end
+/// wraps past 2^64. A zero-length range is accepted if `gpa` itself is a
+/// byte of RAM or the end of a region.
+pub trait GuestMemory {
+    /// Checks that `gpa..gpa+len` lies inside guest RAM, touching nothing.
+    fn check(&self, gpa: u64, len: u64) -> Result<(), MemError>;
+
+    /// Copies `buf.len()` bytes from guest memory at `gpa` into `buf`.
+    fn read(&self, gpa: u64, buf: &mut [u8]) -> Result<(), MemError>;
+
+    /// Copies `data` into guest memory at `gpa`.
+    fn write(&self, gpa: u64, data: &[u8]) -> Result<(), MemError>;
+
+    /// Orders this CPU's guest-memory accesses (see [`Barrier`]).
+    /// The default does nothing, which is right for host fakes only.
+    fn barrier(&self, _kind: Barrier) {}
+
+    /// Reads a little-endian `u16`.
+    fn read_u16(&self, gpa: u64) -> Result<u16, MemError> {
+        let mut b = [0; 2];
+        self.read(gpa, &mut b)?;
+        Ok(u16::from_le_bytes(b))
+    }
+
+    /// Reads a little-endian `u32`.
+    fn read_u32(&self, gpa: u64) -> Result<u32, MemError> {
+        let mut b = [0; 4];
+        self.read(gpa, &mut b)?;
+        Ok(u32::from_le_bytes(b))
+    }
+
+    /// Reads a little-endian `u64`.
+    fn read_u64(&self, gpa: u64) -> Result<u64, MemError> {
+        let mut b = [0; 8];
+        self.read(gpa, &mut b)?;
+        Ok(u64::from_le_bytes(b))
+    }
+
+    /// Writes a little-endian `u16`.
+    fn write_u16(&self, gpa: u64, value: u16) -> Result<(), MemError> {
+        self.write(gpa, &value.to_le_bytes())
+    }
+
+    /// Writes a little-endian `u32`.
+    fn write_u32(&self, gpa: u64, value: u32) -> Result<(), MemError> {
+        self.write(gpa, &value.to_le_bytes())
+    }
+
+    /// Writes a little-endian `u64`.
+    fn write_u64(&self, gpa: u64, value: u64) -> Result<(), MemError> {
+        self.write(gpa, &value.to_le_bytes())
+    }
+}
+
+/// Checks `gpa..gpa+len` against one region `base..base+size`; the shared
+/// arithmetic of [`GuestMemory::check`] implementations.
+pub fn check_in_region(base: u64, size: u64, gpa: u64, len: u64) -> Result<(), MemError> {
+    let end = gpa.checked_add(len).ok_or(MemError::Wraps { gpa, len })?;
+    let region_end = base.saturating_add(size);
+    if gpa < base || end > region_end {
+        return Err(MemError::OutOfRange { gpa, len });
+    }
+    Ok(())
+}
+
+/// One guest RAM region backed by a `Vec<u8>`: a fake for host tests, which
+/// also logs every write attempt (accepted or not) so that tests can prove
+/// no write went astray.
+#[derive(Debug)]
+pub struct VecMemory {
+    base: u64,
+    bytes: RefCell<Vec<u8>>,
+    writes: RefCell<Vec<(u64, u64)>>,
+    refused_writes: RefCell<usize>,
+}
+
+impl VecMemory {
+    /// `size` zeroed bytes of RAM at guest-physical `base`.
+    pub fn new(base: u64, size: usize) -> Self {
+        Self {
+            base,
+            bytes: RefCell::new(vec![0; size]),
+            writes: RefCell::new(Vec::new()),
+            refused_writes: RefCell::new(0),
+        }
+    }
+
+    /// Guest-physical address of the first byte.
+    pub fn base(&self) -> u64 {
+        self.base
+    }
+
+    /// Size in bytes.
+    pub fn size(&self) -> u64 {
+        self.bytes.borrow().len() as u64
+    }
+
+    /// Every accepted write so far, as `(gpa, len)`.
+    pub fn write_log(&self) -> Vec<(u64, u64)> {
+        self.writes.borrow().clone()
+    }
+
+    /// Forgets the write log and the refused-write count.
+    pub fn clear_log(&self) {
+        self.writes.borrow_mut().clear();
+        *self.refused_writes.borrow_mut() = 0;
+    }
+
+    /// How many writes were refused as outside RAM.
+    pub fn refused_writes(&self) -> usize {
+        *self.refused_writes.borrow()
+    }
+
+    /// Offset into the vector of a checked range.
+    fn offset(&self, gpa: u64, len: usize) -> Result<usize, MemError> {
+        self.check(gpa, len as u64)?;
+        usize::try_from(gpa - self.base).map_err(|_| MemError::OutOfRange {
+            gpa,
+            len: len as u64,
+        })
+    }
+}
+
+impl GuestMemory for VecMemory {
+    fn check(&self, gpa: u64, len: u64) -> Result<(), MemError> {
+        check_in_region(self.base, self.size(), gpa, len)
+    }
+
+    fn read(&self, gpa: u64, buf: &mut [u8]) -> Result<(), MemError> {
+        let off = self.offset(gpa, buf.len())?;
+        let bytes = self.bytes.borrow();
+        let src = bytes
+            .get(off..off + buf.len())
+            .ok_or(MemError::OutOfRange {
+                gpa,
+                len: buf.len() as u64,
+            })?;
+        buf.copy_from_slice(src);
+        Ok(())
+    }
+
+    fn write(&self, gpa: u64, data: &[u8]) -> Result<(), MemError> {
+        let off = match self.offset(gpa, data.len()) {
+            Ok(off) => off,
+            Err(e) => {
+                *self.refused_writes.borrow_mut() += 1;
+                return Err(e);
+            }
+        };
+        let mut bytes = self.bytes.borrow_mut();
+        let dst = bytes
+            .get_mut(off..off + data.len())
+            .ok_or(MemError::OutOfRange {
+                gpa,
+                len: data.len() as u64,
+            })?;
+        dst.copy_from_slice(data);
+        self.writes.borrow_mut().push((gpa, data.len() as u64));
+        Ok(())
+    }
+}

@@ -1,0 +1,463 @@
+//! A split virtqueue living in guest memory (virtio 1.2, 2.7): the
+//! descriptor table, the driver ("available") ring and the device ("used")
+//! ring, all at guest-physical addresses the driver chose.
+//!
+//! Every byte of the rings is guest-controlled and may change at any time:
+//! each field is read once into a local copy and validated there. The
+//! layout (size, alignment, rings inside RAM) is checked once when the queue
+//! is enabled; each descriptor's buffer is checked when its chain is popped.
+//!
+//! Error policy, chosen here and applied by
+//! [`QueueContext`](super::device::QueueContext):
+//! - a malformed chain whose head is a valid index ([`QueueError::BadChain`])
+//!   fails that request only: the chain is consumed and returned in the used
+//!   ring with length 0 (Linux's virtio-iommu driver reads a zero length as
+//!   an I/O error), and the queue goes on;
+//! - anything that leaves the device unable to name the request or trust the
+//!   ring indices (avail idx moved by more than the queue size, a head index
+//!   out of range, a ring unreadable) is fatal: the device sets
+//!   DEVICE_NEEDS_RESET and processes nothing more until reset.
+//!
+//! Memory ordering: the driver runs on other CPUs. This module asks the
+//! [`GuestMemory`] for a [`Barrier`] at each ordering point of the protocol
+//! (after reading `avail.idx`, before publishing `used.idx`, before reading
+//! `avail.flags`); on the EL2 target that is a `dmb`, so this module stays
+//! free of architecture code.
+//!
+//! Neither VIRTIO_F_INDIRECT_DESC, VIRTIO_F_EVENT_IDX nor
+//! VIRTIO_F_RING_PACKED is offered: an indirect descriptor is an error, and
+//! notifications follow `VIRTQ_AVAIL_F_NO_INTERRUPT` only.
+
+use alloc::vec::Vec;
+
+use super::chain::{Chain, ChainError};
+use super::memory::{Barrier, GuestMemory, MemError};
+
+/// Largest queue size the split ring allows.
+pub const MAX_QUEUE_SIZE: u16 = 32768;
+/// Descriptor flag: the chain continues at `next`.
+pub const VIRTQ_DESC_F_NEXT: u16 = 1;
+/// Descriptor flag: the buffer is device-writable.
+pub const VIRTQ_DESC_F_WRITE: u16 = 2;
+/// Descriptor flag: the buffer holds a table of descriptors.
+pub const VIRTQ_DESC_F_INDIRECT: u16 = 4;
+/// Driver ring flag: the driver asks for no used-buffer notifications.
+pub const VIRTQ_AVAIL_F_NO_INTERRUPT: u16 = 1;
+
+/// Bytes per descriptor.
+const DESC_BYTES: u64 = 16;
+/// Bytes per used element (`le32 id; le32 len`).
+const USED_ELEM_BYTES: u64 = 8;
+
+/// The three areas of a split virtqueue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Area {
+    /// The descriptor table (alignment 16).
+    Descriptors,
+    /// The driver area, or available ring (alignment 2).
+    Driver,
+    /// The device area, or used ring (alignment 4).
+    Device,
+}
+
+impl Area {
+    /// Alignment the split ring requires of this area.
+    pub fn alignment(self) -> u64 {
+        match self {
+            Area::Descriptors => 16,
+            Area::Driver => 2,
+            Area::Device => 4,
+        }
+    }
+
+    /// Bytes of this area the device accesses for a queue of `size`
+    /// entries (`used_event`/`avail_event` excluded: EVENT_IDX is not
+    /// offered).
+    pub fn bytes(self, size: u16) -> u64 {
+        let n = u64::from(size);
+        match self {
+            Area::Descriptors => DESC_BYTES * n,
+            Area::Driver => 4 + 2 * n,
+            Area::Device => 4 + USED_ELEM_BYTES * n,
+        }
+    }
+}
+
+/// Why a queue cannot be enabled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LayoutError {
+    /// The size is zero, not a power of two, or above the maximum.
+    BadSize {
+        /// Size the driver wrote.
+        size: u32,
+        /// The device's maximum.
+        max: u16,
+    },
+    /// An area is not aligned as the split ring requires.
+    Misaligned(Area, u64),
+    /// An area does not lie in guest RAM.
+    OutOfRam(Area, MemError),
+}
+
+/// Why a queue operation failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueueError {
+    /// The queue is not enabled.
+    NotReady,
+    /// A ring could not be accessed.
+    Memory(MemError),
+    /// `avail.idx` moved further than the queue size from the last entry
+    /// consumed: the ring indices cannot be trusted.
+    AvailIdxJump {
+        /// Next entry the device would consume.
+        last_avail: u16,
+        /// `avail.idx` as read.
+        avail: u16,
+    },
+    /// An available-ring entry names a descriptor beyond the queue.
+    HeadOutOfRange {
+        /// The entry.
+        head: u16,
+    },
+    /// The chain at `head` is malformed; it has been consumed and must be
+    /// returned in the used ring (length 0).
+    BadChain {
+        /// Head descriptor of the chain.
+        head: u16,
+        /// What is wrong with it.
+        error: ChainError,
+    },
+    /// `push_used` was asked to return an id beyond the queue.
+    UsedIdOutOfRange {
+        /// The id.
+        head: u16,
+    },
+}
+
+impl QueueError {
+    /// Whether the error leaves the queue unusable (DEVICE_NEEDS_RESET)
+    /// rather than failing one request.
+    pub fn is_fatal(&self) -> bool {
+        !matches!(self, QueueError::BadChain { .. })
+    }
+}
+
+impl From<MemError> for QueueError {
+    fn from(e: MemError) -> Self {
+        QueueError::Memory(e)
+    }
+}
+
+/// One split virtqueue: the driver-written configuration and the device's
+/// private indices.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Queue {
+    max_size: u16,
+    size: u32,
+    ready: bool,
+    desc_addr: u64,
+    avail_addr: u64,
+    used_addr: u64,
+    last_avail_idx: u16,
+    used_idx: u16,
+}
+
+/// One descriptor as copied out of the table.
+struct Descriptor {
+    addr: u64,
+    len: u32,
+    flags: u16,
+    next: u16,
+}
+
+impl Queue {
+    /// A disabled queue of at most `max_size` entries (capped at
+    /// [`MAX_QUEUE_SIZE`]); the size starts at the maximum.
+    pub fn new(max_size: u16) -> Self {
+        let max_size = max_size.min(MAX_QUEUE_SIZE);
+        Self {
+            max_size,
+            size: u32::from(max_size),
+            ready: false,
+            desc_addr: 0,
+            avail_addr: 0,
+            used_addr: 0,
+            last_avail_idx: 0,
+            used_idx: 0,
+        }
+    }
+
+    /// Returns the queue to its state after device reset.
+    pub fn reset(&mut self) {
+        *self = Self::new(self.max_size);
+    }
+
+    /// Largest size the device accepts (QueueNumMax).
+    pub fn max_size(&self) -> u16 {
+        self.max_size
+    }
+
+    /// Size the driver chose (QueueNum), as written.
+    pub fn size(&self) -> u32 {
+        self.size
+    }
+
+    /// Whether the queue is enabled (QueueReady).
+    pub fn ready(&self) -> bool {
+        self.ready
+    }
+
+    /// Guest-physical address of the descriptor table.
+    pub fn desc_addr(&self) -> u64 {
+        self.desc_addr
+    }
+
+    /// Guest-physical address of the driver (available) ring.
+    pub fn avail_addr(&self) -> u64 {
+        self.avail_addr
+    }
+
+    /// Guest-physical address of the device (used) ring.
+    pub fn used_addr(&self) -> u64 {
+        self.used_addr
+    }
+
+    /// Next available-ring position the device will consume.
+    pub fn last_avail_idx(&self) -> u16 {
+        self.last_avail_idx
+    }
+
+    /// Next used-ring position the device will fill (its `used.idx`).
+    pub fn used_idx(&self) -> u16 {
+        self.used_idx
+    }
+
+    /// Sets the size; ignored while the queue is enabled.
+    pub fn set_size(&mut self, size: u32) {
+        if !self.ready {
+            self.size = size;
+        }
+    }
+
+    /// Sets the descriptor table address; ignored while enabled.
+    pub fn set_desc_addr(&mut self, gpa: u64) {
+        if !self.ready {
+            self.desc_addr = gpa;
+        }
+    }
+
+    /// Sets the driver ring address; ignored while enabled.
+    pub fn set_avail_addr(&mut self, gpa: u64) {
+        if !self.ready {
+            self.avail_addr = gpa;
+        }
+    }
+
+    /// Sets the device ring address; ignored while enabled.
+    pub fn set_used_addr(&mut self, gpa: u64) {
+        if !self.ready {
+            self.used_addr = gpa;
+        }
+    }
+
+    /// Checks the layout: size a power of two within the maximum, areas
+    /// aligned and inside guest RAM.
+    pub fn validate(&self, mem: &dyn GuestMemory) -> Result<(), LayoutError> {
+        let size = match u16::try_from(self.size) {
+            Ok(s) if s != 0 && s.is_power_of_two() && s <= self.max_size => s,
+            _ => {
+                return Err(LayoutError::BadSize {
+                    size: self.size,
+                    max: self.max_size,
+                });
+            }
+        };
+        for (area, gpa) in [
+            (Area::Descriptors, self.desc_addr),
+            (Area::Driver, self.avail_addr),
+            (Area::Device, self.used_addr),
+        ] {
+            if !gpa.is_multiple_of(area.alignment()) {
+                return Err(LayoutError::Misaligned(area, gpa));
+            }
+            mem.check(gpa, area.bytes(size))
+                .map_err(|e| LayoutError::OutOfRam(area, e))?;
+        }
+        Ok(())
+    }
+
+    /// Enables the queue after checking its layout; the ring indices start
+    /// at 0 (the driver hands over freshly zeroed rings).
+    pub fn enable(&mut self, mem: &dyn GuestMemory) -> Result<(), LayoutError> {
+        self.validate(mem)?;
+        self.ready = true;
+        self.last_avail_idx = 0;
+        self.used_idx = 0;
+        Ok(())
+    }
+
+    /// Disables the queue (QueueReady = 0), keeping its configuration.
+    pub fn disable(&mut self) {
+        self.ready = false;
+    }
+
+    /// The size of an enabled queue.
+    fn ring_size(&self) -> Result<u16, QueueError> {
+        match u16::try_from(self.size) {
+            Ok(s) if self.ready && s != 0 => Ok(s),
+            _ => Err(QueueError::NotReady),
+        }
+    }
+
+    /// How many chains the driver has made available and the device has not
+    /// consumed yet.
+    pub fn pending(&self, mem: &dyn GuestMemory) -> Result<u16, QueueError> {
+        let size = self.ring_size()?;
+        let avail = mem.read_u16(self.avail_addr.wrapping_add(2))?;
+        let pending = avail.wrapping_sub(self.last_avail_idx);
+        if pending > size {
+            return Err(QueueError::AvailIdxJump {
+                last_avail: self.last_avail_idx,
+                avail,
+            });
+        }
+        Ok(pending)
+    }
+
+    /// Takes the next available chain, if any. On
+    /// [`QueueError::BadChain`] the chain has been consumed and the caller
+    /// must return `head` with [`push_used`](Self::push_used); on a fatal
+    /// error nothing was consumed.
+    pub fn pop(&mut self, mem: &dyn GuestMemory) -> Result<Option<Chain>, QueueError> {
+        let size = self.ring_size()?;
+        if self.pending(mem)? == 0 {
+            return Ok(None);
+        }
+        mem.barrier(Barrier::Acquire);
+        let slot = u64::from(self.last_avail_idx % size);
+        let head = mem.read_u16(self.avail_addr.wrapping_add(4 + 2 * slot))?;
+        if head >= size {
+            return Err(QueueError::HeadOutOfRange { head });
+        }
+        self.last_avail_idx = self.last_avail_idx.wrapping_add(1);
+        self.walk(mem, head, size).map(Some)
+    }
+
+    /// Walks the chain starting at `head` (already below `size`).
+    fn walk(&self, mem: &dyn GuestMemory, head: u16, size: u16) -> Result<Chain, QueueError> {
+        let bad = |error| QueueError::BadChain { head, error };
+        let mut chain = Chain {
+            head,
+            readable: Vec::new(),
+            writable: Vec::new(),
+        };
+        let mut total = 0u64;
+        let mut index = head;
+        let mut seen = 0u16;
+        let mut in_writable = false;
+        loop {
+            if seen == size {
+                return Err(bad(ChainError::Loop));
+            }
+            seen += 1;
+            let d = self.descriptor(mem, index)?;
+            if d.flags & VIRTQ_DESC_F_INDIRECT != 0 {
+                return Err(bad(ChainError::Indirect));
+            }
+            let writable = d.flags & VIRTQ_DESC_F_WRITE != 0;
+            if !writable && in_writable {
+                return Err(bad(ChainError::ReadableAfterWritable));
+            }
+            in_writable = writable;
+            if d.len != 0 {
+                mem.check(d.addr, u64::from(d.len))
+                    .map_err(|e| bad(ChainError::OutOfRam(e)))?;
+                total += u64::from(d.len);
+                if total > u64::from(u32::MAX) {
+                    return Err(bad(ChainError::TooLarge));
+                }
+                let part = if writable {
+                    &mut chain.writable
+                } else {
+                    &mut chain.readable
+                };
+                part.push((d.addr, d.len));
+            }
+            if d.flags & VIRTQ_DESC_F_NEXT == 0 {
+                return Ok(chain);
+            }
+            if d.next >= size {
+                return Err(bad(ChainError::NextOutOfRange { next: d.next }));
+            }
+            index = d.next;
+        }
+    }
+
+    /// Copies descriptor `index` out of the table.
+    fn descriptor(&self, mem: &dyn GuestMemory, index: u16) -> Result<Descriptor, QueueError> {
+        let mut raw = [0u8; DESC_BYTES as usize];
+        let gpa = self.desc_addr.wrapping_add(DESC_BYTES * u64::from(index));
+        mem.read(gpa, &mut raw)?;
+        let [
+            a0,
+            a1,
+            a2,
+            a3,
+            a4,
+            a5,
+            a6,
+            a7,
+            l0,
+            l1,
+            l2,
+            l3,
+            f0,
+            f1,
+            n0,
+            n1,
+        ] = raw;
+        Ok(Descriptor {
+            addr: u64::from_le_bytes([a0, a1, a2, a3, a4, a5, a6, a7]),
+            len: u32::from_le_bytes([l0, l1, l2, l3]),
+            flags: u16::from_le_bytes([f0, f1]),
+            next: u16::from_le_bytes([n0, n1]),
+        })
+    }
+
+    /// Returns chain `head` to the driver with `len` bytes written: the used
+    /// element first, then (after a [`Barrier::Release`]) `used.idx`.
+    pub fn push_used(
+        &mut self,
+        mem: &dyn GuestMemory,
+        head: u16,
+        len: u32,
+    ) -> Result<(), QueueError> {
+        let size = self.ring_size()?;
+        if head >= size {
+            return Err(QueueError::UsedIdOutOfRange { head });
+        }
+        let slot = u64::from(self.used_idx % size);
+        let mut elem = [0u8; USED_ELEM_BYTES as usize];
+        elem[..4].copy_from_slice(&u32::from(head).to_le_bytes());
+        elem[4..].copy_from_slice(&len.to_le_bytes());
+        let elem_gpa = self.used_addr.wrapping_add(4 + USED_ELEM_BYTES * slot);
+        mem.write(elem_gpa, &elem)?;
+        let next = self.used_idx.wrapping_add(1);
+        mem.barrier(Barrier::Release);
+        mem.write_u16(self.used_addr.wrapping_add(2), next)?;
+        self.used_idx = next;
+        Ok(())
+    }
+
+    /// Whether the driver wants a used-buffer notification now, i.e.
+    /// `VIRTQ_AVAIL_F_NO_INTERRUPT` is clear. Issues a [`Barrier::Full`]
+    /// first so that a driver clearing the flag after our `used.idx` write
+    /// is not missed. An unreadable ring errs towards notifying.
+    pub fn needs_notification(&self, mem: &dyn GuestMemory) -> bool {
+        mem.barrier(Barrier::Full);
+        match mem.read_u16(self.avail_addr) {
+            Ok(flags) => flags & VIRTQ_AVAIL_F_NO_INTERRUPT == 0,
+            Err(_) => true,
+        }
+    }
+}

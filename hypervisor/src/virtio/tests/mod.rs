@@ -1,0 +1,12 @@
+//! Host tests of the virtio layer: guest memory checks, split-ring walking
+//! and its error policy, the virtio-mmio register file and handshake, and a
+//! seeded fuzz run over rings and registers; all against [`fake::Echo`]
+//! and a [`VecMemory`](crate::virtio::VecMemory).
+
+mod fake;
+mod fuzz;
+mod malformed;
+mod memory;
+mod mmio;
+mod negotiation;
+mod queue;

@@ -1,0 +1,172 @@
+//! Each guest's virtio-iommu at EL2: the virtio-mmio window trapped in its
+//! stage 2, requests handled within the trap of the queue notify (no exit to
+//! anything else), completions signalled with a virtual SPI, and SMMU faults
+//! on the guest's endpoints forwarded as fault reports on the event queue.
+
+use super::guest::Guest;
+use super::vcpu;
+use super::viommu_backend::{IOVA_BITS, SmmuBackend};
+use super::viommu_dev::ViommuDevice;
+use crate::arch::aarch64::cache;
+use crate::config::limits::VIOMMU_MMIO_SIZE;
+use crate::viommu::model::{Viommu, ViommuConfig};
+use crate::viommu::wire::probe::FaultReason;
+use crate::virtio::memory::{Barrier, GuestMemory, MemError, check_in_region};
+use crate::virtio::mmio::{MmioTransport, TransportAction};
+use alloc::vec::Vec;
+use log::{error, info};
+use spin::{Mutex, Once};
+
+type Transport = MmioTransport<ViommuDevice<SmmuBackend>>;
+
+/// One guest's virtio-iommu.
+pub struct Instance {
+    /// Guest-physical window.
+    pub base: u64,
+    /// GIC INTID of its interrupt.
+    pub intid: u32,
+    transport: Mutex<Transport>,
+}
+
+static VIOMMUS: Once<Vec<Option<Instance>>> = Once::new();
+
+/// The guest's RAM as virtio sees it: guest-physical addresses, bounds
+/// checked, reached through the hypervisor's identity map of host RAM.
+pub struct GuestRam<'g> {
+    guest: &'g Guest,
+}
+
+impl<'g> GuestRam<'g> {
+    /// The RAM of `guest`.
+    pub fn new(guest: &'g Guest) -> Self {
+        GuestRam { guest }
+    }
+}
+
+impl GuestMemory for GuestRam<'_> {
+    fn check(&self, gpa: u64, len: u64) -> Result<(), MemError> {
+        check_in_region(self.guest.ram.base, self.guest.ram.size, gpa, len)
+    }
+    fn read(&self, gpa: u64, buf: &mut [u8]) -> Result<(), MemError> {
+        self.check(gpa, buf.len() as u64)?;
+        let pa = self.guest.ram_to_pa(gpa).ok_or(MemError::OutOfRange {
+            gpa,
+            len: buf.len() as u64,
+        })?;
+        // SAFETY: the whole range lies in the guest's RAM (checked above),
+        // which the hypervisor allocated and identity-maps.
+        unsafe { core::ptr::copy_nonoverlapping(pa as *const u8, buf.as_mut_ptr(), buf.len()) };
+        Ok(())
+    }
+    fn write(&self, gpa: u64, data: &[u8]) -> Result<(), MemError> {
+        self.check(gpa, data.len() as u64)?;
+        let pa = self.guest.ram_to_pa(gpa).ok_or(MemError::OutOfRange {
+            gpa,
+            len: data.len() as u64,
+        })?;
+        // SAFETY: as in `read`.
+        unsafe { core::ptr::copy_nonoverlapping(data.as_ptr(), pa as *mut u8, data.len()) };
+        Ok(())
+    }
+    fn barrier(&self, kind: Barrier) {
+        match kind {
+            Barrier::Acquire => cache::dmb_ishld(),
+            _ => cache::dmb_ish(),
+        }
+    }
+}
+
+/// Creates the virtio-iommu of every guest whose configuration asks for one.
+pub fn create_all(guests: &'static [Guest], vmid16: bool) {
+    let list = guests
+        .iter()
+        .map(|g| {
+            let cfg = g.config.viommu.as_ref()?;
+            let model_cfg = ViommuConfig {
+                input_end: (1u64 << IOVA_BITS) - 1,
+                ..ViommuConfig::default()
+            };
+            match Viommu::new(SmmuBackend::new(g, vmid16), model_cfg) {
+                Ok(model) => {
+                    info!(
+                        "guest '{}': virtio-iommu (virtio-mmio) at {:#x}, SPI {}, endpoints = PCI requester IDs",
+                        g.config.name, cfg.base, cfg.spi
+                    );
+                    Some(Instance {
+                        base: cfg.base,
+                        intid: cfg.spi + 32,
+                        transport: Mutex::new(MmioTransport::new(ViommuDevice::new(model))),
+                    })
+                }
+                Err(e) => {
+                    error!("guest '{}': virtio-iommu not created: {e:?}", g.config.name);
+                    None
+                }
+            }
+        })
+        .collect();
+    VIOMMUS.call_once(|| list);
+}
+
+fn instance(g: &Guest) -> Option<&'static Instance> {
+    VIOMMUS.get()?.get(g.index)?.as_ref()
+}
+
+fn signal(g: &Guest, inst: &Instance, action: TransportAction) {
+    if action.raise_interrupt() {
+        vcpu::raise_virtual_spi(g, inst.intid);
+    }
+}
+
+/// Emulates an access to the guest's virtio-iommu window: Some(read value)
+/// (None for a write) when `ipa` is in it, else None.
+pub fn mmio_access(g: &Guest, ipa: u64, width: usize, write: Option<u64>) -> Option<Option<u64>> {
+    let inst = instance(g)?;
+    let off = ipa
+        .checked_sub(inst.base)
+        .filter(|&o| o < VIOMMU_MMIO_SIZE)?;
+    let mut t = inst.transport.lock();
+    Some(match write {
+        Some(v) => {
+            let action = t.write(&GuestRam::new(g), off, width, v);
+            drop(t);
+            signal(g, inst, action);
+            None
+        }
+        None => Some(t.read(off, width)),
+    })
+}
+
+/// Forwards an SMMU fault on endpoint `ep` of guest `g` to the guest's
+/// virtio-iommu event queue. Returns false when the guest has none.
+pub fn report_fault(g: &Guest, ep: u32, iova: u64, read: bool) -> bool {
+    let Some(inst) = instance(g) else {
+        return false;
+    };
+    let mut t = inst.transport.lock();
+    t.device_mut()
+        .model
+        .report_fault(ep, iova, read, !read, FaultReason::Mapping);
+    let action = t.poll(&GuestRam::new(g));
+    drop(t);
+    signal(g, inst, action);
+    true
+}
+
+/// The request counters of guest `g`'s virtio-iommu, for the console.
+pub fn counters(g: &Guest) -> Option<alloc::string::String> {
+    let inst = instance(g)?;
+    let t = inst.transport.lock();
+    Some(alloc::format!("{}", t.device().model.counters()))
+}
+
+/// Resets guest `g`'s virtio-iommu (guest reset): as if the driver wrote 0
+/// to Status, every endpoint is detached, every domain destroyed and the
+/// queues forgotten; `bypass` keeps its value.
+pub fn reset(g: &Guest) {
+    const STATUS: u64 = 0x070;
+    if let Some(inst) = instance(g) {
+        let mut t = inst.transport.lock();
+        let _ = t.write(&GuestRam::new(g), STATUS, 4, 0);
+    }
+}
