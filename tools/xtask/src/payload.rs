@@ -21,7 +21,7 @@ pub const DEFAULT_CONFIG: &str = "guest-configs/qemu-virt-linux.toml";
 /// (dependencies are added by the initramfs builder): the virtio-iommu
 /// first, so that PCI devices waiting for their IOMMU attach as soon as
 /// it registers.
-pub const DEFAULT_INITRAMFS_MODULES: &[&str] = &["virtio_mmio", "virtio_iommu", "nvme"];
+pub const DEFAULT_INITRAMFS_MODULES: &[&str] = &["virtio_mmio", "virtio_iommu", "nvme", "pci_stub"];
 
 /// Where bundles are written: `<target>/bundles/<config stem>.bundle`.
 pub fn bundle_dir(ws: &Workspace) -> PathBuf {
