@@ -139,3 +139,140 @@ fn linux_uses_the_in_hypervisor_virtio_iommu() -> Result<(), HarnessError> {
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }
+
+/// Writes a 32-bit word with devmem.
+fn w(addr: u64, value: u64) -> String {
+    format!("devmem {addr:#x} 32 {value:#x}")
+}
+
+#[test]
+fn a_map_of_memory_the_guest_does_not_own_is_refused() -> Result<(), HarnessError> {
+    // Linux is kept off the device; the shell plays the driver.
+    const V: u64 = 0x0b00_0000; // the virtio-mmio window
+    const R: u64 = 0x4f00_0000; // free guest RAM (mem=224M of 256M at 0x4000_0000)
+    let (desc, avail, used, req, status) = (R, R + 0x1000, R + 0x2000, R + 0x3000, R + 0x3100);
+    let mut vm = Qemu::new()
+        .smp(4)
+        .memory("1G")
+        .timeout(Duration::from_secs(240))
+        .arg("-initrd")
+        .arg(bundles()?.join("qemu-virt-linux-viommu-raw.bundle"))
+        .spawn()?;
+    vm.expect(INIT_DONE, BOOT)?;
+    // Reset, ACKNOWLEDGE|DRIVER, VERSION_1 + MAP_UNMAP, FEATURES_OK.
+    let setup = [
+        w(V + 0x70, 0),
+        w(V + 0x70, 3),
+        w(V + 0x24, 1),
+        w(V + 0x20, 1),
+        w(V + 0x24, 0),
+        w(V + 0x20, 4),
+        w(V + 0x70, 11),
+    ];
+    run(
+        &mut vm,
+        &format!("{}; devmem {:#x} 32", setup.join("; "), V + 0x70),
+        "0x0000000B",
+    )?;
+    // Request queue 0: 8 entries, rings in the free RAM, ready, DRIVER_OK.
+    let queue = [
+        w(V + 0x30, 0),
+        w(V + 0x38, 8),
+        w(V + 0x80, desc),
+        w(V + 0x84, 0),
+        w(V + 0x90, avail),
+        w(V + 0x94, 0),
+        w(V + 0xa0, used),
+        w(V + 0xa4, 0),
+        w(V + 0x44, 1),
+        w(V + 0x70, 15),
+    ];
+    run(
+        &mut vm,
+        &format!("{}; echo queue-ready", queue.join("; ")),
+        "queue-ready",
+    )?;
+    // Descriptor 0: the request (readable, NEXT -> 1); 1: the status (writable).
+    let chain = |req_len: u64| {
+        [
+            w(desc, req),
+            w(desc + 4, 0),
+            w(desc + 8, req_len),
+            w(desc + 12, 1 | (1 << 16)),
+            w(desc + 16, status),
+            w(desc + 20, 0),
+            w(desc + 24, 4),
+            w(desc + 28, 2),
+            w(status, 0xff),
+        ]
+        .join("; ")
+    };
+    // Publish ring slot `n` (head 0), then notify queue 0; print the status.
+    let submit = |n: u64| {
+        format!(
+            "devmem {:#x} 16 0; devmem {:#x} 16 {}; {}; echo status=$(devmem {status:#x} 8)",
+            avail + 4 + 2 * n,
+            avail + 2,
+            n + 1,
+            w(V + 0x50, 0)
+        )
+    };
+    // ATTACH endpoint 8 (the virtio-net function 00:01.0) to domain 1.
+    let attach = [
+        w(req, 1),
+        w(req + 4, 1),
+        w(req + 8, 8),
+        w(req + 12, 0),
+        w(req + 16, 0),
+    ]
+    .join("; ");
+    run(
+        &mut vm,
+        &format!("{}; {attach}; {}", chain(20), submit(0)),
+        "status=0x00",
+    )?;
+    // MAP IOVA 0..0xfff of domain 1 to physical 0x1_0000_0000: not the guest's.
+    let map = |phys: u64| {
+        [
+            w(req, 3),
+            w(req + 4, 1),
+            w(req + 8, 0),
+            w(req + 12, 0),
+            w(req + 16, 0xfff),
+            w(req + 20, 0),
+            w(req + 24, phys & 0xffff_ffff),
+            w(req + 28, phys >> 32),
+            w(req + 32, 3),
+        ]
+        .join("; ")
+    };
+    run(
+        &mut vm,
+        &format!("{}; {}; {}", chain(36), map(0x1_0000_0000), submit(1)),
+        "status=0x05",
+    )?;
+    // The same IOVA is still free: a MAP of the guest's own RAM succeeds.
+    run(
+        &mut vm,
+        &format!("{}; {}; {}", chain(36), map(0x4000_0000), submit(2)),
+        "status=0x00",
+    )?;
+    vm.send("poweroff -f\n")?;
+    vm.expect("virtio-iommu requests:", CMD)?;
+    vm.expect("no guest left running", CMD)?;
+    let text = vm.transcript();
+    let map_line = text
+        .lines()
+        .rev()
+        .find(|l| l.split_whitespace().next() == Some("map"))
+        .unwrap_or("")
+        .to_string();
+    // Columns: request ok ioerr unsupp deverr inval range ...
+    let cols: Vec<&str> = map_line.split_whitespace().collect();
+    if cols.get(1) != Some(&"1") || cols.get(6) != Some(&"1") {
+        return Err(vm.fail(format!(
+            "expected one MAP OK and one MAP RANGE, got {map_line:?}"
+        )));
+    }
+    vm.expect_exit_code(0, CMD)
+}

@@ -1,6 +1,8 @@
 //! Where a guest's boot images go in its RAM, per the arm64 Linux boot
 //! protocol: the kernel Image at a 2 MiB-aligned base plus its
-//! `text_offset`, the device tree in the last 2 MiB, the initrd just below.
+//! `text_offset`, the device tree in the 2 MiB slot after the kernel's
+//! `image_size`, the initrd right after it. Everything sits low, so the top
+//! of RAM can be kept from the kernel (`mem=`) without losing an image.
 
 use crate::mm::layout::Region;
 
@@ -77,10 +79,16 @@ pub fn plan(ram: Region, kernel: &[u8], initrd_len: Option<u64>) -> Result<BootL
             have: ram.size,
         });
     }
-    let dtb = ram.end() - DTB_SLOT;
+    let dtb = ram.base + kernel_end.next_multiple_of(DTB_SLOT);
+    if dtb - ram.base + DTB_SLOT + initrd > ram.size {
+        return Err(LoadError::TooSmall {
+            needed: dtb - ram.base + DTB_SLOT + initrd,
+            have: ram.size,
+        });
+    }
     Ok(BootLayout {
         kernel: ram.base + text_offset,
-        initrd: initrd_len.map(|len| Region::new(dtb - initrd, len)),
+        initrd: initrd_len.map(|len| Region::new(dtb + DTB_SLOT, len)),
         dtb,
     })
 }
@@ -101,12 +109,13 @@ mod tests {
     #[test]
     fn places_kernel_initrd_and_dtb() {
         let ram = Region::new(0x4000_0000, 64 << 20);
-        let l = plan(ram, &image(0, 30 << 20), Some(5 << 20)).unwrap();
+        let l = plan(ram, &image(0, 31 << 20), Some(5 << 20)).unwrap();
         assert_eq!(l.kernel, 0x4000_0000);
-        assert_eq!(l.dtb, 0x4000_0000 + (62 << 20));
+        // The next 2 MiB boundary after the kernel, then the initrd.
+        assert_eq!(l.dtb, 0x4000_0000 + (32 << 20));
         assert_eq!(
             l.initrd,
-            Some(Region::new(0x4000_0000 + (57 << 20), 5 << 20))
+            Some(Region::new(0x4000_0000 + (34 << 20), 5 << 20))
         );
     }
 

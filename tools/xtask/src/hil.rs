@@ -21,7 +21,7 @@ use crate::workspace::Workspace;
 /// The board and scenario of the HIL stage of `cargo xtask test`.
 pub const TEST_BOARD: &str = "qemu-uboot";
 /// See [`TEST_BOARD`].
-pub const TEST_SCENARIO: &str = "linux-boot";
+pub const TEST_SCENARIO: &str = "linux-viommu";
 
 /// `cargo xtask hil`: build, then run `scenario` on `board`.
 pub fn hil(ws: &Workspace, board: &str, scenario: &str, echo: bool) -> Result<(), XtaskError> {
