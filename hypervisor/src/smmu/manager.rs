@@ -239,7 +239,7 @@ pub fn endpoint_sid(g: &Guest, ep: u32) -> Option<(usize, u32)> {
     let hw = HOST.get()?;
     hw.pcie
         .iter()
-        .filter(|p| g.config.devices.iter().any(|d| *d == p.path))
+        .filter(|p| g.config.devices.contains(&p.path))
         .filter(|p| ep <= 0xffff && (p.bus_range.0..=p.bus_range.1).contains(&(ep >> 8)))
         .find_map(|p| {
             let (phandle, sid) = p.iommu_for_rid(ep)?;
@@ -256,7 +256,7 @@ pub fn sid_endpoint(g: &Guest, inst: usize, sid: u32) -> Option<u32> {
     let hw = HOST.get()?;
     hw.pcie
         .iter()
-        .filter(|p| g.config.devices.iter().any(|d| *d == p.path))
+        .filter(|p| g.config.devices.contains(&p.path))
         .find_map(|p| {
             p.iommu_map.iter().find_map(|e| {
                 let off = sid.checked_sub(e.iommu_base)?;

@@ -162,16 +162,16 @@ impl IommuBackend for SmmuBackend {
     }
 
     fn domain_destroy(&mut self, domain: u32) {
-        if let Some(d) = self.domains.remove(&domain) {
-            if let Some(t) = d.table {
-                // No endpoint uses it any more: drop its TLB entries before
-                // the tables and the VMID are reused.
-                for inst in 0..manager::count() {
-                    let _ = manager::issue(inst, &[Cmd::tlbi_s12_vmall(d.vmid)]);
-                }
-                t.destroy(&mut self.tables);
-                free_vmid(d.vmid);
+        if let Some(d) = self.domains.remove(&domain)
+            && let Some(t) = d.table
+        {
+            // No endpoint uses it any more: drop its TLB entries before
+            // the tables and the VMID are reused.
+            for inst in 0..manager::count() {
+                let _ = manager::issue(inst, &[Cmd::tlbi_s12_vmall(d.vmid)]);
             }
+            t.destroy(&mut self.tables);
+            free_vmid(d.vmid);
         }
     }
 
