@@ -22,6 +22,7 @@
 //! With `PARTITA_ECHO=1` the console is also echoed live to the test's stderr.
 
 mod error;
+pub mod guest;
 mod qemu;
 mod session;
 

@@ -11,12 +11,14 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
+use hv_tests::guest::{
+    self, INIT_DONE, ScratchDir, bundle, disk_image, edu_dma_to, enable_pci_function,
+};
 use hv_tests::{HarnessError, Qemu, Session};
 
-const INIT_DONE: &str = "partita-guest: init done";
 const BOOT: Duration = Duration::from_secs(90);
 const CMD: Duration = Duration::from_secs(30);
 /// Where QEMU loads the image on `virt` (RAM base + 2 MiB).
@@ -24,42 +26,8 @@ const HYPERVISOR_PA: u64 = 0x4020_0000;
 /// The edu device's slot on the root bus.
 const EDU_SLOT: u64 = 5;
 
-fn bundles() -> Result<PathBuf, HarnessError> {
-    std::env::var_os("PARTITA_BUNDLES")
-        .map(PathBuf::from)
-        .ok_or_else(|| {
-            HarnessError::Setup("PARTITA_BUNDLES is not set: run with `cargo xtask test`".into())
-        })
-}
-
 fn run(vm: &mut Session, cmd: &str, expect: &str) -> Result<(), HarnessError> {
-    vm.send(&format!("{cmd}\n"))?;
-    vm.expect(expect, CMD)
-}
-
-/// A 4 MiB disk image of a deterministic pattern, and its MD5 as md5sum prints it.
-fn disk_image(dir: &Path) -> Result<(PathBuf, String), HarnessError> {
-    let path = dir.join("dma-test-disk.img");
-    let mut data = vec![0u8; 4 << 20];
-    let mut x: u32 = 0x1234_5678;
-    for b in data.iter_mut() {
-        x ^= x << 13;
-        x ^= x >> 17;
-        x ^= x << 5;
-        *b = x as u8;
-    }
-    std::fs::write(&path, &data)
-        .map_err(|e| HarnessError::Setup(format!("{}: {e}", path.display())))?;
-    let out = std::process::Command::new("md5sum")
-        .arg(&path)
-        .output()
-        .map_err(|e| HarnessError::Setup(format!("md5sum: {e}")))?;
-    let sum = String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .next()
-        .unwrap_or("")
-        .to_string();
-    Ok((path, sum))
+    guest::run(vm, cmd, expect, CMD)
 }
 
 /// Reads 64 bytes of physical memory through the QEMU monitor at `sock`.
@@ -99,16 +67,15 @@ fn read_phys(sock: &Path, addr: u64) -> Result<String, HarnessError> {
 
 #[test]
 fn dma_is_translated_and_confined() -> Result<(), HarnessError> {
-    let dir = std::env::temp_dir().join(format!("partita-dma-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).map_err(|e| HarnessError::Setup(e.to_string()))?;
-    let (disk, md5) = disk_image(&dir)?;
-    let monitor = dir.join("monitor.sock");
+    let dir = ScratchDir::new("dma")?;
+    let (disk, md5) = disk_image(&dir.0, 0x1234_5678)?;
+    let monitor = dir.0.join("monitor.sock");
     let mut vm = Qemu::new()
         .smp(4)
         .memory("1G")
         .timeout(Duration::from_secs(240))
         .arg("-initrd")
-        .arg(bundles()?.join("qemu-virt-linux-highmem.bundle"))
+        .arg(bundle("qemu-virt-linux-highmem")?)
         .arg("-drive")
         .arg(format!(
             "file={},if=none,id=disk,format=raw",
@@ -128,29 +95,15 @@ fn dma_is_translated_and_confined() -> Result<(), HarnessError> {
     // stage-2 translation makes them land in the guest's RAM.
     run(&mut vm, "md5sum /dev/nvme0n1", &md5)?;
 
-    // edu: enable memory decoding and bus mastering, find BAR0.
+    // edu: memory decoding and bus mastering on, its identification register.
     let d = format!("/sys/bus/pci/devices/0000:00:{EDU_SLOT:02x}.0");
-    // The command register (offset 4) through sysfs: memory space and bus master.
-    run(
-        &mut vm,
-        &format!(
-            "echo 1 > {d}/enable; printf '\\006\\000' | dd of={d}/config bs=1 seek=4 count=2 conv=notrunc 2>/dev/null; echo enabled"
-        ),
-        "enabled",
-    )?;
-    run(
-        &mut vm,
-        &format!("bar=$(cut -d' ' -f1 {d}/resource | head -n1); devmem $((bar)) 32"),
-        "0x010000ED",
-    )?;
+    run(&mut vm, &enable_pci_function(&d), "enabled")?;
+    run(&mut vm, "devmem $((bar)) 32", "0x010000ED")?;
     let before = read_phys(&monitor, HYPERVISOR_PA)?;
     // DMA from the device's buffer to (1) a guest-physical address outside
     // the guest's RAM and (2) the hypervisor's physical address.
     for (i, target) in [0x10_0000_0000u64, HYPERVISOR_PA].iter().enumerate() {
-        vm.send(&format!(
-            "devmem $((bar+0x80)) 64 0x40000; devmem $((bar+0x88)) 64 {target:#x}; \
-             devmem $((bar+0x90)) 64 0x1000; devmem $((bar+0x98)) 64 3; sleep 1; echo dma-{i}-sent\n"
-        ))?;
+        vm.send(&format!("{}; echo dma-{i}-sent\n", edu_dma_to(*target)))?;
         vm.expect(&format!("dma-{i}-sent"), CMD)?;
         vm.expect_line(&["smmuv3", "guest 'linux'", &format!("{target:#x}")], CMD)?;
     }
@@ -164,17 +117,14 @@ fn dma_is_translated_and_confined() -> Result<(), HarnessError> {
     run(&mut vm, "echo still-alive", "still-alive")?;
     run(&mut vm, "md5sum /dev/nvme0n1", &md5)?;
     vm.send("poweroff -f\n")?;
-    vm.expect_exit_code(0, CMD)?;
-    let _ = std::fs::remove_dir_all(&dir);
-    Ok(())
+    vm.expect_exit_code(0, CMD)
 }
 
 #[test]
 fn nvme_reads_through_a_stage2_only_smmu() -> Result<(), HarnessError> {
     // QEMU 9.1's machine honours arm-smmuv3.stage=2: an SMMU without stage 1.
-    let dir = std::env::temp_dir().join(format!("partita-dma-s2-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).map_err(|e| HarnessError::Setup(e.to_string()))?;
-    let (disk, md5) = disk_image(&dir)?;
+    let dir = ScratchDir::new("dma-s2")?;
+    let (disk, md5) = disk_image(&dir.0, 0x1234_5678)?;
     let mut vm = Qemu::new()
         .machine("virt-9.1,virtualization=on,gic-version=3,iommu=smmuv3")
         .smp(4)
@@ -182,7 +132,7 @@ fn nvme_reads_through_a_stage2_only_smmu() -> Result<(), HarnessError> {
         .timeout(Duration::from_secs(240))
         .args(["-global", "arm-smmuv3.stage=2"])
         .arg("-initrd")
-        .arg(bundles()?.join("qemu-virt-linux-highmem.bundle"))
+        .arg(bundle("qemu-virt-linux-highmem")?)
         .arg("-drive")
         .arg(format!(
             "file={},if=none,id=disk,format=raw",
@@ -195,7 +145,5 @@ fn nvme_reads_through_a_stage2_only_smmu() -> Result<(), HarnessError> {
     vm.expect(INIT_DONE, BOOT)?;
     run(&mut vm, "md5sum /dev/nvme0n1", &md5)?;
     vm.send("poweroff -f\n")?;
-    vm.expect_exit_code(0, CMD)?;
-    let _ = std::fs::remove_dir_all(&dir);
-    Ok(())
+    vm.expect_exit_code(0, CMD)
 }

@@ -6,26 +6,15 @@
 //! passes the directory holding them in `PARTITA_BUNDLES`
 //! (`<dir>/<config stem>.bundle`).
 
-use std::path::PathBuf;
 use std::time::Duration;
 
+use hv_tests::guest::{self, INIT_DONE, bundle};
 use hv_tests::{HarnessError, Qemu, Session};
 
-/// Printed by the initramfs's /init once it is ready for commands.
-const INIT_DONE: &str = "partita-guest: init done";
 /// Time for the hypervisor and Linux to reach the shell under TCG.
 const BOOT: Duration = Duration::from_secs(60);
 /// Time for one shell command.
 const CMD: Duration = Duration::from_secs(20);
-
-fn bundle(config: &str) -> Result<PathBuf, HarnessError> {
-    let dir = std::env::var_os("PARTITA_BUNDLES").ok_or_else(|| {
-        HarnessError::Setup(
-            "PARTITA_BUNDLES is not set: run these tests with `cargo xtask test`".into(),
-        )
-    })?;
-    Ok(PathBuf::from(dir).join(format!("{config}.bundle")))
-}
 
 /// QEMU virt with 4 CPUs and 1 GiB, the bundle of `config` as the initrd.
 fn linux(config: &str) -> Result<Qemu, HarnessError> {
@@ -39,8 +28,7 @@ fn linux(config: &str) -> Result<Qemu, HarnessError> {
 
 /// Runs `cmd` at the guest's shell and waits for `expect` in its output.
 fn run(vm: &mut Session, cmd: &str, expect: &str) -> Result<(), HarnessError> {
-    vm.send(&format!("{cmd}\n"))?;
-    vm.expect(expect, CMD)
+    guest::run(vm, cmd, expect, CMD)
 }
 
 #[test]

@@ -5,53 +5,20 @@
 //! QEMU's `edu` device DMAing to an IOVA nobody mapped is blocked, with the
 //! fault reported to the guest through the virtio-iommu event queue.
 
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use hv_tests::guest::{
+    self, INIT_DONE, ScratchDir, bundle, disk_image, edu_dma_to, enable_pci_function,
+};
 use hv_tests::{HarnessError, Qemu, Session};
 
-const INIT_DONE: &str = "partita-guest: init done";
 const BOOT: Duration = Duration::from_secs(90);
 const CMD: Duration = Duration::from_secs(30);
 /// The edu device's slot on the root bus: requester ID 0x28 (endpoint 40).
 const EDU_SLOT: u64 = 5;
 
-fn bundles() -> Result<PathBuf, HarnessError> {
-    std::env::var_os("PARTITA_BUNDLES")
-        .map(PathBuf::from)
-        .ok_or_else(|| {
-            HarnessError::Setup("PARTITA_BUNDLES is not set: run with `cargo xtask test`".into())
-        })
-}
-
 fn run(vm: &mut Session, cmd: &str, expect: &str) -> Result<(), HarnessError> {
-    vm.send(&format!("{cmd}\n"))?;
-    vm.expect(expect, CMD)
-}
-
-/// A 4 MiB disk image of a deterministic pattern, and its MD5.
-fn disk_image(dir: &Path) -> Result<(PathBuf, String), HarnessError> {
-    let path = dir.join("viommu-test-disk.img");
-    let mut data = vec![0u8; 4 << 20];
-    let mut x: u32 = 0x9e37_79b9;
-    for b in data.iter_mut() {
-        x ^= x << 13;
-        x ^= x >> 17;
-        x ^= x << 5;
-        *b = (x >> 7) as u8;
-    }
-    std::fs::write(&path, &data)
-        .map_err(|e| HarnessError::Setup(format!("{}: {e}", path.display())))?;
-    let out = std::process::Command::new("md5sum")
-        .arg(&path)
-        .output()
-        .map_err(|e| HarnessError::Setup(format!("md5sum: {e}")))?;
-    let sum = String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .next()
-        .unwrap_or("")
-        .to_string();
-    Ok((path, sum))
+    guest::run(vm, cmd, expect, CMD)
 }
 
 /// The `ok` count of a request type in the counters table the hypervisor
@@ -67,15 +34,14 @@ fn ok_count(transcript: &str, request: &str) -> Option<u64> {
 
 #[test]
 fn linux_uses_the_in_hypervisor_virtio_iommu() -> Result<(), HarnessError> {
-    let dir = std::env::temp_dir().join(format!("partita-viommu-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).map_err(|e| HarnessError::Setup(e.to_string()))?;
-    let (disk, md5) = disk_image(&dir)?;
+    let dir = ScratchDir::new("viommu")?;
+    let (disk, md5) = disk_image(&dir.0, 0x9e37_79b9)?;
     let mut vm = Qemu::new()
         .smp(4)
         .memory("1G")
         .timeout(Duration::from_secs(240))
         .arg("-initrd")
-        .arg(bundles()?.join("qemu-virt-linux.bundle"))
+        .arg(bundle("qemu-virt-linux")?)
         .arg("-drive")
         .arg(format!(
             "file={},if=none,id=disk,format=raw",
@@ -108,17 +74,10 @@ fn linux_uses_the_in_hypervisor_virtio_iommu() -> Result<(), HarnessError> {
         &format!("echo 1234 11e8 > /sys/bus/pci/drivers/pci-stub/new_id; cat {d}/iommu_group/type"),
         "DMA",
     )?;
-    run(
-        &mut vm,
-        &format!(
-            "echo 1 > {d}/enable; printf '\\006\\000' | dd of={d}/config bs=1 seek=4 count=2 conv=notrunc 2>/dev/null; echo enabled"
-        ),
-        "enabled",
-    )?;
+    run(&mut vm, &enable_pci_function(&d), "enabled")?;
     vm.send(&format!(
-        "bar=$(cut -d' ' -f1 {d}/resource | head -n1); devmem $((bar+0x80)) 64 0x40000; \
-         devmem $((bar+0x88)) 64 0x1000000000; devmem $((bar+0x90)) 64 0x1000; devmem $((bar+0x98)) 64 3; \
-         sleep 1; echo edu-dma-sent\n"
+        "{}; echo edu-dma-sent\n",
+        edu_dma_to(0x10_0000_0000)
     ))?;
     vm.expect("edu-dma-sent", CMD)?;
     vm.expect("reported to its virtio-iommu", CMD)?;
@@ -135,9 +94,7 @@ fn linux_uses_the_in_hypervisor_virtio_iommu() -> Result<(), HarnessError> {
             "expected MAP and UNMAP requests handled, got map={maps:?} unmap={unmaps:?}"
         )));
     }
-    vm.expect_exit_code(0, CMD)?;
-    let _ = std::fs::remove_dir_all(&dir);
-    Ok(())
+    vm.expect_exit_code(0, CMD)
 }
 
 /// Writes a 32-bit word with devmem.
@@ -156,7 +113,7 @@ fn a_map_of_memory_the_guest_does_not_own_is_refused() -> Result<(), HarnessErro
         .memory("1G")
         .timeout(Duration::from_secs(240))
         .arg("-initrd")
-        .arg(bundles()?.join("qemu-virt-linux-viommu-raw.bundle"))
+        .arg(bundle("qemu-virt-linux-viommu-raw")?)
         .spawn()?;
     vm.expect(INIT_DONE, BOOT)?;
     // Reset, ACKNOWLEDGE|DRIVER, VERSION_1 + MAP_UNMAP, FEATURES_OK.

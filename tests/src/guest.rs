@@ -1,0 +1,101 @@
+//! Helpers shared by the tests that boot Linux guests: the bundles
+//! `cargo xtask test` builds, shell commands at the guest's prompt, a disk
+//! image with a known checksum, and enabling a PCI function for DMA.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::{HarnessError, Session};
+
+/// Printed by the default initramfs's `/init` once it is ready for commands.
+pub const INIT_DONE: &str = "partita-guest: init done";
+/// Environment variable naming the directory of the guest bundles.
+pub const BUNDLES_ENV: &str = "PARTITA_BUNDLES";
+
+/// The bundle `cargo xtask test` built for `guest-configs/<config>.toml`.
+pub fn bundle(config: &str) -> Result<PathBuf, HarnessError> {
+    let dir = std::env::var_os(BUNDLES_ENV).ok_or_else(|| {
+        HarnessError::Setup(format!(
+            "{BUNDLES_ENV} is not set: run these tests with `cargo xtask test`"
+        ))
+    })?;
+    Ok(PathBuf::from(dir).join(format!("{config}.bundle")))
+}
+
+/// Types `cmd` at the guest's shell and waits for `expect` in the output.
+pub fn run(
+    vm: &mut Session,
+    cmd: &str,
+    expect: &str,
+    timeout: Duration,
+) -> Result<(), HarnessError> {
+    vm.send(&format!("{cmd}\n"))?;
+    vm.expect(expect, timeout)
+}
+
+/// Writes a 4 MiB disk image of a pattern derived from `seed` into `dir`;
+/// returns its path and its MD5 as `md5sum` prints it.
+pub fn disk_image(dir: &Path, seed: u32) -> Result<(PathBuf, String), HarnessError> {
+    let path = dir.join(format!("disk-{seed:08x}.img"));
+    let mut data = vec![0u8; 4 << 20];
+    let mut x = seed | 1;
+    for b in data.iter_mut() {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        *b = (x >> 7) as u8;
+    }
+    std::fs::write(&path, &data)
+        .map_err(|e| HarnessError::Setup(format!("{}: {e}", path.display())))?;
+    let out = std::process::Command::new("md5sum")
+        .arg(&path)
+        .output()
+        .map_err(|e| HarnessError::Setup(format!("md5sum: {e}")))?;
+    let sum = String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap_or("")
+        .to_string();
+    if sum.len() != 32 {
+        return Err(HarnessError::Setup(format!("md5sum printed {sum:?}")));
+    }
+    Ok((path, sum))
+}
+
+/// A scratch directory for one test, removed when dropped.
+pub struct ScratchDir(pub PathBuf);
+
+impl ScratchDir {
+    /// Creates `$TMPDIR/partita-<name>-<pid>`.
+    pub fn new(name: &str) -> Result<Self, HarnessError> {
+        let dir = std::env::temp_dir().join(format!("partita-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| HarnessError::Setup(format!("{}: {e}", dir.display())))?;
+        Ok(ScratchDir(dir))
+    }
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Shell text that enables memory decoding and bus mastering of the PCI
+/// function at sysfs path `dev` (the command register through its config
+/// file: the ECAM itself is the kernel's) and sets `bar` to its BAR 0.
+pub fn enable_pci_function(dev: &str) -> String {
+    format!(
+        "echo 1 > {dev}/enable; printf '\\006\\000' | dd of={dev}/config bs=1 seek=4 count=2 conv=notrunc 2>/dev/null; \
+         bar=$(cut -d' ' -f1 {dev}/resource | head -n1); echo enabled"
+    )
+}
+
+/// Shell text that makes QEMU's `edu` device (BAR 0 in `$bar`) DMA 4 KiB
+/// from its buffer to `target`, then waits a second.
+pub fn edu_dma_to(target: u64) -> String {
+    format!(
+        "devmem $((bar+0x80)) 64 0x40000; devmem $((bar+0x88)) 64 {target:#x}; \
+         devmem $((bar+0x90)) 64 0x1000; devmem $((bar+0x98)) 64 3; sleep 1"
+    )
+}

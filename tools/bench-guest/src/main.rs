@@ -1,0 +1,539 @@
+//! partita bench guest: a bare-metal arm64 `Image` that drives a virtio-iommu
+//! on virtio-mmio (version 2) directly and times MAP/UNMAP requests with the
+//! virtual counter (CNTVCT_EL0).
+//!
+//! The same binary runs (a) as a guest of partita (the device is the
+//! hypervisor's, found through the guest DT node `iommu@...`) and (b) directly
+//! on QEMU `virt` with QEMU's own `virtio-iommu-device` (found by scanning
+//! QEMU's virtio-mmio slots at 0x0a00_0000 + n * 0x200 for DeviceID 23).
+//! Under `-icount shift=0` one guest nanosecond is one executed instruction
+//! (the hypervisor's EL2 instructions included), so the figures repeat.
+//!
+//! Output, one line per workload, on the PL011 at 0x0900_0000:
+//! `bench <name> ns_per_op=<ns>.<tenths> reps=<n> ...`, then `bench done`,
+//! then PSCI SYSTEM_OFF through the conduit the DT's /psci node names.
+//!
+//! The MMU stays off: every access is Device-nGnRnE, so everything shared
+//! with the device is naturally aligned and accessed with volatile loads and
+//! stores of its own width.
+
+#![no_std]
+#![no_main]
+
+mod fdt;
+mod uart;
+
+use core::arch::{asm, global_asm};
+use core::ptr::{addr_of_mut, read_volatile, write_volatile};
+
+global_asm!(
+    r#"
+    .section .text.head, "ax"
+    .global _start
+_start:
+    b       1f                  // code0
+    .word   0                   // code1
+    .quad   0                   // text_offset: load at the RAM base
+    .quad   __image_size        // image_size (bss and stack included)
+    .quad   0xa                 // flags: LE, 4 KiB pages, anywhere
+    .quad   0, 0, 0             // res2..res4
+    .ascii  "ARM\x64"           // magic
+    .word   0                   // res5
+1:
+    msr     daifset, #0xf
+    mov     x19, x0
+    adrp    x1, __stack_top
+    add     x1, x1, :lo12:__stack_top
+    mov     sp, x1
+    adrp    x1, __bss_start
+    add     x1, x1, :lo12:__bss_start
+    adrp    x2, __bss_end
+    add     x2, x2, :lo12:__bss_end
+2:  cmp     x1, x2
+    b.hs    3f
+    str     xzr, [x1], #8
+    b       2b
+3:  adrp    x1, vectors
+    add     x1, x1, :lo12:vectors
+    msr     vbar_el1, x1
+    isb
+    mov     x0, x19
+    bl      guest_main
+4:  wfe
+    b       4b
+
+    .section .text.vectors, "ax"
+    .balign 2048
+vectors:
+    .rept 16
+    .balign 128
+    b       exception_entry
+    .endr
+    "#
+);
+
+/// Any exception is fatal: print the syndrome and power off.
+#[unsafe(no_mangle)]
+extern "C" fn exception_entry() -> ! {
+    let (esr, far, elr): (u64, u64, u64);
+    // SAFETY: reads of EL1 system registers.
+    unsafe {
+        asm!("mrs {}, esr_el1", out(reg) esr);
+        asm!("mrs {}, far_el1", out(reg) far);
+        asm!("mrs {}, elr_el1", out(reg) elr);
+    }
+    uart::puts("bench error exception esr=");
+    uart::hex(esr);
+    uart::puts(" far=");
+    uart::hex(far);
+    uart::puts(" elr=");
+    uart::hex(elr);
+    uart::puts("\n");
+    power_off();
+}
+
+#[panic_handler]
+fn panic(_info: &core::panic::PanicInfo<'_>) -> ! {
+    uart::puts("bench error panic\n");
+    power_off();
+}
+
+// ---------------------------------------------------------------- PSCI
+
+/// The PSCI conduit: false = HVC, true = SMC (from the DT /psci `method`).
+static mut PSCI_SMC: bool = false;
+
+/// PSCI SYSTEM_OFF; spins if it returns.
+fn power_off() -> ! {
+    // SAFETY: PSCI_SMC is written once before any call; single CPU.
+    let smc = unsafe { read_volatile(&raw const PSCI_SMC) };
+    // SAFETY: SYSTEM_OFF does not return on success; x0-x3 are clobbered.
+    unsafe {
+        if smc {
+            asm!("smc #0", inout("x0") 0x8400_0008u64 => _, out("x1") _, out("x2") _, out("x3") _);
+        } else {
+            asm!("hvc #0", inout("x0") 0x8400_0008u64 => _, out("x1") _, out("x2") _, out("x3") _);
+        }
+    }
+    uart::puts("bench error system_off returned\n");
+    loop {
+        // SAFETY: waits for an event; nothing else.
+        unsafe { asm!("wfe") };
+    }
+}
+
+// ---------------------------------------------------------------- timing
+
+/// The virtual counter, after an ISB so that it is not read early.
+#[inline(always)]
+fn now() -> u64 {
+    let t: u64;
+    // SAFETY: reads CNTVCT_EL0, allowed at EL1.
+    unsafe { asm!("isb", "mrs {}, cntvct_el0", out(reg) t) };
+    t
+}
+
+/// The counter frequency in Hz.
+fn freq() -> u64 {
+    let f: u64;
+    // SAFETY: reads CNTFRQ_EL0.
+    unsafe { asm!("mrs {}, cntfrq_el0", out(reg) f) };
+    f
+}
+
+/// Counter ticks to tenths of a nanosecond.
+fn tenth_ns(ticks: u64, freq: u64) -> u64 {
+    ((ticks as u128) * 10_000_000_000u128 / (freq as u128)) as u64
+}
+
+// ---------------------------------------------------------------- virtio-mmio
+
+const MAGIC: usize = 0x000;
+const VERSION: usize = 0x004;
+const DEVICE_ID: usize = 0x008;
+const DEVICE_FEATURES: usize = 0x010;
+const DEVICE_FEATURES_SEL: usize = 0x014;
+const DRIVER_FEATURES: usize = 0x020;
+const DRIVER_FEATURES_SEL: usize = 0x024;
+const QUEUE_SEL: usize = 0x030;
+const QUEUE_NUM_MAX: usize = 0x034;
+const QUEUE_NUM: usize = 0x038;
+const QUEUE_READY: usize = 0x044;
+const QUEUE_NOTIFY: usize = 0x050;
+const STATUS: usize = 0x070;
+const QUEUE_DESC: usize = 0x080;
+const QUEUE_DRIVER: usize = 0x090;
+const QUEUE_DEVICE: usize = 0x0a0;
+const CONFIG: usize = 0x100;
+
+const MAGIC_VALUE: u32 = 0x7472_6976;
+
+fn rd(base: usize, off: usize) -> u32 {
+    // SAFETY: `base` is a virtio-mmio window (checked magic) or a probe of one.
+    unsafe { read_volatile((base + off) as *const u32) }
+}
+
+fn wr(base: usize, off: usize, v: u32) {
+    // SAFETY: as for `rd`.
+    unsafe { write_volatile((base + off) as *mut u32, v) }
+}
+
+/// Queue size used (power of two); 64 request chains of 2 descriptors.
+const QSZ: usize = 128;
+const BATCH: usize = 64;
+
+#[repr(C, align(16))]
+#[derive(Clone, Copy)]
+struct Desc {
+    addr: u64,
+    len: u32,
+    flags: u16,
+    next: u16,
+}
+
+#[repr(C, align(4096))]
+struct Rings {
+    desc: [Desc; QSZ],
+    avail_flags: u16,
+    avail_idx: u16,
+    avail_ring: [u16; QSZ],
+    _pad: [u8; 4096 - 4 - 2 * QSZ],
+    used_flags: u16,
+    used_idx: u16,
+    used_ring: [[u32; 2]; QSZ],
+}
+
+/// One request slot: 40 bytes of request (the largest, MAP) then status.
+#[repr(C, align(64))]
+#[derive(Clone, Copy)]
+struct Slot {
+    req: [u32; 10],
+    status: [u32; 2],
+    _pad: [u32; 4],
+}
+
+static mut RINGS: Rings = Rings {
+    desc: [Desc { addr: 0, len: 0, flags: 0, next: 0 }; QSZ],
+    avail_flags: 0,
+    avail_idx: 0,
+    avail_ring: [0; QSZ],
+    _pad: [0; 4096 - 4 - 2 * QSZ],
+    used_flags: 0,
+    used_idx: 0,
+    used_ring: [[0; 2]; QSZ],
+};
+
+static mut SLOTS: [Slot; BATCH] = [Slot { req: [0; 10], status: [0; 2], _pad: [0; 4] }; BATCH];
+
+const T_ATTACH: u32 = 1;
+const T_MAP: u32 = 3;
+const T_UNMAP: u32 = 4;
+const DOMAIN: u32 = 1;
+const ENDPOINT: u32 = 8;
+
+/// The driver side of request queue 0.
+struct Viommu {
+    base: usize,
+    rings: *mut Rings,
+    slots: *mut Slot,
+    /// Driver copy of avail.idx.
+    avail: u16,
+    /// Requests that completed with a non-zero status, or a wrong used length.
+    errors: u32,
+    last_bad_status: u32,
+}
+
+impl Viommu {
+    /// Writes request `i` (words of `req`, device-readable `len` bytes)
+    /// into its slot and descriptors and publishes it in the avail ring
+    /// (the avail index is written by `kick`).
+    #[inline(always)]
+    fn queue(&mut self, i: usize, req: &[u32], len: u32) {
+        // SAFETY: single-threaded; slot and descriptor `i` are ours until used.
+        unsafe {
+            let slot = self.slots.add(i);
+            let r = addr_of_mut!((*slot).req) as *mut u32;
+            for (k, w) in req.iter().enumerate() {
+                write_volatile(r.add(k), *w);
+            }
+            let st = addr_of_mut!((*slot).status) as *mut u32;
+            write_volatile(st, 0xff);
+            let d = addr_of_mut!((*self.rings).desc) as *mut Desc;
+            let d0 = d.add(2 * i);
+            write_volatile(addr_of_mut!((*d0).addr), r as u64);
+            write_volatile(addr_of_mut!((*d0).len), len);
+            write_volatile(addr_of_mut!((*d0).flags), 1); // NEXT
+            write_volatile(addr_of_mut!((*d0).next), (2 * i + 1) as u16);
+            let d1 = d.add(2 * i + 1);
+            write_volatile(addr_of_mut!((*d1).addr), st as u64);
+            write_volatile(addr_of_mut!((*d1).len), 4);
+            write_volatile(addr_of_mut!((*d1).flags), 2); // WRITE
+            write_volatile(addr_of_mut!((*d1).next), 0);
+            let ring = addr_of_mut!((*self.rings).avail_ring) as *mut u16;
+            write_volatile(ring.add(self.avail as usize % QSZ), (2 * i) as u16);
+        }
+        self.avail = self.avail.wrapping_add(1);
+    }
+
+    /// Publishes the avail index, notifies queue 0 and polls the used ring
+    /// until every published request has completed; checks `n` statuses.
+    #[inline(always)]
+    fn kick(&mut self, n: usize) {
+        // SAFETY: ring fields are naturally aligned; MMU off keeps order,
+        // the DSB orders the ring writes before the notify anyway.
+        unsafe {
+            write_volatile(addr_of_mut!((*self.rings).avail_idx), self.avail);
+            asm!("dsb sy");
+            wr(self.base, QUEUE_NOTIFY, 0);
+            while read_volatile(addr_of_mut!((*self.rings).used_idx)) != self.avail {
+                core::hint::spin_loop();
+            }
+            for i in 0..n {
+                let st = read_volatile(addr_of_mut!((*self.slots.add(i)).status) as *const u32) & 0xff;
+                if st != 0 {
+                    self.errors += 1;
+                    self.last_bad_status = st;
+                }
+            }
+        }
+    }
+
+    fn map(&mut self, i: usize, iova: u64, size: u64, phys: u64) {
+        let end = iova + size - 1;
+        let req = [
+            T_MAP,
+            DOMAIN,
+            iova as u32,
+            (iova >> 32) as u32,
+            end as u32,
+            (end >> 32) as u32,
+            phys as u32,
+            (phys >> 32) as u32,
+            3, // READ | WRITE
+            0, // tail
+        ];
+        self.queue(i, &req, 36);
+    }
+
+    fn unmap(&mut self, i: usize, iova: u64, size: u64) {
+        let end = iova + size - 1;
+        let req = [
+            T_UNMAP,
+            DOMAIN,
+            iova as u32,
+            (iova >> 32) as u32,
+            end as u32,
+            (end >> 32) as u32,
+            0,
+            0, // tail
+        ];
+        self.queue(i, &req, 28);
+    }
+}
+
+/// Finds the virtio-iommu: the DT node `iommu@ADDR` (partita's guest DT),
+/// else QEMU virt's virtio-mmio slots.
+fn find_device(dtb: usize) -> Option<usize> {
+    if let Some(base) = fdt::node_unit_address(dtb, b"iommu@") {
+        let base = base as usize;
+        if rd(base, MAGIC) == MAGIC_VALUE && rd(base, DEVICE_ID) == 23 {
+            return Some(base);
+        }
+    }
+    (0..32)
+        .map(|n| 0x0a00_0000 + n * 0x200)
+        .find(|&b| rd(b, MAGIC) == MAGIC_VALUE && rd(b, DEVICE_ID) == 23)
+}
+
+fn fail(what: &str) -> ! {
+    uart::puts("bench error ");
+    uart::puts(what);
+    uart::puts("\n");
+    power_off();
+}
+
+/// Sets the device up: reset, handshake, queue 0, DRIVER_OK.
+fn setup(base: usize) -> Viommu {
+    if rd(base, VERSION) != 2 {
+        fail("virtio-mmio version is not 2 (legacy transport?)");
+    }
+    wr(base, STATUS, 0);
+    wr(base, STATUS, 1 | 2);
+    wr(base, DEVICE_FEATURES_SEL, 1);
+    let hi = rd(base, DEVICE_FEATURES);
+    wr(base, DEVICE_FEATURES_SEL, 0);
+    let lo = rd(base, DEVICE_FEATURES);
+    if hi & 1 == 0 || lo & 4 == 0 {
+        fail("device lacks VERSION_1 or MAP_UNMAP");
+    }
+    wr(base, DRIVER_FEATURES_SEL, 1);
+    wr(base, DRIVER_FEATURES, 1);
+    wr(base, DRIVER_FEATURES_SEL, 0);
+    wr(base, DRIVER_FEATURES, 4);
+    wr(base, STATUS, 1 | 2 | 8);
+    if rd(base, STATUS) & 8 == 0 {
+        fail("FEATURES_OK refused");
+    }
+    wr(base, QUEUE_SEL, 0);
+    let max = rd(base, QUEUE_NUM_MAX) as usize;
+    if max < QSZ {
+        fail("queue 0 smaller than 128 entries");
+    }
+    let rings = &raw mut RINGS;
+    wr(base, QUEUE_NUM, QSZ as u32);
+    // SAFETY: field addresses of a static; no reference is formed.
+    let (d, a, u) = unsafe {
+        (
+            addr_of_mut!((*rings).desc) as u64,
+            addr_of_mut!((*rings).avail_flags) as u64,
+            addr_of_mut!((*rings).used_flags) as u64,
+        )
+    };
+    // No interrupts wanted: the guest polls (and runs with IRQs masked).
+    // SAFETY: as above.
+    unsafe { write_volatile(addr_of_mut!((*rings).avail_flags), 1) };
+    for (off, v) in [(QUEUE_DESC, d), (QUEUE_DRIVER, a), (QUEUE_DEVICE, u)] {
+        wr(base, off, v as u32);
+        wr(base, off + 4, (v >> 32) as u32);
+    }
+    wr(base, QUEUE_READY, 1);
+    wr(base, STATUS, 1 | 2 | 4 | 8);
+    uart::puts("bench device base=");
+    uart::hex(base as u64);
+    uart::puts(" page_size_mask=");
+    uart::hex(rd(base, CONFIG) as u64 | (rd(base, CONFIG + 4) as u64) << 32);
+    uart::puts(" queue_num_max=");
+    uart::dec(max as u64);
+    uart::puts("\n");
+    Viommu {
+        base,
+        rings,
+        slots: (&raw mut SLOTS) as *mut Slot,
+        avail: 0,
+        errors: 0,
+        last_bad_status: 0,
+    }
+}
+
+/// Prints `bench NAME ns_per_op=X reps=N ticks=T errors=E`.
+fn report(name: &str, ticks: u64, reps: u64, freq: u64, errors: u32) {
+    let t = tenth_ns(ticks, freq) / reps;
+    uart::puts("bench ");
+    uart::puts(name);
+    uart::puts(" ns_per_op=");
+    uart::dec(t / 10);
+    uart::puts(".");
+    uart::dec(t % 10);
+    uart::puts(" reps=");
+    uart::dec(reps);
+    uart::puts(" ticks=");
+    uart::dec(ticks);
+    uart::puts(" errors=");
+    uart::dec(errors as u64);
+    uart::puts("\n");
+}
+
+const IOVA_4K: u64 = 0x1000_0000;
+const IOVA_2M: u64 = 0x2000_0000;
+const IOVA_BATCH: u64 = 0x3000_0000;
+/// Guest RAM 2 MiB aligned, well above the image (RAM is 0x4000_0000 +).
+const PHYS: u64 = 0x4800_0000;
+
+const REPS_PAIR: u64 = 1000;
+const REPS_BATCH: u64 = 50;
+const REPS_NULL: u64 = 5000;
+
+#[unsafe(no_mangle)]
+extern "C" fn guest_main(dtb: usize) -> ! {
+    if let Some(smc) = fdt::psci_method_is_smc(dtb) {
+        // SAFETY: single CPU, before any power_off.
+        unsafe { write_volatile(&raw mut PSCI_SMC, smc) };
+    }
+    let f = freq();
+    uart::puts("bench start cntfrq=");
+    uart::dec(f);
+    uart::puts(" psci=");
+    // SAFETY: plain read of a static written above.
+    uart::puts(if unsafe { read_volatile(&raw const PSCI_SMC) } { "smc" } else { "hvc" });
+    uart::puts("\n");
+
+    let Some(base) = find_device(dtb) else {
+        fail("no virtio-iommu found");
+    };
+    let mut v = setup(base);
+
+    // ATTACH endpoint 8 to domain 1.
+    v.queue(0, &[T_ATTACH, DOMAIN, ENDPOINT, 0, 0, 0], 20);
+    v.kick(1);
+    if v.errors != 0 {
+        uart::puts("bench error attach status=");
+        uart::dec(v.last_bad_status as u64);
+        uart::puts("\n");
+        power_off();
+    }
+
+    // Loop overhead baseline: the same loop reading guest RAM.
+    let probe = (&raw const RINGS) as *const u32;
+    let t0 = now();
+    for _ in 0..REPS_NULL {
+        // SAFETY: aligned read of our own static.
+        unsafe { read_volatile(probe) };
+    }
+    report("loop_baseline", now() - t0, REPS_NULL, f, 0);
+
+    // Null exit: a read of MagicValue (trapped under partita).
+    let t0 = now();
+    for _ in 0..REPS_NULL {
+        rd(base, MAGIC);
+    }
+    report("null_exit", now() - t0, REPS_NULL, f, 0);
+
+    for (name, iova, size) in [
+        ("map_unmap_4k", IOVA_4K, 0x1000u64),
+        ("map_unmap_2m", IOVA_2M, 0x20_0000u64),
+    ] {
+        // Warm-up (first-touch page-table allocations in the device).
+        for _ in 0..4 {
+            v.map(0, iova, size, PHYS);
+            v.kick(1);
+            v.unmap(0, iova, size);
+            v.kick(1);
+        }
+        v.errors = 0;
+        let t0 = now();
+        for _ in 0..REPS_PAIR {
+            v.map(0, iova, size, PHYS);
+            v.kick(1);
+            v.unmap(0, iova, size);
+            v.kick(1);
+        }
+        let t = now() - t0;
+        report(name, t, REPS_PAIR, f, v.errors);
+    }
+
+    // 64 MAPs with one notify, then 64 UNMAPs with one notify.
+    let (mut tmap, mut tunmap) = (0u64, 0u64);
+    v.errors = 0;
+    for rep in 0..REPS_BATCH + 2 {
+        let t0 = now();
+        for i in 0..BATCH {
+            v.map(i, IOVA_BATCH + (i as u64) * 0x1000, 0x1000, PHYS + (i as u64) * 0x1000);
+        }
+        v.kick(BATCH);
+        let t1 = now();
+        for i in 0..BATCH {
+            v.unmap(i, IOVA_BATCH + (i as u64) * 0x1000, 0x1000);
+        }
+        v.kick(BATCH);
+        let t2 = now();
+        if rep >= 2 {
+            tmap += t1 - t0;
+            tunmap += t2 - t1;
+        }
+    }
+    report("map_batch_64", tmap, REPS_BATCH, f, v.errors);
+    report("unmap_batch_64", tunmap, REPS_BATCH, f, v.errors);
+
+    uart::puts("bench done\n");
+    power_off();
+}
