@@ -3,7 +3,7 @@
 
 use crate::arch::aarch64::{cache, cpu, entry, mmu, psci};
 use crate::cmdline::{IdleAction, Options};
-use crate::config::{Bundle, validate};
+use crate::config::{Bundle, BundleGuest, validate};
 use crate::fdt::Conduit;
 use crate::fdt::{self, HostDt};
 use crate::gic::phys;
@@ -147,7 +147,12 @@ fn main(dtb: &'static [u8], img: layout::Region) -> ! {
         dtb.len()
     );
 
-    grow_heap(&hw, img, dtb);
+    let mut free = free_ram(&hw, img, dtb);
+    let planned = match hw.chosen.initrd {
+        Some(initrd) => plan_guests(&hw, initrd, &mut free),
+        None => Vec::new(),
+    };
+    grow_heap(&free);
 
     let conduit = match &hw.psci {
         Some(p) => Some(p.conduit),
@@ -183,8 +188,8 @@ fn main(dtb: &'static [u8], img: layout::Region) -> ! {
     let report = summary::probe(hw);
     crate::print!("{report}");
 
-    if gic_ok && let Some(initrd) = hw.chosen.initrd {
-        let guests = start_guests(hw, initrd);
+    if gic_ok && hw.chosen.initrd.is_some() {
+        let guests = start_guests(hw, planned);
         if !guests.is_empty() {
             let pcpus: Vec<usize> = guests
                 .iter()
@@ -222,9 +227,9 @@ fn main(dtb: &'static [u8], img: layout::Region) -> ! {
     }
 }
 
-/// Hands every byte of RAM that nothing else uses to the heap: RAM minus
-/// the image, the DTB, the initrd and the DT's reserved regions.
-fn grow_heap(hw: &HostDt, img: layout::Region, dtb: &[u8]) {
+/// RAM that nothing uses: RAM minus the image, the DTB, the initrd and the
+/// DT's reserved regions.
+fn free_ram(hw: &HostDt, img: layout::Region, dtb: &[u8]) -> Vec<layout::Region> {
     let mut reserved: Vec<layout::Region> = hw.reserved.clone();
     reserved.push(img);
     reserved.push(layout::Region {
@@ -234,8 +239,12 @@ fn grow_heap(hw: &HostDt, img: layout::Region, dtb: &[u8]) {
     if let Some(initrd) = hw.chosen.initrd {
         reserved.push(initrd);
     }
-    let free = layout::free_ranges(&hw.memory, &reserved, 4096);
-    for r in &free {
+    layout::free_ranges(&hw.memory, &reserved, 4096)
+}
+
+/// Hands the free ranges to the heap.
+fn grow_heap(free: &[layout::Region]) {
+    for r in free {
         // SAFETY: free RAM, identity-mapped by the boot map, used by nothing.
         unsafe { heap::add(r.base as usize, r.end() as usize) };
     }
@@ -243,11 +252,23 @@ fn grow_heap(hw: &HostDt, img: layout::Region, dtb: &[u8]) {
     info!("heap: {} MiB in {} free ranges", total >> 20, free.len());
 }
 
+/// A guest of the payload that passed validation, with its RAM carved out.
+struct Planned {
+    index: usize,
+    guest: BundleGuest<'static>,
+    ram_pa: u64,
+}
+
 /// Reads the payload bundle (the initrd), checks every guest against the
-/// live device tree and builds the guests that can run. A guest with any
-/// problem is refused with the reason; the others start.
-fn start_guests(hw: &'static HostDt, initrd: layout::Region) -> Vec<Guest> {
-    // SAFETY: the initrd range is RAM the boot loader filled, reserved from
+/// live device tree and carves the RAM of those that can run out of `free`
+/// (before the rest becomes the heap). A guest with any problem is refused
+/// with the reason; the others go on.
+fn plan_guests(
+    hw: &HostDt,
+    initrd: layout::Region,
+    free: &mut Vec<layout::Region>,
+) -> Vec<Planned> {
+    // SAFETY: the initrd range is RAM the boot loader filled, kept out of
     // the heap and identity-mapped; nothing writes to it.
     let bytes: &'static [u8] =
         unsafe { core::slice::from_raw_parts(initrd.base as *const u8, initrd.size as usize) };
@@ -273,22 +294,53 @@ fn start_guests(hw: &'static HostDt, initrd: layout::Region) -> Vec<Guest> {
             _ => refused.iter_mut().for_each(|r| *r = true),
         }
     }
-    let mut guests = Vec::new();
-    for (i, g) in bundle.guests.into_iter().enumerate() {
-        let name = g.config.name.clone();
-        if refused[i] {
+    let mut planned = Vec::new();
+    for (index, g) in bundle.guests.into_iter().enumerate() {
+        let name = &g.config.name;
+        if refused[index] {
             error!("guest '{name}' refused: its configuration does not fit this machine");
             continue;
         }
-        let created = Guest::create(i, g.config, g.kernel, g.initrd, hw).and_then(|guest| {
-            match crate::smmu::manager::attach_guest(hw, &guest, guest.config.viommu.is_none()) {
-                Ok(()) => Ok(guest),
-                Err(e) => {
-                    crate::smmu::manager::detach_guest(&guest);
-                    Err(e)
+        match layout::carve(free, g.config.memory_size, GUEST_RAM_ALIGN) {
+            Some(ram_pa) => planned.push(Planned {
+                index,
+                guest: g,
+                ram_pa,
+            }),
+            None => error!(
+                "guest '{name}' refused: not enough free contiguous RAM for {} MiB",
+                g.config.memory_size >> 20
+            ),
+        }
+    }
+    planned
+}
+
+/// Alignment of guest RAM in host memory (2 MiB: block mappings).
+const GUEST_RAM_ALIGN: u64 = 2 << 20;
+
+/// Builds the planned guests; one that cannot be built is refused with the
+/// reason (its RAM stays unused).
+fn start_guests(hw: &'static HostDt, planned: Vec<Planned>) -> Vec<Guest> {
+    let mut guests = Vec::new();
+    for Planned {
+        index,
+        guest: g,
+        ram_pa,
+    } in planned
+    {
+        let name = g.config.name.clone();
+        let created =
+            Guest::create(index, g.config, g.kernel, g.initrd, ram_pa, hw).and_then(|guest| {
+                match crate::smmu::manager::attach_guest(hw, &guest, guest.config.viommu.is_none())
+                {
+                    Ok(()) => Ok(guest),
+                    Err(e) => {
+                        crate::smmu::manager::detach_guest(&guest);
+                        Err(e)
+                    }
                 }
-            }
-        });
+            });
         match created {
             Ok(guest) => {
                 info!(

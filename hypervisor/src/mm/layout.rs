@@ -322,3 +322,66 @@ mod tests {
         }
     }
 }
+
+/// Takes `size` bytes aligned to `align` (a power of two) out of the first
+/// free range that can hold them, splitting that range; returns the base.
+/// Guest RAM is carved this way before the rest goes to the heap, so that a
+/// guest needs only that much contiguous free RAM, not a naturally aligned
+/// power-of-two block.
+pub fn carve(free: &mut Vec<Region>, size: u64, align: u64) -> Option<u64> {
+    if size == 0 || !align.is_power_of_two() {
+        return None;
+    }
+    let (i, base) = free.iter().enumerate().find_map(|(i, r)| {
+        let base = r.base.checked_next_multiple_of(align)?;
+        (base.checked_add(size)? <= r.end()).then_some((i, base))
+    })?;
+    let r = free.remove(i);
+    let after = Region::new(base + size, r.end() - (base + size));
+    if !after.is_empty() {
+        free.insert(i, after);
+    }
+    let before = Region::new(r.base, base - r.base);
+    if !before.is_empty() {
+        free.insert(i, before);
+    }
+    Some(base)
+}
+
+#[cfg(test)]
+mod carve_tests {
+    use super::*;
+    use alloc::vec;
+
+    #[test]
+    fn carves_aligned_blocks_and_keeps_the_rest() {
+        let mut free = vec![
+            Region::new(0x4010_0000, 0x0010_0000),
+            Region::new(0x4040_0000, 0x3fc0_0000),
+        ];
+        // 768 MiB, 2 MiB aligned: only the second range can hold it.
+        let base = carve(&mut free, 768 << 20, 2 << 20).unwrap();
+        assert_eq!(base, 0x4040_0000);
+        assert_eq!(
+            free,
+            vec![
+                Region::new(0x4010_0000, 0x0010_0000),
+                Region::new(0x7040_0000, 0x0fc0_0000)
+            ]
+        );
+        // Alignment splits a range in two.
+        let mut free = vec![Region::new(0x4010_0000, 0x1000_0000)];
+        assert_eq!(carve(&mut free, 2 << 20, 2 << 20), Some(0x4020_0000));
+        assert_eq!(
+            free,
+            vec![
+                Region::new(0x4010_0000, 0x10_0000),
+                Region::new(0x4040_0000, 0x0fd0_0000)
+            ]
+        );
+        // Too big, zero, bad alignment.
+        assert_eq!(carve(&mut free, 1 << 40, 2 << 20), None);
+        assert_eq!(carve(&mut free, 0, 2 << 20), None);
+        assert_eq!(carve(&mut free, 4096, 3), None);
+    }
+}

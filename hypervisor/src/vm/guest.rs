@@ -14,7 +14,6 @@ use crate::mm::layout::Region;
 use crate::mm::pagetable::{Attrs, PageTable, Stage2};
 use crate::vgic::dist::VGic;
 use crate::vgic::{DIST_SIZE, REDIST_STRIDE};
-use alloc::alloc::{Layout, alloc};
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -23,8 +22,6 @@ use spin::Mutex;
 
 /// Input-address size of guest stage 2 (capped by the CPU's PA size).
 const IPA_BITS: u32 = 40;
-/// Alignment of guest RAM in host memory.
-const RAM_ALIGN: usize = 2 << 20;
 
 /// Requests a vCPU's physical CPU acts on when kicked.
 pub mod request {
@@ -125,13 +122,15 @@ impl GuestView for Guest {
 }
 
 impl Guest {
-    /// Builds guest `index`: RAM, stage 2 with its devices, virtual GIC,
-    /// device tree and boot images (loaded into its RAM).
+    /// Builds guest `index` in the host RAM at `ram_pa` (carved for it,
+    /// `memory_size` bytes, 2 MiB aligned): stage 2 with its devices,
+    /// virtual GIC, device tree and boot images (loaded into its RAM).
     pub fn create(
         index: usize,
         config: GuestConfig,
         kernel: &'static [u8],
         initrd: Option<&'static [u8]>,
+        ram_pa: u64,
         host: &HostDt,
     ) -> Result<Guest, String> {
         let gic = host.gic.as_ref().ok_or("the host has no GICv3")?;
@@ -153,18 +152,6 @@ impl Guest {
         }
         owned.sort();
         owned.dedup();
-
-        // RAM from the heap, 2 MiB aligned.
-        let lay = Layout::from_size_align(config.memory_size as usize, RAM_ALIGN)
-            .map_err(|_| "bad memory size")?;
-        // SAFETY: the layout has a non-zero size (validated config).
-        let ram_pa = unsafe { alloc(lay) } as u64;
-        if ram_pa == 0 {
-            return Err(format!(
-                "not enough free RAM for {} MiB",
-                config.memory_size >> 20
-            ));
-        }
 
         // Stage 2: RAM, then devices (GPA = PA).
         let ipa_bits = IPA_BITS.min(cpu::pa_bits());

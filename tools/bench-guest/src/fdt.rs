@@ -34,7 +34,10 @@ fn starts_with(a: usize, len: usize, prefix: &[u8]) -> bool {
 /// Walks the structure block, calling `f(token, node_name_addr, node_name_len,
 /// prop_name_addr, value_addr, value_len)` for nodes and properties; stops
 /// when `f` returns Some.
-fn walk<T>(dtb: usize, mut f: impl FnMut(u32, usize, usize, usize, usize, usize) -> Option<T>) -> Option<T> {
+fn walk<T>(
+    dtb: usize,
+    mut f: impl FnMut(u32, usize, usize, usize, usize, usize) -> Option<T>,
+) -> Option<T> {
     if dtb == 0 || dtb & 3 != 0 || be32(dtb) != FDT_MAGIC {
         return None;
     }
@@ -92,7 +95,11 @@ pub fn node_unit_address(dtb: usize, prefix: &[u8]) -> Option<u64> {
 /// Whether the /psci node's `method` is "smc" (None: no such property).
 pub fn psci_method_is_smc(dtb: usize) -> Option<bool> {
     walk(dtb, |tok, name, len, pname, val, vlen| {
-        if tok == PROP && starts_with(name, len, b"psci") && strlen(pname) == 6 && starts_with(pname, 6, b"method") {
+        if tok == PROP
+            && starts_with(name, len, b"psci")
+            && strlen(pname) == 6
+            && starts_with(pname, 6, b"method")
+        {
             Some(vlen >= 3 && byte(val) == b's')
         } else {
             None

@@ -213,7 +213,12 @@ struct Slot {
 }
 
 static mut RINGS: Rings = Rings {
-    desc: [Desc { addr: 0, len: 0, flags: 0, next: 0 }; QSZ],
+    desc: [Desc {
+        addr: 0,
+        len: 0,
+        flags: 0,
+        next: 0,
+    }; QSZ],
     avail_flags: 0,
     avail_idx: 0,
     avail_ring: [0; QSZ],
@@ -223,7 +228,11 @@ static mut RINGS: Rings = Rings {
     used_ring: [[0; 2]; QSZ],
 };
 
-static mut SLOTS: [Slot; BATCH] = [Slot { req: [0; 10], status: [0; 2], _pad: [0; 4] }; BATCH];
+static mut SLOTS: [Slot; BATCH] = [Slot {
+    req: [0; 10],
+    status: [0; 2],
+    _pad: [0; 4],
+}; BATCH];
 
 const T_ATTACH: u32 = 1;
 const T_MAP: u32 = 3;
@@ -289,7 +298,8 @@ impl Viommu {
                 core::hint::spin_loop();
             }
             for i in 0..n {
-                let st = read_volatile(addr_of_mut!((*self.slots.add(i)).status) as *const u32) & 0xff;
+                let st =
+                    read_volatile(addr_of_mut!((*self.slots.add(i)).status) as *const u32) & 0xff;
                 if st != 0 {
                     self.errors += 1;
                     self.last_bad_status = st;
@@ -454,7 +464,11 @@ extern "C" fn guest_main(dtb: usize) -> ! {
     uart::dec(f);
     uart::puts(" psci=");
     // SAFETY: plain read of a static written above.
-    uart::puts(if unsafe { read_volatile(&raw const PSCI_SMC) } { "smc" } else { "hvc" });
+    uart::puts(if unsafe { read_volatile(&raw const PSCI_SMC) } {
+        "smc"
+    } else {
+        "hvc"
+    });
     uart::puts("\n");
 
     let Some(base) = find_device(dtb) else {
@@ -517,7 +531,12 @@ extern "C" fn guest_main(dtb: usize) -> ! {
     for rep in 0..REPS_BATCH + 2 {
         let t0 = now();
         for i in 0..BATCH {
-            v.map(i, IOVA_BATCH + (i as u64) * 0x1000, 0x1000, PHYS + (i as u64) * 0x1000);
+            v.map(
+                i,
+                IOVA_BATCH + (i as u64) * 0x1000,
+                0x1000,
+                PHYS + (i as u64) * 0x1000,
+            );
         }
         v.kick(BATCH);
         let t1 = now();

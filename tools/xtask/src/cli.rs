@@ -30,6 +30,9 @@ tasks:
                       report in target/hil/BOARD-SCENARIO/ (docs/hil.md);
                       --quiet does not echo the console
   hil --list          the boards and scenarios there are
+  bench [--runs N]    the virtio-iommu MAP/UNMAP benchmark: the bench guest under
+                      partita and on QEMU's own virtio-iommu (no hypervisor), N runs
+                      each (default 3); target/bench/{report.md,results.json,plot.svg}
   help                this text
 
 Missing prerequisites (the aarch64-unknown-none-softfloat Rust target, QEMU >= 9.1,
@@ -66,6 +69,11 @@ pub enum Task {
     },
     /// `hil --list`
     HilList,
+    /// `bench [--runs N]`
+    Bench {
+        /// QEMU runs per side.
+        runs: usize,
+    },
     /// `help`, `-h`, `--help`
     Help,
 }
@@ -114,6 +122,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Task, CliError>
         "run" => "run",
         "test" => "test",
         "hil" => return parse_hil(rest),
+        "bench" => return parse_bench(rest),
         "help" | "-h" | "--help" => return Ok(Task::Help),
         other => return Err(CliError::UnknownTask(other.to_owned())),
     };
@@ -145,6 +154,25 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Task, CliError>
             test_args: passthrough,
         },
     })
+}
+
+/// The arguments of `bench`: `[--runs N]` (N >= 1, default 3).
+fn parse_bench(args: Vec<OsString>) -> Result<Task, CliError> {
+    let mut runs = 3;
+    let mut args = args.into_iter().map(|a| a.to_string_lossy().into_owned());
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--runs" => {
+                runs = args
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .filter(|&n: &usize| n >= 1)
+                    .ok_or(CliError::MissingValue("--runs"))?;
+            }
+            _ => return Err(CliError::Unexpected { task: "bench", arg }),
+        }
+    }
+    Ok(Task::Bench { runs })
 }
 
 /// The arguments of `hil`: options in any order.
@@ -279,8 +307,17 @@ mod tests {
     fn errors() {
         assert_eq!(parse_strs(&[]), Err(CliError::NoTask));
         assert_eq!(
-            parse_strs(&["bench"]),
-            Err(CliError::UnknownTask("bench".into()))
+            parse_strs(&["bogus"]),
+            Err(CliError::UnknownTask("bogus".into()))
+        );
+        assert_eq!(parse_strs(&["bench"]), Ok(Task::Bench { runs: 3 }));
+        assert_eq!(
+            parse_strs(&["bench", "--runs", "5"]),
+            Ok(Task::Bench { runs: 5 })
+        );
+        assert_eq!(
+            parse_strs(&["bench", "--runs", "0"]),
+            Err(CliError::MissingValue("--runs"))
         );
         assert!(matches!(
             parse_strs(&["run", "-s"]),

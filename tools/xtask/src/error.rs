@@ -52,6 +52,9 @@ pub enum XtaskError {
         /// The text report.
         report: PathBuf,
     },
+    /// `cargo xtask bench` could not measure.
+    #[error("bench: {0}")]
+    Bench(String),
     /// A stage of `cargo xtask test` failed.
     #[error("stage `{stage}` failed: {source}")]
     Stage {

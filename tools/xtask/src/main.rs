@@ -9,6 +9,8 @@
 //!   the HIL run of `linux-viommu` on the `qemu-uboot` board.
 //! - `cargo xtask hil --board NAME --scenario NAME` runs a scenario on a
 //!   board through U-Boot and its serial console (see [`hil`]).
+//! - `cargo xtask bench [--runs N]` measures the virtio-iommu against
+//!   QEMU's own (see [`bench`]).
 //!
 //! Every task first checks its prerequisites and installs what is missing
 //! when it can (see [`prereq`]).
@@ -16,6 +18,7 @@
 //! This file only parses the command line and dispatches; the work is in the
 //! modules below.
 
+mod bench;
 mod cli;
 mod error;
 mod hil;
@@ -65,6 +68,7 @@ fn main() -> ExitCode {
             quiet,
         } => hil::hil(&ws, &board, &scenario, !quiet).map(|()| 0),
         Task::HilList => hil::list(&ws).map(|()| 0),
+        Task::Bench { runs } => bench::bench(&ws, runs).map(|()| 0),
     };
     match result {
         Ok(code) => ExitCode::from(code),
