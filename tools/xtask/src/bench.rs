@@ -24,7 +24,7 @@ use crate::tasks;
 use crate::workspace::Workspace;
 
 /// The guest configuration of run (a).
-pub const CONFIG: &str = "guest-configs/bench-viommu.toml";
+pub const CONFIG: &str = "tools/bench-guest/bench-viommu.toml";
 /// Wall-clock limit of one QEMU run; it is killed after that.
 const RUN_TIMEOUT: Duration = Duration::from_secs(120);
 /// The workloads of the table, in order: (key, label, what one op is).
