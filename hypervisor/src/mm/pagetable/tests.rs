@@ -3,46 +3,48 @@
 use super::*;
 use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
+use alloc::vec;
 use alloc::vec::Vec;
 
-/// Fake physical memory: table pages live in boxes keyed by made-up
-/// physical addresses starting at 1 GiB.
+/// Fake physical memory: each allocation is one contiguous boxed block
+/// (as real table pages are), keyed by a made-up physical address from 1 GiB
+/// up.
 #[derive(Default)]
 pub(crate) struct FakeMem {
-    pages: BTreeMap<u64, Box<[u64; 512]>>,
+    blocks: BTreeMap<u64, Box<[u64]>>,
     next: u64,
     pub limit: Option<usize>,
 }
 
 impl FakeMem {
+    /// Table pages currently allocated.
     pub fn live(&self) -> usize {
-        self.pages.len()
+        self.blocks.values().map(|b| b.len() / 512).sum()
     }
 }
 
 impl TableMemory for FakeMem {
     fn alloc_tables(&mut self, pages: usize) -> Option<u64> {
-        if self.limit.is_some_and(|l| self.pages.len() + pages > l) {
+        if self.limit.is_some_and(|l| self.live() + pages > l) {
             return None;
         }
         let align = pages as u64 * PAGE_SIZE;
         let base = (0x4000_0000 + self.next).next_multiple_of(align);
-        for i in 0..pages as u64 {
-            self.pages.insert(base + i * PAGE_SIZE, Box::new([0; 512]));
-        }
+        self.blocks
+            .insert(base, vec![0u64; 512 * pages].into_boxed_slice());
         self.next = base + align - 0x4000_0000;
         Some(base)
     }
     fn free_tables(&mut self, pa: u64, pages: usize) {
-        for i in 0..pages as u64 {
-            assert!(
-                self.pages.remove(&(pa + i * PAGE_SIZE)).is_some(),
-                "double free"
-            );
-        }
+        let block = self.blocks.remove(&pa).expect("freeing an unknown block");
+        assert_eq!(block.len(), 512 * pages, "freed with another size");
     }
     fn table_ptr(&self, pa: u64) -> *mut u64 {
-        self.pages[&pa].as_ptr() as *mut u64
+        let (base, block) = self.blocks.range(..=pa).next_back().expect("unknown table");
+        let off = ((pa - base) / 8) as usize;
+        assert!(off < block.len(), "table outside its block");
+        // SAFETY: in bounds of the block, as just checked.
+        unsafe { (block.as_ptr() as *mut u64).add(off) }
     }
 }
 
