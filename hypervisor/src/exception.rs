@@ -129,6 +129,10 @@ pub extern "C" fn handle(frame: &mut TrapFrame, kind: u64) {
     match kind {
         8 => crate::vm::vcpu::handle_sync(frame),
         9 => crate::vm::vcpu::handle_irq(frame),
+        // A guest's FIQ or SError must not take the CPU down: report it and
+        // let the guest go on (it sees no FIQ; an SError is delivered to it
+        // as a virtual SError).
+        10 | 11 => crate::vm::vcpu::handle_async_abort(frame, kind),
         _ => fatal(frame, kind),
     }
 }

@@ -547,3 +547,23 @@ fn prepare_return(g: &'static Guest, v: usize) {
         ICH_HCR_EN
     });
 }
+
+/// An FIQ or SError taken from the guest: logged; an SError is passed on
+/// to the guest as a virtual SError (HCR_EL2.VSE) so that its own handler
+/// deals with it.
+pub fn handle_async_abort(frame: &mut TrapFrame, kind: u64) {
+    let Some((g, v)) = current() else {
+        crate::exception::fatal(frame, kind);
+    };
+    warn!(
+        "guest '{}': vcpu {v}: {} at pc {:#x} (ESR {:#x})",
+        g.config.name,
+        crate::exception::VectorKind(kind),
+        frame.elr,
+        frame.esr
+    );
+    if kind == 11 {
+        arch_guest::inject_virtual_serror();
+    }
+    prepare_return(g, v);
+}

@@ -171,3 +171,10 @@ pub fn publish_guest_image(start: usize, len: usize) {
     // SAFETY: invalidating the instruction cache only discards cached code.
     unsafe { core::arch::asm!("ic ialluis", "dsb ish", "isb", options(nostack)) };
 }
+
+/// Makes a virtual SError pending for the guest (HCR_EL2.VSE); it is taken
+/// when the guest unmasks SErrors.
+pub fn inject_virtual_serror() {
+    write_sysreg!("hcr_el2", read_sysreg!("hcr_el2") | (1 << 8));
+    isb();
+}
