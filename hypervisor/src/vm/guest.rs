@@ -47,6 +47,9 @@ pub struct VcpuSlot {
     pub requests: AtomicU32,
     /// Virtual SPIs raised for this vCPU from another CPU (emulated devices).
     pub spis: Mutex<heapless::Vec<u32, 16>>,
+    /// Set when `spis` may be non-empty, so that the exit path takes the
+    /// lock only then.
+    pub spis_pending: core::sync::atomic::AtomicBool,
 }
 
 impl VcpuSlot {
@@ -181,6 +184,7 @@ impl Guest {
                 sgis: AtomicU32::new(0),
                 requests: AtomicU32::new(0),
                 spis: Mutex::new(heapless::Vec::new()),
+                spis_pending: core::sync::atomic::AtomicBool::new(false),
             })
             .collect();
         let pcpus: Vec<usize> = vcpus.iter().map(|v| v.pcpu).collect();

@@ -17,7 +17,7 @@ use crate::vgic::pending::{PendingQueue, VirqRequest, fill_list_registers};
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use log::{error, info, warn};
-use spin::{Mutex, Once};
+use spin::Once;
 
 /// The guests, created once at boot.
 static GUESTS: Once<Vec<Guest>> = Once::new();
@@ -27,8 +27,31 @@ static ASSIGNED_VCPU: [AtomicUsize; MAX_CPUS] = [const { AtomicUsize::new(0) }; 
 /// Per physical CPU: top of its EL2 stack.
 static STACK_TOP: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
 /// Per physical CPU: virtual interrupts waiting for a list register.
-static QUEUES: [Mutex<PendingQueue>; MAX_CPUS] =
-    [const { Mutex::new(PendingQueue::new()) }; MAX_CPUS];
+static QUEUES: [CpuLocal<PendingQueue>; MAX_CPUS] =
+    [const { CpuLocal::new(PendingQueue::new()) }; MAX_CPUS];
+
+/// Data only its own physical CPU touches, at EL2 with interrupts masked:
+/// no lock needed on the exit path.
+struct CpuLocal<T>(core::cell::UnsafeCell<T>);
+
+// SAFETY: each element is accessed only by the CPU whose index it has
+// (`local_queue` indexes by the running CPU), never concurrently.
+unsafe impl<T> Sync for CpuLocal<T> {}
+
+impl<T> CpuLocal<T> {
+    const fn new(v: T) -> Self {
+        CpuLocal(core::cell::UnsafeCell::new(v))
+    }
+}
+
+/// This CPU's queue of virtual interrupts waiting for a list register.
+fn local_queue() -> &'static mut PendingQueue {
+    let me = cpu::cpu_index() % MAX_CPUS;
+    // SAFETY: only this CPU uses QUEUES[me]; EL2 runs with interrupts
+    // masked and no caller keeps the reference across another call to
+    // `local_queue`.
+    unsafe { &mut *QUEUES[me].0.get() }
+}
 /// Guests still running.
 static RUNNING: AtomicUsize = AtomicUsize::new(0);
 
@@ -112,7 +135,7 @@ fn enter_vcpu(g: &'static Guest, v: usize) -> ! {
     let slot = &g.vcpus[v];
     arch_guest::configure(g.vttbr, g.vtcr, v);
     gicv3::enable_virtual_interface(ICH_HCR_EN);
-    QUEUES[cpu::cpu_index() % MAX_CPUS].lock().clear();
+    local_queue().clear();
     slot.sgis.store(0, Ordering::Relaxed);
     let mut frame = TrapFrame {
         elr: slot.entry.load(Ordering::Acquire),
@@ -145,7 +168,7 @@ fn stop_here(g: &Guest, v: usize) -> ! {
         gicv3::write_lr(n, 0);
     }
     gicv3::set_hcr(0);
-    QUEUES[cpu::cpu_index() % MAX_CPUS].lock().clear();
+    local_queue().clear();
     g.vcpus[v].set_power(VcpuPower::Off);
     cpu_loop()
 }
@@ -442,7 +465,7 @@ pub fn handle_irq(frame: &mut TrapFrame) {
                     priority,
                     hw: true,
                 };
-                if !QUEUES[me % MAX_CPUS].lock().push(req) {
+                if !local_queue().push(req) {
                     warn!(
                         "guest '{}': vcpu {v}: interrupt queue full, INTID {intid} dropped",
                         g.config.name
@@ -471,6 +494,7 @@ pub fn raise_virtual_spi(g: &Guest, intid: u32) {
         return;
     };
     let mut spis = slot.spis.lock();
+    slot.spis_pending.store(true, Ordering::Release);
     if !spis.contains(&intid) && spis.push(intid).is_err() {
         warn!(
             "guest '{}': vcpu {target}: too many pending virtual SPIs, INTID {intid} dropped",
@@ -489,9 +513,13 @@ fn prepare_return(g: &'static Guest, v: usize) {
         slot.requests.fetch_and(!request::STOP, Ordering::AcqRel);
         stop_here(g, v);
     }
-    let me = cpu::cpu_index() % MAX_CPUS;
-    let mut queue = QUEUES[me].lock();
-    let sgis = slot.sgis.swap(0, Ordering::AcqRel);
+    let queue = local_queue();
+    // A plain load first: the exchange only when another vCPU raised one.
+    let sgis = if slot.sgis.load(Ordering::Relaxed) != 0 {
+        slot.sgis.swap(0, Ordering::AcqRel)
+    } else {
+        0
+    };
     if sgis != 0 {
         let vgic = g.vgic.lock();
         for intid in (0..16u32).filter(|i| sgis & (1 << i) != 0) {
@@ -510,8 +538,9 @@ fn prepare_return(g: &'static Guest, v: usize) {
             }
         }
     }
-    {
+    if slot.spis_pending.load(Ordering::Acquire) {
         let mut spis = slot.spis.lock();
+        slot.spis_pending.store(false, Ordering::Relaxed);
         if !spis.is_empty() {
             let vgic = g.vgic.lock();
             spis.retain(|&intid| match vgic.spi(intid) {
@@ -527,6 +556,9 @@ fn prepare_return(g: &'static Guest, v: usize) {
                 Some(_) => true,
                 None => false,
             });
+            if !spis.is_empty() {
+                slot.spis_pending.store(true, Ordering::Relaxed);
+            }
         }
     }
     if queue.is_empty() {
@@ -540,7 +572,7 @@ fn prepare_return(g: &'static Guest, v: usize) {
             *lr = gicv3::read_lr(i);
         }
     }
-    let more = fill_list_registers(&mut queue, &lrs[..n], gicv3::write_lr);
+    let more = fill_list_registers(queue, &lrs[..n], gicv3::write_lr);
     gicv3::set_hcr(if more {
         ICH_HCR_EN | ICH_HCR_UIE
     } else {

@@ -34,13 +34,14 @@ impl<B: IommuBackend> ViommuDevice<B> {
 
     fn handle_requests(&mut self, ctx: &mut QueueContext<'_>) {
         let mem = ctx.memory();
-        let mut done: Vec<(Chain, Completion)> = Vec::new();
+        let mut chains: Vec<Chain> = Vec::with_capacity(REQUESTQ_SIZE as usize);
+        let mut completions: Vec<Completion> = Vec::with_capacity(REQUESTQ_SIZE as usize);
         while let Some(chain) = ctx.pop(REQUESTQ) {
             match chain.read_readable(mem, MAX_REQUEST) {
                 Ok(req) => {
                     let resp_len = usize::try_from(chain.writable_len()).unwrap_or(usize::MAX);
-                    let c = self.model.handle_request(&req, resp_len);
-                    done.push((chain, c));
+                    completions.push(self.model.handle_request(&req, resp_len));
+                    chains.push(chain);
                 }
                 // Unreadable or oversized: the request fails, nothing written.
                 Err(_) => {
@@ -48,14 +49,13 @@ impl<B: IommuBackend> ViommuDevice<B> {
                 }
             }
         }
-        if done.is_empty() {
+        if chains.is_empty() {
             return;
         }
         // One sync (TLB invalidation) for the whole notify, before any of
         // its requests is completed.
-        let mut completions: Vec<Completion> = done.iter().map(|(_, c)| c.clone()).collect();
         let _ = self.model.finish_batch(&mut completions);
-        for ((chain, _), c) in done.iter().zip(completions.iter()) {
+        for (chain, c) in chains.iter().zip(completions.iter()) {
             let written = chain.write_writable(mem, c.response.bytes()).unwrap_or(0);
             let _ = ctx.push_used(REQUESTQ, chain.head, written);
         }
