@@ -293,7 +293,7 @@ impl<F: Format> PageTable<F> {
             Some(end) if end <= 1 << 48 => {}
             _ => return Err(MapError::OutOfRange),
         }
-        if self.any_mapped(mem, self.root, self.start_level, va, va + size) {
+        if self.any_mapped(mem, va, va + size) {
             return Err(MapError::AlreadyMapped);
         }
         let leaf = F::encode(attrs);
@@ -367,13 +367,18 @@ impl<F: Format> PageTable<F> {
         Ok(())
     }
 
-    fn any_mapped(
+    /// Whether any leaf descriptor meeting `[va, end)` satisfies
+    /// `pred(covers_whole_leaf)`: the one read-only walk behind the overlap
+    /// check of [`PageTable::map`] and the split check of
+    /// [`PageTable::unmap`].
+    fn any_leaf(
         &self,
         mem: &impl TableMemory,
         table: u64,
         level: usize,
         va: u64,
         end: u64,
+        pred: &impl Fn(bool) -> bool,
     ) -> bool {
         let block = level_size(level);
         let mut cur = va;
@@ -386,14 +391,26 @@ impl<F: Format> PageTable<F> {
                     .read_volatile()
             };
             if desc & VALID != 0 {
-                let is_table = level < 3 && desc & TABLE_OR_PAGE != 0;
-                if !is_table || self.any_mapped(mem, desc & OA_MASK, level + 1, cur, next) {
+                let found = if level < 3 && desc & TABLE_OR_PAGE != 0 {
+                    self.any_leaf(mem, desc & OA_MASK, level + 1, cur, next, pred)
+                } else {
+                    pred(cur.is_multiple_of(block) && next - cur == block)
+                };
+                if found {
                     return true;
                 }
             }
             cur = next;
         }
         false
+    }
+
+    fn any_mapped(&self, mem: &impl TableMemory, va: u64, end: u64) -> bool {
+        self.any_leaf(mem, self.root, self.start_level, va, end, &|_| true)
+    }
+
+    fn splits_block(&self, mem: &impl TableMemory, va: u64, end: u64) -> bool {
+        self.any_leaf(mem, self.root, self.start_level, va, end, &|whole| !whole)
     }
 
     /// Removes every mapping inside `[va, va + size)`; unmapped holes are
@@ -408,44 +425,10 @@ impl<F: Format> PageTable<F> {
         size: u64,
     ) -> Result<(), MapError> {
         self.check_range(va, size)?;
-        if self.splits_block(mem, self.root, self.start_level, va, va + size) {
+        if self.splits_block(mem, va, va + size) {
             return Err(MapError::WouldSplit);
         }
         self.unmap_level(mem, self.root, self.start_level, va, va + size)
-    }
-
-    fn splits_block(
-        &self,
-        mem: &impl TableMemory,
-        table: u64,
-        level: usize,
-        va: u64,
-        end: u64,
-    ) -> bool {
-        let block = level_size(level);
-        let mut cur = va;
-        while cur < end {
-            let next = ((cur / block) + 1).saturating_mul(block).min(end);
-            // SAFETY: live table page, index in range.
-            let desc = unsafe {
-                mem.table_ptr(table)
-                    .add(self.index(level, cur))
-                    .read_volatile()
-            };
-            if desc & VALID != 0 {
-                let is_table = level < 3 && desc & TABLE_OR_PAGE != 0;
-                let partial = !cur.is_multiple_of(block) || next - cur != block;
-                if is_table {
-                    if self.splits_block(mem, desc & OA_MASK, level + 1, cur, next) {
-                        return true;
-                    }
-                } else if partial {
-                    return true;
-                }
-            }
-            cur = next;
-        }
-        false
     }
 
     fn unmap_level(
