@@ -1,5 +1,7 @@
-//! Just enough of a flattened device tree walker: the unit address of a node
-//! by name prefix, and the PSCI conduit. Byte-wise reads only (MMU off).
+//! Just enough of a flattened device tree reader: nodes with their parent's
+//! `#address-cells`, a node's properties, and what the bench needs from
+//! them (the PSCI conduit, the virtio-iommu a PCIe host's `iommu-map` names).
+//! Byte-wise reads only (MMU off).
 
 use core::ptr::read_volatile;
 
@@ -9,6 +11,8 @@ const END_NODE: u32 = 2;
 const PROP: u32 = 3;
 const NOP: u32 = 4;
 const END: u32 = 9;
+/// Deepest node nesting followed (QEMU's and partita's trees use 3).
+const MAX_DEPTH: usize = 16;
 
 fn byte(a: usize) -> u8 {
     // SAFETY: the caller walks inside the DTB the loader handed over.
@@ -27,82 +31,251 @@ fn strlen(a: usize) -> usize {
     n
 }
 
+fn eq(a: usize, len: usize, s: &[u8]) -> bool {
+    len == s.len() && s.iter().enumerate().all(|(i, &c)| byte(a + i) == c)
+}
+
 fn starts_with(a: usize, len: usize, prefix: &[u8]) -> bool {
     len >= prefix.len() && prefix.iter().enumerate().all(|(i, &c)| byte(a + i) == c)
 }
 
-/// Walks the structure block, calling `f(token, node_name_addr, node_name_len,
-/// prop_name_addr, value_addr, value_len)` for nodes and properties; stops
-/// when `f` returns Some.
-fn walk<T>(
-    dtb: usize,
-    mut f: impl FnMut(u32, usize, usize, usize, usize, usize) -> Option<T>,
-) -> Option<T> {
-    if dtb == 0 || dtb & 3 != 0 || be32(dtb) != FDT_MAGIC {
-        return None;
-    }
-    let total = be32(dtb + 4) as usize;
-    let mut p = dtb + be32(dtb + 8) as usize;
-    let strings = dtb + be32(dtb + 12) as usize;
-    let (mut name, mut name_len) = (0usize, 0usize);
-    while p < dtb + total {
-        match be32(p) {
-            BEGIN_NODE => {
-                name = p + 4;
-                name_len = strlen(name);
-                if let Some(r) = f(BEGIN_NODE, name, name_len, 0, 0, 0) {
-                    return Some(r);
-                }
-                p = (p + 4 + name_len + 1 + 3) & !3;
-            }
-            PROP => {
-                let len = be32(p + 4) as usize;
-                let pname = strings + be32(p + 8) as usize;
-                if let Some(r) = f(PROP, name, name_len, pname, p + 12, len) {
-                    return Some(r);
-                }
-                p = (p + 12 + len + 3) & !3;
-            }
-            END_NODE | NOP => p += 4,
-            END => return None,
-            _ => return None,
-        }
-    }
-    None
+/// Bytes of the blob, for printing (e.g. a node name).
+#[derive(Clone, Copy)]
+pub struct Bytes {
+    /// Address of the first byte.
+    pub addr: usize,
+    /// Length in bytes.
+    pub len: usize,
 }
 
-/// The unit address (hex after `@`) of the first node whose name starts
-/// with `prefix` (which includes the `@`).
-pub fn node_unit_address(dtb: usize, prefix: &[u8]) -> Option<u64> {
-    walk(dtb, |tok, name, len, _, _, _| {
-        if tok != BEGIN_NODE || !starts_with(name, len, prefix) {
+impl Bytes {
+    /// Byte `i`.
+    pub fn at(self, i: usize) -> u8 {
+        byte(self.addr + i)
+    }
+    /// Big-endian cell `i`.
+    pub fn cell(self, i: usize) -> u32 {
+        be32(self.addr + 4 * i)
+    }
+    /// Number of whole cells.
+    pub fn cells(self) -> usize {
+        self.len / 4
+    }
+    /// A value of `n` cells starting at cell `i` (n = 1 or 2).
+    pub fn cells_at(self, i: usize, n: usize) -> u64 {
+        (0..n).fold(0, |v, k| v << 32 | self.cell(i + k) as u64)
+    }
+    /// Whether this NUL-separated string list holds `s`.
+    pub fn has_string(self, s: &[u8]) -> bool {
+        let mut start = 0;
+        while start < self.len {
+            let mut end = start;
+            while end < self.len && self.at(end) != 0 {
+                end += 1;
+            }
+            if eq(self.addr + start, end - start, s) {
+                return true;
+            }
+            start = end + 1;
+        }
+        false
+    }
+}
+
+/// A node: where its properties start, its name and its parent's cells.
+#[derive(Clone, Copy)]
+pub struct Node {
+    /// The token after the node's name.
+    body: usize,
+    /// The name (`name@unit`; empty for the root).
+    pub name: Bytes,
+    /// Nesting depth (0 = root).
+    pub depth: usize,
+    /// The parent's `#address-cells` (for this node's `reg`).
+    pub addr_cells: u32,
+}
+
+/// A flattened device tree in memory.
+#[derive(Clone, Copy)]
+pub struct Fdt {
+    base: usize,
+    structs: usize,
+    strings: usize,
+}
+
+impl Fdt {
+    /// The DTB at `addr`, if it carries the FDT magic.
+    pub fn new(addr: usize) -> Option<Self> {
+        if addr == 0 || addr & 3 != 0 || be32(addr) != FDT_MAGIC {
             return None;
         }
-        let mut v = 0u64;
-        for i in prefix.len()..len {
-            let d = match byte(name + i) {
-                c @ b'0'..=b'9' => c - b'0',
-                c @ b'a'..=b'f' => c - b'a' + 10,
-                c @ b'A'..=b'F' => c - b'A' + 10,
+        Some(Self {
+            base: addr,
+            structs: addr + be32(addr + 8) as usize,
+            strings: addr + be32(addr + 12) as usize,
+        })
+    }
+
+    fn end(self) -> usize {
+        self.base + be32(self.base + 4) as usize
+    }
+
+    /// Calls `f` for every node in document order; stops at the first Some.
+    pub fn nodes<T>(self, mut f: impl FnMut(Node) -> Option<T>) -> Option<T> {
+        // cells[d] = #address-cells of the open node at depth d (what its
+        // children's `reg` use); the spec's default 2 until a property says.
+        let mut cells = [2u32; MAX_DEPTH + 1];
+        let mut depth = 0usize; // nodes currently open
+        let mut p = self.structs;
+        while p < self.end() {
+            match be32(p) {
+                BEGIN_NODE => {
+                    if depth > MAX_DEPTH {
+                        return None;
+                    }
+                    let name = Bytes {
+                        addr: p + 4,
+                        len: strlen(p + 4),
+                    };
+                    let body = (p + 4 + name.len + 1 + 3) & !3;
+                    let node = Node {
+                        body,
+                        name,
+                        depth,
+                        addr_cells: if depth == 0 { 2 } else { cells[depth - 1] },
+                    };
+                    // Its own cells (its properties precede its subnodes).
+                    cells[depth] = self.prop(node, b"#address-cells").map_or(2, |v| v.cell(0));
+                    if let Some(r) = f(node) {
+                        return Some(r);
+                    }
+                    depth += 1;
+                    p = body;
+                }
+                PROP => p = (p + 12 + be32(p + 4) as usize + 3) & !3,
+                END_NODE => {
+                    depth = depth.checked_sub(1)?;
+                    p += 4;
+                }
+                NOP => p += 4,
+                END => return None,
                 _ => return None,
-            };
-            v = v << 4 | d as u64;
+            }
         }
-        Some(v)
-    })
+        None
+    }
+
+    /// The value of `node`'s property `name`.
+    pub fn prop(self, node: Node, name: &[u8]) -> Option<Bytes> {
+        let mut p = node.body;
+        loop {
+            match be32(p) {
+                PROP => {
+                    let len = be32(p + 4) as usize;
+                    let pname = self.strings + be32(p + 8) as usize;
+                    if eq(pname, strlen(pname), name) {
+                        return Some(Bytes { addr: p + 12, len });
+                    }
+                    p = (p + 12 + len + 3) & !3;
+                }
+                NOP => p += 4,
+                _ => return None,
+            }
+        }
+    }
+
+    /// The node whose `phandle` (or `linux,phandle`) is `phandle`.
+    pub fn by_phandle(self, phandle: u32) -> Option<Node> {
+        self.nodes(|n| {
+            let v = self
+                .prop(n, b"phandle")
+                .or_else(|| self.prop(n, b"linux,phandle"))?;
+            (v.len == 4 && v.cell(0) == phandle).then_some(n)
+        })
+    }
+
+    /// Whether the /psci node's `method` is "smc" (None: no such property).
+    pub fn psci_method_is_smc(self) -> Option<bool> {
+        self.nodes(|n| {
+            if n.depth != 1 || !starts_with(n.name.addr, n.name.len, b"psci") {
+                return None;
+            }
+            let m = self.prop(n, b"method")?;
+            Some(m.len >= 3 && m.at(0) == b's')
+        })
+    }
 }
 
-/// Whether the /psci node's `method` is "smc" (None: no such property).
-pub fn psci_method_is_smc(dtb: usize) -> Option<bool> {
-    walk(dtb, |tok, name, len, pname, val, vlen| {
-        if tok == PROP
-            && starts_with(name, len, b"psci")
-            && strlen(pname) == 6
-            && starts_with(pname, 6, b"method")
-        {
-            Some(vlen >= 3 && byte(val) == b's')
-        } else {
-            None
-        }
+/// The virtio-iommu in front of a PCI function, as the DT describes it.
+#[derive(Clone, Copy)]
+pub struct Viommu {
+    /// The PCIe host node whose `iommu-map` was used.
+    pub pci: Node,
+    /// The virtio-iommu node (`compatible = "virtio,mmio"`, `#iommu-cells = <1>`).
+    pub node: Node,
+    /// The first `reg` address of `node`.
+    pub base: u64,
+    /// The endpoint ID of the requester ID asked for.
+    pub endpoint: u32,
+}
+
+/// Finds the IOMMU of PCI requester ID `rid` through the first PCIe host
+/// (`device_type = "pci"`) with an `iommu-map` (after `iommu-map-mask`), and
+/// checks that it is a virtio-mmio node with `#iommu-cells = <1>`.
+pub fn viommu_of_rid(fdt: Fdt, rid: u32) -> Result<Viommu, &'static str> {
+    let (pci, map) = fdt
+        .nodes(|n| {
+            let t = fdt.prop(n, b"device_type")?;
+            if !t.has_string(b"pci") {
+                return None;
+            }
+            Some((n, fdt.prop(n, b"iommu-map")?))
+        })
+        .ok_or("the DT has no PCIe host (device_type \"pci\") with an iommu-map")?;
+    let mask = fdt
+        .prop(pci, b"iommu-map-mask")
+        .map_or(u32::MAX, |m| m.cell(0));
+    let id = rid & mask;
+    if map.cells() == 0 || map.cells() % 4 != 0 {
+        return Err("the PCIe host's iommu-map is not <rid-base phandle iommu-base length>...");
+    }
+    let (phandle, endpoint) = (0..map.cells() / 4)
+        .map(|e| {
+            (
+                map.cell(4 * e),
+                map.cell(4 * e + 1),
+                map.cell(4 * e + 2),
+                map.cell(4 * e + 3),
+            )
+        })
+        .find(|&(base, _, _, len)| id >= base && id - base < len)
+        .map(|(base, ph, ibase, _)| (ph, ibase + (id - base)))
+        .ok_or("the PCIe host's iommu-map does not cover the requester ID")?;
+    let node = fdt
+        .by_phandle(phandle)
+        .ok_or("no DT node has the phandle the iommu-map names")?;
+    let compatible = fdt
+        .prop(node, b"compatible")
+        .map(|c| c.has_string(b"virtio,mmio"));
+    if compatible != Some(true) {
+        return Err("the iommu-map's IOMMU node is not compatible \"virtio,mmio\"");
+    }
+    match fdt.prop(node, b"#iommu-cells") {
+        Some(c) if c.len == 4 && c.cell(0) == 1 => {}
+        _ => return Err("the iommu-map's IOMMU node has no #iommu-cells = <1>"),
+    }
+    let reg = fdt
+        .prop(node, b"reg")
+        .filter(|r| {
+            node.addr_cells as usize >= 1
+                && node.addr_cells <= 2
+                && r.cells() >= node.addr_cells as usize
+        })
+        .ok_or("the virtio-iommu node has no usable reg")?;
+    Ok(Viommu {
+        pci,
+        node,
+        base: reg.cells_at(0, node.addr_cells as usize),
+        endpoint,
     })
 }

@@ -48,3 +48,10 @@ pub fn hex(v: u64) {
         }
     }
 }
+
+/// Writes raw bytes (e.g. a DT node name), one character each.
+pub fn bytes(b: impl Iterator<Item = u8>) {
+    for c in b {
+        putc(c);
+    }
+}

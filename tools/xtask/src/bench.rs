@@ -3,15 +3,23 @@
 //! bare-metal guest (`tools/bench-guest`), both under `-icount shift=0 -seed 1`
 //! so that guest nanoseconds are executed instructions (EL2 ones included).
 //!
+//! The reference run gets the device tree the issue asks for (QEMU's own,
+//! with `#iommu-cells` on the virtio-iommu's virtio-mmio node and an
+//! `iommu-map` on the PCIe host: see [`refdt`]) and the CPU count and
+//! memory the guest has under partita. The guest finds its device through
+//! the DT the same way on both sides.
+//!
 //! Writes `target/bench/report.md`, `target/bench/results.json` and
 //! `target/bench/plot.svg`. See docs/performance.md.
+
+mod refdt;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::error::XtaskError;
@@ -27,6 +35,12 @@ use crate::workspace::Workspace;
 pub const CONFIG: &str = "tools/bench-guest/bench-viommu.toml";
 /// Wall-clock limit of one QEMU run; it is killed after that.
 const RUN_TIMEOUT: Duration = Duration::from_secs(120);
+/// The reference machine: QEMU `virt` without EL2 and without an SMMU.
+const REFERENCE_MACHINE: &str = "virt,gic-version=3";
+/// Where QEMU `virt`'s RAM starts: the reference guest's RAM is
+/// `[VIRT_RAM_BASE, VIRT_RAM_BASE + -m)`, so [`CONFIG`] must put the
+/// guest's RAM there too for the two to see the same memory.
+const VIRT_RAM_BASE: u64 = 0x4000_0000;
 /// The workloads of the table, in order: (key, label, what one op is).
 const OPS: [(&str, &str, &str); 5] = [
     (
@@ -70,8 +84,11 @@ pub fn bench(ws: &Workspace, runs: usize) -> Result<(), XtaskError> {
     fs::create_dir_all(&out).map_err(|e| XtaskError::io("create", &out, e))?;
     let guest = build_guest(ws, &out)?;
     let bundle = payload::build(ws, &ws.root.join(CONFIG), &emulator.qemu)?;
+    let guest_cfg = guest_config(ws)?;
+    let smp = guest_cfg.cpus.len().to_string();
+    let mem = format!("{}M", guest_cfg.memory_size >> 20);
 
-    let ours_cmd = |_: usize| {
+    let ours_cmd = || {
         let mut c = Command::new(&emulator.qemu);
         c.args([
             "-M",
@@ -91,56 +108,99 @@ pub fn bench(ws: &Workspace, runs: usize) -> Result<(), XtaskError> {
         .args(["-icount", "shift=0", "-seed", "1"]);
         c
     };
-    let reference_cmd = |_: usize| {
+    // The reference: the guest's CPU count and memory under partita, QEMU's
+    // virtio-iommu on virtio-mmio. `dumpdtb` writes QEMU's DT and exits;
+    // `dtb` boots with the edited one.
+    let reference_cmd = |dumpdtb: Option<&Path>, dtb: Option<&Path>| {
+        let machine = match dumpdtb {
+            Some(p) => format!("{REFERENCE_MACHINE},dumpdtb={}", p.display()),
+            None => REFERENCE_MACHINE.to_owned(),
+        };
         let mut c = Command::new(&emulator.qemu);
-        c.args([
-            "-M",
-            "virt,gic-version=3",
-            "-cpu",
-            qemu::CPU,
-            "-smp",
-            "4",
-            "-m",
-            "1G",
-        ])
-        .args(["-display", "none", "-serial", "stdio", "-monitor", "none"])
-        .arg("-kernel")
-        .arg(&guest)
-        .args(["-device", "virtio-iommu-device,primary-bus=pcie.0"])
-        .args(["-global", "virtio-mmio.force-legacy=false"])
-        // Notifies handled in the vCPU's MMIO write (as partita does in
-        // its trap), not by the main loop: with ioeventfd the guest
-        // spins for a host-timing-dependent number of instructions.
-        .args(["-global", "virtio-mmio.ioeventfd=false"])
-        .args(["-icount", "shift=0", "-seed", "1"]);
+        c.args(["-M", &machine, "-cpu", qemu::CPU, "-smp", &smp, "-m", &mem])
+            .args(["-display", "none", "-serial", "stdio", "-monitor", "none"])
+            .arg("-kernel")
+            .arg(&guest);
+        if let Some(dtb) = dtb {
+            c.arg("-dtb").arg(dtb);
+        }
+        c.args(["-device", "virtio-iommu-device,primary-bus=pcie.0"])
+            .args(["-global", "virtio-mmio.force-legacy=false"])
+            // Notifies handled in the vCPU's MMIO write (as partita does in
+            // its trap), not by the main loop: with ioeventfd the guest
+            // spins for a host-timing-dependent number of instructions.
+            .args(["-global", "virtio-mmio.ioeventfd=false"])
+            .args(["-icount", "shift=0", "-seed", "1"]);
         c
     };
 
+    let (ref_dtb, edit) = reference_dt(
+        &out,
+        &mut reference_cmd(Some(&out.join("reference-qemu.dtb")), None),
+    )?;
     let (mut ours, mut reference) = (Samples::new(), Samples::new());
+    let (mut ram, mut discovery) = (Vec::new(), BTreeMap::new());
     for run in 0..runs {
         eprintln!("==> run {}/{runs}: partita", run + 1);
-        collect(
-            &mut ours,
-            &run_one(&mut ours_cmd(run), &out.join(format!("ours-{run}.log")))?,
-        )?;
+        let text = run_one(&mut ours_cmd(), &out.join(format!("ours-{run}.log")))?;
+        collect(&mut ours, &text)?;
+        if let Some(r) = parse_ram(&text, &guest_cfg.name) {
+            ram.push(r);
+        }
+        discovery.insert("ours", dt_line(&text));
         eprintln!(
             "==> run {}/{runs}: QEMU virtio-iommu-device (no hypervisor)",
             run + 1
         );
-        collect(
-            &mut reference,
-            &run_one(
-                &mut reference_cmd(run),
-                &out.join(format!("reference-{run}.log")),
-            )?,
-        )?;
+        let log = out.join(format!("reference-{run}.log"));
+        let text = run_one(&mut reference_cmd(None, Some(&ref_dtb)), &log)?;
+        // QEMU's slot assignment, as refdt assumes it, seen from the guest.
+        if device_base(&text) != Some(edit.viommu_base) {
+            return Err(XtaskError::Bench(format!(
+                "the reference guest did not use the virtio-iommu at {:#x} ({} in the edited DT) (console: {})",
+                edit.viommu_base,
+                edit.viommu_path,
+                log.display()
+            )));
+        }
+        collect(&mut reference, &text)?;
+        discovery.insert("reference", dt_line(&text));
     }
+
+    let ours_line = process::display(&ours_cmd());
+    let reference_line = process::display(&reference_cmd(None, Some(&ref_dtb)));
+    let [a, b, c, d] = edit.iommu_map;
+    let mut setup = vec![
+        format!(
+            "guest: {} CPU(s), {} MiB of RAM at {VIRT_RAM_BASE:#x} on both sides (ours: QEMU `-smp 4 -m 1G`, partita gives guest '{}' cpus {:?} and {} MiB per `{CONFIG}`; reference: QEMU `-smp {smp} -m {mem}`, the guest alone on the machine)",
+            guest_cfg.cpus.len(),
+            guest_cfg.memory_size >> 20,
+            guest_cfg.name,
+            guest_cfg.cpus,
+            guest_cfg.memory_size >> 20,
+        ),
+        format!(
+            "reference DT: QEMU's own (`dumpdtb` of the reference command line), plus `#iommu-cells = <1>` and `phandle = <{:#x}>` on `{}` (the slot QEMU gives `virtio-iommu-device`) and `iommu-map = <{a:#x} &viommu {c:#x} {d:#x}>` on `{}` (phandle {b:#x}); `reference.dts` / `reference.dtb`",
+            edit.phandle, edit.viommu_path, edit.pci_path,
+        ),
+    ];
+    for (side, line) in &discovery {
+        setup.push(format!(
+            "discovery ({side}): {}",
+            line.as_deref().unwrap_or("no `bench dt` line")
+        ));
+    }
+    setup.push(format!("ours: `{ours_line}`"));
+    setup.push(format!("reference: `{reference_line}`"));
 
     let report = Report {
         ours,
         reference,
         image_bytes,
         runs,
+        ram,
+        guest: guest_cfg.name.clone(),
+        setup,
     };
     let md = report.markdown();
     println!("{md}");
@@ -192,9 +252,97 @@ fn build_guest(ws: &Workspace, out: &Path) -> Result<PathBuf, XtaskError> {
     Ok(bin)
 }
 
-/// Runs QEMU with a wall-clock limit; returns its console output (also
-/// written to `log`). Fails on a timeout, a non-zero exit or no `bench done`.
+/// What the bench needs of the guest of [`CONFIG`].
+struct GuestSetup {
+    name: String,
+    cpus: Vec<u32>,
+    memory_size: u64,
+}
+
+/// Reads [`CONFIG`]: one guest, its RAM where QEMU virt's starts (so that
+/// the reference's `-m` gives the guest the same memory map).
+fn guest_config(ws: &Workspace) -> Result<GuestSetup, XtaskError> {
+    let file = guestcfg::load(&ws.root.join(CONFIG)).map_err(XtaskError::config)?;
+    let [g] = &file.guests[..] else {
+        return Err(XtaskError::Bench(format!(
+            "{CONFIG}: expected exactly one guest"
+        )));
+    };
+    let c = &g.config;
+    if c.memory_base != VIRT_RAM_BASE || c.memory_size % (1 << 20) != 0 {
+        return Err(XtaskError::Bench(format!(
+            "{CONFIG}: the guest's RAM must start at {VIRT_RAM_BASE:#x} (QEMU virt's RAM base) and be whole MiB for the reference run to match it"
+        )));
+    }
+    Ok(GuestSetup {
+        name: c.name.clone(),
+        cpus: c.cpus.clone(),
+        memory_size: c.memory_size,
+    })
+}
+
+/// The reference DT: runs `dump` (the reference command line with
+/// `dumpdtb=out/reference-qemu.dtb`), decompiles QEMU's DTB with `dtc`,
+/// edits it ([`refdt::edit`]) into `out/reference.dts` and compiles that to
+/// `out/reference.dtb`, which it returns with what the edit did.
+fn reference_dt(out: &Path, dump: &mut Command) -> Result<(PathBuf, refdt::Edit), XtaskError> {
+    let qemu_dtb = out.join("reference-qemu.dtb");
+    let qemu_dts = out.join("reference-qemu.dts");
+    let (dts_path, dtb_path) = (out.join("reference.dts"), out.join("reference.dtb"));
+    for stale in [&qemu_dtb, &qemu_dts, &dts_path, &dtb_path] {
+        let _ = fs::remove_file(stale);
+    }
+    eprintln!("==> reference DT: QEMU's, with the virtio-iommu and the PCIe iommu-map added");
+    run_qemu(dump, &out.join("reference-dumpdtb.log"))?;
+    if !qemu_dtb.is_file() {
+        return Err(XtaskError::Bench(format!(
+            "QEMU exited without writing {}",
+            qemu_dtb.display()
+        )));
+    }
+    let mut dtc = Command::new("dtc");
+    dtc.args(["-q", "-I", "dtb", "-O", "dts", "-o"])
+        .arg(&qemu_dts)
+        .arg(&qemu_dtb);
+    process::run(&mut dtc)?;
+    let text = fs::read_to_string(&qemu_dts).map_err(|e| XtaskError::io("read", &qemu_dts, e))?;
+    let (edited, edit) = refdt::edit(&text)
+        .map_err(|e| XtaskError::Bench(format!("editing {}: {e}", qemu_dts.display())))?;
+    write(&dts_path, &edited)?;
+    let mut dtc = Command::new("dtc");
+    dtc.args(["-q", "-I", "dts", "-O", "dtb", "-o"])
+        .arg(&dtb_path)
+        .arg(&dts_path);
+    process::run(&mut dtc)?;
+    let [r, p, i, n] = edit.iommu_map;
+    println!(
+        "reference DT: {} (#iommu-cells = <1>, phandle = <{:#x}> on {}; iommu-map = <{r:#x} {p:#x} {i:#x} {n:#x}> on {})",
+        dtb_path.display(),
+        edit.phandle,
+        edit.viommu_path,
+        edit.pci_path
+    );
+    Ok((dtb_path, edit))
+}
+
+/// Runs the bench guest in QEMU ([`run_qemu`]); fails on a `bench error`
+/// line or no `bench done`.
 fn run_one(cmd: &mut Command, log: &Path) -> Result<String, XtaskError> {
+    let text = run_qemu(cmd, log)?;
+    let fail = |why: String| XtaskError::Bench(format!("{why} (console: {})", log.display()));
+    if let Some(line) = text.lines().find(|l| l.starts_with("bench error")) {
+        return Err(fail(format!("guest reported `{line}`")));
+    }
+    if !text.lines().any(|l| l.trim_end() == "bench done") {
+        return Err(fail("guest did not finish".into()));
+    }
+    Ok(text)
+}
+
+/// Runs QEMU with a wall-clock limit ([`RUN_TIMEOUT`], then it is killed);
+/// returns its console output (also written, with its stderr, to `log`).
+/// Fails on a timeout or a non-zero exit.
+fn run_qemu(cmd: &mut Command, log: &Path) -> Result<String, XtaskError> {
     eprintln!("$ {}", process::display(cmd));
     let mut child = cmd
         .stdin(Stdio::null())
@@ -215,7 +363,7 @@ fn run_one(cmd: &mut Command, log: &Path) -> Result<String, XtaskError> {
         s
     });
     let start = Instant::now();
-    let status = loop {
+    let status: Option<ExitStatus> = loop {
         match child.try_wait() {
             Ok(Some(status)) => break Some(status),
             Ok(None) if start.elapsed() > RUN_TIMEOUT => {
@@ -241,13 +389,47 @@ fn run_one(cmd: &mut Command, log: &Path) -> Result<String, XtaskError> {
         Some(s) if !s.success() => return Err(fail(format!("QEMU exited with {s}"))),
         Some(_) => {}
     }
-    if let Some(line) = text.lines().find(|l| l.starts_with("bench error")) {
-        return Err(fail(format!("guest reported `{line}`")));
-    }
-    if !text.lines().any(|l| l.trim_end() == "bench done") {
-        return Err(fail("guest did not finish".into()));
-    }
     Ok(text)
+}
+
+/// The hypervisor's report of what it allocated for one guest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RamUse {
+    /// Most bytes the guest had allocated at once.
+    pub peak: u64,
+    /// Bytes allocated when the line was printed.
+    pub live: u64,
+}
+
+/// The last `guest '<guest>': hypervisor RAM: peak <P> bytes, live <L>
+/// bytes` line of a partita console (after any log prefix).
+pub fn parse_ram(console: &str, guest: &str) -> Option<RamUse> {
+    let key = format!("guest '{guest}': hypervisor RAM: peak ");
+    console.lines().rev().find_map(|line| {
+        let rest = &line[line.find(&key)? + key.len()..];
+        let (peak, rest) = rest.split_once(" bytes, live ")?;
+        let live = rest.trim_end().strip_suffix(" bytes")?;
+        Some(RamUse {
+            peak: peak.parse().ok()?,
+            live: live.parse().ok()?,
+        })
+    })
+}
+
+/// The base the guest reports in its `bench device base=0x...` line.
+fn device_base(console: &str) -> Option<u64> {
+    console.lines().find_map(|l| {
+        let v = l.strip_prefix("bench device base=0x")?;
+        u64::from_str_radix(v.split_whitespace().next()?, 16).ok()
+    })
+}
+
+/// What the guest found through the DT (its `bench dt ...` line).
+fn dt_line(console: &str) -> Option<String> {
+    console
+        .lines()
+        .find_map(|l| l.strip_prefix("bench dt "))
+        .map(|l| l.trim_end().to_owned())
 }
 
 /// Adds the `bench NAME ns_per_op=X ... errors=E` lines of one run.
@@ -323,6 +505,12 @@ struct Report {
     reference: Samples,
     image_bytes: u64,
     runs: usize,
+    /// One per partita run that printed the line.
+    ram: Vec<RamUse>,
+    /// The guest's name in [`CONFIG`].
+    guest: String,
+    /// How the two sides were set up, one bullet each.
+    setup: Vec<String>,
 }
 
 fn num(v: Option<f64>) -> String {
@@ -335,6 +523,40 @@ impl Report {
     }
     fn reference(&self, k: &str) -> Option<Stat> {
         self.reference.get(k).and_then(|s| stat(s))
+    }
+    /// Median over the runs of the hypervisor's peak RAM for the guest.
+    fn ram_peak(&self) -> Option<f64> {
+        stat(&self.ram.iter().map(|r| r.peak as f64).collect::<Vec<_>>()).map(|s| s.median)
+    }
+    /// The report.md line on hypervisor RAM per guest.
+    fn ram_line(&self) -> String {
+        let line = format!(
+            "`guest '{}': hypervisor RAM: peak <P> bytes, live <L> bytes`",
+            self.guest
+        );
+        match self.ram_peak() {
+            None => format!(
+                "- hypervisor RAM per guest: **not measured**: no {line} in the partita console logs (`ours-N.log`): this hypervisor does not print it yet (null in results.json)"
+            ),
+            Some(p) => {
+                let lives: Vec<f64> = self.ram.iter().map(|r| r.live as f64).collect();
+                let missing = if self.ram.len() < self.runs {
+                    format!(
+                        "; **the line was missing in {} of the {} run(s)**",
+                        self.runs - self.ram.len(),
+                        self.runs
+                    )
+                } else {
+                    String::new()
+                };
+                format!(
+                    "- hypervisor RAM per guest: peak **{p:.0} bytes** ({:.1} KiB; live at the last report {} bytes), median over {} run(s) of the last {line} line{missing}",
+                    p / 1024.0,
+                    stat(&lives).map_or("n/a".into(), |s| format!("{:.0}", s.median)),
+                    self.ram.len(),
+                )
+            }
+        }
     }
     /// EL2 instructions of a null exit: the trapped read's loop minus the
     /// same loop reading RAM (1 guest ns = 1 instruction at shift=0).
@@ -358,6 +580,10 @@ impl Report {
              on virtio-mmio without a hypervisor (its work costs no guest instruction).\n",
             self.runs
         );
+        for line in &self.setup {
+            let _ = writeln!(s, "- {line}");
+        }
+        let _ = writeln!(s);
         let _ = writeln!(
             s,
             "| operation | ours (ns) | spread | QEMU's (ns) | spread | ratio | EL2 instr./op (ours - QEMU's) |"
@@ -405,10 +631,7 @@ impl Report {
             num(self.ours("loop_baseline").map(|x| x.median))
         );
         let _ = writeln!(s, "- release image: {} bytes", self.image_bytes);
-        let _ = writeln!(
-            s,
-            "- hypervisor RAM per guest: not measured yet (null in results.json)"
-        );
+        let _ = writeln!(s, "{}", self.ram_line());
         let _ = writeln!(
             s,
             "- EL2 instructions per request are the difference ours - QEMU's (whole-request, not yet split into trap/decode/walk/SMMU sync: no counters inside the hypervisor yet)"
@@ -434,8 +657,8 @@ impl Report {
             "{{\n  \"unit\": \"guest ns per op, -icount shift=0 (1 ns = 1 instruction), median of {runs} runs\",\n  \
              \"map_unmap_4k\": {},\n  \"map_unmap_2m\": {},\n  \"map_batch_64\": {},\n  \"unmap_batch_64\": {},\n  \
              \"null_exit\": {{\"el2_instructions\": {}, \"guest_ns\": {}, \"reference_guest_ns\": {}}},\n  \
-             \"image_bytes\": {},\n  \"ram_per_guest_bytes\": null,\n  \
-             \"notes\": \"map_batch_64/unmap_batch_64 are per batch of 64 requests; el2_instructions are derived (ours - baseline), not counted inside the hypervisor; ram_per_guest_bytes not measured yet\"\n}}\n",
+             \"image_bytes\": {},\n  \"ram_per_guest_bytes\": {},\n  \
+             \"notes\": \"map_batch_64/unmap_batch_64 are per batch of 64 requests; el2_instructions are derived (ours - baseline), not counted inside the hypervisor; {}\"\n}}\n",
             pair("map_unmap_4k"),
             pair("map_unmap_2m"),
             pair("map_batch_64"),
@@ -444,6 +667,12 @@ impl Report {
             num(self.ours("null_exit").map(|x| x.median)),
             num(self.reference("null_exit").map(|x| x.median)),
             self.image_bytes,
+            self.ram_peak().map_or("null".into(), |p| format!("{p:.0}")),
+            if self.ram_peak().is_some() {
+                "ram_per_guest_bytes is the hypervisor's peak allocation for the guest (median over runs of its console report)"
+            } else {
+                "ram_per_guest_bytes not measured: the hypervisor printed no RAM line for the guest"
+            },
             runs = self.runs,
         )
     }
@@ -520,6 +749,95 @@ mod tests {
                 ("null_exit".into(), 312.5, 2)
             ]
         );
+    }
+
+    /// A partita console as the hypervisor prints it (after boot and when
+    /// the guest stops), with another guest's line in between.
+    const OURS_LOG: &str = "\
+[    0.009151] INFO  guest 'bench': vcpu 0 starts on cpu 0 at 0x40000000
+[    0.009160] INFO  guest 'bench': hypervisor RAM: peak 1191936 bytes, live 1187840 bytes
+bench start cntfrq=1000000000 psci=hvc
+bench dt viommu=/iommu@b000000 iommu-map of /pcie@10000000 rid=0x8 endpoint=0x8
+bench device base=0xb000000 page_size_mask=0x40201000 queue_num_max=256
+bench done
+[    0.081984] INFO  guest 'bench' powered off (0 DMA fault(s) reported by the SMMU)
+[    0.081990] INFO  guest 'bench': hypervisor RAM: peak 1253376 bytes, live 4096 bytes
+[    0.081995] INFO  guest 'benchmark': hypervisor RAM: peak 1 bytes, live 1 bytes
+[    0.082028] INFO  no guest left running: powering off
+";
+
+    #[test]
+    fn parses_the_last_ram_line_of_the_guest() {
+        assert_eq!(
+            parse_ram(OURS_LOG, "bench"),
+            Some(RamUse {
+                peak: 1_253_376,
+                live: 4096
+            })
+        );
+        assert_eq!(
+            parse_ram(OURS_LOG, "benchmark"),
+            Some(RamUse { peak: 1, live: 1 })
+        );
+        assert_eq!(parse_ram(OURS_LOG, "linux"), None);
+        // Not there yet (a hypervisor without the line), or malformed.
+        assert_eq!(parse_ram("bench done\n", "bench"), None);
+        assert_eq!(
+            parse_ram(
+                "guest 'bench': hypervisor RAM: peak 12 KiB, live 3 bytes\n",
+                "bench"
+            ),
+            None
+        );
+        assert_eq!(
+            parse_ram(
+                "guest 'bench': hypervisor RAM: peak 12 bytes, live 3 bytes\r\n",
+                "bench"
+            ),
+            Some(RamUse { peak: 12, live: 3 })
+        );
+    }
+
+    #[test]
+    fn parses_the_guest_discovery_lines() {
+        assert_eq!(device_base(OURS_LOG), Some(0xb00_0000));
+        assert_eq!(
+            dt_line(OURS_LOG).as_deref(),
+            Some("viommu=/iommu@b000000 iommu-map of /pcie@10000000 rid=0x8 endpoint=0x8")
+        );
+        assert_eq!(device_base("bench done\n"), None);
+        // The discovery lines are not results.
+        assert!(parse(OURS_LOG).is_empty());
+    }
+
+    fn report(ram: Vec<RamUse>, runs: usize) -> Report {
+        Report {
+            ours: Samples::new(),
+            reference: Samples::new(),
+            image_bytes: 1,
+            runs,
+            ram,
+            guest: "bench".into(),
+            setup: vec!["guest: 1 CPU(s)".into()],
+        }
+    }
+
+    #[test]
+    fn ram_in_report_and_json() {
+        let none = report(Vec::new(), 2);
+        assert!(
+            none.markdown()
+                .contains("hypervisor RAM per guest: **not measured**")
+        );
+        assert!(none.markdown().contains("- guest: 1 CPU(s)\n"));
+        assert!(none.json().contains("\"ram_per_guest_bytes\": null,"));
+        let r = |peak| RamUse { peak, live: 0 };
+        let some = report(vec![r(100), r(300), r(200)], 3);
+        assert!(some.markdown().contains("peak **200 bytes**"));
+        assert!(!some.markdown().contains("missing"));
+        assert!(some.json().contains("\"ram_per_guest_bytes\": 200,"));
+        let partial = report(vec![r(100)], 2);
+        assert!(partial.markdown().contains("missing in 1 of the 2 run(s)"));
     }
 
     #[test]
