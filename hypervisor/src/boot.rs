@@ -7,6 +7,7 @@ use crate::config::{Bundle, BundleGuest, validate};
 use crate::fdt::Conduit;
 use crate::fdt::{self, HostDt};
 use crate::gic::phys;
+use crate::mm::accounting::Owner;
 use crate::mm::{el2map, heap, layout};
 use crate::vm::{guest::Guest, vcpu};
 use crate::{console, smp, summary};
@@ -197,10 +198,23 @@ fn main(dtb: &'static [u8], img: layout::Region) -> ! {
                 .collect();
             vcpu::install(guests);
             crate::smmu::manager::set_guests(vcpu::guests());
-            crate::vm::viommu::create_all(
-                vcpu::guests(),
-                crate::arch::aarch64::guest::has_vmid16(),
-            );
+            // One table holds every guest's virtio-iommu: with a single
+            // guest all of it is that guest's, with several it stays the
+            // hypervisor's (see docs/guests.md, "Hypervisor RAM per guest").
+            let viommu_owner = match vcpu::guests() {
+                [g] => g.owner(),
+                _ => Owner::Hypervisor,
+            };
+            heap::charged_to(viommu_owner, || {
+                crate::vm::viommu::create_all(
+                    vcpu::guests(),
+                    crate::arch::aarch64::guest::has_vmid16(),
+                )
+            });
+            // The static cost of each guest, before any of them runs.
+            for g in vcpu::guests() {
+                g.log_hypervisor_ram();
+            }
             if let Some(p) = phys::get() {
                 for pcpu in pcpus.into_iter().filter(|&c| c != cpu::cpu_index()) {
                     crate::arch::aarch64::gicv3::send_sgi(crate::gic::KICK_SGI, p.cpu_mpidr(pcpu));
@@ -330,7 +344,8 @@ fn start_guests(hw: &'static HostDt, planned: Vec<Planned>) -> Vec<Guest> {
     } in planned
     {
         let name = g.config.name.clone();
-        let created =
+        // Everything allocated while the guest is built is the guest's.
+        let created = heap::charged_to(Owner::Guest(index), || {
             Guest::create(index, g.config, g.kernel, g.initrd, ram_pa, hw).and_then(|guest| {
                 match crate::smmu::manager::attach_guest(hw, &guest, guest.config.viommu.is_none())
                 {
@@ -340,7 +355,8 @@ fn start_guests(hw: &'static HostDt, planned: Vec<Planned>) -> Vec<Guest> {
                         Err(e)
                     }
                 }
-            });
+            })
+        });
         match created {
             Ok(guest) => {
                 info!(

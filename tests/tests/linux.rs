@@ -31,9 +31,26 @@ fn run(vm: &mut Session, cmd: &str, expect: &str) -> Result<(), HarnessError> {
     guest::run(vm, cmd, expect, CMD)
 }
 
+/// Waits for the hypervisor's `guest '<name>': hypervisor RAM: peak <P>
+/// bytes, live <L> bytes` line (the benchmark parses it); returns (P, L).
+fn hypervisor_ram(vm: &mut Session, name: &str) -> Result<(u64, u64), HarnessError> {
+    let prefix = format!("guest '{name}': hypervisor RAM: peak ");
+    let line = vm.expect_line(&[&prefix], BOOT)?;
+    let rest = &line[line.find(&prefix).unwrap_or(0) + prefix.len()..];
+    let parsed = rest
+        .split_once(" bytes, live ")
+        .and_then(|(p, l)| Some((p.parse().ok()?, l.strip_suffix(" bytes")?.parse().ok()?)));
+    match parsed {
+        Some((peak, live)) if peak >= live && live > 0 => Ok((peak, live)),
+        _ => Err(vm.fail(format!("malformed hypervisor RAM line: {line:?}"))),
+    }
+}
+
 #[test]
 fn default_guest_boots_to_a_working_shell() -> Result<(), HarnessError> {
     let mut vm = linux("qemu-virt-linux")?.spawn()?;
+    // The static cost, printed once the guest is built.
+    let (_, built) = hypervisor_ram(&mut vm, "linux")?;
     vm.expect("guest 'linux': vcpu 0 starts", BOOT)?;
     vm.expect("guest 'linux': vcpu 1 starts", BOOT)?;
     vm.expect(INIT_DONE, BOOT)?;
@@ -65,6 +82,12 @@ fn default_guest_boots_to_a_working_shell() -> Result<(), HarnessError> {
     vm.expect("devmem-status=", CMD)?;
     run(&mut vm, "echo still-alive", "still-alive")?;
     vm.send("poweroff -f\n")?;
+    let (peak, _) = hypervisor_ram(&mut vm, "linux")?;
+    if peak < built {
+        return Err(vm.fail(format!(
+            "hypervisor RAM peak {peak} at power-off is below the {built} bytes live at boot"
+        )));
+    }
     vm.expect("no guest left running: powering off", CMD)?;
     vm.expect_exit_code(0, CMD)
 }

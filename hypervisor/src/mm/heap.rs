@@ -7,7 +7,15 @@
 //! allocates and frees a few small buffers, and a buddy allocator merges a
 //! freed block with its buddies all the way up and splits it again on the
 //! next allocation, hundreds of instructions each time.
+//!
+//! Every allocation is charged to the current owner of the CPU making it
+//! (the hypervisor or a guest, [`super::accounting`]), with the size the
+//! heap really takes for it: the class size for a small block, the
+//! power-of-two block the buddy allocator splits off otherwise.
 
+use super::accounting::{Accounts, Owner, Usage};
+use crate::arch::aarch64::cpu;
+use crate::gic::phys::MAX_CPUS;
 use buddy_system_allocator::LockedHeap;
 use core::alloc::{GlobalAlloc, Layout};
 use spin::Mutex;
@@ -35,6 +43,8 @@ struct FreeList {
 struct Heap {
     buddy: LockedHeap<36>,
     cache: [Mutex<FreeList>; CLASSES.len()],
+    /// Bytes allocated per owner.
+    accounts: Accounts<MAX_CPUS>,
 }
 
 /// The class serving `layout`, if it is small.
@@ -43,17 +53,27 @@ fn class_of(layout: &Layout) -> Option<usize> {
     CLASSES.iter().position(|&c| need <= c)
 }
 
+/// Bytes the buddy allocator takes for `layout` (its rounding).
+fn buddy_size(layout: &Layout) -> usize {
+    layout
+        .size()
+        .next_power_of_two()
+        .max(layout.align())
+        .max(core::mem::size_of::<usize>())
+}
+
 fn class_layout(class: usize) -> Layout {
     // CLASSES are powers of two: always a valid layout.
     Layout::from_size_align(CLASSES[class], CLASSES[class]).unwrap_or(Layout::new::<u8>())
 }
 
-// SAFETY: blocks handed out come from the buddy allocator (directly, or
-// freed earlier and kept in a class list whose blocks all have that class's
-// size and alignment); a block is in at most one place at a time, guarded
-// by the list's lock.
-unsafe impl GlobalAlloc for Heap {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+impl Heap {
+    /// Takes a block for `layout`; returns it and the bytes taken.
+    ///
+    /// # Safety
+    /// As [`GlobalAlloc::alloc`].
+    #[inline]
+    unsafe fn take(&self, layout: Layout) -> (*mut u8, usize) {
         if let Some(c) = class_of(&layout) {
             let mut list = self.cache[c].lock();
             if list.head != 0 {
@@ -62,17 +82,22 @@ unsafe impl GlobalAlloc for Heap {
                 // word aligned; their first word holds the next link.
                 list.head = unsafe { *(block as *const usize) };
                 list.len -= 1;
-                return block as *mut u8;
+                return (block as *mut u8, CLASSES[c]);
             }
             drop(list);
             // SAFETY: a non-zero layout.
-            return unsafe { self.buddy.alloc(class_layout(c)) };
+            return (unsafe { self.buddy.alloc(class_layout(c)) }, CLASSES[c]);
         }
         // SAFETY: forwarded.
-        unsafe { self.buddy.alloc(layout) }
+        (unsafe { self.buddy.alloc(layout) }, buddy_size(&layout))
     }
 
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+    /// Gives back a block of `layout`; returns the bytes it took.
+    ///
+    /// # Safety
+    /// As [`GlobalAlloc::dealloc`].
+    #[inline]
+    unsafe fn give_back(&self, ptr: *mut u8, layout: Layout) -> usize {
         if let Some(c) = class_of(&layout) {
             let mut list = self.cache[c].lock();
             if list.len < MAX_CACHED {
@@ -81,14 +106,37 @@ unsafe impl GlobalAlloc for Heap {
                 unsafe { *(ptr as *mut usize) = list.head };
                 list.head = ptr as usize;
                 list.len += 1;
-                return;
+                return CLASSES[c];
             }
             drop(list);
             // SAFETY: it was allocated with the class layout.
-            return unsafe { self.buddy.dealloc(ptr, class_layout(c)) };
+            unsafe { self.buddy.dealloc(ptr, class_layout(c)) };
+            return CLASSES[c];
         }
         // SAFETY: forwarded.
-        unsafe { self.buddy.dealloc(ptr, layout) }
+        unsafe { self.buddy.dealloc(ptr, layout) };
+        buddy_size(&layout)
+    }
+}
+
+// SAFETY: blocks handed out come from the buddy allocator (directly, or
+// freed earlier and kept in a class list whose blocks all have that class's
+// size and alignment); a block is in at most one place at a time, guarded
+// by the list's lock. The accounting only counts.
+unsafe impl GlobalAlloc for Heap {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: forwarded.
+        let (p, bytes) = unsafe { self.take(layout) };
+        if !p.is_null() {
+            self.accounts.charge(cpu::cpu_index(), bytes);
+        }
+        p
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: forwarded.
+        let bytes = unsafe { self.give_back(ptr, layout) };
+        self.accounts.credit(cpu::cpu_index(), bytes);
     }
 }
 
@@ -97,6 +145,7 @@ unsafe impl GlobalAlloc for Heap {
 static HEAP: Heap = Heap {
     buddy: LockedHeap::empty(),
     cache: [const { Mutex::new(FreeList { head: 0, len: 0 }) }; CLASSES.len()],
+    accounts: Accounts::new(),
 };
 
 /// Starts the heap on the boot region. Call once, with the MMU on.
@@ -119,4 +168,24 @@ pub unsafe fn add(start: usize, end: usize) {
 pub fn stats() -> (usize, usize) {
     let heap = HEAP.buddy.lock();
     (heap.stats_total_bytes(), heap.stats_alloc_actual())
+}
+
+/// Makes `owner` the owner of this CPU's allocations from now on; returns
+/// the previous owner (to restore it).
+pub fn set_owner(owner: Owner) -> Owner {
+    HEAP.accounts.set_owner(cpu::cpu_index(), owner)
+}
+
+/// The heap use charged to `owner`.
+pub fn usage(owner: Owner) -> Usage {
+    HEAP.accounts.usage(owner)
+}
+
+/// Runs `f` with this CPU's allocations charged to `owner`, then restores
+/// the previous owner.
+pub fn charged_to<R>(owner: Owner, f: impl FnOnce() -> R) -> R {
+    let previous = set_owner(owner);
+    let r = f();
+    set_owner(previous);
+    r
 }

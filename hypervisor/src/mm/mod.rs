@@ -1,5 +1,6 @@
 //! Memory management: physical layout, page tables and the heap.
 
+pub mod accounting;
 pub mod layout;
 pub mod pagetable;
 

@@ -9,6 +9,8 @@ use crate::arch::aarch64::{cpu, guest as arch_guest};
 use crate::config::GuestConfig;
 use crate::fdt::HostDt;
 use crate::gic::phys;
+use crate::mm::accounting::Owner;
+use crate::mm::heap;
 use crate::mm::heap_tables::HeapTables;
 use crate::mm::layout::Region;
 use crate::mm::pagetable::{Attrs, PageTable, Stage2};
@@ -269,6 +271,25 @@ impl Guest {
             self.copy_in(r.base, initrd);
         }
         self.copy_in(self.layout.dtb, &self.dtb);
+    }
+
+    /// Whom the hypervisor's allocations for this guest are charged to.
+    pub fn owner(&self) -> Owner {
+        Owner::Guest(self.index)
+    }
+
+    /// Logs the hypervisor heap memory charged to this guest, the peak
+    /// since boot and what is allocated now, as one line:
+    /// `guest '<name>': hypervisor RAM: peak <P> bytes, live <L> bytes`
+    /// (the benchmark parses it).
+    pub fn log_hypervisor_ram(&self) {
+        let u = heap::usage(self.owner());
+        log::info!(
+            "guest '{}': hypervisor RAM: peak {} bytes, live {} bytes",
+            self.config.name,
+            u.peak,
+            u.live
+        );
     }
 
     /// Resets the virtual GIC to its power-on state and disables the

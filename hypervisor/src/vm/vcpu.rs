@@ -12,6 +12,8 @@ use crate::arch::aarch64::{cpu, gicv3, guest as arch_guest};
 use crate::exception::TrapFrame;
 use crate::gic::phys::{self, MAX_CPUS};
 use crate::gic::{KICK_SGI, MAINTENANCE_PPI, hyp_irq};
+use crate::mm::accounting::Owner;
+use crate::mm::heap;
 use crate::vgic::SPI_BASE;
 use crate::vgic::pending::{PendingQueue, VirqRequest, fill_list_registers};
 use alloc::vec::Vec;
@@ -133,6 +135,9 @@ pub fn cpu_loop() -> ! {
 
 fn enter_vcpu(g: &'static Guest, v: usize) -> ! {
     let slot = &g.vcpus[v];
+    // From here until the vCPU stops, this CPU works for the guest: what
+    // its exits allocate is charged to it.
+    heap::set_owner(g.owner());
     arch_guest::configure(g.vttbr, g.vtcr, v);
     gicv3::enable_virtual_interface(ICH_HCR_EN);
     local_queue().clear();
@@ -170,6 +175,7 @@ fn stop_here(g: &Guest, v: usize) -> ! {
     gicv3::set_hcr(0);
     local_queue().clear();
     g.vcpus[v].set_power(VcpuPower::Off);
+    heap::set_owner(Owner::Hypervisor);
     cpu_loop()
 }
 
@@ -403,6 +409,7 @@ fn guest_off(g: &'static Guest, v: usize, why: &str) -> ! {
     if let Some(c) = super::viommu::counters(g) {
         info!("guest '{}': virtio-iommu requests:\n{c}", g.config.name);
     }
+    g.log_hypervisor_ram();
     if RUNNING.fetch_sub(1, Ordering::AcqRel) == 1 {
         info!("no guest left running: powering off");
         crate::boot::power_off();
@@ -419,6 +426,7 @@ fn guest_restart(g: &'static Guest, v: usize) -> ! {
     super::viommu::reset(g);
     crate::smmu::manager::detach_guest(g);
     g.reset_interrupts();
+    g.log_hypervisor_ram();
     info!("guest '{}' reset: restarting", g.config.name);
     g.load_images();
     if let Err(e) = crate::smmu::manager::reattach_guest(g, g.config.viommu.is_none()) {
