@@ -16,6 +16,7 @@ pub mod exception;
 pub mod fdt;
 pub mod gic;
 pub mod mm;
+pub mod perf;
 pub mod smmu;
 pub mod summary;
 pub mod vgic;

@@ -303,8 +303,24 @@ pub fn plan_s2_invalidation(
     ril: bool,
     page_limit: u64,
 ) -> Result<Vec<Cmd>, SmmuError> {
+    let mut cmds = Vec::new();
+    plan_s2_invalidation_into(&mut cmds, vmid, ipa, len, leaf, ril, page_limit)?;
+    Ok(cmds)
+}
+
+/// [`plan_s2_invalidation`] appending to `out` (a buffer kept for its
+/// capacity on the unmap fast path); on error `out` is left as it was.
+pub fn plan_s2_invalidation_into(
+    out: &mut Vec<Cmd>,
+    vmid: u16,
+    ipa: u64,
+    len: u64,
+    leaf: bool,
+    ril: bool,
+    page_limit: u64,
+) -> Result<(), SmmuError> {
     if len == 0 {
-        return Ok(Vec::new());
+        return Ok(());
     }
     let end = ipa.checked_add(len).ok_or(SmmuError::BadRange)?;
     if end > 1 << 52 {
@@ -313,12 +329,11 @@ pub fn plan_s2_invalidation(
     let first = ipa >> 12;
     let pages = end.div_ceil(4096) - first;
     if ril {
-        return Ok(range_tlbis(vmid, first, pages, leaf).collect());
+        out.extend(range_tlbis(vmid, first, pages, leaf));
+    } else if pages > page_limit {
+        out.push(Cmd::tlbi_s12_vmall(vmid));
+    } else {
+        out.extend((first..first + pages).map(|p| Cmd::tlbi_s2_ipa(vmid, p << 12, leaf)));
     }
-    if pages > page_limit {
-        return Ok(alloc::vec![Cmd::tlbi_s12_vmall(vmid)]);
-    }
-    Ok((first..first + pages)
-        .map(|p| Cmd::tlbi_s2_ipa(vmid, p << 12, leaf))
-        .collect())
+    Ok(())
 }

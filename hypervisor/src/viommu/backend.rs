@@ -131,4 +131,11 @@ pub trait IommuBackend {
     /// Reserved regions of `ep` (for instance its MSI doorbell); may be
     /// empty. Must not change while the guest runs.
     fn resv_regions(&self, ep: u32) -> Vec<ResvRegion>;
+
+    /// Counter ticks spent so far in [`map`](Self::map) and
+    /// [`unmap`](Self::unmap) (page tables and invalidation planning), for
+    /// the request profile; zeros from a backend that does not measure.
+    fn table_ticks(&self) -> [u64; 2] {
+        [0, 0]
+    }
 }

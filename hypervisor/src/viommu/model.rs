@@ -102,48 +102,77 @@ pub enum ConfigError {
 /// What to write into a request's device-writable part.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Response {
-    /// These bytes (exactly the writable length); used length = their size.
+    /// `len` bytes (the writable length): zeros, then `status` in the
+    /// tail. Every request but a successful PROBE; nothing is allocated.
+    Status {
+        /// Bytes to write; at least the tail.
+        len: usize,
+        /// The status in the first tail byte.
+        status: Status,
+    },
+    /// These bytes (exactly the writable length), status in the tail: a
+    /// PROBE's properties.
     Written(Vec<u8>),
     /// Write nothing; used length 0.
     Nothing,
 }
 
 impl Response {
-    /// A zero-filled response of `len` bytes ending with `status`.
+    /// A zero-filled response of `len` bytes (at least [`TAIL_LEN`]) ending
+    /// with `status`.
     pub(crate) fn with_status(len: usize, status: Status) -> Self {
-        let mut bytes = alloc::vec![0u8; len];
-        if let Some(tail) = len.checked_sub(TAIL_LEN).and_then(|at| bytes.get_mut(at)) {
-            *tail = status as u8;
+        Response::Status {
+            len: len.max(TAIL_LEN),
+            status,
         }
-        Response::Written(bytes)
     }
 
     /// The used length to report.
     pub fn used_len(&self) -> usize {
-        self.bytes().len()
+        match self {
+            Response::Status { len, .. } => *len,
+            Response::Written(bytes) => bytes.len(),
+            Response::Nothing => 0,
+        }
     }
 
-    /// The bytes to write (empty for `Nothing`).
-    pub fn bytes(&self) -> &[u8] {
+    /// The bytes to write, materialised (empty for `Nothing`); the device
+    /// writes a [`Response::Status`] without building it.
+    pub fn to_bytes(&self) -> Vec<u8> {
         match self {
-            Response::Written(bytes) => bytes,
-            Response::Nothing => &[],
+            Response::Status { len, status } => {
+                let mut bytes = alloc::vec![0u8; *len];
+                bytes[*len - TAIL_LEN] = *status as u8;
+                bytes
+            }
+            Response::Written(bytes) => bytes.clone(),
+            Response::Nothing => Vec::new(),
         }
     }
 
     /// The status in the tail, if anything is written.
     pub fn status(&self) -> Option<Status> {
-        let bytes = self.bytes();
-        let at = bytes.len().checked_sub(TAIL_LEN)?;
-        bytes.get(at).copied().and_then(Status::from_u8)
+        match self {
+            Response::Status { status, .. } => Some(*status),
+            Response::Written(bytes) => {
+                let at = bytes.len().checked_sub(TAIL_LEN)?;
+                bytes.get(at).copied().and_then(Status::from_u8)
+            }
+            Response::Nothing => None,
+        }
     }
 
-    fn set_status(&mut self, status: Status) {
-        if let Response::Written(bytes) = self
-            && let Some(at) = bytes.len().checked_sub(TAIL_LEN)
-            && let Some(tail) = bytes.get_mut(at)
-        {
-            *tail = status as u8;
+    fn set_status(&mut self, new: Status) {
+        match self {
+            Response::Status { status, .. } => *status = new,
+            Response::Written(bytes) => {
+                if let Some(at) = bytes.len().checked_sub(TAIL_LEN)
+                    && let Some(tail) = bytes.get_mut(at)
+                {
+                    *tail = new as u8;
+                }
+            }
+            Response::Nothing => {}
         }
     }
 }

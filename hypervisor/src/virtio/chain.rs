@@ -2,8 +2,13 @@
 //! driver offers, already checked to lie in guest RAM, split into the
 //! device-readable part (the request) and the device-writable part (room for
 //! the response), with helpers to copy bytes out of and into them.
+//!
+//! A chain lives on the request fast path: its buffer lists keep two
+//! entries inline (a request as Linux builds it is one readable and one
+//! writable buffer) and only longer chains touch the heap.
 
 use alloc::vec::Vec;
+use smallvec::SmallVec;
 
 use super::memory::{GuestMemory, MemError};
 
@@ -63,6 +68,10 @@ impl core::fmt::Display for ChainError {
     }
 }
 
+/// The `(gpa, len)` buffers of one part of a chain, in chain order; two
+/// inline, more on the heap.
+pub type Segments = SmallVec<[(u64, u32); 2]>;
+
 /// A validated descriptor chain. Zero-length descriptors are dropped; every
 /// listed `(gpa, len)` lies in guest RAM, and each part totals less than
 /// 2^32 bytes.
@@ -71,9 +80,9 @@ pub struct Chain {
     /// Index of the head descriptor: the id to return in the used ring.
     pub head: u16,
     /// Device-readable buffers, in chain order.
-    pub readable: Vec<(u64, u32)>,
+    pub readable: Segments,
     /// Device-writable buffers, in chain order.
-    pub writable: Vec<(u64, u32)>,
+    pub writable: Segments,
 }
 
 impl Chain {
@@ -101,19 +110,35 @@ impl Chain {
         let mut out = Vec::new();
         out.try_reserve_exact(len as usize)
             .map_err(|_| ChainError::ReadLimit { len, limit })?;
-        let mut chunk = [0u8; 256];
-        for &(gpa, seg_len) in &self.readable {
-            let mut done = 0u64;
-            while done < u64::from(seg_len) {
-                let n = (u64::from(seg_len) - done).min(chunk.len() as u64) as usize;
-                let buf = &mut chunk[..n];
-                mem.read(gpa.saturating_add(done), buf)
-                    .map_err(ChainError::Memory)?;
-                out.extend_from_slice(buf);
-                done += n as u64;
-            }
-        }
+        out.resize(len as usize, 0);
+        self.read_readable_into(mem, &mut out)?;
         Ok(out)
+    }
+
+    /// Copies the whole readable part into the start of `buf` without
+    /// allocating; returns its length. A part longer than `buf` is refused
+    /// ([`ChainError::ReadLimit`]) and nothing is read.
+    pub fn read_readable_into(
+        &self,
+        mem: &dyn GuestMemory,
+        buf: &mut [u8],
+    ) -> Result<usize, ChainError> {
+        let len = self.readable_len();
+        let limit = buf.len();
+        if len > limit as u64 {
+            return Err(ChainError::ReadLimit { len, limit });
+        }
+        let mut at = 0usize;
+        for &(gpa, seg_len) in &self.readable {
+            // The part fits in `buf`, so each segment does.
+            let end = at + seg_len as usize;
+            let dst = buf
+                .get_mut(at..end)
+                .ok_or(ChainError::ReadLimit { len, limit })?;
+            mem.read(gpa, dst).map_err(ChainError::Memory)?;
+            at = end;
+        }
+        Ok(at)
     }
 
     /// Writes `data` at the start of the writable part; see

@@ -14,6 +14,7 @@
 use super::chain::Chain;
 use super::memory::GuestMemory;
 use super::queue::{Queue, QueueError};
+use smallvec::SmallVec;
 
 /// Most queues a device may have.
 pub const MAX_QUEUES: usize = 64;
@@ -73,7 +74,9 @@ pub trait VirtioDevice {
 pub struct QueueContext<'a> {
     mem: &'a dyn GuestMemory,
     queues: &'a mut [Queue],
-    popped: [u32; MAX_QUEUES],
+    /// Chains taken per queue in this context (inline for up to four
+    /// queues: nothing to clear beyond the device's own).
+    popped: SmallVec<[u32; 4]>,
     used: u64,
     bad_chains: usize,
     fatal: Option<QueueError>,
@@ -99,7 +102,7 @@ impl<'a> QueueContext<'a> {
         Self {
             mem,
             queues: &mut queues[..n],
-            popped: [0; MAX_QUEUES],
+            popped: SmallVec::from_elem(0, n),
             used: 0,
             bad_chains: 0,
             fatal: None,

@@ -28,9 +28,7 @@
 //! VIRTIO_F_RING_PACKED is offered: an indirect descriptor is an error, and
 //! notifications follow `VIRTQ_AVAIL_F_NO_INTERRUPT` only.
 
-use alloc::vec::Vec;
-
-use super::chain::{Chain, ChainError};
+use super::chain::{Chain, ChainError, Segments};
 use super::memory::{Barrier, GuestMemory, MemError};
 
 /// Largest queue size the split ring allows.
@@ -348,8 +346,8 @@ impl Queue {
         let bad = |error| QueueError::BadChain { head, error };
         let mut chain = Chain {
             head,
-            readable: Vec::new(),
-            writable: Vec::new(),
+            readable: Segments::new(),
+            writable: Segments::new(),
         };
         let mut total = 0u64;
         let mut index = head;
@@ -393,34 +391,17 @@ impl Queue {
         }
     }
 
-    /// Copies descriptor `index` out of the table.
+    /// Copies descriptor `index` out of the table (two 64-bit reads: `addr`,
+    /// then `len`, `flags` and `next` together).
     fn descriptor(&self, mem: &dyn GuestMemory, index: u16) -> Result<Descriptor, QueueError> {
-        let mut raw = [0u8; DESC_BYTES as usize];
         let gpa = self.desc_addr.wrapping_add(DESC_BYTES * u64::from(index));
-        mem.read(gpa, &mut raw)?;
-        let [
-            a0,
-            a1,
-            a2,
-            a3,
-            a4,
-            a5,
-            a6,
-            a7,
-            l0,
-            l1,
-            l2,
-            l3,
-            f0,
-            f1,
-            n0,
-            n1,
-        ] = raw;
+        let addr = mem.read_u64(gpa)?;
+        let rest = mem.read_u64(gpa.wrapping_add(8))?;
         Ok(Descriptor {
-            addr: u64::from_le_bytes([a0, a1, a2, a3, a4, a5, a6, a7]),
-            len: u32::from_le_bytes([l0, l1, l2, l3]),
-            flags: u16::from_le_bytes([f0, f1]),
-            next: u16::from_le_bytes([n0, n1]),
+            addr,
+            len: rest as u32,
+            flags: (rest >> 32) as u16,
+            next: (rest >> 48) as u16,
         })
     }
 
@@ -437,11 +418,10 @@ impl Queue {
             return Err(QueueError::UsedIdOutOfRange { head });
         }
         let slot = u64::from(self.used_idx % size);
-        let mut elem = [0u8; USED_ELEM_BYTES as usize];
-        elem[..4].copy_from_slice(&u32::from(head).to_le_bytes());
-        elem[4..].copy_from_slice(&len.to_le_bytes());
+        // `le32 id; le32 len` as one little-endian 64-bit store.
+        let elem = u64::from(head) | (u64::from(len) << 32);
         let elem_gpa = self.used_addr.wrapping_add(4 + USED_ELEM_BYTES * slot);
-        mem.write(elem_gpa, &elem)?;
+        mem.write_u64(elem_gpa, elem)?;
         let next = self.used_idx.wrapping_add(1);
         mem.barrier(Barrier::Release);
         mem.write_u16(self.used_addr.wrapping_add(2), next)?;

@@ -15,3 +15,4 @@ pub mod viommu;
 #[cfg(all(target_arch = "aarch64", target_os = "none"))]
 pub mod viommu_backend;
 pub mod viommu_dev;
+pub mod viommu_profile;

@@ -9,6 +9,8 @@ use super::viommu_backend::{IOVA_BITS, SmmuBackend};
 use super::viommu_dev::ViommuDevice;
 use crate::arch::aarch64::cache;
 use crate::config::limits::VIOMMU_MMIO_SIZE;
+use crate::perf;
+use crate::viommu::backend::IommuBackend;
 use crate::viommu::model::{Viommu, ViommuConfig};
 use crate::viommu::wire::probe::FaultReason;
 use crate::virtio::memory::{Barrier, GuestMemory, MemError, check_in_region};
@@ -18,6 +20,9 @@ use log::{error, info};
 use spin::{Mutex, Once};
 
 type Transport = MmioTransport<ViommuDevice<SmmuBackend>>;
+
+/// Offset of the virtio-mmio QueueNotify register.
+const QUEUE_NOTIFY: u64 = 0x050;
 
 /// One guest's virtio-iommu.
 pub struct Instance {
@@ -43,29 +48,65 @@ impl<'g> GuestRam<'g> {
     }
 }
 
+impl GuestRam<'_> {
+    /// Host address of `gpa..gpa+len`, which must lie wholly in the
+    /// guest's RAM: one overflow-safe comparison against the region.
+    #[inline(always)]
+    fn host(&self, gpa: u64, len: usize) -> Result<usize, MemError> {
+        let ram = &self.guest.ram;
+        let len = len as u64;
+        let off = gpa.wrapping_sub(ram.base);
+        if gpa < ram.base || off > ram.size || len > ram.size - off {
+            return Err(if gpa.checked_add(len).is_none() {
+                MemError::Wraps { gpa, len }
+            } else {
+                MemError::OutOfRange { gpa, len }
+            });
+        }
+        Ok((self.guest.ram_pa + off) as usize)
+    }
+}
+
 impl GuestMemory for GuestRam<'_> {
     fn check(&self, gpa: u64, len: u64) -> Result<(), MemError> {
         check_in_region(self.guest.ram.base, self.guest.ram.size, gpa, len)
     }
     fn read(&self, gpa: u64, buf: &mut [u8]) -> Result<(), MemError> {
-        self.check(gpa, buf.len() as u64)?;
-        let pa = self.guest.ram_to_pa(gpa).ok_or(MemError::OutOfRange {
-            gpa,
-            len: buf.len() as u64,
-        })?;
-        // SAFETY: the whole range lies in the guest's RAM (checked above),
-        // which the hypervisor allocated and identity-maps.
-        unsafe { core::ptr::copy_nonoverlapping(pa as *const u8, buf.as_mut_ptr(), buf.len()) };
+        let src = self.host(gpa, buf.len())? as *const u8;
+        // SAFETY: the whole range lies in the guest's RAM (checked by
+        // `host`), which the hypervisor allocated and identity-maps; ring
+        // and descriptor sizes get one unaligned load instead of a memcpy.
+        unsafe {
+            match buf.len() {
+                2 => buf.copy_from_slice(&src.cast::<[u8; 2]>().read_unaligned()),
+                4 => buf.copy_from_slice(&src.cast::<[u8; 4]>().read_unaligned()),
+                8 => buf.copy_from_slice(&src.cast::<[u8; 8]>().read_unaligned()),
+                n => core::ptr::copy_nonoverlapping(src, buf.as_mut_ptr(), n),
+            }
+        }
         Ok(())
     }
     fn write(&self, gpa: u64, data: &[u8]) -> Result<(), MemError> {
-        self.check(gpa, data.len() as u64)?;
-        let pa = self.guest.ram_to_pa(gpa).ok_or(MemError::OutOfRange {
-            gpa,
-            len: data.len() as u64,
-        })?;
+        let dst = self.host(gpa, data.len())? as *mut u8;
         // SAFETY: as in `read`.
-        unsafe { core::ptr::copy_nonoverlapping(data.as_ptr(), pa as *mut u8, data.len()) };
+        unsafe {
+            match *data {
+                [a, b] => dst.cast::<[u8; 2]>().write_unaligned([a, b]),
+                [a, b, c, d] => dst.cast::<[u8; 4]>().write_unaligned([a, b, c, d]),
+                _ => core::ptr::copy_nonoverlapping(data.as_ptr(), dst, data.len()),
+            }
+        }
+        Ok(())
+    }
+    fn read_u64(&self, gpa: u64) -> Result<u64, MemError> {
+        let src = self.host(gpa, 8)? as *const u64;
+        // SAFETY: as in `read`.
+        Ok(u64::from_le(unsafe { src.read_unaligned() }))
+    }
+    fn write_u64(&self, gpa: u64, value: u64) -> Result<(), MemError> {
+        let dst = self.host(gpa, 8)? as *mut u64;
+        // SAFETY: as in `read`.
+        unsafe { dst.write_unaligned(value.to_le()) };
         Ok(())
     }
     fn barrier(&self, kind: Barrier) {
@@ -125,10 +166,14 @@ pub fn mmio_access(g: &Guest, ipa: u64, width: usize, write: Option<u64>) -> Opt
     let off = ipa
         .checked_sub(inst.base)
         .filter(|&o| o < VIOMMU_MMIO_SIZE)?;
+    let t0 = perf::now();
     let mut t = inst.transport.lock();
     Some(match write {
         Some(v) => {
             let action = t.write(&GuestRam::new(g), off, width, v);
+            if perf::ENABLED && off == QUEUE_NOTIFY {
+                t.device_mut().profile_mut().mmio(perf::now() - t0);
+            }
             drop(t);
             signal(g, inst, action);
             None
@@ -153,11 +198,18 @@ pub fn report_fault(g: &Guest, ep: u32, iova: u64, read: bool) -> bool {
     true
 }
 
-/// The request counters of guest `g`'s virtio-iommu, for the console.
+/// The request counters of guest `g`'s virtio-iommu, for the console,
+/// followed by the request profile in an image built with it.
 pub fn counters(g: &Guest) -> Option<alloc::string::String> {
     let inst = instance(g)?;
     let t = inst.transport.lock();
-    Some(alloc::format!("{}", t.device().model.counters()))
+    let dev = t.device();
+    let mut text = alloc::format!("{}", dev.model.counters());
+    if perf::ENABLED {
+        let table = dev.model.backend().table_ticks();
+        text = alloc::format!("{text}\n{}", dev.profile().lines(table));
+    }
+    Some(text)
 }
 
 /// Resets guest `g`'s virtio-iommu (guest reset): as if the driver wrote 0

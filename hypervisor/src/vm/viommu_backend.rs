@@ -7,7 +7,8 @@
 
 use crate::mm::heap_tables::HeapTables;
 use crate::mm::pagetable::{Attrs, MapError, MemType, PageTable, Stage2};
-use crate::smmu::cmd::{Cmd, plan_s2_invalidation};
+use crate::perf;
+use crate::smmu::cmd::{Cmd, plan_s2_invalidation_into};
 use crate::smmu::driver::ProbeOptions;
 use crate::smmu::manager;
 use crate::viommu::backend::{BackendError, IommuBackend, MapAttrs, Refusal, ResvRegion};
@@ -15,6 +16,7 @@ use crate::vm::guest::Guest;
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 use log::error;
+use smallvec::SmallVec;
 use spin::Mutex;
 
 /// Input-address size of domain page tables (and so the device's input range).
@@ -51,9 +53,14 @@ pub struct SmmuBackend {
     /// Attached endpoints and their domain.
     attached: BTreeMap<u32, u32>,
     global_bypass: bool,
-    /// Invalidation commands waiting for the batch's sync, per SMMU instance.
-    pending: BTreeMap<usize, Vec<Cmd>>,
+    /// Invalidation commands waiting for the batch's sync, by SMMU
+    /// instance (emptied, not freed, by each sync).
+    pending: Vec<Vec<Cmd>>,
+    /// Whether each SMMU instance has range invalidation.
+    ril: Vec<bool>,
     max_vmid: u16,
+    /// Ticks spent in map and unmap (with the `profile` feature).
+    ticks: [u64; 2],
 }
 
 fn hw(e: impl core::fmt::Display) -> BackendError {
@@ -71,8 +78,10 @@ impl SmmuBackend {
             domains: BTreeMap::new(),
             attached: BTreeMap::new(),
             global_bypass: false,
-            pending: BTreeMap::new(),
+            pending: (0..manager::count()).map(|_| Vec::new()).collect(),
+            ril: (0..manager::count()).map(manager::has_ril).collect(),
             max_vmid: if vmid16 { u16::MAX } else { 0xff },
+            ticks: [0, 0],
         }
     }
 
@@ -97,6 +106,38 @@ impl SmmuBackend {
             }
             None => manager::abort_stream(inst, sid).map_err(hw),
         }
+    }
+
+    /// Unmaps `[iova, iova + len)` of `domain` and queues its invalidation
+    /// for the next sync. The commands are planned first, so an error
+    /// leaves both the table and the queued commands as they were.
+    fn unmap_planned(&mut self, domain: u32, iova: u64, len: u64) -> Result<(), BackendError> {
+        let d = self
+            .domains
+            .get_mut(&domain)
+            .ok_or(BackendError::Hardware)?;
+        let vmid = d.vmid;
+        let t = d.table.as_mut().ok_or(BackendError::Hardware)?;
+        let limit = ProbeOptions::DEFAULT.tlbi_page_limit;
+        let before: SmallVec<[usize; 4]> = self.pending.iter().map(Vec::len).collect();
+        let mut result = Ok(());
+        for (inst, cmds) in self.pending.iter_mut().enumerate() {
+            let ril = self.ril.get(inst).copied().unwrap_or(false);
+            if let Err(e) = plan_s2_invalidation_into(cmds, vmid, iova, len, true, ril, limit) {
+                result = Err(hw(e));
+                break;
+            }
+        }
+        if result.is_ok() {
+            result = t.unmap(&mut self.tables, iova, len).map_err(hw);
+        }
+        if result.is_err() {
+            // Take back what this call queued: nothing was unmapped.
+            for (cmds, &n) in self.pending.iter_mut().zip(before.iter()) {
+                cmds.truncate(n);
+            }
+        }
+        result
     }
 }
 
@@ -214,6 +255,7 @@ impl IommuBackend for SmmuBackend {
         len: u64,
         attrs: MapAttrs,
     ) -> Result<(), BackendError> {
+        let t0 = perf::now();
         let d = self
             .domains
             .get_mut(&domain)
@@ -229,52 +271,36 @@ impl IommuBackend for SmmuBackend {
             write: attrs.write,
             exec: false,
         };
-        t.map(&mut self.tables, iova, pa, len, a)
+        let result = t
+            .map(&mut self.tables, iova, pa, len, a)
             .map_err(|e| match e {
                 MapError::NoMemory => BackendError::NoMemory,
                 other => hw(other),
-            })
+            });
+        self.ticks[0] = self.ticks[0].wrapping_add(perf::now() - t0);
+        result
     }
 
     fn unmap(&mut self, domain: u32, iova: u64, len: u64) -> Result<(), BackendError> {
-        let d = self
-            .domains
-            .get_mut(&domain)
-            .ok_or(BackendError::Hardware)?;
-        let vmid = d.vmid;
-        // Plan the invalidation first: on error nothing is unmapped.
-        let mut planned = Vec::new();
-        for inst in 0..manager::count() {
-            let ril = manager::has_ril(inst);
-            let cmds = plan_s2_invalidation(
-                vmid,
-                iova,
-                len,
-                true,
-                ril,
-                ProbeOptions::DEFAULT.tlbi_page_limit,
-            )
-            .map_err(hw)?;
-            planned.push((inst, cmds));
-        }
-        let t = d.table.as_mut().ok_or(BackendError::Hardware)?;
-        t.unmap(&mut self.tables, iova, len).map_err(hw)?;
-        for (inst, cmds) in planned {
-            self.pending.entry(inst).or_default().extend(cmds);
-        }
-        Ok(())
+        let t0 = perf::now();
+        let result = self.unmap_planned(domain, iova, len);
+        self.ticks[1] = self.ticks[1].wrapping_add(perf::now() - t0);
+        result
     }
 
     fn sync(&mut self) -> Result<(), BackendError> {
         // New entries: visible to the (coherent) table walker after a DSB,
         // which each register write of the command queue issues anyway.
         crate::arch::aarch64::cache::write_barrier();
-        let pending = core::mem::take(&mut self.pending);
         let mut result = Ok(());
-        for (inst, cmds) in pending {
-            if let Err(e) = manager::issue(inst, &cmds) {
+        for (inst, cmds) in self.pending.iter_mut().enumerate() {
+            if cmds.is_empty() {
+                continue;
+            }
+            if let Err(e) = manager::issue(inst, cmds) {
                 result = Err(hw(e));
             }
+            cmds.clear();
         }
         result
     }
@@ -282,5 +308,9 @@ impl IommuBackend for SmmuBackend {
     fn resv_regions(&self, _ep: u32) -> Vec<ResvRegion> {
         // Guests have no MSI controller (no ITS): no doorbell to keep.
         Vec::new()
+    }
+
+    fn table_ticks(&self) -> [u64; 2] {
+        self.ticks
     }
 }

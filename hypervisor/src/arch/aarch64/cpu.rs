@@ -56,6 +56,15 @@ pub fn wait_for_interrupt() {
     aarch64_cpu::asm::wfi();
 }
 
+/// The physical system counter (CNTPCT_EL0), read after an ISB so that
+/// it is not taken early: the clock of [`crate::perf`].
+#[inline(always)]
+pub fn counter_ticks() -> u64 {
+    use aarch64_cpu::registers::CNTPCT_EL0;
+    aarch64_cpu::asm::barrier::isb(aarch64_cpu::asm::barrier::SY);
+    CNTPCT_EL0.get()
+}
+
 /// Microseconds since the system counter started (CNTPCT_EL0 / CNTFRQ_EL0).
 pub fn uptime_us() -> u64 {
     use aarch64_cpu::registers::CNTPCT_EL0;

@@ -30,17 +30,19 @@ impl<B: IommuBackend> Viommu<B> {
         if regions.len().saturating_mul(RESV_MEM_LEN) > size {
             return Response::with_status(resp_len, Status::Deverr);
         }
-        let mut response = Response::with_status(resp_len, Status::Ok);
-        if let Response::Written(bytes) = &mut response {
-            for (i, r) in regions.iter().enumerate() {
-                let prop = ResvMem {
-                    subtype: r.kind,
-                    start: r.start,
-                    end: r.end,
-                };
-                put(bytes, i * RESV_MEM_LEN, &prop.encode());
-            }
+        if regions.is_empty() {
+            return Response::with_status(resp_len, Status::Ok);
         }
-        response
+        let mut bytes = alloc::vec![0u8; resp_len];
+        for (i, r) in regions.iter().enumerate() {
+            let prop = ResvMem {
+                subtype: r.kind,
+                start: r.start,
+                end: r.end,
+            };
+            put(&mut bytes, i * RESV_MEM_LEN, &prop.encode());
+        }
+        bytes[resp_len - TAIL_LEN] = Status::Ok as u8;
+        Response::Written(bytes)
     }
 }

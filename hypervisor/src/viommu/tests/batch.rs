@@ -56,7 +56,7 @@ fn short_and_oversized_buffers() {
     assert_eq!(v.domain_ids().count(), 0);
     // A longer writable part: zeros, the tail at its end.
     let c = v.handle_request(&req, 16);
-    assert_eq!(c.response.bytes(), &[0u8; 16][..]);
+    assert_eq!(c.response.to_bytes(), [0u8; 16]);
     assert_eq!(c.response.used_len(), 16);
     assert_eq!(v.domain_of(EP_A), Some(1));
     // Trailing readable bytes are ignored.

@@ -202,6 +202,7 @@ fn inject_failures(r: &mut Rng, v: &mut Viommu<FakeBackend>) {
 fn check_response(req: &[u8], len: usize, response: &Response, probe_size: u32) {
     match response {
         Response::Written(bytes) => assert_eq!(bytes.len(), len, "written length"),
+        Response::Status { len: n, .. } => assert_eq!(*n, len, "written length"),
         Response::Nothing => {
             let kind = req.first().copied().and_then(RequestType::from_u8);
             let allowed = !(4..=MAX_RESPONSE_LEN).contains(&len)

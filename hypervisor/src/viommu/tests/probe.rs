@@ -13,7 +13,7 @@ fn probe(ep: u32) -> alloc::vec::Vec<u8> {
 fn probe_lists_the_reserved_regions_then_zeroes() {
     let mut v = device();
     let c = v.handle_request(&probe(EP_MSI), 512 + 4);
-    let b = c.response.bytes();
+    let b = c.response.to_bytes();
     assert_eq!(b.len(), 516);
     assert_eq!(c.response.status(), Some(Status::Ok));
     let msi = ResvMem {
@@ -34,7 +34,7 @@ fn probe_lists_the_reserved_regions_then_zeroes() {
     );
     // An endpoint without regions: all zero (type 0 ends the list).
     let c = v.handle_request(&probe(EP_A), 516);
-    assert!(c.response.bytes().iter().all(|&x| x == 0));
+    assert!(c.response.to_bytes().iter().all(|&x| x == 0));
     assert_eq!(c.response.used_len(), 516);
 }
 
@@ -47,7 +47,7 @@ fn probe_statuses() {
     let c = v.handle_request(&probe(EP_MSI), 100);
     assert_eq!(c.response.used_len(), 100);
     assert_eq!(c.response.status(), Some(Status::Inval));
-    assert!(c.response.bytes()[..96].iter().all(|&x| x == 0));
+    assert!(c.response.to_bytes()[..96].iter().all(|&x| x == 0));
     // Truncated readable part (the 64 reserved bytes are part of it).
     let c = v.handle_request(&probe(EP_MSI)[..8], 516);
     assert_eq!(c.response.status(), Some(Status::Ioerr));
@@ -64,7 +64,7 @@ fn probe_statuses() {
 fn a_larger_writable_part_keeps_the_tail_last() {
     let mut v = device();
     let c = v.handle_request(&probe(EP_MSI), 600);
-    let b = c.response.bytes();
+    let b = c.response.to_bytes();
     assert_eq!(b.len(), 600);
     assert_eq!(b[0], 1, "first property at the start");
     assert_eq!(c.response.status(), Some(Status::Ok));
@@ -79,7 +79,7 @@ fn too_many_regions_for_probe_size_is_a_device_error() {
     let mut v = device_with(cfg);
     let c = v.handle_request(&probe(EP_MSI), 36);
     assert_eq!(c.response.status(), Some(Status::Deverr));
-    assert!(c.response.bytes()[..32].iter().all(|&x| x == 0));
+    assert!(c.response.to_bytes()[..32].iter().all(|&x| x == 0));
     let c = v.handle_request(&probe(EP_A), 36);
     assert_eq!(c.response.status(), Some(Status::Ok));
 }

@@ -3,7 +3,7 @@
 //! wrap-around at 65536 and notification suppression.
 
 use super::fake::{BUF_BASE, RAM_BASE, RAM_SIZE, Ring, ring_base};
-use crate::virtio::chain::{Chain, ChainError};
+use crate::virtio::chain::{Chain, ChainError, Segments};
 use crate::virtio::memory::{Barrier, GuestMemory, MemError, VecMemory};
 use crate::virtio::queue::{Area, LayoutError, Queue, QueueError, VIRTQ_AVAIL_F_NO_INTERRUPT};
 use alloc::vec;
@@ -112,8 +112,8 @@ fn pop_request_response_round_trip() {
         chain,
         Chain {
             head: 0,
-            readable: vec![(BUF_BASE, 4)],
-            writable: vec![(BUF_BASE + 0x100, 16)],
+            readable: Segments::from_slice(&[(BUF_BASE, 4)]),
+            writable: Segments::from_slice(&[(BUF_BASE + 0x100, 16)]),
         }
     );
     assert_eq!(chain.read_readable(&mem, 64).unwrap(), b"ping");
@@ -152,7 +152,7 @@ fn chains_span_several_descriptors() {
     assert_eq!(chain.head, 6);
     assert_eq!(chain.readable.len(), 3);
     assert_eq!(
-        chain.writable,
+        chain.writable.to_vec(),
         vec![(BUF_BASE + 0x100, 2), (BUF_BASE + 0x200, 8)]
     );
     assert_eq!((chain.readable_len(), chain.writable_len()), (8, 10));
