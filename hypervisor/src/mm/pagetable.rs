@@ -293,10 +293,16 @@ impl<F: Format> PageTable<F> {
             Some(end) if end <= 1 << 48 => {}
             _ => return Err(MapError::OutOfRange),
         }
+        let leaf = F::encode(attrs);
+        if let Some(level) = self.single_level(va, pa, size) {
+            match self.map_one(mem, va, pa, level, leaf) {
+                Some(result) => return result,
+                None => {} // a table where the leaf goes: the general walk decides
+            }
+        }
         if self.any_mapped(mem, va, va + size) {
             return Err(MapError::AlreadyMapped);
         }
-        let leaf = F::encode(attrs);
         let mut done = 0;
         let result = self.map_level(
             mem,
@@ -425,10 +431,130 @@ impl<F: Format> PageTable<F> {
         size: u64,
     ) -> Result<(), MapError> {
         self.check_range(va, size)?;
+        if let Some(level) = self.single_level(va, va, size)
+            && let Some(result) = self.unmap_one(mem, va, level)
+        {
+            return result;
+        }
         if self.splits_block(mem, va, va + size) {
             return Err(MapError::WouldSplit);
         }
         self.unmap_level(mem, self.root, self.start_level, va, va + size)
+    }
+
+    /// The level at which `[va, va + size)` -> `pa` is exactly one
+    /// descriptor (a page, or a block the format allows), if it is: the
+    /// case of [`Self::map_one`] and [`Self::unmap_one`], the virtio-iommu's
+    /// usual request.
+    fn single_level(&self, va: u64, pa: u64, size: u64) -> Option<usize> {
+        let level = (self.start_level..=3).find(|&l| level_size(l) == size)?;
+        let ok = level == 3 || level >= F::MIN_BLOCK_LEVEL.max(self.start_level);
+        (ok && (va | pa).is_multiple_of(size)).then_some(level)
+    }
+
+    /// The table holding `va`'s descriptor at `level`, walking down from
+    /// the root; missing tables are allocated when `alloc`. `Err` with the
+    /// blocking descriptor's level when a block or page maps `va` above
+    /// `level`; `Ok(None)` when a table is missing and not allocated.
+    fn table_for(
+        &self,
+        mem: &mut impl TableMemory,
+        va: u64,
+        level: usize,
+        alloc: bool,
+    ) -> Result<Option<u64>, MapError> {
+        let mut table = self.root;
+        for l in self.start_level..level {
+            let ptr = mem.table_ptr(table);
+            let idx = self.index(l, va);
+            // SAFETY: a live table page of this PageTable; idx is below the
+            // number of entries at this level.
+            let desc = unsafe { ptr.add(idx).read_volatile() };
+            table = if desc & VALID == 0 {
+                if !alloc {
+                    return Ok(None);
+                }
+                let t = mem.alloc_tables(1).ok_or(MapError::NoMemory)?;
+                // SAFETY: as above.
+                unsafe {
+                    ptr.add(idx)
+                        .write_volatile((t & OA_MASK) | TABLE_OR_PAGE | VALID)
+                };
+                t
+            } else if desc & TABLE_OR_PAGE == 0 {
+                // A block above `level` covers `va`.
+                return Err(if alloc {
+                    MapError::AlreadyMapped
+                } else {
+                    MapError::WouldSplit
+                });
+            } else {
+                desc & OA_MASK
+            };
+        }
+        Ok(Some(table))
+    }
+
+    /// Maps the one descriptor at `level`: `None` when a table sits where
+    /// the leaf goes (something may be mapped below it; the general walk
+    /// finds out). Tables allocated on the way stay, as in the general
+    /// walk's failure paths.
+    fn map_one(
+        &mut self,
+        mem: &mut impl TableMemory,
+        va: u64,
+        pa: u64,
+        level: usize,
+        leaf: u64,
+    ) -> Option<Result<(), MapError>> {
+        let table = match self.table_for(mem, va, level, true) {
+            Ok(Some(t)) => t,
+            Ok(None) => return Some(Err(MapError::NoMemory)),
+            Err(e) => return Some(Err(e)),
+        };
+        let ptr = mem.table_ptr(table);
+        let idx = self.index(level, va);
+        // SAFETY: live table page, index in range.
+        let desc = unsafe { ptr.add(idx).read_volatile() };
+        if desc & VALID != 0 {
+            return if level < 3 && desc & TABLE_OR_PAGE != 0 {
+                None
+            } else {
+                Some(Err(MapError::AlreadyMapped))
+            };
+        }
+        let ty = if level == 3 { TABLE_OR_PAGE } else { 0 };
+        // SAFETY: live table page, index in range.
+        unsafe {
+            ptr.add(idx)
+                .write_volatile((pa & OA_MASK) | leaf | ty | VALID)
+        };
+        Some(Ok(()))
+    }
+
+    /// Unmaps the one descriptor at `level`: `None` when a table sits
+    /// there (mappings below it: the general walk removes them).
+    fn unmap_one(
+        &mut self,
+        mem: &mut impl TableMemory,
+        va: u64,
+        level: usize,
+    ) -> Option<Result<(), MapError>> {
+        let table = match self.table_for(mem, va, level, false) {
+            Ok(Some(t)) => t,
+            Ok(None) => return Some(Ok(())), // nothing mapped
+            Err(e) => return Some(Err(e)),
+        };
+        let ptr = mem.table_ptr(table);
+        let idx = self.index(level, va);
+        // SAFETY: live table page, index in range.
+        let desc = unsafe { ptr.add(idx).read_volatile() };
+        if desc & VALID != 0 && level < 3 && desc & TABLE_OR_PAGE != 0 {
+            return None;
+        }
+        // SAFETY: live table page, index in range.
+        unsafe { ptr.add(idx).write_volatile(0) };
+        Some(Ok(()))
     }
 
     fn unmap_level(

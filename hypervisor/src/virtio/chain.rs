@@ -75,7 +75,7 @@ pub type Segments = SmallVec<[(u64, u32); 2]>;
 /// A validated descriptor chain. Zero-length descriptors are dropped; every
 /// listed `(gpa, len)` lies in guest RAM, and each part totals less than
 /// 2^32 bytes.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Chain {
     /// Index of the head descriptor: the id to return in the used ring.
     pub head: u16,

@@ -102,7 +102,11 @@ impl<'a> QueueContext<'a> {
         Self {
             mem,
             queues: &mut queues[..n],
-            popped: SmallVec::from_elem(0, n),
+            popped: if n <= 4 {
+                SmallVec::from_buf_and_len([0; 4], n)
+            } else {
+                SmallVec::from_elem(0, n)
+            },
             used: 0,
             bad_chains: 0,
             fatal: None,
@@ -134,35 +138,47 @@ impl<'a> QueueContext<'a> {
     /// is spent, or after a fatal error. Malformed chains met on the way
     /// are returned to the driver with length 0.
     pub fn pop(&mut self, q: usize) -> Option<Chain> {
+        let mut chain = Chain::default();
+        self.pop_into(q, &mut chain).then_some(chain)
+    }
+
+    /// [`pop`](Self::pop) into a chain the caller keeps (nothing moved,
+    /// buffer lists reused): true when `chain` holds the next valid chain.
+    pub fn pop_into(&mut self, q: usize, chain: &mut Chain) -> bool {
         if self.fatal.is_some() {
-            return None;
+            return false;
         }
         let mem = self.mem;
-        let queue = self.queues.get_mut(q).filter(|queue| queue.ready())?;
+        let Some(queue) = self.queues.get_mut(q).filter(|queue| queue.ready()) else {
+            return false;
+        };
+        let Some(popped) = self.popped.get_mut(q) else {
+            return false;
+        };
         loop {
-            if self.popped[q] >= queue.size() {
-                return None;
+            if *popped >= queue.size() {
+                return false;
             }
-            match queue.pop(mem) {
-                Ok(Some(chain)) => {
-                    self.popped[q] += 1;
-                    return Some(chain);
+            match queue.pop_into(mem, chain) {
+                Ok(true) => {
+                    *popped += 1;
+                    return true;
                 }
-                Ok(None) => return None,
+                Ok(false) => return false,
                 Err(QueueError::BadChain { head, .. }) => {
-                    self.popped[q] += 1;
+                    *popped += 1;
                     self.bad_chains += 1;
                     match queue.push_used(mem, head, 0) {
                         Ok(()) => self.used |= 1 << q,
                         Err(e) => {
                             self.fatal = Some(e);
-                            return None;
+                            return false;
                         }
                     }
                 }
                 Err(e) => {
                     self.fatal = Some(e);
-                    return None;
+                    return false;
                 }
             }
         }

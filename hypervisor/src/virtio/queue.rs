@@ -28,7 +28,7 @@
 //! VIRTIO_F_RING_PACKED is offered: an indirect descriptor is an error, and
 //! notifications follow `VIRTQ_AVAIL_F_NO_INTERRUPT` only.
 
-use super::chain::{Chain, ChainError, Segments};
+use super::chain::{Chain, ChainError};
 use super::memory::{Barrier, GuestMemory, MemError};
 
 /// Largest queue size the split ring allows.
@@ -327,9 +327,22 @@ impl Queue {
     /// must return `head` with [`push_used`](Self::push_used); on a fatal
     /// error nothing was consumed.
     pub fn pop(&mut self, mem: &dyn GuestMemory) -> Result<Option<Chain>, QueueError> {
+        let mut chain = Chain::default();
+        Ok(self.pop_into(mem, &mut chain)?.then_some(chain))
+    }
+
+    /// [`pop`](Self::pop) into a chain the caller keeps (its buffer lists
+    /// are reused; nothing is moved): `Ok(true)` when `chain` now holds the
+    /// next available chain, `Ok(false)` when there is none. On an error
+    /// `chain` holds nothing meaningful.
+    pub fn pop_into(
+        &mut self,
+        mem: &dyn GuestMemory,
+        chain: &mut Chain,
+    ) -> Result<bool, QueueError> {
         let size = self.ring_size()?;
         if self.pending(mem)? == 0 {
-            return Ok(None);
+            return Ok(false);
         }
         mem.barrier(Barrier::Acquire);
         let slot = u64::from(self.last_avail_idx % size);
@@ -338,17 +351,23 @@ impl Queue {
             return Err(QueueError::HeadOutOfRange { head });
         }
         self.last_avail_idx = self.last_avail_idx.wrapping_add(1);
-        self.walk(mem, head, size).map(Some)
+        self.walk(mem, head, size, chain)?;
+        Ok(true)
     }
 
-    /// Walks the chain starting at `head` (already below `size`).
-    fn walk(&self, mem: &dyn GuestMemory, head: u16, size: u16) -> Result<Chain, QueueError> {
+    /// Walks the chain starting at `head` (already below `size`) into
+    /// `chain`.
+    fn walk(
+        &self,
+        mem: &dyn GuestMemory,
+        head: u16,
+        size: u16,
+        chain: &mut Chain,
+    ) -> Result<(), QueueError> {
         let bad = |error| QueueError::BadChain { head, error };
-        let mut chain = Chain {
-            head,
-            readable: Segments::new(),
-            writable: Segments::new(),
-        };
+        chain.head = head;
+        chain.readable.clear();
+        chain.writable.clear();
         let mut total = 0u64;
         let mut index = head;
         let mut seen = 0u16;
@@ -382,7 +401,7 @@ impl Queue {
                 part.push((d.addr, d.len));
             }
             if d.flags & VIRTQ_DESC_F_NEXT == 0 {
-                return Ok(chain);
+                return Ok(());
             }
             if d.next >= size {
                 return Err(bad(ChainError::NextOutOfRange { next: d.next }));

@@ -37,7 +37,9 @@ const ZEROS: [u8; 64] = [0; 64];
 pub struct ViommuDevice<B: IommuBackend> {
     /// The device model (domains, endpoints, mappings, counters).
     pub model: Viommu<B>,
-    /// The chains of the notify being handled (kept for their capacity).
+    /// The chains of the notify being handled, popped in place into slots
+    /// kept from one notify to the next (only the first `batch` are this
+    /// notify's).
     chains: Vec<Chain>,
     /// Their completions, in the same order.
     completions: Vec<Completion>,
@@ -72,13 +74,17 @@ impl<B: IommuBackend> ViommuDevice<B> {
 
     fn handle_requests(&mut self, ctx: &mut QueueContext<'_>) {
         let mem = ctx.memory();
-        self.chains.clear();
         self.completions.clear();
+        let mut batch = 0;
         loop {
+            if batch == self.chains.len() {
+                self.chains.push(Chain::default());
+            }
+            let chain = &mut self.chains[batch];
             let t0 = perf::now();
-            let Some(chain) = ctx.pop(REQUESTQ) else {
+            if !ctx.pop_into(REQUESTQ, chain) {
                 break;
-            };
+            }
             let t1 = perf::now();
             match chain.read_readable_into(mem, &mut self.req) {
                 Ok(len) => {
@@ -88,7 +94,7 @@ impl<B: IommuBackend> ViommuDevice<B> {
                     let t3 = perf::now();
                     self.profile.request(c.kind, t1 - t0, t2 - t1, t3 - t2);
                     self.completions.push(c);
-                    self.chains.push(chain);
+                    batch += 1;
                 }
                 // Unreadable or oversized: the request fails, nothing written.
                 Err(_) => {
@@ -96,7 +102,7 @@ impl<B: IommuBackend> ViommuDevice<B> {
                 }
             }
         }
-        if self.chains.is_empty() {
+        if batch == 0 {
             return;
         }
         // One sync (TLB invalidation) for the whole notify, before any of
@@ -104,7 +110,7 @@ impl<B: IommuBackend> ViommuDevice<B> {
         let t0 = perf::now();
         let _ = self.model.finish_batch(&mut self.completions);
         let t1 = perf::now();
-        for (chain, c) in self.chains.iter().zip(self.completions.iter()) {
+        for (chain, c) in self.chains[..batch].iter().zip(self.completions.iter()) {
             let written = write_response(chain, mem, &c.response).unwrap_or(0);
             let _ = ctx.push_used(REQUESTQ, chain.head, written);
         }

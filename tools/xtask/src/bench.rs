@@ -12,6 +12,7 @@
 //! Writes `target/bench/report.md`, `target/bench/results.json` and
 //! `target/bench/plot.svg`. See docs/performance.md.
 
+mod profile;
 mod refdt;
 
 use std::collections::BTreeMap;
@@ -88,7 +89,7 @@ pub fn bench(ws: &Workspace, runs: usize) -> Result<(), XtaskError> {
     let smp = guest_cfg.cpus.len().to_string();
     let mem = format!("{}M", guest_cfg.memory_size >> 20);
 
-    let ours_cmd = || {
+    let ours_cmd = |image: &Path| {
         let mut c = Command::new(&emulator.qemu);
         c.args([
             "-M",
@@ -102,7 +103,7 @@ pub fn bench(ws: &Workspace, runs: usize) -> Result<(), XtaskError> {
         ])
         .args(["-display", "none", "-serial", "stdio", "-monitor", "none"])
         .arg("-kernel")
-        .arg(&image)
+        .arg(image)
         .arg("-initrd")
         .arg(&bundle)
         .args(["-icount", "shift=0", "-seed", "1"]);
@@ -142,7 +143,7 @@ pub fn bench(ws: &Workspace, runs: usize) -> Result<(), XtaskError> {
     let (mut ram, mut discovery) = (Vec::new(), BTreeMap::new());
     for run in 0..runs {
         eprintln!("==> run {}/{runs}: partita", run + 1);
-        let text = run_one(&mut ours_cmd(), &out.join(format!("ours-{run}.log")))?;
+        let text = run_one(&mut ours_cmd(&image), &out.join(format!("ours-{run}.log")))?;
         collect(&mut ours, &text)?;
         if let Some(r) = parse_ram(&text, &guest_cfg.name) {
             ram.push(r);
@@ -167,7 +168,21 @@ pub fn bench(ws: &Workspace, runs: usize) -> Result<(), XtaskError> {
         discovery.insert("reference", dt_line(&text));
     }
 
-    let ours_line = process::display(&ours_cmd());
+    // Where the instructions go: one run of the image with counter reads
+    // around each phase (kept out of the figures above).
+    let profiled = tasks::build_profiled_image(ws)?;
+    eprintln!("==> profile run: partita built with --features profile");
+    let log = out.join("ours-profile.log");
+    let text = run_one(&mut ours_cmd(&profiled), &log)?;
+    let el2_profile = profile::parse(&text);
+    if el2_profile.is_none() {
+        return Err(XtaskError::Bench(format!(
+            "the profiled image printed no `virtio-iommu profile:` lines (console: {})",
+            log.display()
+        )));
+    }
+
+    let ours_line = process::display(&ours_cmd(&image));
     let reference_line = process::display(&reference_cmd(None, Some(&ref_dtb)));
     let [a, b, c, d] = edit.iommu_map;
     let mut setup = vec![
@@ -201,6 +216,7 @@ pub fn bench(ws: &Workspace, runs: usize) -> Result<(), XtaskError> {
         ram,
         guest: guest_cfg.name.clone(),
         setup,
+        el2_profile,
     };
     let md = report.markdown();
     println!("{md}");
@@ -511,6 +527,8 @@ struct Report {
     guest: String,
     /// How the two sides were set up, one bullet each.
     setup: Vec<String>,
+    /// The profiled run's breakdown.
+    el2_profile: Option<profile::Profile>,
 }
 
 fn num(v: Option<f64>) -> String {
@@ -634,8 +652,12 @@ impl Report {
         let _ = writeln!(s, "{}", self.ram_line());
         let _ = writeln!(
             s,
-            "- EL2 instructions per request are the difference ours - QEMU's (whole-request, not yet split into trap/decode/walk/SMMU sync: no counters inside the hypervisor yet)"
+            "- EL2 instructions per op in the table are the difference ours - QEMU's (the same guest code on both sides); the split below is counted inside the hypervisor\n"
         );
+        match &self.el2_profile {
+            Some(p) => s.push_str(&p.markdown(self.null_el2())),
+            None => s.push_str("## Where the EL2 instructions go\n\nNo profile in this run.\n"),
+        }
         s
     }
 
@@ -657,8 +679,8 @@ impl Report {
             "{{\n  \"unit\": \"guest ns per op, -icount shift=0 (1 ns = 1 instruction), median of {runs} runs\",\n  \
              \"map_unmap_4k\": {},\n  \"map_unmap_2m\": {},\n  \"map_batch_64\": {},\n  \"unmap_batch_64\": {},\n  \
              \"null_exit\": {{\"el2_instructions\": {}, \"guest_ns\": {}, \"reference_guest_ns\": {}}},\n  \
-             \"image_bytes\": {},\n  \"ram_per_guest_bytes\": {},\n  \
-             \"notes\": \"map_batch_64/unmap_batch_64 are per batch of 64 requests; el2_instructions are derived (ours - baseline), not counted inside the hypervisor; {}\"\n}}\n",
+             \"image_bytes\": {},\n  \"ram_per_guest_bytes\": {},\n  \"el2_profile\": {},\n  \
+             \"notes\": \"map_batch_64/unmap_batch_64 are per batch of 64 requests; el2_instructions_estimate and null_exit.el2_instructions are differences (ours - reference, trapped - RAM loop); el2_profile is counted inside the hypervisor by a second image built with the profile feature, EL2 instructions per request and per notify; {}\"\n}}\n",
             pair("map_unmap_4k"),
             pair("map_unmap_2m"),
             pair("map_batch_64"),
@@ -668,6 +690,9 @@ impl Report {
             num(self.reference("null_exit").map(|x| x.median)),
             self.image_bytes,
             self.ram_peak().map_or("null".into(), |p| format!("{p:.0}")),
+            self.el2_profile
+                .as_ref()
+                .map_or("null".into(), profile::Profile::json),
             if self.ram_peak().is_some() {
                 "ram_per_guest_bytes is the hypervisor's peak allocation for the guest (median over runs of its console report)"
             } else {
@@ -819,6 +844,7 @@ bench done
             ram,
             guest: "bench".into(),
             setup: vec!["guest: 1 CPU(s)".into()],
+            el2_profile: None,
         }
     }
 

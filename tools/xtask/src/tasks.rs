@@ -56,6 +56,37 @@ pub(crate) fn build_image(ws: &Workspace) -> Result<PathBuf, XtaskError> {
     Ok(image)
 }
 
+/// Builds the hypervisor with the `profile` feature (counter reads around
+/// the virtio-iommu request phases) into `target/profile/`, apart from the
+/// release image; returns the raw image path.
+pub(crate) fn build_profiled_image(ws: &Workspace) -> Result<PathBuf, XtaskError> {
+    let dir = ws.target_dir.join("profile");
+    process::run(
+        ws.cargo()
+            .args([
+                "build",
+                "--release",
+                "-p",
+                "hypervisor",
+                "--bin",
+                "hypervisor",
+                "--features",
+                "profile",
+                "--target",
+                TARGET,
+            ])
+            .arg("--target-dir")
+            .arg(&dir),
+    )?;
+    let elf = dir.join(TARGET).join("release").join("hypervisor");
+    let image = dir.join("partita-profile.bin");
+    image::convert(&elf, &image).map_err(|source| XtaskError::Image {
+        elf: elf.clone(),
+        source,
+    })?;
+    Ok(image)
+}
+
 /// Checks every prerequisite of `run` and `test`.
 pub(crate) fn ensure_all(ws: &Workspace) -> Result<Emulator, XtaskError> {
     prereq::ensure_target(&ws.root)?;

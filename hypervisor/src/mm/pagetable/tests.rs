@@ -229,3 +229,62 @@ fn random_maps_match_a_model() {
         }
     }
 }
+
+/// One-descriptor maps and unmaps (the virtio-iommu's usual request) take
+/// a shortcut walk; it must agree with the general walk at every boundary.
+#[test]
+fn single_descriptor_shortcut_matches_the_general_rules() {
+    let mut m = FakeMem::default();
+    let mut t = PageTable::<Stage2>::new(&mut m, 40, 1).unwrap();
+    let rw = Attrs::RW;
+    // A page inside a block, and a block over a page: refused, unchanged.
+    t.map(&mut m, MIB2, 0x8000_0000, MIB2, rw).unwrap();
+    assert_eq!(
+        t.map(&mut m, MIB2 + 0x1000, 0x9000_0000, 0x1000, rw),
+        Err(MapError::AlreadyMapped)
+    );
+    t.map(&mut m, 2 * MIB2 + 0x3000, 0x9000_3000, 0x1000, rw)
+        .unwrap();
+    assert_eq!(
+        t.map(&mut m, 2 * MIB2, 0xa000_0000, MIB2, rw),
+        Err(MapError::AlreadyMapped)
+    );
+    assert_eq!(
+        t.translate(&m, 2 * MIB2 + 0x3000).map(|x| x.0),
+        Some(0x9000_3000)
+    );
+    // The same page again: refused.
+    assert_eq!(
+        t.map(&mut m, 2 * MIB2 + 0x3000, 0x9000_3000, 0x1000, rw),
+        Err(MapError::AlreadyMapped)
+    );
+    // A page of a block cannot be unmapped alone; the block can.
+    assert_eq!(
+        t.unmap(&mut m, MIB2 + 0x1000, 0x1000),
+        Err(MapError::WouldSplit)
+    );
+    assert_eq!(t.translate(&m, MIB2).map(|x| x.0), Some(0x8000_0000));
+    t.unmap(&mut m, MIB2, MIB2).unwrap();
+    assert_eq!(t.translate(&m, MIB2), None);
+    // A block-sized unmap over a table of pages removes the pages.
+    t.unmap(&mut m, 2 * MIB2, MIB2).unwrap();
+    assert_eq!(t.translate(&m, 2 * MIB2 + 0x3000), None);
+    // Unmapping what was never mapped (no table on the way) is fine.
+    t.unmap(&mut m, 40 * MIB2, 0x1000).unwrap();
+    // Once emptied, the table under the block's slot takes a block or a
+    // page again.
+    t.map(&mut m, 2 * MIB2 + 0x5000, 0x9000_5000, 0x1000, rw)
+        .unwrap();
+    assert_eq!(
+        t.translate(&m, 2 * MIB2 + 0x5000).map(|x| x.0),
+        Some(0x9000_5000)
+    );
+    // A misaligned output address is not one descriptor: the general
+    // walk maps it with pages.
+    t.map(&mut m, 8 * MIB2, 0x9010_0000 + 0x1000, MIB2, rw)
+        .unwrap();
+    assert_eq!(
+        t.translate(&m, 8 * MIB2 + 0x2000).map(|x| x.0),
+        Some(0x9010_3000)
+    );
+}

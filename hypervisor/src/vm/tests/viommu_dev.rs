@@ -230,5 +230,6 @@ fn one_sync_per_notify_and_buffers_reused_across_notifies() {
         assert_eq!(d.used().map(|u| u.1), Some(4));
         assert_eq!(dev.model.mapping_count(), 0);
     }
-    assert_eq!(dev.chains.capacity(), REQUESTQ_SIZE as usize);
+    // Two requests per notify, plus the slot the empty pop was tried in.
+    assert_eq!(dev.chains.len(), 3, "slots reused, not added");
 }
