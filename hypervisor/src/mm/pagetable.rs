@@ -294,11 +294,12 @@ impl<F: Format> PageTable<F> {
             _ => return Err(MapError::OutOfRange),
         }
         let leaf = F::encode(attrs);
-        if let Some(level) = self.single_level(va, pa, size) {
-            match self.map_one(mem, va, pa, level, leaf) {
-                Some(result) => return result,
-                None => {} // a table where the leaf goes: the general walk decides
-            }
+        // One descriptor: the shortcut walk, unless a table sits where the
+        // leaf goes (then the general walk decides).
+        if let Some(level) = self.single_level(va, pa, size)
+            && let Some(result) = self.map_one(mem, va, pa, level, leaf)
+        {
+            return result;
         }
         if self.any_mapped(mem, va, va + size) {
             return Err(MapError::AlreadyMapped);
