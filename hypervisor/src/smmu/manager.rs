@@ -179,7 +179,7 @@ pub fn attach_guest(hw: &'static HostDt, g: &Guest, translate: bool) -> Result<(
         };
         inst.driver
             .lock()
-            .attach_stage2(streams.sids(), &cfg)
+            .attach_stage2(streams.ranges.iter().copied(), &cfg)
             .map_err(|e| alloc::format!("smmuv3 {:#x}: {path}: {e}", inst.base))?;
         let mut owners = inst.owners.lock();
         for r in &streams.ranges {
@@ -210,7 +210,7 @@ pub fn detach_guest(g: &Guest) {
             continue;
         }
         let mut drv = inst.driver.lock();
-        if let Err(e) = drv.detach(mine.iter().flat_map(SidRange::iter)) {
+        if let Err(e) = drv.detach(mine.iter().copied()) {
             error!(
                 "smmuv3 {:#x}: detaching guest '{}': {e}",
                 inst.base, g.config.name
@@ -277,7 +277,7 @@ pub fn bind_stream(
     let cfg = S2Config::for_table(table, vmid, inst.ps).map_err(|e| alloc::format!("{e}"))?;
     inst.driver
         .lock()
-        .attach_stage2([sid], &cfg)
+        .attach_stage2([SidRange::one(sid)], &cfg)
         .map_err(|e| alloc::format!("{e}"))
 }
 
@@ -286,7 +286,7 @@ pub fn abort_stream(inst: usize, sid: u32) -> Result<(), String> {
     let inst = instances().get(inst).ok_or("no such SMMU")?;
     inst.driver
         .lock()
-        .detach([sid])
+        .detach([SidRange::one(sid)])
         .map_err(|e| alloc::format!("{e}"))
 }
 

@@ -25,6 +25,7 @@ use super::regs::{
     STRTAB_FMT_2LVL, STRTAB_FMT_LINEAR, genmask,
 };
 use super::ste::{STE_BYTES, STE_DWORDS, Ste};
+use super::streams::SidRange;
 
 /// StreamID bits resolved by a level-2 table.
 pub const SPLIT: u32 = 8;
@@ -79,6 +80,51 @@ pub struct SteSlot {
     pub phys: u64,
     /// Its level-2 table was allocated by this lookup.
     pub new_l2: bool,
+}
+
+/// One STE that exists in the table (its level-2 table is allocated),
+/// from [`StreamTable::entries`]: read and written in place, without
+/// another lookup.
+#[derive(Debug, Clone, Copy)]
+pub struct SteRef {
+    /// Its StreamID.
+    pub sid: u32,
+    block: DmaBlock,
+    off: usize,
+}
+
+impl SteRef {
+    /// The entry as it is in memory.
+    pub fn read(&self) -> Ste {
+        let mut ste = Ste::INVALID;
+        for (i, w) in ste.0.iter_mut().enumerate() {
+            *w = self.block.read_u64(self.off + i * 8);
+        }
+        ste
+    }
+
+    /// Word 0 (V, Config) as it is in memory.
+    pub fn word0(&self) -> u64 {
+        self.block.read_u64(self.off)
+    }
+
+    /// Writes words `words` of `ste`, in increasing order, and makes them
+    /// visible to the SMMU (see [`StreamTable::write`]).
+    pub fn write<C: CacheOps>(
+        &self,
+        sync: &CacheSync<C>,
+        ste: &Ste,
+        words: core::ops::Range<usize>,
+    ) {
+        let (start, end) = (words.start.min(STE_DWORDS), words.end.min(STE_DWORDS));
+        write_words(&self.block, self.off, ste, start..end);
+        if start < end {
+            sync.to_device(
+                self.block.phys() + (self.off + start * 8) as u64,
+                (end - start) * 8,
+            );
+        }
+    }
 }
 
 impl StreamTable {
@@ -161,6 +207,109 @@ impl StreamTable {
         }
     }
 
+    /// Fails for a range reaching beyond the table, naming the first
+    /// StreamID it does not cover. An empty range (`first > last`) passes.
+    pub fn check_range(&self, r: SidRange) -> Result<(), SmmuError> {
+        if r.first > r.last || u64::from(r.last) < self.sid_limit() {
+            return Ok(());
+        }
+        let first_bad = u64::from(r.first).max(self.sid_limit());
+        Err(SmmuError::BadStreamId {
+            sid: first_bad as u32,
+            limit: self.sid_limit(),
+        })
+    }
+
+    /// Level-1 indices of the level-2 tables `r` spans, as a half-open
+    /// range (empty for an empty range or one beyond the table).
+    fn l1_span(&self, r: SidRange) -> core::ops::Range<u32> {
+        if r.first > r.last || u64::from(r.first) >= self.sid_limit() {
+            return 0..0;
+        }
+        let last = u64::from(r.last).min(self.sid_limit() - 1) as u32;
+        (r.first >> SPLIT)..(last >> SPLIT) + 1
+    }
+
+    /// The STEs of `r` that exist, in increasing StreamID order: all of
+    /// them in a linear table; in a two-level table those whose level-2
+    /// table is allocated, found from the allocated tables, so the walk
+    /// costs nothing for spans of `r` that were never configured.
+    /// StreamIDs beyond the table are left out. Allocates nothing.
+    pub fn entries(&self, r: SidRange) -> impl Iterator<Item = SteRef> + '_ {
+        let valid = r.first <= r.last && u64::from(r.first) < self.sid_limit();
+        let r = SidRange {
+            first: r.first,
+            last: u64::from(r.last).min(self.sid_limit().saturating_sub(1)) as u32,
+        };
+        let linear =
+            (valid && self.format == StreamTableFormat::Linear).then_some((r, self.base, 0));
+        let two_level = self.l2.range(self.l1_span(r)).map(move |(&l1, &block)| {
+            let base = l1 << SPLIT;
+            let span = SidRange {
+                first: r.first.max(base),
+                last: r.last.min(base | (L2_ENTRIES as u32 - 1)),
+            };
+            (span, block, base)
+        });
+        linear
+            .into_iter()
+            .chain(two_level)
+            .flat_map(|(span, block, base)| {
+                span.iter().map(move |sid| SteRef {
+                    sid,
+                    block,
+                    off: (sid - base) as usize * STE_BYTES,
+                })
+            })
+    }
+
+    /// Allocates the level-2 tables `r` needs that do not exist yet (see
+    /// [`StreamTable::slot`]) and appends their level-1 indices, in
+    /// increasing order, to `created`. Nothing to do for a linear table.
+    /// On failure the tables allocated so far stay (they only abort).
+    pub fn populate<C: CacheOps>(
+        &mut self,
+        mem: &mut impl DmaMemory,
+        sync: &CacheSync<C>,
+        r: SidRange,
+        created: &mut alloc::vec::Vec<u32>,
+    ) -> Result<(), SmmuError> {
+        self.check_range(r)?;
+        if self.format == StreamTableFormat::Linear {
+            return Ok(());
+        }
+        for l1 in self.l1_span(r) {
+            if !self.l2.contains_key(&l1) {
+                self.alloc_l2(mem, sync, l1)?;
+                created.push(l1);
+            }
+        }
+        Ok(())
+    }
+
+    /// Allocates level-2 table `l1` (all abort), makes it visible, then
+    /// publishes it in its level-1 descriptor.
+    fn alloc_l2<C: CacheOps>(
+        &mut self,
+        mem: &mut impl DmaMemory,
+        sync: &CacheSync<C>,
+        l1: u32,
+    ) -> Result<DmaBlock, SmmuError> {
+        let l2 = DmaBlock::alloc(mem, L2_BYTES, L2_BYTES).ok_or(SmmuError::NoMemory {
+            what: "level-2 stream table",
+        })?;
+        for i in 0..L2_ENTRIES {
+            write_words(&l2, i * STE_BYTES, &Ste::ABORT, 0..STE_DWORDS);
+        }
+        sync.to_device(l2.phys(), L2_BYTES);
+        let l1_off = l1 as usize * 8;
+        self.base
+            .write_u64(l1_off, (l2.phys() & L1_L2PTR_MASK) | L1_SPAN);
+        sync.to_device(self.base.phys() + l1_off as u64, 8);
+        self.l2.insert(l1, l2);
+        Ok(l2)
+    }
+
     /// The block holding `sid`'s STE and the STE's offset in it.
     fn locate(&self, sid: u32) -> Option<(DmaBlock, usize)> {
         match self.format {
@@ -188,18 +337,7 @@ impl StreamTable {
                 new_l2: false,
             });
         }
-        let l2 = DmaBlock::alloc(mem, L2_BYTES, L2_BYTES).ok_or(SmmuError::NoMemory {
-            what: "level-2 stream table",
-        })?;
-        for i in 0..L2_ENTRIES {
-            write_words(&l2, i * STE_BYTES, &Ste::ABORT, 0..STE_DWORDS);
-        }
-        sync.to_device(l2.phys(), L2_BYTES);
-        let l1_off = (sid >> SPLIT) as usize * 8;
-        self.base
-            .write_u64(l1_off, (l2.phys() & L1_L2PTR_MASK) | L1_SPAN);
-        sync.to_device(self.base.phys() + l1_off as u64, 8);
-        self.l2.insert(sid >> SPLIT, l2);
+        let l2 = self.alloc_l2(mem, sync, sid >> SPLIT)?;
         let off = (sid as usize & (L2_ENTRIES - 1)) * STE_BYTES;
         Ok(SteSlot {
             phys: l2.phys() + off as u64,

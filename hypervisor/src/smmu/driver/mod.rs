@@ -14,8 +14,6 @@ mod options;
 
 pub use options::{GerrorReport, ProbeOptions};
 
-use alloc::vec::Vec;
-
 use super::cmd::{CMD_DWORDS, Cmd};
 use super::dma::{CacheOps, CacheSync, DmaMemory};
 use super::error::SmmuError;
@@ -48,6 +46,53 @@ fn gbpa_abort(regs: &mut impl SmmuRegs, limit: u32) -> Result<(), SmmuError> {
     regs.write32(GBPA, v | GBPA_ABORT | GBPA_UPDATE);
     poll32(regs, GBPA, limit, |v| v & GBPA_UPDATE == 0).ok_or(timeout)?;
     Ok(())
+}
+
+/// Streams per step of an STE update above which one CFGI_ALL replaces
+/// the CFGI_STE commands (as [`ProbeOptions::tlbi_page_limit`] does for
+/// TLB invalidation): a guest's whole bus range costs one command, not
+/// one per stream, and the batch never needs more than this many.
+pub const CFGI_STE_LIMIT: usize = 32;
+
+/// The configuration invalidations of one step of an STE update: one
+/// CFGI_STE per stream up to [`CFGI_STE_LIMIT`] streams, one CFGI_ALL
+/// (CFGI_STE_RANGE over every StreamID, level-1 descriptors included)
+/// beyond. Fixed size, on the stack.
+struct CfgiBatch {
+    cmds: [Cmd; CFGI_STE_LIMIT],
+    streams: usize,
+}
+
+impl CfgiBatch {
+    const fn new() -> Self {
+        Self {
+            cmds: [Cmd::sync(); CFGI_STE_LIMIT],
+            streams: 0,
+        }
+    }
+
+    /// Adds stream `sid`; `leaf`: its level-1 descriptor is unchanged.
+    fn push(&mut self, sid: u32, leaf: bool) {
+        if let Some(slot) = self.cmds.get_mut(self.streams) {
+            *slot = Cmd::cfgi_ste(sid, leaf);
+        } else {
+            self.cmds[0] = Cmd::cfgi_all();
+        }
+        self.streams += 1;
+    }
+
+    fn is_empty(&self) -> bool {
+        self.streams == 0
+    }
+
+    /// The commands (without the CMD_SYNC).
+    fn cmds(&self) -> &[Cmd] {
+        if self.streams > CFGI_STE_LIMIT {
+            &self.cmds[..1]
+        } else {
+            &self.cmds[..self.streams]
+        }
+    }
 }
 
 /// One probed, enabled SMMUv3.
@@ -200,14 +245,6 @@ impl<R: SmmuRegs, M: DmaMemory, C: CacheOps + Clone> Smmu<R, M, C> {
         let limit = self.opts.poll_limit;
         self.cmdq.submit(&mut self.regs, cmds, limit)?;
         self.cmdq.sync(&mut self.regs, limit)
-    }
-
-    fn cfgi(&mut self, sids: &[(u32, bool)]) -> Result<(), SmmuError> {
-        let cmds: Vec<Cmd> = sids
-            .iter()
-            .map(|&(sid, new_l2)| Cmd::cfgi_ste(sid, !new_l2))
-            .collect();
-        self.issue(&cmds)
     }
 
     fn check_vmid(&self, vmid: u16) -> Result<(), SmmuError> {

@@ -8,6 +8,7 @@ use super::fake::{FakeSmmu, QEMU_S2};
 use super::{probe, s2};
 use crate::smmu::SmmuError;
 use crate::smmu::cmd::{Cmd, op};
+use crate::smmu::driver::CFGI_STE_LIMIT;
 use crate::smmu::ste::{Ste, SteConfig};
 
 #[test]
@@ -147,21 +148,33 @@ fn many_streams_at_once() {
     let fake = FakeSmmu::new(QEMU_S2);
     let mut smmu = probe(&fake);
     fake.state().consumed.clear();
-    // A whole bus and one more: two level-2 tables, batches bigger than
-    // the 256-entry queue.
+    // A whole bus and one more, StreamID by StreamID: two level-2 tables,
+    // more streams than CFGI_STE_LIMIT, so each step is one CFGI_ALL.
     smmu.attach_stage2(0..=0x100, &s2(9)).expect("attach");
     let want = Ste::stage2(&s2(9), smmu.ste_options());
     let s = fake.state();
     for sid in 0..=0x100 {
         assert_eq!(s.walk_ste(sid), Some(want));
     }
-    let syncs = s
-        .cmds()
-        .iter()
-        .filter(|c| c.opcode() == op::CMD_SYNC)
-        .count();
-    assert_eq!(syncs, 2);
-    assert_eq!(s.consumed.len(), 2 * 0x101 + 2);
+    assert_eq!(
+        s.cmds(),
+        [Cmd::cfgi_all(), Cmd::sync(), Cmd::cfgi_all(), Cmd::sync()]
+    );
+    drop(s);
+    // Up to the limit, one CFGI_STE per stream.
+    fake.state().consumed.clear();
+    let n = CFGI_STE_LIMIT as u32;
+    smmu.attach_stage2([0x200..=0x200 + n - 1], &s2(9))
+        .expect("attach");
+    let cmds = fake.state().cmds();
+    assert_eq!(cmds.len(), 2 * (CFGI_STE_LIMIT + 1));
+    assert_eq!(cmds[0], Cmd::cfgi_ste(0x200, false), "new level-2 table");
+    assert!(
+        cmds[1..CFGI_STE_LIMIT]
+            .iter()
+            .all(|c| c.opcode() == op::CFGI_STE && c.leaf())
+    );
+    assert_eq!(cmds[CFGI_STE_LIMIT], Cmd::sync());
 }
 
 #[test]

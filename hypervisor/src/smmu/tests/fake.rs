@@ -243,6 +243,24 @@ impl State {
         self.writes.iter().map(|w| w.0).collect()
     }
 
+    /// Bytes of DMA memory handed out so far (stream table, level-2
+    /// tables, queues).
+    pub fn dma_used(&self) -> u64 {
+        self.next - PHYS_BASE
+    }
+
+    /// Cache cleans outside the command queue: those of stream table
+    /// writes (and of the event queue at probe).
+    pub fn table_cleans(&self) -> Vec<(u64, usize)> {
+        let base = self.cmdq_base & Q_BASE_ADDR_MASK;
+        let end = base + (16u64 << Self::q_log2(self.cmdq_base));
+        self.cleans
+            .iter()
+            .copied()
+            .filter(|&(p, _)| !(base..end).contains(&p))
+            .collect()
+    }
+
     /// Active global errors.
     pub fn gerror_active(&self) -> u32 {
         self.gerror ^ self.gerrorn

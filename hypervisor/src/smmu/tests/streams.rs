@@ -174,3 +174,157 @@ fn rid_and_ranges() {
     assert_eq!(r.len(), 1 << 32);
     assert!(r.contains(7) && !r.is_empty());
 }
+
+/// `pcie_rid_streams` as it was: RID by RID through `iommu_for_rid`.
+fn rid_by_rid(host: &crate::fdt::PcieHost, lo: u32, hi: u32) -> Vec<Streams> {
+    let mut per: Vec<(u32, Vec<u32>)> = Vec::new();
+    for rid in lo..=hi {
+        if let Some((phandle, sid)) = host.iommu_for_rid(rid) {
+            match per.iter_mut().find(|(p, _)| *p == phandle) {
+                Some((_, sids)) => sids.push(sid),
+                None => per.push((phandle, vec![sid])),
+            }
+        }
+    }
+    per.sort_unstable();
+    per.into_iter()
+        .map(|(phandle, mut sids)| {
+            sids.sort_unstable();
+            sids.dedup();
+            let mut ranges: Vec<SidRange> = Vec::new();
+            for sid in sids {
+                match ranges.last_mut() {
+                    Some(r) if r.last.checked_add(1) == Some(sid) => r.last = sid,
+                    _ => ranges.push(SidRange::one(sid)),
+                }
+            }
+            Streams {
+                smmu_phandle: phandle,
+                ranges,
+            }
+        })
+        .collect()
+}
+
+/// xorshift64: deterministic test inputs.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn below(&mut self, n: u64) -> u32 {
+        (self.next() % n) as u32
+    }
+}
+
+#[test]
+fn ranges_match_the_rid_by_rid_mapping() {
+    let mut rng = Rng(0x5eed_1234_abcd_0001);
+    let masks = [
+        None,
+        Some(0xffff),
+        Some(0x7),
+        Some(0xff00),
+        Some(0xfff8),
+        Some(0xf0f0),
+        Some(0),
+    ];
+    for round in 0..300 {
+        // Entries overlapping (first match wins), with holes, with
+        // lengths crossing 2^16 and stream IDs wrapping past 2^32.
+        let map: Vec<IommuMapEntry> = (0..1 + rng.below(4))
+            .map(|_| {
+                let sid = match rng.below(4) {
+                    0 => u32::MAX - rng.below(0x100),
+                    _ => rng.below(0x2_0000),
+                };
+                let length = match rng.below(5) {
+                    0 => 0,
+                    1 => 0x1_0000,
+                    _ => 1 + rng.below(0x1000),
+                };
+                entry(rng.below(0x1_0000), 1 + rng.below(2), sid, length)
+            })
+            .collect();
+        let mask = masks[round % masks.len()];
+        let host = host_with(map.clone(), mask, (0, 255));
+        let lo = rng.below(0x1_0000);
+        let hi = match rng.below(3) {
+            0 => lo,
+            1 => 0xffff,
+            _ => (lo + rng.below(0x800)).min(0xffff),
+        };
+        assert_eq!(
+            pcie_rid_streams(&host, lo..=hi),
+            rid_by_rid(&host, lo, hi),
+            "map {map:x?} mask {mask:x?} rids {lo:#x}..={hi:#x}"
+        );
+    }
+    // Every bus of QEMU's bridge, and nothing for an empty range.
+    let hw = HostDt::parse(&QEMU.0).expect("dtb");
+    let host = hw.pcie.first().expect("pcie");
+    assert_eq!(pcie_host_streams(host), rid_by_rid(host, 0, 0xffff));
+    #[allow(clippy::reversed_empty_ranges)]
+    let empty = pcie_rid_streams(host, 5..=4);
+    assert!(empty.is_empty());
+}
+
+#[test]
+fn masked_ranges_cover_exactly_the_masked_values() {
+    let mut rng = Rng(0x0dd_ba11);
+    for _ in 0..200 {
+        let mask = match rng.below(3) {
+            0 => rng.below(0x1_0000),
+            1 => 0xffff << rng.below(16),
+            _ => (1 << rng.below(17)) - 1,
+        };
+        let lo = rng.below(0x1_0000);
+        let hi = (lo + rng.below(0x1_0000)).min(0xffff);
+        let mut want: Vec<u32> = (lo..=hi).map(|r| r & mask).collect();
+        want.sort_unstable();
+        want.dedup();
+        let mut got = Vec::new();
+        let mut calls = 0;
+        masked_ranges(lo, hi, mask, |a, b| {
+            assert!(a <= b);
+            calls += 1;
+            got.extend(a..=b);
+        });
+        assert!(calls <= hi - lo + 1);
+        got.sort_unstable();
+        got.dedup();
+        assert_eq!(got, want, "mask {mask:#x} rids {lo:#x}..={hi:#x}");
+    }
+    // A whole 16-bit range under a mask keeping the low field: one range;
+    // keeping the bus number: one value per bus.
+    let mut calls = Vec::new();
+    masked_ranges(0, 0xffff, 0x00ff, |a, b| calls.push((a, b)));
+    assert_eq!(calls, [(0, 0xff)]);
+    calls.clear();
+    masked_ranges(0, 0xffff, 0xff00, |a, b| calls.push((a, b)));
+    assert_eq!(calls.len(), 256);
+    assert!(calls.iter().all(|&(a, b)| a == b && a & 0xff == 0));
+}
+
+#[test]
+fn normalize_sorts_and_merges() {
+    let r = |first, last| SidRange { first, last };
+    let mut v = vec![
+        r(10, 12),
+        r(0, 3),
+        r(4, 4),
+        r(9, 2),
+        r(11, 20),
+        r(30, 30),
+        r(u32::MAX, u32::MAX),
+    ];
+    normalize(&mut v);
+    assert_eq!(v, [r(0, 4), r(10, 20), r(30, 30), r(u32::MAX, u32::MAX)]);
+    assert_eq!(SidRange::from(3..=7), r(3, 7));
+    assert_eq!(SidRange::from(9), r(9, 9));
+}

@@ -7,6 +7,7 @@ use crate::smmu::dma::{CacheSync, NoCacheOps};
 use crate::smmu::idregs::StreamTableLevels::{Linear, TwoLevel};
 use crate::smmu::regs::{STRTAB_BASE_ADDR_MASK, genmask};
 use crate::smmu::ste::{Ste, SteOptions};
+use crate::smmu::streams::SidRange;
 use crate::smmu::streamtable::{StreamTable, StreamTableFormat as F, choose_format};
 
 #[test]
@@ -110,4 +111,102 @@ fn out_of_memory_for_a_level2_table() {
         })
     );
     assert_eq!(t.ste(5), Ok(None));
+}
+
+#[test]
+fn entries_walk_only_allocated_level2_tables() {
+    let mut mem = FakeSmmu::new(QEMU_S2);
+    let sync = sync();
+    let mut t = StreamTable::new(&mut mem, &sync, 16, TwoLevel).expect("table");
+    let all = SidRange {
+        first: 0,
+        last: 0xffff,
+    };
+    assert_eq!(t.entries(all).count(), 0);
+    let ste = Ste::stage2(&s2(3), SteOptions::default());
+    t.set_ste(&mut mem, &sync, 0x305, &ste).expect("set");
+    t.set_ste(&mut mem, &sync, 0x1200, &Ste::ABORT)
+        .expect("set");
+    let sids: Vec<u32> = t.entries(all).map(|e| e.sid).collect();
+    let want: Vec<u32> = (0x300..0x400).chain(0x1200..0x1300).collect();
+    assert_eq!(sids, want);
+    // Read and written in place.
+    let e = t.entries(SidRange::one(0x305)).next().expect("entry");
+    assert_eq!((e.read(), e.word0()), (ste, ste.0[0]));
+    e.write(&sync, &Ste::ABORT, 0..1);
+    let mut offline = ste;
+    offline.0[0] = Ste::ABORT.0[0];
+    assert_eq!(t.ste(0x305), Ok(Some(offline)));
+    // Partial spans, a range past the table (clamped), empty ranges.
+    let part = SidRange {
+        first: 0x3f0,
+        last: 0x1210,
+    };
+    assert_eq!(t.entries(part).count(), 16 + 17);
+    let past = SidRange {
+        first: 0x12ff,
+        last: u32::MAX,
+    };
+    assert_eq!(t.entries(past).map(|e| e.sid).collect::<Vec<_>>(), [0x12ff]);
+    let empty = SidRange { first: 9, last: 2 };
+    assert_eq!(t.entries(empty).count(), 0);
+    assert_eq!(t.entries(SidRange::one(0x1_0000)).count(), 0);
+}
+
+#[test]
+fn populate_allocates_missing_level2_tables_in_order() {
+    let mut mem = FakeSmmu::new(QEMU_S2);
+    let sync = sync();
+    let mut t = StreamTable::new(&mut mem, &sync, 16, TwoLevel).expect("table");
+    t.set_ste(&mut mem, &sync, 0x305, &Ste::ABORT).expect("set");
+    let mut created = Vec::new();
+    let r = SidRange {
+        first: 0x2f0,
+        last: 0x410,
+    };
+    t.populate(&mut mem, &sync, r, &mut created)
+        .expect("populate");
+    assert_eq!(created, [2, 4]);
+    assert_eq!(t.entries(r).count(), 0x410 - 0x2f0 + 1);
+    assert!(t.entries(r).all(|e| e.read() == Ste::ABORT));
+    created.clear();
+    t.populate(&mut mem, &sync, r, &mut created).expect("again");
+    assert!(created.is_empty());
+    assert_eq!(
+        t.populate(
+            &mut mem,
+            &sync,
+            SidRange {
+                first: 0xff00,
+                last: 0x1_0005
+            },
+            &mut created
+        ),
+        Err(SmmuError::BadStreamId {
+            sid: 0x1_0000,
+            limit: 0x1_0000
+        })
+    );
+    assert!(created.is_empty());
+    // A linear table has every entry already.
+    let mut lin = StreamTable::new(&mut mem, &sync, 10, TwoLevel).expect("table");
+    lin.populate(
+        &mut mem,
+        &sync,
+        SidRange {
+            first: 0,
+            last: 0x3ff,
+        },
+        &mut created,
+    )
+    .expect("linear");
+    assert!(created.is_empty());
+    assert_eq!(
+        lin.entries(SidRange {
+            first: 0,
+            last: u32::MAX
+        })
+        .count(),
+        0x400
+    );
 }
