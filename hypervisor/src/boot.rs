@@ -198,19 +198,11 @@ fn main(dtb: &'static [u8], img: layout::Region) -> ! {
                 .collect();
             vcpu::install(guests);
             crate::smmu::manager::set_guests(vcpu::guests());
-            // One table holds every guest's virtio-iommu: with a single
-            // guest all of it is that guest's, with several it stays the
-            // hypervisor's (see docs/guests.md, "Hypervisor RAM per guest").
-            let viommu_owner = match vcpu::guests() {
-                [g] => g.owner(),
-                _ => Owner::Hypervisor,
-            };
-            heap::charged_to(viommu_owner, || {
-                crate::vm::viommu::create_all(
-                    vcpu::guests(),
-                    crate::arch::aarch64::guest::has_vmid16(),
-                )
-            });
+            // Each guest's virtio-iommu is charged to that guest.
+            crate::vm::viommu::create_all(
+                vcpu::guests(),
+                crate::arch::aarch64::guest::has_vmid16(),
+            );
             // The static cost of each guest, before any of them runs.
             for g in vcpu::guests() {
                 g.log_hypervisor_ram();

@@ -9,12 +9,14 @@ use super::viommu_backend::{IOVA_BITS, SmmuBackend};
 use super::viommu_dev::ViommuDevice;
 use crate::arch::aarch64::cache;
 use crate::config::limits::VIOMMU_MMIO_SIZE;
+use crate::mm::heap;
 use crate::perf;
 use crate::viommu::backend::IommuBackend;
 use crate::viommu::model::{Viommu, ViommuConfig};
 use crate::viommu::wire::probe::FaultReason;
 use crate::virtio::memory::{Barrier, GuestMemory, MemError, check_in_region};
 use crate::virtio::mmio::{MmioTransport, TransportAction};
+use alloc::boxed::Box;
 use alloc::vec::Vec;
 use log::{error, info};
 use spin::{Mutex, Once};
@@ -33,7 +35,9 @@ pub struct Instance {
     transport: Mutex<Transport>,
 }
 
-static VIOMMUS: Once<Vec<Option<Instance>>> = Once::new();
+/// Each guest's instance, allocated on its own and charged to that guest
+/// (docs/guests.md, "Hypervisor RAM per guest").
+static VIOMMUS: Once<Vec<Option<Box<Instance>>>> = Once::new();
 
 /// The guest's RAM as virtio sees it: guest-physical addresses, bounds
 /// checked, reached through the hypervisor's identity map of host RAM.
@@ -127,30 +131,30 @@ pub fn create_all(guests: &'static [Guest], vmid16: bool) {
                 input_end: (1u64 << IOVA_BITS) - 1,
                 ..ViommuConfig::default()
             };
-            match Viommu::new(SmmuBackend::new(g, vmid16), model_cfg) {
+            heap::charged_to(g.owner(), || match Viommu::new(SmmuBackend::new(g, vmid16), model_cfg) {
                 Ok(model) => {
                     info!(
                         "guest '{}': virtio-iommu (virtio-mmio) at {:#x}, SPI {}, endpoints = PCI requester IDs",
                         g.config.name, cfg.base, cfg.spi
                     );
-                    Some(Instance {
+                    Some(Box::new(Instance {
                         base: cfg.base,
                         intid: cfg.spi + 32,
                         transport: Mutex::new(MmioTransport::new(ViommuDevice::new(model))),
-                    })
+                    }))
                 }
                 Err(e) => {
                     error!("guest '{}': virtio-iommu not created: {e:?}", g.config.name);
                     None
                 }
-            }
+            })
         })
         .collect();
     VIOMMUS.call_once(|| list);
 }
 
 fn instance(g: &Guest) -> Option<&'static Instance> {
-    VIOMMUS.get()?.get(g.index)?.as_ref()
+    VIOMMUS.get()?.get(g.index)?.as_deref()
 }
 
 fn signal(g: &Guest, inst: &Instance, action: TransportAction) {
