@@ -71,48 +71,75 @@ impl GuestRam<'_> {
     }
 }
 
+/// A little-endian integer of guest RAM read or written in one access when
+/// its host address is naturally aligned. The image is built for strict
+/// alignment (early boot runs with the MMU off), so an unaligned access
+/// would be split into bytes; the ring fields and descriptors the split
+/// queue reads are aligned by the layout checked at queue enable.
+macro_rules! aligned_access {
+    ($read:ident, $write:ident, $t:ty) => {
+        fn $read(&self, gpa: u64) -> Result<$t, MemError> {
+            let src = self.host(gpa, size_of::<$t>())?;
+            let v = if src.is_multiple_of(align_of::<$t>()) {
+                // SAFETY: in the guest's RAM (checked by `host`), which the
+                // hypervisor allocated and identity-maps; aligned. One
+                // volatile load: the guest may change it, we read it once.
+                unsafe { (src as *const $t).read_volatile() }
+            } else {
+                // SAFETY: as above, without the alignment.
+                unsafe { (src as *const $t).read_unaligned() }
+            };
+            Ok(<$t>::from_le(v))
+        }
+        fn $write(&self, gpa: u64, value: $t) -> Result<(), MemError> {
+            let dst = self.host(gpa, size_of::<$t>())?;
+            let v = value.to_le();
+            if dst.is_multiple_of(align_of::<$t>()) {
+                // SAFETY: as in the read.
+                unsafe { (dst as *mut $t).write_volatile(v) };
+            } else {
+                // SAFETY: as in the read.
+                unsafe { (dst as *mut $t).write_unaligned(v) };
+            }
+            Ok(())
+        }
+    };
+}
+
 impl GuestMemory for GuestRam<'_> {
     fn check(&self, gpa: u64, len: u64) -> Result<(), MemError> {
         check_in_region(self.guest.ram.base, self.guest.ram.size, gpa, len)
     }
     fn read(&self, gpa: u64, buf: &mut [u8]) -> Result<(), MemError> {
-        let src = self.host(gpa, buf.len())? as *const u8;
-        // SAFETY: the whole range lies in the guest's RAM (checked by
-        // `host`), which the hypervisor allocated and identity-maps; ring
-        // and descriptor sizes get one unaligned load instead of a memcpy.
-        unsafe {
-            match buf.len() {
-                2 => buf.copy_from_slice(&src.cast::<[u8; 2]>().read_unaligned()),
-                4 => buf.copy_from_slice(&src.cast::<[u8; 4]>().read_unaligned()),
-                8 => buf.copy_from_slice(&src.cast::<[u8; 8]>().read_unaligned()),
-                n => core::ptr::copy_nonoverlapping(src, buf.as_mut_ptr(), n),
+        match buf.len() {
+            2 => buf.copy_from_slice(&self.read_u16(gpa)?.to_le_bytes()),
+            4 => buf.copy_from_slice(&self.read_u32(gpa)?.to_le_bytes()),
+            8 => buf.copy_from_slice(&self.read_u64(gpa)?.to_le_bytes()),
+            n => {
+                let src = self.host(gpa, n)? as *const u8;
+                // SAFETY: the whole range lies in the guest's RAM (checked
+                // by `host`), which the hypervisor allocated and
+                // identity-maps.
+                unsafe { core::ptr::copy_nonoverlapping(src, buf.as_mut_ptr(), n) };
             }
         }
         Ok(())
     }
     fn write(&self, gpa: u64, data: &[u8]) -> Result<(), MemError> {
-        let dst = self.host(gpa, data.len())? as *mut u8;
-        // SAFETY: as in `read`.
-        unsafe {
-            match *data {
-                [a, b] => dst.cast::<[u8; 2]>().write_unaligned([a, b]),
-                [a, b, c, d] => dst.cast::<[u8; 4]>().write_unaligned([a, b, c, d]),
-                _ => core::ptr::copy_nonoverlapping(data.as_ptr(), dst, data.len()),
+        match *data {
+            [a, b] => self.write_u16(gpa, u16::from_le_bytes([a, b])),
+            [a, b, c, d] => self.write_u32(gpa, u32::from_le_bytes([a, b, c, d])),
+            _ => {
+                let dst = self.host(gpa, data.len())? as *mut u8;
+                // SAFETY: as in `read`.
+                unsafe { core::ptr::copy_nonoverlapping(data.as_ptr(), dst, data.len()) };
+                Ok(())
             }
         }
-        Ok(())
     }
-    fn read_u64(&self, gpa: u64) -> Result<u64, MemError> {
-        let src = self.host(gpa, 8)? as *const u64;
-        // SAFETY: as in `read`.
-        Ok(u64::from_le(unsafe { src.read_unaligned() }))
-    }
-    fn write_u64(&self, gpa: u64, value: u64) -> Result<(), MemError> {
-        let dst = self.host(gpa, 8)? as *mut u64;
-        // SAFETY: as in `read`.
-        unsafe { dst.write_unaligned(value.to_le()) };
-        Ok(())
-    }
+    aligned_access!(read_u16, write_u16, u16);
+    aligned_access!(read_u32, write_u32, u32);
+    aligned_access!(read_u64, write_u64, u64);
     fn barrier(&self, kind: Barrier) {
         match kind {
             Barrier::Acquire => cache::dmb_ishld(),
