@@ -30,21 +30,8 @@ pub fn build(ws: &Workspace, config: Option<&Path>) -> Result<PathBuf, XtaskErro
 
 /// Builds the hypervisor ELF in release mode and converts it to the raw image.
 pub(crate) fn build_image(ws: &Workspace) -> Result<PathBuf, XtaskError> {
-    process::run(ws.cargo().args([
-        "build",
-        "--release",
-        "-p",
-        "hypervisor",
-        "--bin",
-        "hypervisor",
-        "--target",
-        TARGET,
-    ]))?;
     let (elf, image) = (ws.elf(), ws.image());
-    let raw = image::convert(&elf, &image).map_err(|source| XtaskError::Image {
-        elf: elf.clone(),
-        source,
-    })?;
+    let raw = build_variant(ws, &[], None, &elf, &image)?;
     println!(
         "elf: {} ({} PT_LOAD segment(s) with contents, from {:#x})",
         elf.display(),
@@ -61,30 +48,33 @@ pub(crate) fn build_image(ws: &Workspace) -> Result<PathBuf, XtaskError> {
 /// release image; returns the raw image path.
 pub(crate) fn build_profiled_image(ws: &Workspace) -> Result<PathBuf, XtaskError> {
     let dir = ws.target_dir.join("profile");
-    process::run(
-        ws.cargo()
-            .args([
-                "build",
-                "--release",
-                "-p",
-                "hypervisor",
-                "--bin",
-                "hypervisor",
-                "--features",
-                "profile",
-                "--target",
-                TARGET,
-            ])
-            .arg("--target-dir")
-            .arg(&dir),
-    )?;
     let elf = dir.join(TARGET).join("release").join("hypervisor");
     let image = dir.join("partita-profile.bin");
-    image::convert(&elf, &image).map_err(|source| XtaskError::Image {
-        elf: elf.clone(),
-        source,
-    })?;
+    build_variant(ws, &["--features", "profile"], Some(&dir), &elf, &image)?;
     Ok(image)
+}
+
+/// `cargo build --release` of the hypervisor binary with `extra` arguments
+/// (into `target_dir`, if given), then the ELF at `elf` converted to `image`.
+fn build_variant(
+    ws: &Workspace,
+    extra: &[&str],
+    target_dir: Option<&Path>,
+    elf: &Path,
+    image: &Path,
+) -> Result<image::RawImage, XtaskError> {
+    let mut cmd = ws.cargo();
+    cmd.args(["build", "--release", "-p", "hypervisor", "--bin", "hypervisor"])
+        .args(extra)
+        .args(["--target", TARGET]);
+    if let Some(dir) = target_dir {
+        cmd.arg("--target-dir").arg(dir);
+    }
+    process::run(&mut cmd)?;
+    image::convert(elf, image).map_err(|source| XtaskError::Image {
+        elf: elf.to_path_buf(),
+        source,
+    })
 }
 
 /// Checks every prerequisite of `run` and `test`.
