@@ -144,6 +144,14 @@ pub fn bench(ws: &Workspace, runs: usize) -> Result<(), XtaskError> {
     for run in 0..runs {
         eprintln!("==> run {}/{runs}: partita", run + 1);
         let text = run_one(&mut ours_cmd(&image), &out.join(format!("ours-{run}.log")))?;
+        // The guest measured partita's device, found through its DT.
+        if device_base(&text) != Some(guest_cfg.viommu_base) {
+            return Err(XtaskError::Bench(format!(
+                "the guest under partita did not use the virtio-iommu at {:#x} (console: {})",
+                guest_cfg.viommu_base,
+                out.join(format!("ours-{run}.log")).display()
+            )));
+        }
         collect(&mut ours, &text)?;
         if let Some(r) = parse_ram(&text, &guest_cfg.name) {
             ram.push(r);
@@ -273,6 +281,8 @@ struct GuestSetup {
     name: String,
     cpus: Vec<u32>,
     memory_size: u64,
+    /// Where partita puts the guest's virtio-iommu.
+    viommu_base: u64,
 }
 
 /// Reads [`CONFIG`]: one guest, its RAM where QEMU virt's starts (so that
@@ -290,10 +300,16 @@ fn guest_config(ws: &Workspace) -> Result<GuestSetup, XtaskError> {
             "{CONFIG}: the guest's RAM must start at {VIRT_RAM_BASE:#x} (QEMU virt's RAM base) and be whole MiB for the reference run to match it"
         )));
     }
+    let Some(viommu) = &c.viommu else {
+        return Err(XtaskError::Bench(format!(
+            "{CONFIG}: the guest has no [guest.viommu]: there is nothing to measure"
+        )));
+    };
     Ok(GuestSetup {
         name: c.name.clone(),
         cpus: c.cpus.clone(),
         memory_size: c.memory_size,
+        viommu_base: viommu.base,
     })
 }
 

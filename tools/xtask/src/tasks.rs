@@ -64,9 +64,16 @@ fn build_variant(
     image: &Path,
 ) -> Result<image::RawImage, XtaskError> {
     let mut cmd = ws.cargo();
-    cmd.args(["build", "--release", "-p", "hypervisor", "--bin", "hypervisor"])
-        .args(extra)
-        .args(["--target", TARGET]);
+    cmd.args([
+        "build",
+        "--release",
+        "-p",
+        "hypervisor",
+        "--bin",
+        "hypervisor",
+    ])
+    .args(extra)
+    .args(["--target", TARGET]);
     if let Some(dir) = target_dir {
         cmd.arg("--target-dir").arg(dir);
     }
