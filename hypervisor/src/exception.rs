@@ -83,6 +83,67 @@ pub fn exception_class_name(ec: u8) -> &'static str {
     }
 }
 
+/// The fault status code (ISS[5:0]) of an instruction or data abort: what
+/// went wrong and, for translation-table faults, at which level.
+pub fn fault_status(fsc: u8) -> (&'static str, Option<u8>) {
+    let level = Some(fsc & 3);
+    match fsc {
+        0x00..=0x03 => ("address size fault", level),
+        0x04..=0x07 => ("translation fault", level),
+        0x09..=0x0b => ("access flag fault", level),
+        0x0d..=0x0f => ("permission fault", level),
+        0x10 => ("synchronous external abort", None),
+        0x11 => ("tag check fault", None),
+        0x14..=0x17 => ("external abort on a table walk", level),
+        0x18 => ("parity or ECC error", None),
+        0x1c..=0x1f => ("parity or ECC error on a table walk", level),
+        0x21 => ("alignment fault", None),
+        0x30 => ("TLB conflict abort", None),
+        _ => ("unknown fault status", None),
+    }
+}
+
+/// The fault of an abort's syndrome, displayed as one line, e.g. `data
+/// abort: permission fault (FSC 0x0f) at level 3, write` (no allocation:
+/// it is part of the crash report).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Abort {
+    esr: u64,
+}
+
+/// The abort an ESR value describes; `None` for other exception classes.
+pub fn describe_abort(esr: u64) -> Option<Abort> {
+    matches!(exception_class(esr), 0x20 | 0x21 | 0x24 | 0x25).then_some(Abort { esr })
+}
+
+impl fmt::Display for Abort {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ec = exception_class(self.esr);
+        let data = matches!(ec, 0x24 | 0x25);
+        let fsc = (self.esr & 0x3f) as u8;
+        let (name, level) = fault_status(fsc);
+        let kind = if data {
+            "data abort"
+        } else {
+            "instruction abort"
+        };
+        write!(f, "{kind}: {name} (FSC 0x{fsc:02x})")?;
+        if let Some(l) = level {
+            write!(f, " at level {l}")?;
+        }
+        if data {
+            f.write_str(if self.esr & (1 << 8) != 0 {
+                ", cache maintenance"
+            } else if self.esr & (1 << 6) != 0 {
+                ", write"
+            } else {
+                ", read"
+            })?;
+        }
+        Ok(())
+    }
+}
+
 /// The crash report for an exception the hypervisor cannot handle: the
 /// vector, the exception class, ESR, FAR, ELR, SPSR and every register.
 pub struct CrashReport<'a> {
@@ -104,6 +165,9 @@ impl fmt::Display for CrashReport<'_> {
             fr.esr,
             fr.far
         )?;
+        if let Some(abort) = describe_abort(fr.esr) {
+            writeln!(f, "  {abort}")?;
+        }
         writeln!(
             f,
             "  ELR 0x{:016x}, SPSR 0x{:016x}, SP 0x{:016x}",
@@ -183,6 +247,49 @@ mod tests {
         assert!(text.contains("FAR 0x00000000dead0000"));
         assert!(text.contains("ELR 0x0000000040081234"));
         assert!(text.contains("x30 0x0000000000001234"));
+    }
+
+    #[test]
+    fn describes_aborts() {
+        // A store to a read-only page (EL2, level 3): EC 0x25, WnR, FSC 0x0f.
+        assert_eq!(
+            describe_abort(0x9600_004f)
+                .map(|a| format!("{a}"))
+                .as_deref(),
+            Some("data abort: permission fault (FSC 0x0f) at level 3, write")
+        );
+        // An instruction fetch from an execute-never block at level 2.
+        assert_eq!(
+            describe_abort(0x8600_000e)
+                .map(|a| format!("{a}"))
+                .as_deref(),
+            Some("instruction abort: permission fault (FSC 0x0e) at level 2")
+        );
+        assert_eq!(
+            describe_abort(0x9200_0005)
+                .map(|a| format!("{a}"))
+                .as_deref(), // EC 0x24, level 1 translation, read
+            Some("data abort: translation fault (FSC 0x05) at level 1, read")
+        );
+        assert_eq!(
+            describe_abort(0x9600_0150)
+                .map(|a| format!("{a}"))
+                .as_deref(), // CM set: DC IVAC and friends
+            Some("data abort: synchronous external abort (FSC 0x10), cache maintenance")
+        );
+        assert_eq!(describe_abort(0x5a00_0000), None); // HVC
+        let frame = TrapFrame {
+            esr: 0x9600_004f,
+            ..Default::default()
+        };
+        let text = format!(
+            "{}",
+            CrashReport {
+                kind: VectorKind(4),
+                frame: &frame
+            }
+        );
+        assert!(text.contains("\n  data abort: permission fault (FSC 0x0f) at level 3, write\n"));
     }
 
     #[test]
