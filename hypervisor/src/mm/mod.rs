@@ -1,6 +1,7 @@
 //! Memory management: physical layout, page tables and the heap.
 
 pub mod accounting;
+pub mod el2layout;
 pub mod layout;
 pub mod pagetable;
 

@@ -48,7 +48,22 @@ impl Attrs {
         write: true,
         exec: false,
     };
-    /// Normal memory, read, write and execute.
+    /// Normal memory, read-only, not executable.
+    pub const RO: Attrs = Attrs {
+        mem: MemType::Normal,
+        read: true,
+        write: false,
+        exec: false,
+    };
+    /// Normal memory, read-only and executable (code).
+    pub const RX: Attrs = Attrs {
+        mem: MemType::Normal,
+        read: true,
+        write: false,
+        exec: true,
+    };
+    /// Normal memory, read, write and execute (guest RAM at stage 2; never
+    /// in the hypervisor's own map, which is W^X).
     pub const RWX: Attrs = Attrs {
         mem: MemType::Normal,
         read: true,
@@ -62,6 +77,27 @@ impl Attrs {
         write: true,
         exec: false,
     };
+}
+
+impl Attrs {
+    /// True when the mapping allows both writes and instruction fetches.
+    pub const fn writable_and_executable(&self) -> bool {
+        self.write && self.exec
+    }
+
+    /// The permissions as `ls -l` writes them: `r-x`, `r--`, `rw-`, ...
+    pub const fn perms(&self) -> &'static str {
+        match (self.read, self.write, self.exec) {
+            (true, true, true) => "rwx",
+            (true, true, false) => "rw-",
+            (true, false, true) => "r-x",
+            (true, false, false) => "r--",
+            (false, true, true) => "-wx",
+            (false, true, false) => "-w-",
+            (false, false, true) => "--x",
+            (false, false, false) => "---",
+        }
+    }
 }
 
 /// How leaf descriptors of one translation regime encode [`Attrs`].

@@ -157,6 +157,28 @@ fn stage2_attribute_encoding() {
 }
 
 #[test]
+fn stage1_el2_permission_encoding() {
+    // EL2 regime without VHE: AP[2] (bit 7) read-only, AP[1] (bit 6) RES1,
+    // XN (bit 54) execute-never; bit 53 is RES0 (no PXN at one EL).
+    let bits = |a: Attrs| Stage1El2::encode(a);
+    assert_eq!(bits(Attrs::RX) & (1 << 7), 1 << 7, "code is read-only");
+    assert_eq!(bits(Attrs::RX) & (1 << 54), 0, "code is executable");
+    assert_eq!(bits(Attrs::RO) & (1 << 7 | 1 << 54), 1 << 7 | 1 << 54);
+    assert_eq!(bits(Attrs::RW) & (1 << 7 | 1 << 54), 1 << 54);
+    assert_eq!(bits(Attrs::DEVICE) & (1 << 7 | 1 << 54), 1 << 54);
+    for a in [Attrs::RX, Attrs::RO, Attrs::RW, Attrs::DEVICE] {
+        assert_ne!(bits(a) & (1 << 6), 0, "AP[1] is RES1 at EL2");
+        assert_eq!(bits(a) & (1 << 53), 0, "bit 53 is RES0 at EL2");
+        assert_eq!(Stage1El2::decode(bits(a)), a);
+    }
+    assert_eq!(Attrs::RX.perms(), "r-x");
+    assert_eq!(Attrs::RO.perms(), "r--");
+    assert_eq!(Attrs::RW.perms(), "rw-");
+    assert!(Attrs::RWX.writable_and_executable());
+    assert!(!Attrs::RX.writable_and_executable() && !Attrs::RW.writable_and_executable());
+}
+
+#[test]
 fn unmap_clears_and_refuses_splits() {
     let mut m = FakeMem::default();
     let mut pt: PageTable<Stage2> = PageTable::new(&mut m, 40, 1).unwrap();
