@@ -29,21 +29,6 @@ pub fn power_off() -> ! {
     cpu::park()
 }
 
-unsafe extern "C" {
-    static _image_start: u8;
-    static _image_end: u8;
-}
-
-/// Physical range of the loaded image, .bss included.
-fn image_range() -> layout::Region {
-    let start = &raw const _image_start as u64;
-    let end = &raw const _image_end as u64;
-    layout::Region {
-        base: start,
-        size: end - start,
-    }
-}
-
 /// Entered at any EL other than 2: say so on the console and stop.
 pub extern "C" fn wrong_el(dtb: usize) -> ! {
     let el = cpu::current_el();
@@ -94,7 +79,8 @@ pub extern "C" fn primary_main(dtb: usize, _load_addr: usize) -> ! {
             cpu::park();
         }
     };
-    // SAFETY: boot CPU, MMU off, called once.
+    // SAFETY: boot CPU, MMU off, called once; the entry code has applied
+    // the relocations, so the relocated data may become read-only.
     let (map, cfg) = match unsafe { el2map::build_boot_map(&ram, uart) } {
         Ok(built) => built,
         Err(e) => {
@@ -104,12 +90,13 @@ pub extern "C" fn primary_main(dtb: usize, _load_addr: usize) -> ! {
             cpu::park();
         }
     };
-    let img = image_range();
+    let img = el2map::image_layout().whole();
     // SAFETY: everything in the image was written with caches off; dropping
     // stale lines from the boot loader's time loses nothing.
     unsafe { cache::invalidate_to_poc(img.base as usize, img.size as usize) };
     // SAFETY: the boot map identity-maps all RAM, which holds the image,
-    // its stack and the tables.
+    // its stack and the tables; the code is executable, the stack, .bss
+    // and the tables writable.
     unsafe { mmu::enable(&cfg) };
 
     heap::init();
@@ -147,6 +134,7 @@ fn main(dtb: &'static [u8], img: layout::Region) -> ! {
         dtb.as_ptr() as usize,
         dtb.len()
     );
+    el2map::log_plan();
 
     let mut free = free_ram(&hw, img, dtb);
     let planned = match hw.chosen.initrd {
@@ -154,6 +142,10 @@ fn main(dtb: &'static [u8], img: layout::Region) -> ! {
         None => Vec::new(),
     };
     grow_heap(&free);
+    el2map::check_and_log(cpu::cpu_index(), true);
+    if let Some(test) = opts.wx_test {
+        el2map::fault_test(test);
+    }
 
     let conduit = match &hw.psci {
         Some(p) => Some(p.conduit),
@@ -182,6 +174,11 @@ fn main(dtb: &'static [u8], img: layout::Region) -> ! {
         }
     };
     smp::bring_up(&hw, conduit);
+    info!(
+        "EL2 map check passed on {} of {} cpus",
+        el2map::checks_passed(),
+        smp::online()
+    );
     // Before any guest exists: no unconfigured stream may reach memory.
     let hw: &'static HostDt = alloc::boxed::Box::leak(alloc::boxed::Box::new(hw));
     crate::smmu::manager::probe_all(hw);
@@ -377,6 +374,7 @@ pub extern "C" fn secondary_main(boot: &entry::SecondaryBoot) -> ! {
     {
         error!("cpu {}: GIC: {e}", boot.cpu_index);
     }
+    el2map::check_and_log(boot.cpu_index as usize, false);
     smp::report_online(boot.cpu_index as usize, boot.mpidr);
     vcpu::cpu_loop()
 }

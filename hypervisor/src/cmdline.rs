@@ -14,6 +14,33 @@ pub enum IdleAction {
     PowerOff,
 }
 
+/// A deliberate violation of the EL2 map's W^X rule, made at boot to prove
+/// that the MMU refuses it (`partita.wxtest=`, for the boot tests only: the
+/// hypervisor stops with a crash report).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WxTest {
+    /// `write-text`: a store to the image's code.
+    WriteText,
+    /// `write-relro`: a store to the relocated constants (.data.rel.ro).
+    WriteRelro,
+    /// `exec-data`: a branch to an instruction in the image's .data.
+    ExecData,
+    /// `exec-heap`: a branch to an instruction in the heap, outside the image.
+    ExecHeap,
+}
+
+impl WxTest {
+    fn parse(value: &str) -> Option<WxTest> {
+        Some(match value {
+            "write-text" => WxTest::WriteText,
+            "write-relro" => WxTest::WriteRelro,
+            "exec-data" => WxTest::ExecData,
+            "exec-heap" => WxTest::ExecHeap,
+            _ => return None,
+        })
+    }
+}
+
 /// Options parsed from the command line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Options {
@@ -21,6 +48,8 @@ pub struct Options {
     pub idle: IdleAction,
     /// `partita.log=error|warn|info|debug|trace`.
     pub log_level: log::LevelFilter,
+    /// `partita.wxtest=write-text|write-relro|exec-data|exec-heap`.
+    pub wx_test: Option<WxTest>,
     /// Problems found while parsing, to print once the console is up.
     pub warnings: Vec<String>,
 }
@@ -30,6 +59,7 @@ impl Default for Options {
         Options {
             idle: IdleAction::Idle,
             log_level: log::LevelFilter::Info,
+            wx_test: None,
             warnings: Vec::new(),
         }
     }
@@ -51,8 +81,12 @@ impl Options {
                 ("log", level) if level.parse::<log::LevelFilter>().is_ok() => {
                     o.log_level = level.parse().unwrap_or(log::LevelFilter::Info)
                 }
-                ("idle", _) | ("log", _) => o.warnings.push(alloc::format!(
-                    "command line: bad value in `{word}` (idle: idle|poweroff; log: error|warn|info|debug|trace)"
+                ("wxtest", test) if WxTest::parse(test).is_some() => {
+                    o.wx_test = WxTest::parse(test)
+                }
+                ("idle", _) | ("log", _) | ("wxtest", _) => o.warnings.push(alloc::format!(
+                    "command line: bad value in `{word}` (idle: idle|poweroff; log: error|warn|info|debug|trace; \
+                     wxtest: write-text|write-relro|exec-data|exec-heap)"
                 )),
                 _ => o
                     .warnings
@@ -78,6 +112,24 @@ mod tests {
         assert_eq!(o.idle, IdleAction::PowerOff);
         assert_eq!(o.log_level, log::LevelFilter::Debug);
         assert!(o.warnings.is_empty());
+    }
+
+    #[test]
+    fn parses_wx_tests() {
+        assert_eq!(Options::parse("partita.idle=poweroff").wx_test, None);
+        for (word, test) in [
+            ("write-text", WxTest::WriteText),
+            ("write-relro", WxTest::WriteRelro),
+            ("exec-data", WxTest::ExecData),
+            ("exec-heap", WxTest::ExecHeap),
+        ] {
+            let o = Options::parse(&alloc::format!("partita.wxtest={word}"));
+            assert_eq!(o.wx_test, Some(test));
+            assert!(o.warnings.is_empty());
+        }
+        let o = Options::parse("partita.wxtest=write-rodata");
+        assert_eq!(o.wx_test, None);
+        assert!(o.warnings[0].contains("bad value in `partita.wxtest=write-rodata`"));
     }
 
     #[test]

@@ -1,12 +1,18 @@
-//! The EL2 stage-1 MMU: translation control values and switching it on.
+//! The EL2 stage-1 MMU: translation control values, switching it on, and
+//! asking it what it allows at an address (AT S1E2R/S1E2W) for the W^X
+//! self-check of [`crate::mm::el2map`].
 
 use super::cpu;
+use super::sysreg::{read_sysreg, write_sysreg};
 use crate::mm::pagetable::Stage1El2;
 use aarch64_cpu::asm::barrier;
 use aarch64_cpu::registers::{MAIR_EL2, Readable, SCTLR_EL2, TCR_EL2, TTBR0_EL2, Writeable};
 
 /// Input address bits of the EL2 map (T0SZ = 16, walk from level 0).
 pub const VA_BITS: u32 = 48;
+
+/// SCTLR_EL2.WXN: every writable mapping is execute-never.
+const SCTLR_WXN: u64 = 1 << 19;
 
 /// Register values that switch the EL2 MMU on with a given table.
 #[derive(Debug, Clone, Copy)]
@@ -17,7 +23,7 @@ pub struct MmuConfig {
     pub tcr: u64,
     /// MAIR_EL2.
     pub mair: u64,
-    /// SCTLR_EL2 with M, C and I set.
+    /// SCTLR_EL2 with M, C, I and WXN set.
     pub sctlr: u64,
 }
 
@@ -33,6 +39,7 @@ impl MmuConfig {
             | (0b01 << 8)               // IRGN0 write-back
             | (64 - VA_BITS as u64); // T0SZ
         let sctlr = 0x30c5_0830 // RES1
+            | SCTLR_WXN         // writable implies execute-never
             | (1 << 12)         // I
             | (1 << 3)          // SA
             | (1 << 2)          // C
@@ -73,4 +80,75 @@ pub fn enabled() -> bool {
 pub fn publish_new_entries() {
     barrier::dsb(barrier::ISHST);
     barrier::isb(barrier::SY);
+}
+
+/// True when SCTLR_EL2.WXN is set: no writable mapping is executable.
+pub fn wxn_enabled() -> bool {
+    SCTLR_EL2.get() & SCTLR_WXN != 0
+}
+
+/// What the EL2 stage-1 translation allows at an address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Access {
+    /// AT S1E2R succeeded.
+    pub read: bool,
+    /// AT S1E2W succeeded.
+    pub write: bool,
+}
+
+/// Asks the MMU whether EL2 may read and write `va` (AT S1E2R and AT
+/// S1E2W; PAR_EL1.F is clear when the translation succeeds). PAR_EL1 is
+/// restored afterwards.
+pub fn probe(va: u64) -> Access {
+    let saved = read_sysreg!("par_el1");
+    // SAFETY: an address translation instruction only writes PAR_EL1
+    // (restored below) and reads nothing but the translation tables.
+    unsafe { core::arch::asm!("at s1e2r, {}", in(reg) va, options(nostack, preserves_flags)) };
+    barrier::isb(barrier::SY);
+    let read = read_sysreg!("par_el1") & 1 == 0;
+    // SAFETY: as above.
+    unsafe { core::arch::asm!("at s1e2w, {}", in(reg) va, options(nostack, preserves_flags)) };
+    barrier::isb(barrier::SY);
+    let write = read_sysreg!("par_el1") & 1 == 0;
+    write_sysreg!("par_el1", saved);
+    Access { read, write }
+}
+
+/// Stores `value` at `addr` with one 32-bit store, whatever the mapping
+/// says (the W^X fault test of [`crate::mm::el2map::fault_test`]).
+///
+/// # Safety
+/// `addr` must be 4-byte aligned and writing `value` there must be harmless
+/// if the mapping allows it.
+pub unsafe fn store32(addr: u64, value: u32) {
+    // SAFETY: the caller makes the store harmless; a refused store is a
+    // synchronous data abort taken to the EL2 vectors.
+    unsafe {
+        core::arch::asm!("str {v:w}, [{a}]", a = in(reg) addr, v = in(reg) value, options(nostack, preserves_flags))
+    };
+}
+
+/// Branches with link to `addr` after making the instruction cache see the
+/// data there (the W^X fault test of [`crate::mm::el2map::fault_test`]).
+///
+/// # Safety
+/// `addr` must hold code that returns at once with the C ABI if the
+/// mapping allows it to run (a `ret`).
+pub unsafe fn call(addr: u64) {
+    // SAFETY: cache maintenance by address on a readable address has no
+    // effect on memory contents; the caller guarantees that the code at
+    // `addr` returns; a refused fetch is a synchronous instruction abort
+    // taken to the EL2 vectors.
+    unsafe {
+        core::arch::asm!(
+            "dc cvau, {a}",
+            "dsb ish",
+            "ic ivau, {a}",
+            "dsb ish",
+            "isb",
+            "blr {a}",
+            a = in(reg) addr,
+            clobber_abi("C"),
+        )
+    };
 }
