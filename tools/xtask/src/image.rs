@@ -44,6 +44,10 @@ pub enum ImageError {
     /// The loadable bytes add up to nothing.
     #[error("the raw image would be empty")]
     Empty,
+    /// A section lies where the hypervisor's W^X map would give it the
+    /// wrong permissions (see [`crate::wx`]).
+    #[error("the image breaks the W^X layout:\n  {0}")]
+    NotWx(String),
     /// The segments span more than [`MAX_IMAGE_SIZE`].
     #[error(
         "PT_LOAD segments span {span:#x} bytes from {base:#x}, more than the {MAX_IMAGE_SIZE:#x} allowed: check the linker script"
@@ -69,11 +73,7 @@ pub struct RawImage {
 
 /// Converts the ELF file `elf` into the raw image `out`, returning what was written.
 pub fn convert(elf: &Path, out: &Path) -> Result<RawImage, ImageError> {
-    let data = fs::read(elf).map_err(|source| ImageError::Io {
-        action: "cannot read",
-        path: elf.to_owned(),
-        source,
-    })?;
+    let data = read(elf)?;
     let image = elf_to_raw(&data)?;
     fs::write(out, &image.bytes).map_err(|source| ImageError::Io {
         action: "cannot write",
@@ -81,6 +81,20 @@ pub fn convert(elf: &Path, out: &Path) -> Result<RawImage, ImageError> {
         source,
     })?;
     Ok(image)
+}
+
+/// Checks the hypervisor ELF `elf` against the W^X rules of its map
+/// ([`crate::wx`]) and returns its pieces.
+pub fn check_wx(elf: &Path) -> Result<crate::wx::Pieces, ImageError> {
+    crate::wx::check_elf(&read(elf)?)
+}
+
+fn read(elf: &Path) -> Result<Vec<u8>, ImageError> {
+    fs::read(elf).map_err(|source| ImageError::Io {
+        action: "cannot read",
+        path: elf.to_owned(),
+        source,
+    })
 }
 
 /// Lays out the file bytes of the `PT_LOAD` segments of a 64-bit ELF.

@@ -30,6 +30,7 @@ mod process;
 mod qemu;
 mod tasks;
 mod workspace;
+mod wx;
 
 use std::io::Write;
 use std::process::ExitCode;

@@ -31,12 +31,21 @@ pub fn build(ws: &Workspace, config: Option<&Path>) -> Result<PathBuf, XtaskErro
 /// Builds the hypervisor ELF in release mode and converts it to the raw image.
 pub(crate) fn build_image(ws: &Workspace) -> Result<PathBuf, XtaskError> {
     let (elf, image) = (ws.elf(), ws.image());
-    let raw = build_variant(ws, &[], None, &elf, &image)?;
+    let (pieces, raw) = build_variant(ws, &[], None, &elf, &image)?;
     println!(
         "elf: {} ({} PT_LOAD segment(s) with contents, from {:#x})",
         elf.display(),
         raw.segments,
         raw.base
+    );
+    println!(
+        "W^X layout: text {:#x}..{:#x} r-x, rodata {:#x}..{:#x} r--, data {:#x}..{:#x} rw-",
+        pieces.start,
+        pieces.text_end,
+        pieces.text_end,
+        pieces.rodata_end,
+        pieces.rodata_end,
+        pieces.end
     );
     println!("image: {}", image.display());
     println!("image size: {} bytes", raw.bytes.len());
@@ -55,14 +64,15 @@ pub(crate) fn build_profiled_image(ws: &Workspace) -> Result<PathBuf, XtaskError
 }
 
 /// `cargo build --release` of the hypervisor binary with `extra` arguments
-/// (into `target_dir`, if given), then the ELF at `elf` converted to `image`.
+/// (into `target_dir`, if given), then the ELF at `elf` checked against the
+/// W^X pieces and converted to `image`.
 fn build_variant(
     ws: &Workspace,
     extra: &[&str],
     target_dir: Option<&Path>,
     elf: &Path,
     image: &Path,
-) -> Result<image::RawImage, XtaskError> {
+) -> Result<(crate::wx::Pieces, image::RawImage), XtaskError> {
     let mut cmd = ws.cargo();
     cmd.args([
         "build",
@@ -78,10 +88,13 @@ fn build_variant(
         cmd.arg("--target-dir").arg(dir);
     }
     process::run(&mut cmd)?;
-    image::convert(elf, image).map_err(|source| XtaskError::Image {
+    let err = |source| XtaskError::Image {
         elf: elf.to_path_buf(),
         source,
-    })
+    };
+    let pieces = image::check_wx(elf).map_err(err)?;
+    let raw = image::convert(elf, image).map_err(err)?;
+    Ok((pieces, raw))
 }
 
 /// Checks every prerequisite of `run` and `test`.
