@@ -6,8 +6,9 @@ and prints where the instructions went (per function, inlined frames
 resolved with addr2line -i) and, with --sequence, the run-length encoded
 path.
 
-Needs qemu-system-aarch64, gdb-multiarch, nm and addr2line (binutils);
-`cargo xtask test` installs the first two. Example, the 10th virtio-iommu
+Needs qemu-system-aarch64 (`cargo xtask test` installs it), gdb-multiarch,
+nm and addr2line (on Debian: `apt-get install gdb-multiarch binutils`; the
+script names what is missing). Example, the 10th virtio-iommu
 notify of the bench guest (cargo xtask bench builds both files):
 
   tools/el2-trace/el2trace.py \\
@@ -111,6 +112,14 @@ def main():
     ap.add_argument("--sequence", action="store_true", help="also print the path, run-length encoded")
     ap.add_argument("--qemu", default="qemu-system-aarch64")
     a = ap.parse_args()
+    import shutil
+    missing = [t for t in (a.qemu, "gdb-multiarch", "nm", "addr2line") if shutil.which(t) is None]
+    if missing:
+        sys.exit(f"el2trace: missing {', '.join(missing)} (Debian: apt-get install gdb-multiarch binutils;"
+                 " QEMU: cargo xtask test installs it)")
+    for f in (a.elf, a.image, a.bundle):
+        if not os.path.exists(f):
+            sys.exit(f"el2trace: no {f} (build it first: cargo xtask bench builds the image and the bench bundle)")
 
     after, save = symbol(a.elf, a.after), symbol(a.elf, "el2_trap_save")
     port = free_port()

@@ -5,7 +5,7 @@ use super::wire::{RequestType, Status};
 use core::fmt;
 
 /// Rows: the five request types, then "other" (unknown or no type).
-const ROWS: usize = RequestType::ALL.len() + 1;
+pub(crate) const ROWS: usize = RequestType::ALL.len() + 1;
 /// Columns: the nine statuses, then "none" (nothing written).
 const COLS: usize = Status::ALL.len() + 1;
 
@@ -23,7 +23,8 @@ pub struct Counters {
     pub resets: u64,
 }
 
-fn row(kind: Option<RequestType>) -> usize {
+/// The row of `kind` in per-type tables ([`ROWS`] of them).
+pub(crate) fn row(kind: Option<RequestType>) -> usize {
     kind.map_or(ROWS - 1, |k| k as usize - 1)
 }
 

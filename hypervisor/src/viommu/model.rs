@@ -141,8 +141,9 @@ impl Response {
     pub fn to_bytes(&self) -> Vec<u8> {
         match self {
             Response::Status { len, status } => {
-                let mut bytes = alloc::vec![0u8; *len];
-                bytes[*len - TAIL_LEN] = *status as u8;
+                let mut bytes = alloc::vec![0u8; (*len).max(TAIL_LEN)];
+                let at = bytes.len() - TAIL_LEN;
+                bytes[at] = *status as u8;
                 bytes
             }
             Response::Written(bytes) => bytes.clone(),

@@ -14,7 +14,7 @@ use crate::perf;
 use crate::viommu::backend::IommuBackend;
 use crate::viommu::model::{Viommu, ViommuConfig};
 use crate::viommu::wire::probe::FaultReason;
-use crate::virtio::memory::{Barrier, GuestMemory, MemError, check_in_region};
+use crate::virtio::memory::{Barrier, GuestMemory, MemError};
 use crate::virtio::mmio::{MmioTransport, TransportAction};
 use alloc::boxed::Box;
 use alloc::vec::Vec;
@@ -57,8 +57,15 @@ impl GuestRam<'_> {
     /// guest's RAM: one overflow-safe comparison against the region.
     #[inline(always)]
     fn host(&self, gpa: u64, len: usize) -> Result<usize, MemError> {
+        let off = self.offset(gpa, len as u64)?;
+        Ok((self.guest.ram_pa + off) as usize)
+    }
+
+    /// Offset of `gpa..gpa+len` in the guest's RAM region, if it lies
+    /// wholly inside (a zero-length range may sit at the region's end).
+    #[inline(always)]
+    fn offset(&self, gpa: u64, len: u64) -> Result<u64, MemError> {
         let ram = &self.guest.ram;
-        let len = len as u64;
         let off = gpa.wrapping_sub(ram.base);
         if gpa < ram.base || off > ram.size || len > ram.size - off {
             return Err(if gpa.checked_add(len).is_none() {
@@ -67,7 +74,7 @@ impl GuestRam<'_> {
                 MemError::OutOfRange { gpa, len }
             });
         }
-        Ok((self.guest.ram_pa + off) as usize)
+        Ok(off)
     }
 }
 
@@ -108,7 +115,7 @@ macro_rules! aligned_access {
 
 impl GuestMemory for GuestRam<'_> {
     fn check(&self, gpa: u64, len: u64) -> Result<(), MemError> {
-        check_in_region(self.guest.ram.base, self.guest.ram.size, gpa, len)
+        self.offset(gpa, len).map(|_| ())
     }
     fn read(&self, gpa: u64, buf: &mut [u8]) -> Result<(), MemError> {
         match buf.len() {

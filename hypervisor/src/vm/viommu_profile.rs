@@ -14,11 +14,9 @@
 //! (`N` a count, every `T` a total in counter ticks; under QEMU's
 //! `-icount shift=0` one tick is one instruction.)
 
+use crate::viommu::counters::{ROWS, row};
 use crate::viommu::wire::RequestType;
 use core::fmt;
-
-/// Rows: the five request types, then "other" (unknown or no type).
-const ROWS: usize = RequestType::ALL.len() + 1;
 
 /// Ticks of one request type, summed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -49,10 +47,6 @@ pub struct Profile {
     pub complete: u64,
     /// Per request type ([`RequestType::ALL`] order, then "other").
     pub by_type: [TypeTicks; ROWS],
-}
-
-fn row(kind: Option<RequestType>) -> usize {
-    kind.map_or(ROWS - 1, |k| k as usize - 1)
 }
 
 impl Profile {
