@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::{HarnessError, Session};
+use crate::{HarnessError, Qemu, Session};
 
 /// Printed by the default initramfs's `/init` once it is ready for commands.
 pub const INIT_DONE: &str = "partita-guest: init done";
@@ -98,4 +98,30 @@ pub fn edu_dma_to(target: u64) -> String {
         "devmem $((bar+0x80)) 64 0x40000; devmem $((bar+0x88)) 64 {target:#x}; \
          devmem $((bar+0x90)) 64 0x1000; devmem $((bar+0x98)) 64 3; sleep 1"
     )
+}
+
+/// PCI slot of the `edu` device in [`dma_machine`]: requester ID 0x28
+/// (endpoint 40).
+pub const EDU_SLOT: u64 = 5;
+
+/// The machine of the DMA tests: 4 CPUs, 1 GiB, the bundle of guest config
+/// `config`, an NVMe disk backed by `disk` and QEMU's `edu` device (64-bit
+/// DMA) at 00:[`EDU_SLOT`].0, with a 240 s timeout. Add options, then spawn.
+pub fn dma_machine(config: &str, disk: &Path) -> Result<Qemu, HarnessError> {
+    Ok(Qemu::new()
+        .smp(4)
+        .memory("1G")
+        .timeout(Duration::from_secs(240))
+        .arg("-initrd")
+        .arg(bundle(config)?)
+        .arg("-drive")
+        .arg(format!(
+            "file={},if=none,id=disk,format=raw",
+            disk.display()
+        ))
+        .args(["-device", "nvme,drive=disk,serial=partita"])
+        .args([
+            "-device",
+            &format!("edu,dma_mask=0xffffffffffffffff,addr={EDU_SLOT:x}.0"),
+        ]))
 }

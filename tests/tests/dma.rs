@@ -15,7 +15,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use hv_tests::guest::{
-    self, INIT_DONE, ScratchDir, bundle, disk_image, edu_dma_to, enable_pci_function,
+    self, EDU_SLOT, INIT_DONE, ScratchDir, bundle, disk_image, edu_dma_to, enable_pci_function,
 };
 use hv_tests::{HarnessError, Qemu, Session};
 
@@ -23,8 +23,6 @@ const BOOT: Duration = Duration::from_secs(90);
 const CMD: Duration = Duration::from_secs(30);
 /// Where QEMU loads the image on `virt` (RAM base + 2 MiB).
 const HYPERVISOR_PA: u64 = 0x4020_0000;
-/// The edu device's slot on the root bus.
-const EDU_SLOT: u64 = 5;
 
 fn run(vm: &mut Session, cmd: &str, expect: &str) -> Result<(), HarnessError> {
     guest::run(vm, cmd, expect, CMD)
@@ -70,22 +68,7 @@ fn dma_is_translated_and_confined() -> Result<(), HarnessError> {
     let dir = ScratchDir::new("dma")?;
     let (disk, md5) = disk_image(&dir.0, 0x1234_5678)?;
     let monitor = dir.0.join("monitor.sock");
-    let mut vm = Qemu::new()
-        .smp(4)
-        .memory("1G")
-        .timeout(Duration::from_secs(240))
-        .arg("-initrd")
-        .arg(bundle("qemu-virt-linux-highmem")?)
-        .arg("-drive")
-        .arg(format!(
-            "file={},if=none,id=disk,format=raw",
-            disk.display()
-        ))
-        .args(["-device", "nvme,drive=disk,serial=partita"])
-        .args([
-            "-device",
-            &format!("edu,dma_mask=0xffffffffffffffff,addr={EDU_SLOT:x}.0"),
-        ])
+    let mut vm = guest::dma_machine("qemu-virt-linux-highmem", &disk)?
         .arg("-monitor")
         .arg(format!("unix:{},server=on,wait=off", monitor.display()))
         .spawn()?;

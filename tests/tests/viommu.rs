@@ -8,14 +8,12 @@
 use std::time::Duration;
 
 use hv_tests::guest::{
-    self, INIT_DONE, ScratchDir, bundle, disk_image, edu_dma_to, enable_pci_function,
+    self, EDU_SLOT, INIT_DONE, ScratchDir, bundle, disk_image, edu_dma_to, enable_pci_function,
 };
 use hv_tests::{HarnessError, Qemu, Session};
 
 const BOOT: Duration = Duration::from_secs(90);
 const CMD: Duration = Duration::from_secs(30);
-/// The edu device's slot on the root bus: requester ID 0x28 (endpoint 40).
-const EDU_SLOT: u64 = 5;
 
 fn run(vm: &mut Session, cmd: &str, expect: &str) -> Result<(), HarnessError> {
     guest::run(vm, cmd, expect, CMD)
@@ -36,23 +34,7 @@ fn ok_count(transcript: &str, request: &str) -> Option<u64> {
 fn linux_uses_the_in_hypervisor_virtio_iommu() -> Result<(), HarnessError> {
     let dir = ScratchDir::new("viommu")?;
     let (disk, md5) = disk_image(&dir.0, 0x9e37_79b9)?;
-    let mut vm = Qemu::new()
-        .smp(4)
-        .memory("1G")
-        .timeout(Duration::from_secs(240))
-        .arg("-initrd")
-        .arg(bundle("qemu-virt-linux")?)
-        .arg("-drive")
-        .arg(format!(
-            "file={},if=none,id=disk,format=raw",
-            disk.display()
-        ))
-        .args(["-device", "nvme,drive=disk,serial=partita"])
-        .args([
-            "-device",
-            &format!("edu,dma_mask=0xffffffffffffffff,addr={EDU_SLOT:x}.0"),
-        ])
-        .spawn()?;
+    let mut vm = guest::dma_machine("qemu-virt-linux", &disk)?.spawn()?;
     vm.expect("abort until its virtio-iommu attaches them", BOOT)?;
     vm.expect("virtio_iommu virtio0: input address: 40 bits", BOOT)?;
     vm.expect(INIT_DONE, BOOT)?;
