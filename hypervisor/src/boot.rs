@@ -30,7 +30,8 @@ pub fn power_off() -> ! {
 }
 
 /// Entered at any EL other than 2: say so on the console and stop.
-pub extern "C" fn wrong_el(dtb: usize) -> ! {
+#[unsafe(no_mangle)]
+pub extern "C" fn partita_wrong_el(dtb: usize) -> ! {
     let el = cpu::current_el();
     // SAFETY: the boot loader passed the DTB address in x0.
     let dt = unsafe { fdt::early::from_ptr(dtb) };
@@ -50,7 +51,8 @@ pub extern "C" fn wrong_el(dtb: usize) -> ! {
 }
 
 /// First Rust code on the boot CPU, at EL2 with the MMU off.
-pub extern "C" fn primary_main(dtb: usize, _load_addr: usize) -> ! {
+#[unsafe(no_mangle)]
+pub extern "C" fn partita_primary_main(dtb: usize, _load_addr: usize) -> ! {
     cpu::set_cpu_index(0);
     // SAFETY: the boot loader passed the DTB address in x0.
     let dt = match unsafe { fdt::early::from_ptr(dtb) } {
@@ -366,7 +368,8 @@ fn start_guests(hw: &'static HostDt, planned: Vec<Planned>) -> Vec<Guest> {
 }
 
 /// First Rust code on a secondary CPU, with its MMU on.
-pub extern "C" fn secondary_main(boot: &entry::SecondaryBoot) -> ! {
+#[unsafe(no_mangle)]
+pub extern "C" fn partita_secondary_main(boot: &entry::SecondaryBoot) -> ! {
     cpu::set_cpu_index(boot.cpu_index as usize);
     vcpu::set_stack_top(boot.stack_top);
     if let Some(g) = phys::get()

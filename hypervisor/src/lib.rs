@@ -12,7 +12,6 @@ pub mod arch;
 pub mod cmdline;
 pub mod config;
 pub mod console;
-pub mod exception;
 pub mod fdt;
 pub mod gic;
 pub mod mm;

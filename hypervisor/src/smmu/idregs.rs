@@ -60,15 +60,7 @@ const fn bits(v: u32, lo: u32, width: u32) -> u32 {
 
 /// Bits of address for an OAS / PARange encoding.
 pub fn oas_bits(field: u32) -> u32 {
-    match field {
-        0 => 32,
-        1 => 36,
-        2 => 40,
-        3 => 42,
-        4 => 44,
-        5 => 48,
-        _ => 52,
-    }
+    crate::arch::pa_range_bits(field as u64)
 }
 
 impl Features {

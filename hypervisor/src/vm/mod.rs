@@ -1,7 +1,6 @@
 //! Guests: everything the hypervisor builds for and emulates towards a
 //! guest (its device tree first).
 
-pub mod abort;
 #[cfg(all(target_arch = "aarch64", target_os = "none"))]
 pub mod guest;
 pub mod guest_dt;

@@ -5,11 +5,11 @@
 //! interrupts are acknowledged and injected. Before returning to the guest
 //! pending virtual interrupts are moved into list registers.
 
-use super::abort;
 use super::guest::{Guest, request};
 use super::psci::{self, Outcome, VcpuPower};
 use crate::arch::aarch64::{cpu, gicv3, guest as arch_guest};
-use crate::exception::TrapFrame;
+use crate::arch::exit::{self as abort};
+use crate::arch::frame::{CrashReport, TrapFrame, VectorKind};
 use crate::gic::phys::{self, MAX_CPUS};
 use crate::gic::{KICK_SGI, MAINTENANCE_PPI, hyp_irq};
 use crate::mm::accounting::Owner;
@@ -182,7 +182,7 @@ fn stop_here(g: &Guest, v: usize) -> ! {
 /// Synchronous exception from the guest.
 pub fn handle_sync(frame: &mut TrapFrame) {
     let Some((g, v)) = current() else {
-        crate::exception::fatal(frame, 8);
+        fatal(frame, 8);
     };
     let ec = (frame.esr >> 26) & 0x3f;
     match ec {
@@ -202,7 +202,7 @@ pub fn handle_sync(frame: &mut TrapFrame) {
             warn!(
                 "guest '{}': vcpu {v}: unexpected exception class {ec:#x} ({}) at {:#x}; undefined instruction injected",
                 g.config.name,
-                crate::exception::exception_class_name(ec as u8),
+                crate::arch::frame::exception_class_name(ec as u8),
                 frame.elr
             );
             let esr = 1 << 25; // EC 0 (unknown), IL
@@ -217,9 +217,13 @@ fn reg(frame: &TrapFrame, n: usize) -> u64 {
 }
 
 fn data_abort(g: &Guest, v: usize, frame: &mut TrapFrame) {
-    let access = match abort::decode(frame.esr, arch_guest::hpfar(), frame.far) {
-        Ok(a) => a,
-        Err(e) => {
+    let access = match abort::decode(VectorKind(8), frame.esr, frame.far, arch_guest::hpfar) {
+        abort::Exit::Mmio(a) => a,
+        other => {
+            let e = match other {
+                abort::Exit::BadDataAbort { why, .. } => why,
+                _ => abort::AbortError::NoSyndrome,
+            };
             warn!(
                 "guest '{}': vcpu {v}: data abort at pc {:#x} cannot be emulated: {e}; abort injected",
                 g.config.name, frame.elr
@@ -282,7 +286,7 @@ fn data_abort(g: &Guest, v: usize, frame: &mut TrapFrame) {
 }
 
 fn inject_abort(frame: &mut TrapFrame) {
-    let ec: u64 = if arch_guest::spsr_is_el1(frame.spsr) {
+    let ec: u64 = if abort::spsr_is_el1(frame.spsr) {
         0x25
     } else {
         0x24
@@ -448,7 +452,7 @@ fn guest_restart(g: &'static Guest, v: usize) -> ! {
 /// A physical interrupt while the guest ran.
 pub fn handle_irq(frame: &mut TrapFrame) {
     let Some((g, v)) = current() else {
-        crate::exception::fatal(frame, 9);
+        fatal(frame, 9);
     };
     let me = cpu::cpu_index();
     loop {
@@ -593,12 +597,12 @@ fn prepare_return(g: &'static Guest, v: usize) {
 /// deals with it.
 pub fn handle_async_abort(frame: &mut TrapFrame, kind: u64) {
     let Some((g, v)) = current() else {
-        crate::exception::fatal(frame, kind);
+        fatal(frame, kind);
     };
     warn!(
         "guest '{}': vcpu {v}: {} at pc {:#x} (ESR {:#x})",
         g.config.name,
-        crate::exception::VectorKind(kind),
+        VectorKind(kind),
         frame.elr,
         frame.esr
     );
@@ -606,4 +610,30 @@ pub fn handle_async_abort(frame: &mut TrapFrame, kind: u64) {
         arch_guest::inject_virtual_serror();
     }
     prepare_return(g, v);
+}
+
+/// Entry from the vector table: guest exits go to the vCPU code; anything
+/// else is fatal.
+#[unsafe(no_mangle)]
+pub extern "C" fn partita_trap(frame: &mut TrapFrame, kind: u64) {
+    match kind {
+        8 => handle_sync(frame),
+        9 => handle_irq(frame),
+        // A guest's FIQ or SError must not take the CPU down: report it and
+        // let the guest go on (it sees no FIQ; an SError is delivered to it
+        // as a virtual SError).
+        10 | 11 => handle_async_abort(frame, kind),
+        _ => fatal(frame, kind),
+    }
+}
+
+/// Prints the crash report for an exception nobody handles and parks the CPU.
+pub fn fatal(frame: &TrapFrame, kind: u64) -> ! {
+    let kind = VectorKind(kind);
+    crate::console::emergency_print(format_args!(
+        "\n{}cpu {} parked\n",
+        CrashReport { kind, frame },
+        crate::arch::aarch64::cpu::cpu_index()
+    ));
+    crate::arch::aarch64::cpu::park();
 }

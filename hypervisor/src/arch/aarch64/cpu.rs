@@ -33,7 +33,7 @@ pub fn pa_bits_field() -> u64 {
 
 /// The CPU's physical address size in bits.
 pub fn pa_bits() -> u32 {
-    crate::smmu::idregs::oas_bits(pa_bits_field() as u32)
+    crate::arch::pa_range_bits(pa_bits_field())
 }
 
 /// The system counter frequency in Hz (CNTFRQ_EL0).

@@ -11,6 +11,17 @@
 
 use core::arch::global_asm;
 
+// The boot flow of the layer above (`boot`), called from the assembly
+// below by symbol: `arch` names nothing above it.
+unsafe extern "C" {
+    /// Entered at an exception level other than 2, with the DTB address.
+    safe fn partita_wrong_el(dtb: usize) -> !;
+    /// First Rust code on the boot CPU: DTB address and load address.
+    safe fn partita_primary_main(dtb: usize, load_addr: usize) -> !;
+    /// First Rust code on a secondary CPU, with its boot block.
+    safe fn partita_secondary_main(boot: &SecondaryBoot) -> !;
+}
+
 /// The boot CPU's stack, in .bss.
 #[repr(C, align(16))]
 struct Stack([u8; BOOT_STACK_SIZE]);
@@ -164,9 +175,9 @@ el2_reset_state:
 "#,
     boot_stack = sym BOOT_STACK,
     boot_stack_size = const BOOT_STACK_SIZE,
-    wrong_el = sym crate::boot::wrong_el,
-    primary_main = sym crate::boot::primary_main,
-    secondary_main = sym crate::boot::secondary_main,
+    wrong_el = sym partita_wrong_el,
+    primary_main = sym partita_primary_main,
+    secondary_main = sym partita_secondary_main,
 );
 
 /// Top of the boot CPU's stack.

@@ -2,7 +2,7 @@
 //! CPU identity, timers, stage-2 TLB maintenance and the first entry.
 
 use super::sysreg::{isb, read_sysreg, write_sysreg};
-use crate::exception::{TRAP_FRAME_SIZE, TrapFrame};
+use crate::arch::frame::{TRAP_FRAME_SIZE, TrapFrame};
 use aarch64_cpu::asm::barrier;
 
 /// HCR_EL2 for a guest: stage 2 on (VM), set/way invalidation upgraded
@@ -156,11 +156,6 @@ pub fn inject_sync_exception(frame: &mut TrapFrame, esr: u64, far: u64) {
     write_sysreg!("spsr_el1", frame.spsr);
     frame.spsr = SPSR_EL1H;
     frame.elr = vbar + offset;
-}
-
-/// Whether a saved SPSR describes EL1 (rather than EL0).
-pub fn spsr_is_el1(spsr: u64) -> bool {
-    spsr & 0x1c == 0x4
 }
 
 /// Cleans `[start, start + len)` to the point of coherency and invalidates

@@ -6,6 +6,7 @@ pub mod cpu;
 pub mod entry;
 pub mod gicv3;
 pub mod guest;
+pub mod hw;
 pub mod mmu;
 pub mod psci;
 pub mod sysreg;

@@ -2,12 +2,19 @@
 //!
 //! Every entry saves the general-purpose registers and the syndrome
 //! registers into a [`TrapFrame`] on the current stack and calls
-//! [`crate::exception::handle`] with the frame and the vector's index; if
+//! `partita_trap` (defined by the layer above, which decodes and handles
+//! the exit) with the frame and the vector's index; if
 //! that returns, the (possibly modified) frame is restored and the
 //! exception returns.
 
-use crate::exception::{TRAP_FRAME_SIZE, TrapFrame};
+use crate::arch::frame::{TRAP_FRAME_SIZE, TrapFrame};
 use core::arch::global_asm;
+
+unsafe extern "C" {
+    /// The trap handler of the layer above (`boot`): called with the saved
+    /// frame and the vector's index (0-15).
+    safe fn partita_trap(frame: &mut TrapFrame, kind: u64);
+}
 
 // Keep the assembly below in step with the frame's layout.
 const _: () = assert!(core::mem::size_of::<TrapFrame>() == TRAP_FRAME_SIZE);
@@ -95,5 +102,5 @@ el2_trap_restore:
     eret
 "#,
     frame_size = const TRAP_FRAME_SIZE,
-    handler = sym crate::exception::handle,
+    handler = sym partita_trap,
 );

@@ -1,6 +1,6 @@
 //! Exceptions taken to EL2: the saved register frame, exception-class names
 //! and the crash report printed for an exception the hypervisor cannot
-//! handle.
+//! handle. Plain data and formatting, compiled everywhere.
 
 use core::fmt;
 
@@ -184,33 +184,6 @@ impl fmt::Display for CrashReport<'_> {
         }
         Ok(())
     }
-}
-
-/// Entry from the vector table: guest exits go to the vCPU code; anything
-/// else is fatal.
-#[cfg(all(target_arch = "aarch64", target_os = "none"))]
-pub extern "C" fn handle(frame: &mut TrapFrame, kind: u64) {
-    match kind {
-        8 => crate::vm::vcpu::handle_sync(frame),
-        9 => crate::vm::vcpu::handle_irq(frame),
-        // A guest's FIQ or SError must not take the CPU down: report it and
-        // let the guest go on (it sees no FIQ; an SError is delivered to it
-        // as a virtual SError).
-        10 | 11 => crate::vm::vcpu::handle_async_abort(frame, kind),
-        _ => fatal(frame, kind),
-    }
-}
-
-/// Prints the crash report for an exception nobody handles and parks the CPU.
-#[cfg(all(target_arch = "aarch64", target_os = "none"))]
-pub fn fatal(frame: &TrapFrame, kind: u64) -> ! {
-    let kind = VectorKind(kind);
-    crate::console::emergency_print(format_args!(
-        "\n{}cpu {} parked\n",
-        CrashReport { kind, frame },
-        crate::arch::aarch64::cpu::cpu_index()
-    ));
-    crate::arch::aarch64::cpu::park();
 }
 
 #[cfg(test)]

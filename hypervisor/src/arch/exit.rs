@@ -1,0 +1,371 @@
+//! Exits as values: a trap from the guest decoded once, at the trap entry,
+//! from ESR_EL2, FAR_EL2 and HPFAR_EL2 into an [`Exit`]; the handlers above
+//! answer with an [`Action`], which [`apply`] carries out on the saved
+//! frame. This is the only place that knows exception-class numbers and
+//! syndrome layouts (named by `aarch64-cpu`, the data-abort and system
+//! register ISS fields declared here).
+
+use super::Arch;
+use super::frame::{TrapFrame, VectorKind};
+use aarch64_cpu::registers::ESR_EL2;
+use iss::{ISS_DATA_ABORT, ISS_SYSREG};
+use tock_registers::LocalRegisterCopy;
+
+/// ISS layouts aarch64-cpu does not declare.
+mod iss {
+    #![allow(missing_docs)]
+    use tock_registers::register_bitfields;
+
+    register_bitfields! [u64,
+        /// ISS of a data abort (ESR_EL2.EC = 0x24/0x25).
+        pub ISS_DATA_ABORT [
+            /// The syndrome fields below are valid.
+            ISV OFFSET(24) NUMBITS(1) [],
+            /// Access size: 1 << SAS bytes.
+            SAS OFFSET(22) NUMBITS(2) [],
+            /// Sign-extend a load.
+            SSE OFFSET(21) NUMBITS(1) [],
+            /// Transfer register.
+            SRT OFFSET(16) NUMBITS(5) [],
+            /// 64-bit register.
+            SF OFFSET(15) NUMBITS(1) [],
+            /// Cache maintenance operation.
+            CM OFFSET(8) NUMBITS(1) [],
+            /// Fault on a stage-1 table walk.
+            S1PTW OFFSET(7) NUMBITS(1) [],
+            /// Write, not read.
+            WNR OFFSET(6) NUMBITS(1) [],
+            /// Fault status code.
+            DFSC OFFSET(0) NUMBITS(6) []
+        ],
+        /// ISS of a trapped MSR/MRS (ESR_EL2.EC = 0x18).
+        pub ISS_SYSREG [
+            OP0 OFFSET(20) NUMBITS(2) [],
+            OP2 OFFSET(17) NUMBITS(3) [],
+            OP1 OFFSET(14) NUMBITS(3) [],
+            CRN OFFSET(10) NUMBITS(4) [],
+            RT OFFSET(5) NUMBITS(5) [],
+            CRM OFFSET(1) NUMBITS(4) [],
+            /// 1: MRS (read), 0: MSR (write).
+            DIRECTION OFFSET(0) NUMBITS(1) []
+        ]
+    ];
+}
+
+/// One emulated load or store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MmioAccess {
+    /// Guest-physical address.
+    pub ipa: u64,
+    /// Access size in bytes (1, 2, 4 or 8).
+    pub width: usize,
+    /// A store (true) or a load.
+    pub write: bool,
+    /// General-purpose register number (31 = xzr/wzr).
+    pub reg: usize,
+    /// A load to sign-extend to the register width.
+    pub sign_extend: bool,
+    /// The register is 64 bits wide (else 32: the upper half is cleared).
+    pub sixty_four: bool,
+}
+
+impl MmioAccess {
+    /// The value a load puts in the register, from the `width` bytes read.
+    pub fn load_value(&self, raw: u64) -> u64 {
+        let bits = self.width * 8;
+        let mut v = if bits >= 64 {
+            raw
+        } else {
+            raw & ((1 << bits) - 1)
+        };
+        if self.sign_extend && bits < 64 && v & (1 << (bits - 1)) != 0 {
+            v |= !0u64 << bits;
+        }
+        if !self.sixty_four {
+            v &= 0xffff_ffff;
+        }
+        v
+    }
+
+    /// The bytes a store writes, from the register's value.
+    pub fn store_value(&self, reg_value: u64) -> u64 {
+        if self.width >= 8 {
+            reg_value
+        } else {
+            reg_value & ((1 << (self.width * 8)) - 1)
+        }
+    }
+}
+
+/// Why a data abort cannot be emulated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AbortError {
+    /// ISV = 0: no instruction syndrome (e.g. a load pair, or a write-back
+    /// addressing mode); the hypervisor does not decode instructions.
+    NoSyndrome,
+    /// A translation-table walk fault on the guest's own stage-1 tables
+    /// (S1PTW), meaning its tables sit outside its memory.
+    StageOneWalk,
+}
+
+impl core::fmt::Display for AbortError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            AbortError::NoSyndrome => "no instruction syndrome (ISV=0)",
+            AbortError::StageOneWalk => "stage-1 table walk outside guest memory",
+        })
+    }
+}
+
+impl core::error::Error for AbortError {}
+
+/// A trapped system-register access (MSR/MRS).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SysRegAccess {
+    /// The register's encoding.
+    pub reg: SysReg,
+    /// The general-purpose register (31 = xzr).
+    pub rt: usize,
+    /// MRS (read) rather than MSR.
+    pub read: bool,
+}
+
+/// A system register's encoding (op0, op1, CRn, CRm, op2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SysReg {
+    /// op0.
+    pub op0: u8,
+    /// op1.
+    pub op1: u8,
+    /// CRn.
+    pub crn: u8,
+    /// CRm.
+    pub crm: u8,
+    /// op2.
+    pub op2: u8,
+}
+
+impl SysReg {
+    /// ICC_SGI1R_EL1: generate a group-1 SGI.
+    pub const ICC_SGI1R_EL1: SysReg = SysReg {
+        op0: 3,
+        op1: 0,
+        crn: 12,
+        crm: 11,
+        op2: 5,
+    };
+}
+
+/// A guest exit, decoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// A load or store to guest-physical memory its stage 2 does not map,
+    /// with the syndrome needed to emulate it.
+    Mmio(MmioAccess),
+    /// A data abort that cannot be emulated.
+    BadDataAbort {
+        /// Why.
+        why: AbortError,
+        /// The faulting virtual address (FAR_EL2).
+        far: u64,
+        /// It was a write.
+        write: bool,
+    },
+    /// HVC from AArch64 (ELR already points past it).
+    Hvc {
+        /// The immediate.
+        imm: u16,
+    },
+    /// A trapped SMC from AArch64 (ELR points at it).
+    Smc {
+        /// The immediate.
+        imm: u16,
+    },
+    /// A trapped MSR/MRS.
+    SysReg(SysRegAccess),
+    /// A trapped WFI or WFE.
+    Wfx,
+    /// A physical IRQ while the guest ran.
+    Irq,
+    /// A physical FIQ while the guest ran.
+    Fiq,
+    /// A physical SError while the guest ran.
+    SError,
+    /// Any other synchronous exception.
+    Unexpected {
+        /// The exception class.
+        ec: u8,
+    },
+}
+
+/// Decodes a trap from the guest taken through vector `kind` (lower EL).
+/// `hpfar` is only read for a data abort.
+pub fn decode(kind: VectorKind, esr: u64, far: u64, hpfar: impl FnOnce() -> u64) -> Exit {
+    match kind.0 % 4 {
+        1 => return Exit::Irq,
+        2 => return Exit::Fiq,
+        3 => return Exit::SError,
+        _ => {}
+    }
+    let esr_reg: LocalRegisterCopy<u64, ESR_EL2::Register> = LocalRegisterCopy::new(esr);
+    let iss = esr_reg.read(ESR_EL2::ISS);
+    use ESR_EL2::EC::Value as Ec;
+    match esr_reg.read_as_enum(ESR_EL2::EC) {
+        Some(Ec::DataAbortLowerEL) => {
+            let da: LocalRegisterCopy<u64, ISS_DATA_ABORT::Register> = LocalRegisterCopy::new(iss);
+            let write = da.is_set(ISS_DATA_ABORT::WNR);
+            if da.is_set(ISS_DATA_ABORT::S1PTW) {
+                return Exit::BadDataAbort {
+                    why: AbortError::StageOneWalk,
+                    far,
+                    write,
+                };
+            }
+            if !da.is_set(ISS_DATA_ABORT::ISV) {
+                return Exit::BadDataAbort {
+                    why: AbortError::NoSyndrome,
+                    far,
+                    write,
+                };
+            }
+            let ipa = ((hpfar() >> 4) << 12) & 0x000f_ffff_ffff_f000 | (far & 0xfff);
+            Exit::Mmio(MmioAccess {
+                ipa,
+                width: 1 << da.read(ISS_DATA_ABORT::SAS),
+                write,
+                reg: da.read(ISS_DATA_ABORT::SRT) as usize,
+                sign_extend: da.is_set(ISS_DATA_ABORT::SSE),
+                sixty_four: da.is_set(ISS_DATA_ABORT::SF),
+            })
+        }
+        Some(Ec::HVC64) => Exit::Hvc {
+            imm: (iss & 0xffff) as u16,
+        },
+        Some(Ec::SMC64) => Exit::Smc {
+            imm: (iss & 0xffff) as u16,
+        },
+        Some(Ec::TrappedMsrMrs) => {
+            let s: LocalRegisterCopy<u64, ISS_SYSREG::Register> = LocalRegisterCopy::new(iss);
+            Exit::SysReg(SysRegAccess {
+                reg: SysReg {
+                    op0: s.read(ISS_SYSREG::OP0) as u8,
+                    op1: s.read(ISS_SYSREG::OP1) as u8,
+                    crn: s.read(ISS_SYSREG::CRN) as u8,
+                    crm: s.read(ISS_SYSREG::CRM) as u8,
+                    op2: s.read(ISS_SYSREG::OP2) as u8,
+                },
+                rt: s.read(ISS_SYSREG::RT) as usize,
+                read: s.is_set(ISS_SYSREG::DIRECTION),
+            })
+        }
+        Some(Ec::TrappedWFIorWFE) => Exit::Wfx,
+        _ => Exit::Unexpected {
+            ec: esr_reg.read(ESR_EL2::EC) as u8,
+        },
+    }
+}
+
+/// What a handler wants done before the guest runs again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Return where the exit was taken (interrupts, HVC whose ELR already
+    /// points past the call).
+    Resume,
+    /// Skip the trapping instruction.
+    Advance,
+    /// An emulated load: register `reg` (31 = discarded) gets `value`,
+    /// then the instruction is skipped.
+    Load {
+        /// Destination register.
+        reg: usize,
+        /// Its new value.
+        value: u64,
+    },
+    /// A call's result in x0; `advance` skips the calling instruction
+    /// (a trapped SMC; an HVC has already advanced).
+    Return {
+        /// The result.
+        x0: u64,
+        /// Skip the call.
+        advance: bool,
+    },
+    /// An undefined-instruction exception to the guest's EL1.
+    InjectUndefined,
+    /// A synchronous external abort on a data access to the guest's EL1.
+    InjectDataAbort {
+        /// The faulting virtual address.
+        far: u64,
+        /// The access was a write.
+        write: bool,
+    },
+    /// A virtual SError to the guest, then resume.
+    InjectSError,
+    /// The vCPU stops on this CPU: the CPU goes back to its idle loop.
+    Stop,
+}
+
+/// ESR_EL1 values the hypervisor injects.
+mod inject {
+    /// IL: a 32-bit instruction.
+    pub const IL: u64 = 1 << 25;
+    /// EC of an unknown-reason exception.
+    pub const EC_UNKNOWN: u64 = 0x00;
+    /// EC of a data abort from a lower EL (the guest's EL0).
+    pub const EC_DABT_LOWER: u64 = 0x24;
+    /// EC of a data abort at the same EL (the guest's EL1).
+    pub const EC_DABT_CUR: u64 = 0x25;
+    /// WnR in a data abort's ISS.
+    pub const WNR: u64 = 1 << 6;
+    /// DFSC: synchronous external abort.
+    pub const FSC_EXTERNAL: u64 = 0x10;
+}
+
+/// Whether a saved SPSR describes EL1 (rather than EL0).
+pub fn spsr_is_el1(spsr: u64) -> bool {
+    spsr & 0x1c == 0x4
+}
+
+/// Carries out `action` on the saved guest registers. Returns false for
+/// [`Action::Stop`] (the caller must not return to the guest).
+pub fn apply<A: Arch>(frame: &mut TrapFrame, action: Action) -> bool {
+    match action {
+        Action::Resume => {}
+        Action::Advance => frame.elr += 4,
+        Action::Load { reg, value } => {
+            if reg < 31 {
+                frame.x[reg] = value;
+            }
+            frame.elr += 4;
+        }
+        Action::Return { x0, advance } => {
+            frame.x[0] = x0;
+            if advance {
+                frame.elr += 4;
+            }
+        }
+        Action::InjectUndefined => {
+            A::inject_sync_exception(frame, inject::EC_UNKNOWN << 26 | inject::IL, 0);
+        }
+        Action::InjectDataAbort { far, write } => {
+            let ec = if spsr_is_el1(frame.spsr) {
+                inject::EC_DABT_CUR
+            } else {
+                inject::EC_DABT_LOWER
+            };
+            let wnr = if write { inject::WNR } else { 0 };
+            let esr = ec << 26 | inject::IL | wnr | inject::FSC_EXTERNAL;
+            A::inject_sync_exception(frame, esr, far);
+        }
+        Action::InjectSError => A::inject_virtual_serror(),
+        Action::Stop => return false,
+    }
+    true
+}
+
+/// The name of an exception class, for messages.
+pub fn class_name(ec: u8) -> &'static str {
+    super::frame::exception_class_name(ec)
+}
+
+#[cfg(test)]
+mod tests;

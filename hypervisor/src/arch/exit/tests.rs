@@ -1,0 +1,187 @@
+//! Exit decoding and action application, against the fake CPU.
+
+use super::*;
+use crate::arch::fake::{self, Fake, Op};
+
+fn esr(isv: bool, sas: u64, sse: bool, srt: u64, sf: bool, wnr: bool) -> u64 {
+    (0x24 << 26)
+        | (1 << 25)
+        | (isv as u64) << 24
+        | sas << 22
+        | (sse as u64) << 21
+        | srt << 16
+        | (sf as u64) << 15
+        | (wnr as u64) << 6
+}
+
+const SYNC: VectorKind = VectorKind(8);
+
+fn mmio(esr: u64, hpfar: u64, far: u64) -> MmioAccess {
+    match decode(SYNC, esr, far, || hpfar) {
+        Exit::Mmio(a) => a,
+        other => panic!("not an MMIO exit: {other:?}"),
+    }
+}
+
+#[test]
+fn decodes_a_32bit_store() {
+    let a = mmio(
+        esr(true, 2, false, 3, false, true),
+        0x8_0000,
+        0xffff_0000_0000_0104,
+    );
+    assert_eq!(a.ipa, 0x800_0104);
+    assert_eq!((a.width, a.write, a.reg, a.sixty_four), (4, true, 3, false));
+    assert_eq!(a.store_value(0x1234_5678_9abc_def0), 0x9abc_def0);
+}
+
+#[test]
+fn sign_extends_byte_loads() {
+    let a = mmio(esr(true, 0, true, 1, true, false), 0x90, 0x7);
+    assert_eq!(a.ipa, 0x9007);
+    assert_eq!(a.load_value(0x80), 0xffff_ffff_ffff_ff80);
+    let w = MmioAccess {
+        sixty_four: false,
+        ..a
+    };
+    assert_eq!(w.load_value(0x80), 0xffff_ff80);
+    let u = MmioAccess {
+        sign_extend: false,
+        ..a
+    };
+    assert_eq!(u.load_value(0x1ff), 0xff);
+}
+
+#[test]
+fn refuses_what_it_cannot_emulate() {
+    let no_isv = decode(SYNC, esr(false, 2, false, 0, false, true), 0x1234, || {
+        panic!("HPFAR read for an abort without syndrome")
+    });
+    assert_eq!(
+        no_isv,
+        Exit::BadDataAbort {
+            why: AbortError::NoSyndrome,
+            far: 0x1234,
+            write: true
+        }
+    );
+    let walk = decode(SYNC, esr(true, 2, false, 0, false, false) | 1 << 7, 0, || 0);
+    assert!(matches!(
+        walk,
+        Exit::BadDataAbort {
+            why: AbortError::StageOneWalk,
+            ..
+        }
+    ));
+}
+
+#[test]
+fn decodes_calls_sysregs_and_the_rest() {
+    assert_eq!(
+        decode(SYNC, 0x16 << 26 | 0x1234, 0, || 0),
+        Exit::Hvc { imm: 0x1234 }
+    );
+    assert_eq!(decode(SYNC, 0x17 << 26, 0, || 0), Exit::Smc { imm: 0 });
+    // MSR ICC_SGI1R_EL1, x5
+    let iss = 3 << 20 | 5 << 17 | 12 << 10 | 5 << 5 | 11 << 1;
+    assert_eq!(
+        decode(SYNC, 0x18 << 26 | iss, 0, || 0),
+        Exit::SysReg(SysRegAccess {
+            reg: SysReg::ICC_SGI1R_EL1,
+            rt: 5,
+            read: false
+        })
+    );
+    assert_eq!(decode(SYNC, 0x01 << 26, 0, || 0), Exit::Wfx);
+    assert_eq!(
+        decode(SYNC, 0x20 << 26, 0, || 0),
+        Exit::Unexpected { ec: 0x20 }
+    );
+    assert_eq!(decode(VectorKind(9), 0, 0, || 0), Exit::Irq);
+    assert_eq!(decode(VectorKind(10), 0, 0, || 0), Exit::Fiq);
+    assert_eq!(decode(VectorKind(11), 0, 0, || 0), Exit::SError);
+}
+
+#[test]
+fn applies_actions_to_the_frame() {
+    fake::reset();
+    let mut f = TrapFrame {
+        elr: 0x1000,
+        ..Default::default()
+    };
+    assert!(apply::<Fake>(&mut f, Action::Advance));
+    assert_eq!(f.elr, 0x1004);
+    assert!(apply::<Fake>(&mut f, Action::Load { reg: 3, value: 7 }));
+    assert_eq!((f.x[3], f.elr), (7, 0x1008));
+    assert!(apply::<Fake>(&mut f, Action::Load { reg: 31, value: 9 }));
+    assert_eq!(f.elr, 0x100c, "xzr loads are discarded");
+    assert!(apply::<Fake>(
+        &mut f,
+        Action::Return {
+            x0: 5,
+            advance: false
+        }
+    ));
+    assert_eq!((f.x[0], f.elr), (5, 0x100c));
+    assert!(apply::<Fake>(
+        &mut f,
+        Action::Return {
+            x0: 6,
+            advance: true
+        }
+    ));
+    assert_eq!((f.x[0], f.elr), (6, 0x1010));
+    assert!(!apply::<Fake>(&mut f, Action::Stop));
+}
+
+#[test]
+fn injects_aborts_by_the_guest_el() {
+    fake::reset();
+    fake::with(|s| s.vbar_el1 = 0x8000);
+    let mut f = TrapFrame {
+        elr: 0x1000,
+        spsr: 0x3c5, // EL1h
+        ..Default::default()
+    };
+    apply::<Fake>(
+        &mut f,
+        Action::InjectDataAbort {
+            far: 0xdead,
+            write: true,
+        },
+    );
+    assert_eq!(
+        fake::take_ops(),
+        [Op::InjectSync {
+            esr: 0x25 << 26 | 1 << 25 | 1 << 6 | 0x10,
+            far: 0xdead
+        }]
+    );
+    let mut f = TrapFrame {
+        spsr: 0x0, // EL0t
+        ..Default::default()
+    };
+    apply::<Fake>(
+        &mut f,
+        Action::InjectDataAbort {
+            far: 1,
+            write: false,
+        },
+    );
+    apply::<Fake>(&mut f, Action::InjectUndefined);
+    apply::<Fake>(&mut f, Action::InjectSError);
+    assert_eq!(
+        fake::take_ops(),
+        [
+            Op::InjectSync {
+                esr: 0x24 << 26 | 1 << 25 | 0x10,
+                far: 1
+            },
+            Op::InjectSync {
+                esr: 1 << 25,
+                far: 0
+            },
+            Op::InjectSError
+        ]
+    );
+}
