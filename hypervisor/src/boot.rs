@@ -2,6 +2,9 @@
 //! guest-running) system: MMU, console, heap, host DT, CPUs, summary.
 
 use crate::arch::aarch64::{cache, cpu, entry, mmu, psci};
+use crate::arch::exit;
+use crate::arch::frame::{CrashReport, TrapFrame, VectorKind};
+use crate::arch::{Arch, Cpu};
 use crate::cmdline::{IdleAction, Options};
 use crate::config::{Bundle, BundleGuest, validate};
 use crate::fdt::Conduit;
@@ -9,9 +12,18 @@ use crate::fdt::{self, HostDt};
 use crate::gic::phys;
 use crate::mm::accounting::Owner;
 use crate::mm::{el2map, heap, layout};
-use crate::vm::{guest::Guest, vcpu};
+use crate::smmu::manager;
+use crate::vm::build::{self, BuildCtx, GuestSpec};
+use crate::vm::dma::{DmaControl, DmaError, DmaOwner};
+use crate::vm::guest::Guest;
+use crate::vm::machine::{MAX_CPUS, Machine};
+use crate::vm::power::Idle;
+use crate::vm::ram::GuestRam;
+use crate::vm::viommu::vmids::VmidPool;
 use crate::{console, smp, summary};
+use alloc::sync::Arc;
 use alloc::vec::Vec;
+use core::sync::atomic::{AtomicU64, Ordering};
 use log::{error, info, warn};
 use spin::Once;
 
@@ -157,7 +169,7 @@ fn main(dtb: &'static [u8], img: layout::Region) -> ! {
         }
     };
     CONDUIT.call_once(|| conduit);
-    vcpu::set_stack_top(entry::boot_stack_top());
+    set_stack_top(entry::boot_stack_top());
     let gic_ok = match hw.gic.as_ref().map(phys::init_distributor) {
         Some(Ok(g)) => match g.init_cpu() {
             Ok(()) => true,
@@ -189,29 +201,20 @@ fn main(dtb: &'static [u8], img: layout::Region) -> ! {
     crate::print!("{report}");
 
     if gic_ok && hw.chosen.initrd.is_some() {
-        let guests = start_guests(hw, planned);
-        if !guests.is_empty() {
-            let pcpus: Vec<usize> = guests
-                .iter()
-                .flat_map(|g| g.vcpus.iter().map(|v| v.pcpu))
-                .collect();
-            vcpu::install(guests);
-            crate::smmu::manager::set_guests(vcpu::guests());
-            // Each guest's virtio-iommu is charged to that guest.
-            crate::vm::viommu::create_all(
-                vcpu::guests(),
-                crate::arch::aarch64::guest::has_vmid16(),
-            );
+        crate::smmu::manager::set_host(hw);
+        crate::smmu::manager::set_fault_sink(dma_fault);
+        let guests = build_guests(hw, planned);
+        if !guests.is_empty()
+            && let Some(gic) = phys::get()
+        {
+            let m = MACHINE
+                .call_once(|| Machine::new(guests, gic, &SMMUS, crate::gic::hyp_irq::dispatch));
             // The static cost of each guest, before any of them runs.
-            for g in vcpu::guests() {
+            for g in m.guests() {
                 g.log_hypervisor_ram();
             }
-            if let Some(p) = phys::get() {
-                for pcpu in pcpus.into_iter().filter(|&c| c != cpu::cpu_index()) {
-                    crate::arch::aarch64::gicv3::send_sgi(crate::gic::KICK_SGI, p.cpu_mpidr(pcpu));
-                }
-            }
-            vcpu::cpu_loop();
+            m.start();
+            cpu_loop();
         }
         warn!("no guest could be started");
     }
@@ -326,7 +329,17 @@ const GUEST_RAM_ALIGN: u64 = 2 << 20;
 
 /// Builds the planned guests; one that cannot be built is refused with the
 /// reason (its RAM stays unused).
-fn start_guests(hw: &'static HostDt, planned: Vec<Planned>) -> Vec<Guest> {
+fn build_guests(hw: &'static HostDt, planned: Vec<Planned>) -> Vec<Guest> {
+    let Some(gic) = phys::get() else {
+        return Vec::new();
+    };
+    let vmids = Arc::new(VmidPool::for_cpu(Cpu::has_vmid16()));
+    let ctx = BuildCtx {
+        host: hw,
+        gic,
+        smmus: &SMMUS,
+        vmids: &vmids,
+    };
     let mut guests = Vec::new();
     for Planned {
         index,
@@ -335,28 +348,31 @@ fn start_guests(hw: &'static HostDt, planned: Vec<Planned>) -> Vec<Guest> {
     } in planned
     {
         let name = g.config.name.clone();
+        // SAFETY: `ram_pa` is RAM carved out of the free ranges for this
+        // guest alone (`plan_guests`), identity-mapped, used by nothing else.
+        let ram = unsafe {
+            GuestRam::new(
+                layout::Region::new(g.config.memory_base, g.config.memory_size),
+                ram_pa,
+            )
+        };
+        let spec = GuestSpec {
+            index,
+            config: g.config,
+            kernel: g.kernel,
+            initrd: g.initrd,
+            ram,
+        };
         // Everything allocated while the guest is built is the guest's.
-        let created = heap::charged_to(Owner::Guest(index), || {
-            Guest::create(index, g.config, g.kernel, g.initrd, ram_pa, hw).and_then(|guest| {
-                match crate::smmu::manager::attach_guest(hw, &guest, guest.config.viommu.is_none())
-                {
-                    Ok(()) => Ok(guest),
-                    Err(e) => {
-                        crate::smmu::manager::detach_guest(&guest);
-                        Err(e)
-                    }
-                }
-            })
-        });
-        match created {
+        match heap::charged_to(Owner::Guest(index), || build::build(&ctx, spec)) {
             Ok(guest) => {
                 info!(
                     "guest '{name}': {} vcpus on cpus {:?}, {} MiB at {:#x} (host {:#x}), devices {:?}",
                     guest.vcpus.len(),
                     guest.config.cpus,
-                    guest.ram.size >> 20,
-                    guest.ram.base,
-                    guest.ram_pa,
+                    guest.config.memory_size >> 20,
+                    guest.config.memory_base,
+                    ram_pa,
                     guest.config.devices
                 );
                 guests.push(guest);
@@ -367,11 +383,137 @@ fn start_guests(hw: &'static HostDt, planned: Vec<Planned>) -> Vec<Guest> {
     guests
 }
 
+/// The machine, once its guests are built.
+static MACHINE: Once<Machine> = Once::new();
+
+/// Per physical CPU: top of its EL2 stack (where guest entry resets the
+/// stack to).
+static STACK_TOP: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
+
+fn set_stack_top(top: u64) {
+    STACK_TOP[cpu::cpu_index() % MAX_CPUS].store(top, Ordering::Relaxed);
+}
+
+/// The loop of a physical CPU without a running vCPU: enters its vCPU
+/// when asked to, otherwise waits for interrupts. Never returns.
+fn cpu_loop() -> ! {
+    loop {
+        match MACHINE.get() {
+            Some(m) => {
+                if m.all_off() {
+                    power_off();
+                }
+                if let Idle::Enter(frame) = m.idle() {
+                    let top = STACK_TOP[cpu::cpu_index() % MAX_CPUS].load(Ordering::Relaxed);
+                    // SAFETY: `idle` configured the CPU for the vCPU;
+                    // nothing on this CPU's stack is needed any more (we
+                    // never return to the caller).
+                    unsafe { crate::arch::aarch64::guest::enter(&frame, top) }
+                }
+            }
+            None => loop {
+                // No machine yet: take the kicks so the next WFI waits.
+                let intid = Cpu::gic_ack();
+                if intid >= 1020 {
+                    break;
+                }
+                Cpu::gic_priority_drop(intid);
+                crate::gic::hyp_irq::dispatch(intid);
+                Cpu::gic_deactivate(intid);
+            },
+        }
+        Cpu::wait_for_interrupt();
+    }
+}
+
+/// Entry from the vector table: a guest's exit is decoded and handled by
+/// the machine; anything else is fatal.
+#[unsafe(no_mangle)]
+pub extern "C" fn partita_trap(frame: &mut TrapFrame, kind: u64) {
+    let vector = VectorKind(kind);
+    let Some(m) = MACHINE.get().filter(|_| (8..12).contains(&kind)) else {
+        fatal(frame, kind);
+    };
+    let exit = exit::decode(
+        vector,
+        frame.esr,
+        frame.far,
+        crate::arch::aarch64::guest::hpfar,
+    );
+    let Some(action) = m.handle_exit(frame, exit) else {
+        fatal(frame, kind);
+    };
+    if !exit::apply::<Cpu>(frame, action) {
+        if m.all_off() {
+            power_off();
+        }
+        cpu_loop();
+    }
+}
+
+/// Prints the crash report for an exception nobody handles and parks the CPU.
+fn fatal(frame: &TrapFrame, kind: u64) -> ! {
+    let kind = VectorKind(kind);
+    console::emergency_print(format_args!(
+        "\n{}cpu {} parked\n",
+        CrashReport { kind, frame },
+        cpu::cpu_index()
+    ));
+    cpu::park();
+}
+
+/// DMA faults the SMMU reports on a guest's streams, to the machine.
+fn dma_fault(owner: usize, ep: Option<u32>, iova: u64, read: bool, repeats: usize) -> bool {
+    MACHINE
+        .get()
+        .is_some_and(|m| m.dma_fault(owner, ep, iova, read, repeats))
+}
+
+/// The SMMU manager as the VM layer uses it.
+struct Smmus;
+static SMMUS: Smmus = Smmus;
+
+impl DmaControl for Smmus {
+    fn attach(&self, owner: &DmaOwner<'_>, translate: bool) -> Result<(), DmaError> {
+        manager::attach_guest(owner, translate)
+    }
+    fn detach(&self, owner: &DmaOwner<'_>) {
+        manager::detach_guest(owner)
+    }
+    fn endpoint_stream(&self, devices: &[alloc::string::String], ep: u32) -> Option<(usize, u32)> {
+        manager::endpoint_sid(devices, ep)
+    }
+    fn bind_stream(
+        &self,
+        smmu: usize,
+        sid: u32,
+        table: &crate::mm::pagetable::PageTable<crate::mm::pagetable::Stage2>,
+        vmid: u16,
+    ) -> Result<(), DmaError> {
+        manager::bind_stream(smmu, sid, table, vmid)
+    }
+    fn abort_stream(&self, smmu: usize, sid: u32) -> Result<(), DmaError> {
+        manager::abort_stream(smmu, sid)
+    }
+    fn issue(&self, smmu: usize, cmds: &[crate::smmu::cmd::Cmd]) -> Result<(), DmaError> {
+        manager::issue(smmu, cmds)
+    }
+    fn has_ril(&self, smmu: usize) -> bool {
+        manager::has_ril(smmu)
+    }
+    fn count(&self) -> usize {
+        manager::count()
+    }
+    fn poll_events(&self) {
+        manager::poll_events()
+    }
+}
+
 /// First Rust code on a secondary CPU, with its MMU on.
 #[unsafe(no_mangle)]
 pub extern "C" fn partita_secondary_main(boot: &entry::SecondaryBoot) -> ! {
     cpu::set_cpu_index(boot.cpu_index as usize);
-    vcpu::set_stack_top(boot.stack_top);
+    set_stack_top(boot.stack_top);
     if let Some(g) = phys::get()
         && let Err(e) = g.init_cpu()
     {
@@ -379,5 +521,5 @@ pub extern "C" fn partita_secondary_main(boot: &entry::SecondaryBoot) -> ! {
     }
     el2map::check_and_log(boot.cpu_index as usize, false);
     smp::report_online(boot.cpu_index as usize, boot.mpidr);
-    vcpu::cpu_loop()
+    cpu_loop()
 }

@@ -12,6 +12,7 @@ pub mod arch;
 pub mod cmdline;
 pub mod config;
 pub mod console;
+pub mod devices;
 pub mod fdt;
 pub mod gic;
 pub mod mm;

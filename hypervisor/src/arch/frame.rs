@@ -7,6 +7,9 @@ use core::fmt;
 /// Size in bytes of a [`TrapFrame`]; the vector assembly depends on it.
 pub const TRAP_FRAME_SIZE: usize = 36 * 8;
 
+/// SPSR for entering a guest at EL1h with all interrupts masked.
+pub const SPSR_EL1H: u64 = 0x3c5;
+
 /// Registers saved by the EL2 vectors, in the order the assembly stores them.
 #[repr(C)]
 #[derive(Debug, Clone, Default)]

@@ -23,7 +23,7 @@ pub fn register(
     if HANDLERS.lock().push((intid, handler)).is_err() {
         return false;
     }
-    let mut g = gic;
+    let g = gic;
     g.set_edge(intid, pcpu, edge);
     g.route_spi(intid, pcpu);
     g.set_enabled(intid, pcpu, true);

@@ -224,8 +224,8 @@ impl PhysGicDriver {
 /// MPIDR of each logical CPU, filled as CPUs initialise their interface.
 static CPU_MPIDR: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
 
-impl PhysGic for &PhysGicDriver {
-    fn set_enabled(&mut self, intid: u32, pcpu: usize, enabled: bool) {
+impl PhysGic for PhysGicDriver {
+    fn set_enabled(&self, intid: u32, pcpu: usize, enabled: bool) {
         let reg = if enabled {
             GICD_ISENABLER
         } else {
@@ -246,7 +246,7 @@ impl PhysGic for &PhysGicDriver {
         }
     }
 
-    fn set_edge(&mut self, intid: u32, pcpu: usize, edge: bool) {
+    fn set_edge(&self, intid: u32, pcpu: usize, edge: bool) {
         let _guard = self.rmw.lock();
         let field = 2u32 << (2 * (intid % 16));
         let addr = if intid < 32 {
@@ -263,7 +263,7 @@ impl PhysGic for &PhysGicDriver {
         wr(addr, if edge { v | field } else { v & !field });
     }
 
-    fn route_spi(&mut self, intid: u32, pcpu: usize) {
+    fn route_spi(&self, intid: u32, pcpu: usize) {
         if (32..32 + self.nr_spis).contains(&intid) {
             wr64(
                 self.dist + GICD_IROUTER + 8 * intid as usize,
@@ -272,7 +272,7 @@ impl PhysGic for &PhysGicDriver {
         }
     }
 
-    fn clear_pending(&mut self, intid: u32, pcpu: usize) {
+    fn clear_pending(&self, intid: u32, pcpu: usize) {
         let bit = 1u32 << (intid % 32);
         if intid < 32 {
             if let Some(r) = self.pcpu_redist(pcpu) {
@@ -281,5 +281,13 @@ impl PhysGic for &PhysGicDriver {
         } else if intid < 32 + self.nr_spis {
             wr(self.dist + GICD_ICPENDR + 4 * (intid as usize / 32), bit);
         }
+    }
+
+    fn nr_spis(&self) -> u32 {
+        self.nr_spis
+    }
+
+    fn cpu_mpidr(&self, pcpu: usize) -> u64 {
+        CPU_MPIDR[pcpu % MAX_CPUS].load(Ordering::Relaxed)
     }
 }

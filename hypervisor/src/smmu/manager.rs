@@ -12,10 +12,9 @@ use crate::arch::aarch64::cpu;
 use crate::fdt::HostDt;
 use crate::gic::{hyp_irq, phys};
 use crate::mm::el2map;
-use crate::vm::guest::Guest;
+use crate::vm::dma::{DmaError, DmaOwner};
 use alloc::string::String;
 use alloc::vec::Vec;
-use core::sync::atomic::Ordering;
 use log::{error, info, warn};
 use spin::{Mutex, Once};
 
@@ -38,10 +37,17 @@ pub struct Instance {
 }
 
 static SMMUS: Once<Vec<Instance>> = Once::new();
-/// Guest names by index, for event messages.
-static GUEST_NAMES: Mutex<Vec<String>> = Mutex::new(Vec::new());
-/// Guests whose DMA faults are counted (set once guests exist).
-static GUESTS: Once<&'static [Guest]> = Once::new();
+/// Owners' names and devices by owner index, for event messages.
+static OWNERS: Mutex<Vec<(usize, String, Vec<String>)>> = Mutex::new(Vec::new());
+/// Where DMA faults on owned streams go: (owner, endpoint, iova, read,
+/// repeats) -> reported to the owner's virtio-iommu.
+pub type FaultSink = fn(usize, Option<u32>, u64, bool, usize) -> bool;
+static SINK: Once<FaultSink> = Once::new();
+
+/// Sets where DMA faults on owned streams are reported.
+pub fn set_fault_sink(sink: FaultSink) {
+    SINK.call_once(|| sink);
+}
 
 fn instances() -> &'static [Instance] {
     SMMUS.get().map(Vec::as_slice).unwrap_or(&[])
@@ -122,16 +128,16 @@ pub fn probe_all(hw: &HostDt) -> usize {
 }
 
 /// The streams of guest `g`'s devices, per SMMU instance.
-fn guest_streams(hw: &HostDt, g: &Guest) -> Vec<(usize, Streams, String)> {
+fn guest_streams(hw: &HostDt, g: &DmaOwner<'_>) -> Vec<(usize, Streams, String)> {
     let mut out = Vec::new();
-    for path in &g.config.devices {
+    for path in g.devices {
         let mut streams: Vec<Streams> = Vec::new();
         if let Some(p) = hw.pcie.iter().find(|p| &p.path == path) {
             streams.extend(pcie_host_streams(p));
         } else if let Some(node) = hw.tree().find(path) {
             match platform_streams(hw.tree(), &node) {
                 Ok(s) => streams.extend(s),
-                Err(e) => warn!("guest '{}': {path}: {e}", g.config.name),
+                Err(e) => warn!("guest '{}': {path}: {e}", g.name),
             }
         }
         for s in streams {
@@ -142,7 +148,7 @@ fn guest_streams(hw: &HostDt, g: &Guest) -> Vec<(usize, Streams, String)> {
                 Some(i) => out.push((i, s, path.clone())),
                 None => warn!(
                     "guest '{}': {path}: its DMA goes through an SMMU the hypervisor does not run: not isolated",
-                    g.config.name
+                    g.name
                 ),
             }
         }
@@ -157,8 +163,13 @@ static HOST: Once<&'static HostDt> = Once::new();
 /// `translate`, binds them to its stage-2 table. Without it (a guest with a
 /// virtio-iommu) they keep aborting until the guest attaches them to a
 /// domain.
-pub fn attach_guest(hw: &'static HostDt, g: &Guest, translate: bool) -> Result<(), String> {
-    HOST.call_once(|| hw);
+pub fn attach_guest(g: &DmaOwner<'_>, translate: bool) -> Result<(), DmaError> {
+    let Some(hw) = HOST.get() else { return Ok(()) };
+    {
+        let mut owners = OWNERS.lock();
+        owners.retain(|o| o.0 != g.index);
+        owners.push((g.index, String::from(g.name), g.devices.to_vec()));
+    }
     for (i, streams, path) in guest_streams(hw, g) {
         let inst = &instances()[i];
         if !translate {
@@ -166,28 +177,23 @@ pub fn attach_guest(hw: &'static HostDt, g: &Guest, translate: bool) -> Result<(
             owners.extend(streams.ranges.iter().map(|r| (*r, g.index)));
             info!(
                 "guest '{}': {path}: {} stream(s) on smmuv3 {:#x} abort until its virtio-iommu attaches them",
-                g.config.name,
+                g.name,
                 streams.count(),
                 inst.base
             );
             continue;
         }
-        let cfg = {
-            let st2 = g.stage2.lock();
-            S2Config::for_table(&st2.0, g.vmid, inst.ps)
-                .map_err(|e| alloc::format!("{path}: {e}"))?
-        };
+        let cfg = S2Config::for_table(g.stage2, g.vmid, inst.ps)?;
         inst.driver
             .lock()
-            .attach_stage2(streams.ranges.iter().copied(), &cfg)
-            .map_err(|e| alloc::format!("smmuv3 {:#x}: {path}: {e}", inst.base))?;
+            .attach_stage2(streams.ranges.iter().copied(), &cfg)?;
         let mut owners = inst.owners.lock();
         for r in &streams.ranges {
             owners.push((*r, g.index));
         }
         info!(
             "guest '{}': {path}: {} stream(s) on smmuv3 {:#x} translate through its stage 2 (vmid {})",
-            g.config.name,
+            g.name,
             streams.count(),
             inst.base,
             g.vmid
@@ -198,7 +204,7 @@ pub fn attach_guest(hw: &'static HostDt, g: &Guest, translate: bool) -> Result<(
 
 /// Returns guest `g`'s streams to abort and invalidates its VMID: call
 /// before its memory is reused (reset, power-off).
-pub fn detach_guest(g: &Guest) {
+pub fn detach_guest(g: &DmaOwner<'_>) {
     for inst in instances() {
         let mut owners = inst.owners.lock();
         let mine: Vec<SidRange> = owners
@@ -211,10 +217,7 @@ pub fn detach_guest(g: &Guest) {
         }
         let mut drv = inst.driver.lock();
         if let Err(e) = drv.detach(mine.iter().copied()) {
-            error!(
-                "smmuv3 {:#x}: detaching guest '{}': {e}",
-                inst.base, g.config.name
-            );
+            error!("smmuv3 {:#x}: detaching guest '{}': {e}", inst.base, g.name);
         }
         if let Err(e) = drv.invalidate_vmid(g.vmid) {
             error!("smmuv3 {:#x}: invalidating vmid {}: {e}", inst.base, g.vmid);
@@ -223,23 +226,20 @@ pub fn detach_guest(g: &Guest) {
     }
 }
 
-/// Binds guest `g`'s streams again after a reset (see [`attach_guest`]).
-pub fn reattach_guest(g: &Guest, translate: bool) -> Result<(), String> {
-    match HOST.get() {
-        Some(hw) => attach_guest(hw, g, translate),
-        None => Ok(()), // nothing was ever attached
-    }
+/// Keeps the host DT for guest stream lookups.
+pub fn set_host(hw: &'static HostDt) {
+    HOST.call_once(|| hw);
 }
 
 /// The SMMU instance and stream ID of endpoint `ep` of guest `g`: endpoint
 /// IDs are the requester IDs of the guest's PCIe host bridges (the guest
 /// DT's `iommu-map` is the identity), mapped through the host bridge's own
 /// `iommu-map`. None for an endpoint the guest does not own.
-pub fn endpoint_sid(g: &Guest, ep: u32) -> Option<(usize, u32)> {
+pub fn endpoint_sid(devices: &[String], ep: u32) -> Option<(usize, u32)> {
     let hw = HOST.get()?;
     hw.pcie
         .iter()
-        .filter(|p| g.config.devices.contains(&p.path))
+        .filter(|p| devices.contains(&p.path))
         .filter(|p| ep <= 0xffff && (p.bus_range.0..=p.bus_range.1).contains(&(ep >> 8)))
         .find_map(|p| {
             let (phandle, sid) = p.iommu_for_rid(ep)?;
@@ -252,11 +252,11 @@ pub fn endpoint_sid(g: &Guest, ep: u32) -> Option<(usize, u32)> {
 
 /// The endpoint ID (requester ID) of stream `sid` on instance `inst` for
 /// guest `g`, if the guest owns it: the inverse of [`endpoint_sid`].
-pub fn sid_endpoint(g: &Guest, inst: usize, sid: u32) -> Option<u32> {
+pub fn sid_endpoint(devices: &[String], inst: usize, sid: u32) -> Option<u32> {
     let hw = HOST.get()?;
     hw.pcie
         .iter()
-        .filter(|p| g.config.devices.contains(&p.path))
+        .filter(|p| devices.contains(&p.path))
         .find_map(|p| {
             p.iommu_map.iter().find_map(|e| {
                 let off = sid.checked_sub(e.iommu_base)?;
@@ -272,31 +272,25 @@ pub fn bind_stream(
     sid: u32,
     table: &crate::mm::pagetable::PageTable<crate::mm::pagetable::Stage2>,
     vmid: u16,
-) -> Result<(), String> {
-    let inst = instances().get(inst).ok_or("no such SMMU")?;
-    let cfg = S2Config::for_table(table, vmid, inst.ps).map_err(|e| alloc::format!("{e}"))?;
-    inst.driver
+) -> Result<(), DmaError> {
+    let inst = instances().get(inst).ok_or(DmaError::NoSuchSmmu(inst))?;
+    let cfg = S2Config::for_table(table, vmid, inst.ps)?;
+    Ok(inst
+        .driver
         .lock()
-        .attach_stage2([SidRange::one(sid)], &cfg)
-        .map_err(|e| alloc::format!("{e}"))
+        .attach_stage2([SidRange::one(sid)], &cfg)?)
 }
 
 /// Returns stream `sid` of instance `inst` to abort (with invalidation).
-pub fn abort_stream(inst: usize, sid: u32) -> Result<(), String> {
-    let inst = instances().get(inst).ok_or("no such SMMU")?;
-    inst.driver
-        .lock()
-        .detach([SidRange::one(sid)])
-        .map_err(|e| alloc::format!("{e}"))
+pub fn abort_stream(inst: usize, sid: u32) -> Result<(), DmaError> {
+    let i = instances().get(inst).ok_or(DmaError::NoSuchSmmu(inst))?;
+    Ok(i.driver.lock().detach([SidRange::one(sid)])?)
 }
 
 /// Issues `cmds` on instance `inst` followed by one CMD_SYNC, and waits.
-pub fn issue(inst: usize, cmds: &[super::cmd::Cmd]) -> Result<(), String> {
-    let inst = instances().get(inst).ok_or("no such SMMU")?;
-    inst.driver
-        .lock()
-        .issue(cmds)
-        .map_err(|e| alloc::format!("{e}"))
+pub fn issue(inst: usize, cmds: &[super::cmd::Cmd]) -> Result<(), DmaError> {
+    let i = instances().get(inst).ok_or(DmaError::NoSuchSmmu(inst))?;
+    Ok(i.driver.lock().issue(cmds)?)
 }
 
 /// Whether instance `inst` has range invalidation (IDR3.RIL).
@@ -309,12 +303,6 @@ pub fn has_ril(inst: usize) -> bool {
 /// Number of SMMU instances in use.
 pub fn count() -> usize {
     instances().len()
-}
-
-/// Remembers the guests so that events can name and count them.
-pub fn set_guests(guests: &'static [Guest]) {
-    GUESTS.call_once(|| guests);
-    *GUEST_NAMES.lock() = guests.iter().map(|g| g.config.name.clone()).collect();
 }
 
 fn owner(inst: &Instance, sid: u32) -> Option<usize> {
@@ -345,23 +333,24 @@ pub fn poll_events() {
                 .take_while(|e| e.sid == ev.sid && e.id == ev.id && e.read == ev.read)
                 .count();
             let who = owner(inst, ev.sid);
-            let name = who
-                .and_then(|i| GUEST_NAMES.lock().get(i).cloned())
-                .map(|n| alloc::format!("guest '{n}'"))
+            let info = who.and_then(|i| OWNERS.lock().iter().find(|o| o.0 == i).cloned());
+            let name = info
+                .as_ref()
+                .map(|o| alloc::format!("guest '{}'", o.1))
                 .unwrap_or_else(|| String::from("no guest"));
             let mut forwarded = false;
-            if let (Some(i), Some(guests)) = (who, GUESTS.get())
-                && let Some(g) = guests.get(i)
-            {
-                g.dma_faults.fetch_add(same as u64, Ordering::Relaxed);
+            if let (Some((i, _, devices)), Some(sink)) = (&info, SINK.get()) {
                 // A translation fault on an endpoint of a guest with a
                 // virtio-iommu becomes a fault report on its event queue.
-                if ev.is_translation_fault()
-                    && let Some(inst_idx) = instances().iter().position(|x| core::ptr::eq(x, inst))
-                    && let Some(ep) = sid_endpoint(g, inst_idx, ev.sid)
-                {
-                    forwarded = crate::vm::viommu::report_fault(g, ep, ev.input_addr, ev.read);
-                }
+                let ep = if ev.is_translation_fault() {
+                    instances()
+                        .iter()
+                        .position(|x| core::ptr::eq(x, inst))
+                        .and_then(|inst_idx| sid_endpoint(devices, inst_idx, ev.sid))
+                } else {
+                    None
+                };
+                forwarded = sink(*i, ep, ev.input_addr, ev.read, same);
             }
             let forwarded = if forwarded {
                 ", reported to its virtio-iommu"

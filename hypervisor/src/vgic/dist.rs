@@ -160,7 +160,7 @@ impl VGic {
     }
 
     /// Writes a distributor register.
-    pub fn dist_write(&mut self, phys: &mut impl PhysGic, offset: u64, width: usize, value: u64) {
+    pub fn dist_write(&mut self, phys: &dyn PhysGic, offset: u64, width: usize, value: u64) {
         let reg = offset & !3;
         match reg {
             CTLR => self.ctlr = merge(self.ctlr, offset, width, value) & CTLR_ENABLES,
@@ -242,7 +242,7 @@ impl VGic {
     /// `reg_off * 8`; `vcpu` is given for the redistributor's SGI/PPI copy.
     pub(crate) fn set_enables(
         &mut self,
-        phys: &mut impl PhysGic,
+        phys: &dyn PhysGic,
         vcpu: Option<usize>,
         reg_off: u64,
         value: u32,

@@ -75,7 +75,7 @@ impl VGic {
     /// Writes a redistributor register of `vcpu`'s frame.
     pub fn redist_write(
         &mut self,
-        phys: &mut impl PhysGic,
+        phys: &dyn PhysGic,
         vcpu: usize,
         offset: u64,
         width: usize,

@@ -6,21 +6,35 @@ use super::*;
 use alloc::vec;
 use alloc::vec::Vec;
 
+/// A physical GIC that records what it is asked to do.
 #[derive(Default)]
-struct Recorder(Vec<(&'static str, u32, usize, bool)>);
+pub(crate) struct Recorder(pub core::cell::RefCell<Vec<(&'static str, u32, usize, bool)>>);
+
+impl Recorder {
+    /// Takes the recorded operations.
+    pub(crate) fn take(&self) -> Vec<(&'static str, u32, usize, bool)> {
+        core::mem::take(&mut self.0.borrow_mut())
+    }
+}
 
 impl PhysGic for Recorder {
-    fn set_enabled(&mut self, intid: u32, pcpu: usize, enabled: bool) {
-        self.0.push(("enable", intid, pcpu, enabled));
+    fn set_enabled(&self, intid: u32, pcpu: usize, enabled: bool) {
+        self.0.borrow_mut().push(("enable", intid, pcpu, enabled));
     }
-    fn set_edge(&mut self, intid: u32, pcpu: usize, edge: bool) {
-        self.0.push(("edge", intid, pcpu, edge));
+    fn set_edge(&self, intid: u32, pcpu: usize, edge: bool) {
+        self.0.borrow_mut().push(("edge", intid, pcpu, edge));
     }
-    fn route_spi(&mut self, intid: u32, pcpu: usize) {
-        self.0.push(("route", intid, pcpu, true));
+    fn route_spi(&self, intid: u32, pcpu: usize) {
+        self.0.borrow_mut().push(("route", intid, pcpu, true));
     }
-    fn clear_pending(&mut self, intid: u32, pcpu: usize) {
-        self.0.push(("clear", intid, pcpu, true));
+    fn clear_pending(&self, intid: u32, pcpu: usize) {
+        self.0.borrow_mut().push(("clear", intid, pcpu, true));
+    }
+    fn nr_spis(&self) -> u32 {
+        256
+    }
+    fn cpu_mpidr(&self, pcpu: usize) -> u64 {
+        pcpu as u64
     }
 }
 
@@ -42,28 +56,34 @@ fn typer_and_ids() {
 #[test]
 fn enabling_an_owned_spi_reaches_the_physical_gic() {
     let mut g = gic();
-    let mut p = Recorder::default();
+    let p = Recorder::default();
     // ISENABLER1 bit 1 = INTID 33; bit 2 = INTID 34 (not owned).
-    g.dist_write(&mut p, 0x104, 4, 0b110);
+    g.dist_write(&p, 0x104, 4, 0b110);
     assert!(g.spi(33).unwrap().enabled && g.spi(34).unwrap().enabled);
-    assert_eq!(p.0, vec![("route", 33, 2, true), ("enable", 33, 2, true)]);
+    assert_eq!(
+        p.take(),
+        vec![("route", 33, 2, true), ("enable", 33, 2, true)]
+    );
     assert_eq!(g.dist_read(0x104, 4), 0b110);
-    p.0.clear();
-    g.dist_write(&mut p, 0x184, 4, 0b010);
-    assert_eq!(p.0, vec![("route", 33, 2, true), ("enable", 33, 2, false)]);
+    p.take();
+    g.dist_write(&p, 0x184, 4, 0b010);
+    assert_eq!(
+        p.take(),
+        vec![("route", 33, 2, true), ("enable", 33, 2, false)]
+    );
     assert_eq!(g.dist_read(0x104, 4), 0b100);
 }
 
 #[test]
 fn routing_follows_the_target_vcpu() {
     let mut g = gic();
-    let mut p = Recorder::default();
-    g.dist_write(&mut p, 0x6000 + 33 * 8, 8, 1);
+    let p = Recorder::default();
+    g.dist_write(&p, 0x6000 + 33 * 8, 8, 1);
     assert_eq!(g.spi(33).unwrap().target, 1);
-    assert_eq!(p.0, vec![("route", 33, 3, true)]);
+    assert_eq!(p.take(), vec![("route", 33, 3, true)]);
     assert_eq!(g.dist_read(0x6000 + 33 * 8, 8), 1);
     // A target beyond the vCPUs is ignored.
-    g.dist_write(&mut p, 0x6000 + 33 * 8, 8, 7);
+    g.dist_write(&p, 0x6000 + 33 * 8, 8, 7);
     assert_eq!(g.spi(33).unwrap().target, 1);
     assert_eq!(g.hw_target(33, 2), Some(1));
     assert_eq!(g.hw_target(34, 2), None, "not owned");
@@ -72,40 +92,41 @@ fn routing_follows_the_target_vcpu() {
 #[test]
 fn priorities_by_byte_and_word() {
     let mut g = gic();
-    let mut p = Recorder::default();
-    g.dist_write(&mut p, 0x400 + 33, 1, 0x80);
+    let p = Recorder::default();
+    g.dist_write(&p, 0x400 + 33, 1, 0x80);
     assert_eq!(g.dist_read(0x400 + 32, 4), 0x8000);
-    g.dist_write(&mut p, 0x400 + 36, 4, 0x1020_3040);
+    g.dist_write(&p, 0x400 + 36, 4, 0x1020_3040);
     assert_eq!(g.spi(39).unwrap().priority, 0x10);
     // SGI/PPI priorities live in the redistributor.
-    g.redist_write(&mut p, 1, 0x10400 + 27, 1, 0xa0);
+    g.redist_write(&p, 1, 0x10400 + 27, 1, 0xa0);
     assert_eq!(g.irq(1, 27).unwrap().priority, 0xa0);
     assert_eq!(g.irq(0, 27).unwrap().priority, 0);
-    assert!(p.0.is_empty());
+    assert!(p.take().is_empty());
 }
 
 #[test]
 fn trigger_mode_of_owned_interrupts_is_forwarded() {
     let mut g = gic();
-    let mut p = Recorder::default();
+    let p = Recorder::default();
     // ICFGR2 covers INTIDs 32-47; INTID 33 is field 1.
-    g.dist_write(&mut p, 0xc08, 4, 2 << 2);
+    g.dist_write(&p, 0xc08, 4, 2 << 2);
     assert!(g.spi(33).unwrap().edge);
-    assert!(p.0.contains(&("edge", 33, 2, true)));
-    assert!(!p.0.iter().any(|e| e.1 == 34));
+    let ops = p.take();
+    assert!(ops.contains(&("edge", 33, 2, true)));
+    assert!(!ops.iter().any(|e| e.1 == 34));
     assert_eq!(g.dist_read(0xc08, 4), 2 << 2);
     // Writes to SGI/PPI configuration in the distributor are ignored.
-    g.dist_write(&mut p, 0xc00, 4, u64::MAX);
+    g.dist_write(&p, 0xc00, 4, u64::MAX);
     assert_eq!(g.dist_read(0xc00, 4), 0);
 }
 
 #[test]
 fn redistributor_ppi_enable_is_per_vcpu() {
     let mut g = gic();
-    let mut p = Recorder::default();
-    g.redist_write(&mut p, 1, 0x10100, 4, (1 << 27) | 1);
+    let p = Recorder::default();
+    g.redist_write(&p, 1, 0x10100, 4, (1 << 27) | 1);
     assert_eq!(
-        p.0,
+        p.take(),
         vec![("enable", 27, 3, true)],
         "only the owned PPI, on vCPU 1's CPU"
     );
@@ -118,7 +139,7 @@ fn redistributor_ppi_enable_is_per_vcpu() {
 #[test]
 fn redistributor_identity_and_waker() {
     let mut g = gic();
-    let mut p = Recorder::default();
+    let p = Recorder::default();
     assert_eq!(g.redist_frame(0x2_0000 + 8), Some((1, 8)));
     assert_eq!(g.redist_frame(0x4_0000), None);
     let t0 = g.redist_read(0, 0x8, 8);
@@ -127,21 +148,21 @@ fn redistributor_identity_and_waker() {
     assert_eq!((t1 >> 32, t1 & (1 << 4)), (1, 1 << 4), "last frame");
     assert_eq!(g.redist_read(1, 0xc, 4), 1);
     assert_eq!(g.redist_read(0, 0x14, 4), 0b110);
-    g.redist_write(&mut p, 0, 0x14, 4, 0);
+    g.redist_write(&p, 0, 0x14, 4, 0);
     assert_eq!(g.redist_read(0, 0x14, 4), 0);
 }
 
 #[test]
 fn out_of_range_accesses_are_harmless() {
     let mut g = gic();
-    let mut p = Recorder::default();
+    let p = Recorder::default();
     for off in (0..0x1_0000u64).step_by(4) {
         let _ = g.dist_read(off, 4);
-        g.dist_write(&mut p, off, 4, u64::MAX);
+        g.dist_write(&p, off, 4, u64::MAX);
     }
     for off in (0..0x2_0000u64).step_by(4) {
         let _ = g.redist_read(1, off, 4);
-        g.redist_write(&mut p, 1, off, 4, u64::MAX);
+        g.redist_write(&p, 1, off, 4, u64::MAX);
     }
 }
 

@@ -13,6 +13,9 @@
 //! - [`backend`]: the [`IommuBackend`] trait and its small types;
 //! - [`model`]: [`Viommu`] (domains, endpoints, mappings, PROBE, batches,
 //!   reset, bypass, fault queue);
+//! - [`device`]: the model as a virtio device (queues, batches, the
+//!   event queue), independent of the transport; [`profile`]: where the
+//!   EL2 time of a request goes;
 //! - [`counters`], [`events`]: bookkeeping.
 //!
 //! Nothing a guest sends can make the model panic, allocate without bound
@@ -20,8 +23,10 @@
 
 pub mod backend;
 pub mod counters;
+pub mod device;
 pub mod events;
 pub mod model;
+pub mod profile;
 pub mod wire;
 
 #[cfg(test)]

@@ -1,117 +1,77 @@
-//! A running guest: its RAM and stage-2 table, virtual GIC, vCPU slots and
-//! boot images; creation from a bundle entry, and reloading on reset.
+//! A running guest: its RAM and stage 2, its emulated devices (virtual GIC,
+//! virtio-iommu), its vCPU slots, its share of the SMMUs and its boot
+//! images, reloaded on reset. Built by [`super::build`].
 
-use super::guest_dt::{self, GuestDtSpec};
-use super::loader::{self, BootLayout};
+use super::dma::{GuestDma, Stage2Table};
+use super::loader::BootLayout;
 use super::psci::{GuestView, VcpuPower};
-use super::resources::device_resources;
-use crate::arch::aarch64::{cpu, guest as arch_guest};
+use super::ram::GuestRam;
+use super::vcpu::VcpuSlot;
+use super::viommu::GuestViommu;
 use crate::config::GuestConfig;
-use crate::fdt::HostDt;
-use crate::gic::phys;
+use crate::devices::{AccessCtx, DeviceTable};
 use crate::mm::accounting::Owner;
 use crate::mm::heap;
-use crate::mm::heap_tables::HeapTables;
-use crate::mm::layout::Region;
-use crate::mm::pagetable::{Attrs, PageTable, Stage2};
+use crate::vgic::PhysGic;
 use crate::vgic::dist::VGic;
-use crate::vgic::{DIST_SIZE, REDIST_STRIDE};
-use alloc::format;
-use alloc::string::String;
+use alloc::sync::Arc;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use spin::Mutex;
 
-/// Input-address size of guest stage 2 (capped by the CPU's PA size).
-const IPA_BITS: u32 = 40;
-
-/// Requests a vCPU's physical CPU acts on when kicked.
-pub mod request {
-    /// Start the vCPU (entry and context are in the slot).
-    pub const START: u32 = 1;
-    /// Stop the vCPU (guest off or reset).
-    pub const STOP: u32 = 2;
+/// What the guest's boot images are and where they go.
+pub struct Images {
+    /// The kernel image.
+    pub kernel: &'static [u8],
+    /// The initrd, if any.
+    pub initrd: Option<&'static [u8]>,
+    /// The generated device tree.
+    pub dtb: Vec<u8>,
+    /// Where each goes in guest RAM.
+    pub layout: BootLayout,
 }
 
-/// One vCPU: where it runs and how others talk to it.
-pub struct VcpuSlot {
-    /// Physical CPU (logical index) it runs on.
-    pub pcpu: usize,
-    /// [`VcpuPower`] as u8.
-    pub power: AtomicU8,
-    /// Entry point for the next start.
-    pub entry: AtomicU64,
-    /// x0 for the next start.
-    pub context: AtomicU64,
-    /// Virtual SGIs raised by other vCPUs, one bit per SGI.
-    pub sgis: AtomicU32,
-    /// Pending [`request`] bits.
-    pub requests: AtomicU32,
-    /// Virtual SPIs raised for this vCPU from another CPU (emulated devices).
-    pub spis: Mutex<heapless::Vec<u32, 16>>,
-    /// Set when `spis` may be non-empty, so that the exit path takes the
-    /// lock only then.
-    pub spis_pending: core::sync::atomic::AtomicBool,
-}
-
-impl VcpuSlot {
-    /// Current power state.
-    pub fn power(&self) -> VcpuPower {
-        match self.power.load(Ordering::Acquire) {
-            0 => VcpuPower::Off,
-            1 => VcpuPower::On,
-            _ => VcpuPower::OnPending,
-        }
-    }
-
-    /// Sets the power state.
-    pub fn set_power(&self, p: VcpuPower) {
-        let v = match p {
-            VcpuPower::Off => 0,
-            VcpuPower::On => 1,
-            VcpuPower::OnPending => 2,
-        };
-        self.power.store(v, Ordering::Release);
-    }
+/// Per-guest event counters.
+#[derive(Debug, Default)]
+pub struct GuestCounters {
+    /// DMA faults the SMMU reported on the guest's streams.
+    pub dma_faults: AtomicU64,
 }
 
 /// A guest built from its configuration.
 pub struct Guest {
-    /// Position in the bundle.
+    /// Position in the bundle (its owner identity).
     pub index: usize,
     /// Its configuration.
     pub config: GuestConfig,
-    /// Guest-physical RAM.
-    pub ram: Region,
-    /// Host-physical base of the RAM.
-    pub ram_pa: u64,
+    /// Its RAM (guest-physical region and where it lives).
+    pub ram: GuestRam,
     /// VMID of its stage 2 (CPU and SMMU).
     pub vmid: u16,
     /// VTTBR_EL2 value (VMID and stage-2 root).
     pub vttbr: u64,
     /// VTCR_EL2 value.
     pub vtcr: u64,
-    /// Stage-2 translation (kept for later changes, e.g. by the SMMU).
-    pub stage2: Mutex<(PageTable<Stage2>, HeapTables)>,
-    /// The virtual GIC.
-    pub vgic: Mutex<VGic>,
-    /// Guest-physical distributor frame.
-    pub gicd: Region,
-    /// Guest-physical redistributor frames.
-    pub gicr: Region,
+    /// Stage-2 translation (shared with its SMMU view).
+    pub stage2: Arc<Mutex<Stage2Table>>,
+    /// The virtual GIC state (shared with its GICD and GICR devices).
+    pub vgic: Arc<Mutex<VGic>>,
+    /// Its emulated devices by guest-physical window.
+    pub devices: DeviceTable,
+    /// Its virtio-iommu, also in `devices` (DMA faults are reported to it).
+    pub viommu: Option<Arc<GuestViommu>>,
+    /// Its share of the SMMUs.
+    pub dma: Arc<GuestDma>,
     /// The vCPUs.
     pub vcpus: Vec<VcpuSlot>,
-    /// INTIDs the guest owns.
+    /// INTIDs the guest owns on the physical GIC.
     pub owned_intids: Vec<u32>,
-    kernel: &'static [u8],
-    initrd: Option<&'static [u8]>,
-    dtb: Vec<u8>,
-    /// Where the images go.
-    pub layout: BootLayout,
+    /// Boot images.
+    pub images: Images,
     /// Reset or power-off in progress (serialises them).
-    pub stopping: AtomicU8,
-    /// DMA faults the SMMU reported on the guest's streams.
-    pub dma_faults: AtomicU64,
+    pub stopping: AtomicBool,
+    /// Event counters.
+    pub counters: GuestCounters,
 }
 
 impl GuestView for Guest {
@@ -122,155 +82,32 @@ impl GuestView for Guest {
         self.vcpus[vcpu].power()
     }
     fn is_ram(&self, ipa: u64) -> bool {
-        self.ram.contains(ipa)
+        self.ram.region().contains(ipa)
     }
 }
 
 impl Guest {
-    /// Builds guest `index` in the host RAM at `ram_pa` (carved for it,
-    /// `memory_size` bytes, 2 MiB aligned): stage 2 with its devices,
-    /// virtual GIC, device tree and boot images (loaded into its RAM).
-    pub fn create(
-        index: usize,
-        config: GuestConfig,
-        kernel: &'static [u8],
-        initrd: Option<&'static [u8]>,
-        ram_pa: u64,
-        host: &HostDt,
-    ) -> Result<Guest, String> {
-        let gic = host.gic.as_ref().ok_or("the host has no GICv3")?;
-        let pgic = phys::get().ok_or("the physical GIC is not initialised")?;
-        let ram = Region::new(config.memory_base, config.memory_size);
-        let layout = loader::plan(ram, kernel, initrd.map(|i| i.len() as u64))
-            .map_err(|e| format!("{e}"))?;
-
-        // Devices: MMIO to identity-map, interrupts to own.
-        let mut mmio = Vec::new();
-        let mut owned: Vec<u32> = Vec::new();
-        for path in &config.devices {
-            let r = device_resources(host, path)?;
-            mmio.extend(r.mmio);
-            owned.extend(r.intids);
-        }
-        if let Some(t) = &host.timer {
-            owned.extend([t.phys, t.virt].into_iter().flatten().map(|i| i.intid()));
-        }
-        owned.sort();
-        owned.dedup();
-
-        // Stage 2: RAM, then devices (GPA = PA).
-        let ipa_bits = IPA_BITS.min(cpu::pa_bits());
-        let mut tables = HeapTables;
-        let mut pt = PageTable::<Stage2>::new(&mut tables, ipa_bits, 1)
-            .map_err(|e| format!("stage 2: {e}"))?;
-        pt.map(&mut tables, ram.base, ram_pa, ram.size, Attrs::RWX)
-            .map_err(|e| format!("stage 2 RAM: {e}"))?;
-        for r in &mmio {
-            let base = r.base & !0xfff;
-            let size = (r.end() - base).next_multiple_of(0x1000);
-            pt.map(&mut tables, base, base, size, Attrs::DEVICE)
-                .map_err(|e| format!("stage 2 MMIO {:#x}+{:#x}: {e}", r.base, r.size))?;
-        }
-        let vmid = (index + 1) as u64;
-        let vttbr = (vmid << 48) | pt.root();
-        let vtcr = arch_guest::vtcr(ipa_bits, pt.start_level());
-
-        let vcpus: Vec<VcpuSlot> = config
-            .cpus
-            .iter()
-            .map(|&p| VcpuSlot {
-                pcpu: p as usize,
-                power: AtomicU8::new(0),
-                entry: AtomicU64::new(0),
-                context: AtomicU64::new(0),
-                sgis: AtomicU32::new(0),
-                requests: AtomicU32::new(0),
-                spis: Mutex::new(heapless::Vec::new()),
-                spis_pending: core::sync::atomic::AtomicBool::new(false),
-            })
-            .collect();
-        let pcpus: Vec<usize> = vcpus.iter().map(|v| v.pcpu).collect();
-        let vgic = VGic::new(pcpus, pgic.nr_spis(), &owned);
-        let gicd = Region::new(gic.dist.base, DIST_SIZE);
-        let gicr = Region::new(
-            gic.redists
-                .first()
-                .map(|r| r.base)
-                .unwrap_or(gic.dist.base + DIST_SIZE),
-            REDIST_STRIDE * vcpus.len() as u64,
-        );
-
-        let devices: Vec<&str> = config.devices.iter().map(String::as_str).collect();
-        let stdout = host
-            .stdout
-            .as_ref()
-            .map(|u| u.path.as_str())
-            .filter(|p| devices.contains(p));
-        let spec = GuestDtSpec {
-            vcpus: vcpus.len(),
-            memory: ram,
-            bootargs: &config.cmdline,
-            initrd: layout.initrd,
-            gic_dist: gicd,
-            gic_redist: gicr,
-            psci_method: "hvc",
-            devices: &devices,
-            stdout,
-            viommu: config.viommu.map(Into::into),
-        };
-        let dtb = guest_dt::build(&spec, host).map_err(|e| format!("device tree: {e}"))?;
-        if dtb.len() as u64 > loader::DTB_SLOT {
-            return Err(format!("device tree too large ({} bytes)", dtb.len()));
-        }
-        let g = Guest {
-            index,
-            config,
-            ram,
-            ram_pa,
-            vmid: vmid as u16,
-            vttbr,
-            vtcr,
-            stage2: Mutex::new((pt, tables)),
-            vgic: Mutex::new(vgic),
-            gicd,
-            gicr,
-            vcpus,
-            owned_intids: owned,
-            kernel,
-            initrd,
-            dtb,
-            layout,
-            stopping: AtomicU8::new(0),
-            dma_faults: AtomicU64::new(0),
-        };
-        g.load_images();
-        Ok(g)
-    }
-
-    /// Host-physical address of guest-physical `ipa` in RAM.
-    pub fn ram_to_pa(&self, ipa: u64) -> Option<u64> {
-        self.ram
-            .contains(ipa)
-            .then(|| ipa - self.ram.base + self.ram_pa)
-    }
-
-    fn copy_in(&self, ipa: u64, bytes: &[u8]) {
-        if let Some(pa) = self.ram_to_pa(ipa) {
-            // SAFETY: the plan keeps each image inside guest RAM, which the
-            // hypervisor allocated and identity-maps; nothing else uses it.
-            unsafe { core::ptr::copy_nonoverlapping(bytes.as_ptr(), pa as *mut u8, bytes.len()) };
-            arch_guest::publish_guest_image(pa as usize, bytes.len());
-        }
+    /// The guest's name.
+    pub fn name(&self) -> &str {
+        &self.config.name
     }
 
     /// Copies the kernel, initrd and device tree into guest RAM (at boot and
     /// on every restart).
     pub fn load_images(&self) {
-        self.copy_in(self.layout.kernel, self.kernel);
-        if let (Some(r), Some(initrd)) = (self.layout.initrd, self.initrd) {
-            self.copy_in(r.base, initrd);
+        let i = &self.images;
+        // The loader's plan keeps each image inside guest RAM.
+        let _ = self.ram.load(i.layout.kernel, i.kernel);
+        if let (Some(r), Some(initrd)) = (i.layout.initrd, i.initrd) {
+            let _ = self.ram.load(r.base, initrd);
         }
-        self.copy_in(self.layout.dtb, &self.dtb);
+        let _ = self.ram.load(i.layout.dtb, &i.dtb);
+    }
+
+    /// Asks the boot vCPU to start at the kernel with the device tree.
+    pub fn request_boot(&self) {
+        let l = &self.images.layout;
+        self.vcpus[0].request_start(l.kernel, l.dtb);
     }
 
     /// Whom the hypervisor's allocations for this guest are charged to.
@@ -292,19 +129,42 @@ impl Guest {
         );
     }
 
+    /// Resets every emulated device to its power-on state.
+    pub fn reset_devices(&self, gic: &dyn PhysGic) {
+        let ctx = AccessCtx {
+            vcpu: 0,
+            mem: &self.ram,
+            gic,
+        };
+        for (_, d) in self.devices.iter() {
+            d.reset(&ctx);
+        }
+    }
+
     /// Resets the virtual GIC to its power-on state and disables the
     /// guest's physical interrupts.
-    pub fn reset_interrupts(&self) {
+    pub fn reset_interrupts(&self, gic: &dyn PhysGic) {
         let mut vgic = self.vgic.lock();
-        if let Some(p) = phys::get() {
-            let mut p = p;
-            for &intid in &self.owned_intids {
-                for v in &self.vcpus {
-                    crate::vgic::PhysGic::set_enabled(&mut p, intid, v.pcpu, false);
-                }
+        for &intid in &self.owned_intids {
+            for v in &self.vcpus {
+                gic.set_enabled(intid, v.pcpu, false);
             }
         }
         let pcpus = vgic.pcpus.clone();
         *vgic = VGic::new(pcpus, vgic.nr_spis, &self.owned_intids);
+    }
+
+    /// Logs the counters of every emulated device that has some.
+    pub fn log_device_reports(&self) {
+        for (_, d) in self.devices.iter() {
+            if let Some(r) = d.report() {
+                log::info!("guest '{}': {r}", self.config.name);
+            }
+        }
+    }
+
+    /// Counts `n` DMA faults on the guest's streams.
+    pub fn count_dma_faults(&self, n: u64) {
+        self.counters.dma_faults.fetch_add(n, Ordering::Relaxed);
     }
 }

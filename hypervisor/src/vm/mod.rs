@@ -1,17 +1,24 @@
 //! Guests: everything the hypervisor builds for and emulates towards a
-//! guest (its device tree first).
+//! guest. The [`machine::Machine`] holds every [`guest::Guest`] and runs
+//! the vCPUs: idle loop and entry ([`power`]), exits ([`exits`]) and
+//! interrupt delivery ([`irq`]). A guest is built by [`build`] from its
+//! configuration; its devices are in [`crate::devices`], reached through
+//! its device table; its share of the SMMUs is [`dma`].
 
-#[cfg(all(target_arch = "aarch64", target_os = "none"))]
+pub mod build;
+pub mod dma;
+pub mod exits;
 pub mod guest;
 pub mod guest_dt;
+pub mod irq;
 pub mod loader;
+pub mod machine;
+pub mod power;
 pub mod psci;
+pub mod ram;
 pub mod resources;
-#[cfg(all(target_arch = "aarch64", target_os = "none"))]
 pub mod vcpu;
-#[cfg(all(target_arch = "aarch64", target_os = "none"))]
 pub mod viommu;
-#[cfg(all(target_arch = "aarch64", target_os = "none"))]
-pub mod viommu_backend;
-pub mod viommu_dev;
-pub mod viommu_profile;
+
+#[cfg(test)]
+mod tests;

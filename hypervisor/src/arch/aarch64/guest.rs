@@ -21,8 +21,7 @@ pub const HCR_GUEST: u64 = 1
     | (1 << 40)
     | (1 << 41);
 
-/// SPSR for entering EL1h with all interrupts masked.
-pub const SPSR_EL1H: u64 = 0x3c5;
+pub use crate::arch::frame::SPSR_EL1H;
 
 /// Whether the CPU has 16-bit VMIDs (ID_AA64MMFR1_EL1.VMIDBits == 2).
 pub fn has_vmid16() -> bool {

@@ -5,38 +5,24 @@
 //! `bypass` go through the guest's own stage 2; a bypass domain is the
 //! guest's stage 2 too. Unmaps are invalidated in one batch per notify.
 
+use super::super::dma::GuestDma;
+use super::super::ram::GuestRam;
+use super::vmids::VmidPool;
+use crate::arch::{Arch, Cpu};
 use crate::mm::heap_tables::HeapTables;
 use crate::mm::pagetable::{Attrs, MapError, MemType, PageTable, Stage2};
 use crate::perf;
 use crate::smmu::cmd::{Cmd, plan_s2_invalidation_into};
 use crate::smmu::driver::ProbeOptions;
-use crate::smmu::manager;
 use crate::viommu::backend::{BackendError, IommuBackend, MapAttrs, Refusal, ResvRegion};
-use crate::vm::guest::Guest;
 use alloc::collections::BTreeMap;
+use alloc::sync::Arc;
 use alloc::vec::Vec;
 use log::error;
 use smallvec::SmallVec;
-use spin::Mutex;
 
 /// Input-address size of domain page tables (and so the device's input range).
 pub const IOVA_BITS: u32 = 40;
-/// First VMID handed to virtio-iommu domains (guests use 1..=8).
-const FIRST_DOMAIN_VMID: u16 = 64;
-
-/// VMIDs in use by domains, across guests.
-static VMIDS: Mutex<Vec<u16>> = Mutex::new(Vec::new());
-
-fn alloc_vmid(max: u16) -> Option<u16> {
-    let mut used = VMIDS.lock();
-    let v = (FIRST_DOMAIN_VMID..=max).find(|v| !used.contains(v))?;
-    used.push(v);
-    Some(v)
-}
-
-fn free_vmid(v: u16) {
-    VMIDS.lock().retain(|&x| x != v);
-}
 
 struct Domain {
     /// Identity through the guest's stage 2 (ATTACH_F_BYPASS).
@@ -47,7 +33,12 @@ struct Domain {
 
 /// The SMMU backend of one guest's virtio-iommu.
 pub struct SmmuBackend {
-    guest: &'static Guest,
+    /// The guest's RAM (what MAPs may point at).
+    ram: GuestRam,
+    /// The guest's SMMU view: its streams, stage 2 and VMID.
+    guest: Arc<GuestDma>,
+    /// VMIDs for translating domains.
+    vmids: Arc<VmidPool>,
     tables: HeapTables,
     domains: BTreeMap<u32, Domain>,
     /// Attached endpoints and their domain.
@@ -58,7 +49,6 @@ pub struct SmmuBackend {
     pending: Vec<Vec<Cmd>>,
     /// Whether each SMMU instance has range invalidation.
     ril: Vec<bool>,
-    max_vmid: u16,
     /// Ticks spent in map and unmap (with the `profile` feature).
     ticks: [u64; 2],
 }
@@ -69,42 +59,39 @@ fn hw(e: impl core::fmt::Display) -> BackendError {
 }
 
 impl SmmuBackend {
-    /// The backend of `guest`'s virtio-iommu: every endpoint starts
+    /// The backend of a guest's virtio-iommu: every endpoint starts
     /// unattached, aborting (bypass off).
-    pub fn new(guest: &'static Guest, vmid16: bool) -> Self {
+    pub fn new(ram: GuestRam, guest: Arc<GuestDma>, vmids: Arc<VmidPool>) -> Self {
+        let n = guest.smmus.count();
         SmmuBackend {
+            ram,
+            pending: (0..n).map(|_| Vec::new()).collect(),
+            ril: (0..n).map(|i| guest.smmus.has_ril(i)).collect(),
             guest,
+            vmids,
             tables: HeapTables,
             domains: BTreeMap::new(),
             attached: BTreeMap::new(),
             global_bypass: false,
-            pending: (0..manager::count()).map(|_| Vec::new()).collect(),
-            ril: (0..manager::count()).map(manager::has_ril).collect(),
-            max_vmid: if vmid16 { u16::MAX } else { 0xff },
             ticks: [0, 0],
         }
     }
 
     /// Points `ep`'s stream at `domain`'s table (or the guest's stage 2).
     fn bind(&self, ep: u32, domain: Option<&Domain>) -> Result<(), BackendError> {
-        let Some((inst, sid)) = manager::endpoint_sid(self.guest, ep) else {
+        let Some((inst, sid)) = self.guest.endpoint_stream(ep) else {
             return Ok(()); // not behind an SMMU we run: nothing to program
         };
+        let smmus = self.guest.smmus;
         match domain {
             Some(Domain {
                 bypass: false,
                 vmid,
                 table: Some(t),
-            }) => manager::bind_stream(inst, sid, t, *vmid).map_err(hw),
-            Some(_) => {
-                let st2 = self.guest.stage2.lock();
-                manager::bind_stream(inst, sid, &st2.0, self.guest.vmid).map_err(hw)
-            }
-            None if self.global_bypass => {
-                let st2 = self.guest.stage2.lock();
-                manager::bind_stream(inst, sid, &st2.0, self.guest.vmid).map_err(hw)
-            }
-            None => manager::abort_stream(inst, sid).map_err(hw),
+            }) => smmus.bind_stream(inst, sid, t, *vmid).map_err(hw),
+            Some(_) => self.guest.bind_to_stage2(inst, sid).map_err(hw),
+            None if self.global_bypass => self.guest.bind_to_stage2(inst, sid).map_err(hw),
+            None => smmus.abort_stream(inst, sid).map_err(hw),
         }
     }
 
@@ -143,17 +130,17 @@ impl SmmuBackend {
 
 impl IommuBackend for SmmuBackend {
     fn endpoint_known(&self, ep: u32) -> bool {
-        manager::endpoint_sid(self.guest, ep).is_some()
+        self.guest.endpoint_stream(ep).is_some()
     }
 
     fn translate(&self, gpa: u64, len: u64, mmio: bool) -> Result<u64, Refusal> {
         let last = gpa.checked_add(len.max(1) - 1).ok_or(Refusal::NotOwned)?;
-        let ram = self.guest.ram;
+        let ram = self.ram.region();
         if ram.contains(gpa) && ram.contains(last) {
             return if mmio {
                 Err(Refusal::MemoryType)
             } else {
-                self.guest.ram_to_pa(gpa).ok_or(Refusal::NotOwned)
+                self.ram.to_pa(gpa).ok_or(Refusal::NotOwned)
             };
         }
         // The guest's own device MMIO, identity-mapped in its stage 2.
@@ -185,7 +172,7 @@ impl IommuBackend for SmmuBackend {
                 table: None,
             }
         } else {
-            let vmid = alloc_vmid(self.max_vmid).ok_or(BackendError::NoResources)?;
+            let vmid = self.vmids.alloc().ok_or(BackendError::NoResources)?;
             match PageTable::new(&mut self.tables, IOVA_BITS, 1) {
                 Ok(t) => Domain {
                     bypass,
@@ -193,7 +180,7 @@ impl IommuBackend for SmmuBackend {
                     table: Some(t),
                 },
                 Err(_) => {
-                    free_vmid(vmid);
+                    self.vmids.free(vmid);
                     return Err(BackendError::NoMemory);
                 }
             }
@@ -208,11 +195,11 @@ impl IommuBackend for SmmuBackend {
         {
             // No endpoint uses it any more: drop its TLB entries before
             // the tables and the VMID are reused.
-            for inst in 0..manager::count() {
-                let _ = manager::issue(inst, &[Cmd::tlbi_s12_vmall(d.vmid)]);
+            for inst in 0..self.guest.smmus.count() {
+                let _ = self.guest.smmus.issue(inst, &[Cmd::tlbi_s12_vmall(d.vmid)]);
             }
             t.destroy(&mut self.tables);
-            free_vmid(d.vmid);
+            self.vmids.free(d.vmid);
         }
     }
 
@@ -237,8 +224,8 @@ impl IommuBackend for SmmuBackend {
         self.global_bypass = on;
         // Every unattached stream of the guest follows the new setting, then
         // attached endpoints are bound to their domains again.
-        manager::detach_guest(self.guest);
-        if let Err(e) = manager::reattach_guest(self.guest, on) {
+        self.guest.detach();
+        if let Err(e) = self.guest.attach(on) {
             error!("virtio-iommu: bypass {on}: {e}");
         }
         let attached: Vec<(u32, u32)> = self.attached.iter().map(|(e, d)| (*e, *d)).collect();
@@ -291,13 +278,13 @@ impl IommuBackend for SmmuBackend {
     fn sync(&mut self) -> Result<(), BackendError> {
         // New entries: visible to the (coherent) table walker after a DSB,
         // which each register write of the command queue issues anyway.
-        crate::arch::aarch64::cache::write_barrier();
+        Cpu::write_barrier();
         let mut result = Ok(());
         for (inst, cmds) in self.pending.iter_mut().enumerate() {
             if cmds.is_empty() {
                 continue;
             }
-            if let Err(e) = manager::issue(inst, cmds) {
+            if let Err(e) = self.guest.smmus.issue(inst, cmds) {
                 result = Err(hw(e));
             }
             cmds.clear();

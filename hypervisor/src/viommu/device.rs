@@ -9,7 +9,7 @@
 //! chains and completions live in buffers kept from one notify to the next,
 //! and a status-only response is written without being built in memory.
 
-use super::viommu_profile::Profile;
+use super::profile::Profile;
 use crate::perf;
 use crate::viommu::backend::IommuBackend;
 use crate::viommu::model::{Completion, Response, Viommu};
@@ -202,5 +202,5 @@ impl<B: IommuBackend> VirtioDevice for ViommuDevice<B> {
 }
 
 #[cfg(test)]
-#[path = "tests/viommu_dev.rs"]
+#[path = "tests/device.rs"]
 mod tests;

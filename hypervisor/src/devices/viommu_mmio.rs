@@ -1,0 +1,107 @@
+//! A guest's virtio-iommu on the virtio-mmio transport: requests are
+//! handled within the trap of the queue notify (no exit to anything else),
+//! completions signalled with the device's virtual SPI, and DMA faults on
+//! the guest's endpoints reported on its event queue.
+
+use super::{AccessCtx, Effect, MmioDevice};
+use crate::perf;
+use crate::viommu::backend::IommuBackend;
+use crate::viommu::device::ViommuDevice;
+use crate::viommu::model::Viommu;
+use crate::viommu::wire::probe::FaultReason;
+use crate::virtio::memory::GuestMemory;
+use crate::virtio::mmio::regs::Register;
+use crate::virtio::mmio::{MmioTransport, TransportAction};
+use alloc::string::String;
+use spin::Mutex;
+
+/// A virtio-iommu behind a virtio-mmio window.
+pub struct ViommuMmio<B: IommuBackend> {
+    /// GIC INTID of its interrupt.
+    intid: u32,
+    transport: Mutex<MmioTransport<ViommuDevice<B>>>,
+}
+
+impl<B: IommuBackend> ViommuMmio<B> {
+    /// The transport of `model`, signalling with virtual SPI `intid`.
+    pub fn new(model: Viommu<B>, intid: u32) -> Self {
+        ViommuMmio {
+            intid,
+            transport: Mutex::new(MmioTransport::new(ViommuDevice::new(model))),
+        }
+    }
+
+    /// The device's interrupt.
+    pub fn intid(&self) -> u32 {
+        self.intid
+    }
+
+    fn effect(&self, action: TransportAction) -> Effect {
+        if action.raise_interrupt() {
+            Effect::RaiseSpi(self.intid)
+        } else {
+            Effect::None
+        }
+    }
+
+    /// Reports a DMA fault on endpoint `ep` at `iova` on the event queue
+    /// (if the driver has given it buffers).
+    pub fn report_fault(&self, mem: &dyn GuestMemory, ep: u32, iova: u64, read: bool) -> Effect {
+        let mut t = self.transport.lock();
+        t.device_mut()
+            .model
+            .report_fault(ep, iova, read, !read, FaultReason::Mapping);
+        let action = t.poll(mem);
+        drop(t);
+        self.effect(action)
+    }
+
+    /// Runs `f` on the device model (tests and counters).
+    pub fn with_model<R>(&self, f: impl FnOnce(&Viommu<B>) -> R) -> R {
+        f(&self.transport.lock().device().model)
+    }
+}
+
+impl<B: IommuBackend + Send> MmioDevice for ViommuMmio<B> {
+    fn name(&self) -> &'static str {
+        "virtio-iommu"
+    }
+
+    fn read(&self, _ctx: &AccessCtx<'_>, offset: u64, width: usize) -> Option<u64> {
+        Some(self.transport.lock().read(offset, width))
+    }
+
+    fn write(&self, ctx: &AccessCtx<'_>, offset: u64, width: usize, value: u64) -> Option<Effect> {
+        let t0 = perf::now();
+        let mut t = self.transport.lock();
+        let action = t.write(ctx.mem, offset, width, value);
+        if perf::ENABLED && offset == Register::QueueNotify.offset() {
+            t.device_mut().profile_mut().mmio(perf::now() - t0);
+        }
+        drop(t);
+        Some(self.effect(action))
+    }
+
+    /// As if the driver wrote 0 to Status: every endpoint is detached,
+    /// every domain destroyed and the queues forgotten; `bypass` keeps its
+    /// value.
+    fn reset(&self, ctx: &AccessCtx<'_>) {
+        let _ = self
+            .transport
+            .lock()
+            .write(ctx.mem, Register::Status.offset(), 4, 0);
+    }
+
+    /// The request counters, followed by the request profile in an image
+    /// built with it.
+    fn report(&self) -> Option<String> {
+        let t = self.transport.lock();
+        let dev = t.device();
+        let mut text = alloc::format!("virtio-iommu requests:\n{}", dev.model.counters());
+        if perf::ENABLED {
+            let table = dev.model.backend().table_ticks();
+            text = alloc::format!("{text}\n{}", dev.profile().lines(table));
+        }
+        Some(text)
+    }
+}

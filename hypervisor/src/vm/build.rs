@@ -1,0 +1,264 @@
+//! Building a guest from its configuration: stage 2 with its devices'
+//! MMIO, virtual GIC, emulated devices, device tree, boot images loaded
+//! into its RAM, and its streams bound on the SMMUs. Everything checked;
+//! a guest that cannot be built is refused with a [`BuildError`] and
+//! leaves nothing behind.
+
+use super::dma::{DmaControl, DmaError, GuestDma};
+use super::guest::{Guest, GuestCounters, Images};
+use super::guest_dt::{self, GuestDtError, GuestDtSpec};
+use super::loader::{self, LoadError};
+use super::ram::GuestRam;
+use super::resources::device_resources;
+use super::vcpu::VcpuSlot;
+use super::viommu::{self, vmids::VmidPool};
+use crate::arch::{Arch, Cpu};
+use crate::config::GuestConfig;
+use crate::config::limits::VIOMMU_MMIO_SIZE;
+use crate::devices::gicd::Gicd;
+use crate::devices::gicr::Gicr;
+use crate::devices::{DeviceTable, Overlap};
+use crate::fdt::HostDt;
+use crate::mm::heap_tables::HeapTables;
+use crate::mm::layout::Region;
+use crate::mm::pagetable::{Attrs, MapError, PageTable, Stage2};
+use crate::vgic::dist::VGic;
+use crate::vgic::{DIST_SIZE, PhysGic, REDIST_STRIDE, SPI_BASE};
+use crate::viommu::model::ConfigError;
+use alloc::string::String;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::sync::atomic::AtomicBool;
+use log::info;
+use spin::Mutex;
+
+/// Input-address size of guest stage 2 (capped by the CPU's PA size).
+const IPA_BITS: u32 = 40;
+
+/// Why a guest cannot be built.
+#[derive(Debug)]
+pub enum BuildError {
+    /// The host has no GICv3.
+    NoGic,
+    /// The images do not fit the guest's RAM.
+    Layout(LoadError),
+    /// A passed-through device's resources cannot be read.
+    Device(String),
+    /// The stage-2 table cannot be built.
+    Stage2 {
+        /// What was being mapped.
+        what: &'static str,
+        /// Its guest-physical base.
+        base: u64,
+        /// Why.
+        err: MapError,
+    },
+    /// Two emulated devices' windows overlap.
+    Devices(Overlap),
+    /// The guest's device tree cannot be generated.
+    DeviceTree(GuestDtError),
+    /// The device tree does not fit its slot.
+    DeviceTreeTooLarge(usize),
+    /// The virtio-iommu cannot be created.
+    Viommu(ConfigError),
+    /// The guest's streams cannot be bound on the SMMU.
+    Dma(DmaError),
+}
+
+impl core::fmt::Display for BuildError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            BuildError::NoGic => write!(f, "the host has no GICv3"),
+            BuildError::Layout(e) => write!(f, "{e}"),
+            BuildError::Device(e) => write!(f, "{e}"),
+            BuildError::Stage2 { what, base, err } => {
+                write!(f, "stage 2 {what} at {base:#x}: {err}")
+            }
+            BuildError::Devices(e) => write!(f, "{e}"),
+            BuildError::DeviceTree(e) => write!(f, "device tree: {e}"),
+            BuildError::DeviceTreeTooLarge(n) => write!(f, "device tree too large ({n} bytes)"),
+            BuildError::Viommu(e) => write!(f, "virtio-iommu: {e:?}"),
+            BuildError::Dma(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl core::error::Error for BuildError {}
+
+/// What building a guest needs from the machine.
+pub struct BuildCtx<'a> {
+    /// The host device tree.
+    pub host: &'a HostDt,
+    /// The physical GIC.
+    pub gic: &'a dyn PhysGic,
+    /// The SMMUs.
+    pub smmus: &'static dyn DmaControl,
+    /// VMIDs of virtio-iommu domains (shared by all guests).
+    pub vmids: &'a Arc<VmidPool>,
+}
+
+/// One guest of the payload, with its RAM carved out.
+pub struct GuestSpec {
+    /// Position in the bundle.
+    pub index: usize,
+    /// Its configuration.
+    pub config: GuestConfig,
+    /// Kernel image.
+    pub kernel: &'static [u8],
+    /// Initrd, if any.
+    pub initrd: Option<&'static [u8]>,
+    /// Its RAM: `config.memory_size` bytes the hypervisor set aside.
+    pub ram: GuestRam,
+}
+
+/// Builds the guest of `spec` (see the module documentation).
+pub fn build(ctx: &BuildCtx<'_>, spec: GuestSpec) -> Result<Guest, BuildError> {
+    let GuestSpec {
+        index,
+        config,
+        kernel,
+        initrd,
+        ram,
+    } = spec;
+    let gic = ctx.host.gic.as_ref().ok_or(BuildError::NoGic)?;
+    let region = ram.region();
+    let layout =
+        loader::plan(region, kernel, initrd.map(|i| i.len() as u64)).map_err(BuildError::Layout)?;
+
+    // Devices: MMIO to identity-map, interrupts to own.
+    let mut mmio = Vec::new();
+    let mut owned: Vec<u32> = Vec::new();
+    for path in &config.devices {
+        let r = device_resources(ctx.host, path).map_err(BuildError::Device)?;
+        mmio.extend(r.mmio);
+        owned.extend(r.intids);
+    }
+    if let Some(t) = &ctx.host.timer {
+        owned.extend([t.phys, t.virt].into_iter().flatten().map(|i| i.intid()));
+    }
+    owned.sort();
+    owned.dedup();
+
+    // Stage 2: RAM, then devices (GPA = PA).
+    let ipa_bits = IPA_BITS.min(crate::arch::pa_range_bits(Cpu::pa_bits_field()));
+    let mut tables = HeapTables;
+    let stage2 = |what, base| move |err| BuildError::Stage2 { what, base, err };
+    let mut pt = PageTable::<Stage2>::new(&mut tables, ipa_bits, 1).map_err(stage2("root", 0))?;
+    let ram_pa = ram.to_pa(region.base).unwrap_or(0);
+    pt.map(&mut tables, region.base, ram_pa, region.size, Attrs::RWX)
+        .map_err(stage2("RAM", region.base))?;
+    for r in &mmio {
+        let base = r.base & !0xfff;
+        let size = (r.end() - base).next_multiple_of(0x1000);
+        pt.map(&mut tables, base, base, size, Attrs::DEVICE)
+            .map_err(stage2("MMIO", r.base))?;
+    }
+    let vmid = (index + 1) as u16;
+    let vttbr = (u64::from(vmid) << 48) | pt.root();
+    let vtcr = Cpu::vtcr(ipa_bits, pt.start_level());
+    let stage2 = Arc::new(Mutex::new((pt, tables)));
+
+    let vcpus: Vec<VcpuSlot> = config
+        .cpus
+        .iter()
+        .map(|&p| VcpuSlot::new(p as usize))
+        .collect();
+    let pcpus: Vec<usize> = vcpus.iter().map(|v| v.pcpu).collect();
+    let vgic = Arc::new(Mutex::new(VGic::new(pcpus, ctx.gic.nr_spis(), &owned)));
+    let gicd = Region::new(gic.dist.base, DIST_SIZE);
+    let gicr = Region::new(
+        gic.redists
+            .first()
+            .map(|r| r.base)
+            .unwrap_or(gic.dist.base + DIST_SIZE),
+        REDIST_STRIDE * vcpus.len() as u64,
+    );
+    let dma = Arc::new(GuestDma {
+        index,
+        name: config.name.clone(),
+        devices: config.devices.clone(),
+        vmid,
+        stage2: stage2.clone(),
+        smmus: ctx.smmus,
+    });
+
+    // Emulated devices.
+    let mut devices = DeviceTable::new();
+    devices
+        .insert(gicd, Arc::new(Gicd::new(vgic.clone())))
+        .map_err(BuildError::Devices)?;
+    devices
+        .insert(gicr, Arc::new(Gicr::new(vgic.clone())))
+        .map_err(BuildError::Devices)?;
+    let viommu = match &config.viommu {
+        Some(v) => {
+            let dev = viommu::create(ram, dma.clone(), ctx.vmids.clone(), v.spi + SPI_BASE)
+                .map(Arc::new)
+                .map_err(BuildError::Viommu)?;
+            devices
+                .insert(Region::new(v.base, VIOMMU_MMIO_SIZE), dev.clone())
+                .map_err(BuildError::Devices)?;
+            info!(
+                "guest '{}': virtio-iommu (virtio-mmio) at {:#x}, SPI {}, endpoints = PCI requester IDs",
+                config.name, v.base, v.spi
+            );
+            Some(dev)
+        }
+        None => None,
+    };
+
+    let device_paths: Vec<&str> = config.devices.iter().map(String::as_str).collect();
+    let stdout = ctx
+        .host
+        .stdout
+        .as_ref()
+        .map(|u| u.path.as_str())
+        .filter(|p| device_paths.contains(p));
+    let spec = GuestDtSpec {
+        vcpus: vcpus.len(),
+        memory: region,
+        bootargs: &config.cmdline,
+        initrd: layout.initrd,
+        gic_dist: gicd,
+        gic_redist: gicr,
+        psci_method: "hvc",
+        devices: &device_paths,
+        stdout,
+        viommu: config.viommu.map(Into::into),
+    };
+    let dtb = guest_dt::build(&spec, ctx.host).map_err(BuildError::DeviceTree)?;
+    if dtb.len() as u64 > loader::DTB_SLOT {
+        return Err(BuildError::DeviceTreeTooLarge(dtb.len()));
+    }
+    let g = Guest {
+        index,
+        ram,
+        vmid,
+        vttbr,
+        vtcr,
+        stage2,
+        vgic,
+        devices,
+        viommu,
+        dma,
+        vcpus,
+        owned_intids: owned,
+        images: Images {
+            kernel,
+            initrd,
+            dtb,
+            layout,
+        },
+        stopping: AtomicBool::new(false),
+        counters: GuestCounters::default(),
+        config,
+    };
+    g.load_images();
+    // A guest with a virtio-iommu keeps its streams aborting until the
+    // driver attaches them to a domain.
+    if let Err(e) = g.dma.attach(g.viommu.is_none()) {
+        g.dma.detach();
+        return Err(BuildError::Dma(e));
+    }
+    Ok(g)
+}

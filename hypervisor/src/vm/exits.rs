@@ -1,0 +1,207 @@
+//! Guest exits: each decoded [`Exit`] handled and answered with the
+//! [`Action`] the arch layer applies. MMIO goes to the guest's device
+//! table, HVC/SMC to PSCI, a trapped SGI register write to the other vCPUs;
+//! before any return to the guest, pending virtual interrupts are moved
+//! into list registers.
+
+use super::guest::Guest;
+use super::machine::Machine;
+use super::psci::{self, Outcome};
+use crate::arch::exit::{Action, Exit, MmioAccess, SysReg, SysRegAccess, class_name};
+use crate::arch::frame::TrapFrame;
+use crate::arch::{Arch, Cpu};
+use crate::config::ResetAction;
+use crate::devices::{AccessCtx, Effect};
+use core::sync::atomic::Ordering;
+use log::warn;
+
+fn reg(frame: &TrapFrame, n: usize) -> u64 {
+    if n == 31 { 0 } else { frame.x[n] }
+}
+
+impl Machine {
+    /// Handles `exit` of the vCPU this CPU runs, whose registers are in
+    /// `frame`. None when this CPU runs no vCPU (the exit cannot be the
+    /// guest's: the caller treats it as fatal).
+    pub fn handle_exit(&self, frame: &TrapFrame, exit: Exit) -> Option<Action> {
+        let (g, v) = self.current()?;
+        let action = match exit {
+            Exit::Mmio(a) => self.mmio(g, v, frame, a),
+            Exit::BadDataAbort { why, far, write } => {
+                warn!(
+                    "guest '{}': vcpu {v}: data abort at pc {:#x} cannot be emulated: {why}; abort injected",
+                    g.name(),
+                    frame.elr
+                );
+                Action::InjectDataAbort { far, write }
+            }
+            Exit::Hvc { imm } => self.call(g, v, frame, imm, false),
+            Exit::Smc { imm } => self.call(g, v, frame, imm, true),
+            Exit::SysReg(s) => self.sysreg(g, v, frame, s),
+            Exit::Wfx => Action::Advance,
+            Exit::Irq => {
+                self.take_guest_interrupts(g, v);
+                Action::Resume
+            }
+            Exit::Fiq | Exit::SError => {
+                // A guest's FIQ or SError must not take the CPU down: it is
+                // reported and the guest goes on (it sees no FIQ; an SError
+                // is passed on as a virtual SError for its own handler).
+                warn!(
+                    "guest '{}': vcpu {v}: {} at pc {:#x} (ESR {:#x})",
+                    g.name(),
+                    if exit == Exit::Fiq { "FIQ" } else { "SError" },
+                    frame.elr,
+                    frame.esr
+                );
+                if exit == Exit::SError {
+                    Action::InjectSError
+                } else {
+                    Action::Resume
+                }
+            }
+            Exit::Unexpected { ec } => {
+                warn!(
+                    "guest '{}': vcpu {v}: unexpected exception class {ec:#x} ({}) at {:#x}; undefined instruction injected",
+                    g.name(),
+                    class_name(ec),
+                    frame.elr
+                );
+                Action::InjectUndefined
+            }
+        };
+        if action == Action::Stop || !self.prepare_return(g, v) {
+            return Some(Action::Stop);
+        }
+        Some(action)
+    }
+
+    /// A load or store to the guest's emulated devices.
+    fn mmio(&self, g: &Guest, v: usize, frame: &TrapFrame, a: MmioAccess) -> Action {
+        let claimed = g.devices.find(a.ipa).and_then(|(dev, off)| {
+            let ctx = AccessCtx {
+                vcpu: v,
+                mem: &g.ram,
+                gic: self.gic,
+            };
+            if a.write {
+                let effect = dev.write(&ctx, off, a.width, a.store_value(reg(frame, a.reg)))?;
+                self.apply_effect(g, effect);
+                Some(Action::Advance)
+            } else {
+                let raw = dev.read(&ctx, off, a.width)?;
+                Some(Action::Load {
+                    reg: a.reg,
+                    value: a.load_value(raw),
+                })
+            }
+        });
+        claimed.unwrap_or_else(|| {
+            warn!(
+                "guest '{}': vcpu {v}: {} of {} bytes at unclaimed address {:#x} (pc {:#x}); abort injected",
+                g.name(),
+                if a.write { "write" } else { "read" },
+                a.width,
+                a.ipa,
+                frame.elr
+            );
+            Action::InjectDataAbort {
+                far: frame.far,
+                write: a.write,
+            }
+        })
+    }
+
+    /// Carries out what a device asked for.
+    pub(super) fn apply_effect(&self, g: &Guest, effect: Effect) {
+        match effect {
+            Effect::None => {}
+            Effect::RaiseSpi(intid) => self.raise_virtual_spi(g, intid),
+        }
+    }
+
+    /// A trapped system-register access: only ICC_SGI1R_EL1 writes are
+    /// emulated (the guest's SGIs); anything else is undefined.
+    fn sysreg(&self, g: &Guest, v: usize, frame: &TrapFrame, s: SysRegAccess) -> Action {
+        if !s.read && s.reg == SysReg::ICC_SGI1R_EL1 {
+            self.send_virtual_sgi(g, v, reg(frame, s.rt));
+            return Action::Advance;
+        }
+        warn!(
+            "guest '{}': vcpu {v}: trapped system register access ({:?}, {}) at {:#x}; undefined instruction injected",
+            g.name(),
+            s.reg,
+            if s.read { "read" } else { "write" },
+            frame.elr
+        );
+        Action::InjectUndefined
+    }
+
+    /// An HVC or trapped SMC: PSCI and SMCCC with immediate 0.
+    fn call(&self, g: &Guest, v: usize, frame: &TrapFrame, imm: u16, smc: bool) -> Action {
+        let ret = |x0: i64| Action::Return {
+            x0: x0 as u64,
+            advance: smc, // a trapped SMC returns to the next instruction
+        };
+        if imm != 0 {
+            return ret(psci::ret::NOT_SUPPORTED);
+        }
+        match psci::handle(g, [frame.x[0], frame.x[1], frame.x[2], frame.x[3]]) {
+            Outcome::Return(r) => ret(r),
+            Outcome::Suspend => {
+                Cpu::wait_for_interrupt();
+                ret(psci::ret::SUCCESS)
+            }
+            Outcome::StartVcpu {
+                vcpu,
+                entry,
+                context,
+            } => {
+                let slot = &g.vcpus[vcpu];
+                slot.request_start(entry, context);
+                self.kick(slot.pcpu);
+                ret(psci::ret::SUCCESS)
+            }
+            Outcome::StopVcpu => {
+                self.stop_here(g, v);
+                Action::Stop
+            }
+            Outcome::SystemOff => {
+                self.guest_off(g, v, "powered off");
+                Action::Stop
+            }
+            Outcome::SystemReset => {
+                match g.config.on_reset {
+                    ResetAction::PowerOff => self.guest_off(g, v, "reset; on_reset = poweroff"),
+                    ResetAction::Restart => self.guest_restart(g, v),
+                }
+                Action::Stop
+            }
+        }
+    }
+
+    /// ICC_SGI1R_EL1 written with `value` by vCPU `me`: the SGI is raised
+    /// on each target vCPU, whose CPU is kicked.
+    fn send_virtual_sgi(&self, g: &Guest, me: usize, value: u64) {
+        let intid = ((value >> 24) & 0xf) as u32;
+        let raise = |t: usize| {
+            g.vcpus[t].sgis.fetch_or(1 << intid, Ordering::AcqRel);
+            self.kick(g.vcpus[t].pcpu);
+        };
+        if value & (1 << 40) != 0 {
+            // IRM: every vCPU but the sender.
+            (0..g.vcpus.len()).filter(|&t| t != me).for_each(raise);
+            return;
+        }
+        // Our vCPUs have Aff1-3 = 0; RS selects the block of 16.
+        if (value >> 16) & 0xff != 0 || (value >> 32) & 0xff != 0 || (value >> 48) & 0xff != 0 {
+            return;
+        }
+        let rs = ((value >> 44) & 0xf) as usize;
+        (0..16)
+            .filter(|b| value & (1 << b) != 0)
+            .map(|b| rs * 16 + b)
+            .filter(|&t| t < g.vcpus.len())
+            .for_each(raise);
+    }
+}

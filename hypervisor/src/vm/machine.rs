@@ -1,0 +1,189 @@
+//! The machine: every guest, the physical GIC and the SMMUs as the vCPUs
+//! use them, and what each physical CPU runs. Built once at boot
+//! ([`Machine::new`]); everything a CPU does for its guest goes through
+//! it: the idle loop ([`Machine::idle`]), guest entry, and every exit
+//! ([`Machine::handle_exit`], in `exits.rs`).
+//!
+//! # Locks
+//! Taken in this order, never the other way round:
+//! 1. a device's own lock (a virtio-iommu transport), or a guest's
+//!    `vgic`;
+//! 2. a vCPU slot's `spis`, or a guest's `stage2`;
+//! 3. the SMMU driver's locks (inside [`DmaControl`]).
+//!
+//! The vGIC lock and a device lock are never held together: an emulated
+//! device's interrupt is raised after its lock is released.
+
+use super::dma::DmaControl;
+use super::guest::Guest;
+use crate::arch::{Arch, Cpu};
+use crate::gic::KICK_SGI;
+use crate::vgic::PhysGic;
+use crate::vgic::pending::PendingQueue;
+use alloc::vec::Vec;
+use core::cell::UnsafeCell;
+use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+/// Most physical CPUs the hypervisor handles.
+pub const MAX_CPUS: usize = 64;
+
+/// Data only its own physical CPU touches, at EL2 with interrupts masked:
+/// no lock needed on the exit path.
+pub(super) struct CpuLocal<T>(UnsafeCell<T>);
+
+// SAFETY: each element is accessed only by the CPU whose index it has
+// (`Machine::local_queue` indexes by the running CPU), never concurrently.
+unsafe impl<T> Sync for CpuLocal<T> {}
+
+/// What one physical CPU runs.
+pub(super) struct CpuSlot {
+    /// (guest index, vCPU index) of the vCPU it runs, if any.
+    pub assigned: Option<(usize, usize)>,
+    /// Virtual interrupts waiting for a list register.
+    pub queue: CpuLocal<PendingQueue>,
+}
+
+/// The SMMU and hypervisor-interrupt services the machine is given.
+pub type HypIrqHandler = fn(u32) -> bool;
+
+/// Every guest and what they run on.
+pub struct Machine {
+    pub(super) guests: Vec<Guest>,
+    pub(super) cpus: Vec<CpuSlot>,
+    pub(super) gic: &'static (dyn PhysGic + Sync),
+    pub(super) smmus: &'static dyn DmaControl,
+    /// Runs the hypervisor's own handler of a physical interrupt (SMMU
+    /// events); false when the hypervisor does not own it.
+    pub(super) hyp_irq: HypIrqHandler,
+    /// Guests still running.
+    pub(super) running: AtomicUsize,
+    /// Set when the last guest stopped: the machine should power off.
+    pub(super) all_off: AtomicBool,
+}
+
+impl Machine {
+    /// The machine running `guests`: each vCPU is assigned to its physical
+    /// CPU and each guest's boot vCPU is asked to start (the CPUs start
+    /// them from their idle loop).
+    pub fn new(
+        guests: Vec<Guest>,
+        gic: &'static (dyn PhysGic + Sync),
+        smmus: &'static dyn DmaControl,
+        hyp_irq: HypIrqHandler,
+    ) -> Self {
+        let mut cpus: Vec<CpuSlot> = (0..MAX_CPUS)
+            .map(|_| CpuSlot {
+                assigned: None,
+                queue: CpuLocal(UnsafeCell::new(PendingQueue::new())),
+            })
+            .collect();
+        for (gi, g) in guests.iter().enumerate() {
+            for (v, slot) in g.vcpus.iter().enumerate() {
+                if let Some(c) = cpus.get_mut(slot.pcpu) {
+                    c.assigned = Some((gi, v));
+                }
+            }
+            g.request_boot();
+        }
+        Machine {
+            running: AtomicUsize::new(guests.len()),
+            guests,
+            cpus,
+            gic,
+            smmus,
+            hyp_irq,
+            all_off: AtomicBool::new(false),
+        }
+    }
+
+    /// The guests.
+    pub fn guests(&self) -> &[Guest] {
+        &self.guests
+    }
+
+    /// The guest with owner identity `index` (its bundle position).
+    pub fn guest_by_owner(&self, index: usize) -> Option<&Guest> {
+        self.guests.iter().find(|g| g.index == index)
+    }
+
+    /// Guests still running.
+    pub fn running(&self) -> usize {
+        self.running.load(Ordering::Acquire)
+    }
+
+    /// True once the last guest stopped: the caller powers the machine off.
+    pub fn all_off(&self) -> bool {
+        self.all_off.load(Ordering::Acquire)
+    }
+
+    /// The physical CPUs that run a vCPU.
+    pub fn busy_cpus(&self) -> impl Iterator<Item = usize> + '_ {
+        self.cpus
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.assigned.is_some())
+            .map(|(i, _)| i)
+    }
+
+    /// Wakes every CPU with a vCPU other than this one, so that it starts
+    /// its vCPU (after [`Machine::new`]).
+    pub fn start(&self) {
+        for pcpu in self.busy_cpus() {
+            self.kick(pcpu);
+        }
+    }
+
+    /// The guest and vCPU this physical CPU runs, if any.
+    pub(super) fn current(&self) -> Option<(&Guest, usize)> {
+        let (g, v) = self.cpus.get(Cpu::cpu_index())?.assigned?;
+        Some((self.guests.get(g)?, v))
+    }
+
+    /// This CPU's queue of virtual interrupts waiting for a list register.
+    #[allow(clippy::mut_from_ref)]
+    pub(super) fn local_queue(&self) -> &mut PendingQueue {
+        let me = Cpu::cpu_index() % self.cpus.len();
+        // SAFETY: only this CPU uses its slot's queue; EL2 runs with
+        // interrupts masked and no caller keeps the reference across
+        // another call to `local_queue`.
+        unsafe { &mut *self.cpus[me].queue.0.get() }
+    }
+
+    /// Wakes physical CPU `pcpu` so that it looks at its requests.
+    pub(super) fn kick(&self, pcpu: usize) {
+        if pcpu != Cpu::cpu_index() {
+            Cpu::gic_send_sgi(KICK_SGI, self.gic.cpu_mpidr(pcpu));
+        }
+    }
+
+    /// A DMA fault the SMMU reported on a stream of guest `owner`
+    /// (`repeats` times): counted, and with `endpoint` (the stream's
+    /// requester ID) reported to the guest's virtio-iommu. Returns whether
+    /// it was reported there.
+    pub fn dma_fault(
+        &self,
+        owner: usize,
+        endpoint: Option<u32>,
+        iova: u64,
+        read: bool,
+        repeats: usize,
+    ) -> bool {
+        let Some(g) = self.guest_by_owner(owner) else {
+            return false;
+        };
+        g.count_dma_faults(repeats as u64);
+        match (&g.viommu, endpoint) {
+            (Some(dev), Some(ep)) => {
+                let effect = dev.report_fault(&g.ram, ep, iova, read);
+                self.apply_effect(g, effect);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// The name of guest `owner`.
+    pub fn owner_name(&self, owner: usize) -> Option<&str> {
+        self.guest_by_owner(owner).map(Guest::name)
+    }
+}

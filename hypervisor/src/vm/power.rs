@@ -1,0 +1,185 @@
+//! vCPUs starting and stopping: the idle loop of a CPU waiting for a start
+//! request, the entry into a vCPU, and the stop of one vCPU, of a whole
+//! guest (power-off) or a guest's restart, while other guests run on.
+
+use super::guest::Guest;
+use super::irq::ICH_HCR_EN;
+use super::machine::Machine;
+use super::psci::VcpuPower;
+use super::vcpu::request;
+use crate::arch::frame::{SPSR_EL1H, TrapFrame};
+use crate::arch::{Arch, Cpu};
+use crate::mm::accounting::Owner;
+use crate::mm::heap;
+use core::sync::atomic::Ordering;
+use log::{error, info, warn};
+
+/// How long a guest's power-off or reset waits for its other vCPUs to stop.
+const STOP_TIMEOUT_US: u64 = 1_000_000;
+
+/// List register bits: HW (61) and the state (62-63).
+const LR_HW: u64 = 1 << 61;
+const LR_STATE_SHIFT: u64 = 62;
+
+/// What an idle CPU does next.
+// The frame is built once per vCPU entry and consumed at once: no gain in
+// boxing it.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+pub enum Idle {
+    /// Enter its vCPU with these registers (the CPU is configured for it).
+    Enter(TrapFrame),
+    /// Wait for an interrupt, then look again.
+    Wait,
+}
+
+impl Machine {
+    /// One round of the idle loop of this CPU: its vCPU is entered when a
+    /// start request waits; otherwise pending physical interrupts are taken
+    /// (the kick that woke it, the hypervisor's own), the boot CPU drains
+    /// the SMMU event queues, and the CPU should wait.
+    pub fn idle(&self) -> Idle {
+        if let Some((g, v)) = self.current() {
+            let slot = &g.vcpus[v];
+            let req = slot.requests.swap(0, Ordering::AcqRel);
+            if req & request::START != 0 && req & request::STOP == 0 {
+                return Idle::Enter(self.prepare_entry(g, v));
+            }
+        }
+        // Take the kick that woke us, so the next WFI really waits.
+        self.take_interrupts(|_| false);
+        if Cpu::cpu_index() == 0 {
+            self.smmus.poll_events();
+        }
+        Idle::Wait
+    }
+
+    /// Configures this CPU for vCPU `v` of `g` and returns its first
+    /// registers: entry point and context from its start request.
+    fn prepare_entry(&self, g: &Guest, v: usize) -> TrapFrame {
+        let slot = &g.vcpus[v];
+        // From here until the vCPU stops, this CPU works for the guest: what
+        // its exits allocate is charged to it.
+        heap::set_owner(g.owner());
+        Cpu::configure_guest(g.vttbr, g.vtcr, v);
+        Cpu::enable_virtual_interface(ICH_HCR_EN);
+        self.local_queue().clear();
+        slot.sgis.store(0, Ordering::Relaxed);
+        let mut frame = TrapFrame {
+            elr: slot.entry.load(Ordering::Acquire),
+            spsr: SPSR_EL1H,
+            ..Default::default()
+        };
+        frame.x[0] = slot.context.load(Ordering::Acquire);
+        slot.set_power(VcpuPower::On);
+        info!(
+            "guest '{}': vcpu {v} starts on cpu {} at {:#x}",
+            g.name(),
+            Cpu::cpu_index(),
+            frame.elr
+        );
+        frame
+    }
+
+    /// Stops the vCPU running here: its list registers are emptied
+    /// (hardware interrupts still active are deactivated so they can fire
+    /// again), the virtual interface is disabled and the vCPU is off. The
+    /// caller returns [`crate::arch::exit::Action::Stop`].
+    pub(super) fn stop_here(&self, g: &Guest, v: usize) {
+        for n in 0..Cpu::lr_count() {
+            let lr = Cpu::read_lr(n);
+            if lr & LR_HW != 0 && lr >> LR_STATE_SHIFT != 0 {
+                Cpu::gic_deactivate(((lr >> 32) & 0x3ff) as u32);
+            }
+            Cpu::write_lr(n, 0);
+        }
+        Cpu::set_ich_hcr(0);
+        self.local_queue().clear();
+        g.vcpus[v].set_power(VcpuPower::Off);
+        heap::set_owner(Owner::Hypervisor);
+    }
+
+    /// Stops every other vCPU of the guest and waits (bounded) until they
+    /// are off.
+    fn stop_others(&self, g: &Guest, me: usize) {
+        for (i, s) in g.vcpus.iter().enumerate() {
+            if i != me && s.power() != VcpuPower::Off {
+                s.requests.fetch_or(request::STOP, Ordering::Release);
+                self.kick(s.pcpu);
+            }
+        }
+        let start = Cpu::uptime_us();
+        while g
+            .vcpus
+            .iter()
+            .enumerate()
+            .any(|(i, s)| i != me && s.power() == VcpuPower::On)
+        {
+            if Cpu::uptime_us().saturating_sub(start) > STOP_TIMEOUT_US {
+                warn!("guest '{}': a vcpu did not stop within 1 s", g.name());
+                break;
+            }
+            core::hint::spin_loop();
+        }
+        for s in &g.vcpus {
+            s.requests.store(0, Ordering::Release);
+            if s.power() == VcpuPower::OnPending {
+                s.set_power(VcpuPower::Off);
+            }
+        }
+    }
+
+    /// Guest `g` powers off (from its vCPU `v`): its vCPUs stop, its
+    /// streams abort again, its interrupts are disabled, its counters are
+    /// logged. When it was the last guest, the machine should power off
+    /// ([`Machine::all_off`]).
+    pub(super) fn guest_off(&self, g: &Guest, v: usize, why: &str) {
+        if g.stopping.swap(true, Ordering::AcqRel) {
+            self.stop_here(g, v);
+            return;
+        }
+        self.stop_others(g, v);
+        g.dma.detach();
+        g.reset_interrupts(self.gic);
+        info!(
+            "guest '{}' {why} ({} DMA fault(s) reported by the SMMU)",
+            g.name(),
+            g.counters.dma_faults.load(Ordering::Relaxed)
+        );
+        g.log_device_reports();
+        g.log_hypervisor_ram();
+        if self.running.fetch_sub(1, Ordering::AcqRel) == 1 {
+            info!("no guest left running: powering off");
+            self.all_off.store(true, Ordering::Release);
+        }
+        self.stop_here(g, v);
+    }
+
+    /// Guest `g` resets (from its vCPU `v`) and starts again: its vCPUs
+    /// stop, no device may write into its memory while its images are
+    /// reloaded, its emulated devices and interrupts go back to their
+    /// power-on state, then its boot vCPU is started.
+    pub(super) fn guest_restart(&self, g: &Guest, v: usize) {
+        if g.stopping.swap(true, Ordering::AcqRel) {
+            self.stop_here(g, v);
+            return;
+        }
+        self.stop_others(g, v);
+        g.reset_devices(self.gic);
+        g.dma.detach();
+        g.reset_interrupts(self.gic);
+        g.log_hypervisor_ram();
+        info!("guest '{}' reset: restarting", g.name());
+        g.load_images();
+        if let Err(e) = g.dma.attach(g.viommu.is_none()) {
+            error!(
+                "guest '{}': its devices cannot DMA after the reset: {e}",
+                g.name()
+            );
+        }
+        g.request_boot();
+        g.stopping.store(false, Ordering::Release);
+        self.kick(g.vcpus[0].pcpu);
+        self.stop_here(g, v);
+    }
+}

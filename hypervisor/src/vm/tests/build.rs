@@ -1,0 +1,143 @@
+//! Building a guest: stage 2, devices in the table, images loaded, streams
+//! bound, errors typed.
+
+use super::*;
+use crate::arch::fake::Op;
+use crate::devices::AccessCtx;
+use crate::virtio::memory::GuestMemory;
+
+#[test]
+fn a_guest_has_its_devices_in_the_table() {
+    let w = World::new();
+    let g = w.guest(0, config("a", &[0, 1], true));
+    let names: Vec<&str> = g.devices.iter().map(|(_, d)| d.name()).collect();
+    assert_eq!(
+        names,
+        ["GIC distributor", "GIC redistributors", "virtio-iommu"]
+    );
+    let (d, off) = g
+        .devices
+        .find(VIOMMU_BASE + 0x70)
+        .expect("virtio-iommu window");
+    assert_eq!((d.name(), off), ("virtio-iommu", 0x70));
+    assert!(g.devices.find(VIOMMU_BASE + 0x1000).is_none());
+    let ctx = AccessCtx {
+        vcpu: 0,
+        mem: &g.ram,
+        gic: w.gic,
+    };
+    assert_eq!(d.read(&ctx, 0, 4), Some(0x7472_6976), "virtio magic");
+    // Two vCPUs: two redistributor frames, the third is nobody's.
+    let (gicr, _) = g.devices.find(0x080a_0000).unwrap();
+    assert_eq!(gicr.name(), "GIC redistributors");
+    assert!(g.devices.find(0x080a_0000 + 2 * 0x2_0000).is_none());
+}
+
+#[test]
+fn images_are_loaded_and_streams_bound() {
+    let w = World::new();
+    let g = w.guest(3, config("a", &[0], false));
+    let mut magic = [0u8; 4];
+    g.ram.read(RAM_BASE + 64, &mut magic).unwrap();
+    assert_eq!(&magic, b"KERN", "kernel copied to its load address");
+    let mut dt = [0u8; 4];
+    g.ram.read(g.images.layout.dtb, &mut dt).unwrap();
+    assert_eq!(dt, [0xd0, 0x0d, 0xfe, 0xed], "device tree copied");
+    assert!(
+        fake::take_ops()
+            .iter()
+            .any(|o| matches!(o, Op::Publish { len: 4096, .. })),
+        "the kernel is made visible to a guest starting with caches off"
+    );
+    // Without a virtio-iommu its streams translate through its stage 2.
+    assert_eq!(w.dma.take(), [DmaCall::Attach(3, true, 4)]);
+    assert_eq!(g.vmid, 4);
+    assert_eq!(g.vttbr >> 48, 4);
+    let g = w.guest(1, config("b", &[1], true));
+    assert_eq!(
+        w.dma.take(),
+        [DmaCall::Attach(1, false, 2)],
+        "with a virtio-iommu, streams abort until attached"
+    );
+    assert!(g.viommu.is_some());
+}
+
+#[test]
+fn a_guest_whose_streams_cannot_be_bound_is_refused() {
+    let w = World::new();
+    w.dma
+        .fail_attach
+        .store(true, core::sync::atomic::Ordering::Relaxed);
+    let ctx = BuildCtx {
+        host: host(),
+        gic: w.gic,
+        smmus: w.dma,
+        vmids: &w.vmids,
+    };
+    let spec = GuestSpec {
+        index: 0,
+        config: config("a", &[0], false),
+        kernel: kernel(),
+        initrd: None,
+        ram: ram(),
+    };
+    let err = build(&ctx, spec).err().expect("refused");
+    assert!(matches!(err, super::super::build::BuildError::Dma(_)));
+    assert_eq!(
+        w.dma.take(),
+        [DmaCall::Attach(0, true, 1), DmaCall::Detach(0, 1)],
+        "nothing left bound"
+    );
+}
+
+#[test]
+fn build_errors_are_typed() {
+    let w = World::new();
+    let ctx = BuildCtx {
+        host: host(),
+        gic: w.gic,
+        smmus: w.dma,
+        vmids: &w.vmids,
+    };
+    let bad_kernel: &'static [u8] = Box::leak(vec![0u8; 128].into_boxed_slice());
+    let spec = GuestSpec {
+        index: 0,
+        config: config("a", &[0], false),
+        kernel: bad_kernel,
+        initrd: None,
+        ram: ram(),
+    };
+    let err = build(&ctx, spec).err().expect("refused");
+    assert_eq!(
+        alloc::format!("{err}"),
+        "the kernel is not an arm64 Image (bad magic)"
+    );
+    let mut c = config("a", &[0], false);
+    c.devices.push(String::from("/nonexistent"));
+    let spec = GuestSpec {
+        index: 0,
+        config: c,
+        kernel: kernel(),
+        initrd: None,
+        ram: ram(),
+    };
+    assert!(matches!(
+        build(&ctx, spec),
+        Err(super::super::build::BuildError::Device(_))
+    ));
+    // The virtio-iommu window over the GIC distributor.
+    let mut c = config("a", &[0], true);
+    c.viommu.as_mut().unwrap().base = 0x0800_0000;
+    let spec = GuestSpec {
+        index: 0,
+        config: c,
+        kernel: kernel(),
+        initrd: None,
+        ram: ram(),
+    };
+    let err = build(&ctx, spec).err().expect("refused");
+    assert!(
+        alloc::format!("{err}").contains("overlaps the GIC distributor"),
+        "{err}"
+    );
+}

@@ -1,0 +1,256 @@
+//! Host tests of the machine: guests built from a QEMU `virt` device tree,
+//! run by the fake CPU (`crate::arch::fake`), with a recording physical GIC
+//! and SMMU side. One file per area; the harness is here.
+
+mod build;
+mod exits;
+mod irq;
+mod power;
+mod viommu;
+
+use super::build::{BuildCtx, GuestSpec, build};
+use super::dma::{DmaControl, DmaError, DmaOwner};
+use super::guest::Guest;
+use super::machine::Machine;
+use super::ram::GuestRam;
+use super::viommu::vmids::VmidPool;
+use crate::arch::fake;
+use crate::config::{GuestConfig, ResetAction, ViommuConfig, ViommuTransport};
+use crate::fdt::HostDt;
+use crate::mm::layout::Region;
+use crate::mm::pagetable::{PageTable, Stage2};
+use crate::smmu::cmd::Cmd;
+use crate::vgic::PhysGic;
+use alloc::boxed::Box;
+use alloc::string::String;
+use alloc::sync::Arc;
+use alloc::vec;
+use alloc::vec::Vec;
+use spin::Mutex;
+
+/// A physical GIC that records what it is asked to do (Sync: the machine
+/// holds it as a `'static`).
+#[derive(Default)]
+pub struct FakeGic {
+    /// (operation, INTID, physical CPU, flag), in order.
+    pub ops: Mutex<Vec<(&'static str, u32, usize, bool)>>,
+}
+
+impl FakeGic {
+    /// Takes the recorded operations.
+    pub fn take(&self) -> Vec<(&'static str, u32, usize, bool)> {
+        core::mem::take(&mut self.ops.lock())
+    }
+}
+
+impl PhysGic for FakeGic {
+    fn set_enabled(&self, intid: u32, pcpu: usize, enabled: bool) {
+        self.ops.lock().push(("enable", intid, pcpu, enabled));
+    }
+    fn set_edge(&self, intid: u32, pcpu: usize, edge: bool) {
+        self.ops.lock().push(("edge", intid, pcpu, edge));
+    }
+    fn route_spi(&self, intid: u32, pcpu: usize) {
+        self.ops.lock().push(("route", intid, pcpu, true));
+    }
+    fn clear_pending(&self, intid: u32, pcpu: usize) {
+        self.ops.lock().push(("clear", intid, pcpu, true));
+    }
+    fn nr_spis(&self) -> u32 {
+        256
+    }
+    fn cpu_mpidr(&self, pcpu: usize) -> u64 {
+        0x100 + pcpu as u64
+    }
+}
+
+/// What the VM layer asked of the SMMUs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DmaCall {
+    /// attach(owner, translate, vmid)
+    Attach(usize, bool, u16),
+    /// detach(owner, vmid)
+    Detach(usize, u16),
+    /// bind_stream(smmu, sid, vmid)
+    Bind(usize, u32, u16),
+    /// abort_stream(smmu, sid)
+    Abort(usize, u32),
+    /// issue(smmu, commands)
+    Issue(usize, Vec<Cmd>),
+    /// poll_events
+    Poll,
+}
+
+/// An SMMU side that records calls; endpoints are the PCIe requester IDs of
+/// `/pcie@10000000` and map 1:1 to stream IDs on instance 0.
+#[derive(Default)]
+pub struct FakeDma {
+    /// Calls in order.
+    pub calls: Mutex<Vec<DmaCall>>,
+    /// Make attach fail.
+    pub fail_attach: core::sync::atomic::AtomicBool,
+}
+
+impl FakeDma {
+    /// Takes the recorded calls.
+    pub fn take(&self) -> Vec<DmaCall> {
+        core::mem::take(&mut self.calls.lock())
+    }
+}
+
+impl DmaControl for FakeDma {
+    fn attach(&self, owner: &DmaOwner<'_>, translate: bool) -> Result<(), DmaError> {
+        self.calls
+            .lock()
+            .push(DmaCall::Attach(owner.index, translate, owner.vmid));
+        if self.fail_attach.load(core::sync::atomic::Ordering::Relaxed) {
+            return Err(DmaError::NoSuchSmmu(9));
+        }
+        Ok(())
+    }
+    fn detach(&self, owner: &DmaOwner<'_>) {
+        self.calls
+            .lock()
+            .push(DmaCall::Detach(owner.index, owner.vmid));
+    }
+    fn endpoint_stream(&self, devices: &[String], ep: u32) -> Option<(usize, u32)> {
+        (devices.iter().any(|d| d == "/pcie@10000000") && ep <= 0xffff).then_some((0, ep))
+    }
+    fn bind_stream(
+        &self,
+        smmu: usize,
+        sid: u32,
+        _table: &PageTable<Stage2>,
+        vmid: u16,
+    ) -> Result<(), DmaError> {
+        self.calls.lock().push(DmaCall::Bind(smmu, sid, vmid));
+        Ok(())
+    }
+    fn abort_stream(&self, smmu: usize, sid: u32) -> Result<(), DmaError> {
+        self.calls.lock().push(DmaCall::Abort(smmu, sid));
+        Ok(())
+    }
+    fn issue(&self, smmu: usize, cmds: &[Cmd]) -> Result<(), DmaError> {
+        self.calls.lock().push(DmaCall::Issue(smmu, cmds.to_vec()));
+        Ok(())
+    }
+    fn has_ril(&self, _smmu: usize) -> bool {
+        false
+    }
+    fn count(&self) -> usize {
+        1
+    }
+    fn poll_events(&self) {
+        self.calls.lock().push(DmaCall::Poll);
+    }
+}
+
+/// QEMU `virt` with GICv3, SMMUv3, PCIe and 4 CPUs.
+pub fn host() -> &'static HostDt {
+    #[repr(C, align(8))]
+    struct Aligned<T: ?Sized>(T);
+    static BLOB: &Aligned<[u8]> =
+        &Aligned(*include_bytes!("../../fdt/testdata/qemu-virt-smmu.dtb"));
+    Box::leak(Box::new(HostDt::parse(&BLOB.0).expect("test DT parses")))
+}
+
+/// A minimal arm64 Image: header only, loaded at offset 0.
+pub fn kernel() -> &'static [u8] {
+    let mut k = vec![0u8; 4096];
+    k[16..24].copy_from_slice(&4096u64.to_le_bytes()); // image_size
+    k[0x38..0x3c].copy_from_slice(b"ARM\x64");
+    k[64..68].copy_from_slice(b"KERN");
+    Box::leak(k.into_boxed_slice())
+}
+
+/// Guest RAM size in the tests.
+pub const RAM_SIZE: u64 = 4 << 20;
+/// Guest RAM base (guest-physical).
+pub const RAM_BASE: u64 = 0x4000_0000;
+/// The virtio-iommu window and SPI of guests that have one.
+pub const VIOMMU_BASE: u64 = 0x0b00_0000;
+/// SPI number of the virtio-iommu (INTID 128).
+pub const VIOMMU_SPI: u32 = 96;
+
+/// Host memory standing in for guest RAM (leaked: the guest keeps it).
+pub fn ram() -> GuestRam {
+    let layout = core::alloc::Layout::from_size_align(RAM_SIZE as usize, 2 << 20).unwrap();
+    // SAFETY: a non-zero layout.
+    let mem = unsafe { alloc::alloc::alloc_zeroed(layout) };
+    assert!(!mem.is_null());
+    // SAFETY: the block is never freed, so it lives for the test, and only
+    // this guest uses it.
+    unsafe { GuestRam::new(Region::new(RAM_BASE, RAM_SIZE), mem as u64) }
+}
+
+/// The configuration of a test guest.
+pub fn config(name: &str, cpus: &[u32], viommu: bool) -> GuestConfig {
+    let mut c = GuestConfig::new(name, cpus, RAM_SIZE);
+    c.memory_base = RAM_BASE;
+    c.on_reset = ResetAction::Restart;
+    c.devices = vec![String::from("/pl011@9000000")];
+    if viommu {
+        c.devices.push(String::from("/pcie@10000000"));
+        c.viommu = Some(ViommuConfig {
+            transport: ViommuTransport::Mmio,
+            base: VIOMMU_BASE,
+            spi: VIOMMU_SPI,
+        });
+    }
+    c
+}
+
+/// A test world: fakes leaked so that the machine can hold them.
+pub struct World {
+    /// The recording GIC.
+    pub gic: &'static FakeGic,
+    /// The recording SMMU side.
+    pub dma: &'static FakeDma,
+    /// Shared VMIDs.
+    pub vmids: Arc<VmidPool>,
+}
+
+impl World {
+    /// Fresh fakes (and a fresh fake CPU 0).
+    pub fn new() -> World {
+        fake::reset();
+        World {
+            gic: Box::leak(Box::new(FakeGic::default())),
+            dma: Box::leak(Box::new(FakeDma::default())),
+            vmids: Arc::new(VmidPool::new(0xff)),
+        }
+    }
+
+    /// Builds guest `index` from `config`.
+    pub fn guest(&self, index: usize, config: GuestConfig) -> Guest {
+        let ctx = BuildCtx {
+            host: host(),
+            gic: self.gic,
+            smmus: self.dma,
+            vmids: &self.vmids,
+        };
+        build(
+            &ctx,
+            GuestSpec {
+                index,
+                config,
+                kernel: kernel(),
+                initrd: None,
+                ram: ram(),
+            },
+        )
+        .expect("test guest builds")
+    }
+
+    /// The machine running `guests` (leaked, as on the target).
+    pub fn machine(&self, guests: Vec<Guest>) -> &'static Machine {
+        Box::leak(Box::new(Machine::new(guests, self.gic, self.dma, |_| {
+            false
+        })))
+    }
+}
+
+/// Runs the code that follows as physical CPU `cpu`.
+pub fn on_cpu(cpu: usize) {
+    fake::with(|s| s.cpu = cpu);
+}

@@ -1,0 +1,184 @@
+//! The virtio-iommu's SMMU backend of a guest: VMIDs per domain, endpoint
+//! streams bound and returned to abort, bypass switching, invalidation
+//! batching, and SMMU faults forwarded to the guest.
+
+use super::*;
+use crate::arch::exit::Exit;
+use crate::arch::fake::Op;
+use crate::arch::frame::TrapFrame;
+use crate::viommu::backend::{BackendError, IommuBackend, MapAttrs, Refusal};
+use crate::vm::viommu::backend::SmmuBackend;
+
+const EP: u32 = 0x08; // 00:01.0
+
+fn backend(w: &World) -> (Guest, SmmuBackend) {
+    let g = w.guest(0, config("a", &[0], true));
+    w.dma.take();
+    let b = SmmuBackend::new(g.ram, g.dma.clone(), w.vmids.clone());
+    (g, b)
+}
+
+const RW: MapAttrs = MapAttrs {
+    read: true,
+    write: true,
+    mmio: false,
+};
+
+#[test]
+fn each_translating_domain_has_its_own_vmid_until_destroyed() {
+    let w = World::new();
+    let (_g, mut b) = backend(&w);
+    b.domain_create(1, false).unwrap();
+    b.domain_create(2, false).unwrap();
+    assert_eq!(w.vmids.in_use(), 2);
+    b.attach(EP, 1);
+    assert_eq!(w.dma.take(), [DmaCall::Bind(0, EP, 64)]);
+    b.attach(EP, 2);
+    assert_eq!(w.dma.take(), [DmaCall::Bind(0, EP, 65)]);
+    b.detach(EP);
+    assert_eq!(w.dma.take(), [DmaCall::Abort(0, EP)]);
+    b.domain_destroy(1);
+    assert_eq!(w.vmids.in_use(), 1);
+    let issued = w.dma.take();
+    assert!(
+        matches!(&issued[..], [DmaCall::Issue(0, cmds)] if cmds.len() == 1),
+        "its TLB entries are dropped before the VMID is reused: {issued:?}"
+    );
+    // The freed VMID is the next one handed out.
+    b.domain_create(3, false).unwrap();
+    b.attach(EP, 3);
+    assert_eq!(w.dma.take().last(), Some(&DmaCall::Bind(0, EP, 64)));
+}
+
+#[test]
+fn vmids_run_out_cleanly() {
+    let w = World {
+        vmids: Arc::new(VmidPool::new(65)),
+        ..World::new()
+    };
+    let (_g, mut b) = backend(&w);
+    b.domain_create(1, false).unwrap();
+    b.domain_create(2, false).unwrap();
+    assert_eq!(b.domain_create(3, false), Err(BackendError::NoResources));
+    // A bypass domain needs none: it is the guest's own stage 2.
+    b.domain_create(4, true).unwrap();
+    b.attach(EP, 4);
+    assert_eq!(w.dma.take(), [DmaCall::Bind(0, EP, 1)]);
+}
+
+#[test]
+fn endpoints_are_the_guests_requester_ids() {
+    let w = World::new();
+    let (_g, b) = backend(&w);
+    assert!(b.endpoint_known(EP));
+    assert!(!b.endpoint_known(0x1_0000), "beyond any bus");
+}
+
+#[test]
+fn only_the_guests_ram_may_be_mapped() {
+    let w = World::new();
+    let (g, b) = backend(&w);
+    assert_eq!(
+        b.translate(RAM_BASE + 0x1000, 0x1000, false),
+        Ok(g.ram.to_pa(RAM_BASE + 0x1000).unwrap())
+    );
+    assert!(
+        b.translate(RAM_BASE + RAM_SIZE - 0x1000, 0x2000, false)
+            .is_err(),
+        "runs past the end of RAM"
+    );
+    assert_eq!(
+        b.translate(RAM_BASE, 0x1000, true),
+        Err(Refusal::MemoryType)
+    );
+    // The UART is the guest's MMIO (identity-mapped); the GIC is not.
+    assert_eq!(b.translate(0x0900_0000, 0x1000, true), Ok(0x0900_0000));
+    assert_eq!(
+        b.translate(0x0900_0000, 0x1000, false),
+        Err(Refusal::MemoryType)
+    );
+    assert_eq!(
+        b.translate(0x0800_0000, 0x1000, true),
+        Err(Refusal::NotOwned)
+    );
+    assert_eq!(b.translate(u64::MAX - 1, 4, false), Err(Refusal::NotOwned));
+}
+
+#[test]
+fn unmaps_are_invalidated_once_per_sync() {
+    let w = World::new();
+    let (_g, mut b) = backend(&w);
+    b.domain_create(1, false).unwrap();
+    b.map(1, 0x10_0000, RAM_BASE, 0x2000, RW).unwrap();
+    b.map(1, 0x20_0000, RAM_BASE, 0x1000, RW).unwrap();
+    b.unmap(1, 0x10_0000, 0x2000).unwrap();
+    b.unmap(1, 0x20_0000, 0x1000).unwrap();
+    assert!(w.dma.take().is_empty(), "nothing issued before the sync");
+    b.sync().unwrap();
+    let calls = w.dma.take();
+    assert!(
+        matches!(&calls[..], [DmaCall::Issue(0, cmds)] if cmds.len() >= 3),
+        "one batch with both ranges: {calls:?}"
+    );
+    b.sync().unwrap();
+    assert!(w.dma.take().is_empty(), "nothing left to issue");
+}
+
+#[test]
+fn bypass_switching_rebinds_every_stream() {
+    let w = World::new();
+    let (_g, mut b) = backend(&w);
+    b.domain_create(1, false).unwrap();
+    b.attach(EP, 1);
+    w.dma.take();
+    b.set_global_bypass(true);
+    assert_eq!(
+        w.dma.take(),
+        [
+            DmaCall::Detach(0, 1),
+            DmaCall::Attach(0, true, 1),
+            DmaCall::Bind(0, EP, 64)
+        ],
+        "unattached streams through the guest's stage 2, attached ones to their domain"
+    );
+    b.set_global_bypass(true);
+    assert!(w.dma.take().is_empty(), "no change, nothing done");
+    b.detach(EP);
+    assert_eq!(
+        w.dma.take(),
+        [DmaCall::Bind(0, EP, 1)],
+        "a detached endpoint bypasses to the guest's stage 2"
+    );
+}
+
+#[test]
+fn smmu_faults_are_counted_and_reported_to_the_guest() {
+    let w = World::new();
+    let a = w.guest(0, config("a", &[0], true));
+    let b = w.guest(1, config("b", &[1], false));
+    let m = w.machine(vec![a, b]);
+    assert!(m.dma_fault(0, Some(EP), 0x1000, true, 3));
+    assert!(
+        !m.dma_fault(1, None, 0x1000, false, 1),
+        "b has no virtio-iommu"
+    );
+    assert!(!m.dma_fault(7, Some(EP), 0, true, 1), "no such guest");
+    let count = |i: usize| {
+        m.guests()[i]
+            .counters
+            .dma_faults
+            .load(core::sync::atomic::Ordering::Relaxed)
+    };
+    assert_eq!((count(0), count(1)), (3, 1));
+    assert_eq!(m.owner_name(1), Some("b"));
+    // The report is queued for the event queue, whose interrupt reaches
+    // vCPU 0 of guest a when the driver has given the queue buffers; with
+    // none yet, nothing is raised.
+    fake::take_ops();
+    m.handle_exit(&TrapFrame::default(), Exit::Wfx);
+    assert!(
+        !fake::take_ops()
+            .iter()
+            .any(|o| matches!(o, Op::WriteLr(..)))
+    );
+}
