@@ -9,6 +9,7 @@
 extern crate alloc;
 
 pub mod arch;
+pub mod boot;
 pub mod cmdline;
 pub mod config;
 pub mod console;
@@ -24,7 +25,5 @@ pub mod viommu;
 pub mod virtio;
 pub mod vm;
 
-#[cfg(all(target_arch = "aarch64", target_os = "none"))]
-pub mod boot;
 #[cfg(all(target_arch = "aarch64", target_os = "none"))]
 pub mod smp;

@@ -70,21 +70,21 @@ pub struct MmioAccess {
 }
 
 impl MmioAccess {
-    /// The value a load puts in the register, from the `width` bytes read.
+    /// The value a load puts in the register, from the `width` bytes read:
+    /// the low `width` bytes, sign- or zero-extended, and for a 32-bit
+    /// register the upper half cleared.
+    #[inline]
     pub fn load_value(&self, raw: u64) -> u64 {
-        let bits = self.width * 8;
-        let mut v = if bits >= 64 {
-            raw
+        // Shift the loaded bytes to the top and back: one arithmetic or
+        // logical shift extends them.
+        let shift = 64 - 8 * (self.width as u32).clamp(1, 8);
+        let top = raw << shift;
+        let v = if self.sign_extend {
+            ((top as i64) >> shift) as u64
         } else {
-            raw & ((1 << bits) - 1)
+            top >> shift
         };
-        if self.sign_extend && bits < 64 && v & (1 << (bits - 1)) != 0 {
-            v |= !0u64 << bits;
-        }
-        if !self.sixty_four {
-            v &= 0xffff_ffff;
-        }
-        v
+        if self.sixty_four { v } else { v & 0xffff_ffff }
     }
 
     /// The bytes a store writes, from the register's value.
@@ -207,11 +207,19 @@ pub fn decode(kind: VectorKind, esr: u64, far: u64, hpfar: impl FnOnce() -> u64)
         3 => return Exit::SError,
         _ => {}
     }
+    use ESR_EL2::EC::Value as Ec;
+    // The classes handled, as plain values to compare against (a match on
+    // the raw field is cheaper than converting it into the enum first).
+    const DATA_ABORT: u64 = Ec::DataAbortLowerEL as u64;
+    const HVC64: u64 = Ec::HVC64 as u64;
+    const SMC64: u64 = Ec::SMC64 as u64;
+    const MSR_MRS: u64 = Ec::TrappedMsrMrs as u64;
+    const WFX: u64 = Ec::TrappedWFIorWFE as u64;
     let esr_reg: LocalRegisterCopy<u64, ESR_EL2::Register> = LocalRegisterCopy::new(esr);
     let iss = esr_reg.read(ESR_EL2::ISS);
-    use ESR_EL2::EC::Value as Ec;
-    match esr_reg.read_as_enum(ESR_EL2::EC) {
-        Some(Ec::DataAbortLowerEL) => {
+    let ec = esr_reg.read(ESR_EL2::EC);
+    match ec {
+        DATA_ABORT => {
             let da: LocalRegisterCopy<u64, ISS_DATA_ABORT::Register> = LocalRegisterCopy::new(iss);
             let write = da.is_set(ISS_DATA_ABORT::WNR);
             if da.is_set(ISS_DATA_ABORT::S1PTW) {
@@ -238,13 +246,13 @@ pub fn decode(kind: VectorKind, esr: u64, far: u64, hpfar: impl FnOnce() -> u64)
                 sixty_four: da.is_set(ISS_DATA_ABORT::SF),
             })
         }
-        Some(Ec::HVC64) => Exit::Hvc {
+        HVC64 => Exit::Hvc {
             imm: (iss & 0xffff) as u16,
         },
-        Some(Ec::SMC64) => Exit::Smc {
+        SMC64 => Exit::Smc {
             imm: (iss & 0xffff) as u16,
         },
-        Some(Ec::TrappedMsrMrs) => {
+        MSR_MRS => {
             let s: LocalRegisterCopy<u64, ISS_SYSREG::Register> = LocalRegisterCopy::new(iss);
             Exit::SysReg(SysRegAccess {
                 reg: SysReg {
@@ -258,10 +266,8 @@ pub fn decode(kind: VectorKind, esr: u64, far: u64, hpfar: impl FnOnce() -> u64)
                 read: s.is_set(ISS_SYSREG::DIRECTION),
             })
         }
-        Some(Ec::TrappedWFIorWFE) => Exit::Wfx,
-        _ => Exit::Unexpected {
-            ec: esr_reg.read(ESR_EL2::EC) as u8,
-        },
+        WFX => Exit::Wfx,
+        _ => Exit::Unexpected { ec: ec as u8 },
     }
 }
 

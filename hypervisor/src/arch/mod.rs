@@ -29,6 +29,20 @@ pub type Cpu = fake::Fake;
 
 use frame::TrapFrame;
 
+/// How PSCI calls reach the firmware.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Conduit {
+    /// `SMC` to EL3.
+    Smc,
+    /// `HVC` to EL2 (only meaningful when something runs above us).
+    Hvc,
+}
+
+/// MAIR_EL2 of the hypervisor's own map: Attr0 = Device-nGnRE (0x04),
+/// Attr1 = Normal write-back read/write-allocate (0xff). The EL2 page-table
+/// format (`mm::pagetable::Stage1El2`) encodes its attribute indices for it.
+pub const EL2_MAIR: u64 = 0xff << 8 | 0x04;
+
 /// The operations of the CPU (and its GIC CPU interface) that the layers
 /// above `arch` use. All are associated functions: there is one CPU, the
 /// one running the code.

@@ -117,7 +117,7 @@ pub struct Stage1El2;
 impl Stage1El2 {
     /// MAIR_EL2 value matching this encoding: Attr0 = Device-nGnRE (0x04),
     /// Attr1 = Normal inner/outer write-back read/write-allocate (0xff).
-    pub const MAIR: u64 = 0xff << 8 | 0x04;
+    pub const MAIR: u64 = crate::arch::EL2_MAIR;
 }
 
 impl Format for Stage1El2 {

@@ -24,8 +24,9 @@ use alloc::vec::Vec;
 use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-/// Most physical CPUs the hypervisor handles.
+/// Most physical CPUs the hypervisor handles (a power of two).
 pub const MAX_CPUS: usize = 64;
+const _: () = assert!(MAX_CPUS.is_power_of_two());
 
 /// Data only its own physical CPU touches, at EL2 with interrupts masked:
 /// no lock needed on the exit path.
@@ -49,7 +50,8 @@ pub type HypIrqHandler = fn(u32) -> bool;
 /// Every guest and what they run on.
 pub struct Machine {
     pub(super) guests: Vec<Guest>,
-    pub(super) cpus: Vec<CpuSlot>,
+    /// Indexed by logical CPU index modulo [`MAX_CPUS`].
+    pub(super) cpus: [CpuSlot; MAX_CPUS],
     pub(super) gic: &'static (dyn PhysGic + Sync),
     pub(super) smmus: &'static dyn DmaControl,
     /// Runs the hypervisor's own handler of a physical interrupt (SMMU
@@ -71,12 +73,10 @@ impl Machine {
         smmus: &'static dyn DmaControl,
         hyp_irq: HypIrqHandler,
     ) -> Self {
-        let mut cpus: Vec<CpuSlot> = (0..MAX_CPUS)
-            .map(|_| CpuSlot {
-                assigned: None,
-                queue: CpuLocal(UnsafeCell::new(PendingQueue::new())),
-            })
-            .collect();
+        let mut cpus: [CpuSlot; MAX_CPUS] = core::array::from_fn(|_| CpuSlot {
+            assigned: None,
+            queue: CpuLocal(UnsafeCell::new(PendingQueue::new())),
+        });
         for (gi, g) in guests.iter().enumerate() {
             for (v, slot) in g.vcpus.iter().enumerate() {
                 if let Some(c) = cpus.get_mut(slot.pcpu) {
@@ -134,19 +134,26 @@ impl Machine {
     }
 
     /// The guest and vCPU this physical CPU runs, if any.
+    #[inline]
     pub(super) fn current(&self) -> Option<(&Guest, usize)> {
-        let (g, v) = self.cpus.get(Cpu::cpu_index())?.assigned?;
+        let (g, v) = self.here().assigned?;
         Some((self.guests.get(g)?, v))
+    }
+
+    /// This CPU's slot.
+    #[inline(always)]
+    fn here(&self) -> &CpuSlot {
+        // MAX_CPUS is a power of two: a mask, no bounds check or division.
+        &self.cpus[Cpu::cpu_index() & (MAX_CPUS - 1)]
     }
 
     /// This CPU's queue of virtual interrupts waiting for a list register.
     #[allow(clippy::mut_from_ref)]
     pub(super) fn local_queue(&self) -> &mut PendingQueue {
-        let me = Cpu::cpu_index() % self.cpus.len();
         // SAFETY: only this CPU uses its slot's queue; EL2 runs with
         // interrupts masked and no caller keeps the reference across
         // another call to `local_queue`.
-        unsafe { &mut *self.cpus[me].queue.0.get() }
+        unsafe { &mut *self.here().queue.0.get() }
     }
 
     /// Wakes physical CPU `pcpu` so that it looks at its requests.

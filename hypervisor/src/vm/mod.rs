@@ -21,4 +21,4 @@ pub mod vcpu;
 pub mod viommu;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

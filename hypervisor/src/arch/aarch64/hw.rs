@@ -1,7 +1,7 @@
 //! [`Arch`] on the real CPU: each operation forwards to the module of this
 //! directory that owns its registers.
 
-use super::{cache, cpu, gicv3, guest};
+use super::{cache, cpu, gicv3, virt as guest};
 use crate::arch::Arch;
 use crate::arch::frame::TrapFrame;
 

@@ -4,7 +4,6 @@
 
 use super::cpu;
 use super::sysreg::{read_sysreg, write_sysreg};
-use crate::mm::pagetable::Stage1El2;
 use aarch64_cpu::asm::barrier;
 use aarch64_cpu::registers::{MAIR_EL2, Readable, SCTLR_EL2, TCR_EL2, TTBR0_EL2, Writeable};
 
@@ -47,7 +46,7 @@ impl MmuConfig {
         MmuConfig {
             ttbr0: root,
             tcr,
-            mair: Stage1El2::MAIR,
+            mair: crate::arch::EL2_MAIR,
             sctlr,
         }
     }

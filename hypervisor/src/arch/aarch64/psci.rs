@@ -1,7 +1,7 @@
 //! Calls to the firmware's PSCI implementation through the conduit the
 //! host DT names (SMC or HVC).
 
-use crate::fdt::Conduit;
+use crate::arch::Conduit;
 use smccc::psci;
 use smccc::{Hvc, Smc};
 

@@ -22,14 +22,7 @@ pub struct Cpu {
     pub enable_method: Option<String>,
 }
 
-/// How PSCI calls reach the firmware.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Conduit {
-    /// `SMC` to EL3.
-    Smc,
-    /// `HVC` to EL2 (only meaningful when something runs above us).
-    Hvc,
-}
+pub use crate::arch::Conduit;
 
 /// The `/psci` node.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -22,8 +22,8 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 use super::GuestDtError;
-use super::guest::GuestTree;
 use super::refs::malformed;
+use super::tree::GuestTree;
 use crate::fdt::{HostDt, NodeRef, Prop, Tree};
 
 /// Requester IDs of a PCIe host bridge whose bus range is unknown: all.

@@ -47,13 +47,13 @@
 mod check;
 mod endpoints;
 mod error;
-mod guest;
 mod phandle;
 mod policy;
 mod props;
 mod refs;
 mod spec;
 mod synth;
+mod tree;
 mod write;
 
 #[cfg(test)]
@@ -68,8 +68,8 @@ pub use policy::{DROPPED_PROPS, FOLLOWED_REFS};
 pub use spec::{GICR_FRAME_SIZE, GuestDtSpec, MAX_VCPUS, ViommuDt};
 pub use synth::{DEFAULT_COMPATIBLE, MODEL};
 
-use guest::GuestTree;
 use synth::RootCells;
+use tree::GuestTree;
 
 use crate::fdt::{HostDt, Tree};
 

@@ -6,10 +6,10 @@ use alloc::format;
 use alloc::vec;
 use alloc::vec::Vec;
 
-use super::guest::GuestTree;
 use super::policy::DROPPED_PROPS;
 use super::props::{flag_prop, reg_prop, strs_prop, u32_prop, u64_prop};
 use super::refs::malformed;
+use super::tree::GuestTree;
 use super::{GuestDtError, GuestDtSpec, ViommuDt};
 use crate::fdt::{Node, NodeRef, Prop, Tree};
 

@@ -1,24 +1,23 @@
-//! The boot flow, from the first Rust instruction to an idle (or, later,
-//! guest-running) system: MMU, console, heap, host DT, CPUs, summary.
+//! The boot flow on the target, from the first Rust instruction to running
+//! guests: MMU, console, heap, host DT, CPUs, SMMUs, summary, then the
+//! machine; the trap handler and each CPU's idle loop. What can be planned
+//! without the hardware is in [`super::plan`].
 
+use super::plan::{build_guests, free_ram, plan_guests};
 use crate::arch::aarch64::{cache, cpu, entry, mmu, psci};
 use crate::arch::exit;
 use crate::arch::frame::{CrashReport, TrapFrame, VectorKind};
 use crate::arch::{Arch, Cpu};
 use crate::cmdline::{IdleAction, Options};
-use crate::config::{Bundle, BundleGuest, validate};
 use crate::fdt::Conduit;
 use crate::fdt::{self, HostDt};
 use crate::gic::phys;
-use crate::mm::accounting::Owner;
 use crate::mm::{el2map, heap, layout};
 use crate::smmu::manager;
-use crate::vm::build::{self, BuildCtx, GuestSpec};
+use crate::vm::build::BuildCtx;
 use crate::vm::dma::{DmaControl, DmaError, DmaOwner};
-use crate::vm::guest::Guest;
 use crate::vm::machine::{MAX_CPUS, Machine};
 use crate::vm::power::Idle;
-use crate::vm::ram::GuestRam;
 use crate::vm::viommu::vmids::VmidPool;
 use crate::{console, smp, summary};
 use alloc::sync::Arc;
@@ -152,7 +151,14 @@ fn main(dtb: &'static [u8], img: layout::Region) -> ! {
 
     let mut free = free_ram(&hw, img, dtb);
     let planned = match hw.chosen.initrd {
-        Some(initrd) => plan_guests(&hw, initrd, &mut free),
+        Some(initrd) => {
+            // SAFETY: the initrd range is RAM the boot loader filled, kept
+            // out of the heap and identity-mapped; nothing writes to it.
+            let bytes: &'static [u8] = unsafe {
+                core::slice::from_raw_parts(initrd.base as *const u8, initrd.size as usize)
+            };
+            plan_guests(&hw, bytes, &mut free)
+        }
         None => Vec::new(),
     };
     grow_heap(&free);
@@ -203,7 +209,22 @@ fn main(dtb: &'static [u8], img: layout::Region) -> ! {
     if gic_ok && hw.chosen.initrd.is_some() {
         crate::smmu::manager::set_host(hw);
         crate::smmu::manager::set_fault_sink(dma_fault);
-        let guests = build_guests(hw, planned);
+        let guests = match phys::get() {
+            Some(gic) => {
+                let vmids = Arc::new(VmidPool::for_cpu(Cpu::has_vmid16()));
+                let ctx = BuildCtx {
+                    host: hw,
+                    gic,
+                    smmus: &SMMUS,
+                    vmids: &vmids,
+                };
+                // SAFETY: `plan_guests` carved each guest's RAM out of the
+                // free RAM before the rest became the heap; the boot map
+                // covers all RAM.
+                unsafe { build_guests(&ctx, planned) }
+            }
+            None => Vec::new(),
+        };
         if !guests.is_empty()
             && let Some(gic) = phys::get()
         {
@@ -235,21 +256,6 @@ fn main(dtb: &'static [u8], img: layout::Region) -> ! {
     }
 }
 
-/// RAM that nothing uses: RAM minus the image, the DTB, the initrd and the
-/// DT's reserved regions.
-fn free_ram(hw: &HostDt, img: layout::Region, dtb: &[u8]) -> Vec<layout::Region> {
-    let mut reserved: Vec<layout::Region> = hw.reserved.clone();
-    reserved.push(img);
-    reserved.push(layout::Region {
-        base: dtb.as_ptr() as u64,
-        size: dtb.len() as u64,
-    });
-    if let Some(initrd) = hw.chosen.initrd {
-        reserved.push(initrd);
-    }
-    layout::free_ranges(&hw.memory, &reserved, 4096)
-}
-
 /// Hands the free ranges to the heap.
 fn grow_heap(free: &[layout::Region]) {
     for r in free {
@@ -258,129 +264,6 @@ fn grow_heap(free: &[layout::Region]) {
     }
     let (total, _) = heap::stats();
     info!("heap: {} MiB in {} free ranges", total >> 20, free.len());
-}
-
-/// A guest of the payload that passed validation, with its RAM carved out.
-struct Planned {
-    index: usize,
-    guest: BundleGuest<'static>,
-    ram_pa: u64,
-}
-
-/// Reads the payload bundle (the initrd), checks every guest against the
-/// live device tree and carves the RAM of those that can run out of `free`
-/// (before the rest becomes the heap). A guest with any problem is refused
-/// with the reason; the others go on.
-fn plan_guests(
-    hw: &HostDt,
-    initrd: layout::Region,
-    free: &mut Vec<layout::Region>,
-) -> Vec<Planned> {
-    // SAFETY: the initrd range is RAM the boot loader filled, kept out of
-    // the heap and identity-mapped; nothing writes to it.
-    let bytes: &'static [u8] =
-        unsafe { core::slice::from_raw_parts(initrd.base as *const u8, initrd.size as usize) };
-    let bundle = match Bundle::parse(bytes) {
-        Ok(b) => b,
-        Err(e) => {
-            error!("guest payload rejected: {e}; no guest started");
-            return Vec::new();
-        }
-    };
-    info!(
-        "guest payload: {} guest(s), {} bytes",
-        bundle.guests.len(),
-        initrd.size
-    );
-    let configs: Vec<_> = bundle.guests.iter().map(|g| g.config.clone()).collect();
-    let errors = validate(&configs, hw);
-    let mut refused = alloc::vec![false; configs.len()];
-    for e in &errors {
-        error!("{e}");
-        match &e.guest {
-            Some(g) if g.index < refused.len() => refused[g.index] = true,
-            _ => refused.iter_mut().for_each(|r| *r = true),
-        }
-    }
-    let mut planned = Vec::new();
-    for (index, g) in bundle.guests.into_iter().enumerate() {
-        let name = &g.config.name;
-        if refused[index] {
-            error!("guest '{name}' refused: its configuration does not fit this machine");
-            continue;
-        }
-        match layout::carve(free, g.config.memory_size, GUEST_RAM_ALIGN) {
-            Some(ram_pa) => planned.push(Planned {
-                index,
-                guest: g,
-                ram_pa,
-            }),
-            None => error!(
-                "guest '{name}' refused: not enough free contiguous RAM for {} MiB",
-                g.config.memory_size >> 20
-            ),
-        }
-    }
-    planned
-}
-
-/// Alignment of guest RAM in host memory (2 MiB: block mappings).
-const GUEST_RAM_ALIGN: u64 = 2 << 20;
-
-/// Builds the planned guests; one that cannot be built is refused with the
-/// reason (its RAM stays unused).
-fn build_guests(hw: &'static HostDt, planned: Vec<Planned>) -> Vec<Guest> {
-    let Some(gic) = phys::get() else {
-        return Vec::new();
-    };
-    let vmids = Arc::new(VmidPool::for_cpu(Cpu::has_vmid16()));
-    let ctx = BuildCtx {
-        host: hw,
-        gic,
-        smmus: &SMMUS,
-        vmids: &vmids,
-    };
-    let mut guests = Vec::new();
-    for Planned {
-        index,
-        guest: g,
-        ram_pa,
-    } in planned
-    {
-        let name = g.config.name.clone();
-        // SAFETY: `ram_pa` is RAM carved out of the free ranges for this
-        // guest alone (`plan_guests`), identity-mapped, used by nothing else.
-        let ram = unsafe {
-            GuestRam::new(
-                layout::Region::new(g.config.memory_base, g.config.memory_size),
-                ram_pa,
-            )
-        };
-        let spec = GuestSpec {
-            index,
-            config: g.config,
-            kernel: g.kernel,
-            initrd: g.initrd,
-            ram,
-        };
-        // Everything allocated while the guest is built is the guest's.
-        match heap::charged_to(Owner::Guest(index), || build::build(&ctx, spec)) {
-            Ok(guest) => {
-                info!(
-                    "guest '{name}': {} vcpus on cpus {:?}, {} MiB at {:#x} (host {:#x}), devices {:?}",
-                    guest.vcpus.len(),
-                    guest.config.cpus,
-                    guest.config.memory_size >> 20,
-                    guest.config.memory_base,
-                    ram_pa,
-                    guest.config.devices
-                );
-                guests.push(guest);
-            }
-            Err(e) => error!("guest '{name}' refused: {e}"),
-        }
-    }
-    guests
 }
 
 /// The machine, once its guests are built.
@@ -408,7 +291,7 @@ fn cpu_loop() -> ! {
                     // SAFETY: `idle` configured the CPU for the vCPU;
                     // nothing on this CPU's stack is needed any more (we
                     // never return to the caller).
-                    unsafe { crate::arch::aarch64::guest::enter(&frame, top) }
+                    unsafe { crate::arch::aarch64::virt::enter(&frame, top) }
                 }
             }
             None => loop {
@@ -431,14 +314,18 @@ fn cpu_loop() -> ! {
 #[unsafe(no_mangle)]
 pub extern "C" fn partita_trap(frame: &mut TrapFrame, kind: u64) {
     let vector = VectorKind(kind);
-    let Some(m) = MACHINE.get().filter(|_| (8..12).contains(&kind)) else {
+    // Only exits from a lower EL in AArch64 (vectors 8-11) are the guest's.
+    let Some(m) = MACHINE.get() else {
         fatal(frame, kind);
     };
+    if kind & !3 != 8 {
+        fatal(frame, kind);
+    }
     let exit = exit::decode(
         vector,
         frame.esr,
         frame.far,
-        crate::arch::aarch64::guest::hpfar,
+        crate::arch::aarch64::virt::hpfar,
     );
     let Some(action) = m.handle_exit(frame, exit) else {
         fatal(frame, kind);

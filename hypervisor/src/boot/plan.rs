@@ -1,0 +1,246 @@
+//! Boot planning, host-tested: which RAM is free, which guests of the
+//! payload fit the machine (each checked against the live device tree and
+//! given its RAM), and building them. The target glue (`entry.rs`) calls
+//! these between bringing up the MMU and heap and starting the CPUs.
+
+use crate::config::{Bundle, BundleGuest, validate};
+use crate::fdt::HostDt;
+use crate::mm::accounting::Owner;
+use crate::mm::{heap, layout};
+use crate::vm::build::{self, BuildCtx, GuestSpec};
+use crate::vm::guest::Guest;
+use crate::vm::ram::GuestRam;
+use alloc::vec::Vec;
+use log::{error, info};
+
+/// RAM that nothing uses: RAM minus the image, the DTB, the initrd and the
+/// DT's reserved regions.
+pub fn free_ram(hw: &HostDt, img: layout::Region, dtb: &[u8]) -> Vec<layout::Region> {
+    let mut reserved: Vec<layout::Region> = hw.reserved.clone();
+    reserved.push(img);
+    reserved.push(layout::Region {
+        base: dtb.as_ptr() as u64,
+        size: dtb.len() as u64,
+    });
+    if let Some(initrd) = hw.chosen.initrd {
+        reserved.push(initrd);
+    }
+    layout::free_ranges(&hw.memory, &reserved, 4096)
+}
+
+/// A guest of the payload that passed validation, with its RAM carved out.
+pub struct Planned {
+    /// Position in the bundle.
+    pub index: usize,
+    /// The guest's images and configuration.
+    pub guest: BundleGuest<'static>,
+    /// Host-physical base of the RAM carved for it.
+    pub ram_pa: u64,
+}
+
+/// Reads the payload bundle (the initrd), checks every guest against the
+/// live device tree and carves the RAM of those that can run out of `free`
+/// (before the rest becomes the heap). A guest with any problem is refused
+/// with the reason; the others go on.
+pub fn plan_guests(
+    hw: &HostDt,
+    bytes: &'static [u8],
+    free: &mut Vec<layout::Region>,
+) -> Vec<Planned> {
+    let bundle = match Bundle::parse(bytes) {
+        Ok(b) => b,
+        Err(e) => {
+            error!("guest payload rejected: {e}; no guest started");
+            return Vec::new();
+        }
+    };
+    info!(
+        "guest payload: {} guest(s), {} bytes",
+        bundle.guests.len(),
+        bytes.len()
+    );
+    let configs: Vec<_> = bundle.guests.iter().map(|g| g.config.clone()).collect();
+    let errors = validate(&configs, hw);
+    let mut refused = alloc::vec![false; configs.len()];
+    for e in &errors {
+        error!("{e}");
+        match &e.guest {
+            Some(g) if g.index < refused.len() => refused[g.index] = true,
+            _ => refused.iter_mut().for_each(|r| *r = true),
+        }
+    }
+    let mut planned = Vec::new();
+    for (index, g) in bundle.guests.into_iter().enumerate() {
+        let name = &g.config.name;
+        if refused[index] {
+            error!("guest '{name}' refused: its configuration does not fit this machine");
+            continue;
+        }
+        match layout::carve(free, g.config.memory_size, GUEST_RAM_ALIGN) {
+            Some(ram_pa) => planned.push(Planned {
+                index,
+                guest: g,
+                ram_pa,
+            }),
+            None => error!(
+                "guest '{name}' refused: not enough free contiguous RAM for {} MiB",
+                g.config.memory_size >> 20
+            ),
+        }
+    }
+    planned
+}
+
+/// Alignment of guest RAM in host memory (2 MiB: block mappings).
+pub const GUEST_RAM_ALIGN: u64 = 2 << 20;
+
+/// Builds the planned guests; one that cannot be built is refused with the
+/// reason (its RAM stays unused).
+///
+/// # Safety
+/// Each planned guest's `ram_pa` must be RAM carved for it alone (by
+/// [`plan_guests`]), mapped for the hypervisor and used by nothing else.
+pub unsafe fn build_guests(ctx: &BuildCtx<'_>, planned: Vec<Planned>) -> Vec<Guest> {
+    let mut guests = Vec::new();
+    for Planned {
+        index,
+        guest: g,
+        ram_pa,
+    } in planned
+    {
+        let name = g.config.name.clone();
+        // SAFETY: the caller's contract: `ram_pa` is RAM carved for this
+        // guest alone, mapped, used by nothing else.
+        let ram = unsafe {
+            GuestRam::new(
+                layout::Region::new(g.config.memory_base, g.config.memory_size),
+                ram_pa,
+            )
+        };
+        let spec = GuestSpec {
+            index,
+            config: g.config,
+            kernel: g.kernel,
+            initrd: g.initrd,
+            ram,
+        };
+        // Everything allocated while the guest is built is the guest's.
+        match heap::charged_to(Owner::Guest(index), || build::build(ctx, spec)) {
+            Ok(guest) => {
+                info!(
+                    "guest '{name}': {} vcpus on cpus {:?}, {} MiB at {:#x} (host {:#x}), devices {:?}",
+                    guest.vcpus.len(),
+                    guest.config.cpus,
+                    guest.config.memory_size >> 20,
+                    guest.config.memory_base,
+                    ram_pa,
+                    guest.config.devices
+                );
+                guests.push(guest);
+            }
+            Err(e) => error!("guest '{name}' refused: {e}"),
+        }
+    }
+    guests
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::GuestConfig;
+    use crate::vm::tests::{World, host, kernel};
+
+    const SIZE: u64 = 16 << 20;
+
+    /// A guest on `cpu` with 16 MiB (the smallest a configuration may
+    /// ask) and the UART when `uart`.
+    fn config(name: &str, cpu: u32, uart: bool) -> GuestConfig {
+        let mut c = crate::vm::tests::config(name, &[cpu], false);
+        c.memory_size = SIZE;
+        if !uart {
+            c.devices.clear();
+        }
+        c
+    }
+    use alloc::boxed::Box;
+
+    #[test]
+    fn free_ram_leaves_out_the_image_the_dtb_and_the_payload() {
+        let hw = host();
+        let img = layout::Region::new(0x4020_0000, 0x10_0000);
+        let dtb = [0u8; 16];
+        let free = free_ram(hw, img, &dtb);
+        assert!(!free.is_empty());
+        for r in &free {
+            assert!(r.end() <= img.base || r.base >= img.end(), "{r:?}");
+            assert!(
+                hw.memory
+                    .iter()
+                    .any(|m| m.contains(r.base) && r.end() <= m.end())
+            );
+        }
+    }
+
+    fn bundle(guests: &[(crate::config::GuestConfig, &[u8])]) -> &'static [u8] {
+        let images: Vec<_> = guests.iter().map(|(c, k)| (c.clone(), *k, None)).collect();
+        Box::leak(Bundle::encode(&images).unwrap().into_boxed_slice())
+    }
+
+    #[test]
+    fn guests_that_fit_get_ram_and_the_others_are_refused() {
+        let hw = host();
+        let k = kernel();
+        let mut big = config("big", 2, false);
+        big.memory_size = 1 << 30;
+        let bytes = bundle(&[
+            (config("a", 0, true), k),
+            (big, k),
+            (config("b", 1, false), k),
+            (config("ghost", 99, false), k),
+        ]);
+        let mut free = alloc::vec![layout::Region::new(0x5000_0000, 64 << 20)];
+        let planned = plan_guests(hw, bytes, &mut free);
+        let names: Vec<&str> = planned
+            .iter()
+            .map(|p| p.guest.config.name.as_str())
+            .collect();
+        assert_eq!(names, ["a", "b"], "too big and nonexistent CPU refused");
+        assert_eq!(planned[0].index, 0);
+        assert_eq!(planned[1].index, 2);
+        for p in &planned {
+            assert_eq!(p.ram_pa % GUEST_RAM_ALIGN, 0);
+        }
+        let left: u64 = free.iter().map(|r| r.size).sum();
+        assert_eq!(left, (64 << 20) - 2 * SIZE, "carved out of the free RAM");
+        assert!(plan_guests(hw, b"not a bundle", &mut free).is_empty());
+    }
+
+    #[test]
+    fn planned_guests_are_built() {
+        let hw = host();
+        let w = World::new();
+        let k = kernel();
+        let bytes = bundle(&[(config("a", 0, true), k), (config("b", 1, false), k)]);
+        // Host memory standing in for the machine's free RAM.
+        let size = 2 * SIZE as usize;
+        let layout_ = core::alloc::Layout::from_size_align(size, GUEST_RAM_ALIGN as usize).unwrap();
+        // SAFETY: a non-zero layout; the block is never freed.
+        let base = unsafe { alloc::alloc::alloc_zeroed(layout_) } as u64;
+        let mut free = alloc::vec![layout::Region::new(base, size as u64)];
+        let planned = plan_guests(hw, bytes, &mut free);
+        let ctx = BuildCtx {
+            host: hw,
+            gic: w.gic,
+            smmus: w.dma,
+            vmids: &w.vmids,
+        };
+        // SAFETY: the RAM was carved out of the block above for each guest.
+        let guests = unsafe { build_guests(&ctx, planned) };
+        let names: Vec<&str> = guests.iter().map(|g| g.name()).collect();
+        assert_eq!(names, ["a", "b"]);
+        assert_ne!(
+            guests[0].ram.to_pa(0x4000_0000),
+            guests[1].ram.to_pa(0x4000_0000)
+        );
+    }
+}
