@@ -20,11 +20,9 @@ use alloc::boxed::Box;
 use alloc::vec::Vec;
 use log::{error, info};
 use spin::{Mutex, Once};
+use virtio_defs::mmio::offset::{QUEUE_NOTIFY, STATUS};
 
 type Transport = MmioTransport<ViommuDevice<SmmuBackend>>;
-
-/// Offset of the virtio-mmio QueueNotify register.
-const QUEUE_NOTIFY: u64 = 0x050;
 
 /// One guest's virtio-iommu.
 pub struct Instance {
@@ -254,7 +252,6 @@ pub fn counters(g: &Guest) -> Option<alloc::string::String> {
 /// to Status, every endpoint is detached, every domain destroyed and the
 /// queues forgotten; `bypass` keeps its value.
 pub fn reset(g: &Guest) {
-    const STATUS: u64 = 0x070;
     if let Some(inst) = instance(g) {
         let mut t = inst.transport.lock();
         let _ = t.write(&GuestRam::new(g), STATUS, 4, 0);
