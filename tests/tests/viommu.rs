@@ -11,6 +11,14 @@ use hv_tests::guest::{
     self, EDU_SLOT, INIT_DONE, ScratchDir, bundle, disk_image, edu_dma_to, enable_pci_function,
 };
 use hv_tests::{HarnessError, Qemu, Session};
+use virtio_defs::features::F_VERSION_1;
+use virtio_defs::iommu;
+use virtio_defs::mmio::{
+    STATUS_ACKNOWLEDGE, STATUS_DRIVER, STATUS_DRIVER_OK, STATUS_FEATURES_OK, offset,
+};
+use virtio_defs::ring::{
+    AVAIL_ELEM_LEN, DESC_LEN, RING_HEAD_LEN, VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE,
+};
 
 const BOOT: Duration = Duration::from_secs(90);
 const CMD: Duration = Duration::from_secs(30);
@@ -80,8 +88,13 @@ fn linux_uses_the_in_hypervisor_virtio_iommu() -> Result<(), HarnessError> {
 }
 
 /// Writes a 32-bit word with devmem.
-fn w(addr: u64, value: u64) -> String {
-    format!("devmem {addr:#x} 32 {value:#x}")
+fn w(addr: u64, value: impl Into<u64>) -> String {
+    format!("devmem {addr:#x} 32 {:#x}", value.into())
+}
+
+/// A status byte as `devmem ADDR 8` prints it.
+fn status_text(status: u8) -> String {
+    format!("status={status:#04x}")
 }
 
 #[test]
@@ -99,32 +112,36 @@ fn a_map_of_memory_the_guest_does_not_own_is_refused() -> Result<(), HarnessErro
         .spawn()?;
     vm.expect(INIT_DONE, BOOT)?;
     // Reset, ACKNOWLEDGE|DRIVER, VERSION_1 + MAP_UNMAP, FEATURES_OK.
+    let acked = STATUS_ACKNOWLEDGE | STATUS_DRIVER;
     let setup = [
-        w(V + 0x70, 0),
-        w(V + 0x70, 3),
-        w(V + 0x24, 1),
-        w(V + 0x20, 1),
-        w(V + 0x24, 0),
-        w(V + 0x20, 4),
-        w(V + 0x70, 11),
+        w(V + offset::STATUS, 0u32),
+        w(V + offset::STATUS, acked),
+        w(V + offset::DRIVER_FEATURES_SEL, 1u32),
+        w(V + offset::DRIVER_FEATURES, F_VERSION_1 >> 32),
+        w(V + offset::DRIVER_FEATURES_SEL, 0u32),
+        w(V + offset::DRIVER_FEATURES, iommu::F_MAP_UNMAP),
+        w(V + offset::STATUS, acked | STATUS_FEATURES_OK),
     ];
     run(
         &mut vm,
-        &format!("{}; devmem {:#x} 32", setup.join("; "), V + 0x70),
-        "0x0000000B",
+        &format!("{}; devmem {:#x} 32", setup.join("; "), V + offset::STATUS),
+        &format!("{:#010X}", acked | STATUS_FEATURES_OK),
     )?;
     // Request queue 0: 8 entries, rings in the free RAM, ready, DRIVER_OK.
     let queue = [
-        w(V + 0x30, 0),
-        w(V + 0x38, 8),
-        w(V + 0x80, desc),
-        w(V + 0x84, 0),
-        w(V + 0x90, avail),
-        w(V + 0x94, 0),
-        w(V + 0xa0, used),
-        w(V + 0xa4, 0),
-        w(V + 0x44, 1),
-        w(V + 0x70, 15),
+        w(V + offset::QUEUE_SEL, iommu::REQUEST_QUEUE),
+        w(V + offset::QUEUE_NUM, 8u32),
+        w(V + offset::QUEUE_DESC_LOW, desc),
+        w(V + offset::QUEUE_DESC_HIGH, 0u32),
+        w(V + offset::QUEUE_DRIVER_LOW, avail),
+        w(V + offset::QUEUE_DRIVER_HIGH, 0u32),
+        w(V + offset::QUEUE_DEVICE_LOW, used),
+        w(V + offset::QUEUE_DEVICE_HIGH, 0u32),
+        w(V + offset::QUEUE_READY, 1u32),
+        w(
+            V + offset::STATUS,
+            acked | STATUS_FEATURES_OK | STATUS_DRIVER_OK,
+        ),
     ];
     run(
         &mut vm,
@@ -132,17 +149,18 @@ fn a_map_of_memory_the_guest_does_not_own_is_refused() -> Result<(), HarnessErro
         "queue-ready",
     )?;
     // Descriptor 0: the request (readable, NEXT -> 1); 1: the status (writable).
-    let chain = |req_len: u64| {
+    let chain = |req_len: usize| {
+        let d1 = desc + DESC_LEN;
         [
             w(desc, req),
-            w(desc + 4, 0),
-            w(desc + 8, req_len),
-            w(desc + 12, 1 | (1 << 16)),
-            w(desc + 16, status),
-            w(desc + 20, 0),
-            w(desc + 24, 4),
-            w(desc + 28, 2),
-            w(status, 0xff),
+            w(desc + 4, 0u32),
+            w(desc + 8, req_len as u64),
+            w(desc + 12, u32::from(VIRTQ_DESC_F_NEXT) | 1 << 16),
+            w(d1, status),
+            w(d1 + 4, 0u32),
+            w(d1 + 8, iommu::TAIL_LEN as u64),
+            w(d1 + 12, VIRTQ_DESC_F_WRITE),
+            w(status, 0xffu32),
         ]
         .join("; ")
     };
@@ -150,51 +168,61 @@ fn a_map_of_memory_the_guest_does_not_own_is_refused() -> Result<(), HarnessErro
     let submit = |n: u64| {
         format!(
             "devmem {:#x} 16 0; devmem {:#x} 16 {}; {}; echo status=$(devmem {status:#x} 8)",
-            avail + 4 + 2 * n,
+            avail + RING_HEAD_LEN + AVAIL_ELEM_LEN * n,
             avail + 2,
             n + 1,
-            w(V + 0x50, 0)
+            w(V + offset::QUEUE_NOTIFY, iommu::REQUEST_QUEUE)
         )
     };
     // ATTACH endpoint 8 (the virtio-net function 00:01.0) to domain 1.
     let attach = [
-        w(req, 1),
-        w(req + 4, 1),
-        w(req + 8, 8),
-        w(req + 12, 0),
-        w(req + 16, 0),
+        w(req, iommu::T_ATTACH),
+        w(req + 4, 1u32),
+        w(req + 8, 8u32),
+        w(req + 12, 0u32),
+        w(req + 16, 0u32),
     ]
     .join("; ");
     run(
         &mut vm,
-        &format!("{}; {attach}; {}", chain(20), submit(0)),
-        "status=0x00",
+        &format!("{}; {attach}; {}", chain(iommu::ATTACH_LEN), submit(0)),
+        &status_text(iommu::S_OK),
     )?;
     // MAP IOVA 0..0xfff of domain 1 to physical 0x1_0000_0000: not the guest's.
     let map = |phys: u64| {
         [
-            w(req, 3),
-            w(req + 4, 1),
-            w(req + 8, 0),
-            w(req + 12, 0),
-            w(req + 16, 0xfff),
-            w(req + 20, 0),
+            w(req, iommu::T_MAP),
+            w(req + 4, 1u32),
+            w(req + 8, 0u32),
+            w(req + 12, 0u32),
+            w(req + 16, 0xfffu32),
+            w(req + 20, 0u32),
             w(req + 24, phys & 0xffff_ffff),
             w(req + 28, phys >> 32),
-            w(req + 32, 3),
+            w(req + 32, iommu::MAP_F_READ | iommu::MAP_F_WRITE),
         ]
         .join("; ")
     };
     run(
         &mut vm,
-        &format!("{}; {}; {}", chain(36), map(0x1_0000_0000), submit(1)),
-        "status=0x05",
+        &format!(
+            "{}; {}; {}",
+            chain(iommu::MAP_LEN),
+            map(0x1_0000_0000),
+            submit(1)
+        ),
+        &status_text(iommu::S_RANGE),
     )?;
     // The same IOVA is still free: a MAP of the guest's own RAM succeeds.
     run(
         &mut vm,
-        &format!("{}; {}; {}", chain(36), map(0x4000_0000), submit(2)),
-        "status=0x00",
+        &format!(
+            "{}; {}; {}",
+            chain(iommu::MAP_LEN),
+            map(0x4000_0000),
+            submit(2)
+        ),
+        &status_text(iommu::S_OK),
     )?;
     vm.send("poweroff -f\n")?;
     vm.expect("virtio-iommu requests:", CMD)?;

@@ -47,7 +47,7 @@ pub const DEFAULT_VIOMMU_SPI: u32 = 96;
 
 /// Size of the virtio-mmio register window of a virtio-iommu (registers
 /// up to 0x0ff, device config from 0x100).
-pub const VIOMMU_MMIO_SIZE: u64 = 0x200;
+pub const VIOMMU_MMIO_SIZE: u64 = virtio_defs::mmio::WINDOW_SIZE;
 
 /// The page that holds a virtio-iommu window: its base must be aligned to
 /// it, and nothing else of the guest may lie in it (the page is left

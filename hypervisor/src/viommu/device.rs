@@ -13,19 +13,18 @@ use super::profile::Profile;
 use crate::perf;
 use crate::viommu::backend::IommuBackend;
 use crate::viommu::model::{Completion, Response, Viommu};
-use crate::viommu::wire::TAIL_LEN;
+use crate::viommu::wire::{EVENT_QUEUE, REQUEST_QUEUE, TAIL_LEN};
 use crate::virtio::chain::Chain;
 use crate::virtio::device::{NotifyResult, QueueContext, VirtioDevice};
 use crate::virtio::memory::{GuestMemory, MemError};
 use alloc::vec::Vec;
 
-/// Virtio device ID of an IOMMU.
-pub const DEVICE_ID: u32 = 23;
+pub use crate::viommu::wire::DEVICE_ID;
 /// Request queue index and size.
-const REQUESTQ: usize = 0;
+const REQUESTQ: usize = REQUEST_QUEUE as usize;
 const REQUESTQ_SIZE: u16 = 256;
 /// Event queue index and size.
-const EVENTQ: usize = 1;
+const EVENTQ: usize = EVENT_QUEUE as usize;
 const EVENTQ_SIZE: u16 = 64;
 /// Largest request the device reads (a PROBE head is 72 bytes); a longer
 /// readable part fails the request (used length 0).

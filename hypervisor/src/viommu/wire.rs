@@ -8,42 +8,43 @@
 //! submodules the layouts: [`request`] (the five requests), [`config`]
 //! (the 40-byte configuration space) and [`probe`] (PROBE properties and
 //! the eventq fault report).
+//!
+//! The numbers (type and status codes, feature bits, sizes, offsets) are
+//! [`virtio_defs::iommu`]'s, shared with the bench guest and the QEMU
+//! tests; the types here are built on them and hold the parsing logic.
 
 pub mod config;
 pub mod probe;
 pub mod request;
 
-/// Virtio device ID of the IOMMU device.
-pub const DEVICE_ID: u32 = 23;
-/// Index of the request virtqueue.
-pub const REQUEST_QUEUE: u16 = 0;
-/// Index of the event virtqueue.
-pub const EVENT_QUEUE: u16 = 1;
-/// Size of the request head (`type` and three reserved bytes).
-pub const HEAD_LEN: usize = 4;
-/// Size of the request tail (`status` and three reserved bytes).
-pub const TAIL_LEN: usize = 4;
+pub use virtio_defs::iommu::{DEVICE_ID, EVENT_QUEUE, HEAD_LEN, REQUEST_QUEUE, TAIL_LEN};
+use virtio_defs::{features, iommu};
+
+/// The bit number of a one-bit feature mask.
+const fn bit(mask: u64) -> u8 {
+    mask.trailing_zeros() as u8
+}
 
 /// Feature bits of the device (the virtio-iommu bits and VERSION_1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
 pub enum Feature {
     /// `input_range` in the configuration space is valid.
-    InputRange = 0,
+    InputRange = bit(iommu::F_INPUT_RANGE),
     /// `domain_range` in the configuration space is valid.
-    DomainRange = 1,
+    DomainRange = bit(iommu::F_DOMAIN_RANGE),
     /// MAP and UNMAP requests are available.
-    MapUnmap = 2,
+    MapUnmap = bit(iommu::F_MAP_UNMAP),
     /// Legacy: unattached endpoints bypass (superseded, never offered).
-    Bypass = 3,
+    Bypass = bit(iommu::F_BYPASS),
     /// The PROBE request is available.
-    Probe = 4,
+    Probe = bit(iommu::F_PROBE),
     /// The MAP flag MMIO is available.
-    Mmio = 5,
+    Mmio = bit(iommu::F_MMIO),
     /// The configuration field `bypass` and ATTACH flag BYPASS exist.
-    BypassConfig = 6,
+    BypassConfig = bit(iommu::F_BYPASS_CONFIG),
     /// VIRTIO_F_VERSION_1: a modern (non-legacy) device.
-    Version1 = 32,
+    Version1 = bit(features::F_VERSION_1),
 }
 
 impl Feature {
@@ -58,15 +59,15 @@ impl Feature {
 #[repr(u8)]
 pub enum RequestType {
     /// Attach an endpoint to a domain (creating the domain if needed).
-    Attach = 1,
+    Attach = iommu::T_ATTACH,
     /// Detach an endpoint from its domain.
-    Detach = 2,
+    Detach = iommu::T_DETACH,
     /// Map an IOVA range of a domain to guest-physical memory.
-    Map = 3,
+    Map = iommu::T_MAP,
     /// Remove the mappings lying inside an IOVA range of a domain.
-    Unmap = 4,
+    Unmap = iommu::T_UNMAP,
     /// Describe an endpoint's properties (reserved regions).
-    Probe = 5,
+    Probe = iommu::T_PROBE,
 }
 
 impl RequestType {
@@ -82,11 +83,11 @@ impl RequestType {
     /// Decodes a head `type` byte; `None` for a type the device does not know.
     pub const fn from_u8(value: u8) -> Option<Self> {
         match value {
-            1 => Some(RequestType::Attach),
-            2 => Some(RequestType::Detach),
-            3 => Some(RequestType::Map),
-            4 => Some(RequestType::Unmap),
-            5 => Some(RequestType::Probe),
+            iommu::T_ATTACH => Some(RequestType::Attach),
+            iommu::T_DETACH => Some(RequestType::Detach),
+            iommu::T_MAP => Some(RequestType::Map),
+            iommu::T_UNMAP => Some(RequestType::Unmap),
+            iommu::T_PROBE => Some(RequestType::Probe),
             _ => None,
         }
     }
@@ -108,23 +109,23 @@ impl RequestType {
 #[repr(u8)]
 pub enum Status {
     /// The request succeeded.
-    Ok = 0,
+    Ok = iommu::S_OK,
     /// Virtio communication error (here: buffers that do not fit the type).
-    Ioerr = 1,
+    Ioerr = iommu::S_IOERR,
     /// Unsupported request.
-    Unsupp = 2,
+    Unsupp = iommu::S_UNSUPP,
     /// Internal device error.
-    Deverr = 3,
+    Deverr = iommu::S_DEVERR,
     /// Invalid parameters.
-    Inval = 4,
+    Inval = iommu::S_INVAL,
     /// Out-of-range parameters.
-    Range = 5,
+    Range = iommu::S_RANGE,
     /// Entry not found.
-    Noent = 6,
+    Noent = iommu::S_NOENT,
     /// Bad address.
-    Fault = 7,
+    Fault = iommu::S_FAULT,
     /// Insufficient resources.
-    Nomem = 8,
+    Nomem = iommu::S_NOMEM,
 }
 
 impl Status {
@@ -144,15 +145,15 @@ impl Status {
     /// Decodes a status byte.
     pub const fn from_u8(value: u8) -> Option<Self> {
         match value {
-            0 => Some(Status::Ok),
-            1 => Some(Status::Ioerr),
-            2 => Some(Status::Unsupp),
-            3 => Some(Status::Deverr),
-            4 => Some(Status::Inval),
-            5 => Some(Status::Range),
-            6 => Some(Status::Noent),
-            7 => Some(Status::Fault),
-            8 => Some(Status::Nomem),
+            iommu::S_OK => Some(Status::Ok),
+            iommu::S_IOERR => Some(Status::Ioerr),
+            iommu::S_UNSUPP => Some(Status::Unsupp),
+            iommu::S_DEVERR => Some(Status::Deverr),
+            iommu::S_INVAL => Some(Status::Inval),
+            iommu::S_RANGE => Some(Status::Range),
+            iommu::S_NOENT => Some(Status::Noent),
+            iommu::S_FAULT => Some(Status::Fault),
+            iommu::S_NOMEM => Some(Status::Nomem),
             _ => None,
         }
     }

@@ -7,24 +7,13 @@
 //! VERSION_1 (mandatory for a version-2 device) and RING_RESET (it
 //! implements QueueReset). INDIRECT_DESC, EVENT_IDX, RING_PACKED,
 //! NOTIFICATION_DATA and the rest are never offered: not implemented.
+//!
+//! The bits themselves are [`virtio_defs::features`]'s, re-exported here.
 
-/// VIRTIO_F_INDIRECT_DESC (28): not offered.
-pub const F_INDIRECT_DESC: u64 = 1 << 28;
-/// VIRTIO_F_EVENT_IDX (29): not offered.
-pub const F_EVENT_IDX: u64 = 1 << 29;
-/// VIRTIO_F_VERSION_1 (32): always offered, and required of the driver.
-pub const F_VERSION_1: u64 = 1 << 32;
-/// VIRTIO_F_ACCESS_PLATFORM (33): passed through from the device model.
-pub const F_ACCESS_PLATFORM: u64 = 1 << 33;
-/// VIRTIO_F_RING_PACKED (34): not offered.
-pub const F_RING_PACKED: u64 = 1 << 34;
-/// VIRTIO_F_ORDER_PLATFORM (36): passed through from the device model.
-pub const F_ORDER_PLATFORM: u64 = 1 << 36;
-/// VIRTIO_F_RING_RESET (40): always offered (QueueReset).
-pub const F_RING_RESET: u64 = 1 << 40;
-
-/// Bits the device type owns: 0-23 and 50-63.
-pub const DEVICE_TYPE_BITS: u64 = ((1 << 24) - 1) | !((1 << 50) - 1);
+pub use virtio_defs::features::{
+    DEVICE_TYPE_BITS, F_ACCESS_PLATFORM, F_EVENT_IDX, F_INDIRECT_DESC, F_ORDER_PLATFORM,
+    F_RING_PACKED, F_RING_RESET, F_VERSION_1,
+};
 
 /// The features offered for a device model reporting `device_features`.
 pub fn offered(device_features: u64) -> u64 {

@@ -27,25 +27,20 @@
 //! Neither VIRTIO_F_INDIRECT_DESC, VIRTIO_F_EVENT_IDX nor
 //! VIRTIO_F_RING_PACKED is offered: an indirect descriptor is an error, and
 //! notifications follow `VIRTQ_AVAIL_F_NO_INTERRUPT` only.
+//!
+//! The ring's flags, element sizes and alignments are
+//! [`virtio_defs::ring`]'s (the flags re-exported here).
 
 use super::chain::{Chain, ChainError};
 use super::memory::{Barrier, GuestMemory, MemError};
 
-/// Largest queue size the split ring allows.
-pub const MAX_QUEUE_SIZE: u16 = 32768;
-/// Descriptor flag: the chain continues at `next`.
-pub const VIRTQ_DESC_F_NEXT: u16 = 1;
-/// Descriptor flag: the buffer is device-writable.
-pub const VIRTQ_DESC_F_WRITE: u16 = 2;
-/// Descriptor flag: the buffer holds a table of descriptors.
-pub const VIRTQ_DESC_F_INDIRECT: u16 = 4;
-/// Driver ring flag: the driver asks for no used-buffer notifications.
-pub const VIRTQ_AVAIL_F_NO_INTERRUPT: u16 = 1;
-
-/// Bytes per descriptor.
-const DESC_BYTES: u64 = 16;
-/// Bytes per used element (`le32 id; le32 len`).
-const USED_ELEM_BYTES: u64 = 8;
+use virtio_defs::ring::{
+    AVAIL_ALIGN, AVAIL_ELEM_LEN, DESC_ALIGN, DESC_LEN, RING_HEAD_LEN, USED_ALIGN, USED_ELEM_LEN,
+};
+pub use virtio_defs::ring::{
+    MAX_QUEUE_SIZE, VIRTQ_AVAIL_F_NO_INTERRUPT, VIRTQ_DESC_F_INDIRECT, VIRTQ_DESC_F_NEXT,
+    VIRTQ_DESC_F_WRITE,
+};
 
 /// The three areas of a split virtqueue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,9 +57,9 @@ impl Area {
     /// Alignment the split ring requires of this area.
     pub fn alignment(self) -> u64 {
         match self {
-            Area::Descriptors => 16,
-            Area::Driver => 2,
-            Area::Device => 4,
+            Area::Descriptors => DESC_ALIGN,
+            Area::Driver => AVAIL_ALIGN,
+            Area::Device => USED_ALIGN,
         }
     }
 
@@ -74,9 +69,9 @@ impl Area {
     pub fn bytes(self, size: u16) -> u64 {
         let n = u64::from(size);
         match self {
-            Area::Descriptors => DESC_BYTES * n,
-            Area::Driver => 4 + 2 * n,
-            Area::Device => 4 + USED_ELEM_BYTES * n,
+            Area::Descriptors => DESC_LEN * n,
+            Area::Driver => RING_HEAD_LEN + AVAIL_ELEM_LEN * n,
+            Area::Device => RING_HEAD_LEN + USED_ELEM_LEN * n,
         }
     }
 }
@@ -346,7 +341,10 @@ impl Queue {
         }
         mem.barrier(Barrier::Acquire);
         let slot = u64::from(self.last_avail_idx % size);
-        let head = mem.read_u16(self.avail_addr.wrapping_add(4 + 2 * slot))?;
+        let head = mem.read_u16(
+            self.avail_addr
+                .wrapping_add(RING_HEAD_LEN + AVAIL_ELEM_LEN * slot),
+        )?;
         if head >= size {
             return Err(QueueError::HeadOutOfRange { head });
         }
@@ -413,7 +411,7 @@ impl Queue {
     /// Copies descriptor `index` out of the table (two 64-bit reads: `addr`,
     /// then `len`, `flags` and `next` together).
     fn descriptor(&self, mem: &dyn GuestMemory, index: u16) -> Result<Descriptor, QueueError> {
-        let gpa = self.desc_addr.wrapping_add(DESC_BYTES * u64::from(index));
+        let gpa = self.desc_addr.wrapping_add(DESC_LEN * u64::from(index));
         let addr = mem.read_u64(gpa)?;
         let rest = mem.read_u64(gpa.wrapping_add(8))?;
         Ok(Descriptor {
@@ -439,7 +437,9 @@ impl Queue {
         let slot = u64::from(self.used_idx % size);
         // `le32 id; le32 len` as one little-endian 64-bit store.
         let elem = u64::from(head) | (u64::from(len) << 32);
-        let elem_gpa = self.used_addr.wrapping_add(4 + USED_ELEM_BYTES * slot);
+        let elem_gpa = self
+            .used_addr
+            .wrapping_add(RING_HEAD_LEN + USED_ELEM_LEN * slot);
         mem.write_u64(elem_gpa, elem)?;
         let next = self.used_idx.wrapping_add(1);
         mem.barrier(Barrier::Release);

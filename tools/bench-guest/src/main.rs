@@ -29,6 +29,15 @@ mod uart;
 
 use core::arch::{asm, global_asm};
 use core::ptr::{addr_of_mut, read_volatile, write_volatile};
+use virtio_defs::features::F_VERSION_1;
+use virtio_defs::iommu;
+use virtio_defs::mmio::{
+    self, STATUS_ACKNOWLEDGE, STATUS_DRIVER, STATUS_DRIVER_OK, STATUS_FEATURES_OK, offset,
+};
+use virtio_defs::ring::{
+    AVAIL_ELEM_LEN, DESC_LEN, RING_HEAD_LEN, USED_ELEM_LEN, VIRTQ_AVAIL_F_NO_INTERRUPT,
+    VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE,
+};
 
 global_asm!(
     r#"
@@ -151,35 +160,26 @@ fn tenth_ns(ticks: u64, freq: u64) -> u64 {
 }
 
 // ---------------------------------------------------------------- virtio-mmio
+//
+// Register offsets, status bits, ring flags and virtio-iommu numbers come
+// from `virtio-defs` (hypervisor/virtio-defs), the crate the hypervisor's
+// device side is built on.
 
-const MAGIC: usize = 0x000;
-const VERSION: usize = 0x004;
-const DEVICE_ID: usize = 0x008;
-const DEVICE_FEATURES: usize = 0x010;
-const DEVICE_FEATURES_SEL: usize = 0x014;
-const DRIVER_FEATURES: usize = 0x020;
-const DRIVER_FEATURES_SEL: usize = 0x024;
-const QUEUE_SEL: usize = 0x030;
-const QUEUE_NUM_MAX: usize = 0x034;
-const QUEUE_NUM: usize = 0x038;
-const QUEUE_READY: usize = 0x044;
-const QUEUE_NOTIFY: usize = 0x050;
-const STATUS: usize = 0x070;
-const QUEUE_DESC: usize = 0x080;
-const QUEUE_DRIVER: usize = 0x090;
-const QUEUE_DEVICE: usize = 0x0a0;
-const CONFIG: usize = 0x100;
-
-const MAGIC_VALUE: u32 = 0x7472_6976;
-
-fn rd(base: usize, off: usize) -> u32 {
+/// Reads the 32-bit register at `off` (a [`offset`] constant) of the window.
+fn rd(base: usize, off: u64) -> u32 {
     // SAFETY: `base` is a virtio-mmio window (checked magic) or a probe of one.
-    unsafe { read_volatile((base + off) as *const u32) }
+    unsafe { read_volatile((base + off as usize) as *const u32) }
 }
 
-fn wr(base: usize, off: usize, v: u32) {
+/// Writes the 32-bit register at `off` of the window.
+fn wr(base: usize, off: u64, v: u32) {
     // SAFETY: as for `rd`.
-    unsafe { write_volatile((base + off) as *mut u32, v) }
+    unsafe { write_volatile((base + off as usize) as *mut u32, v) }
+}
+
+/// Whether the window at `base` is a virtio-mmio virtio-iommu.
+fn is_viommu(base: usize) -> bool {
+    rd(base, offset::MAGIC_VALUE) == mmio::MAGIC && rd(base, offset::DEVICE_ID) == iommu::DEVICE_ID
 }
 
 /// Queue size used (power of two); 64 request chains of 2 descriptors.
@@ -195,17 +195,24 @@ struct Desc {
     next: u16,
 }
 
+/// Bytes of the available ring (flags, idx, ring; no used_event).
+const AVAIL_BYTES: usize = RING_HEAD_LEN as usize + AVAIL_ELEM_LEN as usize * QSZ;
+
 #[repr(C, align(4096))]
 struct Rings {
     desc: [Desc; QSZ],
     avail_flags: u16,
     avail_idx: u16,
     avail_ring: [u16; QSZ],
-    _pad: [u8; 4096 - 4 - 2 * QSZ],
+    _pad: [u8; 4096 - AVAIL_BYTES],
     used_flags: u16,
     used_idx: u16,
     used_ring: [[u32; 2]; QSZ],
 }
+
+// The ring structures above are the split-ring layout of virtio-defs.
+const _: () = assert!(size_of::<Desc>() == DESC_LEN as usize);
+const _: () = assert!(size_of::<[u32; 2]>() == USED_ELEM_LEN as usize);
 
 /// One request slot: 40 bytes of request (the largest, MAP) then status.
 #[repr(C, align(64))]
@@ -226,7 +233,7 @@ static mut RINGS: Rings = Rings {
     avail_flags: 0,
     avail_idx: 0,
     avail_ring: [0; QSZ],
-    _pad: [0; 4096 - 4 - 2 * QSZ],
+    _pad: [0; 4096 - AVAIL_BYTES],
     used_flags: 0,
     used_idx: 0,
     used_ring: [[0; 2]; QSZ],
@@ -238,9 +245,11 @@ static mut SLOTS: [Slot; BATCH] = [Slot {
     _pad: [0; 4],
 }; BATCH];
 
-const T_ATTACH: u32 = 1;
-const T_MAP: u32 = 3;
-const T_UNMAP: u32 = 4;
+const T_ATTACH: u32 = iommu::T_ATTACH as u32;
+const T_MAP: u32 = iommu::T_MAP as u32;
+const T_UNMAP: u32 = iommu::T_UNMAP as u32;
+/// Device-writable size of every request: the tail.
+const TAIL_LEN: u32 = iommu::TAIL_LEN as u32;
 const DOMAIN: u32 = 1;
 /// The PCI function whose endpoint is attached: 00:01.0 (QEMU virt's
 /// default NIC), requester ID bus << 8 | device << 3 | function.
@@ -277,12 +286,12 @@ impl Viommu {
             let d0 = d.add(2 * i);
             write_volatile(addr_of_mut!((*d0).addr), r as u64);
             write_volatile(addr_of_mut!((*d0).len), len);
-            write_volatile(addr_of_mut!((*d0).flags), 1); // NEXT
+            write_volatile(addr_of_mut!((*d0).flags), VIRTQ_DESC_F_NEXT);
             write_volatile(addr_of_mut!((*d0).next), (2 * i + 1) as u16);
             let d1 = d.add(2 * i + 1);
             write_volatile(addr_of_mut!((*d1).addr), st as u64);
-            write_volatile(addr_of_mut!((*d1).len), 4);
-            write_volatile(addr_of_mut!((*d1).flags), 2); // WRITE
+            write_volatile(addr_of_mut!((*d1).len), TAIL_LEN);
+            write_volatile(addr_of_mut!((*d1).flags), VIRTQ_DESC_F_WRITE);
             write_volatile(addr_of_mut!((*d1).next), 0);
             let ring = addr_of_mut!((*self.rings).avail_ring) as *mut u16;
             write_volatile(ring.add(self.avail as usize % QSZ), (2 * i) as u16);
@@ -299,14 +308,18 @@ impl Viommu {
         unsafe {
             write_volatile(addr_of_mut!((*self.rings).avail_idx), self.avail);
             asm!("dsb sy");
-            wr(self.base, QUEUE_NOTIFY, 0);
+            wr(
+                self.base,
+                offset::QUEUE_NOTIFY,
+                u32::from(iommu::REQUEST_QUEUE),
+            );
             while read_volatile(addr_of_mut!((*self.rings).used_idx)) != self.avail {
                 core::hint::spin_loop();
             }
             for i in 0..n {
                 let st =
                     read_volatile(addr_of_mut!((*self.slots.add(i)).status) as *const u32) & 0xff;
-                if st != 0 {
+                if st != u32::from(iommu::S_OK) {
                     self.errors += 1;
                     self.last_bad_status = st;
                 }
@@ -325,10 +338,10 @@ impl Viommu {
             (end >> 32) as u32,
             phys as u32,
             (phys >> 32) as u32,
-            3, // READ | WRITE
-            0, // tail
+            iommu::MAP_F_READ | iommu::MAP_F_WRITE,
+            0, // padding to the slot's 40 bytes
         ];
-        self.queue(i, &req, 36);
+        self.queue(i, &req, iommu::MAP_LEN as u32);
     }
 
     fn unmap(&mut self, i: usize, iova: u64, size: u64) {
@@ -340,10 +353,10 @@ impl Viommu {
             (iova >> 32) as u32,
             end as u32,
             (end >> 32) as u32,
-            0,
-            0, // tail
+            0, // reserved
+            0, // padding
         ];
-        self.queue(i, &req, 28);
+        self.queue(i, &req, iommu::UNMAP_LEN as u32);
     }
 }
 
@@ -364,7 +377,7 @@ fn find_device(dtb: usize) -> (usize, u32) {
     let why = match found {
         Ok(v) => {
             let base = v.base as usize;
-            if rd(base, MAGIC) == MAGIC_VALUE && rd(base, DEVICE_ID) == 23 {
+            if is_viommu(base) {
                 uart::puts("bench dt viommu=/");
                 uart::bytes((0..v.node.name.len).map(|i| v.node.name.at(i)));
                 uart::puts(" iommu-map of /");
@@ -386,8 +399,8 @@ fn find_device(dtb: usize) -> (usize, u32) {
     // The hint comes second: under partita the slots are not mapped and the
     // probe ends in the exception handler.
     match (0..32)
-        .map(|n| 0x0a00_0000 + n * 0x200)
-        .find(|&b| rd(b, MAGIC) == MAGIC_VALUE && rd(b, DEVICE_ID) == 23)
+        .map(|n| 0x0a00_0000 + n * mmio::WINDOW_SIZE as usize)
+        .find(|&b| is_viommu(b))
     {
         Some(b) => {
             uart::puts(
@@ -408,35 +421,40 @@ fn fail(what: &str) -> ! {
     power_off();
 }
 
+/// The features the guest takes: VERSION_1 and MAP_UNMAP, nothing else.
+const FEATURES: u64 = F_VERSION_1 | iommu::F_MAP_UNMAP;
+
 /// Sets the device up: reset, handshake, queue 0, DRIVER_OK.
 fn setup(base: usize) -> Viommu {
-    if rd(base, VERSION) != 2 {
+    if rd(base, offset::VERSION) != mmio::VERSION {
         fail("virtio-mmio version is not 2 (legacy transport?)");
     }
-    wr(base, STATUS, 0);
-    wr(base, STATUS, 1 | 2);
-    wr(base, DEVICE_FEATURES_SEL, 1);
-    let hi = rd(base, DEVICE_FEATURES);
-    wr(base, DEVICE_FEATURES_SEL, 0);
-    let lo = rd(base, DEVICE_FEATURES);
-    if hi & 1 == 0 || lo & 4 == 0 {
+    let acked = STATUS_ACKNOWLEDGE | STATUS_DRIVER;
+    wr(base, offset::STATUS, 0);
+    wr(base, offset::STATUS, acked);
+    wr(base, offset::DEVICE_FEATURES_SEL, 1);
+    let hi = rd(base, offset::DEVICE_FEATURES);
+    wr(base, offset::DEVICE_FEATURES_SEL, 0);
+    let lo = rd(base, offset::DEVICE_FEATURES);
+    let (want_hi, want_lo) = ((FEATURES >> 32) as u32, FEATURES as u32);
+    if hi & want_hi != want_hi || lo & want_lo != want_lo {
         fail("device lacks VERSION_1 or MAP_UNMAP");
     }
-    wr(base, DRIVER_FEATURES_SEL, 1);
-    wr(base, DRIVER_FEATURES, 1);
-    wr(base, DRIVER_FEATURES_SEL, 0);
-    wr(base, DRIVER_FEATURES, 4);
-    wr(base, STATUS, 1 | 2 | 8);
-    if rd(base, STATUS) & 8 == 0 {
+    wr(base, offset::DRIVER_FEATURES_SEL, 1);
+    wr(base, offset::DRIVER_FEATURES, want_hi);
+    wr(base, offset::DRIVER_FEATURES_SEL, 0);
+    wr(base, offset::DRIVER_FEATURES, want_lo);
+    wr(base, offset::STATUS, acked | STATUS_FEATURES_OK);
+    if rd(base, offset::STATUS) & STATUS_FEATURES_OK == 0 {
         fail("FEATURES_OK refused");
     }
-    wr(base, QUEUE_SEL, 0);
-    let max = rd(base, QUEUE_NUM_MAX) as usize;
+    wr(base, offset::QUEUE_SEL, u32::from(iommu::REQUEST_QUEUE));
+    let max = rd(base, offset::QUEUE_NUM_MAX) as usize;
     if max < QSZ {
         fail("queue 0 smaller than 128 entries");
     }
     let rings = &raw mut RINGS;
-    wr(base, QUEUE_NUM, QSZ as u32);
+    wr(base, offset::QUEUE_NUM, QSZ as u32);
     // SAFETY: field addresses of a static; no reference is formed.
     let (d, a, u) = unsafe {
         (
@@ -447,17 +465,31 @@ fn setup(base: usize) -> Viommu {
     };
     // No interrupts wanted: the guest polls (and runs with IRQs masked).
     // SAFETY: as above.
-    unsafe { write_volatile(addr_of_mut!((*rings).avail_flags), 1) };
-    for (off, v) in [(QUEUE_DESC, d), (QUEUE_DRIVER, a), (QUEUE_DEVICE, u)] {
-        wr(base, off, v as u32);
-        wr(base, off + 4, (v >> 32) as u32);
+    unsafe {
+        write_volatile(
+            addr_of_mut!((*rings).avail_flags),
+            VIRTQ_AVAIL_F_NO_INTERRUPT,
+        )
+    };
+    for (low, high, v) in [
+        (offset::QUEUE_DESC_LOW, offset::QUEUE_DESC_HIGH, d),
+        (offset::QUEUE_DRIVER_LOW, offset::QUEUE_DRIVER_HIGH, a),
+        (offset::QUEUE_DEVICE_LOW, offset::QUEUE_DEVICE_HIGH, u),
+    ] {
+        wr(base, low, v as u32);
+        wr(base, high, (v >> 32) as u32);
     }
-    wr(base, QUEUE_READY, 1);
-    wr(base, STATUS, 1 | 2 | 4 | 8);
+    wr(base, offset::QUEUE_READY, 1);
+    wr(
+        base,
+        offset::STATUS,
+        acked | STATUS_FEATURES_OK | STATUS_DRIVER_OK,
+    );
     uart::puts("bench device base=");
     uart::hex(base as u64);
     uart::puts(" page_size_mask=");
-    uart::hex(rd(base, CONFIG) as u64 | (rd(base, CONFIG + 4) as u64) << 32);
+    let psm = offset::CONFIG + iommu::config::OFF_PAGE_SIZE_MASK as u64;
+    uart::hex(rd(base, psm) as u64 | (rd(base, psm + 4) as u64) << 32);
     uart::puts(" queue_num_max=");
     uart::dec(max as u64);
     uart::puts("\n");
@@ -521,7 +553,11 @@ extern "C" fn guest_main(dtb: usize) -> ! {
     let mut v = setup(base);
 
     // ATTACH the endpoint of 00:01.0 to domain 1.
-    v.queue(0, &[T_ATTACH, DOMAIN, endpoint, 0, 0, 0], 20);
+    v.queue(
+        0,
+        &[T_ATTACH, DOMAIN, endpoint, 0, 0, 0],
+        iommu::ATTACH_LEN as u32,
+    );
     v.kick(1);
     if v.errors != 0 {
         uart::puts("bench error attach status=");
@@ -542,7 +578,7 @@ extern "C" fn guest_main(dtb: usize) -> ! {
     // Null exit: a read of MagicValue (trapped under partita).
     let t0 = now();
     for _ in 0..REPS_NULL {
-        rd(base, MAGIC);
+        rd(base, offset::MAGIC_VALUE);
     }
     report("null_exit", now() - t0, REPS_NULL, f, 0);
 

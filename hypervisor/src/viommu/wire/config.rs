@@ -14,25 +14,15 @@
 //! Only `bypass` is writable (by a driver that negotiated BYPASS_CONFIG;
 //! the device cannot tell and accepts it from any driver), and only with
 //! the values 0 and 1: the device never presents anything else.
+//!
+//! The size and offsets are [`virtio_defs::iommu::config`]'s.
 
 use super::put;
 
-/// Size of the configuration space.
-pub const CONFIG_LEN: usize = 40;
-/// Offset of `page_size_mask`.
-pub const OFF_PAGE_SIZE_MASK: usize = 0x00;
-/// Offset of `input_range.start`.
-pub const OFF_INPUT_START: usize = 0x08;
-/// Offset of `input_range.end`.
-pub const OFF_INPUT_END: usize = 0x10;
-/// Offset of `domain_range.start`.
-pub const OFF_DOMAIN_START: usize = 0x18;
-/// Offset of `domain_range.end`.
-pub const OFF_DOMAIN_END: usize = 0x1c;
-/// Offset of `probe_size`.
-pub const OFF_PROBE_SIZE: usize = 0x20;
-/// Offset of `bypass`.
-pub const OFF_BYPASS: usize = 0x24;
+pub use virtio_defs::iommu::config::{
+    CONFIG_LEN, OFF_BYPASS, OFF_DOMAIN_END, OFF_DOMAIN_START, OFF_INPUT_END, OFF_INPUT_START,
+    OFF_PAGE_SIZE_MASK, OFF_PROBE_SIZE,
+};
 
 /// The configuration space as values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

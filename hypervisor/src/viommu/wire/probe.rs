@@ -5,28 +5,25 @@
 //! 24 bytes in all: subtype u8@4, reserved[3]@5, start u64@8, end u64@16
 //! (inclusive). A fault report is 24 bytes: reason u8@0, reserved[3]@1,
 //! flags u32@4, endpoint u32@8, reserved u32@12, address u64@16.
+//!
+//! The type codes, flags and sizes are [`virtio_defs::iommu`]'s.
 
 use super::{le16, le64, put};
 
-/// Property type that ends the list.
-pub const PROBE_T_NONE: u16 = 0;
-/// Property type RESV_MEM.
-pub const PROBE_T_RESV_MEM: u16 = 1;
-/// Bits of the property header `type` field that hold the type.
-pub const PROBE_T_MASK: u16 = 0x0fff;
-/// Size of a property header.
-pub const PROPERTY_HEAD_LEN: usize = 4;
-/// Size of a RESV_MEM property, header included.
-pub const RESV_MEM_LEN: usize = 24;
+use virtio_defs::iommu;
+pub use virtio_defs::iommu::{
+    FAULT_F_ADDRESS, FAULT_F_READ, FAULT_F_WRITE, FAULT_LEN, PROBE_T_MASK, PROBE_T_NONE,
+    PROBE_T_RESV_MEM, PROPERTY_HEAD_LEN, RESV_MEM_LEN,
+};
 
 /// Subtype of a RESV_MEM property.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
 pub enum ResvSubtype {
     /// The driver must not map these IOVAs.
-    Reserved = 0,
+    Reserved = iommu::RESV_MEM_T_RESERVED,
     /// An MSI doorbell: not mapped by the driver, reachable as identity.
-    Msi = 1,
+    Msi = iommu::RESV_MEM_T_MSI,
 }
 
 /// A RESV_MEM property.
@@ -65,8 +62,8 @@ impl ResvMem {
             return None;
         }
         let subtype = match buf.get(4).copied()? {
-            0 => ResvSubtype::Reserved,
-            1 => ResvSubtype::Msi,
+            iommu::RESV_MEM_T_RESERVED => ResvSubtype::Reserved,
+            iommu::RESV_MEM_T_MSI => ResvSubtype::Msi,
             _ => return None,
         };
         Some(ResvMem {
@@ -77,26 +74,16 @@ impl ResvMem {
     }
 }
 
-/// Size of a fault report.
-pub const FAULT_LEN: usize = 24;
-
-/// Fault flag: the faulting access was a read.
-pub const FAULT_F_READ: u32 = 1 << 0;
-/// Fault flag: the faulting access was a write.
-pub const FAULT_F_WRITE: u32 = 1 << 1;
-/// Fault flag: `address` is valid.
-pub const FAULT_F_ADDRESS: u32 = 1 << 8;
-
 /// Why an endpoint's access faulted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
 pub enum FaultReason {
     /// Internal error, or none of the others.
-    Unknown = 0,
+    Unknown = iommu::FAULT_R_UNKNOWN,
     /// The endpoint is not attached to a domain.
-    Domain = 1,
+    Domain = iommu::FAULT_R_DOMAIN,
     /// The address is not mapped, or not with the needed permission.
-    Mapping = 2,
+    Mapping = iommu::FAULT_R_MAPPING,
 }
 
 /// A fault report for the eventq.

@@ -10,25 +10,19 @@
 //! - UNMAP (28): domain u32@4, virt_start u64@8, virt_end u64@16,
 //!   reserved[4]@24
 //! - PROBE (72): endpoint u32@4, reserved[64]@8
+//!
+//! The type codes, sizes and flags are [`virtio_defs::iommu`]'s.
 
 use super::{HEAD_LEN, RequestType, le32, le64, put};
 use alloc::vec::Vec;
 
-/// ATTACH flag: the domain is a bypass (identity) domain.
-pub const ATTACH_F_BYPASS: u32 = 1 << 0;
+use virtio_defs::iommu;
+pub use virtio_defs::iommu::{
+    ATTACH_F_BYPASS, ATTACH_LEN, DETACH_LEN, MAP_LEN, PROBE_LEN, UNMAP_LEN,
+};
+
 /// Every ATTACH flag the device knows.
 pub const ATTACH_F_MASK: u32 = ATTACH_F_BYPASS;
-
-/// Device-readable size of ATTACH.
-pub const ATTACH_LEN: usize = 20;
-/// Device-readable size of DETACH.
-pub const DETACH_LEN: usize = 20;
-/// Device-readable size of MAP.
-pub const MAP_LEN: usize = 36;
-/// Device-readable size of UNMAP.
-pub const UNMAP_LEN: usize = 28;
-/// Device-readable size of PROBE.
-pub const PROBE_LEN: usize = 72;
 
 impl RequestType {
     /// Size of the device-readable part of this request type.
@@ -49,11 +43,11 @@ pub struct MapFlags(pub u32);
 
 impl MapFlags {
     /// Reads are allowed.
-    pub const READ: u32 = 1 << 0;
+    pub const READ: u32 = iommu::MAP_F_READ;
     /// Writes are allowed.
-    pub const WRITE: u32 = 1 << 1;
+    pub const WRITE: u32 = iommu::MAP_F_WRITE;
     /// The target is device MMIO (memory type, not a permission).
-    pub const MMIO: u32 = 1 << 2;
+    pub const MMIO: u32 = iommu::MAP_F_MMIO;
     /// Every flag the device knows.
     pub const MASK: u32 = Self::READ | Self::WRITE | Self::MMIO;
 
