@@ -6,10 +6,12 @@ use crate::cmdline::{IdleAction, Options};
 use crate::config::{Bundle, BundleGuest, validate};
 use crate::fdt::Conduit;
 use crate::fdt::{self, HostDt};
-use crate::gic::phys;
+use crate::gic::{hyp_irq, phys};
 use crate::mm::accounting::Owner;
 use crate::mm::{el2map, heap, layout};
-use crate::vm::{guest::Guest, vcpu};
+use crate::smmu::HwSmmuManager;
+use crate::smmu::manager::{SmmuInterrupt, SmmuParts};
+use crate::vm::{dma, guest::Guest, vcpu};
 use crate::{console, smp, summary};
 use alloc::vec::Vec;
 use log::{error, info, warn};
@@ -183,9 +185,10 @@ fn main(dtb: &'static [u8], img: layout::Region) -> ! {
     );
     // Before any guest exists: no unconfigured stream may reach memory.
     let hw: &'static HostDt = alloc::boxed::Box::leak(alloc::boxed::Box::new(hw));
-    crate::smmu::manager::probe_all(hw);
+    let smmus = probe_smmus(hw);
+    dma::install(hw, smmus);
 
-    let report = summary::probe(hw);
+    let report = summary::probe(hw, smmus);
     crate::print!("{report}");
 
     if gic_ok && hw.chosen.initrd.is_some() {
@@ -196,7 +199,7 @@ fn main(dtb: &'static [u8], img: layout::Region) -> ! {
                 .flat_map(|g| g.vcpus.iter().map(|v| v.pcpu))
                 .collect();
             vcpu::install(guests);
-            crate::smmu::manager::set_guests(vcpu::guests());
+            dma::set_guests(vcpu::guests());
             // Each guest's virtio-iommu is charged to that guest.
             crate::vm::viommu::create_all(
                 vcpu::guests(),
@@ -230,6 +233,43 @@ fn main(dtb: &'static [u8], img: layout::Region) -> ! {
     loop {
         cpu::wait_for_interrupt();
     }
+}
+
+/// Maps the register block of every SMMUv3 of `hw` and probes them: after
+/// this no unconfigured stream can reach memory. Their interrupts go to the
+/// boot CPU; events are also drained when it idles.
+fn probe_smmus(hw: &HostDt) -> &'static HwSmmuManager {
+    let parts = hw.smmus.iter().filter_map(|s| {
+        match el2map::map_device(s.base, s.size.max(fdt::SMMU_MIN_SIZE)) {
+            // SAFETY: the register block was just mapped as device memory
+            // and only the SMMU manager uses it.
+            Ok(()) => Some(unsafe { SmmuParts::mapped(s) }),
+            Err(e) => {
+                error!("smmuv3 {:#x}: cannot map its registers: {e}", s.base);
+                None
+            }
+        }
+    });
+    let smmus: &'static HwSmmuManager =
+        alloc::boxed::Box::leak(alloc::boxed::Box::new(HwSmmuManager::probe(parts)));
+    if let Some(gic) = phys::get() {
+        smmus.enable_irqs(|irq| {
+            let handler = match irq.kind {
+                SmmuInterrupt::EventQueue => on_smmu_event_irq,
+                SmmuInterrupt::GlobalError => on_smmu_gerror_irq,
+            };
+            hyp_irq::register(gic, irq.intid, true, 0, handler)
+        });
+    }
+    smmus
+}
+
+fn on_smmu_event_irq(intid: u32) {
+    dma::smmus().handle_event_irq(intid);
+}
+
+fn on_smmu_gerror_irq(intid: u32) {
+    dma::smmus().handle_gerror_irq(intid);
 }
 
 /// RAM that nothing uses: RAM minus the image, the DTB, the initrd and the
@@ -338,12 +378,11 @@ fn start_guests(hw: &'static HostDt, planned: Vec<Planned>) -> Vec<Guest> {
         // Everything allocated while the guest is built is the guest's.
         let created = heap::charged_to(Owner::Guest(index), || {
             Guest::create(index, g.config, g.kernel, g.initrd, ram_pa, hw).and_then(|guest| {
-                match crate::smmu::manager::attach_guest(hw, &guest, guest.config.viommu.is_none())
-                {
+                match dma::attach_guest(&guest, guest.config.viommu.is_none()) {
                     Ok(()) => Ok(guest),
                     Err(e) => {
-                        crate::smmu::manager::detach_guest(&guest);
-                        Err(e)
+                        dma::detach_guest(&guest);
+                        Err(alloc::format!("{e}"))
                     }
                 }
             })

@@ -2,6 +2,8 @@
 //! guest (its device tree first).
 
 #[cfg(all(target_arch = "aarch64", target_os = "none"))]
+pub mod dma;
+#[cfg(all(target_arch = "aarch64", target_os = "none"))]
 pub mod guest;
 pub mod guest_dt;
 pub mod loader;

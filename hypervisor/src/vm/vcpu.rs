@@ -127,7 +127,7 @@ pub fn cpu_loop() -> ! {
             gicv3::deactivate(intid);
         }
         if cpu::cpu_index() == 0 {
-            crate::smmu::manager::poll_events();
+            super::dma::poll_events();
         }
         cpu::wait_for_interrupt();
     }
@@ -403,7 +403,7 @@ fn guest_off(g: &'static Guest, v: usize, why: &str) -> ! {
         stop_here(g, v);
     }
     stop_others(g, v);
-    crate::smmu::manager::detach_guest(g);
+    super::dma::detach_guest(g);
     g.reset_interrupts();
     info!(
         "guest '{}' {why} ({} DMA fault(s) reported by the SMMU)",
@@ -428,12 +428,12 @@ fn guest_restart(g: &'static Guest, v: usize) -> ! {
     stop_others(g, v);
     // No device may write into the guest's memory while it is reloaded.
     super::viommu::reset(g);
-    crate::smmu::manager::detach_guest(g);
+    super::dma::detach_guest(g);
     g.reset_interrupts();
     g.log_hypervisor_ram();
     info!("guest '{}' reset: restarting", g.config.name);
     g.load_images();
-    if let Err(e) = crate::smmu::manager::reattach_guest(g, g.config.viommu.is_none()) {
+    if let Err(e) = super::dma::attach_guest(g, g.config.viommu.is_none()) {
         error!(
             "guest '{}': its devices cannot DMA after the reset: {e}",
             g.config.name

@@ -10,8 +10,9 @@ use crate::mm::pagetable::{Attrs, MapError, MemType, PageTable, Stage2};
 use crate::perf;
 use crate::smmu::cmd::{Cmd, plan_s2_invalidation_into};
 use crate::smmu::driver::ProbeOptions;
-use crate::smmu::manager;
+use crate::smmu::manager::Stage2Table;
 use crate::viommu::backend::{BackendError, IommuBackend, MapAttrs, Refusal, ResvRegion};
+use crate::vm::dma;
 use crate::vm::guest::Guest;
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
@@ -78,8 +79,10 @@ impl SmmuBackend {
             domains: BTreeMap::new(),
             attached: BTreeMap::new(),
             global_bypass: false,
-            pending: (0..manager::count()).map(|_| Vec::new()).collect(),
-            ril: (0..manager::count()).map(manager::has_ril).collect(),
+            pending: (0..dma::smmus().count()).map(|_| Vec::new()).collect(),
+            ril: (0..dma::smmus().count())
+                .map(|i| dma::smmus().has_ril(i))
+                .collect(),
             max_vmid: if vmid16 { u16::MAX } else { 0xff },
             ticks: [0, 0],
         }
@@ -87,7 +90,7 @@ impl SmmuBackend {
 
     /// Points `ep`'s stream at `domain`'s table (or the guest's stage 2).
     fn bind(&self, ep: u32, domain: Option<&Domain>) -> Result<(), BackendError> {
-        let Some((inst, sid)) = manager::endpoint_sid(self.guest, ep) else {
+        let Some((inst, sid)) = dma::endpoint_sid(self.guest, ep) else {
             return Ok(()); // not behind an SMMU we run: nothing to program
         };
         match domain {
@@ -95,16 +98,33 @@ impl SmmuBackend {
                 bypass: false,
                 vmid,
                 table: Some(t),
-            }) => manager::bind_stream(inst, sid, t, *vmid).map_err(hw),
+            }) => dma::smmus()
+                .bind_stream(
+                    inst,
+                    sid,
+                    Stage2Table {
+                        table: t,
+                        vmid: *vmid,
+                    },
+                )
+                .map_err(hw),
             Some(_) => {
                 let st2 = self.guest.stage2.lock();
-                manager::bind_stream(inst, sid, &st2.0, self.guest.vmid).map_err(hw)
+                let table = Stage2Table {
+                    table: &st2.0,
+                    vmid: self.guest.vmid,
+                };
+                dma::smmus().bind_stream(inst, sid, table).map_err(hw)
             }
             None if self.global_bypass => {
                 let st2 = self.guest.stage2.lock();
-                manager::bind_stream(inst, sid, &st2.0, self.guest.vmid).map_err(hw)
+                let table = Stage2Table {
+                    table: &st2.0,
+                    vmid: self.guest.vmid,
+                };
+                dma::smmus().bind_stream(inst, sid, table).map_err(hw)
             }
-            None => manager::abort_stream(inst, sid).map_err(hw),
+            None => dma::smmus().abort_stream(inst, sid).map_err(hw),
         }
     }
 
@@ -143,7 +163,7 @@ impl SmmuBackend {
 
 impl IommuBackend for SmmuBackend {
     fn endpoint_known(&self, ep: u32) -> bool {
-        manager::endpoint_sid(self.guest, ep).is_some()
+        dma::endpoint_sid(self.guest, ep).is_some()
     }
 
     fn translate(&self, gpa: u64, len: u64, mmio: bool) -> Result<u64, Refusal> {
@@ -208,8 +228,8 @@ impl IommuBackend for SmmuBackend {
         {
             // No endpoint uses it any more: drop its TLB entries before
             // the tables and the VMID are reused.
-            for inst in 0..manager::count() {
-                let _ = manager::issue(inst, &[Cmd::tlbi_s12_vmall(d.vmid)]);
+            for inst in 0..dma::smmus().count() {
+                let _ = dma::smmus().issue(inst, &[Cmd::tlbi_s12_vmall(d.vmid)]);
             }
             t.destroy(&mut self.tables);
             free_vmid(d.vmid);
@@ -237,8 +257,8 @@ impl IommuBackend for SmmuBackend {
         self.global_bypass = on;
         // Every unattached stream of the guest follows the new setting, then
         // attached endpoints are bound to their domains again.
-        manager::detach_guest(self.guest);
-        if let Err(e) = manager::reattach_guest(self.guest, on) {
+        dma::detach_guest(self.guest);
+        if let Err(e) = dma::attach_guest(self.guest, on) {
             error!("virtio-iommu: bypass {on}: {e}");
         }
         let attached: Vec<(u32, u32)> = self.attached.iter().map(|(e, d)| (*e, *d)).collect();
@@ -297,7 +317,7 @@ impl IommuBackend for SmmuBackend {
             if cmds.is_empty() {
                 continue;
             }
-            if let Err(e) = manager::issue(inst, cmds) {
+            if let Err(e) = dma::smmus().issue(inst, cmds) {
                 result = Err(hw(e));
             }
             cmds.clear();
