@@ -1,9 +1,12 @@
 //! The hardware summary printed after boot: board, RAM, CPUs, GIC, timer,
 //! each SMMUv3 with the features it advertises, and the PCIe host bridges.
 //! Formatting is plain logic over the parsed DT and register values, so it
-//! is tested on the host; [`probe`] reads the registers on the target.
+//! is tested on the host; the SMMUs' features come from the
+//! [`SmmuManager`] that probed them ([`smmu_statuses`]); [`probe`] reads
+//! the other registers on the target.
 
 use crate::fdt::{Conduit, HostDt, PciSpace};
+use crate::smmu::SmmuManager;
 use crate::smmu::idregs::Features;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -170,34 +173,29 @@ impl fmt::Display for Summary<'_> {
     }
 }
 
-/// Reads what the summary needs from the hardware: SMMU ID registers, the
-/// GIC distributor's type register, PSCI version, counter frequency.
+/// What the summary reports for each SMMUv3 of `hw` (same order): the
+/// features `smmus` read when it probed it, in use or not.
+pub fn smmu_statuses<R, D, C>(hw: &HostDt, smmus: &SmmuManager<R, D, C>) -> Vec<SmmuStatus> {
+    hw.smmus
+        .iter()
+        .map(|s| match smmus.features_at(s.base) {
+            Some(f) => SmmuStatus::Probed(*f),
+            None => SmmuStatus::Unreachable(String::from("its registers could not be mapped")),
+        })
+        .collect()
+}
+
+/// Reads what the summary needs from the hardware: the GIC distributor's
+/// type register, PSCI version, counter frequency; the SMMUs' features
+/// from `smmus`.
 #[cfg(all(target_arch = "aarch64", target_os = "none"))]
-pub fn probe(hw: &HostDt) -> Summary<'_> {
+pub fn probe<'a>(hw: &'a HostDt, smmus: &crate::smmu::HwSmmuManager) -> Summary<'a> {
     use crate::arch::aarch64::{cpu, psci};
     use crate::mm::el2map;
-    use crate::smmu::idregs::{IDR_COUNT, IDR0_OFFSET};
 
     let board_compat = hw.compatible.iter().map(|s| s.as_str());
     let board = platform::identify(board_compat).name;
-    let smmus = hw
-        .smmus
-        .iter()
-        .map(|s| match el2map::map_device(s.base, 0x1000) {
-            Ok(()) => {
-                let mut idr = [0u32; IDR_COUNT];
-                for (i, v) in idr.iter_mut().enumerate() {
-                    let addr = s.base as usize + IDR0_OFFSET + 4 * i;
-                    // SAFETY: the SMMU's first register page is mapped as device
-                    // memory; ID registers are read-only and side-effect free.
-                    *v = unsafe { core::ptr::read_volatile(addr as *const u32) };
-                }
-                log::debug!("smmuv3 {:#x}: IDR0-5 {:x?}", s.base, idr);
-                SmmuStatus::Probed(Features::decode(idr))
-            }
-            Err(e) => SmmuStatus::Unreachable(alloc::format!("cannot map its registers: {e}")),
-        })
-        .collect();
+    let smmus = smmu_statuses(hw, smmus);
     let gic_spis = hw.gic.as_ref().and_then(|g| {
         el2map::map_device(g.dist.base, 0x1000).ok()?;
         // SAFETY: GICD_TYPER (offset 4) of a mapped distributor; read-only.

@@ -11,11 +11,12 @@ use crate::arch::{Arch, Cpu};
 use crate::cmdline::{IdleAction, Options};
 use crate::fdt::Conduit;
 use crate::fdt::{self, HostDt};
-use crate::gic::phys;
+use crate::gic::{hyp_irq, phys};
 use crate::mm::{el2map, heap, layout};
-use crate::smmu::manager;
+use crate::smmu::HwSmmuManager;
+use crate::smmu::manager::{SmmuInterrupt, SmmuParts};
 use crate::vm::build::BuildCtx;
-use crate::vm::dma::{DmaControl, DmaError, DmaOwner};
+use crate::vm::dma::{FaultRouter, SmmuPort};
 use crate::vm::machine::{MAX_CPUS, Machine};
 use crate::vm::power::Idle;
 use crate::vm::viommu::vmids::VmidPool;
@@ -201,21 +202,21 @@ fn main(dtb: &'static [u8], img: layout::Region) -> ! {
     );
     // Before any guest exists: no unconfigured stream may reach memory.
     let hw: &'static HostDt = alloc::boxed::Box::leak(alloc::boxed::Box::new(hw));
-    crate::smmu::manager::probe_all(hw);
+    let smmus = probe_smmus(hw);
+    let port: &'static SmmuPort<_, _, _> =
+        alloc::boxed::Box::leak(alloc::boxed::Box::new(SmmuPort { hw, smmus }));
 
-    let report = summary::probe(hw);
+    let report = summary::probe(hw, smmus);
     crate::print!("{report}");
 
     if gic_ok && hw.chosen.initrd.is_some() {
-        crate::smmu::manager::set_host(hw);
-        crate::smmu::manager::set_fault_sink(dma_fault);
         let guests = match phys::get() {
             Some(gic) => {
                 let vmids = Arc::new(VmidPool::for_cpu(Cpu::has_vmid16()));
                 let ctx = BuildCtx {
                     host: hw,
                     gic,
-                    smmus: &SMMUS,
+                    smmus: port,
                     vmids: &vmids,
                 };
                 // SAFETY: `plan_guests` carved each guest's RAM out of the
@@ -229,7 +230,11 @@ fn main(dtb: &'static [u8], img: layout::Region) -> ! {
             && let Some(gic) = phys::get()
         {
             let m = MACHINE
-                .call_once(|| Machine::new(guests, gic, &SMMUS, crate::gic::hyp_irq::dispatch));
+                .call_once(|| Machine::new(guests, gic, port, crate::gic::hyp_irq::dispatch));
+            // DMA faults on the guests' streams go to the machine.
+            smmus.set_fault_sink(alloc::boxed::Box::leak(alloc::boxed::Box::new(
+                FaultRouter { hw, machine: m },
+            )));
             // The static cost of each guest, before any of them runs.
             for g in m.guests() {
                 g.log_hypervisor_ram();
@@ -349,50 +354,46 @@ fn fatal(frame: &TrapFrame, kind: u64) -> ! {
     cpu::park();
 }
 
-/// DMA faults the SMMU reports on a guest's streams, to the machine.
-fn dma_fault(owner: usize, ep: Option<u32>, iova: u64, read: bool, repeats: usize) -> bool {
-    MACHINE
-        .get()
-        .is_some_and(|m| m.dma_fault(owner, ep, iova, read, repeats))
+/// Maps the register block of every SMMUv3 of `hw` and probes them: after
+/// this no unconfigured stream can reach memory. Their interrupts go to the
+/// boot CPU; events are also drained when it idles.
+fn probe_smmus(hw: &HostDt) -> &'static HwSmmuManager {
+    let parts = hw.smmus.iter().filter_map(|s| {
+        match el2map::map_device(s.base, s.size.max(fdt::SMMU_MIN_SIZE)) {
+            // SAFETY: the register block was just mapped as device memory
+            // and only the SMMU manager uses it.
+            Ok(()) => Some(unsafe { SmmuParts::mapped(s) }),
+            Err(e) => {
+                error!("smmuv3 {:#x}: cannot map its registers: {e}", s.base);
+                None
+            }
+        }
+    });
+    let smmus: &'static HwSmmuManager = SMMUS.call_once(|| HwSmmuManager::probe(parts));
+    if let Some(gic) = phys::get() {
+        smmus.enable_irqs(|irq| {
+            let handler = match irq.kind {
+                SmmuInterrupt::EventQueue => on_smmu_event_irq,
+                SmmuInterrupt::GlobalError => on_smmu_gerror_irq,
+            };
+            hyp_irq::register(gic, irq.intid, true, 0, handler)
+        });
+    }
+    smmus
 }
 
-/// The SMMU manager as the VM layer uses it.
-struct Smmus;
-static SMMUS: Smmus = Smmus;
+/// The SMMUs, once probed.
+static SMMUS: Once<HwSmmuManager> = Once::new();
 
-impl DmaControl for Smmus {
-    fn attach(&self, owner: &DmaOwner<'_>, translate: bool) -> Result<(), DmaError> {
-        manager::attach_guest(owner, translate)
+fn on_smmu_event_irq(intid: u32) {
+    if let Some(s) = SMMUS.get() {
+        s.handle_event_irq(intid);
     }
-    fn detach(&self, owner: &DmaOwner<'_>) {
-        manager::detach_guest(owner)
-    }
-    fn endpoint_stream(&self, devices: &[alloc::string::String], ep: u32) -> Option<(usize, u32)> {
-        manager::endpoint_sid(devices, ep)
-    }
-    fn bind_stream(
-        &self,
-        smmu: usize,
-        sid: u32,
-        table: &crate::mm::pagetable::PageTable<crate::mm::pagetable::Stage2>,
-        vmid: u16,
-    ) -> Result<(), DmaError> {
-        manager::bind_stream(smmu, sid, table, vmid)
-    }
-    fn abort_stream(&self, smmu: usize, sid: u32) -> Result<(), DmaError> {
-        manager::abort_stream(smmu, sid)
-    }
-    fn issue(&self, smmu: usize, cmds: &[crate::smmu::cmd::Cmd]) -> Result<(), DmaError> {
-        manager::issue(smmu, cmds)
-    }
-    fn has_ril(&self, smmu: usize) -> bool {
-        manager::has_ril(smmu)
-    }
-    fn count(&self) -> usize {
-        manager::count()
-    }
-    fn poll_events(&self) {
-        manager::poll_events()
+}
+
+fn on_smmu_gerror_irq(intid: u32) {
+    if let Some(s) = SMMUS.get() {
+        s.handle_gerror_irq(intid);
     }
 }
 

@@ -679,4 +679,4 @@ fn free_children(mem: &mut impl TableMemory, table: u64, level: usize) {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

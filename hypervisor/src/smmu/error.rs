@@ -97,3 +97,5 @@ impl fmt::Display for SmmuError {
         }
     }
 }
+
+impl core::error::Error for SmmuError {}

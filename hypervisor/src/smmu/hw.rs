@@ -1,13 +1,24 @@
 //! The SMMUv3 driver on real hardware: registers through the EL2 identity
-//! map, queue and table memory from the heap, cache maintenance through the
-//! arch module, and the probe of every SMMUv3 in the host device tree.
+//! map ([`MmioRegs`]), queue and table memory from the heap ([`HeapDma`]),
+//! cache maintenance through [`crate::arch::Arch`] ([`ArchCache`]), and the
+//! manager over them ([`HwSmmuManager`]).
+//!
+//! Plain code over `Arch`, so it compiles (and the manager type checks) on
+//! the host too; only the target maps SMMU registers and so constructs
+//! [`MmioRegs`].
 
 use super::dma::{CacheOps, DmaMemory};
+use super::manager::{SmmuManager, SmmuParts};
 use super::regs::SmmuRegs;
-use crate::arch::aarch64::{cache, cpu};
+use crate::arch::{Arch, Cpu};
+use crate::fdt::Smmu as SmmuNode;
 use alloc::alloc::{Layout, alloc_zeroed};
 
+/// The SMMUs of the machine as the hypervisor runs them.
+pub type HwSmmuManager = SmmuManager<MmioRegs, HeapDma, ArchCache>;
+
 /// Registers of one SMMU, mapped as device memory at `base`.
+#[derive(Debug)]
 pub struct MmioRegs {
     base: usize,
 }
@@ -27,29 +38,29 @@ impl SmmuRegs for MmioRegs {
     fn read32(&self, off: usize) -> u32 {
         // SAFETY: `new`'s contract: the register block is mapped.
         let v = unsafe { core::ptr::read_volatile((self.base + off) as *const u32) };
-        cache::read_barrier();
+        Cpu::read_barrier();
         v
     }
     fn write32(&mut self, off: usize, value: u32) {
-        cache::write_barrier();
+        Cpu::write_barrier();
         // SAFETY: as in read32.
         unsafe { core::ptr::write_volatile((self.base + off) as *mut u32, value) }
     }
     fn read64(&self, off: usize) -> u64 {
         // SAFETY: as in read32.
         let v = unsafe { core::ptr::read_volatile((self.base + off) as *const u64) };
-        cache::read_barrier();
+        Cpu::read_barrier();
         v
     }
     fn write64(&mut self, off: usize, value: u64) {
-        cache::write_barrier();
+        Cpu::write_barrier();
         // SAFETY: as in read32.
         unsafe { core::ptr::write_volatile((self.base + off) as *mut u64, value) }
     }
     fn relax(&mut self) {
         // About a microsecond, so that poll limits are time limits.
-        let start = cpu::uptime_us();
-        while cpu::uptime_us() == start {
+        let start = Cpu::uptime_us();
+        while Cpu::uptime_us() == start {
             core::hint::spin_loop();
         }
     }
@@ -74,15 +85,32 @@ unsafe impl DmaMemory for HeapDma {
     }
 }
 
-/// Cache maintenance through the arch module.
+/// Cache maintenance through [`Arch`].
 #[derive(Debug, Default, Clone, Copy)]
 pub struct ArchCache;
 
 impl CacheOps for ArchCache {
     fn clean(&self, phys: u64, len: usize) {
-        cache::clean_to_poc(phys as usize, len);
+        Cpu::clean_to_poc(phys, len);
     }
     fn clean_invalidate(&self, phys: u64, len: usize) {
-        cache::clean_invalidate_to_poc(phys as usize, len);
+        Cpu::clean_invalidate_to_poc(phys, len);
+    }
+}
+
+impl<'a> SmmuParts<'a, MmioRegs, HeapDma, ArchCache> {
+    /// The parts of the SMMU `node` describes, on real hardware.
+    ///
+    /// # Safety
+    /// The caller has mapped `node`'s register block (both 64 KiB pages)
+    /// as device memory at its physical address, and nothing else uses it.
+    pub unsafe fn mapped(node: &'a SmmuNode) -> Self {
+        SmmuParts {
+            node,
+            // SAFETY: forwarded from the caller.
+            regs: unsafe { MmioRegs::new(node.base as usize) },
+            dma: HeapDma,
+            cache: ArchCache,
+        }
     }
 }

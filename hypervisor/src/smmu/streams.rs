@@ -139,6 +139,8 @@ impl fmt::Display for StreamsError {
     }
 }
 
+impl core::error::Error for StreamsError {}
+
 /// Collects `(phandle, sid)` pairs into sorted, merged ranges per SMMU
 /// (SMMUs in increasing phandle order).
 #[derive(Debug, Default)]

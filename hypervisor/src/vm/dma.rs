@@ -1,42 +1,28 @@
-//! The SMMUs as the VM layer uses them: [`DmaControl`], implemented over
-//! the SMMU manager where the machine is built (the VM layer does not name
-//! the driver), and [`GuestDma`], one guest's share of it (its owner
-//! identity, devices, stage 2 and VMID), used at boot, on reset and
-//! power-off, and by its virtio-iommu backend.
+//! The SMMUs as the VM layer uses them: the [`DmaControl`] port (what the
+//! vCPUs and a guest's virtio-iommu need), implemented over the SMMU
+//! manager by [`SmmuPort`]; [`GuestDma`], one guest's share of it (its
+//! owner identity, devices, stage 2 and VMID), used at boot, on reset and
+//! power-off, and by its virtio-iommu backend; and [`FaultRouter`], the
+//! manager's fault sink, which hands DMA faults to the machine.
 
+use super::machine::Machine;
+use crate::fdt::HostDt;
 use crate::mm::pagetable::{PageTable, Stage2};
-use crate::smmu::SmmuError;
 use crate::smmu::cmd::Cmd;
+use crate::smmu::dma::{CacheOps, DmaMemory};
+use crate::smmu::manager::{
+    DmaFault, FaultSink, OwnerId, SmmuManager, Stage2Table as TableRef, endpoint_sid,
+    owner_streams, sid_endpoint,
+};
+use crate::smmu::regs::SmmuRegs;
 use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use spin::Mutex;
 
-/// Why an SMMU operation asked by the VM layer failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DmaError {
-    /// No SMMU instance with this index.
-    NoSuchSmmu(usize),
-    /// The SMMU driver failed.
-    Smmu(SmmuError),
-}
-
-impl core::fmt::Display for DmaError {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        match self {
-            DmaError::NoSuchSmmu(i) => write!(f, "no SMMU instance {i}"),
-            DmaError::Smmu(e) => write!(f, "{e}"),
-        }
-    }
-}
-
-impl core::error::Error for DmaError {}
-
-impl From<SmmuError> for DmaError {
-    fn from(e: SmmuError) -> Self {
-        DmaError::Smmu(e)
-    }
-}
+/// Why an SMMU operation asked by the VM layer failed (the manager's typed
+/// error, unchanged).
+pub type DmaError = crate::smmu::manager::ManagerError;
 
 /// A guest as the SMMU side knows it.
 pub struct DmaOwner<'a> {
@@ -133,5 +119,88 @@ impl GuestDma {
     pub fn bind_to_stage2(&self, smmu: usize, sid: u32) -> Result<(), DmaError> {
         let st2 = self.stage2.lock();
         self.smmus.bind_stream(smmu, sid, &st2.0, self.vmid)
+    }
+}
+
+/// The SMMU manager as the VM layer's [`DmaControl`], with the host device
+/// tree it finds the guests' streams in.
+pub struct SmmuPort<R: 'static, D: 'static, C: 'static> {
+    /// The host device tree.
+    pub hw: &'static HostDt,
+    /// The SMMUs.
+    pub smmus: &'static SmmuManager<R, D, C>,
+}
+
+impl<R, D, C> DmaControl for SmmuPort<R, D, C>
+where
+    R: SmmuRegs + Send,
+    D: DmaMemory + Send,
+    C: CacheOps + Clone + Send + Sync,
+{
+    fn attach(&self, owner: &DmaOwner<'_>, translate: bool) -> Result<(), DmaError> {
+        let streams = owner_streams(self.hw, owner.devices, self.smmus.phandles());
+        let table = translate.then_some(TableRef {
+            table: owner.stage2,
+            vmid: owner.vmid,
+        });
+        self.smmus
+            .attach(OwnerId(owner.index), owner.name, &streams, table)
+    }
+    fn detach(&self, owner: &DmaOwner<'_>) {
+        // Errors are logged by the manager; the streams abort either way.
+        let _ = self.smmus.detach(OwnerId(owner.index), owner.vmid);
+    }
+    fn endpoint_stream(&self, devices: &[String], ep: u32) -> Option<(usize, u32)> {
+        endpoint_sid(self.hw, devices, self.smmus.phandles(), ep)
+    }
+    fn bind_stream(
+        &self,
+        smmu: usize,
+        sid: u32,
+        table: &PageTable<Stage2>,
+        vmid: u16,
+    ) -> Result<(), DmaError> {
+        self.smmus.bind_stream(smmu, sid, TableRef { table, vmid })
+    }
+    fn abort_stream(&self, smmu: usize, sid: u32) -> Result<(), DmaError> {
+        self.smmus.abort_stream(smmu, sid)
+    }
+    fn issue(&self, smmu: usize, cmds: &[Cmd]) -> Result<(), DmaError> {
+        self.smmus.issue(smmu, cmds)
+    }
+    fn has_ril(&self, smmu: usize) -> bool {
+        self.smmus.has_ril(smmu)
+    }
+    fn count(&self) -> usize {
+        self.smmus.count()
+    }
+    fn poll_events(&self) {
+        self.smmus.poll_events()
+    }
+}
+
+/// The manager's [`FaultSink`]: a DMA fault on a guest's stream is counted
+/// for the guest and, for a translation fault on one of its PCIe
+/// endpoints, reported to its virtio-iommu.
+pub struct FaultRouter {
+    /// The host device tree (stream to endpoint through `iommu-map`).
+    pub hw: &'static HostDt,
+    /// The guests.
+    pub machine: &'static Machine,
+}
+
+impl FaultSink for FaultRouter {
+    fn dma_fault(&self, fault: &DmaFault<'_>) -> bool {
+        let owner = fault.owner.0;
+        let Some(g) = self.machine.guest_by_owner(owner) else {
+            return false;
+        };
+        let ev = fault.event;
+        let ep = match (ev.is_translation_fault(), fault.smmu_phandle) {
+            (true, Some(phandle)) => sid_endpoint(self.hw, &g.config.devices, phandle, ev.sid),
+            _ => None,
+        };
+        self.machine
+            .dma_fault(owner, ep, ev.input_addr, ev.read, fault.repeats)
     }
 }

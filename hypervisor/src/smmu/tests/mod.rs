@@ -1,7 +1,8 @@
 //! Host tests of the SMMUv3 driver against [`fake::FakeSmmu`], a small
 //! model of the hardware (registers, memory, command consumption, event
 //! production), and of the encodings against the bit positions of the
-//! Linux header (`arm-smmu-v3.h`) and `smmuv3.md`.
+//! Linux header (`arm-smmu-v3.h`) and `smmuv3.md`; and of the manager
+//! over two fakes (`manager*.rs`).
 
 mod attach;
 mod cmd;
@@ -9,6 +10,10 @@ mod errors;
 mod events;
 mod fake;
 mod heapcount;
+mod logcapture;
+mod manager;
+mod manager_devices;
+mod manager_faults;
 mod probe;
 mod queue;
 mod ranges;

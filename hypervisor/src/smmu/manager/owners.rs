@@ -1,0 +1,177 @@
+//! Streams and their owners: [`SmmuManager::attach`] records an owner's
+//! streams (and binds them to its stage-2 table), [`SmmuManager::detach`]
+//! returns them to abort; single streams are bound and aborted for a
+//! virtio-iommu's endpoints.
+
+use super::devices::OwnerStreams;
+use super::{ManagerError, Owned, OwnerId, SmmuManager, Stage2Table};
+use crate::smmu::cmd::Cmd;
+use crate::smmu::dma::{CacheOps, DmaMemory};
+use crate::smmu::regs::SmmuRegs;
+use crate::smmu::ste::S2Config;
+use crate::smmu::streams::SidRange;
+use alloc::string::ToString;
+use alloc::vec::Vec;
+use log::{error, info, warn};
+
+impl<R: SmmuRegs, D: DmaMemory, C: CacheOps + Clone> SmmuManager<R, D, C> {
+    /// Records `owner` (called `name` in log lines) as the owner of the
+    /// streams of its devices and, with `stage2`, binds them to that table
+    /// and VMID. Without it (an owner with a virtio-iommu) they keep
+    /// aborting until single streams are bound ([`SmmuManager::bind_stream`]).
+    /// The problems `streams` found (devices not isolated) are logged.
+    ///
+    /// Stops at the first device that cannot be bound; the streams bound
+    /// and recorded so far stay so: [`SmmuManager::detach`] the owner to
+    /// undo them.
+    pub fn attach(
+        &self,
+        owner: OwnerId,
+        name: &str,
+        streams: &OwnerStreams,
+        stage2: Option<Stage2Table<'_>>,
+    ) -> Result<(), ManagerError> {
+        self.set_name(owner, name);
+        for p in &streams.problems {
+            warn!("guest '{name}': {p}");
+        }
+        for dev in &streams.devices {
+            let inst = self.instance(dev.smmu)?;
+            let path = dev.path.as_str();
+            let ranges = &dev.streams.ranges;
+            let record = |ranges: &[SidRange]| {
+                self.owners
+                    .lock()
+                    .ranges
+                    .extend(ranges.iter().map(|&range| Owned {
+                        smmu: dev.smmu,
+                        range,
+                        owner,
+                    }));
+            };
+            let Some(st2) = stage2 else {
+                record(ranges);
+                info!(
+                    "guest '{name}': {path}: {} stream(s) on smmuv3 {:#x} abort until its virtio-iommu attaches them",
+                    dev.streams.count(),
+                    inst.base
+                );
+                continue;
+            };
+            let failed = |error| ManagerError::Device {
+                path: path.to_string(),
+                base: inst.base,
+                error,
+            };
+            let cfg = S2Config::for_table(st2.table, st2.vmid, inst.ps).map_err(failed)?;
+            inst.driver
+                .lock()
+                .attach_stage2(ranges.iter().copied(), &cfg)
+                .map_err(failed)?;
+            record(ranges);
+            info!(
+                "guest '{name}': {path}: {} stream(s) on smmuv3 {:#x} translate through its stage 2 (vmid {})",
+                dev.streams.count(),
+                inst.base,
+                st2.vmid
+            );
+        }
+        Ok(())
+    }
+
+    /// Returns every stream `owner` holds to abort, invalidates `vmid` on
+    /// the instances where it held streams, and forgets them: call before
+    /// the owner's memory is reused (reset, power-off). Goes on past a
+    /// failing instance (logged); returns the first error.
+    pub fn detach(&self, owner: OwnerId, vmid: u16) -> Result<(), ManagerError> {
+        let mut owners = self.owners.lock();
+        let name = owners.name(owner).unwrap_or("?").to_string();
+        let mut first = Ok(());
+        for (smmu, inst) in self.instances.iter().enumerate() {
+            let mine: Vec<SidRange> = owners
+                .ranges
+                .iter()
+                .filter(|o| o.owner == owner && o.smmu == smmu)
+                .map(|o| o.range)
+                .collect();
+            if mine.is_empty() {
+                continue;
+            }
+            let mut drv = inst.driver.lock();
+            let results = [
+                drv.detach(mine.iter().copied()).inspect_err(|e| {
+                    error!("smmuv3 {:#x}: detaching guest '{name}': {e}", inst.base);
+                }),
+                drv.invalidate_vmid(vmid).inspect_err(|e| {
+                    error!("smmuv3 {:#x}: invalidating vmid {vmid}: {e}", inst.base);
+                }),
+            ];
+            drop(drv);
+            for r in results {
+                if let (Ok(()), Err(error)) = (&first, r) {
+                    first = Err(ManagerError::Smmu {
+                        base: inst.base,
+                        error,
+                    });
+                }
+            }
+            owners
+                .ranges
+                .retain(|o| !(o.owner == owner && o.smmu == smmu));
+        }
+        first
+    }
+
+    /// Points stream `sid` of instance `smmu` at `stage2`.
+    pub fn bind_stream(
+        &self,
+        smmu: usize,
+        sid: u32,
+        stage2: Stage2Table<'_>,
+    ) -> Result<(), ManagerError> {
+        let inst = self.instance(smmu)?;
+        let cfg =
+            S2Config::for_table(stage2.table, stage2.vmid, inst.ps).map_err(ManagerError::Table)?;
+        inst.driver
+            .lock()
+            .attach_stage2([SidRange::one(sid)], &cfg)
+            .map_err(|error| ManagerError::Smmu {
+                base: inst.base,
+                error,
+            })
+    }
+
+    /// Returns stream `sid` of instance `smmu` to abort (with invalidation).
+    pub fn abort_stream(&self, smmu: usize, sid: u32) -> Result<(), ManagerError> {
+        let inst = self.instance(smmu)?;
+        inst.driver
+            .lock()
+            .detach([SidRange::one(sid)])
+            .map_err(|error| ManagerError::Smmu {
+                base: inst.base,
+                error,
+            })
+    }
+
+    /// Issues `cmds` on instance `smmu` followed by one CMD_SYNC, and waits.
+    pub fn issue(&self, smmu: usize, cmds: &[Cmd]) -> Result<(), ManagerError> {
+        let inst = self.instance(smmu)?;
+        inst.driver
+            .lock()
+            .issue(cmds)
+            .map_err(|error| ManagerError::Smmu {
+                base: inst.base,
+                error,
+            })
+    }
+
+    /// Remembers `name` as `owner`'s name for log lines.
+    fn set_name(&self, owner: OwnerId, name: &str) {
+        let mut owners = self.owners.lock();
+        match owners.names.iter_mut().find(|(o, _)| *o == owner) {
+            Some((_, n)) if n == name => {}
+            Some((_, n)) => *n = name.to_string(),
+            None => owners.names.push((owner, name.to_string())),
+        }
+    }
+}
