@@ -17,6 +17,7 @@ pub mod gic;
 pub mod mm;
 pub mod perf;
 pub mod smmu;
+pub mod smp;
 pub mod summary;
 pub mod vgic;
 pub mod viommu;
@@ -25,5 +26,3 @@ pub mod vm;
 
 #[cfg(all(target_arch = "aarch64", target_os = "none"))]
 pub mod boot;
-#[cfg(all(target_arch = "aarch64", target_os = "none"))]
-pub mod smp;
