@@ -19,11 +19,9 @@ pub mod gic;
 pub mod mm;
 pub mod perf;
 pub mod smmu;
+pub mod smp;
 pub mod summary;
 pub mod vgic;
 pub mod viommu;
 pub mod virtio;
 pub mod vm;
-
-#[cfg(all(target_arch = "aarch64", target_os = "none"))]
-pub mod smp;

@@ -12,8 +12,8 @@
 
 extern crate std;
 
-use super::Arch;
 use super::frame::TrapFrame;
+use super::{Arch, El2Access};
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::vec::Vec;
@@ -71,6 +71,8 @@ pub enum Op {
     CleanInvalidate(u64, usize),
     /// WFI.
     Wfi,
+    /// New EL2 page-table entries published to the walker.
+    El2Publish,
 }
 
 /// The state of the fake CPU (one per test thread).
@@ -98,6 +100,11 @@ pub struct State {
     pub pa_bits_field: u64,
     /// 16-bit VMIDs.
     pub vmid16: bool,
+    /// What the EL2 translation allows, by range `[start, end)`; an
+    /// address outside them reads as unmapped.
+    pub el2_access: Vec<(u64, u64, El2Access)>,
+    /// SCTLR_EL2.WXN.
+    pub el2_wxn: bool,
     /// What happened, in order.
     pub ops: Vec<Op>,
 }
@@ -116,6 +123,8 @@ impl Default for State {
             el1: [0; 4],
             pa_bits_field: 2, // 40 bits
             vmid16: true,
+            el2_access: Vec::new(),
+            el2_wxn: true,
             ops: Vec::new(),
         }
     }
@@ -261,4 +270,20 @@ impl Arch for Fake {
     fn read_barrier() {}
     fn dmb_ish() {}
     fn dmb_ishld() {}
+
+    fn el2_publish_new_entries() {
+        record(Op::El2Publish);
+    }
+    fn el2_access(va: u64) -> El2Access {
+        with(|s| {
+            s.el2_access
+                .iter()
+                .find(|(start, end, _)| (*start..*end).contains(&va))
+                .map(|(_, _, a)| *a)
+                .unwrap_or_default()
+        })
+    }
+    fn el2_wxn() -> bool {
+        with(|s| s.el2_wxn)
+    }
 }

@@ -127,6 +127,30 @@ pub trait Arch {
     fn dmb_ish();
     /// Load barrier in the inner-shareable domain (DMB ISHLD).
     fn dmb_ishld();
+
+    // --- the hypervisor's own (EL2 stage-1) map ---------------------------
+
+    /// Makes new entries of the EL2 page table visible to the table walker
+    /// (entries that were invalid before need no TLB invalidation).
+    fn el2_publish_new_entries();
+    /// What this CPU's EL2 translation allows at `va`, as the MMU reports
+    /// it (AT S1E2R, AT S1E2W).
+    fn el2_access(va: u64) -> El2Access;
+    /// Whether SCTLR_EL2.WXN is set: no writable mapping is executable.
+    fn el2_wxn() -> bool;
+}
+
+/// Input address bits of the hypervisor's EL2 map (T0SZ = 16, walk from
+/// level 0).
+pub const EL2_VA_BITS: u32 = 48;
+
+/// What the EL2 stage-1 translation allows at an address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct El2Access {
+    /// A read translates (AT S1E2R succeeds).
+    pub read: bool,
+    /// A write translates (AT S1E2W succeeds).
+    pub write: bool,
 }
 
 /// The physical address size in bits of a PARange / OAS encoding.

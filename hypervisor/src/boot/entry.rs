@@ -177,14 +177,8 @@ fn main(dtb: &'static [u8], img: layout::Region) -> ! {
     };
     CONDUIT.call_once(|| conduit);
     set_stack_top(entry::boot_stack_top());
-    let gic_ok = match hw.gic.as_ref().map(phys::init_distributor) {
-        Some(Ok(g)) => match g.init_cpu() {
-            Ok(()) => true,
-            Err(e) => {
-                error!("GIC: {e}; guests cannot run");
-                false
-            }
-        },
+    let gic_ok = match hw.gic.as_ref().map(init_gic) {
+        Some(Ok(())) => true,
         Some(Err(e)) => {
             error!("GIC: {e}; guests cannot run");
             false
@@ -259,6 +253,17 @@ fn main(dtb: &'static [u8], img: layout::Region) -> ! {
     loop {
         cpu::wait_for_interrupt();
     }
+}
+
+/// Maps the GIC's frames, resets its distributor and sets up this CPU's
+/// redistributor and interface.
+fn init_gic(gic: &fdt::Gic) -> Result<(), phys::GicError> {
+    for (base, size) in phys::frames(gic) {
+        el2map::map_device(base, size).map_err(phys::GicError::Map)?;
+    }
+    // SAFETY: every frame the driver uses was just mapped as device memory.
+    let g = unsafe { phys::init_distributor(gic) };
+    g.init_cpu()
 }
 
 /// Hands the free ranges to the heap.

@@ -2,10 +2,11 @@
 //! redistributor set-up, and the operations the virtual GIC forwards for
 //! guest-owned interrupts.
 
-#[cfg(all(target_arch = "aarch64", target_os = "none"))]
+#[cfg(test)]
+pub mod fake_regs;
 pub mod hyp_irq;
-#[cfg(all(target_arch = "aarch64", target_os = "none"))]
 pub mod phys;
+pub mod regs;
 
 /// The physical SGI the hypervisor uses to make another CPU look at its
 /// mailbox (pending virtual interrupts, start or stop requests).

@@ -1,12 +1,21 @@
-//! MMIO driver for the physical GICv3 distributor and redistributors.
+//! Driver for the physical GICv3 distributor and redistributors.
+//!
+//! [`PhysGicDriver`] is plain logic over [`GicRegs`], tested on the host
+//! with a recording register file; the CPU's own side (its affinity, its
+//! index, the CPU interface's system registers) is reached through
+//! [`Arch`]. The hypervisor's one driver, [`get`], uses [`Mmio`]: the
+//! caller of [`init_distributor`] maps the GIC's [`frames`] first.
 
+use super::regs::{GicRegs, Mmio};
 use super::{KICK_SGI, MAINTENANCE_PPI};
-use crate::arch::aarch64::{cpu, gicv3};
+use crate::arch::{Arch, Cpu};
 use crate::fdt::Gic;
-use crate::mm::el2map;
 use crate::vgic::{PHYS_PRIORITY, PhysGic};
 use core::sync::atomic::{AtomicU64, Ordering};
 use spin::{Mutex, Once};
+
+#[cfg(test)]
+mod tests;
 
 /// Most CPUs the hypervisor handles.
 pub const MAX_CPUS: usize = 64;
@@ -20,10 +29,21 @@ const GICD_ICPENDR: usize = 0x280;
 const GICD_IPRIORITYR: usize = 0x400;
 const GICD_ICFGR: usize = 0xc00;
 const GICD_IROUTER: usize = 0x6000;
+/// GICD_CTLR.RWP: a register write is still taking effect.
 const CTLR_RWP: u32 = 1 << 31;
+/// GICD_CTLR: ARE_NS (affinity routing) and both group enables.
+const CTLR_ENABLE: u32 = (1 << 4) | 0b11;
 
 const GICR_TYPER: usize = 0x8;
 const GICR_WAKER: usize = 0x14;
+/// GICR_WAKER.ProcessorSleep.
+const WAKER_SLEEP: u32 = 1 << 1;
+/// GICR_WAKER.ChildrenAsleep.
+const WAKER_ASLEEP: u32 = 1 << 2;
+/// GICR_TYPER.VLPIS: the redistributor has the two extra VLPI frames.
+const TYPER_VLPIS: u64 = 1 << 1;
+/// GICR_TYPER.Last: the last redistributor of its region.
+const TYPER_LAST: u64 = 1 << 4;
 const SGI: usize = 0x1_0000;
 const GICR_IGROUPR0: usize = SGI + 0x80;
 const GICR_ISENABLER0: usize = SGI + 0x100;
@@ -32,23 +52,37 @@ const GICR_ICPENDR0: usize = SGI + 0x280;
 const GICR_IPRIORITYR: usize = SGI + 0x400;
 const GICR_ICFGR1: usize = SGI + 0xc04;
 
-/// The physical GIC.
-pub struct PhysGicDriver {
+/// Size of one redistributor without and with the VLPI frames.
+const REDIST_SIZE: usize = 0x2_0000;
+const REDIST_SIZE_VLPIS: usize = 0x4_0000;
+/// Size of the distributor frame the driver uses.
+const DIST_SIZE: u64 = 0x1_0000;
+/// Polls of a busy bit before giving up on it.
+const MAX_POLLS: u32 = 1_000_000;
+
+/// The physical GIC: its distributor, the redistributors found in its
+/// regions, and the affinity of each logical CPU that set itself up.
+pub struct PhysGicDriver<R: GicRegs = Mmio> {
+    regs: R,
     dist: usize,
     nr_spis: u32,
+    /// Per redistributor slot: its frame (0: none) and its affinity.
     redist: [AtomicU64; MAX_CPUS],
     mpidr: [AtomicU64; MAX_CPUS],
+    /// MPIDR of each logical CPU, filled as CPUs initialise their interface.
+    cpu_mpidr: [AtomicU64; MAX_CPUS],
+    /// Serialises read-modify-write sequences (ICFGR).
     rmw: Mutex<()>,
 }
 
 static GIC: Once<PhysGicDriver> = Once::new();
 
 /// Why the GIC could not be set up.
-#[derive(Debug)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GicError {
     /// The DT names no GICv3.
     Missing,
-    /// Mapping its registers failed.
+    /// Mapping its registers failed (the caller's mapping of [`frames`]).
     Map(crate::mm::pagetable::MapError),
     /// No redistributor matches this CPU's MPIDR.
     NoRedistributor(u64),
@@ -64,77 +98,30 @@ impl core::fmt::Display for GicError {
     }
 }
 
-fn rd(addr: usize) -> u32 {
-    // SAFETY: every address passed here lies in a GIC frame mapped as device
-    // memory by `init_distributor`.
-    unsafe { core::ptr::read_volatile(addr as *const u32) }
-}
-
-fn wr(addr: usize, v: u32) {
-    // SAFETY: as in `rd`.
-    unsafe { core::ptr::write_volatile(addr as *mut u32, v) }
-}
-
-fn rd64(addr: usize) -> u64 {
-    // SAFETY: as in `rd`.
-    unsafe { core::ptr::read_volatile(addr as *const u64) }
-}
-
-fn wr64(addr: usize, v: u64) {
-    // SAFETY: as in `rd`.
-    unsafe { core::ptr::write_volatile(addr as *mut u64, v) }
-}
-
 /// The driver, once the distributor is set up.
 pub fn get() -> Option<&'static PhysGicDriver> {
     GIC.get()
 }
 
-/// Maps the GIC and resets the distributor: all SPIs disabled, group 1,
-/// priority [`PHYS_PRIORITY`], routed to the boot CPU, affinity routing on.
-pub fn init_distributor(gic: &Gic) -> Result<&'static PhysGicDriver, GicError> {
-    el2map::map_device(gic.dist.base, gic.dist.size.max(0x1_0000)).map_err(GicError::Map)?;
-    for r in &gic.redists {
-        el2map::map_device(r.base, r.size).map_err(GicError::Map)?;
-    }
-    let d = gic.dist.base as usize;
-    let lines = (rd(d + GICD_TYPER) & 0x1f) + 1;
-    let nr_spis = (lines * 32).min(1020) - 32;
-    wr(d + GICD_CTLR, 0);
-    wait_rwp(d);
-    for i in 1..lines as usize {
-        wr(d + GICD_ICENABLER + 4 * i, u32::MAX);
-        wr(d + GICD_ICPENDR + 4 * i, u32::MAX);
-        wr(d + GICD_IGROUPR + 4 * i, u32::MAX);
-    }
-    let prio = u32::from_ne_bytes([PHYS_PRIORITY; 4]);
-    for i in 8..(lines as usize * 8) {
-        wr(d + GICD_IPRIORITYR + 4 * i, prio);
-    }
-    let boot = cpu::mpidr();
-    for intid in 32..(32 + nr_spis as usize) {
-        wr64(d + GICD_IROUTER + 8 * intid, affinity(boot));
-    }
-    // ARE (ARE_NS) and both group enables, in either security view.
-    wr(d + GICD_CTLR, (1 << 4) | 0b11);
-    wait_rwp(d);
-    let drv = GIC.call_once(|| PhysGicDriver {
-        dist: d,
-        nr_spis,
-        redist: [const { AtomicU64::new(0) }; MAX_CPUS],
-        mpidr: [const { AtomicU64::new(0) }; MAX_CPUS],
-        rmw: Mutex::new(()),
-    });
-    drv.find_redistributors(gic);
-    Ok(drv)
+/// The register frames of `gic` the driver uses, as `(base, size)`: the
+/// distributor (at least its 64 KiB) and every redistributor region. Map
+/// them as device memory before [`init_distributor`].
+pub fn frames(gic: &Gic) -> impl Iterator<Item = (u64, u64)> + '_ {
+    core::iter::once((gic.dist.base, gic.dist.size.max(DIST_SIZE)))
+        .chain(gic.redists.iter().map(|r| (r.base, r.size)))
 }
 
-fn wait_rwp(d: usize) {
-    let mut n = 0;
-    while rd(d + GICD_CTLR) & CTLR_RWP != 0 && n < 1_000_000 {
-        n += 1;
-        core::hint::spin_loop();
-    }
+/// Resets the distributor of `gic` ([`PhysGicDriver::new`]) and makes it
+/// the driver [`get`] returns; a second call returns the first driver.
+///
+/// # Safety
+/// Every frame of [`frames`]`(gic)` must be mapped as device memory and
+/// used by nothing else.
+pub unsafe fn init_distributor(gic: &Gic) -> &'static PhysGicDriver {
+    GIC.call_once(|| {
+        // SAFETY: the caller mapped the frames the driver accesses.
+        PhysGicDriver::new(unsafe { Mmio::new() }, gic)
+    })
 }
 
 /// IROUTER / GICR_TYPER affinity packing of an MPIDR.
@@ -142,34 +129,87 @@ fn affinity(mpidr: u64) -> u64 {
     mpidr & 0xff_00ff_ffff
 }
 
-impl PhysGicDriver {
+impl<R: GicRegs> PhysGicDriver<R> {
+    /// Resets the distributor of `gic` through `regs`: all SPIs disabled,
+    /// not pending, group 1, priority [`PHYS_PRIORITY`], routed to this
+    /// CPU, affinity routing on; then finds the redistributors.
+    pub fn new(regs: R, gic: &Gic) -> Self {
+        let d = gic.dist.base as usize;
+        let lines = (regs.read32(d + GICD_TYPER) & 0x1f) + 1;
+        let drv = PhysGicDriver {
+            regs,
+            dist: d,
+            nr_spis: (lines * 32).min(1020) - 32,
+            redist: [const { AtomicU64::new(0) }; MAX_CPUS],
+            mpidr: [const { AtomicU64::new(0) }; MAX_CPUS],
+            cpu_mpidr: [const { AtomicU64::new(0) }; MAX_CPUS],
+            rmw: Mutex::new(()),
+        };
+        drv.reset_distributor(lines as usize);
+        drv.find_redistributors(gic);
+        drv
+    }
+
+    fn reset_distributor(&self, lines: usize) {
+        let (d, r) = (self.dist, &self.regs);
+        r.write32(d + GICD_CTLR, 0);
+        self.wait_rwp();
+        for i in 1..lines {
+            r.write32(d + GICD_ICENABLER + 4 * i, u32::MAX);
+            r.write32(d + GICD_ICPENDR + 4 * i, u32::MAX);
+            r.write32(d + GICD_IGROUPR + 4 * i, u32::MAX);
+        }
+        let prio = u32::from_ne_bytes([PHYS_PRIORITY; 4]);
+        for i in 8..(lines * 8) {
+            r.write32(d + GICD_IPRIORITYR + 4 * i, prio);
+        }
+        let boot = affinity(Cpu::mpidr());
+        for intid in 32..(32 + self.nr_spis as usize) {
+            r.write64(d + GICD_IROUTER + 8 * intid, boot);
+        }
+        // ARE (ARE_NS) and both group enables, in either security view.
+        r.write32(d + GICD_CTLR, CTLR_ENABLE);
+        self.wait_rwp();
+    }
+
+    fn wait_rwp(&self) {
+        let mut n = 0;
+        while self.regs.read32(self.dist + GICD_CTLR) & CTLR_RWP != 0 && n < MAX_POLLS {
+            n += 1;
+            core::hint::spin_loop();
+        }
+    }
+
     /// SPIs the distributor implements.
     pub fn nr_spis(&self) -> u32 {
         self.nr_spis
     }
 
+    /// Walks each redistributor region frame by frame (a stride of two or,
+    /// with VLPIS, four 64 KiB frames) up to its end or the frame with
+    /// GICR_TYPER.Last, recording each frame and its affinity.
     fn find_redistributors(&self, gic: &Gic) {
         let mut slot = 0;
         for r in &gic.redists {
             let mut frame = r.base as usize;
             let end = r.end() as usize;
-            while frame + 0x2_0000 <= end && slot < MAX_CPUS {
-                let typer = rd64(frame + GICR_TYPER);
+            while frame + REDIST_SIZE <= end && slot < MAX_CPUS {
+                let typer = self.regs.read64(frame + GICR_TYPER);
                 self.redist[slot].store(frame as u64, Ordering::Relaxed);
-                // Store the affinity in GICR_TYPER's packing: Aff3.Aff2.Aff1.Aff0.
+                // Store the affinity in MPIDR's packing: Aff3 in 39:32,
+                // Aff2..Aff0 in 23:0 (GICR_TYPER has Aff3.Aff2.Aff1.Aff0).
                 let a = typer >> 32;
                 let mpidr = (a & 0xff_ffff) | ((a >> 24) & 0xff) << 32;
                 self.mpidr[slot].store(mpidr, Ordering::Relaxed);
                 slot += 1;
-                let stride = if typer & (1 << 1) != 0 {
-                    0x4_0000
-                } else {
-                    0x2_0000
-                };
-                if typer & (1 << 4) != 0 {
-                    break; // Last
+                if typer & TYPER_LAST != 0 {
+                    break;
                 }
-                frame += stride;
+                frame += if typer & TYPER_VLPIS != 0 {
+                    REDIST_SIZE_VLPIS
+                } else {
+                    REDIST_SIZE
+                };
             }
         }
     }
@@ -185,52 +225,49 @@ impl PhysGicDriver {
 
     /// MPIDR of logical CPU `pcpu` (set by [`PhysGicDriver::init_cpu`]).
     pub fn cpu_mpidr(&self, pcpu: usize) -> u64 {
-        CPU_MPIDR[pcpu % MAX_CPUS].load(Ordering::Relaxed)
+        self.cpu_mpidr[pcpu % MAX_CPUS].load(Ordering::Relaxed)
     }
 
     /// Wakes this CPU's redistributor, resets its SGIs/PPIs (group 1,
-    /// disabled) and enables the kick SGI and the maintenance interrupt,
-    /// then the CPU interface.
+    /// disabled, not pending, priority [`PHYS_PRIORITY`]) and enables the
+    /// kick SGI and the maintenance interrupt, then the CPU interface.
     pub fn init_cpu(&self) -> Result<(), GicError> {
-        let me = cpu::mpidr();
-        CPU_MPIDR[cpu::cpu_index() % MAX_CPUS].store(me, Ordering::Relaxed);
-        let r = self.redist_of(me).ok_or(GicError::NoRedistributor(me))?;
-        wr(r + GICR_WAKER, rd(r + GICR_WAKER) & !(1 << 1));
+        let me = Cpu::mpidr();
+        self.cpu_mpidr[Cpu::cpu_index() % MAX_CPUS].store(me, Ordering::Relaxed);
+        let rd = self.redist_of(me).ok_or(GicError::NoRedistributor(me))?;
+        let r = &self.regs;
+        r.write32(rd + GICR_WAKER, r.read32(rd + GICR_WAKER) & !WAKER_SLEEP);
         let mut n = 0;
-        while rd(r + GICR_WAKER) & (1 << 2) != 0 && n < 1_000_000 {
+        while r.read32(rd + GICR_WAKER) & WAKER_ASLEEP != 0 && n < MAX_POLLS {
             n += 1;
             core::hint::spin_loop();
         }
-        wr(r + GICR_ICENABLER0, u32::MAX);
-        wr(r + GICR_ICPENDR0, u32::MAX);
-        wr(r + GICR_IGROUPR0, u32::MAX);
+        r.write32(rd + GICR_ICENABLER0, u32::MAX);
+        r.write32(rd + GICR_ICPENDR0, u32::MAX);
+        r.write32(rd + GICR_IGROUPR0, u32::MAX);
         let prio = u32::from_ne_bytes([PHYS_PRIORITY; 4]);
         for i in 0..8 {
-            wr(r + GICR_IPRIORITYR + 4 * i, prio);
+            r.write32(rd + GICR_IPRIORITYR + 4 * i, prio);
         }
-        wr(
-            r + GICR_ISENABLER0,
+        r.write32(
+            rd + GICR_ISENABLER0,
             (1 << KICK_SGI) | (1 << MAINTENANCE_PPI),
         );
-        gicv3::init_cpu_interface();
+        Cpu::gic_init_cpu_interface();
         Ok(())
     }
 
     fn pcpu_redist(&self, pcpu: usize) -> Option<usize> {
         self.redist_of(self.cpu_mpidr(pcpu))
     }
+
+    fn is_spi(&self, intid: u32) -> bool {
+        (32..32 + self.nr_spis).contains(&intid)
+    }
 }
 
-/// MPIDR of each logical CPU, filled as CPUs initialise their interface.
-static CPU_MPIDR: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
-
-impl PhysGic for PhysGicDriver {
+impl<R: GicRegs> PhysGic for PhysGicDriver<R> {
     fn set_enabled(&self, intid: u32, pcpu: usize, enabled: bool) {
-        let reg = if enabled {
-            GICD_ISENABLER
-        } else {
-            GICD_ICENABLER
-        };
         let bit = 1u32 << (intid % 32);
         if intid < 32 {
             if let Some(r) = self.pcpu_redist(pcpu) {
@@ -239,10 +276,16 @@ impl PhysGic for PhysGicDriver {
                 } else {
                     GICR_ICENABLER0
                 };
-                wr(r + reg, bit);
+                self.regs.write32(r + reg, bit);
             }
-        } else if intid < 32 + self.nr_spis {
-            wr(self.dist + reg + 4 * (intid as usize / 32), bit);
+        } else if self.is_spi(intid) {
+            let reg = if enabled {
+                GICD_ISENABLER
+            } else {
+                GICD_ICENABLER
+            };
+            self.regs
+                .write32(self.dist + reg + 4 * (intid as usize / 32), bit);
         }
     }
 
@@ -254,18 +297,19 @@ impl PhysGic for PhysGicDriver {
                 Some(r) if intid >= 16 => r + GICR_ICFGR1,
                 _ => return,
             }
-        } else if intid < 32 + self.nr_spis {
+        } else if self.is_spi(intid) {
             self.dist + GICD_ICFGR + 4 * (intid as usize / 16)
         } else {
             return;
         };
-        let v = rd(addr);
-        wr(addr, if edge { v | field } else { v & !field });
+        let v = self.regs.read32(addr);
+        self.regs
+            .write32(addr, if edge { v | field } else { v & !field });
     }
 
     fn route_spi(&self, intid: u32, pcpu: usize) {
-        if (32..32 + self.nr_spis).contains(&intid) {
-            wr64(
+        if self.is_spi(intid) {
+            self.regs.write64(
                 self.dist + GICD_IROUTER + 8 * intid as usize,
                 affinity(self.cpu_mpidr(pcpu)),
             );
@@ -276,10 +320,11 @@ impl PhysGic for PhysGicDriver {
         let bit = 1u32 << (intid % 32);
         if intid < 32 {
             if let Some(r) = self.pcpu_redist(pcpu) {
-                wr(r + GICR_ICPENDR0, bit);
+                self.regs.write32(r + GICR_ICPENDR0, bit);
             }
-        } else if intid < 32 + self.nr_spis {
-            wr(self.dist + GICD_ICPENDR + 4 * (intid as usize / 32), bit);
+        } else if self.is_spi(intid) {
+            self.regs
+                .write32(self.dist + GICD_ICPENDR + 4 * (intid as usize / 32), bit);
         }
     }
 
@@ -288,6 +333,6 @@ impl PhysGic for PhysGicDriver {
     }
 
     fn cpu_mpidr(&self, pcpu: usize) -> u64 {
-        CPU_MPIDR[pcpu % MAX_CPUS].load(Ordering::Relaxed)
+        PhysGicDriver::cpu_mpidr(self, pcpu)
     }
 }

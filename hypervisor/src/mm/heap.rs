@@ -12,21 +12,26 @@
 //! (the hypervisor or a guest, [`super::accounting`]), with the size the
 //! heap really takes for it: the class size for a small block, the
 //! power-of-two block the buddy allocator splits off otherwise.
+//!
+//! [`Heap`] is plain logic and is tested on the host. On the target the
+//! one instance, `HEAP`, is the image's global allocator and the free
+//! functions of this module ([`add`], [`stats`], [`set_owner`],
+//! [`usage`], [`charged_to`]) work on it. On the host `HEAP` exists too,
+//! but it is *not* the program's allocator (that is std's): the same
+//! functions work on it as on the target, but it holds no memory unless
+//! [`add`] gives it some, and no allocation of the host program is charged
+//! to any owner, so [`usage`] and [`stats`] report only what was taken
+//! from `HEAP` itself.
 
 use super::accounting::{Accounts, Owner, Usage};
-use crate::arch::aarch64::cpu;
+use crate::arch::{Arch, Cpu};
 use crate::gic::phys::MAX_CPUS;
 use buddy_system_allocator::LockedHeap;
 use core::alloc::{GlobalAlloc, Layout};
 use spin::Mutex;
 
-/// Size of the initial heap inside the image.
-const BOOT_HEAP_SIZE: usize = 1 << 20;
-
-#[repr(C, align(4096))]
-struct BootHeap([u8; BOOT_HEAP_SIZE]);
-
-static mut BOOT_HEAP: BootHeap = BootHeap([0; BOOT_HEAP_SIZE]);
+#[cfg(test)]
+mod tests;
 
 /// Size classes of the small-block cache (each block is aligned to its size).
 const CLASSES: [usize; 6] = [16, 32, 64, 128, 256, 512];
@@ -39,8 +44,10 @@ struct FreeList {
     len: usize,
 }
 
-/// The buddy allocator with the small-block cache in front.
-struct Heap {
+/// The buddy allocator (orders up to 2^35 bytes: blocks large enough for
+/// guest RAM) with the small-block cache in front and the per-owner
+/// accounting.
+pub struct Heap {
     buddy: LockedHeap<36>,
     cache: [Mutex<FreeList>; CLASSES.len()],
     /// Bytes allocated per owner.
@@ -67,7 +74,65 @@ fn class_layout(class: usize) -> Layout {
     Layout::from_size_align(CLASSES[class], CLASSES[class]).unwrap_or(Layout::new::<u8>())
 }
 
+impl Default for Heap {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Heap {
+    /// A heap with no memory, every CPU owned by the hypervisor.
+    pub const fn new() -> Heap {
+        Heap {
+            buddy: LockedHeap::empty(),
+            cache: [const { Mutex::new(FreeList { head: 0, len: 0 }) }; CLASSES.len()],
+            accounts: Accounts::new(),
+        }
+    }
+
+    /// Adds the memory `[start, end)` to the heap.
+    ///
+    /// # Safety
+    /// The range must be writable memory, unused and never handed out
+    /// otherwise while the heap lives.
+    pub unsafe fn add(&self, start: usize, end: usize) {
+        // SAFETY: forwarded from the caller.
+        unsafe { self.buddy.lock().add_to_heap(start, end) };
+    }
+
+    /// Bytes the heap manages in all, and bytes the buddy allocator has
+    /// handed out (blocks in the small-block cache included).
+    pub fn stats(&self) -> (usize, usize) {
+        let heap = self.buddy.lock();
+        (heap.stats_total_bytes(), heap.stats_alloc_actual())
+    }
+
+    /// Makes `owner` the owner of this CPU's allocations from now on;
+    /// returns the previous owner (to restore it).
+    pub fn set_owner(&self, owner: Owner) -> Owner {
+        self.accounts.set_owner(Cpu::cpu_index(), owner)
+    }
+
+    /// The heap use charged to `owner`.
+    pub fn usage(&self, owner: Owner) -> Usage {
+        self.accounts.usage(owner)
+    }
+
+    /// Runs `f` with this CPU's allocations charged to `owner`, then
+    /// restores the previous owner.
+    pub fn charged_to<R>(&self, owner: Owner, f: impl FnOnce() -> R) -> R {
+        let previous = self.set_owner(owner);
+        let r = f();
+        self.set_owner(previous);
+        r
+    }
+
+    /// Free blocks kept in the cache of `class` (tests).
+    #[cfg(test)]
+    fn cached(&self, class: usize) -> usize {
+        self.cache[class].lock().len
+    }
+
     /// Takes a block for `layout`; returns it and the bytes taken.
     ///
     /// # Safety
@@ -128,7 +193,7 @@ unsafe impl GlobalAlloc for Heap {
         // SAFETY: forwarded.
         let (p, bytes) = unsafe { self.take(layout) };
         if !p.is_null() {
-            self.accounts.charge(cpu::cpu_index(), bytes);
+            self.accounts.charge(Cpu::cpu_index(), bytes);
         }
         p
     }
@@ -136,56 +201,64 @@ unsafe impl GlobalAlloc for Heap {
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         // SAFETY: forwarded.
         let bytes = unsafe { self.give_back(ptr, layout) };
-        self.accounts.credit(cpu::cpu_index(), bytes);
+        self.accounts.credit(Cpu::cpu_index(), bytes);
     }
 }
 
-/// Orders up to 2^35 bytes: blocks large enough for guest RAM.
-#[global_allocator]
-static HEAP: Heap = Heap {
-    buddy: LockedHeap::empty(),
-    cache: [const { Mutex::new(FreeList { head: 0, len: 0 }) }; CLASSES.len()],
-    accounts: Accounts::new(),
-};
+/// The hypervisor heap: the global allocator on the target; on the host an
+/// instance that only [`add`] gives memory to (see the module
+/// documentation).
+#[cfg_attr(all(target_arch = "aarch64", target_os = "none"), global_allocator)]
+static HEAP: Heap = Heap::new();
 
-/// Starts the heap on the boot region. Call once, with the MMU on.
+/// Size of the initial heap inside the image.
+#[cfg(all(target_arch = "aarch64", target_os = "none"))]
+const BOOT_HEAP_SIZE: usize = 1 << 20;
+
+/// The initial heap, in the image's .bss.
+#[cfg(all(target_arch = "aarch64", target_os = "none"))]
+#[repr(C, align(4096))]
+struct BootHeap([u8; BOOT_HEAP_SIZE]);
+
+#[cfg(all(target_arch = "aarch64", target_os = "none"))]
+static mut BOOT_HEAP: BootHeap = BootHeap([0; BOOT_HEAP_SIZE]);
+
+/// Starts the heap on the boot region in the image. Call once, with the
+/// MMU on.
+#[cfg(all(target_arch = "aarch64", target_os = "none"))]
 pub fn init() {
     let start = &raw mut BOOT_HEAP as usize;
     // SAFETY: BOOT_HEAP is used for nothing else and is handed over once.
-    unsafe { HEAP.buddy.lock().init(start, BOOT_HEAP_SIZE) };
+    unsafe { HEAP.add(start, start + BOOT_HEAP_SIZE) };
 }
 
-/// Adds the free RAM `[start, end)` to the heap.
+/// Adds the free RAM `[start, end)` to the hypervisor heap.
 ///
 /// # Safety
 /// The range must be mapped, unused and never handed out otherwise.
 pub unsafe fn add(start: usize, end: usize) {
     // SAFETY: forwarded from the caller.
-    unsafe { HEAP.buddy.lock().add_to_heap(start, end) };
+    unsafe { HEAP.add(start, end) };
 }
 
-/// Bytes the heap manages in all, and bytes allocated.
+/// Bytes the hypervisor heap manages in all, and bytes allocated.
 pub fn stats() -> (usize, usize) {
-    let heap = HEAP.buddy.lock();
-    (heap.stats_total_bytes(), heap.stats_alloc_actual())
+    HEAP.stats()
 }
 
-/// Makes `owner` the owner of this CPU's allocations from now on; returns
-/// the previous owner (to restore it).
+/// Makes `owner` the owner of this CPU's allocations from the hypervisor
+/// heap from now on; returns the previous owner (to restore it).
 pub fn set_owner(owner: Owner) -> Owner {
-    HEAP.accounts.set_owner(cpu::cpu_index(), owner)
+    HEAP.set_owner(owner)
 }
 
-/// The heap use charged to `owner`.
+/// The use of the hypervisor heap charged to `owner`.
 pub fn usage(owner: Owner) -> Usage {
-    HEAP.accounts.usage(owner)
+    HEAP.usage(owner)
 }
 
-/// Runs `f` with this CPU's allocations charged to `owner`, then restores
-/// the previous owner.
+/// Runs `f` with this CPU's allocations from the hypervisor heap charged
+/// to `owner`, then restores the previous owner.
 pub fn charged_to<R>(owner: Owner, f: impl FnOnce() -> R) -> R {
-    let previous = set_owner(owner);
-    let r = f();
-    set_owner(previous);
-    r
+    HEAP.charged_to(owner, f)
 }

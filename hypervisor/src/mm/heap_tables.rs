@@ -1,6 +1,7 @@
 //! Page-table pages from the heap, reached through the identity map: the
 //! [`TableMemory`] of every table built after boot (guest stage 2, and
-//! later the SMMU's).
+//! later the SMMU's). On the host the global allocator is std's and
+//! "physical" addresses are the process's own.
 
 use super::pagetable::{PAGE_SIZE, TableMemory};
 use alloc::alloc::{Layout, alloc_zeroed, dealloc};
@@ -31,5 +32,32 @@ impl TableMemory for HeapTables {
 
     fn table_ptr(&self, pa: u64) -> *mut u64 {
         pa as *mut u64 // identity map
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pages_are_zeroed_aligned_to_their_size_and_freed() {
+        let mut t = HeapTables;
+        for pages in [1, 2, 4] {
+            let pa = t.alloc_tables(pages).expect("host memory");
+            assert_eq!(pa % (pages as u64 * PAGE_SIZE), 0);
+            let words = pages * PAGE_SIZE as usize / 8;
+            // SAFETY: `pages` table pages just allocated, reached through
+            // `table_ptr` as the page-table code does.
+            let table = unsafe { core::slice::from_raw_parts_mut(t.table_ptr(pa), words) };
+            assert!(table.iter().all(|&w| w == 0));
+            table[words - 1] = 1;
+            t.free_tables(pa, pages);
+        }
+    }
+
+    #[test]
+    fn no_pages_is_refused() {
+        assert_eq!(HeapTables.alloc_tables(0), None);
+        assert_eq!(layout(usize::MAX), None);
     }
 }

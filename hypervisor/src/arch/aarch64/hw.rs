@@ -1,9 +1,9 @@
 //! [`Arch`] on the real CPU: each operation forwards to the module of this
 //! directory that owns its registers.
 
-use super::{cache, cpu, gicv3, virt as guest};
-use crate::arch::Arch;
+use super::{cache, cpu, gicv3, mmu, virt as guest};
 use crate::arch::frame::TrapFrame;
+use crate::arch::{Arch, El2Access};
 
 /// The CPU the code runs on.
 #[derive(Debug, Clone, Copy, Default)]
@@ -117,5 +117,15 @@ impl Arch for Hw {
     #[inline(always)]
     fn dmb_ishld() {
         cache::dmb_ishld()
+    }
+
+    fn el2_publish_new_entries() {
+        mmu::publish_new_entries()
+    }
+    fn el2_access(va: u64) -> El2Access {
+        mmu::probe(va)
+    }
+    fn el2_wxn() -> bool {
+        mmu::wxn_enabled()
     }
 }

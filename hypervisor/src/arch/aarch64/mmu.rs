@@ -4,11 +4,9 @@
 
 use super::cpu;
 use super::sysreg::{read_sysreg, write_sysreg};
+use crate::arch::{EL2_VA_BITS as VA_BITS, El2Access};
 use aarch64_cpu::asm::barrier;
 use aarch64_cpu::registers::{MAIR_EL2, Readable, SCTLR_EL2, TCR_EL2, TTBR0_EL2, Writeable};
-
-/// Input address bits of the EL2 map (T0SZ = 16, walk from level 0).
-pub const VA_BITS: u32 = 48;
 
 /// SCTLR_EL2.WXN: every writable mapping is execute-never.
 const SCTLR_WXN: u64 = 1 << 19;
@@ -86,19 +84,10 @@ pub fn wxn_enabled() -> bool {
     SCTLR_EL2.get() & SCTLR_WXN != 0
 }
 
-/// What the EL2 stage-1 translation allows at an address.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Access {
-    /// AT S1E2R succeeded.
-    pub read: bool,
-    /// AT S1E2W succeeded.
-    pub write: bool,
-}
-
 /// Asks the MMU whether EL2 may read and write `va` (AT S1E2R and AT
 /// S1E2W; PAR_EL1.F is clear when the translation succeeds). PAR_EL1 is
 /// restored afterwards.
-pub fn probe(va: u64) -> Access {
+pub fn probe(va: u64) -> El2Access {
     let saved = read_sysreg!("par_el1");
     // SAFETY: an address translation instruction only writes PAR_EL1
     // (restored below) and reads nothing but the translation tables.
@@ -110,7 +99,7 @@ pub fn probe(va: u64) -> Access {
     barrier::isb(barrier::SY);
     let write = read_sysreg!("par_el1") & 1 == 0;
     write_sysreg!("par_el1", saved);
-    Access { read, write }
+    El2Access { read, write }
 }
 
 /// Stores `value` at `addr` with one 32-bit store, whatever the mapping
