@@ -33,6 +33,9 @@ tasks:
   bench [--runs N]    the virtio-iommu MAP/UNMAP benchmark: the bench guest under
                       partita and on QEMU's own virtio-iommu (no hypervisor), N runs
                       each (default 3); target/bench/{report.md,results.json,plot.svg}
+  layering            how much of hypervisor/src compiles only for the target
+                      (limit 5%) and whether any layer names one above it
+                      (docs/architecture.md); also checked by the host tests
   help                this text
 
 Missing prerequisites (the aarch64-unknown-none-softfloat Rust target, QEMU >= 9.1,
@@ -74,6 +77,8 @@ pub enum Task {
         /// QEMU runs per side.
         runs: usize,
     },
+    /// `layering`
+    Layering,
     /// `help`, `-h`, `--help`
     Help,
 }
@@ -123,6 +128,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Task, CliError>
         "test" => "test",
         "hil" => return parse_hil(rest),
         "bench" => return parse_bench(rest),
+        "layering" if rest.is_empty() => return Ok(Task::Layering),
         "help" | "-h" | "--help" => return Ok(Task::Help),
         other => return Err(CliError::UnknownTask(other.to_owned())),
     };

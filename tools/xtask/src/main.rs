@@ -11,6 +11,8 @@
 //!   board through U-Boot and its serial console (see [`hil`]).
 //! - `cargo xtask bench [--runs N]` measures the virtio-iommu against
 //!   QEMU's own (see [`bench`]).
+//! - `cargo xtask layering` counts the hypervisor's target-only code and
+//!   checks the layer rules (see [`layering`]).
 //!
 //! Every task first checks its prerequisites and installs what is missing
 //! when it can (see [`prereq`]).
@@ -24,6 +26,7 @@ mod error;
 mod hil;
 mod host;
 mod image;
+mod layering;
 mod payload;
 mod prereq;
 mod process;
@@ -70,6 +73,18 @@ fn main() -> ExitCode {
         } => hil::hil(&ws, &board, &scenario, !quiet).map(|()| 0),
         Task::HilList => hil::list(&ws).map(|()| 0),
         Task::Bench { runs } => bench::bench(&ws, runs).map(|()| 0),
+        Task::Layering => {
+            let src = ws.root.join("hypervisor/src");
+            layering::print(&src)
+                .map_err(|source| error::XtaskError::Io {
+                    what: "read",
+                    path: src.clone(),
+                    source,
+                })
+                .map(|r| {
+                    u8::from(!r.violations.is_empty() || r.percent() >= layering::LIMIT_PERCENT)
+                })
+        }
     };
     match result {
         Ok(code) => ExitCode::from(code),

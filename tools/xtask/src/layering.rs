@@ -1,0 +1,265 @@
+//! `cargo xtask layering`: how much of the hypervisor compiles only for the
+//! bare-metal target (and so is never run by `cargo test`), and whether the
+//! dependency rules of docs/architecture.md hold. Its test is part of the
+//! host unit tests, so `cargo xtask test` fails when either slips.
+//!
+//! How lines are counted (`hypervisor/src`):
+//! - a line counts when it is neither blank nor only a comment (`//`, `//!`,
+//!   `///`);
+//! - test code is left out: files under a `tests/` directory, files named
+//!   `tests.rs`, and every item under `#[cfg(test)]`;
+//! - a line is target-only when its file is a module declared under
+//!   `#[cfg(all(target_arch = "aarch64", target_os = "none"))]` (or inside
+//!   such a module), or it belongs to an item with that attribute;
+//! - `arch/aarch64/` and `main.rs` are the sanctioned home of target code:
+//!   counted in the total, not in the target-only lines.
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// The attribute that makes code target-only.
+const TARGET_CFG: &str = "#[cfg(all(target_arch = \"aarch64\", target_os = \"none\"))]";
+/// Target-only code allowed outside the sanctioned places, in percent.
+pub const LIMIT_PERCENT: f64 = 5.0;
+
+/// Line counts of one tree.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Report {
+    /// Non-test, non-blank, non-comment lines in all.
+    pub total: usize,
+    /// Of those, target-only outside `arch/aarch64/` and `main.rs`.
+    pub target_only: usize,
+    /// Target-only lines per file (outside the sanctioned places).
+    pub by_file: Vec<(PathBuf, usize)>,
+    /// Broken dependency rules: file and the offending line.
+    pub violations: Vec<(PathBuf, String)>,
+}
+
+impl Report {
+    /// Target-only share in percent.
+    pub fn percent(&self) -> f64 {
+        if self.total == 0 {
+            0.0
+        } else {
+            100.0 * self.target_only as f64 / self.total as f64
+        }
+    }
+}
+
+/// Whether a line is code (not blank, not only a comment).
+fn is_code(line: &str) -> bool {
+    let t = line.trim();
+    !t.is_empty() && !t.starts_with("//")
+}
+
+/// For each line of `text`: (is test code, is under the target cfg), from
+/// item attributes. An attribute applies to the item that follows it: up
+/// to the end of its braces, or to its `;` if it has none.
+fn classify(text: &str) -> Vec<(bool, bool)> {
+    let lines: Vec<&str> = text.lines().collect();
+    let mut out = vec![(false, false); lines.len()];
+    let mut i = 0;
+    while i < lines.len() {
+        let t = lines[i].trim();
+        let test = t == "#[cfg(test)]";
+        let target = t == TARGET_CFG;
+        if !(test || target) {
+            i += 1;
+            continue;
+        }
+        // The item's extent: from the attribute to its closing brace.
+        let mut depth = 0i64;
+        let mut opened = false;
+        let mut j = i;
+        while j < lines.len() {
+            let code = lines[j].split("//").next().unwrap_or("");
+            for c in code.chars() {
+                match c {
+                    '{' => {
+                        depth += 1;
+                        opened = true;
+                    }
+                    '}' => depth -= 1,
+                    _ => {}
+                }
+            }
+            let ends = if opened {
+                depth <= 0
+            } else {
+                code.trim_end().ends_with(';')
+            };
+            if ends {
+                break;
+            }
+            j += 1;
+        }
+        for o in out.iter_mut().take(j.min(lines.len() - 1) + 1).skip(i) {
+            o.0 |= test;
+            o.1 |= target;
+        }
+        i = j + 1;
+    }
+    out
+}
+
+/// Modules declared in `text` under the target cfg (`mod name;` right
+/// after the attribute).
+fn target_modules(text: &str) -> Vec<String> {
+    let lines: Vec<&str> = text.lines().map(str::trim).collect();
+    lines
+        .windows(2)
+        .filter(|w| w[0] == TARGET_CFG)
+        .filter_map(|w| {
+            let rest = w[1].strip_prefix("pub ").unwrap_or(w[1]);
+            let rest = rest.strip_prefix("pub(crate) ").unwrap_or(rest);
+            let name = rest.strip_prefix("mod ")?.strip_suffix(';')?;
+            Some(name.to_owned())
+        })
+        .collect()
+}
+
+/// Every `.rs` file under `dir`.
+fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) -> io::Result<()> {
+    for entry in fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.is_dir() {
+            rust_files(&path, out)?;
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+/// Counts `src` (the hypervisor's `src/` directory).
+pub fn measure(src: &Path) -> io::Result<Report> {
+    let mut files = Vec::new();
+    rust_files(src, &mut files)?;
+    files.sort();
+    // Directories and files that are target-only modules.
+    let mut target_paths: Vec<PathBuf> = Vec::new();
+    for f in &files {
+        let text = fs::read_to_string(f)?;
+        let dir = match f.file_name().and_then(|n| n.to_str()) {
+            Some("mod.rs") | Some("lib.rs") | Some("main.rs") => f.parent().map(Path::to_path_buf),
+            _ => f.with_extension("").into(),
+        };
+        let Some(dir) = dir else { continue };
+        for m in target_modules(&text) {
+            target_paths.push(dir.join(&m));
+            target_paths.push(dir.join(format!("{m}.rs")));
+        }
+    }
+    let mut report = Report::default();
+    for f in &files {
+        let rel = f.strip_prefix(src).unwrap_or(f).to_path_buf();
+        let rel_s = rel.to_string_lossy().replace('\\', "/");
+        if rel_s.split('/').any(|c| c == "tests") || rel_s.ends_with("/tests.rs") {
+            continue;
+        }
+        let text = fs::read_to_string(f)?;
+        let sanctioned = rel_s.starts_with("arch/aarch64/") || rel_s == "main.rs";
+        let whole_file = target_paths.iter().any(|p| f.starts_with(p));
+        let mut target_lines = 0;
+        for (line, (test, target)) in text.lines().zip(classify(&text)) {
+            if test || !is_code(line) {
+                continue;
+            }
+            report.total += 1;
+            if !sanctioned && (whole_file || target) {
+                target_lines += 1;
+            }
+        }
+        if target_lines > 0 {
+            report.by_file.push((rel.clone(), target_lines));
+            report.target_only += target_lines;
+        }
+        for line in text.lines().filter(|l| is_code(l)) {
+            let upward = if rel_s.starts_with("arch/") {
+                line.contains("crate::") && !line.contains("crate::arch")
+            } else if rel_s.starts_with("smmu/") {
+                line.contains("crate::vm") || line.contains("crate::boot")
+            } else {
+                false
+            };
+            if upward {
+                report
+                    .violations
+                    .push((rel.clone(), line.trim().to_owned()));
+            }
+        }
+    }
+    Ok(report)
+}
+
+/// Prints the report of `src`.
+pub fn print(src: &Path) -> io::Result<Report> {
+    let r = measure(src)?;
+    println!(
+        "hypervisor/src: {} lines of code (tests excluded), {} target-only outside arch/aarch64/ and main.rs: {:.2}% (limit {LIMIT_PERCENT}%)",
+        r.total,
+        r.target_only,
+        r.percent()
+    );
+    for (f, n) in &r.by_file {
+        println!("  {n:>5}  {}", f.display());
+    }
+    for (f, line) in &r.violations {
+        println!("  layering: {} names a layer above it: {line}", f.display());
+    }
+    Ok(r)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classifies_items_and_modules() {
+        let text = "\
+fn a() {}
+#[cfg(all(target_arch = \"aarch64\", target_os = \"none\"))]
+fn b() {
+    x();
+}
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn t() {}
+}
+#[cfg(all(target_arch = \"aarch64\", target_os = \"none\"))]
+pub mod hw;
+";
+        let c = classify(text);
+        assert_eq!(c[0], (false, false));
+        assert!(c[1..5].iter().all(|&(t, g)| !t && g));
+        assert!(c[5..10].iter().all(|&(t, _)| t));
+        assert_eq!(c[11], (false, true));
+        assert_eq!(target_modules(text), ["hw"]);
+    }
+
+    /// The hypervisor itself: target-only code stays under the limit and
+    /// no layer names one above it.
+    #[test]
+    fn hypervisor_layering_holds() {
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../hypervisor/src");
+        let r = measure(&src).expect("hypervisor/src is readable");
+        assert!(
+            r.total > 5000,
+            "counted {} lines: wrong directory?",
+            r.total
+        );
+        assert!(
+            r.violations.is_empty(),
+            "layering broken: {:#?}",
+            r.violations
+        );
+        assert!(
+            r.percent() < LIMIT_PERCENT,
+            "{:.2}% of hypervisor/src compiles only for the target (limit {LIMIT_PERCENT}%): {:#?}",
+            r.percent(),
+            r.by_file
+        );
+    }
+}
