@@ -19,7 +19,7 @@ pub mod viommu_mmio;
 
 pub use table::{DeviceTable, Overlap};
 
-use crate::vgic::PhysGic;
+use crate::gic::PhysGic;
 use crate::virtio::memory::GuestMemory;
 use alloc::string::String;
 

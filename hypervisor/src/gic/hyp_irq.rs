@@ -5,7 +5,7 @@
 //! [`HypIrqs`] is the table (tested on the host); [`register`] and
 //! [`dispatch`] work on the hypervisor's one table.
 
-use crate::vgic::PhysGic;
+use crate::gic::PhysGic;
 use spin::Mutex;
 
 /// A handler, called with the INTID at EL2 with interrupts masked.

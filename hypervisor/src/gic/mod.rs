@@ -13,3 +13,26 @@ pub mod regs;
 pub const KICK_SGI: u32 = 7;
 /// The GIC maintenance interrupt (PPI 9).
 pub const MAINTENANCE_PPI: u32 = 25;
+
+/// Priority given to guest interrupts on the physical GIC.
+pub const PHYS_PRIORITY: u8 = 0xa0;
+
+/// The physical GIC as the virtual GIC and the vCPUs use it: the
+/// operations the emulation forwards for owned INTIDs, and what a CPU needs
+/// to wake another one. Implemented by the physical GIC driver (and by
+/// recording fakes in tests); methods take `&self` (the driver serialises
+/// its read-modify-writes itself).
+pub trait PhysGic {
+    /// Enables or disables `intid`; for PPIs, on the physical CPU `pcpu`.
+    fn set_enabled(&self, intid: u32, pcpu: usize, enabled: bool);
+    /// Sets edge (true) or level triggering.
+    fn set_edge(&self, intid: u32, pcpu: usize, edge: bool);
+    /// Routes SPI `intid` to physical CPU `pcpu`.
+    fn route_spi(&self, intid: u32, pcpu: usize);
+    /// Clears a pending state of `intid`.
+    fn clear_pending(&self, intid: u32, pcpu: usize);
+    /// SPIs the distributor implements.
+    fn nr_spis(&self) -> u32;
+    /// Affinity (MPIDR) of logical CPU `pcpu`, to send it an SGI.
+    fn cpu_mpidr(&self, pcpu: usize) -> u64;
+}

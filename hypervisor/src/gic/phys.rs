@@ -8,9 +8,9 @@
 
 use super::regs::{GicRegs, Mmio};
 use super::{KICK_SGI, MAINTENANCE_PPI};
+use super::{PHYS_PRIORITY, PhysGic};
 use crate::arch::{Arch, Cpu};
 use crate::fdt::Gic;
-use crate::vgic::{PHYS_PRIORITY, PhysGic};
 use core::sync::atomic::{AtomicU64, Ordering};
 use spin::{Mutex, Once};
 

@@ -42,4 +42,4 @@ pub use hw::HwSmmuManager;
 pub use manager::{FaultSink, ManagerError, OwnerId, SmmuManager};
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

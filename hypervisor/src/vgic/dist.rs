@@ -1,7 +1,8 @@
 //! The emulated distributor (GICD) and the per-interrupt state it shares
 //! with the redistributors.
 
-use super::{IrqState, PhysGic, SPI_BASE, merge};
+use super::{IrqState, SPI_BASE, merge};
+use crate::gic::PhysGic;
 use alloc::vec;
 use alloc::vec::Vec;
 

@@ -1,7 +1,7 @@
 //! The guest's GICv3: an emulated distributor and redistributors (plain
 //! register logic, tested on the host) whose enables, trigger modes and
 //! routing of guest-owned hardware interrupts are forwarded to the physical
-//! GIC through [`PhysGic`], and the per-vCPU queue of virtual interrupts
+//! GIC through [`crate::gic::PhysGic`], and the per-vCPU queue of virtual interrupts
 //! waiting for a list register.
 //!
 //! Ownership is the one mechanism: an INTID the guest owns (an SPI of a
@@ -22,28 +22,6 @@ pub const SPI_BASE: u32 = 32;
 pub const REDIST_STRIDE: u64 = 0x2_0000;
 /// Size of the distributor frame.
 pub const DIST_SIZE: u64 = 0x1_0000;
-/// Priority given to guest interrupts on the physical GIC.
-pub const PHYS_PRIORITY: u8 = 0xa0;
-
-/// The physical GIC as the virtual GIC and the vCPUs use it: the
-/// operations the emulation forwards for owned INTIDs, and what a CPU needs
-/// to wake another one. Implemented by the physical GIC driver (and by
-/// recording fakes in tests); methods take `&self` (the driver serialises
-/// its read-modify-writes itself).
-pub trait PhysGic {
-    /// Enables or disables `intid`; for PPIs, on the physical CPU `pcpu`.
-    fn set_enabled(&self, intid: u32, pcpu: usize, enabled: bool);
-    /// Sets edge (true) or level triggering.
-    fn set_edge(&self, intid: u32, pcpu: usize, edge: bool);
-    /// Routes SPI `intid` to physical CPU `pcpu`.
-    fn route_spi(&self, intid: u32, pcpu: usize);
-    /// Clears a pending state of `intid`.
-    fn clear_pending(&self, intid: u32, pcpu: usize);
-    /// SPIs the distributor implements.
-    fn nr_spis(&self) -> u32;
-    /// Affinity (MPIDR) of logical CPU `pcpu`, to send it an SGI.
-    fn cpu_mpidr(&self, pcpu: usize) -> u64;
-}
 
 /// State of one virtual interrupt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -2,7 +2,8 @@
 //! then SGI_base for the SGI/PPI registers).
 
 use super::dist::{VGic, extract};
-use super::{PhysGic, REDIST_STRIDE, merge};
+use super::{REDIST_STRIDE, merge};
+use crate::gic::PhysGic;
 
 const SGI_BASE: u64 = 0x1_0000;
 const CTLR: u64 = 0x0000;

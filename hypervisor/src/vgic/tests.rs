@@ -2,7 +2,7 @@
 
 use super::dist::VGic;
 use super::pending::{PendingQueue, VirqRequest, fill_list_registers, lr_intid};
-use super::*;
+use crate::gic::PhysGic;
 use alloc::vec;
 use alloc::vec::Vec;
 

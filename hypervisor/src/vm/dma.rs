@@ -133,9 +133,10 @@ pub struct SmmuPort<R: 'static, D: 'static, C: 'static> {
 
 impl<R, D, C> DmaControl for SmmuPort<R, D, C>
 where
-    R: SmmuRegs + Send,
-    D: DmaMemory + Send,
-    C: CacheOps + Clone + Send + Sync,
+    Self: Sync,
+    R: SmmuRegs,
+    D: DmaMemory,
+    C: CacheOps + Clone,
 {
     fn attach(&self, owner: &DmaOwner<'_>, translate: bool) -> Result<(), DmaError> {
         let streams = owner_streams(self.hw, owner.devices, self.smmus.phandles());

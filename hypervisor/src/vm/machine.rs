@@ -18,8 +18,9 @@ use super::dma::DmaControl;
 use super::guest::Guest;
 use crate::arch::{Arch, Cpu};
 use crate::gic::KICK_SGI;
-use crate::vgic::PhysGic;
+use crate::gic::PhysGic;
 use crate::vgic::pending::PendingQueue;
+use alloc::boxed::Box;
 use alloc::vec::Vec;
 use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -50,8 +51,10 @@ pub type HypIrqHandler = fn(u32) -> bool;
 /// Every guest and what they run on.
 pub struct Machine {
     pub(super) guests: Vec<Guest>,
-    /// Indexed by logical CPU index modulo [`MAX_CPUS`].
-    pub(super) cpus: [CpuSlot; MAX_CPUS],
+    /// Indexed by logical CPU index modulo [`MAX_CPUS`]. On the heap: with
+    /// their interrupt queues the slots are tens of KiB, too much for a
+    /// CPU's stack.
+    pub(super) cpus: Box<[CpuSlot; MAX_CPUS]>,
     pub(super) gic: &'static (dyn PhysGic + Sync),
     pub(super) smmus: &'static dyn DmaControl,
     /// Runs the hypervisor's own handler of a physical interrupt (SMMU
@@ -63,6 +66,10 @@ pub struct Machine {
     pub(super) all_off: AtomicBool,
 }
 
+/// The machine is built on a CPU's stack (64 KiB) before it moves to its
+/// static: large parts belong on the heap.
+const _: () = assert!(core::mem::size_of::<Machine>() <= 512);
+
 impl Machine {
     /// The machine running `guests`: each vCPU is assigned to its physical
     /// CPU and each guest's boot vCPU is asked to start (the CPUs start
@@ -73,10 +80,15 @@ impl Machine {
         smmus: &'static dyn DmaControl,
         hyp_irq: HypIrqHandler,
     ) -> Self {
-        let mut cpus: [CpuSlot; MAX_CPUS] = core::array::from_fn(|_| CpuSlot {
-            assigned: None,
-            queue: CpuLocal(UnsafeCell::new(PendingQueue::new())),
-        });
+        let slots: Vec<CpuSlot> = (0..MAX_CPUS)
+            .map(|_| CpuSlot {
+                assigned: None,
+                queue: CpuLocal(UnsafeCell::new(PendingQueue::new())),
+            })
+            .collect();
+        let Ok(mut cpus) = Box::<[CpuSlot; MAX_CPUS]>::try_from(slots.into_boxed_slice()) else {
+            unreachable!("MAX_CPUS slots were made")
+        };
         for (gi, g) in guests.iter().enumerate() {
             for (v, slot) in g.vcpus.iter().enumerate() {
                 if let Some(c) = cpus.get_mut(slot.pcpu) {

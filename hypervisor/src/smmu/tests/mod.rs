@@ -8,7 +8,7 @@ mod attach;
 mod cmd;
 mod errors;
 mod events;
-mod fake;
+pub(crate) mod fake;
 mod heapcount;
 mod logcapture;
 mod manager;

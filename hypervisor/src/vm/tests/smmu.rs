@@ -1,0 +1,165 @@
+//! The real glue on the host: guests built and run by the machine over the
+//! SMMU manager and the fake SMMU (`smmu/tests/fake.rs`), through the VM
+//! layer's port ([`SmmuPort`]) and fault sink ([`FaultRouter`]): the
+//! guest's streams bound at build, each virtio-iommu domain's VMID in the
+//! stream table entry, bypass switching, streams back to abort across a
+//! reset, and a DMA fault reaching the guest.
+
+use super::*;
+use crate::arch::exit::{Action, Exit};
+use crate::arch::frame::TrapFrame;
+use crate::smmu::manager::{SmmuManager, SmmuParts};
+use crate::smmu::ste::SteConfig;
+use crate::smmu::tests::fake::{FakeSmmu, QEMU_S2};
+use crate::viommu::backend::IommuBackend;
+use crate::vm::dma::{FaultRouter, SmmuPort};
+use crate::vm::viommu::backend::SmmuBackend;
+use core::sync::atomic::Ordering;
+
+type FakePort = SmmuPort<FakeSmmu, FakeSmmu, FakeSmmu>;
+
+// SAFETY: the fake SMMU is not thread-safe (Rc<RefCell>); each test uses
+// its port on its own thread only, as the machine it builds.
+unsafe impl Sync for FakePort {}
+
+/// Requester ID 00:01.0 on `/pcie@10000000` (SID = RID on QEMU virt).
+const EP: u32 = 0x08;
+
+/// A world whose SMMU side is the real manager over one fake SMMU with
+/// 48-bit output addresses (host heap addresses hold the tables).
+struct Real {
+    w: World,
+    fake: FakeSmmu,
+    port: &'static FakePort,
+}
+
+fn real() -> Real {
+    let w = World::new();
+    fake::with(|s| s.pa_bits_field = 5); // 48-bit PARange
+    let hw = host();
+    let mut idr = QEMU_S2;
+    idr[5] = idr[5] & !7 | 5; // OAS 48 bits
+    let fake = FakeSmmu::new(idr);
+    let parts = hw.smmus.iter().map(|node| SmmuParts {
+        node,
+        regs: fake.clone(),
+        dma: fake.clone(),
+        cache: fake.clone(),
+    });
+    let smmus: &'static SmmuManager<_, _, _> = Box::leak(Box::new(SmmuManager::probe(parts)));
+    assert_eq!(smmus.count(), 1);
+    let port = Box::leak(Box::new(SmmuPort { hw, smmus }));
+    Real { w, fake, port }
+}
+
+impl Real {
+    fn guest(&self, index: usize, config: GuestConfig) -> Guest {
+        let ctx = BuildCtx {
+            host: self.port.hw,
+            gic: self.w.gic,
+            smmus: self.port,
+            vmids: &self.w.vmids,
+        };
+        build(
+            &ctx,
+            GuestSpec {
+                index,
+                config,
+                kernel: kernel(),
+                initrd: None,
+                ram: ram(),
+            },
+        )
+        .expect("test guest builds")
+    }
+
+    /// (VMID, stage-2 root) the stream table entry of `sid` translates
+    /// through; None when it aborts.
+    fn ste(&self, sid: u32) -> Option<(u16, u64)> {
+        let ste = self.fake.state().walk_ste(sid)?;
+        if ste.config() == SteConfig::Abort {
+            return None;
+        }
+        let cfg = ste.s2_config().expect("stage 2");
+        Some((cfg.vmid, cfg.root))
+    }
+}
+
+#[test]
+fn a_guest_without_virtio_iommu_dmas_through_its_stage_2() {
+    let r = real();
+    let mut c = config("a", &[0], false);
+    c.devices.push(String::from("/pcie@10000000"));
+    let g = r.guest(0, c);
+    let root = g.stage2.lock().0.root();
+    assert_eq!(r.ste(EP), Some((1, root)));
+    assert_eq!(r.ste(0xff00), Some((1, root)), "the whole bus range");
+    g.dma.detach();
+    assert_eq!(r.ste(EP), None, "detached: aborts");
+}
+
+#[test]
+fn virtio_iommu_domains_bind_endpoints_with_their_own_vmid() {
+    let r = real();
+    let g = r.guest(0, config("a", &[0], true));
+    assert_eq!(r.ste(EP), None, "aborts until the driver attaches it");
+    let mut b = SmmuBackend::new(g.ram, g.dma.clone(), r.w.vmids.clone());
+    b.domain_create(1, false).unwrap();
+    b.attach(EP, 1);
+    let (vmid, root) = r.ste(EP).expect("translates");
+    assert_eq!(vmid, 64, "the first domain VMID");
+    assert_ne!(root, g.stage2.lock().0.root(), "its own IO page table");
+    assert_eq!(r.ste(EP + 1), None, "other endpoints still abort");
+    // Global bypass: unattached endpoints go through the guest's stage 2,
+    // the attached one stays in its domain.
+    b.set_global_bypass(true);
+    assert_eq!(r.ste(EP), Some((64, root)));
+    assert_eq!(r.ste(EP + 1), Some((1, g.stage2.lock().0.root())));
+    b.set_global_bypass(false);
+    assert_eq!(r.ste(EP + 1), None);
+    b.detach(EP);
+    b.domain_destroy(1);
+    assert_eq!(r.ste(EP), None);
+    assert_eq!(r.w.vmids.in_use(), 0, "the VMID is free again");
+}
+
+#[test]
+fn a_reset_returns_the_streams_to_abort_and_a_fault_reaches_the_guest() {
+    let r = real();
+    let g = r.guest(0, config("a", &[0], true));
+    let mut b = SmmuBackend::new(g.ram, g.dma.clone(), r.w.vmids.clone());
+    b.domain_create(1, false).unwrap();
+    b.attach(EP, 1);
+    assert!(r.ste(EP).is_some());
+    // The real device's backend is the guest's own; this one stands for it.
+    drop(b);
+    let m = r.w.machine(vec![g]);
+    r.port.smmus.set_fault_sink(Box::leak(Box::new(FaultRouter {
+        hw: r.port.hw,
+        machine: m,
+    })));
+    // A translation fault on the endpoint: counted and reported.
+    let rec = [
+        0x10 | u64::from(EP) << 32, // F_TRANSLATION
+        1 << 35 | 1 << 39 | 2 << 40,
+        0x1234_5000,
+        0x1234_5000,
+    ];
+    assert!(r.fake.state().push_event(rec));
+    r.port.smmus.poll_events();
+    let g = &m.guests()[0];
+    assert_eq!(g.counters.dma_faults.load(Ordering::Relaxed), 1);
+    // The guest resets: its streams abort while its images are reloaded,
+    // then wait for its virtio-iommu again.
+    match m.idle() {
+        crate::vm::power::Idle::Enter(_) => {}
+        _ => panic!("boot vCPU not entered"),
+    }
+    let mut frame = TrapFrame::default();
+    frame.x[0] = 0x8400_0009; // SYSTEM_RESET
+    assert_eq!(
+        m.handle_exit(&frame, Exit::Hvc { imm: 0 }),
+        Some(Action::Stop)
+    );
+    assert_eq!(r.ste(EP), None);
+}
