@@ -58,11 +58,11 @@ pub struct MmioAccess {
     /// Guest-physical address.
     pub ipa: u64,
     /// Access size in bytes (1, 2, 4 or 8).
-    pub width: usize,
+    pub width: u8,
     /// A store (true) or a load.
     pub write: bool,
     /// General-purpose register number (31 = xzr/wzr).
-    pub reg: usize,
+    pub reg: u8,
     /// A load to sign-extend to the register width.
     pub sign_extend: bool,
     /// The register is 64 bits wide (else 32: the upper half is cleared).
@@ -77,7 +77,9 @@ impl MmioAccess {
     pub fn load_value(&self, raw: u64) -> u64 {
         // Shift the loaded bytes to the top and back: one arithmetic or
         // logical shift extends them.
-        let shift = 64 - 8 * (self.width as u32).clamp(1, 8);
+        // 56, 48, 32 or 0 for 1, 2, 4 or 8 bytes (masked: no overflow for
+        // a malformed width, which reads as 8 bytes).
+        let shift = 64u32.wrapping_sub(8 * u32::from(self.width)) & 63;
         let top = raw << shift;
         let v = if self.sign_extend {
             ((top as i64) >> shift) as u64
@@ -92,7 +94,7 @@ impl MmioAccess {
         if self.width >= 8 {
             reg_value
         } else {
-            reg_value & ((1 << (self.width * 8)) - 1)
+            reg_value & ((1 << (u32::from(self.width) * 8)) - 1)
         }
     }
 }
@@ -200,6 +202,7 @@ pub enum Exit {
 
 /// Decodes a trap from the guest taken through vector `kind` (lower EL).
 /// `hpfar` is only read for a data abort.
+#[inline(always)]
 pub fn decode(kind: VectorKind, esr: u64, far: u64, hpfar: impl FnOnce() -> u64) -> Exit {
     match kind.0 % 4 {
         1 => return Exit::Irq,
@@ -239,9 +242,9 @@ pub fn decode(kind: VectorKind, esr: u64, far: u64, hpfar: impl FnOnce() -> u64)
             let ipa = ((hpfar() >> 4) << 12) & 0x000f_ffff_ffff_f000 | (far & 0xfff);
             Exit::Mmio(MmioAccess {
                 ipa,
-                width: 1 << da.read(ISS_DATA_ABORT::SAS),
+                width: 1 << da.read(ISS_DATA_ABORT::SAS) as u8,
                 write,
-                reg: da.read(ISS_DATA_ABORT::SRT) as usize,
+                reg: da.read(ISS_DATA_ABORT::SRT) as u8,
                 sign_extend: da.is_set(ISS_DATA_ABORT::SSE),
                 sixty_four: da.is_set(ISS_DATA_ABORT::SF),
             })
@@ -283,7 +286,7 @@ pub enum Action {
     /// then the instruction is skipped.
     Load {
         /// Destination register.
-        reg: usize,
+        reg: u8,
         /// Its new value.
         value: u64,
     },
@@ -338,8 +341,8 @@ pub fn apply<A: Arch>(frame: &mut TrapFrame, action: Action) -> bool {
         Action::Resume => {}
         Action::Advance => frame.elr += 4,
         Action::Load { reg, value } => {
-            if reg < 31 {
-                frame.x[reg] = value;
+            if let Some(x) = frame.x.get_mut(usize::from(reg)) {
+                *x = value; // 31 (xzr) is past the end: discarded
             }
             frame.elr += 4;
         }

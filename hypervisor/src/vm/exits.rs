@@ -7,7 +7,7 @@
 use super::guest::Guest;
 use super::machine::Machine;
 use super::psci::{self, Outcome};
-use crate::arch::exit::{Action, Exit, MmioAccess, SysReg, SysRegAccess, class_name};
+use crate::arch::exit::{AbortError, Action, Exit, MmioAccess, SysReg, SysRegAccess, class_name};
 use crate::arch::frame::TrapFrame;
 use crate::arch::{Arch, Cpu};
 use crate::config::ResetAction;
@@ -16,25 +16,19 @@ use core::sync::atomic::Ordering;
 use log::warn;
 
 fn reg(frame: &TrapFrame, n: usize) -> u64 {
-    if n == 31 { 0 } else { frame.x[n] }
+    frame.x.get(n).copied().unwrap_or(0) // 31: xzr
 }
 
 impl Machine {
     /// Handles `exit` of the vCPU this CPU runs, whose registers are in
     /// `frame`. None when this CPU runs no vCPU (the exit cannot be the
     /// guest's: the caller treats it as fatal).
+    #[inline(always)]
     pub fn handle_exit(&self, frame: &TrapFrame, exit: Exit) -> Option<Action> {
         let (g, v) = self.current()?;
         let action = match exit {
             Exit::Mmio(a) => self.mmio(g, v, frame, a),
-            Exit::BadDataAbort { why, far, write } => {
-                warn!(
-                    "guest '{}': vcpu {v}: data abort at pc {:#x} cannot be emulated: {why}; abort injected",
-                    g.name(),
-                    frame.elr
-                );
-                Action::InjectDataAbort { far, write }
-            }
+            Exit::BadDataAbort { why, far, write } => bad_abort(g, v, frame, why, far, write),
             Exit::Hvc { imm } => self.call(g, v, frame, imm, false),
             Exit::Smc { imm } => self.call(g, v, frame, imm, true),
             Exit::SysReg(s) => self.sysreg(g, v, frame, s),
@@ -43,32 +37,8 @@ impl Machine {
                 self.take_guest_interrupts(g, v);
                 Action::Resume
             }
-            Exit::Fiq | Exit::SError => {
-                // A guest's FIQ or SError must not take the CPU down: it is
-                // reported and the guest goes on (it sees no FIQ; an SError
-                // is passed on as a virtual SError for its own handler).
-                warn!(
-                    "guest '{}': vcpu {v}: {} at pc {:#x} (ESR {:#x})",
-                    g.name(),
-                    if exit == Exit::Fiq { "FIQ" } else { "SError" },
-                    frame.elr,
-                    frame.esr
-                );
-                if exit == Exit::SError {
-                    Action::InjectSError
-                } else {
-                    Action::Resume
-                }
-            }
-            Exit::Unexpected { ec } => {
-                warn!(
-                    "guest '{}': vcpu {v}: unexpected exception class {ec:#x} ({}) at {:#x}; undefined instruction injected",
-                    g.name(),
-                    class_name(ec),
-                    frame.elr
-                );
-                Action::InjectUndefined
-            }
+            Exit::Fiq | Exit::SError => async_exception(g, v, frame, exit == Exit::SError),
+            Exit::Unexpected { ec } => unexpected(g, v, frame, ec),
         };
         if action == Action::Stop || !self.prepare_return(g, v) {
             return Some(Action::Stop);
@@ -76,40 +46,32 @@ impl Machine {
         Some(action)
     }
 
-    /// A load or store to the guest's emulated devices.
+    /// A load or store to the guest's emulated devices. (No closures and
+    /// no message on this path: the access stays in registers; the
+    /// unclaimed case is out of line.)
+    #[inline(always)]
     fn mmio(&self, g: &Guest, v: usize, frame: &TrapFrame, a: MmioAccess) -> Action {
-        let claimed = g.devices.find(a.ipa).and_then(|(dev, off)| {
+        if let Some((dev, off)) = g.devices.find(a.ipa) {
             let ctx = AccessCtx {
                 vcpu: v,
                 mem: &g.ram,
                 gic: self.gic,
             };
+            let width = usize::from(a.width);
             if a.write {
-                let effect = dev.write(&ctx, off, a.width, a.store_value(reg(frame, a.reg)))?;
-                self.apply_effect(g, effect);
-                Some(Action::Advance)
-            } else {
-                let raw = dev.read(&ctx, off, a.width)?;
-                Some(Action::Load {
+                let value = a.store_value(reg(frame, usize::from(a.reg)));
+                if let Some(effect) = dev.write(&ctx, off, width, value) {
+                    self.apply_effect(g, effect);
+                    return Action::Advance;
+                }
+            } else if let Some(raw) = dev.read(&ctx, off, width) {
+                return Action::Load {
                     reg: a.reg,
                     value: a.load_value(raw),
-                })
+                };
             }
-        });
-        claimed.unwrap_or_else(|| {
-            warn!(
-                "guest '{}': vcpu {v}: {} of {} bytes at unclaimed address {:#x} (pc {:#x}); abort injected",
-                g.name(),
-                if a.write { "write" } else { "read" },
-                a.width,
-                a.ipa,
-                frame.elr
-            );
-            Action::InjectDataAbort {
-                far: frame.far,
-                write: a.write,
-            }
-        })
+        }
+        unclaimed(g, v, frame, a)
     }
 
     /// Carries out what a device asked for.
@@ -204,4 +166,74 @@ impl Machine {
             .filter(|&t| t < g.vcpus.len())
             .for_each(raise);
     }
+}
+
+/// An access no emulated device claims: the guest gets an external abort.
+#[cold]
+#[inline(never)]
+fn unclaimed(g: &Guest, v: usize, frame: &TrapFrame, a: MmioAccess) -> Action {
+    warn!(
+        "guest '{}': vcpu {v}: {} of {} bytes at unclaimed address {:#x} (pc {:#x}); abort injected",
+        g.name(),
+        if a.write { "write" } else { "read" },
+        a.width,
+        a.ipa,
+        frame.elr
+    );
+    Action::InjectDataAbort {
+        far: frame.far,
+        write: a.write,
+    }
+}
+
+/// A data abort that cannot be emulated: an external abort to the guest.
+#[cold]
+#[inline(never)]
+fn bad_abort(
+    g: &Guest,
+    v: usize,
+    frame: &TrapFrame,
+    why: AbortError,
+    far: u64,
+    write: bool,
+) -> Action {
+    warn!(
+        "guest '{}': vcpu {v}: data abort at pc {:#x} cannot be emulated: {why}; abort injected",
+        g.name(),
+        frame.elr
+    );
+    Action::InjectDataAbort { far, write }
+}
+
+/// A guest's FIQ or SError must not take the CPU down: it is reported and
+/// the guest goes on (it sees no FIQ; an SError is passed on as a virtual
+/// SError for its own handler).
+#[cold]
+#[inline(never)]
+fn async_exception(g: &Guest, v: usize, frame: &TrapFrame, serror: bool) -> Action {
+    warn!(
+        "guest '{}': vcpu {v}: {} at pc {:#x} (ESR {:#x})",
+        g.name(),
+        if serror { "SError" } else { "FIQ" },
+        frame.elr,
+        frame.esr
+    );
+    if serror {
+        Action::InjectSError
+    } else {
+        Action::Resume
+    }
+}
+
+/// Any other exception class: undefined instruction.
+#[cold]
+#[inline(never)]
+fn unexpected(g: &Guest, v: usize, frame: &TrapFrame, ec: u8) -> Action {
+    warn!(
+        "guest '{}': vcpu {v}: unexpected exception class {ec:#x} ({}) at {:#x}; undefined instruction injected",
+        g.name(),
+        class_name(ec),
+        frame.elr
+    );
+    Action::InjectUndefined
 }

@@ -23,6 +23,7 @@ use crate::vgic::pending::PendingQueue;
 use alloc::boxed::Box;
 use alloc::vec::Vec;
 use core::cell::UnsafeCell;
+use core::ptr::NonNull;
 use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 /// Most physical CPUs the hypervisor handles (a power of two).
@@ -37,10 +38,27 @@ pub(super) struct CpuLocal<T>(UnsafeCell<T>);
 // (`Machine::local_queue` indexes by the running CPU), never concurrently.
 unsafe impl<T> Sync for CpuLocal<T> {}
 
+/// The vCPU a physical CPU runs: its guest (a pointer into the machine's
+/// own guest list, so that the exit path finds it with one load) and its
+/// index there.
+#[derive(Clone, Copy)]
+pub(super) struct Assigned {
+    guest: NonNull<Guest>,
+    vcpu: usize,
+}
+
+// SAFETY: `guest` points into `Machine::guests`, whose buffer is never
+// resized or freed while the machine exists (the list is fixed at
+// `Machine::new`); `Guest` is itself `Sync`, so sharing the pointer across
+// CPUs shares only `&Guest`.
+unsafe impl Send for Assigned {}
+// SAFETY: as for `Send`.
+unsafe impl Sync for Assigned {}
+
 /// What one physical CPU runs.
 pub(super) struct CpuSlot {
-    /// (guest index, vCPU index) of the vCPU it runs, if any.
-    pub assigned: Option<(usize, usize)>,
+    /// The vCPU it runs, if any.
+    pub assigned: Option<Assigned>,
     /// Virtual interrupts waiting for a list register.
     pub queue: CpuLocal<PendingQueue>,
 }
@@ -89,10 +107,13 @@ impl Machine {
         let Ok(mut cpus) = Box::<[CpuSlot; MAX_CPUS]>::try_from(slots.into_boxed_slice()) else {
             unreachable!("MAX_CPUS slots were made")
         };
-        for (gi, g) in guests.iter().enumerate() {
+        for g in guests.iter() {
             for (v, slot) in g.vcpus.iter().enumerate() {
                 if let Some(c) = cpus.get_mut(slot.pcpu) {
-                    c.assigned = Some((gi, v));
+                    c.assigned = Some(Assigned {
+                        guest: NonNull::from(g),
+                        vcpu: v,
+                    });
                 }
             }
             g.request_boot();
@@ -148,8 +169,10 @@ impl Machine {
     /// The guest and vCPU this physical CPU runs, if any.
     #[inline]
     pub(super) fn current(&self) -> Option<(&Guest, usize)> {
-        let (g, v) = self.here().assigned?;
-        Some((self.guests.get(g)?, v))
+        let a = self.here().assigned?;
+        // SAFETY: `Assigned` points into `self.guests`, fixed since `new`
+        // and alive as long as `self`.
+        Some((unsafe { a.guest.as_ref() }, a.vcpu))
     }
 
     /// This CPU's slot.

@@ -8,7 +8,7 @@ use crate::arch::frame::TrapFrame;
 
 const GICD: u64 = 0x0800_0000;
 
-fn load(ipa: u64, width: usize, reg: usize) -> Exit {
+fn load(ipa: u64, width: u8, reg: u8) -> Exit {
     Exit::Mmio(MmioAccess {
         ipa,
         width,
@@ -19,7 +19,7 @@ fn load(ipa: u64, width: usize, reg: usize) -> Exit {
     })
 }
 
-fn store(ipa: u64, width: usize, reg: usize) -> Exit {
+fn store(ipa: u64, width: u8, reg: u8) -> Exit {
     Exit::Mmio(MmioAccess {
         write: true,
         ..match load(ipa, width, reg) {
