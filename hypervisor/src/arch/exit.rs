@@ -334,22 +334,29 @@ pub fn spsr_is_el1(spsr: u64) -> bool {
     spsr & 0x1c == 0x4
 }
 
+/// Moves the guest past the instruction that trapped: 4 bytes, or 2 for a
+/// 16-bit instruction (ESR_EL2.IL clear; only T32 has them, and the
+/// hypervisor does not run AArch32 guests, but the syndrome says which).
+fn skip_instruction(frame: &mut TrapFrame) {
+    frame.elr += if frame.esr & inject::IL != 0 { 4 } else { 2 };
+}
+
 /// Carries out `action` on the saved guest registers. Returns false for
 /// [`Action::Stop`] (the caller must not return to the guest).
 pub fn apply<A: Arch>(frame: &mut TrapFrame, action: Action) -> bool {
     match action {
         Action::Resume => {}
-        Action::Advance => frame.elr += 4,
+        Action::Advance => skip_instruction(frame),
         Action::Load { reg, value } => {
             if let Some(x) = frame.x.get_mut(usize::from(reg)) {
                 *x = value; // 31 (xzr) is past the end: discarded
             }
-            frame.elr += 4;
+            skip_instruction(frame);
         }
         Action::Return { x0, advance } => {
             frame.x[0] = x0;
             if advance {
-                frame.elr += 4;
+                skip_instruction(frame);
             }
         }
         Action::InjectUndefined => {

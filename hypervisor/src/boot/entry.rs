@@ -304,16 +304,8 @@ fn cpu_loop() -> ! {
                     unsafe { crate::arch::aarch64::virt::enter(&frame, top) }
                 }
             }
-            None => loop {
-                // No machine yet: take the kicks so the next WFI waits.
-                let intid = Cpu::gic_ack();
-                if intid >= 1020 {
-                    break;
-                }
-                Cpu::gic_priority_drop(intid);
-                crate::gic::hyp_irq::dispatch(intid);
-                Cpu::gic_deactivate(intid);
-            },
+            // No machine yet: take the kicks so the next WFI waits.
+            None => crate::vm::irq::take_interrupts(hyp_irq::dispatch, |_| false),
         }
         Cpu::wait_for_interrupt();
     }

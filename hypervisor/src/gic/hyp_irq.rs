@@ -93,30 +93,7 @@ mod tests {
     use alloc::vec::Vec;
     use core::cell::RefCell;
 
-    /// Records the physical GIC operations in order.
-    #[derive(Default)]
-    struct Recorder(RefCell<Vec<(&'static str, u32, usize, bool)>>);
-
-    impl PhysGic for Recorder {
-        fn set_enabled(&self, intid: u32, pcpu: usize, enabled: bool) {
-            self.0.borrow_mut().push(("enable", intid, pcpu, enabled));
-        }
-        fn set_edge(&self, intid: u32, pcpu: usize, edge: bool) {
-            self.0.borrow_mut().push(("edge", intid, pcpu, edge));
-        }
-        fn route_spi(&self, intid: u32, pcpu: usize) {
-            self.0.borrow_mut().push(("route", intid, pcpu, true));
-        }
-        fn clear_pending(&self, intid: u32, pcpu: usize) {
-            self.0.borrow_mut().push(("clear", intid, pcpu, true));
-        }
-        fn nr_spis(&self) -> u32 {
-            64
-        }
-        fn cpu_mpidr(&self, pcpu: usize) -> u64 {
-            pcpu as u64
-        }
-    }
+    use crate::gic::recorder::RecordingGic as Recorder;
 
     std::thread_local! {
         static CALLS: RefCell<Vec<(&'static str, u32)>> = const { RefCell::new(Vec::new()) };
@@ -137,7 +114,7 @@ mod tests {
         assert!(table.register(&gic, 40, true, 0, on_event));
         assert!(table.register(&gic, 41, false, 2, on_error));
         assert_eq!(
-            *gic.0.borrow(),
+            gic.take(),
             [
                 ("edge", 40, 0, true),
                 ("route", 40, 0, true),
@@ -160,9 +137,9 @@ mod tests {
         for i in 0..MAX_HYP_IRQS as u32 {
             assert!(table.register(&gic, 32 + i, true, 0, on_event));
         }
-        gic.0.borrow_mut().clear();
+        gic.take();
         assert!(!table.register(&gic, 100, true, 0, on_error));
-        assert!(gic.0.borrow().is_empty());
+        assert!(gic.take().is_empty());
         assert!(!table.dispatch(100));
         assert!(table.dispatch(32 + MAX_HYP_IRQS as u32 - 1));
     }

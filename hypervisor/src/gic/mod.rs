@@ -6,6 +6,8 @@
 pub mod fake_regs;
 pub mod hyp_irq;
 pub mod phys;
+#[cfg(test)]
+pub mod recorder;
 pub mod regs;
 
 /// The physical SGI the hypervisor uses to make another CPU look at its

@@ -2,41 +2,10 @@
 
 use super::dist::VGic;
 use super::pending::{PendingQueue, VirqRequest, fill_list_registers, lr_intid};
-use crate::gic::PhysGic;
 use alloc::vec;
 use alloc::vec::Vec;
 
-/// A physical GIC that records what it is asked to do.
-#[derive(Default)]
-pub(crate) struct Recorder(pub core::cell::RefCell<Vec<(&'static str, u32, usize, bool)>>);
-
-impl Recorder {
-    /// Takes the recorded operations.
-    pub(crate) fn take(&self) -> Vec<(&'static str, u32, usize, bool)> {
-        core::mem::take(&mut self.0.borrow_mut())
-    }
-}
-
-impl PhysGic for Recorder {
-    fn set_enabled(&self, intid: u32, pcpu: usize, enabled: bool) {
-        self.0.borrow_mut().push(("enable", intid, pcpu, enabled));
-    }
-    fn set_edge(&self, intid: u32, pcpu: usize, edge: bool) {
-        self.0.borrow_mut().push(("edge", intid, pcpu, edge));
-    }
-    fn route_spi(&self, intid: u32, pcpu: usize) {
-        self.0.borrow_mut().push(("route", intid, pcpu, true));
-    }
-    fn clear_pending(&self, intid: u32, pcpu: usize) {
-        self.0.borrow_mut().push(("clear", intid, pcpu, true));
-    }
-    fn nr_spis(&self) -> u32 {
-        256
-    }
-    fn cpu_mpidr(&self, pcpu: usize) -> u64 {
-        pcpu as u64
-    }
-}
+use crate::gic::recorder::RecordingGic as Recorder;
 
 /// Two vCPUs on physical CPUs 2 and 3; the guest owns SPI 33 (the UART) and
 /// PPI 27 (virtual timer).

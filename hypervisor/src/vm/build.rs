@@ -1,6 +1,6 @@
 //! Building a guest from its configuration: stage 2 with its devices'
-//! MMIO, virtual GIC, emulated devices, device tree, boot images loaded
-//! into its RAM, and its streams bound on the SMMUs. Everything checked;
+//! MMIO, virtual GIC, emulated devices, device tree, its RAM cleared and
+//! its boot images loaded, and its streams bound on the SMMUs. Everything checked;
 //! a guest that cannot be built is refused with a [`BuildError`] and
 //! leaves nothing behind.
 
@@ -9,6 +9,7 @@ use super::guest::{Guest, GuestCounters, Images};
 use super::guest_dt::{self, GuestDtError, GuestDtSpec};
 use super::loader::{self, LoadError};
 use super::ram::GuestRam;
+use super::ratelimit::LogBudget;
 use super::resources::device_resources;
 use super::vcpu::VcpuSlot;
 use super::viommu::{self, vmids::VmidPool};
@@ -252,8 +253,12 @@ pub fn build(ctx: &BuildCtx<'_>, spec: GuestSpec) -> Result<Guest, BuildError> {
         },
         stopping: AtomicBool::new(false),
         counters: GuestCounters::default(),
+        log_budget: LogBudget::default(),
         config,
     };
+    // Its RAM holds nothing from before (firmware, boot loader), then its
+    // images.
+    g.ram.clear();
     g.load_images();
     // A guest with a virtio-iommu keeps its streams aborting until the
     // driver attaches them to a domain.

@@ -7,13 +7,13 @@
 use super::guest::Guest;
 use super::machine::Machine;
 use super::psci::{self, Outcome};
+use super::ratelimit::guest_warn;
 use crate::arch::exit::{AbortError, Action, Exit, MmioAccess, SysReg, SysRegAccess, class_name};
 use crate::arch::frame::TrapFrame;
 use crate::arch::{Arch, Cpu};
 use crate::config::ResetAction;
 use crate::devices::{AccessCtx, Effect};
 use core::sync::atomic::Ordering;
-use log::warn;
 
 fn reg(frame: &TrapFrame, n: usize) -> u64 {
     frame.x.get(n).copied().unwrap_or(0) // 31: xzr
@@ -89,7 +89,8 @@ impl Machine {
             self.send_virtual_sgi(g, v, reg(frame, s.rt));
             return Action::Advance;
         }
-        warn!(
+        guest_warn!(
+            g,
             "guest '{}': vcpu {v}: trapped system register access ({:?}, {}) at {:#x}; undefined instruction injected",
             g.name(),
             s.reg,
@@ -172,7 +173,8 @@ impl Machine {
 #[cold]
 #[inline(never)]
 fn unclaimed(g: &Guest, v: usize, frame: &TrapFrame, a: MmioAccess) -> Action {
-    warn!(
+    guest_warn!(
+        g,
         "guest '{}': vcpu {v}: {} of {} bytes at unclaimed address {:#x} (pc {:#x}); abort injected",
         g.name(),
         if a.write { "write" } else { "read" },
@@ -197,7 +199,8 @@ fn bad_abort(
     far: u64,
     write: bool,
 ) -> Action {
-    warn!(
+    guest_warn!(
+        g,
         "guest '{}': vcpu {v}: data abort at pc {:#x} cannot be emulated: {why}; abort injected",
         g.name(),
         frame.elr
@@ -211,7 +214,8 @@ fn bad_abort(
 #[cold]
 #[inline(never)]
 fn async_exception(g: &Guest, v: usize, frame: &TrapFrame, serror: bool) -> Action {
-    warn!(
+    guest_warn!(
+        g,
         "guest '{}': vcpu {v}: {} at pc {:#x} (ESR {:#x})",
         g.name(),
         if serror { "SError" } else { "FIQ" },
@@ -229,7 +233,8 @@ fn async_exception(g: &Guest, v: usize, frame: &TrapFrame, serror: bool) -> Acti
 #[cold]
 #[inline(never)]
 fn unexpected(g: &Guest, v: usize, frame: &TrapFrame, ec: u8) -> Action {
-    warn!(
+    guest_warn!(
+        g,
         "guest '{}': vcpu {v}: unexpected exception class {ec:#x} ({}) at {:#x}; undefined instruction injected",
         g.name(),
         class_name(ec),

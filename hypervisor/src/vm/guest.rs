@@ -6,6 +6,7 @@ use super::dma::{GuestDma, Stage2Table};
 use super::loader::BootLayout;
 use super::psci::{GuestView, VcpuPower};
 use super::ram::GuestRam;
+use super::ratelimit::LogBudget;
 use super::vcpu::VcpuSlot;
 use super::viommu::GuestViommu;
 use crate::config::GuestConfig;
@@ -72,6 +73,8 @@ pub struct Guest {
     pub stopping: AtomicBool,
     /// Event counters.
     pub counters: GuestCounters,
+    /// Its budget of console lines (see [`super::ratelimit`]).
+    pub log_budget: LogBudget,
 }
 
 impl GuestView for Guest {

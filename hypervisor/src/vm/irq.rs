@@ -4,7 +4,8 @@
 //! registers before each return to the guest.
 
 use super::guest::Guest;
-use super::machine::Machine;
+use super::machine::{HypIrqHandler, Machine};
+use super::ratelimit::guest_warn;
 use super::vcpu::request;
 use crate::arch::{Arch, Cpu};
 use crate::gic::{KICK_SGI, MAINTENANCE_PPI};
@@ -21,23 +22,29 @@ const ICH_HCR_UIE: u64 = 1 << 1;
 /// INTIDs 1020..=1023: no interrupt (spurious).
 const FIRST_SPECIAL_INTID: u32 = 1020;
 
-impl Machine {
-    /// Acknowledges every pending physical interrupt. Kicks and the
-    /// maintenance interrupt only wake the CPU; the hypervisor's own
-    /// interrupts go to their handlers; any other is offered to `guest`,
-    /// which returns true when it takes over its deactivation.
-    pub(super) fn take_interrupts(&self, mut guest: impl FnMut(u32) -> bool) {
-        loop {
-            let intid = Cpu::gic_ack();
-            if intid >= FIRST_SPECIAL_INTID {
-                break;
-            }
-            Cpu::gic_priority_drop(intid);
-            let hyp = intid == KICK_SGI || intid == MAINTENANCE_PPI || (self.hyp_irq)(intid);
-            if hyp || !guest(intid) {
-                Cpu::gic_deactivate(intid);
-            }
+/// Acknowledges every pending physical interrupt of this CPU. Kicks and
+/// the maintenance interrupt only wake the CPU; the hypervisor's own
+/// interrupts go to their handlers (`hyp_irq`); any other is offered to
+/// `guest`, which returns true when it takes over its deactivation. Used by
+/// the machine, and by a CPU's idle loop before the machine exists.
+pub fn take_interrupts(hyp_irq: HypIrqHandler, mut guest: impl FnMut(u32) -> bool) {
+    loop {
+        let intid = Cpu::gic_ack();
+        if intid >= FIRST_SPECIAL_INTID {
+            break;
         }
+        Cpu::gic_priority_drop(intid);
+        let hyp = intid == KICK_SGI || intid == MAINTENANCE_PPI || hyp_irq(intid);
+        if hyp || !guest(intid) {
+            Cpu::gic_deactivate(intid);
+        }
+    }
+}
+
+impl Machine {
+    /// [`take_interrupts`] with the machine's hypervisor interrupts.
+    pub(super) fn take_interrupts(&self, guest: impl FnMut(u32) -> bool) {
+        take_interrupts(self.hyp_irq, guest);
     }
 
     /// A physical interrupt while vCPU `v` of `g` ran: each one the guest
@@ -61,7 +68,8 @@ impl Machine {
                     if self.local_queue().push(req) {
                         return true;
                     }
-                    warn!(
+                    guest_warn!(
+                        g,
                         "guest '{}': vcpu {v}: interrupt queue full, INTID {intid} dropped",
                         g.name()
                     );
@@ -89,7 +97,8 @@ impl Machine {
         let mut spis = slot.spis.lock();
         slot.spis_pending.store(true, Ordering::Release);
         if !spis.contains(&intid) && spis.push(intid).is_err() {
-            warn!(
+            guest_warn!(
+                g,
                 "guest '{}': vcpu {target}: too many pending virtual SPIs, INTID {intid} dropped",
                 g.name()
             );

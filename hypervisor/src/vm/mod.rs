@@ -16,6 +16,7 @@ pub mod machine;
 pub mod power;
 pub mod psci;
 pub mod ram;
+pub mod ratelimit;
 pub mod resources;
 pub mod vcpu;
 pub mod viommu;

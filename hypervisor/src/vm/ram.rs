@@ -60,6 +60,15 @@ impl GuestRam {
         Ok(off)
     }
 
+    /// Zeroes the whole RAM and makes the zeros visible to a guest that
+    /// starts with its MMU and caches off: nothing the memory held before
+    /// (firmware, boot loader, an earlier user) reaches the guest.
+    pub fn clear(&self) {
+        // SAFETY: the whole region is ours to write (`new`'s contract).
+        unsafe { core::ptr::write_bytes(self.pa as *mut u8, 0, self.ram.size as usize) };
+        Cpu::clean_to_poc(self.pa, self.ram.size as usize);
+    }
+
     /// Copies `bytes` to guest-physical `gpa` and makes them visible to a
     /// guest that starts with its MMU and caches off.
     pub fn load(&self, gpa: u64, bytes: &[u8]) -> Result<(), MemError> {

@@ -107,6 +107,7 @@ fn applies_actions_to_the_frame() {
     fake::reset();
     let mut f = TrapFrame {
         elr: 0x1000,
+        esr: 1 << 25, // IL: a 32-bit instruction
         ..Default::default()
     };
     assert!(apply::<Fake>(&mut f, Action::Advance));
@@ -132,6 +133,10 @@ fn applies_actions_to_the_frame() {
     ));
     assert_eq!((f.x[0], f.elr), (6, 0x1010));
     assert!(!apply::<Fake>(&mut f, Action::Stop));
+    // ESR.IL clear: a 16-bit instruction is skipped by 2.
+    f.esr = 0;
+    assert!(apply::<Fake>(&mut f, Action::Advance));
+    assert_eq!(f.elr, 0x1012);
 }
 
 #[test]

@@ -10,7 +10,7 @@ mod errors;
 mod events;
 pub(crate) mod fake;
 mod heapcount;
-mod logcapture;
+pub(crate) mod logcapture;
 mod manager;
 mod manager_devices;
 mod manager_faults;

@@ -91,6 +91,38 @@ fn a_guest_whose_streams_cannot_be_bound_is_refused() {
 }
 
 #[test]
+fn guest_ram_is_cleared_before_the_images_are_loaded() {
+    let w = World::new();
+    let r = ram();
+    // What an earlier user of the memory left there.
+    r.write(RAM_BASE + RAM_SIZE - 8, b"leftover").unwrap();
+    let ctx = BuildCtx {
+        host: host(),
+        gic: w.gic,
+        smmus: w.dma,
+        vmids: &w.vmids,
+    };
+    let spec = GuestSpec {
+        index: 0,
+        config: config("a", &[0], false),
+        kernel: kernel(),
+        initrd: None,
+        ram: r,
+    };
+    let g = build(&ctx, spec).expect("builds");
+    let mut tail = [0xffu8; 8];
+    g.ram.read(RAM_BASE + RAM_SIZE - 8, &mut tail).unwrap();
+    assert_eq!(tail, [0; 8]);
+    assert!(
+        fake::take_ops().contains(&Op::Clean(
+            g.ram.to_pa(RAM_BASE).unwrap(),
+            RAM_SIZE as usize
+        )),
+        "the zeros are cleaned to the point of coherency"
+    );
+}
+
+#[test]
 fn build_errors_are_typed() {
     let w = World::new();
     let ctx = BuildCtx {

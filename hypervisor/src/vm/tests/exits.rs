@@ -195,3 +195,32 @@ fn a_cpu_without_a_vcpu_has_no_guest_exit() {
     on_cpu(3);
     assert_eq!(m.handle_exit(&TrapFrame::default(), Exit::Wfx), None);
 }
+
+#[test]
+fn a_guest_cannot_flood_the_console() {
+    use crate::smmu::tests::logcapture::capture;
+    use crate::vm::ratelimit::{BURST, PER_SECOND};
+    let (_w, m) = one_guest(&[0]);
+    fake::with(|s| s.tick_us = 0);
+    let frame = TrapFrame::default();
+    let (_, lines) = capture(|| {
+        for _ in 0..1000 {
+            m.handle_exit(&frame, store(0x0c00_0000, 4, 1));
+        }
+    });
+    assert_eq!(lines.len(), BURST as usize, "{lines:?}");
+    // A second later the guest may speak again, and is told how many
+    // lines it lost.
+    fake::with(|s| s.now_us += 1_000_000);
+    let (_, lines) = capture(|| {
+        for _ in 0..1000 {
+            m.handle_exit(&frame, store(0x0c00_0000, 4, 1));
+        }
+    });
+    assert_eq!(lines.len(), PER_SECOND as usize + 1, "{lines:?}");
+    assert!(
+        lines[0].contains("980 more message(s) suppressed"),
+        "{}",
+        lines[0]
+    );
+}

@@ -18,7 +18,6 @@ use super::viommu::vmids::VmidPool;
 use crate::arch::fake;
 use crate::config::{GuestConfig, ResetAction, ViommuConfig, ViommuTransport};
 use crate::fdt::HostDt;
-use crate::gic::PhysGic;
 use crate::mm::layout::Region;
 use crate::mm::pagetable::{PageTable, Stage2};
 use crate::smmu::cmd::Cmd;
@@ -29,41 +28,7 @@ use alloc::vec;
 use alloc::vec::Vec;
 use spin::Mutex;
 
-/// A physical GIC that records what it is asked to do (Sync: the machine
-/// holds it as a `'static`).
-#[derive(Default)]
-pub struct FakeGic {
-    /// (operation, INTID, physical CPU, flag), in order.
-    pub ops: Mutex<Vec<(&'static str, u32, usize, bool)>>,
-}
-
-impl FakeGic {
-    /// Takes the recorded operations.
-    pub fn take(&self) -> Vec<(&'static str, u32, usize, bool)> {
-        core::mem::take(&mut self.ops.lock())
-    }
-}
-
-impl PhysGic for FakeGic {
-    fn set_enabled(&self, intid: u32, pcpu: usize, enabled: bool) {
-        self.ops.lock().push(("enable", intid, pcpu, enabled));
-    }
-    fn set_edge(&self, intid: u32, pcpu: usize, edge: bool) {
-        self.ops.lock().push(("edge", intid, pcpu, edge));
-    }
-    fn route_spi(&self, intid: u32, pcpu: usize) {
-        self.ops.lock().push(("route", intid, pcpu, true));
-    }
-    fn clear_pending(&self, intid: u32, pcpu: usize) {
-        self.ops.lock().push(("clear", intid, pcpu, true));
-    }
-    fn nr_spis(&self) -> u32 {
-        256
-    }
-    fn cpu_mpidr(&self, pcpu: usize) -> u64 {
-        0x100 + pcpu as u64
-    }
-}
+pub use crate::gic::recorder::RecordingGic as FakeGic;
 
 /// What the VM layer asked of the SMMUs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -222,12 +187,23 @@ impl World {
         }
     }
 
-    /// Builds guest `index` from `config`.
+    /// Builds guest `index` from `config`, its streams on the recording
+    /// SMMU side.
     pub fn guest(&self, index: usize, config: GuestConfig) -> Guest {
+        self.guest_on(self.dma, index, config)
+    }
+
+    /// Builds guest `index` from `config`, its streams on `smmus`.
+    pub fn guest_on(
+        &self,
+        smmus: &'static dyn DmaControl,
+        index: usize,
+        config: GuestConfig,
+    ) -> Guest {
         let ctx = BuildCtx {
             host: host(),
             gic: self.gic,
-            smmus: self.dma,
+            smmus,
             vmids: &self.vmids,
         };
         build(

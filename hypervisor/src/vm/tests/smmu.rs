@@ -54,23 +54,7 @@ fn real() -> Real {
 
 impl Real {
     fn guest(&self, index: usize, config: GuestConfig) -> Guest {
-        let ctx = BuildCtx {
-            host: self.port.hw,
-            gic: self.w.gic,
-            smmus: self.port,
-            vmids: &self.w.vmids,
-        };
-        build(
-            &ctx,
-            GuestSpec {
-                index,
-                config,
-                kernel: kernel(),
-                initrd: None,
-                ram: ram(),
-            },
-        )
-        .expect("test guest builds")
+        self.w.guest_on(self.port, index, config)
     }
 
     /// (VMID, stage-2 root) the stream table entry of `sid` translates
