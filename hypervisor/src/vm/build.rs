@@ -5,6 +5,7 @@
 //! leaves nothing behind.
 
 use super::dma::{DmaControl, DmaError, GuestDma};
+use super::faults::FaultQueue;
 use super::guest::{Guest, GuestCounters, Images};
 use super::guest_dt::{self, GuestDtError, GuestDtSpec};
 use super::loader::{self, LoadError};
@@ -254,6 +255,7 @@ pub fn build(ctx: &BuildCtx<'_>, spec: GuestSpec) -> Result<Guest, BuildError> {
         stopping: AtomicBool::new(false),
         counters: GuestCounters::default(),
         log_budget: LogBudget::default(),
+        faults: FaultQueue::default(),
         config,
     };
     // Its RAM holds nothing from before (firmware, boot loader), then its

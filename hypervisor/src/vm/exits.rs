@@ -35,6 +35,9 @@ impl Machine {
             Exit::Wfx => Action::Advance,
             Exit::Irq => {
                 self.take_guest_interrupts(g, v);
+                if g.faults.pending() {
+                    self.deliver_faults(g);
+                }
                 Action::Resume
             }
             Exit::Fiq | Exit::SError => async_exception(g, v, frame, exit == Exit::SError),

@@ -3,6 +3,7 @@
 //! images, reloaded on reset. Built by [`super::build`].
 
 use super::dma::{GuestDma, Stage2Table};
+use super::faults::FaultQueue;
 use super::loader::BootLayout;
 use super::psci::{GuestView, VcpuPower};
 use super::ram::GuestRam;
@@ -75,6 +76,8 @@ pub struct Guest {
     pub counters: GuestCounters,
     /// Its budget of console lines (see [`super::ratelimit`]).
     pub log_budget: LogBudget,
+    /// DMA faults waiting for its virtio-iommu (see [`super::faults`]).
+    pub faults: FaultQueue,
 }
 
 impl GuestView for Guest {

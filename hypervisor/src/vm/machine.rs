@@ -15,6 +15,7 @@
 //! device's interrupt is raised after its lock is released.
 
 use super::dma::DmaControl;
+use super::faults::FaultReport;
 use super::guest::Guest;
 use crate::arch::{Arch, Cpu};
 use crate::gic::KICK_SGI;
@@ -199,9 +200,11 @@ impl Machine {
     }
 
     /// A DMA fault the SMMU reported on a stream of guest `owner`
-    /// (`repeats` times): counted, and with `endpoint` (the stream's
-    /// requester ID) reported to the guest's virtio-iommu. Returns whether
-    /// it was reported there.
+    /// (`repeats` times), from interrupt context on any CPU: counted, and
+    /// with `endpoint` (the stream's requester ID) queued for the guest's
+    /// virtio-iommu, whose vCPU is kicked to deliver it
+    /// ([`Machine::deliver_faults`]). No lock of the guest's devices is
+    /// taken here. Returns whether it was queued for the guest.
     pub fn dma_fault(
         &self,
         owner: usize,
@@ -214,13 +217,35 @@ impl Machine {
             return false;
         };
         g.count_dma_faults(repeats as u64);
-        match (&g.viommu, endpoint) {
-            (Some(dev), Some(ep)) => {
-                let effect = dev.report_fault(&g.ram, ep, iova, read);
-                self.apply_effect(g, effect);
-                true
-            }
-            _ => false,
+        let (Some(_), Some(endpoint)) = (&g.viommu, endpoint) else {
+            return false;
+        };
+        if !g.faults.push(FaultReport {
+            endpoint,
+            iova,
+            read,
+        }) {
+            return false;
+        }
+        if let Some(v) = g
+            .vcpus
+            .iter()
+            .find(|v| v.power() == super::psci::VcpuPower::On)
+        {
+            self.kick(v.pcpu);
+        }
+        true
+    }
+
+    /// Hands the DMA faults queued for guest `g` to its virtio-iommu:
+    /// called by a vCPU of `g`, which may take the device's lock.
+    pub(super) fn deliver_faults(&self, g: &Guest) {
+        let Some(dev) = &g.viommu else {
+            return;
+        };
+        while let Some(f) = g.faults.pop() {
+            let effect = dev.report_fault(&g.ram, f.endpoint, f.iova, f.read);
+            self.apply_effect(g, effect);
         }
     }
 

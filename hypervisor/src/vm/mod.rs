@@ -8,6 +8,7 @@
 pub mod build;
 pub mod dma;
 pub mod exits;
+pub mod faults;
 pub mod guest;
 pub mod guest_dt;
 pub mod irq;

@@ -140,6 +140,7 @@ impl Machine {
         }
         self.stop_others(g, v);
         g.dma.detach();
+        g.faults.clear();
         g.reset_interrupts(self.gic);
         info!(
             "guest '{}' {why} ({} DMA fault(s) reported by the SMMU)",
@@ -167,6 +168,7 @@ impl Machine {
         self.stop_others(g, v);
         g.reset_devices(self.gic);
         g.dma.detach();
+        g.faults.clear();
         g.reset_interrupts(self.gic);
         g.log_hypervisor_ram();
         info!("guest '{}' reset: restarting", g.name());
