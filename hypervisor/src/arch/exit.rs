@@ -148,6 +148,14 @@ pub struct SysReg {
 }
 
 impl SysReg {
+    /// ACTLR_EL1: implementation-defined controls (trapped by HCR_EL2.TACR).
+    pub const ACTLR_EL1: SysReg = SysReg {
+        op0: 3,
+        op1: 0,
+        crn: 1,
+        crm: 0,
+        op2: 1,
+    };
     /// ICC_SGI1R_EL1: generate a group-1 SGI.
     pub const ICC_SGI1R_EL1: SysReg = SysReg {
         op0: 3,

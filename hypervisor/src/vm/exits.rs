@@ -85,12 +85,24 @@ impl Machine {
         }
     }
 
-    /// A trapped system-register access: only ICC_SGI1R_EL1 writes are
-    /// emulated (the guest's SGIs); anything else is undefined.
+    /// A trapped system-register access: ICC_SGI1R_EL1 writes are the
+    /// guest's SGIs; ACTLR_EL1 reads as zero and ignores writes (the
+    /// implementation-defined controls stay the hypervisor's); anything else
+    /// is undefined.
     fn sysreg(&self, g: &Guest, v: usize, frame: &TrapFrame, s: SysRegAccess) -> Action {
         if !s.read && s.reg == SysReg::ICC_SGI1R_EL1 {
             self.send_virtual_sgi(g, v, reg(frame, s.rt));
             return Action::Advance;
+        }
+        if s.reg == SysReg::ACTLR_EL1 {
+            return if s.read {
+                Action::Load {
+                    reg: s.rt as u8,
+                    value: 0,
+                }
+            } else {
+                Action::Advance
+            };
         }
         guest_warn!(
             g,

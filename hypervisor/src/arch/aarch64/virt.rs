@@ -7,8 +7,10 @@ use aarch64_cpu::asm::barrier;
 
 /// HCR_EL2 for a guest: stage 2 on (VM), set/way invalidation upgraded
 /// (SWIO), physical IRQ/FIQ/SError to EL2 (IMO/FMO/AMO), broadcast TLB and
-/// barriers inner shareable (FB, BSU=IS), SMC trapped (TSC), EL1 AArch64
-/// (RW), pointer-authentication keys and instructions untrapped (APK/API).
+/// barriers inner shareable (FB, BSU=IS), SMC trapped (TSC), ACTLR_EL1
+/// trapped (TACR: implementation-defined controls are not the guest's; the
+/// VM layer makes it read as zero and ignores writes), EL1 AArch64 (RW),
+/// pointer-authentication keys and instructions untrapped (APK/API).
 pub const HCR_GUEST: u64 = 1
     | (1 << 1)
     | (1 << 3)
@@ -17,6 +19,7 @@ pub const HCR_GUEST: u64 = 1
     | (1 << 9)
     | (1 << 10)
     | (1 << 19)
+    | (1 << 21)
     | (1 << 31)
     | (1 << 40)
     | (1 << 41);
@@ -58,9 +61,22 @@ pub fn configure(vttbr: u64, vtcr: u64, vcpu_index: usize) {
     // Guests use both EL1 timers and the counters directly.
     write_sysreg!("cnthctl_el2", 0b11);
     write_sysreg!("cntvoff_el2", 0);
-    // No traps of debug or PMU registers; all counters visible.
+    // The debug and PMU registers are the guest's (not trapped; with
+    // MDCR_EL2.TDE and HCR_EL2.TGE clear the debug target is EL1, so the
+    // guest's breakpoints and watchpoints never fire at EL2), and every
+    // PMU counter is its (HPMN = N). The counters never count at EL2:
+    // HPMD (PMUv3p1) for the event counters and HCCD (PMUv3p5) for the
+    // cycle counter, so the guest cannot observe the hypervisor's work.
     let pmcr_n = (read_sysreg!("pmcr_el0") >> 11) & 0x1f;
-    write_sysreg!("mdcr_el2", pmcr_n);
+    let pmuver = (read_sysreg!("id_aa64dfr0_el1") >> 8) & 0xf;
+    let mut mdcr = pmcr_n;
+    if pmuver != 0xf && pmuver >= 4 {
+        mdcr |= 1 << 17; // HPMD
+    }
+    if pmuver != 0xf && pmuver >= 6 {
+        mdcr |= 1 << 23; // HCCD
+    }
+    write_sysreg!("mdcr_el2", mdcr);
     // FP/SIMD, SVE and SME untrapped, at their longest vector lengths.
     let pfr0 = read_sysreg!("id_aa64pfr0_el1");
     let pfr1 = read_sysreg!("id_aa64pfr1_el1");

@@ -166,6 +166,24 @@ fn sgis_reach_their_target_vcpus() {
 }
 
 #[test]
+fn actlr_reads_as_zero_and_ignores_writes() {
+    let (_w, m) = one_guest(&[0]);
+    let frame = TrapFrame::default();
+    let access = |read| {
+        Exit::SysReg(SysRegAccess {
+            reg: SysReg::ACTLR_EL1,
+            rt: 7,
+            read,
+        })
+    };
+    assert_eq!(
+        m.handle_exit(&frame, access(true)),
+        Some(Action::Load { reg: 7, value: 0 })
+    );
+    assert_eq!(m.handle_exit(&frame, access(false)), Some(Action::Advance));
+}
+
+#[test]
 fn other_traps_are_undefined() {
     let (_w, m) = one_guest(&[0]);
     let frame = TrapFrame::default();
