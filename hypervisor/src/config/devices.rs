@@ -135,7 +135,7 @@ pub(super) fn pages(region: Region) -> Region {
     let end = region
         .end()
         .checked_next_multiple_of(PAGE)
-        .unwrap_or(u64::MAX & !(PAGE - 1));
+        .unwrap_or(!(PAGE - 1));
     Region::new(base, end.saturating_sub(base))
 }
 

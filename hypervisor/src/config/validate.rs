@@ -350,17 +350,11 @@ fn within(given: &[String], node: &str) -> bool {
     given.iter().any(|g| g == node || is_ancestor(g, node))
 }
 
-/// The first pair of overlapping regions of `a` and `b`.
-fn first_overlap<'r, T: Copy>(
-    a: &[Region],
-    b: impl IntoIterator<Item = &'r (T, Region)> + Clone,
-) -> Option<(Region, T, Region)>
-where
-    T: 'r,
-{
+/// The first region of `a` that overlaps one of `b`, with that one and
+/// what it is.
+fn first_overlap<T: Copy>(a: &[Region], b: &[(T, Region)]) -> Option<(Region, T, Region)> {
     a.iter().find_map(|r| {
-        b.clone()
-            .into_iter()
+        b.iter()
             .find(|(_, o)| o.overlaps(r))
             .map(|&(what, o)| (*r, what, o))
     })
