@@ -45,15 +45,22 @@ pub struct GuestConfig {
     /// What `SYSTEM_RESET` does.
     pub on_reset: ResetAction,
     /// The guest's virtio-iommu, when it has one (`[guest.viommu]` present
-    /// and not `enabled = false`). Last field: see the module doc.
+    /// and not `enabled = false`).
     #[serde(default)]
     pub viommu: Option<ViommuConfig>,
+    /// Host device-tree node paths, each one of [`Self::devices`] or a node
+    /// inside one, whose DMA the guest may do without an SMMU the
+    /// hypervisor runs (`allow_untranslated_dma`): a DMA master inside one
+    /// of them is accepted although nothing confines its DMA. Last field
+    /// (bundle version 3): see the module doc.
+    #[serde(default)]
+    pub allow_untranslated_dma: Vec<String>,
 }
 
 impl GuestConfig {
     /// A guest with the given name, CPUs and memory size, at the default
     /// base, with an empty command line, no devices and `on_reset =
-    /// restart` and no virtio-iommu.
+    /// restart`, no virtio-iommu and no DMA allowed untranslated.
     pub fn new(name: &str, cpus: &[u32], memory_size: u64) -> Self {
         Self {
             name: name.into(),
@@ -64,6 +71,7 @@ impl GuestConfig {
             devices: Vec::new(),
             on_reset: ResetAction::Restart,
             viommu: None,
+            allow_untranslated_dma: Vec::new(),
         }
     }
 }

@@ -35,6 +35,9 @@ pub enum Field {
     /// `viommu.spi` (the `[guest.viommu]` table when the SPI is the
     /// default).
     ViommuSpi,
+    /// `allow_untranslated_dma` (the entry [`Problem::item`] when there is
+    /// one).
+    AllowUntranslatedDma,
 }
 
 /// One broken rule.
@@ -191,6 +194,127 @@ pub enum Problem {
         /// What the node is ("the interrupt controller", ...).
         what: &'static str,
     },
+    /// A node inside the device belongs to the hypervisor (passing a node
+    /// passes its whole subtree).
+    DeviceContainsReserved {
+        /// The device path as configured.
+        path: String,
+        /// Position in `devices`.
+        at: usize,
+        /// The reserved node inside it.
+        node: String,
+        /// What that node is ("the interrupt controller", ...).
+        what: &'static str,
+    },
+    /// The device's MMIO, in whole pages as stage 2 maps it, overlaps a
+    /// host-physical range the hypervisor keeps: the GIC, an SMMUv3, its
+    /// console UART, host RAM.
+    DeviceOverlapsHypervisor {
+        /// The device path as configured.
+        path: String,
+        /// Position in `devices`.
+        at: usize,
+        /// The device's pages that overlap.
+        mmio: Region,
+        /// What the hypervisor keeps there ("an SMMUv3", ...).
+        what: &'static str,
+        /// The hypervisor's range.
+        region: Region,
+    },
+    /// The device's MMIO pages overlap a window the hypervisor emulates for
+    /// this guest at the same address (its GIC frames).
+    DeviceOverlapsEmulated {
+        /// The device path as configured.
+        path: String,
+        /// Position in `devices`.
+        at: usize,
+        /// The device's pages that overlap.
+        mmio: Region,
+        /// Which window ("the GIC distributor", ...).
+        what: &'static str,
+        /// The emulated window.
+        window: Region,
+    },
+    /// The device's MMIO pages overlap those of another guest's device
+    /// (two nodes in one 4 KiB page).
+    DevicePageShared {
+        /// The device path as configured.
+        path: String,
+        /// Position in `devices`.
+        at: usize,
+        /// The device's pages that overlap.
+        mmio: Region,
+        /// The guest that has the other device.
+        owner: GuestRef,
+        /// The other device's node path.
+        owner_path: String,
+        /// The other device's pages.
+        owner_mmio: Region,
+    },
+    /// The device raises an SPI another guest's device raises too.
+    SpiTaken {
+        /// The device path as configured.
+        path: String,
+        /// Position in `devices`.
+        at: usize,
+        /// The SPI number (INTID - 32).
+        spi: u32,
+        /// The guest that has the other device.
+        owner: GuestRef,
+        /// The other device's node path.
+        owner_path: String,
+    },
+    /// The device raises an SPI the hypervisor uses itself.
+    SpiReserved {
+        /// The device path as configured.
+        path: String,
+        /// Position in `devices`.
+        at: usize,
+        /// The SPI number (INTID - 32).
+        spi: u32,
+        /// Whose interrupt it is ("an SMMUv3", ...).
+        what: &'static str,
+    },
+    /// A DMA master inside the device sits behind no SMMU the hypervisor
+    /// runs, and `allow_untranslated_dma` does not name it.
+    UntranslatedDma {
+        /// The device path as configured.
+        path: String,
+        /// Position in `devices`.
+        at: usize,
+        /// The DMA master's node path.
+        node: String,
+        /// Why it counts as a DMA master.
+        why: &'static str,
+    },
+    /// More than [`MAX_DEVICES_PER_GUEST`] `allow_untranslated_dma` entries.
+    TooManyAllowed {
+        /// How many.
+        count: usize,
+    },
+    /// An `allow_untranslated_dma` entry that is not a node path (as for
+    /// [`Problem::DevicePathBad`]).
+    AllowPathBad {
+        /// The path.
+        path: String,
+        /// Position in `allow_untranslated_dma`.
+        at: usize,
+    },
+    /// An `allow_untranslated_dma` entry naming no node of the host tree.
+    AllowAbsent {
+        /// The path.
+        path: String,
+        /// Position in `allow_untranslated_dma`.
+        at: usize,
+    },
+    /// An `allow_untranslated_dma` entry naming a node that is neither one
+    /// of the guest's devices nor inside one.
+    AllowNotDevice {
+        /// The path.
+        path: String,
+        /// Position in `allow_untranslated_dma`.
+        at: usize,
+    },
     /// The virtio-iommu base is not [`VIOMMU_PAGE`] aligned.
     ViommuBaseUnaligned {
         /// The base.
@@ -269,7 +393,18 @@ impl Problem {
             | Self::DuplicateDevice { .. }
             | Self::DeviceAbsent { .. }
             | Self::DeviceTaken { .. }
-            | Self::DeviceReserved { .. } => Field::Devices,
+            | Self::DeviceReserved { .. }
+            | Self::DeviceContainsReserved { .. }
+            | Self::DeviceOverlapsHypervisor { .. }
+            | Self::DeviceOverlapsEmulated { .. }
+            | Self::DevicePageShared { .. }
+            | Self::SpiTaken { .. }
+            | Self::SpiReserved { .. }
+            | Self::UntranslatedDma { .. } => Field::Devices,
+            Self::TooManyAllowed { .. }
+            | Self::AllowPathBad { .. }
+            | Self::AllowAbsent { .. }
+            | Self::AllowNotDevice { .. } => Field::AllowUntranslatedDma,
             Self::ViommuBaseUnaligned { .. }
             | Self::ViommuTooHigh { .. }
             | Self::ViommuOverlapsRam { .. }
@@ -290,7 +425,17 @@ impl Problem {
             | Self::DuplicateDevice { at, .. }
             | Self::DeviceAbsent { at, .. }
             | Self::DeviceTaken { at, .. }
-            | Self::DeviceReserved { at, .. } => Some(*at),
+            | Self::DeviceReserved { at, .. }
+            | Self::DeviceContainsReserved { at, .. }
+            | Self::DeviceOverlapsHypervisor { at, .. }
+            | Self::DeviceOverlapsEmulated { at, .. }
+            | Self::DevicePageShared { at, .. }
+            | Self::SpiTaken { at, .. }
+            | Self::SpiReserved { at, .. }
+            | Self::UntranslatedDma { at, .. }
+            | Self::AllowPathBad { at, .. }
+            | Self::AllowAbsent { at, .. }
+            | Self::AllowNotDevice { at, .. } => Some(*at),
             _ => None,
         }
     }
@@ -427,6 +572,90 @@ impl fmt::Display for Problem {
                     "device {path} is {what}, which the hypervisor keeps for itself"
                 )
             }
+            Self::DeviceContainsReserved {
+                path, node, what, ..
+            } => write!(
+                f,
+                "device {path} contains {node}, {what}, which the hypervisor keeps for itself (passing a \
+                 node passes its whole subtree); give the nodes beside it instead"
+            ),
+            Self::DeviceOverlapsHypervisor {
+                path,
+                mmio,
+                what,
+                region,
+                ..
+            } => write!(
+                f,
+                "device {path} needs pages {mmio}, which overlap {what} {region} that the hypervisor keeps \
+                 for itself (stage 2 maps whole 4 KiB pages)"
+            ),
+            Self::DeviceOverlapsEmulated {
+                path,
+                mmio,
+                what,
+                window,
+                ..
+            } => write!(
+                f,
+                "device {path} needs pages {mmio}, which overlap {what} {window} that the hypervisor \
+                 emulates for this guest at the same address"
+            ),
+            Self::DevicePageShared {
+                path,
+                mmio,
+                owner,
+                owner_path,
+                owner_mmio,
+                ..
+            } => write!(
+                f,
+                "device {path} needs pages {mmio}, which overlap pages {owner_mmio} of device \
+                 {owner_path} of {owner} (stage 2 maps whole 4 KiB pages, so each would reach the \
+                 other's registers)"
+            ),
+            Self::SpiTaken {
+                path,
+                spi,
+                owner,
+                owner_path,
+                ..
+            } => write!(
+                f,
+                "device {path} raises SPI {spi} (INTID {}), which device {owner_path} of {owner} raises \
+                 too (an SPI belongs to one guest)",
+                spi.saturating_add(32)
+            ),
+            Self::SpiReserved {
+                path, spi, what, ..
+            } => write!(
+                f,
+                "device {path} raises SPI {spi} (INTID {}), which is {what}'s interrupt, handled by the \
+                 hypervisor",
+                spi.saturating_add(32)
+            ),
+            Self::UntranslatedDma {
+                path, node, why, ..
+            } => write!(
+                f,
+                "device {path}: {node} can master DMA ({why}) and no SMMU the hypervisor runs translates \
+                 it, so its DMA could reach any memory; list it in allow_untranslated_dma to accept that"
+            ),
+            Self::TooManyAllowed { count } => write!(
+                f,
+                "{count} allow_untranslated_dma entries, at most {MAX_DEVICES_PER_GUEST} per guest"
+            ),
+            Self::AllowPathBad { path, .. } => write!(
+                f,
+                "{path:?} is not a device-tree node path (absolute, not `/`, at most {MAX_DEVICE_PATH_LEN} bytes)"
+            ),
+            Self::AllowAbsent { path, .. } => {
+                write!(f, "{path} is not in the host device tree")
+            }
+            Self::AllowNotDevice { path, .. } => write!(
+                f,
+                "{path} is neither one of the guest's devices nor inside one"
+            ),
             Self::ViommuBaseUnaligned { base } => write!(
                 f,
                 "virtio-iommu base {base:#x} is not aligned to {} (its page is trapped whole)",

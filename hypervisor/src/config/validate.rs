@@ -2,13 +2,20 @@
 //!
 //! - [`check_guests`]: rules that need no board (limits, names, a CPU
 //!   given twice or to two guests, memory size and alignment, command line,
-//!   device path syntax, the virtio-iommu's alignment, its place outside
-//!   guest RAM and its SPI below the architectural maximum).
+//!   device and `allow_untranslated_dma` path syntax, the virtio-iommu's
+//!   alignment, its place outside guest RAM and its SPI below the
+//!   architectural maximum).
 //! - [`check_board`]: rules against the host device tree (CPU present,
-//!   device present, not the hypervisor's own, not claimed twice, total RAM,
-//!   guest RAM and the virtio-iommu page clear of the guest's device MMIO,
-//!   the virtio-iommu page clear of the GIC frames, its SPI not one of the
-//!   guest's devices').
+//!   device present, neither the hypervisor's own nor containing a node it
+//!   keeps, not claimed twice, total RAM, guest RAM and the virtio-iommu
+//!   page clear of the guest's device MMIO, the virtio-iommu page clear of
+//!   the GIC frames, its SPI not one of the guest's devices'), and
+//!   ownership by host-physical address: a device's MMIO pages clear of the
+//!   hypervisor's (GIC, SMMUs, console UART, host RAM), of the GIC frames
+//!   the guest sees and of every other guest's device pages; an SPI raised
+//!   by one guest's devices only, never one the hypervisor uses; no DMA
+//!   master outside an SMMU the hypervisor runs unless
+//!   `allow_untranslated_dma` names it.
 //! - [`validate`]: both; what the hypervisor runs at boot against the live
 //!   device tree.
 //! - [`check_spi_count`]: the virtio-iommu SPI against the SPI count of the
@@ -20,7 +27,10 @@
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use super::devices::{is_ancestor, mmio_regions, path_is_valid, reserved_use};
+use super::devices::{
+    console_pages, hypervisor_regions, is_ancestor, mmio_regions, pages, path_is_valid,
+    reserved_descendant, reserved_use, untranslated_dma,
+};
 use super::limits::{
     MAX_CMDLINE_LEN, MAX_CPUS_PER_GUEST, MAX_DEVICES_PER_GUEST, MAX_GUEST_PHYS, MAX_GUESTS,
     MAX_NAME_LEN, MAX_VIOMMU_SPI, MEMORY_ALIGN, MIN_MEMORY, VIOMMU_PAGE,
@@ -56,6 +66,7 @@ pub fn check_guests(guests: &[GuestConfig]) -> Vec<ValidationError> {
         check_memory(guest, &mut report);
         check_cmdline(guest, &mut report);
         check_device_paths(guest, &mut report);
+        check_allow_paths(guest, &mut report);
         check_viommu(guest, &mut report);
     }
     errors
@@ -221,6 +232,21 @@ fn check_device_paths(guest: &GuestConfig, report: &mut impl FnMut(Problem)) {
     }
 }
 
+fn check_allow_paths(guest: &GuestConfig, report: &mut impl FnMut(Problem)) {
+    let allow = &guest.allow_untranslated_dma;
+    if allow.len() > MAX_DEVICES_PER_GUEST {
+        report(Problem::TooManyAllowed { count: allow.len() });
+    }
+    for (at, path) in allow.iter().enumerate() {
+        if !path_is_valid(path) {
+            report(Problem::AllowPathBad {
+                path: path.clone(),
+                at,
+            });
+        }
+    }
+}
+
 /// The rules that depend on the host device tree. Usable RAM is
 /// `host.memory` less `host.reserved` in 2 MiB blocks: at boot, add the
 /// hypervisor's own image and heap to `host.reserved` first.
@@ -250,6 +276,7 @@ pub fn check_board(guests: &[GuestConfig], host: &HostDt) -> Vec<ValidationError
             report(Problem::TotalMemory { total, available });
         }
         check_devices(guests, index, host, &mut claims, &mut report);
+        check_allowed(guest, host, &mut report);
         check_viommu_gic(guest, host, &mut report);
     }
     errors
@@ -300,6 +327,57 @@ struct Claim {
     path: String,
     /// The node's canonical path.
     node: String,
+    /// Its MMIO, in whole pages.
+    pages: Vec<Region>,
+    /// The SPIs it raises (INTIDs).
+    intids: Vec<u32>,
+}
+
+/// The canonical paths of the nodes a guest is given (paths that name no
+/// node are left out).
+fn given_nodes(guest: &GuestConfig, host: &HostDt) -> Vec<String> {
+    guest
+        .devices
+        .iter()
+        .filter(|p| path_is_valid(p))
+        .filter_map(|p| host.tree().find(p))
+        .map(|n| n.path())
+        .collect()
+}
+
+/// True when `node` is one of `given` or inside one.
+fn within(given: &[String], node: &str) -> bool {
+    given.iter().any(|g| g == node || is_ancestor(g, node))
+}
+
+/// The first region of `a` that overlaps one of `b`, with that one and
+/// what it is.
+fn first_overlap<T: Copy>(a: &[Region], b: &[(T, Region)]) -> Option<(Region, T, Region)> {
+    a.iter().find_map(|r| {
+        b.iter()
+            .find(|(_, o)| o.overlaps(r))
+            .map(|&(what, o)| (*r, what, o))
+    })
+}
+
+fn check_allowed(guest: &GuestConfig, host: &HostDt, report: &mut impl FnMut(Problem)) {
+    let given = given_nodes(guest, host);
+    for (at, path) in guest.allow_untranslated_dma.iter().enumerate() {
+        if !path_is_valid(path) {
+            continue; // reported by check_guests
+        }
+        match host.tree().find(path) {
+            None => report(Problem::AllowAbsent {
+                path: path.clone(),
+                at,
+            }),
+            Some(node) if !within(&given, &node.path()) => report(Problem::AllowNotDevice {
+                path: path.clone(),
+                at,
+            }),
+            Some(_) => {}
+        }
+    }
 }
 
 fn check_devices(
@@ -313,6 +391,33 @@ fn check_devices(
         return;
     };
     let ram = Region::new(guest.memory_base, guest.memory_size);
+    let given = given_nodes(guest, host);
+    let allowed: Vec<String> = guest
+        .allow_untranslated_dma
+        .iter()
+        .filter(|p| path_is_valid(p))
+        .filter_map(|p| host.tree().find(p))
+        .map(|n| n.path())
+        .collect();
+    // What the hypervisor keeps: its own devices and RAM, the console unless
+    // this guest is given the console UART, the GIC frames this guest sees.
+    let mut kept = hypervisor_regions(host);
+    if let Some((uart, regions)) = console_pages(host)
+        && !within(&given, uart)
+    {
+        kept.extend(regions.into_iter().map(|r| ("the console UART", r)));
+    }
+    let emulated: Vec<(&'static str, Region)> = guest_gic_frames(host, guest.cpus.len())
+        .into_iter()
+        .filter(|(_, r)| !r.is_empty())
+        .map(|(what, r)| (what, pages(r)))
+        .collect();
+    let hypervisor_spis: Vec<u32> = host
+        .smmus
+        .iter()
+        .flat_map(|s| s.interrupts.iter().map(|(_, i)| i.intid()))
+        .filter(|&intid| intid >= 32)
+        .collect();
     for (at, path) in guest.devices.iter().enumerate() {
         if !path_is_valid(path) {
             continue; // reported by check_guests
@@ -332,6 +437,15 @@ fn check_devices(
             });
             continue;
         }
+        if let Some((inner, what)) = reserved_descendant(&node, host) {
+            report(Problem::DeviceContainsReserved {
+                path: path.clone(),
+                at,
+                node: inner,
+                what,
+            });
+            continue;
+        }
         let canonical = node.path();
         let clash = claims.iter().find(|c| {
             c.node == canonical
@@ -346,8 +460,7 @@ fn check_devices(
                 at,
             }),
             Some(c) => {
-                let owner =
-                    GuestRef::named(c.guest, guests.get(c.guest).map_or("", |g| g.name.as_str()));
+                let owner = GuestRef::named(c.guest, guest_name(guests, c.guest));
                 report(Problem::DeviceTaken {
                     path: path.clone(),
                     at,
@@ -357,7 +470,11 @@ fn check_devices(
             }
             None => {}
         }
-        let regions = mmio_regions(&node);
+        let mut regions = mmio_regions(&node);
+        let resources = device_resources(host, &canonical).ok();
+        if let Some(res) = &resources {
+            regions.extend(res.mmio.iter().copied());
+        }
         if let Some(mmio) = regions.iter().copied().find(|r| r.overlaps(&ram)) {
             report(Problem::RamOverlapsDevice {
                 path: path.clone(),
@@ -375,19 +492,99 @@ fn check_devices(
                 mmio,
             });
         }
+        let intids = resources.map(|r| r.intids).unwrap_or_default();
         if let Some(viommu) = guest.viommu
-            && device_resources(host, &canonical)
-                .is_ok_and(|res| res.intids.contains(&viommu.intid()))
+            && intids.contains(&viommu.intid())
         {
             report(Problem::ViommuSpiTaken {
                 spi: viommu.spi,
                 path: path.clone(),
             });
         }
+        let mut device_pages: Vec<Region> = regions.into_iter().map(pages).collect();
+        device_pages.sort();
+        device_pages.dedup();
+        let mut page_reported = clash.is_some();
+        if let Some((mmio, what, region)) = first_overlap(&device_pages, &kept) {
+            page_reported = true;
+            report(Problem::DeviceOverlapsHypervisor {
+                path: path.clone(),
+                at,
+                mmio,
+                what,
+                region,
+            });
+        } else if let Some((mmio, what, window)) = first_overlap(&device_pages, &emulated) {
+            page_reported = true;
+            report(Problem::DeviceOverlapsEmulated {
+                path: path.clone(),
+                at,
+                mmio,
+                what,
+                window,
+            });
+        }
+        let others = || claims.iter().filter(|c| c.guest != index);
+        if !page_reported {
+            let shared = others().find_map(|c| {
+                let (mine, theirs) = device_pages
+                    .iter()
+                    .find_map(|p| c.pages.iter().find(|o| o.overlaps(p)).map(|o| (*p, *o)))?;
+                Some((c, mine, theirs))
+            });
+            if let Some((c, mmio, owner_mmio)) = shared {
+                report(Problem::DevicePageShared {
+                    path: path.clone(),
+                    at,
+                    mmio,
+                    owner: GuestRef::named(c.guest, guest_name(guests, c.guest)),
+                    owner_path: c.node.clone(),
+                    owner_mmio,
+                });
+            }
+        }
+        if clash.is_none() {
+            for &intid in &intids {
+                let spi = intid - 32;
+                if hypervisor_spis.contains(&intid) {
+                    report(Problem::SpiReserved {
+                        path: path.clone(),
+                        at,
+                        spi,
+                        what: "an SMMUv3",
+                    });
+                } else if let Some(c) = others().find(|c| c.intids.contains(&intid)) {
+                    report(Problem::SpiTaken {
+                        path: path.clone(),
+                        at,
+                        spi,
+                        owner: GuestRef::named(c.guest, guest_name(guests, c.guest)),
+                        owner_path: c.node.clone(),
+                    });
+                }
+            }
+        }
+        for master in untranslated_dma(&node, host) {
+            if !within(&allowed, &master.node) {
+                report(Problem::UntranslatedDma {
+                    path: path.clone(),
+                    at,
+                    node: master.node,
+                    why: master.why,
+                });
+            }
+        }
         claims.push(Claim {
             guest: index,
             path: path.clone(),
             node: canonical,
+            pages: device_pages,
+            intids,
         });
     }
+}
+
+/// The name of guest `index`, or `""`.
+fn guest_name(guests: &[GuestConfig], index: usize) -> &str {
+    guests.get(index).map_or("", |g| g.name.as_str())
 }

@@ -9,8 +9,11 @@ use crate::{ConfigError, ConfigFile, ErrorKind};
 
 /// Checks `file` against the board described by the device tree blob `dtb`
 /// (for QEMU `virt`, dumped with `-M virt,...,dumpdtb=FILE`): CPUs and
-/// devices present, devices not the hypervisor's own and not claimed twice,
-/// total RAM, guest RAM clear of its devices' MMIO.
+/// devices present, devices neither the hypervisor's own nor containing a
+/// node it keeps, not claimed twice, total RAM, guest RAM clear of its
+/// devices' MMIO, and ownership by host-physical address (device pages clear
+/// of the hypervisor's and of other guests', SPIs owned by one guest, no
+/// untranslated DMA master unless `allow_untranslated_dma` names it).
 pub fn check_against_board(file: &ConfigFile, dtb: &[u8]) -> Result<(), Vec<ConfigError>> {
     let host = HostDt::parse(dtb).map_err(|e| {
         vec![ConfigError {

@@ -171,6 +171,11 @@ pub fn load_str(text: &str, path: &Path) -> Result<ConfigFile, Vec<ConfigError>>
                 .collect(),
             on_reset: g.on_reset.unwrap_or_default(),
             viommu,
+            allow_untranslated_dma: g
+                .allow_untranslated_dma
+                .iter()
+                .flat_map(|d| d.get_ref().iter().map(|p| p.get_ref().clone()))
+                .collect(),
         };
         // On a bad source the placeholder is never used: errors is not empty.
         let (kernel, initrd) = (

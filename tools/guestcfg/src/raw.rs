@@ -32,6 +32,7 @@ pub(crate) struct RawGuest {
     pub devices: Option<Spanned<Vec<Spanned<String>>>>,
     pub memory: Spanned<RawMemory>,
     pub viommu: Option<Spanned<RawViommu>>,
+    pub allow_untranslated_dma: Option<Spanned<Vec<Spanned<String>>>>,
 }
 
 /// `[guest.memory]`.

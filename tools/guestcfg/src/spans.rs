@@ -28,6 +28,8 @@ pub(crate) struct GuestSpans {
     viommu: Option<Position>,
     viommu_base: Option<Position>,
     viommu_spi: Option<Position>,
+    allow: Option<Position>,
+    allow_items: Vec<Position>,
 }
 
 impl GuestSpans {
@@ -55,6 +57,12 @@ impl GuestSpans {
             viommu: g.viommu.as_ref().map(|v| at(v.span())),
             viommu_base: viommu.and_then(|v| v.base.as_ref()).map(|b| at(b.span())),
             viommu_spi: viommu.and_then(|v| v.spi.as_ref()).map(|b| at(b.span())),
+            allow: g.allow_untranslated_dma.as_ref().map(|a| at(a.span())),
+            allow_items: g
+                .allow_untranslated_dma
+                .iter()
+                .flat_map(|a| a.get_ref().iter().map(|p| at(p.span())))
+                .collect(),
         }
     }
 }
@@ -126,6 +134,13 @@ impl Locator<'_> {
                 Some(base) => (".viommu.base".into(), base),
                 None => (".viommu".into(), s.viommu.unwrap_or(s.guest)),
             },
+            (Field::AllowUntranslatedDma, Some(i)) => {
+                let at = s.allow_items.get(i).copied().or(s.allow).unwrap_or(s.guest);
+                (format!(".allow_untranslated_dma[{i}]"), at)
+            }
+            (Field::AllowUntranslatedDma, None) => {
+                (".allow_untranslated_dma".into(), s.allow.unwrap_or(s.guest))
+            }
             (Field::ViommuSpi, _) => match s.viommu_spi {
                 Some(spi) => (".viommu.spi".into(), spi),
                 None => (".viommu".into(), s.viommu.unwrap_or(s.guest)),

@@ -16,6 +16,8 @@ fn second() -> GuestConfig {
     let mut g = GuestConfig::new("rtos", &[2], 16 << 20);
     g.on_reset = ResetAction::PowerOff;
     g.memory_base = 0x8000_0000;
+    g.devices = vec!["/virtio_mmio@a000000".to_string()];
+    g.allow_untranslated_dma = vec!["/virtio_mmio@a000000".to_string()];
     g
 }
 
@@ -122,6 +124,27 @@ fn bad_magic_and_version() {
             "unsupported bundle version {} (this hypervisor reads version {VERSION})",
             VERSION + 1
         )
+    );
+}
+
+#[test]
+fn version_2_bundles_are_refused() {
+    // Version 3 added `allow_untranslated_dma` to the config: a version 2
+    // config would decode wrongly, so the version is checked first.
+    assert_eq!(VERSION, 3);
+    let mut bytes = sample();
+    bytes[8..12].copy_from_slice(&2u32.to_le_bytes());
+    reseal(&mut bytes);
+    assert_eq!(
+        Bundle::parse(&bytes),
+        Err(BundleError::UnsupportedVersion { version: 2 })
+    );
+    // The allowance survives the round trip.
+    let bundle_bytes = sample();
+    let bundle = Bundle::parse(&bundle_bytes).unwrap();
+    assert_eq!(
+        bundle.guests[1].config.allow_untranslated_dma,
+        ["/virtio_mmio@a000000"]
     );
 }
 

@@ -3,6 +3,7 @@
 //! `fdt/testdata/`.
 
 mod bundle;
+mod ownership;
 mod validate;
 mod viommu;
 
@@ -21,4 +22,13 @@ fn linux() -> GuestConfig {
         .map(ToString::to_string)
         .collect::<Vec<_>>();
     g
+}
+
+/// `guest` with its PCIe host's DMA allowed untranslated
+/// (`allow_untranslated_dma = ["/pcie@10000000"]`): what the default guest
+/// needs on a QEMU board without an SMMU, whose PCIe host has no
+/// `iommu-map`.
+fn pcie_untranslated(mut guest: GuestConfig) -> GuestConfig {
+    guest.allow_untranslated_dma = alloc::vec!["/pcie@10000000".to_string()];
+    guest
 }

@@ -5,7 +5,7 @@ use alloc::string::{String, ToString};
 use alloc::vec;
 use alloc::vec::Vec;
 
-use super::linux;
+use super::{linux, pcie_untranslated};
 use crate::config::limits::{MAX_CMDLINE_LEN, MAX_GUESTS};
 use crate::config::{
     GuestConfig, GuestRef, Problem, ValidationError, check_board, check_guests, validate,
@@ -59,7 +59,31 @@ fn default_guest_fits_every_qemu_board() {
     ];
     for (name, blob) in blobs {
         let host = HostDt::parse(blob).unwrap();
-        assert_eq!(validate(&[linux()], &host), vec![], "{name}");
+        if !host.smmus.is_empty() {
+            assert_eq!(validate(&[linux()], &host), vec![], "{name}");
+            continue;
+        }
+        // Without an SMMU the PCIe host's DMA is untranslated: refused
+        // unless the configuration accepts it.
+        assert_eq!(
+            validate(&[linux()], &host),
+            vec![ValidationError::guest(
+                0,
+                "linux",
+                Problem::UntranslatedDma {
+                    path: "/pcie@10000000".into(),
+                    at: 1,
+                    node: "/pcie@10000000".into(),
+                    why: "a PCI host bridge without iommu-map",
+                }
+            )],
+            "{name}"
+        );
+        assert_eq!(
+            validate(&[pcie_untranslated(linux())], &host),
+            vec![],
+            "{name}"
+        );
     }
 }
 
