@@ -8,7 +8,9 @@ use alloc::vec::Vec;
 use core::fmt;
 use serde::{Deserialize, Serialize};
 
-use super::limits::{DEFAULT_MEMORY_BASE, DEFAULT_VIOMMU_BASE, DEFAULT_VIOMMU_SPI};
+use super::limits::{
+    DEFAULT_MEMORY_BASE, DEFAULT_VIOMMU_BASE, DEFAULT_VIOMMU_DOMAINS, DEFAULT_VIOMMU_SPI,
+};
 
 /// What a guest's PSCI `SYSTEM_RESET` does. (`SYSTEM_OFF` always stops the
 /// guest.)
@@ -45,9 +47,34 @@ pub struct GuestConfig {
     /// What `SYSTEM_RESET` does.
     pub on_reset: ResetAction,
     /// The guest's virtio-iommu, when it has one (`[guest.viommu]` present
-    /// and not `enabled = false`). Last field: see the module doc.
+    /// and not `enabled = false`).
     #[serde(default)]
     pub viommu: Option<ViommuConfig>,
+    /// What the guest may make the hypervisor hold (`[guest.limits]`).
+    /// Last field: see the module doc.
+    #[serde(default)]
+    pub limits: GuestLimits,
+}
+
+/// Per-guest budgets (`[guest.limits]`): bounds on what a guest can make
+/// the hypervisor allocate or hold for it. Over a budget, the request that
+/// would exceed it fails (a virtio-iommu request with NOMEM) and changes
+/// nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GuestLimits {
+    /// Most virtio-iommu domains the guest holds at once (each translating
+    /// one takes a VMID and an IO page table); at most
+    /// [`MAX_VIOMMU_DOMAINS`](super::limits::MAX_VIOMMU_DOMAINS).
+    pub domains: u32,
+}
+
+impl Default for GuestLimits {
+    /// [`DEFAULT_VIOMMU_DOMAINS`] domains.
+    fn default() -> Self {
+        Self {
+            domains: DEFAULT_VIOMMU_DOMAINS,
+        }
+    }
 }
 
 impl GuestConfig {
@@ -64,6 +91,7 @@ impl GuestConfig {
             devices: Vec::new(),
             on_reset: ResetAction::Restart,
             viommu: None,
+            limits: GuestLimits::default(),
         }
     }
 }

@@ -28,6 +28,8 @@ pub(crate) struct GuestSpans {
     viommu: Option<Position>,
     viommu_base: Option<Position>,
     viommu_spi: Option<Position>,
+    limits: Option<Position>,
+    limits_domains: Option<Position>,
 }
 
 impl GuestSpans {
@@ -55,6 +57,12 @@ impl GuestSpans {
             viommu: g.viommu.as_ref().map(|v| at(v.span())),
             viommu_base: viommu.and_then(|v| v.base.as_ref()).map(|b| at(b.span())),
             viommu_spi: viommu.and_then(|v| v.spi.as_ref()).map(|b| at(b.span())),
+            limits: g.limits.as_ref().map(|l| at(l.span())),
+            limits_domains: g
+                .limits
+                .as_ref()
+                .and_then(|l| l.get_ref().domains.as_ref())
+                .map(|d| at(d.span())),
         }
     }
 }
@@ -130,6 +138,10 @@ impl Locator<'_> {
                 Some(spi) => (".viommu.spi".into(), spi),
                 None => (".viommu".into(), s.viommu.unwrap_or(s.guest)),
             },
+            (Field::LimitsDomains, _) => (
+                ".limits.domains".into(),
+                s.limits_domains.or(s.limits).unwrap_or(s.guest),
+            ),
         };
         (prefix + &key, Some(position))
     }

@@ -94,7 +94,7 @@ fn a_guest_without_virtio_iommu_dmas_through_its_stage_2() {
     let root = g.stage2.lock().0.root();
     assert_eq!(r.ste(EP), Some((1, root)));
     assert_eq!(r.ste(0xff00), Some((1, root)), "the whole bus range");
-    g.dma.detach();
+    g.dma.detach().unwrap();
     assert_eq!(r.ste(EP), None, "detached: aborts");
 }
 
@@ -103,21 +103,21 @@ fn virtio_iommu_domains_bind_endpoints_with_their_own_vmid() {
     let r = real();
     let g = r.guest(0, config("a", &[0], true));
     assert_eq!(r.ste(EP), None, "aborts until the driver attaches it");
-    let mut b = SmmuBackend::new(g.ram, g.dma.clone(), r.w.vmids.clone());
+    let mut b = SmmuBackend::new(g.ram, g.dma.clone(), r.w.vmids.reserve(32), 32);
     b.domain_create(1, false).unwrap();
-    b.attach(EP, 1);
+    b.attach(EP, 1).unwrap();
     let (vmid, root) = r.ste(EP).expect("translates");
     assert_eq!(vmid, 64, "the first domain VMID");
     assert_ne!(root, g.stage2.lock().0.root(), "its own IO page table");
     assert_eq!(r.ste(EP + 1), None, "other endpoints still abort");
     // Global bypass: unattached endpoints go through the guest's stage 2,
     // the attached one stays in its domain.
-    b.set_global_bypass(true);
+    b.set_global_bypass(true).unwrap();
     assert_eq!(r.ste(EP), Some((64, root)));
     assert_eq!(r.ste(EP + 1), Some((1, g.stage2.lock().0.root())));
-    b.set_global_bypass(false);
+    b.set_global_bypass(false).unwrap();
     assert_eq!(r.ste(EP + 1), None);
-    b.detach(EP);
+    b.detach(EP).unwrap();
     b.domain_destroy(1);
     assert_eq!(r.ste(EP), None);
     assert_eq!(r.w.vmids.in_use(), 0, "the VMID is free again");
@@ -127,9 +127,9 @@ fn virtio_iommu_domains_bind_endpoints_with_their_own_vmid() {
 fn a_reset_returns_the_streams_to_abort_and_a_fault_reaches_the_guest() {
     let r = real();
     let g = r.guest(0, config("a", &[0], true));
-    let mut b = SmmuBackend::new(g.ram, g.dma.clone(), r.w.vmids.clone());
+    let mut b = SmmuBackend::new(g.ram, g.dma.clone(), r.w.vmids.reserve(32), 32);
     b.domain_create(1, false).unwrap();
-    b.attach(EP, 1);
+    b.attach(EP, 1).unwrap();
     assert!(r.ste(EP).is_some());
     // The real device's backend is the guest's own; this one stands for it.
     drop(b);
