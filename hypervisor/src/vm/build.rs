@@ -200,8 +200,8 @@ pub fn build(ctx: &BuildCtx<'_>, spec: GuestSpec) -> Result<Guest, BuildError> {
                 config.limits.domains,
                 v.spi + SPI_BASE,
             )
-                .map(Arc::new)
-                .map_err(BuildError::Viommu)?;
+            .map(Arc::new)
+            .map_err(BuildError::Viommu)?;
             devices
                 .insert(Region::new(v.base, VIOMMU_MMIO_SIZE), dev.clone())
                 .map_err(BuildError::Devices)?;

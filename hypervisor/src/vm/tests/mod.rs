@@ -4,6 +4,7 @@
 
 mod build;
 mod exits;
+mod fail_closed;
 mod irq;
 mod power;
 mod smmu;

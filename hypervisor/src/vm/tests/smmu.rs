@@ -16,7 +16,7 @@ use crate::vm::dma::{FaultRouter, SmmuPort};
 use crate::vm::viommu::backend::SmmuBackend;
 use core::sync::atomic::Ordering;
 
-type FakePort = SmmuPort<FakeSmmu, FakeSmmu, FakeSmmu>;
+pub(super) type FakePort = SmmuPort<FakeSmmu, FakeSmmu, FakeSmmu>;
 
 // SAFETY: the fake SMMU is not thread-safe (Rc<RefCell>); each test uses
 // its port on its own thread only, as the machine it builds.
@@ -27,17 +27,22 @@ const EP: u32 = 0x08;
 
 /// A world whose SMMU side is the real manager over one fake SMMU with
 /// 48-bit output addresses (host heap addresses hold the tables).
-struct Real {
-    w: World,
-    fake: FakeSmmu,
-    port: &'static FakePort,
+pub(super) struct Real {
+    pub w: World,
+    pub fake: FakeSmmu,
+    pub port: &'static FakePort,
 }
 
 fn real() -> Real {
+    real_with(QEMU_S2)
+}
+
+/// [`real`] with the fake SMMU's ID registers `idr` (OAS forced to 48
+/// bits).
+pub(super) fn real_with(mut idr: [u32; 6]) -> Real {
     let w = World::new();
     fake::with(|s| s.pa_bits_field = 5); // 48-bit PARange
     let hw = host();
-    let mut idr = QEMU_S2;
     idr[5] = idr[5] & !7 | 5; // OAS 48 bits
     let fake = FakeSmmu::new(idr);
     let parts = hw.smmus.iter().map(|node| SmmuParts {
@@ -53,7 +58,7 @@ fn real() -> Real {
 }
 
 impl Real {
-    fn guest(&self, index: usize, config: GuestConfig) -> Guest {
+    pub(super) fn guest(&self, index: usize, config: GuestConfig) -> Guest {
         let ctx = BuildCtx {
             host: self.port.hw,
             gic: self.w.gic,
@@ -75,7 +80,7 @@ impl Real {
 
     /// (VMID, stage-2 root) the stream table entry of `sid` translates
     /// through; None when it aborts.
-    fn ste(&self, sid: u32) -> Option<(u16, u64)> {
+    pub(super) fn ste(&self, sid: u32) -> Option<(u16, u64)> {
         let ste = self.fake.state().walk_ste(sid)?;
         if ste.config() == SteConfig::Abort {
             return None;

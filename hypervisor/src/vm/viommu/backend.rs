@@ -106,12 +106,7 @@ impl SmmuBackend {
     /// The backend of a guest's virtio-iommu: every endpoint starts
     /// unattached, aborting (bypass off). The guest may hold `max_domains`
     /// domains, translating ones with a VMID of `vmids`.
-    pub fn new(
-        ram: GuestRam,
-        guest: Arc<GuestDma>,
-        vmids: GuestVmids,
-        max_domains: usize,
-    ) -> Self {
+    pub fn new(ram: GuestRam, guest: Arc<GuestDma>, vmids: GuestVmids, max_domains: usize) -> Self {
         let n = guest.smmus.count();
         SmmuBackend {
             ram,
@@ -218,7 +213,9 @@ impl SmmuBackend {
                 .any(|pins| pins.iter().any(|&(serial, _)| serial == k.serial));
             let vmid = k.vmid;
             let smmus = self.guest.smmus;
-            if pinned || !(0..smmus.count()).all(|inst| smmus.issue(inst, &[Cmd::tlbi_s12_vmall(vmid)]).is_ok())
+            if pinned
+                || !(0..smmus.count())
+                    .all(|inst| smmus.issue(inst, &[Cmd::tlbi_s12_vmall(vmid)]).is_ok())
             {
                 i += 1;
                 continue;
@@ -371,9 +368,10 @@ impl IommuBackend for SmmuBackend {
             return; // bypass: the guest's stage 2 lives on
         };
         // Freed only once no stream may reach it and its TLB entries are
-        // gone (release_kept); without room to keep it, leak it.
+        // gone (release_kept). Without room to keep it, it is leaked: a
+        // table dropped without `destroy` never gives its pages back (nor
+        // its VMID), so nothing a stream may reach is ever reused.
         if self.kept.try_reserve(1).is_err() {
-            core::mem::forget(table);
             return;
         }
         self.kept.push(Kept {

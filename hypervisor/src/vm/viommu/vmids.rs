@@ -217,7 +217,10 @@ mod tests {
         assert_eq!(pool.reserve(1).quota(), 0);
         let got: Vec<u16> = core::iter::from_fn(|| a.alloc()).collect();
         assert_eq!(got.len(), 150, "a's share and no more");
-        assert!(got.iter().all(|&v| (FIRST_DOMAIN_VMID..=MAX_VMID8).contains(&v)));
+        assert!(
+            got.iter()
+                .all(|&v| (FIRST_DOMAIN_VMID..=MAX_VMID8).contains(&v))
+        );
         a.free(got[3]);
         assert_eq!(a.alloc(), Some(got[3]), "the lowest free VMID again");
         drop(b);
