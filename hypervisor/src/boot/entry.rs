@@ -206,7 +206,7 @@ fn main(dtb: &'static [u8], img: layout::Region) -> ! {
     if gic_ok && hw.chosen.initrd.is_some() {
         let guests = match phys::get() {
             Some(gic) => {
-                let vmids = Arc::new(VmidPool::for_cpu(Cpu::has_vmid16()));
+                let vmids = Arc::new(VmidPool::for_machine(Cpu::has_vmid16(), smmus.max_vmid()));
                 let ctx = BuildCtx {
                     host: hw,
                     gic,

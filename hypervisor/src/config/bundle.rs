@@ -39,7 +39,7 @@ use super::{BundleError, GuestConfig, GuestRef, Part};
 pub const MAGIC: [u8; 8] = *b"PARTITA\0";
 /// The format version written and read. 2: [`GuestConfig`] gained
 /// `viommu` (version 1 configs do not decode). 3: it gained
-/// `allow_untranslated_dma` (version 2 configs do not decode).
+/// `allow_untranslated_dma` and `limits` (version 2 configs do not decode).
 pub const VERSION: u32 = 3;
 /// Size of the fixed header.
 pub const HEADER_LEN: usize = 32;

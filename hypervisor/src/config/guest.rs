@@ -8,7 +8,9 @@ use alloc::vec::Vec;
 use core::fmt;
 use serde::{Deserialize, Serialize};
 
-use super::limits::{DEFAULT_MEMORY_BASE, DEFAULT_VIOMMU_BASE, DEFAULT_VIOMMU_SPI};
+use super::limits::{
+    DEFAULT_MEMORY_BASE, DEFAULT_VIOMMU_BASE, DEFAULT_VIOMMU_DOMAINS, DEFAULT_VIOMMU_SPI,
+};
 
 /// What a guest's PSCI `SYSTEM_RESET` does. (`SYSTEM_OFF` always stops the
 /// guest.)
@@ -51,10 +53,35 @@ pub struct GuestConfig {
     /// Host device-tree node paths, each one of [`Self::devices`] or a node
     /// inside one, whose DMA the guest may do without an SMMU the
     /// hypervisor runs (`allow_untranslated_dma`): a DMA master inside one
-    /// of them is accepted although nothing confines its DMA. Last field
-    /// (bundle version 3): see the module doc.
+    /// of them is accepted although nothing confines its DMA. Bundle
+    /// version 3: see the module doc.
     #[serde(default)]
     pub allow_untranslated_dma: Vec<String>,
+    /// What the guest may make the hypervisor hold (`[guest.limits]`).
+    /// Last field: see the module doc.
+    #[serde(default)]
+    pub limits: GuestLimits,
+}
+
+/// Per-guest budgets (`[guest.limits]`): bounds on what a guest can make
+/// the hypervisor allocate or hold for it. Over a budget, the request that
+/// would exceed it fails (a virtio-iommu request with NOMEM) and changes
+/// nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GuestLimits {
+    /// Most virtio-iommu domains the guest holds at once (each translating
+    /// one takes a VMID and an IO page table); at most
+    /// [`MAX_VIOMMU_DOMAINS`](super::limits::MAX_VIOMMU_DOMAINS).
+    pub domains: u32,
+}
+
+impl Default for GuestLimits {
+    /// [`DEFAULT_VIOMMU_DOMAINS`] domains.
+    fn default() -> Self {
+        Self {
+            domains: DEFAULT_VIOMMU_DOMAINS,
+        }
+    }
 }
 
 impl GuestConfig {
@@ -72,6 +99,7 @@ impl GuestConfig {
             on_reset: ResetAction::Restart,
             viommu: None,
             allow_untranslated_dma: Vec::new(),
+            limits: GuestLimits::default(),
         }
     }
 }

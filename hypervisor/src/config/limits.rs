@@ -54,6 +54,15 @@ pub const VIOMMU_MMIO_SIZE: u64 = virtio_defs::mmio::WINDOW_SIZE;
 /// unmapped in stage 2 so that every access traps).
 pub const VIOMMU_PAGE: u64 = 0x1000;
 
+/// Default `[guest.limits] domains`: virtio-iommu domains one guest may
+/// hold at once (a Linux guest uses one per IOMMU group, plus its identity
+/// domain).
+pub const DEFAULT_VIOMMU_DOMAINS: u32 = 32;
+
+/// Largest `[guest.limits] domains`: the size of the device's domain range
+/// (1 to 1023), beyond which more domains cannot be named.
+pub const MAX_VIOMMU_DOMAINS: u32 = 1023;
+
 /// Highest SPI number a virtio-iommu may use when the host GIC's own count
 /// is not known (the architectural maximum, INTID 1019).
 pub const MAX_VIOMMU_SPI: u32 = crate::fdt::MAX_SPI;

@@ -38,6 +38,8 @@ pub enum Field {
     /// `allow_untranslated_dma` (the entry [`Problem::item`] when there is
     /// one).
     AllowUntranslatedDma,
+    /// `limits.domains`.
+    LimitsDomains,
 }
 
 /// One broken rule.
@@ -366,6 +368,13 @@ pub enum Problem {
         /// The device path as configured.
         path: String,
     },
+    /// `limits.domains` is above the most domains a virtio-iommu names.
+    TooManyDomains {
+        /// The configured budget.
+        domains: u32,
+        /// The largest allowed.
+        max: u32,
+    },
 }
 
 impl Problem {
@@ -411,6 +420,7 @@ impl Problem {
             | Self::ViommuOverlapsDevice { .. }
             | Self::ViommuOverlapsGic { .. } => Field::ViommuBase,
             Self::ViommuSpiTooHigh { .. } | Self::ViommuSpiTaken { .. } => Field::ViommuSpi,
+            Self::TooManyDomains { .. } => Field::LimitsDomains,
         }
     }
 
@@ -687,6 +697,10 @@ impl fmt::Display for Problem {
                 f,
                 "virtio-iommu SPI {spi} (INTID {}) is already raised by device {path}",
                 spi.saturating_add(32)
+            ),
+            Self::TooManyDomains { domains, max } => write!(
+                f,
+                "a budget of {domains} virtio-iommu domains is above the {max} a guest can name"
             ),
         }
     }

@@ -33,7 +33,7 @@ use super::devices::{
 };
 use super::limits::{
     MAX_CMDLINE_LEN, MAX_CPUS_PER_GUEST, MAX_DEVICES_PER_GUEST, MAX_GUEST_PHYS, MAX_GUESTS,
-    MAX_NAME_LEN, MAX_VIOMMU_SPI, MEMORY_ALIGN, MIN_MEMORY, VIOMMU_PAGE,
+    MAX_NAME_LEN, MAX_VIOMMU_DOMAINS, MAX_VIOMMU_SPI, MEMORY_ALIGN, MIN_MEMORY, VIOMMU_PAGE,
 };
 use super::{GuestConfig, GuestRef, Problem, ValidationError};
 use crate::fdt::HostDt;
@@ -107,6 +107,12 @@ fn viommu_page(guest: &GuestConfig) -> Option<Region> {
 }
 
 fn check_viommu(guest: &GuestConfig, report: &mut impl FnMut(Problem)) {
+    if guest.limits.domains > MAX_VIOMMU_DOMAINS {
+        report(Problem::TooManyDomains {
+            domains: guest.limits.domains,
+            max: MAX_VIOMMU_DOMAINS,
+        });
+    }
     let Some(viommu) = guest.viommu else {
         return;
     };

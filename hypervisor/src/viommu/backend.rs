@@ -11,6 +11,15 @@
 //! domain. Writes may be posted: the model calls [`IommuBackend::sync`]
 //! once after every request of a notify, and the transport completes those
 //! requests only after that.
+//!
+//! Fail closed: when [`IommuBackend::attach`], [`IommuBackend::detach`] or
+//! [`IommuBackend::set_global_bypass`] fails, the backend has already made
+//! the affected streams abort (and waited for the SMMU to confirm it), or,
+//! when even that failed, remembers which domains those streams may still
+//! reach and keeps their tables until a later confirmed change of the
+//! streams: [`IommuBackend::domain_destroy`] never frees a table a stream
+//! table entry may point at. The model then treats the endpoint as
+//! unattached and answers the request with the error's status.
 
 use super::wire::probe::ResvSubtype;
 use alloc::vec::Vec;
@@ -91,22 +100,41 @@ pub trait IommuBackend {
     fn translate(&self, gpa: u64, len: u64, mmio: bool) -> Result<u64, Refusal>;
 
     /// Creates an empty domain (`bypass`: identity through the guest's
-    /// stage 2, never mapped).
+    /// stage 2, never mapped). Out of the guest's domain budget or VMIDs:
+    /// [`BackendError::NoResources`]; out of memory:
+    /// [`BackendError::NoMemory`]; on error nothing is created.
     fn domain_create(&mut self, domain: u32, bypass: bool) -> Result<(), BackendError>;
 
     /// Destroys a domain no endpoint is bound to, with all its mappings.
-    /// Its TLB entries must be gone before its VMID is used again.
+    /// Its TLB entries must be gone before its VMID is used again, and
+    /// its tables are kept (out of the model's sight, still counted
+    /// against the guest's budget) while a stream whose change was not
+    /// confirmed may still reach them.
     fn domain_destroy(&mut self, domain: u32);
 
     /// Binds `ep` to an existing `domain`, replacing any earlier binding.
-    fn attach(&mut self, ep: u32, domain: u32);
+    /// On error `ep` is unattached and its stream aborts (see the module
+    /// documentation: fail closed).
+    fn attach(&mut self, ep: u32, domain: u32) -> Result<(), BackendError>;
 
     /// Returns `ep` to the unattached state: abort, or identity through
-    /// the guest's stage 2 while global bypass is on.
-    fn detach(&mut self, ep: u32);
+    /// the guest's stage 2 while global bypass is on. On error `ep` is
+    /// unattached all the same, and its stream aborts or is remembered as
+    /// possibly reaching its old domain.
+    fn detach(&mut self, ep: u32) -> Result<(), BackendError>;
 
-    /// Whether unattached endpoints bypass (config `bypass`).
-    fn set_global_bypass(&mut self, on: bool);
+    /// Whether unattached endpoints bypass (config `bypass`). On error
+    /// global bypass is off and the unattached streams abort; attached
+    /// endpoints that could not be bound again are detached (fail closed)
+    /// and listed by [`IommuBackend::take_dropped`].
+    fn set_global_bypass(&mut self, on: bool) -> Result<(), BackendError>;
+
+    /// Endpoints the backend detached on its own since the last call
+    /// (a failed [`IommuBackend::set_global_bypass`] rebinding them), for
+    /// the model to forget.
+    fn take_dropped(&mut self) -> Vec<u32> {
+        Vec::new()
+    }
 
     /// Maps `[iova, iova+len)` of a translating domain to `pa` onwards.
     /// The range is granule aligned and free. On error nothing is mapped.

@@ -98,6 +98,17 @@ pub struct FakeBackend {
     pub fail_unmap: Option<BackendError>,
     /// Make the next `sync` fail.
     pub fail_sync: Option<BackendError>,
+    /// Make the next `attach` fail (the endpoint ends unbound, as the
+    /// real backend leaves its stream aborting).
+    pub fail_attach: Option<BackendError>,
+    /// Make the next `detach` fail (the endpoint ends unbound all the
+    /// same).
+    pub fail_detach: Option<BackendError>,
+    /// Make the next `set_global_bypass` fail (global bypass ends off and
+    /// every bound endpoint is dropped).
+    pub fail_bypass: Option<BackendError>,
+    /// Endpoints dropped by a failed `set_global_bypass`, not yet taken.
+    pub dropped: Vec<u32>,
 }
 
 impl FakeBackend {
@@ -196,23 +207,43 @@ impl IommuBackend for FakeBackend {
         );
     }
 
-    fn attach(&mut self, ep: u32, domain: u32) {
+    fn attach(&mut self, ep: u32, domain: u32) -> Result<(), BackendError> {
         self.calls.push(Call::Attach(ep, domain));
         assert!(
             self.domains.contains_key(&domain),
             "attach to missing domain {domain}"
         );
+        if let Some(e) = self.fail_attach.take() {
+            self.bound.remove(&ep);
+            return Err(e);
+        }
         self.bound.insert(ep, domain);
+        Ok(())
     }
 
-    fn detach(&mut self, ep: u32) {
+    fn detach(&mut self, ep: u32) -> Result<(), BackendError> {
         self.calls.push(Call::Detach(ep));
         self.bound.remove(&ep);
+        match self.fail_detach.take() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
     }
 
-    fn set_global_bypass(&mut self, on: bool) {
+    fn set_global_bypass(&mut self, on: bool) -> Result<(), BackendError> {
         self.calls.push(Call::GlobalBypass(on));
+        if let Some(e) = self.fail_bypass.take() {
+            self.global_bypass = false;
+            self.dropped.extend(self.bound.keys().copied());
+            self.bound.clear();
+            return Err(e);
+        }
         self.global_bypass = on;
+        Ok(())
+    }
+
+    fn take_dropped(&mut self) -> Vec<u32> {
+        core::mem::take(&mut self.dropped)
     }
 
     fn map(

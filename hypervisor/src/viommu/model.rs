@@ -226,7 +226,9 @@ impl<B: IommuBackend> Viommu<B> {
         if cfg.probe_size > MAX_PROBE_SIZE {
             return Err(ConfigError::ProbeSizeTooLarge);
         }
-        backend.set_global_bypass(cfg.bypass);
+        // The guest does not run yet: a failure leaves bypass off (every
+        // stream aborting), which the config space then shows.
+        let bypass = backend.set_global_bypass(cfg.bypass).is_ok() && cfg.bypass;
         Ok(Self {
             backend,
             config: ConfigSpace {
@@ -236,7 +238,7 @@ impl<B: IommuBackend> Viommu<B> {
                 domain_start: cfg.domain_start,
                 domain_end: cfg.domain_end,
                 probe_size: cfg.probe_size,
-                bypass: cfg.bypass,
+                bypass,
             },
             granule: 1 << cfg.page_size_mask.trailing_zeros(),
             max_mappings: cfg.max_mappings,
@@ -270,7 +272,10 @@ impl<B: IommuBackend> Viommu<B> {
     }
 
     /// Writes the configuration space: a change of `bypass` goes to the
-    /// backend and is synced at once; every other write is ignored.
+    /// backend and is synced at once; every other write is ignored. If the
+    /// backend fails, bypass is off (the config space reads 0) and the
+    /// endpoints the backend could not keep bound are detached (fail
+    /// closed: their streams abort).
     pub fn set_config(
         &mut self,
         offset: usize,
@@ -280,7 +285,12 @@ impl<B: IommuBackend> Viommu<B> {
         let Some(on) = self.config.write(offset, width, value) else {
             return Ok(());
         };
-        self.backend.set_global_bypass(on);
+        if let Err(e) = self.backend.set_global_bypass(on) {
+            self.config.bypass = false;
+            self.forget_dropped();
+            let _ = self.sync_backend();
+            return Err(e);
+        }
         self.sync_backend()
     }
 
@@ -331,10 +341,16 @@ impl<B: IommuBackend> Viommu<B> {
     }
 
     /// Device reset: every endpoint detached, every domain destroyed,
-    /// pending events dropped; `bypass` and the counters survive.
+    /// pending events dropped; `bypass` and the counters survive. Returns
+    /// the first backend error (the reset completes regardless: a stream
+    /// the backend could not detach keeps its tables alive there, see
+    /// [`IommuBackend::domain_destroy`]).
     pub fn reset(&mut self) -> Result<(), BackendError> {
+        let mut result = Ok(());
         for &ep in self.attached.keys() {
-            self.backend.detach(ep);
+            if let Err(e) = self.backend.detach(ep) {
+                result = result.and(Err(e));
+            }
         }
         for &id in self.domains.keys() {
             self.backend.domain_destroy(id);
@@ -344,7 +360,8 @@ impl<B: IommuBackend> Viommu<B> {
         self.mapping_count = 0;
         self.events.clear();
         self.counters.resets += 1;
-        self.sync_backend()
+        let sync = self.sync_backend();
+        result.and(sync)
     }
 
     /// Queues a fault report for the eventq (dropped, and counted, when

@@ -195,9 +195,15 @@ pub fn build(ctx: &BuildCtx<'_>, spec: GuestSpec) -> Result<Guest, BuildError> {
         .map_err(BuildError::Devices)?;
     let viommu = match &config.viommu {
         Some(v) => {
-            let dev = viommu::create(ram, dma.clone(), ctx.vmids.clone(), v.spi + SPI_BASE)
-                .map(Arc::new)
-                .map_err(BuildError::Viommu)?;
+            let dev = viommu::create(
+                ram,
+                dma.clone(),
+                ctx.vmids,
+                config.limits.domains,
+                v.spi + SPI_BASE,
+            )
+            .map(Arc::new)
+            .map_err(BuildError::Viommu)?;
             devices
                 .insert(Region::new(v.base, VIOMMU_MMIO_SIZE), dev.clone())
                 .map_err(BuildError::Devices)?;
@@ -265,7 +271,8 @@ pub fn build(ctx: &BuildCtx<'_>, spec: GuestSpec) -> Result<Guest, BuildError> {
     // A guest with a virtio-iommu keeps its streams aborting until the
     // driver attaches them to a domain.
     if let Err(e) = g.dma.attach(g.viommu.is_none()) {
-        g.dma.detach();
+        // Errors are logged by the manager (streams it could not confirm).
+        let _ = g.dma.detach();
         return Err(BuildError::Dma(e));
     }
     Ok(g)

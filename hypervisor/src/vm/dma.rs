@@ -44,8 +44,10 @@ pub trait DmaControl: Sync {
     /// `translate`, binds them to its stage 2; without, they keep
     /// aborting (until its virtio-iommu attaches them).
     fn attach(&self, owner: &DmaOwner<'_>, translate: bool) -> Result<(), DmaError>;
-    /// Returns `owner`'s streams to abort and invalidates its VMID.
-    fn detach(&self, owner: &DmaOwner<'_>);
+    /// Returns `owner`'s streams to abort and invalidates its VMID. An
+    /// error means the SMMU did not confirm it: a stream may still use its
+    /// old configuration.
+    fn detach(&self, owner: &DmaOwner<'_>) -> Result<(), DmaError>;
     /// The SMMU instance and stream ID of endpoint (requester ID) `ep`
     /// among `devices`, if one of them owns it.
     fn endpoint_stream(&self, devices: &[String], ep: u32) -> Option<(usize, u32)>;
@@ -105,8 +107,8 @@ impl GuestDma {
         self.with_owner(|o| self.smmus.attach(o, translate))
     }
 
-    /// Returns the guest's streams to abort.
-    pub fn detach(&self) {
+    /// Returns the guest's streams to abort (see [`DmaControl::detach`]).
+    pub fn detach(&self) -> Result<(), DmaError> {
         self.with_owner(|o| self.smmus.detach(o))
     }
 
@@ -147,9 +149,9 @@ where
         self.smmus
             .attach(OwnerId(owner.index), owner.name, &streams, table)
     }
-    fn detach(&self, owner: &DmaOwner<'_>) {
-        // Errors are logged by the manager; the streams abort either way.
-        let _ = self.smmus.detach(OwnerId(owner.index), owner.vmid);
+    fn detach(&self, owner: &DmaOwner<'_>) -> Result<(), DmaError> {
+        // Errors are logged by the manager.
+        self.smmus.detach(OwnerId(owner.index), owner.vmid)
     }
     fn endpoint_stream(&self, devices: &[String], ep: u32) -> Option<(usize, u32)> {
         endpoint_sid(self.hw, devices, self.smmus.phandles(), ep)

@@ -139,7 +139,8 @@ impl Machine {
             return;
         }
         self.stop_others(g, v);
-        g.dma.detach();
+        // Errors are logged by the manager (streams it could not confirm).
+        let _ = g.dma.detach();
         g.faults.clear();
         g.reset_interrupts(self.gic);
         info!(
@@ -167,7 +168,8 @@ impl Machine {
         }
         self.stop_others(g, v);
         g.reset_devices(self.gic);
-        g.dma.detach();
+        // Errors are logged by the manager (streams it could not confirm).
+        let _ = g.dma.detach();
         g.faults.clear();
         g.reset_interrupts(self.gic);
         g.log_hypervisor_ram();

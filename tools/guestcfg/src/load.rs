@@ -7,8 +7,12 @@ use std::collections::HashSet;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
-use hypervisor::config::limits::{DEFAULT_MEMORY_BASE, DEFAULT_VIOMMU_BASE, DEFAULT_VIOMMU_SPI};
-use hypervisor::config::{Field, GuestConfig, ValidationError, ViommuConfig, check_guests};
+use hypervisor::config::limits::{
+    DEFAULT_MEMORY_BASE, DEFAULT_VIOMMU_BASE, DEFAULT_VIOMMU_DOMAINS, DEFAULT_VIOMMU_SPI,
+};
+use hypervisor::config::{
+    Field, GuestConfig, GuestLimits, ValidationError, ViommuConfig, check_guests,
+};
 
 use crate::locate::{key_path_at, position};
 use crate::raw::{RawFile, RawGuest};
@@ -176,6 +180,13 @@ pub fn load_str(text: &str, path: &Path) -> Result<ConfigFile, Vec<ConfigError>>
                 .iter()
                 .flat_map(|d| d.get_ref().iter().map(|p| p.get_ref().clone()))
                 .collect(),
+            limits: GuestLimits {
+                domains: g
+                    .limits
+                    .as_ref()
+                    .and_then(|l| l.get_ref().domains.as_ref())
+                    .map_or(DEFAULT_VIOMMU_DOMAINS, |d| *d.get_ref()),
+            },
         };
         // On a bad source the placeholder is never used: errors is not empty.
         let (kernel, initrd) = (

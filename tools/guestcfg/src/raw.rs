@@ -33,6 +33,14 @@ pub(crate) struct RawGuest {
     pub memory: Spanned<RawMemory>,
     pub viommu: Option<Spanned<RawViommu>>,
     pub allow_untranslated_dma: Option<Spanned<Vec<Spanned<String>>>>,
+    pub limits: Option<Spanned<RawLimits>>,
+}
+
+/// `[guest.limits]`: per-guest budgets.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawLimits {
+    pub domains: Option<Spanned<u32>>,
 }
 
 /// `[guest.memory]`.

@@ -30,6 +30,8 @@ pub(crate) struct GuestSpans {
     viommu_spi: Option<Position>,
     allow: Option<Position>,
     allow_items: Vec<Position>,
+    limits: Option<Position>,
+    limits_domains: Option<Position>,
 }
 
 impl GuestSpans {
@@ -63,6 +65,12 @@ impl GuestSpans {
                 .iter()
                 .flat_map(|a| a.get_ref().iter().map(|p| at(p.span())))
                 .collect(),
+            limits: g.limits.as_ref().map(|l| at(l.span())),
+            limits_domains: g
+                .limits
+                .as_ref()
+                .and_then(|l| l.get_ref().domains.as_ref())
+                .map(|d| at(d.span())),
         }
     }
 }
@@ -145,6 +153,10 @@ impl Locator<'_> {
                 Some(spi) => (".viommu.spi".into(), spi),
                 None => (".viommu".into(), s.viommu.unwrap_or(s.guest)),
             },
+            (Field::LimitsDomains, _) => (
+                ".limits.domains".into(),
+                s.limits_domains.or(s.limits).unwrap_or(s.guest),
+            ),
         };
         (prefix + &key, Some(position))
     }

@@ -177,6 +177,16 @@ impl<R, D, C> SmmuManager<R, D, C> {
         self.instances.get(smmu).map(|i| &i.features)
     }
 
+    /// The largest VMID every instance in use accepts in an STE: 0xffff
+    /// when all have IDR0.VMID16 (or there is none), else 0xff.
+    pub fn max_vmid(&self) -> u16 {
+        if self.instances.iter().all(|i| i.features.vmid16) {
+            u16::MAX
+        } else {
+            0xff
+        }
+    }
+
     /// Whether instance `smmu` has range invalidation (IDR3.RIL).
     pub fn has_ril(&self, smmu: usize) -> bool {
         self.features(smmu).is_some_and(|f| f.ril)

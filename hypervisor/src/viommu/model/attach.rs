@@ -10,6 +10,13 @@
 //! Backend order: a new domain is created before the endpoint is rebound
 //! to it, and an old domain is destroyed only after its last endpoint was
 //! rebound or detached.
+//!
+//! Fail closed: when the backend cannot bind or detach the endpoint, it
+//! leaves the endpoint's stream aborting (or keeps every table the stream
+//! may still reach, see [`crate::viommu::backend`]); the model then takes
+//! the endpoint out of its domain, destroys the domains left empty (the
+//! one created for this request included) and answers with the error's
+//! status (DEVERR for the hardware, NOMEM for memory or VMIDs).
 
 use super::{Domain, Viommu, backend_status};
 use crate::viommu::backend::IommuBackend;
@@ -21,8 +28,10 @@ impl<B: IommuBackend> Viommu<B> {
     /// -> NOENT; domain outside `domain_range` -> RANGE; an existing
     /// domain (one that survives the implicit detach) of the other bypass
     /// kind -> INVAL, or with a mapping over a reserved region of the
-    /// endpoint -> UNSUPP (incompatible properties); backend out of
-    /// memory or VMIDs -> NOMEM.
+    /// endpoint -> UNSUPP (incompatible properties); a new domain beyond
+    /// the guest's domain budget, or the backend out of memory or VMIDs
+    /// -> NOMEM (nothing changes); the backend failing to bind -> its
+    /// status, the endpoint left unattached (fail closed).
     pub(super) fn attach(&mut self, req: &Attach) -> Status {
         if req.reserved != [0; 4] || req.flags & !ATTACH_F_MASK != 0 {
             return Status::Inval;
@@ -52,8 +61,11 @@ impl<B: IommuBackend> Viommu<B> {
 
         // Sole endpoint of the named domain: that domain goes first.
         if self.domain_of(ep) == Some(id) && !survives {
-            self.backend.detach(ep);
+            let detached = self.backend.detach(ep);
             self.leave(ep);
+            if let Err(e) = detached {
+                return backend_status(e);
+            }
         }
         if !self.domains.contains_key(&id) {
             if let Err(e) = self.backend.domain_create(id, bypass) {
@@ -61,7 +73,12 @@ impl<B: IommuBackend> Viommu<B> {
             }
             self.domains.insert(id, Domain::new(bypass));
         }
-        self.backend.attach(ep, id);
+        if let Err(e) = self.backend.attach(ep, id) {
+            // The stream aborts (or its tables are kept): ep is unattached.
+            self.leave(ep);
+            self.destroy_if_empty(id);
+            return backend_status(e);
+        }
         if self.domain_of(ep) != Some(id) {
             self.leave(ep);
         }
@@ -75,7 +92,9 @@ impl<B: IommuBackend> Viommu<B> {
 
     /// DETACH (reserved bytes ignored, as the spec requires): unknown
     /// endpoint -> NOENT; domain outside `domain_range` -> RANGE; endpoint
-    /// not attached to that domain (or no such domain) -> INVAL.
+    /// not attached to that domain (or no such domain) -> INVAL; the
+    /// backend failing -> its status, the endpoint detached all the same
+    /// (fail closed).
     pub(super) fn detach(&mut self, req: &Detach) -> Status {
         let (ep, id) = (req.endpoint, req.domain);
         if !self.backend.endpoint_known(ep) {
@@ -87,9 +106,34 @@ impl<B: IommuBackend> Viommu<B> {
         if self.domain_of(ep) != Some(id) {
             return Status::Inval;
         }
-        self.backend.detach(ep);
+        let result = self.backend.detach(ep);
         self.leave(ep);
-        Status::Ok
+        match result {
+            Ok(()) => Status::Ok,
+            Err(e) => backend_status(e),
+        }
+    }
+
+    /// Forgets the endpoints the backend detached on its own (a failed
+    /// bypass switch), destroying the domains they leave empty.
+    pub(super) fn forget_dropped(&mut self) {
+        for ep in self.backend.take_dropped() {
+            self.leave(ep);
+        }
+    }
+
+    /// Destroys domain `id` if no endpoint is attached to it (one created
+    /// for an ATTACH that then failed).
+    fn destroy_if_empty(&mut self, id: u32) {
+        if self
+            .domains
+            .get(&id)
+            .is_some_and(|d| d.endpoints.is_empty())
+            && let Some(gone) = self.domains.remove(&id)
+        {
+            self.mapping_count = self.mapping_count.saturating_sub(gone.mappings.len());
+            self.backend.domain_destroy(id);
+        }
     }
 
     /// Takes `ep` out of its domain in the model; a domain left without

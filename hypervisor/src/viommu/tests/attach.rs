@@ -205,3 +205,44 @@ fn detach_statuses_and_the_last_endpoint_takes_the_domain() {
     assert_eq!(v.mapping_count(), 0);
     assert!(v.backend().calls.contains(&Call::Destroy(1)));
 }
+
+#[test]
+fn a_failed_bind_leaves_the_endpoint_unattached_with_the_errors_status() {
+    let mut v = device();
+    assert_eq!(send(&mut v, attach(1, EP_A)), Status::Ok);
+    assert_eq!(send(&mut v, map(1, 0x1000, 0x1fff, RAM0, RW)), Status::Ok);
+    v.backend_mut().fail_attach = Some(BackendError::Hardware);
+    assert_eq!(send(&mut v, attach(2, EP_A)), Status::Deverr);
+    assert_eq!(v.domain_of(EP_A), None, "fail closed: unattached");
+    assert_eq!(v.domain_ids().count(), 0, "old and new domain gone");
+    v.backend_mut().fail_attach = Some(BackendError::NoMemory);
+    assert_eq!(send(&mut v, attach(3, EP_A)), Status::Nomem);
+    assert_eq!(v.domain_ids().count(), 0);
+    // A failed DETACH detaches all the same; the domain's other endpoint
+    // keeps it.
+    assert_eq!(send(&mut v, attach(4, EP_A)), Status::Ok);
+    assert_eq!(send(&mut v, attach(4, EP_B)), Status::Ok);
+    v.backend_mut().fail_detach = Some(BackendError::Hardware);
+    assert_eq!(send(&mut v, detach(4, EP_A)), Status::Deverr);
+    assert_eq!(v.domain_of(EP_A), None);
+    assert_eq!(v.domain_of(EP_B), Some(4));
+    // Over the domain budget nothing changes.
+    v.backend_mut().fail_create = Some(BackendError::NoResources);
+    assert_eq!(send(&mut v, attach(5, EP_B)), Status::Nomem);
+    assert_eq!(v.domain_of(EP_B), Some(4));
+}
+
+#[test]
+fn a_failed_bypass_switch_leaves_bypass_off_and_drops_the_endpoints() {
+    let mut v = device();
+    assert_eq!(send(&mut v, attach(1, EP_A)), Status::Ok);
+    v.backend_mut().fail_bypass = Some(BackendError::Hardware);
+    assert_eq!(v.set_config(0x24, 1, 1), Err(BackendError::Hardware));
+    assert_eq!(v.read_config(0x24, 1), 0, "bypass reads back off");
+    assert!(!v.backend().global_bypass);
+    assert_eq!(v.domain_of(EP_A), None);
+    assert_eq!(v.domain_ids().count(), 0);
+    check_invariants(&v);
+    assert_eq!(v.set_config(0x24, 1, 1), Ok(()), "a later switch works");
+    assert!(v.backend().global_bypass);
+}

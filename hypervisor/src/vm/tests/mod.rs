@@ -4,6 +4,7 @@
 
 mod build;
 mod exits;
+mod fail_closed;
 mod irq;
 mod power;
 mod smmu;
@@ -74,10 +75,11 @@ impl DmaControl for FakeDma {
         }
         Ok(())
     }
-    fn detach(&self, owner: &DmaOwner<'_>) {
+    fn detach(&self, owner: &DmaOwner<'_>) -> Result<(), DmaError> {
         self.calls
             .lock()
             .push(DmaCall::Detach(owner.index, owner.vmid));
+        Ok(())
     }
     fn endpoint_stream(&self, devices: &[String], ep: u32) -> Option<(usize, u32)> {
         (devices.iter().any(|d| d == "/pcie@10000000") && ep <= 0xffff).then_some((0, ep))

@@ -16,7 +16,7 @@ use crate::vm::dma::{FaultRouter, SmmuPort};
 use crate::vm::viommu::backend::SmmuBackend;
 use core::sync::atomic::Ordering;
 
-type FakePort = SmmuPort<FakeSmmu, FakeSmmu, FakeSmmu>;
+pub(super) type FakePort = SmmuPort<FakeSmmu, FakeSmmu, FakeSmmu>;
 
 // SAFETY: the fake SMMU is not thread-safe (Rc<RefCell>); each test uses
 // its port on its own thread only, as the machine it builds.
@@ -27,17 +27,22 @@ const EP: u32 = 0x08;
 
 /// A world whose SMMU side is the real manager over one fake SMMU with
 /// 48-bit output addresses (host heap addresses hold the tables).
-struct Real {
-    w: World,
-    fake: FakeSmmu,
-    port: &'static FakePort,
+pub(super) struct Real {
+    pub w: World,
+    pub fake: FakeSmmu,
+    pub port: &'static FakePort,
 }
 
 fn real() -> Real {
+    real_with(QEMU_S2)
+}
+
+/// [`real`] with the fake SMMU's ID registers `idr` (OAS forced to 48
+/// bits).
+pub(super) fn real_with(mut idr: [u32; 6]) -> Real {
     let w = World::new();
     fake::with(|s| s.pa_bits_field = 5); // 48-bit PARange
     let hw = host();
-    let mut idr = QEMU_S2;
     idr[5] = idr[5] & !7 | 5; // OAS 48 bits
     let fake = FakeSmmu::new(idr);
     let parts = hw.smmus.iter().map(|node| SmmuParts {
@@ -53,13 +58,13 @@ fn real() -> Real {
 }
 
 impl Real {
-    fn guest(&self, index: usize, config: GuestConfig) -> Guest {
+    pub(super) fn guest(&self, index: usize, config: GuestConfig) -> Guest {
         self.w.guest_on(self.port, index, config)
     }
 
     /// (VMID, stage-2 root) the stream table entry of `sid` translates
     /// through; None when it aborts.
-    fn ste(&self, sid: u32) -> Option<(u16, u64)> {
+    pub(super) fn ste(&self, sid: u32) -> Option<(u16, u64)> {
         let ste = self.fake.state().walk_ste(sid)?;
         if ste.config() == SteConfig::Abort {
             return None;
@@ -78,7 +83,7 @@ fn a_guest_without_virtio_iommu_dmas_through_its_stage_2() {
     let root = g.stage2.lock().0.root();
     assert_eq!(r.ste(EP), Some((1, root)));
     assert_eq!(r.ste(0xff00), Some((1, root)), "the whole bus range");
-    g.dma.detach();
+    g.dma.detach().unwrap();
     assert_eq!(r.ste(EP), None, "detached: aborts");
 }
 
@@ -87,21 +92,21 @@ fn virtio_iommu_domains_bind_endpoints_with_their_own_vmid() {
     let r = real();
     let g = r.guest(0, config("a", &[0], true));
     assert_eq!(r.ste(EP), None, "aborts until the driver attaches it");
-    let mut b = SmmuBackend::new(g.ram, g.dma.clone(), r.w.vmids.clone());
+    let mut b = SmmuBackend::new(g.ram, g.dma.clone(), r.w.vmids.reserve(32), 32);
     b.domain_create(1, false).unwrap();
-    b.attach(EP, 1);
+    b.attach(EP, 1).unwrap();
     let (vmid, root) = r.ste(EP).expect("translates");
     assert_eq!(vmid, 64, "the first domain VMID");
     assert_ne!(root, g.stage2.lock().0.root(), "its own IO page table");
     assert_eq!(r.ste(EP + 1), None, "other endpoints still abort");
     // Global bypass: unattached endpoints go through the guest's stage 2,
     // the attached one stays in its domain.
-    b.set_global_bypass(true);
+    b.set_global_bypass(true).unwrap();
     assert_eq!(r.ste(EP), Some((64, root)));
     assert_eq!(r.ste(EP + 1), Some((1, g.stage2.lock().0.root())));
-    b.set_global_bypass(false);
+    b.set_global_bypass(false).unwrap();
     assert_eq!(r.ste(EP + 1), None);
-    b.detach(EP);
+    b.detach(EP).unwrap();
     b.domain_destroy(1);
     assert_eq!(r.ste(EP), None);
     assert_eq!(r.w.vmids.in_use(), 0, "the VMID is free again");
@@ -111,9 +116,9 @@ fn virtio_iommu_domains_bind_endpoints_with_their_own_vmid() {
 fn a_reset_returns_the_streams_to_abort_and_a_fault_reaches_the_guest() {
     let r = real();
     let g = r.guest(0, config("a", &[0], true));
-    let mut b = SmmuBackend::new(g.ram, g.dma.clone(), r.w.vmids.clone());
+    let mut b = SmmuBackend::new(g.ram, g.dma.clone(), r.w.vmids.reserve(32), 32);
     b.domain_create(1, false).unwrap();
-    b.attach(EP, 1);
+    b.attach(EP, 1).unwrap();
     assert!(r.ste(EP).is_some());
     // The real device's backend is the guest's own; this one stands for it.
     drop(b);

@@ -14,7 +14,7 @@ const EP: u32 = 0x08; // 00:01.0
 fn backend(w: &World) -> (Guest, SmmuBackend) {
     let g = w.guest(0, config("a", &[0], true));
     w.dma.take();
-    let b = SmmuBackend::new(g.ram, g.dma.clone(), w.vmids.clone());
+    let b = SmmuBackend::new(g.ram, g.dma.clone(), w.vmids.reserve(32), 32);
     (g, b)
 }
 
@@ -31,11 +31,11 @@ fn each_translating_domain_has_its_own_vmid_until_destroyed() {
     b.domain_create(1, false).unwrap();
     b.domain_create(2, false).unwrap();
     assert_eq!(w.vmids.in_use(), 2);
-    b.attach(EP, 1);
+    b.attach(EP, 1).unwrap();
     assert_eq!(w.dma.take(), [DmaCall::Bind(0, EP, 64)]);
-    b.attach(EP, 2);
+    b.attach(EP, 2).unwrap();
     assert_eq!(w.dma.take(), [DmaCall::Bind(0, EP, 65)]);
-    b.detach(EP);
+    b.detach(EP).unwrap();
     assert_eq!(w.dma.take(), [DmaCall::Abort(0, EP)]);
     b.domain_destroy(1);
     assert_eq!(w.vmids.in_use(), 1);
@@ -46,7 +46,7 @@ fn each_translating_domain_has_its_own_vmid_until_destroyed() {
     );
     // The freed VMID is the next one handed out.
     b.domain_create(3, false).unwrap();
-    b.attach(EP, 3);
+    b.attach(EP, 3).unwrap();
     assert_eq!(w.dma.take().last(), Some(&DmaCall::Bind(0, EP, 64)));
 }
 
@@ -56,13 +56,18 @@ fn vmids_run_out_cleanly() {
         vmids: Arc::new(VmidPool::new(65)),
         ..World::new()
     };
-    let (_g, mut b) = backend(&w);
+    // The guest's own device takes no share: the pool is this backend's.
+    let mut c = config("a", &[0], true);
+    c.limits.domains = 0;
+    let g = w.guest(0, c);
+    w.dma.take();
+    let mut b = SmmuBackend::new(g.ram, g.dma.clone(), w.vmids.reserve(32), 32);
     b.domain_create(1, false).unwrap();
     b.domain_create(2, false).unwrap();
     assert_eq!(b.domain_create(3, false), Err(BackendError::NoResources));
     // A bypass domain needs none: it is the guest's own stage 2.
     b.domain_create(4, true).unwrap();
-    b.attach(EP, 4);
+    b.attach(EP, 4).unwrap();
     assert_eq!(w.dma.take(), [DmaCall::Bind(0, EP, 1)]);
 }
 
@@ -129,9 +134,9 @@ fn bypass_switching_rebinds_every_stream() {
     let w = World::new();
     let (_g, mut b) = backend(&w);
     b.domain_create(1, false).unwrap();
-    b.attach(EP, 1);
+    b.attach(EP, 1).unwrap();
     w.dma.take();
-    b.set_global_bypass(true);
+    b.set_global_bypass(true).unwrap();
     assert_eq!(
         w.dma.take(),
         [
@@ -141,9 +146,9 @@ fn bypass_switching_rebinds_every_stream() {
         ],
         "unattached streams through the guest's stage 2, attached ones to their domain"
     );
-    b.set_global_bypass(true);
+    b.set_global_bypass(true).unwrap();
     assert!(w.dma.take().is_empty(), "no change, nothing done");
-    b.detach(EP);
+    b.detach(EP).unwrap();
     assert_eq!(
         w.dma.take(),
         [DmaCall::Bind(0, EP, 1)],

@@ -4,10 +4,22 @@
 //! of the endpoints attached to it. Unattached endpoints abort, or with
 //! `bypass` go through the guest's own stage 2; a bypass domain is the
 //! guest's stage 2 too. Unmaps are invalidated in one batch per notify.
+//!
+//! Fail closed: a stream whose bind fails is made to abort at once, and
+//! the abort confirmed (CFGI of the stream and TLBI of the VMIDs it may
+//! have used, each waited for with CMD_SYNC). If even that fails, the
+//! endpoint is remembered as unconfirmed with the domains its stream may
+//! still reach; a destroyed domain's tables (and VMID) are kept, and
+//! counted against the guest's domain budget, until no unconfirmed stream
+//! may reach them and a TLBI of their VMID has completed. So no STE ever
+//! points at freed tables.
+//!
+//! Budget: a guest holds at most `max_domains` domains (kept ones
+//! included) and its share of the machine's VMIDs ([`GuestVmids`]).
 
 use super::super::dma::GuestDma;
 use super::super::ram::GuestRam;
-use super::vmids::VmidPool;
+use super::vmids::GuestVmids;
 use crate::arch::{Arch, Cpu};
 use crate::mm::heap_tables::HeapTables;
 use crate::mm::pagetable::{Attrs, MapError, MemType, PageTable, Stage2};
@@ -29,7 +41,29 @@ struct Domain {
     bypass: bool,
     vmid: u16,
     table: Option<PageTable<Stage2>>,
+    /// Unique among this backend's domains, live or kept.
+    serial: u64,
 }
+
+impl Domain {
+    /// What a stream bound to this domain may reach that dies with it:
+    /// its serial and VMID (None for a bypass domain: the guest's own
+    /// stage 2 lives as long as the guest).
+    fn reach(&self) -> Option<(u64, u16)> {
+        self.table.as_ref().map(|_| (self.serial, self.vmid))
+    }
+}
+
+/// A destroyed domain's table, kept while a stream may still reach it or
+/// until its VMID's invalidation completes.
+struct Kept {
+    serial: u64,
+    vmid: u16,
+    table: PageTable<Stage2>,
+}
+
+/// The domains (serial, VMID) a stream may still reach.
+type Reach = SmallVec<[(u64, u16); 2]>;
 
 /// The SMMU backend of one guest's virtio-iommu.
 pub struct SmmuBackend {
@@ -37,12 +71,22 @@ pub struct SmmuBackend {
     ram: GuestRam,
     /// The guest's SMMU view: its streams, stage 2 and VMID.
     guest: Arc<GuestDma>,
-    /// VMIDs for translating domains.
-    vmids: Arc<VmidPool>,
+    /// The guest's share of the VMIDs, for translating domains.
+    vmids: GuestVmids,
+    /// Most domains (live and kept) the guest may hold.
+    max_domains: usize,
+    next_serial: u64,
     tables: HeapTables,
     domains: BTreeMap<u32, Domain>,
     /// Attached endpoints and their domain.
     attached: BTreeMap<u32, u32>,
+    /// Endpoints whose stream change was not confirmed, and the domains
+    /// their stream may still reach.
+    unconfirmed: BTreeMap<u32, Reach>,
+    /// Destroyed domains' tables not yet safe to free.
+    kept: Vec<Kept>,
+    /// Endpoints detached by a failed bypass switch (for the model).
+    dropped: Vec<u32>,
     global_bypass: bool,
     /// Invalidation commands waiting for the batch's sync, by SMMU
     /// instance (emptied, not freed, by each sync).
@@ -60,8 +104,9 @@ fn hw(e: impl core::fmt::Display) -> BackendError {
 
 impl SmmuBackend {
     /// The backend of a guest's virtio-iommu: every endpoint starts
-    /// unattached, aborting (bypass off).
-    pub fn new(ram: GuestRam, guest: Arc<GuestDma>, vmids: Arc<VmidPool>) -> Self {
+    /// unattached, aborting (bypass off). The guest may hold `max_domains`
+    /// domains, translating ones with a VMID of `vmids`.
+    pub fn new(ram: GuestRam, guest: Arc<GuestDma>, vmids: GuestVmids, max_domains: usize) -> Self {
         let n = guest.smmus.count();
         SmmuBackend {
             ram,
@@ -69,11 +114,115 @@ impl SmmuBackend {
             ril: (0..n).map(|i| guest.smmus.has_ril(i)).collect(),
             guest,
             vmids,
+            max_domains,
+            next_serial: 0,
             tables: HeapTables,
             domains: BTreeMap::new(),
             attached: BTreeMap::new(),
+            unconfirmed: BTreeMap::new(),
+            kept: Vec::new(),
+            dropped: Vec::new(),
             global_bypass: false,
             ticks: [0, 0],
+        }
+    }
+
+    /// Root of domain `domain`'s table (None: no such translating domain).
+    pub fn domain_root(&self, domain: u32) -> Option<u64> {
+        self.domains.get(&domain)?.table.as_ref().map(|t| t.root())
+    }
+
+    /// Roots of every table the backend has not freed: live translating
+    /// domains and kept ones. A stream table entry of the guest may point
+    /// at these (or at the guest's stage 2) and nothing else.
+    pub fn live_roots(&self) -> Vec<u64> {
+        let live = self.domains.values().filter_map(|d| d.table.as_ref());
+        let kept = self.kept.iter().map(|k| &k.table);
+        live.chain(kept).map(|t| t.root()).collect()
+    }
+
+    /// Destroyed domains whose tables are still kept.
+    pub fn kept_domains(&self) -> usize {
+        self.kept.len()
+    }
+
+    /// Endpoints whose last stream change the SMMU did not confirm.
+    pub fn unconfirmed_endpoints(&self) -> usize {
+        self.unconfirmed.len()
+    }
+
+    /// The guest's VMID share.
+    pub fn vmids(&self) -> &GuestVmids {
+        &self.vmids
+    }
+
+    /// What `ep`'s stream may reach through the domain it is attached to.
+    fn reach_of(&self, domain: Option<u32>) -> Reach {
+        domain
+            .and_then(|d| self.domains.get(&d))
+            .and_then(Domain::reach)
+            .into_iter()
+            .collect()
+    }
+
+    /// After a failed bind of `ep` (no longer attached): makes its stream
+    /// abort and confirms it (abort, CFGI of the stream, TLBI of every
+    /// VMID of `reach`, each waited for). If that fails too, remembers
+    /// that the stream may still reach `reach`.
+    fn fail_closed(&mut self, ep: u32, reach: Reach) {
+        let Some((inst, sid)) = self.guest.endpoint_stream(ep) else {
+            return;
+        };
+        let smmus = self.guest.smmus;
+        let tlbi: SmallVec<[Cmd; 2]> = reach.iter().map(|&(_, v)| Cmd::tlbi_s12_vmall(v)).collect();
+        let confirmed = smmus.abort_stream(inst, sid).is_ok()
+            && smmus.issue(inst, &[Cmd::cfgi_ste(sid, false)]).is_ok()
+            && (tlbi.is_empty() || smmus.issue(inst, &tlbi).is_ok());
+        if confirmed {
+            error!("virtio-iommu: endpoint {ep:#x}: bind failed; its stream aborts");
+            self.confirmed(ep);
+        } else {
+            error!(
+                "virtio-iommu: endpoint {ep:#x}: bind failed and its abort is not confirmed; the tables it may reach are kept"
+            );
+            let pins = self.unconfirmed.entry(ep).or_default();
+            for r in reach {
+                if !pins.contains(&r) {
+                    pins.push(r);
+                }
+            }
+        }
+    }
+
+    /// `ep`'s stream was changed and the change confirmed: it reaches
+    /// nothing it reached before. Frees the kept tables nothing pins.
+    fn confirmed(&mut self, ep: u32) {
+        if self.unconfirmed.remove(&ep).is_some() || !self.kept.is_empty() {
+            self.release_kept();
+        }
+    }
+
+    /// Frees every kept table no unconfirmed stream may reach, once a
+    /// TLBI of its VMID has completed on every SMMU.
+    fn release_kept(&mut self) {
+        let mut i = 0;
+        while let Some(k) = self.kept.get(i) {
+            let pinned = self
+                .unconfirmed
+                .values()
+                .any(|pins| pins.iter().any(|&(serial, _)| serial == k.serial));
+            let vmid = k.vmid;
+            let smmus = self.guest.smmus;
+            if pinned
+                || !(0..smmus.count())
+                    .all(|inst| smmus.issue(inst, &[Cmd::tlbi_s12_vmall(vmid)]).is_ok())
+            {
+                i += 1;
+                continue;
+            }
+            let k = self.kept.swap_remove(i);
+            k.table.destroy(&mut self.tables);
+            self.vmids.free(k.vmid);
         }
     }
 
@@ -88,6 +237,7 @@ impl SmmuBackend {
                 bypass: false,
                 vmid,
                 table: Some(t),
+                ..
             }) => smmus.bind_stream(inst, sid, t, *vmid).map_err(hw),
             Some(_) => self.guest.bind_to_stage2(inst, sid).map_err(hw),
             None if self.global_bypass => self.guest.bind_to_stage2(inst, sid).map_err(hw),
@@ -165,11 +315,16 @@ impl IommuBackend for SmmuBackend {
     }
 
     fn domain_create(&mut self, domain: u32, bypass: bool) -> Result<(), BackendError> {
+        if self.domains.len() + self.kept.len() >= self.max_domains {
+            return Err(BackendError::NoResources);
+        }
+        let serial = self.next_serial;
         let d = if bypass {
             Domain {
                 bypass,
                 vmid: self.guest.vmid,
                 table: None,
+                serial,
             }
         } else {
             let vmid = self.vmids.alloc().ok_or(BackendError::NoResources)?;
@@ -178,6 +333,7 @@ impl IommuBackend for SmmuBackend {
                     bypass,
                     vmid,
                     table: Some(t),
+                    serial,
                 },
                 Err(_) => {
                     self.vmids.free(vmid);
@@ -185,53 +341,118 @@ impl IommuBackend for SmmuBackend {
                 }
             }
         };
+        self.next_serial += 1;
         self.domains.insert(domain, d);
         Ok(())
     }
 
     fn domain_destroy(&mut self, domain: u32) {
-        if let Some(d) = self.domains.remove(&domain)
-            && let Some(t) = d.table
-        {
-            // No endpoint uses it any more: drop its TLB entries before
-            // the tables and the VMID are reused.
-            for inst in 0..self.guest.smmus.count() {
-                let _ = self.guest.smmus.issue(inst, &[Cmd::tlbi_s12_vmall(d.vmid)]);
-            }
-            t.destroy(&mut self.tables);
-            self.vmids.free(d.vmid);
-        }
-    }
-
-    fn attach(&mut self, ep: u32, domain: u32) {
-        self.attached.insert(ep, domain);
-        if let Err(e) = self.bind(ep, self.domains.get(&domain)) {
-            error!("virtio-iommu: endpoint {ep:#x}: attach failed: {e:?}");
-        }
-    }
-
-    fn detach(&mut self, ep: u32) {
-        self.attached.remove(&ep);
-        if let Err(e) = self.bind(ep, None) {
-            error!("virtio-iommu: endpoint {ep:#x}: detach failed: {e:?}");
-        }
-    }
-
-    fn set_global_bypass(&mut self, on: bool) {
-        if self.global_bypass == on {
+        let Some(d) = self.domains.remove(&domain) else {
             return;
+        };
+        // The model detaches every endpoint first; one still bound here
+        // would reach the tables: treat it as unconfirmed.
+        let bound: SmallVec<[u32; 4]> = self
+            .attached
+            .iter()
+            .filter(|&(_, &dom)| dom == domain)
+            .map(|(&ep, _)| ep)
+            .collect();
+        for ep in bound {
+            self.attached.remove(&ep);
+            if let Some(r) = d.reach() {
+                self.unconfirmed.entry(ep).or_default().push(r);
+            }
+        }
+        let Some(table) = d.table else {
+            return; // bypass: the guest's stage 2 lives on
+        };
+        // Freed only once no stream may reach it and its TLB entries are
+        // gone (release_kept). Without room to keep it, it is leaked: a
+        // table dropped without `destroy` never gives its pages back (nor
+        // its VMID), so nothing a stream may reach is ever reused.
+        if self.kept.try_reserve(1).is_err() {
+            return;
+        }
+        self.kept.push(Kept {
+            serial: d.serial,
+            vmid: d.vmid,
+            table,
+        });
+        self.release_kept();
+    }
+
+    fn attach(&mut self, ep: u32, domain: u32) -> Result<(), BackendError> {
+        let bound = match self.domains.get(&domain) {
+            Some(d) => self.bind(ep, Some(d)),
+            None => Err(BackendError::Hardware),
+        };
+        match bound {
+            Ok(()) => {
+                self.attached.insert(ep, domain);
+                self.confirmed(ep);
+                Ok(())
+            }
+            Err(e) => {
+                let old = self.attached.remove(&ep);
+                let mut reach = self.reach_of(old);
+                reach.extend(self.reach_of(Some(domain)));
+                self.fail_closed(ep, reach);
+                Err(e)
+            }
+        }
+    }
+
+    fn detach(&mut self, ep: u32) -> Result<(), BackendError> {
+        let old = self.attached.remove(&ep);
+        match self.bind(ep, None) {
+            Ok(()) => {
+                self.confirmed(ep);
+                Ok(())
+            }
+            Err(e) => {
+                let reach = self.reach_of(old);
+                self.fail_closed(ep, reach);
+                Err(e)
+            }
+        }
+    }
+
+    fn set_global_bypass(&mut self, on: bool) -> Result<(), BackendError> {
+        if self.global_bypass == on {
+            return Ok(());
         }
         self.global_bypass = on;
         // Every unattached stream of the guest follows the new setting, then
         // attached endpoints are bound to their domains again.
-        self.guest.detach();
-        if let Err(e) = self.guest.attach(on) {
-            error!("virtio-iommu: bypass {on}: {e}");
+        let mut result = self.guest.detach().map_err(hw);
+        if result.is_ok() {
+            result = self.guest.attach(on).map_err(hw);
+        }
+        if result.is_err() {
+            // Fail closed: unattached streams abort.
+            self.global_bypass = false;
+            let _ = self.guest.detach();
+            let _ = self.guest.attach(false);
         }
         let attached: Vec<(u32, u32)> = self.attached.iter().map(|(e, d)| (*e, *d)).collect();
         for (ep, dom) in attached {
-            let _ = self.bind(ep, self.domains.get(&dom));
+            match self.bind(ep, self.domains.get(&dom)) {
+                Ok(()) => self.confirmed(ep),
+                Err(e) => {
+                    self.attached.remove(&ep);
+                    let reach = self.reach_of(Some(dom));
+                    self.fail_closed(ep, reach);
+                    self.dropped.push(ep);
+                    result = result.and(Err(e));
+                }
+            }
         }
+        result
+    }
+
+    fn take_dropped(&mut self) -> Vec<u32> {
+        core::mem::take(&mut self.dropped)
     }
 
     fn map(
