@@ -499,3 +499,5 @@ impl fmt::Display for ValidationError {
         }
     }
 }
+
+impl core::error::Error for ValidationError {}

@@ -43,6 +43,8 @@ impl core::fmt::Display for AbortError {
     }
 }
 
+impl core::error::Error for AbortError {}
+
 /// Decodes a lower-EL data abort from ESR_EL2, HPFAR_EL2 and FAR_EL2.
 pub fn decode(esr: u64, hpfar: u64, far: u64) -> Result<MmioAccess, AbortError> {
     if (esr >> 26) & 0x3f != 0x24 {

@@ -78,13 +78,26 @@ impl core::fmt::Display for BuildError {
             BuildError::Devices(e) => write!(f, "{e}"),
             BuildError::DeviceTree(e) => write!(f, "device tree: {e}"),
             BuildError::DeviceTreeTooLarge(n) => write!(f, "device tree too large ({n} bytes)"),
-            BuildError::Viommu(e) => write!(f, "virtio-iommu: {e:?}"),
+            BuildError::Viommu(e) => write!(f, "virtio-iommu: {e}"),
             BuildError::Dma(e) => write!(f, "{e}"),
         }
     }
 }
 
-impl core::error::Error for BuildError {}
+impl core::error::Error for BuildError {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        match self {
+            BuildError::NoGic | BuildError::DeviceTreeTooLarge(_) => None,
+            BuildError::Layout(e) => Some(e),
+            BuildError::Device(_) => None,
+            BuildError::Stage2 { err, .. } => Some(err),
+            BuildError::Devices(e) => Some(e),
+            BuildError::DeviceTree(e) => Some(e),
+            BuildError::Viommu(e) => Some(e),
+            BuildError::Dma(e) => Some(e),
+        }
+    }
+}
 
 /// What building a guest needs from the machine.
 pub struct BuildCtx<'a> {
