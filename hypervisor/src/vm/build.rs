@@ -9,7 +9,7 @@ use super::guest::{Guest, GuestCounters, Images};
 use super::guest_dt::{self, GuestDtError, GuestDtSpec};
 use super::loader::{self, LoadError};
 use super::ram::GuestRam;
-use super::resources::device_resources;
+use super::resources::{ResourceError, device_resources};
 use super::vcpu::VcpuSlot;
 use super::viommu::{self, vmids::VmidPool};
 use crate::arch::{Arch, Cpu};
@@ -44,7 +44,7 @@ pub enum BuildError {
     /// The images do not fit the guest's RAM.
     Layout(LoadError),
     /// A passed-through device's resources cannot be read.
-    Device(String),
+    Device(ResourceError),
     /// The stage-2 table cannot be built.
     Stage2 {
         /// What was being mapped.
@@ -89,7 +89,7 @@ impl core::error::Error for BuildError {
         match self {
             BuildError::NoGic | BuildError::DeviceTreeTooLarge(_) => None,
             BuildError::Layout(e) => Some(e),
-            BuildError::Device(_) => None,
+            BuildError::Device(e) => Some(e),
             BuildError::Stage2 { err, .. } => Some(err),
             BuildError::Devices(e) => Some(e),
             BuildError::DeviceTree(e) => Some(e),
