@@ -25,3 +25,6 @@ pub mod vgic;
 pub mod viommu;
 pub mod virtio;
 pub mod vm;
+
+#[cfg(test)]
+mod error_types;

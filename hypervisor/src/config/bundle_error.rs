@@ -244,3 +244,12 @@ impl fmt::Display for BundleError {
         }
     }
 }
+
+impl core::error::Error for BundleError {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        match self {
+            Self::BadConfig { error, .. } | Self::Encode { error, .. } => Some(error),
+            _ => None,
+        }
+    }
+}

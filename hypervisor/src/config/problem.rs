@@ -742,3 +742,5 @@ impl fmt::Display for ValidationError {
         }
     }
 }
+
+impl core::error::Error for ValidationError {}

@@ -119,3 +119,5 @@ impl fmt::Display for DtError {
         }
     }
 }
+
+impl core::error::Error for DtError {}

@@ -113,6 +113,8 @@ impl fmt::Display for PropError {
     }
 }
 
+impl core::error::Error for PropError {}
+
 /// A node with its properties and children, in blob order.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Node {

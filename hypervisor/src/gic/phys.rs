@@ -98,6 +98,15 @@ impl core::fmt::Display for GicError {
     }
 }
 
+impl core::error::Error for GicError {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        match self {
+            GicError::Map(e) => Some(e),
+            GicError::Missing | GicError::NoRedistributor(_) => None,
+        }
+    }
+}
+
 /// The driver, once the distributor is set up.
 pub fn get() -> Option<&'static PhysGicDriver> {
     GIC.get()

@@ -164,6 +164,8 @@ impl fmt::Display for PlanError {
     }
 }
 
+impl core::error::Error for PlanError {}
+
 /// The W^X plan for RAM banks `ram` (as the DT gives them, rounded out to
 /// pages and merged where they touch), the image `image` (inside one bank)
 /// and the console UART at `uart` (its page, unless RAM covers it).

@@ -229,6 +229,8 @@ impl core::fmt::Display for MapError {
     }
 }
 
+impl core::error::Error for MapError {}
+
 /// Bytes covered by one descriptor at `level`.
 const fn level_size(level: usize) -> u64 {
     1 << (12 + 9 * (3 - level))

@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::arch::fake;
-use alloc::string::{String, ToString};
+use alloc::string::ToString;
 
 fn cpu(mpidr: u64, method: Option<&str>) -> DtCpu {
     DtCpu {
@@ -33,10 +33,10 @@ impl<'a> Fake<'a> {
 }
 
 impl CpuStarter for Fake<'_> {
-    type Error = String;
-    fn start(&mut self, index: usize, mpidr: u64) -> Result<(), String> {
+    type Error = &'static str;
+    fn start(&mut self, index: usize, mpidr: u64) -> Result<(), &'static str> {
         if self.refused.contains(&mpidr) {
-            return Err("DENIED".into());
+            return Err("DENIED");
         }
         self.started.push((index, mpidr));
         if !self.dead.contains(&mpidr) {
@@ -135,8 +135,8 @@ fn a_cpu_that_reports_late_is_waited_for() {
     /// Leaves the report to another thread.
     struct Late;
     impl CpuStarter for Late {
-        type Error = String;
-        fn start(&mut self, _: usize, _: u64) -> Result<(), String> {
+        type Error = &'static str;
+        fn start(&mut self, _: usize, _: u64) -> Result<(), &'static str> {
             Ok(())
         }
     }

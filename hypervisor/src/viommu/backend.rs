@@ -77,6 +77,18 @@ pub enum BackendError {
     Hardware,
 }
 
+impl core::fmt::Display for BackendError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            BackendError::NoMemory => "out of memory for IO page tables",
+            BackendError::NoResources => "out of IOMMU resources (such as VMIDs)",
+            BackendError::Hardware => "IOMMU hardware failure (command error or sync timeout)",
+        })
+    }
+}
+
+impl core::error::Error for BackendError {}
+
 /// Permissions and memory type of one backend mapping.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct MapAttrs {

@@ -99,6 +99,25 @@ pub enum ConfigError {
     ProbeSizeTooLarge,
 }
 
+impl core::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            ConfigError::NoPageSize => f.write_str("page_size_mask is 0 (no page size offered)"),
+            ConfigError::EmptyInputRange => {
+                f.write_str("empty input range (input_start above input_end)")
+            }
+            ConfigError::EmptyDomainRange => {
+                f.write_str("empty domain range (domain_start above domain_end)")
+            }
+            ConfigError::ProbeSizeTooLarge => {
+                write!(f, "probe_size above the {MAX_PROBE_SIZE}-byte maximum")
+            }
+        }
+    }
+}
+
+impl core::error::Error for ConfigError {}
+
 /// What to write into a request's device-writable part.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Response {

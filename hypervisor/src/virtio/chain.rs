@@ -68,6 +68,15 @@ impl core::fmt::Display for ChainError {
     }
 }
 
+impl core::error::Error for ChainError {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        match self {
+            ChainError::OutOfRam(e) | ChainError::Memory(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
 /// The `(gpa, len)` buffers of one part of a chain, in chain order; two
 /// inline, more on the heap.
 pub type Segments = SmallVec<[(u64, u32); 2]>;

@@ -40,6 +40,8 @@ impl core::fmt::Display for MemError {
     }
 }
 
+impl core::error::Error for MemError {}
+
 /// The ordering points of the split-virtqueue protocol.
 ///
 /// The driver runs on other CPUs and orders its own accesses with SMP

@@ -76,6 +76,16 @@ impl Area {
     }
 }
 
+impl core::fmt::Display for Area {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            Area::Descriptors => "descriptor table",
+            Area::Driver => "driver area",
+            Area::Device => "device area",
+        })
+    }
+}
+
 /// Why a queue cannot be enabled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LayoutError {
@@ -90,6 +100,31 @@ pub enum LayoutError {
     Misaligned(Area, u64),
     /// An area does not lie in guest RAM.
     OutOfRam(Area, MemError),
+}
+
+impl core::fmt::Display for LayoutError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            LayoutError::BadSize { size, max } => {
+                write!(f, "queue size {size} is not a power of two from 1 to {max}")
+            }
+            LayoutError::Misaligned(area, addr) => write!(
+                f,
+                "{area} at {addr:#x} is not {}-byte aligned",
+                area.alignment()
+            ),
+            LayoutError::OutOfRam(area, e) => write!(f, "{area}: {e}"),
+        }
+    }
+}
+
+impl core::error::Error for LayoutError {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        match self {
+            LayoutError::OutOfRam(_, e) => Some(e),
+            LayoutError::BadSize { .. } | LayoutError::Misaligned(..) => None,
+        }
+    }
 }
 
 /// Why a queue operation failed.
@@ -125,6 +160,39 @@ pub enum QueueError {
         /// The id.
         head: u16,
     },
+}
+
+impl core::fmt::Display for QueueError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            QueueError::NotReady => f.write_str("queue not ready"),
+            QueueError::Memory(e) => write!(f, "ring access: {e}"),
+            QueueError::AvailIdxJump { last_avail, avail } => write!(
+                f,
+                "avail.idx {avail} is more than the queue size past entry {last_avail}"
+            ),
+            QueueError::HeadOutOfRange { head } => {
+                write!(
+                    f,
+                    "available ring names descriptor {head}, beyond the queue"
+                )
+            }
+            QueueError::BadChain { head, error } => write!(f, "chain at {head}: {error}"),
+            QueueError::UsedIdOutOfRange { head } => {
+                write!(f, "used id {head} is beyond the queue")
+            }
+        }
+    }
+}
+
+impl core::error::Error for QueueError {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        match self {
+            QueueError::Memory(e) => Some(e),
+            QueueError::BadChain { error, .. } => Some(error),
+            _ => None,
+        }
+    }
 }
 
 impl QueueError {

@@ -11,7 +11,7 @@ use super::guest_dt::{self, GuestDtError, GuestDtSpec};
 use super::loader::{self, LoadError};
 use super::ram::GuestRam;
 use super::ratelimit::LogBudget;
-use super::resources::device_resources;
+use super::resources::{ResourceError, device_resources};
 use super::vcpu::VcpuSlot;
 use super::viommu::{self, vmids::VmidPool};
 use crate::arch::{Arch, Cpu};
@@ -46,7 +46,7 @@ pub enum BuildError {
     /// The images do not fit the guest's RAM.
     Layout(LoadError),
     /// A passed-through device's resources cannot be read.
-    Device(String),
+    Device(ResourceError),
     /// The stage-2 table cannot be built.
     Stage2 {
         /// What was being mapped.
@@ -80,13 +80,26 @@ impl core::fmt::Display for BuildError {
             BuildError::Devices(e) => write!(f, "{e}"),
             BuildError::DeviceTree(e) => write!(f, "device tree: {e}"),
             BuildError::DeviceTreeTooLarge(n) => write!(f, "device tree too large ({n} bytes)"),
-            BuildError::Viommu(e) => write!(f, "virtio-iommu: {e:?}"),
+            BuildError::Viommu(e) => write!(f, "virtio-iommu: {e}"),
             BuildError::Dma(e) => write!(f, "{e}"),
         }
     }
 }
 
-impl core::error::Error for BuildError {}
+impl core::error::Error for BuildError {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        match self {
+            BuildError::NoGic | BuildError::DeviceTreeTooLarge(_) => None,
+            BuildError::Layout(e) => Some(e),
+            BuildError::Device(e) => Some(e),
+            BuildError::Stage2 { err, .. } => Some(err),
+            BuildError::Devices(e) => Some(e),
+            BuildError::DeviceTree(e) => Some(e),
+            BuildError::Viommu(e) => Some(e),
+            BuildError::Dma(e) => Some(e),
+        }
+    }
+}
 
 /// What building a guest needs from the machine.
 pub struct BuildCtx<'a> {

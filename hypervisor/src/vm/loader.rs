@@ -48,6 +48,8 @@ impl core::fmt::Display for LoadError {
     }
 }
 
+impl core::error::Error for LoadError {}
+
 fn le64(b: &[u8], at: usize) -> Option<u64> {
     Some(u64::from_le_bytes(b.get(at..at + 8)?.try_into().ok()?))
 }

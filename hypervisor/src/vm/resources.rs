@@ -1,13 +1,72 @@
 //! What a passed-through device brings with it: the MMIO ranges to map into
 //! the guest's stage 2 (its `reg`, and for a PCIe host bridge its
 //! windows) and the interrupts it may raise (its `interrupts`, and for a
-//! bridge the SPIs named in its `interrupt-map`).
+//! bridge the SPIs named in its `interrupt-map`); [`ResourceError`] says
+//! why they could not be read.
 
-use crate::fdt::host::irq;
-use crate::fdt::{HostDt, NodeRef, Tree};
+use crate::fdt::host::irq::{self, IrqError};
+use crate::fdt::{HostDt, NodeRef, PropError, Tree};
 use crate::mm::layout::Region;
-use alloc::string::{String, ToString};
+use alloc::string::String;
 use alloc::vec::Vec;
+use core::fmt;
+
+/// Why a passed-through device's resources could not be read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ResourceError {
+    /// The path names no node of the host device tree.
+    NoSuchNode {
+        /// The path asked for.
+        path: String,
+    },
+    /// A node's `reg` cannot be read or translated.
+    BadReg {
+        /// Path of the node.
+        path: String,
+        /// Why.
+        error: PropError,
+    },
+    /// A node's `interrupts`/`interrupts-extended` cannot be decoded.
+    Interrupts {
+        /// Path of the node.
+        path: String,
+        /// Why.
+        error: IrqError,
+    },
+    /// A host bridge's `interrupt-map` is truncated, names a phandle that
+    /// is no node, or a parent without `#interrupt-cells`.
+    MalformedInterruptMap {
+        /// Path of the bridge.
+        path: String,
+    },
+    /// A GIC specifier in a host bridge's `interrupt-map` cannot be
+    /// decoded (the message is the specifier's alone, as it always was).
+    InterruptMapSpecifier(IrqError),
+}
+
+impl fmt::Display for ResourceError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::NoSuchNode { path } => {
+                write!(f, "{path}: no such node in the host device tree")
+            }
+            Self::BadReg { path, error } => write!(f, "{path}: bad reg: {error}"),
+            Self::Interrupts { path, error } => write!(f, "{path}: {error}"),
+            Self::MalformedInterruptMap { path } => write!(f, "{path}: malformed interrupt-map"),
+            Self::InterruptMapSpecifier(error) => write!(f, "{error}"),
+        }
+    }
+}
+
+impl core::error::Error for ResourceError {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        match self {
+            Self::NoSuchNode { .. } | Self::MalformedInterruptMap { .. } => None,
+            Self::BadReg { error, .. } => Some(error),
+            Self::Interrupts { error, .. } | Self::InterruptMapSpecifier(error) => Some(error),
+        }
+    }
+}
 
 /// MMIO ranges and GIC INTIDs of one device.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -19,11 +78,11 @@ pub struct DeviceResources {
 }
 
 /// Collects the resources of the node at `path` (and its children).
-pub fn device_resources(host: &HostDt, path: &str) -> Result<DeviceResources, String> {
+pub fn device_resources(host: &HostDt, path: &str) -> Result<DeviceResources, ResourceError> {
     let tree = host.tree();
-    let node = tree
-        .find(path)
-        .ok_or_else(|| alloc::format!("{path}: no such node in the host device tree"))?;
+    let node = tree.find(path).ok_or_else(|| ResourceError::NoSuchNode {
+        path: String::from(path),
+    })?;
     let mut res = DeviceResources::default();
     collect(tree, &node, &mut res)?;
     if let Some(p) = host.pcie.iter().find(|p| p.path == path) {
@@ -44,7 +103,11 @@ pub fn device_resources(host: &HostDt, path: &str) -> Result<DeviceResources, St
     Ok(res)
 }
 
-fn collect(tree: &Tree, node: &NodeRef<'_>, res: &mut DeviceResources) -> Result<(), String> {
+fn collect(
+    tree: &Tree,
+    node: &NodeRef<'_>,
+    res: &mut DeviceResources,
+) -> Result<(), ResourceError> {
     if !node.node().is_available() {
         return Ok(());
     }
@@ -53,13 +116,18 @@ fn collect(tree: &Tree, node: &NodeRef<'_>, res: &mut DeviceResources) -> Result
             .parent()
             .is_some_and(|p| p.node().has_prop("ranges") || p.parent().is_none())
     {
-        let regs = node
-            .reg_cpu()
-            .map_err(|e| alloc::format!("{}: bad reg: {e}", node.path()))?;
+        let regs = node.reg_cpu().map_err(|error| ResourceError::BadReg {
+            path: node.path(),
+            error,
+        })?;
         res.mmio.extend(regs.into_iter().filter(|r| r.size != 0));
     }
     if node.node().has_prop("interrupts") || node.node().has_prop("interrupts-extended") {
-        for i in irq::interrupts(tree, node).map_err(|e| alloc::format!("{}: {e}", node.path()))? {
+        let list = irq::interrupts(tree, node).map_err(|error| ResourceError::Interrupts {
+            path: node.path(),
+            error,
+        })?;
+        for i in list {
             let intid = i.intid();
             if intid >= 32 && !res.intids.contains(&intid) {
                 res.intids.push(intid);
@@ -73,7 +141,7 @@ fn collect(tree: &Tree, node: &NodeRef<'_>, res: &mut DeviceResources) -> Result
 }
 
 /// SPIs named by a bridge's `interrupt-map` whose parent is a GIC.
-fn interrupt_map_spis(tree: &Tree, node: &NodeRef<'_>) -> Result<Vec<u32>, String> {
+fn interrupt_map_spis(tree: &Tree, node: &NodeRef<'_>) -> Result<Vec<u32>, ResourceError> {
     let Some(map) = node
         .node()
         .prop("interrupt-map")
@@ -83,7 +151,7 @@ fn interrupt_map_spis(tree: &Tree, node: &NodeRef<'_>) -> Result<Vec<u32>, Strin
     };
     let child_addr = node.node().prop_u32("#address-cells").unwrap_or(3) as usize;
     let child_irq = node.node().prop_u32("#interrupt-cells").unwrap_or(1) as usize;
-    let bad = || alloc::format!("{}: malformed interrupt-map", node.path());
+    let bad = || ResourceError::MalformedInterruptMap { path: node.path() };
     let mut out = Vec::new();
     let mut i = 0;
     while i < map.len() {
@@ -95,7 +163,8 @@ fn interrupt_map_spis(tree: &Tree, node: &NodeRef<'_>) -> Result<Vec<u32>, Strin
         let spec_at = ph_at + 1 + p_addr;
         let spec = map.get(spec_at..spec_at + p_irq).ok_or_else(bad)?;
         if irq::is_gic(&parent) {
-            let int = irq::Interrupt::from_gic_cells(spec).map_err(|e| e.to_string())?;
+            let int = irq::Interrupt::from_gic_cells(spec)
+                .map_err(ResourceError::InterruptMapSpecifier)?;
             if int.intid() >= 32 && !out.contains(&int.intid()) {
                 out.push(int.intid());
             }
@@ -126,6 +195,66 @@ mod tests {
         let mut spis = pcie.intids.clone();
         spis.sort();
         assert_eq!(spis, alloc::vec![35, 36, 37, 38]);
-        assert!(device_resources(&host, "/nope").is_err());
+        let err = device_resources(&host, "/nope").unwrap_err();
+        assert_eq!(
+            err,
+            ResourceError::NoSuchNode {
+                path: "/nope".into()
+            }
+        );
+        assert_eq!(
+            alloc::format!("{err}"),
+            "/nope: no such node in the host device tree"
+        );
+    }
+
+    /// `e`'s message and its source's, if it has one.
+    fn texts(e: &dyn core::error::Error) -> (String, Option<String>) {
+        use alloc::string::ToString;
+        (e.to_string(), e.source().map(ToString::to_string))
+    }
+
+    #[test]
+    fn resource_error_messages() {
+        let path = || String::from("/pcie@10000000");
+        let bad_reg = PropError::BadLength {
+            prop: "reg",
+            len: 12,
+        };
+        for (e, text, source) in [
+            (
+                ResourceError::NoSuchNode { path: path() },
+                "/pcie@10000000: no such node in the host device tree",
+                None,
+            ),
+            (
+                ResourceError::BadReg {
+                    path: path(),
+                    error: bad_reg,
+                },
+                "/pcie@10000000: bad reg: `reg` has a malformed length (12 bytes)",
+                Some("`reg` has a malformed length (12 bytes)"),
+            ),
+            (
+                ResourceError::Interrupts {
+                    path: path(),
+                    error: IrqError::NoInterruptParent,
+                },
+                "/pcie@10000000: no interrupt parent",
+                Some("no interrupt parent"),
+            ),
+            (
+                ResourceError::MalformedInterruptMap { path: path() },
+                "/pcie@10000000: malformed interrupt-map",
+                None,
+            ),
+            (
+                ResourceError::InterruptMapSpecifier(IrqError::UnsupportedType(2)),
+                "unsupported GIC interrupt type 2",
+                Some("unsupported GIC interrupt type 2"),
+            ),
+        ] {
+            assert_eq!(texts(&e), (text.into(), source.map(String::from)));
+        }
     }
 }

@@ -82,7 +82,11 @@ fn main() -> ExitCode {
                     source,
                 })
                 .map(|r| {
-                    u8::from(!r.violations.is_empty() || r.percent() >= layering::LIMIT_PERCENT)
+                    u8::from(
+                        !r.violations.is_empty()
+                            || !r.orphans.is_empty()
+                            || r.percent() >= layering::LIMIT_PERCENT,
+                    )
                 })
         }
     };

@@ -1,8 +1,8 @@
 //! Interrupt specifiers: [`Interrupt`] (a GIC SPI or PPI as the device
 //! tree numbers it) and the decoding of a node's `interrupts` or
-//! `interrupts-extended` through its interrupt parent.
+//! `interrupts-extended` through its interrupt parent; [`IrqError`] says
+//! why they could not be decoded.
 
-use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
@@ -33,6 +33,93 @@ pub enum IrqKind {
     Ppi,
 }
 
+/// Why an interrupt specifier, or a node's interrupts, could not be
+/// decoded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum IrqError {
+    /// A GIC specifier shorter than its 3 cells.
+    ShortSpecifier {
+        /// Cells found.
+        cells: usize,
+    },
+    /// A GIC specifier type other than 0 (SPI) or 1 (PPI).
+    UnsupportedType(u32),
+    /// A GIC interrupt number above [`MAX_SPI`] or [`MAX_PPI`].
+    NumberOutOfRange(u32),
+    /// `interrupt-parent` is not one cell.
+    MalformedInterruptParent,
+    /// `interrupt-parent` names a phandle that is no node.
+    NoSuchInterruptParent {
+        /// The phandle.
+        phandle: u32,
+    },
+    /// The search for an interrupt parent reached the root.
+    NoInterruptParent,
+    /// The `interrupt-parent` chain is longer than the search allows (a
+    /// cycle, most likely).
+    ParentChainTooLong,
+    /// An interrupt controller's `#interrupt-cells` is missing or not 1
+    /// to 4.
+    BadInterruptCells {
+        /// Path of the controller.
+        path: String,
+    },
+    /// The interrupt parent is not one of the [`GIC_COMPATIBLES`].
+    NotGic {
+        /// Path of the interrupt parent.
+        path: String,
+    },
+    /// `interrupts-extended` is not a whole number of cells.
+    MalformedExtended,
+    /// `interrupts-extended` names a phandle that is no node.
+    NoSuchExtendedParent {
+        /// The phandle.
+        phandle: u32,
+    },
+    /// `interrupts-extended` ends inside a specifier.
+    TruncatedExtended,
+    /// `interrupts` is not a whole number of cells.
+    MalformedInterrupts,
+    /// `interrupts` is not a whole number of specifiers.
+    PartialSpecifier {
+        /// Cells in `interrupts`.
+        cells: usize,
+        /// The parent's `#interrupt-cells`.
+        per: usize,
+    },
+}
+
+impl fmt::Display for IrqError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::ShortSpecifier { cells } => {
+                write!(f, "GIC specifier needs 3 cells, has {cells}")
+            }
+            Self::UnsupportedType(t) => write!(f, "unsupported GIC interrupt type {t}"),
+            Self::NumberOutOfRange(n) => write!(f, "GIC interrupt number {n} out of range"),
+            Self::MalformedInterruptParent => f.write_str("malformed `interrupt-parent`"),
+            Self::NoSuchInterruptParent { phandle } => {
+                write!(f, "interrupt-parent {phandle:#x} names no node")
+            }
+            Self::NoInterruptParent => f.write_str("no interrupt parent"),
+            Self::ParentChainTooLong => f.write_str("interrupt-parent chain too long"),
+            Self::BadInterruptCells { path } => write!(f, "{path}: malformed #interrupt-cells"),
+            Self::NotGic { path } => write!(f, "interrupt parent {path} is not a GIC"),
+            Self::MalformedExtended => f.write_str("malformed `interrupts-extended`"),
+            Self::NoSuchExtendedParent { phandle } => {
+                write!(f, "interrupts-extended: phandle {phandle:#x} names no node")
+            }
+            Self::TruncatedExtended => f.write_str("truncated `interrupts-extended`"),
+            Self::MalformedInterrupts => f.write_str("malformed `interrupts`"),
+            Self::PartialSpecifier { cells, per } => {
+                write!(f, "`interrupts` has {cells} cells, not a multiple of {per}")
+            }
+        }
+    }
+}
+
+impl core::error::Error for IrqError {}
+
 /// A GIC interrupt as the device tree gives it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Interrupt {
@@ -59,17 +146,17 @@ impl Interrupt {
     }
 
     /// Decodes a 3-cell GIC specifier `<type number flags>`.
-    pub fn from_gic_cells(cells: &[u32]) -> Result<Self, String> {
+    pub fn from_gic_cells(cells: &[u32]) -> Result<Self, IrqError> {
         let [kind, number, flags, ..] = *cells else {
-            return Err(format!("GIC specifier needs 3 cells, has {}", cells.len()));
+            return Err(IrqError::ShortSpecifier { cells: cells.len() });
         };
         let (kind, max) = match kind {
             0 => (IrqKind::Spi, MAX_SPI),
             1 => (IrqKind::Ppi, MAX_PPI),
-            other => return Err(format!("unsupported GIC interrupt type {other}")),
+            other => return Err(IrqError::UnsupportedType(other)),
         };
         if number > max {
-            return Err(format!("GIC interrupt number {number} out of range"));
+            return Err(IrqError::NumberOutOfRange(number));
         }
         Ok(Self {
             kind,
@@ -103,38 +190,38 @@ pub fn is_gic(node: &NodeRef<'_>) -> bool {
 /// The interrupt parent of `node`, as Linux finds it: follow
 /// `interrupt-parent` (inherited from ancestors) or else the tree parent,
 /// until a node with `#interrupt-cells`.
-pub fn interrupt_parent<'t>(tree: &'t Tree, node: &NodeRef<'t>) -> Result<NodeRef<'t>, String> {
+pub fn interrupt_parent<'t>(tree: &'t Tree, node: &NodeRef<'t>) -> Result<NodeRef<'t>, IrqError> {
     let mut at = node.clone();
     // Bounded: a phandle cycle must not hang the boot.
     for _ in 0..64 {
         let next = match at.prop("interrupt-parent") {
             Some(p) => {
-                let phandle = p.as_u32().ok_or("malformed `interrupt-parent`")?;
+                let phandle = p.as_u32().ok_or(IrqError::MalformedInterruptParent)?;
                 tree.by_phandle(phandle)
-                    .ok_or_else(|| format!("interrupt-parent {phandle:#x} names no node"))?
+                    .ok_or(IrqError::NoSuchInterruptParent { phandle })?
             }
-            None => at.parent().ok_or("no interrupt parent")?,
+            None => at.parent().ok_or(IrqError::NoInterruptParent)?,
         };
         if next.has_prop("#interrupt-cells") {
             return Ok(next);
         }
         at = next;
     }
-    Err("interrupt-parent chain too long".into())
+    Err(IrqError::ParentChainTooLong)
 }
 
 /// `#interrupt-cells` of an interrupt controller (1 to 4).
-fn interrupt_cells(ctrl: &NodeRef<'_>) -> Result<usize, String> {
+fn interrupt_cells(ctrl: &NodeRef<'_>) -> Result<usize, IrqError> {
     match ctrl.prop_u32("#interrupt-cells") {
         Some(n @ 1..=4) => Ok(n as usize),
-        _ => Err(format!("{}: malformed #interrupt-cells", ctrl.path())),
+        _ => Err(IrqError::BadInterruptCells { path: ctrl.path() }),
     }
 }
 
 /// Decodes one specifier for controller `ctrl`, which must be a GIC.
-fn decode(ctrl: &NodeRef<'_>, spec: &[u32]) -> Result<Interrupt, String> {
+fn decode(ctrl: &NodeRef<'_>, spec: &[u32]) -> Result<Interrupt, IrqError> {
     if !is_gic(ctrl) {
-        return Err(format!("interrupt parent {} is not a GIC", ctrl.path()));
+        return Err(IrqError::NotGic { path: ctrl.path() });
     }
     Interrupt::from_gic_cells(spec)
 }
@@ -142,17 +229,17 @@ fn decode(ctrl: &NodeRef<'_>, spec: &[u32]) -> Result<Interrupt, String> {
 /// All interrupts of `node` (`interrupts-extended` if present, else
 /// `interrupts` through the interrupt parent); empty when it has none.
 /// Every specifier must be for a GIC.
-pub fn interrupts(tree: &Tree, node: &NodeRef<'_>) -> Result<Vec<Interrupt>, String> {
+pub fn interrupts(tree: &Tree, node: &NodeRef<'_>) -> Result<Vec<Interrupt>, IrqError> {
     if let Some(ext) = node.prop("interrupts-extended") {
-        let cells = ext.as_u32_list().ok_or("malformed `interrupts-extended`")?;
+        let cells = ext.as_u32_list().ok_or(IrqError::MalformedExtended)?;
         let mut out = Vec::new();
         let mut rest = cells.as_slice();
         while let [phandle, tail @ ..] = rest {
-            let ctrl = tree.by_phandle(*phandle).ok_or_else(|| {
-                format!("interrupts-extended: phandle {phandle:#x} names no node")
-            })?;
+            let ctrl = tree
+                .by_phandle(*phandle)
+                .ok_or(IrqError::NoSuchExtendedParent { phandle: *phandle })?;
             let n = interrupt_cells(&ctrl)?;
-            let spec = tail.get(..n).ok_or("truncated `interrupts-extended`")?;
+            let spec = tail.get(..n).ok_or(IrqError::TruncatedExtended)?;
             out.push(decode(&ctrl, spec)?);
             rest = tail.get(n..).unwrap_or(&[]);
         }
@@ -163,12 +250,12 @@ pub fn interrupts(tree: &Tree, node: &NodeRef<'_>) -> Result<Vec<Interrupt>, Str
     };
     let ctrl = interrupt_parent(tree, node)?;
     let n = interrupt_cells(&ctrl)?;
-    let cells = prop.as_u32_list().ok_or("malformed `interrupts`")?;
+    let cells = prop.as_u32_list().ok_or(IrqError::MalformedInterrupts)?;
     if !cells.len().is_multiple_of(n) {
-        return Err(format!(
-            "`interrupts` has {} cells, not a multiple of {n}",
-            cells.len()
-        ));
+        return Err(IrqError::PartialSpecifier {
+            cells: cells.len(),
+            per: n,
+        });
     }
     cells
         .chunks_exact(n)

@@ -24,8 +24,8 @@ use core::fmt::Display;
 pub use chosen::{Chosen, Uart};
 pub use cpu::{Conduit, Cpu, MPIDR_AFFINITY_MASK, Psci};
 pub use gic::{Gic, GicIts};
-pub use irq::{GIC_COMPATIBLES, Interrupt, IrqKind, MAX_PPI, MAX_SPI};
-pub use pcie::{IommuMapEntry, MsiMapEntry, PciRange, PciSpace, PcieHost};
+pub use irq::{GIC_COMPATIBLES, Interrupt, IrqError, IrqKind, MAX_PPI, MAX_SPI};
+pub use pcie::{IommuMapEntry, MsiMapEntry, PciRange, PciSpace, PcieError, PcieHost};
 pub use smmu::{SMMU_MIN_SIZE, Smmu};
 pub use timer::Timer;
 

@@ -1,16 +1,132 @@
 //! Generic ECAM PCIe host bridges (`compatible = "pci-host-ecam-generic"`):
 //! config space, bus range, address windows, and the RID maps that say
-//! which IOMMU and MSI controller serve each requester ID.
+//! which IOMMU and MSI controller serve each requester ID. A host whose
+//! properties cannot be decoded ([`PcieError`]) is skipped with a warning.
 
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
+use core::fmt;
 
 use super::warn;
 use crate::fdt::cells::{cell, entries, read_cells};
+use crate::fdt::node::PropError;
 use crate::fdt::noderef::NodeRef;
 use crate::fdt::tree::Tree;
 use crate::mm::layout::Region;
+
+/// Why a host bridge's properties could not be decoded. The message names
+/// the property, not the node: the warning it ends up in starts with the
+/// node's path.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PcieError {
+    /// `reg` cannot be read or translated.
+    Reg(PropError),
+    /// `reg` holds no region.
+    EmptyReg,
+    /// `bus-range` is not two cells `<start end>` with
+    /// `start <= end <= 255`.
+    BadBusRange,
+    /// A one-cell property (`iommu-map-mask`) is not one cell.
+    MalformedCell {
+        /// The property.
+        prop: &'static str,
+    },
+    /// `msi-parent` is empty or not a whole number of cells.
+    BadMsiParent,
+    /// An `iommu-map`/`msi-map` is empty or not a whole number of 4-cell
+    /// entries.
+    MapNotWhole {
+        /// The property.
+        prop: &'static str,
+        /// Its length in bytes.
+        len: usize,
+    },
+    /// An `iommu-map`/`msi-map` entry is shorter than 4 cells.
+    MapEntryTruncated {
+        /// The property.
+        prop: &'static str,
+        /// Index of the entry.
+        entry: usize,
+    },
+    /// An `iommu-map`/`msi-map` entry has length 0, or its input or output
+    /// ID range passes 2^32.
+    MapEntryBadLength {
+        /// The property.
+        prop: &'static str,
+        /// Index of the entry.
+        entry: usize,
+        /// The entry's length.
+        length: u32,
+    },
+    /// An `iommu-map`/`msi-map` entry names a phandle that is no node.
+    MapEntryNoNode {
+        /// The property.
+        prop: &'static str,
+        /// Index of the entry.
+        entry: usize,
+        /// The phandle.
+        phandle: u32,
+    },
+    /// The bridge's `#address-cells` is not 3 (PCI addresses).
+    AddressCells,
+    /// The bridge's `#size-cells` is not 1 or 2.
+    SizeCells,
+    /// The parent's `#address-cells` cannot be read.
+    ParentCells(PropError),
+    /// `ranges` is not a whole number of entries.
+    MalformedRanges {
+        /// Its length in bytes.
+        len: usize,
+    },
+    /// A `ranges` entry's CPU address cannot be translated.
+    RangesUntranslatable(PropError),
+}
+
+impl fmt::Display for PcieError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Reg(e) | Self::ParentCells(e) => write!(f, "{e}"),
+            Self::EmptyReg => f.write_str("empty `reg`"),
+            Self::BadBusRange => f.write_str("malformed `bus-range`"),
+            Self::MalformedCell { prop } => write!(f, "malformed `{prop}`"),
+            Self::BadMsiParent => f.write_str("malformed `msi-parent`"),
+            Self::MapNotWhole { prop, len } => write!(
+                f,
+                "`{prop}` is truncated ({len} bytes, not a whole number of 4-cell entries)"
+            ),
+            Self::MapEntryTruncated { prop, entry } => {
+                write!(f, "`{prop}` entry {entry} is truncated")
+            }
+            Self::MapEntryBadLength {
+                prop,
+                entry,
+                length,
+            } => write!(f, "`{prop}` entry {entry} has a bad length {length:#x}"),
+            Self::MapEntryNoNode {
+                prop,
+                entry,
+                phandle,
+            } => write!(
+                f,
+                "`{prop}` entry {entry} names phandle {phandle:#x}, which is no node"
+            ),
+            Self::AddressCells => f.write_str("#address-cells is not 3"),
+            Self::SizeCells => f.write_str("#size-cells is not 1 or 2"),
+            Self::MalformedRanges { len } => write!(f, "malformed `ranges` ({len} bytes)"),
+            Self::RangesUntranslatable(e) => write!(f, "`ranges`: {e}"),
+        }
+    }
+}
+
+impl core::error::Error for PcieError {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        match self {
+            Self::Reg(e) | Self::ParentCells(e) | Self::RangesUntranslatable(e) => Some(e),
+            _ => None,
+        }
+    }
+}
 
 /// The address space of a `ranges` entry (phys.hi bits 25:24).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -120,18 +236,22 @@ pub fn pcie_hosts(tree: &Tree, warnings: &mut Vec<String>) -> Vec<PcieHost> {
     out
 }
 
-fn host(tree: &Tree, node: &NodeRef<'_>, warnings: &mut Vec<String>) -> Result<PcieHost, String> {
+fn host(
+    tree: &Tree,
+    node: &NodeRef<'_>,
+    warnings: &mut Vec<String>,
+) -> Result<PcieHost, PcieError> {
     let ecam = node
         .reg_cpu()
-        .map_err(|e| format!("{e}"))?
+        .map_err(PcieError::Reg)?
         .first()
         .copied()
-        .ok_or("empty `reg`")?;
+        .ok_or(PcieError::EmptyReg)?;
     let bus_range = match node.prop("bus-range") {
         None => (0, 255),
         Some(p) => match p.as_u32_list().as_deref() {
             Some(&[start, end]) if start <= end && end <= 255 => (start, end),
-            _ => return Err("malformed `bus-range`".into()),
+            _ => return Err(PcieError::BadBusRange),
         },
     };
     let buses = (bus_range.1 - bus_range.0 + 1) as u64;
@@ -149,7 +269,7 @@ fn host(tree: &Tree, node: &NodeRef<'_>, warnings: &mut Vec<String>) -> Result<P
     let msi_parent = match node.prop("msi-parent") {
         None => None,
         Some(p) if p.value.len().is_multiple_of(4) && !p.value.is_empty() => cell(&p.value, 0),
-        Some(_) => return Err("malformed `msi-parent`".into()),
+        Some(_) => return Err(PcieError::BadMsiParent),
     };
     let iommu_map = id_map(tree, node, "iommu-map")?
         .into_iter()
@@ -185,13 +305,13 @@ fn host(tree: &Tree, node: &NodeRef<'_>, warnings: &mut Vec<String>) -> Result<P
 }
 
 /// A one-cell property that may be absent.
-fn optional_u32(node: &NodeRef<'_>, name: &str) -> Result<Option<u32>, String> {
+fn optional_u32(node: &NodeRef<'_>, name: &'static str) -> Result<Option<u32>, PcieError> {
     match node.prop(name) {
         None => Ok(None),
         Some(p) => p
             .as_u32()
             .map(Some)
-            .ok_or_else(|| format!("malformed `{name}`")),
+            .ok_or(PcieError::MalformedCell { prop: name }),
     }
 }
 
@@ -199,34 +319,38 @@ fn optional_u32(node: &NodeRef<'_>, name: &str) -> Result<Option<u32>, String> {
 /// out-base length>` (the layout Linux's `of_map_id` reads). Each length
 /// must be non-zero, the ID range must not wrap, and the phandle must name
 /// a node.
-fn id_map(tree: &Tree, node: &NodeRef<'_>, name: &str) -> Result<Vec<[u32; 4]>, String> {
+fn id_map(tree: &Tree, node: &NodeRef<'_>, name: &'static str) -> Result<Vec<[u32; 4]>, PcieError> {
     let Some(prop) = node.prop(name) else {
         return Ok(Vec::new());
     };
     let cells = prop
         .as_u32_list()
         .filter(|c| c.len().is_multiple_of(4) && !c.is_empty())
-        .ok_or_else(|| {
-            format!(
-                "`{name}` is truncated ({} bytes, not a whole number of 4-cell entries)",
-                prop.value.len()
-            )
+        .ok_or(PcieError::MapNotWhole {
+            prop: name,
+            len: prop.value.len(),
         })?;
     let mut out = Vec::new();
-    for (i, entry) in cells.chunks_exact(4).enumerate() {
-        let &[base, phandle, out_base, length] = entry else {
-            return Err(format!("`{name}` entry {i} is truncated"));
+    for (entry, cells) in cells.chunks_exact(4).enumerate() {
+        let &[base, phandle, out_base, length] = cells else {
+            return Err(PcieError::MapEntryTruncated { prop: name, entry });
         };
         if length == 0
             || (base as u64 + length as u64) > 1 << 32
             || (out_base as u64 + length as u64) > 1 << 32
         {
-            return Err(format!("`{name}` entry {i} has a bad length {length:#x}"));
+            return Err(PcieError::MapEntryBadLength {
+                prop: name,
+                entry,
+                length,
+            });
         }
         if tree.by_phandle(phandle).is_none() {
-            return Err(format!(
-                "`{name}` entry {i} names phandle {phandle:#x}, which is no node"
-            ));
+            return Err(PcieError::MapEntryNoNode {
+                prop: name,
+                entry,
+                phandle,
+            });
         }
         out.push([base, phandle, out_base, length]);
     }
@@ -235,29 +359,31 @@ fn id_map(tree: &Tree, node: &NodeRef<'_>, name: &str) -> Result<Vec<[u32; 4]>, 
 
 /// Decodes `ranges`: entries of 3 PCI address cells, the parent's address
 /// cells and the bridge's size cells; CPU addresses are translated.
-fn ranges(node: &NodeRef<'_>) -> Result<Vec<PciRange>, String> {
+fn ranges(node: &NodeRef<'_>) -> Result<Vec<PciRange>, PcieError> {
     let Some(prop) = node.prop("ranges") else {
         return Ok(Vec::new());
     };
     let child_ac = node
         .child_address_cells()
         .filter(|&n| n == 3)
-        .ok_or("#address-cells is not 3")?;
+        .ok_or(PcieError::AddressCells)?;
     let sc = node
         .child_size_cells()
         .filter(|&n| n == 1 || n == 2)
-        .ok_or("#size-cells is not 1 or 2")?;
-    let pac = node.address_cells().map_err(|e| format!("{e}"))?;
-    let bad = || format!("malformed `ranges` ({} bytes)", prop.value.len());
+        .ok_or(PcieError::SizeCells)?;
+    let pac = node.address_cells().map_err(PcieError::ParentCells)?;
+    let bad = PcieError::MalformedRanges {
+        len: prop.value.len(),
+    };
     let mut out = Vec::new();
-    for entry in entries(&prop.value, child_ac + pac + sc).ok_or_else(bad)? {
-        let hi = cell(entry, 0).ok_or_else(bad)?;
-        let pci_addr = read_cells(entry, 1, 2).ok_or_else(bad)?;
-        let bus_addr = read_cells(entry, 3, pac).ok_or_else(bad)?;
-        let size = read_cells(entry, 3 + pac as usize, sc).ok_or_else(bad)?;
+    for entry in entries(&prop.value, child_ac + pac + sc).ok_or(bad)? {
+        let hi = cell(entry, 0).ok_or(bad)?;
+        let pci_addr = read_cells(entry, 1, 2).ok_or(bad)?;
+        let bus_addr = read_cells(entry, 3, pac).ok_or(bad)?;
+        let size = read_cells(entry, 3 + pac as usize, sc).ok_or(bad)?;
         let cpu_addr = node
             .translate(bus_addr)
-            .map_err(|e| format!("`ranges`: {e}"))?;
+            .map_err(PcieError::RangesUntranslatable)?;
         let space = match (hi >> 24) & 3 {
             0 => PciSpace::Config,
             1 => PciSpace::Io,

@@ -3,6 +3,7 @@
 
 mod builder;
 mod early;
+mod errors;
 mod handwritten;
 mod qemu;
 mod robust;

@@ -147,6 +147,15 @@ impl fmt::Display for BootMapError {
     }
 }
 
+impl core::error::Error for BootMapError {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        match self {
+            BootMapError::Plan(e) => Some(e),
+            BootMapError::Map(e) => Some(e),
+        }
+    }
+}
+
 impl El2Map {
     /// Builds the map of the W^X plan of `ram`, the `image` and the
     /// `uart`, with tables from `tables`. Takes no lock and allocates

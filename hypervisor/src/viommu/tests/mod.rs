@@ -3,6 +3,7 @@
 
 mod attach;
 mod batch;
+mod errors;
 mod fuzz;
 mod map;
 mod probe;

@@ -154,6 +154,23 @@ pub enum ParseError {
     Truncated(RequestType),
 }
 
+impl core::fmt::Display for ParseError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            ParseError::NoHead => f.write_str("request shorter than its head"),
+            ParseError::UnknownType(t) => write!(f, "unknown request type {t}"),
+            ParseError::Truncated(kind) => write!(
+                f,
+                "{} request shorter than its {} bytes",
+                kind.name(),
+                kind.readable_len()
+            ),
+        }
+    }
+}
+
+impl core::error::Error for ParseError {}
+
 fn array<const N: usize>(buf: &[u8], off: usize) -> [u8; N] {
     let mut out = [0; N];
     if let Some(src) = buf.get(off..off.saturating_add(N)) {

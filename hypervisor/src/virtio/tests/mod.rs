@@ -3,6 +3,7 @@
 //! seeded fuzz run over rings and registers; all against [`fake::Echo`]
 //! and a [`VecMemory`](crate::virtio::VecMemory).
 
+mod errors;
 mod fake;
 mod fuzz;
 mod malformed;

@@ -221,3 +221,9 @@ impl fmt::Display for GuestDtError {
         }
     }
 }
+
+/// No [`core::error::Error::source`]: the only wrapped error,
+/// [`vm_fdt::Error`] in [`GuestDtError::Writer`], implements
+/// `std::error::Error` only with vm-fdt's `std` feature, which a `no_std`
+/// hypervisor cannot enable; its text is part of the message instead.
+impl core::error::Error for GuestDtError {}

@@ -5,6 +5,7 @@ use super::*;
 use crate::arch::fake::Op;
 use crate::devices::AccessCtx;
 use crate::virtio::memory::GuestMemory;
+use crate::vm::resources::ResourceError;
 
 #[test]
 fn a_guest_has_its_devices_in_the_table() {
@@ -153,10 +154,22 @@ fn build_errors_are_typed() {
         initrd: None,
         ram: ram(),
     };
+    let err = build(&ctx, spec).err().expect("refused");
     assert!(matches!(
-        build(&ctx, spec),
-        Err(super::super::build::BuildError::Device(_))
+        &err,
+        super::super::build::BuildError::Device(ResourceError::NoSuchNode { path })
+            if path == "/nonexistent"
     ));
+    assert_eq!(
+        alloc::format!("{err}"),
+        "/nonexistent: no such node in the host device tree"
+    );
+    assert_eq!(
+        core::error::Error::source(&err).map(alloc::string::ToString::to_string),
+        Some(String::from(
+            "/nonexistent: no such node in the host device tree"
+        ))
+    );
     // The virtio-iommu window over the GIC distributor.
     let mut c = config("a", &[0], true);
     c.viommu.as_mut().unwrap().base = 0x0800_0000;
