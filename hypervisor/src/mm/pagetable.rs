@@ -837,6 +837,53 @@ impl<F: Format> PageTable<F> {
         }
     }
 
+    /// Calls `f(va, pa, size, attrs)` for every leaf (page or block), in
+    /// address order; returns the number of table pages linked in the
+    /// table, the root included. A whole-table walk, for checks and
+    /// reports, not for a request path.
+    pub fn for_each_leaf(
+        &self,
+        mem: &impl TableMemory,
+        mut f: impl FnMut(u64, u64, u64, Attrs),
+    ) -> usize {
+        fn walk<F: Format>(
+            mem: &impl TableMemory,
+            table: u64,
+            level: usize,
+            entries: usize,
+            base: u64,
+            f: &mut impl FnMut(u64, u64, u64, Attrs),
+        ) -> usize {
+            let mut tables = 0;
+            let ptr = mem.table_ptr(table);
+            for i in 0..entries {
+                // SAFETY: live table page (or concatenated root), index in
+                // range.
+                let d = unsafe { ptr.add(i).read_volatile() };
+                if d & VALID == 0 {
+                    continue;
+                }
+                let va = base + i as u64 * level_size(level);
+                if level < 3 && d & TABLE_OR_PAGE != 0 {
+                    tables += 1 + walk::<F>(mem, d & OA_MASK, level + 1, ENTRIES, va, f);
+                } else {
+                    f(va, d & OA_MASK, level_size(level), F::decode(d));
+                }
+            }
+            tables
+        }
+        let pages = self.root_entries.div_ceil(ENTRIES);
+        pages
+            + walk::<F>(
+                mem,
+                self.root,
+                self.start_level,
+                self.root_entries,
+                0,
+                &mut f,
+            )
+    }
+
     /// Frees every table page, the root included.
     pub fn destroy(self, mem: &mut impl TableMemory) {
         let pages = self.root_entries.div_ceil(ENTRIES);

@@ -4,6 +4,7 @@
 
 mod build;
 mod exits;
+mod io_budget;
 mod irq;
 mod power;
 mod smmu;
