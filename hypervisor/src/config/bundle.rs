@@ -38,8 +38,8 @@ use super::{BundleError, GuestConfig, GuestRef, Part};
 /// The first eight bytes of every bundle.
 pub const MAGIC: [u8; 8] = *b"PARTITA\0";
 /// The format version written and read. 2: [`GuestConfig`] gained
-/// `viommu` (version 1 configs do not decode).
-pub const VERSION: u32 = 2;
+/// `viommu` (version 1 configs do not decode); 3: it gained `limits`.
+pub const VERSION: u32 = 3;
 /// Size of the fixed header.
 pub const HEADER_LEN: usize = 32;
 /// Size of one part descriptor.

@@ -8,7 +8,10 @@ use alloc::vec::Vec;
 use core::fmt;
 use serde::{Deserialize, Serialize};
 
-use super::limits::{DEFAULT_MEMORY_BASE, DEFAULT_VIOMMU_BASE, DEFAULT_VIOMMU_SPI};
+use super::limits::{
+    DEFAULT_IO_MAPPINGS, DEFAULT_IO_TABLE_MEMORY, DEFAULT_MEMORY_BASE, DEFAULT_VIOMMU_BASE,
+    DEFAULT_VIOMMU_SPI,
+};
 
 /// What a guest's PSCI `SYSTEM_RESET` does. (`SYSTEM_OFF` always stops the
 /// guest.)
@@ -45,9 +48,44 @@ pub struct GuestConfig {
     /// What `SYSTEM_RESET` does.
     pub on_reset: ResetAction,
     /// The guest's virtio-iommu, when it has one (`[guest.viommu]` present
-    /// and not `enabled = false`). Last field: see the module doc.
+    /// and not `enabled = false`).
     #[serde(default)]
     pub viommu: Option<ViommuConfig>,
+    /// What the guest may make the hypervisor hold (`[guest.limits]`).
+    /// Last field: see the module doc.
+    #[serde(default)]
+    pub limits: GuestLimits,
+}
+
+/// Per-guest budgets of what a guest can make the hypervisor allocate
+/// (`[guest.limits]`; docs/viommu.md, "Budgets and bounds").
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GuestLimits {
+    /// Bytes of IO page tables its virtio-iommu domains may hold (a
+    /// multiple of 4 KiB, from
+    /// [`MIN_IO_TABLE_MEMORY`](super::limits::MIN_IO_TABLE_MEMORY) to
+    /// [`MAX_IO_TABLE_MEMORY`](super::limits::MAX_IO_TABLE_MEMORY)).
+    pub io_table_memory: u64,
+    /// Most virtio-iommu mappings, all domains together (1 to
+    /// [`MAX_IO_MAPPINGS`](super::limits::MAX_IO_MAPPINGS)).
+    pub io_mappings: u32,
+}
+
+impl GuestLimits {
+    /// The IO page-table budget in 4 KiB pages.
+    pub const fn io_table_pages(&self) -> usize {
+        (self.io_table_memory / 4096) as usize
+    }
+}
+
+impl Default for GuestLimits {
+    /// [`DEFAULT_IO_TABLE_MEMORY`] and [`DEFAULT_IO_MAPPINGS`].
+    fn default() -> Self {
+        Self {
+            io_table_memory: DEFAULT_IO_TABLE_MEMORY,
+            io_mappings: DEFAULT_IO_MAPPINGS,
+        }
+    }
 }
 
 impl GuestConfig {
@@ -64,6 +102,7 @@ impl GuestConfig {
             devices: Vec::new(),
             on_reset: ResetAction::Restart,
             viommu: None,
+            limits: GuestLimits::default(),
         }
     }
 }

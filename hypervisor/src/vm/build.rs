@@ -193,9 +193,15 @@ pub fn build(ctx: &BuildCtx<'_>, spec: GuestSpec) -> Result<Guest, BuildError> {
         .map_err(BuildError::Devices)?;
     let viommu = match &config.viommu {
         Some(v) => {
-            let dev = viommu::create(ram, dma.clone(), ctx.vmids.clone(), v.spi + SPI_BASE)
-                .map(Arc::new)
-                .map_err(BuildError::Viommu)?;
+            let dev = viommu::create(
+                ram,
+                dma.clone(),
+                ctx.vmids.clone(),
+                v.spi + SPI_BASE,
+                &config.limits,
+            )
+            .map(Arc::new)
+            .map_err(BuildError::Viommu)?;
             devices
                 .insert(Region::new(v.base, VIOMMU_MMIO_SIZE), dev.clone())
                 .map_err(BuildError::Devices)?;

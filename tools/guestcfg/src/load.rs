@@ -8,7 +8,9 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use hypervisor::config::limits::{DEFAULT_MEMORY_BASE, DEFAULT_VIOMMU_BASE, DEFAULT_VIOMMU_SPI};
-use hypervisor::config::{Field, GuestConfig, ValidationError, ViommuConfig, check_guests};
+use hypervisor::config::{
+    Field, GuestConfig, GuestLimits, ValidationError, ViommuConfig, check_guests,
+};
 
 use crate::locate::{key_path_at, position};
 use crate::raw::{RawFile, RawGuest};
@@ -144,6 +146,18 @@ pub fn load_str(text: &str, path: &Path) -> Result<ConfigFile, Vec<ConfigError>>
                 spi: v.spi.as_ref().map_or(DEFAULT_VIOMMU_SPI, |s| *s.get_ref()),
             })
         });
+        let mut limits = GuestLimits::default();
+        if let Some(l) = g.limits.as_ref().map(|l| l.get_ref()) {
+            if let Some(v) = &l.io_table_memory {
+                match v.get_ref().bytes() {
+                    Ok(bytes) => limits.io_table_memory = bytes,
+                    Err(kind) => fail(v.span(), "limits.io_table_memory", kind),
+                }
+            }
+            if let Some(v) = &l.io_mappings {
+                limits.io_mappings = *v.get_ref();
+            }
+        }
         let kernel = source(g.kernel.get_ref(), dir, Image::Kernel)
             .map_err(|kind| fail(g.kernel.span(), "kernel", kind))
             .ok();
@@ -171,6 +185,7 @@ pub fn load_str(text: &str, path: &Path) -> Result<ConfigFile, Vec<ConfigError>>
                 .collect(),
             on_reset: g.on_reset.unwrap_or_default(),
             viommu,
+            limits,
         };
         // On a bad source the placeholder is never used: errors is not empty.
         let (kernel, initrd) = (

@@ -32,6 +32,15 @@ pub(crate) struct RawGuest {
     pub devices: Option<Spanned<Vec<Spanned<String>>>>,
     pub memory: Spanned<RawMemory>,
     pub viommu: Option<Spanned<RawViommu>>,
+    pub limits: Option<Spanned<RawLimits>>,
+}
+
+/// `[guest.limits]`: per-guest budgets, each key optional.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawLimits {
+    pub io_table_memory: Option<Spanned<SizeValue>>,
+    pub io_mappings: Option<Spanned<u32>>,
 }
 
 /// `[guest.memory]`.

@@ -28,6 +28,9 @@ pub(crate) struct GuestSpans {
     viommu: Option<Position>,
     viommu_base: Option<Position>,
     viommu_spi: Option<Position>,
+    limits: Option<Position>,
+    io_table_memory: Option<Position>,
+    io_mappings: Option<Position>,
 }
 
 impl GuestSpans {
@@ -37,6 +40,7 @@ impl GuestSpans {
         let g = guest.get_ref();
         let memory = g.memory.get_ref();
         let viommu = g.viommu.as_ref().map(|v| v.get_ref());
+        let limits = g.limits.as_ref().map(|l| l.get_ref());
         Self {
             guest: at(guest.span()),
             name: at(g.name.span()),
@@ -55,6 +59,13 @@ impl GuestSpans {
             viommu: g.viommu.as_ref().map(|v| at(v.span())),
             viommu_base: viommu.and_then(|v| v.base.as_ref()).map(|b| at(b.span())),
             viommu_spi: viommu.and_then(|v| v.spi.as_ref()).map(|b| at(b.span())),
+            limits: g.limits.as_ref().map(|l| at(l.span())),
+            io_table_memory: limits
+                .and_then(|l| l.io_table_memory.as_ref())
+                .map(|v| at(v.span())),
+            io_mappings: limits
+                .and_then(|l| l.io_mappings.as_ref())
+                .map(|v| at(v.span())),
         }
     }
 }
@@ -129,6 +140,17 @@ impl Locator<'_> {
             (Field::ViommuSpi, _) => match s.viommu_spi {
                 Some(spi) => (".viommu.spi".into(), spi),
                 None => (".viommu".into(), s.viommu.unwrap_or(s.guest)),
+            },
+            (Field::Limits, _) => match problem {
+                Problem::IoTableMemory { .. } if s.io_table_memory.is_some() => (
+                    ".limits.io_table_memory".into(),
+                    s.io_table_memory.unwrap_or(s.guest),
+                ),
+                Problem::IoMappings { .. } if s.io_mappings.is_some() => (
+                    ".limits.io_mappings".into(),
+                    s.io_mappings.unwrap_or(s.guest),
+                ),
+                _ => (".limits".into(), s.limits.unwrap_or(s.guest)),
             },
         };
         (prefix + &key, Some(position))

@@ -9,6 +9,7 @@ pub mod vmids;
 
 use super::dma::GuestDma;
 use super::ram::GuestRam;
+use crate::config::GuestLimits;
 use crate::devices::viommu_mmio::ViommuMmio;
 use crate::viommu::model::{ConfigError, Viommu, ViommuConfig};
 use alloc::sync::Arc;
@@ -19,17 +20,21 @@ use vmids::VmidPool;
 pub type GuestViommu = ViommuMmio<SmmuBackend>;
 
 /// Builds the virtio-iommu of a guest with RAM `ram` and SMMU view `dma`,
-/// signalling with virtual SPI `intid`.
+/// signalling with virtual SPI `intid`, within the guest's `limits` (IO
+/// page-table pages, mappings).
 pub fn create(
     ram: GuestRam,
     dma: Arc<GuestDma>,
     vmids: Arc<VmidPool>,
     intid: u32,
+    limits: &GuestLimits,
 ) -> Result<GuestViommu, ConfigError> {
     let cfg = ViommuConfig {
         input_end: (1u64 << IOVA_BITS) - 1,
+        max_mappings: limits.io_mappings as usize,
         ..ViommuConfig::default()
     };
-    let model = Viommu::new(SmmuBackend::new(ram, dma, vmids), cfg)?;
+    let backend = SmmuBackend::with_table_limit(ram, dma, vmids, limits.io_table_pages());
+    let model = Viommu::new(backend, cfg)?;
     Ok(ViommuMmio::new(model, intid))
 }
