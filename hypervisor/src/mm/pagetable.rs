@@ -444,6 +444,9 @@ impl<F: Format> PageTable<F> {
     /// alignment of both sides allows): the cost of a map, known before
     /// doing it.
     pub fn leaf_count(&self, va: u64, pa: u64, size: u64) -> u64 {
+        if size == PAGE_SIZE {
+            return 1; // the usual request: no walk of the levels
+        }
         let min = F::MIN_BLOCK_LEVEL.max(self.start_level);
         leaves(
             self.start_level,
