@@ -9,7 +9,8 @@ use core::fmt;
 use serde::{Deserialize, Serialize};
 
 use super::limits::{
-    DEFAULT_MEMORY_BASE, DEFAULT_VIOMMU_BASE, DEFAULT_VIOMMU_DOMAINS, DEFAULT_VIOMMU_SPI,
+    DEFAULT_IO_MAPPINGS, DEFAULT_IO_TABLE_MEMORY, DEFAULT_MEMORY_BASE, DEFAULT_VIOMMU_BASE,
+    DEFAULT_VIOMMU_DOMAINS, DEFAULT_VIOMMU_SPI,
 };
 
 /// What a guest's PSCI `SYSTEM_RESET` does. (`SYSTEM_OFF` always stops the
@@ -64,22 +65,40 @@ pub struct GuestConfig {
 }
 
 /// Per-guest budgets (`[guest.limits]`): bounds on what a guest can make
-/// the hypervisor allocate or hold for it. Over a budget, the request that
-/// would exceed it fails (a virtio-iommu request with NOMEM) and changes
-/// nothing.
+/// the hypervisor allocate or hold for it (docs/viommu.md, "Budgets and
+/// bounds"). Over a budget, the request that would exceed it fails (a
+/// virtio-iommu request with NOMEM) and changes nothing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GuestLimits {
     /// Most virtio-iommu domains the guest holds at once (each translating
     /// one takes a VMID and an IO page table); at most
     /// [`MAX_VIOMMU_DOMAINS`](super::limits::MAX_VIOMMU_DOMAINS).
     pub domains: u32,
+    /// Bytes of IO page tables its virtio-iommu domains may hold (a
+    /// multiple of 4 KiB, from
+    /// [`MIN_IO_TABLE_MEMORY`](super::limits::MIN_IO_TABLE_MEMORY) to
+    /// [`MAX_IO_TABLE_MEMORY`](super::limits::MAX_IO_TABLE_MEMORY)).
+    pub io_table_memory: u64,
+    /// Most virtio-iommu mappings, all domains together (1 to
+    /// [`MAX_IO_MAPPINGS`](super::limits::MAX_IO_MAPPINGS)).
+    pub io_mappings: u32,
+}
+
+impl GuestLimits {
+    /// The IO page-table budget in 4 KiB pages.
+    pub const fn io_table_pages(&self) -> usize {
+        (self.io_table_memory / 4096) as usize
+    }
 }
 
 impl Default for GuestLimits {
-    /// [`DEFAULT_VIOMMU_DOMAINS`] domains.
+    /// [`DEFAULT_VIOMMU_DOMAINS`], [`DEFAULT_IO_TABLE_MEMORY`] and
+    /// [`DEFAULT_IO_MAPPINGS`].
     fn default() -> Self {
         Self {
             domains: DEFAULT_VIOMMU_DOMAINS,
+            io_table_memory: DEFAULT_IO_TABLE_MEMORY,
+            io_mappings: DEFAULT_IO_MAPPINGS,
         }
     }
 }

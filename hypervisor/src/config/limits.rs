@@ -36,6 +36,24 @@ pub const MAX_DEVICES_PER_GUEST: usize = 32;
 /// Longest device path, in bytes.
 pub const MAX_DEVICE_PATH_LEN: usize = 256;
 
+/// Default budget of a guest's IO page tables (`[guest.limits]
+/// io_table_memory`): 8 MiB, 2 048 table pages.
+pub const DEFAULT_IO_TABLE_MEMORY: u64 = 8 << 20;
+
+/// Smallest IO page-table budget: one domain's root (two pages) and one
+/// table per level below it.
+pub const MIN_IO_TABLE_MEMORY: u64 = 16 << 10;
+
+/// Largest IO page-table budget (1 GiB).
+pub const MAX_IO_TABLE_MEMORY: u64 = 1 << 30;
+
+/// Default bound on a guest's virtio-iommu mappings (`[guest.limits]
+/// io_mappings`).
+pub const DEFAULT_IO_MAPPINGS: u32 = 1 << 16;
+
+/// Largest `io_mappings`.
+pub const MAX_IO_MAPPINGS: u32 = 1 << 20;
+
 /// Default guest-physical base of a guest's virtio-iommu window (a free
 /// 4 KiB page on QEMU `virt`, between its virtio-mmio transports at
 /// 0x0a00_0000 and its platform bus at 0x0c00_0000).

@@ -8,7 +8,8 @@ use core::fmt;
 use super::GuestRef;
 use super::limits::{
     MAX_CMDLINE_LEN, MAX_CPUS_PER_GUEST, MAX_DEVICE_PATH_LEN, MAX_DEVICES_PER_GUEST,
-    MAX_GUEST_PHYS, MAX_GUESTS, MAX_NAME_LEN, MEMORY_ALIGN, MIN_MEMORY, VIOMMU_PAGE,
+    MAX_GUEST_PHYS, MAX_GUESTS, MAX_IO_MAPPINGS, MAX_IO_TABLE_MEMORY, MAX_NAME_LEN, MEMORY_ALIGN,
+    MIN_IO_TABLE_MEMORY, MIN_MEMORY, VIOMMU_PAGE,
 };
 use crate::mm::layout::Region;
 
@@ -40,6 +41,8 @@ pub enum Field {
     AllowUntranslatedDma,
     /// `limits.domains`.
     LimitsDomains,
+    /// A key of `[guest.limits]` (the table when the key is absent).
+    Limits,
 }
 
 /// One broken rule.
@@ -354,6 +357,17 @@ pub enum Problem {
         /// Which frame ("the GIC distributor", ...).
         what: &'static str,
     },
+    /// `limits.io_table_memory` is not a multiple of 4 KiB or outside
+    /// [`MIN_IO_TABLE_MEMORY`, `MAX_IO_TABLE_MEMORY`].
+    IoTableMemory {
+        /// The value in bytes.
+        bytes: u64,
+    },
+    /// `limits.io_mappings` is 0 or above [`MAX_IO_MAPPINGS`].
+    IoMappings {
+        /// The value.
+        count: u32,
+    },
     /// The virtio-iommu SPI is above the highest SPI the GIC has.
     ViommuSpiTooHigh {
         /// The SPI number.
@@ -421,6 +435,7 @@ impl Problem {
             | Self::ViommuOverlapsGic { .. } => Field::ViommuBase,
             Self::ViommuSpiTooHigh { .. } | Self::ViommuSpiTaken { .. } => Field::ViommuSpi,
             Self::TooManyDomains { .. } => Field::LimitsDomains,
+            Self::IoTableMemory { .. } | Self::IoMappings { .. } => Field::Limits,
         }
     }
 
@@ -688,6 +703,15 @@ impl fmt::Display for Problem {
                 f,
                 "the virtio-iommu page {window} overlaps {what} {gic} (the guest sees the GIC at the host's \
                  addresses); move viommu.base"
+            ),
+            Self::IoTableMemory { bytes } => write!(
+                f,
+                "limits.io_table_memory {bytes:#x} must be a multiple of 4 KiB from \
+                 {MIN_IO_TABLE_MEMORY:#x} to {MAX_IO_TABLE_MEMORY:#x}"
+            ),
+            Self::IoMappings { count } => write!(
+                f,
+                "limits.io_mappings {count} must be from 1 to {MAX_IO_MAPPINGS}"
             ),
             Self::ViommuSpiTooHigh { spi, max } => write!(
                 f,

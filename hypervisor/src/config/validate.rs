@@ -33,7 +33,8 @@ use super::devices::{
 };
 use super::limits::{
     MAX_CMDLINE_LEN, MAX_CPUS_PER_GUEST, MAX_DEVICES_PER_GUEST, MAX_GUEST_PHYS, MAX_GUESTS,
-    MAX_NAME_LEN, MAX_VIOMMU_DOMAINS, MAX_VIOMMU_SPI, MEMORY_ALIGN, MIN_MEMORY, VIOMMU_PAGE,
+    MAX_IO_MAPPINGS, MAX_IO_TABLE_MEMORY, MAX_NAME_LEN, MAX_VIOMMU_DOMAINS, MAX_VIOMMU_SPI,
+    MEMORY_ALIGN, MIN_IO_TABLE_MEMORY, MIN_MEMORY, VIOMMU_PAGE,
 };
 use super::{GuestConfig, GuestRef, Problem, ValidationError};
 use crate::fdt::HostDt;
@@ -68,6 +69,7 @@ pub fn check_guests(guests: &[GuestConfig]) -> Vec<ValidationError> {
         check_device_paths(guest, &mut report);
         check_allow_paths(guest, &mut report);
         check_viommu(guest, &mut report);
+        check_limits(guest, &mut report);
     }
     errors
 }
@@ -104,6 +106,20 @@ fn viommu_page(guest: &GuestConfig) -> Option<Region> {
         .checked_add(VIOMMU_PAGE)
         .is_some_and(|end| end <= MAX_GUEST_PHYS);
     (base.is_multiple_of(VIOMMU_PAGE) && fits).then(|| Region::new(base, VIOMMU_PAGE))
+}
+
+fn check_limits(guest: &GuestConfig, report: &mut impl FnMut(Problem)) {
+    let l = guest.limits;
+    let bytes = l.io_table_memory;
+    if !bytes.is_multiple_of(4096) || !(MIN_IO_TABLE_MEMORY..=MAX_IO_TABLE_MEMORY).contains(&bytes)
+    {
+        report(Problem::IoTableMemory { bytes });
+    }
+    if l.io_mappings == 0 || l.io_mappings > MAX_IO_MAPPINGS {
+        report(Problem::IoMappings {
+            count: l.io_mappings,
+        });
+    }
 }
 
 fn check_viommu(guest: &GuestConfig, report: &mut impl FnMut(Problem)) {

@@ -2,6 +2,7 @@
 //! map and the heap.
 
 pub mod accounting;
+pub mod budget_tables;
 pub mod el2layout;
 pub mod el2map;
 pub mod heap;

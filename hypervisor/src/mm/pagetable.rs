@@ -5,6 +5,14 @@
 //!
 //! Tables are reached through [`TableMemory`], so the same code runs at EL2
 //! (identity-mapped physical memory) and in host unit tests (a fake).
+//!
+//! Every table below the root keeps the number of its valid entries in the
+//! IGNORED bits \[11:2\] of the table descriptor that points at it (the
+//! walkers of the CPU and the SMMU skip them). With a [`TableMemory`] that
+//! [retires](TableMemory::retires) tables, [`PageTable::unmap`] unlinks a
+//! table as soon as it is empty and hands it to
+//! [`TableMemory::retire_table`], which frees it only after the caller's
+//! TLB invalidation: a MAP/UNMAP loop holds steady memory.
 
 use core::marker::PhantomData;
 
@@ -17,6 +25,39 @@ const OA_MASK: u64 = 0x0000_ffff_ffff_f000;
 const VALID: u64 = 1;
 /// Table (levels 0-2) or page (level 3) descriptor type bit.
 const TABLE_OR_PAGE: u64 = 1 << 1;
+/// Live-entry count of the next-level table, in a table descriptor's
+/// IGNORED bits \[11:2\] (up to 1023; a table has at most 512 entries).
+const COUNT_SHIFT: u32 = 2;
+const COUNT_MASK: u64 = 0x3ff << COUNT_SHIFT;
+
+/// Adds one to (`up`) or takes one from the live-entry count of the table
+/// whose descriptor is at `slot`; returns the new count. `slot` is null for
+/// the root, which keeps no count (reported as 1: never empty).
+///
+/// # Safety
+/// `slot` is null or points at a valid table descriptor of a live table.
+unsafe fn count_step(slot: *mut u64, up: bool) -> u64 {
+    if slot.is_null() {
+        return 1;
+    }
+    // SAFETY: per the function's contract.
+    let d = unsafe { slot.read_volatile() };
+    let n = (d & COUNT_MASK) >> COUNT_SHIFT;
+    let n = if up {
+        (n + 1).min(0x3ff)
+    } else {
+        n.saturating_sub(1)
+    };
+    // SAFETY: as above. A single store: a walker sees the old or the new
+    // descriptor, with the same address and type either way.
+    unsafe { slot.write_volatile((d & !COUNT_MASK) | (n << COUNT_SHIFT)) };
+    n
+}
+
+/// The live-entry count in table descriptor `desc`.
+const fn count_of(desc: u64) -> u64 {
+    (desc & COUNT_MASK) >> COUNT_SHIFT
+}
 
 /// Memory type of a mapping.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -198,6 +239,19 @@ pub trait TableMemory {
     /// Pointer through which the table page at physical `pa` is read and
     /// written. `pa` is always an address this memory handed out.
     fn table_ptr(&self, pa: u64) -> *mut u64;
+    /// Whether tables emptied by [`PageTable::unmap`] (or left empty by a
+    /// failed [`PageTable::map`]) are unlinked and handed to
+    /// [`TableMemory::retire_table`]. The default keeps them linked until
+    /// [`PageTable::destroy`].
+    fn retires(&self) -> bool {
+        false
+    }
+    /// Takes back a table page that was just unlinked, zeroed (all its
+    /// entries invalid). Walkers may still hold it in their walk caches:
+    /// the memory frees it only after the invalidation that follows.
+    fn retire_table(&mut self, pa: u64) {
+        let _ = pa;
+    }
 }
 
 /// Why a map or unmap request was refused. Nothing is changed when one is
@@ -337,6 +391,18 @@ impl<F: Format> PageTable<F> {
         if let Some(level) = self.single_level(va, pa, size)
             && let Some(result) = self.map_one(mem, va, pa, level, leaf)
         {
+            if result == Err(MapError::NoMemory) && mem.retires() {
+                // Tables allocated on the way are empty: take them back.
+                self.unmap_level(
+                    mem,
+                    self.root,
+                    core::ptr::null_mut(),
+                    self.start_level,
+                    va,
+                    va + size,
+                    true,
+                );
+            }
             return result;
         }
         if self.any_mapped(mem, va, va + size) {
@@ -346,6 +412,7 @@ impl<F: Format> PageTable<F> {
         let result = self.map_level(
             mem,
             self.root,
+            core::ptr::null_mut(),
             self.start_level,
             va,
             pa,
@@ -353,11 +420,43 @@ impl<F: Format> PageTable<F> {
             leaf,
             &mut done,
         );
-        if result.is_err() && done > 0 {
-            // Roll back what was mapped before running out of tables.
-            let _ = self.unmap_level(mem, self.root, self.start_level, va, va + done);
+        if result.is_err() {
+            // Roll back what was mapped before running out of tables (the
+            // range was free: everything in it is this call's), and with
+            // a retiring memory the tables this call added, now empty.
+            let retire = mem.retires();
+            let end = if retire { va + size } else { va + done };
+            if end > va {
+                self.unmap_level(
+                    mem,
+                    self.root,
+                    core::ptr::null_mut(),
+                    self.start_level,
+                    va,
+                    end,
+                    retire,
+                );
+            }
         }
         result
+    }
+
+    /// How many leaf descriptors [`PageTable::map`] writes for
+    /// `[va, va + size)` -> `pa` into free space (largest blocks the
+    /// alignment of both sides allows): the cost of a map, known before
+    /// doing it.
+    pub fn leaf_count(&self, va: u64, pa: u64, size: u64) -> u64 {
+        if size == PAGE_SIZE {
+            return 1; // the usual request: no walk of the levels
+        }
+        let min = F::MIN_BLOCK_LEVEL.max(self.start_level);
+        leaves(
+            self.start_level,
+            min,
+            va,
+            va.saturating_add(size),
+            pa.wrapping_sub(va),
+        )
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -365,6 +464,7 @@ impl<F: Format> PageTable<F> {
         &self,
         mem: &mut impl TableMemory,
         table: u64,
+        slot: *mut u64,
         level: usize,
         va: u64,
         pa: u64,
@@ -387,10 +487,11 @@ impl<F: Format> PageTable<F> {
                 cur.is_multiple_of(block) && next - cur == block && out.is_multiple_of(block);
             if whole && (level == 3 || level >= F::MIN_BLOCK_LEVEL) && desc & VALID == 0 {
                 let ty = if level == 3 { TABLE_OR_PAGE } else { 0 };
-                // SAFETY: as above.
+                // SAFETY: as above; `slot` is this table's descriptor.
                 unsafe {
                     ptr.add(idx)
-                        .write_volatile((out & OA_MASK) | leaf | ty | VALID)
+                        .write_volatile((out & OA_MASK) | leaf | ty | VALID);
+                    count_step(slot, true);
                 };
                 *done += next - cur;
             } else {
@@ -399,13 +500,26 @@ impl<F: Format> PageTable<F> {
                     // SAFETY: as above.
                     unsafe {
                         ptr.add(idx)
-                            .write_volatile((t & OA_MASK) | TABLE_OR_PAGE | VALID)
+                            .write_volatile((t & OA_MASK) | TABLE_OR_PAGE | VALID);
+                        count_step(slot, true);
                     };
                     t
                 } else {
                     desc & OA_MASK
                 };
-                self.map_level(mem, sub, level + 1, cur, out, next - cur, leaf, done)?;
+                // SAFETY: idx is below the number of entries at this level.
+                let sub_slot = unsafe { ptr.add(idx) };
+                self.map_level(
+                    mem,
+                    sub,
+                    sub_slot,
+                    level + 1,
+                    cur,
+                    out,
+                    next - cur,
+                    leaf,
+                    done,
+                )?;
             }
             cur = next;
         }
@@ -462,7 +576,10 @@ impl<F: Format> PageTable<F> {
     /// fine. Fails without changing anything if a block mapping straddles an
     /// end of the range. The caller invalidates TLBs afterwards. Emptied
     /// intermediate tables stay allocated until [`PageTable::destroy`], so no
-    /// walker can see a freed table.
+    /// walker can see a freed table, unless the memory
+    /// [retires](TableMemory::retires) tables: then they are unlinked and
+    /// retired, and the caller must invalidate walk caches too (not only
+    /// leaf entries) before the memory frees them.
     pub fn unmap(
         &mut self,
         mem: &mut impl TableMemory,
@@ -478,7 +595,17 @@ impl<F: Format> PageTable<F> {
         if self.splits_block(mem, va, va + size) {
             return Err(MapError::WouldSplit);
         }
-        self.unmap_level(mem, self.root, self.start_level, va, va + size)
+        let retire = mem.retires();
+        self.unmap_level(
+            mem,
+            self.root,
+            core::ptr::null_mut(),
+            self.start_level,
+            va,
+            va + size,
+            retire,
+        );
+        Ok(())
     }
 
     /// The level at which `[va, va + size)` -> `pa` is exactly one
@@ -495,14 +622,20 @@ impl<F: Format> PageTable<F> {
     /// the root; missing tables are allocated when `alloc`. `Err` with the
     /// blocking descriptor's level when a block or page maps `va` above
     /// `level`; `Ok(None)` when a table is missing and not allocated.
+    /// `path` receives, per level, the table walked and the descriptor
+    /// pointing at it (null for the root).
     fn table_for(
         &self,
         mem: &mut impl TableMemory,
         va: u64,
         level: usize,
         alloc: bool,
+        path: &mut Path,
     ) -> Result<Option<u64>, MapError> {
         let mut table = self.root;
+        let mut slot: *mut u64 = core::ptr::null_mut();
+        path.tables[self.start_level] = table;
+        path.slots[self.start_level] = slot;
         for l in self.start_level..level {
             let ptr = mem.table_ptr(table);
             let idx = self.index(l, va);
@@ -514,10 +647,11 @@ impl<F: Format> PageTable<F> {
                     return Ok(None);
                 }
                 let t = mem.alloc_tables(1).ok_or(MapError::NoMemory)?;
-                // SAFETY: as above.
+                // SAFETY: as above; `slot` is this table's descriptor.
                 unsafe {
                     ptr.add(idx)
-                        .write_volatile((t & OA_MASK) | TABLE_OR_PAGE | VALID)
+                        .write_volatile((t & OA_MASK) | TABLE_OR_PAGE | VALID);
+                    count_step(slot, true);
                 };
                 t
             } else if desc & TABLE_OR_PAGE == 0 {
@@ -530,6 +664,10 @@ impl<F: Format> PageTable<F> {
             } else {
                 desc & OA_MASK
             };
+            // SAFETY: idx is below the number of entries at this level.
+            slot = unsafe { ptr.add(idx) };
+            path.tables[l + 1] = table;
+            path.slots[l + 1] = slot;
         }
         Ok(Some(table))
     }
@@ -546,7 +684,8 @@ impl<F: Format> PageTable<F> {
         level: usize,
         leaf: u64,
     ) -> Option<Result<(), MapError>> {
-        let table = match self.table_for(mem, va, level, true) {
+        let mut path = Path::default();
+        let table = match self.table_for(mem, va, level, true, &mut path) {
             Ok(Some(t)) => t,
             Ok(None) => return Some(Err(MapError::NoMemory)),
             Err(e) => return Some(Err(e)),
@@ -563,10 +702,12 @@ impl<F: Format> PageTable<F> {
             };
         }
         let ty = if level == 3 { TABLE_OR_PAGE } else { 0 };
-        // SAFETY: live table page, index in range.
+        // SAFETY: live table page, index in range; the path's slot at
+        // `level` is this table's descriptor.
         unsafe {
             ptr.add(idx)
-                .write_volatile((pa & OA_MASK) | leaf | ty | VALID)
+                .write_volatile((pa & OA_MASK) | leaf | ty | VALID);
+            count_step(path.slots[level], true);
         };
         Some(Ok(()))
     }
@@ -579,7 +720,8 @@ impl<F: Format> PageTable<F> {
         va: u64,
         level: usize,
     ) -> Option<Result<(), MapError>> {
-        let table = match self.table_for(mem, va, level, false) {
+        let mut path = Path::default();
+        let table = match self.table_for(mem, va, level, false, &mut path) {
             Ok(Some(t)) => t,
             Ok(None) => return Some(Ok(())), // nothing mapped
             Err(e) => return Some(Err(e)),
@@ -588,22 +730,42 @@ impl<F: Format> PageTable<F> {
         let idx = self.index(level, va);
         // SAFETY: live table page, index in range.
         let desc = unsafe { ptr.add(idx).read_volatile() };
-        if desc & VALID != 0 && level < 3 && desc & TABLE_OR_PAGE != 0 {
+        if desc & VALID == 0 {
+            return Some(Ok(()));
+        }
+        if level < 3 && desc & TABLE_OR_PAGE != 0 {
             return None;
         }
         // SAFETY: live table page, index in range.
         unsafe { ptr.add(idx).write_volatile(0) };
+        // Count the entry out, and unlink the tables it leaves empty.
+        let retire = mem.retires();
+        let mut l = level;
+        // SAFETY: the path's slots are the live descriptors of its tables.
+        while unsafe { count_step(path.slots[l], false) } == 0 && retire && l > self.start_level {
+            // SAFETY: as above; the descriptor is unlinked before the
+            // table is handed over.
+            unsafe { path.slots[l].write_volatile(0) };
+            mem.retire_table(path.tables[l]);
+            l -= 1;
+        }
         Some(Ok(()))
     }
 
+    /// Clears every leaf in `[va, end)` of `table` (whose descriptor is at
+    /// `slot`, null for the root) and below; with `retire`, unlinks and
+    /// retires every table below `table` in the range left empty.
+    #[allow(clippy::too_many_arguments)]
     fn unmap_level(
         &self,
         mem: &mut impl TableMemory,
         table: u64,
+        slot: *mut u64,
         level: usize,
         va: u64,
         end: u64,
-    ) -> Result<(), MapError> {
+        retire: bool,
+    ) {
         let block = level_size(level);
         let mut cur = va;
         while cur < end {
@@ -614,19 +776,43 @@ impl<F: Format> PageTable<F> {
             let desc = unsafe { ptr.add(idx).read_volatile() };
             if desc & VALID != 0 {
                 if level < 3 && desc & TABLE_OR_PAGE != 0 {
-                    self.unmap_level(mem, desc & OA_MASK, level + 1, cur, next)?;
-                } else {
+                    // SAFETY: index in range.
+                    let sub_slot = unsafe { ptr.add(idx) };
+                    self.unmap_level(mem, desc & OA_MASK, sub_slot, level + 1, cur, next, retire);
                     // SAFETY: live table page, index in range.
-                    unsafe { ptr.add(idx).write_volatile(0) };
+                    let now = unsafe { sub_slot.read_volatile() };
+                    if retire && count_of(now) == 0 {
+                        // SAFETY: as above; unlinked before handed over,
+                        // and `slot` is this table's descriptor.
+                        unsafe {
+                            sub_slot.write_volatile(0);
+                            count_step(slot, false);
+                        }
+                        mem.retire_table(now & OA_MASK);
+                    }
+                } else {
+                    // SAFETY: live table page, index in range; `slot` is
+                    // this table's descriptor.
+                    unsafe {
+                        ptr.add(idx).write_volatile(0);
+                        count_step(slot, false);
+                    }
                 }
             }
             cur = next;
         }
-        Ok(())
     }
 
     /// Looks up `va`: the output address and attributes, if mapped.
     pub fn translate(&self, mem: &impl TableMemory, va: u64) -> Option<(u64, Attrs)> {
+        self.translate_block(mem, va)
+            .map(|(pa, attrs, _)| (pa, attrs))
+    }
+
+    /// Looks up `va`: the output address, the attributes and the size of
+    /// the page or block mapping it (`va` may be anywhere inside it), if
+    /// mapped. One walk answers for the whole block.
+    pub fn translate_block(&self, mem: &impl TableMemory, va: u64) -> Option<(u64, Attrs, u64)> {
         if va >= 1u64 << self.ia_bits {
             return None;
         }
@@ -651,8 +837,56 @@ impl<F: Format> PageTable<F> {
             return Some((
                 (desc & OA_MASK & !(size - 1)) | (va & (size - 1)),
                 F::decode(desc),
+                size,
             ));
         }
+    }
+
+    /// Calls `f(va, pa, size, attrs)` for every leaf (page or block), in
+    /// address order; returns the number of table pages linked in the
+    /// table, the root included. A whole-table walk, for checks and
+    /// reports, not for a request path.
+    pub fn for_each_leaf(
+        &self,
+        mem: &impl TableMemory,
+        mut f: impl FnMut(u64, u64, u64, Attrs),
+    ) -> usize {
+        fn walk<F: Format>(
+            mem: &impl TableMemory,
+            table: u64,
+            level: usize,
+            entries: usize,
+            base: u64,
+            f: &mut impl FnMut(u64, u64, u64, Attrs),
+        ) -> usize {
+            let mut tables = 0;
+            let ptr = mem.table_ptr(table);
+            for i in 0..entries {
+                // SAFETY: live table page (or concatenated root), index in
+                // range.
+                let d = unsafe { ptr.add(i).read_volatile() };
+                if d & VALID == 0 {
+                    continue;
+                }
+                let va = base + i as u64 * level_size(level);
+                if level < 3 && d & TABLE_OR_PAGE != 0 {
+                    tables += 1 + walk::<F>(mem, d & OA_MASK, level + 1, ENTRIES, va, f);
+                } else {
+                    f(va, d & OA_MASK, level_size(level), F::decode(d));
+                }
+            }
+            tables
+        }
+        let pages = self.root_entries.div_ceil(ENTRIES);
+        pages
+            + walk::<F>(
+                mem,
+                self.root,
+                self.start_level,
+                self.root_entries,
+                0,
+                &mut f,
+            )
     }
 
     /// Frees every table page, the root included.
@@ -663,6 +897,45 @@ impl<F: Format> PageTable<F> {
         }
         mem.free_tables(self.root, pages);
     }
+}
+
+/// The tables and table descriptors of one walk, by level (the root's
+/// descriptor is null).
+struct Path {
+    tables: [u64; 4],
+    slots: [*mut u64; 4],
+}
+
+impl Default for Path {
+    fn default() -> Self {
+        Path {
+            tables: [0; 4],
+            slots: [core::ptr::null_mut(); 4],
+        }
+    }
+}
+
+/// Leaf descriptors a map of `[cur, end)` writes from `level` down, with
+/// blocks allowed from `min` and output = input + `off` (wrapping).
+fn leaves(level: usize, min: usize, cur: u64, end: u64, off: u64) -> u64 {
+    if cur >= end {
+        return 0;
+    }
+    if level >= 3 {
+        return (end - cur).div_ceil(PAGE_SIZE);
+    }
+    let bs = level_size(level);
+    if level < min || !off.is_multiple_of(bs) {
+        return leaves(level + 1, min, cur, end, off);
+    }
+    let first = cur.div_ceil(bs).saturating_mul(bs);
+    let last = end / bs * bs;
+    if first >= last {
+        return leaves(level + 1, min, cur, end, off);
+    }
+    (last - first) / bs
+        + leaves(level + 1, min, cur, first, off)
+        + leaves(level + 1, min, last, end, off)
 }
 
 /// Frees every table below the table page at `table`.

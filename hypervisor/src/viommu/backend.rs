@@ -63,6 +63,9 @@ pub enum Refusal {
         /// Bytes from the start that are host-contiguous.
         run: u64,
     },
+    /// Checking the range would take more work than one request may
+    /// (see docs/viommu.md, "Budgets and bounds"). The model answers NOMEM.
+    TooLarge,
 }
 
 /// A backend failure.

@@ -535,5 +535,6 @@ fn refusal_status(r: Refusal) -> Status {
         Refusal::MemoryType => Status::Inval,
         // Only reached when the backend reported an unusable run.
         Refusal::Discontiguous { .. } => Status::Deverr,
+        Refusal::TooLarge => Status::Nomem,
     }
 }

@@ -212,8 +212,8 @@ pub fn build(ctx: &BuildCtx<'_>, spec: GuestSpec) -> Result<Guest, BuildError> {
                 ram,
                 dma.clone(),
                 ctx.vmids,
-                config.limits.domains,
                 v.spi + SPI_BASE,
+                &config.limits,
             )
             .map(Arc::new)
             .map_err(BuildError::Viommu)?;

@@ -7,9 +7,7 @@ use std::collections::HashSet;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
-use hypervisor::config::limits::{
-    DEFAULT_MEMORY_BASE, DEFAULT_VIOMMU_BASE, DEFAULT_VIOMMU_DOMAINS, DEFAULT_VIOMMU_SPI,
-};
+use hypervisor::config::limits::{DEFAULT_MEMORY_BASE, DEFAULT_VIOMMU_BASE, DEFAULT_VIOMMU_SPI};
 use hypervisor::config::{
     Field, GuestConfig, GuestLimits, ValidationError, ViommuConfig, check_guests,
 };
@@ -148,6 +146,21 @@ pub fn load_str(text: &str, path: &Path) -> Result<ConfigFile, Vec<ConfigError>>
                 spi: v.spi.as_ref().map_or(DEFAULT_VIOMMU_SPI, |s| *s.get_ref()),
             })
         });
+        let mut limits = GuestLimits::default();
+        if let Some(l) = g.limits.as_ref().map(|l| l.get_ref()) {
+            if let Some(v) = &l.io_table_memory {
+                match v.get_ref().bytes() {
+                    Ok(bytes) => limits.io_table_memory = bytes,
+                    Err(kind) => fail(v.span(), "limits.io_table_memory", kind),
+                }
+            }
+            if let Some(v) = &l.io_mappings {
+                limits.io_mappings = *v.get_ref();
+            }
+            if let Some(v) = &l.domains {
+                limits.domains = *v.get_ref();
+            }
+        }
         let kernel = source(g.kernel.get_ref(), dir, Image::Kernel)
             .map_err(|kind| fail(g.kernel.span(), "kernel", kind))
             .ok();
@@ -180,13 +193,7 @@ pub fn load_str(text: &str, path: &Path) -> Result<ConfigFile, Vec<ConfigError>>
                 .iter()
                 .flat_map(|d| d.get_ref().iter().map(|p| p.get_ref().clone()))
                 .collect(),
-            limits: GuestLimits {
-                domains: g
-                    .limits
-                    .as_ref()
-                    .and_then(|l| l.get_ref().domains.as_ref())
-                    .map_or(DEFAULT_VIOMMU_DOMAINS, |d| *d.get_ref()),
-            },
+            limits,
         };
         // On a bad source the placeholder is never used: errors is not empty.
         let (kernel, initrd) = (

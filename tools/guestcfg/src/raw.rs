@@ -36,11 +36,13 @@ pub(crate) struct RawGuest {
     pub limits: Option<Spanned<RawLimits>>,
 }
 
-/// `[guest.limits]`: per-guest budgets.
+/// `[guest.limits]`: per-guest budgets, each key optional.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawLimits {
     pub domains: Option<Spanned<u32>>,
+    pub io_table_memory: Option<Spanned<SizeValue>>,
+    pub io_mappings: Option<Spanned<u32>>,
 }
 
 /// `[guest.memory]`.

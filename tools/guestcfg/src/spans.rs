@@ -32,6 +32,8 @@ pub(crate) struct GuestSpans {
     allow_items: Vec<Position>,
     limits: Option<Position>,
     limits_domains: Option<Position>,
+    io_table_memory: Option<Position>,
+    io_mappings: Option<Position>,
 }
 
 impl GuestSpans {
@@ -41,6 +43,7 @@ impl GuestSpans {
         let g = guest.get_ref();
         let memory = g.memory.get_ref();
         let viommu = g.viommu.as_ref().map(|v| v.get_ref());
+        let limits = g.limits.as_ref().map(|l| l.get_ref());
         Self {
             guest: at(guest.span()),
             name: at(g.name.span()),
@@ -71,6 +74,12 @@ impl GuestSpans {
                 .as_ref()
                 .and_then(|l| l.get_ref().domains.as_ref())
                 .map(|d| at(d.span())),
+            io_table_memory: limits
+                .and_then(|l| l.io_table_memory.as_ref())
+                .map(|v| at(v.span())),
+            io_mappings: limits
+                .and_then(|l| l.io_mappings.as_ref())
+                .map(|v| at(v.span())),
         }
     }
 }
@@ -157,6 +166,17 @@ impl Locator<'_> {
                 ".limits.domains".into(),
                 s.limits_domains.or(s.limits).unwrap_or(s.guest),
             ),
+            (Field::Limits, _) => match problem {
+                Problem::IoTableMemory { .. } if s.io_table_memory.is_some() => (
+                    ".limits.io_table_memory".into(),
+                    s.io_table_memory.unwrap_or(s.guest),
+                ),
+                Problem::IoMappings { .. } if s.io_mappings.is_some() => (
+                    ".limits.io_mappings".into(),
+                    s.io_mappings.unwrap_or(s.guest),
+                ),
+                _ => (".limits".into(), s.limits.unwrap_or(s.guest)),
+            },
         };
         (prefix + &key, Some(position))
     }

@@ -1,39 +1,83 @@
-//! The `[guest.limits]` table: the default domain budget, an explicit
-//! one, and a budget too large located at its key.
+//! The `[guest.limits]` table: defaults, sizes and counts, and every error
+//! located at its key (`guest[0].limits.io_table_memory`).
 
 mod common;
 
 use common::{BASE, Fixture};
-use hypervisor::config::limits::{DEFAULT_VIOMMU_DOMAINS, MAX_VIOMMU_DOMAINS};
+use guestcfg::ErrorKind;
+use hypervisor::config::{GuestLimits, Problem};
 
-fn domains(text: &str) -> u32 {
-    Fixture::new().load(text).unwrap().guests[0]
-        .config
-        .limits
-        .domains
+fn with(table: &str) -> String {
+    format!("{BASE}{table}")
+}
+
+fn loaded(text: &str) -> GuestLimits {
+    Fixture::new().load(text).unwrap().guests[0].config.limits
 }
 
 #[test]
-fn default_and_explicit_domain_budget() {
-    assert_eq!(domains(BASE), DEFAULT_VIOMMU_DOMAINS);
-    assert_eq!(domains(&format!("{BASE}[guest.limits]\n")), 32);
-    assert_eq!(domains(&format!("{BASE}[guest.limits]\ndomains = 4\n")), 4);
+fn defaults() {
+    let d = GuestLimits {
+        domains: 32,
+        io_table_memory: 8 << 20,
+        io_mappings: 65536,
+    };
+    assert_eq!(loaded(BASE), d);
+    assert_eq!(loaded(&with("[guest.limits]\n")), d);
+    assert_eq!(d, GuestLimits::default());
+    assert_eq!(d.io_table_pages(), 2048);
+}
+
+#[test]
+fn explicit_values() {
+    let l = loaded(&with(
+        "[guest.limits]\nio_table_memory = \"2M\"\nio_mappings = 1024\n",
+    ));
     assert_eq!(
-        domains(&format!(
-            "{BASE}[guest.limits]\ndomains = {MAX_VIOMMU_DOMAINS}\n"
-        )),
-        1023
+        l,
+        GuestLimits {
+            io_table_memory: 2 << 20,
+            io_mappings: 1024,
+            ..GuestLimits::default()
+        }
+    );
+    assert_eq!(
+        loaded(&with("[guest.limits]\nio_table_memory = 65536\n")).io_table_memory,
+        65536
     );
 }
 
 #[test]
-fn a_budget_above_the_domain_range_is_refused() {
-    let errors = Fixture::new().errors(&format!("{BASE}[guest.limits]\ndomains = 1024\n"));
-    assert_eq!(errors.len(), 1, "{errors:?}");
-    assert!(
-        errors[0].starts_with("11:11: guest[0].limits.domains: a budget of 1024"),
-        "{errors:?}"
-    );
-    let errors = Fixture::new().errors(&format!("{BASE}[guest.limits]\npages = 4\n"));
-    assert!(errors[0].contains("unknown field `pages`"), "{errors:?}");
+fn out_of_range_values_are_refused_at_their_key() {
+    let fx = Fixture::new();
+    for (text, key) in [
+        ("io_table_memory = 8192", "guest[0].limits.io_table_memory"),
+        (
+            "io_table_memory = 69632.5",
+            "guest[0].limits.io_table_memory",
+        ),
+        (
+            "io_table_memory = \"2G\"",
+            "guest[0].limits.io_table_memory",
+        ),
+        ("io_table_memory = 20000", "guest[0].limits.io_table_memory"),
+        ("io_mappings = 0", "guest[0].limits.io_mappings"),
+        ("io_mappings = 2000000", "guest[0].limits.io_mappings"),
+    ] {
+        let errors =
+            guestcfg::load(&fx.write(&with(&format!("[guest.limits]\n{text}\n")))).expect_err(text);
+        assert_eq!(errors.len(), 1, "{text}: {errors:?}");
+        assert_eq!(errors[0].key.as_deref(), Some(key), "{text}");
+    }
+    let errors = guestcfg::load(&fx.write(&with("[guest.limits]\nio_mappings = 0\n"))).unwrap_err();
+    assert!(matches!(
+        errors[0].kind,
+        ErrorKind::Invalid(Problem::IoMappings { count: 0 })
+    ));
+}
+
+#[test]
+fn unknown_keys_are_refused() {
+    let fx = Fixture::new();
+    assert!(guestcfg::load(&fx.write(&with("[guest.limits]\nio_tables = 1\n"))).is_err());
 }

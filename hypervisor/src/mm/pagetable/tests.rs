@@ -14,12 +14,36 @@ pub(crate) struct FakeMem {
     blocks: BTreeMap<u64, Box<[u64]>>,
     next: u64,
     pub limit: Option<usize>,
+    /// Unlink emptied tables (and collect them in `retired`).
+    pub retire: bool,
+    /// Tables handed back by the page-table code, not yet freed.
+    pub retired: Vec<u64>,
 }
 
 impl FakeMem {
     /// Table pages currently allocated.
     pub fn live(&self) -> usize {
         self.blocks.values().map(|b| b.len() / 512).sum()
+    }
+
+    /// A memory that retires emptied tables.
+    pub fn retiring() -> Self {
+        FakeMem {
+            retire: true,
+            ..FakeMem::default()
+        }
+    }
+
+    /// Frees the retired tables (as after an invalidation), checking each
+    /// is all zeros.
+    pub fn reclaim(&mut self) -> usize {
+        let retired = core::mem::take(&mut self.retired);
+        for &pa in &retired {
+            let block = self.blocks.get(&pa).expect("retired an unknown table");
+            assert!(block.iter().all(|&d| d == 0), "retired table not empty");
+            self.free_tables(pa, 1);
+        }
+        retired.len()
     }
 }
 
@@ -45,6 +69,13 @@ impl TableMemory for FakeMem {
         assert!(off < block.len(), "table outside its block");
         // SAFETY: in bounds of the block, as just checked.
         unsafe { (block.as_ptr() as *mut u64).add(off) }
+    }
+    fn retires(&self) -> bool {
+        self.retire
+    }
+    fn retire_table(&mut self, pa: u64) {
+        assert!(!self.retired.contains(&pa), "retired twice");
+        self.retired.push(pa);
     }
 }
 
@@ -309,4 +340,239 @@ fn single_descriptor_shortcut_matches_the_general_rules() {
         t.translate(&m, 8 * MIB2 + 0x2000).map(|x| x.0),
         Some(0x9010_3000)
     );
+}
+
+/// Checks every table below the root: its descriptor's count equals its
+/// valid entries and (with `no_empty`) it is not empty. Returns the tables.
+fn check_counts<F: Format>(pt: &PageTable<F>, mem: &FakeMem, no_empty: bool) -> usize {
+    /// (valid entries of `table`, tables below it)
+    fn walk(mem: &FakeMem, table: u64, level: usize, no_empty: bool) -> (u64, usize) {
+        let ptr = mem.table_ptr(table);
+        let (mut valid, mut tables) = (0, 0);
+        for i in 0..ENTRIES {
+            // SAFETY: live table page, index in range.
+            let d = unsafe { ptr.add(i).read_volatile() };
+            if d & VALID == 0 {
+                continue;
+            }
+            valid += 1;
+            if level < 3 && d & TABLE_OR_PAGE != 0 {
+                let sub = d & OA_MASK;
+                let (live, below) = walk(mem, sub, level + 1, no_empty);
+                assert_eq!(
+                    count_of(d),
+                    live,
+                    "count of table {sub:#x} at level {}",
+                    level + 1
+                );
+                assert!(!no_empty || live > 0, "empty table {sub:#x} left linked");
+                tables += 1 + below;
+            }
+        }
+        (valid, tables)
+    }
+    let pages = pt.root_entries.div_ceil(ENTRIES);
+    (0..pages)
+        .map(|p| {
+            walk(
+                mem,
+                pt.root + p as u64 * PAGE_SIZE,
+                pt.start_level,
+                no_empty,
+            )
+            .1
+        })
+        .sum()
+}
+
+fn io_table(mem: &mut FakeMem) -> PageTable<Stage2> {
+    PageTable::new(mem, 40, 1).unwrap()
+}
+
+#[test]
+fn emptied_tables_are_retired_then_freed_by_the_owner() {
+    let mut m = FakeMem::retiring();
+    let mut pt = io_table(&mut m);
+    let start = m.live();
+    assert_eq!(start, 2, "a concatenated root of two pages");
+    pt.map(&mut m, 0x20_0000, 0x4000_0000, PAGE_SIZE, Attrs::RW)
+        .unwrap();
+    pt.map(&mut m, 0x20_1000, 0x4000_1000, PAGE_SIZE, Attrs::RW)
+        .unwrap();
+    assert_eq!(m.live(), start + 2, "L2 and L3");
+    assert_eq!(check_counts(&pt, &m, true), 2);
+    pt.unmap(&mut m, 0x20_0000, PAGE_SIZE).unwrap();
+    assert!(m.retired.is_empty(), "the L3 table still maps a page");
+    pt.unmap(&mut m, 0x20_1000, PAGE_SIZE).unwrap();
+    assert_eq!(m.retired.len(), 2, "L3 then the L2 it emptied");
+    assert_eq!(pt.translate(&m, 0x20_1000), None);
+    assert_eq!(check_counts(&pt, &m, true), 0);
+    assert_eq!(m.reclaim(), 2);
+    assert_eq!(m.live(), start);
+}
+
+#[test]
+fn without_retiring_memory_emptied_tables_stay() {
+    let mut m = FakeMem::default();
+    let mut pt = io_table(&mut m);
+    pt.map(&mut m, 0x20_0000, 0x4000_0000, PAGE_SIZE, Attrs::RW)
+        .unwrap();
+    pt.unmap(&mut m, 0x20_0000, PAGE_SIZE).unwrap();
+    assert_eq!(m.live(), 4);
+    assert!(m.retired.is_empty());
+    assert_eq!(check_counts(&pt, &m, false), 2);
+}
+
+#[test]
+fn a_map_loop_at_fresh_addresses_holds_steady_memory() {
+    let mut m = FakeMem::retiring();
+    let mut pt = io_table(&mut m);
+    let start = m.live();
+    for i in 0..8192u64 {
+        let va = i * MIB2;
+        pt.map(&mut m, va, 0x4000_0000, PAGE_SIZE, Attrs::RW)
+            .unwrap();
+        pt.unmap(&mut m, va, PAGE_SIZE).unwrap();
+        m.reclaim();
+        assert_eq!(m.live(), start, "iteration {i}");
+    }
+}
+
+#[test]
+fn a_map_out_of_tables_leaves_nothing_behind() {
+    let mut m = FakeMem::retiring();
+    let mut pt = io_table(&mut m);
+    pt.map(&mut m, 0x4000_0000, 0x8000_0000, PAGE_SIZE, Attrs::RW)
+        .unwrap();
+    let before = m.live();
+    // 4 MiB of pages from 0x1000: L2 + three L3 tables needed, two allowed.
+    m.limit = Some(before + 2);
+    assert_eq!(
+        pt.map(&mut m, 0x1000, 0x4000_0000, 4 << 20, Attrs::RW),
+        Err(MapError::NoMemory)
+    );
+    assert_eq!(pt.translate(&m, 0x1000), None);
+    assert_eq!(
+        check_counts(&pt, &m, true),
+        2,
+        "only the earlier mapping's tables"
+    );
+    m.reclaim();
+    assert_eq!(m.live(), before);
+    // The single-descriptor path too.
+    m.limit = Some(before + 1);
+    assert_eq!(
+        pt.map(&mut m, 0x80_0000_0000, 0x4000_0000, PAGE_SIZE, Attrs::RW),
+        Err(MapError::NoMemory)
+    );
+    m.reclaim();
+    assert_eq!(m.live(), before);
+    assert_eq!(check_counts(&pt, &m, true), 2);
+}
+
+#[test]
+fn leaf_count_is_the_cost_of_a_map() {
+    let mut m = FakeMem::retiring();
+    let mut pt = io_table(&mut m);
+    assert_eq!(pt.leaf_count(0x1000, 0x4000_0000, GIB), 262_144);
+    assert_eq!(pt.leaf_count(0x1000, 0x4000_1000, GIB), 511 + 511 + 1);
+    assert_eq!(pt.leaf_count(0, 0x4000_0000, GIB), 1);
+    assert_eq!(pt.leaf_count(0x20_0000, 0x4020_0000, 4 << 20), 2);
+    assert_eq!(pt.leaf_count(0x1000, 0x80_0000_0000, 512 * GIB), 1 << 27);
+    assert_eq!(pt.leaf_count(0x1f_f000, 0x1f_f000, MIB2 + 0x2000), 2 + 1);
+    for (va, pa, size) in [
+        (0x1000, 0x4000_1000, 4 << 20),
+        (
+            4 * GIB + 0x3f_f000,
+            0x4000_0000 + 0x3f_f000,
+            2 * GIB + 0x2000,
+        ),
+        (16 * GIB, 0x4000_0000, 3 * MIB2),
+    ] {
+        let before = check_leaves(&pt, &m);
+        pt.map(&mut m, va, pa, size, Attrs::RW).unwrap();
+        assert_eq!(check_leaves(&pt, &m) - before, pt.leaf_count(va, pa, size));
+    }
+}
+
+/// Valid leaf descriptors in the whole table.
+fn check_leaves(pt: &PageTable<Stage2>, mem: &FakeMem) -> u64 {
+    fn walk(mem: &FakeMem, table: u64, level: usize) -> u64 {
+        (0..ENTRIES)
+            .map(|i| {
+                // SAFETY: live table page, index in range.
+                let d = unsafe { mem.table_ptr(table).add(i).read_volatile() };
+                match (d & VALID != 0, level < 3 && d & TABLE_OR_PAGE != 0) {
+                    (false, _) => 0,
+                    (true, true) => walk(mem, d & OA_MASK, level + 1),
+                    (true, false) => 1,
+                }
+            })
+            .sum()
+    }
+    (0..2).map(|p| walk(mem, pt.root + p * PAGE_SIZE, 1)).sum()
+}
+
+#[test]
+fn translate_block_gives_the_leaf_size() {
+    let mut m = FakeMem::retiring();
+    let mut pt = io_table(&mut m);
+    pt.map(&mut m, GIB, 0x80_0000_0000, GIB, Attrs::DEVICE)
+        .unwrap();
+    pt.map(&mut m, 0x1000, 0x1000, PAGE_SIZE, Attrs::DEVICE)
+        .unwrap();
+    assert_eq!(
+        pt.translate_block(&m, GIB + 0x1234),
+        Some((0x80_0000_1234, Attrs::DEVICE, GIB))
+    );
+    assert_eq!(
+        pt.translate_block(&m, 0x1008),
+        Some((0x1008, Attrs::DEVICE, PAGE_SIZE))
+    );
+    assert_eq!(pt.translate_block(&m, 0x2000), None);
+}
+
+#[test]
+fn random_maps_and_unmaps_keep_counts_and_free_every_empty_table() {
+    let mut m = FakeMem::retiring();
+    let mut pt = io_table(&mut m);
+    let start = m.live();
+    let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng
+    };
+    let mut live: Vec<(u64, u64)> = Vec::new();
+    for _ in 0..1500 {
+        if live.is_empty() || next() % 3 != 0 {
+            // A few pages or a block in the first 8 GiB, anywhere.
+            let va = (next() % (8 << 18)) << 12;
+            let size = match next() % 4 {
+                0 => MIB2,
+                1 => (1 + next() % 600) * PAGE_SIZE,
+                _ => (1 + next() % 4) * PAGE_SIZE,
+            };
+            let va = if size == MIB2 { va & !(MIB2 - 1) } else { va };
+            if pt
+                .map(&mut m, va, 0x4000_0000 + (va & (GIB - 1)), size, Attrs::RW)
+                .is_ok()
+            {
+                live.push((va, size));
+            }
+        } else {
+            let (va, size) = live.swap_remove((next() as usize) % live.len());
+            pt.unmap(&mut m, va, size).unwrap();
+        }
+        if next() % 4 == 0 {
+            m.reclaim();
+        }
+        check_counts(&pt, &m, true);
+    }
+    for (va, size) in live.drain(..) {
+        pt.unmap(&mut m, va, size).unwrap();
+    }
+    m.reclaim();
+    assert_eq!(m.live(), start);
 }

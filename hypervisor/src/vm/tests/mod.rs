@@ -5,6 +5,7 @@
 mod build;
 mod exits;
 mod fail_closed;
+mod io_budget;
 mod irq;
 mod power;
 mod smmu;

@@ -16,12 +16,21 @@
 //!
 //! Budget: a guest holds at most `max_domains` domains (kept ones
 //! included) and its share of the machine's VMIDs ([`GuestVmids`]).
+//!
+//! Bounds (docs/viommu.md, "Budgets and bounds"): every domain's tables
+//! come from one [`BudgetTables`] charged to the guest, at most its
+//! `io_table_pages`; a MAP writes at most [`MAX_MAP_PTES`] descriptors and
+//! one notify's MAPs at most [`MAX_NOTIFY_PTES`] (more: NOMEM, nothing
+//! mapped); checking a MAP's MMIO target walks the guest's stage 2 once per
+//! page or block, at most [`MAX_TRANSLATE_WALKS`] times. Tables emptied by
+//! an UNMAP are retired, invalidated with the batch (their VMID's walk
+//! caches too) and freed after its CMD_SYNC has completed.
 
 use super::super::dma::GuestDma;
 use super::super::ram::GuestRam;
 use super::vmids::GuestVmids;
 use crate::arch::{Arch, Cpu};
-use crate::mm::heap_tables::HeapTables;
+use crate::mm::budget_tables::BudgetTables;
 use crate::mm::pagetable::{Attrs, MapError, MemType, PageTable, Stage2};
 use crate::perf;
 use crate::smmu::cmd::{Cmd, plan_s2_invalidation_into};
@@ -35,6 +44,22 @@ use smallvec::SmallVec;
 
 /// Input-address size of domain page tables (and so the device's input range).
 pub const IOVA_BITS: u32 = 40;
+
+/// Default budget of IO page-table pages of one guest (8 MiB of tables:
+/// 4 GiB of scattered 4 KiB mappings).
+pub const DEFAULT_IO_TABLE_PAGES: usize = 2048;
+
+/// Most page-table descriptors one MAP may write (256 MiB of 4 KiB pages,
+/// or 128 GiB of 2 MiB blocks); a larger MAP gets NOMEM.
+pub const MAX_MAP_PTES: u64 = 1 << 16;
+
+/// Most page-table descriptors the MAPs of one notify may write together;
+/// a MAP that would go beyond gets NOMEM (the driver may send it again).
+pub const MAX_NOTIFY_PTES: u64 = 1 << 17;
+
+/// Most stage-2 walks checking one MAP's MMIO target may take (one per
+/// stage-2 page or block); a target needing more gets NOMEM.
+pub const MAX_TRANSLATE_WALKS: u64 = 4096;
 
 struct Domain {
     /// Identity through the guest's stage 2 (ATTACH_F_BYPASS).
@@ -76,7 +101,12 @@ pub struct SmmuBackend {
     /// Most domains (live and kept) the guest may hold.
     max_domains: usize,
     next_serial: u64,
-    tables: HeapTables,
+    /// The guest's IO page-table pages, within its budget.
+    tables: BudgetTables,
+    /// Descriptors written by the MAPs of this batch (until the sync).
+    batch_ptes: u64,
+    /// Table pages retired, whose walk-cache invalidation is queued.
+    retire_queued: usize,
     domains: BTreeMap<u32, Domain>,
     /// Attached endpoints and their domain.
     attached: BTreeMap<u32, u32>,
@@ -105,8 +135,21 @@ fn hw(e: impl core::fmt::Display) -> BackendError {
 impl SmmuBackend {
     /// The backend of a guest's virtio-iommu: every endpoint starts
     /// unattached, aborting (bypass off). The guest may hold `max_domains`
-    /// domains, translating ones with a VMID of `vmids`.
+    /// domains, translating ones with a VMID of `vmids`; its tables are
+    /// limited to [`DEFAULT_IO_TABLE_PAGES`].
     pub fn new(ram: GuestRam, guest: Arc<GuestDma>, vmids: GuestVmids, max_domains: usize) -> Self {
+        Self::with_table_limit(ram, guest, vmids, max_domains, DEFAULT_IO_TABLE_PAGES)
+    }
+
+    /// As [`SmmuBackend::new`], with at most `table_pages` IO page-table
+    /// pages (every domain's tables, roots included).
+    pub fn with_table_limit(
+        ram: GuestRam,
+        guest: Arc<GuestDma>,
+        vmids: GuestVmids,
+        max_domains: usize,
+        table_pages: usize,
+    ) -> Self {
         let n = guest.smmus.count();
         SmmuBackend {
             ram,
@@ -116,7 +159,9 @@ impl SmmuBackend {
             vmids,
             max_domains,
             next_serial: 0,
-            tables: HeapTables,
+            tables: BudgetTables::new(table_pages),
+            batch_ptes: 0,
+            retire_queued: 0,
             domains: BTreeMap::new(),
             attached: BTreeMap::new(),
             unconfirmed: BTreeMap::new(),
@@ -245,10 +290,46 @@ impl SmmuBackend {
         }
     }
 
+    /// The guest's IO page-table memory (pages held, retired, pooled).
+    pub fn tables(&self) -> &BudgetTables {
+        &self.tables
+    }
+
+    /// The IO page tables of the translating domains, by domain ID (for
+    /// checks and reports).
+    pub fn domain_tables(&self) -> impl Iterator<Item = (u32, &PageTable<Stage2>)> {
+        self.domains
+            .iter()
+            .filter_map(|(id, d)| d.table.as_ref().map(|t| (*id, t)))
+    }
+
+    /// After a table operation on `vmid`'s domain: when it retired tables,
+    /// queue the invalidation of that VMID's walk caches (the leaf TLBIs
+    /// of an unmap do not reach them) for the batch's sync, after which
+    /// they are freed. Room was reserved by [`Self::reserve_retire`].
+    fn queue_retire(&mut self, vmid: u16) {
+        if self.tables.retired() > self.retire_queued {
+            self.retire_queued = self.tables.retired();
+            for cmds in self.pending.iter_mut() {
+                cmds.push(Cmd::tlbi_s12_vmall(vmid));
+            }
+        }
+    }
+
+    /// Reserves room for [`Self::queue_retire`]'s command, so that it
+    /// cannot fail once the tables have changed.
+    fn reserve_retire(&mut self) -> Result<(), BackendError> {
+        for cmds in self.pending.iter_mut() {
+            cmds.try_reserve(1).map_err(|_| BackendError::NoMemory)?;
+        }
+        Ok(())
+    }
+
     /// Unmaps `[iova, iova + len)` of `domain` and queues its invalidation
     /// for the next sync. The commands are planned first, so an error
     /// leaves both the table and the queued commands as they were.
     fn unmap_planned(&mut self, domain: u32, iova: u64, len: u64) -> Result<(), BackendError> {
+        self.reserve_retire()?;
         let d = self
             .domains
             .get_mut(&domain)
@@ -273,6 +354,8 @@ impl SmmuBackend {
             for (cmds, &n) in self.pending.iter_mut().zip(before.iter()) {
                 cmds.truncate(n);
             }
+        } else {
+            self.queue_retire(vmid);
         }
         result
     }
@@ -293,25 +376,29 @@ impl IommuBackend for SmmuBackend {
                 self.ram.to_pa(gpa).ok_or(Refusal::NotOwned)
             };
         }
-        // The guest's own device MMIO, identity-mapped in its stage 2.
+        // The guest's own device MMIO, identity-mapped in its stage 2:
+        // one walk per stage-2 page or block, at most MAX_TRANSLATE_WALKS.
         let st2 = self.guest.stage2.lock();
-        let mut page = gpa & !0xfff;
-        while page <= last {
-            match st2.0.translate(&st2.1, page) {
-                Some((pa, a)) if a.mem == MemType::Device && pa == page => {}
-                Some(_) if ram.contains(page) => return Err(Refusal::MemoryType),
+        let mut at = gpa & !0xfff;
+        for _ in 0..MAX_TRANSLATE_WALKS {
+            let size = match st2.0.translate_block(&st2.1, at) {
+                Some((pa, a, size)) if a.mem == MemType::Device && pa == at => size,
+                Some(_) if ram.contains(at) => return Err(Refusal::MemoryType),
                 _ => return Err(Refusal::NotOwned),
-            }
-            page = match page.checked_add(0x1000) {
-                Some(p) => p,
-                None => break,
             };
+            // The leaf maps `at` to the end of its page or block.
+            match (at | (size - 1)).checked_add(1) {
+                Some(next) if next <= last => at = next,
+                _ => {
+                    return if mmio {
+                        Ok(gpa)
+                    } else {
+                        Err(Refusal::MemoryType)
+                    };
+                }
+            }
         }
-        if mmio {
-            Ok(gpa)
-        } else {
-            Err(Refusal::MemoryType)
-        }
+        Err(Refusal::TooLarge)
     }
 
     fn domain_create(&mut self, domain: u32, bypass: bool) -> Result<(), BackendError> {
@@ -464,11 +551,20 @@ impl IommuBackend for SmmuBackend {
         attrs: MapAttrs,
     ) -> Result<(), BackendError> {
         let t0 = perf::now();
+        self.reserve_retire()?;
         let d = self
             .domains
             .get_mut(&domain)
             .ok_or(BackendError::Hardware)?;
+        let vmid = d.vmid;
         let t = d.table.as_mut().ok_or(BackendError::Hardware)?;
+        // The work is known before it is done: refuse what one request, or
+        // the rest of this notify's allowance, cannot pay for.
+        let ptes = t.leaf_count(iova, pa, len);
+        if ptes > MAX_MAP_PTES || self.batch_ptes.saturating_add(ptes) > MAX_NOTIFY_PTES {
+            return Err(BackendError::NoResources);
+        }
+        self.batch_ptes += ptes;
         let a = Attrs {
             mem: if attrs.mmio {
                 MemType::Device
@@ -485,6 +581,8 @@ impl IommuBackend for SmmuBackend {
                 MapError::NoMemory => BackendError::NoMemory,
                 other => hw(other),
             });
+        // A failed map retires the tables it added.
+        self.queue_retire(vmid);
         self.ticks[0] = self.ticks[0].wrapping_add(perf::now() - t0);
         result
     }
@@ -510,6 +608,16 @@ impl IommuBackend for SmmuBackend {
             }
             cmds.clear();
         }
+        self.batch_ptes = 0;
+        if result.is_ok() {
+            // Every retired table's invalidation has completed.
+            self.tables.reclaim();
+        } else {
+            // The SMMU may still walk them: charged to the guest, never
+            // reused.
+            self.tables.quarantine_retired();
+        }
+        self.retire_queued = self.tables.retired();
         result
     }
 

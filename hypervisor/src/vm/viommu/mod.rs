@@ -9,6 +9,7 @@ pub mod vmids;
 
 use super::dma::GuestDma;
 use super::ram::GuestRam;
+use crate::config::GuestLimits;
 use crate::devices::viommu_mmio::ViommuMmio;
 use crate::viommu::model::{ConfigError, Viommu, ViommuConfig};
 use alloc::sync::Arc;
@@ -20,21 +21,23 @@ use vmids::VmidPool;
 pub type GuestViommu = ViommuMmio<SmmuBackend>;
 
 /// Builds the virtio-iommu of a guest with RAM `ram` and SMMU view `dma`,
-/// signalling with virtual SPI `intid`, holding at most `max_domains`
-/// domains at once. The guest's share of `vmids` is reserved here: up to
-/// `max_domains` VMIDs, fewer (logged) when earlier guests took the rest.
+/// signalling with virtual SPI `intid`, within the guest's `limits`
+/// (domains, IO page-table pages, mappings). The guest's share of `vmids`
+/// is reserved here: up to `limits.domains` VMIDs, fewer (logged) when
+/// earlier guests took the rest.
 pub fn create(
     ram: GuestRam,
     dma: Arc<GuestDma>,
     vmids: &Arc<VmidPool>,
-    max_domains: u32,
     intid: u32,
+    limits: &GuestLimits,
 ) -> Result<GuestViommu, ConfigError> {
     let cfg = ViommuConfig {
         input_end: (1u64 << IOVA_BITS) - 1,
+        max_mappings: limits.io_mappings as usize,
         ..ViommuConfig::default()
     };
-    let want = max_domains as usize;
+    let want = limits.domains as usize;
     let share = vmids.reserve(want);
     if share.quota() < want {
         warn!(
@@ -45,6 +48,7 @@ pub fn create(
             vmids.max()
         );
     }
-    let model = Viommu::new(SmmuBackend::new(ram, dma, share, want), cfg)?;
+    let backend = SmmuBackend::with_table_limit(ram, dma, share, want, limits.io_table_pages());
+    let model = Viommu::new(backend, cfg)?;
     Ok(ViommuMmio::new(model, intid))
 }
