@@ -35,6 +35,10 @@
 //! inval=N range=N noent=N fault=N nomem=N other=N max_trap_us=N ...`, then
 //! `hostile done` and PSCI SYSTEM_OFF. A request not completed within
 //! [`KICK_TIMEOUT_MS`] ends the run with `hostile error`.
+//!
+//! The hypervisor writes to the same UART from other CPUs (the other
+//! guest's start, DMA fault reports): the guest keeps quiet for a while at
+//! start and after each DMA so that the lines do not interleave.
 
 #![no_std]
 #![no_main]
@@ -77,6 +81,10 @@ fn fail(what: &str) -> ! {
 const KICK_TIMEOUT_MS: u64 = 10_000;
 /// Longest wait for one `edu` DMA (QEMU's takes 100 ms of virtual time).
 const DMA_TIMEOUT_MS: u64 = 3_000;
+/// Quiet time before the first line (see `guest_main`).
+const START_QUIET_MS: u64 = 500;
+/// Quiet time after a DMA before this guest prints (see `Hostile::settle`).
+const SETTLE_MS: u64 = 100;
 /// MAPs of the whole RAM in `huge`.
 const HUGE_MAPS: u64 = 48;
 /// MAP+UNMAP pairs in `churn`.
@@ -403,6 +411,15 @@ impl Hostile {
         uart::puts("\n");
     }
 
+    /// Waits [`SETTLE_MS`]: the hypervisor reports a DMA fault from
+    /// another CPU, on the same UART, and the lines must not interleave.
+    fn settle(&self) {
+        let t0 = now();
+        while now() - t0 < SETTLE_MS * self.ms {
+            core::hint::spin_loop();
+        }
+    }
+
     fn edu_write(&self, reg: usize, v: u64) {
         // SAFETY: a register of edu's BAR 0, which this guest placed.
         unsafe { write_volatile((self.edu_bar + reg) as *mut u64, v) }
@@ -437,6 +454,7 @@ impl Hostile {
             }
             core::hint::spin_loop();
         };
+        self.settle();
         uart::puts("hostile dma ");
         uart::puts(mode);
         uart::puts(if to_ram { " write " } else { " read " });
@@ -501,6 +519,12 @@ extern "C" fn guest_main(dtb: usize) -> ! {
     }
     let ms = freq() / 1000;
     let phases = dt.bootargs().and_then(|b| fdt::arg(b, b"hostile.phases"));
+    // The hypervisor logs the other guest's start on the same UART from
+    // another CPU: let it finish before the first line.
+    let t0 = now();
+    while now() - t0 < START_QUIET_MS * ms {
+        core::hint::spin_loop();
+    }
     uart::puts("hostile start cntfrq=");
     uart::dec(freq());
     uart::puts("\n");
