@@ -1,6 +1,7 @@
 //! Just enough of a flattened device tree reader: nodes with their parent's
-//! `#address-cells`, a node's properties, and what the bench needs from
-//! them (the PSCI conduit, the virtio-iommu a PCIe host's `iommu-map` names).
+//! `#address-cells`, a node's properties, and what the guests need from
+//! them (the PSCI conduit, the command line, the virtio-iommu a PCIe host's
+//! `iommu-map` names, the host's ECAM and memory windows).
 //! Byte-wise reads only (MMU off).
 
 use core::ptr::read_volatile;
@@ -64,6 +65,10 @@ impl Bytes {
     /// A value of `n` cells starting at cell `i` (n = 1 or 2).
     pub fn cells_at(self, i: usize, n: usize) -> u64 {
         (0..n).fold(0, |v, k| v << 32 | self.cell(i + k) as u64)
+    }
+    /// Whether these bytes start with `prefix`.
+    pub fn starts(self, prefix: &[u8]) -> bool {
+        starts_with(self.addr, self.len, prefix)
     }
     /// Whether this NUL-separated string list holds `s`.
     pub fn has_string(self, s: &[u8]) -> bool {
@@ -194,6 +199,20 @@ impl Fdt {
         })
     }
 
+    /// `/chosen/bootargs` (without its NUL), if any.
+    pub fn bootargs(self) -> Option<Bytes> {
+        self.nodes(|n| {
+            if n.depth != 1 || !eq(n.name.addr, n.name.len, b"chosen") {
+                return None;
+            }
+            let b = self.prop(n, b"bootargs")?;
+            Some(Bytes {
+                addr: b.addr,
+                len: strlen(b.addr).min(b.len),
+            })
+        })
+    }
+
     /// Whether the /psci node's `method` is "smc" (None: no such property).
     pub fn psci_method_is_smc(self) -> Option<bool> {
         self.nodes(|n| {
@@ -277,5 +296,113 @@ pub fn viommu_of_rid(fdt: Fdt, rid: u32) -> Result<Viommu, &'static str> {
         node,
         base: reg.cells_at(0, node.addr_cells as usize),
         endpoint,
+    })
+}
+
+/// The value of `key=` in a command line of space-separated words, if present.
+pub fn arg(cmdline: Bytes, key: &[u8]) -> Option<Bytes> {
+    let mut start = 0;
+    while start < cmdline.len {
+        let mut end = start;
+        while end < cmdline.len && cmdline.at(end) != b' ' {
+            end += 1;
+        }
+        let word = Bytes {
+            addr: cmdline.addr + start,
+            len: end - start,
+        };
+        if word.len > key.len()
+            && starts_with(word.addr, word.len, key)
+            && word.at(key.len()) == b'='
+        {
+            return Some(Bytes {
+                addr: word.addr + key.len() + 1,
+                len: word.len - key.len() - 1,
+            });
+        }
+        start = end + 1;
+    }
+    None
+}
+
+impl Bytes {
+    /// Whether this comma-separated list holds `item`.
+    pub fn has_item(self, item: &[u8]) -> bool {
+        let mut start = 0;
+        while start <= self.len {
+            let mut end = start;
+            while end < self.len && self.at(end) != b',' {
+                end += 1;
+            }
+            if eq(self.addr + start, end - start, item) {
+                return true;
+            }
+            start = end + 1;
+        }
+        false
+    }
+
+    /// The decimal number these bytes spell, if they do.
+    pub fn decimal(self) -> Option<u64> {
+        if self.len == 0 || self.len > 19 {
+            return None;
+        }
+        (0..self.len).try_fold(0u64, |v, i| {
+            let c = self.at(i);
+            c.is_ascii_digit().then(|| v * 10 + u64::from(c - b'0'))
+        })
+    }
+}
+
+/// A PCIe host bridge (`pci-host-ecam-generic`) as the DT describes it.
+#[derive(Clone, Copy)]
+pub struct PciHost {
+    /// The node.
+    pub node: Node,
+    /// The ECAM window: base and size.
+    pub ecam: (u64, u64),
+    /// First and last bus number (`bus-range`; 0..=255 without one).
+    pub buses: (u32, u32),
+    /// The 32-bit memory window: CPU address and size (0, 0 if none).
+    pub mem32: (u64, u64),
+    /// The 64-bit memory window: CPU address and size (0, 0 if none).
+    pub mem64: (u64, u64),
+}
+
+/// The first node with `device_type = "pci"` and a two-cell `reg`.
+pub fn pci_host(fdt: Fdt) -> Option<PciHost> {
+    let node = fdt.nodes(|n| {
+        fdt.prop(n, b"device_type")
+            .filter(|t| t.has_string(b"pci"))
+            .map(|_| n)
+    })?;
+    if node.addr_cells != 2 {
+        return None;
+    }
+    let reg = fdt.prop(node, b"reg").filter(|r| r.cells() >= 4)?;
+    let buses = fdt
+        .prop(node, b"bus-range")
+        .filter(|b| b.cells() >= 2)
+        .map_or((0, 255), |b| (b.cell(0), b.cell(1)));
+    let (mut mem32, mut mem64) = ((0, 0), (0, 0));
+    // ranges: <phys.hi phys.mid phys.lo> <cpu (2 cells)> <size (2 cells)>.
+    if let Some(r) = fdt.prop(node, b"ranges") {
+        for e in 0..r.cells() / 7 {
+            let space = (r.cell(7 * e) >> 24) & 3;
+            let cpu = r.cells_at(7 * e + 3, 2);
+            let size = r.cells_at(7 * e + 5, 2);
+            match space {
+                2 => mem32 = (cpu, size),
+                3 => mem64 = (cpu, size),
+                _ => {}
+            }
+        }
+    }
+    Some(PciHost {
+        node,
+        ecam: (reg.cells_at(0, 2), reg.cells_at(2, 2)),
+        buses,
+        mem32,
+        mem64,
     })
 }

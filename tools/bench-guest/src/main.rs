@@ -24,77 +24,17 @@
 #![no_std]
 #![no_main]
 
-mod fdt;
-mod uart;
-
-use core::arch::{asm, global_asm};
-use core::ptr::{addr_of_mut, read_volatile, write_volatile};
-use virtio_defs::features::F_VERSION_1;
+use bench_guest::rt::{self, freq, now, power_off};
+use bench_guest::viommu::{BATCH, Viommu, is_viommu, rd};
+use bench_guest::{fdt, uart};
+use core::ptr::read_volatile;
 use virtio_defs::iommu;
-use virtio_defs::mmio::{
-    self, STATUS_ACKNOWLEDGE, STATUS_DRIVER, STATUS_DRIVER_OK, STATUS_FEATURES_OK, offset,
-};
-use virtio_defs::ring::{
-    AVAIL_ELEM_LEN, DESC_LEN, RING_HEAD_LEN, USED_ELEM_LEN, VIRTQ_AVAIL_F_NO_INTERRUPT,
-    VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE,
-};
-
-global_asm!(
-    r#"
-    .section .text.head, "ax"
-    .global _start
-_start:
-    b       1f                  // code0
-    .word   0                   // code1
-    .quad   0                   // text_offset: load at the RAM base
-    .quad   __image_size        // image_size (bss and stack included)
-    .quad   0xa                 // flags: LE, 4 KiB pages, anywhere
-    .quad   0, 0, 0             // res2..res4
-    .ascii  "ARM\x64"           // magic
-    .word   0                   // res5
-1:
-    msr     daifset, #0xf
-    mov     x19, x0
-    adrp    x1, __stack_top
-    add     x1, x1, :lo12:__stack_top
-    mov     sp, x1
-    adrp    x1, __bss_start
-    add     x1, x1, :lo12:__bss_start
-    adrp    x2, __bss_end
-    add     x2, x2, :lo12:__bss_end
-2:  cmp     x1, x2
-    b.hs    3f
-    str     xzr, [x1], #8
-    b       2b
-3:  adrp    x1, vectors
-    add     x1, x1, :lo12:vectors
-    msr     vbar_el1, x1
-    isb
-    mov     x0, x19
-    bl      guest_main
-4:  wfe
-    b       4b
-
-    .section .text.vectors, "ax"
-    .balign 2048
-vectors:
-    .rept 16
-    .balign 128
-    b       exception_entry
-    .endr
-    "#
-);
+use virtio_defs::mmio::{self, offset};
 
 /// Any exception is fatal: print the syndrome and power off.
 #[unsafe(no_mangle)]
 extern "C" fn exception_entry() -> ! {
-    let (esr, far, elr): (u64, u64, u64);
-    // SAFETY: reads of EL1 system registers.
-    unsafe {
-        asm!("mrs {}, esr_el1", out(reg) esr);
-        asm!("mrs {}, far_el1", out(reg) far);
-        asm!("mrs {}, elr_el1", out(reg) elr);
-    }
+    let (esr, far, elr) = rt::exception_syndrome();
     uart::puts("bench error exception esr=");
     uart::hex(esr);
     uart::puts(" far=");
@@ -111,254 +51,17 @@ fn panic(_info: &core::panic::PanicInfo<'_>) -> ! {
     power_off();
 }
 
-// ---------------------------------------------------------------- PSCI
-
-/// The PSCI conduit: false = HVC, true = SMC (from the DT /psci `method`).
-static mut PSCI_SMC: bool = false;
-
-/// PSCI SYSTEM_OFF; spins if it returns.
-fn power_off() -> ! {
-    // SAFETY: PSCI_SMC is written once before any call; single CPU.
-    let smc = unsafe { read_volatile(&raw const PSCI_SMC) };
-    // SAFETY: SYSTEM_OFF does not return on success; x0-x3 are clobbered.
-    unsafe {
-        if smc {
-            asm!("smc #0", inout("x0") 0x8400_0008u64 => _, out("x1") _, out("x2") _, out("x3") _);
-        } else {
-            asm!("hvc #0", inout("x0") 0x8400_0008u64 => _, out("x1") _, out("x2") _, out("x3") _);
-        }
-    }
-    uart::puts("bench error system_off returned\n");
-    loop {
-        // SAFETY: waits for an event; nothing else.
-        unsafe { asm!("wfe") };
-    }
-}
-
-// ---------------------------------------------------------------- timing
-
-/// The virtual counter, after an ISB so that it is not read early.
-#[inline(always)]
-fn now() -> u64 {
-    let t: u64;
-    // SAFETY: reads CNTVCT_EL0, allowed at EL1.
-    unsafe { asm!("isb", "mrs {}, cntvct_el0", out(reg) t) };
-    t
-}
-
-/// The counter frequency in Hz.
-fn freq() -> u64 {
-    let f: u64;
-    // SAFETY: reads CNTFRQ_EL0.
-    unsafe { asm!("mrs {}, cntfrq_el0", out(reg) f) };
-    f
-}
-
 /// Counter ticks to tenths of a nanosecond.
 fn tenth_ns(ticks: u64, freq: u64) -> u64 {
     ((ticks as u128) * 10_000_000_000u128 / (freq as u128)) as u64
 }
 
-// ---------------------------------------------------------------- virtio-mmio
-//
-// Register offsets, status bits, ring flags and virtio-iommu numbers come
-// from `virtio-defs` (hypervisor/virtio-defs), the crate the hypervisor's
-// device side is built on.
-
-/// Reads the 32-bit register at `off` (a [`offset`] constant) of the window.
-fn rd(base: usize, off: u64) -> u32 {
-    // SAFETY: `base` is a virtio-mmio window (checked magic) or a probe of one.
-    unsafe { read_volatile((base + off as usize) as *const u32) }
-}
-
-/// Writes the 32-bit register at `off` of the window.
-fn wr(base: usize, off: u64, v: u32) {
-    // SAFETY: as for `rd`.
-    unsafe { write_volatile((base + off as usize) as *mut u32, v) }
-}
-
-/// Whether the window at `base` is a virtio-mmio virtio-iommu.
-fn is_viommu(base: usize) -> bool {
-    rd(base, offset::MAGIC_VALUE) == mmio::MAGIC && rd(base, offset::DEVICE_ID) == iommu::DEVICE_ID
-}
-
-/// Queue size used (power of two); 64 request chains of 2 descriptors.
-const QSZ: usize = 128;
-const BATCH: usize = 64;
-
-#[repr(C, align(16))]
-#[derive(Clone, Copy)]
-struct Desc {
-    addr: u64,
-    len: u32,
-    flags: u16,
-    next: u16,
-}
-
-/// Bytes of the available ring (flags, idx, ring; no used_event).
-const AVAIL_BYTES: usize = RING_HEAD_LEN as usize + AVAIL_ELEM_LEN as usize * QSZ;
-
-#[repr(C, align(4096))]
-struct Rings {
-    desc: [Desc; QSZ],
-    avail_flags: u16,
-    avail_idx: u16,
-    avail_ring: [u16; QSZ],
-    _pad: [u8; 4096 - AVAIL_BYTES],
-    used_flags: u16,
-    used_idx: u16,
-    used_ring: [[u32; 2]; QSZ],
-}
-
-// The ring structures above are the split-ring layout of virtio-defs.
-const _: () = assert!(size_of::<Desc>() == DESC_LEN as usize);
-const _: () = assert!(size_of::<[u32; 2]>() == USED_ELEM_LEN as usize);
-
-/// One request slot: 40 bytes of request (the largest, MAP) then status.
-#[repr(C, align(64))]
-#[derive(Clone, Copy)]
-struct Slot {
-    req: [u32; 10],
-    status: [u32; 2],
-    _pad: [u32; 4],
-}
-
-static mut RINGS: Rings = Rings {
-    desc: [Desc {
-        addr: 0,
-        len: 0,
-        flags: 0,
-        next: 0,
-    }; QSZ],
-    avail_flags: 0,
-    avail_idx: 0,
-    avail_ring: [0; QSZ],
-    _pad: [0; 4096 - AVAIL_BYTES],
-    used_flags: 0,
-    used_idx: 0,
-    used_ring: [[0; 2]; QSZ],
-};
-
-static mut SLOTS: [Slot; BATCH] = [Slot {
-    req: [0; 10],
-    status: [0; 2],
-    _pad: [0; 4],
-}; BATCH];
-
-const T_ATTACH: u32 = iommu::T_ATTACH as u32;
-const T_MAP: u32 = iommu::T_MAP as u32;
-const T_UNMAP: u32 = iommu::T_UNMAP as u32;
-/// Device-writable size of every request: the tail.
-const TAIL_LEN: u32 = iommu::TAIL_LEN as u32;
 const DOMAIN: u32 = 1;
 /// The PCI function whose endpoint is attached: 00:01.0 (QEMU virt's
 /// default NIC), requester ID bus << 8 | device << 3 | function.
 const RID: u32 = 1 << 3;
-
-/// The driver side of request queue 0.
-struct Viommu {
-    base: usize,
-    rings: *mut Rings,
-    slots: *mut Slot,
-    /// Driver copy of avail.idx.
-    avail: u16,
-    /// Requests that completed with a non-zero status, or a wrong used length.
-    errors: u32,
-    last_bad_status: u32,
-}
-
-impl Viommu {
-    /// Writes request `i` (words of `req`, device-readable `len` bytes)
-    /// into its slot and descriptors and publishes it in the avail ring
-    /// (the avail index is written by `kick`).
-    #[inline(always)]
-    fn queue(&mut self, i: usize, req: &[u32], len: u32) {
-        // SAFETY: single-threaded; slot and descriptor `i` are ours until used.
-        unsafe {
-            let slot = self.slots.add(i);
-            let r = addr_of_mut!((*slot).req) as *mut u32;
-            for (k, w) in req.iter().enumerate() {
-                write_volatile(r.add(k), *w);
-            }
-            let st = addr_of_mut!((*slot).status) as *mut u32;
-            write_volatile(st, 0xff);
-            let d = addr_of_mut!((*self.rings).desc) as *mut Desc;
-            let d0 = d.add(2 * i);
-            write_volatile(addr_of_mut!((*d0).addr), r as u64);
-            write_volatile(addr_of_mut!((*d0).len), len);
-            write_volatile(addr_of_mut!((*d0).flags), VIRTQ_DESC_F_NEXT);
-            write_volatile(addr_of_mut!((*d0).next), (2 * i + 1) as u16);
-            let d1 = d.add(2 * i + 1);
-            write_volatile(addr_of_mut!((*d1).addr), st as u64);
-            write_volatile(addr_of_mut!((*d1).len), TAIL_LEN);
-            write_volatile(addr_of_mut!((*d1).flags), VIRTQ_DESC_F_WRITE);
-            write_volatile(addr_of_mut!((*d1).next), 0);
-            let ring = addr_of_mut!((*self.rings).avail_ring) as *mut u16;
-            write_volatile(ring.add(self.avail as usize % QSZ), (2 * i) as u16);
-        }
-        self.avail = self.avail.wrapping_add(1);
-    }
-
-    /// Publishes the avail index, notifies queue 0 and polls the used ring
-    /// until every published request has completed; checks `n` statuses.
-    #[inline(always)]
-    fn kick(&mut self, n: usize) {
-        // SAFETY: ring fields are naturally aligned; MMU off keeps order,
-        // the DSB orders the ring writes before the notify anyway.
-        unsafe {
-            write_volatile(addr_of_mut!((*self.rings).avail_idx), self.avail);
-            asm!("dsb sy");
-            wr(
-                self.base,
-                offset::QUEUE_NOTIFY,
-                u32::from(iommu::REQUEST_QUEUE),
-            );
-            while read_volatile(addr_of_mut!((*self.rings).used_idx)) != self.avail {
-                core::hint::spin_loop();
-            }
-            for i in 0..n {
-                let st =
-                    read_volatile(addr_of_mut!((*self.slots.add(i)).status) as *const u32) & 0xff;
-                if st != u32::from(iommu::S_OK) {
-                    self.errors += 1;
-                    self.last_bad_status = st;
-                }
-            }
-        }
-    }
-
-    fn map(&mut self, i: usize, iova: u64, size: u64, phys: u64) {
-        let end = iova + size - 1;
-        let req = [
-            T_MAP,
-            DOMAIN,
-            iova as u32,
-            (iova >> 32) as u32,
-            end as u32,
-            (end >> 32) as u32,
-            phys as u32,
-            (phys >> 32) as u32,
-            iommu::MAP_F_READ | iommu::MAP_F_WRITE,
-            0, // padding to the slot's 40 bytes
-        ];
-        self.queue(i, &req, iommu::MAP_LEN as u32);
-    }
-
-    fn unmap(&mut self, i: usize, iova: u64, size: u64) {
-        let end = iova + size - 1;
-        let req = [
-            T_UNMAP,
-            DOMAIN,
-            iova as u32,
-            (iova >> 32) as u32,
-            end as u32,
-            (end >> 32) as u32,
-            0, // reserved
-            0, // padding
-        ];
-        self.queue(i, &req, iommu::UNMAP_LEN as u32);
-    }
-}
+/// Read and write: what every bench mapping allows.
+const RW: u32 = iommu::MAP_F_READ | iommu::MAP_F_WRITE;
 
 /// The virtio-iommu virtio-mmio window and the endpoint ID of [`RID`], from
 /// the DT (see the top of this file). Without one in the DT the guest fails,
@@ -421,86 +124,20 @@ fn fail(what: &str) -> ! {
     power_off();
 }
 
-/// The features the guest takes: VERSION_1 and MAP_UNMAP, nothing else.
-const FEATURES: u64 = F_VERSION_1 | iommu::F_MAP_UNMAP;
-
-/// Sets the device up: reset, handshake, queue 0, DRIVER_OK.
+/// Sets the device up (see [`Viommu::setup`]) and prints what it offers.
 fn setup(base: usize) -> Viommu {
-    if rd(base, offset::VERSION) != mmio::VERSION {
-        fail("virtio-mmio version is not 2 (legacy transport?)");
-    }
-    let acked = STATUS_ACKNOWLEDGE | STATUS_DRIVER;
-    wr(base, offset::STATUS, 0);
-    wr(base, offset::STATUS, acked);
-    wr(base, offset::DEVICE_FEATURES_SEL, 1);
-    let hi = rd(base, offset::DEVICE_FEATURES);
-    wr(base, offset::DEVICE_FEATURES_SEL, 0);
-    let lo = rd(base, offset::DEVICE_FEATURES);
-    let (want_hi, want_lo) = ((FEATURES >> 32) as u32, FEATURES as u32);
-    if hi & want_hi != want_hi || lo & want_lo != want_lo {
-        fail("device lacks VERSION_1 or MAP_UNMAP");
-    }
-    wr(base, offset::DRIVER_FEATURES_SEL, 1);
-    wr(base, offset::DRIVER_FEATURES, want_hi);
-    wr(base, offset::DRIVER_FEATURES_SEL, 0);
-    wr(base, offset::DRIVER_FEATURES, want_lo);
-    wr(base, offset::STATUS, acked | STATUS_FEATURES_OK);
-    if rd(base, offset::STATUS) & STATUS_FEATURES_OK == 0 {
-        fail("FEATURES_OK refused");
-    }
-    wr(base, offset::QUEUE_SEL, u32::from(iommu::REQUEST_QUEUE));
-    let max = rd(base, offset::QUEUE_NUM_MAX) as usize;
-    if max < QSZ {
-        fail("queue 0 smaller than 128 entries");
-    }
-    let rings = &raw mut RINGS;
-    wr(base, offset::QUEUE_NUM, QSZ as u32);
-    // SAFETY: field addresses of a static; no reference is formed.
-    let (d, a, u) = unsafe {
-        (
-            addr_of_mut!((*rings).desc) as u64,
-            addr_of_mut!((*rings).avail_flags) as u64,
-            addr_of_mut!((*rings).used_flags) as u64,
-        )
+    let v = match Viommu::setup(base) {
+        Ok(v) => v,
+        Err(why) => fail(why),
     };
-    // No interrupts wanted: the guest polls (and runs with IRQs masked).
-    // SAFETY: as above.
-    unsafe {
-        write_volatile(
-            addr_of_mut!((*rings).avail_flags),
-            VIRTQ_AVAIL_F_NO_INTERRUPT,
-        )
-    };
-    for (low, high, v) in [
-        (offset::QUEUE_DESC_LOW, offset::QUEUE_DESC_HIGH, d),
-        (offset::QUEUE_DRIVER_LOW, offset::QUEUE_DRIVER_HIGH, a),
-        (offset::QUEUE_DEVICE_LOW, offset::QUEUE_DEVICE_HIGH, u),
-    ] {
-        wr(base, low, v as u32);
-        wr(base, high, (v >> 32) as u32);
-    }
-    wr(base, offset::QUEUE_READY, 1);
-    wr(
-        base,
-        offset::STATUS,
-        acked | STATUS_FEATURES_OK | STATUS_DRIVER_OK,
-    );
     uart::puts("bench device base=");
     uart::hex(base as u64);
     uart::puts(" page_size_mask=");
-    let psm = offset::CONFIG + iommu::config::OFF_PAGE_SIZE_MASK as u64;
-    uart::hex(rd(base, psm) as u64 | (rd(base, psm + 4) as u64) << 32);
+    uart::hex(v.page_size_mask());
     uart::puts(" queue_num_max=");
-    uart::dec(max as u64);
+    uart::dec(v.queue_num_max as u64);
     uart::puts("\n");
-    Viommu {
-        base,
-        rings,
-        slots: (&raw mut SLOTS) as *mut Slot,
-        avail: 0,
-        errors: 0,
-        last_bad_status: 0,
-    }
+    v
 }
 
 /// Prints `bench NAME ns_per_op=X reps=N ticks=T errors=E`.
@@ -531,33 +168,26 @@ const REPS_PAIR: u64 = 1000;
 const REPS_BATCH: u64 = 50;
 const REPS_NULL: u64 = 5000;
 
+/// A word of guest RAM the loop baseline reads.
+static RAM_PROBE: u32 = 0;
+
 #[unsafe(no_mangle)]
 extern "C" fn guest_main(dtb: usize) -> ! {
     if let Some(smc) = fdt::Fdt::new(dtb).and_then(|dt| dt.psci_method_is_smc()) {
-        // SAFETY: single CPU, before any power_off.
-        unsafe { write_volatile(&raw mut PSCI_SMC, smc) };
+        rt::set_psci_smc(smc);
     }
     let f = freq();
     uart::puts("bench start cntfrq=");
     uart::dec(f);
     uart::puts(" psci=");
-    // SAFETY: plain read of a static written above.
-    uart::puts(if unsafe { read_volatile(&raw const PSCI_SMC) } {
-        "smc"
-    } else {
-        "hvc"
-    });
+    uart::puts(if rt::psci_smc() { "smc" } else { "hvc" });
     uart::puts("\n");
 
     let (base, endpoint) = find_device(dtb);
     let mut v = setup(base);
 
     // ATTACH the endpoint of 00:01.0 to domain 1.
-    v.queue(
-        0,
-        &[T_ATTACH, DOMAIN, endpoint, 0, 0, 0],
-        iommu::ATTACH_LEN as u32,
-    );
+    v.attach(0, DOMAIN, endpoint);
     v.kick(1);
     if v.errors != 0 {
         uart::puts("bench error attach status=");
@@ -567,7 +197,7 @@ extern "C" fn guest_main(dtb: usize) -> ! {
     }
 
     // Loop overhead baseline: the same loop reading guest RAM.
-    let probe = (&raw const RINGS) as *const u32;
+    let probe = &raw const RAM_PROBE;
     let t0 = now();
     for _ in 0..REPS_NULL {
         // SAFETY: aligned read of our own static.
@@ -588,17 +218,17 @@ extern "C" fn guest_main(dtb: usize) -> ! {
     ] {
         // Warm-up (first-touch page-table allocations in the device).
         for _ in 0..4 {
-            v.map(0, iova, size, PHYS);
+            v.map_in(0, DOMAIN, iova, size, PHYS, RW);
             v.kick(1);
-            v.unmap(0, iova, size);
+            v.unmap_in(0, DOMAIN, iova, size);
             v.kick(1);
         }
         v.errors = 0;
         let t0 = now();
         for _ in 0..REPS_PAIR {
-            v.map(0, iova, size, PHYS);
+            v.map_in(0, DOMAIN, iova, size, PHYS, RW);
             v.kick(1);
-            v.unmap(0, iova, size);
+            v.unmap_in(0, DOMAIN, iova, size);
             v.kick(1);
         }
         let t = now() - t0;
@@ -611,17 +241,19 @@ extern "C" fn guest_main(dtb: usize) -> ! {
     for rep in 0..REPS_BATCH + 2 {
         let t0 = now();
         for i in 0..BATCH {
-            v.map(
+            v.map_in(
                 i,
+                DOMAIN,
                 IOVA_BATCH + (i as u64) * 0x1000,
                 0x1000,
                 PHYS + (i as u64) * 0x1000,
+                RW,
             );
         }
         v.kick(BATCH);
         let t1 = now();
         for i in 0..BATCH {
-            v.unmap(i, IOVA_BATCH + (i as u64) * 0x1000, 0x1000);
+            v.unmap_in(i, DOMAIN, IOVA_BATCH + (i as u64) * 0x1000, 0x1000);
         }
         v.kick(BATCH);
         let t2 = now();

@@ -24,9 +24,7 @@ use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::error::XtaskError;
-use crate::image;
 use crate::payload;
-use crate::prereq::TARGET;
 use crate::process;
 use crate::qemu;
 use crate::tasks;
@@ -244,36 +242,20 @@ fn write(path: &Path, text: &str) -> Result<(), XtaskError> {
     fs::write(path, text).map_err(|e| XtaskError::io("write", path, e))
 }
 
-/// Builds the bench guest (its own workspace, static relocation model: the
-/// top `.cargo/config.toml` asks for PIE for the hypervisor's target) and
-/// converts it to `out/bench-guest.bin`, the kernel of [`CONFIG`].
+/// Builds the bare-metal guests ([`payload::build_bare_guests`]) and
+/// checks that the bench guest, the kernel of [`CONFIG`], sits at
+/// `out/bench-guest.bin`, linked at QEMU virt's RAM base.
 fn build_guest(ws: &Workspace, out: &Path) -> Result<PathBuf, XtaskError> {
-    let target_dir = ws.target_dir.join("bench-guest");
-    let mut cmd = ws.cargo();
-    cmd.env("RUSTFLAGS", "-C relocation-model=static")
-        .env_remove("CARGO_ENCODED_RUSTFLAGS")
-        .arg("build")
-        .arg("--release")
-        .arg("--manifest-path")
-        .arg(ws.root.join("tools/bench-guest/Cargo.toml"))
-        .args(["--target", TARGET])
-        .arg("--target-dir")
-        .arg(&target_dir);
-    process::run(&mut cmd)?;
-    let elf = target_dir.join(TARGET).join("release").join("bench-guest");
-    let bin = out.join("bench-guest.bin");
-    let raw = image::convert(&elf, &bin).map_err(|source| XtaskError::Image {
-        elf: elf.clone(),
-        source,
-    })?;
-    if raw.base != 0x4000_0000 {
+    let guests = payload::build_bare_guests(ws, out)?;
+    let Some((bin, base)) = guests.iter().find(|(b, _)| b.ends_with("bench-guest.bin")) else {
+        return Err(XtaskError::Bench("no bench-guest binary was built".into()));
+    };
+    if *base != VIRT_RAM_BASE {
         return Err(XtaskError::Bench(format!(
-            "bench guest linked at {:#x}, expected 0x40000000",
-            raw.base
+            "bench guest linked at {base:#x}, expected {VIRT_RAM_BASE:#x}"
         )));
     }
-    println!("bench guest: {} ({} bytes)", bin.display(), raw.bytes.len());
-    Ok(bin)
+    Ok(bin.clone())
 }
 
 /// What the bench needs of the guest of [`CONFIG`].

@@ -10,6 +10,8 @@ use std::process::Command;
 use guestcfg::Source;
 
 use crate::error::XtaskError;
+use crate::image;
+use crate::prereq::TARGET;
 use crate::process;
 use crate::qemu;
 use crate::workspace::Workspace;
@@ -22,6 +24,67 @@ pub const DEFAULT_CONFIG: &str = "guest-configs/qemu-virt-linux.toml";
 /// first, so that PCI devices waiting for their IOMMU attach as soon as
 /// it registers.
 pub const DEFAULT_INITRAMFS_MODULES: &[&str] = &["virtio_mmio", "virtio_iommu", "nvme", "pci_stub"];
+
+/// The binaries of the bare-metal guest crate (`tools/bench-guest`): the
+/// bench guest and the two guests of the QEMU test `tests/tests/hostile.rs`.
+pub const BARE_GUESTS: &[&str] = &["bench-guest", "hostile", "heartbeat"];
+
+/// The configurations of the hostile-guest QEMU test, beside the bench's
+/// (their kernels are [`BARE_GUESTS`], built first): `cargo xtask test`
+/// writes their bundles next to those of guest-configs/.
+pub const HOSTILE_CONFIGS: &[&str] = &[
+    "tools/bench-guest/hostile.toml",
+    "tools/bench-guest/hostile-contained.toml",
+];
+
+/// Builds the bare-metal guest crate (its own workspace, static relocation
+/// model: the top `.cargo/config.toml` asks for PIE for the hypervisor's
+/// target) into `target/bench-guest`, and converts each of
+/// [`BARE_GUESTS`] to `out/<name>.bin`, the kernels the configurations of
+/// tools/bench-guest name. Returns each image with its load address.
+pub fn build_bare_guests(ws: &Workspace, out: &Path) -> Result<Vec<(PathBuf, u64)>, XtaskError> {
+    let target_dir = ws.target_dir.join("bench-guest");
+    let mut cmd = ws.cargo();
+    cmd.env("RUSTFLAGS", "-C relocation-model=static")
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .arg("build")
+        .arg("--release")
+        .arg("--manifest-path")
+        .arg(ws.root.join("tools/bench-guest/Cargo.toml"))
+        .args(["--target", TARGET])
+        .arg("--target-dir")
+        .arg(&target_dir);
+    process::run(&mut cmd)?;
+    fs::create_dir_all(out).map_err(|e| XtaskError::io("create", out, e))?;
+    let mut built = Vec::new();
+    for name in BARE_GUESTS {
+        let elf = target_dir.join(TARGET).join("release").join(name);
+        let bin = out.join(format!("{name}.bin"));
+        let raw = image::convert(&elf, &bin).map_err(|source| XtaskError::Image {
+            elf: elf.clone(),
+            source,
+        })?;
+        println!(
+            "bare-metal guest: {} ({} bytes at {:#x})",
+            bin.display(),
+            raw.bytes.len(),
+            raw.base
+        );
+        built.push((bin, raw.base));
+    }
+    Ok(built)
+}
+
+/// The bare-metal guests (into `target/bench/`, where the configurations of
+/// tools/bench-guest find them) and the bundles of [`HOSTILE_CONFIGS`];
+/// returns the bundle directory.
+pub fn build_hostile(ws: &Workspace, qemu_bin: &Path) -> Result<PathBuf, XtaskError> {
+    build_bare_guests(ws, &ws.target_dir.join("bench"))?;
+    for config in HOSTILE_CONFIGS {
+        build(ws, &ws.root.join(config), qemu_bin)?;
+    }
+    Ok(bundle_dir(ws))
+}
 
 /// Where bundles are written: `<target>/bundles/<config stem>.bundle`.
 pub fn bundle_dir(ws: &Workspace) -> PathBuf {

@@ -223,7 +223,12 @@ fn test_stages(
         ]))?)
     })?;
     let image = stages.run(STAGES[2], || build_image(ws))?;
-    let bundles = stages.run(STAGES[3], || payload::build_all(ws, &emulator.qemu))?;
+    // Every guest-configs/*.toml, then the bare-metal guests and the
+    // bundles of the hostile-guest test, all in one directory.
+    let bundles = stages.run(STAGES[3], || {
+        payload::build_all(ws, &emulator.qemu)?;
+        payload::build_hostile(ws, &emulator.qemu)
+    })?;
     stages.run(STAGES[4], || {
         Ok(process::run(
             ws.cargo()

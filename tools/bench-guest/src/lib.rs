@@ -1,0 +1,17 @@
+//! What the bare-metal guests of this crate share: the entry code and PSCI
+//! ([`rt`]), a flattened device tree reader ([`fdt`]), the PL011 ([`uart`]),
+//! PCI configuration space through ECAM ([`pci`]) and a polling driver of a
+//! virtio-iommu on virtio-mmio ([`viommu`]).
+//!
+//! The binaries: `bench-guest` (times MAP/UNMAP, `cargo xtask bench`),
+//! `hostile` (attacks the hypervisor through its virtio-iommu and a DMA
+//! master) and `heartbeat` (measures its own rhythm beside it), the last
+//! two for the QEMU test `tests/tests/hostile.rs`.
+
+#![no_std]
+
+pub mod fdt;
+pub mod pci;
+pub mod rt;
+pub mod uart;
+pub mod viommu;
