@@ -22,13 +22,12 @@
 //! a hypervisor that crashed or stalled its CPU leaves no verdict at all.
 //!
 //! The configurations are tools/bench-guest/hostile-contained.toml (every
-//! phase but the MMIO-window MAPs, which today's hypervisor does not
-//! survive) and tools/bench-guest/hostile.toml (all phases); `cargo xtask
-//! test` builds the guests and both bundles in its "guest payloads" stage.
+//! phase but the MMIO-window MAPs) and tools/bench-guest/hostile.toml (all
+//! phases); `cargo xtask test` builds the guests and both bundles in its
+//! "guest payloads" stage.
 //!
-//! What holds today is [`hostile_guest_is_contained`]. The properties the
-//! per-guest budgets and bounded traps of issue 12 are still to bring are
-//! tests of their own, ignored until that work lands:
+//! [`hostile_guest_is_contained`] checks containment; the per-guest budgets
+//! and bounded traps each have a test of their own:
 //! [`hostile_guest_stays_within_its_budgets`],
 //! [`hostile_mmio_window_maps_are_bounded`] and
 //! [`hostile_map_straddling_its_ram_is_out_of_range`].
@@ -365,11 +364,10 @@ fn hostile_guest_is_contained() -> Result<(), HarnessError> {
 /// Per-guest budgets (issue 12, "Per-guest budgets"): the floods of the
 /// contained run get NOMEM once the hostile guest's budget is spent (huge
 /// MAPs: IO page-table pages; ATTACHes: domains and their VMIDs), and its
-/// hypervisor RAM peaks under [`RAM_BOUND`]. Today nothing bounds them:
-/// every huge MAP and all 1 022 domains are granted and the peak is about
-/// 68 MB.
+/// hypervisor RAM peaks under [`RAM_BOUND`]. (Before the budgets every
+/// huge MAP and all 1 022 domains were granted and the peak was about
+/// 68 MB.)
 #[test]
-#[ignore = "pending per-guest budgets (issue 12): today every flood is granted and the hostile guest's hypervisor RAM peaks at ~68 MB"]
 fn hostile_guest_stays_within_its_budgets() -> Result<(), HarnessError> {
     let r = run("hostile-contained", CONTAINED)?;
     let huge = r.phase("huge")?;
@@ -398,13 +396,11 @@ fn hostile_guest_stays_within_its_budgets() -> Result<(), HarnessError> {
 /// MMIO flag over the whole PCIe 64-bit window (512 GiB) are answered
 /// within [`MMIO_TRAP_BOUND_US`], the one at a 4 KiB-aligned IOVA (2^27
 /// PTEs) refused, and everything [`hostile_guest_is_contained`] checks
-/// around them still holds (the run). Today the 4 KiB-aligned MAP holds
-/// its trap about 10 s (stage 2 walked page by page, then PTEs written
-/// until the heap is exhausted: NOMEM), the tables it took are kept, every
-/// later ATTACH gets NOMEM, and the next allocation on the heartbeat's CPU
-/// (a DMA fault report) panics the hypervisor there.
+/// around them still holds (the run). (Before the bounds the 4 KiB-aligned
+/// MAP held its trap about 10 s, stage 2 walked page by page and PTEs
+/// written until the heap was exhausted; every later ATTACH got NOMEM and
+/// the next allocation on the heartbeat's CPU panicked the hypervisor.)
 #[test]
-#[ignore = "pending bounded traps and budgets (issue 12): today a MAP over the 512 GiB PCIe window holds its trap ~10 s, exhausts the hypervisor heap and a later allocation panics the hypervisor on the heartbeat's CPU"]
 fn hostile_mmio_window_maps_are_bounded() -> Result<(), HarnessError> {
     let r = run("hostile", ALL)?;
     let mmio = r.phase("mmio")?;
@@ -426,10 +422,9 @@ fn hostile_mmio_window_maps_are_bounded() -> Result<(), HarnessError> {
 
 /// A MAP of the guest's RAM that runs 1 GiB past its end names physical
 /// memory the guest does not own: RANGE, as for a range wholly outside
-/// its RAM (`past-own-ram`). Today the first page being RAM makes it a
-/// memory-type mismatch: INVAL.
+/// its RAM (`past-own-ram`). (It used to get INVAL: the first page being
+/// RAM made it look like a memory-type mismatch.)
 #[test]
-#[ignore = "today a MAP straddling the end of the guest's RAM gets INVAL (memory type), not RANGE"]
 fn hostile_map_straddling_its_ram_is_out_of_range() -> Result<(), HarnessError> {
     let r = run("hostile-contained", CONTAINED)?;
     let got = r.refusals.get("1g-past-own-ram").map(|(s, _)| s.as_str());

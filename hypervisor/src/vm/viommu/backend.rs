@@ -379,6 +379,18 @@ impl IommuBackend for SmmuBackend {
         // The guest's own device MMIO, identity-mapped in its stage 2:
         // one walk per stage-2 page or block, at most MAX_TRANSLATE_WALKS.
         let st2 = self.guest.stage2.lock();
+        if ram.contains(gpa) {
+            // Starts in RAM and runs past its end: what follows RAM
+            // decides. Not the guest's: RANGE; its own MMIO: a mix of
+            // memory types, INVAL.
+            let after = ram.end();
+            return match st2.0.translate_block(&st2.1, after) {
+                Some((pa, a, _)) if a.mem == MemType::Device && pa == after => {
+                    Err(Refusal::MemoryType)
+                }
+                _ => Err(Refusal::NotOwned),
+            };
+        }
         let mut at = gpa & !0xfff;
         for _ in 0..MAX_TRANSLATE_WALKS {
             let size = match st2.0.translate_block(&st2.1, at) {
