@@ -296,6 +296,13 @@ pub struct PageTable<F: Format> {
     start_level: usize,
     root_entries: usize,
     ia_bits: u32,
+    /// The table the last one-descriptor unmap left empty, kept linked
+    /// (the VA it covers and its level) so that the MAP that usually
+    /// follows reuses it instead of retiring one table and taking another;
+    /// at most one is kept, so memory stays bounded: the previous spare is
+    /// retired (if still empty) when another table empties, and
+    /// [`PageTable::release_spare`] retires it on demand.
+    spare: Option<(u64, usize)>,
     _format: PhantomData<F>,
 }
 
@@ -324,6 +331,7 @@ impl<F: Format> PageTable<F> {
             start_level,
             root_entries,
             ia_bits,
+            spare: None,
             _format: PhantomData,
         })
     }
@@ -738,18 +746,76 @@ impl<F: Format> PageTable<F> {
         }
         // SAFETY: live table page, index in range.
         unsafe { ptr.add(idx).write_volatile(0) };
-        // Count the entry out, and unlink the tables it leaves empty.
-        let retire = mem.retires();
-        let mut l = level;
+        // Count the entry out. A table it leaves empty stays linked as the
+        // spare; the previous spare is retired if it is still empty.
         // SAFETY: the path's slots are the live descriptors of its tables.
-        while unsafe { count_step(path.slots[l], false) } == 0 && retire && l > self.start_level {
+        let emptied = unsafe { count_step(path.slots[level], false) } == 0;
+        if emptied && mem.retires() && level > self.start_level {
+            let table_va = va & !(level_size(level - 1) - 1);
+            if let Some(old) = self.spare.replace((table_va, level))
+                && old != (table_va, level)
+            {
+                self.retire_if_empty(mem, old.0, old.1);
+            }
+        }
+        Some(Ok(()))
+    }
+
+    /// The table at `level` covering `va`, if one is linked (for checks).
+    #[cfg(test)]
+    fn table_at(&self, mem: &impl TableMemory, va: u64, level: usize) -> Option<u64> {
+        let mut table = self.root;
+        for l in self.start_level..level {
+            // SAFETY: a live table page of this PageTable; index in range.
+            let desc = unsafe { mem.table_ptr(table).add(self.index(l, va)).read_volatile() };
+            if desc & VALID == 0 || desc & TABLE_OR_PAGE == 0 {
+                return None;
+            }
+            table = desc & OA_MASK;
+        }
+        Some(table)
+    }
+
+    /// Whether an emptied table is kept linked as the spare.
+    pub fn has_spare(&self) -> bool {
+        self.spare.is_some()
+    }
+
+    /// Retires the spare table (see the field) if it is still empty, and
+    /// each parent this leaves empty: afterwards no emptied table stays
+    /// linked. For memory that [retires](TableMemory::retires) tables.
+    pub fn release_spare(&mut self, mem: &mut impl TableMemory) {
+        if let Some((va, level)) = self.spare.take() {
+            self.retire_if_empty(mem, va, level);
+        }
+    }
+
+    /// Unlinks and retires the table at `level` covering `va` if it is
+    /// (still) empty, then each parent that this leaves empty.
+    fn retire_if_empty(&mut self, mem: &mut impl TableMemory, va: u64, level: usize) {
+        let mut path = Path::default();
+        if !matches!(
+            self.table_for(mem, va, level, false, &mut path),
+            Ok(Some(_))
+        ) {
+            return; // gone already (a range unmap retired it)
+        }
+        // SAFETY: the path's slots are the live descriptors of its tables.
+        if count_of(unsafe { path.slots[level].read_volatile() }) != 0 {
+            return; // mapped into again since
+        }
+        let mut l = level;
+        loop {
             // SAFETY: as above; the descriptor is unlinked before the
             // table is handed over.
             unsafe { path.slots[l].write_volatile(0) };
             mem.retire_table(path.tables[l]);
             l -= 1;
+            // SAFETY: as above: the parent lost one entry.
+            if l <= self.start_level || unsafe { count_step(path.slots[l], false) } != 0 {
+                break;
+            }
         }
-        Some(Ok(()))
     }
 
     /// Clears every leaf in `[va, end)` of `table` (whose descriptor is at

@@ -345,8 +345,17 @@ fn single_descriptor_shortcut_matches_the_general_rules() {
 /// Checks every table below the root: its descriptor's count equals its
 /// valid entries and (with `no_empty`) it is not empty. Returns the tables.
 fn check_counts<F: Format>(pt: &PageTable<F>, mem: &FakeMem, no_empty: bool) -> usize {
+    // The one emptied table the table may keep linked (its `spare`).
+    let spare = pt.spare.and_then(|(va, level)| pt.table_at(mem, va, level));
+    let spare_is = |t: u64| spare == Some(t);
     /// (valid entries of `table`, tables below it)
-    fn walk(mem: &FakeMem, table: u64, level: usize, no_empty: bool) -> (u64, usize) {
+    fn walk(
+        mem: &FakeMem,
+        table: u64,
+        level: usize,
+        no_empty: bool,
+        spare_is: &dyn Fn(u64) -> bool,
+    ) -> (u64, usize) {
         let ptr = mem.table_ptr(table);
         let (mut valid, mut tables) = (0, 0);
         for i in 0..ENTRIES {
@@ -358,14 +367,17 @@ fn check_counts<F: Format>(pt: &PageTable<F>, mem: &FakeMem, no_empty: bool) -> 
             valid += 1;
             if level < 3 && d & TABLE_OR_PAGE != 0 {
                 let sub = d & OA_MASK;
-                let (live, below) = walk(mem, sub, level + 1, no_empty);
+                let (live, below) = walk(mem, sub, level + 1, no_empty, spare_is);
                 assert_eq!(
                     count_of(d),
                     live,
                     "count of table {sub:#x} at level {}",
                     level + 1
                 );
-                assert!(!no_empty || live > 0, "empty table {sub:#x} left linked");
+                assert!(
+                    !no_empty || live > 0 || spare_is(sub),
+                    "empty table {sub:#x} left linked (not the spare)"
+                );
                 tables += 1 + below;
             }
         }
@@ -379,6 +391,7 @@ fn check_counts<F: Format>(pt: &PageTable<F>, mem: &FakeMem, no_empty: bool) -> 
                 pt.root + p as u64 * PAGE_SIZE,
                 pt.start_level,
                 no_empty,
+                &spare_is,
             )
             .1
         })
@@ -404,6 +417,14 @@ fn emptied_tables_are_retired_then_freed_by_the_owner() {
     pt.unmap(&mut m, 0x20_0000, PAGE_SIZE).unwrap();
     assert!(m.retired.is_empty(), "the L3 table still maps a page");
     pt.unmap(&mut m, 0x20_1000, PAGE_SIZE).unwrap();
+    assert!(m.retired.is_empty(), "the emptied L3 is kept as the spare");
+    assert!(pt.has_spare());
+    assert_eq!(
+        check_counts(&pt, &m, true),
+        2,
+        "linked, and allowed: the spare"
+    );
+    pt.release_spare(&mut m);
     assert_eq!(m.retired.len(), 2, "L3 then the L2 it emptied");
     assert_eq!(pt.translate(&m, 0x20_1000), None);
     assert_eq!(check_counts(&pt, &m, true), 0);
@@ -434,8 +455,38 @@ fn a_map_loop_at_fresh_addresses_holds_steady_memory() {
             .unwrap();
         pt.unmap(&mut m, va, PAGE_SIZE).unwrap();
         m.reclaim();
-        assert_eq!(m.live(), start, "iteration {i}");
+        // At most the spare's L3 and the L2 above it stay.
+        assert!(m.live() <= start + 2, "iteration {i}: {}", m.live());
     }
+    pt.release_spare(&mut m);
+    m.reclaim();
+    assert_eq!(m.live(), start);
+}
+
+#[test]
+fn the_spare_is_reused_by_the_next_map_and_retired_when_another_empties() {
+    let mut m = FakeMem::retiring();
+    let mut pt = io_table(&mut m);
+    let start = m.live();
+    pt.map(&mut m, 0x20_0000, 0x4000_0000, PAGE_SIZE, Attrs::RW)
+        .unwrap();
+    pt.unmap(&mut m, 0x20_0000, PAGE_SIZE).unwrap();
+    // Mapping into the same 2 MiB takes no table.
+    pt.map(&mut m, 0x20_3000, 0x4000_0000, PAGE_SIZE, Attrs::RW)
+        .unwrap();
+    assert_eq!(m.live(), start + 2);
+    assert_eq!(check_counts(&pt, &m, true), 2);
+    pt.unmap(&mut m, 0x20_3000, PAGE_SIZE).unwrap();
+    // Another GiB: the old spare (and the L2 it empties) are retired when
+    // the new L3 empties.
+    pt.map(&mut m, 0x4000_0000, 0x4000_0000, PAGE_SIZE, Attrs::RW)
+        .unwrap();
+    pt.unmap(&mut m, 0x4000_0000, PAGE_SIZE).unwrap();
+    assert_eq!(m.retired.len(), 2);
+    assert_eq!(check_counts(&pt, &m, true), 2, "only the new spare's path");
+    pt.release_spare(&mut m);
+    assert_eq!(m.reclaim(), 4);
+    assert_eq!(m.live(), start);
 }
 
 #[test]
@@ -573,6 +624,8 @@ fn random_maps_and_unmaps_keep_counts_and_free_every_empty_table() {
     for (va, size) in live.drain(..) {
         pt.unmap(&mut m, va, size).unwrap();
     }
+    pt.release_spare(&mut m);
+    check_counts(&pt, &m, true);
     m.reclaim();
     assert_eq!(m.live(), start);
 }

@@ -42,6 +42,9 @@ use alloc::vec::Vec;
 use log::error;
 use smallvec::SmallVec;
 
+/// MAPs up to this size are costed by their 4 KiB pages, without a walk.
+const SMALL_MAP: u64 = 2 << 20;
+
 /// Input-address size of domain page tables (and so the device's input range).
 pub const IOVA_BITS: u32 = 40;
 
@@ -572,7 +575,14 @@ impl IommuBackend for SmmuBackend {
         let t = d.table.as_mut().ok_or(BackendError::Hardware)?;
         // The work is known before it is done: refuse what one request, or
         // the rest of this notify's allowance, cannot pay for.
-        let ptes = t.leaf_count(iova, pa, len);
+        // Up to one 2 MiB block, the number of 4 KiB pages is a bound no
+        // walk is needed for (it never undercounts; 256 requests of that
+        // size fit the notify's allowance); beyond, the exact count.
+        let ptes = if len <= SMALL_MAP {
+            len.div_ceil(0x1000)
+        } else {
+            t.leaf_count(iova, pa, len)
+        };
         if ptes > MAX_MAP_PTES || self.batch_ptes.saturating_add(ptes) > MAX_NOTIFY_PTES {
             return Err(BackendError::NoResources);
         }
@@ -587,12 +597,30 @@ impl IommuBackend for SmmuBackend {
             write: attrs.write,
             exec: false,
         };
-        let result = t
-            .map(&mut self.tables, iova, pa, len, a)
-            .map_err(|e| match e {
-                MapError::NoMemory => BackendError::NoMemory,
-                other => hw(other),
-            });
+        let mut result = t.map(&mut self.tables, iova, pa, len, a);
+        if result == Err(MapError::NoMemory) && t.has_spare() {
+            // Out of table pages while this domain keeps an emptied table
+            // linked: retire it, complete its invalidation now (one
+            // CMD_SYNC, the batch's allowance kept) so that its pages are
+            // free, and try once more.
+            t.release_spare(&mut self.tables);
+            self.queue_retire(vmid);
+            let ptes = self.batch_ptes;
+            let synced = self.sync();
+            self.batch_ptes = ptes;
+            synced?;
+            self.reserve_retire()?;
+            let t = self
+                .domains
+                .get_mut(&domain)
+                .and_then(|d| d.table.as_mut())
+                .ok_or(BackendError::Hardware)?;
+            result = t.map(&mut self.tables, iova, pa, len, a);
+        }
+        let result = result.map_err(|e| match e {
+            MapError::NoMemory => BackendError::NoMemory,
+            other => hw(other),
+        });
         // A failed map retires the tables it added.
         self.queue_retire(vmid);
         self.ticks[0] = self.ticks[0].wrapping_add(perf::now() - t0);
