@@ -33,6 +33,9 @@ tasks:
   bench [--runs N]    the virtio-iommu MAP/UNMAP benchmark: the bench guest under
                       partita and on QEMU's own virtio-iommu (no hypervisor), N runs
                       each (default 3); target/bench/{report.md,results.json,plot.svg}
+  fuzz [--minutes N]  the randomized virtio-iommu backend test with fresh seeds and
+                      long sequences for N minutes (default 10); prints the seed of
+                      a failure
   layering            how much of hypervisor/src compiles only for the target
                       (limit 5%) and whether any layer names one above it
                       (docs/architecture.md); also checked by the host tests
@@ -79,6 +82,11 @@ pub enum Task {
     },
     /// `layering`
     Layering,
+    /// `fuzz [--minutes N]`
+    Fuzz {
+        /// How long to run.
+        minutes: u64,
+    },
     /// `help`, `-h`, `--help`
     Help,
 }
@@ -129,6 +137,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Task, CliError>
         "hil" => return parse_hil(rest),
         "bench" => return parse_bench(rest),
         "layering" if rest.is_empty() => return Ok(Task::Layering),
+        "fuzz" => return parse_fuzz(rest),
         "help" | "-h" | "--help" => return Ok(Task::Help),
         other => return Err(CliError::UnknownTask(other.to_owned())),
     };
@@ -179,6 +188,25 @@ fn parse_bench(args: Vec<OsString>) -> Result<Task, CliError> {
         }
     }
     Ok(Task::Bench { runs })
+}
+
+/// The arguments of `fuzz`.
+fn parse_fuzz(args: Vec<OsString>) -> Result<Task, CliError> {
+    let mut minutes = 10;
+    let mut args = args.into_iter().map(|a| a.to_string_lossy().into_owned());
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--minutes" => {
+                minutes = args
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .filter(|&n: &u64| n >= 1)
+                    .ok_or(CliError::MissingValue("--minutes"))?;
+            }
+            _ => return Err(CliError::Unexpected { task: "fuzz", arg }),
+        }
+    }
+    Ok(Task::Fuzz { minutes })
 }
 
 /// The arguments of `hil`: options in any order.
@@ -317,6 +345,12 @@ mod tests {
             Err(CliError::UnknownTask("bogus".into()))
         );
         assert_eq!(parse_strs(&["bench"]), Ok(Task::Bench { runs: 3 }));
+        assert_eq!(parse_strs(&["fuzz"]), Ok(Task::Fuzz { minutes: 10 }));
+        assert_eq!(
+            parse_strs(&["fuzz", "--minutes", "2"]),
+            Ok(Task::Fuzz { minutes: 2 })
+        );
+        assert!(parse_strs(&["fuzz", "--minutes", "0"]).is_err());
         assert_eq!(
             parse_strs(&["bench", "--runs", "5"]),
             Ok(Task::Bench { runs: 5 })

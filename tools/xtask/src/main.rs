@@ -11,6 +11,8 @@
 //!   board through U-Boot and its serial console (see [`hil`]).
 //! - `cargo xtask bench [--runs N]` measures the virtio-iommu against
 //!   QEMU's own (see [`bench`]).
+//! - `cargo xtask fuzz [--minutes N]` runs the randomized backend test
+//!   with fresh seeds (see [`fuzz`]).
 //! - `cargo xtask layering` counts the hypervisor's target-only code and
 //!   checks the layer rules (see [`layering`]).
 //!
@@ -23,6 +25,7 @@
 mod bench;
 mod cli;
 mod error;
+mod fuzz;
 mod hil;
 mod host;
 mod image;
@@ -73,6 +76,7 @@ fn main() -> ExitCode {
         } => hil::hil(&ws, &board, &scenario, !quiet).map(|()| 0),
         Task::HilList => hil::list(&ws).map(|()| 0),
         Task::Bench { runs } => bench::bench(&ws, runs).map(|()| 0),
+        Task::Fuzz { minutes } => fuzz::fuzz(&ws, minutes).map(|()| 0),
         Task::Layering => {
             let src = ws.root.join("hypervisor/src");
             layering::print(&src)
