@@ -328,12 +328,26 @@ pub fn plan_s2_invalidation_into(
     }
     let first = ipa >> 12;
     let pages = end.div_ceil(4096) - first;
+    // Every command is pushed into room reserved first: out of memory
+    // fails the plan (and leaves `out` as it was), it never aborts.
+    let start = out.len();
+    let mut push_all = |cmds: &mut dyn Iterator<Item = Cmd>| {
+        for c in cmds {
+            if out.try_reserve(1).is_err() {
+                out.truncate(start);
+                return Err(SmmuError::NoMemory {
+                    what: "invalidation commands",
+                });
+            }
+            out.push(c);
+        }
+        Ok(())
+    };
     if ril {
-        out.extend(range_tlbis(vmid, first, pages, leaf));
+        push_all(&mut range_tlbis(vmid, first, pages, leaf))
     } else if pages > page_limit {
-        out.push(Cmd::tlbi_s12_vmall(vmid));
+        push_all(&mut core::iter::once(Cmd::tlbi_s12_vmall(vmid)))
     } else {
-        out.extend((first..first + pages).map(|p| Cmd::tlbi_s2_ipa(vmid, p << 12, leaf)));
+        push_all(&mut (first..first + pages).map(|p| Cmd::tlbi_s2_ipa(vmid, p << 12, leaf)))
     }
-    Ok(())
 }

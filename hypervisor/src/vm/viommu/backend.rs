@@ -33,6 +33,7 @@ use crate::arch::{Arch, Cpu};
 use crate::mm::budget_tables::BudgetTables;
 use crate::mm::pagetable::{Attrs, MapError, MemType, PageTable, Stage2};
 use crate::perf;
+use crate::smmu::SmmuError;
 use crate::smmu::cmd::{Cmd, plan_s2_invalidation_into};
 use crate::smmu::driver::ProbeOptions;
 use crate::viommu::backend::{BackendError, IommuBackend, MapAttrs, Refusal, ResvRegion};
@@ -345,7 +346,10 @@ impl SmmuBackend {
         for (inst, cmds) in self.pending.iter_mut().enumerate() {
             let ril = self.ril.get(inst).copied().unwrap_or(false);
             if let Err(e) = plan_s2_invalidation_into(cmds, vmid, iova, len, true, ril, limit) {
-                result = Err(hw(e));
+                result = Err(match e {
+                    SmmuError::NoMemory { .. } => BackendError::NoMemory,
+                    other => hw(other),
+                });
                 break;
             }
         }
