@@ -266,27 +266,39 @@ pub fn measure(src: &Path) -> io::Result<Report> {
     Ok(report)
 }
 
-/// Prints the report of `src`.
+/// Prints the report of `src` (a closed pipe, as with `| head`, ends the
+/// listing quietly).
 pub fn print(src: &Path) -> io::Result<Report> {
+    use std::io::Write;
     let r = measure(src)?;
-    println!(
-        "hypervisor/src: {} lines of code (tests excluded), {} target-only outside arch/aarch64/ and main.rs: {:.2}% (limit {LIMIT_PERCENT}%)",
-        r.total,
-        r.target_only,
-        r.percent()
-    );
-    for (f, n) in &r.by_file {
-        println!("  {n:>5}  {}", f.display());
-    }
-    for (f, line) in &r.violations {
-        println!("  layering: {} names a layer above it: {line}", f.display());
-    }
-    for f in &r.orphans {
-        println!(
-            "  orphan: {} is in no module (the compiler never reads it)",
-            f.display()
-        );
-    }
+    let mut out = io::stdout().lock();
+    let _ = (|| -> io::Result<()> {
+        writeln!(
+            out,
+            "hypervisor/src: {} lines of code (tests excluded), {} target-only outside arch/aarch64/ and main.rs: {:.2}% (limit {LIMIT_PERCENT}%)",
+            r.total,
+            r.target_only,
+            r.percent()
+        )?;
+        for (f, n) in &r.by_file {
+            writeln!(out, "  {n:>5}  {}", f.display())?;
+        }
+        for (f, line) in &r.violations {
+            writeln!(
+                out,
+                "  layering: {} names a layer above it: {line}",
+                f.display()
+            )?;
+        }
+        for f in &r.orphans {
+            writeln!(
+                out,
+                "  orphan: {} is in no module (the compiler never reads it)",
+                f.display()
+            )?;
+        }
+        Ok(())
+    })();
     Ok(r)
 }
 
