@@ -401,15 +401,7 @@ impl<F: Format> PageTable<F> {
         {
             if result == Err(MapError::NoMemory) && mem.retires() {
                 // Tables allocated on the way are empty: take them back.
-                self.unmap_level(
-                    mem,
-                    self.root,
-                    core::ptr::null_mut(),
-                    self.start_level,
-                    va,
-                    va + size,
-                    true,
-                );
+                self.clear_range(mem, va, va + size, true);
             }
             return result;
         }
@@ -435,15 +427,7 @@ impl<F: Format> PageTable<F> {
             let retire = mem.retires();
             let end = if retire { va + size } else { va + done };
             if end > va {
-                self.unmap_level(
-                    mem,
-                    self.root,
-                    core::ptr::null_mut(),
-                    self.start_level,
-                    va,
-                    end,
-                    retire,
-                );
+                self.clear_range(mem, va, end, retire);
             }
         }
         result
@@ -604,15 +588,7 @@ impl<F: Format> PageTable<F> {
             return Err(MapError::WouldSplit);
         }
         let retire = mem.retires();
-        self.unmap_level(
-            mem,
-            self.root,
-            core::ptr::null_mut(),
-            self.start_level,
-            va,
-            va + size,
-            retire,
-        );
+        self.clear_range(mem, va, va + size, retire);
         Ok(())
     }
 
@@ -816,6 +792,20 @@ impl<F: Format> PageTable<F> {
                 break;
             }
         }
+    }
+
+    /// Clears every leaf in `[va, end)` from the root down; with `retire`,
+    /// unlinks and retires every table the range leaves empty.
+    fn clear_range(&self, mem: &mut impl TableMemory, va: u64, end: u64, retire: bool) {
+        self.unmap_level(
+            mem,
+            self.root,
+            core::ptr::null_mut(),
+            self.start_level,
+            va,
+            end,
+            retire,
+        );
     }
 
     /// Clears every leaf in `[va, end)` of `table` (whose descriptor is at

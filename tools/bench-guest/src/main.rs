@@ -34,21 +34,12 @@ use virtio_defs::mmio::{self, offset};
 /// Any exception is fatal: print the syndrome and power off.
 #[unsafe(no_mangle)]
 extern "C" fn exception_entry() -> ! {
-    let (esr, far, elr) = rt::exception_syndrome();
-    uart::puts("bench error exception esr=");
-    uart::hex(esr);
-    uart::puts(" far=");
-    uart::hex(far);
-    uart::puts(" elr=");
-    uart::hex(elr);
-    uart::puts("\n");
-    power_off();
+    rt::fatal_exception("bench")
 }
 
 #[panic_handler]
 fn panic(_info: &core::panic::PanicInfo<'_>) -> ! {
-    uart::puts("bench error panic\n");
-    power_off();
+    rt::fatal_panic("bench")
 }
 
 /// Counter ticks to tenths of a nanosecond.

@@ -58,6 +58,29 @@ vectors:
     "#
 );
 
+/// Reports an exception on the console as `<who> error exception esr=..
+/// far=.. elr=..` and powers off: the fatal handler of the guests that
+/// print.
+pub fn fatal_exception(who: &str) -> ! {
+    let (esr, far, elr) = exception_syndrome();
+    crate::uart::puts(who);
+    crate::uart::puts(" error exception esr=");
+    crate::uart::hex(esr);
+    crate::uart::puts(" far=");
+    crate::uart::hex(far);
+    crate::uart::puts(" elr=");
+    crate::uart::hex(elr);
+    crate::uart::puts("\n");
+    power_off();
+}
+
+/// Reports a panic as `<who> error panic` and powers off.
+pub fn fatal_panic(who: &str) -> ! {
+    crate::uart::puts(who);
+    crate::uart::puts(" error panic\n");
+    power_off();
+}
+
 /// The syndrome of the exception being taken: (ESR_EL1, FAR_EL1, ELR_EL1).
 pub fn exception_syndrome() -> (u64, u64, u64) {
     let (esr, far, elr): (u64, u64, u64);

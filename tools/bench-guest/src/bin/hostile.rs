@@ -53,21 +53,12 @@ use virtio_defs::iommu;
 /// Any exception ends the run (after saying so).
 #[unsafe(no_mangle)]
 extern "C" fn exception_entry() -> ! {
-    let (esr, far, elr) = rt::exception_syndrome();
-    uart::puts("hostile error exception esr=");
-    uart::hex(esr);
-    uart::puts(" far=");
-    uart::hex(far);
-    uart::puts(" elr=");
-    uart::hex(elr);
-    uart::puts("\n");
-    power_off();
+    rt::fatal_exception("hostile")
 }
 
 #[panic_handler]
 fn panic(_info: &core::panic::PanicInfo<'_>) -> ! {
-    uart::puts("hostile error panic\n");
-    power_off();
+    rt::fatal_panic("hostile")
 }
 
 fn fail(what: &str) -> ! {
