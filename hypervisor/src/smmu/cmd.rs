@@ -328,26 +328,37 @@ pub fn plan_s2_invalidation_into(
     }
     let first = ipa >> 12;
     let pages = end.div_ceil(4096) - first;
-    // Every command is pushed into room reserved first: out of memory
-    // fails the plan (and leaves `out` as it was), it never aborts.
-    let start = out.len();
-    let mut push_all = |cmds: &mut dyn Iterator<Item = Cmd>| {
-        for c in cmds {
-            if out.try_reserve(1).is_err() {
-                out.truncate(start);
-                return Err(SmmuError::NoMemory {
-                    what: "invalidation commands",
-                });
-            }
-            out.push(c);
+    // Room for every command is reserved first, in one step: out of
+    // memory fails the plan (leaving `out` as it was), it never aborts.
+    // (The check is inline: the fast path has the room already.)
+    let reserve = |out: &mut Vec<Cmd>, n: usize| {
+        if out.capacity() - out.len() >= n {
+            return Ok(());
         }
-        Ok(())
+        out.try_reserve(n).map_err(|_| SmmuError::NoMemory {
+            what: "invalidation commands",
+        })
     };
     if ril {
-        push_all(&mut range_tlbis(vmid, first, pages, leaf))
+        let cmds = range_tlbis(vmid, first, pages, leaf);
+        // Each command covers at least one page: `pages` is a bound that
+        // needs no count when the room is there.
+        let room = out.capacity() - out.len();
+        reserve(
+            out,
+            if room as u64 >= pages {
+                0
+            } else {
+                cmds.clone().count()
+            },
+        )?;
+        out.extend(cmds);
     } else if pages > page_limit {
-        push_all(&mut core::iter::once(Cmd::tlbi_s12_vmall(vmid)))
+        reserve(out, 1)?;
+        out.push(Cmd::tlbi_s12_vmall(vmid));
     } else {
-        push_all(&mut (first..first + pages).map(|p| Cmd::tlbi_s2_ipa(vmid, p << 12, leaf)))
+        reserve(out, pages as usize)?;
+        out.extend((first..first + pages).map(|p| Cmd::tlbi_s2_ipa(vmid, p << 12, leaf)));
     }
+    Ok(())
 }
