@@ -69,19 +69,8 @@ fn a_guest_whose_streams_cannot_be_bound_is_refused() {
     w.dma
         .fail_attach
         .store(true, core::sync::atomic::Ordering::Relaxed);
-    let ctx = BuildCtx {
-        host: host(),
-        gic: w.gic,
-        smmus: w.dma,
-        vmids: &w.vmids,
-    };
-    let spec = GuestSpec {
-        index: 0,
-        config: config("a", &[0], false),
-        kernel: kernel(),
-        initrd: None,
-        ram: ram(),
-    };
+    let ctx = w.ctx();
+    let spec = guest_spec(config("a", &[0], false), kernel(), ram());
     let err = build(&ctx, spec).err().expect("refused");
     assert!(matches!(err, super::super::build::BuildError::Dma(_)));
     assert_eq!(
@@ -97,19 +86,8 @@ fn guest_ram_is_cleared_before_the_images_are_loaded() {
     let r = ram();
     // What an earlier user of the memory left there.
     r.write(RAM_BASE + RAM_SIZE - 8, b"leftover").unwrap();
-    let ctx = BuildCtx {
-        host: host(),
-        gic: w.gic,
-        smmus: w.dma,
-        vmids: &w.vmids,
-    };
-    let spec = GuestSpec {
-        index: 0,
-        config: config("a", &[0], false),
-        kernel: kernel(),
-        initrd: None,
-        ram: r,
-    };
+    let ctx = w.ctx();
+    let spec = guest_spec(config("a", &[0], false), kernel(), r);
     let g = build(&ctx, spec).expect("builds");
     let mut tail = [0xffu8; 8];
     g.ram.read(RAM_BASE + RAM_SIZE - 8, &mut tail).unwrap();
@@ -126,20 +104,9 @@ fn guest_ram_is_cleared_before_the_images_are_loaded() {
 #[test]
 fn build_errors_are_typed() {
     let w = World::new();
-    let ctx = BuildCtx {
-        host: host(),
-        gic: w.gic,
-        smmus: w.dma,
-        vmids: &w.vmids,
-    };
+    let ctx = w.ctx();
     let bad_kernel: &'static [u8] = Box::leak(vec![0u8; 128].into_boxed_slice());
-    let spec = GuestSpec {
-        index: 0,
-        config: config("a", &[0], false),
-        kernel: bad_kernel,
-        initrd: None,
-        ram: ram(),
-    };
+    let spec = guest_spec(config("a", &[0], false), bad_kernel, ram());
     let err = build(&ctx, spec).err().expect("refused");
     assert_eq!(
         alloc::format!("{err}"),
@@ -147,13 +114,7 @@ fn build_errors_are_typed() {
     );
     let mut c = config("a", &[0], false);
     c.devices.push(String::from("/nonexistent"));
-    let spec = GuestSpec {
-        index: 0,
-        config: c,
-        kernel: kernel(),
-        initrd: None,
-        ram: ram(),
-    };
+    let spec = guest_spec(c, kernel(), ram());
     let err = build(&ctx, spec).err().expect("refused");
     assert!(matches!(
         &err,
@@ -173,16 +134,21 @@ fn build_errors_are_typed() {
     // The virtio-iommu window over the GIC distributor.
     let mut c = config("a", &[0], true);
     c.viommu.as_mut().unwrap().base = 0x0800_0000;
-    let spec = GuestSpec {
-        index: 0,
-        config: c,
-        kernel: kernel(),
-        initrd: None,
-        ram: ram(),
-    };
+    let spec = guest_spec(c, kernel(), ram());
     let err = build(&ctx, spec).err().expect("refused");
     assert!(
         alloc::format!("{err}").contains("overlaps the GIC distributor"),
         "{err}"
     );
+}
+
+/// Guest 0 of `config` with `kernel` in `ram`, no initrd.
+fn guest_spec(config: GuestConfig, kernel: &'static [u8], ram: GuestRam) -> GuestSpec {
+    GuestSpec {
+        index: 0,
+        config,
+        kernel,
+        initrd: None,
+        ram,
+    }
 }

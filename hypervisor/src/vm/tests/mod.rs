@@ -190,6 +190,16 @@ impl World {
         }
     }
 
+    /// What building a guest needs, with the recording SMMU side.
+    pub fn ctx(&self) -> BuildCtx<'_> {
+        BuildCtx {
+            host: host(),
+            gic: self.gic,
+            smmus: self.dma,
+            vmids: &self.vmids,
+        }
+    }
+
     /// Builds guest `index` from `config`, its streams on the recording
     /// SMMU side.
     pub fn guest(&self, index: usize, config: GuestConfig) -> Guest {
