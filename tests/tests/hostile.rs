@@ -335,8 +335,18 @@ fn hostile_guest_is_contained() -> Result<(), HarnessError> {
 
     let dma = r.phase("dma")?;
     r.check(
-        dma.get("sent") == dma.get("completed") && dma.get("sent") == 36,
+        dma.get("sent") == dma.get("completed") && dma.get("sent") == 37,
         format!("every edu DMA completes: {}", dma.line),
+    )?;
+    r.check(
+        ["mapping_faults", "domain_faults"]
+            .iter()
+            .all(|k| dma.f.get(*k).is_some_and(|&n| n > 0)),
+        format!(
+            "edu's DMA through an empty domain is reported as MAPPING faults and \
+             its DMA while unattached as DOMAIN faults on the event queue: {}",
+            dma.line
+        ),
     )?;
     let text = r.vm.transcript();
     let blocked: Vec<u64> = text

@@ -8,7 +8,6 @@ use crate::perf;
 use crate::viommu::backend::IommuBackend;
 use crate::viommu::device::ViommuDevice;
 use crate::viommu::model::Viommu;
-use crate::viommu::wire::probe::FaultReason;
 use crate::virtio::memory::GuestMemory;
 use crate::virtio::mmio::regs::Register;
 use crate::virtio::mmio::{MmioTransport, TransportAction};
@@ -48,9 +47,7 @@ impl<B: IommuBackend> ViommuMmio<B> {
     /// (if the driver has given it buffers).
     pub fn report_fault(&self, mem: &dyn GuestMemory, ep: u32, iova: u64, read: bool) -> Effect {
         let mut t = self.transport.lock();
-        t.device_mut()
-            .model
-            .report_fault(ep, iova, read, !read, FaultReason::Mapping);
+        t.device_mut().model.report_dma_fault(ep, iova, read);
         let action = t.poll(mem);
         drop(t);
         self.effect(action)

@@ -8,4 +8,5 @@ pub mod el2map;
 pub mod heap;
 pub mod heap_tables;
 pub mod layout;
+pub mod mirror;
 pub mod pagetable;

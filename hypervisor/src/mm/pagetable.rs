@@ -945,9 +945,62 @@ impl<F: Format> PageTable<F> {
             )
     }
 
+    /// Number of root pages (more than one for a concatenated stage-2 root).
+    fn root_pages(&self) -> usize {
+        self.root_entries.div_ceil(ENTRIES)
+    }
+
+    /// Copies `source`'s root descriptors (same geometry) into this
+    /// table's root: it then translates as `source` does, through
+    /// `source`'s tables below the root. Only for a table nothing is
+    /// mapped into by [`PageTable::map`]; what the copied descriptors point
+    /// at belongs to `source` and must never be freed through this table
+    /// (see [`crate::mm::mirror::MirrorTable`], the one user).
+    pub(crate) fn copy_root_from(
+        &mut self,
+        mem: &impl TableMemory,
+        source: &PageTable<F>,
+        source_mem: &impl TableMemory,
+    ) -> Result<(), MapError> {
+        if source.root_entries != self.root_entries || source.start_level != self.start_level {
+            return Err(MapError::OutOfRange);
+        }
+        self.write_root(mem, |off, i| {
+            // SAFETY: `source`'s live root page at `off`, `i` in range.
+            unsafe {
+                source_mem
+                    .table_ptr(source.root + off)
+                    .add(i)
+                    .read_volatile()
+            }
+        });
+        Ok(())
+    }
+
+    /// Makes every root descriptor invalid without freeing anything they
+    /// pointed at (undoes [`PageTable::copy_root_from`]).
+    pub(crate) fn clear_root(&mut self, mem: &impl TableMemory) {
+        self.write_root(mem, |_, _| 0);
+    }
+
+    /// Writes root descriptor `i` of the root page at offset `off` with
+    /// `value(off, i)`, for every one.
+    fn write_root(&mut self, mem: &impl TableMemory, value: impl Fn(u64, usize) -> u64) {
+        for p in 0..self.root_pages() {
+            let off = p as u64 * PAGE_SIZE;
+            let dst = mem.table_ptr(self.root + off);
+            for i in 0..ENTRIES.min(self.root_entries) {
+                // SAFETY: a live root page of this table, `i` in range (a
+                // one-page root has `root_entries` descriptors). One store
+                // per descriptor: a walker sees the old or the new one.
+                unsafe { dst.add(i).write_volatile(value(off, i)) };
+            }
+        }
+    }
+
     /// Frees every table page, the root included.
     pub fn destroy(self, mem: &mut impl TableMemory) {
-        let pages = self.root_entries.div_ceil(ENTRIES);
+        let pages = self.root_pages();
         for p in 0..pages {
             free_children(mem, self.root + p as u64 * PAGE_SIZE, self.start_level);
         }

@@ -132,24 +132,17 @@ pub trait IommuBackend {
     /// documentation: fail closed).
     fn attach(&mut self, ep: u32, domain: u32) -> Result<(), BackendError>;
 
-    /// Returns `ep` to the unattached state: abort, or identity through
-    /// the guest's stage 2 while global bypass is on. On error `ep` is
+    /// Returns `ep` to the unattached state: no translation (a DMA is a
+    /// fault reported to the guest, or an abort), or identity through the
+    /// guest's stage 2 while global bypass is on. On error `ep` is
     /// unattached all the same, and its stream aborts or is remembered as
     /// possibly reaching its old domain.
     fn detach(&mut self, ep: u32) -> Result<(), BackendError>;
 
-    /// Whether unattached endpoints bypass (config `bypass`). On error
-    /// global bypass is off and the unattached streams abort; attached
-    /// endpoints that could not be bound again are detached (fail closed)
-    /// and listed by [`IommuBackend::take_dropped`].
+    /// Whether unattached endpoints bypass (config `bypass`). Attached
+    /// endpoints are not affected. On error global bypass is off
+    /// (unattached endpoints translate nothing).
     fn set_global_bypass(&mut self, on: bool) -> Result<(), BackendError>;
-
-    /// Endpoints the backend detached on its own since the last call
-    /// (a failed [`IommuBackend::set_global_bypass`] rebinding them), for
-    /// the model to forget.
-    fn take_dropped(&mut self) -> Vec<u32> {
-        Vec::new()
-    }
 
     /// Maps `[iova, iova+len)` of a translating domain to `pa` onwards.
     /// The range is granule aligned and free. On error nothing is mapped.

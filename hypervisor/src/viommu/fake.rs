@@ -104,11 +104,8 @@ pub struct FakeBackend {
     /// Make the next `detach` fail (the endpoint ends unbound all the
     /// same).
     pub fail_detach: Option<BackendError>,
-    /// Make the next `set_global_bypass` fail (global bypass ends off and
-    /// every bound endpoint is dropped).
+    /// Make the next `set_global_bypass` fail (global bypass ends off).
     pub fail_bypass: Option<BackendError>,
-    /// Endpoints dropped by a failed `set_global_bypass`, not yet taken.
-    pub dropped: Vec<u32>,
 }
 
 impl FakeBackend {
@@ -234,16 +231,10 @@ impl IommuBackend for FakeBackend {
         self.calls.push(Call::GlobalBypass(on));
         if let Some(e) = self.fail_bypass.take() {
             self.global_bypass = false;
-            self.dropped.extend(self.bound.keys().copied());
-            self.bound.clear();
             return Err(e);
         }
         self.global_bypass = on;
         Ok(())
-    }
-
-    fn take_dropped(&mut self) -> Vec<u32> {
-        core::mem::take(&mut self.dropped)
     }
 
     fn map(

@@ -292,9 +292,8 @@ impl<B: IommuBackend> Viommu<B> {
 
     /// Writes the configuration space: a change of `bypass` goes to the
     /// backend and is synced at once; every other write is ignored. If the
-    /// backend fails, bypass is off (the config space reads 0) and the
-    /// endpoints the backend could not keep bound are detached (fail
-    /// closed: their streams abort).
+    /// backend fails, bypass is off (the config space reads 0); attached
+    /// endpoints stay in their domains.
     pub fn set_config(
         &mut self,
         offset: usize,
@@ -306,7 +305,6 @@ impl<B: IommuBackend> Viommu<B> {
         };
         if let Err(e) = self.backend.set_global_bypass(on) {
             self.config.bypass = false;
-            self.forget_dropped();
             let _ = self.sync_backend();
             return Err(e);
         }
@@ -405,6 +403,18 @@ impl<B: IommuBackend> Viommu<B> {
         } else {
             self.counters.faults_dropped += 1;
         }
+    }
+
+    /// Queues the report of a DMA fault the SMMU saw on endpoint `ep`:
+    /// reason DOMAIN when `ep` is attached to no domain (its stream
+    /// translates through the empty table of unattached endpoints),
+    /// MAPPING when its domain does not map `iova` for the access.
+    pub fn report_dma_fault(&mut self, ep: u32, iova: u64, read: bool) {
+        let reason = match self.attached.contains_key(&ep) {
+            true => FaultReason::Mapping,
+            false => FaultReason::Domain,
+        };
+        self.report_fault(ep, iova, read, !read, reason);
     }
 
     /// The oldest queued fault report, for an eventq buffer.

@@ -4,7 +4,7 @@
 //! a guest that cannot be built is refused with a [`BuildError`] and
 //! leaves nothing behind.
 
-use super::dma::{DmaControl, DmaError, GuestDma};
+use super::dma::{DmaControl, DmaError, GuestDma, Unattached};
 use super::faults::FaultQueue;
 use super::guest::{Guest, GuestCounters, Images};
 use super::guest_dt::{self, GuestDtError, GuestDtSpec};
@@ -158,16 +158,17 @@ pub fn build(ctx: &BuildCtx<'_>, spec: GuestSpec) -> Result<Guest, BuildError> {
     // Stage 2: RAM, then devices (GPA = PA).
     let ipa_bits = IPA_BITS.min(crate::arch::pa_range_bits(Cpu::pa_bits_field()));
     let mut tables = HeapTables;
-    let stage2 = |what, base| move |err| BuildError::Stage2 { what, base, err };
-    let mut pt = PageTable::<Stage2>::new(&mut tables, ipa_bits, 1).map_err(stage2("root", 0))?;
+    let stage2_err = |what, base| move |err| BuildError::Stage2 { what, base, err };
+    let mut pt =
+        PageTable::<Stage2>::new(&mut tables, ipa_bits, 1).map_err(stage2_err("root", 0))?;
     let ram_pa = ram.to_pa(region.base).unwrap_or(0);
     pt.map(&mut tables, region.base, ram_pa, region.size, Attrs::RWX)
-        .map_err(stage2("RAM", region.base))?;
+        .map_err(stage2_err("RAM", region.base))?;
     for r in &mmio {
         let base = r.base & !0xfff;
         let size = (r.end() - base).next_multiple_of(0x1000);
         pt.map(&mut tables, base, base, size, Attrs::DEVICE)
-            .map_err(stage2("MMIO", r.base))?;
+            .map_err(stage2_err("MMIO", r.base))?;
     }
     let vmid = (index + 1) as u16;
     let vttbr = (u64::from(vmid) << 48) | pt.root();
@@ -189,12 +190,20 @@ pub fn build(ctx: &BuildCtx<'_>, spec: GuestSpec) -> Result<Guest, BuildError> {
             .unwrap_or(gic.dist.base + DIST_SIZE),
         REDIST_STRIDE * vcpus.len() as u64,
     );
+    let unattached = match config.viommu {
+        Some(_) => Some(
+            Unattached::new(&stage2.lock().0, viommu::vmids::unattached_vmid(index))
+                .map_err(stage2_err("unattached endpoints", 0))?,
+        ),
+        None => None,
+    };
     let dma = Arc::new(GuestDma {
         index,
         name: config.name.clone(),
         devices: config.devices.clone(),
         vmid,
         stage2: stage2.clone(),
+        unattached,
         smmus: ctx.smmus,
     });
 

@@ -7,12 +7,13 @@
 
 use super::machine::Machine;
 use crate::fdt::HostDt;
-use crate::mm::pagetable::{PageTable, Stage2};
+use crate::mm::heap_tables::HeapTables;
+use crate::mm::mirror::MirrorTable;
+use crate::mm::pagetable::{MapError, PageTable, Stage2};
 use crate::smmu::cmd::Cmd;
 use crate::smmu::dma::{CacheOps, DmaMemory};
 use crate::smmu::manager::{
-    DmaFault, FaultSink, OwnerId, SmmuManager, Stage2Table as TableRef, endpoint_sid,
-    owner_streams, sid_endpoint,
+    DmaFault, FaultSink, OwnerId, SmmuManager, endpoint_sid, owner_streams, sid_endpoint,
 };
 use crate::smmu::regs::SmmuRegs;
 use alloc::string::String;
@@ -20,9 +21,44 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 use spin::Mutex;
 
+/// A stage-2 table to bind streams to, its VMID and what it is (the
+/// manager's type).
+pub use crate::smmu::manager::Stage2Table as TableRef;
+
 /// Why an SMMU operation asked by the VM layer failed (the manager's typed
 /// error, unchanged).
 pub type DmaError = crate::smmu::manager::ManagerError;
+
+/// Why [`GuestDma::set_unattached_bypass`] failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BypassError {
+    /// The guest has no [`Unattached`] table (no virtio-iommu).
+    NoTable,
+    /// The table could not mirror the guest's stage 2.
+    Table(MapError),
+    /// An SMMU did not confirm the invalidation.
+    Smmu(DmaError),
+}
+
+impl core::fmt::Display for BypassError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            BypassError::NoTable => f.write_str("no table for unattached endpoints"),
+            BypassError::Table(e) => write!(f, "table for unattached endpoints: {e}"),
+            BypassError::Smmu(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl core::error::Error for BypassError {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        match self {
+            BypassError::NoTable => None,
+            BypassError::Table(e) => Some(e),
+            BypassError::Smmu(e) => Some(e),
+        }
+    }
+}
 
 /// A guest as the SMMU side knows it.
 pub struct DmaOwner<'a> {
@@ -32,18 +68,16 @@ pub struct DmaOwner<'a> {
     pub name: &'a str,
     /// Host DT paths of its passed-through devices.
     pub devices: &'a [String],
-    /// Its stage-2 table (what its DMA translates through).
-    pub stage2: &'a PageTable<Stage2>,
     /// Its VMID.
     pub vmid: u16,
 }
 
 /// Stream-table operations of every SMMU the hypervisor runs.
 pub trait DmaControl: Sync {
-    /// Records `owner` as the owner of its devices' streams and, with
-    /// `translate`, binds them to its stage 2; without, they keep
-    /// aborting (until its virtio-iommu attaches them).
-    fn attach(&self, owner: &DmaOwner<'_>, translate: bool) -> Result<(), DmaError>;
+    /// Records `owner` as the owner of its devices' streams and binds
+    /// them to `table` (a stage-2 table, the VMID tagging its TLB entries
+    /// and what it is, for log lines); without one they abort.
+    fn attach(&self, owner: &DmaOwner<'_>, table: Option<TableRef<'_>>) -> Result<(), DmaError>;
     /// Returns `owner`'s streams to abort and invalidates its VMID. An
     /// error means the SMMU did not confirm it: a stream may still use its
     /// old configuration.
@@ -86,30 +120,86 @@ pub struct GuestDma {
     pub vmid: u16,
     /// The guest's stage 2 (shared with the guest).
     pub stage2: Arc<Mutex<Stage2Table>>,
+    /// With a virtio-iommu: the table its endpoints that no domain holds
+    /// are bound to (see [`Unattached`]).
+    pub unattached: Option<Unattached>,
     /// The SMMUs.
     pub smmus: &'static dyn DmaControl,
 }
 
+/// Where the streams of a guest's virtio-iommu endpoints that no domain
+/// holds translate: a [`MirrorTable`] with a VMID of its own, empty while
+/// the configuration's `bypass` is off (a DMA is a translation fault the
+/// SMMU reports, which reaches the guest as a DOMAIN fault) and repeating
+/// the guest's stage 2 while it is on. Taken after the guest's `stage2`
+/// lock (lock order in `vm/machine.rs`).
+pub struct Unattached {
+    /// The table.
+    pub table: Mutex<MirrorTable>,
+    /// Its VMID ([`super::viommu::vmids::unattached_vmid`]).
+    pub vmid: u16,
+}
+
+impl Unattached {
+    /// An empty table shaped like `stage2`, from the heap (a fixed cost of
+    /// the guest, paid at build), tagged with `vmid`.
+    pub fn new(stage2: &PageTable<Stage2>, vmid: u16) -> Result<Self, MapError> {
+        Ok(Unattached {
+            table: Mutex::new(MirrorTable::new(&mut HeapTables, stage2)?),
+            vmid,
+        })
+    }
+}
+
 impl GuestDma {
-    fn with_owner<R>(&self, f: impl FnOnce(&DmaOwner<'_>) -> R) -> R {
-        let st2 = self.stage2.lock();
-        f(&DmaOwner {
+    fn owner(&self) -> DmaOwner<'_> {
+        DmaOwner {
             index: self.index,
             name: &self.name,
             devices: &self.devices,
-            stage2: &st2.0,
             vmid: self.vmid,
-        })
+        }
     }
 
-    /// Binds the guest's streams (see [`DmaControl::attach`]).
+    /// Records the guest's streams and binds them: with `translate` to its
+    /// stage 2, else to its [`Unattached`] table (or to abort, without a
+    /// virtio-iommu).
     pub fn attach(&self, translate: bool) -> Result<(), DmaError> {
-        self.with_owner(|o| self.smmus.attach(o, translate))
+        if translate {
+            let st2 = self.stage2.lock();
+            let table = TableRef {
+                table: &st2.0,
+                vmid: self.vmid,
+                label: "its stage 2",
+            };
+            return self.smmus.attach(&self.owner(), Some(table));
+        }
+        match &self.unattached {
+            Some(u) => {
+                let t = u.table.lock();
+                let table = TableRef {
+                    table: t.table(),
+                    vmid: u.vmid,
+                    label: "the table of its unattached virtio-iommu endpoints",
+                };
+                self.smmus.attach(&self.owner(), Some(table))
+            }
+            None => self.smmus.attach(&self.owner(), None),
+        }
     }
 
-    /// Returns the guest's streams to abort (see [`DmaControl::detach`]).
+    /// Returns the guest's streams to abort and invalidates its VMIDs
+    /// (see [`DmaControl::detach`]); goes on past a failure and returns
+    /// the first.
     pub fn detach(&self) -> Result<(), DmaError> {
-        self.with_owner(|o| self.smmus.detach(o))
+        let mut result = self.smmus.detach(&self.owner());
+        if let Some(u) = &self.unattached {
+            for inst in 0..self.smmus.count() {
+                let r = self.smmus.issue(inst, &[Cmd::tlbi_s12_vmall(u.vmid)]);
+                result = result.and(r);
+            }
+        }
+        result
     }
 
     /// Instance and stream of endpoint `ep`, if the guest owns it.
@@ -121,6 +211,48 @@ impl GuestDma {
     pub fn bind_to_stage2(&self, smmu: usize, sid: u32) -> Result<(), DmaError> {
         let st2 = self.stage2.lock();
         self.smmus.bind_stream(smmu, sid, &st2.0, self.vmid)
+    }
+
+    /// Points stream `sid` of `smmu` at the [`Unattached`] table (to abort
+    /// when the guest has none).
+    pub fn bind_unattached(&self, smmu: usize, sid: u32) -> Result<(), DmaError> {
+        match &self.unattached {
+            Some(u) => {
+                let t = u.table.lock();
+                self.smmus.bind_stream(smmu, sid, t.table(), u.vmid)
+            }
+            None => self.smmus.abort_stream(smmu, sid),
+        }
+    }
+
+    /// Makes the [`Unattached`] table repeat the guest's stage 2 (`on`)
+    /// or translate nothing, and invalidates its VMID on every SMMU, each
+    /// waited for: bounded work (one root, one command per SMMU), however
+    /// many streams the guest owns. Without the table (no virtio-iommu)
+    /// there is nothing to switch: `on` is refused.
+    pub fn set_unattached_bypass(&self, on: bool) -> Result<(), BypassError> {
+        let Some(u) = &self.unattached else {
+            return if on {
+                Err(BypassError::NoTable)
+            } else {
+                Ok(())
+            };
+        };
+        {
+            let st2 = self.stage2.lock();
+            let mut t = u.table.lock();
+            if on {
+                t.mirror(&HeapTables, &st2.0, &st2.1)
+                    .map_err(BypassError::Table)?;
+            } else {
+                t.clear(&HeapTables);
+            }
+        }
+        let mut result = Ok(());
+        for inst in 0..self.smmus.count() {
+            result = result.and(self.smmus.issue(inst, &[Cmd::tlbi_s12_vmall(u.vmid)]));
+        }
+        result.map_err(BypassError::Smmu)
     }
 }
 
@@ -140,12 +272,8 @@ where
     D: DmaMemory,
     C: CacheOps + Clone,
 {
-    fn attach(&self, owner: &DmaOwner<'_>, translate: bool) -> Result<(), DmaError> {
+    fn attach(&self, owner: &DmaOwner<'_>, table: Option<TableRef<'_>>) -> Result<(), DmaError> {
         let streams = owner_streams(self.hw, owner.devices, self.smmus.phandles());
-        let table = translate.then_some(TableRef {
-            table: owner.stage2,
-            vmid: owner.vmid,
-        });
         self.smmus
             .attach(OwnerId(owner.index), owner.name, &streams, table)
     }
@@ -163,7 +291,9 @@ where
         table: &PageTable<Stage2>,
         vmid: u16,
     ) -> Result<(), DmaError> {
-        self.smmus.bind_stream(smmu, sid, TableRef { table, vmid })
+        let label = "a virtio-iommu table";
+        self.smmus
+            .bind_stream(smmu, sid, TableRef { table, vmid, label })
     }
     fn abort_stream(&self, smmu: usize, sid: u32) -> Result<(), DmaError> {
         self.smmus.abort_stream(smmu, sid)

@@ -60,6 +60,8 @@ pub struct Stage2Table<'a> {
     pub table: &'a PageTable<Stage2>,
     /// The VMID.
     pub vmid: u16,
+    /// What the table is to its owner, for log lines ("its stage 2").
+    pub label: &'static str,
 }
 
 /// One SMMU in use.

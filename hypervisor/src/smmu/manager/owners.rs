@@ -70,9 +70,10 @@ impl<R: SmmuRegs, D: DmaMemory, C: CacheOps + Clone> SmmuManager<R, D, C> {
                 .map_err(failed)?;
             record(ranges);
             info!(
-                "guest '{name}': {path}: {} stream(s) on smmuv3 {:#x} translate through its stage 2 (vmid {})",
+                "guest '{name}': {path}: {} stream(s) on smmuv3 {:#x} translate through {} (vmid {})",
                 dev.streams.count(),
                 inst.base,
+                st2.label,
                 st2.vmid
             );
         }

@@ -256,7 +256,11 @@ fn attach_translates_an_owners_streams() {
     let t = table(&mut mem);
     let a = OwnerId(3);
     let streams = owner_streams(&hw, &[PCIE, DMA], m.phandles());
-    let st2 = Stage2Table { table: &t, vmid: 5 };
+    let st2 = Stage2Table {
+        table: &t,
+        vmid: 5,
+        label: "its stage 2",
+    };
     let (r, log) = capture(|| m.attach(a, "a", &streams, Some(st2)));
     r.expect("attach");
     for sid in [0, 0x10, 0xff] {
@@ -341,7 +345,13 @@ fn detach_aborts_one_owners_streams_and_invalidates_its_vmid() {
     let (a, b) = (OwnerId(0), OwnerId(1));
     let pcie = owner_streams(&hw, &[PCIE], m.phandles());
     let dma = owner_streams(&hw, &[DMA], m.phandles());
-    let st2 = |t, vmid| Some(Stage2Table { table: t, vmid });
+    let st2 = |t, vmid| {
+        Some(Stage2Table {
+            table: t,
+            vmid,
+            label: "its stage 2",
+        })
+    };
     m.attach(a, "a", &pcie, st2(&ta, 1)).expect("attach a");
     m.attach(b, "b", &dma, st2(&tb, 2)).expect("attach b");
     clear(&fakes);
@@ -404,11 +414,13 @@ fn single_streams_bind_and_abort() {
     let dom = Stage2Table {
         table: &domain,
         vmid: 64,
+        label: "its stage 2",
     };
     m.bind_stream(0, 0x10, dom).expect("bind");
     let st2 = Stage2Table {
         table: &own,
         vmid: 1,
+        label: "its stage 2",
     };
     m.bind_stream(1, 0x1001, st2).expect("bind");
     assert_stage2(&fakes[0], 0x10, &domain, 64);
@@ -446,7 +458,11 @@ fn errors_are_typed() {
     let (m, fakes) = probe_two(&hw);
     let mut mem = FakeMem::default();
     let t = table(&mut mem);
-    let st2 = Stage2Table { table: &t, vmid: 1 };
+    let st2 = Stage2Table {
+        table: &t,
+        vmid: 1,
+        label: "its stage 2",
+    };
     assert_eq!(m.bind_stream(2, 0, st2), Err(ManagerError::NoSuchSmmu(2)));
     assert_eq!(m.abort_stream(7, 0), Err(ManagerError::NoSuchSmmu(7)));
     assert_eq!(m.issue(9, &[]), Err(ManagerError::NoSuchSmmu(9)));
@@ -459,6 +475,7 @@ fn errors_are_typed() {
     let bad = Stage2Table {
         table: &level3,
         vmid: 1,
+        label: "its stage 2",
     };
     let e = m.bind_stream(0, 0, bad).expect_err("level 3");
     let why = SmmuError::BadConfig("walk cannot start at level 3");

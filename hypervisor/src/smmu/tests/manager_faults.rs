@@ -74,7 +74,11 @@ fn setup() -> (TestManager, Vec<crate::smmu::tests::fake::FakeSmmu>, HostDt) {
     // The table lives as long as the test.
     let mem = Box::leak(Box::new(FakeMem::default()));
     let t = Box::leak(Box::new(table(mem)));
-    let st2 = Stage2Table { table: t, vmid: 5 };
+    let st2 = Stage2Table {
+        table: t,
+        vmid: 5,
+        label: "its stage 2",
+    };
     let a = OwnerId(4);
     m.attach(
         a,

@@ -114,14 +114,6 @@ impl<B: IommuBackend> Viommu<B> {
         }
     }
 
-    /// Forgets the endpoints the backend detached on its own (a failed
-    /// bypass switch), destroying the domains they leave empty.
-    pub(super) fn forget_dropped(&mut self) {
-        for ep in self.backend.take_dropped() {
-            self.leave(ep);
-        }
-    }
-
     /// Destroys domain `id` if no endpoint is attached to it (one created
     /// for an ATTACH that then failed).
     fn destroy_if_empty(&mut self, id: u32) {

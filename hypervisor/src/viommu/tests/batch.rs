@@ -267,6 +267,27 @@ fn fault_reports_queue_in_order_and_overflow_is_counted() {
 }
 
 #[test]
+fn a_dma_fault_names_domain_for_an_unattached_endpoint_and_mapping_otherwise() {
+    let mut v = device();
+    assert_eq!(send(&mut v, attach(1, EP_A)), Status::Ok);
+    v.report_dma_fault(EP_A, 0x5000, true);
+    v.report_dma_fault(EP_B, 0x6000, false);
+    let a = v.next_event().expect("event");
+    assert_eq!(a[0], FaultReason::Mapping as u8);
+    assert_eq!(&a[8..12], &EP_A.to_le_bytes());
+    assert_eq!(&a[4..8], &0x101u32.to_le_bytes(), "read, address valid");
+    let b = v.next_event().expect("event");
+    assert_eq!(
+        b[0],
+        FaultReason::Domain as u8,
+        "EP_B is attached to nothing"
+    );
+    assert_eq!(&b[8..12], &EP_B.to_le_bytes());
+    assert_eq!(&b[4..8], &0x102u32.to_le_bytes(), "write, address valid");
+    assert_eq!(&b[16..24], &0x6000u64.to_le_bytes());
+}
+
+#[test]
 fn counters_count_and_print() {
     let mut v = device();
     send(&mut v, attach(1, EP_A));

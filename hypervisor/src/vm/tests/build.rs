@@ -6,6 +6,7 @@ use crate::arch::fake::Op;
 use crate::devices::AccessCtx;
 use crate::virtio::memory::GuestMemory;
 use crate::vm::resources::ResourceError;
+use crate::vm::viommu::vmids::unattached_vmid;
 
 #[test]
 fn a_guest_has_its_devices_in_the_table() {
@@ -51,14 +52,14 @@ fn images_are_loaded_and_streams_bound() {
         "the kernel is made visible to a guest starting with caches off"
     );
     // Without a virtio-iommu its streams translate through its stage 2.
-    assert_eq!(w.dma.take(), [DmaCall::Attach(3, true, 4)]);
+    assert_eq!(w.dma.take(), [DmaCall::Attach(3, Some(4))]);
     assert_eq!(g.vmid, 4);
     assert_eq!(g.vttbr >> 48, 4);
     let g = w.guest(1, config("b", &[1], true));
     assert_eq!(
         w.dma.take(),
-        [DmaCall::Attach(1, false, 2)],
-        "with a virtio-iommu, streams abort until attached"
+        [DmaCall::Attach(1, Some(unattached_vmid(1)))],
+        "with a virtio-iommu, streams translate through the (empty) table of unattached endpoints until attached"
     );
     assert!(g.viommu.is_some());
 }
@@ -75,7 +76,7 @@ fn a_guest_whose_streams_cannot_be_bound_is_refused() {
     assert!(matches!(err, super::super::build::BuildError::Dma(_)));
     assert_eq!(
         w.dma.take(),
-        [DmaCall::Attach(0, true, 1), DmaCall::Detach(0, 1)],
+        [DmaCall::Attach(0, Some(1)), DmaCall::Detach(0, 1)],
         "nothing left bound"
     );
 }

@@ -10,7 +10,7 @@
 //! - VMIDs above the narrowest translator's limit are never handed out.
 //! - One guest's domains cannot exhaust another's: each holds its budget.
 
-use super::smmu::{Real, real_with};
+use super::smmu::{Real, real_with, unattached_root};
 use super::*;
 use crate::smmu::cmd::op;
 use crate::smmu::ste::{Ste, SteConfig};
@@ -19,6 +19,7 @@ use crate::viommu::model::{Viommu, ViommuConfig as ModelConfig};
 use crate::viommu::wire::Status;
 use crate::viommu::wire::request::{Attach, Map, MapFlags, Request};
 use crate::vm::viommu::backend::{IOVA_BITS, SmmuBackend};
+use crate::vm::viommu::vmids::unattached_vmid;
 use crate::vm::viommu::vmids::{MAX_VMID8, VmidPool};
 
 /// Requester ID 00:01.0 (SID = RID on QEMU virt).
@@ -83,6 +84,7 @@ fn fetched(r: &Real, sid: u32) -> Option<Ste> {
 fn assert_no_dangling_ste(r: &Real, g: &Guest, v: &Viommu<SmmuBackend>, sids: &[u32]) {
     let mut live = v.backend().live_roots();
     live.push(g.stage2.lock().0.root());
+    live.push(unattached_root(g));
     for &sid in sids {
         let in_memory = r.fake.state().walk_ste(sid);
         for ste in [in_memory, fetched(r, sid)].into_iter().flatten() {
@@ -211,7 +213,11 @@ fn vmids_above_the_smmus_limit_are_never_handed_out() {
         assert!((64..=255).contains(&vmid), "vmid {vmid}");
     }
     let over = 0x100 + granted;
-    assert_eq!(r.ste(over), None, "the refused endpoint still aborts");
+    assert_eq!(
+        r.ste(over).map(|(vmid, _)| vmid),
+        Some(unattached_vmid(0)),
+        "the refused endpoint stays unattached"
+    );
     assert_eq!(v.domain_of(over), None);
 }
 

@@ -12,7 +12,7 @@ mod smmu;
 mod viommu;
 
 use super::build::{BuildCtx, GuestSpec, build};
-use super::dma::{DmaControl, DmaError, DmaOwner};
+use super::dma::{DmaControl, DmaError, DmaOwner, TableRef};
 use super::guest::Guest;
 use super::machine::Machine;
 use super::ram::GuestRam;
@@ -35,8 +35,8 @@ pub use crate::gic::recorder::RecordingGic as FakeGic;
 /// What the VM layer asked of the SMMUs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DmaCall {
-    /// attach(owner, translate, vmid)
-    Attach(usize, bool, u16),
+    /// attach(owner, VMID of the table bound to, or None: abort)
+    Attach(usize, Option<u16>),
     /// detach(owner, vmid)
     Detach(usize, u16),
     /// bind_stream(smmu, sid, vmid)
@@ -67,10 +67,10 @@ impl FakeDma {
 }
 
 impl DmaControl for FakeDma {
-    fn attach(&self, owner: &DmaOwner<'_>, translate: bool) -> Result<(), DmaError> {
+    fn attach(&self, owner: &DmaOwner<'_>, table: Option<TableRef<'_>>) -> Result<(), DmaError> {
         self.calls
             .lock()
-            .push(DmaCall::Attach(owner.index, translate, owner.vmid));
+            .push(DmaCall::Attach(owner.index, table.map(|t| t.vmid)));
         if self.fail_attach.load(core::sync::atomic::Ordering::Relaxed) {
             return Err(DmaError::NoSuchSmmu(9));
         }

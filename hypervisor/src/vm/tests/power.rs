@@ -9,6 +9,7 @@ use crate::arch::frame::TrapFrame;
 use crate::virtio::memory::GuestMemory;
 use crate::vm::power::Idle;
 use crate::vm::psci::VcpuPower;
+use crate::vm::viommu::vmids::unattached_vmid;
 use core::sync::atomic::Ordering;
 
 const CPU_OFF: u64 = 0x8400_0002;
@@ -198,7 +199,11 @@ fn reset_restarts_the_guest_with_fresh_images_and_streams() {
     assert_eq!(&magic, b"KERN", "kernel reloaded");
     assert_eq!(
         w.dma.take(),
-        [DmaCall::Detach(0, 1), DmaCall::Attach(0, false, 1)],
+        [
+            DmaCall::Detach(0, 1),
+            DmaCall::Issue(0, vec![Cmd::tlbi_s12_vmall(unattached_vmid(0))]),
+            DmaCall::Attach(0, Some(unattached_vmid(0)))
+        ],
         "streams abort during the reload, then wait for the virtio-iommu again"
     );
     assert!(!g.stopping.load(Ordering::Relaxed));

@@ -8,12 +8,14 @@
 use super::*;
 use crate::arch::exit::{Action, Exit};
 use crate::arch::frame::TrapFrame;
+use crate::mm::heap_tables::HeapTables;
 use crate::smmu::manager::{SmmuManager, SmmuParts};
 use crate::smmu::ste::SteConfig;
 use crate::smmu::tests::fake::{FakeSmmu, QEMU_S2};
 use crate::viommu::backend::IommuBackend;
 use crate::vm::dma::{FaultRouter, SmmuPort};
 use crate::vm::viommu::backend::SmmuBackend;
+use crate::vm::viommu::vmids::unattached_vmid;
 use core::sync::atomic::Ordering;
 
 pub(super) type FakePort = SmmuPort<FakeSmmu, FakeSmmu, FakeSmmu>;
@@ -74,6 +76,12 @@ impl Real {
     }
 }
 
+/// Root of guest `g`'s table for unattached virtio-iommu endpoints.
+pub(super) fn unattached_root(g: &Guest) -> u64 {
+    let u = g.dma.unattached.as_ref().expect("a virtio-iommu guest");
+    u.table.lock().table().root()
+}
+
 #[test]
 fn a_guest_without_virtio_iommu_dmas_through_its_stage_2() {
     let r = real();
@@ -91,24 +99,44 @@ fn a_guest_without_virtio_iommu_dmas_through_its_stage_2() {
 fn virtio_iommu_domains_bind_endpoints_with_their_own_vmid() {
     let r = real();
     let g = r.guest(0, config("a", &[0], true));
-    assert_eq!(r.ste(EP), None, "aborts until the driver attaches it");
+    let unattached = unattached_root(&g);
+    assert_eq!(
+        r.ste(EP),
+        Some((unattached_vmid(0), unattached)),
+        "translates nothing until the driver attaches it"
+    );
     let mut b = SmmuBackend::new(g.ram, g.dma.clone(), r.w.vmids.reserve(32), 32);
     b.domain_create(1, false).unwrap();
     b.attach(EP, 1).unwrap();
     let (vmid, root) = r.ste(EP).expect("translates");
     assert_eq!(vmid, 64, "the first domain VMID");
     assert_ne!(root, g.stage2.lock().0.root(), "its own IO page table");
-    assert_eq!(r.ste(EP + 1), None, "other endpoints still abort");
-    // Global bypass: unattached endpoints go through the guest's stage 2,
-    // the attached one stays in its domain.
+    assert_eq!(
+        r.ste(EP + 1),
+        Some((unattached_vmid(0), unattached)),
+        "other endpoints still unattached"
+    );
+    // Global bypass: unattached endpoints go through (a mirror of) the
+    // guest's stage 2, the attached one stays in its domain; no stream
+    // table entry changes.
     b.set_global_bypass(true).unwrap();
     assert_eq!(r.ste(EP), Some((64, root)));
-    assert_eq!(r.ste(EP + 1), Some((1, g.stage2.lock().0.root())));
+    assert_eq!(r.ste(EP + 1), Some((unattached_vmid(0), unattached)));
+    let u = g.dma.unattached.as_ref().unwrap();
+    let st2 = g.stage2.lock();
+    assert_eq!(
+        u.table.lock().table().translate(&st2.1, RAM_BASE),
+        st2.0.translate(&st2.1, RAM_BASE)
+    );
+    drop(st2);
     b.set_global_bypass(false).unwrap();
-    assert_eq!(r.ste(EP + 1), None);
+    assert_eq!(
+        u.table.lock().table().translate(&HeapTables, RAM_BASE),
+        None
+    );
     b.detach(EP).unwrap();
     b.domain_destroy(1);
-    assert_eq!(r.ste(EP), None);
+    assert_eq!(r.ste(EP), Some((unattached_vmid(0), unattached)));
     assert_eq!(r.w.vmids.in_use(), 0, "the VMID is free again");
 }
 
@@ -150,5 +178,9 @@ fn a_reset_returns_the_streams_to_abort_and_a_fault_reaches_the_guest() {
         m.handle_exit(&frame, Exit::Hvc { imm: 0 }),
         Some(Action::Stop)
     );
-    assert_eq!(r.ste(EP), None);
+    assert_eq!(
+        r.ste(EP),
+        Some((unattached_vmid(0), unattached_root(g))),
+        "unattached again after the reset"
+    );
 }

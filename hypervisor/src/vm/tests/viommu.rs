@@ -6,8 +6,10 @@ use super::*;
 use crate::arch::exit::Exit;
 use crate::arch::fake::Op;
 use crate::arch::frame::TrapFrame;
+use crate::mm::heap_tables::HeapTables;
 use crate::viommu::backend::{BackendError, IommuBackend, MapAttrs, Refusal};
 use crate::vm::viommu::backend::SmmuBackend;
+use crate::vm::viommu::vmids::unattached_vmid;
 
 const EP: u32 = 0x08; // 00:01.0
 
@@ -36,7 +38,7 @@ fn each_translating_domain_has_its_own_vmid_until_destroyed() {
     b.attach(EP, 2).unwrap();
     assert_eq!(w.dma.take(), [DmaCall::Bind(0, EP, 65)]);
     b.detach(EP).unwrap();
-    assert_eq!(w.dma.take(), [DmaCall::Abort(0, EP)]);
+    assert_eq!(w.dma.take(), [DmaCall::Bind(0, EP, unattached_vmid(0))]);
     b.domain_destroy(1);
     assert_eq!(w.vmids.in_use(), 1);
     let issued = w.dma.take();
@@ -130,29 +132,47 @@ fn unmaps_are_invalidated_once_per_sync() {
 }
 
 #[test]
-fn bypass_switching_rebinds_every_stream() {
+fn bypass_switching_changes_one_table_and_no_stream() {
     let w = World::new();
-    let (_g, mut b) = backend(&w);
+    let (g, mut b) = backend(&w);
+    let u = unattached_vmid(0);
     b.domain_create(1, false).unwrap();
     b.attach(EP, 1).unwrap();
     w.dma.take();
     b.set_global_bypass(true).unwrap();
     assert_eq!(
         w.dma.take(),
-        [
-            DmaCall::Detach(0, 1),
-            DmaCall::Attach(0, true, 1),
-            DmaCall::Bind(0, EP, 64)
-        ],
-        "unattached streams through the guest's stage 2, attached ones to their domain"
+        [DmaCall::Issue(0, vec![Cmd::tlbi_s12_vmall(u)])],
+        "one invalidation of the unattached endpoints' VMID; no stream rebound"
     );
+    let table = g
+        .dma
+        .unattached
+        .as_ref()
+        .expect("a table for unattached endpoints");
+    let st2 = g.stage2.lock();
+    assert_eq!(
+        table.table.lock().table().translate(&st2.1, RAM_BASE),
+        st2.0.translate(&st2.1, RAM_BASE),
+        "unattached endpoints translate through the guest's stage 2"
+    );
+    drop(st2);
     b.set_global_bypass(true).unwrap();
     assert!(w.dma.take().is_empty(), "no change, nothing done");
     b.detach(EP).unwrap();
     assert_eq!(
         w.dma.take(),
-        [DmaCall::Bind(0, EP, 1)],
-        "a detached endpoint bypasses to the guest's stage 2"
+        [DmaCall::Bind(0, EP, u)],
+        "a detached endpoint goes to the table of unattached endpoints"
+    );
+    b.set_global_bypass(false).unwrap();
+    assert_eq!(
+        w.dma.take(),
+        [DmaCall::Issue(0, vec![Cmd::tlbi_s12_vmall(u)])]
+    );
+    assert_eq!(
+        table.table.lock().table().translate(&HeapTables, RAM_BASE),
+        None
     );
 }
 

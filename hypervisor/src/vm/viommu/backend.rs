@@ -119,8 +119,6 @@ pub struct SmmuBackend {
     unconfirmed: BTreeMap<u32, Reach>,
     /// Destroyed domains' tables not yet safe to free.
     kept: Vec<Kept>,
-    /// Endpoints detached by a failed bypass switch (for the model).
-    dropped: Vec<u32>,
     global_bypass: bool,
     /// Invalidation commands waiting for the batch's sync, by SMMU
     /// instance (emptied, not freed, by each sync).
@@ -170,7 +168,6 @@ impl SmmuBackend {
             attached: BTreeMap::new(),
             unconfirmed: BTreeMap::new(),
             kept: Vec::new(),
-            dropped: Vec::new(),
             global_bypass: false,
             ticks: [0, 0],
         }
@@ -289,8 +286,7 @@ impl SmmuBackend {
                 ..
             }) => smmus.bind_stream(inst, sid, t, *vmid).map_err(hw),
             Some(_) => self.guest.bind_to_stage2(inst, sid).map_err(hw),
-            None if self.global_bypass => self.guest.bind_to_stage2(inst, sid).map_err(hw),
-            None => smmus.abort_stream(inst, sid).map_err(hw),
+            None => self.guest.bind_unattached(inst, sid).map_err(hw),
         }
     }
 
@@ -528,37 +524,16 @@ impl IommuBackend for SmmuBackend {
         if self.global_bypass == on {
             return Ok(());
         }
-        self.global_bypass = on;
-        // Every unattached stream of the guest follows the new setting, then
-        // attached endpoints are bound to their domains again.
-        let mut result = self.guest.detach().map_err(hw);
-        if result.is_ok() {
-            result = self.guest.attach(on).map_err(hw);
-        }
-        if result.is_err() {
-            // Fail closed: unattached streams abort.
-            self.global_bypass = false;
-            let _ = self.guest.detach();
-            let _ = self.guest.attach(false);
-        }
-        let attached: Vec<(u32, u32)> = self.attached.iter().map(|(e, d)| (*e, *d)).collect();
-        for (ep, dom) in attached {
-            match self.bind(ep, self.domains.get(&dom)) {
-                Ok(()) => self.confirmed(ep),
-                Err(e) => {
-                    self.attached.remove(&ep);
-                    let reach = self.reach_of(Some(dom));
-                    self.fail_closed(ep, reach);
-                    self.dropped.push(ep);
-                    result = result.and(Err(e));
-                }
-            }
+        // Unattached endpoints are bound to the guest's table for them,
+        // which now repeats its stage 2 or translates nothing: no stream
+        // table entry changes, attached endpoints stay in their domains.
+        let result = self.guest.set_unattached_bypass(on).map_err(hw);
+        self.global_bypass = on && result.is_ok();
+        if result.is_err() && on {
+            // Fail closed: back to translating nothing.
+            let _ = self.guest.set_unattached_bypass(false);
         }
         result
-    }
-
-    fn take_dropped(&mut self) -> Vec<u32> {
-        core::mem::take(&mut self.dropped)
     }
 
     fn map(

@@ -4,7 +4,8 @@
 //! in use take ([`VmidPool::for_machine`]): 16-bit VMIDs only when all of
 //! them have VMID16, else 8-bit ones, so a VMID handed out always fits the
 //! STE of any SMMU. Domain VMIDs run from [`FIRST_DOMAIN_VMID`] up; the
-//! guests' own stage-2 VMIDs (1 to [`MAX_GUESTS`]) lie below it.
+//! guests' own stage-2 VMIDs (1 to [`MAX_GUESTS`]) and those of their
+//! tables for unattached endpoints ([`unattached_vmid`]) lie below it.
 //!
 //! Each guest's virtio-iommu takes a share of the pool at build
 //! ([`VmidPool::reserve`], a [`GuestVmids`]): the shares never add up to
@@ -23,6 +24,22 @@ use spin::Mutex;
 pub const FIRST_DOMAIN_VMID: u16 = 64;
 
 const _: () = assert!(MAX_GUESTS < FIRST_DOMAIN_VMID as usize);
+
+/// VMIDs of the guests' tables for unattached endpoints
+/// ([`unattached_vmid`]) start above this.
+const UNATTACHED_VMID_BASE: u16 = 32;
+
+const _: () = assert!(
+    MAX_GUESTS < UNATTACHED_VMID_BASE as usize
+        && UNATTACHED_VMID_BASE as usize + MAX_GUESTS < FIRST_DOMAIN_VMID as usize
+);
+
+/// The VMID of guest `index`'s table for the virtio-iommu endpoints no
+/// domain holds (`vm::dma::Unattached`): one per guest, between the
+/// guests' own VMIDs and the domains', so it fits 8-bit VMIDs.
+pub const fn unattached_vmid(index: usize) -> u16 {
+    UNATTACHED_VMID_BASE + 1 + index as u16
+}
 
 /// Largest VMID with 8-bit VMIDs.
 pub const MAX_VMID8: u16 = 0xff;

@@ -25,8 +25,10 @@
 //!   domains (past the device's domain range too), then their DETACH;
 //! - `bypass`: [`BYPASS_TOGGLES`] writes of the config field `bypass`;
 //! - `dma`: `edu` (bus mastering enabled through its command register)
-//!   DMAs to the other guest's RAM: through a domain (IOVAs nobody mapped),
-//!   then with `bypass` on and unattached, through this guest's stage 2 at
+//!   DMAs to the other guest's RAM: through a domain (IOVAs nobody mapped:
+//!   MAPPING faults on the event queue), unattached with `bypass` off (a
+//!   DOMAIN fault), then with `bypass` on and unattached, through this
+//!   guest's stage 2 at
 //!   every 32 MiB of the host's RAM, 0x4000_0000..0x8000_0000 (the other
 //!   guest's RAM, host- or guest-physical, lies there; this guest's RAM is
 //!   at 0x8000_0000).
@@ -468,10 +470,16 @@ impl Hostile {
             sent += 1;
             ok += u64::from(self.dma("domain", addr, to_ram));
         }
-        // Unattached with bypass on: through this guest's stage 2, at every
-        // step of the host's RAM.
+        let (mapping, _) = self.drain_faults();
+        // Unattached with bypass off: translated by nothing, reported to
+        // this guest as a DOMAIN fault.
         self.v.detach(0, EDU_DOMAIN, self.edu_ep);
         let s = self.one(&mut t);
+        sent += 1;
+        ok += u64::from(self.dma("unattached", OTHER_GUEST_RAM, true));
+        let (_, domain) = self.drain_faults();
+        // Unattached with bypass on: through this guest's stage 2, at every
+        // step of the host's RAM.
         self.v.set_bypass(true);
         let mut addr = HOST_RAM.0;
         while addr < HOST_RAM.1 {
@@ -488,7 +496,28 @@ impl Hostile {
         uart::dec(ok);
         uart::puts(" detach=");
         uart::puts(status_name(s));
+        uart::puts(" mapping_faults=");
+        uart::dec(mapping);
+        uart::puts(" domain_faults=");
+        uart::dec(domain);
         uart::puts("\n");
+    }
+
+    /// Reads every fault report `edu` caused from the event queue; returns
+    /// how many gave reason MAPPING and how many DOMAIN.
+    fn drain_faults(&mut self) -> (u64, u64) {
+        let (mut mapping, mut domain) = (0, 0);
+        while let Some(f) = self.v.next_fault() {
+            if f.endpoint != self.edu_ep {
+                continue;
+            }
+            match f.reason {
+                iommu::FAULT_R_MAPPING => mapping += 1,
+                iommu::FAULT_R_DOMAIN => domain += 1,
+                _ => {}
+            }
+        }
+        (mapping, domain)
     }
 }
 

@@ -1,8 +1,8 @@
-//! A polling driver of request queue 0 of a virtio-iommu on virtio-mmio
-//! (version 2): the handshake (VERSION_1 + MAP_UNMAP), one 128-entry split
-//! queue in a static, requests of two descriptors (request, status) in
-//! fixed slots, and the used ring polled (NO_INTERRUPT; the guests run
-//! with IRQs masked).
+//! A polling driver of a virtio-iommu on virtio-mmio (version 2): the
+//! handshake (VERSION_1 + MAP_UNMAP), request queue 0 (128 entries in a
+//! static, requests of two descriptors (request, status) in fixed slots,
+//! the used ring polled: NO_INTERRUPT, the guests run with IRQs masked)
+//! and the event queue's fault reports ([`events`]).
 //!
 //! Register offsets, status bits, ring flags and virtio-iommu numbers come
 //! from `virtio-defs` (hypervisor/virtio-defs), the crate the hypervisor's
@@ -10,7 +10,10 @@
 //! Device-nGnRnE, so everything shared with the device is naturally aligned
 //! and accessed with volatile loads and stores of its own width.
 
+pub mod events;
+
 use crate::rt;
+use events::{Events, FaultReport};
 use core::arch::asm;
 use core::ptr::{addr_of_mut, read_volatile, write_volatile};
 use virtio_defs::features::F_VERSION_1;
@@ -128,6 +131,8 @@ pub struct Viommu {
     pub last_bad_status: u32,
     /// `QueueNumMax` of queue 0.
     pub queue_num_max: u32,
+    /// The event queue (None: the device's is too small).
+    events: Option<Events>,
 }
 
 /// The features the driver takes: VERSION_1 and MAP_UNMAP, nothing else.
@@ -190,6 +195,7 @@ impl Viommu {
             wr(base, high, (v >> 32) as u32);
         }
         wr(base, offset::QUEUE_READY, 1);
+        let events = Events::setup(base);
         wr(
             base,
             offset::STATUS,
@@ -203,7 +209,14 @@ impl Viommu {
             errors: 0,
             last_bad_status: 0,
             queue_num_max: max,
+            events,
         })
+    }
+
+    /// The next fault report on the event queue, if the device wrote one.
+    pub fn next_fault(&mut self) -> Option<FaultReport> {
+        let base = self.base;
+        self.events.as_mut()?.next(base)
     }
 
     /// The device's `page_size_mask` (config space).
