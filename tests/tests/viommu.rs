@@ -43,7 +43,10 @@ fn linux_uses_the_in_hypervisor_virtio_iommu() -> Result<(), HarnessError> {
     let dir = ScratchDir::new("viommu")?;
     let (disk, md5) = disk_image(&dir.0, 0x9e37_79b9)?;
     let mut vm = guest::dma_machine("qemu-virt-linux", &disk)?.spawn()?;
-    vm.expect("abort until its virtio-iommu attaches them", BOOT)?;
+    vm.expect(
+        "translate through the table of its unattached virtio-iommu endpoints",
+        BOOT,
+    )?;
     vm.expect("virtio_iommu virtio0: input address: 40 bits", BOOT)?;
     vm.expect(INIT_DONE, BOOT)?;
     run(&mut vm, "cat /proc/cmdline", "iommu.strict=1")?;

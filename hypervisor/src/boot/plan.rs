@@ -3,6 +3,7 @@
 //! given its RAM), and building them. The target glue (`entry.rs`) calls
 //! these between bringing up the MMU and heap and starting the CPUs.
 
+use crate::config::limits::HEAP_RESERVE;
 use crate::config::{Bundle, BundleGuest, validate};
 use crate::fdt::HostDt;
 use crate::mm::accounting::Owner;
@@ -70,23 +71,43 @@ pub fn plan_guests(
         }
     }
     let mut planned = Vec::new();
+    // Heap committed to the guests planned so far (their virtio-iommus'
+    // worst case at run time).
+    let mut committed = 0u64;
     for (index, g) in bundle.guests.into_iter().enumerate() {
         let name = &g.config.name;
         if refused[index] {
             error!("guest '{name}' refused: its configuration does not fit this machine");
             continue;
         }
-        match layout::carve(free, g.config.memory_size, GUEST_RAM_ALIGN) {
-            Some(ram_pa) => planned.push(Planned {
-                index,
-                guest: g,
-                ram_pa,
-            }),
-            None => error!(
+        let size = g.config.memory_size;
+        let Some(ram_pa) = layout::carve(free, size, GUEST_RAM_ALIGN) else {
+            error!(
                 "guest '{name}' refused: not enough free contiguous RAM for {} MiB",
-                g.config.memory_size >> 20
-            ),
+                size >> 20
+            );
+            continue;
+        };
+        let heap = g.config.viommu.map_or(0, |_| g.config.limits.viommu_heap());
+        let left = free.iter().map(|r| r.size).sum::<u64>();
+        // The reserve counts once the guests' limits commit anything.
+        if committed + heap > 0 && committed + heap + HEAP_RESERVE > left {
+            error!(
+                "guest '{name}' refused: its [guest.limits] let its virtio-iommu hold up to {} MiB of hypervisor memory, and only {} MiB of the heap is left uncommitted (of {} MiB, {} MiB kept for the hypervisor); lower io_table_memory, io_mappings or domains, or the guests' memory",
+                heap.div_ceil(1 << 20),
+                left.saturating_sub(committed + HEAP_RESERVE) >> 20,
+                left >> 20,
+                HEAP_RESERVE >> 20
+            );
+            layout::give_back(free, layout::Region::new(ram_pa, size));
+            continue;
         }
+        committed += heap;
+        planned.push(Planned {
+            index,
+            guest: g,
+            ram_pa,
+        });
     }
     planned
 }
@@ -213,6 +234,52 @@ mod tests {
         let left: u64 = free.iter().map(|r| r.size).sum();
         assert_eq!(left, (64 << 20) - 2 * SIZE, "carved out of the free RAM");
         assert!(plan_guests(hw, b"not a bundle", &mut free).is_empty());
+    }
+
+    #[test]
+    fn a_guest_whose_limits_the_heap_cannot_cover_is_refused_and_its_ram_given_back() {
+        let hw = host();
+        let k = kernel();
+        // Guest "a" owns the UART and the PCIe host, the others nothing.
+        let viommu = |name: &str, cpu: u32| {
+            let mut c = crate::vm::tests::config(name, &[cpu], true);
+            c.memory_size = SIZE;
+            if name != "a" {
+                c.devices.clear();
+            }
+            c
+        };
+        let heap = viommu("a", 0).limits.viommu_heap();
+        assert!(heap > 16 << 20, "default limits: {heap}");
+        let bytes = bundle(&[
+            (viommu("a", 0), k),
+            (viommu("b", 1), k),
+            (config("c", 2, false), k),
+            (config("d", 3, false), k),
+        ]);
+        // 64 MiB: a's RAM, its commitment and the reserve fit; b's
+        // commitment does not, nor does c's RAM beside them.
+        let mut free = alloc::vec![layout::Region::new(0x5000_0000, 64 << 20)];
+        let planned = plan_guests(hw, bytes, &mut free);
+        let names: Vec<&str> = planned
+            .iter()
+            .map(|p| p.guest.config.name.as_str())
+            .collect();
+        assert_eq!(names, ["a"]);
+        let left: u64 = free.iter().map(|r| r.size).sum();
+        assert_eq!(
+            left,
+            (64 << 20) - SIZE,
+            "the refused guests' RAM is free again"
+        );
+        assert_eq!(free.len(), 1, "in one piece");
+        // With smaller limits b fits.
+        let mut small = viommu("b", 1);
+        small.limits.io_table_memory = 1 << 20;
+        small.limits.io_mappings = 4096;
+        let bytes = bundle(&[(viommu("a", 0), k), (small, k)]);
+        let mut free = alloc::vec![layout::Region::new(0x5000_0000, 80 << 20)];
+        assert_eq!(plan_guests(hw, bytes, &mut free).len(), 2);
     }
 
     #[test]

@@ -10,7 +10,8 @@ use serde::{Deserialize, Serialize};
 
 use super::limits::{
     DEFAULT_IO_MAPPINGS, DEFAULT_IO_TABLE_MEMORY, DEFAULT_MEMORY_BASE, DEFAULT_VIOMMU_BASE,
-    DEFAULT_VIOMMU_DOMAINS, DEFAULT_VIOMMU_SPI,
+    DEFAULT_VIOMMU_DOMAINS, DEFAULT_VIOMMU_SPI, HEAP_PER_DOMAIN, HEAP_PER_IO_MAPPING,
+    HEAP_PER_VIOMMU,
 };
 
 /// What a guest's PSCI `SYSTEM_RESET` does. (`SYSTEM_OFF` always stops the
@@ -88,6 +89,19 @@ impl GuestLimits {
     /// The IO page-table budget in 4 KiB pages.
     pub const fn io_table_pages(&self) -> usize {
         (self.io_table_memory / 4096) as usize
+    }
+
+    /// The most hypervisor heap a virtio-iommu within these limits can
+    /// make the hypervisor hold at run time: its IO page tables, its
+    /// mappings and domains ([`HEAP_PER_IO_MAPPING`],
+    /// [`HEAP_PER_DOMAIN`]) and its fixed state ([`HEAP_PER_VIOMMU`]).
+    /// The boot plan commits this much of the heap to the guest, so that
+    /// what the guest drives never finds the heap exhausted by another.
+    pub const fn viommu_heap(&self) -> u64 {
+        self.io_table_memory
+            + self.io_mappings as u64 * HEAP_PER_IO_MAPPING
+            + self.domains as u64 * HEAP_PER_DOMAIN
+            + HEAP_PER_VIOMMU
     }
 }
 

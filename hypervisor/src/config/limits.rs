@@ -81,6 +81,25 @@ pub const DEFAULT_VIOMMU_DOMAINS: u32 = 32;
 /// (1 to 1023), beyond which more domains cannot be named.
 pub const MAX_VIOMMU_DOMAINS: u32 = 1023;
 
+/// Hypervisor heap one virtio-iommu mapping may hold: the model's entry in
+/// its interval map, a B-tree whose nodes may be half full, with its share
+/// of the inner nodes (about 90 bytes at worst; the host test
+/// `vm::tests::io_budget::heap_per_mapping_is_within_its_allowance`
+/// measures it).
+pub const HEAP_PER_IO_MAPPING: u64 = 128;
+
+/// Hypervisor heap one virtio-iommu domain may hold besides its page
+/// tables: the model's and the backend's records of it.
+pub const HEAP_PER_DOMAIN: u64 = 1024;
+
+/// Hypervisor heap a virtio-iommu holds at run time whatever the guest
+/// does: request and batch buffers, fault queue, invalidation batch.
+pub const HEAP_PER_VIOMMU: u64 = 64 << 10;
+
+/// Heap kept for the hypervisor itself (its SMMU tables, the guests'
+/// construction) beyond what the guests' limits commit.
+pub const HEAP_RESERVE: u64 = 16 << 20;
+
 /// Highest SPI number a virtio-iommu may use when the host GIC's own count
 /// is not known (the architectural maximum, INTID 1019).
 pub const MAX_VIOMMU_SPI: u32 = crate::fdt::MAX_SPI;

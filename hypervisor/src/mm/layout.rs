@@ -348,6 +348,20 @@ pub fn carve(free: &mut Vec<Region>, size: u64, align: u64) -> Option<u64> {
     Some(base)
 }
 
+/// Returns `r` (carved out of `free` by [`carve`]) to the free ranges,
+/// merged with its neighbours; `free` stays sorted.
+pub fn give_back(free: &mut Vec<Region>, r: Region) {
+    let i = free.partition_point(|f| f.base < r.base);
+    free.insert(i, r);
+    if i + 1 < free.len() && free[i].end() == free[i + 1].base {
+        free[i].size += free.remove(i + 1).size;
+    }
+    if i > 0 && free[i - 1].end() == free[i].base {
+        let r = free.remove(i);
+        free[i - 1].size += r.size;
+    }
+}
+
 #[cfg(test)]
 mod carve_tests {
     use super::*;
@@ -383,5 +397,27 @@ mod carve_tests {
         assert_eq!(carve(&mut free, 1 << 40, 2 << 20), None);
         assert_eq!(carve(&mut free, 0, 2 << 20), None);
         assert_eq!(carve(&mut free, 4096, 3), None);
+    }
+
+    #[test]
+    fn what_is_given_back_merges_with_its_neighbours() {
+        let whole = vec![Region::new(0x4000_0000, 0x1000_0000)];
+        let mut free = whole.clone();
+        let a = carve(&mut free, 2 << 20, 2 << 20).unwrap();
+        let b = carve(&mut free, 4 << 20, 2 << 20).unwrap();
+        give_back(&mut free, Region::new(b, 4 << 20));
+        give_back(&mut free, Region::new(a, 2 << 20));
+        assert_eq!(free, whole);
+        // Between two ranges, merged with neither.
+        let mut free = vec![Region::new(0x1000, 0x1000), Region::new(0x5000, 0x1000)];
+        give_back(&mut free, Region::new(0x3000, 0x1000));
+        assert_eq!(
+            free,
+            vec![
+                Region::new(0x1000, 0x1000),
+                Region::new(0x3000, 0x1000),
+                Region::new(0x5000, 0x1000)
+            ]
+        );
     }
 }

@@ -8,7 +8,8 @@
 //! Taken in this order, never the other way round:
 //! 1. a device's own lock (a virtio-iommu transport), or a guest's
 //!    `vgic`;
-//! 2. a vCPU slot's `spis`, or a guest's `stage2`;
+//! 2. a vCPU slot's `spis`, or a guest's `stage2`, then its table for
+//!    unattached endpoints (`GuestDma::unattached`);
 //! 3. the SMMU driver's locks (inside [`DmaControl`]).
 //!
 //! The vGIC lock and a device lock are never held together: an emulated

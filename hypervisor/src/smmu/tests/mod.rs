@@ -9,7 +9,7 @@ mod cmd;
 mod errors;
 mod events;
 pub(crate) mod fake;
-mod heapcount;
+pub(crate) mod heapcount;
 pub(crate) mod logcapture;
 mod manager;
 mod manager_devices;

@@ -350,3 +350,52 @@ fn random_requests_keep_mappings_owned_and_tables_within_budget() {
     let t = v.backend().tables();
     assert_eq!((t.linked(), t.retired()), (0, 0));
 }
+
+#[test]
+fn heap_per_mapping_is_within_its_allowance() {
+    use crate::config::limits::HEAP_PER_IO_MAPPING;
+    use crate::smmu::tests::heapcount::peak_during;
+    // The boot plan commits HEAP_PER_IO_MAPPING bytes of heap per allowed
+    // mapping (config::GuestLimits::viommu_heap): measure what the model
+    // and backend hold per mapping, ascending IOVAs (B-tree nodes split
+    // half full, the worst fill), its IO page tables left out.
+    const N: u64 = 4096;
+    let w = World::new();
+    let (_g, b) = backend(&w, 2048);
+    let cfg = ViommuConfig {
+        input_end: (1u64 << IOVA_BITS) - 1,
+        max_mappings: N as usize,
+        ..ViommuConfig::default()
+    };
+    let mut v = Viommu::new(b, cfg).expect("valid config");
+    let send = |v: &mut Viommu<SmmuBackend>, req: Request| {
+        let out = v.process_batch([(req.encode(), 4)]);
+        out.completions[0].response.status().expect("a status")
+    };
+    let attach = Request::Attach(Attach {
+        domain: 1,
+        endpoint: EP,
+        flags: 0,
+        reserved: [0; 4],
+    });
+    assert_eq!(send(&mut v, attach), Status::Ok);
+    let tables_before = v.backend().tables().held();
+    let (_, peak) = peak_during(|| {
+        for k in 0..N {
+            let map = Request::Map(Map {
+                domain: 1,
+                virt_start: k * 0x2000,
+                virt_end: k * 0x2000 + 0xfff,
+                phys_start: RAM_BASE + (k % 16) * 0x1000,
+                flags: MapFlags(MapFlags::READ | MapFlags::WRITE),
+            });
+            assert_eq!(send(&mut v, map), Status::Ok, "map {k}");
+        }
+    });
+    let tables = (v.backend().tables().held() - tables_before) * 4096;
+    let per_mapping = (peak - tables) as u64 / N;
+    assert!(
+        per_mapping <= HEAP_PER_IO_MAPPING,
+        "{per_mapping} bytes of heap per mapping (peak {peak}, of it {tables} of tables)"
+    );
+}
