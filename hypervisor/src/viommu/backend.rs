@@ -112,7 +112,9 @@ pub trait IommuBackend {
     /// through the guest's stage 2. RAM is allowed without `mmio`, the
     /// guest's own device MMIO only with it; anything else is refused.
     /// Succeeds only when the whole range is host-contiguous.
-    fn translate(&self, gpa: u64, len: u64, mmio: bool) -> Result<u64, Refusal>;
+    /// Work done here counts against the notify's allowance (hence
+    /// `&mut`): a refusal with [`Refusal::TooLarge`] when it is spent.
+    fn translate(&mut self, gpa: u64, len: u64, mmio: bool) -> Result<u64, Refusal>;
 
     /// Creates an empty domain (`bypass`: identity through the guest's
     /// stage 2, never mapped). Out of the guest's domain budget or VMIDs:

@@ -142,7 +142,7 @@ impl IommuBackend for FakeBackend {
         self.endpoints.contains(&ep)
     }
 
-    fn translate(&self, gpa: u64, len: u64, mmio: bool) -> Result<u64, Refusal> {
+    fn translate(&mut self, gpa: u64, len: u64, mmio: bool) -> Result<u64, Refusal> {
         let end = u128::from(gpa) + u128::from(len);
         let first = self.region_at(gpa).ok_or(Refusal::NotOwned)?;
         let pa = first.host + (gpa - first.gpa);

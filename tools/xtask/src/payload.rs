@@ -35,6 +35,7 @@ pub const BARE_GUESTS: &[&str] = &["bench-guest", "hostile", "heartbeat"];
 pub const HOSTILE_CONFIGS: &[&str] = &[
     "tools/bench-guest/hostile.toml",
     "tools/bench-guest/hostile-contained.toml",
+    "tools/bench-guest/hostile-icount.toml",
 ];
 
 /// Builds the bare-metal guest crate (its own workspace, static relocation

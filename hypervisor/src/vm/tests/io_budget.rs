@@ -7,12 +7,12 @@
 use super::*;
 use crate::mm::budget_tables::POOL_PAGES;
 use crate::smmu::cmd::Cmd;
-use crate::viommu::backend::{BackendError, IommuBackend, MapAttrs};
+use crate::viommu::backend::{BackendError, IommuBackend, MapAttrs, Refusal};
 use crate::viommu::model::{Viommu, ViommuConfig};
 use crate::viommu::wire::Status;
 use crate::viommu::wire::request::{Attach, Detach, Map, MapFlags, Request, Unmap};
 use crate::vm::viommu::backend::{
-    IOVA_BITS, MAX_MAP_PTES, MAX_NOTIFY_PTES, MAX_TRANSLATE_WALKS, SmmuBackend,
+    IOVA_BITS, MAX_MAP_PTES, MAX_NOTIFY_WORK, MAX_TRANSLATE_WALKS, SmmuBackend,
 };
 
 const EP: u32 = 0x08; // 00:01.0
@@ -139,7 +139,7 @@ fn the_maps_of_one_notify_are_bounded() {
     b.domain_create(1, false).unwrap();
     let pa = g.ram.to_pa(RAM_BASE).unwrap();
     let most = MAX_MAP_PTES * 0x1000;
-    let per_notify = MAX_NOTIFY_PTES / MAX_MAP_PTES;
+    let per_notify = MAX_NOTIFY_WORK / MAX_MAP_PTES;
     for i in 0..per_notify {
         b.map(1, 0x1000 + i * 2 * most, pa, most, RW).unwrap();
     }
@@ -179,8 +179,33 @@ fn an_mmio_map_over_the_pcie_window_costs_a_bounded_number_of_walks() {
     // Aligned, the same window is 512 blocks of 1 GiB.
     b.map(1, size, base, size, mmio).unwrap();
     assert_eq!(leaves(&b).len(), 512);
-    // A range needing more walks than allowed is refused, not walked.
-    assert!(MAX_TRANSLATE_WALKS < size / GIB * 16);
+}
+
+#[test]
+fn the_walks_of_one_notify_are_bounded() {
+    // 256 MAPs of one notify each checking 512 GiB of MMIO at 4 KiB steps
+    // would be 2^28 walks; each walk counts against the notify's
+    // allowance, shared with the descriptors its MAPs write.
+    let w = World::new();
+    let (_g, mut b) = backend(&w, 2048);
+    let (base, size) = (0x80_0000_0000u64, 0x80_0000_0000u64);
+    let walks = size / GIB; // one per 1 GiB block of the guest's stage 2
+    assert!(walks <= MAX_TRANSLATE_WALKS);
+    for i in 0..MAX_NOTIFY_WORK / walks {
+        assert_eq!(b.translate(base, size, true), Ok(base), "check {i}");
+    }
+    assert_eq!(
+        b.translate(base, size, true),
+        Err(Refusal::TooLarge),
+        "the notify's allowance is spent"
+    );
+    assert_eq!(
+        b.translate(RAM_BASE, 0x1000, false).map(|_| ()),
+        Ok(()),
+        "RAM needs no walk"
+    );
+    b.sync().unwrap();
+    assert_eq!(b.translate(base, size, true), Ok(base), "a new notify");
 }
 
 #[test]

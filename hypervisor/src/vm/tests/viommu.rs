@@ -84,7 +84,7 @@ fn endpoints_are_the_guests_requester_ids() {
 #[test]
 fn only_the_guests_ram_may_be_mapped() {
     let w = World::new();
-    let (g, b) = backend(&w);
+    let (g, mut b) = backend(&w);
     assert_eq!(
         b.translate(RAM_BASE + 0x1000, 0x1000, false),
         Ok(g.ram.to_pa(RAM_BASE + 0x1000).unwrap())

@@ -19,10 +19,11 @@
 //!
 //! Bounds (docs/viommu.md, "Budgets and bounds"): every domain's tables
 //! come from one [`BudgetTables`] charged to the guest, at most its
-//! `io_table_pages`; a MAP writes at most [`MAX_MAP_PTES`] descriptors and
-//! one notify's MAPs at most [`MAX_NOTIFY_PTES`] (more: NOMEM, nothing
-//! mapped); checking a MAP's MMIO target walks the guest's stage 2 once per
-//! page or block, at most [`MAX_TRANSLATE_WALKS`] times. Tables emptied by
+//! `io_table_pages`; a MAP writes at most [`MAX_MAP_PTES`] descriptors;
+//! checking a MAP's MMIO target walks the guest's stage 2 once per page or
+//! block, at most [`MAX_TRANSLATE_WALKS`] times; one notify's MAPs together
+//! do at most [`MAX_NOTIFY_WORK`] descriptors and walks (more: NOMEM,
+//! nothing mapped). Tables emptied by
 //! an UNMAP are retired, invalidated with the batch (their VMID's walk
 //! caches too) and freed after its CMD_SYNC has completed.
 
@@ -57,9 +58,11 @@ pub const DEFAULT_IO_TABLE_PAGES: usize = 2048;
 /// or 128 GiB of 2 MiB blocks); a larger MAP gets NOMEM.
 pub const MAX_MAP_PTES: u64 = 1 << 16;
 
-/// Most page-table descriptors the MAPs of one notify may write together;
-/// a MAP that would go beyond gets NOMEM (the driver may send it again).
-pub const MAX_NOTIFY_PTES: u64 = 1 << 17;
+/// Most work the MAPs of one notify may do together, in units of one
+/// page-table descriptor written or one stage-2 walk checking an MMIO
+/// target; a MAP that would go beyond gets NOMEM (the driver may send it
+/// again, in another notify).
+pub const MAX_NOTIFY_WORK: u64 = 1 << 17;
 
 /// Most stage-2 walks checking one MAP's MMIO target may take (one per
 /// stage-2 page or block); a target needing more gets NOMEM.
@@ -107,8 +110,9 @@ pub struct SmmuBackend {
     next_serial: u64,
     /// The guest's IO page-table pages, within its budget.
     tables: BudgetTables,
-    /// Descriptors written by the MAPs of this batch (until the sync).
-    batch_ptes: u64,
+    /// Work of this batch's MAPs (until the sync): descriptors written
+    /// and stage-2 walks, against [`MAX_NOTIFY_WORK`].
+    batch_work: u64,
     /// Table pages retired, whose walk-cache invalidation is queued.
     retire_queued: usize,
     domains: BTreeMap<u32, Domain>,
@@ -162,7 +166,7 @@ impl SmmuBackend {
             max_domains,
             next_serial: 0,
             tables: BudgetTables::new(table_pages),
-            batch_ptes: 0,
+            batch_work: 0,
             retire_queued: 0,
             domains: BTreeMap::new(),
             attached: BTreeMap::new(),
@@ -369,7 +373,7 @@ impl IommuBackend for SmmuBackend {
         self.guest.endpoint_stream(ep).is_some()
     }
 
-    fn translate(&self, gpa: u64, len: u64, mmio: bool) -> Result<u64, Refusal> {
+    fn translate(&mut self, gpa: u64, len: u64, mmio: bool) -> Result<u64, Refusal> {
         let last = gpa.checked_add(len.max(1) - 1).ok_or(Refusal::NotOwned)?;
         let ram = self.ram.region();
         if ram.contains(gpa) && ram.contains(last) {
@@ -396,6 +400,10 @@ impl IommuBackend for SmmuBackend {
         }
         let mut at = gpa & !0xfff;
         for _ in 0..MAX_TRANSLATE_WALKS {
+            if self.batch_work >= MAX_NOTIFY_WORK {
+                return Err(Refusal::TooLarge);
+            }
+            self.batch_work += 1;
             let size = match st2.0.translate_block(&st2.1, at) {
                 Some((pa, a, size)) if a.mem == MemType::Device && pa == at => size,
                 Some(_) if ram.contains(at) => return Err(Refusal::MemoryType),
@@ -562,10 +570,10 @@ impl IommuBackend for SmmuBackend {
         } else {
             t.leaf_count(iova, pa, len)
         };
-        if ptes > MAX_MAP_PTES || self.batch_ptes.saturating_add(ptes) > MAX_NOTIFY_PTES {
+        if ptes > MAX_MAP_PTES || self.batch_work.saturating_add(ptes) > MAX_NOTIFY_WORK {
             return Err(BackendError::NoResources);
         }
-        self.batch_ptes += ptes;
+        self.batch_work += ptes;
         let a = Attrs {
             mem: if attrs.mmio {
                 MemType::Device
@@ -584,9 +592,9 @@ impl IommuBackend for SmmuBackend {
             // free, and try once more.
             t.release_spare(&mut self.tables);
             self.queue_retire(vmid);
-            let ptes = self.batch_ptes;
+            let ptes = self.batch_work;
             let synced = self.sync();
-            self.batch_ptes = ptes;
+            self.batch_work = ptes;
             synced?;
             self.reserve_retire()?;
             let t = self
@@ -627,7 +635,7 @@ impl IommuBackend for SmmuBackend {
             }
             cmds.clear();
         }
-        self.batch_ptes = 0;
+        self.batch_work = 0;
         if result.is_ok() {
             // Every retired table's invalidation has completed.
             self.tables.reclaim();
