@@ -253,3 +253,74 @@ fn one_guests_domains_cannot_exhaust_anothers() {
     assert_eq!(send(&mut vb, attach(33, 0x900)), Status::Nomem);
     assert_eq!(pool.in_use(), 64);
 }
+
+#[test]
+fn random_requests_and_smmu_failures_never_leave_a_stream_on_freed_tables() {
+    use super::io_budget::{Rng, random_request};
+    // Random requests on two endpoints, `bypass` writes, and an SMMU that
+    // now and then stops consuming commands or consumes them slowly: after
+    // every batch no stream table entry (nor the SMMU's fetched copy)
+    // points at freed tables, and the domains stay within the budget.
+    let iterations: u64 = std::env::var("PARTITA_FUZZ_ITERS")
+        .ok()
+        .and_then(|s| s.parse::<u64>().ok())
+        .unwrap_or(300);
+    let seed: u64 = std::env::var("PARTITA_FUZZ_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0x5eed_fa11_c105_0002);
+    let r = real_with(QEMU_S2);
+    let g = r.guest(0, config("a", &[0], true));
+    let pool = Arc::new(VmidPool::for_machine(true, r.port.smmus.max_vmid()));
+    let budget = 8;
+    let mut v = device(&g, &pool, budget);
+    let mut rng = Rng(seed);
+    let (mut failed, mut ok) = (0, 0);
+    for step in 0..iterations {
+        r.fake.state().consume = match rng.below(12) {
+            0 => Consume::Never,
+            1 => Consume::PerConsRead(1),
+            _ => Consume::OnProd,
+        };
+        if rng.below(16) == 0 {
+            let _ = v.set_config(0x24, 1, rng.below(2));
+        }
+        let n = 1 + rng.below(4);
+        let batch: Vec<(Vec<u8>, usize)> = (0..n)
+            .map(|_| (random_request(&mut rng).encode(), 4))
+            .collect();
+        let out = v.process_batch(batch);
+        for c in &out.completions {
+            match c.response.status() {
+                Some(Status::Ok) => ok += 1,
+                Some(Status::Deverr) => failed += 1,
+                _ => {}
+            }
+        }
+        assert_no_dangling_ste(&r, &g, &v, &[EP, EP + 1]);
+        let b = v.backend();
+        assert!(
+            b.vmids().held() <= budget,
+            "step {step} (seed {seed:#x}): {} VMIDs held",
+            b.vmids().held()
+        );
+        assert!(
+            v.domain_ids().count() + b.kept_domains() <= budget,
+            "step {step} (seed {seed:#x}): over the domain budget"
+        );
+    }
+    assert!(ok > 0 && failed > 0, "ok {ok}, failed {failed}");
+    // A working SMMU and a reset: every table and VMID comes back.
+    r.fake.state().consume = Consume::OnProd;
+    let _ = v.reset();
+    assert_eq!(send(&mut v, attach(1, EP)), Status::Ok, "confirms EP");
+    assert_eq!(
+        send(&mut v, attach(1, EP + 1)),
+        Status::Ok,
+        "confirms EP + 1"
+    );
+    v.reset().unwrap();
+    assert_eq!(v.backend().kept_domains(), 0);
+    assert_eq!(v.backend().vmids().held(), 0);
+    assert_no_dangling_ste(&r, &g, &v, &[EP, EP + 1]);
+}

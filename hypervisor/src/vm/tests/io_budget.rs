@@ -238,7 +238,7 @@ fn the_table_budget_refuses_maps_and_changes_nothing() {
 }
 
 /// A small xorshift generator: reproducible sequences without a crate.
-struct Rng(u64);
+pub(super) struct Rng(pub(super) u64);
 
 impl Rng {
     fn next(&mut self) -> u64 {
@@ -247,12 +247,12 @@ impl Rng {
         self.0 ^= self.0 << 17;
         self.0
     }
-    fn below(&mut self, n: u64) -> u64 {
+    pub(super) fn below(&mut self, n: u64) -> u64 {
         self.next() % n
     }
 }
 
-fn random_request(rng: &mut Rng) -> Request {
+pub(super) fn random_request(rng: &mut Rng) -> Request {
     let domain = 1 + rng.below(4) as u32;
     let endpoint = EP + rng.below(2) as u32;
     match rng.below(12) {
