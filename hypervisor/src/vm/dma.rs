@@ -13,7 +13,8 @@ use crate::mm::pagetable::{MapError, PageTable, Stage2};
 use crate::smmu::cmd::Cmd;
 use crate::smmu::dma::{CacheOps, DmaMemory};
 use crate::smmu::manager::{
-    DmaFault, FaultSink, OwnerId, SmmuManager, endpoint_sid, owner_streams, sid_endpoint,
+    DmaFault, FaultHandled, FaultSink, OwnerId, SmmuManager, endpoint_sid, owner_streams,
+    sid_endpoint,
 };
 use crate::smmu::regs::SmmuRegs;
 use alloc::string::String;
@@ -323,17 +324,24 @@ pub struct FaultRouter {
 }
 
 impl FaultSink for FaultRouter {
-    fn dma_fault(&self, fault: &DmaFault<'_>) -> bool {
+    fn dma_fault(&self, fault: &DmaFault<'_>) -> FaultHandled {
         let owner = fault.owner.0;
         let Some(g) = self.machine.guest_by_owner(owner) else {
-            return false;
+            return FaultHandled {
+                reported: false,
+                log: Some(0),
+            };
         };
         let ev = fault.event;
         let ep = match (ev.is_translation_fault(), fault.smmu_phandle) {
             (true, Some(phandle)) => sid_endpoint(self.hw, &g.config.devices, phandle, ev.sid),
             _ => None,
         };
-        self.machine
-            .dma_fault(owner, ep, ev.input_addr, ev.read, fault.repeats)
+        FaultHandled {
+            reported: self
+                .machine
+                .dma_fault(owner, ep, ev.input_addr, ev.read, fault.repeats),
+            log: g.log_budget.take(),
+        }
     }
 }

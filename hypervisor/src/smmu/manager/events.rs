@@ -27,13 +27,22 @@ pub struct DmaFault<'a> {
     pub repeats: usize,
 }
 
-/// Where DMA faults on owned streams go (the VM layer: a per-guest count
-/// and the guest's virtio-iommu).
+/// What a [`FaultSink`] did with a run of faults, and whether the manager
+/// logs it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FaultHandled {
+    /// Reported to the owner's virtio-iommu (the log line says so).
+    pub reported: bool,
+    /// Log the run: `Some(n)`, `n` being the lines of this owner left out
+    /// since the last one logged; `None`: over the owner's log budget.
+    pub log: Option<u64>,
+}
+
+/// Where DMA faults on owned streams go (the VM layer: a per-guest count,
+/// the guest's virtio-iommu and its log budget).
 pub trait FaultSink: Sync {
-    /// Takes one run of faults. Returns whether it was reported to the
-    /// owner's virtio-iommu (the log line then says so). Called with no
-    /// lock of the manager held.
-    fn dma_fault(&self, fault: &DmaFault<'_>) -> bool;
+    /// Takes one run of faults. Called with no lock of the manager held.
+    fn dma_fault(&self, fault: &DmaFault<'_>) -> FaultHandled;
 }
 
 impl<R: SmmuRegs, D: DmaMemory, C: CacheOps + Clone> SmmuManager<R, D, C> {
@@ -101,7 +110,7 @@ impl<R: SmmuRegs, D: DmaMemory, C: CacheOps + Clone> SmmuManager<R, D, C> {
             });
             (owner, name.unwrap_or_else(|| String::from("no guest")))
         };
-        let forwarded = match (owner, self.sink.get()) {
+        let handled = match (owner, self.sink.get()) {
             (Some(owner), Some(sink)) => sink.dma_fault(&DmaFault {
                 owner,
                 smmu,
@@ -109,9 +118,22 @@ impl<R: SmmuRegs, D: DmaMemory, C: CacheOps + Clone> SmmuManager<R, D, C> {
                 event: ev,
                 repeats,
             }),
-            _ => false,
+            _ => FaultHandled {
+                reported: false,
+                log: Some(0),
+            },
         };
-        let forwarded = if forwarded {
+        // A guest's DMA storm is its to pay for: its lines are limited.
+        let Some(left_out) = handled.log else {
+            return;
+        };
+        if left_out > 0 {
+            warn!(
+                "smmuv3 {:#x}: {left_out} more DMA fault line(s) of {name} left out",
+                inst.base
+            );
+        }
+        let forwarded = if handled.reported {
             ", reported to its virtio-iommu"
         } else {
             ""

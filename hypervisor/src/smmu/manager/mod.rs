@@ -36,7 +36,7 @@ pub use devices::{
     DeviceStreams, OwnerStreams, StreamProblem, endpoint_sid, owner_streams, sid_endpoint,
 };
 pub use error::ManagerError;
-pub use events::{DmaFault, FaultSink};
+pub use events::{DmaFault, FaultHandled, FaultSink};
 pub use probe::{Probed, SmmuInterrupt, SmmuIrq, SmmuParts};
 
 use super::driver::Smmu;

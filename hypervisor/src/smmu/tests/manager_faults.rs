@@ -14,7 +14,7 @@ use crate::fdt::HostDt;
 use crate::mm::pagetable::tests::FakeMem;
 use crate::smmu::event::{Event, id};
 use crate::smmu::manager::{
-    DmaFault, FaultSink, OwnerId, Stage2Table, owner_streams, sid_endpoint,
+    DmaFault, FaultHandled, FaultSink, OwnerId, Stage2Table, owner_streams, sid_endpoint,
 };
 use crate::smmu::regs::{GERROR_EVTQ_ABT_ERR, Q_OVF};
 
@@ -50,7 +50,7 @@ struct Recorder {
 }
 
 impl FaultSink for Recorder {
-    fn dma_fault(&self, f: &DmaFault<'_>) -> bool {
+    fn dma_fault(&self, f: &DmaFault<'_>) -> FaultHandled {
         let endpoint = f
             .smmu_phandle
             .and_then(|ph| sid_endpoint(&self.hw, &self.devices, ph, f.event.sid));
@@ -62,7 +62,10 @@ impl FaultSink for Recorder {
             repeats: f.repeats,
             endpoint,
         });
-        f.event.is_translation_fault() && endpoint.is_some()
+        FaultHandled {
+            reported: f.event.is_translation_fault() && endpoint.is_some(),
+            log: Some(0),
+        }
     }
 }
 
@@ -160,6 +163,51 @@ fn faults_go_to_the_sink_with_their_owner_and_repeats() {
     // Drained: nothing more.
     let ((), log) = capture(|| m.poll_events());
     assert!(log.is_empty() && sink.seen.lock().len() == 5);
+}
+
+/// A sink with a log budget of two lines: then silent, until it has
+/// earned one more line, which says how many were left out.
+struct Budgeted {
+    calls: core::sync::atomic::AtomicU64,
+}
+
+impl FaultSink for Budgeted {
+    fn dma_fault(&self, _f: &DmaFault<'_>) -> FaultHandled {
+        let n = self
+            .calls
+            .fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+        FaultHandled {
+            reported: false,
+            log: match n {
+                0 | 1 => Some(0),
+                2..=4 => None,
+                _ => Some(3),
+            },
+        }
+    }
+}
+
+#[test]
+fn a_guests_fault_lines_follow_its_log_budget() {
+    let (m, fakes, _) = setup();
+    m.set_fault_sink(Box::leak(Box::new(Budgeted {
+        calls: core::sync::atomic::AtomicU64::new(0),
+    })));
+    {
+        let mut s = fakes[0].state();
+        // Six runs (alternating direction), one line each at most.
+        for i in 0..6 {
+            s.push_event(record(id::F_TRANSLATION, 0x10, 0x8000 + i * 8, i % 2 == 0));
+        }
+    }
+    let ((), log) = capture(|| m.poll_events());
+    assert_eq!(log.len(), 4, "{log:#?}");
+    assert!(log[0].contains("read DMA blocked") && log[1].contains("write DMA blocked"));
+    assert_eq!(
+        log[2],
+        "WARN smmuv3 0x9050000: 3 more DMA fault line(s) of guest 'a' left out"
+    );
+    assert!(log[3].contains("addr 0x8028"), "the sixth run: {}", log[3]);
 }
 
 #[test]
