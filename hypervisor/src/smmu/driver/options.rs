@@ -31,11 +31,13 @@ pub struct ProbeOptions {
 }
 
 impl ProbeOptions {
-    /// 10^6 polls, 256 commands, 128 events, 64 pages, IDR0.COHACC.
+    /// 10^6 polls, 256 commands, 1 024 events (32 KiB: a burst of faults,
+    /// such as the 128 events of one 4 KiB DMA, does not overflow it), 64
+    /// pages, IDR0.COHACC.
     pub const DEFAULT: ProbeOptions = ProbeOptions {
         poll_limit: 1_000_000,
         cmdq_log2_max: 8,
-        evtq_log2_max: 7,
+        evtq_log2_max: 10,
         tlbi_page_limit: DEFAULT_PAGE_LIMIT,
         coherent: None,
     };

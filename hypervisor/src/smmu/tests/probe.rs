@@ -60,12 +60,12 @@ fn programs_registers_in_order() {
     assert_eq!(s.cr1, 0xd75);
     assert_eq!(s.cr2, CR2_RECINVSID | CR2_PTM);
     assert!(s.cleans.is_empty() && s.invalidates.is_empty());
-    // Queues: RWA, aligned base, LOG2SIZE capped at 8 and 7.
+    // Queues: RWA, aligned base, LOG2SIZE capped at 8 and 10.
     assert_eq!(s.cmdq_base & Q_BASE_LOG2SIZE_MASK, 8);
-    assert_eq!(s.evtq_base & Q_BASE_LOG2SIZE_MASK, 7);
+    assert_eq!(s.evtq_base & Q_BASE_LOG2SIZE_MASK, 10);
     assert_eq!(s.cmdq_base & Q_BASE_RWA, Q_BASE_RWA);
     assert_eq!((s.cmdq_base & Q_BASE_ADDR_MASK) % (256 * 16), 0);
-    assert_eq!((s.evtq_base & Q_BASE_ADDR_MASK) % (128 * 32), 0);
+    assert_eq!((s.evtq_base & Q_BASE_ADDR_MASK) % (1024 * 32), 0);
     // 16-bit StreamIDs: two levels, SPLIT 8.
     assert_eq!(smmu.stream_table().format(), StreamTableFormat::TwoLevel);
     assert_eq!(s.strtab_base_cfg, 1 << 16 | 8 << 6 | 16);
@@ -134,7 +134,7 @@ fn non_coherent_smmu_gets_nc_attributes_and_cleans() {
     let cmdq = s.cmdq_base & Q_BASE_ADDR_MASK;
     let evtq = s.evtq_base & Q_BASE_ADDR_MASK;
     assert!(s.invalidates.contains(&(cmdq, 256 * 16)));
-    assert!(s.invalidates.contains(&(evtq, 128 * 32)));
+    assert!(s.invalidates.contains(&(evtq, 1024 * 32)));
     let l1 = s.strtab_base & STRTAB_BASE_ADDR_MASK;
     assert!(s.cleans.contains(&(l1, 256 * 8)));
     assert!(s.cleans.contains(&(cmdq, 2 * 16)));
