@@ -1,6 +1,7 @@
-//! Helpers shared by the tests that boot Linux guests: the bundles
-//! `cargo xtask test` builds, shell commands at the guest's prompt, a disk
-//! image with a known checksum, and enabling a PCI function for DMA.
+//! Helpers shared by the tests that boot guests: the bundles and bare-metal
+//! guest images `cargo xtask test` builds, shell commands at the guest's
+//! prompt, a disk image with a known checksum, and enabling a PCI function
+//! for DMA.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -20,6 +21,21 @@ pub fn bundle(config: &str) -> Result<PathBuf, HarnessError> {
         ))
     })?;
     Ok(PathBuf::from(dir).join(format!("{config}.bundle")))
+}
+
+/// Environment variable naming the directory of the bare-metal guest
+/// images (`tools/bench-guest`, raw `Image`s) `cargo xtask test` builds.
+pub const GUEST_IMAGES_ENV: &str = "PARTITA_GUEST_IMAGES";
+
+/// The bare-metal guest image `<name>.bin` that `cargo xtask test` built
+/// (for a run on bare QEMU, without the hypervisor).
+pub fn guest_image(name: &str) -> Result<PathBuf, HarnessError> {
+    let dir = std::env::var_os(GUEST_IMAGES_ENV).ok_or_else(|| {
+        HarnessError::Setup(format!(
+            "{GUEST_IMAGES_ENV} is not set: run these tests with `cargo xtask test`"
+        ))
+    })?;
+    Ok(PathBuf::from(dir).join(format!("{name}.bin")))
 }
 
 /// Types `cmd` at the guest's shell and waits for `expect` in the output.

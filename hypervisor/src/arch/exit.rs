@@ -3,7 +3,8 @@
 //! answer with an [`Action`], which [`apply`] carries out on the saved
 //! frame. This is the only place that knows exception-class numbers and
 //! syndrome layouts (named by `aarch64-cpu`, the data-abort and system
-//! register ISS fields declared here).
+//! register ISS fields declared here), including those of the exceptions
+//! injected into the guest.
 
 use super::Arch;
 use super::frame::{TrapFrame, VectorKind};
@@ -181,6 +182,14 @@ pub enum Exit {
         /// It was a write.
         write: bool,
     },
+    /// An instruction fetch from guest-physical memory its stage 2 does
+    /// not map (no RAM there: nothing can be executed).
+    InstructionAbort {
+        /// The faulting virtual address (FAR_EL2; ELR holds it too).
+        far: u64,
+        /// The guest-physical address (HPFAR_EL2), for messages.
+        ipa: u64,
+    },
     /// HVC from AArch64 (ELR already points past it).
     Hvc {
         /// The immediate.
@@ -209,7 +218,7 @@ pub enum Exit {
 }
 
 /// Decodes a trap from the guest taken through vector `kind` (lower EL).
-/// `hpfar` is only read for a data abort.
+/// `hpfar` is only read for an abort.
 #[inline(always)]
 pub fn decode(kind: VectorKind, esr: u64, far: u64, hpfar: impl FnOnce() -> u64) -> Exit {
     match kind.0 % 4 {
@@ -222,6 +231,7 @@ pub fn decode(kind: VectorKind, esr: u64, far: u64, hpfar: impl FnOnce() -> u64)
     // The classes handled, as plain values to compare against (a match on
     // the raw field is cheaper than converting it into the enum first).
     const DATA_ABORT: u64 = Ec::DataAbortLowerEL as u64;
+    const INSTR_ABORT: u64 = Ec::InstrAbortLowerEL as u64;
     const HVC64: u64 = Ec::HVC64 as u64;
     const SMC64: u64 = Ec::SMC64 as u64;
     const MSR_MRS: u64 = Ec::TrappedMsrMrs as u64;
@@ -247,7 +257,7 @@ pub fn decode(kind: VectorKind, esr: u64, far: u64, hpfar: impl FnOnce() -> u64)
                     write,
                 };
             }
-            let ipa = ((hpfar() >> 4) << 12) & 0x000f_ffff_ffff_f000 | (far & 0xfff);
+            let ipa = fault_ipa(hpfar(), far);
             Exit::Mmio(MmioAccess {
                 ipa,
                 width: 1 << da.read(ISS_DATA_ABORT::SAS) as u8,
@@ -257,6 +267,10 @@ pub fn decode(kind: VectorKind, esr: u64, far: u64, hpfar: impl FnOnce() -> u64)
                 sixty_four: da.is_set(ISS_DATA_ABORT::SF),
             })
         }
+        INSTR_ABORT => Exit::InstructionAbort {
+            far,
+            ipa: fault_ipa(hpfar(), far),
+        },
         HVC64 => Exit::Hvc {
             imm: (iss & 0xffff) as u16,
         },
@@ -280,6 +294,13 @@ pub fn decode(kind: VectorKind, esr: u64, far: u64, hpfar: impl FnOnce() -> u64)
         WFX => Exit::Wfx,
         _ => Exit::Unexpected { ec: ec as u8 },
     }
+}
+
+/// The faulting guest-physical address of a stage-2 abort: the page from
+/// HPFAR_EL2 (bits [47:12] in [43:4]), the offset from FAR_EL2.
+#[inline(always)]
+fn fault_ipa(hpfar: u64, far: u64) -> u64 {
+    ((hpfar >> 4) << 12) & 0x000f_ffff_ffff_f000 | (far & 0xfff)
 }
 
 /// What a handler wants done before the guest runs again.
@@ -308,6 +329,13 @@ pub enum Action {
     },
     /// An undefined-instruction exception to the guest's EL1.
     InjectUndefined,
+    /// A synchronous external abort on an instruction fetch (prefetch
+    /// abort) to the guest's EL1, as QEMU and KVM report a fetch from an
+    /// address nothing answers at.
+    InjectPrefetchAbort {
+        /// The faulting virtual address (FAR_EL1; ELR_EL1 holds it too).
+        far: u64,
+    },
     /// A synchronous external abort on a data access to the guest's EL1.
     InjectDataAbort {
         /// The faulting virtual address.
@@ -327,13 +355,17 @@ mod inject {
     pub const IL: u64 = 1 << 25;
     /// EC of an unknown-reason exception.
     pub const EC_UNKNOWN: u64 = 0x00;
+    /// EC of an instruction abort from a lower EL (the guest's EL0).
+    pub const EC_IABT_LOWER: u64 = 0x20;
+    /// EC of an instruction abort at the same EL (the guest's EL1).
+    pub const EC_IABT_CUR: u64 = 0x21;
     /// EC of a data abort from a lower EL (the guest's EL0).
     pub const EC_DABT_LOWER: u64 = 0x24;
     /// EC of a data abort at the same EL (the guest's EL1).
     pub const EC_DABT_CUR: u64 = 0x25;
     /// WnR in a data abort's ISS.
     pub const WNR: u64 = 1 << 6;
-    /// DFSC: synchronous external abort.
+    /// DFSC/IFSC: synchronous external abort.
     pub const FSC_EXTERNAL: u64 = 0x10;
 }
 
@@ -369,6 +401,15 @@ pub fn apply<A: Arch>(frame: &mut TrapFrame, action: Action) -> bool {
         }
         Action::InjectUndefined => {
             A::inject_sync_exception(frame, inject::EC_UNKNOWN << 26 | inject::IL, 0);
+        }
+        Action::InjectPrefetchAbort { far } => {
+            let ec = if spsr_is_el1(frame.spsr) {
+                inject::EC_IABT_CUR
+            } else {
+                inject::EC_IABT_LOWER
+            };
+            let esr = ec << 26 | inject::IL | inject::FSC_EXTERNAL;
+            A::inject_sync_exception(frame, esr, far);
         }
         Action::InjectDataAbort { far, write } => {
             let ec = if spsr_is_el1(frame.spsr) {

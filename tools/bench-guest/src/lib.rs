@@ -5,8 +5,10 @@
 //!
 //! The binaries: `bench-guest` (times MAP/UNMAP, `cargo xtask bench`),
 //! `hostile` (attacks the hypervisor through its virtio-iommu and a DMA
-//! master) and `heartbeat` (measures its own rhythm beside it), the last
-//! two for the QEMU test `tests/tests/hostile.rs`.
+//! master) and `heartbeat` (measures its own rhythm beside it), those two
+//! for the QEMU test `tests/tests/hostile.rs`, and `archtest` (checks
+//! exceptions, GIC, timers and PSCI as a guest sees them, under partita and
+//! on bare QEMU: `tests/tests/arch.rs`, docs/testing.md).
 
 #![no_std]
 

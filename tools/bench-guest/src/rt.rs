@@ -19,7 +19,7 @@ global_asm!(
 _start:
     b       1f                  // code0
     .word   0                   // code1
-    .quad   0                   // text_offset: load at the RAM base
+    .quad   __text_offset       // text_offset (build.rs, per binary)
     .quad   __image_size        // image_size (bss and stack included)
     .quad   0xa                 // flags: LE, 4 KiB pages, anywhere
     .quad   0, 0, 0             // res2..res4
@@ -127,6 +127,23 @@ pub fn psci_call(id: u64) -> u64 {
             asm!("smc #0", inout("x0") id => ret, out("x1") _, out("x2") _, out("x3") _);
         } else {
             asm!("hvc #0", inout("x0") id => ret, out("x1") _, out("x2") _, out("x3") _);
+        }
+    }
+    ret
+}
+
+/// A PSCI call with function `id` and arguments `args` (x1..x3); returns x0.
+#[inline(always)]
+pub fn psci_call3(id: u64, args: [u64; 3]) -> u64 {
+    let ret: u64;
+    // SAFETY: a PSCI call; x0-x3 are clobbered by the SMCCC convention.
+    unsafe {
+        if psci_smc() {
+            asm!("smc #0", inout("x0") id => ret, inout("x1") args[0] => _,
+                 inout("x2") args[1] => _, inout("x3") args[2] => _);
+        } else {
+            asm!("hvc #0", inout("x0") id => ret, inout("x1") args[0] => _,
+                 inout("x2") args[1] => _, inout("x3") args[2] => _);
         }
     }
     ret

@@ -26,16 +26,19 @@ pub const DEFAULT_CONFIG: &str = "guest-configs/qemu-virt-linux.toml";
 pub const DEFAULT_INITRAMFS_MODULES: &[&str] = &["virtio_mmio", "virtio_iommu", "nvme", "pci_stub"];
 
 /// The binaries of the bare-metal guest crate (`tools/bench-guest`): the
-/// bench guest and the two guests of the QEMU test `tests/tests/hostile.rs`.
-pub const BARE_GUESTS: &[&str] = &["bench-guest", "hostile", "heartbeat"];
+/// bench guest, the two guests of the QEMU test `tests/tests/hostile.rs`
+/// and the architecture test guest of `tests/tests/arch.rs`.
+pub const BARE_GUESTS: &[&str] = &["bench-guest", "hostile", "heartbeat", "archtest"];
 
-/// The configurations of the hostile-guest QEMU test, beside the bench's
-/// (their kernels are [`BARE_GUESTS`], built first): `cargo xtask test`
-/// writes their bundles next to those of guest-configs/.
-pub const HOSTILE_CONFIGS: &[&str] = &[
+/// The configurations of the QEMU tests with bare-metal guests (the
+/// hostile-guest test, the architecture test), beside the bench's (their
+/// kernels are [`BARE_GUESTS`], built first): `cargo xtask test` writes
+/// their bundles next to those of guest-configs/.
+pub const TEST_GUEST_CONFIGS: &[&str] = &[
     "tools/bench-guest/hostile.toml",
     "tools/bench-guest/hostile-contained.toml",
     "tools/bench-guest/hostile-icount.toml",
+    "tools/bench-guest/archtest.toml",
 ];
 
 /// Builds the bare-metal guest crate (its own workspace, static relocation
@@ -77,14 +80,21 @@ pub fn build_bare_guests(ws: &Workspace, out: &Path) -> Result<Vec<(PathBuf, u64
 }
 
 /// The bare-metal guests (into `target/bench/`, where the configurations of
-/// tools/bench-guest find them) and the bundles of [`HOSTILE_CONFIGS`];
-/// returns the bundle directory.
-pub fn build_hostile(ws: &Workspace, qemu_bin: &Path) -> Result<PathBuf, XtaskError> {
-    build_bare_guests(ws, &ws.target_dir.join("bench"))?;
-    for config in HOSTILE_CONFIGS {
+/// tools/bench-guest find them, and where the architecture test takes its
+/// reference kernel) and the bundles of [`TEST_GUEST_CONFIGS`]; returns the
+/// bundle directory.
+pub fn build_test_guests(ws: &Workspace, qemu_bin: &Path) -> Result<PathBuf, XtaskError> {
+    build_bare_guests(ws, &guest_image_dir(ws))?;
+    for config in TEST_GUEST_CONFIGS {
         build(ws, &ws.root.join(config), qemu_bin)?;
     }
     Ok(bundle_dir(ws))
+}
+
+/// Where the bare-metal guest images go: `<target>/bench/<name>.bin` (the
+/// kernels the configurations of tools/bench-guest name).
+pub fn guest_image_dir(ws: &Workspace) -> PathBuf {
+    ws.target_dir.join("bench")
 }
 
 /// Where bundles are written: `<target>/bundles/<config stem>.bundle`.

@@ -224,10 +224,10 @@ fn test_stages(
     })?;
     let image = stages.run(STAGES[2], || build_image(ws))?;
     // Every guest-configs/*.toml, then the bare-metal guests and the
-    // bundles of the hostile-guest test, all in one directory.
+    // bundles of the QEMU tests that run them, all in one directory.
     let bundles = stages.run(STAGES[3], || {
         payload::build_all(ws, &emulator.qemu)?;
-        payload::build_hostile(ws, &emulator.qemu)
+        payload::build_test_guests(ws, &emulator.qemu)
     })?;
     stages.run(STAGES[4], || {
         Ok(process::run(
@@ -236,7 +236,8 @@ fn test_stages(
                 .args(test_args)
                 .env("PARTITA_IMAGE", &image)
                 .env("PARTITA_QEMU", &emulator.qemu)
-                .env("PARTITA_BUNDLES", &bundles),
+                .env("PARTITA_BUNDLES", &bundles)
+                .env("PARTITA_GUEST_IMAGES", payload::guest_image_dir(ws)),
         )?)
     })?;
     stages.run(STAGES[5], || {

@@ -94,12 +94,26 @@ fn decodes_calls_sysregs_and_the_rest() {
     );
     assert_eq!(decode(SYNC, 0x01 << 26, 0, || 0), Exit::Wfx);
     assert_eq!(
-        decode(SYNC, 0x20 << 26, 0, || 0),
-        Exit::Unexpected { ec: 0x20 }
+        decode(SYNC, 0x07 << 26, 0, || 0),
+        Exit::Unexpected { ec: 0x07 }
     );
     assert_eq!(decode(VectorKind(9), 0, 0, || 0), Exit::Irq);
     assert_eq!(decode(VectorKind(10), 0, 0, || 0), Exit::Fiq);
     assert_eq!(decode(VectorKind(11), 0, 0, || 0), Exit::SError);
+}
+
+#[test]
+fn decodes_an_instruction_abort() {
+    // A fetch at 0xffff_f000 (a BLR into nowhere): EC 0x20, IL, IFSC
+    // translation fault level 1; HPFAR holds the page.
+    let esr = 0x20 << 26 | 1 << 25 | 0x05;
+    assert_eq!(
+        decode(SYNC, esr, 0xffff_f000, || 0xffff_f000 >> 8),
+        Exit::InstructionAbort {
+            far: 0xffff_f000,
+            ipa: 0xffff_f000
+        }
+    );
 }
 
 #[test]
@@ -175,6 +189,11 @@ fn injects_aborts_by_the_guest_el() {
     );
     apply::<Fake>(&mut f, Action::InjectUndefined);
     apply::<Fake>(&mut f, Action::InjectSError);
+    let mut f = TrapFrame {
+        spsr: 0x0, // EL0t
+        ..Default::default()
+    };
+    apply::<Fake>(&mut f, Action::InjectPrefetchAbort { far: 2 });
     assert_eq!(
         fake::take_ops(),
         [
@@ -186,7 +205,37 @@ fn injects_aborts_by_the_guest_el() {
                 esr: 1 << 25,
                 far: 0
             },
-            Op::InjectSError
+            Op::InjectSError,
+            // From EL0: instruction abort from a lower EL.
+            Op::InjectSync {
+                esr: 0x20 << 26 | 1 << 25 | 0x10,
+                far: 2
+            },
         ]
+    );
+}
+
+#[test]
+fn injects_prefetch_aborts_as_qemu_and_kvm_do() {
+    // From the guest's EL1: EC 0x21 (same EL), IL, IFSC 0x10 (synchronous
+    // external abort), FAR the fetch address: what bare QEMU reports for a
+    // fetch from an address nothing answers at (ESR 0x86000010), and what
+    // KVM's inject_abt64 builds.
+    fake::reset();
+    let mut f = TrapFrame {
+        elr: 0xffff_f000,
+        spsr: 0x3c5, // EL1h
+        ..Default::default()
+    };
+    assert!(apply::<Fake>(
+        &mut f,
+        Action::InjectPrefetchAbort { far: 0xffff_f000 }
+    ));
+    assert_eq!(
+        fake::take_ops(),
+        [Op::InjectSync {
+            esr: 0x8600_0010,
+            far: 0xffff_f000
+        }]
     );
 }

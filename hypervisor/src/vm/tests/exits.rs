@@ -197,7 +197,7 @@ fn other_traps_are_undefined() {
         Some(Action::InjectUndefined)
     );
     assert_eq!(
-        m.handle_exit(&frame, Exit::Unexpected { ec: 0x20 }),
+        m.handle_exit(&frame, Exit::Unexpected { ec: 0x07 }),
         Some(Action::InjectUndefined)
     );
     assert_eq!(
@@ -205,6 +205,28 @@ fn other_traps_are_undefined() {
         Some(Action::InjectSError)
     );
     assert_eq!(m.handle_exit(&frame, Exit::Fiq), Some(Action::Resume));
+}
+
+#[test]
+fn an_instruction_fetch_outside_ram_gets_a_prefetch_abort() {
+    // Issue 18: a branch to an address the guest's stage 2 does not map
+    // was answered with an undefined instruction; the architecture (and
+    // QEMU, and KVM) give a prefetch abort with FAR = the address.
+    let (_w, m) = one_guest(&[0]);
+    let frame = TrapFrame {
+        elr: 0xffff_f000,
+        ..Default::default()
+    };
+    assert_eq!(
+        m.handle_exit(
+            &frame,
+            Exit::InstructionAbort {
+                far: 0xffff_f000,
+                ipa: 0xffff_f000
+            }
+        ),
+        Some(Action::InjectPrefetchAbort { far: 0xffff_f000 })
+    );
 }
 
 #[test]
