@@ -17,6 +17,7 @@ pub mod devices;
 pub mod fdt;
 pub mod gic;
 pub mod mm;
+pub mod pci;
 pub mod perf;
 pub mod smmu;
 pub mod smp;

@@ -6,6 +6,7 @@
 //! the other registers on the target.
 
 use crate::fdt::{Conduit, HostDt, PciSpace};
+use crate::pci::enumerate::Topology;
 use crate::smmu::SmmuManager;
 use crate::smmu::idregs::Features;
 use alloc::string::String;
@@ -37,6 +38,8 @@ pub struct Summary<'a> {
     pub gic_spis: Option<u32>,
     /// One entry per `hw.smmus` element, same order.
     pub smmus: Vec<SmmuStatus>,
+    /// The enumerated PCIe host bridges (by DT path).
+    pub pci: &'a [Topology],
 }
 
 fn mib(bytes: u64) -> u64 {
@@ -168,6 +171,14 @@ impl fmt::Display for Summary<'_> {
                 write!(f, ", no iommu-map (DMA not translated)")?;
             }
             writeln!(f)?;
+            for t in self.pci.iter().filter(|t| t.path == p.path) {
+                for func in &t.functions {
+                    writeln!(f, "    {func}")?;
+                }
+                for problem in &t.problems {
+                    writeln!(f, "    problem: {problem}")?;
+                }
+            }
         }
         Ok(())
     }
@@ -189,7 +200,11 @@ pub fn smmu_statuses<R, D, C>(hw: &HostDt, smmus: &SmmuManager<R, D, C>) -> Vec<
 /// type register, PSCI version, counter frequency; the SMMUs' features
 /// from `smmus`.
 #[cfg(all(target_arch = "aarch64", target_os = "none"))]
-pub fn probe<'a>(hw: &'a HostDt, smmus: &crate::smmu::HwSmmuManager) -> Summary<'a> {
+pub fn probe<'a>(
+    hw: &'a HostDt,
+    smmus: &crate::smmu::HwSmmuManager,
+    pci: &'a [Topology],
+) -> Summary<'a> {
     use crate::arch::aarch64::{cpu, psci};
     use crate::mm::el2map;
 
@@ -216,5 +231,6 @@ pub fn probe<'a>(hw: &'a HostDt, smmus: &crate::smmu::HwSmmuManager) -> Summary<
         counter_hz: cpu::counter_frequency(),
         gic_spis,
         smmus,
+        pci,
     }
 }

@@ -13,6 +13,8 @@ use crate::fdt::Conduit;
 use crate::fdt::{self, HostDt};
 use crate::gic::{hyp_irq, phys};
 use crate::mm::{el2map, heap, layout};
+use crate::pci::ecam::Ecam;
+use crate::pci::enumerate::{Topology, enumerate};
 use crate::smmu::HwSmmuManager;
 use crate::smmu::manager::{SmmuInterrupt, SmmuParts};
 use crate::vm::build::BuildCtx;
@@ -200,7 +202,8 @@ fn main(dtb: &'static [u8], img: layout::Region) -> ! {
     let port: &'static SmmuPort<_, _, _> =
         alloc::boxed::Box::leak(alloc::boxed::Box::new(SmmuPort { hw, smmus }));
 
-    let report = summary::probe(hw, smmus);
+    let pci = probe_pci(hw);
+    let report = summary::probe(hw, smmus, pci);
     crate::print!("{report}");
 
     if gic_ok && hw.chosen.initrd.is_some() {
@@ -381,6 +384,38 @@ fn probe_smmus(hw: &HostDt) -> &'static HwSmmuManager {
 
 /// The SMMUs, once probed.
 static SMMUS: Once<HwSmmuManager> = Once::new();
+
+/// The PCIe host bridges as enumerated at boot.
+static PCI: Once<Vec<Topology>> = Once::new();
+
+/// Maps the ECAM window of every PCIe host bridge of `hw` and enumerates
+/// it: bus numbers, BARs placed in its windows, every endpoint left
+/// without decoding or bus mastering until a guest that owns it enables
+/// it (see `pci::enumerate`).
+fn probe_pci(hw: &HostDt) -> &'static [Topology] {
+    PCI.call_once(|| {
+        let mut all = Vec::new();
+        for host in &hw.pcie {
+            let first = host.bus_range.0.min(255) as u8;
+            // The ECAM window may be smaller than the bus range says.
+            let buses = (host.ecam.size >> 20).clamp(1, 256) as u32;
+            let last = host.bus_range.1.min(u32::from(first) + buses - 1).min(255) as u8;
+            let size = (u64::from(last - first) + 1) << 20;
+            if let Err(e) = el2map::map_device(host.ecam.base, size) {
+                error!(
+                    "{}: cannot map its ECAM window: {e}; not enumerated",
+                    host.path
+                );
+                continue;
+            }
+            // SAFETY: the window was just mapped as device memory for
+            // buses first..=last; only this enumeration uses it now.
+            let mut ecam = unsafe { Ecam::new(host.ecam.base, first, last) };
+            all.push(enumerate(&mut ecam, host));
+        }
+        all
+    })
+}
 
 fn on_smmu_event_irq(intid: u32) {
     if let Some(s) = SMMUS.get() {

@@ -1,0 +1,18 @@
+//! The physical PCIe host bridges (`pci-host-ecam-generic`) as the
+//! hypervisor owns them: configuration space through ECAM
+//! ([`config::ConfigAccess`], [`ecam::Ecam`]), and at boot the enumeration
+//! of every bridge ([`enumerate::enumerate`]): bus numbers for PCI-to-PCI
+//! bridges, BARs sized and placed inside the bridge's `ranges` windows
+//! where nothing placed them (QEMU leaves them unassigned), and memory
+//! decoding and bus mastering left off, so that no function can decode or
+//! DMA before a guest that owns it enables it. The result, a
+//! [`enumerate::Topology`] per bridge, is listed in the hardware summary.
+
+pub mod config;
+pub mod ecam;
+pub mod enumerate;
+
+#[cfg(test)]
+pub(crate) mod fake;
+#[cfg(test)]
+mod tests;
