@@ -20,6 +20,7 @@ pub mod viommu_mmio;
 pub use table::{DeviceTable, Overlap};
 
 use crate::gic::PhysGic;
+use crate::vgic::hw::{LocalQueue, RegCtx};
 use crate::virtio::memory::GuestMemory;
 use alloc::string::String;
 
@@ -31,6 +32,20 @@ pub struct AccessCtx<'a> {
     pub mem: &'a dyn GuestMemory,
     /// The physical GIC, for interrupts the guest owns.
     pub gic: &'a dyn PhysGic,
+    /// The queue of virtual interrupts of the vCPU (which runs on this
+    /// CPU), for the vGIC's view of the interrupts it holds.
+    pub queue: &'a dyn LocalQueue,
+}
+
+impl<'a> AccessCtx<'a> {
+    /// The access as the vGIC's register model sees it.
+    pub fn gic_regs(&self) -> RegCtx<'a> {
+        RegCtx {
+            phys: self.gic,
+            vcpu: self.vcpu,
+            queue: self.queue,
+        }
+    }
 }
 
 /// What the vCPU layer must do after a device access.

@@ -16,6 +16,7 @@ use crate::gic::PhysGic;
 use crate::mm::accounting::Owner;
 use crate::mm::heap;
 use crate::vgic::dist::VGic;
+use crate::vgic::hw::NoVcpu;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -141,6 +142,7 @@ impl Guest {
             vcpu: 0,
             mem: &self.ram,
             gic,
+            queue: &NoVcpu,
         };
         for (_, d) in self.devices.iter() {
             d.reset(&ctx);

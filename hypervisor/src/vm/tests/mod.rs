@@ -5,6 +5,7 @@
 mod build;
 mod exits;
 mod fail_closed;
+mod hw_irq;
 mod io_budget;
 mod irq;
 mod power;
@@ -23,6 +24,7 @@ use crate::fdt::HostDt;
 use crate::mm::layout::Region;
 use crate::mm::pagetable::{PageTable, Stage2};
 use crate::smmu::cmd::Cmd;
+use crate::vgic::hw::{NoVcpu, RegCtx};
 use alloc::boxed::Box;
 use alloc::string::String;
 use alloc::sync::Arc;
@@ -187,6 +189,15 @@ impl World {
             gic: Box::leak(Box::new(FakeGic::default())),
             dma: Box::leak(Box::new(FakeDma::default())),
             vmids: Arc::new(VmidPool::new(0xff)),
+        }
+    }
+
+    /// A vGIC register access by vCPU 0 outside any exit (no queue).
+    pub fn regs(&self) -> RegCtx<'static> {
+        RegCtx {
+            phys: self.gic,
+            vcpu: 0,
+            queue: &NoVcpu,
         }
     }
 
