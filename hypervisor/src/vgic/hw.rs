@@ -277,22 +277,27 @@ impl HwIrq {
     }
 
     /// A write of one to its ISACTIVER bit: active on the physical GIC. A
-    /// waiting copy is handed back to it (an edge stays pending there; a
-    /// level line is pending by itself), so that the physical GIC holds the
-    /// active and pending state until the guest clears the active one.
-    pub fn set_active(&self, ctx: &RegCtx<'_>) {
+    /// waiting copy is handed back to it (an edge or a latched level one
+    /// set pending there; a level line is pending by itself), so that the
+    /// physical GIC holds the active and pending state until the guest
+    /// clears the active one. Returns whether the vGIC must latch a level
+    /// interrupt again (the latched copy's).
+    pub fn set_active(&self, ctx: &RegCtx<'_>) -> bool {
         let copy = self.copy(ctx);
+        let mut latch = false;
         match copy {
-            Held::Active(_) => return,
+            Held::Active(_) => return false,
             Held::Queued(_) | Held::Pending { .. } => {
                 copy.drop_copy(ctx, self.intid);
-                if self.edge {
+                latch = copy.latched();
+                if self.edge || latch {
                     ctx.phys.set_pending(self.intid, self.pcpu, true);
                 }
             }
             Held::None => {}
         }
         ctx.phys.set_active(self.intid, self.pcpu, true);
+        latch
     }
 
     /// A write of one to its ICACTIVER bit: an active copy leaves its list
@@ -386,18 +391,16 @@ impl VGic {
             let Some(irq) = self.hw_irq(ctx, frame, first + b) else {
                 continue;
             };
-            // The vGIC's latch: set when a level interrupt is made pending
-            // on the physical GIC, cleared by a clear-pending.
+            // The vGIC's latch: set when a level interrupt is made (or
+            // handed back) pending on the physical GIC by the guest,
+            // cleared by a clear-pending.
             let latch = match reg {
                 StateReg::SetPending => irq.set_pending(ctx).then_some(true),
                 StateReg::ClearPending => {
                     irq.clear_pending(ctx);
                     Some(false)
                 }
-                StateReg::SetActive => {
-                    irq.set_active(ctx);
-                    None
-                }
+                StateReg::SetActive => irq.set_active(ctx).then_some(true),
                 StateReg::ClearActive => {
                     irq.clear_active(ctx);
                     None

@@ -411,4 +411,17 @@ fn a_level_interrupt_the_guest_made_pending_stays_pending_until_taken() {
     t.dist_write(0x284, LEVEL2);
     assert!(!t.queued(LEVEL2));
     assert!(!t.dist_bit(GICD_ISPENDR1, LEVEL2));
+    // A latched copy handed back by a set-active keeps its latch: pending
+    // on the physical GIC and in the vGIC.
+    t.phys_writes();
+    t.dist_write(0x304, LEVEL);
+    assert_eq!(get_lr(0), 0);
+    assert_eq!(
+        t.phys_writes(),
+        [
+            ("pending", LEVEL, HERE, true),
+            ("active", LEVEL, HERE, true)
+        ]
+    );
+    assert!(t.vgic.spi(LEVEL).unwrap().latched);
 }
