@@ -70,12 +70,27 @@ impl LocalQueue for RefCell<PendingQueue> {
     }
 }
 
-/// A CPU that runs no vCPU: an empty queue (device resets).
-pub struct NoVcpu;
+/// What the guest's GIC devices reach besides the vGIC: the physical GIC
+/// and the queue of the vCPU running on this CPU. The machine implements
+/// it (one trait object in [`crate::devices::AccessCtx`]).
+pub trait GicPort: LocalQueue {
+    /// The physical GIC.
+    fn phys(&self) -> &dyn PhysGic;
+}
 
-impl LocalQueue for NoVcpu {
+/// The physical GIC with no vCPU running here (an empty queue): device
+/// resets, and tests that program the vGIC outside an exit.
+pub struct NoVcpu<'a>(pub &'a dyn PhysGic);
+
+impl LocalQueue for NoVcpu<'_> {
     fn with_queue(&self, f: &mut dyn FnMut(&mut PendingQueue)) {
         f(&mut PendingQueue::new());
+    }
+}
+
+impl GicPort for NoVcpu<'_> {
+    fn phys(&self) -> &dyn PhysGic {
+        self.0
     }
 }
 

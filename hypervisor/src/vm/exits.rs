@@ -58,8 +58,7 @@ impl Machine {
             let ctx = AccessCtx {
                 vcpu: v,
                 mem: &g.ram,
-                gic: self.gic,
-                queue: self,
+                gic: self,
             };
             let width = usize::from(a.width);
             if a.write {

@@ -141,8 +141,7 @@ impl Guest {
         let ctx = AccessCtx {
             vcpu: 0,
             mem: &self.ram,
-            gic,
-            queue: &NoVcpu,
+            gic: &NoVcpu(gic),
         };
         for (_, d) in self.devices.iter() {
             d.reset(&ctx);

@@ -20,7 +20,7 @@ use super::guest::Guest;
 use crate::arch::{Arch, Cpu};
 use crate::gic::KICK_SGI;
 use crate::gic::PhysGic;
-use crate::vgic::hw::{LocalQueue, RegCtx};
+use crate::vgic::hw::{GicPort, LocalQueue, RegCtx};
 use crate::vgic::pending::PendingQueue;
 use alloc::boxed::Box;
 use alloc::vec::Vec;
@@ -271,5 +271,11 @@ impl LocalQueue for Machine {
         // `f` gets the only reference to the queue while it runs (no
         // caller of `with_queue` holds one from `local_queue`).
         f(self.local_queue());
+    }
+}
+
+impl GicPort for Machine {
+    fn phys(&self) -> &dyn PhysGic {
+        self.gic
     }
 }

@@ -179,16 +179,21 @@ pub struct World {
     pub dma: &'static FakeDma,
     /// Shared VMIDs.
     pub vmids: Arc<VmidPool>,
+    /// The recording GIC with no vCPU queue, for vGIC accesses outside an
+    /// exit.
+    pub port: &'static NoVcpu<'static>,
 }
 
 impl World {
     /// Fresh fakes (and a fresh fake CPU 0).
     pub fn new() -> World {
         fake::reset();
+        let gic: &'static FakeGic = Box::leak(Box::new(FakeGic::default()));
         World {
-            gic: Box::leak(Box::new(FakeGic::default())),
+            gic,
             dma: Box::leak(Box::new(FakeDma::default())),
             vmids: Arc::new(VmidPool::new(0xff)),
+            port: Box::leak(Box::new(NoVcpu(gic))),
         }
     }
 
@@ -197,7 +202,7 @@ impl World {
         RegCtx {
             phys: self.gic,
             vcpu: 0,
-            queue: &NoVcpu,
+            queue: self.port,
         }
     }
 
