@@ -165,6 +165,28 @@ impl SysReg {
         crm: 11,
         op2: 5,
     };
+    /// ICC_IAR1_EL1: acknowledge a group-1 interrupt.
+    pub const ICC_IAR1_EL1: SysReg = SysReg {
+        op0: 3,
+        op1: 0,
+        crn: 12,
+        crm: 12,
+        op2: 0,
+    };
+
+    /// Whether this is one of the group-1 CPU interface registers that
+    /// ICH_HCR_EL2.TALL1 traps: ICC_IAR1, EOIR1, HPPIR1, BPR1, IGRPEN1
+    /// (CRm 12, op2 0-3 and 7) and ICC_AP1R0-3 (CRm 9, op2 0-3).
+    pub fn is_icc_group1(self) -> bool {
+        self.op0 == 3
+            && self.op1 == 0
+            && self.crn == 12
+            && match self.crm {
+                12 => matches!(self.op2, 0..=3 | 7),
+                9 => self.op2 <= 3,
+                _ => false,
+            }
+    }
 }
 
 /// A guest exit, decoded.
@@ -372,6 +394,12 @@ mod inject {
 /// Whether a saved SPSR describes EL1 (rather than EL0).
 pub fn spsr_is_el1(spsr: u64) -> bool {
     spsr & 0x1c == 0x4
+}
+
+/// Whether a saved SPSR has IRQs masked (PSTATE.I): the guest cannot take
+/// a virtual interrupt until it unmasks them.
+pub fn spsr_irqs_masked(spsr: u64) -> bool {
+    spsr & (1 << 7) != 0
 }
 
 /// Moves the guest past the instruction that trapped: 4 bytes, or 2 for a

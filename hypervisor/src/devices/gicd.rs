@@ -22,11 +22,13 @@ impl MmioDevice for Gicd {
     fn name(&self) -> &'static str {
         "GIC distributor"
     }
-    fn read(&self, _ctx: &AccessCtx<'_>, offset: u64, width: usize) -> Option<u64> {
-        Some(self.vgic.lock().dist_read(offset, width))
+    fn read(&self, ctx: &AccessCtx<'_>, offset: u64, width: usize) -> Option<u64> {
+        Some(self.vgic.lock().dist_read(&ctx.gic_regs(), offset, width))
     }
     fn write(&self, ctx: &AccessCtx<'_>, offset: u64, width: usize, value: u64) -> Option<Effect> {
-        self.vgic.lock().dist_write(ctx.gic, offset, width, value);
+        self.vgic
+            .lock()
+            .dist_write(&ctx.gic_regs(), offset, width, value);
         Some(Effect::None)
     }
 }

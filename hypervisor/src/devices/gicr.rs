@@ -22,15 +22,15 @@ impl MmioDevice for Gicr {
     fn name(&self) -> &'static str {
         "GIC redistributors"
     }
-    fn read(&self, _ctx: &AccessCtx<'_>, offset: u64, width: usize) -> Option<u64> {
+    fn read(&self, ctx: &AccessCtx<'_>, offset: u64, width: usize) -> Option<u64> {
         let vgic = self.vgic.lock();
         let (vcpu, off) = vgic.redist_frame(offset)?;
-        Some(vgic.redist_read(vcpu, off, width))
+        Some(vgic.redist_read(&ctx.gic_regs(), vcpu, off, width))
     }
     fn write(&self, ctx: &AccessCtx<'_>, offset: u64, width: usize, value: u64) -> Option<Effect> {
         let mut vgic = self.vgic.lock();
         let (vcpu, off) = vgic.redist_frame(offset)?;
-        vgic.redist_write(ctx.gic, vcpu, off, width, value);
+        vgic.redist_write(&ctx.gic_regs(), vcpu, off, width, value);
         Some(Effect::None)
     }
 }

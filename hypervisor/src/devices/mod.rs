@@ -19,7 +19,7 @@ pub mod viommu_mmio;
 
 pub use table::{DeviceTable, Overlap};
 
-use crate::gic::PhysGic;
+use crate::vgic::hw::{GicPort, RegCtx};
 use crate::virtio::memory::GuestMemory;
 use alloc::string::String;
 
@@ -29,8 +29,21 @@ pub struct AccessCtx<'a> {
     pub vcpu: usize,
     /// The guest's RAM (bounds-checked guest-physical accesses).
     pub mem: &'a dyn GuestMemory,
-    /// The physical GIC, for interrupts the guest owns.
-    pub gic: &'a dyn PhysGic,
+    /// The physical GIC, for interrupts the guest owns, and the queue of
+    /// virtual interrupts of the vCPU (which runs on this CPU), for the
+    /// vGIC's view of the interrupts it holds.
+    pub gic: &'a dyn GicPort,
+}
+
+impl<'a> AccessCtx<'a> {
+    /// The access as the vGIC's register model sees it.
+    pub fn gic_regs(&self) -> RegCtx<'a> {
+        RegCtx {
+            phys: self.gic.phys(),
+            vcpu: self.vcpu,
+            queue: self.gic,
+        }
+    }
 }
 
 /// What the vCPU layer must do after a device access.

@@ -31,8 +31,17 @@ pub trait PhysGic {
     fn set_edge(&self, intid: u32, pcpu: usize, edge: bool);
     /// Routes SPI `intid` to physical CPU `pcpu`.
     fn route_spi(&self, intid: u32, pcpu: usize);
-    /// Clears a pending state of `intid`.
-    fn clear_pending(&self, intid: u32, pcpu: usize);
+    /// Whether `intid` is pending (GICD_ISPENDR, or GICR_ISPENDR0 of
+    /// `pcpu` for a PPI). For a level-triggered interrupt this is its line
+    /// (or a latched software set), also while it is active.
+    fn pending(&self, intid: u32, pcpu: usize) -> bool;
+    /// Whether `intid` is active (GICD_ISACTIVER, or GICR_ISACTIVER0 of
+    /// `pcpu` for a PPI).
+    fn active(&self, intid: u32, pcpu: usize) -> bool;
+    /// Sets (ISPENDR) or clears (ICPENDR) the pending state of `intid`.
+    fn set_pending(&self, intid: u32, pcpu: usize, pending: bool);
+    /// Sets (ISACTIVER) or clears (ICACTIVER) the active state of `intid`.
+    fn set_active(&self, intid: u32, pcpu: usize, active: bool);
     /// SPIs the distributor implements.
     fn nr_spis(&self) -> u32;
     /// Affinity (MPIDR) of logical CPU `pcpu`, to send it an SGI.

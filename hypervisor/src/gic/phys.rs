@@ -25,7 +25,10 @@ const GICD_TYPER: usize = 0x4;
 const GICD_IGROUPR: usize = 0x80;
 const GICD_ISENABLER: usize = 0x100;
 const GICD_ICENABLER: usize = 0x180;
+const GICD_ISPENDR: usize = 0x200;
 const GICD_ICPENDR: usize = 0x280;
+const GICD_ISACTIVER: usize = 0x300;
+const GICD_ICACTIVER: usize = 0x380;
 const GICD_IPRIORITYR: usize = 0x400;
 const GICD_ICFGR: usize = 0xc00;
 const GICD_IROUTER: usize = 0x6000;
@@ -48,7 +51,10 @@ const SGI: usize = 0x1_0000;
 const GICR_IGROUPR0: usize = SGI + 0x80;
 const GICR_ISENABLER0: usize = SGI + 0x100;
 const GICR_ICENABLER0: usize = SGI + 0x180;
+const GICR_ISPENDR0: usize = SGI + 0x200;
 const GICR_ICPENDR0: usize = SGI + 0x280;
+const GICR_ISACTIVER0: usize = SGI + 0x300;
+const GICR_ICACTIVER0: usize = SGI + 0x380;
 const GICR_IPRIORITYR: usize = SGI + 0x400;
 const GICR_ICFGR1: usize = SGI + 0xc04;
 
@@ -273,28 +279,48 @@ impl<R: GicRegs> PhysGicDriver<R> {
     fn is_spi(&self, intid: u32) -> bool {
         (32..32 + self.nr_spis).contains(&intid)
     }
+
+    /// The register holding `intid`'s bit in a one-bit-per-INTID bank
+    /// (at `dist_bank` in the distributor for SPIs, at `redist_bank` in
+    /// `pcpu`'s redistributor for SGIs and PPIs), and the bit; None for an
+    /// INTID the GIC does not have.
+    fn bit(
+        &self,
+        intid: u32,
+        pcpu: usize,
+        dist_bank: usize,
+        redist_bank: usize,
+    ) -> Option<(usize, u32)> {
+        let bit = 1u32 << (intid % 32);
+        if intid < 32 {
+            self.pcpu_redist(pcpu).map(|r| (r + redist_bank, bit))
+        } else if self.is_spi(intid) {
+            Some((self.dist + dist_bank + 4 * (intid as usize / 32), bit))
+        } else {
+            None
+        }
+    }
+
+    /// Whether `intid`'s bit is set in the bank (a set-register read).
+    fn test_bit(&self, intid: u32, pcpu: usize, dist_bank: usize, redist_bank: usize) -> bool {
+        self.bit(intid, pcpu, dist_bank, redist_bank)
+            .is_some_and(|(addr, bit)| self.regs.read32(addr) & bit != 0)
+    }
+
+    /// Writes `intid`'s bit to the bank (a set or clear register).
+    fn write_bit(&self, intid: u32, pcpu: usize, dist_bank: usize, redist_bank: usize) {
+        if let Some((addr, bit)) = self.bit(intid, pcpu, dist_bank, redist_bank) {
+            self.regs.write32(addr, bit);
+        }
+    }
 }
 
 impl<R: GicRegs> PhysGic for PhysGicDriver<R> {
     fn set_enabled(&self, intid: u32, pcpu: usize, enabled: bool) {
-        let bit = 1u32 << (intid % 32);
-        if intid < 32 {
-            if let Some(r) = self.pcpu_redist(pcpu) {
-                let reg = if enabled {
-                    GICR_ISENABLER0
-                } else {
-                    GICR_ICENABLER0
-                };
-                self.regs.write32(r + reg, bit);
-            }
-        } else if self.is_spi(intid) {
-            let reg = if enabled {
-                GICD_ISENABLER
-            } else {
-                GICD_ICENABLER
-            };
-            self.regs
-                .write32(self.dist + reg + 4 * (intid as usize / 32), bit);
+        if enabled {
+            self.write_bit(intid, pcpu, GICD_ISENABLER, GICR_ISENABLER0);
+        } else {
+            self.write_bit(intid, pcpu, GICD_ICENABLER, GICR_ICENABLER0);
         }
     }
 
@@ -325,15 +351,27 @@ impl<R: GicRegs> PhysGic for PhysGicDriver<R> {
         }
     }
 
-    fn clear_pending(&self, intid: u32, pcpu: usize) {
-        let bit = 1u32 << (intid % 32);
-        if intid < 32 {
-            if let Some(r) = self.pcpu_redist(pcpu) {
-                self.regs.write32(r + GICR_ICPENDR0, bit);
-            }
-        } else if self.is_spi(intid) {
-            self.regs
-                .write32(self.dist + GICD_ICPENDR + 4 * (intid as usize / 32), bit);
+    fn pending(&self, intid: u32, pcpu: usize) -> bool {
+        self.test_bit(intid, pcpu, GICD_ISPENDR, GICR_ISPENDR0)
+    }
+
+    fn active(&self, intid: u32, pcpu: usize) -> bool {
+        self.test_bit(intid, pcpu, GICD_ISACTIVER, GICR_ISACTIVER0)
+    }
+
+    fn set_pending(&self, intid: u32, pcpu: usize, pending: bool) {
+        if pending {
+            self.write_bit(intid, pcpu, GICD_ISPENDR, GICR_ISPENDR0);
+        } else {
+            self.write_bit(intid, pcpu, GICD_ICPENDR, GICR_ICPENDR0);
+        }
+    }
+
+    fn set_active(&self, intid: u32, pcpu: usize, active: bool) {
+        if active {
+            self.write_bit(intid, pcpu, GICD_ISACTIVER, GICR_ISACTIVER0);
+        } else {
+            self.write_bit(intid, pcpu, GICD_ICACTIVER, GICR_ICACTIVER0);
         }
     }
 

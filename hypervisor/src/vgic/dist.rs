@@ -1,6 +1,7 @@
 //! The emulated distributor (GICD) and the per-interrupt state it shares
 //! with the redistributors.
 
+use super::hw::{RegCtx, StateReg};
 use super::{IrqState, SPI_BASE, merge};
 use crate::gic::PhysGic;
 use alloc::vec;
@@ -14,7 +15,8 @@ const STATUSR: u64 = 0x0010;
 const IGROUPR: u64 = 0x0080;
 const ISENABLER: u64 = 0x0100;
 const ICENABLER: u64 = 0x0180;
-const ICPENDR: u64 = 0x0280;
+const ISPENDR: u64 = 0x0200;
+const ICACTIVER: u64 = 0x0380;
 const IPRIORITYR: u64 = 0x0400;
 const ICFGR: u64 = 0x0c00;
 const IROUTER: u64 = 0x6000;
@@ -104,6 +106,15 @@ impl VGic {
         }
     }
 
+    /// Mutable state of `intid` as seen from `vcpu`.
+    pub fn irq_mut(&mut self, vcpu: usize, intid: u32) -> Option<&mut IrqState> {
+        if intid < SPI_BASE {
+            self.private.get_mut(vcpu).map(|p| &mut p[intid as usize])
+        } else {
+            self.spi_mut(intid)
+        }
+    }
+
     /// Which vCPU an owned hardware interrupt `intid` arriving on physical
     /// CPU `pcpu` is for: the vCPU on that CPU for PPIs, the target for SPIs.
     pub fn hw_target(&self, intid: u32, pcpu: usize) -> Option<usize> {
@@ -124,8 +135,9 @@ impl VGic {
         self.ctlr & 0b10 != 0
     }
 
-    /// Reads a distributor register (width 1, 2, 4 or 8 bytes).
-    pub fn dist_read(&self, offset: u64, width: usize) -> u64 {
+    /// Reads a distributor register (width 1, 2, 4 or 8 bytes) for the
+    /// access `ctx`.
+    pub fn dist_read(&self, ctx: &RegCtx<'_>, offset: u64, width: usize) -> u64 {
         let reg = offset & !3;
         let word: u64 = match reg {
             CTLR => (self.ctlr | CTLR_ARE) as u64,
@@ -143,6 +155,10 @@ impl VGic {
             r if (ICENABLER..ICENABLER + 0x80).contains(&r) => {
                 self.bits(r - ICENABLER, |s| s.enabled) as u64
             }
+            r if (ISPENDR..ICACTIVER + 0x80).contains(&r) => {
+                let (reg, bank) = state_reg(r);
+                self.state_read(ctx, None, ((r - bank) * 8) as u32, reg) as u64
+            }
             r if (IPRIORITYR..IPRIORITYR + 0x400).contains(&r) => {
                 return self.bytes(offset - IPRIORITYR, width, |s| s.priority);
             }
@@ -155,13 +171,14 @@ impl VGic {
                 };
             }
             PIDR2 => 0x3b, // GICv3, Arm-style
-            _ => 0,        // ISPENDR/ICPENDR/ISACTIVER/ICACTIVER, ITARGETSR, IGRPMODR...
+            _ => 0,        // ITARGETSR, IGRPMODR, NSACR, SGIR...
         };
         extract(word, offset, width)
     }
 
-    /// Writes a distributor register.
-    pub fn dist_write(&mut self, phys: &dyn PhysGic, offset: u64, width: usize, value: u64) {
+    /// Writes a distributor register for the access `ctx`.
+    pub fn dist_write(&mut self, ctx: &RegCtx<'_>, offset: u64, width: usize, value: u64) {
+        let phys = ctx.phys;
         let reg = offset & !3;
         match reg {
             CTLR => self.ctlr = merge(self.ctlr, offset, width, value) & CTLR_ENABLES,
@@ -171,15 +188,9 @@ impl VGic {
             r if (ICENABLER..ICENABLER + 0x80).contains(&r) => {
                 self.set_enables(phys, None, r - ICENABLER, value as u32, false)
             }
-            r if (ICPENDR..ICPENDR + 0x80).contains(&r) => {
-                let first = ((r - ICPENDR) * 8) as u32;
-                for bit in 0..32 {
-                    let intid = first + bit;
-                    if value & (1 << bit) != 0 && self.spi(intid).is_some_and(|s| s.owned) {
-                        let pcpu = self.pcpu_of_spi(intid);
-                        phys.clear_pending(intid, pcpu);
-                    }
-                }
+            r if (ISPENDR..ICACTIVER + 0x80).contains(&r) => {
+                let (sr, bank) = state_reg(r);
+                self.state_write(ctx, None, ((r - bank) * 8) as u32, value as u32, sr);
             }
             r if (IPRIORITYR..IPRIORITYR + 0x400).contains(&r) => {
                 for i in 0..width as u64 {
@@ -230,7 +241,7 @@ impl VGic {
                     }
                 }
             }
-            _ => {} // RO, RAZ/WI (groups, pending/active sets, ITARGETSR, IGRPMODR)
+            _ => {} // RO, RAZ/WI (groups, ITARGETSR, IGRPMODR)
         }
     }
 
@@ -309,6 +320,18 @@ impl VGic {
             let edge = intid >= SPI_BASE && self.spi(intid).is_some_and(|s| s.edge);
             acc | if edge { 2 << (2 * i) } else { 0 }
         })
+    }
+}
+
+/// Which state register bank `reg` (an offset in the ISPENDR..ICACTIVER
+/// range, the same in the distributor and the SGI frame) is in, and the
+/// bank's offset.
+pub(crate) fn state_reg(reg: u64) -> (StateReg, u64) {
+    match reg & 0x380 {
+        0x200 => (StateReg::SetPending, reg & !0x7f),
+        0x280 => (StateReg::ClearPending, reg & !0x7f),
+        0x300 => (StateReg::SetActive, reg & !0x7f),
+        _ => (StateReg::ClearActive, reg & !0x7f),
     }
 }
 

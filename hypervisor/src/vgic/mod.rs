@@ -6,10 +6,12 @@
 //!
 //! Ownership is the one mechanism: an INTID the guest owns (an SPI of a
 //! passed-through device, a timer PPI) is programmed on the physical GIC as
-//! the guest asks; any other INTID reads as zero and ignores writes. SGIs
-//! are purely virtual.
+//! the guest asks, and its pending and active state is the physical GIC's
+//! combined with this CPU's copy of it ([`hw`]); any other INTID reads as
+//! zero and ignores writes. SGIs are purely virtual.
 
 pub mod dist;
+pub mod hw;
 pub mod pending;
 pub mod redist;
 
@@ -36,6 +38,10 @@ pub struct IrqState {
     pub target: usize,
     /// Forwarded to a physical INTID of the same number.
     pub owned: bool,
+    /// Owned and level-triggered, made pending by the guest (ISPENDR) and
+    /// not yet acknowledged by the hypervisor: its copy stays pending until
+    /// the guest takes it, whatever the line (see [`hw`]).
+    pub latched: bool,
 }
 
 /// Applies a 32-bit register access of `width` bytes at byte `offset`

@@ -1,9 +1,9 @@
 //! The emulated redistributors: one 128 KiB frame pair per vCPU (RD_base,
 //! then SGI_base for the SGI/PPI registers).
 
-use super::dist::{VGic, extract};
+use super::dist::{VGic, extract, state_reg};
+use super::hw::RegCtx;
 use super::{REDIST_STRIDE, merge};
-use crate::gic::PhysGic;
 
 const SGI_BASE: u64 = 0x1_0000;
 const CTLR: u64 = 0x0000;
@@ -15,6 +15,10 @@ const PIDR2: u64 = 0xffe8;
 const IGROUPR0: u64 = SGI_BASE + 0x080;
 const ISENABLER0: u64 = SGI_BASE + 0x100;
 const ICENABLER0: u64 = SGI_BASE + 0x180;
+const ISPENDR0: u64 = SGI_BASE + 0x200;
+const ICPENDR0: u64 = SGI_BASE + 0x280;
+const ISACTIVER0: u64 = SGI_BASE + 0x300;
+const ICACTIVER0: u64 = SGI_BASE + 0x380;
 const IPRIORITYR: u64 = SGI_BASE + 0x400;
 const ICFGR0: u64 = SGI_BASE + 0xc00;
 const ICFGR1: u64 = SGI_BASE + 0xc04;
@@ -30,8 +34,9 @@ impl VGic {
         (vcpu < self.vcpus()).then_some((vcpu, offset % REDIST_STRIDE))
     }
 
-    /// Reads a redistributor register of `vcpu`'s frame.
-    pub fn redist_read(&self, vcpu: usize, offset: u64, width: usize) -> u64 {
+    /// Reads a redistributor register of `vcpu`'s frame for the access
+    /// `ctx`.
+    pub fn redist_read(&self, ctx: &RegCtx<'_>, vcpu: usize, offset: u64, width: usize) -> u64 {
         let reg = offset & !3;
         let p = &self.private[vcpu];
         let word: u64 = match reg {
@@ -57,6 +62,9 @@ impl VGic {
                 .enumerate()
                 .filter(|(_, s)| s.enabled)
                 .fold(0u64, |a, (i, _)| a | 1 << i),
+            ISPENDR0 | ICPENDR0 | ISACTIVER0 | ICACTIVER0 => {
+                self.state_read(ctx, Some(vcpu), 0, state_reg(reg).0) as u64
+            }
             r if (IPRIORITYR..IPRIORITYR + 32).contains(&r) => {
                 let first = (offset - IPRIORITYR) as usize;
                 return (0..width.min(8))
@@ -73,15 +81,17 @@ impl VGic {
         extract(word, offset, width)
     }
 
-    /// Writes a redistributor register of `vcpu`'s frame.
+    /// Writes a redistributor register of `vcpu`'s frame for the access
+    /// `ctx`.
     pub fn redist_write(
         &mut self,
-        phys: &dyn PhysGic,
+        ctx: &RegCtx<'_>,
         vcpu: usize,
         offset: u64,
         width: usize,
         value: u64,
     ) {
+        let phys = ctx.phys;
         let reg = offset & !3;
         match reg {
             WAKER => {
@@ -90,6 +100,9 @@ impl VGic {
             }
             ISENABLER0 => self.set_enables(phys, Some(vcpu), 0, value as u32, true),
             ICENABLER0 => self.set_enables(phys, Some(vcpu), 0, value as u32, false),
+            ISPENDR0 | ICPENDR0 | ISACTIVER0 | ICACTIVER0 => {
+                self.state_write(ctx, Some(vcpu), 0, value as u32, state_reg(reg).0)
+            }
             r if (IPRIORITYR..IPRIORITYR + 32).contains(&r) => {
                 let first = (offset - IPRIORITYR) as usize;
                 for i in 0..width.min(8) {
@@ -100,7 +113,7 @@ impl VGic {
             }
             ICFGR1 => {
                 let pcpu = self.pcpus[vcpu];
-                let old = self.redist_read(vcpu, ICFGR1, 4) as u32;
+                let old = self.redist_read(ctx, vcpu, ICFGR1, 4) as u32;
                 let word = merge(old, offset, width, value);
                 for i in 0..16 {
                     let s = &mut self.private[vcpu][16 + i];
@@ -110,7 +123,7 @@ impl VGic {
                     }
                 }
             }
-            _ => {} // RAZ/WI: CTLR, groups, pending/active, ICFGR0, IGRPMODR0
+            _ => {} // RAZ/WI: CTLR, groups, ICFGR0, IGRPMODR0
         }
     }
 }

@@ -1,9 +1,11 @@
 //! Host tests of the virtual GIC register model and list-register filling.
 
 use super::dist::VGic;
+use super::hw::RegCtx;
 use super::pending::{PendingQueue, VirqRequest, fill_list_registers, lr_intid};
 use alloc::vec;
 use alloc::vec::Vec;
+use core::cell::RefCell;
 
 use crate::gic::recorder::RecordingGic as Recorder;
 
@@ -13,46 +15,70 @@ fn gic() -> VGic {
     VGic::new(vec![2, 3], 256, &[33, 27])
 }
 
+/// An access by vCPU 0 (whose queue is `q`) reaching the physical GIC `p`.
+fn access<'a>(p: &'a Recorder, q: &'a RefCell<PendingQueue>) -> RegCtx<'a> {
+    RegCtx {
+        phys: p,
+        vcpu: 0,
+        queue: q,
+    }
+}
+
 #[test]
 fn typer_and_ids() {
     let g = gic();
-    assert_eq!(g.dist_read(0x4, 4) & 0x1f, 8, "ITLinesNumber for 256 SPIs");
-    assert_eq!(g.dist_read(0x0, 4) & (1 << 4), 1 << 4, "ARE reads as one");
-    assert_eq!(g.dist_read(0xffe8, 4), 0x3b);
-    assert_eq!(g.redist_read(0, 0xffe8, 4), 0x3b);
+    let p = Recorder::default();
+    let q = RefCell::default();
+    let c = access(&p, &q);
+    assert_eq!(
+        g.dist_read(&c, 0x4, 4) & 0x1f,
+        8,
+        "ITLinesNumber for 256 SPIs"
+    );
+    assert_eq!(
+        g.dist_read(&c, 0x0, 4) & (1 << 4),
+        1 << 4,
+        "ARE reads as one"
+    );
+    assert_eq!(g.dist_read(&c, 0xffe8, 4), 0x3b);
+    assert_eq!(g.redist_read(&c, 0, 0xffe8, 4), 0x3b);
 }
 
 #[test]
 fn enabling_an_owned_spi_reaches_the_physical_gic() {
     let mut g = gic();
     let p = Recorder::default();
+    let q = RefCell::default();
+    let c = access(&p, &q);
     // ISENABLER1 bit 1 = INTID 33; bit 2 = INTID 34 (not owned).
-    g.dist_write(&p, 0x104, 4, 0b110);
+    g.dist_write(&c, 0x104, 4, 0b110);
     assert!(g.spi(33).unwrap().enabled && g.spi(34).unwrap().enabled);
     assert_eq!(
         p.take(),
         vec![("route", 33, 2, true), ("enable", 33, 2, true)]
     );
-    assert_eq!(g.dist_read(0x104, 4), 0b110);
+    assert_eq!(g.dist_read(&c, 0x104, 4), 0b110);
     p.take();
-    g.dist_write(&p, 0x184, 4, 0b010);
+    g.dist_write(&c, 0x184, 4, 0b010);
     assert_eq!(
         p.take(),
         vec![("route", 33, 2, true), ("enable", 33, 2, false)]
     );
-    assert_eq!(g.dist_read(0x104, 4), 0b100);
+    assert_eq!(g.dist_read(&c, 0x104, 4), 0b100);
 }
 
 #[test]
 fn routing_follows_the_target_vcpu() {
     let mut g = gic();
     let p = Recorder::default();
-    g.dist_write(&p, 0x6000 + 33 * 8, 8, 1);
+    let q = RefCell::default();
+    let c = access(&p, &q);
+    g.dist_write(&c, 0x6000 + 33 * 8, 8, 1);
     assert_eq!(g.spi(33).unwrap().target, 1);
     assert_eq!(p.take(), vec![("route", 33, 3, true)]);
-    assert_eq!(g.dist_read(0x6000 + 33 * 8, 8), 1);
+    assert_eq!(g.dist_read(&c, 0x6000 + 33 * 8, 8), 1);
     // A target beyond the vCPUs is ignored.
-    g.dist_write(&p, 0x6000 + 33 * 8, 8, 7);
+    g.dist_write(&c, 0x6000 + 33 * 8, 8, 7);
     assert_eq!(g.spi(33).unwrap().target, 1);
     assert_eq!(g.hw_target(33, 2), Some(1));
     assert_eq!(g.hw_target(34, 2), None, "not owned");
@@ -62,12 +88,14 @@ fn routing_follows_the_target_vcpu() {
 fn priorities_by_byte_and_word() {
     let mut g = gic();
     let p = Recorder::default();
-    g.dist_write(&p, 0x400 + 33, 1, 0x80);
-    assert_eq!(g.dist_read(0x400 + 32, 4), 0x8000);
-    g.dist_write(&p, 0x400 + 36, 4, 0x1020_3040);
+    let q = RefCell::default();
+    let c = access(&p, &q);
+    g.dist_write(&c, 0x400 + 33, 1, 0x80);
+    assert_eq!(g.dist_read(&c, 0x400 + 32, 4), 0x8000);
+    g.dist_write(&c, 0x400 + 36, 4, 0x1020_3040);
     assert_eq!(g.spi(39).unwrap().priority, 0x10);
     // SGI/PPI priorities live in the redistributor.
-    g.redist_write(&p, 1, 0x10400 + 27, 1, 0xa0);
+    g.redist_write(&c, 1, 0x10400 + 27, 1, 0xa0);
     assert_eq!(g.irq(1, 27).unwrap().priority, 0xa0);
     assert_eq!(g.irq(0, 27).unwrap().priority, 0);
     assert!(p.take().is_empty());
@@ -77,23 +105,27 @@ fn priorities_by_byte_and_word() {
 fn trigger_mode_of_owned_interrupts_is_forwarded() {
     let mut g = gic();
     let p = Recorder::default();
+    let q = RefCell::default();
+    let c = access(&p, &q);
     // ICFGR2 covers INTIDs 32-47; INTID 33 is field 1.
-    g.dist_write(&p, 0xc08, 4, 2 << 2);
+    g.dist_write(&c, 0xc08, 4, 2 << 2);
     assert!(g.spi(33).unwrap().edge);
     let ops = p.take();
     assert!(ops.contains(&("edge", 33, 2, true)));
     assert!(!ops.iter().any(|e| e.1 == 34));
-    assert_eq!(g.dist_read(0xc08, 4), 2 << 2);
+    assert_eq!(g.dist_read(&c, 0xc08, 4), 2 << 2);
     // Writes to SGI/PPI configuration in the distributor are ignored.
-    g.dist_write(&p, 0xc00, 4, u64::MAX);
-    assert_eq!(g.dist_read(0xc00, 4), 0);
+    g.dist_write(&c, 0xc00, 4, u64::MAX);
+    assert_eq!(g.dist_read(&c, 0xc00, 4), 0);
 }
 
 #[test]
 fn redistributor_ppi_enable_is_per_vcpu() {
     let mut g = gic();
     let p = Recorder::default();
-    g.redist_write(&p, 1, 0x10100, 4, (1 << 27) | 1);
+    let q = RefCell::default();
+    let c = access(&p, &q);
+    g.redist_write(&c, 1, 0x10100, 4, (1 << 27) | 1);
     assert_eq!(
         p.take(),
         vec![("enable", 27, 3, true)],
@@ -101,7 +133,7 @@ fn redistributor_ppi_enable_is_per_vcpu() {
     );
     assert!(g.irq(1, 0).unwrap().enabled, "SGI 0 virtually enabled");
     assert!(!g.irq(0, 27).unwrap().enabled);
-    assert_eq!(g.redist_read(1, 0x10100, 4), (1 << 27) | 1);
+    assert_eq!(g.redist_read(&c, 1, 0x10100, 4), (1 << 27) | 1);
     assert_eq!(g.hw_target(27, 3), Some(1));
 }
 
@@ -109,29 +141,33 @@ fn redistributor_ppi_enable_is_per_vcpu() {
 fn redistributor_identity_and_waker() {
     let mut g = gic();
     let p = Recorder::default();
+    let q = RefCell::default();
+    let c = access(&p, &q);
     assert_eq!(g.redist_frame(0x2_0000 + 8), Some((1, 8)));
     assert_eq!(g.redist_frame(0x4_0000), None);
-    let t0 = g.redist_read(0, 0x8, 8);
-    let t1 = g.redist_read(1, 0x8, 8);
+    let t0 = g.redist_read(&c, 0, 0x8, 8);
+    let t1 = g.redist_read(&c, 1, 0x8, 8);
     assert_eq!((t0 >> 32, t0 & (1 << 4)), (0, 0));
     assert_eq!((t1 >> 32, t1 & (1 << 4)), (1, 1 << 4), "last frame");
-    assert_eq!(g.redist_read(1, 0xc, 4), 1);
-    assert_eq!(g.redist_read(0, 0x14, 4), 0b110);
-    g.redist_write(&p, 0, 0x14, 4, 0);
-    assert_eq!(g.redist_read(0, 0x14, 4), 0);
+    assert_eq!(g.redist_read(&c, 1, 0xc, 4), 1);
+    assert_eq!(g.redist_read(&c, 0, 0x14, 4), 0b110);
+    g.redist_write(&c, 0, 0x14, 4, 0);
+    assert_eq!(g.redist_read(&c, 0, 0x14, 4), 0);
 }
 
 #[test]
 fn out_of_range_accesses_are_harmless() {
     let mut g = gic();
     let p = Recorder::default();
+    let q = RefCell::default();
+    let c = access(&p, &q);
     for off in (0..0x1_0000u64).step_by(4) {
-        let _ = g.dist_read(off, 4);
-        g.dist_write(&p, off, 4, u64::MAX);
+        let _ = g.dist_read(&c, off, 4);
+        g.dist_write(&c, off, 4, u64::MAX);
     }
     for off in (0..0x2_0000u64).step_by(4) {
-        let _ = g.redist_read(1, off, 4);
-        g.redist_write(&p, 1, off, 4, u64::MAX);
+        let _ = g.redist_read(&c, 1, off, 4);
+        g.redist_write(&c, 1, off, 4, u64::MAX);
     }
 }
 
@@ -141,23 +177,31 @@ fn list_registers_filled_by_priority_and_merged() {
     assert!(q.push(VirqRequest {
         intid: 1,
         priority: 0xa0,
-        hw: false
+        hw: false,
+        level: false,
+        latched: false
     }));
     assert!(q.push(VirqRequest {
         intid: 27,
         priority: 0x20,
-        hw: true
+        hw: true,
+        level: false,
+        latched: false
     }));
     assert!(q.push(VirqRequest {
         intid: 33,
         priority: 0x80,
-        hw: true
+        hw: true,
+        level: false,
+        latched: false
     }));
     assert!(
         q.push(VirqRequest {
             intid: 33,
             priority: 0x80,
-            hw: true
+            hw: true,
+            level: false,
+            latched: false
         }),
         "duplicate merged"
     );
@@ -166,14 +210,16 @@ fn list_registers_filled_by_priority_and_merged() {
         intid: 1,
         priority: 0,
         hw: false,
+        level: false,
+        latched: false,
     }
     .list_register()
         & !(3 << 62))
         | 1 << 63;
     let lrs = [active_sgi1, 0, 0];
     let mut written = Vec::new();
-    let more = fill_list_registers(&mut q, &lrs, |n, v| written.push((n, v)));
-    assert!(!more);
+    let filled = fill_list_registers(&mut q, &lrs, |n, v| written.push((n, v)));
+    assert!(!filled.more && !filled.level_hw);
     assert_eq!(written.len(), 3);
     assert_eq!((written[0].0, lr_intid(written[0].1)), (1, Some(27)));
     assert_eq!(written[0].1 >> 61 & 1, 1, "hardware bit");
@@ -188,18 +234,22 @@ fn list_registers_filled_by_priority_and_merged() {
     assert!(q.push(VirqRequest {
         intid: 1,
         priority: 0xa0,
-        hw: false
+        hw: false,
+        level: false,
+        latched: false
     }));
     assert!(q.push(VirqRequest {
         intid: 2,
         priority: 0xa0,
-        hw: false
+        hw: false,
+        level: false,
+        latched: false
     }));
     let full = [written[2].1, written[0].1, written[1].1];
     let mut more_writes = Vec::new();
-    assert!(fill_list_registers(&mut q, &full, |n, v| more_writes.push((n, v))));
+    assert!(fill_list_registers(&mut q, &full, |n, v| more_writes.push((n, v))).more);
     assert!(more_writes.is_empty());
-    assert!(!fill_list_registers(&mut q, &[0, 0, 0], |n, v| more_writes.push((n, v))));
+    assert!(!fill_list_registers(&mut q, &[0, 0, 0], |n, v| more_writes.push((n, v))).more);
     assert_eq!(
         more_writes
             .iter()

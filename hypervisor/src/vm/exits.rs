@@ -45,7 +45,7 @@ impl Machine {
             Exit::Fiq | Exit::SError => async_exception(g, v, frame, exit == Exit::SError),
             Exit::Unexpected { ec } => unexpected(g, v, frame, ec),
         };
-        if action == Action::Stop || !self.prepare_return(g, v) {
+        if action == Action::Stop || !self.prepare_return(g, v, frame) {
             return Some(Action::Stop);
         }
         Some(action)
@@ -60,7 +60,7 @@ impl Machine {
             let ctx = AccessCtx {
                 vcpu: v,
                 mem: &g.ram,
-                gic: self.gic,
+                gic: self,
             };
             let width = usize::from(a.width);
             if a.write {
@@ -88,13 +88,18 @@ impl Machine {
     }
 
     /// A trapped system-register access: ICC_SGI1R_EL1 writes are the
-    /// guest's SGIs; ACTLR_EL1 reads as zero and ignores writes (the
-    /// implementation-defined controls stay the hypervisor's); anything else
-    /// is undefined.
+    /// guest's SGIs; the group-1 CPU interface registers trap while a
+    /// level-triggered hardware interrupt is watched (see
+    /// [`Machine::cpu_interface_access`]); ACTLR_EL1 reads as zero and
+    /// ignores writes (the implementation-defined controls stay the
+    /// hypervisor's); anything else is undefined.
     fn sysreg(&self, g: &Guest, v: usize, frame: &TrapFrame, s: SysRegAccess) -> Action {
         if !s.read && s.reg == SysReg::ICC_SGI1R_EL1 {
             self.send_virtual_sgi(g, v, reg(frame, s.rt));
             return Action::Advance;
+        }
+        if s.reg.is_icc_group1() {
+            return self.cpu_interface_access(g, v);
         }
         if s.reg == SysReg::ACTLR_EL1 {
             return if s.read {

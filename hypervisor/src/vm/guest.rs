@@ -16,6 +16,7 @@ use crate::gic::PhysGic;
 use crate::mm::accounting::Owner;
 use crate::mm::heap;
 use crate::vgic::dist::VGic;
+use crate::vgic::hw::NoVcpu;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -140,7 +141,7 @@ impl Guest {
         let ctx = AccessCtx {
             vcpu: 0,
             mem: &self.ram,
-            gic,
+            gic: &NoVcpu(gic),
         };
         for (_, d) in self.devices.iter() {
             d.reset(&ctx);

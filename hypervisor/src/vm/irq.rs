@@ -1,12 +1,14 @@
 //! Interrupts of the vCPUs: physical interrupts acknowledged and passed
-//! to the guest that owns them (hardware-linked), virtual SGIs and the
-//! virtual SPIs of emulated devices queued, and the queue moved into list
-//! registers before each return to the guest.
+//! to the guest that owns them (hardware-linked, see [`crate::vgic::hw`]),
+//! virtual SGIs and the virtual SPIs of emulated devices queued, and the
+//! queue moved into list registers before each return to the guest.
 
 use super::guest::Guest;
 use super::machine::{HypIrqHandler, Machine};
 use super::ratelimit::guest_warn;
 use super::vcpu::request;
+use crate::arch::exit::{Action, spsr_irqs_masked};
+use crate::arch::frame::TrapFrame;
 use crate::arch::{Arch, Cpu};
 use crate::gic::{KICK_SGI, MAINTENANCE_PPI};
 use crate::vgic::SPI_BASE;
@@ -19,8 +21,18 @@ pub(super) const ICH_HCR_EN: u64 = 1;
 /// ICH_HCR_EL2.UIE: maintenance interrupt when the list registers run
 /// (almost) empty, to refill them from the queue.
 const ICH_HCR_UIE: u64 = 1 << 1;
+/// ICH_HCR_EL2.TALL1: the guest's accesses to its group-1 CPU interface
+/// registers (acknowledge, EOI, ...) trap to EL2.
+const ICH_HCR_TALL1: u64 = 1 << 12;
 /// INTIDs 1020..=1023: no interrupt (spurious).
 const FIRST_SPECIAL_INTID: u32 = 1020;
+
+/// ICH_HCR_EL2 while the guest runs: `more` requests wait for a list
+/// register (underflow interrupt), `watch` traps its next CPU interface
+/// access.
+fn ich_hcr(more: bool, watch: bool) -> u64 {
+    ICH_HCR_EN | if more { ICH_HCR_UIE } else { 0 } | if watch { ICH_HCR_TALL1 } else { 0 }
+}
 
 /// Acknowledges every pending physical interrupt of this CPU. Kicks and
 /// the maintenance interrupt only wake the CPU; the hypervisor's own
@@ -49,22 +61,25 @@ impl Machine {
 
     /// A physical interrupt while vCPU `v` of `g` ran: each one the guest
     /// owns is queued for it as a hardware-linked virtual interrupt (the
-    /// guest's deactivation deactivates it); others are deactivated.
+    /// guest's deactivation deactivates it), taking over the vGIC's latch
+    /// of a level interrupt the guest made pending; others are deactivated.
     pub(super) fn take_guest_interrupts(&self, g: &Guest, v: usize) {
         let me = Cpu::cpu_index();
         self.take_interrupts(|intid| {
-            let prio = {
-                let vgic = g.vgic.lock();
+            let req = {
+                let mut vgic = g.vgic.lock();
                 vgic.hw_target(intid, me)
-                    .and_then(|_| vgic.irq(v, intid).map(|s| s.priority))
-            };
-            match prio {
-                Some(priority) => {
-                    let req = VirqRequest {
+                    .and_then(|_| vgic.irq_mut(v, intid))
+                    .map(|s| VirqRequest {
                         intid,
-                        priority,
+                        priority: s.priority,
                         hw: true,
-                    };
+                        level: !s.edge,
+                        latched: core::mem::take(&mut s.latched),
+                    })
+            };
+            match req {
+                Some(req) => {
                     if self.local_queue().push(req) {
                         return true;
                     }
@@ -107,10 +122,13 @@ impl Machine {
         self.kick(slot.pcpu);
     }
 
-    /// Before returning to vCPU `v` of `g`: act on a stop request (false:
-    /// the vCPU stopped), take the SGIs other vCPUs raised and the SPIs of
-    /// emulated devices, and fill the list registers.
-    pub(super) fn prepare_return(&self, g: &Guest, v: usize) -> bool {
+    /// Before returning to vCPU `v` of `g` (its registers in `frame`): act
+    /// on a stop request (false: the vCPU stopped), take the SGIs other
+    /// vCPUs raised and the SPIs of emulated devices, and fill the list
+    /// registers. A deferred level-triggered hardware request has its line
+    /// sampled first; one placed while the guest masks IRQs is watched
+    /// (ICH_HCR_EL2.TALL1, [`Machine::cpu_interface_access`]).
+    pub(super) fn prepare_return(&self, g: &Guest, v: usize, frame: &TrapFrame) -> bool {
         let slot = &g.vcpus[v];
         if slot.requests.load(Ordering::Acquire) & request::STOP != 0 {
             slot.requests.fetch_and(!request::STOP, Ordering::AcqRel);
@@ -133,6 +151,8 @@ impl Machine {
                             intid,
                             priority: s.priority,
                             hw: false,
+                            level: false,
+                            latched: false,
                         });
                     }
                     // Disabled: it stays pending until the guest enables it.
@@ -154,6 +174,8 @@ impl Machine {
                             intid,
                             priority: s.priority,
                             hw: false,
+                            level: false,
+                            latched: false,
                         });
                         false
                     }
@@ -168,6 +190,13 @@ impl Machine {
         if queue.is_empty() {
             return true;
         }
+        let queue = if queue.take_recheck() {
+            // (`queue` is not used again: the vGIC reaches it itself.)
+            g.vgic.lock().resample_waiting(&self.gic_regs(v));
+            self.local_queue()
+        } else {
+            queue
+        };
         let n = Cpu::lr_count().min(16);
         let empty = Cpu::empty_lrs();
         // Only the implemented list registers, collected: a zeroed
@@ -182,12 +211,26 @@ impl Machine {
                 }
             })
             .collect();
-        let more = fill_list_registers(queue, &lrs, Cpu::write_lr);
-        Cpu::set_ich_hcr(if more {
-            ICH_HCR_EN | ICH_HCR_UIE
-        } else {
-            ICH_HCR_EN
-        });
+        let filled = fill_list_registers(queue, &lrs, Cpu::write_lr);
+        if filled.level_hw && spsr_irqs_masked(frame.spsr) {
+            queue.set_watch(true);
+        }
+        Cpu::set_ich_hcr(ich_hcr(filled.more, queue.watching()));
         true
+    }
+
+    /// A trapped access of vCPU `v` to its group-1 CPU interface, which
+    /// ICH_HCR_EL2.TALL1 traps while a level-triggered hardware interrupt
+    /// went into a list register with the guest's IRQs masked: the guest
+    /// may have cleared the device since (a handler that deactivates before
+    /// it clears the device). The lines of the waiting ones are sampled
+    /// again and those that dropped withdrawn, the trap is turned off, and
+    /// the guest retries the access: its acknowledge then finds only what
+    /// is still pending (or nothing: a spurious INTID).
+    pub(super) fn cpu_interface_access(&self, g: &Guest, v: usize) -> Action {
+        self.local_queue().set_watch(false);
+        g.vgic.lock().resample_waiting(&self.gic_regs(v));
+        Cpu::set_ich_hcr(ich_hcr(!self.local_queue().is_empty(), false));
+        Action::Resume
     }
 }

@@ -21,6 +21,7 @@ use super::guest::Guest;
 use crate::arch::{Arch, Cpu};
 use crate::gic::KICK_SGI;
 use crate::gic::PhysGic;
+use crate::vgic::hw::{GicPort, LocalQueue, RegCtx};
 use crate::vgic::pending::PendingQueue;
 use alloc::boxed::Box;
 use alloc::vec::Vec;
@@ -193,6 +194,16 @@ impl Machine {
         unsafe { &mut *self.here().queue.0.get() }
     }
 
+    /// What an access to the vGIC's registers by vCPU `v`, running here,
+    /// reaches: the physical GIC and this CPU's queue.
+    pub(super) fn gic_regs(&self, v: usize) -> RegCtx<'_> {
+        RegCtx {
+            phys: self.gic,
+            vcpu: v,
+            queue: self,
+        }
+    }
+
     /// Wakes physical CPU `pcpu` so that it looks at its requests.
     pub(super) fn kick(&self, pcpu: usize) {
         if pcpu != Cpu::cpu_index() {
@@ -253,5 +264,19 @@ impl Machine {
     /// The name of guest `owner`.
     pub fn owner_name(&self, owner: usize) -> Option<&str> {
         self.guest_by_owner(owner).map(Guest::name)
+    }
+}
+
+impl LocalQueue for Machine {
+    fn with_queue(&self, f: &mut dyn FnMut(&mut PendingQueue)) {
+        // `f` gets the only reference to the queue while it runs (no
+        // caller of `with_queue` holds one from `local_queue`).
+        f(self.local_queue());
+    }
+}
+
+impl GicPort for Machine {
+    fn phys(&self) -> &dyn PhysGic {
+        self.gic
     }
 }

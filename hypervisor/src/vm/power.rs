@@ -63,7 +63,10 @@ impl Machine {
         heap::set_owner(g.owner());
         Cpu::configure_guest(g.vttbr, g.vtcr, v);
         Cpu::enable_virtual_interface(ICH_HCR_EN);
-        self.local_queue().clear();
+        // Empty since the vCPU stopped (`stop_here`).
+        for intid in self.local_queue().clear() {
+            Cpu::gic_deactivate(intid);
+        }
         slot.sgis.store(0, Ordering::Relaxed);
         let mut frame = TrapFrame {
             elr: slot.entry.load(Ordering::Acquire),
@@ -81,10 +84,10 @@ impl Machine {
         frame
     }
 
-    /// Stops the vCPU running here: its list registers are emptied
-    /// (hardware interrupts still active are deactivated so they can fire
-    /// again), the virtual interface is disabled and the vCPU is off. The
-    /// caller returns [`crate::arch::exit::Action::Stop`].
+    /// Stops the vCPU running here: its list registers and queue are
+    /// emptied (hardware interrupts acknowledged for it are deactivated so
+    /// they can fire again), the virtual interface is disabled and the vCPU
+    /// is off. The caller returns [`crate::arch::exit::Action::Stop`].
     pub(super) fn stop_here(&self, g: &Guest, v: usize) {
         for n in 0..Cpu::lr_count() {
             let lr = Cpu::read_lr(n);
@@ -94,7 +97,9 @@ impl Machine {
             Cpu::write_lr(n, 0);
         }
         Cpu::set_ich_hcr(0);
-        self.local_queue().clear();
+        for intid in self.local_queue().clear() {
+            Cpu::gic_deactivate(intid);
+        }
         g.vcpus[v].set_power(VcpuPower::Off);
         heap::set_owner(Owner::Hypervisor);
     }

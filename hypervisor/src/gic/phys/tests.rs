@@ -301,11 +301,11 @@ fn spis_are_routed_to_the_affinity_of_a_cpu() {
 fn pending_states_are_cleared_where_the_interrupt_lives() {
     let drv = ready();
     let g = &drv;
-    g.clear_pending(40, 0);
-    g.clear_pending(63, 0);
-    g.clear_pending(64, 0);
-    g.clear_pending(30, 1);
-    g.clear_pending(1000, 0);
+    g.set_pending(40, 0, false);
+    g.set_pending(63, 0, false);
+    g.set_pending(64, 0, false);
+    g.set_pending(30, 1, false);
+    g.set_pending(1000, 0, false);
     assert_eq!(
         drv.regs.writes(),
         [
@@ -315,6 +315,41 @@ fn pending_states_are_cleared_where_the_interrupt_lives() {
             (RD1 + GICR_ICPENDR0, 1 << 30),
         ]
     );
+}
+
+#[test]
+fn pending_and_active_states_are_set_and_read_where_the_interrupt_lives() {
+    let drv = ready();
+    let g = &drv;
+    g.set_pending(40, 0, true);
+    g.set_pending(27, 1, true);
+    g.set_active(40, 0, true);
+    g.set_active(40, 0, false);
+    g.set_active(27, 0, true);
+    g.set_active(27, 1, false);
+    g.set_active(1000, 0, true);
+    assert_eq!(
+        drv.regs.writes(),
+        [
+            (DIST + GICD_ISPENDR + 4, 1 << 8),
+            (RD1 + GICR_ISPENDR0, 1 << 27),
+            (DIST + GICD_ISACTIVER + 4, 1 << 8),
+            (DIST + GICD_ICACTIVER + 4, 1 << 8),
+            (RD0 + GICR_ISACTIVER0, 1 << 27),
+            (RD1 + GICR_ICACTIVER0, 1 << 27),
+        ]
+    );
+    // Reads test the INTID's bit of the set register (the fake register
+    // file keeps what was written: preset each one).
+    drv.regs.set(DIST + GICD_ISPENDR + 4, 1 << 8);
+    drv.regs.set(DIST + GICD_ISACTIVER + 4, 0);
+    drv.regs.set(RD1 + GICR_ISPENDR0, 0);
+    drv.regs.set(RD0 + GICR_ISACTIVER0, 0);
+    drv.regs.set(RD1 + GICR_ISACTIVER0, 1 << 27);
+    assert!(g.pending(40, 0) && !g.pending(41, 0));
+    assert!(!g.pending(27, 1) && !g.active(40, 0));
+    assert!(g.active(27, 1) && !g.active(27, 0));
+    assert!(!g.pending(1000, 0), "an INTID the GIC does not have");
 }
 
 #[test]

@@ -26,7 +26,7 @@ fn a_guest_has_its_devices_in_the_table() {
     let ctx = AccessCtx {
         vcpu: 0,
         mem: &g.ram,
-        gic: w.gic,
+        gic: &crate::vgic::hw::NoVcpu(w.gic),
     };
     assert_eq!(d.read(&ctx, 0, 4), Some(0x7472_6976), "virtio magic");
     // Two vCPUs: two redistributor frames, the third is nobody's.

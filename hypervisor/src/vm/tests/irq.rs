@@ -14,9 +14,9 @@ fn running_guest() -> (World, &'static Machine) {
     let g = w.guest(0, config("a", &[0, 1], true));
     {
         let mut vgic = g.vgic.lock();
-        vgic.dist_write(w.gic, 0x0, 4, 0b10); // EnableGrp1
-        vgic.dist_write(w.gic, 0x104, 4, 1 << 1); // SPI 33 (the UART's)
-        vgic.redist_write(w.gic, 0, 0x1_0100, 4, 0xffff); // SGIs enabled on vCPU 0
+        vgic.dist_write(&w.regs(), 0x0, 4, 0b10); // EnableGrp1
+        vgic.dist_write(&w.regs(), 0x104, 4, 1 << 1); // SPI 33 (the UART's)
+        vgic.redist_write(&w.regs(), 0, 0x1_0100, 4, 0xffff); // SGIs enabled on vCPU 0
     }
     let m = w.machine(vec![g]);
     fake::take_ops();
@@ -94,7 +94,9 @@ fn sgis_beyond_the_list_registers_wait_for_the_maintenance_interrupt() {
 fn a_disabled_sgi_stays_pending() {
     let (_w, m) = running_guest();
     let g = &m.guests()[0];
-    g.vgic.lock().redist_write(_w.gic, 0, 0x1_0180, 4, 1 << 2); // disable SGI 2
+    g.vgic
+        .lock()
+        .redist_write(&_w.regs(), 0, 0x1_0180, 4, 1 << 2); // disable SGI 2
     g.vcpus[0].sgis.store(1 << 2, Ordering::Relaxed);
     m.handle_exit(&TrapFrame::default(), Exit::Wfx);
     assert!(lr_writes(&fake::take_ops()).is_empty());
@@ -106,18 +108,24 @@ fn a_device_spi_is_delivered_once_the_guest_enables_it() {
     let (w, m) = running_guest();
     let g = &m.guests()[0];
     let intid = VIOMMU_SPI + 32;
-    g.vgic
-        .lock()
-        .dist_write(w.gic, 0x180 + 4 * (intid as u64 / 32), 4, 1 << (intid % 32));
+    g.vgic.lock().dist_write(
+        &w.regs(),
+        0x180 + 4 * (intid as u64 / 32),
+        4,
+        1 << (intid % 32),
+    );
     m.raise_virtual_spi(g, intid);
     m.handle_exit(&TrapFrame::default(), Exit::Wfx);
     assert!(
         lr_writes(&fake::take_ops()).is_empty(),
         "disabled: kept pending"
     );
-    g.vgic
-        .lock()
-        .dist_write(w.gic, 0x100 + 4 * (intid as u64 / 32), 4, 1 << (intid % 32));
+    g.vgic.lock().dist_write(
+        &w.regs(),
+        0x100 + 4 * (intid as u64 / 32),
+        4,
+        1 << (intid % 32),
+    );
     m.handle_exit(&TrapFrame::default(), Exit::Wfx);
     let lrs = lr_writes(&fake::take_ops());
     assert_eq!(lrs.len(), 1);
@@ -133,7 +141,7 @@ fn a_device_spi_for_another_cpu_kicks_it() {
     // Route it to vCPU 1 (physical CPU 1).
     g.vgic
         .lock()
-        .dist_write(w.gic, 0x6000 + 8 * intid as u64, 8, 1);
+        .dist_write(&w.regs(), 0x6000 + 8 * intid as u64, 8, 1);
     m.raise_virtual_spi(g, intid);
     assert!(fake::take_ops().contains(&Op::SendSgi {
         sgi: KICK_SGI,

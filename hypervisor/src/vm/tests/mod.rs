@@ -5,6 +5,7 @@
 mod build;
 mod exits;
 mod fail_closed;
+mod hw_irq;
 mod io_budget;
 mod irq;
 mod power;
@@ -23,6 +24,7 @@ use crate::fdt::HostDt;
 use crate::mm::layout::Region;
 use crate::mm::pagetable::{PageTable, Stage2};
 use crate::smmu::cmd::Cmd;
+use crate::vgic::hw::{NoVcpu, RegCtx};
 use alloc::boxed::Box;
 use alloc::string::String;
 use alloc::sync::Arc;
@@ -177,16 +179,30 @@ pub struct World {
     pub dma: &'static FakeDma,
     /// Shared VMIDs.
     pub vmids: Arc<VmidPool>,
+    /// The recording GIC with no vCPU queue, for vGIC accesses outside an
+    /// exit.
+    pub port: &'static NoVcpu<'static>,
 }
 
 impl World {
     /// Fresh fakes (and a fresh fake CPU 0).
     pub fn new() -> World {
         fake::reset();
+        let gic: &'static FakeGic = Box::leak(Box::new(FakeGic::default()));
         World {
-            gic: Box::leak(Box::new(FakeGic::default())),
+            gic,
             dma: Box::leak(Box::new(FakeDma::default())),
             vmids: Arc::new(VmidPool::new(0xff)),
+            port: Box::leak(Box::new(NoVcpu(gic))),
+        }
+    }
+
+    /// A vGIC register access by vCPU 0 outside any exit (no queue).
+    pub fn regs(&self) -> RegCtx<'static> {
+        RegCtx {
+            phys: self.gic,
+            vcpu: 0,
+            queue: self.port,
         }
     }
 
