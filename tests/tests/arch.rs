@@ -36,38 +36,7 @@ const ICOUNT: [&str; 2] = ["-icount", "shift=0,sleep=off"];
 
 /// Checks that pass on bare QEMU and fail under partita today, with why.
 /// docs/testing.md lists the same.
-const KNOWN_DIFFERENCES: &[(&str, &str)] = &[
-    (
-        "gic.active_sgi",
-        "the emulated redistributor's ISACTIVER0 reads as zero (the active state lives in a list register)",
-    ),
-    (
-        "gic.pending_sgi",
-        "the emulated redistributor's ISPENDR0 reads as zero (a disabled SGI waits in the vCPU's queue)",
-    ),
-    (
-        "gic.pending_vtimer_ppi",
-        "ISPENDR0 of a forwarded PPI reads as zero (the pending state is the physical GIC's)",
-    ),
-    (
-        "gic.pending_ptimer_ppi",
-        "ISPENDR0 of a forwarded PPI reads as zero (the pending state is the physical GIC's)",
-    ),
-    (
-        "gic.spi_pending_regs",
-        "GICD_ISPENDR/ICPENDR of a forwarded SPI: set-pending is ignored and the state reads as zero",
-    ),
-    (
-        "gic.spi_level_eoi_before_clear",
-        "a level interrupt deactivated while the device still asserts it is taken again at EL2 and \
-         queued, and stays pending in the list register after the guest lowered the line: the \
-         handler runs twice",
-    ),
-    (
-        "gic.spi_active",
-        "GICD_ISACTIVER of a forwarded SPI reads as zero",
-    ),
-];
+const KNOWN_DIFFERENCES: &[(&str, &str)] = &[];
 
 /// One run's console, parsed.
 struct Run {

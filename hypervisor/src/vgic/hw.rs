@@ -62,6 +62,11 @@ const MAX_LRS: usize = 16;
 pub trait LocalQueue {
     /// Runs `f` on the queue.
     fn with_queue(&self, f: &mut dyn FnMut(&mut PendingQueue));
+    /// SGIs raised for the vCPU running here that wait outside the queue
+    /// (one bit per SGI: disabled ones, or raised since its last exit).
+    fn raised_sgis(&self) -> u32 {
+        0
+    }
 }
 
 impl LocalQueue for RefCell<PendingQueue> {
@@ -203,6 +208,27 @@ impl Held {
             Held::None => {}
         }
     }
+}
+
+/// The (pending, active) state of virtual interrupt `intid` on this CPU:
+/// raised (an SGI waiting to be queued), queued, or in a list register
+/// (not hardware-linked) as pending and/or active.
+fn virtual_state(ctx: &RegCtx<'_>, intid: u32) -> (bool, bool) {
+    let mut queued = intid < 16 && ctx.queue.raised_sgis() & (1 << intid) != 0;
+    ctx.queue.with_queue(&mut |q| queued |= q.contains(intid));
+    let (mut pending, mut active) = (queued, false);
+    let empty = Cpu::empty_lrs();
+    for n in 0..Cpu::lr_count().min(MAX_LRS) {
+        if empty & (1 << n) != 0 {
+            continue;
+        }
+        let lr = Cpu::read_lr(n);
+        if lr & LR_HW == 0 && lr_intid(lr) == Some(intid) {
+            pending |= lr & LR_PENDING != 0;
+            active |= lr & LR_ACTIVE != 0;
+        }
+    }
+    (pending, active)
 }
 
 /// One hardware-linked interrupt as a register access sees it.
@@ -370,8 +396,12 @@ impl VGic {
         }
     }
 
-    /// A read of a pending or active register: one bit per owned INTID
-    /// among the 32 from `first` (others read as zero).
+    /// A read of a pending or active register: one bit per INTID among
+    /// the 32 from `first`. An owned (hardware-linked) one reads as
+    /// [`HwIrq`] says; a virtual one (an SGI, an emulated SPI) as its copy
+    /// for the accessing vCPU is: pending while queued or pending in a list
+    /// register, active while active in one. A virtual interrupt of
+    /// another vCPU reads as zero (its copies are on another CPU).
     pub(crate) fn state_read(
         &self,
         ctx: &RegCtx<'_>,
@@ -379,16 +409,34 @@ impl VGic {
         first: u32,
         reg: StateReg,
     ) -> u32 {
+        let pending = matches!(reg, StateReg::SetPending | StateReg::ClearPending);
         (0..32).fold(0, |acc, b| {
-            let Some(irq) = self.hw_irq(ctx, frame, first + b) else {
-                return acc;
-            };
-            let set = match reg {
-                StateReg::SetPending | StateReg::ClearPending => irq.read_pending(ctx),
-                StateReg::SetActive | StateReg::ClearActive => irq.read_active(ctx),
+            let intid = first + b;
+            let set = match self.hw_irq(ctx, frame, intid) {
+                Some(irq) if pending => irq.read_pending(ctx),
+                Some(irq) => irq.read_active(ctx),
+                None if self.is_local_virtual(ctx, frame, intid) => {
+                    let (p, a) = virtual_state(ctx, intid);
+                    if pending { p } else { a }
+                }
+                None => false,
             };
             acc | u32::from(set) << b
         })
+    }
+
+    /// Whether `intid`, seen through `frame` (a redistributor, or the
+    /// distributor with None), is a virtual interrupt whose copies are the
+    /// accessing vCPU's: an SGI or non-owned PPI in its own redistributor,
+    /// or a non-owned SPI targeting it.
+    fn is_local_virtual(&self, ctx: &RegCtx<'_>, frame: Option<usize>, intid: u32) -> bool {
+        match frame {
+            Some(w) if intid < SPI_BASE => w == ctx.vcpu,
+            None if intid >= SPI_BASE => self
+                .spi(intid)
+                .is_some_and(|s| !s.owned && s.target == ctx.vcpu),
+            _ => false,
+        }
     }
 
     /// A write of `value` to a pending or active register for the 32

@@ -273,6 +273,11 @@ impl LocalQueue for Machine {
         // caller of `with_queue` holds one from `local_queue`).
         f(self.local_queue());
     }
+
+    fn raised_sgis(&self) -> u32 {
+        self.current()
+            .map_or(0, |(g, v)| g.vcpus[v].sgis.load(Ordering::Acquire))
+    }
 }
 
 impl GicPort for Machine {

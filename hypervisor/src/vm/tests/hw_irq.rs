@@ -336,3 +336,32 @@ fn a_stopping_vcpu_deactivates_the_hardware_interrupts_it_held() {
     assert!(ops.contains(&Op::Deactivate(VTIMER)), "in a list register");
     assert!(ops.contains(&Op::Deactivate(UART)), "queued");
 }
+
+// --- virtual interrupts of the accessing vCPU ----------------------------
+
+#[test]
+fn a_disabled_sgi_reads_pending_and_a_taken_one_active() {
+    let (_w, m) = guest(true);
+    let g = &m.guests()[0];
+    // SGI 2 disabled, raised: it waits outside the queue.
+    write(m, GICR0 + 0x1_0180, 1 << 2);
+    g.vcpus[0].sgis.fetch_or(1 << 2, Ordering::AcqRel);
+    assert_eq!(read(m, GICR0 + 0x1_0200) & 0xffff, 1 << 2, "ISPENDR0");
+    assert_eq!(read(m, GICR0 + 0x1_0300) & 0xffff, 0, "ISACTIVER0");
+    // Enabled, it reaches a list register; taken by the guest, active.
+    write(m, GICR0 + 0x1_0100, 1 << 2);
+    m.handle_exit(&frame(UNMASKED), Exit::Wfx);
+    let n = (0..4)
+        .find(|&n| lr(n) as u32 == 2)
+        .expect("SGI 2 in a list register");
+    assert_eq!(
+        read(m, GICR0 + 0x1_0200) & 0xffff,
+        1 << 2,
+        "pending in its LR"
+    );
+    guest_acknowledges(n);
+    assert_eq!(read(m, GICR0 + 0x1_0200) & 0xffff, 0);
+    assert_eq!(read(m, GICR0 + 0x1_0300) & 0xffff, 1 << 2, "active");
+    // vCPU 1's redistributor: its copies are not on this CPU.
+    assert_eq!(read(m, GICR0 + 0x2_0000 + 0x1_0300) & 0xffff, 0);
+}
