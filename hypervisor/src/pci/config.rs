@@ -91,4 +91,19 @@ pub trait ConfigAccess {
     fn read32(&self, bdf: Bdf, off: u16) -> u32;
     /// Writes the register at `off` of function `bdf`.
     fn write32(&mut self, bdf: Bdf, off: u16, value: u32);
+    /// Writes the `width` (1, 2 or 4) bytes at `off` (naturally aligned)
+    /// of function `bdf`, leaving the rest of the register untouched. The
+    /// default reads, merges and writes the whole register, which writes
+    /// back the other bytes (harmful for write-one-to-clear bits there);
+    /// ECAM does a true sub-word access.
+    fn write(&mut self, bdf: Bdf, off: u16, width: u8, value: u32) {
+        let (aligned, shift) = (off & !3, u32::from(off & 3) * 8);
+        let mask = match width {
+            1 => 0xff,
+            2 => 0xffff,
+            _ => u32::MAX,
+        } << shift;
+        let old = self.read32(bdf, aligned);
+        self.write32(bdf, aligned, old & !mask | (value << shift) & mask);
+    }
 }

@@ -56,4 +56,22 @@ impl ConfigAccess for Ecam {
             unsafe { p.write_volatile(value) }
         }
     }
+
+    fn write(&mut self, bdf: Bdf, off: u16, width: u8, value: u32) {
+        let Some(p) = self.at(bdf, off & !3) else {
+            return;
+        };
+        let byte = usize::from(off & 3);
+        // SAFETY: inside the mapped window; the access is naturally
+        // aligned (checked) and within the register.
+        unsafe {
+            let p = p.cast::<u8>().add(byte);
+            match width {
+                1 => p.write_volatile(value as u8),
+                2 if byte % 2 == 0 => p.cast::<u16>().write_volatile(value as u16),
+                4 if byte == 0 => p.cast::<u32>().write_volatile(value),
+                _ => {}
+            }
+        }
+    }
 }

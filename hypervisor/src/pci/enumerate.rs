@@ -1,7 +1,8 @@
 //! Boot-time enumeration of one host bridge: every function on its bus
 //! range (bus 0 and behind PCI-to-PCI bridges, which get bus numbers
 //! depth first), every memory BAR sized and placed inside the bridge's
-//! `ranges` windows (naturally aligned, largest first; the windows of the
+//! `ranges` windows (naturally aligned, largest first, each in pages of its
+//! own; the windows of the
 //! bridges in between set to cover their subtree), expansion ROMs off, and
 //! every endpoint left with memory and I/O decoding and bus mastering off.
 //! Bridges decode memory and master, so that a function a guest enables
@@ -19,6 +20,11 @@ use core::fmt;
 
 /// Bridge windows are in 1 MiB units.
 const BRIDGE_ALIGN: u64 = 1 << 20;
+
+/// Every BAR gets whole pages of its own (aligned and sized up to 4 KiB):
+/// stage 2 maps pages, so two functions' BARs never share one and each
+/// can go to a different guest.
+const BAR_MIN: u64 = 4096;
 
 /// What a BAR decodes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -434,11 +440,12 @@ impl<C: ConfigAccess> Walk<'_, C> {
             } else {
                 self.windows.mem32.as_mut()
             };
+            let span = bar.size.max(BAR_MIN);
             let placed = first
-                .and_then(|w| w.take(bar.size, bar.size))
+                .and_then(|w| w.take(span, span))
                 .or_else(|| match wide {
                     // A 64-bit BAR that did not fit above may go below.
-                    true => self.windows.mem32.as_mut()?.take(bar.size, bar.size),
+                    true => self.windows.mem32.as_mut()?.take(span, span),
                     false => None,
                 });
             match placed {

@@ -134,6 +134,12 @@ impl ConfigAccess for FakeEcam {
             }
             // Header type, ID and class are read-only.
             0 | 2 | 3 => {}
+            // Status: read-only, its error bits (24, 27-31) write-one-to-
+            // clear.
+            1 => {
+                let status = f.regs[1] & 0xffff_0000 & !(value & 0xf900_0000);
+                f.regs[1] = status | value & 0xffff;
+            }
             _ if i < 64 => f.regs[i] = value,
             _ => {}
         }

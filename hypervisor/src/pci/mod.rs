@@ -7,12 +7,19 @@
 //! decoding and bus mastering left off, so that no function can decode or
 //! DMA before a guest that owns it enables it. The result, a
 //! [`enumerate::Topology`] per bridge, is listed in the hardware summary.
+//!
+//! [`view::FunctionView`] is what a guest will see of a function assigned
+//! to it (the configuration-space filter of issue 13); the virtual host
+//! bridge that serves it to guests is not built yet.
 
 pub mod config;
 pub mod ecam;
 pub mod enumerate;
+pub mod view;
 
 #[cfg(test)]
 pub(crate) mod fake;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod view_tests;

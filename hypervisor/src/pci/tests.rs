@@ -49,6 +49,15 @@ fn endpoints_on_bus_0_get_their_bars_placed_and_stay_disabled() {
         &[FakeBar::Mem32(0x2_0000), FakeBar::Io(0x40)],
         1,
     );
+    // Two BARs of 256 bytes.
+    e.add(
+        b(0, 7, 0),
+        EDU,
+        0x00ff00,
+        ENDPOINT,
+        &[FakeBar::Mem32(0x100), FakeBar::Mem32(0x100)],
+        0,
+    );
     // Decoding and mastering were on (firmware, or an earlier owner).
     e.write32_raw(
         b(0, 2, 0),
@@ -69,6 +78,7 @@ fn endpoints_on_bus_0_get_their_bars_placed_and_stay_disabled() {
             (b(0, 2, 0), NVME.0, NVME.1),
             (b(0, 5, 0), EDU.0, EDU.1),
             (b(0, 6, 0), 0x8086, 0x100e),
+            (b(0, 7, 0), EDU.0, EDU.1),
         ]
     );
     let nvme = t.function(b(0, 2, 0)).unwrap();
@@ -80,12 +90,21 @@ fn endpoints_on_bus_0_get_their_bars_placed_and_stay_disabled() {
     // A 64-bit BAR on the root bus goes to the 64-bit window.
     assert_eq!(nvme.bars[0].placed, Some((0x80_0000_0000, 0x80_0000_0000)));
     assert_eq!(e.bar64(b(0, 2, 0), 0), 0x80_0000_0000);
-    // 32-bit BARs in the 32-bit window, largest first, naturally aligned.
+    // 32-bit BARs in the 32-bit window, largest first, naturally aligned,
+    // a page at least each.
     let edu = t.function(b(0, 5, 0)).unwrap();
     assert_eq!(edu.bars[0].placed, Some((0x1000_0000, 0x1000_0000)));
     assert_eq!(e.reg(b(0, 5, 0), reg::BAR0), 0x1000_0000);
     let nic = t.function(b(0, 6, 0)).unwrap();
     assert_eq!(nic.bars[0].placed, Some((0x1010_0000, 0x1010_0000)));
+    let small = t.function(b(0, 7, 0)).unwrap();
+    assert_eq!(small.bars[0].size, 0x100);
+    assert_eq!(small.bars[0].placed, Some((0x1012_0000, 0x1012_0000)));
+    assert_eq!(
+        small.bars[1].placed,
+        Some((0x1012_1000, 0x1012_1000)),
+        "its own page"
+    );
     assert_eq!(nic.bars[1].kind, BarKind::Io);
     assert_eq!(nic.bars[1].placed, None, "I/O BARs are not placed");
     // Nothing decodes or masters.
@@ -262,4 +281,28 @@ fn the_hardware_summary_lists_every_function_and_problem() {
         text.contains("    00:03.0 1234:11e8 class 00ff00, bar0 mem32 0x80000000 bytes unplaced\n")
     );
     assert!(text.contains("    problem: 00:03.0 BAR 0 (0x80000000 bytes) fits no window"));
+}
+
+#[test]
+fn ecam_addresses_functions_and_writes_sub_words_in_place() {
+    use super::config::ConfigAccess;
+    use super::ecam::Ecam;
+    // Two buses of "configuration space" in host memory.
+    let mut window = alloc::vec![0u32; (2 << 20) / 4];
+    let base = window.as_mut_ptr() as u64;
+    // SAFETY: the buffer covers buses 3 and 4 and outlives `ecam`.
+    let mut ecam = unsafe { Ecam::new(base, 3, 4) };
+    let f = b(4, 2, 1);
+    ecam.write32(f, 0x04, 0x0010_0000);
+    ecam.write(f, 0x04, 2, 0x0006);
+    ecam.write(f, 0x3c, 1, 0x2a);
+    assert_eq!(ecam.read32(f, 0x04), 0x0010_0006, "status untouched");
+    assert_eq!(ecam.read32(f, 0x3c), 0x2a);
+    let index = ((1 << 20) | (2 << 15) | (1 << 12) | 0x04) / 4;
+    assert_eq!(window[index], 0x0010_0006, "bus 4 is the second MiB");
+    // Outside the bus range or misaligned: all ones, no write.
+    assert_eq!(ecam.read32(b(5, 0, 0), 0), u32::MAX);
+    assert_eq!(ecam.read32(f, 0x02), u32::MAX);
+    ecam.write(f, 0x05, 2, 0xffff);
+    assert_eq!(ecam.read32(f, 0x04), 0x0010_0006);
 }
