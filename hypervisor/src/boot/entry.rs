@@ -199,10 +199,10 @@ fn main(dtb: &'static [u8], img: layout::Region) -> ! {
     // Before any guest exists: no unconfigured stream may reach memory.
     let hw: &'static HostDt = alloc::boxed::Box::leak(alloc::boxed::Box::new(hw));
     let smmus = probe_smmus(hw);
-    let port: &'static SmmuPort<_, _, _> =
-        alloc::boxed::Box::leak(alloc::boxed::Box::new(SmmuPort { hw, smmus }));
-
     let pci = probe_pci(hw);
+    let port: &'static SmmuPort<_, _, _> =
+        alloc::boxed::Box::leak(alloc::boxed::Box::new(SmmuPort { hw, pci, smmus }));
+
     let report = summary::probe(hw, smmus, pci);
     crate::print!("{report}");
 

@@ -4,6 +4,7 @@
 //! these between bringing up the MMU and heap and starting the CPUs.
 
 use crate::config::limits::HEAP_RESERVE;
+use crate::smmu::streamtable::L2_TABLE_BYTES;
 use crate::config::{Bundle, BundleGuest, validate};
 use crate::fdt::HostDt;
 use crate::mm::accounting::Owner;
@@ -88,7 +89,17 @@ pub fn plan_guests(
             );
             continue;
         };
-        let heap = g.config.viommu.map_or(0, |_| g.config.limits.viommu_heap());
+        let heap = g.config.viommu.map_or(0, |_| {
+            // Its ATTACHes may configure a stream on any bus of its host
+            // bridges: a stream table level-2 table per bus at most.
+            let buses: u64 = hw
+                .pcie
+                .iter()
+                .filter(|p| g.config.devices.iter().any(|d| *d == p.path))
+                .map(|p| u64::from(p.bus_range.1.saturating_sub(p.bus_range.0)) + 1)
+                .sum();
+            g.config.limits.viommu_heap() + buses * L2_TABLE_BYTES
+        });
         let left = free.iter().map(|r| r.size).sum::<u64>();
         // The reserve counts once the guests' limits commit anything.
         if committed + heap > 0 && committed + heap + HEAP_RESERVE > left {

@@ -164,6 +164,11 @@ impl Topology {
     pub fn function(&self, bdf: Bdf) -> Option<&Function> {
         self.functions.iter().find(|f| f.bdf == bdf)
     }
+
+    /// The highest bus a function was found on (None: no function).
+    pub fn last_bus(&self) -> Option<u8> {
+        self.functions.iter().map(|f| f.bdf.bus).max()
+    }
 }
 
 /// A window of the bridge's `ranges`, handed out from `next` upwards.

@@ -43,6 +43,10 @@ const L1_L2PTR_MASK: u64 = genmask(51, 6);
 const L2_ENTRIES: usize = 1 << SPLIT;
 const L2_BYTES: usize = L2_ENTRIES * STE_BYTES;
 
+/// Bytes of one level-2 table (the StreamIDs of one PCI bus): what
+/// configuring a stream on a bus not yet used may allocate.
+pub const L2_TABLE_BYTES: u64 = L2_BYTES as u64;
+
 /// Stream table layout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StreamTableFormat {

@@ -7,13 +7,15 @@
 
 use super::machine::Machine;
 use crate::fdt::HostDt;
+use crate::fdt::PcieHost;
 use crate::mm::heap_tables::HeapTables;
 use crate::mm::mirror::MirrorTable;
 use crate::mm::pagetable::{MapError, PageTable, Stage2};
+use crate::pci::enumerate::Topology;
 use crate::smmu::cmd::Cmd;
 use crate::smmu::dma::{CacheOps, DmaMemory};
 use crate::smmu::manager::{
-    DmaFault, FaultHandled, FaultSink, OwnerId, SmmuManager, endpoint_sid, owner_streams,
+    DmaFault, FaultHandled, FaultSink, OwnerId, SmmuManager, endpoint_sid, owner_streams_within,
     sid_endpoint,
 };
 use crate::smmu::regs::SmmuRegs;
@@ -262,6 +264,8 @@ impl GuestDma {
 pub struct SmmuPort<R: 'static, D: 'static, C: 'static> {
     /// The host device tree.
     pub hw: &'static HostDt,
+    /// The host bridges as enumerated at boot (which buses are in use).
+    pub pci: &'static [Topology],
     /// The SMMUs.
     pub smmus: &'static SmmuManager<R, D, C>,
 }
@@ -274,7 +278,14 @@ where
     C: CacheOps + Clone,
 {
     fn attach(&self, owner: &DmaOwner<'_>, table: Option<TableRef<'_>>) -> Result<(), DmaError> {
-        let streams = owner_streams(self.hw, owner.devices, self.smmus.phandles());
+        // A host bridge's streams on the buses enumeration found in use
+        // (all of its bus range if it was not enumerated): a stream table
+        // level-2 table (16 KiB) per bus, not per bus of the range.
+        let buses = |p: &PcieHost| match self.pci.iter().find(|t| t.path == p.path) {
+            Some(t) => (p.bus_range.0, t.last_bus().map_or(p.bus_range.0, u32::from)),
+            None => p.bus_range,
+        };
+        let streams = owner_streams_within(self.hw, owner.devices, self.smmus.phandles(), &buses);
         self.smmus
             .attach(OwnerId(owner.index), owner.name, &streams, table)
     }

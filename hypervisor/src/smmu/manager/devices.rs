@@ -5,8 +5,8 @@
 //! [`sid_endpoint`]). Pure functions: the instances are given as their
 //! phandles ([`super::SmmuManager::phandles`], index = instance).
 
-use crate::fdt::HostDt;
-use crate::smmu::streams::{Streams, StreamsError, pcie_host_streams, platform_streams};
+use crate::fdt::{HostDt, PcieHost};
+use crate::smmu::streams::{Streams, StreamsError, pcie_rid_streams, platform_streams};
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use core::fmt;
@@ -83,11 +83,25 @@ pub fn owner_streams(
     devices: &[impl AsRef<str>],
     smmus: &[Option<u32>],
 ) -> OwnerStreams {
+    owner_streams_within(hw, devices, smmus, &|p: &PcieHost| p.bus_range)
+}
+
+/// As [`owner_streams`], a host bridge's streams limited to the buses
+/// `buses` gives for it (first, last): the buses enumeration found in use,
+/// so that no stream table memory is spent on buses nothing is on.
+pub fn owner_streams_within(
+    hw: &HostDt,
+    devices: &[impl AsRef<str>],
+    smmus: &[Option<u32>],
+    buses: &dyn Fn(&PcieHost) -> (u32, u32),
+) -> OwnerStreams {
     let mut out = OwnerStreams::default();
     for path in devices.iter().map(AsRef::as_ref) {
         let mut streams: Vec<Streams> = Vec::new();
         if let Some(p) = hw.pcie.iter().find(|p| p.path == path) {
-            streams.extend(pcie_host_streams(p));
+            let (first, last) = buses(p);
+            let rids = (first.min(255) << 8)..=(last.min(255) << 8 | 0xff);
+            streams.extend(pcie_rid_streams(p, rids));
         } else if let Some(node) = hw.tree().find(path) {
             match platform_streams(hw.tree(), &node) {
                 Ok(s) => streams.extend(s),

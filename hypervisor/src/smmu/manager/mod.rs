@@ -33,7 +33,8 @@ mod owners;
 mod probe;
 
 pub use devices::{
-    DeviceStreams, OwnerStreams, StreamProblem, endpoint_sid, owner_streams, sid_endpoint,
+    DeviceStreams, OwnerStreams, StreamProblem, endpoint_sid, owner_streams, owner_streams_within,
+    sid_endpoint,
 };
 pub use error::ManagerError;
 pub use events::{DmaFault, FaultHandled, FaultSink};

@@ -9,6 +9,7 @@ use super::*;
 use crate::arch::exit::{Action, Exit};
 use crate::arch::frame::TrapFrame;
 use crate::mm::heap_tables::HeapTables;
+use crate::pci::enumerate::Topology;
 use crate::smmu::manager::{SmmuManager, SmmuParts};
 use crate::smmu::ste::SteConfig;
 use crate::smmu::tests::fake::{FakeSmmu, QEMU_S2};
@@ -41,7 +42,12 @@ fn real() -> Real {
 
 /// [`real`] with the fake SMMU's ID registers `idr` (OAS forced to 48
 /// bits).
-pub(super) fn real_with(mut idr: [u32; 6]) -> Real {
+pub(super) fn real_with(idr: [u32; 6]) -> Real {
+    real_on(idr, &[])
+}
+
+/// [`real_with`] with the host bridges enumerated as `pci` says.
+fn real_on(mut idr: [u32; 6], pci: &'static [Topology]) -> Real {
     let w = World::new();
     fake::with(|s| s.pa_bits_field = 5); // 48-bit PARange
     let hw = host();
@@ -55,7 +61,7 @@ pub(super) fn real_with(mut idr: [u32; 6]) -> Real {
     });
     let smmus: &'static SmmuManager<_, _, _> = Box::leak(Box::new(SmmuManager::probe(parts)));
     assert_eq!(smmus.count(), 1);
-    let port = Box::leak(Box::new(SmmuPort { hw, smmus }));
+    let port = Box::leak(Box::new(SmmuPort { hw, pci, smmus }));
     Real { w, fake, port }
 }
 
@@ -93,6 +99,38 @@ fn a_guest_without_virtio_iommu_dmas_through_its_stage_2() {
     assert_eq!(r.ste(0xff00), Some((1, root)), "the whole bus range");
     g.dma.detach().unwrap();
     assert_eq!(r.ste(EP), None, "detached: aborts");
+}
+
+#[test]
+fn only_the_buses_enumeration_found_get_stream_table_entries() {
+    use crate::pci::config::Bdf;
+    use crate::pci::enumerate::Function;
+    // Functions on buses 0 and 1 of the host bridge: its streams are bound
+    // on those two buses, not on the other 254 (16 KiB of stream table
+    // each).
+    let f = |bus| Function {
+        bdf: Bdf::new(bus, 0, 0),
+        vendor: 0x1b36,
+        device: 0x0010,
+        class: 0x010802,
+        bridge: false,
+        bars: Vec::new(),
+        intx_pin: 1,
+    };
+    let pci = Box::leak(Box::new([Topology {
+        path: String::from("/pcie@10000000"),
+        functions: vec![f(0), f(1)],
+        problems: Vec::new(),
+    }]));
+    let r = real_on(QEMU_S2, pci);
+    let mut c = config("a", &[0], false);
+    c.devices.push(String::from("/pcie@10000000"));
+    let g = r.guest(0, c);
+    let root = g.stage2.lock().0.root();
+    assert_eq!(r.ste(0x0008), Some((1, root)));
+    assert_eq!(r.ste(0x01ff), Some((1, root)), "bus 1");
+    assert_eq!(r.ste(0x0200), None, "bus 2: nothing is there");
+    assert_eq!(r.ste(0xff00), None);
 }
 
 #[test]
