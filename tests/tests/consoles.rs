@@ -37,8 +37,9 @@ fn two_guests_each_with_its_own_console() -> Result<(), HarnessError> {
     )?;
     vm.set_cursor(start);
     vm.expect("console input goes to the guest with the focus", BOOT)?;
-    // Let both shells print their prompts.
-    vm.expect_all(&["[alpha] ~ #", "[beta] ~ #"], BOOT)?;
+    // Both shells start; alpha has the focus, so its prompt (no newline)
+    // is written at once, beta's waits for the end of its line.
+    vm.expect_all(&["[alpha] ~ #", "[beta] Enter 'help' for a list"], BOOT)?;
 
     // alpha has the focus first: a file written there is alpha's only.
     vm.send("echo one > /tmp/mark; echo A-$(cat /tmp/mark)-A\n")?;

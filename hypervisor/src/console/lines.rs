@@ -66,7 +66,7 @@ impl Lines {
 #[cfg(test)]
 std::thread_local! {
     static CAPTURED: core::cell::RefCell<(Lines, alloc::vec::Vec<u8>)> =
-        core::cell::RefCell::new((Lines::new(), alloc::vec::Vec::new()));
+        const { core::cell::RefCell::new((Lines::new(), alloc::vec::Vec::new())) };
 }
 
 /// Host tests: what guest consoles wrote on this thread goes through a

@@ -179,7 +179,7 @@ impl MmioDevice for EmulatedPl011 {
             return None;
         }
         let mut s = self.state.lock();
-        let value = if offset % 4 == 0 {
+        let value = if offset.is_multiple_of(4) {
             let v = s.model.read(offset);
             // A byte taken from the FIFO makes room for waiting input
             // (the driver reads until the FIFO is empty).
@@ -202,7 +202,7 @@ impl MmioDevice for EmulatedPl011 {
         if !matches!(width, 1 | 2 | 4) || offset >= WINDOW {
             return None;
         }
-        if offset % 4 != 0 {
+        if !offset.is_multiple_of(4) {
             return Some(Effect::None);
         }
         let mut s = self.state.lock();

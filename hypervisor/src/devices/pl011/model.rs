@@ -237,13 +237,10 @@ impl Pl011Model {
     pub fn write(&mut self, offset: u64, value: u32) -> WriteOutcome {
         let mut out = WriteOutcome::default();
         match offset {
-            reg::DR => {
-                // Sent only when the UART and its transmitter are enabled
-                // (earlycon and Linux enable both).
-                if self.cr & 0x101 == 0x101 {
-                    out.tx = Some(value as u8);
-                }
-            }
+            // Sent only when the UART and its transmitter are enabled
+            // (earlycon and Linux enable both).
+            reg::DR if self.cr & 0x101 == 0x101 => out.tx = Some(value as u8),
+            reg::DR => {}
             reg::RSR_ECR => {}
             reg::ILPR => self.ilpr = value & 0xff,
             reg::IBRD => self.ibrd = value & 0xffff,
