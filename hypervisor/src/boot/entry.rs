@@ -232,6 +232,7 @@ fn main(dtb: &'static [u8], img: layout::Region) -> ! {
             smmus.set_fault_sink(alloc::boxed::Box::leak(alloc::boxed::Box::new(
                 FaultRouter { hw, machine: m },
             )));
+            take_console_input(hw, m, gic);
             // The static cost of each guest, before any of them runs.
             for g in m.guests() {
                 g.log_hypervisor_ram();
@@ -380,6 +381,49 @@ fn probe_smmus(hw: &HostDt) -> &'static HwSmmuManager {
         });
     }
     smmus
+}
+
+/// When guests have emulated consoles and none is given the console UART,
+/// the hypervisor takes its receive interrupt (on the boot CPU) and hands
+/// what is typed to the machine.
+fn take_console_input(hw: &HostDt, m: &Machine, gic: &'static phys::PhysGicDriver) {
+    if m.guests().iter().all(|g| g.console.is_none()) {
+        return;
+    }
+    let Some(uart) = &hw.stdout else { return };
+    let given = m.guests().iter().any(|g| {
+        g.config
+            .devices
+            .iter()
+            .any(|d| uart.path == *d || uart.path.starts_with(&alloc::format!("{d}/")))
+    });
+    if given {
+        warn!("the console UART is passed through: emulated consoles get no input");
+        return;
+    }
+    let Some(intid) = uart.interrupt.as_ref().map(|i| i.intid()) else {
+        warn!("the console UART has no interrupt: emulated consoles get no input");
+        return;
+    };
+    if hyp_irq::register(gic, intid, false, 0, on_console_irq) {
+        console::enable_input_interrupt();
+        info!("console input goes to the guest with the focus; Ctrl-] h for the keys");
+    } else {
+        warn!("no room for the console UART's interrupt: emulated consoles get no input");
+    }
+}
+
+fn on_console_irq(_intid: u32) {
+    let mut buf = [0u8; 64];
+    loop {
+        let n = console::read_input(&mut buf);
+        if n == 0 {
+            break;
+        }
+        if let Some(m) = MACHINE.get() {
+            m.console_input(&buf[..n]);
+        }
+    }
 }
 
 /// The SMMUs, once probed.

@@ -60,9 +60,42 @@ pub struct GuestConfig {
     #[serde(default)]
     pub allow_untranslated_dma: Vec<String>,
     /// What the guest may make the hypervisor hold (`[guest.limits]`).
-    /// Last field: see the module doc.
     #[serde(default)]
     pub limits: GuestLimits,
+    /// Its emulated console (`[guest.console]`). Bundle version 4; last
+    /// field: see the module doc.
+    #[serde(default)]
+    pub console: ConsoleConfig,
+}
+
+/// A guest's emulated PL011 console (`[guest.console]`): given to every
+/// guest that is not given the board's console UART itself, unless
+/// `enabled = false`. Its output goes to the hypervisor's serial line (one
+/// whole line at a time, tagged `[name] ` when several guests run), its
+/// input is what is typed while the guest has the focus.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConsoleConfig {
+    /// Whether the guest gets the emulated console (when it does not have
+    /// the console UART passed through).
+    pub enabled: bool,
+    /// Guest-physical base of its 4 KiB register window; `None`: the
+    /// board's console UART's address (so `console=ttyAMA0` and `earlycon`
+    /// work unchanged).
+    pub base: Option<u64>,
+    /// SPI number of its (virtual, level) interrupt; `None`: the board's
+    /// console UART's.
+    pub spi: Option<u32>,
+}
+
+impl Default for ConsoleConfig {
+    /// Enabled, at the board console's address and interrupt.
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            base: None,
+            spi: None,
+        }
+    }
 }
 
 /// Per-guest budgets (`[guest.limits]`): bounds on what a guest can make
@@ -133,6 +166,7 @@ impl GuestConfig {
             viommu: None,
             allow_untranslated_dma: Vec::new(),
             limits: GuestLimits::default(),
+            console: ConsoleConfig::default(),
         }
     }
 }

@@ -43,6 +43,8 @@ pub enum Field {
     LimitsDomains,
     /// A key of `[guest.limits]` (the table when the key is absent).
     Limits,
+    /// `console.base` or `console.spi` (the `[guest.console]` table).
+    Console,
 }
 
 /// One broken rule.
@@ -382,6 +384,30 @@ pub enum Problem {
         /// The device path as configured.
         path: String,
     },
+    /// The emulated console's base is not 4 KiB aligned or its page
+    /// ends above [`MAX_GUEST_PHYS`].
+    ConsoleBaseBad {
+        /// The base.
+        base: u64,
+    },
+    /// The emulated console's page overlaps the guest's RAM.
+    ConsoleOverlapsRam {
+        /// The console's page.
+        window: Region,
+        /// The guest's RAM.
+        ram: Region,
+    },
+    /// The emulated console's page overlaps the guest's virtio-iommu page.
+    ConsoleOverlapsViommu {
+        /// The console's page.
+        window: Region,
+    },
+    /// The emulated console's SPI is the virtio-iommu's, or above the
+    /// highest SPI a GIC can have.
+    ConsoleSpiBad {
+        /// The SPI number.
+        spi: u32,
+    },
     /// `limits.domains` is above the most domains a virtio-iommu names.
     TooManyDomains {
         /// The configured budget.
@@ -435,6 +461,10 @@ impl Problem {
             | Self::ViommuOverlapsGic { .. } => Field::ViommuBase,
             Self::ViommuSpiTooHigh { .. } | Self::ViommuSpiTaken { .. } => Field::ViommuSpi,
             Self::TooManyDomains { .. } => Field::LimitsDomains,
+            Self::ConsoleBaseBad { .. }
+            | Self::ConsoleOverlapsRam { .. }
+            | Self::ConsoleOverlapsViommu { .. }
+            | Self::ConsoleSpiBad { .. } => Field::Console,
             Self::IoTableMemory { .. } | Self::IoMappings { .. } => Field::Limits,
         }
     }
@@ -721,6 +751,22 @@ impl fmt::Display for Problem {
                 f,
                 "virtio-iommu SPI {spi} (INTID {}) is already raised by device {path}",
                 spi.saturating_add(32)
+            ),
+            Self::ConsoleBaseBad { base } => write!(
+                f,
+                "console.base {base:#x} must be 4 KiB aligned and its page below {MAX_GUEST_PHYS:#x}"
+            ),
+            Self::ConsoleOverlapsRam { window, ram } => write!(
+                f,
+                "the emulated console's page {window} overlaps guest RAM {ram}; move console.base"
+            ),
+            Self::ConsoleOverlapsViommu { window } => write!(
+                f,
+                "the emulated console's page {window} overlaps the virtio-iommu page; move console.base"
+            ),
+            Self::ConsoleSpiBad { spi } => write!(
+                f,
+                "console.spi {spi} is the virtio-iommu's SPI or above the highest SPI a GIC has (987)"
             ),
             Self::TooManyDomains { domains, max } => write!(
                 f,

@@ -69,6 +69,7 @@ pub fn check_guests(guests: &[GuestConfig]) -> Vec<ValidationError> {
         check_device_paths(guest, &mut report);
         check_allow_paths(guest, &mut report);
         check_viommu(guest, &mut report);
+        check_console(guest, &mut report);
         check_limits(guest, &mut report);
     }
     errors
@@ -149,6 +150,34 @@ fn check_viommu(guest: &GuestConfig, report: &mut impl FnMut(Problem)) {
             spi: viommu.spi,
             max: MAX_VIOMMU_SPI,
         });
+    }
+}
+
+/// The emulated console's own settings (where they are given; the board's
+/// console address and SPI, the defaults, are the board's).
+fn check_console(guest: &GuestConfig, report: &mut impl FnMut(Problem)) {
+    let c = guest.console;
+    if !c.enabled {
+        return;
+    }
+    if let Some(base) = c.base {
+        let window = Region::new(base, 0x1000);
+        if base % 0x1000 != 0 || base > MAX_GUEST_PHYS.saturating_sub(0x1000) {
+            report(Problem::ConsoleBaseBad { base });
+        } else {
+            let ram = Region::new(guest.memory_base, guest.memory_size);
+            if ram.overlaps(&window) {
+                report(Problem::ConsoleOverlapsRam { window, ram });
+            }
+            if viommu_page(guest).is_some_and(|v| v.overlaps(&window)) {
+                report(Problem::ConsoleOverlapsViommu { window });
+            }
+        }
+    }
+    if let Some(spi) = c.spi
+        && (spi > 987 || guest.viommu.is_some_and(|v| v.spi == spi))
+    {
+        report(Problem::ConsoleSpiBad { spi });
     }
 }
 

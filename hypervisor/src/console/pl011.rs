@@ -37,7 +37,11 @@ register_structs! {
         (0x18 => fr: ReadOnly<u32, FR::Register>),
         (0x1c => _reserved1),
         (0x30 => cr: ReadWrite<u32, CR::Register>),
-        (0x34 => @END),
+        (0x34 => _reserved2),
+        (0x38 => imsc: ReadWrite<u32>),
+        (0x3c => _reserved3),
+        (0x44 => icr: ReadWrite<u32>),
+        (0x48 => @END),
     }
 }
 
@@ -77,6 +81,13 @@ impl Pl011 {
         self.regs()
             .cr
             .write(CR::UARTEN::SET + CR::TXE::SET + CR::RXE::SET);
+    }
+
+    /// Interrupts on received data (RXIM) and receive timeout (RTIM); the
+    /// interrupt ends when the receive FIFO is read empty.
+    pub fn enable_rx_interrupt(&self) {
+        self.regs().icr.set(0x7ff);
+        self.regs().imsc.set((1 << 4) | (1 << 6));
     }
 
     /// Sends one byte, waiting while the transmit FIFO is full.

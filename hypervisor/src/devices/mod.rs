@@ -14,6 +14,7 @@
 
 pub mod gicd;
 pub mod gicr;
+pub mod pl011;
 pub mod table;
 pub mod viommu_mmio;
 

@@ -7,7 +7,7 @@
 use super::dma::{DmaControl, DmaError, GuestDma, Unattached};
 use super::faults::FaultQueue;
 use super::guest::{Guest, GuestCounters, Images};
-use super::guest_dt::{self, GuestDtError, GuestDtSpec};
+use super::guest_dt::{self, ConsoleDt, GuestDtError, GuestDtSpec};
 use super::loader::{self, LoadError};
 use super::ram::GuestRam;
 use super::ratelimit::LogBudget;
@@ -19,6 +19,7 @@ use crate::config::GuestConfig;
 use crate::config::limits::VIOMMU_MMIO_SIZE;
 use crate::devices::gicd::Gicd;
 use crate::devices::gicr::Gicr;
+use crate::devices::pl011::{EmulatedPl011, WINDOW as PL011_WINDOW};
 use crate::devices::{DeviceTable, Overlap};
 use crate::fdt::HostDt;
 use crate::gic::PhysGic;
@@ -125,6 +126,32 @@ pub struct GuestSpec {
     pub initrd: Option<&'static [u8]>,
     /// Its RAM: `config.memory_size` bytes the hypervisor set aside.
     pub ram: GuestRam,
+}
+
+/// Where guest `config`'s emulated console goes (guest-physical base, SPI
+/// number), or `None` when it has none: it is disabled, or the guest is
+/// given the board's console UART (itself or a node containing it), or the
+/// board's console has no address or SPI to default to.
+pub fn console_placement(config: &GuestConfig, host: &HostDt) -> Option<(u64, u32)> {
+    if !config.console.enabled {
+        return None;
+    }
+    let uart = host.stdout.as_ref();
+    if let Some(u) = uart
+        && config.devices.iter().any(|d| {
+            u.path == *d
+                || u.path
+                    .starts_with(&alloc::format!("{}/", d.trim_end_matches('/')))
+        })
+    {
+        return None;
+    }
+    let base = config.console.base.or(uart.map(|u| u.base & !0xfff))?;
+    let spi = config.console.spi.or_else(|| {
+        let intid = uart?.interrupt.as_ref()?.intid();
+        intid.checked_sub(SPI_BASE)
+    })?;
+    Some((base, spi))
 }
 
 /// Builds the guest of `spec` (see the module documentation).
@@ -238,6 +265,26 @@ pub fn build(ctx: &BuildCtx<'_>, spec: GuestSpec) -> Result<Guest, BuildError> {
         None => None,
     };
 
+    // Its console: the board's UART passed through, or an emulated PL011.
+    let console = match console_placement(&config, ctx.host) {
+        Some((base, spi)) => {
+            let dev = Arc::new(EmulatedPl011::new(
+                index as u16,
+                &config.name,
+                spi + SPI_BASE,
+            ));
+            devices
+                .insert(Region::new(base, PL011_WINDOW), dev.clone())
+                .map_err(BuildError::Devices)?;
+            info!(
+                "guest '{}': emulated PL011 console at {base:#x}, SPI {spi}",
+                config.name
+            );
+            Some((dev, ConsoleDt { base, spi }))
+        }
+        None => None,
+    };
+
     let device_paths: Vec<&str> = config.devices.iter().map(String::as_str).collect();
     let stdout = ctx
         .host
@@ -256,6 +303,7 @@ pub fn build(ctx: &BuildCtx<'_>, spec: GuestSpec) -> Result<Guest, BuildError> {
         devices: &device_paths,
         stdout,
         viommu: config.viommu.map(Into::into),
+        console: console.as_ref().map(|(_, dt)| *dt),
     };
     let dtb = guest_dt::build(&spec, ctx.host).map_err(BuildError::DeviceTree)?;
     if dtb.len() as u64 > loader::DTB_SLOT {
@@ -271,6 +319,7 @@ pub fn build(ctx: &BuildCtx<'_>, spec: GuestSpec) -> Result<Guest, BuildError> {
         vgic,
         devices,
         viommu,
+        console: console.map(|(dev, _)| dev),
         dma,
         vcpus,
         owned_intids: owned,

@@ -40,6 +40,11 @@ impl Machine {
                 if g.faults.pending() {
                     self.deliver_faults(g);
                 }
+                if let Some(c) = &g.console
+                    && c.input_pending()
+                {
+                    self.deliver_console_input(g);
+                }
                 Action::Resume
             }
             Exit::Fiq | Exit::SError => async_exception(g, v, frame, exit == Exit::SError),

@@ -63,6 +63,9 @@ pub struct Guest {
     pub devices: DeviceTable,
     /// Its virtio-iommu, also in `devices` (DMA faults are reported to it).
     pub viommu: Option<Arc<GuestViommu>>,
+    /// Its emulated console, also in `devices` (typed input is queued to
+    /// it), when it is not given the board's console UART.
+    pub console: Option<Arc<crate::devices::pl011::EmulatedPl011>>,
     /// Its share of the SMMUs.
     pub dma: Arc<GuestDma>,
     /// The vCPUs.

@@ -130,9 +130,21 @@ impl Machine {
     /// (ICH_HCR_EL2.TALL1, [`Machine::cpu_interface_access`]).
     pub(super) fn prepare_return(&self, g: &Guest, v: usize, frame: &TrapFrame) -> bool {
         let slot = &g.vcpus[v];
-        if slot.requests.load(Ordering::Acquire) & request::STOP != 0 {
-            slot.requests.fetch_and(!request::STOP, Ordering::AcqRel);
-            self.stop_here(g, v);
+        if slot.requests.load(Ordering::Acquire)
+            & (request::STOP | request::POWER_OFF | request::RESTART)
+            != 0
+        {
+            let req = slot.requests.fetch_and(
+                !(request::STOP | request::POWER_OFF | request::RESTART),
+                Ordering::AcqRel,
+            );
+            if req & request::STOP != 0 {
+                self.stop_here(g, v);
+            } else if req & request::RESTART != 0 {
+                self.guest_restart(g, v);
+            } else {
+                self.guest_off(g, v, "stopped from the console");
+            }
             return false;
         }
         let queue = self.local_queue();

@@ -85,6 +85,8 @@ pub struct Machine {
     pub(super) running: AtomicUsize,
     /// Set when the last guest stopped: the machine should power off.
     pub(super) all_off: AtomicBool,
+    /// The console's escape-key parser (see `console.rs`).
+    pub(super) keys: Box<spin::Mutex<crate::console::keys::Keys>>,
 }
 
 /// The machine is built on a CPU's stack (64 KiB) before it moves to its
@@ -121,7 +123,7 @@ impl Machine {
             }
             g.request_boot();
         }
-        Machine {
+        let m = Machine {
             running: AtomicUsize::new(guests.len()),
             guests,
             cpus,
@@ -129,7 +131,10 @@ impl Machine {
             smmus,
             hyp_irq,
             all_off: AtomicBool::new(false),
-        }
+            keys: Box::new(spin::Mutex::new(crate::console::keys::Keys::new())),
+        };
+        m.init_consoles();
+        m
     }
 
     /// The guests.

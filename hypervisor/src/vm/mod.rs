@@ -6,6 +6,7 @@
 //! its device table; its share of the SMMUs is [`dma`].
 
 pub mod build;
+pub mod console;
 pub mod dma;
 pub mod exits;
 pub mod faults;

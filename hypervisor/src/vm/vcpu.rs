@@ -12,6 +12,10 @@ pub mod request {
     pub const START: u32 = 1;
     /// Stop the vCPU (guest off or reset).
     pub const STOP: u32 = 2;
+    /// Power the whole guest off (asked at the hypervisor's console).
+    pub const POWER_OFF: u32 = 4;
+    /// Restart the whole guest (asked at the hypervisor's console).
+    pub const RESTART: u32 = 8;
 }
 
 /// Most virtual SPIs of emulated devices pending for one vCPU.

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use hypervisor::config::limits::{DEFAULT_MEMORY_BASE, DEFAULT_VIOMMU_BASE, DEFAULT_VIOMMU_SPI};
 use hypervisor::config::{
-    Field, GuestConfig, GuestLimits, ValidationError, ViommuConfig, check_guests,
+    ConsoleConfig, Field, GuestConfig, GuestLimits, ValidationError, ViommuConfig, check_guests,
 };
 
 use crate::locate::{key_path_at, position};
@@ -161,6 +161,23 @@ pub fn load_str(text: &str, path: &Path) -> Result<ConfigFile, Vec<ConfigError>>
                 limits.domains = *v.get_ref();
             }
         }
+        let mut console = ConsoleConfig::default();
+        if let Some(c) = g.console.as_ref().map(|c| c.get_ref()) {
+            console.enabled = c.enabled.unwrap_or(true);
+            console.spi = c.spi.as_ref().map(|s| *s.get_ref());
+            console.base = c.base.as_ref().and_then(|base| {
+                u64::try_from(*base.get_ref())
+                    .map_err(|_| {
+                        fail(
+                            base.span(),
+                            "console.base",
+                            ErrorKind::Negative(*base.get_ref()),
+                        );
+                        unreadable.insert((index, Field::Console));
+                    })
+                    .ok()
+            });
+        }
         let kernel = source(g.kernel.get_ref(), dir, Image::Kernel)
             .map_err(|kind| fail(g.kernel.span(), "kernel", kind))
             .ok();
@@ -194,6 +211,7 @@ pub fn load_str(text: &str, path: &Path) -> Result<ConfigFile, Vec<ConfigError>>
                 .flat_map(|d| d.get_ref().iter().map(|p| p.get_ref().clone()))
                 .collect(),
             limits,
+            console,
         };
         // On a bad source the placeholder is never used: errors is not empty.
         let (kernel, initrd) = (

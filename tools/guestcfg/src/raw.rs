@@ -34,6 +34,16 @@ pub(crate) struct RawGuest {
     pub viommu: Option<Spanned<RawViommu>>,
     pub allow_untranslated_dma: Option<Spanned<Vec<Spanned<String>>>>,
     pub limits: Option<Spanned<RawLimits>>,
+    pub console: Option<Spanned<RawConsole>>,
+}
+
+/// `[guest.console]`: the emulated console, each key optional.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawConsole {
+    pub enabled: Option<bool>,
+    pub base: Option<Spanned<i64>>,
+    pub spi: Option<Spanned<u32>>,
 }
 
 /// `[guest.limits]`: per-guest budgets, each key optional.

@@ -31,6 +31,7 @@ pub(crate) struct GuestSpans {
     allow: Option<Position>,
     allow_items: Vec<Position>,
     limits: Option<Position>,
+    console: Option<Position>,
     limits_domains: Option<Position>,
     io_table_memory: Option<Position>,
     io_mappings: Option<Position>,
@@ -60,6 +61,7 @@ impl GuestSpans {
                 .flat_map(|d| d.get_ref().iter().map(|p| at(p.span())))
                 .collect(),
             viommu: g.viommu.as_ref().map(|v| at(v.span())),
+            console: g.console.as_ref().map(|c| at(c.span())),
             viommu_base: viommu.and_then(|v| v.base.as_ref()).map(|b| at(b.span())),
             viommu_spi: viommu.and_then(|v| v.spi.as_ref()).map(|b| at(b.span())),
             allow: g.allow_untranslated_dma.as_ref().map(|a| at(a.span())),
@@ -162,6 +164,7 @@ impl Locator<'_> {
                 Some(spi) => (".viommu.spi".into(), spi),
                 None => (".viommu".into(), s.viommu.unwrap_or(s.guest)),
             },
+            (Field::Console, _) => (".console".into(), s.console.unwrap_or(s.guest)),
             (Field::LimitsDomains, _) => (
                 ".limits.domains".into(),
                 s.limits_domains.or(s.limits).unwrap_or(s.guest),

@@ -128,17 +128,20 @@ fn bad_magic_and_version() {
 }
 
 #[test]
-fn version_2_bundles_are_refused() {
-    // Version 3 added `allow_untranslated_dma` to the config: a version 2
-    // config would decode wrongly, so the version is checked first.
-    assert_eq!(VERSION, 3);
-    let mut bytes = sample();
-    bytes[8..12].copy_from_slice(&2u32.to_le_bytes());
-    reseal(&mut bytes);
-    assert_eq!(
-        Bundle::parse(&bytes),
-        Err(BundleError::UnsupportedVersion { version: 2 })
-    );
+fn older_bundles_are_refused() {
+    // Version 3 added `allow_untranslated_dma` to the config, version 4
+    // `console`: an older config would decode wrongly, so the version is
+    // checked first.
+    assert_eq!(VERSION, 4);
+    for old in [2u32, 3] {
+        let mut bytes = sample();
+        bytes[8..12].copy_from_slice(&old.to_le_bytes());
+        reseal(&mut bytes);
+        assert_eq!(
+            Bundle::parse(&bytes),
+            Err(BundleError::UnsupportedVersion { version: old })
+        );
+    }
     // The allowance survives the round trip.
     let bundle_bytes = sample();
     let bundle = Bundle::parse(&bundle_bytes).unwrap();

@@ -65,7 +65,7 @@ use alloc::vec::Vec;
 pub use error::GuestDtError;
 pub use phandle::PhandleAllocator;
 pub use policy::{DROPPED_PROPS, FOLLOWED_REFS};
-pub use spec::{GICR_FRAME_SIZE, GuestDtSpec, MAX_VCPUS, ViommuDt};
+pub use spec::{ConsoleDt, GICR_FRAME_SIZE, GuestDtSpec, MAX_VCPUS, ViommuDt};
 pub use synth::{DEFAULT_COMPATIBLE, MODEL};
 
 use synth::RootCells;
@@ -107,6 +107,12 @@ pub fn build(spec: &GuestDtSpec<'_>, host: &HostDt) -> Result<Vec<u8>, GuestDtEr
         }
         None => None,
     };
+    if let Some(console) = &spec.console {
+        let clock = phandles.allocate()?;
+        let (clk, uart) = synth::console(console, clock, cells)?;
+        guest.add_generated(clk)?;
+        guest.add_generated(uart)?;
+    }
     copy_devices(&mut guest, tree, spec.devices)?;
     if let Some(phandle) = viommu {
         endpoints::point_at_viommu(&mut guest, host, spec.devices, phandle)?;

@@ -44,6 +44,20 @@ pub struct GuestDtSpec<'a> {
     /// passed-through devices behind a host SMMU point at (see the module
     /// documentation of [`super`]). `None`: no IOMMU in the guest.
     pub viommu: Option<ViommuDt>,
+    /// The guest's emulated PL011 console: a `pl011@BASE` node (with a
+    /// fixed 24 MHz clock, as QEMU's `virt` has) that `/chosen/stdout-path`
+    /// names when no console UART is passed through. `None`: none.
+    pub console: Option<ConsoleDt>,
+}
+
+/// A guest's emulated PL011 as its device tree describes it: 4 KiB of
+/// registers and one level-triggered SPI.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConsoleDt {
+    /// Guest-physical base of the register window.
+    pub base: u64,
+    /// SPI number of its interrupt (GIC INTID `spi + 32`).
+    pub spi: u32,
 }
 
 /// A guest's virtio-iommu as its device tree describes it: a virtio-mmio

@@ -10,7 +10,7 @@ use super::policy::DROPPED_PROPS;
 use super::props::{flag_prop, reg_prop, strs_prop, u32_prop, u64_prop};
 use super::refs::malformed;
 use super::tree::GuestTree;
-use super::{GuestDtError, GuestDtSpec, ViommuDt};
+use super::{ConsoleDt, GuestDtError, GuestDtSpec, ViommuDt};
 use crate::fdt::{Node, NodeRef, Prop, Tree};
 
 /// Root `compatible` when the host root has none.
@@ -187,6 +187,50 @@ pub fn viommu(viommu: &ViommuDt, phandle: u32, cells: RootCells) -> Result<Node,
     Ok(node)
 }
 
+/// GIC specifier flags of a level-high interrupt.
+const IRQ_TYPE_LEVEL_HIGH: u32 = 4;
+
+/// The emulated console: a fixed 24 MHz clock `partita-uartclk` with
+/// phandle `clock`, and `pl011@BASE` (`arm,pl011`, `arm,primecell`, its
+/// SPI level-high, `uartclk` and `apb_pclk` both that clock), as QEMU's
+/// `virt` describes its PL011.
+pub fn console(
+    console: &ConsoleDt,
+    clock: u32,
+    cells: RootCells,
+) -> Result<(Node, Node), GuestDtError> {
+    let mut clk = Node::new("partita-uartclk");
+    clk.props = vec![
+        strs_prop("compatible", &["fixed-clock"], "compatible")?,
+        u32_prop("#clock-cells", 0),
+        u32_prop("clock-frequency", 24_000_000),
+        strs_prop("clock-output-names", &["clk24mhz"], "clock name")?,
+        u32_prop("phandle", clock),
+    ];
+    let mut uart = Node::new(&format!("pl011@{:x}", console.base));
+    let interrupts: Vec<u8> = [GIC_SPI, console.spi, IRQ_TYPE_LEVEL_HIGH]
+        .iter()
+        .flat_map(|c| c.to_be_bytes())
+        .collect();
+    let clocks: Vec<u8> = [clock, clock]
+        .iter()
+        .flat_map(|c| c.to_be_bytes())
+        .collect();
+    uart.props = vec![
+        strs_prop("compatible", &["arm,pl011", "arm,primecell"], "compatible")?,
+        reg_prop(
+            &[crate::mm::layout::Region::new(console.base, 0x1000)],
+            cells.address,
+            cells.size,
+            "console window",
+        )?,
+        Prop::new("interrupts", &interrupts),
+        Prop::new("clocks", &clocks),
+        strs_prop("clock-names", &["uartclk", "apb_pclk"], "clock names")?,
+    ];
+    Ok((clk, uart))
+}
+
 /// `/chosen`: bootargs, the console (which must be a passed-through
 /// device; written as its full host path plus any `:options`) and the
 /// initrd as 64-bit values.
@@ -211,6 +255,10 @@ pub fn chosen(
         };
         node.props
             .push(strs_prop("stdout-path", &[&value], "stdout path")?);
+    } else if let Some(console) = &spec.console {
+        let path = format!("/pl011@{:x}", console.base);
+        node.props
+            .push(strs_prop("stdout-path", &[&path], "stdout path")?);
     }
     if let Some(initrd) = spec.initrd {
         let end = initrd

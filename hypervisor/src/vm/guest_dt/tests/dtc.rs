@@ -10,7 +10,7 @@ use std::vec::Vec;
 
 use super::{QEMU_BLOBS, be, build_on, host_tree, node_mut, spec};
 use crate::fdt::{HostDt, Prop};
-use crate::vm::guest_dt::{GuestDtSpec, ViommuDt, build};
+use crate::vm::guest_dt::{ConsoleDt, GuestDtSpec, ViommuDt, build};
 
 /// dtc's diagnostics for `dtb`, or `None` when dtc cannot be run.
 fn dtc(dtb: &[u8]) -> Option<(bool, String)> {
@@ -66,6 +66,40 @@ fn dtc_accepts_a_guest_with_viommu() {
         .push(Prop::new("iommus", &be(&[0x8007, 0x2_0000])));
     blobs.push(("pl011 iommus", build_on(tree, &with_viommu).expect("build")));
     for (name, dtb) in blobs {
+        let Some((ok, stderr)) = dtc(&dtb) else {
+            std::eprintln!("dtc not found on PATH; skipping");
+            return;
+        };
+        assert!(ok, "{name}: dtc failed: {stderr}");
+        assert!(stderr.is_empty(), "{name}: dtc warnings: {stderr}");
+    }
+}
+
+#[test]
+fn dtc_accepts_a_guest_with_an_emulated_console() {
+    let with_console = GuestDtSpec {
+        devices: &["/pcie@10000000"],
+        stdout: None,
+        console: Some(ConsoleDt {
+            base: 0x0900_0000,
+            spi: 1,
+        }),
+        ..spec()
+    };
+    for (name, blob) in QEMU_BLOBS {
+        let host = HostDt::parse(blob).expect(name);
+        let dtb = build(&with_console, &host).expect(name);
+        let guest = crate::fdt::Tree::parse(&dtb).expect("parse");
+        let uart = guest.find("/pl011@9000000").expect("console node");
+        assert!(uart.is_compatible("arm,pl011") && uart.is_compatible("arm,primecell"));
+        let chosen = guest.find("/chosen").expect("chosen");
+        assert_eq!(
+            chosen
+                .prop("stdout-path")
+                .and_then(|p| p.as_str_list())
+                .map(|l| l.join(",")),
+            Some("/pl011@9000000".into())
+        );
         let Some((ok, stderr)) = dtc(&dtb) else {
             std::eprintln!("dtc not found on PATH; skipping");
             return;

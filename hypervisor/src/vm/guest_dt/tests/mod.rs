@@ -64,6 +64,7 @@ fn spec() -> GuestDtSpec<'static> {
         devices: DEVICES,
         stdout: Some("/pl011@9000000"),
         viommu: None,
+        console: None,
     }
 }
 

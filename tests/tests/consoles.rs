@@ -1,0 +1,77 @@
+//! Two Linux guests, each with its own emulated PL011 console
+//! (`guest-configs/qemu-virt-two-linux.toml`): both reach a shell, their
+//! lines are tagged, typed input goes to the guest with the focus only
+//! (Ctrl-] n switches), the guest list shows both, and a `reboot -f` in
+//! one leaves the other's shell working.
+
+use std::time::Duration;
+
+use hv_tests::guest::{INIT_DONE, bundle};
+use hv_tests::{HarnessError, Qemu, Session};
+
+/// Time for the hypervisor and both Linux guests to reach their shells.
+const BOOT: Duration = Duration::from_secs(120);
+/// Time for one shell command.
+const CMD: Duration = Duration::from_secs(20);
+
+fn two_linux() -> Result<Session, HarnessError> {
+    Qemu::new()
+        .smp(4)
+        .memory("1G")
+        .timeout(Duration::from_secs(300))
+        .arg("-initrd")
+        .arg(bundle("qemu-virt-two-linux")?)
+        .spawn()
+}
+
+#[test]
+fn two_guests_each_with_its_own_console() -> Result<(), HarnessError> {
+    let mut vm = two_linux()?;
+    let start = vm.cursor();
+    vm.expect_all(
+        &[
+            &format!("[alpha] {INIT_DONE}"),
+            &format!("[beta] {INIT_DONE}"),
+        ],
+        BOOT,
+    )?;
+    vm.set_cursor(start);
+    vm.expect("console input goes to the guest with the focus", BOOT)?;
+    // Both shells start; alpha has the focus, so its prompt (no newline)
+    // is written at once, beta's waits for the end of its line.
+    vm.expect_all(&["[alpha] ~ #", "[beta] Enter 'help' for a list"], BOOT)?;
+
+    // alpha has the focus first: a file written there is alpha's only.
+    vm.send("echo one > /tmp/mark; echo A-$(cat /tmp/mark)-A\n")?;
+    vm.expect("[alpha] A-one-A", CMD)?;
+    vm.send("\x1dn")?;
+    vm.expect("partita console: focus on guest 1 'beta'", CMD)?;
+    vm.send("echo B-$(cat /tmp/mark 2>/dev/null || echo none)-B\n")?;
+    vm.expect("[beta] B-none-B", CMD)?;
+    vm.expect_not_seen("[alpha] B-")?;
+
+    // The list shows both.
+    vm.send("\x1dl")?;
+    vm.expect_all(
+        &[
+            "partita console: guest 0 'alpha': running",
+            "partita console: guest 1 'beta': running, 2/2 vcpus on, emulated console (focus)",
+        ],
+        CMD,
+    )?;
+
+    // beta reboots; alpha keeps working meanwhile.
+    vm.send("reboot -f\n")?;
+    vm.expect("guest 'beta' reset: restarting", CMD)?;
+    vm.send("\x1d0")?;
+    vm.expect("partita console: focus on guest 0 'alpha'", CMD)?;
+    vm.send("echo still-$(cat /tmp/mark)-here\n")?;
+    vm.expect("[alpha] still-one-here", CMD)?;
+    vm.expect(&format!("[beta] {INIT_DONE}"), BOOT)?;
+    vm.send("\x1d1")?;
+    vm.expect("partita console: focus on guest 1 'beta'", CMD)?;
+    vm.send("echo back-$(cat /tmp/mark 2>/dev/null || echo none)\n")?;
+    vm.expect("[beta] back-none", CMD)?;
+    vm.kill();
+    Ok(())
+}
