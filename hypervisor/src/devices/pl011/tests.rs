@@ -13,7 +13,7 @@ fn with_ctx<R>(f: impl FnOnce(&AccessCtx<'_>) -> R) -> R {
     let ctx = AccessCtx {
         vcpu: 0,
         mem: &mem,
-        gic: &gic,
+        gic: &crate::vgic::hw::NoVcpu(&gic),
     };
     f(&ctx)
 }
