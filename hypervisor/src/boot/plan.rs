@@ -95,7 +95,7 @@ pub fn plan_guests(
             let buses: u64 = hw
                 .pcie
                 .iter()
-                .filter(|p| g.config.devices.iter().any(|d| *d == p.path))
+                .filter(|p| g.config.devices.contains(&p.path))
                 .map(|p| u64::from(p.bus_range.1.saturating_sub(p.bus_range.0)) + 1)
                 .sum();
             g.config.limits.viommu_heap() + buses * L2_TABLE_BYTES
