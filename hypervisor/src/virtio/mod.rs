@@ -10,7 +10,9 @@
 //!   untrustworthy ring: DEVICE_NEEDS_RESET);
 //! - [`device`]: [`VirtioDevice`] and the [`QueueContext`] it works through;
 //! - [`features`]: the feature bits the transport offers;
-//! - [`mmio`]: [`MmioTransport`], the register file.
+//! - [`transport`]: [`TransportCore`], the status, feature, queue and
+//!   interrupt rules every transport shares;
+//! - [`mmio`]: [`MmioTransport`], the virtio-mmio register file.
 
 pub mod chain;
 pub mod device;
@@ -18,6 +20,7 @@ pub mod features;
 pub mod memory;
 pub mod mmio;
 pub mod queue;
+pub mod transport;
 
 #[cfg(test)]
 mod tests;
@@ -25,5 +28,6 @@ mod tests;
 pub use chain::{Chain, ChainError, MAX_READ};
 pub use device::{NotifyResult, QueueContext, VirtioDevice};
 pub use memory::{Barrier, GuestMemory, MemError, VecMemory};
-pub use mmio::{MmioTransport, TransportAction};
+pub use mmio::MmioTransport;
 pub use queue::{Queue, QueueError};
+pub use transport::{TransportAction, TransportCore};
