@@ -7,10 +7,15 @@
 //! decoding and bus mastering left off, so that no function can decode or
 //! DMA before a guest that owns it enables it. The result, a
 //! [`enumerate::Topology`] per bridge, is listed in the hardware summary.
+//!
+//! [`function::PciFunction`] is what a virtual host bridge calls on the
+//! functions the hypervisor emulates for a guest (the virtio-pci
+//! transport).
 
 pub mod config;
 pub mod ecam;
 pub mod enumerate;
+pub mod function;
 
 #[cfg(test)]
 pub(crate) mod fake;

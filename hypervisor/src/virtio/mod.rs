@@ -12,13 +12,15 @@
 //! - [`features`]: the feature bits the transport offers;
 //! - [`transport`]: [`TransportCore`], the status, feature, queue and
 //!   interrupt rules every transport shares;
-//! - [`mmio`]: [`MmioTransport`], the virtio-mmio register file.
+//! - [`mmio`]: [`MmioTransport`], the virtio-mmio register file;
+//! - [`pci`]: [`PciTransport`], a virtio-pci (modern) function.
 
 pub mod chain;
 pub mod device;
 pub mod features;
 pub mod memory;
 pub mod mmio;
+pub mod pci;
 pub mod queue;
 pub mod transport;
 
@@ -29,5 +31,6 @@ pub use chain::{Chain, ChainError, MAX_READ};
 pub use device::{NotifyResult, QueueContext, VirtioDevice};
 pub use memory::{Barrier, GuestMemory, MemError, VecMemory};
 pub use mmio::MmioTransport;
+pub use pci::PciTransport;
 pub use queue::{Queue, QueueError};
 pub use transport::{TransportAction, TransportCore};

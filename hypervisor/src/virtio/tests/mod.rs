@@ -10,4 +10,5 @@ mod malformed;
 mod memory;
 mod mmio;
 mod negotiation;
+mod pci;
 mod queue;
