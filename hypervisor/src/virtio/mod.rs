@@ -1,7 +1,8 @@
 //! Virtio devices emulated by the hypervisor itself: split virtqueues in
 //! guest memory (every access bounds-checked against the guest's RAM), the
-//! virtio-mmio version 2 transport, and the [`VirtioDevice`] contract a
-//! device model (the virtio-iommu) implements.
+//! virtio-mmio version 2 and virtio-pci (modern) transports over one shared
+//! core, and the [`VirtioDevice`] contract a device model (the
+//! virtio-iommu) implements.
 //!
 //! - [`memory`]: [`GuestMemory`], checked guest-physical accesses and
 //!   barriers, with the [`VecMemory`] fake for host tests;
