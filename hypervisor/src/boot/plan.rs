@@ -4,11 +4,11 @@
 //! these between bringing up the MMU and heap and starting the CPUs.
 
 use crate::config::limits::HEAP_RESERVE;
-use crate::smmu::streamtable::L2_TABLE_BYTES;
 use crate::config::{Bundle, BundleGuest, validate};
 use crate::fdt::HostDt;
 use crate::mm::accounting::Owner;
 use crate::mm::{heap, layout};
+use crate::smmu::streamtable::L2_TABLE_BYTES;
 use crate::vm::build::{self, BuildCtx, GuestSpec};
 use crate::vm::guest::Guest;
 use crate::vm::ram::GuestRam;

@@ -8,13 +8,17 @@
 //! DMA before a guest that owns it enables it. The result, a
 //! [`enumerate::Topology`] per bridge, is listed in the hardware summary.
 //!
-//! [`view::FunctionView`] is what a guest will see of a function assigned
-//! to it (the configuration-space filter of issue 13); the virtual host
-//! bridge that serves it to guests is not built yet.
+//! [`view::FunctionView`] is what a guest will see of a physical function
+//! assigned to it (the configuration-space filter of issue 13), and
+//! [`function::PciFunction`] what a virtual host bridge calls on the
+//! functions the hypervisor emulates for a guest (the virtio-pci
+//! transport). The virtual host bridge that serves both to guests is not
+//! built yet.
 
 pub mod config;
 pub mod ecam;
 pub mod enumerate;
+pub mod function;
 pub mod view;
 
 #[cfg(test)]

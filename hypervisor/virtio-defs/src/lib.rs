@@ -5,6 +5,8 @@
 //! - [`mmio`]: the virtio-mmio version 2 register window (offsets, the
 //!   [`mmio::Register`] enum, identity values, device status and interrupt
 //!   bits);
+//! - [`pci`]: the virtio-pci (modern) transport: PCI IDs, the vendor
+//!   capabilities, the common configuration structure, ISR bits;
 //! - [`features`]: the transport feature bits (VERSION_1 and friends);
 //! - [`ring`]: split virtqueue flags and element sizes;
 //! - [`iommu`]: the virtio-iommu device (type 23): request types, status
@@ -21,4 +23,5 @@
 pub mod features;
 pub mod iommu;
 pub mod mmio;
+pub mod pci;
 pub mod ring;

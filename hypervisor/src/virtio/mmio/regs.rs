@@ -18,5 +18,4 @@ pub use virtio_defs::mmio::{
 pub const VENDOR_ID: u32 = u32::from_le_bytes(*b"PART");
 
 /// Status bits a driver may set (SUSPEND is not offered).
-pub const STATUS_DRIVER_BITS: u32 =
-    STATUS_ACKNOWLEDGE | STATUS_DRIVER | STATUS_DRIVER_OK | STATUS_FEATURES_OK | STATUS_FAILED;
+pub use crate::virtio::transport::STATUS_DRIVER_BITS;
