@@ -12,18 +12,22 @@
 //! assigned to it (the configuration-space filter of issue 13), and
 //! [`function::PciFunction`] what a virtual host bridge calls on the
 //! functions the hypervisor emulates for a guest (the virtio-pci
-//! transport). The virtual host bridge that serves both to guests is not
-//! built yet.
+//! transport); [`vbus::VirtualBus`] routes a guest's ECAM accesses to
+//! either. The virtual host bridge that serves them to guests (its device,
+//! device tree node, BAR and interrupt wiring) is not built yet.
 
 pub mod config;
 pub mod ecam;
 pub mod enumerate;
 pub mod function;
+pub mod vbus;
 pub mod view;
 
 #[cfg(test)]
 pub(crate) mod fake;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod vbus_tests;
 #[cfg(test)]
 mod view_tests;
