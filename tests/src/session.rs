@@ -6,7 +6,14 @@
 //! its siblings search from the cursor and move it past what they matched,
 //! so consecutive expectations check order. [`Session::cursor`] and
 //! [`Session::set_cursor`] let a test check several things in any order.
+//!
+//! With several guests on the hypervisor's console, [`Session::focus`]
+//! gives one of them the focus (typed input goes to it) and
+//! [`Session::expect_from`] looks for text in one guest's lines (tagged
+//! `[name] `), through the same functions as the scenario engine
+//! ([`hil::guests`]).
 
+use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::io::{self, Read, Write};
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
@@ -97,6 +104,8 @@ pub struct Session {
     deadline: Instant,
     overall: Duration,
     status: Option<ExitStatus>,
+    /// Guest numbers learnt from the guest list (Ctrl-] `l`), by name.
+    guests: HashMap<String, u8>,
 }
 
 impl Session {
@@ -150,6 +159,7 @@ impl Session {
                 .unwrap_or_else(|| Instant::now() + Duration::from_secs(365 * 24 * 3600)),
             overall,
             status: None,
+            guests: HashMap::new(),
         })
     }
 
@@ -264,6 +274,76 @@ impl Session {
             Wait::Closed => Err(self.ended(what)),
             Wait::TimedOut(cut) => Err(self.timed_out(what, started, cut)),
         }
+    }
+
+    /// Waits for `needle` in a line of guest `guest` (one starting
+    /// `[guest] `, the needle after the tag) after the cursor; moves the
+    /// cursor past it.
+    pub fn expect_from(
+        &mut self,
+        guest: &str,
+        needle: &str,
+        timeout: Duration,
+    ) -> Result<(), HarnessError> {
+        let what = format!(
+            "{needle:?} in a line tagged [{guest}] after byte {} of the console",
+            self.cursor
+        );
+        let head = {
+            let state = self.console.lock();
+            hil::guests::line_head(&state.bytes, self.cursor).to_vec()
+        };
+        let started = Instant::now();
+        match self.wait_for(timeout, |tail, _| {
+            hil::guests::find_tagged(&head, tail, guest, needle)
+        }) {
+            Wait::Found(end) => {
+                self.cursor += end;
+                Ok(())
+            }
+            Wait::Closed => Err(self.ended(what)),
+            Wait::TimedOut(cut) => Err(self.timed_out(what, started, cut)),
+        }
+    }
+
+    /// Gives guest `guest` the focus of the hypervisor's console: its
+    /// number from the guest list (Ctrl-] `l`, the first time a guest is
+    /// named), then Ctrl-] and the number; waits (each at most `timeout`)
+    /// for the list and for the hypervisor's confirmation.
+    pub fn focus(&mut self, guest: &str, timeout: Duration) -> Result<(), HarnessError> {
+        let number = match self.guests.get(guest) {
+            Some(&n) => n,
+            None => {
+                self.send(hil::guests::LIST_KEYS)?;
+                let start = self.cursor;
+                let what = format!(
+                    "guest '{guest}' in the guest list (Ctrl-] l) after byte {start} of the console"
+                );
+                let started = Instant::now();
+                let n =
+                    match self.wait_for(timeout, |tail, _| hil::guests::find_listed(tail, guest)) {
+                        Wait::Found((n, end)) => {
+                            self.cursor += end;
+                            n
+                        }
+                        Wait::Closed => return Err(self.ended(what)),
+                        Wait::TimedOut(cut) => return Err(self.timed_out(what, started, cut)),
+                    };
+                let listed = hil::guests::listed(&self.console.lock().bytes[start..]);
+                for (n, name) in listed {
+                    self.guests.entry(name).or_insert(n);
+                }
+                self.guests.insert(guest.to_owned(), n);
+                n
+            }
+        };
+        if number > 9 {
+            return Err(self.fail(format!(
+                "guest '{guest}' is guest {number}: Ctrl-] and a digit reach guests 0 to 9 only"
+            )));
+        }
+        self.send(&hil::guests::focus_keys(number))?;
+        self.expect(&hil::guests::focus_reply(number, guest), timeout)
     }
 
     /// Watches the console for `window` (or until the process ends) and fails
@@ -702,6 +782,40 @@ mod tests {
         assert!(s.expect_not_seen("cpu 0 online").is_err());
         s.expect_absent("panic", Duration::from_millis(100))
             .expect("nothing else");
+    }
+
+    #[test]
+    fn guests_get_the_focus_and_are_told_apart() {
+        // A fake hypervisor console: the list on Ctrl-] l, the focus reply
+        // on Ctrl-] 1, tagged lines.
+        let mut s = sh(r#"printf '[alpha] ~ # \r\n[beta] ready\r\n'
+while k=$(dd bs=1 count=2 2>/dev/null) && [ -n "$k" ]; do
+  case "$k" in
+    *l) printf "partita console: guest 0 'alpha': running\r\npartita console: guest 1 'beta': running\r\n" ;;
+    *1) printf "partita console: focus on guest 1 'beta'\r\n[alpha] beta-not-here\r\n[beta] hi from beta\r\n" ;;
+    *0) printf "partita console: focus on guest 0 'alpha'\r\n" ;;
+  esac
+done"#);
+        s.expect_from("beta", "ready", SHORT).expect("beta's line");
+        s.focus("beta", SHORT).expect("beta gets the focus");
+        s.expect_from("beta", "beta", SHORT)
+            .expect("beta's own line");
+        s.expect_not_seen("partita console: focus on guest 0")
+            .expect("not yet");
+        // alpha's number was learnt from the same list: no second list.
+        s.focus("alpha", SHORT).expect("alpha gets the focus");
+        assert_eq!(
+            s.transcript().matches("partita console: guest 0").count(),
+            1
+        );
+        // A wait that fails kills the process: one failure, the last.
+        let err = s
+            .expect_from("alpha", "hi from beta", Duration::from_millis(300))
+            .expect_err("that line is beta's");
+        assert!(
+            err.to_string().contains("in a line tagged [alpha]"),
+            "{err}"
+        );
     }
 
     #[test]

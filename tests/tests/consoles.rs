@@ -1,8 +1,11 @@
 //! Two Linux guests, each with its own emulated PL011 console
 //! (`guest-configs/qemu-virt-two-linux.toml`): both reach a shell, their
 //! lines are tagged, typed input goes to the guest with the focus only
-//! (Ctrl-] n switches), the guest list shows both, and a `reboot -f` in
-//! one leaves the other's shell working.
+//! (Ctrl-] n switches, and [`Session::focus`] by name), the guest list
+//! shows both, and a restart of one from the console (Ctrl-] `r`, asked
+//! and confirmed with `y`) leaves the other's shell working. The scenario
+//! `tests/scenarios/two-linux.toml` covers `reboot -f`, the counters and
+//! Ctrl-] `s`.
 
 use std::time::Duration;
 
@@ -43,11 +46,11 @@ fn two_guests_each_with_its_own_console() -> Result<(), HarnessError> {
 
     // alpha has the focus first: a file written there is alpha's only.
     vm.send("echo one > /tmp/mark; echo A-$(cat /tmp/mark)-A\n")?;
-    vm.expect("[alpha] A-one-A", CMD)?;
+    vm.expect_from("alpha", "A-one-A", CMD)?;
     vm.send("\x1dn")?;
     vm.expect("partita console: focus on guest 1 'beta'", CMD)?;
     vm.send("echo B-$(cat /tmp/mark 2>/dev/null || echo none)-B\n")?;
-    vm.expect("[beta] B-none-B", CMD)?;
+    vm.expect_from("beta", "B-none-B", CMD)?;
     vm.expect_not_seen("[alpha] B-")?;
 
     // The list shows both.
@@ -60,18 +63,30 @@ fn two_guests_each_with_its_own_console() -> Result<(), HarnessError> {
         CMD,
     )?;
 
-    // beta reboots; alpha keeps working meanwhile.
-    vm.send("reboot -f\n")?;
+    // Restarting beta from the console asks first; anything but y cancels.
+    vm.send("\x1dr")?;
+    vm.expect(
+        "partita console: restart guest 'beta'? press y to confirm",
+        CMD,
+    )?;
+    vm.send("x")?;
+    vm.expect("partita console: cancelled", CMD)?;
+    vm.send("\x1dr")?;
+    vm.expect(
+        "partita console: restart guest 'beta'? press y to confirm",
+        CMD,
+    )?;
+    vm.send("y")?;
+    vm.expect("partita console: guest 'beta': asked to restart", CMD)?;
     vm.expect("guest 'beta' reset: restarting", CMD)?;
-    vm.send("\x1d0")?;
-    vm.expect("partita console: focus on guest 0 'alpha'", CMD)?;
+    // alpha keeps working meanwhile.
+    vm.focus("alpha", CMD)?;
     vm.send("echo still-$(cat /tmp/mark)-here\n")?;
-    vm.expect("[alpha] still-one-here", CMD)?;
-    vm.expect(&format!("[beta] {INIT_DONE}"), BOOT)?;
-    vm.send("\x1d1")?;
-    vm.expect("partita console: focus on guest 1 'beta'", CMD)?;
+    vm.expect_from("alpha", "still-one-here", CMD)?;
+    vm.expect_from("beta", INIT_DONE, BOOT)?;
+    vm.focus("beta", CMD)?;
     vm.send("echo back-$(cat /tmp/mark 2>/dev/null || echo none)\n")?;
-    vm.expect("[beta] back-none", CMD)?;
+    vm.expect_from("beta", "back-none", CMD)?;
     vm.kill();
     Ok(())
 }

@@ -76,6 +76,7 @@ macro_rules! scenario_tests {
 scenario_tests! {
     linux_boot => "linux-boot",
     linux_viommu => "linux-viommu",
+    two_linux => "two-linux",
 }
 
 #[test]

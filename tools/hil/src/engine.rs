@@ -1,13 +1,20 @@
 //! The step engine: runs a scenario's steps on a [`Session`], whatever is
 //! behind it (QEMU's stdio, a board's UART after U-Boot, a fake), and turns
 //! what happens into [`Record`]s and at most one [`Failure`].
+//!
+//! A step runs in this order: `focus` (Ctrl-] `l` the first time a guest is
+//! named, to learn its number from the list; then Ctrl-] and the number,
+//! waiting for the hypervisor to confirm), `send`, `expect` (in the lines
+//! of guest `from` only when given; see [`crate::guests`]).
 
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use crate::error::Failure;
+use crate::guests;
 use crate::report::{Outcome, Record};
-use crate::scenario::Scenario;
-use crate::session::{Session, WaitError};
+use crate::scenario::{Scenario, Step};
+use crate::session::{self, Session, WaitError};
 
 /// What running the steps gave.
 #[derive(Debug, Clone, PartialEq)]
@@ -22,6 +29,7 @@ pub struct StepsOutcome {
 /// session's cursor on; stops at the first failure.
 pub fn run_steps(session: &mut Session, scenario: &Scenario) -> StepsOutcome {
     session.watch(&scenario.fail_on);
+    let mut numbers = HashMap::new();
     let mut records = Vec::with_capacity(scenario.steps.len());
     let mut failure = None;
     for (i, step) in scenario.steps.iter().enumerate() {
@@ -36,13 +44,7 @@ pub fn run_steps(session: &mut Session, scenario: &Scenario) -> StepsOutcome {
         }
         let at = format!("step {}", i + 1);
         let start = Instant::now();
-        let result = run_step(
-            session,
-            &at,
-            step.send.as_deref(),
-            step.expect.as_deref(),
-            step.timeout,
-        );
+        let result = run_step(session, &at, step, &mut numbers);
         let outcome = match result {
             Ok(()) => Outcome::Passed,
             Err(f) => {
@@ -60,25 +62,113 @@ pub fn run_steps(session: &mut Session, scenario: &Scenario) -> StepsOutcome {
     StepsOutcome { records, failure }
 }
 
+/// Runs one step; `numbers` holds the guest numbers learnt so far.
 fn run_step(
     session: &mut Session,
     at: &str,
-    send: Option<&str>,
-    expect: Option<&str>,
-    timeout: Duration,
+    step: &Step,
+    numbers: &mut HashMap<String, u8>,
 ) -> Result<(), Failure> {
-    if let Some(text) = send {
-        session.send(text).map_err(|e| Failure::Console {
-            what: format!("write at {at}"),
-            reason: e.to_string(),
-        })?;
+    if let Some(guest) = &step.focus {
+        focus(session, at, guest, numbers, step.timeout)?;
     }
-    if let Some(needle) = expect {
-        session
-            .expect(needle, timeout)
-            .map_err(|e| wait_failure(e, at, &format!("{needle:?}"), timeout))?;
+    if let Some(text) = &step.send {
+        send(session, at, text)?;
+    }
+    if !step.expect.is_empty() {
+        expect(
+            session,
+            at,
+            &step.expect,
+            step.from.as_deref(),
+            step.timeout,
+        )?;
     }
     Ok(())
+}
+
+fn send(session: &mut Session, at: &str, text: &str) -> Result<(), Failure> {
+    session.send(text).map_err(|e| Failure::Console {
+        what: format!("write at {at}"),
+        reason: e.to_string(),
+    })
+}
+
+/// Gives guest `guest` the focus: its number from the guest list (Ctrl-]
+/// `l`, once per run), then Ctrl-] and the number, then the hypervisor's
+/// confirmation.
+fn focus(
+    session: &mut Session,
+    at: &str,
+    guest: &str,
+    numbers: &mut HashMap<String, u8>,
+    timeout: Duration,
+) -> Result<(), Failure> {
+    let number = match numbers.get(guest) {
+        Some(&n) => n,
+        None => {
+            send(session, at, guests::LIST_KEYS)?;
+            let start = session.cursor();
+            let n = session
+                .wait(timeout, |tail| guests::find_listed(tail, guest))
+                .map_err(|e| {
+                    let expected = format!("guest '{guest}' in the guest list (Ctrl-] l)");
+                    wait_failure(e, at, &expected, timeout)
+                })?;
+            // The other guests listed so far, for later focus steps.
+            for (n, name) in guests::listed(&session.transcript()[start..]) {
+                numbers.entry(name).or_insert(n);
+            }
+            numbers.insert(guest.to_owned(), n);
+            n
+        }
+    };
+    if number > 9 {
+        return Err(Failure::Focus {
+            at: at.to_owned(),
+            reason: format!(
+                "guest '{guest}' is guest {number}: Ctrl-] and a digit reach guests 0 to 9 only"
+            ),
+        });
+    }
+    send(session, at, &guests::focus_keys(number))?;
+    let reply = guests::focus_reply(number, guest);
+    session
+        .expect(&reply, timeout)
+        .map_err(|e| wait_failure(e, at, &format!("{reply:?}"), timeout))
+}
+
+/// Waits for every one of `needles` (in guest `from`'s lines when given),
+/// in any order; the cursor moves past the last of them.
+fn expect(
+    session: &mut Session,
+    at: &str,
+    needles: &[String],
+    from: Option<&str>,
+    timeout: Duration,
+) -> Result<(), Failure> {
+    let head = guests::line_head(session.transcript(), session.cursor()).to_vec();
+    let end = |tail: &[u8], needle: &str| match from {
+        Some(guest) => guests::find_tagged(&head, tail, guest, needle),
+        None => session::find(tail, needle.as_bytes()).map(|at| at + needle.len()),
+    };
+    let start = session.cursor();
+    let result = session.wait(timeout, |tail| {
+        let ends: Option<Vec<usize>> = needles.iter().map(|n| end(tail, n)).collect();
+        ends.map(|ends| ((), ends.into_iter().max().unwrap_or(0)))
+    });
+    result.map_err(|e| {
+        let tail = &session.transcript()[start..];
+        let missing: Vec<&String> = needles.iter().filter(|n| end(tail, n).is_none()).collect();
+        let from = from
+            .map(|g| format!(" in lines tagged [{g}]"))
+            .unwrap_or_default();
+        let expected = match needles {
+            [one] => format!("{one:?}{from}"),
+            all => format!("all of {all:?}{from} (missing: {missing:?})"),
+        };
+        wait_failure(e, at, &expected, timeout)
+    })
 }
 
 /// The failure for a wait that did not find `expected` (already quoted).
@@ -180,6 +270,82 @@ expect = "no guest left running: powering off"
         assert_eq!(
             out.failure.map(|f| f.to_string()).as_deref(),
             Some("unexpected output at step 2: \"Kernel panic\" appeared on the console")
+        );
+    }
+
+    fn two_guests() -> FakeConsole {
+        FakeConsole::new(
+            "[beta] partita-guest: init done\r\n[alpha] partita-guest: init done\r\n[alpha] ~ # ",
+        )
+        .reply(
+            "\u{1d}l",
+            "\r\npartita console: guest 0 'alpha': running, 2/2 vcpus on, emulated console (focus)\r\n\
+             partita console: guest 1 'beta': running, 2/2 vcpus on, emulated console\r\n",
+        )
+        .reply("\u{1d}1", "partita console: focus on guest 1 'beta'\r\n")
+        .reply("hostname\n", "[beta] hostname\r\n[beta] beta\r\n[beta] ~ # ")
+        .reply("\u{1d}0", "\r\npartita console: focus on guest 0 'alpha'\r\n")
+        .reply("uname -n\n", "[alpha] uname -n\r\n[alpha] alpha\r\n")
+        .reply("\u{1d}1", "partita console: focus on guest 1 'beta'\r\n")
+    }
+
+    #[test]
+    fn guests_get_the_focus_and_their_lines_are_told_apart() {
+        let steps = r#"
+[[step]]
+expect_all = ["partita-guest: init done"]
+from = "beta"
+[[step]]
+expect_all = ["partita-guest: init done", "~ # "]
+from = "alpha"
+[[step]]
+focus = "beta"
+send = "hostname"
+expect = "beta"
+from = "beta"
+[[step]]
+focus = "alpha"
+send = "uname -n"
+expect = "alpha"
+from = "alpha"
+[[step]]
+focus = "beta"
+"#;
+        let mut s = Session::new(Box::new(two_guests()));
+        let out = run_steps(&mut s, &scenario(steps));
+        assert_eq!(out.failure, None, "{:?}", out.records);
+        // The list was asked for once: the second focus on beta used the
+        // number learnt the first time.
+        let sent = String::from_utf8_lossy(s.transcript()).into_owned();
+        assert_eq!(sent.matches("partita console: guest 1 'beta'").count(), 1);
+    }
+
+    #[test]
+    fn guest_failures_say_what_was_looked_for() {
+        // alpha's text in beta's lines only does not count.
+        let mut s = Session::new(Box::new(two_guests()));
+        let out = run_steps(
+            &mut s,
+            &scenario("[[step]]\nexpect = \"~ # \"\nfrom = \"beta\"\n"),
+        );
+        assert_eq!(
+            out.failure.map(|f| f.to_string()).as_deref(),
+            Some("timeout at step 1 (expected \"~ # \" in lines tagged [beta] within 0.2 s)")
+        );
+        let mut s = Session::new(Box::new(two_guests()));
+        let out = run_steps(
+            &mut s,
+            &scenario("[[step]]\nexpect_all = [\"init done\", \"nope\"]\nfrom = \"alpha\"\n"),
+        );
+        let why = out.failure.map(|f| f.to_string()).unwrap_or_default();
+        assert!(why.contains("(missing: [\"nope\"])"), "{why}");
+        let mut s = Session::new(Box::new(two_guests()));
+        let out = run_steps(&mut s, &scenario("[[step]]\nfocus = \"gamma\"\n"));
+        assert_eq!(
+            out.failure.map(|f| f.to_string()).as_deref(),
+            Some(
+                "timeout at step 1 (expected guest 'gamma' in the guest list (Ctrl-] l) within 0.2 s)"
+            )
         );
     }
 

@@ -116,6 +116,14 @@ pub enum Failure {
         /// Why, as far as known.
         reason: String,
     },
+    /// A scenario step cannot give a guest the focus.
+    #[error("cannot focus at {at}: {reason}")]
+    Focus {
+        /// Where the run was.
+        at: String,
+        /// Why.
+        reason: String,
+    },
     /// The console could not be opened or written.
     #[error("console {what}: {reason}")]
     Console {

@@ -19,6 +19,7 @@ pub mod console;
 pub mod engine;
 pub mod error;
 pub mod file;
+pub mod guests;
 pub mod layout;
 pub mod power;
 pub mod report;

@@ -20,6 +20,19 @@
 //! A step sends (`send`: a line, or `send_raw`: exact text) and then
 //! waits for `expect` (a substring, searched after whatever the previous
 //! step matched, so steps also check order) within `timeout` seconds.
+//! `expect_all` (a list) waits for every one of its texts, in any order.
+//!
+//! With several guests, each with its own console (`docs/guests.md`,
+//! "Consoles"), a step can first give a guest the focus and can look for
+//! its text in one guest's lines only:
+//!
+//! ```toml
+//! [[step]]
+//! focus = "beta"        # Ctrl-] and beta's number, learnt from Ctrl-] l
+//! send = "hostname"     # so this goes to beta
+//! expect = "beta"
+//! from = "beta"         # in a line tagged `[beta] `, after the tag
+//! ```
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -28,6 +41,7 @@ use serde::Deserialize;
 
 use crate::error::LoadError;
 use crate::file;
+use crate::guests;
 
 /// The longest time limit a step may have, in seconds.
 pub const MAX_STEP_SECS: f64 = 600.0;
@@ -62,6 +76,12 @@ struct RawStep {
     #[serde(default)]
     expect: Option<String>,
     #[serde(default)]
+    expect_all: Option<Vec<String>>,
+    #[serde(default)]
+    focus: Option<String>,
+    #[serde(default)]
+    from: Option<String>,
+    #[serde(default)]
     timeout: Option<f64>,
 }
 
@@ -84,14 +104,20 @@ pub struct Scenario {
     pub steps: Vec<Step>,
 }
 
-/// One step: send something, then expect something.
+/// One step: give a guest the focus, send something, then expect something.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Step {
-    /// Exact text to write to the console first, if any.
+    /// The guest to give the focus to first (its name), if any.
+    pub focus: Option<String>,
+    /// Exact text to write to the console then, if any.
     pub send: Option<String>,
-    /// Text that must then appear, if any.
-    pub expect: Option<String>,
-    /// How long to wait for `expect`.
+    /// Texts that must then appear, all of them in any order (none: the
+    /// step waits for nothing).
+    pub expect: Vec<String>,
+    /// The guest whose lines (tagged `[name] `) `expect` looks in; `None`:
+    /// anywhere on the console.
+    pub from: Option<String>,
+    /// How long to wait for `expect` (and for the focus to change).
     pub timeout: Duration,
 }
 
@@ -99,11 +125,21 @@ impl Step {
     /// A short description for reports: `send "poweroff -f", expect "..."`.
     pub fn describe(&self) -> String {
         let mut parts = Vec::new();
+        if let Some(guest) = &self.focus {
+            parts.push(format!("focus {guest:?}"));
+        }
         if let Some(send) = &self.send {
             parts.push(format!("send {:?}", send.trim_end_matches('\n')));
         }
-        if let Some(expect) = &self.expect {
-            parts.push(format!("expect {expect:?}"));
+        let from = self
+            .from
+            .as_ref()
+            .map(|g| format!(" from {g:?}"))
+            .unwrap_or_default();
+        match self.expect.as_slice() {
+            [] => {}
+            [one] => parts.push(format!("expect {one:?}{from}")),
+            all => parts.push(format!("expect all of {all:?}{from}")),
         }
         parts.join(", ")
     }
@@ -175,15 +211,43 @@ impl Scenario {
             if send.as_deref() == Some("") {
                 problems.push(format!("{key}: send_raw: must not be empty"));
             }
-            if step.expect.as_deref() == Some("") {
+            let expect = match (step.expect, step.expect_all) {
+                (Some(_), Some(_)) => {
+                    problems.push(format!("{key}: give `expect` or `expect_all`, not both"));
+                    Vec::new()
+                }
+                (Some(one), None) => vec![one],
+                (None, Some(all)) => {
+                    if all.is_empty() {
+                        problems.push(format!("{key}: expect_all: must list something"));
+                    }
+                    all
+                }
+                (None, None) => Vec::new(),
+            };
+            if expect.iter().any(String::is_empty) {
                 problems.push(format!("{key}: expect: must not be empty"));
             }
-            if send.is_none() && step.expect.is_none() {
-                problems.push(format!("{key}: needs `send`, `send_raw` or `expect`"));
+            for (what, guest) in [("focus", &step.focus), ("from", &step.from)] {
+                if let Some(guest) = guest
+                    && !guests::valid_name(guest)
+                {
+                    problems.push(format!("{key}: {what}: {guest:?} is not a guest name"));
+                }
             }
-            if step.timeout.is_some() && step.expect.is_none() {
+            if send.is_none() && expect.is_empty() && step.focus.is_none() {
                 problems.push(format!(
-                    "{key}: timeout: only a step with `expect` waits for something"
+                    "{key}: needs `focus`, `send`, `send_raw`, `expect` or `expect_all`"
+                ));
+            }
+            if step.from.is_some() && expect.is_empty() {
+                problems.push(format!(
+                    "{key}: from: only a step with `expect` looks for text"
+                ));
+            }
+            if step.timeout.is_some() && expect.is_empty() && step.focus.is_none() {
+                problems.push(format!(
+                    "{key}: timeout: only a step with `expect` or `focus` waits for something"
                 ));
             }
             let secs = step.timeout.unwrap_or(default);
@@ -194,8 +258,10 @@ impl Scenario {
                 MAX_STEP_SECS,
             );
             steps.push(Step {
+                focus: step.focus,
                 send,
-                expect: step.expect,
+                expect,
+                from: step.from,
                 timeout: file::duration(secs, MAX_STEP_SECS),
             });
         }
@@ -269,6 +335,72 @@ send_raw = "\u0003"
     }
 
     #[test]
+    fn guest_steps() {
+        let s = parse(
+            r#"
+description = "two guests"
+guest = "qemu-virt-two-linux"
+[[step]]
+expect_all = ["alpha up", "beta up"]
+from = "alpha"
+[[step]]
+focus = "beta"
+timeout = 5
+[[step]]
+focus = "alpha"
+send = "hostname"
+expect = "alpha"
+from = "alpha"
+"#,
+        )
+        .expect("valid");
+        assert_eq!(s.steps[0].expect, ["alpha up", "beta up"]);
+        assert_eq!(s.steps[0].from.as_deref(), Some("alpha"));
+        assert_eq!(
+            s.steps[0].describe(),
+            r#"expect all of ["alpha up", "beta up"] from "alpha""#
+        );
+        assert_eq!(s.steps[1].focus.as_deref(), Some("beta"));
+        assert!(s.steps[1].send.is_none() && s.steps[1].expect.is_empty());
+        assert_eq!(s.steps[1].timeout, Duration::from_secs(5));
+        assert_eq!(s.steps[1].describe(), r#"focus "beta""#);
+        assert_eq!(
+            s.steps[2].describe(),
+            r#"focus "alpha", send "hostname", expect "alpha" from "alpha""#
+        );
+        let text = problems(
+            r#"
+description = "x"
+guest = "g"
+[[step]]
+expect = "a"
+expect_all = ["b"]
+[[step]]
+expect_all = []
+[[step]]
+focus = "it's"
+from = "[x]"
+[[step]]
+send = "ls"
+from = "alpha"
+[[step]]
+expect_all = ["a", ""]
+"#,
+        );
+        for needle in [
+            "step[0] (step 1): give `expect` or `expect_all`, not both",
+            "step[1] (step 2): expect_all: must list something",
+            "step[2] (step 3): focus: \"it's\" is not a guest name",
+            "step[2] (step 3): from: \"[x]\" is not a guest name",
+            "step[2] (step 3): from: only a step with `expect` looks for text",
+            "step[3] (step 4): from: only a step with `expect` looks for text",
+            "step[4] (step 5): expect: must not be empty",
+        ] {
+            assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
+        }
+    }
+
+    #[test]
     fn every_problem_is_named() {
         let text = problems(
             r#"
@@ -292,8 +424,8 @@ timeout = 9999
             "timeout: 0 is not a time limit",
             "fail_on[0]: must not be empty",
             "step[0] (step 1): give `send` or `send_raw`, not both",
-            "step[1] (step 2): needs `send`, `send_raw` or `expect`",
-            "step[1] (step 2): timeout: only a step with `expect` waits",
+            "step[1] (step 2): needs `focus`, `send`, `send_raw`, `expect` or `expect_all`",
+            "step[1] (step 2): timeout: only a step with `expect` or `focus` waits",
             "step[2] (step 3): expect: must not be empty",
             "step[2] (step 3): timeout: 9999 is not a time limit",
         ] {

@@ -22,7 +22,7 @@ tasks:
                       this terminal (Ctrl-A X quits); ARGS go to QEMU verbatim and
                       may override earlier options, e.g. -- -smp 2
   test [-- TEST ARGS] host unit tests, image build, QEMU integration tests, the
-                      HIL run of linux-viommu on qemu-uboot; ARGS go to the QEMU
+                      HIL runs of linux-viommu and two-linux on qemu-uboot; ARGS go to the QEMU
                       test binaries (a test name, --nocapture)
   hil --board NAME --scenario NAME [--quiet]
                       build, then run a scenario (tests/scenarios/) on a board

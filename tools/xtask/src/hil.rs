@@ -20,8 +20,10 @@ use crate::workspace::Workspace;
 
 /// The board and scenario of the HIL stage of `cargo xtask test`.
 pub const TEST_BOARD: &str = "qemu-uboot";
-/// See [`TEST_BOARD`].
-pub const TEST_SCENARIO: &str = "linux-viommu";
+/// The scenarios the HIL stage of `cargo xtask test` runs on [`TEST_BOARD`],
+/// in order: one guest with the virtio-iommu, then two guests with their
+/// own consoles.
+pub const TEST_SCENARIOS: &[&str] = &["linux-viommu", "two-linux"];
 
 /// `cargo xtask hil`: build, then run `scenario` on `board`.
 pub fn hil(ws: &Workspace, board: &str, scenario: &str, echo: bool) -> Result<(), XtaskError> {
@@ -61,8 +63,9 @@ pub fn list(ws: &Workspace) -> Result<(), XtaskError> {
     Ok(())
 }
 
-/// The HIL stage of `cargo xtask test`: [`TEST_SCENARIO`] on [`TEST_BOARD`]
-/// with the image and bundles the earlier stages built.
+/// The HIL stage of `cargo xtask test`: each of [`TEST_SCENARIOS`] on
+/// [`TEST_BOARD`] with the image and bundles the earlier stages built;
+/// stops at the first that fails.
 pub fn test_stage(
     ws: &Workspace,
     image: &Path,
@@ -70,9 +73,12 @@ pub fn test_stage(
     qemu: &Path,
 ) -> Result<(), XtaskError> {
     let board = load_board(ws, TEST_BOARD)?;
-    let scenario = load_scenario(ws, TEST_SCENARIO)?;
-    let bundle = bundles.join(format!("{}.bundle", scenario.guest));
-    run_on_board(ws, &board, &scenario, image, &bundle, qemu, false)
+    for name in TEST_SCENARIOS {
+        let scenario = load_scenario(ws, name)?;
+        let bundle = bundles.join(format!("{}.bundle", scenario.guest));
+        run_on_board(ws, &board, &scenario, image, &bundle, qemu, false)?;
+    }
+    Ok(())
 }
 
 /// Makes sure the host has what [`TEST_BOARD`] needs (for the prerequisites stage).

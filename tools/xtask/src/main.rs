@@ -6,7 +6,7 @@
 //!   `virt` machine with the serial console on the terminal.
 //! - `cargo xtask test [-- TEST ARGS]` runs the host unit tests, builds the
 //!   image and runs the QEMU integration tests (package `hv-tests`), then
-//!   the HIL run of `linux-viommu` on the `qemu-uboot` board.
+//!   the HIL runs of `linux-viommu` and `two-linux` on the `qemu-uboot` board.
 //! - `cargo xtask hil --board NAME --scenario NAME` runs a scenario on a
 //!   board through U-Boot and its serial console (see [`hil`]).
 //! - `cargo xtask bench [--runs N]` measures the virtio-iommu against
