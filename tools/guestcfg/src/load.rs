@@ -212,6 +212,7 @@ pub fn load_str(text: &str, path: &Path) -> Result<ConfigFile, Vec<ConfigError>>
                 .collect(),
             limits,
             console,
+            pci: Vec::new(),
         };
         // On a bad source the placeholder is never used: errors is not empty.
         let (kernel, initrd) = (
