@@ -11,7 +11,7 @@ use crate::fdt::PcieHost;
 use crate::mm::heap_tables::HeapTables;
 use crate::mm::mirror::MirrorTable;
 use crate::mm::pagetable::{MapError, PageTable, Stage2};
-use crate::pci::enumerate::Topology;
+use crate::pci::host::PciHost;
 use crate::smmu::cmd::Cmd;
 use crate::smmu::dma::{CacheOps, DmaMemory};
 use crate::smmu::manager::{
@@ -265,7 +265,7 @@ pub struct SmmuPort<R: 'static, D: 'static, C: 'static> {
     /// The host device tree.
     pub hw: &'static HostDt,
     /// The host bridges as enumerated at boot (which buses are in use).
-    pub pci: &'static [Topology],
+    pub pci: &'static [PciHost],
     /// The SMMUs.
     pub smmus: &'static SmmuManager<R, D, C>,
 }
@@ -281,8 +281,11 @@ where
         // A host bridge's streams on the buses enumeration found in use
         // (all of its bus range if it was not enumerated): a stream table
         // level-2 table (16 KiB) per bus, not per bus of the range.
-        let buses = |p: &PcieHost| match self.pci.iter().find(|t| t.path == p.path) {
-            Some(t) => (p.bus_range.0, t.last_bus().map_or(p.bus_range.0, u32::from)),
+        let buses = |p: &PcieHost| match self.pci.iter().find(|h| h.path == p.path) {
+            Some(h) => (
+                p.bus_range.0,
+                h.topology.last_bus().map_or(p.bus_range.0, u32::from),
+            ),
             None => p.bus_range,
         };
         let streams = owner_streams_within(self.hw, owner.devices, self.smmus.phandles(), &buses);
