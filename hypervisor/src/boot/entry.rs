@@ -217,6 +217,7 @@ fn main(dtb: &'static [u8], img: layout::Region) -> ! {
                     gic,
                     smmus: port,
                     vmids: &vmids,
+                    pci,
                 };
                 // SAFETY: `plan_guests` carved each guest's RAM out of the
                 // free RAM before the rest became the heap; the boot map
