@@ -67,6 +67,10 @@ pub enum BuildError {
     Viommu(ConfigError),
     /// The guest's streams cannot be bound on the SMMU.
     Dma(DmaError),
+    /// The guest is given single PCI functions (`pci = [...]`), which the
+    /// hypervisor cannot serve yet: the virtual host bridge is being built
+    /// (docs/pci.md).
+    PciNotYet,
 }
 
 impl core::fmt::Display for BuildError {
@@ -83,6 +87,10 @@ impl core::fmt::Display for BuildError {
             BuildError::DeviceTreeTooLarge(n) => write!(f, "device tree too large ({n} bytes)"),
             BuildError::Viommu(e) => write!(f, "virtio-iommu: {e}"),
             BuildError::Dma(e) => write!(f, "{e}"),
+            BuildError::PciNotYet => write!(
+                f,
+                "single-function PCI assignment (pci = [...]) is not available yet (docs/pci.md)"
+            ),
         }
     }
 }
@@ -90,7 +98,7 @@ impl core::fmt::Display for BuildError {
 impl core::error::Error for BuildError {
     fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
         match self {
-            BuildError::NoGic | BuildError::DeviceTreeTooLarge(_) => None,
+            BuildError::NoGic | BuildError::DeviceTreeTooLarge(_) | BuildError::PciNotYet => None,
             BuildError::Layout(e) => Some(e),
             BuildError::Device(e) => Some(e),
             BuildError::Stage2 { err, .. } => Some(err),
@@ -163,6 +171,9 @@ pub fn build(ctx: &BuildCtx<'_>, spec: GuestSpec) -> Result<Guest, BuildError> {
         initrd,
         ram,
     } = spec;
+    if !config.pci.is_empty() {
+        return Err(BuildError::PciNotYet);
+    }
     let gic = ctx.host.gic.as_ref().ok_or(BuildError::NoGic)?;
     let region = ram.region();
     let layout =

@@ -103,6 +103,23 @@ fn guest_ram_is_cleared_before_the_images_are_loaded() {
 }
 
 #[test]
+fn a_guest_given_single_pci_functions_is_refused_for_now() {
+    let w = World::new();
+    let ctx = w.ctx();
+    let mut c = config("a", &[0], false);
+    c.pci.push(String::from("00:02.0"));
+    let err = build(&ctx, guest_spec(c, kernel(), ram()))
+        .err()
+        .expect("refused");
+    assert!(matches!(err, super::super::build::BuildError::PciNotYet));
+    assert_eq!(
+        alloc::format!("{err}"),
+        "single-function PCI assignment (pci = [...]) is not available yet (docs/pci.md)"
+    );
+    assert!(w.dma.take().is_empty(), "nothing bound");
+}
+
+#[test]
 fn build_errors_are_typed() {
     let w = World::new();
     let ctx = w.ctx();
