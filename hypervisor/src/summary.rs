@@ -39,7 +39,7 @@ pub struct Summary<'a> {
     /// One entry per `hw.smmus` element, same order.
     pub smmus: Vec<SmmuStatus>,
     /// The enumerated PCIe host bridges (by DT path).
-    pub pci: &'a [Topology],
+    pub pci: Vec<&'a Topology>,
 }
 
 fn mib(bytes: u64) -> u64 {
@@ -203,7 +203,7 @@ pub fn smmu_statuses<R, D, C>(hw: &HostDt, smmus: &SmmuManager<R, D, C>) -> Vec<
 pub fn probe<'a>(
     hw: &'a HostDt,
     smmus: &crate::smmu::HwSmmuManager,
-    pci: &'a [Topology],
+    pci: Vec<&'a Topology>,
 ) -> Summary<'a> {
     use crate::arch::aarch64::{cpu, psci};
     use crate::mm::el2map;

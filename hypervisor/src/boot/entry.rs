@@ -13,8 +13,10 @@ use crate::fdt::Conduit;
 use crate::fdt::{self, HostDt};
 use crate::gic::{hyp_irq, phys};
 use crate::mm::{el2map, heap, layout};
+use crate::pci::config::ConfigAccess;
 use crate::pci::ecam::Ecam;
-use crate::pci::enumerate::{Topology, enumerate};
+use crate::pci::enumerate::enumerate;
+use crate::pci::host::PciHost;
 use crate::smmu::HwSmmuManager;
 use crate::smmu::manager::{SmmuInterrupt, SmmuParts};
 use crate::vm::build::BuildCtx;
@@ -27,7 +29,7 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, Ordering};
 use log::{error, info, warn};
-use spin::Once;
+use spin::{Mutex, Once};
 
 /// The PSCI conduit of the firmware, once known.
 static CONDUIT: Once<Option<Conduit>> = Once::new();
@@ -203,7 +205,7 @@ fn main(dtb: &'static [u8], img: layout::Region) -> ! {
     let port: &'static SmmuPort<_, _, _> =
         alloc::boxed::Box::leak(alloc::boxed::Box::new(SmmuPort { hw, pci, smmus }));
 
-    let report = summary::probe(hw, smmus, pci);
+    let report = summary::probe(hw, smmus, pci.iter().map(|h| &h.topology).collect());
     crate::print!("{report}");
 
     if gic_ok && hw.chosen.initrd.is_some() {
@@ -215,6 +217,7 @@ fn main(dtb: &'static [u8], img: layout::Region) -> ! {
                     gic,
                     smmus: port,
                     vmids: &vmids,
+                    pci,
                 };
                 // SAFETY: `plan_guests` carved each guest's RAM out of the
                 // free RAM before the rest became the heap; the boot map
@@ -430,13 +433,13 @@ fn on_console_irq(_intid: u32) {
 static SMMUS: Once<HwSmmuManager> = Once::new();
 
 /// The PCIe host bridges as enumerated at boot.
-static PCI: Once<Vec<Topology>> = Once::new();
+static PCI: Once<Vec<PciHost>> = Once::new();
 
 /// Maps the ECAM window of every PCIe host bridge of `hw` and enumerates
 /// it: bus numbers, BARs placed in its windows, every endpoint left
 /// without decoding or bus mastering until a guest that owns it enables
 /// it (see `pci::enumerate`).
-fn probe_pci(hw: &HostDt) -> &'static [Topology] {
+fn probe_pci(hw: &HostDt) -> &'static [PciHost] {
     PCI.call_once(|| {
         let mut all = Vec::new();
         for host in &hw.pcie {
@@ -455,7 +458,15 @@ fn probe_pci(hw: &HostDt) -> &'static [Topology] {
             // SAFETY: the window was just mapped as device memory for
             // buses first..=last; only this enumeration uses it now.
             let mut ecam = unsafe { Ecam::new(host.ecam.base, first, last) };
-            all.push(enumerate(&mut ecam, host));
+            let topology = enumerate(&mut ecam, host);
+            let config: &'static Mutex<dyn ConfigAccess + Send> =
+                alloc::boxed::Box::leak(alloc::boxed::Box::new(Mutex::new(ecam)));
+            all.push(PciHost {
+                path: host.path.clone(),
+                topology,
+                config,
+                intx: Mutex::new(Vec::new()),
+            });
         }
         all
     })

@@ -311,6 +311,7 @@ mod tests {
             gic: w.gic,
             smmus: w.dma,
             vmids: &w.vmids,
+            pci: &[],
         };
         // SAFETY: the RAM was carved out of the block above for each guest.
         let guests = unsafe { build_guests(&ctx, planned) };

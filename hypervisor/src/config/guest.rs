@@ -62,10 +62,70 @@ pub struct GuestConfig {
     /// What the guest may make the hypervisor hold (`[guest.limits]`).
     #[serde(default)]
     pub limits: GuestLimits,
-    /// Its emulated console (`[guest.console]`). Bundle version 4; last
-    /// field: see the module doc.
+    /// Its emulated console (`[guest.console]`). Bundle version 4.
     #[serde(default)]
     pub console: ConsoleConfig,
+    /// Single PCI functions of the host's bridges given to the guest
+    /// (`pci = ["00:02.0"]`, or `"SSSS:BB:DD.F"` naming the host bridge by
+    /// its position among the DT's `pci-host-ecam-generic` nodes), served
+    /// to it behind a virtual host bridge (docs/pci.md). Bundle version 5;
+    /// last field: see the module doc.
+    #[serde(default)]
+    pub pci: Vec<String>,
+}
+
+/// A PCI function as a guest configuration names it: the host bridge's
+/// position among the host DT's bridges (the PCI segment) and the
+/// function's bus, device and function numbers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PciAddr {
+    /// Which host bridge (0: the first in the device tree).
+    pub segment: u16,
+    /// Bus number.
+    pub bus: u8,
+    /// Device number (0-31).
+    pub dev: u8,
+    /// Function number (0-7).
+    pub func: u8,
+}
+
+impl PciAddr {
+    /// Parses `BB:DD.F` or `SSSS:BB:DD.F` (hexadecimal, as `lspci` prints
+    /// them); None for anything else.
+    pub fn parse(s: &str) -> Option<Self> {
+        let hex = |t: &str, max: u32, len: usize| {
+            (t.len() == len && t.bytes().all(|b| b.is_ascii_hexdigit()))
+                .then(|| u32::from_str_radix(t, 16).ok())
+                .flatten()
+                .filter(|&v| v <= max)
+        };
+        let (seg, rest) = match s.split(':').count() {
+            3 => {
+                let (seg, rest) = s.split_once(':')?;
+                (hex(seg, 0xffff, 4)?, rest)
+            }
+            2 => (0, s),
+            _ => return None,
+        };
+        let (bus, devfn) = rest.split_once(':')?;
+        let (dev, func) = devfn.split_once('.')?;
+        Some(PciAddr {
+            segment: seg as u16,
+            bus: hex(bus, 0xff, 2)? as u8,
+            dev: hex(dev, 0x1f, 2)? as u8,
+            func: hex(func, 7, 1)? as u8,
+        })
+    }
+}
+
+impl fmt::Display for PciAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{:04x}:{:02x}:{:02x}.{}",
+            self.segment, self.bus, self.dev, self.func
+        )
+    }
 }
 
 /// A guest's emulated PL011 console (`[guest.console]`): given to every
@@ -167,6 +227,7 @@ impl GuestConfig {
             allow_untranslated_dma: Vec::new(),
             limits: GuestLimits::default(),
             console: ConsoleConfig::default(),
+            pci: Vec::new(),
         }
     }
 }
@@ -253,6 +314,35 @@ impl fmt::Display for GuestRef {
         match &self.name {
             Some(name) => write!(f, "guest {} ({name:?})", self.index),
             None => write!(f, "guest {}", self.index),
+        }
+    }
+}
+
+#[cfg(test)]
+mod pci_addr_tests {
+    use super::PciAddr;
+    use alloc::string::ToString;
+
+    #[test]
+    fn parses_lspci_forms_and_refuses_the_rest() {
+        let a = PciAddr::parse("00:02.0").unwrap();
+        assert_eq!((a.segment, a.bus, a.dev, a.func), (0, 0, 2, 0));
+        let b = PciAddr::parse("0001:1f:1f.7").unwrap();
+        assert_eq!((b.segment, b.bus, b.dev, b.func), (1, 0x1f, 0x1f, 7));
+        assert_eq!(b.to_string(), "0001:1f:1f.7");
+        for bad in [
+            "",
+            "0:02.0",
+            "00:20.0",
+            "00:02.8",
+            "00:02",
+            "00.02.0",
+            "x0:02.0",
+            "00000:00:02.0",
+            "00:02.0:1",
+            "00:02.00",
+        ] {
+            assert_eq!(PciAddr::parse(bad), None, "{bad}");
         }
     }
 }

@@ -36,6 +36,11 @@ pub const MAX_DEVICES_PER_GUEST: usize = 32;
 /// Longest device path, in bytes.
 pub const MAX_DEVICE_PATH_LEN: usize = 256;
 
+/// Most single PCI functions (`pci = [...]`) per guest: the guest's virtual
+/// bus (`pci::vbus`) has 32 device slots, one of which is kept for a
+/// function the hypervisor emulates (the virtio-iommu on virtio-pci).
+pub const MAX_PCI_PER_GUEST: usize = 31;
+
 /// Default budget of a guest's IO page tables (`[guest.limits]
 /// io_table_memory`): 8 MiB, 2 048 table pages.
 pub const DEFAULT_IO_TABLE_MEMORY: u64 = 8 << 20;

@@ -28,7 +28,8 @@ mod tests;
 pub use bundle::{Bundle, BundleGuest, GuestImages};
 pub use bundle_error::{BundleError, Part};
 pub use guest::{
-    ConsoleConfig, GuestConfig, GuestLimits, GuestRef, ResetAction, ViommuConfig, ViommuTransport,
+    ConsoleConfig, GuestConfig, GuestLimits, GuestRef, PciAddr, ResetAction, ViommuConfig,
+    ViommuTransport,
 };
 pub use problem::{Field, Problem, ValidationError};
 pub use validate::{check_board, check_guests, check_spi_count, validate};

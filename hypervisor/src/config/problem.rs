@@ -5,12 +5,12 @@
 use alloc::string::String;
 use core::fmt;
 
-use super::GuestRef;
 use super::limits::{
     MAX_CMDLINE_LEN, MAX_CPUS_PER_GUEST, MAX_DEVICE_PATH_LEN, MAX_DEVICES_PER_GUEST,
-    MAX_GUEST_PHYS, MAX_GUESTS, MAX_IO_MAPPINGS, MAX_IO_TABLE_MEMORY, MAX_NAME_LEN, MEMORY_ALIGN,
-    MIN_IO_TABLE_MEMORY, MIN_MEMORY, VIOMMU_PAGE,
+    MAX_GUEST_PHYS, MAX_GUESTS, MAX_IO_MAPPINGS, MAX_IO_TABLE_MEMORY, MAX_NAME_LEN,
+    MAX_PCI_PER_GUEST, MEMORY_ALIGN, MIN_IO_TABLE_MEMORY, MIN_MEMORY, VIOMMU_PAGE,
 };
+use super::{GuestRef, PciAddr};
 use crate::mm::layout::Region;
 
 /// The part of a guest's configuration a problem is about.
@@ -45,6 +45,8 @@ pub enum Field {
     Limits,
     /// `console.base` or `console.spi` (the `[guest.console]` table).
     Console,
+    /// `pci` (the entry [`Problem::item`] when there is one).
+    Pci,
 }
 
 /// One broken rule.
@@ -415,6 +417,74 @@ pub enum Problem {
         /// The largest allowed.
         max: u32,
     },
+    /// More than [`MAX_PCI_PER_GUEST`] PCI functions.
+    TooManyPci {
+        /// How many.
+        count: usize,
+    },
+    /// A `pci` entry that is not `BB:DD.F` or `SSSS:BB:DD.F`.
+    PciBad {
+        /// The entry as configured.
+        item: String,
+        /// Position in `pci`.
+        at: usize,
+    },
+    /// The guest lists one function twice (perhaps spelled with and
+    /// without its segment).
+    DuplicatePci {
+        /// The function.
+        addr: PciAddr,
+        /// Position of the repeat in `pci`.
+        at: usize,
+    },
+    /// `pci` together with an enabled `[guest.viommu]`: the virtual host
+    /// bridge has no `iommu-map` yet.
+    PciWithViommu,
+    /// The segment names no host bridge: the host DT has fewer
+    /// `pci-host-ecam-generic` nodes.
+    PciNoBridge {
+        /// The function.
+        addr: PciAddr,
+        /// Position in `pci`.
+        at: usize,
+        /// How many host bridges the host has.
+        bridges: usize,
+    },
+    /// The bus is outside the host bridge's `bus-range`.
+    PciBusOutOfRange {
+        /// The function.
+        addr: PciAddr,
+        /// Position in `pci`.
+        at: usize,
+        /// The bridge's node path.
+        bridge: String,
+        /// Its first and last bus.
+        range: (u32, u32),
+    },
+    /// An earlier guest lists the same function.
+    PciTaken {
+        /// The function.
+        addr: PciAddr,
+        /// Position in `pci`.
+        at: usize,
+        /// The guest that has it.
+        owner: GuestRef,
+    },
+    /// The function's host bridge is given whole, through `devices`, to
+    /// this guest or another (which enumerates it itself).
+    PciBridgeTaken {
+        /// The function.
+        addr: PciAddr,
+        /// Position in `pci`.
+        at: usize,
+        /// The bridge's node path.
+        bridge: String,
+        /// The guest whose `devices` gives it.
+        owner: GuestRef,
+        /// The `devices` entry that gives it (the bridge or a node
+        /// containing it), as configured.
+        owner_path: String,
+    },
 }
 
 impl Problem {
@@ -466,10 +536,19 @@ impl Problem {
             | Self::ConsoleOverlapsViommu { .. }
             | Self::ConsoleSpiBad { .. } => Field::Console,
             Self::IoTableMemory { .. } | Self::IoMappings { .. } => Field::Limits,
+            Self::TooManyPci { .. }
+            | Self::PciBad { .. }
+            | Self::DuplicatePci { .. }
+            | Self::PciWithViommu
+            | Self::PciNoBridge { .. }
+            | Self::PciBusOutOfRange { .. }
+            | Self::PciTaken { .. }
+            | Self::PciBridgeTaken { .. } => Field::Pci,
         }
     }
 
-    /// The position in `cpus` or `devices` the problem is about, if one.
+    /// The position in `cpus`, `devices`, `allow_untranslated_dma` or `pci`
+    /// the problem is about, if one.
     pub fn item(&self) -> Option<usize> {
         match self {
             Self::DuplicateCpu { at, .. }
@@ -490,7 +569,13 @@ impl Problem {
             | Self::UntranslatedDma { at, .. }
             | Self::AllowPathBad { at, .. }
             | Self::AllowAbsent { at, .. }
-            | Self::AllowNotDevice { at, .. } => Some(*at),
+            | Self::AllowNotDevice { at, .. }
+            | Self::PciBad { at, .. }
+            | Self::DuplicatePci { at, .. }
+            | Self::PciNoBridge { at, .. }
+            | Self::PciBusOutOfRange { at, .. }
+            | Self::PciTaken { at, .. }
+            | Self::PciBridgeTaken { at, .. } => Some(*at),
             _ => None,
         }
     }
@@ -771,6 +856,52 @@ impl fmt::Display for Problem {
             Self::TooManyDomains { domains, max } => write!(
                 f,
                 "a budget of {domains} virtio-iommu domains is above the {max} a guest can name"
+            ),
+            Self::TooManyPci { count } => write!(
+                f,
+                "{count} PCI functions, at most {MAX_PCI_PER_GUEST} per guest (the virtual bus has 32 \
+                 slots and keeps one)"
+            ),
+            Self::PciBad { item, .. } => write!(
+                f,
+                "{item:?} is not a PCI function address (BB:DD.F or SSSS:BB:DD.F, hexadecimal as lspci \
+                 prints them)"
+            ),
+            Self::DuplicatePci { addr, .. } => write!(f, "PCI function {addr} is listed twice"),
+            Self::PciWithViommu => f.write_str(
+                "a virtio-iommu for functions given singly is not supported yet; remove \
+                 [guest.viommu] or the pci key",
+            ),
+            Self::PciNoBridge { addr, bridges, .. } => write!(
+                f,
+                "PCI function {addr}: segment {:04x} names no host bridge (the host device tree has \
+                 {bridges} pci-host-ecam-generic bridges, numbered from 0000)",
+                addr.segment
+            ),
+            Self::PciBusOutOfRange {
+                addr,
+                bridge,
+                range,
+                ..
+            } => write!(
+                f,
+                "PCI function {addr}: bus {:02x} is outside the bus-range {:02x}-{:02x} of host bridge \
+                 {bridge}",
+                addr.bus, range.0, range.1
+            ),
+            Self::PciTaken { addr, owner, .. } => {
+                write!(f, "PCI function {addr} is already given to {owner}")
+            }
+            Self::PciBridgeTaken {
+                addr,
+                bridge,
+                owner,
+                owner_path,
+                ..
+            } => write!(
+                f,
+                "PCI function {addr} is on host bridge {bridge}, which {owner} is given whole (devices \
+                 entry {owner_path}); a bridge is given either whole or function by function"
             ),
         }
     }

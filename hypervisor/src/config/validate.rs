@@ -4,7 +4,8 @@
 //!   given twice or to two guests, memory size and alignment, command line,
 //!   device and `allow_untranslated_dma` path syntax, the virtio-iommu's
 //!   alignment, its place outside guest RAM and its SPI below the
-//!   architectural maximum).
+//!   architectural maximum; `pci` entries well formed, not repeated, at
+//!   most [`MAX_PCI_PER_GUEST`], not with a virtio-iommu yet).
 //! - [`check_board`]: rules against the host device tree (CPU present,
 //!   device present, neither the hypervisor's own nor containing a node it
 //!   keeps, not claimed twice, total RAM, guest RAM and the virtio-iommu
@@ -15,7 +16,10 @@
 //!   the guest sees and of every other guest's device pages; an SPI raised
 //!   by one guest's devices only, never one the hypervisor uses; no DMA
 //!   master outside an SMMU the hypervisor runs unless
-//!   `allow_untranslated_dma` names it.
+//!   `allow_untranslated_dma` names it; a `pci` function on an existing
+//!   host bridge and within its bus range, given to one guest only, on a
+//!   bridge no guest takes whole through `devices`. (Whether the function
+//!   exists, and its INTx line, are for the enumeration at boot.)
 //! - [`validate`]: both; what the hypervisor runs at boot against the live
 //!   device tree.
 //! - [`check_spi_count`]: the virtio-iommu SPI against the SPI count of the
@@ -33,10 +37,10 @@ use super::devices::{
 };
 use super::limits::{
     MAX_CMDLINE_LEN, MAX_CPUS_PER_GUEST, MAX_DEVICES_PER_GUEST, MAX_GUEST_PHYS, MAX_GUESTS,
-    MAX_IO_MAPPINGS, MAX_IO_TABLE_MEMORY, MAX_NAME_LEN, MAX_VIOMMU_DOMAINS, MAX_VIOMMU_SPI,
-    MEMORY_ALIGN, MIN_IO_TABLE_MEMORY, MIN_MEMORY, VIOMMU_PAGE,
+    MAX_IO_MAPPINGS, MAX_IO_TABLE_MEMORY, MAX_NAME_LEN, MAX_PCI_PER_GUEST, MAX_VIOMMU_DOMAINS,
+    MAX_VIOMMU_SPI, MEMORY_ALIGN, MIN_IO_TABLE_MEMORY, MIN_MEMORY, VIOMMU_PAGE,
 };
-use super::{GuestConfig, GuestRef, Problem, ValidationError};
+use super::{GuestConfig, GuestRef, PciAddr, Problem, ValidationError};
 use crate::fdt::HostDt;
 use crate::mm::layout::{Region, free_ranges};
 use crate::vgic::{DIST_SIZE, REDIST_STRIDE};
@@ -71,6 +75,7 @@ pub fn check_guests(guests: &[GuestConfig]) -> Vec<ValidationError> {
         check_viommu(guest, &mut report);
         check_console(guest, &mut report);
         check_limits(guest, &mut report);
+        check_pci(guest, &mut report);
     }
     errors
 }
@@ -178,6 +183,40 @@ fn check_console(guest: &GuestConfig, report: &mut impl FnMut(Problem)) {
         && (spi > 987 || guest.viommu.is_some_and(|v| v.spi == spi))
     {
         report(Problem::ConsoleSpiBad { spi });
+    }
+}
+
+/// The `pci` entries of `guest` that parse, with their positions.
+fn pci_addrs(guest: &GuestConfig) -> impl Iterator<Item = (usize, PciAddr)> + '_ {
+    guest
+        .pci
+        .iter()
+        .enumerate()
+        .filter_map(|(at, item)| Some((at, PciAddr::parse(item)?)))
+}
+
+/// The `pci` entries by themselves: how many, their form, no repeat (by
+/// address: `00:02.0` and `0000:00:02.0` are one function), and not with a
+/// virtio-iommu (the virtual host bridge has no `iommu-map` yet).
+fn check_pci(guest: &GuestConfig, report: &mut impl FnMut(Problem)) {
+    if guest.pci.len() > MAX_PCI_PER_GUEST {
+        report(Problem::TooManyPci {
+            count: guest.pci.len(),
+        });
+    }
+    let mut seen: Vec<PciAddr> = Vec::new();
+    for (at, item) in guest.pci.iter().enumerate() {
+        match PciAddr::parse(item) {
+            None => report(Problem::PciBad {
+                item: item.clone(),
+                at,
+            }),
+            Some(addr) if seen.contains(&addr) => report(Problem::DuplicatePci { addr, at }),
+            Some(addr) => seen.push(addr),
+        }
+    }
+    if !guest.pci.is_empty() && guest.viommu.is_some() {
+        report(Problem::PciWithViommu);
     }
 }
 
@@ -329,8 +368,88 @@ pub fn check_board(guests: &[GuestConfig], host: &HostDt) -> Vec<ValidationError
         check_devices(guests, index, host, &mut claims, &mut report);
         check_allowed(guest, host, &mut report);
         check_viommu_gic(guest, host, &mut report);
+        check_pci_board(guests, index, host, &mut report);
     }
     errors
+}
+
+/// The `pci` functions of guest `index` against the host's bridges: the
+/// segment names one, the bus is in its `bus-range`, no earlier guest has
+/// the function, and no guest (this one included) is given the bridge
+/// whole through `devices`. Entries that do not parse or repeat one of the
+/// guest's own are left to [`check_guests`].
+fn check_pci_board(
+    guests: &[GuestConfig],
+    index: usize,
+    host: &HostDt,
+    report: &mut impl FnMut(Problem),
+) {
+    let Some(guest) = guests.get(index) else {
+        return;
+    };
+    // Who takes each host bridge whole: (guest, devices entry), by segment.
+    let whole: Vec<Option<(usize, &str)>> = host
+        .pcie
+        .iter()
+        .map(|bridge| {
+            guests.iter().enumerate().find_map(|(i, g)| {
+                g.devices
+                    .iter()
+                    .filter(|p| path_is_valid(p))
+                    .find(|p| {
+                        host.tree().find(p).is_some_and(|n| {
+                            let node = n.path();
+                            node == bridge.path || is_ancestor(&node, &bridge.path)
+                        })
+                    })
+                    .map(|p| (i, p.as_str()))
+            })
+        })
+        .collect();
+    let mut seen: Vec<PciAddr> = Vec::new();
+    for (at, addr) in pci_addrs(guest) {
+        if seen.contains(&addr) {
+            continue; // reported by check_guests
+        }
+        seen.push(addr);
+        let Some(bridge) = host.pcie.get(usize::from(addr.segment)) else {
+            report(Problem::PciNoBridge {
+                addr,
+                at,
+                bridges: host.pcie.len(),
+            });
+            continue;
+        };
+        let (first, last) = bridge.bus_range;
+        if !(first..=last).contains(&u32::from(addr.bus)) {
+            report(Problem::PciBusOutOfRange {
+                addr,
+                at,
+                bridge: bridge.path.clone(),
+                range: bridge.bus_range,
+            });
+        }
+        if let Some(Some((owner, owner_path))) = whole.get(usize::from(addr.segment)) {
+            report(Problem::PciBridgeTaken {
+                addr,
+                at,
+                bridge: bridge.path.clone(),
+                owner: GuestRef::named(*owner, guest_name(guests, *owner)),
+                owner_path: (*owner_path).into(),
+            });
+        }
+        let earlier = guests
+            .iter()
+            .take(index)
+            .position(|g| pci_addrs(g).any(|(_, a)| a == addr));
+        if let Some(owner) = earlier {
+            report(Problem::PciTaken {
+                addr,
+                at,
+                owner: GuestRef::named(owner, guest_name(guests, owner)),
+            });
+        }
+    }
 }
 
 /// The GIC frames a guest sees at the host's addresses, as

@@ -20,6 +20,7 @@ pub mod config;
 pub mod ecam;
 pub mod enumerate;
 pub mod function;
+pub mod host;
 pub mod vbus;
 pub mod view;
 

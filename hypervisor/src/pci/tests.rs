@@ -270,7 +270,7 @@ fn the_hardware_summary_lists_every_function_and_problem() {
             .iter()
             .map(|_| SmmuStatus::Unreachable("test".into()))
             .collect(),
-        pci: &t,
+        pci: t.iter().collect(),
     };
     let text = alloc::format!("{summary}");
     assert!(

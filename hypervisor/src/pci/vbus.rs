@@ -22,7 +22,7 @@ use spin::Mutex;
 pub const MAX_SLOTS: usize = 32;
 
 /// What sits in a slot of the virtual bus.
-pub enum Slot<C: 'static> {
+pub enum Slot<C: ?Sized + 'static> {
     /// A physical function: its filtered view and the configuration
     /// space of its host bridge.
     Assigned {
@@ -37,7 +37,7 @@ pub enum Slot<C: 'static> {
 }
 
 /// A guest's virtual bus 0.
-pub struct VirtualBus<C: 'static> {
+pub struct VirtualBus<C: ?Sized + 'static> {
     slots: Vec<Slot<C>>,
 }
 
@@ -71,7 +71,7 @@ fn valid(reg: u16, width: usize) -> bool {
     matches!(width, 1 | 2 | 4) && reg.is_multiple_of(width as u16)
 }
 
-impl<C: ConfigAccess> VirtualBus<C> {
+impl<C: ConfigAccess + ?Sized> VirtualBus<C> {
     /// An empty bus.
     pub fn new() -> Self {
         VirtualBus { slots: Vec::new() }
@@ -145,7 +145,7 @@ impl<C: ConfigAccess> VirtualBus<C> {
     }
 }
 
-impl<C: ConfigAccess> Default for VirtualBus<C> {
+impl<C: ConfigAccess + ?Sized> Default for VirtualBus<C> {
     fn default() -> Self {
         Self::new()
     }

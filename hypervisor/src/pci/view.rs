@@ -71,7 +71,7 @@ pub struct FunctionView {
 impl FunctionView {
     /// The view of endpoint `f` (enumerated, its BARs placed), its
     /// capability list read through `cfg`.
-    pub fn new(cfg: &impl ConfigAccess, f: &Function) -> Self {
+    pub fn new(cfg: &(impl ConfigAccess + ?Sized), f: &Function) -> Self {
         let mut bars = [BarView::default(); 6];
         for bar in &f.bars {
             let Some((pci, _)) = bar.placed else {
@@ -133,7 +133,7 @@ impl FunctionView {
 
     /// The 32-bit register at `aligned` (a multiple of 4) as the guest
     /// reads it.
-    fn read_reg(&self, cfg: &impl ConfigAccess, aligned: u16) -> u32 {
+    fn read_reg(&self, cfg: &(impl ConfigAccess + ?Sized), aligned: u16) -> u32 {
         let phys = || cfg.read32(self.bdf, aligned);
         match aligned {
             reg::ID | reg::CLASS | 0x2c => phys(),
@@ -173,7 +173,7 @@ impl FunctionView {
     }
 
     /// A guest read of `width` bytes at `off`.
-    pub fn read(&self, cfg: &impl ConfigAccess, off: u16, width: u8) -> u32 {
+    pub fn read(&self, cfg: &(impl ConfigAccess + ?Sized), off: u16, width: u8) -> u32 {
         if !valid(off, width) {
             return u32::MAX;
         }
@@ -186,7 +186,13 @@ impl FunctionView {
     }
 
     /// A guest write of `width` bytes of `value` at `off`.
-    pub fn write(&mut self, cfg: &mut impl ConfigAccess, off: u16, width: u8, value: u32) {
+    pub fn write(
+        &mut self,
+        cfg: &mut (impl ConfigAccess + ?Sized),
+        off: u16,
+        width: u8,
+        value: u32,
+    ) {
         if !valid(off, width) {
             return;
         }
@@ -230,7 +236,7 @@ fn valid(off: u16, width: u8) -> bool {
 /// The standard capability list of `bdf`, by ascending offset, each marked
 /// kept or hidden. A malformed list (a pointer into the header, a loop)
 /// ends where it goes wrong.
-fn read_caps(cfg: &impl ConfigAccess, bdf: Bdf) -> Vec<Cap> {
+fn read_caps(cfg: &(impl ConfigAccess + ?Sized), bdf: Bdf) -> Vec<Cap> {
     let mut caps: Vec<Cap> = Vec::new();
     if cfg.read32(bdf, reg::COMMAND) & STATUS_CAP_LIST == 0 {
         return caps;

@@ -14,6 +14,7 @@ use super::ratelimit::LogBudget;
 use super::resources::{ResourceError, device_resources};
 use super::vcpu::VcpuSlot;
 use super::viommu::{self, vmids::VmidPool};
+use super::vpci::{self, VpciError};
 use crate::arch::{Arch, Cpu};
 use crate::config::GuestConfig;
 use crate::config::limits::VIOMMU_MMIO_SIZE;
@@ -26,6 +27,7 @@ use crate::gic::PhysGic;
 use crate::mm::heap_tables::HeapTables;
 use crate::mm::layout::Region;
 use crate::mm::pagetable::{Attrs, MapError, PageTable, Stage2};
+use crate::pci::host::PciHost;
 use crate::vgic::dist::VGic;
 use crate::vgic::{DIST_SIZE, REDIST_STRIDE, SPI_BASE};
 use crate::viommu::model::ConfigError;
@@ -67,6 +69,8 @@ pub enum BuildError {
     Viommu(ConfigError),
     /// The guest's streams cannot be bound on the SMMU.
     Dma(DmaError),
+    /// Its PCI functions cannot be given to it.
+    Pci(VpciError),
 }
 
 impl core::fmt::Display for BuildError {
@@ -83,6 +87,7 @@ impl core::fmt::Display for BuildError {
             BuildError::DeviceTreeTooLarge(n) => write!(f, "device tree too large ({n} bytes)"),
             BuildError::Viommu(e) => write!(f, "virtio-iommu: {e}"),
             BuildError::Dma(e) => write!(f, "{e}"),
+            BuildError::Pci(e) => write!(f, "{e}"),
         }
     }
 }
@@ -98,6 +103,7 @@ impl core::error::Error for BuildError {
             BuildError::DeviceTree(e) => Some(e),
             BuildError::Viommu(e) => Some(e),
             BuildError::Dma(e) => Some(e),
+            BuildError::Pci(e) => Some(e),
         }
     }
 }
@@ -112,6 +118,8 @@ pub struct BuildCtx<'a> {
     pub smmus: &'static dyn DmaControl,
     /// VMIDs of virtio-iommu domains (shared by all guests).
     pub vmids: &'a Arc<VmidPool>,
+    /// The enumerated PCIe host bridges (single functions for guests).
+    pub pci: &'static [PciHost],
 }
 
 /// One guest of the payload, with its RAM carved out.
@@ -179,6 +187,12 @@ pub fn build(ctx: &BuildCtx<'_>, spec: GuestSpec) -> Result<Guest, BuildError> {
     if let Some(t) = &ctx.host.timer {
         owned.extend([t.phys, t.virt].into_iter().flatten().map(|i| i.intid()));
     }
+    // Single PCI functions: their BARs and INTx lines (docs/pci.md).
+    let vpci = vpci::plan(ctx.host, ctx.pci, index, &config).map_err(BuildError::Pci)?;
+    if let Some(v) = &vpci {
+        mmio.extend(v.mmio.iter().copied());
+        owned.extend(v.intids.iter().copied());
+    }
     owned.sort();
     owned.dedup();
 
@@ -231,6 +245,10 @@ pub fn build(ctx: &BuildCtx<'_>, spec: GuestSpec) -> Result<Guest, BuildError> {
         vmid,
         stage2: stage2.clone(),
         unattached,
+        functions: vpci
+            .as_ref()
+            .map(|v| v.functions.clone())
+            .unwrap_or_default(),
         smmus: ctx.smmus,
     });
 
@@ -242,6 +260,16 @@ pub fn build(ctx: &BuildCtx<'_>, spec: GuestSpec) -> Result<Guest, BuildError> {
     devices
         .insert(gicr, Arc::new(Gicr::new(vgic.clone())))
         .map_err(BuildError::Devices)?;
+    let (vpci_dt, vpci_bridge) = match vpci {
+        Some(v) => {
+            let bridge = Arc::new(v.bridge);
+            devices
+                .insert(v.dt.ecam, bridge.clone())
+                .map_err(BuildError::Devices)?;
+            (Some(v.dt), Some(bridge))
+        }
+        None => (None, None),
+    };
     let viommu = match &config.viommu {
         Some(v) => {
             let dev = viommu::create(
@@ -304,6 +332,7 @@ pub fn build(ctx: &BuildCtx<'_>, spec: GuestSpec) -> Result<Guest, BuildError> {
         stdout,
         viommu: config.viommu.map(Into::into),
         console: console.as_ref().map(|(_, dt)| *dt),
+        vpci: vpci_dt.as_ref(),
     };
     let dtb = guest_dt::build(&spec, ctx.host).map_err(BuildError::DeviceTree)?;
     if dtb.len() as u64 > loader::DTB_SLOT {
@@ -320,6 +349,7 @@ pub fn build(ctx: &BuildCtx<'_>, spec: GuestSpec) -> Result<Guest, BuildError> {
         devices,
         viommu,
         console: console.map(|(dev, _)| dev),
+        vpci: vpci_bridge,
         dma,
         vcpus,
         owned_intids: owned,

@@ -11,14 +11,15 @@ use crate::fdt::PcieHost;
 use crate::mm::heap_tables::HeapTables;
 use crate::mm::mirror::MirrorTable;
 use crate::mm::pagetable::{MapError, PageTable, Stage2};
-use crate::pci::enumerate::Topology;
+use crate::pci::host::PciHost;
 use crate::smmu::cmd::Cmd;
 use crate::smmu::dma::{CacheOps, DmaMemory};
 use crate::smmu::manager::{
-    DmaFault, FaultHandled, FaultSink, OwnerId, SmmuManager, endpoint_sid, owner_streams_within,
-    sid_endpoint,
+    DeviceStreams, DmaFault, FaultHandled, FaultSink, OwnerId, SmmuManager, StreamProblem,
+    endpoint_sid, owner_streams_within, sid_endpoint,
 };
 use crate::smmu::regs::SmmuRegs;
+use crate::smmu::streams::pcie_rid_streams;
 use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
@@ -71,6 +72,8 @@ pub struct DmaOwner<'a> {
     pub name: &'a str,
     /// Host DT paths of its passed-through devices.
     pub devices: &'a [String],
+    /// Single PCI functions given to it: host bridge path, requester ID.
+    pub functions: &'a [(String, u16)],
     /// Its VMID.
     pub vmid: u16,
 }
@@ -119,6 +122,8 @@ pub struct GuestDma {
     pub name: String,
     /// Passed-through devices (host DT paths).
     pub devices: Vec<String>,
+    /// Single PCI functions given to it (host bridge path, requester ID).
+    pub functions: Vec<(String, u16)>,
     /// The guest's VMID.
     pub vmid: u16,
     /// The guest's stage 2 (shared with the guest).
@@ -160,6 +165,7 @@ impl GuestDma {
             index: self.index,
             name: &self.name,
             devices: &self.devices,
+            functions: &self.functions,
             vmid: self.vmid,
         }
     }
@@ -265,7 +271,7 @@ pub struct SmmuPort<R: 'static, D: 'static, C: 'static> {
     /// The host device tree.
     pub hw: &'static HostDt,
     /// The host bridges as enumerated at boot (which buses are in use).
-    pub pci: &'static [Topology],
+    pub pci: &'static [PciHost],
     /// The SMMUs.
     pub smmus: &'static SmmuManager<R, D, C>,
 }
@@ -281,11 +287,44 @@ where
         // A host bridge's streams on the buses enumeration found in use
         // (all of its bus range if it was not enumerated): a stream table
         // level-2 table (16 KiB) per bus, not per bus of the range.
-        let buses = |p: &PcieHost| match self.pci.iter().find(|t| t.path == p.path) {
-            Some(t) => (p.bus_range.0, t.last_bus().map_or(p.bus_range.0, u32::from)),
+        let buses = |p: &PcieHost| match self.pci.iter().find(|h| h.path == p.path) {
+            Some(h) => (
+                p.bus_range.0,
+                h.topology.last_bus().map_or(p.bus_range.0, u32::from),
+            ),
             None => p.bus_range,
         };
-        let streams = owner_streams_within(self.hw, owner.devices, self.smmus.phandles(), &buses);
+        let mut streams =
+            owner_streams_within(self.hw, owner.devices, self.smmus.phandles(), &buses);
+        // Each single PCI function: the stream of its requester ID.
+        for (path, rid) in owner.functions {
+            let Some(p) = self.hw.pcie.iter().find(|p| p.path == *path) else {
+                continue;
+            };
+            let rid = u32::from(*rid);
+            for s in pcie_rid_streams(p, rid..=rid) {
+                match self
+                    .smmus
+                    .phandles()
+                    .iter()
+                    .position(|ph| *ph == Some(s.smmu_phandle))
+                {
+                    Some(smmu) => streams.devices.push(DeviceStreams {
+                        path: alloc::format!(
+                            "{path} {:02x}:{:02x}.{}",
+                            rid >> 8,
+                            (rid >> 3) & 0x1f,
+                            rid & 7
+                        ),
+                        smmu,
+                        streams: s,
+                    }),
+                    None => streams
+                        .problems
+                        .push(StreamProblem::SmmuNotRun { path: path.clone() }),
+                }
+            }
+        }
         self.smmus
             .attach(OwnerId(owner.index), owner.name, &streams, table)
     }

@@ -66,6 +66,9 @@ pub struct Guest {
     /// Its emulated console, also in `devices` (typed input is queued to
     /// it), when it is not given the board's console UART.
     pub console: Option<Arc<crate::devices::pl011::EmulatedPl011>>,
+    /// Its virtual PCIe host bridge, also in `devices`, when it is given
+    /// single PCI functions (stopped on power-off: `quiesce`).
+    pub vpci: Option<Arc<crate::devices::vpci::VirtualBridge>>,
     /// Its share of the SMMUs.
     pub dma: Arc<GuestDma>,
     /// The vCPUs.

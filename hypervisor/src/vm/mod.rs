@@ -22,6 +22,7 @@ pub mod ratelimit;
 pub mod resources;
 pub mod vcpu;
 pub mod viommu;
+pub mod vpci;
 
 #[cfg(test)]
 pub(crate) mod tests;

@@ -144,6 +144,11 @@ impl Machine {
             return;
         }
         self.stop_others(g, v);
+        // Its PCI functions stop decoding and mastering before their
+        // streams go back to abort.
+        if let Some(b) = &g.vpci {
+            b.quiesce();
+        }
         // Errors are logged by the manager (streams it could not confirm).
         let _ = g.dma.detach();
         g.faults.clear();

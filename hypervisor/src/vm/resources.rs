@@ -142,17 +142,33 @@ fn collect(
 
 /// SPIs named by a bridge's `interrupt-map` whose parent is a GIC.
 fn interrupt_map_spis(tree: &Tree, node: &NodeRef<'_>) -> Result<Vec<u32>, ResourceError> {
+    let mut out = Vec::new();
+    walk_interrupt_map(tree, node, &mut |_, intid| {
+        if !out.contains(&intid) {
+            out.push(intid);
+        }
+    })?;
+    Ok(out)
+}
+
+/// Calls `f` with the child unit address and interrupt cells (masked by
+/// `interrupt-map-mask`) and the GIC INTID (32 and up) of every entry of
+/// the bridge's `interrupt-map` whose parent is a GIC.
+fn walk_interrupt_map(
+    tree: &Tree,
+    node: &NodeRef<'_>,
+    f: &mut dyn FnMut(&[u32], u32),
+) -> Result<(), ResourceError> {
     let Some(map) = node
         .node()
         .prop("interrupt-map")
         .and_then(|p| p.as_u32_list())
     else {
-        return Ok(Vec::new());
+        return Ok(());
     };
     let child_addr = node.node().prop_u32("#address-cells").unwrap_or(3) as usize;
     let child_irq = node.node().prop_u32("#interrupt-cells").unwrap_or(1) as usize;
     let bad = || ResourceError::MalformedInterruptMap { path: node.path() };
-    let mut out = Vec::new();
     let mut i = 0;
     while i < map.len() {
         let ph_at = i + child_addr + child_irq;
@@ -165,13 +181,49 @@ fn interrupt_map_spis(tree: &Tree, node: &NodeRef<'_>) -> Result<Vec<u32>, Resou
         if irq::is_gic(&parent) {
             let int = irq::Interrupt::from_gic_cells(spec)
                 .map_err(ResourceError::InterruptMapSpecifier)?;
-            if int.intid() >= 32 && !out.contains(&int.intid()) {
-                out.push(int.intid());
+            if int.intid() >= 32 {
+                f(&map[i..ph_at], int.intid());
             }
         }
         i = spec_at + p_irq;
     }
-    Ok(out)
+    Ok(())
+}
+
+/// The GIC INTID the host bridge at `bridge` routes INTx pin `pin` (1 to
+/// 4, INTA to INTD) of the function with requester ID `rid` to, through
+/// its `interrupt-map` and `interrupt-map-mask` (None: no entry).
+pub fn intx_intid(
+    host: &HostDt,
+    bridge: &str,
+    rid: u16,
+    pin: u8,
+) -> Result<Option<u32>, ResourceError> {
+    let tree = host.tree();
+    let node = tree.find(bridge).ok_or_else(|| ResourceError::NoSuchNode {
+        path: String::from(bridge),
+    })?;
+    // The child unit address is phys.hi (bus, device, function in bits
+    // 23:8), phys.mid, phys.lo; then the pin.
+    let key = [u32::from(rid) << 8, 0, 0, u32::from(pin)];
+    let mask = node
+        .node()
+        .prop("interrupt-map-mask")
+        .and_then(|p| p.as_u32_list())
+        .unwrap_or_else(|| alloc::vec![u32::MAX; 4]);
+    let mut found = None;
+    walk_interrupt_map(tree, &node, &mut |child, intid| {
+        let matches = child.len() == key.len()
+            && child
+                .iter()
+                .zip(key.iter())
+                .zip(mask.iter().chain(core::iter::repeat(&u32::MAX)))
+                .all(|((c, k), m)| c & m == k & m);
+        if matches && found.is_none() {
+            found = Some(intid);
+        }
+    })?;
+    Ok(found)
 }
 
 #[cfg(test)]
@@ -212,6 +264,20 @@ mod tests {
     fn texts(e: &dyn core::error::Error) -> (String, Option<String>) {
         use alloc::string::ToString;
         (e.to_string(), e.source().map(ToString::to_string))
+    }
+
+    #[test]
+    fn intx_follows_the_bridges_interrupt_map_and_swizzle() {
+        let hw = crate::vm::tests::host();
+        // QEMU virt: slot s, pin p -> SPI 3 + (s + p - 1) % 4 (INTID 35-38).
+        let spi = |dev: u16, pin| intx_intid(hw, "/pcie@10000000", dev << 3, pin).unwrap();
+        assert_eq!(spi(0, 1), Some(35));
+        assert_eq!(spi(2, 1), Some(37));
+        assert_eq!(spi(2, 2), Some(38));
+        assert_eq!(spi(3, 2), Some(35));
+        assert_eq!(spi(5, 4), Some(35));
+        assert_eq!(spi(1, 0), None, "no pin");
+        assert!(intx_intid(hw, "/nothing", 0, 1).is_err());
     }
 
     #[test]

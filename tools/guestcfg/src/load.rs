@@ -212,6 +212,11 @@ pub fn load_str(text: &str, path: &Path) -> Result<ConfigFile, Vec<ConfigError>>
                 .collect(),
             limits,
             console,
+            pci: g
+                .pci
+                .iter()
+                .flat_map(|p| p.get_ref().iter().map(|i| i.get_ref().clone()))
+                .collect(),
         };
         // On a bad source the placeholder is never used: errors is not empty.
         let (kernel, initrd) = (

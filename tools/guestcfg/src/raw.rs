@@ -35,6 +35,7 @@ pub(crate) struct RawGuest {
     pub allow_untranslated_dma: Option<Spanned<Vec<Spanned<String>>>>,
     pub limits: Option<Spanned<RawLimits>>,
     pub console: Option<Spanned<RawConsole>>,
+    pub pci: Option<Spanned<Vec<Spanned<String>>>>,
 }
 
 /// `[guest.console]`: the emulated console, each key optional.

@@ -35,6 +35,8 @@ pub(crate) struct GuestSpans {
     limits_domains: Option<Position>,
     io_table_memory: Option<Position>,
     io_mappings: Option<Position>,
+    pci: Option<Position>,
+    pci_items: Vec<Position>,
 }
 
 impl GuestSpans {
@@ -82,6 +84,12 @@ impl GuestSpans {
             io_mappings: limits
                 .and_then(|l| l.io_mappings.as_ref())
                 .map(|v| at(v.span())),
+            pci: g.pci.as_ref().map(|p| at(p.span())),
+            pci_items: g
+                .pci
+                .iter()
+                .flat_map(|p| p.get_ref().iter().map(|i| at(i.span())))
+                .collect(),
         }
     }
 }
@@ -164,6 +172,11 @@ impl Locator<'_> {
                 Some(spi) => (".viommu.spi".into(), spi),
                 None => (".viommu".into(), s.viommu.unwrap_or(s.guest)),
             },
+            (Field::Pci, Some(i)) => {
+                let at = s.pci_items.get(i).copied().or(s.pci).unwrap_or(s.guest);
+                (format!(".pci[{i}]"), at)
+            }
+            (Field::Pci, None) => (".pci".into(), s.pci.unwrap_or(s.guest)),
             (Field::Console, _) => (".console".into(), s.console.unwrap_or(s.guest)),
             (Field::LimitsDomains, _) => (
                 ".limits.domains".into(),

@@ -4,6 +4,7 @@
 
 mod bundle;
 mod ownership;
+mod pci;
 mod validate;
 mod viommu;
 

@@ -166,7 +166,7 @@ fn refuses_an_unusable_smmu_and_keeps_its_features() {
         counter_hz: 1,
         gic_spis: None,
         smmus: statuses,
-        pci: &[],
+        pci: Vec::new(),
     };
     let text = alloc::format!("{summary}");
     assert!(text.contains(

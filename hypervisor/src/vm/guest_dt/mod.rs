@@ -113,6 +113,10 @@ pub fn build(spec: &GuestDtSpec<'_>, host: &HostDt) -> Result<Vec<u8>, GuestDtEr
         guest.add_generated(clk)?;
         guest.add_generated(uart)?;
     }
+    if let Some(v) = spec.vpci {
+        let gic_cells = gic_node.node().prop_u32("#address-cells").unwrap_or(0);
+        guest.add_generated(synth::vpci(v, gic_phandle, gic_cells, cells)?)?;
+    }
     copy_devices(&mut guest, tree, spec.devices)?;
     if let Some(phandle) = viommu {
         endpoints::point_at_viommu(&mut guest, host, spec.devices, phandle)?;

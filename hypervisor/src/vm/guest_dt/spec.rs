@@ -48,6 +48,9 @@ pub struct GuestDtSpec<'a> {
     /// fixed 24 MHz clock, as QEMU's `virt` has) that `/chosen/stdout-path`
     /// names when no console UART is passed through. `None`: none.
     pub console: Option<ConsoleDt>,
+    /// Its virtual PCIe host bridge (single PCI functions given to it).
+    /// `None`: none.
+    pub vpci: Option<&'a crate::vm::vpci::VpciDt>,
 }
 
 /// A guest's emulated PL011 as its device tree describes it: 4 KiB of

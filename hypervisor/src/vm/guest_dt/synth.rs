@@ -7,7 +7,7 @@ use alloc::vec;
 use alloc::vec::Vec;
 
 use super::policy::DROPPED_PROPS;
-use super::props::{flag_prop, reg_prop, strs_prop, u32_prop, u64_prop};
+use super::props::{self, flag_prop, reg_prop, strs_prop, u32_prop, u64_prop};
 use super::refs::malformed;
 use super::tree::GuestTree;
 use super::{ConsoleDt, GuestDtError, GuestDtSpec, ViommuDt};
@@ -231,6 +231,73 @@ pub fn console(
     Ok((clk, uart))
 }
 
+/// The guest's virtual PCIe host bridge `pcie@BASE`: generic ECAM of bus
+/// 0, the host bridge's memory windows (BARs keep their host addresses),
+/// one `interrupt-map` entry per function with an INTx line (its virtual
+/// slot and pin to the host's SPI, level-high), `dma-coherent` as the host
+/// bridge is. `/chosen` says `linux,pci-probe-only`: the BARs are the
+/// hypervisor's.
+pub fn vpci(
+    v: &crate::vm::vpci::VpciDt,
+    gic_phandle: u32,
+    gic_address_cells: u32,
+    cells: RootCells,
+) -> Result<Node, GuestDtError> {
+    let mut node = Node::new(&format!("pcie@{:x}", v.ecam.base));
+    let mut ranges = Vec::new();
+    for r in &v.ranges {
+        let space: u32 = match r.space {
+            crate::fdt::PciSpace::Mem32 => 0b10,
+            _ => 0b11,
+        };
+        let hi = space << 24 | u32::from(r.prefetchable) << 30;
+        ranges.extend_from_slice(&hi.to_be_bytes());
+        ranges.extend_from_slice(&r.pci_addr.to_be_bytes());
+        props::push_cells(&mut ranges, r.cpu_addr, cells.address)
+            .ok_or_else(|| malformed("/pcie", "ranges"))?;
+        ranges.extend_from_slice(&r.size.to_be_bytes());
+    }
+    let mut map = Vec::new();
+    for s in &v.slots {
+        let child = [u32::from(s.dev) << 11, 0, 0, u32::from(s.pin)];
+        for c in child {
+            map.extend_from_slice(&c.to_be_bytes());
+        }
+        map.extend_from_slice(&gic_phandle.to_be_bytes());
+        for _ in 0..gic_address_cells {
+            map.extend_from_slice(&0u32.to_be_bytes());
+        }
+        for c in [GIC_SPI, s.intid - 32, IRQ_TYPE_LEVEL_HIGH] {
+            map.extend_from_slice(&c.to_be_bytes());
+        }
+    }
+    // Each virtual slot has its own entry: the mask keeps the device
+    // number (phys.hi bits 15:11) and the pin.
+    let mask: Vec<u8> = [0xf800u32, 0, 0, 7]
+        .iter()
+        .flat_map(|c| c.to_be_bytes())
+        .collect();
+    node.props = vec![
+        strs_prop("compatible", &["pci-host-ecam-generic"], "compatible")?,
+        strs_prop("device_type", &["pci"], "device_type")?,
+        reg_prop(&[v.ecam], cells.address, cells.size, "virtual ECAM")?,
+        Prop::new(
+            "bus-range",
+            &[0u32.to_be_bytes(), 0u32.to_be_bytes()].concat(),
+        ),
+        u32_prop("#address-cells", 3),
+        u32_prop("#size-cells", 2),
+        u32_prop("#interrupt-cells", 1),
+        Prop::new("ranges", &ranges),
+        Prop::new("interrupt-map", &map),
+        Prop::new("interrupt-map-mask", &mask),
+    ];
+    if v.dma_coherent {
+        node.props.push(flag_prop("dma-coherent"));
+    }
+    Ok(node)
+}
+
 /// `/chosen`: bootargs, the console (which must be a passed-through
 /// device; written as its full host path plus any `:options`) and the
 /// initrd as 64-bit values.
@@ -259,6 +326,10 @@ pub fn chosen(
         let path = format!("/pl011@{:x}", console.base);
         node.props
             .push(strs_prop("stdout-path", &[&path], "stdout path")?);
+    }
+    if spec.vpci.is_some() {
+        // The BARs of the functions given singly are the hypervisor's.
+        node.props.push(u32_prop("linux,pci-probe-only", 1));
     }
     if let Some(initrd) = spec.initrd {
         let end = initrd

@@ -103,6 +103,26 @@ fn guest_ram_is_cleared_before_the_images_are_loaded() {
 }
 
 #[test]
+fn a_guest_given_pci_functions_of_a_bridge_not_enumerated_is_refused() {
+    let w = World::new();
+    let ctx = w.ctx(); // no enumerated host bridge
+    let mut c = config("a", &[0], false);
+    c.pci.push(String::from("00:02.0"));
+    let err = build(&ctx, guest_spec(c, kernel(), ram()))
+        .err()
+        .expect("refused");
+    assert!(matches!(
+        err,
+        super::super::build::BuildError::Pci(crate::vm::vpci::VpciError::NoBridge(_))
+    ));
+    assert_eq!(
+        alloc::format!("{err}"),
+        "pci: 0000:00:02.0: no enumerated host bridge 0000"
+    );
+    assert!(w.dma.take().is_empty(), "nothing bound");
+}
+
+#[test]
 fn build_errors_are_typed() {
     let w = World::new();
     let ctx = w.ctx();

@@ -11,6 +11,7 @@ mod irq;
 mod power;
 mod smmu;
 mod viommu;
+mod vpci;
 
 use super::build::{BuildCtx, GuestSpec, build};
 use super::dma::{DmaControl, DmaError, DmaOwner, TableRef};
@@ -213,6 +214,7 @@ impl World {
             gic: self.gic,
             smmus: self.dma,
             vmids: &self.vmids,
+            pci: &[],
         }
     }
 
@@ -234,6 +236,7 @@ impl World {
             gic: self.gic,
             smmus,
             vmids: &self.vmids,
+            pci: &[],
         };
         build(
             &ctx,

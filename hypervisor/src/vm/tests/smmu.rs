@@ -9,7 +9,10 @@ use super::*;
 use crate::arch::exit::{Action, Exit};
 use crate::arch::frame::TrapFrame;
 use crate::mm::heap_tables::HeapTables;
+use crate::pci::config::ConfigAccess;
 use crate::pci::enumerate::Topology;
+use crate::pci::fake::FakeEcam;
+use crate::pci::host::PciHost;
 use crate::smmu::manager::{SmmuManager, SmmuParts};
 use crate::smmu::ste::SteConfig;
 use crate::smmu::tests::fake::{FakeSmmu, QEMU_S2};
@@ -47,7 +50,7 @@ pub(super) fn real_with(idr: [u32; 6]) -> Real {
 }
 
 /// [`real_with`] with the host bridges enumerated as `pci` says.
-fn real_on(mut idr: [u32; 6], pci: &'static [Topology]) -> Real {
+fn real_on(mut idr: [u32; 6], pci: &'static [PciHost]) -> Real {
     let w = World::new();
     fake::with(|s| s.pa_bits_field = 5); // 48-bit PARange
     let hw = host();
@@ -117,10 +120,17 @@ fn only_the_buses_enumeration_found_get_stream_table_entries() {
         bars: Vec::new(),
         intx_pin: 1,
     };
-    let pci = Box::leak(Box::new([Topology {
+    let ecam: &'static spin::Mutex<dyn ConfigAccess + Send> =
+        Box::leak(Box::new(spin::Mutex::new(FakeEcam::default())));
+    let pci = Box::leak(Box::new([PciHost {
         path: String::from("/pcie@10000000"),
-        functions: vec![f(0), f(1)],
-        problems: Vec::new(),
+        topology: Topology {
+            path: String::from("/pcie@10000000"),
+            functions: vec![f(0), f(1)],
+            problems: Vec::new(),
+        },
+        config: ecam,
+        intx: spin::Mutex::new(Vec::new()),
     }]));
     let r = real_on(QEMU_S2, pci);
     let mut c = config("a", &[0], false);

@@ -108,3 +108,66 @@ fn dtc_accepts_a_guest_with_an_emulated_console() {
         assert!(stderr.is_empty(), "{name}: dtc warnings: {stderr}");
     }
 }
+
+#[test]
+fn dtc_accepts_a_guest_with_a_virtual_pci_bridge() {
+    use crate::fdt::{PciRange, PciSpace};
+    use crate::vm::vpci::{VpciDt, VpciSlot};
+    let v = VpciDt {
+        ecam: crate::mm::layout::Region::new(0x40_1000_0000, 1 << 20),
+        ranges: vec![
+            PciRange {
+                space: PciSpace::Mem32,
+                prefetchable: false,
+                pci_addr: 0x1000_0000,
+                cpu_addr: 0x1000_0000,
+                size: 0x2eff_0000,
+            },
+            PciRange {
+                space: PciSpace::Mem64,
+                prefetchable: false,
+                pci_addr: 0x80_0000_0000,
+                cpu_addr: 0x80_0000_0000,
+                size: 0x80_0000_0000,
+            },
+        ],
+        slots: vec![VpciSlot {
+            dev: 0,
+            pin: 1,
+            intid: 37,
+        }],
+        dma_coherent: true,
+    };
+    let with_vpci = GuestDtSpec {
+        devices: &["/pl011@9000000"],
+        vpci: Some(&v),
+        ..spec()
+    };
+    for (name, blob) in QEMU_BLOBS {
+        let host = HostDt::parse(blob).expect(name);
+        let dtb = build(&with_vpci, &host).expect(name);
+        let guest = crate::fdt::Tree::parse(&dtb).expect("parse");
+        let pcie = guest.find("/pcie@4010000000").expect("bridge node");
+        assert!(pcie.is_compatible("pci-host-ecam-generic"));
+        let map = pcie
+            .prop("interrupt-map")
+            .and_then(|p| p.as_u32_list())
+            .unwrap();
+        // Slot 0, INTA -> GIC, SPI 5 (INTID 37), level-high.
+        assert_eq!(&map[..4], &[0, 0, 0, 1]);
+        assert_eq!(&map[map.len() - 3..], &[0, 5, 4]);
+        let chosen = guest.find("/chosen").expect("chosen");
+        assert_eq!(chosen.prop_u32("linux,pci-probe-only"), Some(1));
+        let Some((ok, stderr)) = dtc(&dtb) else {
+            std::eprintln!("dtc not found on PATH; skipping");
+            return;
+        };
+        assert!(ok, "{name}: dtc failed: {stderr}");
+        assert!(
+            stderr
+                .lines()
+                .all(|l| l.contains("interrupt_map") || l.is_empty()),
+            "{name}: dtc warnings: {stderr}"
+        );
+    }
+}

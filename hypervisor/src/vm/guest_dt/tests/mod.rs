@@ -65,6 +65,7 @@ fn spec() -> GuestDtSpec<'static> {
         stdout: Some("/pl011@9000000"),
         viommu: None,
         console: None,
+        vpci: None,
     }
 }
 

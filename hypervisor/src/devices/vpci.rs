@@ -1,0 +1,80 @@
+//! A guest's virtual PCIe host bridge: one ECAM window (bus 0) whose
+//! configuration accesses go to the guest's [`VirtualBus`]: the physical
+//! functions given to it, filtered (`pci::view`). Their BARs are mapped at
+//! stage 2 where the hypervisor placed them and their INTx lines are the
+//! guest's hardware-linked SPIs, so the bridge itself only serves
+//! configuration space. On the guest's reset it turns every function's
+//! memory decoding and bus mastering off.
+
+use super::{AccessCtx, Effect, MmioDevice};
+use crate::pci::config::{ConfigAccess, command, reg};
+use crate::pci::vbus::{Slot, VirtualBus};
+use alloc::format;
+use alloc::string::String;
+use spin::Mutex;
+
+/// Size of the window: the ECAM space of one bus.
+pub const VPCI_WINDOW: u64 = 1 << 20;
+
+/// The bridge (see the module documentation).
+pub struct VirtualBridge {
+    bus: Mutex<VirtualBus<dyn ConfigAccess + Send>>,
+}
+
+impl VirtualBridge {
+    /// The bridge of `bus`.
+    pub fn new(bus: VirtualBus<dyn ConfigAccess + Send>) -> Self {
+        VirtualBridge {
+            bus: Mutex::new(bus),
+        }
+    }
+
+    /// Turns memory decoding and bus mastering off in every physical
+    /// function of the bus (the guest stops or restarts: no DMA of the old
+    /// guest may land later).
+    pub fn quiesce(&self) {
+        let bus = self.bus.lock();
+        for slot in bus.slots() {
+            if let Slot::Assigned { view, host } = slot {
+                let mut cfg = host.lock();
+                let cmd = cfg.read32(view.bdf(), reg::COMMAND) & 0xffff;
+                let off = cmd & !(command::MEMORY | command::IO | command::BUS_MASTER);
+                cfg.write(view.bdf(), reg::COMMAND, 2, off);
+            }
+        }
+    }
+}
+
+impl MmioDevice for VirtualBridge {
+    fn name(&self) -> &'static str {
+        "virtual PCIe host bridge"
+    }
+
+    fn read(&self, _ctx: &AccessCtx<'_>, offset: u64, width: usize) -> Option<u64> {
+        let (value, _) = self.bus.lock().read(offset, width);
+        Some(u64::from(value))
+    }
+
+    fn write(&self, ctx: &AccessCtx<'_>, offset: u64, width: usize, value: u64) -> Option<Effect> {
+        let _ = self.bus.lock().write(ctx.mem, offset, width, value as u32);
+        Some(Effect::None)
+    }
+
+    fn reset(&self, _ctx: &AccessCtx<'_>) {
+        self.quiesce();
+    }
+
+    fn report(&self) -> Option<String> {
+        let bus = self.bus.lock();
+        let functions: alloc::vec::Vec<String> = bus
+            .slots()
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| match s {
+                Slot::Assigned { view, .. } => Some(format!("00:{i:02x}.0 = host {}", view.bdf())),
+                Slot::Emulated(_) => None,
+            })
+            .collect();
+        Some(format!("virtual PCI bus: {}", functions.join(", ")))
+    }
+}

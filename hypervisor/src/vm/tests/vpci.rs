@@ -1,0 +1,157 @@
+//! A guest given single PCI functions (`pci = [...]`): its virtual bridge
+//! in its device table, the functions' BARs at stage 2, their INTx lines
+//! owned and held against other guests, their streams, its device tree
+//! node, and the functions stopped when it powers off.
+
+use super::*;
+use crate::devices::AccessCtx;
+use crate::pci::config::{Bdf, ConfigAccess, command, reg};
+use crate::pci::enumerate::enumerate;
+use crate::pci::fake::{ENDPOINT, FakeBar, FakeEcam};
+use crate::pci::host::PciHost;
+use crate::vm::build::{BuildError, GuestSpec, build};
+use crate::vm::vpci::VpciError;
+
+/// QEMU virt's host bridge with an NVMe at 00:02.0 (INTA: INTID 37) and
+/// an edu at 00:06.0 (INTA: INTID 37 too: slots 2 and 6 share a line),
+/// enumerated; the fake ECAM stays reachable through the host.
+fn hosts() -> (&'static [PciHost], &'static spin::Mutex<FakeEcam>) {
+    let mut e = FakeEcam::default();
+    e.add(
+        Bdf::new(0, 2, 0),
+        (0x1b36, 0x0010),
+        0x010802,
+        ENDPOINT,
+        &[FakeBar::Mem64(0x4000, false)],
+        1,
+    );
+    e.add(
+        Bdf::new(0, 6, 0),
+        (0x1234, 0x11e8),
+        0x00ff00,
+        ENDPOINT,
+        &[FakeBar::Mem32(1 << 20)],
+        1,
+    );
+    let bridge = host().pcie[0].clone();
+    let topology = enumerate(&mut e, &bridge);
+    let ecam: &'static spin::Mutex<FakeEcam> = Box::leak(Box::new(spin::Mutex::new(e)));
+    let config: &'static spin::Mutex<dyn ConfigAccess + Send> = ecam;
+    let hosts = Box::leak(Box::new([PciHost {
+        path: bridge.path.clone(),
+        topology,
+        config,
+        intx: spin::Mutex::new(Vec::new()),
+    }]));
+    (hosts, ecam)
+}
+
+fn try_build(
+    w: &World,
+    pci: &'static [PciHost],
+    index: usize,
+    c: GuestConfig,
+) -> Result<Guest, BuildError> {
+    let ctx = BuildCtx {
+        host: host(),
+        gic: w.gic,
+        smmus: w.dma,
+        vmids: &w.vmids,
+        pci,
+    };
+    build(
+        &ctx,
+        GuestSpec {
+            index,
+            config: c,
+            kernel: kernel(),
+            initrd: None,
+            ram: ram(),
+        },
+    )
+}
+
+fn with_pci(name: &str, cpu: u32, functions: &[&str]) -> GuestConfig {
+    let mut c = config(name, &[cpu], false);
+    c.devices.clear();
+    c.pci = functions.iter().map(|s| String::from(*s)).collect();
+    c
+}
+
+#[test]
+fn a_guest_gets_its_function_behind_a_virtual_bridge() {
+    let w = World::new();
+    let (pci, ecam) = hosts();
+    let g = try_build(&w, pci, 0, with_pci("a", 0, &["00:02.0"])).expect("builds");
+    // The bridge answers at the host's ECAM address, slot 0 = host 00:02.0.
+    let ecam_base = host().pcie[0].ecam.base;
+    let (dev, off) = g.devices.find(ecam_base).expect("the bridge's window");
+    let ctx = AccessCtx {
+        vcpu: 0,
+        mem: &g.ram,
+        gic: &crate::vgic::hw::NoVcpu(w.gic),
+    };
+    assert_eq!(dev.read(&ctx, off, 4), Some(0x0010_1b36));
+    assert_eq!(
+        dev.read(&ctx, off + (1 << 15), 4),
+        Some(u64::from(u32::MAX)),
+        "slot 1 empty"
+    );
+    // Its BAR is mapped at stage 2 where the hypervisor placed it.
+    let bar = pci[0].topology.function(Bdf::new(0, 2, 0)).unwrap().bars[0]
+        .placed
+        .unwrap()
+        .1;
+    let st2 = g.stage2.lock();
+    assert_eq!(st2.0.translate(&st2.1, bar).map(|(pa, _)| pa), Some(bar));
+    drop(st2);
+    // Its INTx line is the guest's; its stream is bound.
+    assert!(g.owned_intids.contains(&37));
+    assert_eq!(g.dma.functions, [(String::from("/pcie@10000000"), 0x10)]);
+    // The guest enables the function; powering off stops it again.
+    let cmd = off + u64::from(reg::COMMAND);
+    dev.write(
+        &ctx,
+        cmd,
+        2,
+        u64::from(command::MEMORY | command::BUS_MASTER),
+    );
+    let on = ecam.lock().reg(Bdf::new(0, 2, 0), reg::COMMAND) & 0xffff;
+    assert_eq!(on, command::MEMORY | command::BUS_MASTER);
+    g.vpci.as_ref().expect("a bridge").quiesce();
+    assert_eq!(ecam.lock().reg(Bdf::new(0, 2, 0), reg::COMMAND) & 0x7, 0);
+    // Its device tree has the bridge and probe-only.
+    let dt = crate::fdt::Tree::parse(&g.images.dtb).expect("dtb");
+    assert!(
+        dt.find("/pcie@4010000000")
+            .is_some_and(|n| n.is_compatible("pci-host-ecam-generic"))
+    );
+    assert_eq!(
+        dt.find("/chosen")
+            .and_then(|c| c.prop_u32("linux,pci-probe-only")),
+        Some(1)
+    );
+}
+
+#[test]
+fn functions_of_two_guests_may_not_share_an_intx_line_and_missing_ones_are_refused() {
+    let w = World::new();
+    let (pci, _) = hosts();
+    try_build(&w, pci, 0, with_pci("a", 0, &["00:02.0"])).expect("a builds");
+    let e = try_build(&w, pci, 1, with_pci("b", 1, &["00:06.0"]))
+        .err()
+        .expect("b refused");
+    assert!(matches!(e, BuildError::Pci(VpciError::Intx(_, _))), "{e}");
+    assert!(e.to_string().contains("INTID 37 is held by guest 0"), "{e}");
+    let e = try_build(&w, pci, 2, with_pci("c", 2, &["00:09.0"]))
+        .err()
+        .expect("c refused");
+    assert!(
+        matches!(e, BuildError::Pci(VpciError::NoFunction(_))),
+        "{e}"
+    );
+    assert!(
+        e.to_string().contains("0000:00:09.0: no such function"),
+        "{e}"
+    );
+}

@@ -1,0 +1,205 @@
+//! The virtual PCIe host bridge of a guest given single PCI functions
+//! (`pci = [...]`): which host functions they are, where the bridge's ECAM
+//! window goes in the guest, the BARs to map at stage 2, the INTx lines the
+//! guest owns, the streams to bind, and what its device tree node says.
+//! The bridge device itself is `devices::vpci`.
+
+use crate::config::{GuestConfig, PciAddr};
+use crate::devices::vpci::VirtualBridge;
+use crate::fdt::{HostDt, PciRange, PciSpace};
+use crate::mm::layout::Region;
+use crate::pci::config::{Bdf, ConfigAccess};
+use crate::pci::host::{IntxTaken, PciHost};
+use crate::pci::vbus::{Slot, VbusError, VirtualBus};
+use crate::pci::view::FunctionView;
+use crate::vm::resources::{ResourceError, intx_intid};
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt;
+
+/// Why a guest's PCI functions cannot be given to it.
+#[derive(Debug)]
+pub enum VpciError {
+    /// An entry of `pci` does not parse.
+    BadAddress(String),
+    /// No host bridge with that segment number (or it was not enumerated).
+    NoBridge(PciAddr),
+    /// Functions of two host bridges (one virtual bridge serves one).
+    TwoBridges,
+    /// The enumeration found no such function (or it is a bridge).
+    NoFunction(PciAddr),
+    /// A BAR of the function could not be placed at boot.
+    Unplaced(PciAddr),
+    /// The INTx line is another guest's.
+    Intx(PciAddr, IntxTaken),
+    /// The bridge's `interrupt-map` cannot be read.
+    InterruptMap(ResourceError),
+    /// More functions than the virtual bus has slots.
+    Bus(VbusError),
+}
+
+impl fmt::Display for VpciError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::BadAddress(s) => write!(f, "pci: {s:?} is not a PCI address (BB:DD.F)"),
+            Self::NoBridge(a) => write!(f, "pci: {a}: no enumerated host bridge {:04x}", a.segment),
+            Self::TwoBridges => write!(f, "pci: functions of two host bridges (one is supported)"),
+            Self::NoFunction(a) => {
+                write!(f, "pci: {a}: no such function (see the hardware summary)")
+            }
+            Self::Unplaced(a) => write!(f, "pci: {a}: a BAR could not be placed at boot"),
+            Self::Intx(a, e) => write!(f, "pci: {a}: {e}"),
+            Self::InterruptMap(e) => write!(f, "pci: {e}"),
+            Self::Bus(e) => write!(f, "pci: {e}"),
+        }
+    }
+}
+
+impl core::error::Error for VpciError {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        match self {
+            Self::Intx(_, e) => Some(e),
+            Self::InterruptMap(e) => Some(e),
+            Self::Bus(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+/// One function of the virtual bus as the device tree describes it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VpciSlot {
+    /// Its device number on the virtual bus.
+    pub dev: u8,
+    /// Its INTx pin (1-4; 0: none).
+    pub pin: u8,
+    /// The GIC INTID of that line (the host's, owned by the guest).
+    pub intid: u32,
+}
+
+/// The guest's virtual bridge as its device tree describes it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VpciDt {
+    /// Guest-physical ECAM window (bus 0).
+    pub ecam: Region,
+    /// The memory windows (the host bridge's, identity-mapped: the BARs
+    /// keep their host addresses).
+    pub ranges: Vec<PciRange>,
+    /// The functions with an INTx line.
+    pub slots: Vec<VpciSlot>,
+    /// The host bridge is `dma-coherent`.
+    pub dma_coherent: bool,
+}
+
+/// What building a guest's virtual bridge gives the guest.
+pub struct Vpci {
+    /// The bridge device.
+    pub bridge: VirtualBridge,
+    /// Its device tree node.
+    pub dt: VpciDt,
+    /// BAR regions to map at stage 2 (device memory, identity).
+    pub mmio: Vec<Region>,
+    /// INTx INTIDs the guest owns.
+    pub intids: Vec<u32>,
+    /// The functions' host bridge path and requester IDs (their streams).
+    pub functions: Vec<(String, u16)>,
+}
+
+/// Builds the virtual bridge of guest `index` from its `config.pci`, over
+/// the enumerated host bridges `pci` of host `hw`; None when it has no
+/// functions. Claims the functions' INTx lines for the guest.
+pub fn plan(
+    hw: &HostDt,
+    pci: &'static [PciHost],
+    index: usize,
+    config: &GuestConfig,
+) -> Result<Option<Vpci>, VpciError> {
+    if config.pci.is_empty() {
+        return Ok(None);
+    }
+    let mut bus: VirtualBus<dyn ConfigAccess + Send> = VirtualBus::new();
+    let mut host_of: Option<&PciHost> = None;
+    let (mut mmio, mut intids, mut functions, mut slots) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for entry in &config.pci {
+        let addr = PciAddr::parse(entry).ok_or_else(|| VpciError::BadAddress(entry.clone()))?;
+        let bridge = hw
+            .pcie
+            .get(usize::from(addr.segment))
+            .ok_or(VpciError::NoBridge(addr))?;
+        let host = pci
+            .iter()
+            .find(|h| h.path == bridge.path)
+            .ok_or(VpciError::NoBridge(addr))?;
+        if host_of.is_some_and(|h| h.path != host.path) {
+            return Err(VpciError::TwoBridges);
+        }
+        host_of = Some(host);
+        let bdf = Bdf::new(addr.bus, addr.dev, addr.func);
+        let f = host
+            .topology
+            .function(bdf)
+            .filter(|f| !f.bridge)
+            .ok_or(VpciError::NoFunction(addr))?;
+        if f.bars
+            .iter()
+            .any(|b| b.placed.is_none() && b.kind != crate::pci::enumerate::BarKind::Io)
+        {
+            return Err(VpciError::Unplaced(addr));
+        }
+        for bar in &f.bars {
+            if let Some((_, cpu)) = bar.placed {
+                mmio.push(Region::new(cpu, bar.size.max(0x1000)));
+            }
+        }
+        let view = FunctionView::new(&*host.config.lock(), f);
+        let vbdf = bus
+            .add(Slot::Assigned {
+                view,
+                host: host.config,
+            })
+            .map_err(VpciError::Bus)?;
+        if (1..=4).contains(&f.intx_pin) {
+            let intid = intx_intid(hw, &host.path, bdf.rid(), f.intx_pin)
+                .map_err(VpciError::InterruptMap)?;
+            if let Some(intid) = intid {
+                host.claim_intx(intid, index)
+                    .map_err(|e| VpciError::Intx(addr, e))?;
+                intids.push(intid);
+                slots.push(VpciSlot {
+                    dev: vbdf.dev,
+                    pin: f.intx_pin,
+                    intid,
+                });
+            }
+        }
+        functions.push((host.path.clone(), bdf.rid()));
+    }
+    let Some(host) = host_of else {
+        return Ok(None);
+    };
+    let bridge = hw
+        .pcie
+        .iter()
+        .find(|p| p.path == host.path)
+        .ok_or_else(|| VpciError::BadAddress(host.path.clone()))?;
+    let dt = VpciDt {
+        // The host bridge's own ECAM address: the guest does not have it.
+        ecam: Region::new(bridge.ecam.base, crate::devices::vpci::VPCI_WINDOW),
+        ranges: bridge
+            .ranges
+            .iter()
+            .filter(|r| matches!(r.space, PciSpace::Mem32 | PciSpace::Mem64))
+            .copied()
+            .collect(),
+        slots,
+        dma_coherent: bridge.dma_coherent,
+    };
+    Ok(Some(Vpci {
+        bridge: VirtualBridge::new(bus),
+        dt,
+        mmio,
+        intids,
+        functions,
+    }))
+}

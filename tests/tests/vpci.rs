@@ -1,0 +1,50 @@
+//! A Linux guest given a single PCI function (issue 13): the NVMe at
+//! 00:02.0 of QEMU's host bridge, behind the guest's own virtual host
+//! bridge (guest-configs/qemu-virt-linux-pci.toml, docs/pci.md). The
+//! hypervisor enumerates the host bridge at boot and lists the function;
+//! Linux probes the virtual bridge without reassigning anything, binds its
+//! NVMe driver on INTx (MSI and MSI-X are hidden) and reads the disk back
+//! through the SMMU (the function's stream translated by the guest's stage
+//! 2); the host bridge's other function (QEMU's `edu` at 00:05.0) is not
+//! the guest's and does not appear.
+
+use std::time::Duration;
+
+use hv_tests::guest::{INIT_DONE, ScratchDir, bundle, disk_image, run};
+use hv_tests::{HarnessError, Qemu};
+
+const BOOT: Duration = Duration::from_secs(90);
+const CMD: Duration = Duration::from_secs(30);
+
+#[test]
+fn linux_reads_its_nvme_through_a_virtual_bridge() -> Result<(), HarnessError> {
+    let dir = ScratchDir::new("vpci")?;
+    let (disk, md5) = disk_image(&dir.0, 0x5eed_0013)?;
+    let mut vm = Qemu::new()
+        .smp(4)
+        .memory("1G")
+        .timeout(Duration::from_secs(240))
+        .arg("-initrd")
+        .arg(bundle("qemu-virt-linux-pci")?)
+        .arg("-drive")
+        .arg(format!(
+            "file={},if=none,id=disk,format=raw",
+            disk.display()
+        ))
+        .args(["-device", "nvme,drive=disk,serial=partita,addr=2.0"])
+        .args(["-device", "edu,addr=5.0"])
+        .spawn()?;
+    vm.expect_line(&["00:02.0 1b36:0010 class 010802", "bar0 mem64"], BOOT)?;
+    vm.expect("translate through its stage 2", BOOT)?;
+    vm.expect(INIT_DONE, BOOT)?;
+    // One function on the guest's bus, at virtual slot 0: the NVMe.
+    run(
+        &mut vm,
+        "echo pci=$(ls /sys/bus/pci/devices) vendor=$(cat /sys/bus/pci/devices/*/vendor)",
+        "pci=0000:00:00.0 vendor=0x1b36",
+        CMD,
+    )?;
+    run(&mut vm, "md5sum /dev/nvme0n1", &md5, CMD)?;
+    vm.send("poweroff -f\n")?;
+    vm.expect_exit_code(0, CMD)
+}
