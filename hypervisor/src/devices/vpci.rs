@@ -3,14 +3,18 @@
 //! functions given to it, filtered (`pci::view`). Their BARs are mapped at
 //! stage 2 where the hypervisor placed them and their INTx lines are the
 //! guest's hardware-linked SPIs, so the bridge itself only serves
-//! configuration space. On the guest's reset it turns every function's
-//! memory decoding and bus mastering off.
+//! configuration space. When the guest stops or restarts it stops every
+//! function (`pci::reset`: decoding and bus mastering off, then FLR where
+//! offered).
 
 use super::{AccessCtx, Effect, MmioDevice};
-use crate::pci::config::{ConfigAccess, command, reg};
+use crate::arch::{Arch, Cpu};
+use crate::pci::config::ConfigAccess;
+use crate::pci::reset::reset_function;
 use crate::pci::vbus::{Slot, VirtualBus};
 use alloc::format;
 use alloc::string::String;
+use alloc::vec::Vec;
 use spin::Mutex;
 
 /// Size of the window: the ECAM space of one bus.
@@ -29,19 +33,31 @@ impl VirtualBridge {
         }
     }
 
-    /// Turns memory decoding and bus mastering off in every physical
-    /// function of the bus (the guest stops or restarts: no DMA of the old
-    /// guest may land later).
+    /// Stops every physical function of the bus (the guest stops or
+    /// restarts: no DMA of the old guest may land later): decoding and bus
+    /// mastering off, then a Function Level Reset where it has one
+    /// (`pci::reset`; the CPU waits the 100 ms it needs).
     pub fn quiesce(&self) {
         let bus = self.bus.lock();
         for slot in bus.slots() {
             if let Slot::Assigned { view, host } = slot {
+                let bars: Vec<(u16, u32)> = view.placed_bars().collect();
                 let mut cfg = host.lock();
-                let cmd = cfg.read32(view.bdf(), reg::COMMAND) & 0xffff;
-                let off = cmd & !(command::MEMORY | command::IO | command::BUS_MASTER);
-                cfg.write(view.bdf(), reg::COMMAND, 2, off);
+                let _ = reset_function(&mut *cfg, view.bdf(), &bars, &mut wait_ms);
             }
         }
+    }
+}
+
+/// Waits `ms` milliseconds on the CPU's counter (bounded: a counter that
+/// does not move ends the wait after as many polls).
+fn wait_ms(ms: u64) {
+    let start = Cpu::uptime_us();
+    for _ in 0..ms.saturating_mul(1_000_000) {
+        if Cpu::uptime_us().saturating_sub(start) >= ms * 1000 {
+            return;
+        }
+        core::hint::spin_loop();
     }
 }
 

@@ -21,6 +21,7 @@ pub mod ecam;
 pub mod enumerate;
 pub mod function;
 pub mod host;
+pub mod reset;
 pub mod vbus;
 pub mod view;
 

@@ -117,6 +117,16 @@ impl FunctionView {
         self.bdf
     }
 
+    /// The function's BAR registers as the hypervisor placed them
+    /// (offset, value), to write back after a reset clears them.
+    pub fn placed_bars(&self) -> impl Iterator<Item = (u16, u32)> + '_ {
+        self.bars
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| b.mask != 0)
+            .map(|(i, b)| (reg::BAR0 + 4 * i as u16, b.value))
+    }
+
     /// The first kept capability at or after list position `i`.
     fn next_kept(&self, i: usize) -> u8 {
         self.caps[i..]
