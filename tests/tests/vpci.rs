@@ -6,7 +6,8 @@
 //! NVMe driver on INTx (MSI and MSI-X are hidden) and reads the disk back
 //! through the SMMU (the function's stream translated by the guest's stage
 //! 2); the host bridge's other function (QEMU's `edu` at 00:05.0) is not
-//! the guest's and does not appear.
+//! the guest's and does not appear. After a reset (the function stopped
+//! with a Function Level Reset and its BARs restored) it reads again.
 
 use std::time::Duration;
 
@@ -44,6 +45,12 @@ fn linux_reads_its_nvme_through_a_virtual_bridge() -> Result<(), HarnessError> {
         "pci=0000:00:00.0 vendor=0x1b36",
         CMD,
     )?;
+    run(&mut vm, "md5sum /dev/nvme0n1", &md5, CMD)?;
+    // A reset stops the function (FLR: the NVMe offers it) and gives it
+    // back with its BARs where they were: the restarted guest reads again.
+    vm.send("reboot -f\n")?;
+    vm.expect("reset: restarting", CMD)?;
+    vm.expect(INIT_DONE, BOOT)?;
     run(&mut vm, "md5sum /dev/nvme0n1", &md5, CMD)?;
     vm.send("poweroff -f\n")?;
     vm.expect_exit_code(0, CMD)
