@@ -11,7 +11,9 @@
 
 use std::time::Duration;
 
-use hv_tests::guest::{INIT_DONE, ScratchDir, bundle, disk_image, run};
+use hv_tests::guest::{
+    INIT_DONE, ScratchDir, bundle, disk_image, edu_dma_to, enable_pci_function, run,
+};
 use hv_tests::{HarnessError, Qemu};
 
 const BOOT: Duration = Duration::from_secs(90);
@@ -52,6 +54,64 @@ fn linux_reads_its_nvme_through_a_virtual_bridge() -> Result<(), HarnessError> {
     vm.expect("reset: restarting", CMD)?;
     vm.expect(INIT_DONE, BOOT)?;
     run(&mut vm, "md5sum /dev/nvme0n1", &md5, CMD)?;
+    vm.send("poweroff -f\n")?;
+    vm.expect_exit_code(0, CMD)
+}
+
+/// The same NVMe and QEMU's `edu` given singly, with the guest's
+/// virtio-iommu on virtio-pci on its virtual bus
+/// (guest-configs/qemu-virt-linux-pci-viommu.toml): Linux binds
+/// `virtio_iommu` through `virtio-pci`, the NVMe is in a DMA group and
+/// reads its image back through IOVAs the guest mapped, and `edu`'s DMA to
+/// an IOVA nobody mapped is blocked and reported to the guest, which logs
+/// the fault (endpoint 8: `edu` is 00:01.0 on the guest's bus).
+#[test]
+fn linux_uses_its_virtio_iommu_on_virtio_pci() -> Result<(), HarnessError> {
+    let dir = ScratchDir::new("vpci-viommu")?;
+    let (disk, md5) = disk_image(&dir.0, 0x5eed_0014)?;
+    let mut vm = Qemu::new()
+        .smp(4)
+        .memory("1G")
+        .timeout(Duration::from_secs(240))
+        .arg("-initrd")
+        .arg(bundle("qemu-virt-linux-pci-viommu")?)
+        .arg("-drive")
+        .arg(format!(
+            "file={},if=none,id=disk,format=raw",
+            disk.display()
+        ))
+        .args(["-device", "nvme,drive=disk,serial=partita,addr=2.0"])
+        .args(["-device", "edu,dma_mask=0xffffffffffffffff,addr=5.0"])
+        .spawn()?;
+    vm.expect(
+        "virtio-iommu (virtio-pci) at 00:02.0 of its virtual bus",
+        BOOT,
+    )?;
+    vm.expect("input address: 40 bits", BOOT)?;
+    vm.expect(INIT_DONE, BOOT)?;
+    run(
+        &mut vm,
+        "cat /sys/bus/pci/devices/0000:00:00.0/iommu_group/type",
+        "DMA",
+        CMD,
+    )?;
+    run(&mut vm, "md5sum /dev/nvme0n1", &md5, CMD)?;
+    let d = "/sys/bus/pci/devices/0000:00:01.0";
+    run(
+        &mut vm,
+        &format!("echo 1234 11e8 > /sys/bus/pci/drivers/pci-stub/new_id; cat {d}/iommu_group/type"),
+        "DMA",
+        CMD,
+    )?;
+    run(&mut vm, &enable_pci_function(d), "enabled", CMD)?;
+    vm.send(&format!(
+        "{}; echo edu-dma-sent\n",
+        edu_dma_to(0x10_0000_0000)
+    ))?;
+    vm.expect("edu-dma-sent", CMD)?;
+    vm.expect("reported to its virtio-iommu", CMD)?;
+    vm.expect("fault from EP 8", CMD)?;
+    run(&mut vm, "echo still-alive", "still-alive", CMD)?;
     vm.send("poweroff -f\n")?;
     vm.expect_exit_code(0, CMD)
 }

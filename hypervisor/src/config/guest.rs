@@ -243,6 +243,10 @@ pub enum ViommuTransport {
     /// [`VIOMMU_MMIO_SIZE`]: super::limits::VIOMMU_MMIO_SIZE
     #[default]
     Mmio,
+    /// A virtio-pci (modern) function on the guest's virtual PCI bus (the
+    /// last slot, beside the functions of `pci`), its INTx line the SPI
+    /// `spi`; `base` is unused (its BAR is placed by the hypervisor).
+    Pci,
 }
 
 /// A guest's virtio-iommu, emulated by the hypervisor: it translates the

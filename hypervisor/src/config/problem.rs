@@ -440,6 +440,8 @@ pub enum Problem {
     /// `pci` together with an enabled `[guest.viommu]`: the virtual host
     /// bridge has no `iommu-map` yet.
     PciWithViommu,
+    /// `[guest.viommu] transport = "pci"` without `pci` functions.
+    ViommuPciWithoutPci,
     /// The segment names no host bridge: the host DT has fewer
     /// `pci-host-ecam-generic` nodes.
     PciNoBridge {
@@ -540,6 +542,7 @@ impl Problem {
             | Self::PciBad { .. }
             | Self::DuplicatePci { .. }
             | Self::PciWithViommu
+            | Self::ViommuPciWithoutPci
             | Self::PciNoBridge { .. }
             | Self::PciBusOutOfRange { .. }
             | Self::PciTaken { .. }
@@ -869,8 +872,11 @@ impl fmt::Display for Problem {
             ),
             Self::DuplicatePci { addr, .. } => write!(f, "PCI function {addr} is listed twice"),
             Self::PciWithViommu => f.write_str(
-                "a virtio-iommu for functions given singly is not supported yet; remove \
-                 [guest.viommu] or the pci key",
+                "a virtio-iommu on virtio-mmio for functions given singly is not supported yet; \
+                 use transport = \"pci\" (on the guest's virtual PCI bus)",
+            ),
+            Self::ViommuPciWithoutPci => f.write_str(
+                "a virtio-iommu on virtio-pci sits on the guest's virtual PCI bus beside its pci functions; give the guest pci functions or use transport = \"mmio\"",
             ),
             Self::PciNoBridge { addr, bridges, .. } => write!(
                 f,

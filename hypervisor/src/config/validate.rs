@@ -40,7 +40,7 @@ use super::limits::{
     MAX_IO_MAPPINGS, MAX_IO_TABLE_MEMORY, MAX_NAME_LEN, MAX_PCI_PER_GUEST, MAX_VIOMMU_DOMAINS,
     MAX_VIOMMU_SPI, MEMORY_ALIGN, MIN_IO_TABLE_MEMORY, MIN_MEMORY, VIOMMU_PAGE,
 };
-use super::{GuestConfig, GuestRef, PciAddr, Problem, ValidationError};
+use super::{GuestConfig, GuestRef, PciAddr, Problem, ValidationError, ViommuTransport};
 use crate::fdt::HostDt;
 use crate::mm::layout::{Region, free_ranges};
 use crate::vgic::{DIST_SIZE, REDIST_STRIDE};
@@ -215,8 +215,14 @@ fn check_pci(guest: &GuestConfig, report: &mut impl FnMut(Problem)) {
             Some(addr) => seen.push(addr),
         }
     }
-    if !guest.pci.is_empty() && guest.viommu.is_some() {
-        report(Problem::PciWithViommu);
+    // A virtio-iommu serves functions given singly only on the same
+    // virtual bus (transport "pci"); on virtio-mmio it would need the
+    // virtual bridge's iommu-map to point at it (not built), and on PCI
+    // without functions it would have nothing to translate.
+    match guest.viommu.map(|v| v.transport) {
+        Some(ViommuTransport::Mmio) if !guest.pci.is_empty() => report(Problem::PciWithViommu),
+        Some(ViommuTransport::Pci) if guest.pci.is_empty() => report(Problem::ViommuPciWithoutPci),
+        _ => {}
     }
 }
 

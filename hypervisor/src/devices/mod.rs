@@ -17,6 +17,7 @@ pub mod gicr;
 pub mod pl011;
 pub mod table;
 pub mod viommu_mmio;
+pub mod viommu_pci;
 pub mod vpci;
 
 pub use table::{DeviceTable, Overlap};

@@ -17,10 +17,13 @@ use super::viommu::{self, vmids::VmidPool};
 use super::vpci::{self, VpciError};
 use crate::arch::{Arch, Cpu};
 use crate::config::GuestConfig;
+use crate::config::ViommuTransport;
 use crate::config::limits::VIOMMU_MMIO_SIZE;
 use crate::devices::gicd::Gicd;
 use crate::devices::gicr::Gicr;
 use crate::devices::pl011::{EmulatedPl011, WINDOW as PL011_WINDOW};
+use crate::devices::viommu_pci::ViommuPciFunction;
+use crate::devices::vpci::VirtualBridge;
 use crate::devices::{DeviceTable, Overlap};
 use crate::fdt::HostDt;
 use crate::gic::PhysGic;
@@ -28,9 +31,11 @@ use crate::mm::heap_tables::HeapTables;
 use crate::mm::layout::Region;
 use crate::mm::pagetable::{Attrs, MapError, PageTable, Stage2};
 use crate::pci::host::PciHost;
+use crate::pci::vbus::Slot;
 use crate::vgic::dist::VGic;
 use crate::vgic::{DIST_SIZE, REDIST_STRIDE, SPI_BASE};
 use crate::viommu::model::ConfigError;
+use alloc::boxed::Box;
 use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
@@ -260,9 +265,45 @@ pub fn build(ctx: &BuildCtx<'_>, spec: GuestSpec) -> Result<Guest, BuildError> {
     devices
         .insert(gicr, Arc::new(Gicr::new(vgic.clone())))
         .map_err(BuildError::Devices)?;
+    let mut viommu_pci = None;
     let (vpci_dt, vpci_bridge) = match vpci {
-        Some(v) => {
-            let bridge = Arc::new(v.bridge);
+        Some(mut v) => {
+            // Its virtio-iommu on virtio-pci: the next slot of its bus.
+            if let Some(cfg) = config
+                .viommu
+                .filter(|c| c.transport == ViommuTransport::Pci)
+            {
+                let bar0 = vpci::viommu_bar0(&v.dt).ok_or(BuildError::Pci(VpciError::NoWindow))?;
+                let dev = viommu::create_pci(
+                    ram,
+                    dma.clone(),
+                    ctx.vmids,
+                    cfg.spi + SPI_BASE,
+                    &config.limits,
+                    bar0,
+                )
+                .map(Arc::new)
+                .map_err(BuildError::Viommu)?;
+                let slot = v
+                    .bus
+                    .add(Slot::Emulated(Box::new(ViommuPciFunction(dev.clone()))))
+                    .map_err(|e| BuildError::Pci(VpciError::Bus(e)))?;
+                v.dt.viommu_slot = Some(slot.dev);
+                v.dt.slots.push(vpci::VpciSlot {
+                    dev: slot.dev,
+                    pin: 1,
+                    intid: cfg.spi + SPI_BASE,
+                });
+                devices
+                    .insert(Region::new(bar0, dev.bar0().size), dev.clone())
+                    .map_err(BuildError::Devices)?;
+                info!(
+                    "guest '{}': virtio-iommu (virtio-pci) at 00:{:02x}.0 of its virtual bus, BAR 0 at {bar0:#x}, SPI {}",
+                    config.name, slot.dev, cfg.spi
+                );
+                viommu_pci = Some(dev);
+            }
+            let bridge = Arc::new(VirtualBridge::new(v.bus));
             devices
                 .insert(v.dt.ecam, bridge.clone())
                 .map_err(BuildError::Devices)?;
@@ -270,7 +311,11 @@ pub fn build(ctx: &BuildCtx<'_>, spec: GuestSpec) -> Result<Guest, BuildError> {
         }
         None => (None, None),
     };
-    let viommu = match &config.viommu {
+    let viommu = match config
+        .viommu
+        .filter(|c| c.transport == ViommuTransport::Mmio)
+        .as_ref()
+    {
         Some(v) => {
             let dev = viommu::create(
                 ram,
@@ -330,7 +375,10 @@ pub fn build(ctx: &BuildCtx<'_>, spec: GuestSpec) -> Result<Guest, BuildError> {
         psci_method: "hvc",
         devices: &device_paths,
         stdout,
-        viommu: config.viommu.map(Into::into),
+        viommu: config
+            .viommu
+            .filter(|c| c.transport == ViommuTransport::Mmio)
+            .map(Into::into),
         console: console.as_ref().map(|(_, dt)| *dt),
         vpci: vpci_dt.as_ref(),
     };
@@ -348,6 +396,7 @@ pub fn build(ctx: &BuildCtx<'_>, spec: GuestSpec) -> Result<Guest, BuildError> {
         vgic,
         devices,
         viommu,
+        viommu_pci,
         console: console.map(|(dev, _)| dev),
         vpci: vpci_bridge,
         dma,
@@ -371,7 +420,7 @@ pub fn build(ctx: &BuildCtx<'_>, spec: GuestSpec) -> Result<Guest, BuildError> {
     g.load_images();
     // A guest with a virtio-iommu keeps its streams aborting until the
     // driver attaches them to a domain.
-    if let Err(e) = g.dma.attach(g.viommu.is_none()) {
+    if let Err(e) = g.dma.attach(!g.has_viommu()) {
         // Errors are logged by the manager (streams it could not confirm).
         let _ = g.dma.detach();
         return Err(BuildError::Dma(e));

@@ -211,9 +211,27 @@ impl GuestDma {
         result
     }
 
-    /// Instance and stream of endpoint `ep`, if the guest owns it.
+    /// Instance and stream of endpoint `ep`, if the guest owns it. For a
+    /// guest given single PCI functions, endpoints are requester IDs on its
+    /// virtual bus (function `n` at `n << 3`), mapped to the host function.
     pub fn endpoint_stream(&self, ep: u32) -> Option<(usize, u32)> {
-        self.smmus.endpoint_stream(&self.devices, ep)
+        if self.functions.is_empty() {
+            return self.smmus.endpoint_stream(&self.devices, ep);
+        }
+        if ep & 0xff07 != 0 {
+            return None;
+        }
+        let (path, rid) = self.functions.get((ep >> 3) as usize)?;
+        self.smmus
+            .endpoint_stream(core::slice::from_ref(path), u32::from(*rid))
+    }
+
+    /// The endpoint of stream `sid` on SMMU instance `smmu` among the
+    /// guest's single PCI functions (its requester ID on the virtual bus).
+    pub fn function_endpoint(&self, smmu: usize, sid: u32) -> Option<u32> {
+        (0..self.functions.len() as u32)
+            .map(|n| n << 3)
+            .find(|&ep| self.endpoint_stream(ep) == Some((smmu, sid)))
     }
 
     /// Points stream `sid` of `smmu` at the guest's own stage 2.
@@ -384,6 +402,7 @@ impl FaultSink for FaultRouter {
         };
         let ev = fault.event;
         let ep = match (ev.is_translation_fault(), fault.smmu_phandle) {
+            (true, _) if !g.dma.functions.is_empty() => g.dma.function_endpoint(fault.smmu, ev.sid),
             (true, Some(phandle)) => sid_endpoint(self.hw, &g.config.devices, phandle, ev.sid),
             _ => None,
         };

@@ -66,6 +66,9 @@ pub struct Guest {
     /// Its emulated console, also in `devices` (typed input is queued to
     /// it), when it is not given the board's console UART.
     pub console: Option<Arc<crate::devices::pl011::EmulatedPl011>>,
+    /// Its virtio-iommu on virtio-pci, also in `devices` (BAR 0) and on
+    /// its virtual bus.
+    pub viommu_pci: Option<Arc<crate::vm::viommu::GuestViommuPci>>,
     /// Its virtual PCIe host bridge, also in `devices`, when it is given
     /// single PCI functions (stopped on power-off: `quiesce`).
     pub vpci: Option<Arc<crate::devices::vpci::VirtualBridge>>,
@@ -140,6 +143,11 @@ impl Guest {
             u.peak,
             u.live
         );
+    }
+
+    /// Whether the guest has a virtio-iommu (either transport).
+    pub fn has_viommu(&self) -> bool {
+        self.viommu.is_some() || self.viommu_pci.is_some()
     }
 
     /// Resets every emulated device to its power-on state.

@@ -234,7 +234,7 @@ impl Machine {
             return false;
         };
         g.count_dma_faults(repeats as u64);
-        let (Some(_), Some(endpoint)) = (&g.viommu, endpoint) else {
+        let (true, Some(endpoint)) = (g.has_viommu(), endpoint) else {
             return false;
         };
         if !g.faults.push(FaultReport {
@@ -257,11 +257,15 @@ impl Machine {
     /// Hands the DMA faults queued for guest `g` to its virtio-iommu:
     /// called by a vCPU of `g`, which may take the device's lock.
     pub(super) fn deliver_faults(&self, g: &Guest) {
-        let Some(dev) = &g.viommu else {
+        if !g.has_viommu() {
             return;
-        };
+        }
         while let Some(f) = g.faults.pop() {
-            let effect = dev.report_fault(&g.ram, f.endpoint, f.iova, f.read);
+            let effect = match (&g.viommu, &g.viommu_pci) {
+                (Some(dev), _) => dev.report_fault(&g.ram, f.endpoint, f.iova, f.read),
+                (None, Some(dev)) => dev.report_fault(&g.ram, f.endpoint, f.iova, f.read),
+                (None, None) => return,
+            };
             self.apply_effect(g, effect);
         }
     }

@@ -185,7 +185,7 @@ impl Machine {
         g.log_hypervisor_ram();
         info!("guest '{}' reset: restarting", g.name());
         g.load_images();
-        if let Err(e) = g.dma.attach(g.viommu.is_none()) {
+        if let Err(e) = g.dma.attach(!g.has_viommu()) {
             error!(
                 "guest '{}': its devices cannot DMA after the reset: {e}",
                 g.name()

@@ -5,7 +5,6 @@
 //! The bridge device itself is `devices::vpci`.
 
 use crate::config::{GuestConfig, PciAddr};
-use crate::devices::vpci::VirtualBridge;
 use crate::fdt::{HostDt, PciRange, PciSpace};
 use crate::mm::layout::Region;
 use crate::pci::config::{Bdf, ConfigAccess};
@@ -36,6 +35,8 @@ pub enum VpciError {
     InterruptMap(ResourceError),
     /// More functions than the virtual bus has slots.
     Bus(VbusError),
+    /// No room for the virtio-iommu's BAR in the bridge's windows.
+    NoWindow,
 }
 
 impl fmt::Display for VpciError {
@@ -51,6 +52,7 @@ impl fmt::Display for VpciError {
             Self::Intx(a, e) => write!(f, "pci: {a}: {e}"),
             Self::InterruptMap(e) => write!(f, "pci: {e}"),
             Self::Bus(e) => write!(f, "pci: {e}"),
+            Self::NoWindow => write!(f, "pci: no 64-bit window for the virtio-iommu's BAR"),
         }
     }
 }
@@ -89,12 +91,16 @@ pub struct VpciDt {
     pub slots: Vec<VpciSlot>,
     /// The host bridge is `dma-coherent`.
     pub dma_coherent: bool,
+    /// The device number of the guest's virtio-iommu on the bus (virtio-pci),
+    /// if it has one: the bridge's `iommu-map` sends every requester ID
+    /// below its own to it.
+    pub viommu_slot: Option<u8>,
 }
 
 /// What building a guest's virtual bridge gives the guest.
 pub struct Vpci {
-    /// The bridge device.
-    pub bridge: VirtualBridge,
+    /// The bus (made the bridge device once every function is on it).
+    pub bus: VirtualBus<dyn ConfigAccess + Send>,
     /// Its device tree node.
     pub dt: VpciDt,
     /// BAR regions to map at stage 2 (device memory, identity).
@@ -103,6 +109,22 @@ pub struct Vpci {
     pub intids: Vec<u32>,
     /// The functions' host bridge path and requester IDs (their streams).
     pub functions: Vec<(String, u16)>,
+}
+
+/// Where the guest's virtio-iommu on virtio-pci has its BAR 0: the top 16
+/// KiB of the bridge's 64-bit window (the enumeration places the host's
+/// BARs from the bottom), below the guest's 40-bit IPA limit.
+pub fn viommu_bar0(dt: &VpciDt) -> Option<u64> {
+    let size = crate::virtio::pci::layout::BAR0_SIZE;
+    dt.ranges
+        .iter()
+        .filter(|r| r.space == PciSpace::Mem64 && r.size >= size)
+        .filter_map(|r| {
+            let top = r.cpu_addr.checked_add(r.size)?.min(1 << 40);
+            let at = top.checked_sub(size)? & !(size - 1);
+            (at >= r.cpu_addr).then_some(at)
+        })
+        .next()
 }
 
 /// Builds the virtual bridge of guest `index` from its `config.pci`, over
@@ -194,9 +216,10 @@ pub fn plan(
             .collect(),
         slots,
         dma_coherent: bridge.dma_coherent,
+        viommu_slot: None,
     };
     Ok(Some(Vpci {
-        bridge: VirtualBridge::new(bus),
+        bus,
         dt,
         mmio,
         intids,

@@ -52,8 +52,8 @@ fn with_a_virtio_iommu_the_key_is_named() {
     assert_eq!(
         Fixture::new().errors(&text),
         [
-            "7:7: guest[0].pci: a virtio-iommu for functions given singly is not supported yet; \
-          remove [guest.viommu] or the pci key"
+            "7:7: guest[0].pci: a virtio-iommu on virtio-mmio for functions given singly is not \
+          supported yet; use transport = \"pci\" (on the guest's virtual PCI bus)"
         ]
     );
 }

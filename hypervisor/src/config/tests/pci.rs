@@ -8,8 +8,8 @@ use alloc::vec;
 use alloc::vec::Vec;
 
 use crate::config::{
-    Field, GuestConfig, GuestRef, PciAddr, Problem, ValidationError, ViommuConfig, check_guests,
-    validate,
+    Field, GuestConfig, GuestRef, PciAddr, Problem, ValidationError, ViommuConfig, ViommuTransport,
+    check_guests, validate,
 };
 use crate::fdt::HostDt;
 
@@ -126,17 +126,34 @@ fn at_most_31_functions() {
 }
 
 #[test]
-fn not_with_a_virtio_iommu_yet() {
+fn a_virtio_iommu_serves_single_functions_on_pci_only() {
     let mut g = guest("a", &[0], &["00:02.0"]);
-    g.viommu = Some(ViommuConfig::default());
-    let p = pci_problems(&check_guests(&[g]), 0);
+    g.viommu = Some(ViommuConfig::default()); // virtio-mmio
+    let p = pci_problems(&check_guests(&[g.clone()]), 0);
     assert_eq!(p, vec![Problem::PciWithViommu]);
     assert_eq!((p[0].field(), p[0].item()), (Field::Pci, None));
     assert_eq!(
         p[0].to_string(),
-        "a virtio-iommu for functions given singly is not supported yet; remove [guest.viommu] or \
-         the pci key"
+        "a virtio-iommu on virtio-mmio for functions given singly is not supported yet; use \
+         transport = \"pci\" (on the guest's virtual PCI bus)"
     );
+    g.viommu = Some(ViommuConfig {
+        transport: ViommuTransport::Pci,
+        ..ViommuConfig::default()
+    });
+    assert_eq!(
+        pci_problems(&check_guests(&[g]), 0),
+        [],
+        "on the virtual bus"
+    );
+    // On PCI without functions: nothing to translate.
+    let mut g = guest("a", &[0], &[]);
+    g.viommu = Some(ViommuConfig {
+        transport: ViommuTransport::Pci,
+        ..ViommuConfig::default()
+    });
+    let p = pci_problems(&check_guests(&[g]), 0);
+    assert_eq!(p, vec![Problem::ViommuPciWithoutPci]);
     let mut g = guest("a", &[0], &[]);
     g.viommu = Some(ViommuConfig::default());
     assert_eq!(

@@ -115,7 +115,11 @@ pub fn build(spec: &GuestDtSpec<'_>, host: &HostDt) -> Result<Vec<u8>, GuestDtEr
     }
     if let Some(v) = spec.vpci {
         let gic_cells = gic_node.node().prop_u32("#address-cells").unwrap_or(0);
-        guest.add_generated(synth::vpci(v, gic_phandle, gic_cells, cells)?)?;
+        let viommu = match v.viommu_slot {
+            Some(_) => Some(phandles.allocate()?),
+            None => None,
+        };
+        guest.add_generated(synth::vpci(v, gic_phandle, gic_cells, viommu, cells)?)?;
     }
     copy_devices(&mut guest, tree, spec.devices)?;
     if let Some(phandle) = viommu {

@@ -241,6 +241,7 @@ pub fn vpci(
     v: &crate::vm::vpci::VpciDt,
     gic_phandle: u32,
     gic_address_cells: u32,
+    viommu_phandle: Option<u32>,
     cells: RootCells,
 ) -> Result<Node, GuestDtError> {
     let mut node = Node::new(&format!("pcie@{:x}", v.ecam.base));
@@ -294,6 +295,32 @@ pub fn vpci(
     ];
     if v.dma_coherent {
         node.props.push(flag_prop("dma-coherent"));
+    }
+    if let (Some(dev), Some(phandle)) = (v.viommu_slot, viommu_phandle) {
+        // The virtio-iommu on the bus (binding virtio/pci-iommu.yaml): the
+        // requester IDs below its own go to it; its own is left out.
+        let rid = u32::from(dev) << 3;
+        let map: Vec<u8> = [0, phandle, 0, rid]
+            .iter()
+            .flat_map(|c| c.to_be_bytes())
+            .collect();
+        node.props.push(Prop::new("iommu-map", &map));
+        let mut iommu = Node::new(&format!("iommu@{dev:x},0"));
+        let reg: Vec<u8> = [rid << 8, 0, 0, 0, 0]
+            .iter()
+            .flat_map(|c| c.to_be_bytes())
+            .collect();
+        iommu.props = vec![
+            strs_prop(
+                "compatible",
+                &["virtio,pci-iommu", "pci1af4,1057"],
+                "compatible",
+            )?,
+            Prop::new("reg", &reg),
+            u32_prop("#iommu-cells", 1),
+            u32_prop("phandle", phandle),
+        ];
+        node.children.push(iommu);
     }
     Ok(node)
 }

@@ -11,6 +11,7 @@ use super::dma::GuestDma;
 use super::ram::GuestRam;
 use crate::config::GuestLimits;
 use crate::devices::viommu_mmio::ViommuMmio;
+use crate::devices::viommu_pci::ViommuPci;
 use crate::viommu::model::{ConfigError, Viommu, ViommuConfig};
 use alloc::sync::Arc;
 use backend::{IOVA_BITS, SmmuBackend};
@@ -32,6 +33,32 @@ pub fn create(
     intid: u32,
     limits: &GuestLimits,
 ) -> Result<GuestViommu, ConfigError> {
+    Ok(ViommuMmio::new(model(ram, dma, vmids, limits)?, intid))
+}
+
+/// A guest's virtio-iommu on virtio-pci (a function of its virtual PCI
+/// bus, BAR 0 at `bar0`, INTx on virtual SPI `intid`).
+pub type GuestViommuPci = ViommuPci<SmmuBackend>;
+
+/// As [`create`], on virtio-pci.
+pub fn create_pci(
+    ram: GuestRam,
+    dma: Arc<GuestDma>,
+    vmids: &Arc<VmidPool>,
+    intid: u32,
+    limits: &GuestLimits,
+    bar0: u64,
+) -> Result<GuestViommuPci, ConfigError> {
+    Ok(ViommuPci::new(model(ram, dma, vmids, limits)?, intid, bar0))
+}
+
+/// The device model over its SMMU backend, within `limits`.
+fn model(
+    ram: GuestRam,
+    dma: Arc<GuestDma>,
+    vmids: &Arc<VmidPool>,
+    limits: &GuestLimits,
+) -> Result<Viommu<SmmuBackend>, ConfigError> {
     let cfg = ViommuConfig {
         input_end: (1u64 << IOVA_BITS) - 1,
         max_mappings: limits.io_mappings as usize,
@@ -49,6 +76,5 @@ pub fn create(
         );
     }
     let backend = SmmuBackend::with_table_limit(ram, dma, share, want, limits.io_table_pages());
-    let model = Viommu::new(backend, cfg)?;
-    Ok(ViommuMmio::new(model, intid))
+    Viommu::new(backend, cfg)
 }

@@ -137,6 +137,7 @@ fn dtc_accepts_a_guest_with_a_virtual_pci_bridge() {
             intid: 37,
         }],
         dma_coherent: true,
+        viommu_slot: Some(1),
     };
     let with_vpci = GuestDtSpec {
         devices: &["/pl011@9000000"],
@@ -158,6 +159,18 @@ fn dtc_accepts_a_guest_with_a_virtual_pci_bridge() {
         assert_eq!(&map[map.len() - 3..], &[0, 5, 4]);
         let chosen = guest.find("/chosen").expect("chosen");
         assert_eq!(chosen.prop_u32("linux,pci-probe-only"), Some(1));
+        // The virtio-iommu at 00:01.0: every requester ID below its own
+        // (0x08) goes to it.
+        let iommu = guest
+            .find("/pcie@4010000000/iommu@1,0")
+            .expect("iommu child");
+        assert!(iommu.is_compatible("virtio,pci-iommu"));
+        let phandle = iommu.prop_u32("phandle").unwrap();
+        let imap = pcie
+            .prop("iommu-map")
+            .and_then(|p| p.as_u32_list())
+            .unwrap();
+        assert_eq!(imap, [0, phandle, 0, 8]);
         let Some((ok, stderr)) = dtc(&dtb) else {
             std::eprintln!("dtc not found on PATH; skipping");
             return;
