@@ -213,8 +213,15 @@ impl FunctionView {
                 // The command half only: the status half's error bits
                 // are write-one-to-clear and stay the function's.
                 let cmd = cfg.read32(self.bdf, reg::COMMAND) & 0xffff;
+                // Only the bits of the bytes written (a byte write of the
+                // upper half leaves memory and bus master as they are).
+                let bytes = match width {
+                    1 => 0xff,
+                    _ => 0xffff,
+                } << shift;
                 let new = (value << shift) & 0xffff;
-                let cmd = cmd & !GUEST_COMMAND | new & GUEST_COMMAND;
+                let mask = GUEST_COMMAND & bytes;
+                let cmd = cmd & !mask | new & mask;
                 cfg.write(self.bdf, reg::COMMAND, 2, cmd & !command::IO);
             }
             0x10..=0x24 if shift == 0 && width == 4 => {

@@ -102,6 +102,19 @@ fn the_command_register_takes_memory_bus_master_and_intx_disable_only() {
     v.write(&mut e, reg::COMMAND, 2, command::MEMORY);
     assert_eq!(e.reg(F, reg::COMMAND) & 0xffff, command::MEMORY);
     assert_eq!(v.read(&e, reg::COMMAND, 2), command::MEMORY);
+    // Byte by byte, as `dd bs=1` into sysfs' config file does it: the
+    // upper byte's write leaves the lower byte's bits alone.
+    v.write(&mut e, reg::COMMAND, 1, 0x06);
+    v.write(&mut e, reg::COMMAND + 1, 1, 0x04);
+    assert_eq!(
+        e.reg(F, reg::COMMAND) & 0xffff,
+        command::MEMORY | command::BUS_MASTER | command::INTX_DISABLE
+    );
+    v.write(&mut e, reg::COMMAND + 1, 1, 0x00);
+    assert_eq!(
+        e.reg(F, reg::COMMAND) & 0xffff,
+        command::MEMORY | command::BUS_MASTER
+    );
 }
 
 #[test]

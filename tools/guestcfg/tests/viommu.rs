@@ -110,11 +110,11 @@ fn unknown_key() {
 #[test]
 fn bad_values_of_the_wrong_type() {
     let fx = Fixture::new();
-    let errors = fx.errors(&with("[guest.viommu]\ntransport = \"pci\"\n"));
+    let errors = fx.errors(&with("[guest.viommu]\ntransport = \"ccw\"\n"));
     assert_eq!(errors.len(), 1);
     assert!(
         errors[0].starts_with(
-            "11:13: guest[0].viommu.transport: unknown variant `pci`, expected `mmio`"
+            "11:13: guest[0].viommu.transport: unknown variant `ccw`, expected `mmio` or `pci`"
         ),
         "{errors:?}"
     );
