@@ -16,11 +16,18 @@ use hv_tests::guest::{
 };
 use hv_tests::{HarnessError, Qemu};
 
+/// One Linux guest of this file at a time: both lean on INTx of the same
+/// NVMe model, and a second QEMU beside one on a 2-core machine only adds
+/// load (an interrupt storm was seen once under heavy load: see
+/// docs/pci.md, "Known problem").
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 const BOOT: Duration = Duration::from_secs(90);
 const CMD: Duration = Duration::from_secs(30);
 
 #[test]
 fn linux_reads_its_nvme_through_a_virtual_bridge() -> Result<(), HarnessError> {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let dir = ScratchDir::new("vpci")?;
     let (disk, md5) = disk_image(&dir.0, 0x5eed_0013)?;
     let mut vm = Qemu::new()
@@ -67,6 +74,7 @@ fn linux_reads_its_nvme_through_a_virtual_bridge() -> Result<(), HarnessError> {
 /// the fault (endpoint 8: `edu` is 00:01.0 on the guest's bus).
 #[test]
 fn linux_uses_its_virtio_iommu_on_virtio_pci() -> Result<(), HarnessError> {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let dir = ScratchDir::new("vpci-viommu")?;
     let (disk, md5) = disk_image(&dir.0, 0x5eed_0014)?;
     let mut vm = Qemu::new()
