@@ -437,9 +437,6 @@ pub enum Problem {
         /// Position of the repeat in `pci`.
         at: usize,
     },
-    /// `pci` together with an enabled `[guest.viommu]`: the virtual host
-    /// bridge has no `iommu-map` yet.
-    PciWithViommu,
     /// `[guest.viommu] transport = "pci"` without `pci` functions.
     ViommuPciWithoutPci,
     /// The segment names no host bridge: the host DT has fewer
@@ -541,7 +538,6 @@ impl Problem {
             Self::TooManyPci { .. }
             | Self::PciBad { .. }
             | Self::DuplicatePci { .. }
-            | Self::PciWithViommu
             | Self::ViommuPciWithoutPci
             | Self::PciNoBridge { .. }
             | Self::PciBusOutOfRange { .. }
@@ -871,10 +867,6 @@ impl fmt::Display for Problem {
                  prints them)"
             ),
             Self::DuplicatePci { addr, .. } => write!(f, "PCI function {addr} is listed twice"),
-            Self::PciWithViommu => f.write_str(
-                "a virtio-iommu on virtio-mmio for functions given singly is not supported yet; \
-                 use transport = \"pci\" (on the guest's virtual PCI bus)",
-            ),
             Self::ViommuPciWithoutPci => f.write_str(
                 "a virtio-iommu on virtio-pci sits on the guest's virtual PCI bus beside its pci functions; give the guest pci functions or use transport = \"mmio\"",
             ),

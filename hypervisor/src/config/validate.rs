@@ -215,14 +215,10 @@ fn check_pci(guest: &GuestConfig, report: &mut impl FnMut(Problem)) {
             Some(addr) => seen.push(addr),
         }
     }
-    // A virtio-iommu serves functions given singly only on the same
-    // virtual bus (transport "pci"); on virtio-mmio it would need the
-    // virtual bridge's iommu-map to point at it (not built), and on PCI
-    // without functions it would have nothing to translate.
-    match guest.viommu.map(|v| v.transport) {
-        Some(ViommuTransport::Mmio) if !guest.pci.is_empty() => report(Problem::PciWithViommu),
-        Some(ViommuTransport::Pci) if guest.pci.is_empty() => report(Problem::ViommuPciWithoutPci),
-        _ => {}
+    // A virtio-iommu on PCI sits on the virtual bus of the functions given
+    // singly: without any it would have nothing to translate.
+    if guest.viommu.map(|v| v.transport) == Some(ViommuTransport::Pci) && guest.pci.is_empty() {
+        report(Problem::ViommuPciWithoutPci);
     }
 }
 

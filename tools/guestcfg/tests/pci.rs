@@ -47,14 +47,15 @@ fn a_bad_entry_is_located_at_its_line() {
 }
 
 #[test]
-fn with_a_virtio_iommu_the_key_is_named() {
-    let text = with_pci("\"00:02.0\"") + "[guest.viommu]\n";
-    assert_eq!(
-        Fixture::new().errors(&text),
-        [
-            "7:7: guest[0].pci: a virtio-iommu on virtio-mmio for functions given singly is not \
-          supported yet; use transport = \"pci\" (on the guest's virtual PCI bus)"
-        ]
+fn a_virtio_iommu_on_pci_without_functions_is_refused_at_its_key() {
+    let text = with_pci("") + "[guest.viommu]\ntransport = \"pci\"\n";
+    let errors = Fixture::new().errors(&text);
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(
+        errors[0].contains(
+            "guest[0].pci: a virtio-iommu on virtio-pci sits on the guest's virtual PCI bus"
+        ),
+        "{errors:?}"
     );
 }
 

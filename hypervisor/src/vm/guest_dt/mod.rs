@@ -115,11 +115,13 @@ pub fn build(spec: &GuestDtSpec<'_>, host: &HostDt) -> Result<Vec<u8>, GuestDtEr
     }
     if let Some(v) = spec.vpci {
         let gic_cells = gic_node.node().prop_u32("#address-cells").unwrap_or(0);
-        let viommu = match v.viommu_slot {
-            Some(_) => Some(phandles.allocate()?),
-            None => None,
+        // Its functions' DMA goes to the virtio-iommu on the bus, or to the
+        // one on virtio-mmio.
+        let target = match v.viommu_slot {
+            Some(_) => Some(synth::VpciIommu::OnBus(phandles.allocate()?)),
+            None => viommu.map(synth::VpciIommu::Mmio),
         };
-        guest.add_generated(synth::vpci(v, gic_phandle, gic_cells, viommu, cells)?)?;
+        guest.add_generated(synth::vpci(v, gic_phandle, gic_cells, target, cells)?)?;
     }
     copy_devices(&mut guest, tree, spec.devices)?;
     if let Some(phandle) = viommu {

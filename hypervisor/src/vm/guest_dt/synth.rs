@@ -237,11 +237,22 @@ pub fn console(
 /// slot and pin to the host's SPI, level-high), `dma-coherent` as the host
 /// bridge is. `/chosen` says `linux,pci-probe-only`: the BARs are the
 /// hypervisor's.
+/// Where a virtual bridge's functions' DMA goes: to the virtio-iommu
+/// that is a function of the bus (its node a child of the bridge, with
+/// this phandle), or to the guest's virtio-iommu on virtio-mmio.
+#[derive(Clone, Copy, Debug)]
+pub enum VpciIommu {
+    /// The virtio-pci function at `VpciDt::viommu_slot`.
+    OnBus(u32),
+    /// The `virtio,mmio` node with this phandle.
+    Mmio(u32),
+}
+
 pub fn vpci(
     v: &crate::vm::vpci::VpciDt,
     gic_phandle: u32,
     gic_address_cells: u32,
-    viommu_phandle: Option<u32>,
+    iommu: Option<VpciIommu>,
     cells: RootCells,
 ) -> Result<Node, GuestDtError> {
     let mut node = Node::new(&format!("pcie@{:x}", v.ecam.base));
@@ -296,7 +307,15 @@ pub fn vpci(
     if v.dma_coherent {
         node.props.push(flag_prop("dma-coherent"));
     }
-    if let (Some(dev), Some(phandle)) = (v.viommu_slot, viommu_phandle) {
+    if let Some(VpciIommu::Mmio(phandle)) = iommu {
+        // Every function of the bus (32 slots, function 0 each).
+        let map: Vec<u8> = [0, phandle, 0, 32 << 3]
+            .iter()
+            .flat_map(|c| c.to_be_bytes())
+            .collect();
+        node.props.push(Prop::new("iommu-map", &map));
+    }
+    if let (Some(dev), Some(VpciIommu::OnBus(phandle))) = (v.viommu_slot, iommu) {
         // The virtio-iommu on the bus (binding virtio/pci-iommu.yaml): the
         // requester IDs below its own go to it; its own is left out.
         let rid = u32::from(dev) << 3;
