@@ -156,3 +156,79 @@ fn the_bus_holds_at_most_32_functions() {
     ));
     assert_eq!(bus.slots().len(), MAX_SLOTS);
 }
+
+#[test]
+fn random_guest_accesses_never_panic_and_reach_only_what_the_filter_allows() {
+    // Guest-controlled: any offset, width and value on the bridge's window.
+    // Nothing panics; the physical function only ever sees writes to its
+    // command register (memory, bus master, INTx disable) and to its kept
+    // capabilities; its BARs never move; no write allocates.
+    let phys = Bdf::new(0, 2, 0);
+    let mut e = FakeEcam::default();
+    e.add(
+        phys,
+        (0x1b36, 0x0010),
+        0x010802,
+        ENDPOINT,
+        &[FakeBar::Mem64(0x4000, false)],
+        1,
+    );
+    e.write32_raw(phys, reg::COMMAND, 1 << 20);
+    e.write32_raw(phys, 0x34, 0x40);
+    e.write32_raw(phys, 0x40, 0x50 << 8 | 0x10); // PCIe
+    e.write32_raw(phys, 0x50, 0x11); // MSI-X, hidden
+    let host = crate::vm::tests::host().pcie[0].clone();
+    let t = enumerate(&mut e, &host);
+    let bar = e.bar64(phys, 0);
+    let view = FunctionView::new(&e, t.function(phys).unwrap());
+    e.writes.clear();
+    let ecam: &'static Mutex<FakeEcam> = Box::leak(Box::new(Mutex::new(e)));
+    let mut bus = VirtualBus::new();
+    bus.add(Slot::Assigned { view, host: ecam }).unwrap();
+    let toy = Toy {
+        regs: [0; 64],
+        irq: false,
+    };
+    bus.add(Slot::Emulated(Box::new(toy))).unwrap();
+    let mem = VecMemory::new(0, 0);
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    for _ in 0..200_000 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        // Mostly slot 0 and 1, sometimes anywhere in (and past) the window.
+        let offset = if x & 0xf == 0 {
+            x >> 8 & 0x1f_ffff
+        } else {
+            (x >> 8 & 0x8fff) & !0x7000
+        };
+        let width = [1, 2, 4, 8, 3][(x >> 40) as usize % 5];
+        if x & 0x10 == 0 {
+            let _ = bus.read(offset, width);
+        } else {
+            let _ = bus.write(&mem, offset, width, (x >> 20) as u32);
+        }
+    }
+    let e = ecam.lock();
+    assert_eq!(e.bar64(phys, 0), bar, "the BAR never moved");
+    assert!(
+        e.writes.iter().any(|&(_, off, _)| off == 0x04)
+            && e.writes.iter().any(|&(_, off, _)| off >= 0x44),
+        "the sequence reached the command register and the capability"
+    );
+    for &(bdf, off, v) in &e.writes {
+        assert_eq!(bdf, phys);
+        match off {
+            0x04 => assert_eq!(
+                v & 0xffff & !(command::MEMORY | command::BUS_MASTER | command::INTX_DISABLE),
+                0,
+                "command {v:#x}"
+            ),
+            // The PCIe capability: its registers, and (the fake's
+            // read-merge-write of a write at 0x42) its header unchanged.
+            0x40 => assert_eq!(v & 0xffff, 0x5010, "header {v:#x}"),
+            0x44..=0x4f => {}
+            _ => panic!("a write reached offset {off:#x}: {v:#x}"),
+        }
+    }
+}
