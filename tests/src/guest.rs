@@ -107,6 +107,11 @@ pub fn enable_pci_function(dev: &str) -> String {
     )
 }
 
+/// Shell text that binds QEMU's `edu` (1234:11e8) to `pci-stub`, so that
+/// Linux puts it in an IOMMU group and attaches its (empty) default DMA
+/// domain.
+pub const STUB_EDU: &str = "echo 1234 11e8 > /sys/bus/pci/drivers/pci-stub/new_id";
+
 /// Shell text that makes QEMU's `edu` device (BAR 0 in `$bar`) DMA 4 KiB
 /// from its buffer to `target`, then waits a second.
 pub fn edu_dma_to(target: u64) -> String {

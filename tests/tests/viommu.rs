@@ -8,7 +8,8 @@
 use std::time::Duration;
 
 use hv_tests::guest::{
-    self, EDU_SLOT, INIT_DONE, ScratchDir, bundle, disk_image, edu_dma_to, enable_pci_function,
+    self, EDU_SLOT, INIT_DONE, STUB_EDU, ScratchDir, bundle, disk_image, edu_dma_to,
+    enable_pci_function,
 };
 use hv_tests::{HarnessError, Qemu, Session};
 use virtio_defs::features::F_VERSION_1;
@@ -64,7 +65,7 @@ fn linux_uses_the_in_hypervisor_virtio_iommu() -> Result<(), HarnessError> {
     let d = format!("/sys/bus/pci/devices/0000:00:{EDU_SLOT:02x}.0");
     run(
         &mut vm,
-        &format!("echo 1234 11e8 > /sys/bus/pci/drivers/pci-stub/new_id; cat {d}/iommu_group/type"),
+        &format!("{STUB_EDU}; cat {d}/iommu_group/type"),
         "DMA",
     )?;
     run(&mut vm, &enable_pci_function(&d), "enabled")?;

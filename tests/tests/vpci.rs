@@ -12,7 +12,7 @@
 use std::time::Duration;
 
 use hv_tests::guest::{
-    INIT_DONE, ScratchDir, bundle, disk_image, edu_dma_to, enable_pci_function, run,
+    INIT_DONE, STUB_EDU, ScratchDir, bundle, disk_image, edu_dma_to, enable_pci_function, run,
 };
 use hv_tests::{HarnessError, Qemu};
 
@@ -107,7 +107,7 @@ fn linux_uses_its_virtio_iommu_on_virtio_pci() -> Result<(), HarnessError> {
     let d = "/sys/bus/pci/devices/0000:00:01.0";
     run(
         &mut vm,
-        &format!("echo 1234 11e8 > /sys/bus/pci/drivers/pci-stub/new_id; cat {d}/iommu_group/type"),
+        &format!("{STUB_EDU}; cat {d}/iommu_group/type"),
         "DMA",
         CMD,
     )?;
@@ -170,10 +170,7 @@ fn two_guests_share_one_bridge_function_by_function() -> Result<(), HarnessError
     vm.expect_from("beta", &md5_b, CMD)?;
     // beta's edu (00:01.0 on its bus: endpoint 8) DMAs to 0x4000_0000.
     let d = "/sys/bus/pci/devices/0000:00:01.0";
-    vm.send(&format!(
-        "echo 1234 11e8 > /sys/bus/pci/drivers/pci-stub/new_id; {}\n",
-        enable_pci_function(d)
-    ))?;
+    vm.send(&format!("{STUB_EDU}; {}\n", enable_pci_function(d)))?;
     vm.expect_from("beta", "enabled", CMD)?;
     vm.send(&format!("{}; echo edu-dma-sent\n", edu_dma_to(0x4000_0000)))?;
     vm.expect_from("beta", "edu-dma-sent", CMD)?;
