@@ -127,9 +127,9 @@ fn linux_uses_its_virtio_iommu_on_virtio_pci() -> Result<(), HarnessError> {
 /// Two guests sharing the one physical bridge function by function
 /// (guest-configs/qemu-virt-two-linux-pci.toml): alpha's NVMe behind its
 /// virtio-iommu on virtio-pci, beta's NVMe and `edu` behind its virtio-iommu
-/// on virtio-mmio. Each reads its own disk; beta's `edu` aimed at
-/// guest-physical RAM (alpha's, and its own, are at 0x4000_0000) is blocked
-/// and reported to beta only; alpha reboots while beta reads its disk in a
+/// on virtio-mmio. Each reads its own disk; beta's `edu` aimed at alpha's
+/// RAM (its host-physical address, from the hypervisor's boot line) is
+/// blocked and reported to beta only; alpha reboots while beta reads its disk in a
 /// loop, and beta's checksums stay right.
 #[test]
 fn two_guests_share_one_bridge_function_by_function() -> Result<(), HarnessError> {
@@ -169,17 +169,20 @@ fn two_guests_share_one_bridge_function_by_function() -> Result<(), HarnessError
     vm.focus("beta", CMD)?;
     vm.send("md5sum /dev/nvme0n1\n")?;
     vm.expect_from("beta", &md5_b, CMD)?;
-    // beta's edu (00:01.0 on its bus: endpoint 8) DMAs to 0x4000_0000.
+    // beta's edu (00:01.0 on its bus: endpoint 8) DMAs to where alpha's
+    // RAM is in host memory (the hypervisor's boot line says where).
+    let alpha_ram = host_ram_of(&vm.transcript(), "alpha")
+        .ok_or_else(|| vm.fail("no boot line gives alpha's host RAM"))?;
     let d = "/sys/bus/pci/devices/0000:00:01.0";
     vm.send(&format!("{STUB_EDU}; {}\n", enable_pci_function(d)))?;
     vm.expect_from("beta", "enabled", CMD)?;
-    vm.send(&format!("{}; echo edu-dma-sent\n", edu_dma_to(0x4000_0000)))?;
+    vm.send(&format!("{}; echo edu-dma-sent\n", edu_dma_to(alpha_ram)))?;
     vm.expect_from("beta", "edu-dma-sent", CMD)?;
     // The hypervisor's line and beta's driver's, in either order.
     vm.expect_all(
         &[
             "(guest 'beta', reported to its virtio-iommu)",
-            "virtio_iommu virtio0: page fault from EP 8 at 0x40000000",
+            &format!("virtio_iommu virtio0: page fault from EP 8 at {alpha_ram:#x}"),
         ],
         CMD,
     )?;
@@ -208,4 +211,57 @@ fn two_guests_share_one_bridge_function_by_function() -> Result<(), HarnessError
     vm.send("md5sum /dev/nvme0n1\n")?;
     vm.expect_from("alpha", &md5_a, CMD)?;
     Ok(())
+}
+
+/// The host-physical address of guest `name`'s RAM, from the hypervisor's
+/// line `guest 'NAME': ... MiB at 0x... (host 0x...)`.
+fn host_ram_of(console: &str, name: &str) -> Option<u64> {
+    let line = console
+        .lines()
+        .find(|l| l.contains(&format!("guest '{name}': ")) && l.contains("(host 0x"))?;
+    let hex = line.split("(host 0x").nth(1)?.split(')').next()?;
+    u64::from_str_radix(hex, 16).ok()
+}
+
+/// The two-guest configuration on a machine that does not match it: beta's
+/// 00:03.0 is a USB controller whose INTx pin (INTD) puts it on alpha's
+/// NVMe's line (INTID 37), and nothing is at 00:05.0. Only the boot can
+/// tell (device trees do not list functions): it refuses beta with both
+/// reasons, each at its key in the TOML file as the host tool would say
+/// it, and alpha runs.
+#[test]
+fn a_missing_function_and_a_shared_intx_line_are_refused_at_their_keys() -> Result<(), HarnessError>
+{
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = ScratchDir::new("vpci-refused")?;
+    let (disk, md5) = disk_image(&dir.0, 0x5eed_00a3)?;
+    let mut vm = Qemu::new()
+        .smp(4)
+        .memory("1G")
+        .timeout(Duration::from_secs(180))
+        .arg("-initrd")
+        .arg(bundle("qemu-virt-two-linux-pci")?)
+        .arg("-drive")
+        .arg(format!("file={},if=none,id=da,format=raw", disk.display()))
+        .args(["-device", "nvme,drive=da,serial=alpha,addr=2.0"])
+        .args(["-device", "ich9-usb-ehci1,addr=3.0"])
+        .spawn()?;
+    vm.expect_line(&["00:03.0 8086:293a", "INTD"], BOOT)?;
+    vm.expect_all(
+        &[
+            "qemu-virt-two-linux-pci.toml:34:8: guest[1].pci[0]: guest 1 (\"beta\"): PCI function \
+             0000:00:03.0: its INTx line (INTID 37) is also the line of 0000:00:02.0, given to guest 0 \
+             (\"alpha\")",
+            "qemu-virt-two-linux-pci.toml:34:19: guest[1].pci[1]: guest 1 (\"beta\"): PCI function \
+             0000:00:05.0: host bridge /pcie@10000000 has no such function",
+            "guest 'beta' refused: its configuration does not fit this machine",
+        ],
+        BOOT,
+    )?;
+    // alpha, alone, has the console.
+    vm.expect(INIT_DONE, BOOT)?;
+    run(&mut vm, "md5sum /dev/nvme0n1", &md5, CMD)?;
+    vm.expect_not_seen("guest 'beta': ")?;
+    vm.send("poweroff -f\n")?;
+    vm.expect_exit_code(0, CMD)
 }

@@ -4,7 +4,7 @@
 //! these between bringing up the MMU and heap and starting the CPUs.
 
 use crate::config::limits::HEAP_RESERVE;
-use crate::config::{Bundle, BundleGuest, validate};
+use crate::config::{Bundle, BundleGuest, Located, ValidationError, validate};
 use crate::fdt::HostDt;
 use crate::mm::accounting::Owner;
 use crate::mm::{heap, layout};
@@ -65,7 +65,12 @@ pub fn plan_guests(
     let errors = validate(&configs, hw);
     let mut refused = alloc::vec![false; configs.len()];
     for e in &errors {
-        error!("{e}");
+        let origin = e
+            .guest
+            .as_ref()
+            .and_then(|g| configs.get(g.index))
+            .map(|c| &c.origin);
+        error!("{}", Located { error: e, origin });
         match &e.guest {
             Some(g) if g.index < refused.len() => refused[g.index] = true,
             _ => refused.iter_mut().for_each(|r| *r = true),
@@ -141,6 +146,7 @@ pub unsafe fn build_guests(ctx: &BuildCtx<'_>, planned: Vec<Planned>) -> Vec<Gue
     } in planned
     {
         let name = g.config.name.clone();
+        let origin = g.config.origin.clone();
         // SAFETY: the caller's contract: `ram_pa` is RAM carved for this
         // guest alone, mapped, used by nothing else.
         let ram = unsafe {
@@ -169,6 +175,20 @@ pub unsafe fn build_guests(ctx: &BuildCtx<'_>, planned: Vec<Planned>) -> Vec<Gue
                     guest.config.devices
                 );
                 guests.push(guest);
+            }
+            Err(e) if !e.problems().is_empty() => {
+                for p in e.problems() {
+                    let error = ValidationError::guest(index, &name, p.clone());
+                    let origin = Some(&origin);
+                    error!(
+                        "{}",
+                        Located {
+                            error: &error,
+                            origin
+                        }
+                    );
+                }
+                error!("guest '{name}' refused: its configuration does not fit this machine");
             }
             Err(e) => error!("guest '{name}' refused: {e}"),
         }

@@ -40,8 +40,8 @@ pub const MAGIC: [u8; 8] = *b"PARTITA\0";
 /// The format version written and read. 2: [`GuestConfig`] gained
 /// `viommu` (version 1 configs do not decode). 3: it gained
 /// `allow_untranslated_dma` and `limits` (version 2 configs do not decode).
-/// 4: it gained `console`.
-pub const VERSION: u32 = 5;
+/// 4: it gained `console`. 5: `pci`. 6: `origin`.
+pub const VERSION: u32 = 6;
 /// Size of the fixed header.
 pub const HEADER_LEN: usize = 32;
 /// Size of one part descriptor.

@@ -8,6 +8,8 @@ use alloc::vec::Vec;
 use core::fmt;
 use serde::{Deserialize, Serialize};
 
+use super::origin::Origin;
+
 use super::limits::{
     DEFAULT_IO_MAPPINGS, DEFAULT_IO_TABLE_MEMORY, DEFAULT_MEMORY_BASE, DEFAULT_VIOMMU_BASE,
     DEFAULT_VIOMMU_DOMAINS, DEFAULT_VIOMMU_SPI, HEAP_PER_DOMAIN, HEAP_PER_IO_MAPPING,
@@ -69,9 +71,14 @@ pub struct GuestConfig {
     /// (`pci = ["00:02.0"]`, or `"SSSS:BB:DD.F"` naming the host bridge by
     /// its position among the DT's `pci-host-ecam-generic` nodes), served
     /// to it behind a virtual host bridge (docs/pci.md). Bundle version 5;
-    /// last field: see the module doc.
+    /// see the module doc.
     #[serde(default)]
     pub pci: Vec<String>,
+    /// Where the configuration came from (file, line and column of each
+    /// key), so a problem found at boot names them. Bundle version 6; last
+    /// field: see the module doc.
+    #[serde(default)]
+    pub origin: Origin,
 }
 
 /// A PCI function as a guest configuration names it: the host bridge's
@@ -228,6 +235,7 @@ impl GuestConfig {
             limits: GuestLimits::default(),
             console: ConsoleConfig::default(),
             pci: Vec::new(),
+            origin: Origin::default(),
         }
     }
 }

@@ -19,6 +19,7 @@ pub mod crc32;
 mod devices;
 mod guest;
 pub mod limits;
+mod origin;
 mod problem;
 pub mod validate;
 
@@ -31,5 +32,6 @@ pub use guest::{
     ConsoleConfig, GuestConfig, GuestLimits, GuestRef, PciAddr, ResetAction, ViommuConfig,
     ViommuTransport,
 };
+pub use origin::{KeyAt, Located, Origin};
 pub use problem::{Field, Problem, ValidationError};
 pub use validate::{check_board, check_guests, check_spi_count, validate};

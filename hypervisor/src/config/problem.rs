@@ -484,6 +484,33 @@ pub enum Problem {
         /// containing it), as configured.
         owner_path: String,
     },
+    /// The host bridge's enumeration found no such function, or found a
+    /// PCI bridge there (found at boot: device trees do not list
+    /// functions).
+    PciAbsent {
+        /// The function.
+        addr: PciAddr,
+        /// Position in `pci`.
+        at: usize,
+        /// The host bridge's node path.
+        bridge: String,
+    },
+    /// The function's INTx line is also the line of a function an earlier
+    /// guest was given (found at boot, from the function's interrupt pin
+    /// and the bridge's `interrupt-map`): guests cannot share a level line
+    /// until they have MSIs.
+    PciIntxShared {
+        /// The function.
+        addr: PciAddr,
+        /// Position in `pci`.
+        at: usize,
+        /// The line's INTID.
+        intid: u32,
+        /// The guest holding the line.
+        holder: GuestRef,
+        /// Its function on that line.
+        holder_addr: PciAddr,
+    },
 }
 
 impl Problem {
@@ -542,7 +569,9 @@ impl Problem {
             | Self::PciNoBridge { .. }
             | Self::PciBusOutOfRange { .. }
             | Self::PciTaken { .. }
-            | Self::PciBridgeTaken { .. } => Field::Pci,
+            | Self::PciBridgeTaken { .. }
+            | Self::PciAbsent { .. }
+            | Self::PciIntxShared { .. } => Field::Pci,
         }
     }
 
@@ -574,7 +603,9 @@ impl Problem {
             | Self::PciNoBridge { at, .. }
             | Self::PciBusOutOfRange { at, .. }
             | Self::PciTaken { at, .. }
-            | Self::PciBridgeTaken { at, .. } => Some(*at),
+            | Self::PciBridgeTaken { at, .. }
+            | Self::PciAbsent { at, .. }
+            | Self::PciIntxShared { at, .. } => Some(*at),
             _ => None,
         }
     }
@@ -900,6 +931,23 @@ impl fmt::Display for Problem {
                 f,
                 "PCI function {addr} is on host bridge {bridge}, which {owner} is given whole (devices \
                  entry {owner_path}); a bridge is given either whole or function by function"
+            ),
+            Self::PciAbsent { addr, bridge, .. } => write!(
+                f,
+                "PCI function {addr}: host bridge {bridge} has no such function (or a PCI bridge \
+                 there); the hardware summary lists what it has"
+            ),
+            Self::PciIntxShared {
+                addr,
+                intid,
+                holder,
+                holder_addr,
+                ..
+            } => write!(
+                f,
+                "PCI function {addr}: its INTx line (INTID {intid}) is also the line of {holder_addr}, \
+                 given to {holder}; functions of different guests may not share an INTx line (give \
+                 both to one guest, or move one to a slot whose line is free)"
             ),
         }
     }

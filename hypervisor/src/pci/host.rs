@@ -6,6 +6,7 @@
 
 use super::config::ConfigAccess;
 use super::enumerate::Topology;
+use crate::config::{GuestRef, PciAddr};
 use alloc::string::String;
 use alloc::vec::Vec;
 use spin::Mutex;
@@ -18,44 +19,40 @@ pub struct PciHost {
     pub topology: Topology,
     /// Its configuration space (ECAM on the machine).
     pub config: &'static Mutex<dyn ConfigAccess + Send>,
-    /// INTx INTIDs held by guests: (INTID, guest index).
-    pub intx: Mutex<Vec<(u32, usize)>>,
+    /// INTx lines held by guests.
+    pub intx: Mutex<Vec<IntxClaim>>,
 }
 
-/// Why a guest cannot take an INTx line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct IntxTaken {
+/// An INTx line held by a guest, for one of its functions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IntxClaim {
     /// The line's INTID.
     pub intid: u32,
     /// The guest that holds it.
-    pub holder: usize,
+    pub guest: GuestRef,
+    /// The first of its functions on that line.
+    pub addr: PciAddr,
 }
-
-impl core::fmt::Display for IntxTaken {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        write!(
-            f,
-            "INTx line INTID {} is held by guest {} (functions of different guests may not share an INTx line)",
-            self.intid, self.holder
-        )
-    }
-}
-
-impl core::error::Error for IntxTaken {}
 
 impl PciHost {
-    /// Records that guest `guest` holds the INTx line `intid`; refused when
-    /// another guest holds it (the same guest may hold it for several of
-    /// its functions).
-    pub fn claim_intx(&self, intid: u32, guest: usize) -> Result<(), IntxTaken> {
+    /// Records that `claim.guest` holds the INTx line `claim.intid`;
+    /// refused with the holder's claim when another guest holds it (the
+    /// same guest may hold it for several of its functions).
+    pub fn claim_intx(&self, claim: IntxClaim) -> Result<(), IntxClaim> {
         let mut held = self.intx.lock();
-        match held.iter().find(|(i, _)| *i == intid) {
-            Some(&(_, holder)) if holder != guest => Err(IntxTaken { intid, holder }),
+        match held.iter().find(|c| c.intid == claim.intid) {
+            Some(c) if c.guest.index != claim.guest.index => Err(c.clone()),
             Some(_) => Ok(()),
             None => {
-                held.push((intid, guest));
+                held.push(claim);
                 Ok(())
             }
         }
+    }
+
+    /// Gives back every INTx line guest `guest` holds (a guest refused
+    /// after claiming some).
+    pub fn release_intx(&self, guest: usize) {
+        self.intx.lock().retain(|c| c.guest.index != guest);
     }
 }

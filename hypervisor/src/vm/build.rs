@@ -97,6 +97,18 @@ impl core::fmt::Display for BuildError {
     }
 }
 
+impl BuildError {
+    /// The rules of the guest's configuration it breaks, when they are
+    /// ones only the boot can check (then each is reported like a
+    /// validation error, at its key in the TOML file); empty otherwise.
+    pub fn problems(&self) -> &[crate::config::Problem] {
+        match self {
+            BuildError::Pci(VpciError::Config(p)) => p,
+            _ => &[],
+        }
+    }
+}
+
 impl core::error::Error for BuildError {
     fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
         match self {

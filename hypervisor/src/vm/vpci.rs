@@ -4,11 +4,11 @@
 //! guest owns, the streams to bind, and what its device tree node says.
 //! The bridge device itself is `devices::vpci`.
 
-use crate::config::{GuestConfig, PciAddr};
+use crate::config::{GuestConfig, GuestRef, PciAddr, Problem};
 use crate::fdt::{HostDt, PciRange, PciSpace};
 use crate::mm::layout::Region;
 use crate::pci::config::{Bdf, ConfigAccess};
-use crate::pci::host::{IntxTaken, PciHost};
+use crate::pci::host::{IntxClaim, PciHost};
 use crate::pci::vbus::{Slot, VbusError, VirtualBus};
 use crate::pci::view::FunctionView;
 use crate::vm::resources::{ResourceError, intx_intid};
@@ -25,12 +25,12 @@ pub enum VpciError {
     NoBridge(PciAddr),
     /// Functions of two host bridges (one virtual bridge serves one).
     TwoBridges,
-    /// The enumeration found no such function (or it is a bridge).
-    NoFunction(PciAddr),
     /// A BAR of the function could not be placed at boot.
     Unplaced(PciAddr),
-    /// The INTx line is another guest's.
-    Intx(PciAddr, IntxTaken),
+    /// Rules of the configuration that only the enumeration can check
+    /// (the function exists, its INTx line is not another guest's), one
+    /// problem per entry of `pci` that breaks one.
+    Config(Vec<Problem>),
     /// The bridge's `interrupt-map` cannot be read.
     InterruptMap(ResourceError),
     /// More functions than the virtual bus has slots.
@@ -45,11 +45,14 @@ impl fmt::Display for VpciError {
             Self::BadAddress(s) => write!(f, "pci: {s:?} is not a PCI address (BB:DD.F)"),
             Self::NoBridge(a) => write!(f, "pci: {a}: no enumerated host bridge {:04x}", a.segment),
             Self::TwoBridges => write!(f, "pci: functions of two host bridges (one is supported)"),
-            Self::NoFunction(a) => {
-                write!(f, "pci: {a}: no such function (see the hardware summary)")
-            }
             Self::Unplaced(a) => write!(f, "pci: {a}: a BAR could not be placed at boot"),
-            Self::Intx(a, e) => write!(f, "pci: {a}: {e}"),
+            Self::Config(problems) => {
+                for (i, p) in problems.iter().enumerate() {
+                    let sep = if i == 0 { "" } else { "; " };
+                    write!(f, "{sep}{p}")?;
+                }
+                Ok(())
+            }
             Self::InterruptMap(e) => write!(f, "pci: {e}"),
             Self::Bus(e) => write!(f, "pci: {e}"),
             Self::NoWindow => write!(f, "pci: no 64-bit window for the virtio-iommu's BAR"),
@@ -60,7 +63,6 @@ impl fmt::Display for VpciError {
 impl core::error::Error for VpciError {
     fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
         match self {
-            Self::Intx(_, e) => Some(e),
             Self::InterruptMap(e) => Some(e),
             Self::Bus(e) => Some(e),
             _ => None,
@@ -129,8 +131,23 @@ pub fn viommu_bar0(dt: &VpciDt) -> Option<u64> {
 
 /// Builds the virtual bridge of guest `index` from its `config.pci`, over
 /// the enumerated host bridges `pci` of host `hw`; None when it has no
-/// functions. Claims the functions' INTx lines for the guest.
+/// functions. Claims the functions' INTx lines for the guest; a guest
+/// refused holds none.
 pub fn plan(
+    hw: &HostDt,
+    pci: &'static [PciHost],
+    index: usize,
+    config: &GuestConfig,
+) -> Result<Option<Vpci>, VpciError> {
+    let planned = plan_functions(hw, pci, index, config);
+    if planned.is_err() {
+        pci.iter().for_each(|h| h.release_intx(index));
+    }
+    planned
+}
+
+/// [`plan`], claims left to it to release.
+fn plan_functions(
     hw: &HostDt,
     pci: &'static [PciHost],
     index: usize,
@@ -143,7 +160,8 @@ pub fn plan(
     let mut host_of: Option<&PciHost> = None;
     let (mut mmio, mut intids, mut functions, mut slots) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    for entry in &config.pci {
+    let mut problems = Vec::new();
+    for (at, entry) in config.pci.iter().enumerate() {
         let addr = PciAddr::parse(entry).ok_or_else(|| VpciError::BadAddress(entry.clone()))?;
         let bridge = hw
             .pcie
@@ -158,11 +176,14 @@ pub fn plan(
         }
         host_of = Some(host);
         let bdf = Bdf::new(addr.bus, addr.dev, addr.func);
-        let f = host
-            .topology
-            .function(bdf)
-            .filter(|f| !f.bridge)
-            .ok_or(VpciError::NoFunction(addr))?;
+        let Some(f) = host.topology.function(bdf).filter(|f| !f.bridge) else {
+            problems.push(Problem::PciAbsent {
+                addr,
+                at,
+                bridge: host.path.clone(),
+            });
+            continue;
+        };
         if f.bars
             .iter()
             .any(|b| b.placed.is_none() && b.kind != crate::pci::enumerate::BarKind::Io)
@@ -185,8 +206,21 @@ pub fn plan(
             let intid = intx_intid(hw, &host.path, bdf.rid(), f.intx_pin)
                 .map_err(VpciError::InterruptMap)?;
             if let Some(intid) = intid {
-                host.claim_intx(intid, index)
-                    .map_err(|e| VpciError::Intx(addr, e))?;
+                let claim = IntxClaim {
+                    intid,
+                    guest: GuestRef::named(index, &config.name),
+                    addr,
+                };
+                if let Err(holder) = host.claim_intx(claim) {
+                    problems.push(Problem::PciIntxShared {
+                        addr,
+                        at,
+                        intid,
+                        holder: holder.guest,
+                        holder_addr: holder.addr,
+                    });
+                    continue;
+                }
                 intids.push(intid);
                 slots.push(VpciSlot {
                     dev: vbdf.dev,
@@ -196,6 +230,9 @@ pub fn plan(
             }
         }
         functions.push((host.path.clone(), bdf.rid()));
+    }
+    if !problems.is_empty() {
+        return Err(VpciError::Config(problems));
     }
     let Some(host) = host_of else {
         return Ok(None);

@@ -217,6 +217,7 @@ pub fn load_str(text: &str, path: &Path) -> Result<ConfigFile, Vec<ConfigError>>
                 .iter()
                 .flat_map(|p| p.get_ref().iter().map(|i| i.get_ref().clone()))
                 .collect(),
+            origin: s.origin(path, index),
         };
         // On a bad source the placeholder is never used: errors is not empty.
         let (kernel, initrd) = (

@@ -6,7 +6,7 @@ mod common;
 
 use common::{BASE, Fixture, QEMU_VIRT_DTB, edit, render};
 use guestcfg::{Source, build_bundle, check_against_board};
-use hypervisor::config::Bundle;
+use hypervisor::config::{Bundle, Located, PciAddr, Problem, ValidationError};
 
 /// `BASE` with `pci = [items]` after `devices` and no device.
 fn with_pci(items: &str) -> String {
@@ -71,5 +71,39 @@ fn board_refusals_are_located() {
             "7:19: guest[0].pci[1]: PCI function 0001:00:02.0: segment 0001 names no host bridge (the \
           host device tree has 1 pci-host-ecam-generic bridges, numbered from 0000)"
         ]
+    );
+}
+
+#[test]
+fn the_bundle_lets_the_boot_locate_what_only_it_can_check() {
+    // Whether 00:07.0 exists is known at boot only (device trees do not
+    // list functions): the bundle carries the keys' places, so the boot's
+    // message names the file, line, column and key as the tool would.
+    let fx = Fixture::new();
+    let file = fx.load(&with_pci("\"00:02.0\",\n  \"00:07.0\"")).unwrap();
+    let bytes = build_bundle(&file, |source| match source {
+        Source::File(path) => std::fs::read(path).map_err(|e| e.to_string()),
+        other => Err(format!("{other} is not available here")),
+    })
+    .unwrap();
+    let bundle = Bundle::parse(&bytes).unwrap();
+    let config = &bundle.guests[0].config;
+    let error = ValidationError::guest(
+        0,
+        &config.name,
+        Problem::PciAbsent {
+            addr: PciAddr::parse("00:07.0").unwrap(),
+            at: 1,
+            bridge: "/pcie@10000000".into(),
+        },
+    );
+    let text = Located {
+        error: &error,
+        origin: Some(&config.origin),
+    }
+    .to_string();
+    assert!(
+        text.starts_with("guests.toml:8:3: guest[0].pci[1]: "),
+        "{text}"
     );
 }

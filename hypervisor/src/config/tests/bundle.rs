@@ -130,10 +130,10 @@ fn bad_magic_and_version() {
 #[test]
 fn older_bundles_are_refused() {
     // Version 3 added `allow_untranslated_dma` to the config, version 4
-    // `console`, version 5 `pci`: an older config would decode wrongly, so
-    // the version is checked first.
-    assert_eq!(VERSION, 5);
-    for old in [2u32, 3, 4] {
+    // `console`, version 5 `pci`, version 6 `origin`: an older config
+    // would decode wrongly, so the version is checked first.
+    assert_eq!(VERSION, 6);
+    for old in [2u32, 3, 4, 5] {
         let mut bytes = sample();
         bytes[8..12].copy_from_slice(&old.to_le_bytes());
         reseal(&mut bytes);

@@ -3,6 +3,7 @@
 //! `fdt/testdata/`.
 
 mod bundle;
+mod origin;
 mod ownership;
 mod pci;
 mod validate;

@@ -4,6 +4,7 @@
 //! node, and the functions stopped when it powers off.
 
 use super::*;
+use crate::config::Problem;
 use crate::devices::AccessCtx;
 use crate::pci::config::{Bdf, ConfigAccess, command, reg};
 use crate::pci::enumerate::enumerate;
@@ -138,20 +139,42 @@ fn functions_of_two_guests_may_not_share_an_intx_line_and_missing_ones_are_refus
     let w = World::new();
     let (pci, _) = hosts();
     try_build(&w, pci, 0, with_pci("a", 0, &["00:02.0"])).expect("a builds");
-    let e = try_build(&w, pci, 1, with_pci("b", 1, &["00:06.0"]))
+    // b: its edu shares a's line, and 00:09.0 does not exist: both said.
+    let e = try_build(&w, pci, 1, with_pci("b", 1, &["00:06.0", "00:09.0"]))
         .err()
         .expect("b refused");
-    assert!(matches!(e, BuildError::Pci(VpciError::Intx(_, _))), "{e}");
-    assert!(e.to_string().contains("INTID 37 is held by guest 0"), "{e}");
-    let e = try_build(&w, pci, 2, with_pci("c", 2, &["00:09.0"]))
+    assert!(matches!(e, BuildError::Pci(VpciError::Config(_))), "{e}");
+    let [
+        Problem::PciIntxShared {
+            at: 0,
+            intid: 37,
+            holder,
+            holder_addr,
+            ..
+        },
+        Problem::PciAbsent { at: 1, .. },
+    ] = e.problems()
+    else {
+        panic!("not an INTx conflict and a missing function: {e}");
+    };
+    assert_eq!((holder.index, holder.name.as_deref()), (0, Some("a")));
+    assert_eq!(holder_addr.to_string(), "0000:00:02.0");
+    assert!(e.to_string().contains("0000:00:09.0: host bridge"), "{e}");
+}
+
+#[test]
+fn a_refused_guest_holds_no_intx_line() {
+    let w = World::new();
+    let (pci, _) = hosts();
+    // a takes 00:02.0's line, then is refused for 00:09.0...
+    let e = try_build(&w, pci, 0, with_pci("a", 0, &["00:02.0", "00:09.0"]))
         .err()
-        .expect("c refused");
+        .expect("a refused");
     assert!(
-        matches!(e, BuildError::Pci(VpciError::NoFunction(_))),
+        matches!(e.problems(), [Problem::PciAbsent { at: 1, .. }]),
         "{e}"
     );
-    assert!(
-        e.to_string().contains("0000:00:09.0: no such function"),
-        "{e}"
-    );
+    assert!(pci[0].intx.lock().is_empty(), "a's line given back");
+    // ...so b may have the edu on that line.
+    try_build(&w, pci, 1, with_pci("b", 1, &["00:06.0"])).expect("b builds");
 }
