@@ -34,6 +34,13 @@ const STEP: Duration = Duration::from_secs(30);
 /// QEMU's clock: guest time is instructions, idle time is skipped.
 const ICOUNT: [&str; 2] = ["-icount", "shift=0,sleep=off"];
 
+/// The most guest time (instructions under icount) partita may add to
+/// the timer interrupt's delivery: "within a few microseconds of guest
+/// time of bare QEMU" (issue 18). A ratio to bare QEMU cannot be the
+/// bound: its 35 instructions are the guest's own vector, and a design
+/// that traps the physical interrupt pays at least one exit (~280).
+const MAX_ADDED_LATENCY_NS: u64 = 2_000;
+
 /// Checks that pass on bare QEMU and fail under partita today, with why.
 /// docs/testing.md lists the same.
 const KNOWN_DIFFERENCES: &[(&str, &str)] = &[];
@@ -200,6 +207,13 @@ fn partita_passes_what_bare_qemu_passes() -> Result<(), HarnessError> {
             problems.push(format!(
                 "{name}: partita {p} ns against {q} ns on bare QEMU: the delivery adds {added} ns, \
                  more than two plain exits ({exit} ns each)"
+            ));
+        }
+        // Issue 18: within a few microseconds of guest time of bare QEMU.
+        if added > MAX_ADDED_LATENCY_NS {
+            problems.push(format!(
+                "{name}: partita {p} ns against {q} ns on bare QEMU: more than \
+                 {MAX_ADDED_LATENCY_NS} ns of guest time added"
             ));
         }
     }

@@ -231,12 +231,6 @@ pub fn console(
     Ok((clk, uart))
 }
 
-/// The guest's virtual PCIe host bridge `pcie@BASE`: generic ECAM of bus
-/// 0, the host bridge's memory windows (BARs keep their host addresses),
-/// one `interrupt-map` entry per function with an INTx line (its virtual
-/// slot and pin to the host's SPI, level-high), `dma-coherent` as the host
-/// bridge is. `/chosen` says `linux,pci-probe-only`: the BARs are the
-/// hypervisor's.
 /// Where a virtual bridge's functions' DMA goes: to the virtio-iommu
 /// that is a function of the bus (its node a child of the bridge, with
 /// this phandle), or to the guest's virtio-iommu on virtio-mmio.
@@ -248,6 +242,12 @@ pub enum VpciIommu {
     Mmio(u32),
 }
 
+/// The guest's virtual PCIe host bridge `pcie@BASE`: generic ECAM of bus
+/// 0, the host bridge's memory windows (BARs keep their host addresses),
+/// one `interrupt-map` entry per function with an INTx line (its virtual
+/// slot and pin to the host's SPI, level-high), `dma-coherent` as the host
+/// bridge is. `/chosen` says `linux,pci-probe-only`: the BARs are the
+/// hypervisor's.
 pub fn vpci(
     v: &crate::vm::vpci::VpciDt,
     gic_phandle: u32,
