@@ -9,22 +9,22 @@ use crate::arch::frame::TrapFrame;
 use crate::gic::MAINTENANCE_PPI;
 use core::sync::atomic::Ordering;
 
-const GICD: u64 = 0x0800_0000;
+pub(super) const GICD: u64 = 0x0800_0000;
 /// vCPU 0's redistributor (its SGI frame at + 64 KiB).
 const GICR0: u64 = 0x080a_0000;
 /// The UART's SPI (passed through, level-triggered) and the virtual
 /// timer's PPI.
-const UART: u32 = 33;
+pub(super) const UART: u32 = 33;
 const VTIMER: u32 = 27;
 /// ICH_HCR_EL2.TALL1.
 const TALL1: u64 = 1 << 12;
 /// SPSR of the guest at EL1 with IRQs masked (in a handler), unmasked.
-const MASKED: u64 = 0x3c5;
-const UNMASKED: u64 = 0x5;
+pub(super) const MASKED: u64 = 0x3c5;
+pub(super) const UNMASKED: u64 = 0x5;
 
 /// A guest on CPUs 0 and 1, vCPU 0 running here; the UART's SPI enabled
 /// and group 1 on when `enable`.
-fn guest(enable: bool) -> (World, &'static Machine) {
+pub(super) fn guest(enable: bool) -> (World, &'static Machine) {
     let w = World::new();
     let g = w.guest(0, config("a", &[0, 1], true));
     if enable {
@@ -39,7 +39,7 @@ fn guest(enable: bool) -> (World, &'static Machine) {
     (w, m)
 }
 
-fn frame(spsr: u64) -> TrapFrame {
+pub(super) fn frame(spsr: u64) -> TrapFrame {
     TrapFrame {
         spsr,
         ..Default::default()
@@ -47,7 +47,7 @@ fn frame(spsr: u64) -> TrapFrame {
 }
 
 /// A 32-bit load of the guest's GIC register at `ipa` into x0.
-fn read(m: &Machine, ipa: u64) -> u64 {
+pub(super) fn read(m: &Machine, ipa: u64) -> u64 {
     let exit = Exit::Mmio(MmioAccess {
         ipa,
         width: 4,
@@ -80,7 +80,7 @@ fn write(m: &Machine, ipa: u64, value: u64) {
 /// The physical GIC signals `intid`: the hypervisor acknowledges it (the
 /// test sets what the physical GIC then holds: active, and pending while a
 /// level line stays high) in an IRQ exit taken with the guest's `spsr`.
-fn physical_irq(w: &World, m: &Machine, intid: u32, line_high: bool, spsr: u64) {
+pub(super) fn physical_irq(w: &World, m: &Machine, intid: u32, line_high: bool, spsr: u64) {
     w.gic.set_state(intid, 0, line_high, true);
     fake::with(|s| s.pending_irqs.extend([intid, 1023]));
     assert_eq!(m.handle_exit(&frame(spsr), Exit::Irq), Some(Action::Resume));
@@ -101,7 +101,7 @@ fn guest_deactivates(w: &World, n: usize) {
 }
 
 /// The guest reads ICC_IAR1_EL1 (into x0).
-fn acknowledge_access() -> Exit {
+pub(super) fn acknowledge_access() -> Exit {
     Exit::SysReg(SysRegAccess {
         reg: SysReg::ICC_IAR1_EL1,
         rt: 0,
@@ -109,7 +109,7 @@ fn acknowledge_access() -> Exit {
     })
 }
 
-fn lr(n: usize) -> u64 {
+pub(super) fn lr(n: usize) -> u64 {
     fake::with(|s| s.lrs[n])
 }
 

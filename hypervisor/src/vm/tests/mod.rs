@@ -8,6 +8,7 @@ mod fail_closed;
 mod hw_irq;
 mod io_budget;
 mod irq;
+mod level_irq;
 mod power;
 mod smmu;
 mod viommu;
