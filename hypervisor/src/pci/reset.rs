@@ -1,38 +1,65 @@
 //! Stopping a physical function when the guest that had it stops or
 //! restarts, so that nothing it programmed can DMA later: decoding and bus
-//! mastering off first, then a Function Level Reset where the function's
-//! PCIe capability offers one (Device Capabilities bit 28; initiated with
-//! Device Control bit 15, then 100 ms before the function may be touched
-//! again), then its BARs written back where the hypervisor placed them (an
-//! FLR clears them) and left disabled. A function without FLR (a
-//! conventional PCI one, such as QEMU's `edu`) only gets decoding and bus
-//! mastering off: a secondary bus reset would need a bridge above it, and
-//! functions of the root bus have none.
+//! mastering off first, then the strongest reset the function offers, as
+//! Linux orders them (`pci_reset_function`): a Function Level Reset through
+//! its PCI Express capability (Device Capabilities bit 28, Device Control
+//! bit 15), else through its Advanced Features capability (conventional
+//! functions: AF Capabilities bit 1, AF Control bit 0), each followed by
+//! 100 ms before the function may be touched again; else a power-management
+//! reset (D3hot then D0, 10 ms each, when the PM capability does not set
+//! No_Soft_Reset). After a reset its BARs are written back where the
+//! hypervisor placed them (a reset clears them) and it is left disabled. A
+//! function offering none of these only gets decoding and bus mastering
+//! off: a secondary bus reset would need a bridge above it with this
+//! function alone below, and functions of the root bus have none.
 
 use super::config::{Bdf, ConfigAccess, command, reg};
 
+/// Power Management capability ID.
+const CAP_PM: u8 = 0x01;
 /// PCI Express capability ID.
 const CAP_PCIE: u8 = 0x10;
+/// Advanced Features capability ID.
+const CAP_AF: u8 = 0x13;
 /// Device Capabilities: Function Level Reset capability.
 const DEVCAP_FLR: u32 = 1 << 28;
 /// Device Control: initiate Function Level Reset.
 const DEVCTL_FLR: u32 = 1 << 15;
+/// AF Capabilities (byte 3 of the capability): FLR capable.
+const AF_CAP_FLR: u32 = 1 << 1;
+/// AF Control (byte 4): initiate FLR.
+const AF_CTRL_FLR: u32 = 1;
+/// PMCSR (at +4 of the PM capability): the power state field.
+const PMCSR_STATE: u32 = 0b11;
+/// PMCSR: the function keeps its state across D3hot -> D0.
+const PMCSR_NO_SOFT_RESET: u32 = 1 << 3;
+/// PMCSR: PME status (write 1 to clear: written as 0).
+const PMCSR_PME_STATUS: u32 = 1 << 15;
+/// The D3hot power state.
+const D3HOT: u32 = 0b11;
 /// What the PCIe base specification asks a reset function be given.
 pub const FLR_WAIT_MS: u64 = 100;
+/// The D3hot <-> D0 transition recovery time (PCI PM 1.2).
+pub const PM_WAIT_MS: u64 = 10;
 /// Most capabilities followed (a looping list stops here).
 const MAX_CAPS: usize = 48;
 
 /// Which reset a function got.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ResetKind {
-    /// Decoding and bus mastering off, then a Function Level Reset.
+    /// Decoding and bus mastering off, then a Function Level Reset
+    /// through the PCI Express capability.
     Flr,
-    /// Decoding and bus mastering off only (no FLR offered).
+    /// The same through the Advanced Features capability.
+    AfFlr,
+    /// Decoding and bus mastering off, then D3hot and back to D0.
+    PowerManagement,
+    /// Decoding and bus mastering off only (no reset offered).
     DisableOnly,
 }
 
-/// The offset of `bdf`'s PCI Express capability, if it has one.
-fn pcie_cap(cfg: &(impl ConfigAccess + ?Sized), bdf: Bdf) -> Option<u16> {
+/// The offset of `bdf`'s capability `id`, if it has one.
+fn find_cap(cfg: &(impl ConfigAccess + ?Sized), bdf: Bdf, id: u8) -> Option<u16> {
     if cfg.read32(bdf, reg::COMMAND) & (1 << 20) == 0 {
         return None;
     }
@@ -42,7 +69,7 @@ fn pcie_cap(cfg: &(impl ConfigAccess + ?Sized), bdf: Bdf) -> Option<u16> {
             return None;
         }
         let header = cfg.read32(bdf, at);
-        if header as u8 == CAP_PCIE {
+        if header as u8 == id {
             return Some(at);
         }
         at = ((header >> 8) & 0xfc) as u16;
@@ -52,7 +79,7 @@ fn pcie_cap(cfg: &(impl ConfigAccess + ?Sized), bdf: Bdf) -> Option<u16> {
 
 /// Stops function `bdf` (see the module documentation): `bars` are its
 /// BAR registers as the hypervisor placed them (offset, value), written
-/// back after an FLR; `wait_ms` waits that long.
+/// back after a reset; `wait_ms` waits that long.
 pub fn reset_function(
     cfg: &mut (impl ConfigAccess + ?Sized),
     bdf: Bdf,
@@ -60,20 +87,36 @@ pub fn reset_function(
     wait_ms: &mut dyn FnMut(u64),
 ) -> ResetKind {
     disable(cfg, bdf);
-    let Some(cap) = pcie_cap(cfg, bdf) else {
+    let kind = if let Some(cap) =
+        find_cap(cfg, bdf, CAP_PCIE).filter(|&c| cfg.read32(bdf, c + 4) & DEVCAP_FLR != 0)
+    {
+        let ctl = cfg.read32(bdf, cap + 8) & 0xffff;
+        cfg.write(bdf, cap + 8, 2, ctl | DEVCTL_FLR);
+        wait_ms(FLR_WAIT_MS);
+        ResetKind::Flr
+    } else if let Some(cap) =
+        find_cap(cfg, bdf, CAP_AF).filter(|&c| cfg.read32(bdf, c) >> 24 & AF_CAP_FLR != 0)
+    {
+        cfg.write(bdf, cap + 4, 1, AF_CTRL_FLR);
+        wait_ms(FLR_WAIT_MS);
+        ResetKind::AfFlr
+    } else if let Some(cap) =
+        find_cap(cfg, bdf, CAP_PM).filter(|&c| cfg.read32(bdf, c + 4) & PMCSR_NO_SOFT_RESET == 0)
+    {
+        let csr = cfg.read32(bdf, cap + 4) & 0xffff & !(PMCSR_STATE | PMCSR_PME_STATUS);
+        cfg.write(bdf, cap + 4, 2, csr | D3HOT);
+        wait_ms(PM_WAIT_MS);
+        cfg.write(bdf, cap + 4, 2, csr);
+        wait_ms(PM_WAIT_MS);
+        ResetKind::PowerManagement
+    } else {
         return ResetKind::DisableOnly;
     };
-    if cfg.read32(bdf, cap + 4) & DEVCAP_FLR == 0 {
-        return ResetKind::DisableOnly;
-    }
-    let ctl = cfg.read32(bdf, cap + 8) & 0xffff;
-    cfg.write(bdf, cap + 8, 2, ctl | DEVCTL_FLR);
-    wait_ms(FLR_WAIT_MS);
     for &(at, value) in bars {
         cfg.write32(bdf, at, value);
     }
     disable(cfg, bdf);
-    ResetKind::Flr
+    kind
 }
 
 /// Memory and I/O decoding and bus mastering off in `bdf`'s command
@@ -134,8 +177,55 @@ mod tests {
     }
 
     #[test]
-    fn a_function_without_flr_is_only_disabled() {
+    fn a_conventional_function_with_advanced_features_gets_its_flr() {
+        let mut e = FakeEcam::default();
+        e.add(
+            F,
+            (0x1234, 0x11e8),
+            0,
+            ENDPOINT,
+            &[FakeBar::Mem32(0x1000)],
+            1,
+        );
+        e.write32_raw(F, reg::COMMAND, 1 << 20 | 0x6);
+        e.write32_raw(F, 0x34, 0x48);
+        e.write32_raw(F, 0x48, (AF_CAP_FLR | 1) << 24 | 0x06 << 16 | CAP_AF as u32);
+        let mut waited = 0;
+        let kind = reset_function(&mut e, F, &[(0x10, 0x2000_0000)], &mut |ms| waited += ms);
+        assert_eq!(kind, ResetKind::AfFlr);
+        assert_eq!(waited, FLR_WAIT_MS);
+        assert!(
+            e.writes
+                .iter()
+                .any(|&(_, o, v)| o == 0x4c && v & 0xff == AF_CTRL_FLR)
+        );
+        assert_eq!(e.reg(F, 0x10), 0x2000_0000, "BAR restored");
+        assert_eq!(e.reg(F, reg::COMMAND) & 0x7, 0);
+    }
+
+    #[test]
+    fn a_function_without_flr_gets_a_power_management_reset_if_it_offers_one() {
         let mut e = with_pcie_cap(0);
+        let mut waited = Vec::new();
+        let kind = reset_function(&mut e, F, &[(0x10, 0x1000_0000)], &mut |ms| waited.push(ms));
+        assert_eq!(kind, ResetKind::PowerManagement);
+        assert_eq!(waited, [PM_WAIT_MS, PM_WAIT_MS]);
+        // PMCSR (0x44): D3hot, then D0; the BAR after.
+        let writes: Vec<(u16, u32)> = e.writes.iter().map(|&(_, o, v)| (o, v)).collect();
+        let d3 = writes
+            .iter()
+            .position(|&(o, v)| o == 0x44 && v & 3 == 3)
+            .unwrap();
+        let d0 = writes
+            .iter()
+            .rposition(|&(o, v)| o == 0x44 && v & 3 == 0)
+            .unwrap();
+        let bar = writes.iter().position(|&(o, _)| o == 0x10).unwrap();
+        assert!(d3 < d0 && d0 < bar, "{writes:x?}");
+        assert_eq!(e.reg(F, reg::COMMAND) & 0x7, 0);
+        // With No_Soft_Reset set, D3hot would reset nothing: disable only.
+        let mut e = with_pcie_cap(0);
+        e.write32_raw(F, 0x44, PMCSR_NO_SOFT_RESET);
         let kind = reset_function(&mut e, F, &[(0x10, 0x1000_0000)], &mut |_| {
             panic!("no wait")
         });
