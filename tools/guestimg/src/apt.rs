@@ -99,23 +99,70 @@ impl PrivateApt {
         Ok(parse_show(&String::from_utf8_lossy(&output.stdout)))
     }
 
+    /// What `apt-get install` would install, from nothing, for `packages`
+    /// (each `NAME` or `NAME=VERSION`), without recommends and preferring
+    /// the suite `target_release`: apt's own resolution, simulated
+    /// (`-s`), so nothing is installed and no root is needed.
+    pub(crate) fn resolve(
+        &self,
+        target_release: &str,
+        packages: &[String],
+    ) -> Result<Vec<Resolved>, GuestImgError> {
+        let mut cmd = self.command(APT_GET);
+        cmd.args([
+            "-q",
+            "-s",
+            "--no-install-recommends",
+            "-t",
+            target_release,
+            "install",
+        ])
+        .args(packages);
+        let out = APT_GET.run(&mut cmd)?;
+        let resolved = parse_simulation(&out);
+        if resolved.is_empty() {
+            return Err(GuestImgError::invalid(
+                &self.conf,
+                format!(
+                    "apt-get -s install {} listed nothing to install",
+                    packages.join(" ")
+                ),
+            ));
+        }
+        Ok(resolved)
+    }
+
+    /// `apt-get download NAME=VERSION...` of every package of `set` into
+    /// `dest` (emptied first); returns the .deb files, one per package.
+    pub(crate) fn download_all(
+        &self,
+        set: &[Resolved],
+        dest: &Path,
+    ) -> Result<Vec<PathBuf>, GuestImgError> {
+        fresh(dest)?;
+        let mut cmd = self.command(APT_GET);
+        cmd.args(["-q", "download"])
+            .args(set.iter().map(|r| format!("{}={}", r.package, r.version)))
+            .current_dir(dest);
+        APT_GET.run(&mut cmd)?;
+        let debs = debs_in(dest)?;
+        if debs.len() != set.len() {
+            return Err(GuestImgError::invalid(
+                dest,
+                format!("expected {} .deb files, found {}", set.len(), debs.len()),
+            ));
+        }
+        Ok(debs)
+    }
+
     /// `apt-get download PACKAGE=VERSION` into `dest` (the current directory
     /// of apt-get); returns the path of the downloaded file.
     pub(crate) fn download(&self, spec: &str, dest: &Path) -> Result<PathBuf, GuestImgError> {
-        if dest.exists() {
-            fs::remove_dir_all(dest).map_err(GuestImgError::io("remove", dest))?;
-        }
-        fs::create_dir_all(dest).map_err(GuestImgError::io("create", dest))?;
+        fresh(dest)?;
         let mut cmd = self.command(APT_GET);
         cmd.args(["-q", "download", spec]).current_dir(dest);
         APT_GET.run(&mut cmd)?;
-        let mut debs = Vec::new();
-        for entry in fs::read_dir(dest).map_err(GuestImgError::io("read", dest))? {
-            let path = entry.map_err(GuestImgError::io("read", dest))?.path();
-            if path.extension().is_some_and(|e| e == "deb") {
-                debs.push(path);
-            }
-        }
+        let debs = debs_in(dest)?;
         match <[PathBuf; 1]>::try_from(debs) {
             Ok([deb]) => Ok(deb),
             Err(debs) => Err(GuestImgError::invalid(
@@ -127,6 +174,52 @@ impl PrivateApt {
             )),
         }
     }
+}
+
+/// One package of a resolution: what `apt-get -s install` would install.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Resolved {
+    /// The package name.
+    pub package: String,
+    /// The exact version apt chose.
+    pub version: String,
+}
+
+/// Removes `dir` if present and creates it empty.
+fn fresh(dir: &Path) -> Result<(), GuestImgError> {
+    if dir.exists() {
+        fs::remove_dir_all(dir).map_err(GuestImgError::io("remove", dir))?;
+    }
+    fs::create_dir_all(dir).map_err(GuestImgError::io("create", dir))
+}
+
+/// The .deb files in `dir`, sorted.
+fn debs_in(dir: &Path) -> Result<Vec<PathBuf>, GuestImgError> {
+    let mut debs = Vec::new();
+    for entry in fs::read_dir(dir).map_err(GuestImgError::io("read", dir))? {
+        let path = entry.map_err(GuestImgError::io("read", dir))?.path();
+        if path.extension().is_some_and(|e| e == "deb") {
+            debs.push(path);
+        }
+    }
+    debs.sort();
+    Ok(debs)
+}
+
+/// The `Inst NAME (VERSION SUITE [ARCH])` lines of `apt-get -s install`
+/// (`Inst NAME [OLD] (VERSION ...)` for an upgrade), in apt's order.
+pub(crate) fn parse_simulation(text: &str) -> Vec<Resolved> {
+    text.lines()
+        .filter_map(|l| {
+            let rest = l.strip_prefix("Inst ")?;
+            let package = rest.split_whitespace().next()?;
+            let version = rest.split_once('(')?.1.split_whitespace().next()?;
+            Some(Resolved {
+                package: package.to_owned(),
+                version: version.to_owned(),
+            })
+        })
+        .collect()
 }
 
 /// Writes `text` to `path`.
@@ -231,6 +324,34 @@ Size: 1460
         assert_eq!(s[1].package, "linux-image-arm64");
         let deps: Vec<&str> = depends_names(&s[1].depends).collect();
         assert_eq!(deps, ["linux-image-6.1.0-50-arm64", "foo"]);
+    }
+
+    #[test]
+    fn parses_a_simulated_install() {
+        let text = "\
+NOTE: This is only a simulation!
+Reading package lists...
+Inst libaudit-common (1:3.0.9-1 Debian:12.15/oldstable [all])
+Inst libgcc-s1 (12.2.0-14+deb12u1 Debian:12.15/oldstable [arm64]) []
+Inst libfoo [1.0-1] (1.1-1 Debian:12.15/oldstable [arm64])
+Conf libaudit-common (1:3.0.9-1 Debian:12.15/oldstable [all])
+Inst qemu-system-arm (1:10.0.2+ds-2+deb13u1~bpo12+1 Debian Backports:oldstable-backports [arm64])
+";
+        let r = parse_simulation(text);
+        let pairs: Vec<(&str, &str)> = r
+            .iter()
+            .map(|r| (r.package.as_str(), r.version.as_str()))
+            .collect();
+        assert_eq!(
+            pairs,
+            [
+                ("libaudit-common", "1:3.0.9-1"),
+                ("libgcc-s1", "12.2.0-14+deb12u1"),
+                ("libfoo", "1.1-1"),
+                ("qemu-system-arm", "1:10.0.2+ds-2+deb13u1~bpo12+1"),
+            ]
+        );
+        assert!(parse_simulation("Conf x (1 y)\n").is_empty());
     }
 
     #[test]

@@ -7,6 +7,13 @@
 //! busybox, the kernel modules a test needs, and an `/init` that loads them,
 //! prints [`INIT_DONE`] and runs a shell on the console.
 //!
+//! [`debian_packages`] does the same for any set of arm64 packages and
+//! their dependencies (apt resolves them from nothing), unpacked into one
+//! root; [`elf::closure`] lists the loader and libraries a program of that
+//! root needs, and [`build_overlay`] writes such files as an uncompressed
+//! cpio archive to append to an initramfs (the peer bench's L1 host, with
+//! Debian's QEMU).
+//!
 //! Host tools: `apt-get`/`apt-cache` (package `apt`), `dpkg-deb` (`dpkg`)
 //! and the Debian archive keyring (`debian-archive-keyring`), only for the
 //! first download.
@@ -15,12 +22,15 @@ mod apt;
 mod busybox;
 pub mod cpio;
 mod depmod;
+pub mod elf;
 mod error;
 mod image;
 mod init;
 mod initramfs;
 mod kernel;
 mod modules;
+mod overlay;
+mod packages;
 mod process;
 mod stamp;
 mod version;
@@ -32,6 +42,8 @@ pub use kernel::{
     KernelArtifacts, PINNED_BUSYBOX_VERSION, PINNED_KERNEL_PACKAGE, PINNED_KERNEL_VERSION,
     debian_kernel,
 };
+pub use overlay::{OverlayFile, build_overlay};
+pub use packages::{PackageSet, Unpacked, Wanted, debian_packages};
 
 /// `bytes` for people: "88.1 MiB", "803 KiB", "12 B".
 pub(crate) fn human_size(bytes: u64) -> String {
