@@ -12,6 +12,7 @@
 //! Writes `target/bench/report.md`, `target/bench/results.json` and
 //! `target/bench/plot.svg`. See docs/performance.md.
 
+pub mod peer;
 mod profile;
 mod refdt;
 
@@ -23,6 +24,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::cli::BenchSides;
 use crate::error::XtaskError;
 use crate::payload;
 use crate::process;
@@ -70,10 +72,13 @@ const OPS: [(&str, &str, &str); 5] = [
 ];
 
 /// One side's samples: workload -> ns per op, one per run.
-type Samples = BTreeMap<String, Vec<f64>>;
+pub(crate) type Samples = BTreeMap<String, Vec<f64>>;
 
-/// `cargo xtask bench [--runs N]`.
-pub fn bench(ws: &Workspace, runs: usize) -> Result<(), XtaskError> {
+/// `cargo xtask bench [--runs N] [--peer | --peer-only]`.
+pub fn bench(ws: &Workspace, runs: usize, sides: BenchSides) -> Result<(), XtaskError> {
+    if sides == BenchSides::PeerOnly {
+        return peer::bench_only(ws, runs);
+    }
     let emulator = tasks::ensure_all(ws)?;
     let image = tasks::build_image(ws)?;
     let image_bytes = fs::metadata(&image)
@@ -188,6 +193,18 @@ pub fn bench(ws: &Workspace, runs: usize) -> Result<(), XtaskError> {
         )));
     }
 
+    // The peer: Linux/KVM with QEMU's virtio-iommu, in the same emulator.
+    let peer = match sides {
+        BenchSides::WithPeer => Some(peer::run(
+            &emulator.qemu,
+            &ws.target_dir.join("guest-cache"),
+            &guest,
+            &out,
+            runs,
+        )?),
+        _ => None,
+    };
+
     let ours_line = process::display(&ours_cmd(&image));
     let reference_line = process::display(&reference_cmd(None, Some(&ref_dtb)));
     let [a, b, c, d] = edit.iommu_map;
@@ -224,11 +241,23 @@ pub fn bench(ws: &Workspace, runs: usize) -> Result<(), XtaskError> {
         setup,
         el2_profile,
     };
-    let md = report.markdown();
+    let mut md = report.markdown();
+    let mut json = report.json();
+    let mut svg = report.svg(None);
+    if let Some(p) = &peer {
+        let others = peer::report::Others {
+            ours: &report.ours,
+            reference: &report.reference,
+        };
+        md.push('\n');
+        md.push_str(&peer::report::markdown(p, Some(others)));
+        json = peer::report::add_to_json(&json, &peer::report::json(p, Some(&report.ours)));
+        svg = report.svg(Some(&p.console.samples("vfio")));
+    }
     println!("{md}");
     write(&out.join("report.md"), &md)?;
-    write(&out.join("results.json"), &report.json())?;
-    write(&out.join("plot.svg"), &report.svg())?;
+    write(&out.join("results.json"), &json)?;
+    write(&out.join("plot.svg"), &svg)?;
     println!(
         "written: {}, {}, {}",
         out.join("report.md").display(),
@@ -700,13 +729,16 @@ impl Report {
         )
     }
 
-    /// A horizontal bar chart, log scale (the ratios are large).
-    fn svg(&self) -> String {
-        let (w, row, left, top) = (900.0, 56.0, 230.0, 50.0);
+    /// A horizontal bar chart, log scale (the ratios are large); with
+    /// `peer`, a third bar per operation (Linux/KVM with VFIO).
+    fn svg(&self, peer: Option<&Samples>) -> String {
+        let peer_of = |k: &str| peer.and_then(|p| p.get(k)).and_then(|s| stat(s));
+        let bars = if peer.is_some() { 3.0 } else { 2.0 };
+        let (w, row, left, top) = (900.0, 20.0 + 18.0 * bars, 230.0, 50.0);
         let h = top + row * OPS.len() as f64 + 40.0;
         let max = OPS
             .iter()
-            .flat_map(|(k, ..)| [self.ours(k), self.reference(k)])
+            .flat_map(|(k, ..)| [self.ours(k), self.reference(k), peer_of(k)])
             .flatten()
             .map(|x| x.median)
             .fold(10.0, f64::max);
@@ -722,6 +754,14 @@ impl Report {
             left + 130.0,
             left + 146.0
         );
+        if peer.is_some() {
+            let _ = writeln!(
+                s,
+                "<rect x=\"{}\" y=\"28\" width=\"12\" height=\"10\" fill=\"#27ae60\"/><text x=\"{}\" y=\"37\">Linux/KVM + QEMU virtio-iommu + VFIO (peer)</text>",
+                left + 400.0,
+                left + 416.0
+            );
+        }
         for d in 0..=decades as u32 {
             let v = 10f64.powi(d as i32);
             let xx = x(v);
@@ -735,9 +775,13 @@ impl Report {
         for (i, (k, label, _)) in OPS.iter().enumerate() {
             let y = top + row * i as f64 + 8.0;
             let _ = writeln!(s, "<text x=\"10\" y=\"{:.1}\">{label}</text>", y + 20.0);
-            for (j, (st, color)) in [(self.ours(k), "#c0392b"), (self.reference(k), "#2980b9")]
-                .into_iter()
-                .enumerate()
+            for (j, (st, color)) in [
+                (self.ours(k), "#c0392b"),
+                (self.reference(k), "#2980b9"),
+                (peer_of(k), "#27ae60"),
+            ]
+            .into_iter()
+            .enumerate()
             {
                 let yy = y + j as f64 * 18.0;
                 if let Some(st) = st {

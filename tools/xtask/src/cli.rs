@@ -30,9 +30,13 @@ tasks:
                       report in target/hil/BOARD-SCENARIO/ (docs/hil.md);
                       --quiet does not echo the console
   hil --list          the boards and scenarios there are
-  bench [--runs N]    the virtio-iommu MAP/UNMAP benchmark: the bench guest under
+  bench [--runs N] [--peer | --peer-only]
+                      the virtio-iommu MAP/UNMAP benchmark: the bench guest under
                       partita and on QEMU's own virtio-iommu (no hypervisor), N runs
-                      each (default 3); target/bench/{report.md,results.json,plot.svg}
+                      each (default 3); target/bench/{report.md,results.json,plot.svg};
+                      --peer adds Linux/KVM with QEMU's virtio-iommu and VFIO in the
+                      same emulator (one L1 boot, N runs each way; about 20 min),
+                      --peer-only runs that alone
   fuzz [--minutes N]  the randomized virtio-iommu backend test with fresh seeds and
                       long sequences for N minutes (default 10); prints the seed of
                       a failure
@@ -75,10 +79,12 @@ pub enum Task {
     },
     /// `hil --list`
     HilList,
-    /// `bench [--runs N]`
+    /// `bench [--runs N] [--peer | --peer-only]`
     Bench {
         /// QEMU runs per side.
         runs: usize,
+        /// Which sides run.
+        sides: BenchSides,
     },
     /// `layering`
     Layering,
@@ -171,9 +177,22 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Task, CliError>
     })
 }
 
-/// The arguments of `bench`: `[--runs N]` (N >= 1, default 3).
+/// Which sides `bench` measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BenchSides {
+    /// partita and QEMU's virtio-iommu without a hypervisor.
+    Default,
+    /// Those and the peer (Linux/KVM with QEMU's virtio-iommu, `--peer`).
+    WithPeer,
+    /// The peer alone (`--peer-only`).
+    PeerOnly,
+}
+
+/// The arguments of `bench`: `[--runs N]` (N >= 1, default 3), `--peer`,
+/// `--peer-only`.
 fn parse_bench(args: Vec<OsString>) -> Result<Task, CliError> {
     let mut runs = 3;
+    let mut sides = BenchSides::Default;
     let mut args = args.into_iter().map(|a| a.to_string_lossy().into_owned());
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -184,10 +203,12 @@ fn parse_bench(args: Vec<OsString>) -> Result<Task, CliError> {
                     .filter(|&n: &usize| n >= 1)
                     .ok_or(CliError::MissingValue("--runs"))?;
             }
+            "--peer" => sides = BenchSides::WithPeer,
+            "--peer-only" => sides = BenchSides::PeerOnly,
             _ => return Err(CliError::Unexpected { task: "bench", arg }),
         }
     }
-    Ok(Task::Bench { runs })
+    Ok(Task::Bench { runs, sides })
 }
 
 /// The arguments of `fuzz`.
@@ -344,7 +365,27 @@ mod tests {
             parse_strs(&["bogus"]),
             Err(CliError::UnknownTask("bogus".into()))
         );
-        assert_eq!(parse_strs(&["bench"]), Ok(Task::Bench { runs: 3 }));
+        assert_eq!(
+            parse_strs(&["bench"]),
+            Ok(Task::Bench {
+                runs: 3,
+                sides: BenchSides::Default
+            })
+        );
+        assert_eq!(
+            parse_strs(&["bench", "--peer", "--runs", "1"]),
+            Ok(Task::Bench {
+                runs: 1,
+                sides: BenchSides::WithPeer
+            })
+        );
+        assert_eq!(
+            parse_strs(&["bench", "--peer-only"]),
+            Ok(Task::Bench {
+                runs: 3,
+                sides: BenchSides::PeerOnly
+            })
+        );
         assert_eq!(parse_strs(&["fuzz"]), Ok(Task::Fuzz { minutes: 10 }));
         assert_eq!(
             parse_strs(&["fuzz", "--minutes", "2"]),
@@ -353,7 +394,10 @@ mod tests {
         assert!(parse_strs(&["fuzz", "--minutes", "0"]).is_err());
         assert_eq!(
             parse_strs(&["bench", "--runs", "5"]),
-            Ok(Task::Bench { runs: 5 })
+            Ok(Task::Bench {
+                runs: 5,
+                sides: BenchSides::Default
+            })
         );
         assert_eq!(
             parse_strs(&["bench", "--runs", "0"]),

@@ -55,6 +55,9 @@ pub enum XtaskError {
     /// `cargo xtask bench` could not measure.
     #[error("bench: {0}")]
     Bench(String),
+    /// `cargo xtask bench --peer` could not measure the peer.
+    #[error("bench --peer: {0}")]
+    Peer(#[from] crate::bench::peer::PeerError),
     /// A stage of `cargo xtask test` failed.
     #[error("stage `{stage}` failed: {source}")]
     Stage {

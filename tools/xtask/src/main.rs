@@ -75,7 +75,7 @@ fn main() -> ExitCode {
             quiet,
         } => hil::hil(&ws, &board, &scenario, !quiet).map(|()| 0),
         Task::HilList => hil::list(&ws).map(|()| 0),
-        Task::Bench { runs } => bench::bench(&ws, runs).map(|()| 0),
+        Task::Bench { runs, sides } => bench::bench(&ws, runs, sides).map(|()| 0),
         Task::Fuzz { minutes } => fuzz::fuzz(&ws, minutes).map(|()| 0),
         Task::Layering => {
             let src = ws.root.join("hypervisor/src");
