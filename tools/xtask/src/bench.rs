@@ -734,7 +734,7 @@ impl Report {
     fn svg(&self, peer: Option<&Samples>) -> String {
         let peer_of = |k: &str| peer.and_then(|p| p.get(k)).and_then(|s| stat(s));
         let bars = if peer.is_some() { 3.0 } else { 2.0 };
-        let (w, row, left, top) = (900.0, 20.0 + 18.0 * bars, 230.0, 50.0);
+        let (w, row, left, top) = (960.0, 20.0 + 18.0 * bars, 230.0, 50.0);
         let h = top + row * OPS.len() as f64 + 40.0;
         let max = OPS
             .iter()
@@ -743,7 +743,8 @@ impl Report {
             .map(|x| x.median)
             .fold(10.0, f64::max);
         let decades = max.log10().ceil().max(1.0);
-        let x = |v: f64| left + (w - left - 30.0) * (v.max(1.0).log10() / decades);
+        // Room on the right for the longest bar's label.
+        let x = |v: f64| left + (w - left - 90.0) * (v.max(1.0).log10() / decades);
         let mut s = format!(
             "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" font-family=\"sans-serif\" font-size=\"12\">\n\
              <rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n\
@@ -757,9 +758,9 @@ impl Report {
         if peer.is_some() {
             let _ = writeln!(
                 s,
-                "<rect x=\"{}\" y=\"28\" width=\"12\" height=\"10\" fill=\"#27ae60\"/><text x=\"{}\" y=\"37\">Linux/KVM + QEMU virtio-iommu + VFIO (peer)</text>",
-                left + 400.0,
-                left + 416.0
+                "<rect x=\"{}\" y=\"28\" width=\"12\" height=\"10\" fill=\"#27ae60\"/><text x=\"{}\" y=\"37\">Linux/KVM, QEMU's virtio-iommu, VFIO (peer)</text>",
+                left + 390.0,
+                left + 406.0
             );
         }
         for d in 0..=decades as u32 {
@@ -906,6 +907,18 @@ bench done
         assert!(some.json().contains("\"ram_per_guest_bytes\": 200,"));
         let partial = report(vec![r(100)], 2);
         assert!(partial.markdown().contains("missing in 1 of the 2 run(s)"));
+    }
+
+    #[test]
+    fn plot_with_and_without_the_peer() {
+        let mut r = report(Vec::new(), 1);
+        r.ours.insert("map_unmap_4k".into(), vec![4924.0]);
+        let mut peer = Samples::new();
+        peer.insert("map_unmap_4k".into(), vec![37207.6]);
+        assert!(!r.svg(None).contains("#27ae60"));
+        let svg = r.svg(Some(&peer));
+        assert!(svg.contains(">37207.6</text>"), "{svg}");
+        assert!(svg.contains("(peer)</text>"));
     }
 
     #[test]

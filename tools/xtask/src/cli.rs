@@ -35,7 +35,8 @@ tasks:
                       partita and on QEMU's own virtio-iommu (no hypervisor), N runs
                       each (default 3); target/bench/{report.md,results.json,plot.svg};
                       --peer adds Linux/KVM with QEMU's virtio-iommu and VFIO in the
-                      same emulator (one L1 boot, N runs each way; about 20 min),
+                      same emulator (one L1 boot, N runs each way; under a minute
+                      once Debian's packages are cached),
                       --peer-only runs that alone
   fuzz [--minutes N]  the randomized virtio-iommu backend test with fresh seeds and
                       long sequences for N minutes (default 10); prints the seed of
