@@ -31,8 +31,9 @@ tasks:
                       --quiet does not echo the console
   hil --list          the boards and scenarios there are
   bench [--runs N]    the virtio-iommu MAP/UNMAP benchmark: the bench guest under
-                      partita and on QEMU's own virtio-iommu (no hypervisor), N runs
-                      each (default 3); target/bench/{report.md,results.json,plot.svg}
+                      partita and on QEMU's own virtio-iommu (no hypervisor), on
+                      virtio-mmio and virtio-pci, N runs each (default 3);
+                      target/bench/{report.md,results.json,plot.svg}
   fuzz [--minutes N]  the randomized virtio-iommu backend test with fresh seeds and
                       long sequences for N minutes (default 10); prints the seed of
                       a failure
