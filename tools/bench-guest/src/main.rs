@@ -41,10 +41,12 @@ use bench_guest::rt::{self, freq, now, power_off};
 use bench_guest::viommu::pci::Pci;
 use bench_guest::viommu::{BATCH, Mmio, Transport, Viommu, is_viommu};
 use bench_guest::{pci, uart};
+use core::fmt::Write as _;
 use core::ptr::read_volatile;
 use virtio_defs::iommu;
 use virtio_defs::mmio;
 
+/// Any exception is fatal: print the syndrome and power off.
 #[unsafe(no_mangle)]
 extern "C" fn exception_entry() -> ! {
     rt::fatal_exception("bench")
@@ -72,6 +74,7 @@ enum Found {
     Pci(Pci, u32),
 }
 
+/// Prints a DT name.
 fn name(b: fdt::Bytes) {
     uart::bytes((0..b.len).map(|i| b.at(i)));
 }
@@ -149,19 +152,12 @@ fn locate(dtb: usize) -> Result<Found, &'static str> {
         IommuAt::Mmio(base) => Ok(Found::Mmio(Mmio::new(base as usize)?, v.endpoint)),
         IommuAt::Pci(rid) => {
             let f = pci::at(host.ecam.0, rid);
-            let layout = virtio_pci_probe::probe(&f, &host.windows()).map_err(|e| match e {
-                virtio_pci_probe::ProbeError::NotVirtio(_) => {
-                    "the virtio,pci-iommu node's function is no virtio function"
-                }
-                virtio_pci_probe::ProbeError::NotModern(_) => {
-                    "the virtio,pci-iommu node's function is not modern virtio-pci"
-                }
-                virtio_pci_probe::ProbeError::Caps(_) => {
-                    "the virtio-pci function's capabilities do not describe its structures"
-                }
-                virtio_pci_probe::ProbeError::Bar(_) => {
-                    "a BAR of the virtio-pci function cannot be used or placed"
-                }
+            let layout = virtio_pci_probe::probe(&f, &host.windows()).map_err(|e| {
+                let _ = writeln!(
+                    uart::Uart,
+                    "bench pci probe of the virtio-iommu function: {e}"
+                );
+                "the virtio,pci-iommu node's function is no usable virtio-pci virtio-iommu"
             })?;
             uart::puts("bench pci function=");
             bdf(rid);
