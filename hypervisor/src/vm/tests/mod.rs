@@ -9,6 +9,7 @@ mod hw_irq;
 mod io_budget;
 mod irq;
 mod power;
+mod ram;
 mod smmu;
 mod viommu;
 mod vpci;
