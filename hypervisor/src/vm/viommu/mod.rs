@@ -19,7 +19,7 @@ use log::warn;
 use vmids::VmidPool;
 
 /// A guest's virtio-iommu on virtio-mmio.
-pub type GuestViommu = ViommuMmio<SmmuBackend>;
+pub type GuestViommu = ViommuMmio<SmmuBackend, GuestRam>;
 
 /// Builds the virtio-iommu of a guest with RAM `ram` and SMMU view `dma`,
 /// signalling with virtual SPI `intid`, within the guest's `limits`
@@ -33,7 +33,7 @@ pub fn create(
     intid: u32,
     limits: &GuestLimits,
 ) -> Result<GuestViommu, ConfigError> {
-    Ok(ViommuMmio::new(model(ram, dma, vmids, limits)?, intid))
+    Ok(ViommuMmio::new(model(ram, dma, vmids, limits)?, ram, intid))
 }
 
 /// A guest's virtio-iommu on virtio-pci (a function of its virtual PCI
