@@ -171,6 +171,7 @@ fn main(dtb: &'static [u8], img: layout::Region) -> ! {
     };
     let opts = Options::parse(hw.chosen.bootargs.as_deref().unwrap_or(""));
     console::logger::init(opts.log_level);
+    crate::vm::irq::set_virq_via_hcr(opts.virq_via_hcr);
     crate::println!();
     crate::println!(
         "partita {}: arm64 EL2 hypervisor (static partitioning)",
@@ -178,6 +179,9 @@ fn main(dtb: &'static [u8], img: layout::Region) -> ! {
     );
     for w in opts.warnings.iter().chain(hw.warnings.iter()) {
         warn!("{w}");
+    }
+    if opts.virq_via_hcr {
+        info!("virtual interrupts also signalled through HCR_EL2.VI (partita.virq=hcr)");
     }
     info!(
         "image at {:#x}..{:#x}, device tree at {:#x} ({} bytes)",
