@@ -210,6 +210,11 @@ impl fmt::Display for Summary<'_> {
                 SmmuStatus::NotRead => writeln!(f, "registers not read")?,
             }
         }
+        for n in hw.tree().compatible_nodes("arm,smmu-v3") {
+            if !n.is_available() {
+                writeln!(f, "  smmuv3 {}: disabled in the device tree", n.path())?;
+            }
+        }
         if hw.pcie.is_empty() && hw.pcie_other.is_empty() {
             writeln!(f, "  pcie: none")?;
         }
