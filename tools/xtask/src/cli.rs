@@ -42,7 +42,7 @@ tasks:
                       (docs/architecture.md); also checked by the host tests
   help                this text
 
-Missing prerequisites (the aarch64-unknown-none-softfloat Rust target, QEMU >= 9.1,
+Missing prerequisites (the aarch64-unknown-none-softfloat Rust target, QEMU >= 10.0,
 dtc) are installed when possible; set PARTITA_QEMU to use a QEMU of your own.";
 
 /// What the user asked for.
