@@ -190,7 +190,9 @@ pub fn build(ws: &Workspace, config: &Path, qemu_bin: &Path) -> Result<PathBuf, 
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| "guest".into());
-    let out = bundle_dir(ws).join(format!("{stem}.bundle"));
+    let dir = bundle_dir(ws);
+    fs::create_dir_all(&dir).map_err(|e| XtaskError::io("create", &dir, e))?;
+    let out = dir.join(format!("{stem}.bundle"));
     fs::write(&out, &bytes).map_err(|e| XtaskError::io("write", &out, e))?;
     println!("bundle: {} ({} bytes)", out.display(), bytes.len());
     Ok(out)
