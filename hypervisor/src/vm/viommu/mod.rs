@@ -38,7 +38,7 @@ pub fn create(
 
 /// A guest's virtio-iommu on virtio-pci (a function of its virtual PCI
 /// bus, BAR 0 at `bar0`, INTx on virtual SPI `intid`).
-pub type GuestViommuPci = ViommuPci<SmmuBackend>;
+pub type GuestViommuPci = ViommuPci<SmmuBackend, GuestRam>;
 
 /// As [`create`], on virtio-pci.
 pub fn create_pci(
@@ -49,7 +49,12 @@ pub fn create_pci(
     limits: &GuestLimits,
     bar0: u64,
 ) -> Result<GuestViommuPci, ConfigError> {
-    Ok(ViommuPci::new(model(ram, dma, vmids, limits)?, intid, bar0))
+    Ok(ViommuPci::new(
+        model(ram, dma, vmids, limits)?,
+        ram,
+        intid,
+        bar0,
+    ))
 }
 
 /// The device model over its SMMU backend, within `limits`.
