@@ -50,6 +50,10 @@ pub struct Options {
     pub log_level: log::LevelFilter,
     /// `partita.wxtest=write-text|write-relro|exec-data|exec-heap`.
     pub wx_test: Option<WxTest>,
+    /// `partita.virq=hcr`: signal the guests' virtual interrupts through
+    /// HCR_EL2.VI too (a GIC whose virtual IRQ output is not wired, as on
+    /// QEMU 10.0's `imx8mp-evk`); `partita.virq=gic` (the default) does not.
+    pub virq_via_hcr: bool,
     /// Problems found while parsing, to print once the console is up.
     pub warnings: Vec<String>,
 }
@@ -60,6 +64,7 @@ impl Default for Options {
             idle: IdleAction::Idle,
             log_level: log::LevelFilter::Info,
             wx_test: None,
+            virq_via_hcr: false,
             warnings: Vec::new(),
         }
     }
@@ -84,9 +89,11 @@ impl Options {
                 ("wxtest", test) if WxTest::parse(test).is_some() => {
                     o.wx_test = WxTest::parse(test)
                 }
-                ("idle", _) | ("log", _) | ("wxtest", _) => o.warnings.push(alloc::format!(
+                ("virq", "hcr") => o.virq_via_hcr = true,
+                ("virq", "gic") => o.virq_via_hcr = false,
+                ("idle", _) | ("log", _) | ("wxtest", _) | ("virq", _) => o.warnings.push(alloc::format!(
                     "command line: bad value in `{word}` (idle: idle|poweroff; log: error|warn|info|debug|trace; \
-                     wxtest: write-text|write-relro|exec-data|exec-heap)"
+                     wxtest: write-text|write-relro|exec-data|exec-heap; virq: gic|hcr)"
                 )),
                 _ => o
                     .warnings
@@ -108,6 +115,9 @@ mod tests {
 
     #[test]
     fn parses_idle_and_log() {
+        assert!(Options::parse("partita.virq=hcr").virq_via_hcr);
+        assert!(!Options::parse("partita.virq=gic").virq_via_hcr);
+        assert!(!Options::parse("partita.virq=x").warnings.is_empty());
         let o = Options::parse("partita.idle=poweroff partita.log=debug");
         assert_eq!(o.idle, IdleAction::PowerOff);
         assert_eq!(o.log_level, log::LevelFilter::Debug);

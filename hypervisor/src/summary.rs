@@ -1,11 +1,14 @@
 //! The hardware summary printed after boot: board, RAM, CPUs, GIC, timer,
-//! each SMMUv3 with the features it advertises, and the PCIe host bridges.
+//! console UART and its driver, each SMMUv3 with the features it
+//! advertises, and the PCIe host bridges with their `iommu-map`.
 //! Formatting is plain logic over the parsed DT and register values, so it
 //! is tested on the host; the SMMUs' features come from the
 //! [`SmmuManager`] that probed them ([`smmu_statuses`]); [`probe`] reads
-//! the other registers on the target.
+//! the other registers on the target. [`Summary::from_dt`] is the part a
+//! device tree alone gives: what the host tests compare with the golden
+//! summaries of the boards' own DTBs.
 
-use crate::fdt::{Conduit, HostDt, PciSpace};
+use crate::fdt::{Conduit, HostDt, IommuMapEntry, PciSpace};
 use crate::pci::enumerate::Topology;
 use crate::smmu::SmmuManager;
 use crate::smmu::idregs::Features;
@@ -20,6 +23,8 @@ pub enum SmmuStatus {
     Probed(Features),
     /// It could not be read (the reason).
     Unreachable(String),
+    /// Its registers were not read: a summary of the device tree alone.
+    NotRead,
 }
 
 /// Everything the summary prints.
@@ -28,12 +33,13 @@ pub struct Summary<'a> {
     pub hw: &'a HostDt,
     /// Board name (from the platform crate).
     pub board: &'static str,
-    /// CPUs online.
-    pub online: usize,
+    /// CPUs online (`None`: a summary of the device tree alone).
+    pub online: Option<usize>,
     /// PSCI version reported by the firmware, if asked.
     pub psci_version: Option<(u16, u16)>,
-    /// Counter frequency in Hz.
-    pub counter_hz: u64,
+    /// Counter frequency in Hz (CNTFRQ_EL0, or the DT's when that is 0;
+    /// `None` when neither is known).
+    pub counter_hz: Option<u64>,
     /// Number of SPIs the distributor implements (from GICD_TYPER).
     pub gic_spis: Option<u32>,
     /// One entry per `hw.smmus` element, same order.
@@ -46,6 +52,53 @@ fn mib(bytes: u64) -> u64 {
     bytes >> 20
 }
 
+impl<'a> Summary<'a> {
+    /// What the device tree alone says: no register read, no CPU started,
+    /// the board named from the root `compatible`.
+    pub fn from_dt(hw: &'a HostDt) -> Summary<'a> {
+        Summary {
+            hw,
+            board: platform::identify(hw.compatible.iter().map(String::as_str)).name,
+            online: None,
+            psci_version: None,
+            counter_hz: hw.timer.as_ref().and_then(|t| t.frequency).map(u64::from),
+            gic_spis: None,
+            smmus: hw.smmus.iter().map(|_| SmmuStatus::NotRead).collect(),
+            pci: Vec::new(),
+        }
+    }
+
+    /// Where an `iommu-map` entry's phandle leads.
+    fn iommu_target(&self, phandle: u32) -> String {
+        let hw = self.hw;
+        if let Some(s) = hw.smmus.iter().find(|s| s.phandle == Some(phandle)) {
+            return alloc::format!("smmuv3 at {:#x}", s.base);
+        }
+        match hw.tree().by_phandle(phandle) {
+            Some(n) if !n.is_available() => alloc::format!("{} (disabled)", n.path()),
+            Some(n) => alloc::format!("{} (not an SMMUv3 in use)", n.path()),
+            None => alloc::format!("phandle {phandle:#x}"),
+        }
+    }
+
+    fn fmt_iommu_map(&self, f: &mut fmt::Formatter<'_>, map: &[IommuMapEntry]) -> fmt::Result {
+        for m in map {
+            write!(
+                f,
+                ", rid {:#x}..{:#x} -> {} sid {:#x}",
+                m.rid_base,
+                m.rid_base as u64 + m.length as u64,
+                self.iommu_target(m.iommu_phandle),
+                m.iommu_base
+            )?;
+        }
+        if map.is_empty() {
+            write!(f, ", no iommu-map (DMA not translated)")?;
+        }
+        Ok(())
+    }
+}
+
 impl fmt::Display for Summary<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let hw = self.hw;
@@ -56,12 +109,11 @@ impl fmt::Display for Summary<'_> {
             write!(f, " {:#x}..{:#x}", r.base, r.end())?;
         }
         writeln!(f)?;
-        write!(
-            f,
-            "  cpus: {} in the DT, {} online; mpidr",
-            hw.cpus.len(),
-            self.online
-        )?;
+        write!(f, "  cpus: {} in the DT", hw.cpus.len())?;
+        if let Some(online) = self.online {
+            write!(f, ", {online} online")?;
+        }
+        write!(f, "; mpidr")?;
         for c in &hw.cpus {
             write!(f, " {:#x}", c.mpidr)?;
         }
@@ -92,13 +144,19 @@ impl fmt::Display for Summary<'_> {
                 if let Some(spis) = self.gic_spis {
                     write!(f, ", {spis} SPIs")?;
                 }
+                for its in &g.its {
+                    write!(f, ", its {:#x}", its.region.base)?;
+                }
                 writeln!(f)?;
             }
             None => writeln!(f, "  gic: none found")?,
         }
         match &hw.timer {
             Some(t) => {
-                write!(f, "  timer: {} Hz", self.counter_hz)?;
+                match self.counter_hz {
+                    Some(hz) => write!(f, "  timer: {hz} Hz")?,
+                    None => write!(f, "  timer: frequency from CNTFRQ_EL0")?,
+                }
                 for (name, irq) in [
                     ("el1-phys", t.phys),
                     ("el1-virt", t.virt),
@@ -112,6 +170,25 @@ impl fmt::Display for Summary<'_> {
                 writeln!(f)?;
             }
             None => writeln!(f, "  timer: none found")?,
+        }
+        match &hw.stdout {
+            Some(u) => {
+                write!(
+                    f,
+                    "  console: {} ({}) at {:#x}",
+                    u.path,
+                    u.compatible.first().map_or("no compatible", String::as_str),
+                    u.base
+                )?;
+                if let Some(i) = &u.interrupt {
+                    write!(f, " intid {}", i.intid())?;
+                }
+                match u.driver {
+                    Ok(kind) => writeln!(f, ": {kind} driver")?,
+                    Err(e) => writeln!(f, ": {e}: left untouched, no console")?,
+                }
+            }
+            None => writeln!(f, "  console: none")?,
         }
         if hw.smmus.is_empty() {
             writeln!(
@@ -130,9 +207,15 @@ impl fmt::Display for Summary<'_> {
                     writeln!(f)?;
                 }
                 SmmuStatus::Unreachable(why) => writeln!(f, "not probed: {why}")?,
+                SmmuStatus::NotRead => writeln!(f, "registers not read")?,
             }
         }
-        if hw.pcie.is_empty() {
+        for n in hw.tree().compatible_nodes("arm,smmu-v3") {
+            if !n.is_available() {
+                writeln!(f, "  smmuv3 {}: disabled in the device tree", n.path())?;
+            }
+        }
+        if hw.pcie.is_empty() && hw.pcie_other.is_empty() {
             writeln!(f, "  pcie: none")?;
         }
         for p in &hw.pcie {
@@ -154,22 +237,7 @@ impl fmt::Display for Summary<'_> {
                 };
                 write!(f, ", {kind} {:#x}+{:#x}", r.cpu_addr, r.size)?;
             }
-            for m in &p.iommu_map {
-                let target = match hw.smmus.iter().find(|s| s.phandle == Some(m.iommu_phandle)) {
-                    Some(s) => alloc::format!("smmuv3 at {:#x}", s.base),
-                    None => alloc::format!("phandle {:#x}", m.iommu_phandle),
-                };
-                write!(
-                    f,
-                    ", rid {:#x}..{:#x} -> {target} sid {:#x}",
-                    m.rid_base,
-                    m.rid_base as u64 + m.length as u64,
-                    m.iommu_base
-                )?;
-            }
-            if p.iommu_map.is_empty() {
-                write!(f, ", no iommu-map (DMA not translated)")?;
-            }
+            self.fmt_iommu_map(f, &p.iommu_map)?;
             writeln!(f)?;
             for t in self.pci.iter().filter(|t| t.path == p.path) {
                 for func in &t.functions {
@@ -179,6 +247,11 @@ impl fmt::Display for Summary<'_> {
                     writeln!(f, "    problem: {problem}")?;
                 }
             }
+        }
+        for p in &hw.pcie_other {
+            write!(f, "  pcie {} ({}): not driven", p.path, p.compatible)?;
+            self.fmt_iommu_map(f, &p.iommu_map)?;
+            writeln!(f)?;
         }
         Ok(())
     }
@@ -223,12 +296,16 @@ pub fn probe<'a>(
         .as_ref()
         .and_then(|p| psci::version(p.conduit).ok())
         .map(|v| (v.major, v.minor));
+    let counter_hz = match cpu::counter_frequency() {
+        0 => hw.timer.as_ref().and_then(|t| t.frequency).map(u64::from),
+        hz => Some(hz),
+    };
     Summary {
         hw,
         board,
-        online: crate::smp::online(),
+        online: Some(crate::smp::online()),
         psci_version,
-        counter_hz: cpu::counter_frequency(),
+        counter_hz,
         gic_spis,
         smmus,
         pci,

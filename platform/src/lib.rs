@@ -1,11 +1,16 @@
-//! Board support: which boards the hypervisor knows by name, and what about
-//! each one cannot be discovered from its device tree.
+//! Board support: the console UART drivers ([`uart`], chosen by the device
+//! tree), and the boards the hypervisor knows by name.
 //!
-//! Everything discoverable (RAM, CPUs, GIC, SMMU, PCIe, console) is read from
-//! the host device tree at run time; this crate holds only the residue: a
-//! human-readable board name and quirks that change how the hypervisor
-//! interprets what it finds.
+//! Everything discoverable (RAM, CPUs, GIC, SMMU, PCIe, console, PSCI
+//! conduit, timer) is read from the host device tree at run time; a board
+//! here only gets the name the hardware summary prints. A board that is
+//! not listed runs the same way, named [`GENERIC`].
 #![no_std]
+
+#[cfg(test)]
+extern crate std;
+
+pub mod uart;
 
 /// A board the hypervisor recognises from the root `compatible` of its device tree.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -14,55 +19,49 @@ pub struct Board {
     pub name: &'static str,
     /// Root `compatible` strings that identify the board.
     pub compatible: &'static [&'static str],
-    /// Facts about the board that its device tree does not state.
-    pub quirks: Quirks,
 }
 
-/// Board properties that the device tree does not carry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Quirks {
-    /// Only PCIe functions of the root complex sit behind the SMMUv3; platform
-    /// (MMIO) devices DMA untranslated and cannot be isolated by it.
-    pub smmu_translates_pcie_only: bool,
-    /// Physical address of a PL011 to use when the DT names no `stdout-path`.
-    pub fallback_uart: Option<u64>,
-}
-
-/// QEMU's `virt` machine (any version).
-pub const QEMU_VIRT: Board = Board {
-    name: "QEMU virt",
-    compatible: &["linux,dummy-virt"],
-    quirks: Quirks {
-        smmu_translates_pcie_only: true,
-        fallback_uart: Some(0x0900_0000),
+/// Every board this build knows by name (see docs/boards.md for how far
+/// each is checked).
+pub const BOARDS: &[Board] = &[
+    Board {
+        name: "QEMU virt",
+        compatible: &["linux,dummy-virt"],
     },
-};
-
-/// Arm's Fixed Virtual Platform (Base RevC), documented but not yet tried.
-pub const FVP_BASE_REVC: Board = Board {
-    name: "Arm FVP Base RevC",
-    compatible: &["arm,fvp-base-revc"],
-    quirks: Quirks {
-        smmu_translates_pcie_only: false,
-        fallback_uart: Some(0x1c09_0000),
+    Board {
+        name: "NXP i.MX 8M Plus EVK",
+        compatible: &["fsl,imx8mp-evk"],
     },
-};
+    Board {
+        name: "NXP i.MX 95 19x19 EVK",
+        compatible: &["fsl,imx95-19x19-evk"],
+    },
+    Board {
+        name: "Radxa ROCK 5B",
+        compatible: &["radxa,rock-5b"],
+    },
+    Board {
+        name: "Orange Pi 5 Plus",
+        compatible: &["xunlong,orangepi-5-plus"],
+    },
+    Board {
+        name: "TI J721E EVM",
+        compatible: &["ti,j721e-evm"],
+    },
+    Board {
+        name: "Arm FVP Base RevC",
+        compatible: &["arm,fvp-base-revc"],
+    },
+];
 
-/// Every board this build knows.
-pub const BOARDS: &[Board] = &[QEMU_VIRT, FVP_BASE_REVC];
-
-/// A board not in [`BOARDS`]: no quirks, named after its DT compatible.
+/// A board not in [`BOARDS`].
 pub const GENERIC: Board = Board {
     name: "generic arm64 board",
     compatible: &[],
-    quirks: Quirks {
-        smmu_translates_pcie_only: false,
-        fallback_uart: None,
-    },
 };
 
 /// Finds the board whose compatible matches one of the root node's
-/// `compatible` strings, or [`GENERIC`].
+/// `compatible` strings (in the node's order), or [`GENERIC`].
 pub fn identify<'a>(root_compatible: impl IntoIterator<Item = &'a str>) -> &'static Board {
     for compat in root_compatible {
         if let Some(board) = BOARDS.iter().find(|b| b.compatible.contains(&compat)) {
@@ -82,9 +81,16 @@ mod tests {
     }
 
     #[test]
-    fn unknown_board_is_generic() {
+    fn unknown_board_is_generic_and_known_ones_are_named() {
         let b = identify(["vendor,unknown", "another"]);
-        assert_eq!(b.name, GENERIC.name);
-        assert_eq!(b.quirks, Quirks::default());
+        assert_eq!(b, &GENERIC);
+        assert_eq!(
+            identify(["fsl,imx8mp-evk", "fsl,imx8mp"]).name,
+            "NXP i.MX 8M Plus EVK"
+        );
+        assert_eq!(
+            identify(["radxa,rock-5b", "rockchip,rk3588"]).name,
+            "Radxa ROCK 5B"
+        );
     }
 }

@@ -23,6 +23,23 @@ pub fn bundle(config: &str) -> Result<PathBuf, HarnessError> {
     Ok(PathBuf::from(dir).join(format!("{config}.bundle")))
 }
 
+/// The upstream device tree blob `name` (`imx8mp-evk.dtb`, ...) kept in
+/// `hypervisor/src/fdt/testdata/boards/`, a copy of the one in Debian's
+/// arm64 kernel package (see that directory's README).
+pub fn board_dtb(name: &str) -> Result<PathBuf, HarnessError> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../hypervisor/src/fdt/testdata/boards")
+        .join(name);
+    if path.is_file() {
+        Ok(path)
+    } else {
+        Err(HarnessError::Setup(format!(
+            "{}: no such DTB",
+            path.display()
+        )))
+    }
+}
+
 /// Environment variable naming the directory of the bare-metal guest
 /// images (`tools/bench-guest`, raw `Image`s) `cargo xtask test` builds.
 pub const GUEST_IMAGES_ENV: &str = "PARTITA_GUEST_IMAGES";

@@ -31,7 +31,8 @@ pub struct Qemu {
     binary: Option<OsString>,
     image: Option<PathBuf>,
     machine: String,
-    cpu: String,
+    cpu: Option<String>,
+    console_serial: usize,
     smp: u32,
     memory: String,
     append: Option<String>,
@@ -45,7 +46,8 @@ impl Default for Qemu {
             binary: None,
             image: None,
             machine: DEFAULT_MACHINE.into(),
-            cpu: DEFAULT_CPU.into(),
+            cpu: Some(DEFAULT_CPU.into()),
+            console_serial: 0,
             smp: DEFAULT_SMP,
             memory: DEFAULT_MEMORY.into(),
             append: None,
@@ -69,7 +71,22 @@ impl Qemu {
 
     /// Sets the `-cpu` model.
     pub fn cpu(mut self, cpu: impl Into<String>) -> Self {
-        self.cpu = cpu.into();
+        self.cpu = Some(cpu.into());
+        self
+    }
+
+    /// Leaves out `-cpu`: for machines whose SoC fixes the CPU model
+    /// (`imx8mp-evk`).
+    pub fn machine_cpu(mut self) -> Self {
+        self.cpu = None;
+        self
+    }
+
+    /// Puts the console on the machine's serial port `n` (counting from 0):
+    /// the ports before it are given `-serial null`. The i.MX 8M Plus EVK's
+    /// console is its UART2, QEMU's second serial port (`n` = 1).
+    pub fn console_serial(mut self, n: usize) -> Self {
+        self.console_serial = n;
         self
     }
 
@@ -140,9 +157,17 @@ impl Qemu {
             .or_else(|| env::var_os(QEMU_ENV).filter(|b| !b.is_empty()))
             .unwrap_or_else(|| "qemu-system-aarch64".into());
         let mut cmd = Command::new(binary);
-        cmd.args(["-M", &self.machine, "-cpu", &self.cpu])
-            .args(["-smp", &self.smp.to_string(), "-m", &self.memory])
-            .args(["-display", "none", "-serial", "stdio", "-monitor", "none"])
+        cmd.args(["-M", &self.machine]);
+        if let Some(cpu) = &self.cpu {
+            cmd.args(["-cpu", cpu]);
+        }
+        cmd.args(["-smp", &self.smp.to_string(), "-m", &self.memory])
+            .arg("-display")
+            .arg("none");
+        for _ in 0..self.console_serial {
+            cmd.args(["-serial", "null"]);
+        }
+        cmd.args(["-serial", "stdio", "-monitor", "none"])
             .arg("-kernel")
             .arg(image);
         if let Some(append) = &self.append {
@@ -190,6 +215,28 @@ mod tests {
                 "qemu-system-aarch64 -M virt-9.1,virtualization=on,gic-version=3,iommu=smmuv3 \
                  -cpu max,pauth-impdef=on -smp 1 -m 1G -display none -serial stdio -monitor none \
                  -kernel {image} -append partita.idle=poweroff -global arm-smmuv3.stage=2"
+            )
+        );
+    }
+
+    #[test]
+    fn console_on_a_later_serial_port_without_cpu_model() {
+        let image = concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml");
+        let cmd = Qemu::new()
+            .binary("qemu-system-aarch64")
+            .image(image)
+            .machine("imx8mp-evk")
+            .machine_cpu()
+            .console_serial(1)
+            .smp(4)
+            .memory("2G")
+            .command()
+            .expect("valid command");
+        assert_eq!(
+            display(&cmd),
+            format!(
+                "qemu-system-aarch64 -M imx8mp-evk -smp 4 -m 2G -display none -serial null -serial stdio \
+                 -monitor none -kernel {image}"
             )
         );
     }

@@ -38,7 +38,8 @@ import gdb
 LOAD, AFTER, SAVE, SKIP, OUT, LIMIT = {load}, {after}, {save}, {skip}, "{out}", {limit}
 gdb.execute("set pagination off")
 gdb.execute("target remote :{port}")
-gdb.execute("hbreak *%#x" % (LOAD + AFTER))
+for a in AFTER:
+    gdb.execute("hbreak *%#x" % (LOAD + a))
 for _ in range(SKIP + 1):
     gdb.execute("continue", to_string=True)
 gdb.execute("delete")
@@ -62,13 +63,20 @@ gdb.execute("kill")
 '''
 
 
-def symbol(elf, pattern):
-    """Address of the one symbol whose demangled name contains pattern."""
+def symbols(elf, pattern, most=1):
+    """Addresses of the text symbols whose demangled name contains pattern
+    (at least one, at most `most`: a generic function may have several
+    instances, e.g. one per guest-memory type)."""
     out = subprocess.run(["nm", "-C", elf], capture_output=True, text=True, check=True).stdout
     hits = [l for l in out.splitlines() if pattern in l and l[17:18].lower() == "t"]
-    if len(hits) != 1:
+    if not 1 <= len(hits) <= most:
         sys.exit(f"el2trace: {len(hits)} text symbols match {pattern!r}: {hits[:5]}")
-    return int(hits[0].split()[0], 16)
+    return [int(h.split()[0], 16) for h in hits]
+
+
+def symbol(elf, pattern):
+    """Address of the one symbol whose demangled name contains pattern."""
+    return symbols(elf, pattern)[0]
 
 
 def free_port():
@@ -121,7 +129,8 @@ def main():
         if not os.path.exists(f):
             sys.exit(f"el2trace: no {f} (build it first: cargo xtask bench builds the image and the bench bundle)")
 
-    after, save = symbol(a.elf, a.after), symbol(a.elf, "el2_trap_save")
+    # Every instance of --after counts (hardware breakpoints: at most 4).
+    after, save = symbols(a.elf, a.after, 4), symbol(a.elf, "el2_trap_save")
     port = free_port()
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "pcs.txt")

@@ -92,6 +92,8 @@ pub struct State {
     pub lrs: Vec<u64>,
     /// ICH_HCR_EL2.
     pub ich_hcr: u64,
+    /// HCR_EL2.VI.
+    pub virq_line: bool,
     /// VBAR_EL1 of the guest (where injected exceptions go).
     pub vbar_el1: u64,
     /// ESR_EL1, FAR_EL1, ELR_EL1, SPSR_EL1 as the last injection set them.
@@ -119,6 +121,7 @@ impl Default for State {
             pending_irqs: VecDeque::new(),
             lrs: alloc::vec![0; 4],
             ich_hcr: 0,
+            virq_line: false,
             vbar_el1: 0,
             el1: [0; 4],
             pa_bits_field: 2, // 40 bits
@@ -230,6 +233,12 @@ impl Arch for Fake {
             s.ich_hcr = value;
             s.ops.push(Op::SetIchHcr(value));
         });
+    }
+    fn ich_hcr() -> u64 {
+        with(|s| s.ich_hcr)
+    }
+    fn set_virtual_irq_line(pending: bool) {
+        with(|s| s.virq_line = pending);
     }
     fn enable_virtual_interface(ich_hcr: u64) {
         with(|s| {

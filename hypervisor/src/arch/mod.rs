@@ -92,6 +92,12 @@ pub trait Arch {
     fn empty_lrs() -> u64;
     /// Writes ICH_HCR_EL2.
     fn set_ich_hcr(value: u64);
+    /// Reads ICH_HCR_EL2.
+    fn ich_hcr() -> u64;
+    /// Raises (or withdraws) a virtual IRQ through HCR_EL2.VI: for a
+    /// machine whose GIC does not wire its virtual IRQ output to the CPUs
+    /// (see `vm::irq::set_virq_via_hcr`).
+    fn set_virtual_irq_line(pending: bool);
     /// Resets the virtual CPU interface (VMCR, active priorities, list
     /// registers) and enables it with `ich_hcr`.
     fn enable_virtual_interface(ich_hcr: u64);

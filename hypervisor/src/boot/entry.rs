@@ -51,11 +51,12 @@ pub extern "C" fn partita_wrong_el(dtb: usize) -> ! {
     let el = cpu::current_el();
     // SAFETY: the boot loader passed the DTB address in x0.
     let dt = unsafe { fdt::early::from_ptr(dtb) };
-    if let Some(uart) = dt.ok().and_then(fdt::early::stdout_uart) {
+    if let Some(out) = dt.ok().and_then(early_output) {
         // SAFETY: the boot CPU is alone and the MMU is off.
         unsafe {
             console::early_print(
-                uart as usize,
+                out.0 as usize,
+                out.1,
                 format_args!(
                     "\npartita: entered at EL{el}, must be entered at EL2 \
                      (QEMU needs -M virt,virtualization=on); stopping\n"
@@ -75,11 +76,12 @@ pub extern "C" fn partita_primary_main(dtb: usize, _load_addr: usize) -> ! {
         Ok(dt) => dt,
         Err(_) => cpu::park(), // no DT: no console to complain on
     };
-    let uart = fdt::early::stdout_uart(dt);
+    let console = early_output(dt);
+    let uart = console.map(|(base, _)| base);
     let early = |args: core::fmt::Arguments| {
-        if let Some(u) = uart {
+        if let Some((base, kind)) = console {
             // SAFETY: the boot CPU is alone and the MMU is off.
-            unsafe { console::early_print(u as usize, args) };
+            unsafe { console::early_print(base as usize, kind, args) };
         }
     };
     let ram = match fdt::early::memory_regions(dt) {
@@ -119,11 +121,43 @@ pub extern "C" fn partita_primary_main(dtb: usize, _load_addr: usize) -> ! {
 
     heap::init();
     el2map::install(map);
-    if let Some(u) = uart {
+    if let Some((base, kind)) = console {
         // SAFETY: the boot map has the UART page as device memory.
-        unsafe { console::init(u as usize) };
+        unsafe { console::init(base as usize, kind) };
     }
     main(dt, img)
+}
+
+/// The console UART and its driver, when it has one. When the UART
+/// `stdout-path` names has no driver, nothing is ever written to it: the
+/// reason is printed once on another UART with a driver (the lowest
+/// `serialN` alias), if the device tree has one, and partita runs without
+/// a console.
+fn early_output(dt: &[u8]) -> Option<(u64, platform::uart::UartKind)> {
+    let uart = fdt::early::console(dt)?;
+    match uart.driver {
+        Ok(kind) => Some((uart.base, kind)),
+        Err(e) => {
+            if let Some((base, kind)) = fdt::early::other_output(dt, uart.base) {
+                // SAFETY: the boot CPU is alone and the MMU is off; the
+                // other UART is not the console, which stays untouched.
+                unsafe {
+                    console::early_print(
+                        base as usize,
+                        kind,
+                        format_args!(
+                            "\n{}\n",
+                            console::NoDriver {
+                                uart: &uart,
+                                why: e
+                            }
+                        ),
+                    )
+                };
+            }
+            None
+        }
+    }
 }
 
 /// The rest of the boot CPU's work, with MMU, console and heap up.
@@ -137,6 +171,7 @@ fn main(dtb: &'static [u8], img: layout::Region) -> ! {
     };
     let opts = Options::parse(hw.chosen.bootargs.as_deref().unwrap_or(""));
     console::logger::init(opts.log_level);
+    crate::vm::irq::set_virq_via_hcr(opts.virq_via_hcr);
     crate::println!();
     crate::println!(
         "partita {}: arm64 EL2 hypervisor (static partitioning)",
@@ -144,6 +179,9 @@ fn main(dtb: &'static [u8], img: layout::Region) -> ! {
     );
     for w in opts.warnings.iter().chain(hw.warnings.iter()) {
         warn!("{w}");
+    }
+    if opts.virq_via_hcr {
+        info!("virtual interrupts also signalled through HCR_EL2.VI (partita.virq=hcr)");
     }
     info!(
         "image at {:#x}..{:#x}, device tree at {:#x} ({} bytes)",

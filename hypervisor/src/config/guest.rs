@@ -263,7 +263,8 @@ pub enum ViommuTransport {
 /// with `iommus`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ViommuConfig {
-    /// The transport (only virtio-mmio today).
+    /// The transport: virtio-mmio, or virtio-pci on the guest's virtual
+    /// PCI bus.
     pub transport: ViommuTransport,
     /// Guest-physical base of the [`VIOMMU_MMIO_SIZE`]-byte register
     /// window, [`VIOMMU_PAGE`] aligned.

@@ -1,4 +1,5 @@
-//! The hypervisor console: a PL011 behind a lock, `println!`, a `log`
+//! The hypervisor console: the board's console UART (any kind
+//! `platform::uart` drives, chosen from the device tree) behind a lock, `println!`, a `log`
 //! backend with levels, an emergency path for crash reports, and the
 //! guests' emulated consoles sharing the line ([`write_guest`], [`lines`]):
 //! one lock, whole lines, each guest's line tagged `[name] ` when
@@ -8,16 +9,18 @@
 pub mod keys;
 pub mod lines;
 pub mod logger;
-pub mod pl011;
 
 use core::fmt::{self, Write};
 use core::sync::atomic::{AtomicBool, AtomicU16, Ordering};
 use lines::{HYPERVISOR, Lines};
-use pl011::Pl011;
+use platform::uart::{Mmio, Uart, UartKind};
 use spin::Mutex;
 
+/// The console UART's driver over its mapped registers.
+type ConsoleUart = Uart<Mmio>;
+
 struct Console {
-    uart: Pl011,
+    uart: ConsoleUart,
     lines: Lines,
 }
 
@@ -61,10 +64,8 @@ pub fn write_guest(source: u16, tag: &str, bytes: &[u8], complete: bool) {
     }
 }
 
-fn raw_bytes(uart: &Pl011, bytes: &[u8]) {
-    for &b in bytes {
-        uart.put_byte(b);
-    }
+fn raw_bytes(uart: &ConsoleUart, bytes: &[u8]) {
+    uart.write_bytes(bytes);
 }
 
 /// Reads the bytes waiting in the console UART's receive FIFO into `buf`;
@@ -94,14 +95,16 @@ pub fn enable_input_interrupt() {
     }
 }
 
-/// Installs the console on the PL011 at `base` (mapped as device memory).
+/// Installs the console on the UART of kind `kind` at `base` (mapped as
+/// device memory).
 ///
 /// # Safety
-/// `base` must be a PL011 register block, mapped, used by nothing else.
-pub unsafe fn init(base: usize) {
+/// `base` must be the register block of a UART of kind `kind`, mapped,
+/// used by nothing else.
+pub unsafe fn init(base: usize, kind: UartKind) {
     // SAFETY: forwarded from the caller.
-    let uart = unsafe { Pl011::new(base) };
-    uart.enable();
+    let uart = Uart::new(kind, unsafe { Mmio::new(base) });
+    uart.init();
     *CONSOLE.lock() = Some(Console {
         uart,
         lines: Lines::new(),
@@ -110,7 +113,7 @@ pub unsafe fn init(base: usize) {
 
 /// Base address of the console UART, if one is installed.
 pub fn base() -> Option<usize> {
-    CONSOLE.lock().as_ref().map(|c| c.uart.base())
+    CONSOLE.lock().as_ref().map(|c| c.uart.regs().base())
 }
 
 /// Prints to the console (nothing if there is none yet). A guest's
@@ -125,13 +128,15 @@ pub fn print(args: fmt::Arguments) {
 }
 
 /// Prints before the MMU (and so the lock) may be used: writes straight to
-/// the PL011 at `base`. Only the boot CPU runs at that point.
+/// the UART of kind `kind` at `base`. Only the boot CPU runs at that point.
 ///
 /// # Safety
-/// `base` must be a PL011 register block nobody else is using.
-pub unsafe fn early_print(base: usize, args: fmt::Arguments) {
+/// `base` must be the register block of a UART of kind `kind` that nobody
+/// else is using.
+pub unsafe fn early_print(base: usize, kind: UartKind, args: fmt::Arguments) {
     // SAFETY: forwarded from the caller.
-    let mut uart = unsafe { Pl011::new(base) };
+    let mut uart = Uart::new(kind, unsafe { Mmio::new(base) });
+    uart.init();
     let _ = uart.write_fmt(args);
 }
 
@@ -156,6 +161,29 @@ pub fn emergency_print(args: fmt::Arguments) {
     }
 }
 
+/// The message for a console UART without a driver.
+pub struct NoDriver<'a> {
+    /// The console UART.
+    pub uart: &'a crate::fdt::early::EarlyUart<'a>,
+    /// Why it has no driver.
+    pub why: platform::uart::UartError,
+}
+
+impl core::fmt::Display for NoDriver<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(
+            f,
+            "partita: the console UART {} at {:#x} (compatible \"{}\"): {}; \
+             it is left untouched and partita runs without a console (drivers:",
+            self.uart.name, self.uart.base, self.uart.compatible, self.why
+        )?;
+        for c in platform::uart::known_compatibles() {
+            write!(f, " {c}")?;
+        }
+        f.write_str(")")
+    }
+}
+
 /// Prints to the hypervisor console.
 #[macro_export]
 macro_rules! print {
@@ -167,4 +195,36 @@ macro_rules! print {
 macro_rules! println {
     () => { $crate::console::print(format_args!("\n")) };
     ($($arg:tt)*) => { $crate::console::print(format_args!("{}\n", format_args!($($arg)*))) };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fdt::early::EarlyUart;
+    use alloc::string::ToString;
+    use platform::uart::UartError;
+
+    #[test]
+    fn the_no_driver_message_names_the_uart_and_the_drivers() {
+        let uart = EarlyUart {
+            name: "serial@9000000",
+            base: 0x900_0000,
+            compatible: "acme,mystery-uart",
+            driver: Err(UartError::NoDriver),
+        };
+        let text = NoDriver {
+            uart: &uart,
+            why: UartError::NoDriver,
+        }
+        .to_string();
+        assert!(
+            text.starts_with(
+                "partita: the console UART serial@9000000 at 0x9000000 (compatible \"acme,mystery-uart\"): \
+                 no driver for any of its compatibles; it is left untouched and partita runs without a console \
+                 (drivers: arm,pl011 arm,sbsa-uart ns16550a"
+            ),
+            "{text}"
+        );
+        assert!(text.ends_with("fsl,imx6q-uart)"), "{text}");
+    }
 }

@@ -8,12 +8,13 @@
 
 use super::{AccessCtx, Effect, MmioDevice};
 use crate::pci::function::{BarWindow, IntxChange, PciFunction};
+use crate::perf;
 use crate::viommu::backend::IommuBackend;
 use crate::viommu::device::ViommuDevice;
 use crate::viommu::model::Viommu;
 use crate::virtio::memory::{GuestMemory, MemError};
 use crate::virtio::pci::PciTransport;
-use crate::virtio::pci::layout::BAR0_SIZE;
+use crate::virtio::pci::layout::{BAR0_SIZE, NOTIFY_OFFSET, REGION_SIZE};
 use alloc::string::String;
 use alloc::sync::Arc;
 use spin::Mutex;
@@ -40,24 +41,34 @@ impl GuestMemory for NoMemory {
     }
 }
 
-/// The virtio-iommu function (see the module documentation).
-pub struct ViommuPci<B: IommuBackend> {
+/// The virtio-iommu function (see the module documentation), over the
+/// guest's RAM `M`.
+///
+/// Like [`super::viommu_mmio::ViommuMmio`] it holds the guest's memory
+/// itself, so that the queue work of a notify is compiled for that one
+/// type (no dynamic call per ring or request access); configuration
+/// writes that reach the queues (through the PCI configuration access
+/// capability) use it too, whatever memory the bus passes.
+pub struct ViommuPci<B: IommuBackend, M: GuestMemory> {
     /// GIC INTID of its INTx line.
     intid: u32,
     /// Guest-physical address of BAR 0.
     bar0: u64,
+    /// The guest's RAM (the rings and requests live there).
+    mem: M,
     transport: Mutex<PciTransport<ViommuDevice<B>>>,
 }
 
-impl<B: IommuBackend> ViommuPci<B> {
-    /// The function around `model`, BAR 0 placed at `bar0` (16 KiB
-    /// aligned), INTx raising virtual SPI `intid`.
-    pub fn new(model: Viommu<B>, intid: u32, bar0: u64) -> Self {
+impl<B: IommuBackend, M: GuestMemory> ViommuPci<B, M> {
+    /// The function around `model` over the guest's RAM `mem`, BAR 0
+    /// placed at `bar0` (16 KiB aligned), INTx raising virtual SPI `intid`.
+    pub fn new(model: Viommu<B>, mem: M, intid: u32, bar0: u64) -> Self {
         let mut t = PciTransport::new(ViommuDevice::new(model));
         place(&mut t, bar0);
         ViommuPci {
             intid,
             bar0,
+            mem,
             transport: Mutex::new(t),
         }
     }
@@ -78,10 +89,10 @@ impl<B: IommuBackend> ViommuPci<B> {
     }
 
     /// Reports a DMA fault on endpoint `ep` at `iova` on the event queue.
-    pub fn report_fault(&self, mem: &dyn GuestMemory, ep: u32, iova: u64, read: bool) -> Effect {
+    pub fn report_fault(&self, ep: u32, iova: u64, read: bool) -> Effect {
         let mut t = self.transport.lock();
         t.device_mut().model.report_dma_fault(ep, iova, read);
-        let change = t.poll(mem);
+        let change = t.poll(&self.mem);
         drop(t);
         self.effect(change)
     }
@@ -98,7 +109,7 @@ fn place<D: crate::virtio::device::VirtioDevice>(t: &mut PciTransport<D>, bar0: 
     let _ = t.config_write(&NoMemory, 0x14, 4, (bar0 >> 32) as u32);
 }
 
-impl<B: IommuBackend + Send> MmioDevice for ViommuPci<B> {
+impl<B: IommuBackend + Send, M: GuestMemory + Send + Sync> MmioDevice for ViommuPci<B, M> {
     fn name(&self) -> &'static str {
         "virtio-iommu (virtio-pci)"
     }
@@ -109,10 +120,15 @@ impl<B: IommuBackend + Send> MmioDevice for ViommuPci<B> {
         Some(t.bar_read(0, offset, width).0)
     }
 
-    fn write(&self, ctx: &AccessCtx<'_>, offset: u64, width: usize, value: u64) -> Option<Effect> {
+    fn write(&self, _ctx: &AccessCtx<'_>, offset: u64, width: usize, value: u64) -> Option<Effect> {
+        let t0 = perf::now();
         let mut t = self.transport.lock();
         t.bar(0)?;
-        let change = t.bar_write(ctx.mem, 0, offset, width, value);
+        let change = t.bar_write_in(&self.mem, 0, offset, width, value);
+        if perf::ENABLED && (NOTIFY_OFFSET..NOTIFY_OFFSET + REGION_SIZE).contains(&offset) {
+            // The profile's "mmio" share: the whole access of a notify.
+            t.device_mut().profile_mut().mmio(perf::now() - t0);
+        }
         drop(t);
         Some(self.effect(change))
     }
@@ -124,32 +140,37 @@ impl<B: IommuBackend + Send> MmioDevice for ViommuPci<B> {
         place(&mut t, self.bar0);
     }
 
+    /// The request counters, followed by the request profile in an image
+    /// built with it (as the virtio-mmio device prints them).
     fn report(&self) -> Option<String> {
         let t = self.transport.lock();
-        Some(alloc::format!(
-            "virtio-iommu requests:\n{}",
-            t.device().model.counters()
-        ))
+        let dev = t.device();
+        let mut text = alloc::format!("virtio-iommu requests:\n{}", dev.model.counters());
+        if perf::ENABLED {
+            let table = dev.model.backend().table_ticks();
+            text = alloc::format!("{text}\n{}", dev.profile().lines(table));
+        }
+        Some(text)
     }
 }
 
 /// The function as the virtual bus reaches it: its configuration space.
-pub struct ViommuPciFunction<B: IommuBackend>(pub Arc<ViommuPci<B>>);
+pub struct ViommuPciFunction<B: IommuBackend, M: GuestMemory>(pub Arc<ViommuPci<B, M>>);
 
-impl<B: IommuBackend> PciFunction for ViommuPciFunction<B> {
+impl<B: IommuBackend, M: GuestMemory> PciFunction for ViommuPciFunction<B, M> {
     fn config_read(&mut self, offset: u16, width: u8) -> (u32, IntxChange) {
         self.0.transport.lock().config_read(offset, width)
     }
     fn config_write(
         &mut self,
-        mem: &dyn GuestMemory,
+        _mem: &dyn GuestMemory,
         offset: u16,
         width: u8,
         value: u32,
     ) -> IntxChange {
         let mut t = self.0.transport.lock();
         // BAR 0 is the hypervisor's: sizing is answered, moving is not.
-        let change = t.config_write(mem, offset, width, value);
+        let change = t.config_write_in(&self.0.mem, offset, width, value);
         if (0x10..0x18).contains(&offset) && value != u32::MAX {
             place(&mut t, self.0.bar0);
         }
@@ -163,7 +184,7 @@ impl<B: IommuBackend> PciFunction for ViommuPciFunction<B> {
     }
     fn bar_write(
         &mut self,
-        mem: &dyn GuestMemory,
+        _mem: &dyn GuestMemory,
         index: u8,
         offset: u64,
         width: usize,
@@ -172,7 +193,7 @@ impl<B: IommuBackend> PciFunction for ViommuPciFunction<B> {
         self.0
             .transport
             .lock()
-            .bar_write(mem, index, offset, width, value)
+            .bar_write_in(&self.0.mem, index, offset, width, value)
     }
     fn intx(&self) -> bool {
         self.0.transport.lock().intx()

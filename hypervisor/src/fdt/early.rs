@@ -8,7 +8,9 @@ use core::ops::ControlFlow;
 use heapless::Vec;
 
 use super::DtError;
-use super::cells::{first_str, reg_entries};
+use platform::uart::{self, UartError, UartKind, UartProps};
+
+use super::cells::{first_str, reg_entries, single_u32, str_list};
 use super::header::{FDT_MAGIC, HEADER_SIZE, Header, MAX_DTB_SIZE, be32};
 use super::path::{PathRef, components, name_matches};
 use super::walk::{Event, Frame, first_reg, walk};
@@ -111,15 +113,64 @@ fn is_memory(node: &Frame<'_>) -> bool {
     node.device_type.and_then(first_str) == Some("memory") && node.available()
 }
 
-/// The base address of the console UART: the node named by
-/// `/chosen/stdout-path` (or `linux,stdout-path`), with aliases resolved
-/// and `:options` stripped, if it is enabled and has a translatable `reg`;
-/// otherwise the first enabled `arm,pl011` node. `None` if neither exists
-/// or the blob is malformed.
-pub fn stdout_uart(dtb: &[u8]) -> Option<u64> {
+/// The console UART as the early boot code sees it: the node
+/// `/chosen/stdout-path` names (or the first enabled `arm,pl011` when no
+/// path is given), and the driver its `compatible` selects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EarlyUart<'dt> {
+    /// The node's name (last path component, with its unit address).
+    pub name: &'dt str,
+    /// The CPU physical base of its registers.
+    pub base: u64,
+    /// Its first `compatible` string (empty if it has none).
+    pub compatible: &'dt str,
+    /// The driver for it, or why there is none.
+    pub driver: Result<UartKind, UartError>,
+}
+
+/// The console UART: the node named by `/chosen/stdout-path` (or
+/// `linux,stdout-path`), with aliases resolved and `:options` stripped, if
+/// it is enabled and has a translatable `reg`; otherwise the first enabled
+/// `arm,pl011` node. `None` if neither exists or the blob is malformed.
+pub fn console(dtb: &[u8]) -> Option<EarlyUart<'_>> {
     stdout_path(dtb)
-        .and_then(|path| node_base(dtb, path))
-        .or_else(|| first_compatible_base(dtb, "arm,pl011"))
+        .and_then(|path| uart_at(dtb, path))
+        .or_else(|| first_pl011(dtb))
+}
+
+/// The base address of [`console`]'s UART, whether it has a driver or not.
+pub fn stdout_uart(dtb: &[u8]) -> Option<u64> {
+    console(dtb).map(|u| u.base)
+}
+
+/// Where to say that the console has no driver: the UART of the lowest
+/// `/aliases/serialN` that is enabled, has a driver and is not at
+/// `console_base`. Returns its base and kind.
+pub fn other_output(dtb: &[u8], console_base: u64) -> Option<(u64, UartKind)> {
+    let mut aliases: Vec<(u32, &str), 16> = Vec::new();
+    walk(dtb, |event| match event {
+        Event::Prop {
+            stack: [_, node],
+            name,
+            value,
+        } if node.name == "aliases" => {
+            let n = name
+                .strip_prefix("serial")
+                .and_then(|n| n.parse::<u32>().ok());
+            if let (Some(n), Some(path)) = (n, first_str(value).filter(|t| t.starts_with('/'))) {
+                // More than 16 serial aliases: the rest are not tried.
+                let _ = aliases.push((n, path));
+            }
+            ControlFlow::Continue(())
+        }
+        _ => ControlFlow::Continue(()),
+    })
+    .ok()?;
+    aliases.sort_unstable_by_key(|(n, _)| *n);
+    aliases.iter().find_map(|(_, path)| {
+        let u = uart_at(dtb, (path, ""))?;
+        (u.base != console_base).then_some((u.base, u.driver.ok()?))
+    })
 }
 
 /// The path named by `/chosen`'s stdout-path, with an alias resolved.
@@ -163,49 +214,70 @@ fn alias_target<'dt>(dtb: &'dt [u8], alias: &str) -> Option<&'dt str> {
     target
 }
 
-/// The translated base of the enabled node at `path` followed by `rest`.
-fn node_base(dtb: &[u8], (path, rest): (&str, &str)) -> Option<u64> {
+/// The UART at the enabled node at `path` followed by `rest`, if it has a
+/// translatable `reg`.
+fn uart_at<'dt>(dtb: &'dt [u8], (path, rest): (&str, &str)) -> Option<EarlyUart<'dt>> {
     let wanted = components(path).chain(components(rest));
-    let mut base = None;
-    walk(dtb, |event| {
-        let Event::Node(stack) = event else {
-            return ControlFlow::Continue(());
-        };
+    let at_wanted = |stack: &[Frame<'_>]| {
         let names = stack.iter().skip(1).map(|f| f.name);
-        let same_len = names.clone().count() == wanted.clone().count();
-        if same_len && names.zip(wanted.clone()).all(|(n, w)| name_matches(n, w)) {
-            let usable = stack.last().is_some_and(Frame::available);
-            base = if usable {
-                first_reg(stack).map(|(b, _)| b)
-            } else {
-                None
-            };
-            return ControlFlow::Break(());
+        names.clone().count() == wanted.clone().count()
+            && names.zip(wanted.clone()).all(|(n, w)| name_matches(n, w))
+    };
+    let mut props = UartProps::default();
+    let mut found = None;
+    walk(dtb, |event| match event {
+        Event::Prop { stack, name, value } if at_wanted(stack) => {
+            match name {
+                "reg-shift" => props.reg_shift = single_u32(value),
+                "reg-io-width" => props.reg_io_width = single_u32(value),
+                _ => {}
+            }
+            ControlFlow::Continue(())
         }
-        ControlFlow::Continue(())
+        Event::Node(stack) if at_wanted(stack) => {
+            found = stack
+                .last()
+                .filter(|n| n.available())
+                .and_then(|_| early_uart(stack, props));
+            ControlFlow::Break(())
+        }
+        _ => ControlFlow::Continue(()),
     })
     .ok()?;
-    base
+    found
 }
 
-/// The translated base of the first enabled node compatible with `compat`.
-fn first_compatible_base(dtb: &[u8], compat: &str) -> Option<u64> {
-    let mut base = None;
+/// The UART of the last node of `stack` (its properties `props`).
+fn early_uart<'dt>(stack: &[Frame<'dt>], props: UartProps) -> Option<EarlyUart<'dt>> {
+    let node = stack.last()?;
+    let (base, _) = first_reg(stack)?;
+    let compatible = node.compatible.and_then(str_list);
+    Some(EarlyUart {
+        name: node.name,
+        base,
+        compatible: node.compatible.and_then(first_str).unwrap_or(""),
+        driver: uart::select(compatible.into_iter().flatten(), props),
+    })
+}
+
+/// The first enabled `arm,pl011` node with a translatable `reg`.
+fn first_pl011(dtb: &[u8]) -> Option<EarlyUart<'_>> {
+    let mut found = None;
     walk(dtb, |event| {
         let Event::Node(stack) = event else {
             return ControlFlow::Continue(());
         };
         let wanted = stack
             .last()
-            .is_some_and(|n| n.is_compatible(compat) && n.available());
-        match first_reg(stack).filter(|_| wanted) {
-            Some((b, _)) => {
-                base = Some(b);
+            .is_some_and(|n| n.is_compatible("arm,pl011") && n.available());
+        match early_uart(stack, UartProps::default()).filter(|_| wanted) {
+            Some(u) => {
+                found = Some(u);
                 ControlFlow::Break(())
             }
             None => ControlFlow::Continue(()),
         }
     })
     .ok()?;
-    base
+    found
 }

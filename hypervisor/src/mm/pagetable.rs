@@ -597,7 +597,17 @@ impl<F: Format> PageTable<F> {
     /// case of [`Self::map_one`] and [`Self::unmap_one`], the virtio-iommu's
     /// usual request.
     fn single_level(&self, va: u64, pa: u64, size: u64) -> Option<usize> {
-        let level = (self.start_level..=3).find(|&l| level_size(l) == size)?;
+        // The level whose descriptor covers exactly `size` (no search).
+        let level = match size {
+            s if s == level_size(3) => 3,
+            s if s == level_size(2) => 2,
+            s if s == level_size(1) => 1,
+            s if s == level_size(0) => 0,
+            _ => return None,
+        };
+        if level < self.start_level {
+            return None;
+        }
         let ok = level == 3 || level >= F::MIN_BLOCK_LEVEL.max(self.start_level);
         (ok && (va | pa).is_multiple_of(size)).then_some(level)
     }

@@ -261,9 +261,9 @@ fn the_hardware_summary_lists_every_function_and_problem() {
     let summary = Summary {
         hw,
         board: "test",
-        online: 1,
+        online: Some(1),
         psci_version: None,
-        counter_hz: 1,
+        counter_hz: Some(1),
         gic_spis: None,
         smmus: hw
             .smmus

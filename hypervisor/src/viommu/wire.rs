@@ -183,16 +183,35 @@ pub(crate) fn le16(buf: &[u8], off: usize) -> u16 {
 
 /// Reads a little-endian `u32` at `off`, or 0 when `buf` is too short.
 pub(crate) fn le32(buf: &[u8], off: usize) -> u32 {
-    buf.get(off..off.saturating_add(4))
-        .and_then(|s| s.try_into().ok())
-        .map_or(0, u32::from_le_bytes)
+    match buf.get(off..off.saturating_add(4)) {
+        Some(s) if s.as_ptr().addr().is_multiple_of(4) => {
+            // SAFETY: four bytes in bounds, 4-byte aligned.
+            // (Volatile: LLVM would otherwise merge this arm into the
+            // byte loads of the other, which give the same value.)
+            let v = unsafe { s.as_ptr().cast::<u32>().read_volatile() };
+            u32::from_le(v)
+        }
+        // Unaligned: the image is built for strict alignment, so this is
+        // byte loads (the request buffers the device parses are aligned).
+        Some(s) => s.try_into().map_or(0, u32::from_le_bytes),
+        None => 0,
+    }
 }
 
 /// Reads a little-endian `u64` at `off`, or 0 when `buf` is too short.
 pub(crate) fn le64(buf: &[u8], off: usize) -> u64 {
-    buf.get(off..off.saturating_add(8))
-        .and_then(|s| s.try_into().ok())
-        .map_or(0, u64::from_le_bytes)
+    match buf.get(off..off.saturating_add(8)) {
+        Some(s) if s.as_ptr().addr().is_multiple_of(8) => {
+            // SAFETY: eight bytes in bounds, 8-byte aligned.
+            // (Volatile: LLVM would otherwise merge this arm into the
+            // byte loads of the other, which give the same value.)
+            let v = unsafe { s.as_ptr().cast::<u64>().read_volatile() };
+            u64::from_le(v)
+        }
+        // Unaligned: byte loads, as in `le32`.
+        Some(s) => s.try_into().map_or(0, u64::from_le_bytes),
+        None => 0,
+    }
 }
 
 /// Writes `bytes` at `off` when they fit in `buf`; silently does nothing

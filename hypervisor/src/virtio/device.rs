@@ -14,7 +14,6 @@
 use super::chain::Chain;
 use super::memory::GuestMemory;
 use super::queue::{Queue, QueueError};
-use smallvec::SmallVec;
 
 /// Most queues a device may have.
 pub const MAX_QUEUES: usize = 64;
@@ -58,10 +57,16 @@ pub trait VirtioDevice {
     /// Device reset: back to the state before the driver found it.
     fn reset(&mut self);
     /// The driver notified queue `q` (ready, device running).
-    fn notify(&mut self, q: usize, ctx: &mut QueueContext<'_>) -> NotifyResult;
+    /// Generic over the memory so that the queue work is monomorphised
+    /// for the hypervisor's guest RAM (no dynamic call per access).
+    fn notify<M: GuestMemory + ?Sized>(
+        &mut self,
+        q: usize,
+        ctx: &mut QueueContext<'_, M>,
+    ) -> NotifyResult;
     /// The hypervisor has something to report (an event queue entry):
     /// called through the transport's `poll`, while the device runs.
-    fn poll(&mut self, _ctx: &mut QueueContext<'_>) -> NotifyResult {
+    fn poll<M: GuestMemory + ?Sized>(&mut self, _ctx: &mut QueueContext<'_, M>) -> NotifyResult {
         NotifyResult::Done
     }
     /// Queue `q` was reset on its own (QueueReset): forget anything held
@@ -71,12 +76,9 @@ pub trait VirtioDevice {
 
 /// A device's access to its queues and to guest memory during one
 /// notification or poll.
-pub struct QueueContext<'a> {
-    mem: &'a dyn GuestMemory,
+pub struct QueueContext<'a, M: GuestMemory + ?Sized = dyn GuestMemory> {
+    mem: &'a M,
     queues: &'a mut [Queue],
-    /// Chains taken per queue in this context (inline for up to four
-    /// queues: nothing to clear beyond the device's own).
-    popped: SmallVec<[u32; 4]>,
     used: u64,
     bad_chains: usize,
     fatal: Option<QueueError>,
@@ -94,19 +96,16 @@ pub struct ContextOutcome {
     pub bad_chains: usize,
 }
 
-impl<'a> QueueContext<'a> {
+impl<'a, M: GuestMemory + ?Sized> QueueContext<'a, M> {
     /// A context over `queues` (index = queue number; those beyond
     /// [`MAX_QUEUES`] are out of reach) in guest memory `mem`.
-    pub fn new(mem: &'a dyn GuestMemory, queues: &'a mut [Queue]) -> Self {
+    pub fn new(mem: &'a M, queues: &'a mut [Queue]) -> Self {
         let n = queues.len().min(MAX_QUEUES);
+        let queues = &mut queues[..n];
+        queues.iter_mut().for_each(Queue::begin_context);
         Self {
             mem,
-            queues: &mut queues[..n],
-            popped: if n <= 4 {
-                SmallVec::from_buf_and_len([0; 4], n)
-            } else {
-                SmallVec::from_elem(0, n)
-            },
+            queues,
             used: 0,
             bad_chains: 0,
             fatal: None,
@@ -114,7 +113,7 @@ impl<'a> QueueContext<'a> {
     }
 
     /// Guest memory, to read requests and write responses.
-    pub fn memory(&self) -> &'a dyn GuestMemory {
+    pub fn memory(&self) -> &'a M {
         self.mem
     }
 
@@ -144,6 +143,7 @@ impl<'a> QueueContext<'a> {
 
     /// [`pop`](Self::pop) into a chain the caller keeps (nothing moved,
     /// buffer lists reused): true when `chain` holds the next valid chain.
+    #[inline]
     pub fn pop_into(&mut self, q: usize, chain: &mut Chain) -> bool {
         if self.fatal.is_some() {
             return false;
@@ -152,23 +152,16 @@ impl<'a> QueueContext<'a> {
         let Some(queue) = self.queues.get_mut(q).filter(|queue| queue.ready()) else {
             return false;
         };
-        let Some(popped) = self.popped.get_mut(q) else {
-            return false;
-        };
         loop {
-            if *popped >= queue.size() {
+            if !queue.take_one() {
                 return false;
             }
             match queue.pop_into(mem, chain) {
-                Ok(true) => {
-                    *popped += 1;
-                    return true;
-                }
+                Ok(true) => return true,
                 Ok(false) => return false,
                 Err(QueueError::BadChain { head, .. }) => {
-                    *popped += 1;
                     self.bad_chains += 1;
-                    match queue.push_used(mem, head, 0) {
+                    match queue.add_used(mem, head, 0) {
                         Ok(()) => self.used |= 1 << q,
                         Err(e) => {
                             self.fatal = Some(e);
@@ -185,14 +178,17 @@ impl<'a> QueueContext<'a> {
     }
 
     /// Returns chain `head` of queue `q` to the driver with `len` bytes
-    /// written into its writable part. A ring that cannot be written is
-    /// fatal; pushing to a disabled queue or an id beyond it is refused.
+    /// written into its writable part (published to the driver, one
+    /// `used.idx` write per queue, when the context finishes). A ring that
+    /// cannot be written is fatal; pushing to a disabled queue or an id
+    /// beyond it is refused.
+    #[inline]
     pub fn push_used(&mut self, q: usize, head: u16, len: u32) -> Result<(), QueueError> {
         if let Some(e) = self.fatal {
             return Err(e);
         }
         let queue = self.queues.get_mut(q).ok_or(QueueError::NotReady)?;
-        match queue.push_used(self.mem, head, len) {
+        match queue.add_used(self.mem, head, len) {
             Ok(()) => {
                 self.used |= 1 << q;
                 Ok(())
@@ -205,12 +201,21 @@ impl<'a> QueueContext<'a> {
         }
     }
 
-    /// Ends the context: decides on the used-buffer notification (after a
-    /// full barrier, from each touched queue's `avail.flags`).
-    pub fn finish(self) -> ContextOutcome {
+    /// Ends the context: publishes the used elements of each touched queue
+    /// (one `used.idx` write each, after a release barrier), then decides
+    /// on the used-buffer notification (after a full barrier, from each
+    /// touched queue's `avail.flags`).
+    pub fn finish(mut self) -> ContextOutcome {
         let mut notify = false;
-        for (q, queue) in self.queues.iter().enumerate() {
-            if self.used & (1 << q) != 0 && queue.ready() && queue.needs_notification(self.mem) {
+        for (q, queue) in self.queues.iter_mut().enumerate() {
+            if self.used & (1 << q) == 0 {
+                continue;
+            }
+            if let Err(e) = queue.publish_used(self.mem) {
+                self.fatal.get_or_insert(e);
+                continue;
+            }
+            if queue.ready() && queue.needs_notification(self.mem) {
                 notify = true;
             }
         }

@@ -220,7 +220,16 @@ pub struct Queue {
     avail_addr: u64,
     used_addr: u64,
     last_avail_idx: u16,
+    /// `avail.idx` as last read and checked: the chains before it are
+    /// known to be available without reading it again.
+    avail_seen: u16,
     used_idx: u16,
+    /// `used.idx` as last written: the elements from it to `used_idx`
+    /// are written but not yet published.
+    used_published: u16,
+    /// Chains taken in the current [`QueueContext`](super::device::QueueContext)
+    /// (its bound on the work of one notify).
+    taken: u32,
 }
 
 /// One descriptor as copied out of the table.
@@ -244,7 +253,10 @@ impl Queue {
             avail_addr: 0,
             used_addr: 0,
             last_avail_idx: 0,
+            avail_seen: 0,
             used_idx: 0,
+            used_published: 0,
+            taken: 0,
         }
     }
 
@@ -321,9 +333,25 @@ impl Queue {
         }
     }
 
+    /// Starts a context's count of chains taken.
+    pub(super) fn begin_context(&mut self) {
+        self.taken = 0;
+    }
+
+    /// Counts one chain taken in this context; false once the context has
+    /// taken a queue's worth.
+    #[inline(always)]
+    pub(super) fn take_one(&mut self) -> bool {
+        if self.taken >= self.size {
+            return false;
+        }
+        self.taken += 1;
+        true
+    }
+
     /// Checks the layout: size a power of two within the maximum, areas
     /// aligned and inside guest RAM.
-    pub fn validate(&self, mem: &dyn GuestMemory) -> Result<(), LayoutError> {
+    pub fn validate<M: GuestMemory + ?Sized>(&self, mem: &M) -> Result<(), LayoutError> {
         let size = match u16::try_from(self.size) {
             Ok(s) if s != 0 && s.is_power_of_two() && s <= self.max_size => s,
             _ => {
@@ -349,11 +377,13 @@ impl Queue {
 
     /// Enables the queue after checking its layout; the ring indices start
     /// at 0 (the driver hands over freshly zeroed rings).
-    pub fn enable(&mut self, mem: &dyn GuestMemory) -> Result<(), LayoutError> {
+    pub fn enable<M: GuestMemory + ?Sized>(&mut self, mem: &M) -> Result<(), LayoutError> {
         self.validate(mem)?;
         self.ready = true;
         self.last_avail_idx = 0;
+        self.avail_seen = 0;
         self.used_idx = 0;
+        self.used_published = 0;
         Ok(())
     }
 
@@ -372,8 +402,19 @@ impl Queue {
 
     /// How many chains the driver has made available and the device has not
     /// consumed yet.
-    pub fn pending(&self, mem: &dyn GuestMemory) -> Result<u16, QueueError> {
+    pub fn pending<M: GuestMemory + ?Sized>(&self, mem: &M) -> Result<u16, QueueError> {
         let size = self.ring_size()?;
+        self.checked_pending(mem, size).map(|(_, pending)| pending)
+    }
+
+    /// Reads `avail.idx` and checks it against the last entry consumed:
+    /// `(avail.idx, chains pending)`.
+    #[inline(always)]
+    fn checked_pending<M: GuestMemory + ?Sized>(
+        &self,
+        mem: &M,
+        size: u16,
+    ) -> Result<(u16, u16), QueueError> {
         let avail = mem.read_u16(self.avail_addr.wrapping_add(2))?;
         let pending = avail.wrapping_sub(self.last_avail_idx);
         if pending > size {
@@ -382,14 +423,14 @@ impl Queue {
                 avail,
             });
         }
-        Ok(pending)
+        Ok((avail, pending))
     }
 
     /// Takes the next available chain, if any. On
     /// [`QueueError::BadChain`] the chain has been consumed and the caller
     /// must return `head` with [`push_used`](Self::push_used); on a fatal
     /// error nothing was consumed.
-    pub fn pop(&mut self, mem: &dyn GuestMemory) -> Result<Option<Chain>, QueueError> {
+    pub fn pop<M: GuestMemory + ?Sized>(&mut self, mem: &M) -> Result<Option<Chain>, QueueError> {
         let mut chain = Chain::default();
         Ok(self.pop_into(mem, &mut chain)?.then_some(chain))
     }
@@ -398,17 +439,26 @@ impl Queue {
     /// are reused; nothing is moved): `Ok(true)` when `chain` now holds the
     /// next available chain, `Ok(false)` when there is none. On an error
     /// `chain` holds nothing meaningful.
-    pub fn pop_into(
+    ///
+    /// `avail.idx` is read (and the acquire barrier issued) only when the
+    /// chains seen at its last reading are consumed: once per batch.
+    #[inline]
+    pub fn pop_into<M: GuestMemory + ?Sized>(
         &mut self,
-        mem: &dyn GuestMemory,
+        mem: &M,
         chain: &mut Chain,
     ) -> Result<bool, QueueError> {
         let size = self.ring_size()?;
-        if self.pending(mem)? == 0 {
-            return Ok(false);
+        if self.avail_seen == self.last_avail_idx {
+            let (avail, pending) = self.checked_pending(mem, size)?;
+            if pending == 0 {
+                return Ok(false);
+            }
+            self.avail_seen = avail;
+            mem.barrier(Barrier::Acquire);
         }
-        mem.barrier(Barrier::Acquire);
-        let slot = u64::from(self.last_avail_idx % size);
+        // The size is a power of two (checked at enable).
+        let slot = u64::from(self.last_avail_idx & (size - 1));
         let head = mem.read_u16(
             self.avail_addr
                 .wrapping_add(RING_HEAD_LEN + AVAIL_ELEM_LEN * slot),
@@ -423,9 +473,10 @@ impl Queue {
 
     /// Walks the chain starting at `head` (already below `size`) into
     /// `chain`.
-    fn walk(
+    #[inline]
+    fn walk<M: GuestMemory + ?Sized>(
         &self,
-        mem: &dyn GuestMemory,
+        mem: &M,
         head: u16,
         size: u16,
         chain: &mut Chain,
@@ -478,7 +529,12 @@ impl Queue {
 
     /// Copies descriptor `index` out of the table (two 64-bit reads: `addr`,
     /// then `len`, `flags` and `next` together).
-    fn descriptor(&self, mem: &dyn GuestMemory, index: u16) -> Result<Descriptor, QueueError> {
+    #[inline(always)]
+    fn descriptor<M: GuestMemory + ?Sized>(
+        &self,
+        mem: &M,
+        index: u16,
+    ) -> Result<Descriptor, QueueError> {
         let gpa = self.desc_addr.wrapping_add(DESC_LEN * u64::from(index));
         let addr = mem.read_u64(gpa)?;
         let rest = mem.read_u64(gpa.wrapping_add(8))?;
@@ -492,9 +548,23 @@ impl Queue {
 
     /// Returns chain `head` to the driver with `len` bytes written: the used
     /// element first, then (after a [`Barrier::Release`]) `used.idx`.
-    pub fn push_used(
+    pub fn push_used<M: GuestMemory + ?Sized>(
         &mut self,
-        mem: &dyn GuestMemory,
+        mem: &M,
+        head: u16,
+        len: u32,
+    ) -> Result<(), QueueError> {
+        self.add_used(mem, head, len)?;
+        self.publish_used(mem)
+    }
+
+    /// Writes the used element returning chain `head` with `len` bytes
+    /// written, without publishing it: the driver sees it after
+    /// [`publish_used`](Self::publish_used).
+    #[inline(always)]
+    pub fn add_used<M: GuestMemory + ?Sized>(
+        &mut self,
+        mem: &M,
         head: u16,
         len: u32,
     ) -> Result<(), QueueError> {
@@ -502,17 +572,28 @@ impl Queue {
         if head >= size {
             return Err(QueueError::UsedIdOutOfRange { head });
         }
-        let slot = u64::from(self.used_idx % size);
+        // The size is a power of two (checked at enable).
+        let slot = u64::from(self.used_idx & (size - 1));
         // `le32 id; le32 len` as one little-endian 64-bit store.
         let elem = u64::from(head) | (u64::from(len) << 32);
         let elem_gpa = self
             .used_addr
             .wrapping_add(RING_HEAD_LEN + USED_ELEM_LEN * slot);
         mem.write_u64(elem_gpa, elem)?;
-        let next = self.used_idx.wrapping_add(1);
+        self.used_idx = self.used_idx.wrapping_add(1);
+        Ok(())
+    }
+
+    /// Publishes the used elements written since the last call: a
+    /// [`Barrier::Release`], then one write of `used.idx`. Nothing when
+    /// there are none.
+    pub fn publish_used<M: GuestMemory + ?Sized>(&mut self, mem: &M) -> Result<(), QueueError> {
+        if self.used_published == self.used_idx {
+            return Ok(());
+        }
         mem.barrier(Barrier::Release);
-        mem.write_u16(self.used_addr.wrapping_add(2), next)?;
-        self.used_idx = next;
+        mem.write_u16(self.used_addr.wrapping_add(2), self.used_idx)?;
+        self.used_published = self.used_idx;
         Ok(())
     }
 
@@ -520,7 +601,7 @@ impl Queue {
     /// `VIRTQ_AVAIL_F_NO_INTERRUPT` is clear. Issues a [`Barrier::Full`]
     /// first so that a driver clearing the flag after our `used.idx` write
     /// is not missed. An unreadable ring errs towards notifying.
-    pub fn needs_notification(&self, mem: &dyn GuestMemory) -> bool {
+    pub fn needs_notification<M: GuestMemory + ?Sized>(&self, mem: &M) -> bool {
         mem.barrier(Barrier::Full);
         match mem.read_u16(self.avail_addr) {
             Ok(flags) => flags & VIRTQ_AVAIL_F_NO_INTERRUPT == 0,

@@ -174,9 +174,9 @@ impl<D: VirtioDevice> TransportCore<D> {
     /// The driver enables (`value` 1) or disables (0) queue `q`; enabling
     /// checks the layout against `mem` (a bad one needs a reset). Other
     /// values, and enabling an enabled queue, are ignored.
-    pub fn set_queue_ready(
+    pub fn set_queue_ready<M: GuestMemory + ?Sized>(
         &mut self,
-        mem: &dyn GuestMemory,
+        mem: &M,
         q: usize,
         value: u32,
         action: &mut TransportAction,
@@ -206,9 +206,9 @@ impl<D: VirtioDevice> TransportCore<D> {
     }
 
     /// The driver writes `value` to the device status.
-    pub fn write_status(
+    pub fn write_status<M: GuestMemory + ?Sized>(
         &mut self,
-        mem: &dyn GuestMemory,
+        mem: &M,
         value: u32,
         action: &mut TransportAction,
     ) {
@@ -243,7 +243,12 @@ impl<D: VirtioDevice> TransportCore<D> {
     /// remembers it until DRIVER_OK). An absent queue is ignored; a
     /// disabled one needs a reset.
     #[inline]
-    pub fn notify(&mut self, mem: &dyn GuestMemory, q: usize, action: &mut TransportAction) {
+    pub fn notify<M: GuestMemory + ?Sized>(
+        &mut self,
+        mem: &M,
+        q: usize,
+        action: &mut TransportAction,
+    ) {
         let Some(queue) = self.queues.get(q) else {
             return;
         };
@@ -264,7 +269,7 @@ impl<D: VirtioDevice> TransportCore<D> {
 
     /// Lets the device fill its queues with what the hypervisor has to
     /// report (e.g. a fault on the virtio-iommu event queue).
-    pub fn poll(&mut self, mem: &dyn GuestMemory) -> TransportAction {
+    pub fn poll<M: GuestMemory + ?Sized>(&mut self, mem: &M) -> TransportAction {
         if !self.running() {
             return TransportAction::NONE;
         }
@@ -281,7 +286,7 @@ impl<D: VirtioDevice> TransportCore<D> {
 
     /// Runs the device on notified queue `q`, or polls it.
     #[inline]
-    fn run(&mut self, mem: &dyn GuestMemory, q: Option<usize>) -> TransportAction {
+    fn run<M: GuestMemory + ?Sized>(&mut self, mem: &M, q: Option<usize>) -> TransportAction {
         let mut ctx = QueueContext::new(mem, &mut self.queues);
         let result = match q {
             Some(q) => self.device.notify(q, &mut ctx),

@@ -13,8 +13,55 @@ use crate::arch::{Arch, Cpu};
 use crate::gic::{KICK_SGI, MAINTENANCE_PPI};
 use crate::vgic::SPI_BASE;
 use crate::vgic::pending::{VirqRequest, fill_list_registers};
-use core::sync::atomic::Ordering;
+use core::sync::atomic::{AtomicBool, Ordering};
 use log::warn;
+
+/// ICH_HCR_EL2.NPIE: maintenance interrupt while no list register is
+/// pending.
+const ICH_HCR_NPIE: u64 = 1 << 3;
+
+/// Virtual IRQs are signalled through HCR_EL2.VI as well as the list
+/// registers ([`set_virq_via_hcr`]).
+static VIRQ_VIA_HCR: AtomicBool = AtomicBool::new(false);
+
+/// Signals the guests' virtual interrupts through HCR_EL2.VI too: for a
+/// machine whose GIC does not wire its virtual IRQ output to the CPUs
+/// (QEMU 10.0's `imx8mp-evk`), where a pending list register alone never
+/// interrupts the guest. While a list register is pending, VI is set and
+/// ICH_HCR_EL2.NPIE asks for a maintenance interrupt once none is (the
+/// guest acknowledged them): the next return to the guest clears VI.
+/// The guest still acknowledges and ends its interrupts through its
+/// virtual CPU interface. Set once at boot (`partita.virq=hcr`).
+pub fn set_virq_via_hcr(on: bool) {
+    VIRQ_VIA_HCR.store(on, Ordering::Relaxed);
+}
+
+/// Whether any list register holds a pending interrupt (state pending or
+/// pending and active).
+fn lrs_pending() -> bool {
+    let n = Cpu::lr_count().min(16);
+    let empty = Cpu::empty_lrs();
+    (0..n).any(|i| empty & (1 << i) == 0 && Cpu::read_lr(i) & (1 << 62) != 0)
+}
+
+/// With [`set_virq_via_hcr`], mirrors the list registers' pending state
+/// into HCR_EL2.VI and ICH_HCR_EL2.NPIE before a return to the guest.
+fn mirror_virq_line() {
+    if !VIRQ_VIA_HCR.load(Ordering::Relaxed) {
+        return;
+    }
+    let pending = lrs_pending();
+    Cpu::set_virtual_irq_line(pending);
+    let hcr = Cpu::ich_hcr();
+    let want = if pending {
+        hcr | ICH_HCR_NPIE
+    } else {
+        hcr & !ICH_HCR_NPIE
+    };
+    if want != hcr {
+        Cpu::set_ich_hcr(want);
+    }
+}
 
 /// ICH_HCR_EL2.En: the virtual CPU interface is on.
 pub(super) const ICH_HCR_EN: u64 = 1;
@@ -46,6 +93,11 @@ pub fn take_interrupts(hyp_irq: HypIrqHandler, mut guest: impl FnMut(u32) -> boo
             break;
         }
         Cpu::gic_priority_drop(intid);
+        if intid == MAINTENANCE_PPI && VIRQ_VIA_HCR.load(Ordering::Relaxed) {
+            // NPIE keeps it asserted until withdrawn; the return to the
+            // guest sets it again if a list register is still pending.
+            Cpu::set_ich_hcr(Cpu::ich_hcr() & !ICH_HCR_NPIE);
+        }
         let hyp = intid == KICK_SGI || intid == MAINTENANCE_PPI || hyp_irq(intid);
         if hyp || !guest(intid) {
             Cpu::gic_deactivate(intid);
@@ -129,6 +181,15 @@ impl Machine {
     /// sampled first; one placed while the guest masks IRQs is watched
     /// (ICH_HCR_EL2.TALL1, [`Machine::cpu_interface_access`]).
     pub(super) fn prepare_return(&self, g: &Guest, v: usize, frame: &TrapFrame) -> bool {
+        let resume = self.fill_for_return(g, v, frame);
+        if resume {
+            mirror_virq_line();
+        }
+        resume
+    }
+
+    /// [`Machine::prepare_return`] but for the HCR_EL2.VI mirror.
+    fn fill_for_return(&self, g: &Guest, v: usize, frame: &TrapFrame) -> bool {
         let slot = &g.vcpus[v];
         if slot.requests.load(Ordering::Acquire)
             & (request::STOP | request::POWER_OFF | request::RESTART)
@@ -243,6 +304,7 @@ impl Machine {
         self.local_queue().set_watch(false);
         g.vgic.lock().resample_waiting(&self.gic_regs(v));
         Cpu::set_ich_hcr(ich_hcr(!self.local_queue().is_empty(), false));
+        mirror_virq_line();
         Action::Resume
     }
 }

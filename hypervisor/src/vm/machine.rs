@@ -262,8 +262,8 @@ impl Machine {
         }
         while let Some(f) = g.faults.pop() {
             let effect = match (&g.viommu, &g.viommu_pci) {
-                (Some(dev), _) => dev.report_fault(&g.ram, f.endpoint, f.iova, f.read),
-                (None, Some(dev)) => dev.report_fault(&g.ram, f.endpoint, f.iova, f.read),
+                (Some(dev), _) => dev.report_fault(f.endpoint, f.iova, f.read),
+                (None, Some(dev)) => dev.report_fault(f.endpoint, f.iova, f.read),
                 (None, None) => return,
             };
             self.apply_effect(g, effect);

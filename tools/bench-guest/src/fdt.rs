@@ -2,10 +2,12 @@
 //! `#address-cells` and `#size-cells`, a node's properties, and what the
 //! guests need from them (the PSCI conduit, the command line, a node by
 //! `compatible` and its `reg`, the virtio-iommu a PCIe host's `iommu-map`
-//! names, the host's ECAM and memory windows).
+//! names (on virtio-mmio or virtio-pci), the host's ECAM and memory
+//! windows).
 //! Byte-wise reads only (MMU off).
 
 use core::ptr::read_volatile;
+use virtio_pci_probe::Window;
 
 const FDT_MAGIC: u32 = 0xd00d_feed;
 const BEGIN_NODE: u32 = 1;
@@ -257,22 +259,34 @@ impl Fdt {
     }
 }
 
+/// Where the DT puts a virtio-iommu.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IommuAt {
+    /// A `virtio,mmio` node: its window's base (its first `reg`).
+    Mmio(u64),
+    /// A `virtio,pci-iommu` child of the PCIe host: its requester ID
+    /// (bus << 8 | device << 3 | function, from its `reg`).
+    Pci(u32),
+}
+
 /// The virtio-iommu in front of a PCI function, as the DT describes it.
 #[derive(Clone, Copy)]
 pub struct Viommu {
     /// The PCIe host node whose `iommu-map` was used.
     pub pci: Node,
-    /// The virtio-iommu node (`compatible = "virtio,mmio"`, `#iommu-cells = <1>`).
+    /// The virtio-iommu node (with `#iommu-cells = <1>`).
     pub node: Node,
-    /// The first `reg` address of `node`.
-    pub base: u64,
+    /// Where the device is.
+    pub at: IommuAt,
     /// The endpoint ID of the requester ID asked for.
     pub endpoint: u32,
 }
 
 /// Finds the IOMMU of PCI requester ID `rid` through the first PCIe host
 /// (`device_type = "pci"`) with an `iommu-map` (after `iommu-map-mask`), and
-/// checks that it is a virtio-mmio node with `#iommu-cells = <1>`.
+/// checks that it is a virtio-iommu with `#iommu-cells = <1>`: a
+/// virtio-mmio node, or a `virtio,pci-iommu` child of that host (the
+/// binding of a virtio-iommu on virtio-pci, which QEMU and partita write).
 pub fn viommu_of_rid(fdt: Fdt, rid: u32) -> Result<Viommu, &'static str> {
     let (pci, map) = fdt
         .nodes(|n| {
@@ -307,26 +321,38 @@ pub fn viommu_of_rid(fdt: Fdt, rid: u32) -> Result<Viommu, &'static str> {
         .ok_or("no DT node has the phandle the iommu-map names")?;
     let compatible = fdt
         .prop(node, b"compatible")
-        .map(|c| c.has_string(b"virtio,mmio"));
-    if compatible != Some(true) {
-        return Err("the iommu-map's IOMMU node is not compatible \"virtio,mmio\"");
-    }
+        .ok_or("the iommu-map's IOMMU node has no compatible")?;
     match fdt.prop(node, b"#iommu-cells") {
         Some(c) if c.len == 4 && c.cell(0) == 1 => {}
         _ => return Err("the iommu-map's IOMMU node has no #iommu-cells = <1>"),
     }
-    let reg = fdt
-        .prop(node, b"reg")
-        .filter(|r| {
-            node.addr_cells as usize >= 1
-                && node.addr_cells <= 2
-                && r.cells() >= node.addr_cells as usize
-        })
-        .ok_or("the virtio-iommu node has no usable reg")?;
+    let at = if compatible.has_string(b"virtio,mmio") {
+        let reg = fdt
+            .prop(node, b"reg")
+            .filter(|r| {
+                node.addr_cells as usize >= 1
+                    && node.addr_cells <= 2
+                    && r.cells() >= node.addr_cells as usize
+            })
+            .ok_or("the virtio-iommu node has no usable reg")?;
+        IommuAt::Mmio(reg.cells_at(0, node.addr_cells as usize))
+    } else if compatible.has_string(b"virtio,pci-iommu") {
+        // reg: <phys.hi phys.mid phys.lo size.hi size.lo>, the function's
+        // bus, device and function in phys.hi bits 23:8.
+        let reg = fdt
+            .prop(node, b"reg")
+            .filter(|r| node.addr_cells == 3 && r.cells() >= 3)
+            .ok_or("the virtio,pci-iommu node has no PCI reg")?;
+        IommuAt::Pci((reg.cell(0) >> 8) & 0xffff)
+    } else {
+        return Err(
+            "the iommu-map's IOMMU node is neither \"virtio,mmio\" nor \"virtio,pci-iommu\"",
+        );
+    };
     Ok(Viommu {
         pci,
         node,
-        base: reg.cells_at(0, node.addr_cells as usize),
+        at,
         endpoint,
     })
 }
@@ -395,10 +421,17 @@ pub struct PciHost {
     pub ecam: (u64, u64),
     /// First and last bus number (`bus-range`; 0..=255 without one).
     pub buses: (u32, u32),
-    /// The 32-bit memory window: CPU address and size (0, 0 if none).
-    pub mem32: (u64, u64),
-    /// The 64-bit memory window: CPU address and size (0, 0 if none).
-    pub mem64: (u64, u64),
+    /// The (first) 32-bit memory window (size 0 if none).
+    pub mem32: Window,
+    /// The (first) 64-bit memory window (size 0 if none).
+    pub mem64: Window,
+}
+
+impl PciHost {
+    /// Both memory windows, for placing BARs.
+    pub fn windows(&self) -> [Window; 2] {
+        [self.mem32, self.mem64]
+    }
 }
 
 /// The first node with `device_type = "pci"` and a two-cell `reg`.
@@ -416,16 +449,26 @@ pub fn pci_host(fdt: Fdt) -> Option<PciHost> {
         .prop(node, b"bus-range")
         .filter(|b| b.cells() >= 2)
         .map_or((0, 255), |b| (b.cell(0), b.cell(1)));
-    let (mut mem32, mut mem64) = ((0, 0), (0, 0));
+    let none = |mem64| Window {
+        cpu: 0,
+        pci: 0,
+        size: 0,
+        mem64,
+    };
+    let (mut mem32, mut mem64) = (none(false), none(true));
     // ranges: <phys.hi phys.mid phys.lo> <cpu (2 cells)> <size (2 cells)>.
     if let Some(r) = fdt.prop(node, b"ranges") {
         for e in 0..r.cells() / 7 {
             let space = (r.cell(7 * e) >> 24) & 3;
-            let cpu = r.cells_at(7 * e + 3, 2);
-            let size = r.cells_at(7 * e + 5, 2);
+            let w = Window {
+                cpu: r.cells_at(7 * e + 3, 2),
+                pci: r.cells_at(7 * e + 1, 2),
+                size: r.cells_at(7 * e + 5, 2),
+                mem64: space == 3,
+            };
             match space {
-                2 => mem32 = (cpu, size),
-                3 => mem64 = (cpu, size),
+                2 if mem32.size == 0 => mem32 = w,
+                3 if mem64.size == 0 => mem64 = w,
                 _ => {}
             }
         }

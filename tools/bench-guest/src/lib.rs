@@ -1,7 +1,8 @@
 //! What the bare-metal guests of this crate share: the entry code and PSCI
 //! ([`rt`]), a flattened device tree reader ([`fdt`]), the PL011 ([`uart`]),
 //! PCI configuration space through ECAM ([`pci`]) and a polling driver of a
-//! virtio-iommu on virtio-mmio ([`viommu`]).
+//! virtio-iommu on virtio-mmio or virtio-pci ([`viommu`]; the function's
+//! structures are found by the host-tested `virtio_pci_probe` crate).
 //!
 //! The binaries: `bench-guest` (times MAP/UNMAP, `cargo xtask bench`),
 //! `hostile` (attacks the hypervisor through its virtio-iommu and a DMA

@@ -1,10 +1,14 @@
 //! PCI configuration space through the ECAM window of a host bridge
 //! (`base + (bus << 20 | dev << 15 | fn << 12 | reg)`), 32-bit accesses
-//! only, and what the hostile guest does with it: find a function by
-//! vendor and device ID, give its BAR 0 an address, enable memory decoding
-//! and bus mastering.
+//! only, and what the guests do with it: find a function by vendor and
+//! device ID or the first DMA master of a bus, give the hostile guest's
+//! edu its BAR 0, enable memory decoding and bus mastering; and the same
+//! accesses as `virtio_pci_probe`'s [`ConfigSpace`].
 
 use core::ptr::{read_volatile, write_volatile};
+use virtio_defs::iommu;
+use virtio_defs::pci::{DEVICE_ID_BASE, VENDOR_ID};
+use virtio_pci_probe::{ConfigSpace, header};
 
 /// Command register bits: memory space, bus master.
 pub const CMD_MEM: u32 = 1 << 1;
@@ -32,6 +36,38 @@ impl Function {
         // SAFETY: as for `read`.
         unsafe { write_volatile((self.cfg + reg) as *mut u32, v) }
     }
+}
+
+impl ConfigSpace for Function {
+    fn read32(&self, offset: u16) -> u32 {
+        self.read(usize::from(offset))
+    }
+    fn write32(&self, offset: u16, value: u32) {
+        self.write(usize::from(offset), value)
+    }
+}
+
+/// Function `rid` (bus << 8 | dev << 3 | fn) of the ECAM at `ecam`.
+pub fn at(ecam: u64, rid: u32) -> Function {
+    Function {
+        cfg: (ecam + (u64::from(rid) << 12)) as usize,
+        rid,
+    }
+}
+
+/// The first function 0 of bus `bus` that is there, is no bridge and is no
+/// virtio-iommu: the DMA master whose endpoint the bench attaches (QEMU
+/// virt's NIC at 00:01.0 behind its host bridge's 00:00.0, or the first
+/// function of partita's virtual bus).
+pub fn first_endpoint(ecam: u64, bus: u32) -> Option<Function> {
+    let viommu = u32::from(DEVICE_ID_BASE + iommu::DEVICE_ID as u16) << 16 | u32::from(VENDOR_ID);
+    (0..32u32)
+        .map(|dev| at(ecam, bus << 8 | dev << 3))
+        .find(|f| {
+            let id = f.read(usize::from(header::ID));
+            let class = (f.read(usize::from(header::CLASS)) >> 24) as u8;
+            id as u16 != 0xffff && id != viommu && class != header::CLASS_BRIDGE
+        })
 }
 
 /// The first function 0 on bus `bus` of the ECAM at `ecam` with this vendor

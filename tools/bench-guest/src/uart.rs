@@ -55,3 +55,14 @@ pub fn bytes(b: impl Iterator<Item = u8>) {
         putc(c);
     }
 }
+
+/// The PL011 as a `core::fmt::Write` sink (for `Display` values such as
+/// typed errors).
+pub struct Uart;
+
+impl core::fmt::Write for Uart {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        puts(s);
+        Ok(())
+    }
+}

@@ -37,7 +37,7 @@ mod size;
 mod source;
 mod spans;
 
-pub use board::check_against_board;
+pub use board::{BOARD_DTB_DIR, BOARD_DTBS, board_dtb, check_against_board};
 pub use bundle::build_bundle;
 pub use error::{BuildError, ConfigError, ErrorKind, Position};
 pub use load::{ConfigFile, GuestSpec, load, load_str};

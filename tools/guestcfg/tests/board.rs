@@ -132,3 +132,52 @@ fn unusable_board_blob() {
         errors[0]
     );
 }
+
+/// Every configuration in guest-configs/ that names a board with an
+/// upstream DTB passes the board check against that DTB.
+#[test]
+fn repository_board_configurations_fit_their_boards() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let mut checked = Vec::new();
+    for entry in std::fs::read_dir(root.join("guest-configs")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "toml") {
+            continue;
+        }
+        let file = guestcfg::load(&path).unwrap();
+        let Some(dtb) = file.board.as_deref().and_then(guestcfg::board_dtb) else {
+            continue;
+        };
+        let blob = std::fs::read(root.join(guestcfg::BOARD_DTB_DIR).join(dtb)).unwrap();
+        if let Err(errors) = check_against_board(&file, &blob) {
+            panic!("{}: {}", path.display(), render(&errors, &path).join("\n"));
+        }
+        checked.push(file.board.clone().unwrap());
+    }
+    checked.sort();
+    assert_eq!(
+        checked,
+        ["fvp-base-revc", "imx8mp-evk", "imx95-evk", "rock-5b"],
+        "one configuration per board"
+    );
+}
+
+/// A configuration for one board does not fit another: the check reads
+/// the board's own tree.
+#[test]
+fn a_board_configuration_is_refused_elsewhere() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let file = guestcfg::load(&root.join("guest-configs/fvp-base-revc-linux.toml")).unwrap();
+    let imx95 = std::fs::read(
+        root.join(guestcfg::BOARD_DTB_DIR)
+            .join("imx95-19x19-evk.dtb"),
+    )
+    .unwrap();
+    let errors = check_against_board(&file, &imx95).expect_err("no /pci@40000000 on the i.MX 95");
+    assert!(
+        errors.iter().any(|e| e
+            .to_string()
+            .contains("/pci@40000000 is not in the host device tree")),
+        "{errors:?}"
+    );
+}

@@ -1,23 +1,28 @@
 //! `cargo xtask bench`: the virtio-iommu MAP/UNMAP path measured under
-//! partita and against QEMU's own virtio-iommu (virtio-mmio), with the same
-//! bare-metal guest (`tools/bench-guest`), both under `-icount shift=0 -seed 1`
-//! so that guest nanoseconds are executed instructions (EL2 ones included).
+//! partita and against QEMU's own virtio-iommu, on each transport
+//! (virtio-mmio and virtio-pci), with the same bare-metal guest
+//! (`tools/bench-guest`), all under `-icount shift=0 -seed 1` so that guest
+//! nanoseconds are executed instructions (EL2 ones included).
 //!
-//! The reference run gets the device tree the issue asks for (QEMU's own,
-//! with `#iommu-cells` on the virtio-iommu's virtio-mmio node and an
-//! `iommu-map` on the PCIe host: see [`refdt`]) and the CPU count and
-//! memory the guest has under partita. The guest finds its device through
-//! the DT the same way on both sides.
+//! The virtio-mmio reference run gets the device tree the issue asks for
+//! (QEMU's own, with `#iommu-cells` on the virtio-iommu's virtio-mmio node
+//! and an `iommu-map` on the PCIe host: see [`refdt`]); the virtio-pci one
+//! (`-device virtio-iommu-pci`) boots with QEMU's own DT, which describes
+//! that device itself. Both get the CPU count and memory the guest has
+//! under partita. The guest finds its device through the DT the same way
+//! on every side.
 //!
 //! Writes `target/bench/report.md`, `target/bench/results.json` and
-//! `target/bench/plot.svg`. See docs/performance.md.
+//! `target/bench/plot.svg` ([`report`]). With `--peer`, also Linux/KVM
+//! with QEMU's virtio-iommu running the same guest in the same emulator
+//! ([`peer`]). See docs/performance.md.
 
 pub mod peer;
 mod profile;
 mod refdt;
+mod report;
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -31,9 +36,12 @@ use crate::process;
 use crate::qemu;
 use crate::tasks;
 use crate::workspace::Workspace;
+use report::{Report, Samples, Sides};
 
-/// The guest configuration of run (a).
+/// The guest configuration of the partita runs on virtio-mmio.
 pub const CONFIG: &str = "tools/bench-guest/bench-viommu.toml";
+/// The same guest with its virtio-iommu on virtio-pci.
+pub const CONFIG_PCI: &str = "tools/bench-guest/bench-viommu-pci.toml";
 /// Wall-clock limit of one QEMU run; it is killed after that.
 const RUN_TIMEOUT: Duration = Duration::from_secs(120);
 /// The reference machine: QEMU `virt` without EL2 and without an SMMU.
@@ -42,37 +50,12 @@ const REFERENCE_MACHINE: &str = "virt,gic-version=3";
 /// `[VIRT_RAM_BASE, VIRT_RAM_BASE + -m)`, so [`CONFIG`] must put the
 /// guest's RAM there too for the two to see the same memory.
 const VIRT_RAM_BASE: u64 = 0x4000_0000;
-/// The workloads of the table, in order: (key, label, what one op is).
-const OPS: [(&str, &str, &str); 5] = [
-    (
-        "map_unmap_4k",
-        "4 KiB MAP+UNMAP",
-        "one MAP and one UNMAP, one notify each",
-    ),
-    (
-        "map_unmap_2m",
-        "2 MiB MAP+UNMAP",
-        "one MAP and one UNMAP, one notify each",
-    ),
-    (
-        "map_batch_64",
-        "64 MAPs, one notify",
-        "a batch of 64 4 KiB MAPs",
-    ),
-    (
-        "unmap_batch_64",
-        "64 UNMAPs, one notify",
-        "a batch of 64 4 KiB UNMAPs",
-    ),
-    (
-        "null_exit",
-        "null exit (MagicValue read)",
-        "one read of a trapped register",
-    ),
-];
-
-/// One side's samples: workload -> ns per op, one per run.
-pub(crate) type Samples = BTreeMap<String, Vec<f64>>;
+/// A virtio transport of the virtio-iommu.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Transport {
+    Mmio,
+    Pci,
+}
 
 /// `cargo xtask bench [--runs N] [--peer | --peer-only]`.
 pub fn bench(ws: &Workspace, runs: usize, sides: BenchSides) -> Result<(), XtaskError> {
@@ -88,11 +71,12 @@ pub fn bench(ws: &Workspace, runs: usize, sides: BenchSides) -> Result<(), Xtask
     fs::create_dir_all(&out).map_err(|e| XtaskError::io("create", &out, e))?;
     let guest = build_guest(ws, &out)?;
     let bundle = payload::build(ws, &ws.root.join(CONFIG), &emulator.qemu)?;
+    let pci_bundle = payload::build(ws, &ws.root.join(CONFIG_PCI), &emulator.qemu)?;
     let guest_cfg = guest_config(ws)?;
     let smp = guest_cfg.cpus.len().to_string();
     let mem = format!("{}M", guest_cfg.memory_size >> 20);
 
-    let ours_cmd = |image: &Path| {
+    let ours_cmd = |image: &Path, bundle: &Path| {
         let mut c = Command::new(&emulator.qemu);
         c.args([
             "-M",
@@ -108,14 +92,14 @@ pub fn bench(ws: &Workspace, runs: usize, sides: BenchSides) -> Result<(), Xtask
         .arg("-kernel")
         .arg(image)
         .arg("-initrd")
-        .arg(&bundle)
+        .arg(bundle)
         .args(["-icount", "shift=0", "-seed", "1"]);
         c
     };
     // The reference: the guest's CPU count and memory under partita, QEMU's
-    // virtio-iommu on virtio-mmio. `dumpdtb` writes QEMU's DT and exits;
+    // virtio-iommu on the transport. `dumpdtb` writes QEMU's DT and exits;
     // `dtb` boots with the edited one.
-    let reference_cmd = |dumpdtb: Option<&Path>, dtb: Option<&Path>| {
+    let reference_cmd = |transport: Transport, dumpdtb: Option<&Path>, dtb: Option<&Path>| {
         let machine = match dumpdtb {
             Some(p) => format!("{REFERENCE_MACHINE},dumpdtb={}", p.display()),
             None => REFERENCE_MACHINE.to_owned(),
@@ -128,44 +112,64 @@ pub fn bench(ws: &Workspace, runs: usize, sides: BenchSides) -> Result<(), Xtask
         if let Some(dtb) = dtb {
             c.arg("-dtb").arg(dtb);
         }
-        c.args(["-device", "virtio-iommu-device,primary-bus=pcie.0"])
-            .args(["-global", "virtio-mmio.force-legacy=false"])
-            // Notifies handled in the vCPU's MMIO write (as partita does in
-            // its trap), not by the main loop: with ioeventfd the guest
-            // spins for a host-timing-dependent number of instructions.
-            .args(["-global", "virtio-mmio.ioeventfd=false"])
-            .args(["-icount", "shift=0", "-seed", "1"]);
+        match transport {
+            Transport::Mmio => {
+                c.args(["-device", "virtio-iommu-device,primary-bus=pcie.0"])
+                    .args(["-global", "virtio-mmio.force-legacy=false"])
+                    // Notifies handled in the vCPU's MMIO write (as partita
+                    // does in its trap), not by the main loop: with
+                    // ioeventfd the guest spins for a host-timing-dependent
+                    // number of instructions.
+                    .args(["-global", "virtio-mmio.ioeventfd=false"]);
+            }
+            // On the first free slot of pcie.0 (00:02.0, after the NIC).
+            // virtio-iommu-pci has no `ioeventfd` property (QEMU defines it
+            // per device type, and not for this one): its notifies are
+            // handled in the vCPU's MMIO write already.
+            Transport::Pci => {
+                c.args(["-device", "virtio-iommu-pci"]);
+            }
+        }
+        c.args(["-icount", "shift=0", "-seed", "1"]);
         c
     };
 
     let (ref_dtb, edit) = reference_dt(
         &out,
-        &mut reference_cmd(Some(&out.join("reference-qemu.dtb")), None),
+        &mut reference_cmd(Transport::Mmio, Some(&out.join("reference-qemu.dtb")), None),
     )?;
-    let (mut ours, mut reference) = (Samples::new(), Samples::new());
-    let (mut ram, mut discovery) = (Vec::new(), BTreeMap::new());
+    let pci_iommu = reference_pci_dt(
+        &out,
+        &mut reference_cmd(Transport::Pci, Some(&out.join("reference-pci.dtb")), None),
+    )?;
+    let (mut mmio, mut pci) = (Sides::default(), Sides::default());
+    let (mut ram, mut pci_ram, mut discovery) = (Vec::new(), Vec::new(), BTreeMap::new());
     for run in 0..runs {
-        eprintln!("==> run {}/{runs}: partita", run + 1);
-        let text = run_one(&mut ours_cmd(&image), &out.join(format!("ours-{run}.log")))?;
+        eprintln!("==> run {}/{runs}: partita, virtio-mmio", run + 1);
+        let log = out.join(format!("ours-{run}.log"));
+        let text = run_one(&mut ours_cmd(&image, &bundle), &log)?;
         // The guest measured partita's device, found through its DT.
         if device_base(&text) != Some(guest_cfg.viommu_base) {
             return Err(XtaskError::Bench(format!(
                 "the guest under partita did not use the virtio-iommu at {:#x} (console: {})",
                 guest_cfg.viommu_base,
-                out.join(format!("ours-{run}.log")).display()
+                log.display()
             )));
         }
-        collect(&mut ours, &text)?;
+        collect(&mut mmio.ours, &text)?;
         if let Some(r) = parse_ram(&text, &guest_cfg.name) {
             ram.push(r);
         }
-        discovery.insert("ours", dt_line(&text));
+        discovery.insert("ours, virtio-mmio", dt_line(&text));
         eprintln!(
             "==> run {}/{runs}: QEMU virtio-iommu-device (no hypervisor)",
             run + 1
         );
         let log = out.join(format!("reference-{run}.log"));
-        let text = run_one(&mut reference_cmd(None, Some(&ref_dtb)), &log)?;
+        let text = run_one(
+            &mut reference_cmd(Transport::Mmio, None, Some(&ref_dtb)),
+            &log,
+        )?;
         // QEMU's slot assignment, as refdt assumes it, seen from the guest.
         if device_base(&text) != Some(edit.viommu_base) {
             return Err(XtaskError::Bench(format!(
@@ -175,23 +179,47 @@ pub fn bench(ws: &Workspace, runs: usize, sides: BenchSides) -> Result<(), Xtask
                 log.display()
             )));
         }
-        collect(&mut reference, &text)?;
-        discovery.insert("reference", dt_line(&text));
+        collect(&mut mmio.reference, &text)?;
+        discovery.insert("reference, virtio-mmio", dt_line(&text));
+
+        eprintln!("==> run {}/{runs}: partita, virtio-pci", run + 1);
+        let log = out.join(format!("ours-pci-{run}.log"));
+        let text = run_one(&mut ours_cmd(&image, &pci_bundle), &log)?;
+        check_pci_function(&text, guest_cfg.pci_viommu_rid, "partita's", &log)?;
+        collect(&mut pci.ours, &text)?;
+        if let Some(r) = parse_ram(&text, &guest_cfg.pci_name) {
+            pci_ram.push(r);
+        }
+        discovery.insert("ours, virtio-pci", dt_line(&text));
+        eprintln!(
+            "==> run {}/{runs}: QEMU virtio-iommu-pci (no hypervisor)",
+            run + 1
+        );
+        let log = out.join(format!("reference-pci-{run}.log"));
+        let text = run_one(&mut reference_cmd(Transport::Pci, None, None), &log)?;
+        check_pci_function(&text, pci_iommu.rid, "QEMU's", &log)?;
+        collect(&mut pci.reference, &text)?;
+        discovery.insert("reference, virtio-pci", dt_line(&text));
     }
 
-    // Where the instructions go: one run of the image with counter reads
-    // around each phase (kept out of the figures above).
+    // Where the instructions go: one run per transport of the image with
+    // counter reads around each phase (kept out of the figures above).
     let profiled = tasks::build_profiled_image(ws)?;
-    eprintln!("==> profile run: partita built with --features profile");
-    let log = out.join("ours-profile.log");
-    let text = run_one(&mut ours_cmd(&profiled), &log)?;
-    let el2_profile = profile::parse(&text);
-    if el2_profile.is_none() {
-        return Err(XtaskError::Bench(format!(
-            "the profiled image printed no `virtio-iommu profile:` lines (console: {})",
-            log.display()
-        )));
+    let mut profiles = Vec::new();
+    for (name, bundle) in [("ours-profile", &bundle), ("ours-pci-profile", &pci_bundle)] {
+        eprintln!("==> profile run: partita built with --features profile ({name})");
+        let log = out.join(format!("{name}.log"));
+        let text = run_one(&mut ours_cmd(&profiled, bundle), &log)?;
+        let Some(p) = profile::parse(&text) else {
+            return Err(XtaskError::Bench(format!(
+                "the profiled image printed no `virtio-iommu profile:` lines (console: {})",
+                log.display()
+            )));
+        };
+        profiles.push(p);
     }
+    let pci_profile = profiles.pop();
+    let el2_profile = profiles.pop();
 
     // The peer: Linux/KVM with QEMU's virtio-iommu, in the same emulator.
     let peer = match sides {
@@ -205,12 +233,16 @@ pub fn bench(ws: &Workspace, runs: usize, sides: BenchSides) -> Result<(), Xtask
         _ => None,
     };
 
-    let ours_line = process::display(&ours_cmd(&image));
-    let reference_line = process::display(&reference_cmd(None, Some(&ref_dtb)));
     let [a, b, c, d] = edit.iommu_map;
+    let map = pci_iommu
+        .iommu_map
+        .iter()
+        .map(|c| format!("{c:#x}"))
+        .collect::<Vec<_>>()
+        .join(" ");
     let mut setup = vec![
         format!(
-            "guest: {} CPU(s), {} MiB of RAM at {VIRT_RAM_BASE:#x} on both sides (ours: QEMU `-smp 4 -m 1G`, partita gives guest '{}' cpus {:?} and {} MiB per `{CONFIG}`; reference: QEMU `-smp {smp} -m {mem}`, the guest alone on the machine)",
+            "guest: {} CPU(s), {} MiB of RAM at {VIRT_RAM_BASE:#x} on every side (ours: QEMU `-smp 4 -m 1G`, partita gives guest '{}' cpus {:?} and {} MiB per `{CONFIG}` and `{CONFIG_PCI}`; reference: QEMU `-smp {smp} -m {mem}`, the guest alone on the machine)",
             guest_cfg.cpus.len(),
             guest_cfg.memory_size >> 20,
             guest_cfg.name,
@@ -218,8 +250,18 @@ pub fn bench(ws: &Workspace, runs: usize, sides: BenchSides) -> Result<(), Xtask
             guest_cfg.memory_size >> 20,
         ),
         format!(
-            "reference DT: QEMU's own (`dumpdtb` of the reference command line), plus `#iommu-cells = <1>` and `phandle = <{:#x}>` on `{}` (the slot QEMU gives `virtio-iommu-device`) and `iommu-map = <{a:#x} &viommu {c:#x} {d:#x}>` on `{}` (phandle {b:#x}); `reference.dts` / `reference.dtb`",
+            "virtio-mmio reference DT: QEMU's own (`dumpdtb` of the reference command line), plus `#iommu-cells = <1>` and `phandle = <{:#x}>` on `{}` (the slot QEMU gives `virtio-iommu-device`) and `iommu-map = <{a:#x} &viommu {c:#x} {d:#x}>` on `{}` (phandle {b:#x}); `reference.dts` / `reference.dtb`",
             edit.phandle, edit.viommu_path, edit.pci_path,
+        ),
+        format!(
+            "virtio-pci, ours: `{CONFIG_PCI}` gives the guest QEMU's NIC (00:01.0) as its only PCI function, on a virtual host bridge whose next function, {}, is partita's virtio-iommu (BAR 0 placed by the hypervisor)",
+            bdf(guest_cfg.pci_viommu_rid)
+        ),
+        format!(
+            "virtio-pci reference DT: QEMU's own, unedited (`reference-pci.dts`): `{}` ({}) and `iommu-map = <{map}>` on `{}`; the guest gives the function's BAR a place in the bridge's 64-bit window itself (no firmware runs)",
+            pci_iommu.path,
+            bdf(pci_iommu.rid),
+            pci_iommu.pci_path,
         ),
     ];
     for (side, line) in &discovery {
@@ -228,32 +270,47 @@ pub fn bench(ws: &Workspace, runs: usize, sides: BenchSides) -> Result<(), Xtask
             line.as_deref().unwrap_or("no `bench dt` line")
         ));
     }
-    setup.push(format!("ours: `{ours_line}`"));
-    setup.push(format!("reference: `{reference_line}`"));
+    setup.push(format!(
+        "ours: `{}` (virtio-pci: the same with `{}`)",
+        process::display(&ours_cmd(&image, &bundle)),
+        pci_bundle.display()
+    ));
+    setup.push(format!(
+        "reference, virtio-mmio: `{}`",
+        process::display(&reference_cmd(Transport::Mmio, None, Some(&ref_dtb)))
+    ));
+    setup.push(format!(
+        "reference, virtio-pci: `{}`",
+        process::display(&reference_cmd(Transport::Pci, None, None))
+    ));
 
     let report = Report {
-        ours,
-        reference,
+        mmio,
+        pci,
         image_bytes,
         runs,
         ram,
+        pci_ram,
         guest: guest_cfg.name.clone(),
         setup,
         el2_profile,
+        pci_profile,
     };
     let mut md = report.markdown();
     let mut json = report.json();
-    let mut svg = report.svg(None);
-    if let Some(p) = &peer {
-        let others = peer::report::Others {
-            ours: &report.ours,
-            reference: &report.reference,
-        };
-        md.push('\n');
-        md.push_str(&peer::report::markdown(p, Some(others)));
-        json = peer::report::add_to_json(&json, &peer::report::json(p, Some(&report.ours)));
-        svg = report.svg(Some(&p.console.samples("vfio")));
-    }
+    let svg = match &peer {
+        Some(p) => {
+            let others = peer::report::Others {
+                mmio: &report.mmio,
+                pci: &report.pci,
+            };
+            md.push('\n');
+            md.push_str(&peer::report::markdown(p, Some(others)));
+            json = peer::report::add_to_json(&json, &peer::report::json(p, Some(others)));
+            report.svg(&peer::report::bars(p))
+        }
+        None => report.svg(&[]),
+    };
     println!("{md}");
     write(&out.join("report.md"), &md)?;
     write(&out.join("results.json"), &json)?;
@@ -265,6 +322,26 @@ pub fn bench(ws: &Workspace, runs: usize, sides: BenchSides) -> Result<(), Xtask
         out.join("plot.svg").display()
     );
     Ok(())
+}
+
+/// A requester ID as `BB:DD.F`.
+fn bdf(rid: u32) -> String {
+    format!("{:02x}:{:02x}.{}", rid >> 8, rid >> 3 & 0x1f, rid & 7)
+}
+
+/// Fails unless the guest of `log` drove a virtio-iommu on virtio-pci at
+/// requester ID `rid` (its `bench pci function=` line).
+fn check_pci_function(text: &str, rid: u32, whose: &str, log: &Path) -> Result<(), XtaskError> {
+    let found = pci_function(text);
+    if found == Some(rid) && device_transport(text) == Some("pci") {
+        return Ok(());
+    }
+    Err(XtaskError::Bench(format!(
+        "the guest did not use {whose} virtio-iommu on virtio-pci at {} (it reported {}) (console: {})",
+        bdf(rid),
+        found.map_or("none".into(), bdf),
+        log.display()
+    )))
 }
 
 fn write(path: &Path, text: &str) -> Result<(), XtaskError> {
@@ -287,41 +364,105 @@ fn build_guest(ws: &Workspace, out: &Path) -> Result<PathBuf, XtaskError> {
     Ok(bin.clone())
 }
 
-/// What the bench needs of the guest of [`CONFIG`].
+/// What the bench needs of the guests of [`CONFIG`] and [`CONFIG_PCI`].
+#[derive(Debug, PartialEq, Eq)]
 struct GuestSetup {
     name: String,
     cpus: Vec<u32>,
     memory_size: u64,
-    /// Where partita puts the guest's virtio-iommu.
+    /// Where partita puts the guest's virtio-iommu on virtio-mmio.
     viommu_base: u64,
+    /// The virtio-pci guest's name.
+    pci_name: String,
+    /// The requester ID of the virtio-iommu on the virtio-pci guest's
+    /// virtual bus: the function after its own (docs/viommu.md).
+    pci_viommu_rid: u32,
 }
 
-/// Reads [`CONFIG`]: one guest, its RAM where QEMU virt's starts (so that
-/// the reference's `-m` gives the guest the same memory map).
+/// Reads [`CONFIG`] and [`CONFIG_PCI`] and checks them ([`check_configs`]).
 fn guest_config(ws: &Workspace) -> Result<GuestSetup, XtaskError> {
-    let file = guestcfg::load(&ws.root.join(CONFIG)).map_err(XtaskError::config)?;
-    let [g] = &file.guests[..] else {
-        return Err(XtaskError::Bench(format!(
-            "{CONFIG}: expected exactly one guest"
-        )));
+    let load = |path: &str| -> Result<hypervisor::config::GuestConfig, XtaskError> {
+        let file = guestcfg::load(&ws.root.join(path)).map_err(XtaskError::config)?;
+        match &file.guests[..] {
+            [g] => Ok(g.config.clone()),
+            _ => Err(XtaskError::Bench(format!(
+                "{path}: expected exactly one guest"
+            ))),
+        }
     };
-    let c = &g.config;
-    if c.memory_base != VIRT_RAM_BASE || c.memory_size % (1 << 20) != 0 {
-        return Err(XtaskError::Bench(format!(
+    check_configs(&load(CONFIG)?, &load(CONFIG_PCI)?).map_err(XtaskError::Bench)
+}
+
+/// The guest of [`CONFIG`] (`mmio`) has a virtio-iommu on virtio-mmio and
+/// its RAM where QEMU virt's starts (so that the reference's `-m` gives
+/// the guest the same memory map); the guest of [`CONFIG_PCI`] (`pci`) has
+/// the same CPUs and RAM (the reference runs of both transports take them
+/// from `mmio`), PCI functions and its virtio-iommu on virtio-pci.
+fn check_configs(
+    mmio: &hypervisor::config::GuestConfig,
+    pci: &hypervisor::config::GuestConfig,
+) -> Result<GuestSetup, String> {
+    use hypervisor::config::ViommuTransport;
+    if mmio.memory_base != VIRT_RAM_BASE || !mmio.memory_size.is_multiple_of(1 << 20) {
+        return Err(format!(
             "{CONFIG}: the guest's RAM must start at {VIRT_RAM_BASE:#x} (QEMU virt's RAM base) and be whole MiB for the reference run to match it"
+        ));
+    }
+    let Some(viommu) = mmio.viommu.filter(|v| v.transport == ViommuTransport::Mmio) else {
+        return Err(format!(
+            "{CONFIG}: the guest has no [guest.viommu] on virtio-mmio: there is nothing to measure"
+        ));
+    };
+    if (pci.cpus.len(), pci.memory_base, pci.memory_size)
+        != (mmio.cpus.len(), mmio.memory_base, mmio.memory_size)
+    {
+        return Err(format!(
+            "{CONFIG_PCI}: the guest must have the CPU count and RAM of {CONFIG}'s (the reference runs use them)"
+        ));
+    }
+    if pci.viommu.map(|v| v.transport) != Some(ViommuTransport::Pci) {
+        return Err(format!(
+            "{CONFIG_PCI}: the guest has no [guest.viommu] with transport = \"pci\""
+        ));
+    }
+    let functions = u32::try_from(pci.pci.len())
+        .ok()
+        .filter(|n| (1..32).contains(n))
+        .ok_or_else(|| format!("{CONFIG_PCI}: the guest needs 1 to 31 pci functions"))?;
+    Ok(GuestSetup {
+        name: mmio.name.clone(),
+        cpus: mmio.cpus.clone(),
+        memory_size: mmio.memory_size,
+        viommu_base: viommu.base,
+        pci_name: pci.name.clone(),
+        pci_viommu_rid: functions << 3,
+    })
+}
+
+/// The reference DT of the virtio-pci runs: runs `dump` (the reference
+/// command line with `dumpdtb=out/reference-pci.dtb`), decompiles QEMU's
+/// DTB into `out/reference-pci.dts` and reads its virtio-iommu binding
+/// ([`refdt::pci_iommu`]). The runs boot with QEMU's own DT.
+fn reference_pci_dt(out: &Path, dump: &mut Command) -> Result<refdt::PciIommu, XtaskError> {
+    let (dtb, dts) = (out.join("reference-pci.dtb"), out.join("reference-pci.dts"));
+    for stale in [&dtb, &dts] {
+        let _ = fs::remove_file(stale);
+    }
+    eprintln!("==> reference DT (virtio-pci): QEMU's own");
+    run_qemu(dump, &out.join("reference-pci-dumpdtb.log"))?;
+    if !dtb.is_file() {
+        return Err(XtaskError::Bench(format!(
+            "QEMU exited without writing {}",
+            dtb.display()
         )));
     }
-    let Some(viommu) = &c.viommu else {
-        return Err(XtaskError::Bench(format!(
-            "{CONFIG}: the guest has no [guest.viommu]: there is nothing to measure"
-        )));
-    };
-    Ok(GuestSetup {
-        name: c.name.clone(),
-        cpus: c.cpus.clone(),
-        memory_size: c.memory_size,
-        viommu_base: viommu.base,
-    })
+    let mut dtc = Command::new("dtc");
+    dtc.args(["-q", "-I", "dtb", "-O", "dts", "-o"])
+        .arg(&dts)
+        .arg(&dtb);
+    process::run(&mut dtc)?;
+    let text = fs::read_to_string(&dts).map_err(|e| XtaskError::io("read", &dts, e))?;
+    refdt::pci_iommu(&text).map_err(|e| XtaskError::Bench(format!("{}: {e}", dts.display())))
 }
 
 /// The reference DT: runs `dump` (the reference command line with
@@ -475,6 +616,35 @@ fn dt_line(console: &str) -> Option<String> {
         .map(|l| l.trim_end().to_owned())
 }
 
+/// The transport the guest reports in its `bench device ... transport=X`
+/// line.
+fn device_transport(console: &str) -> Option<&str> {
+    console.lines().find_map(|l| {
+        l.strip_prefix("bench device ")?
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("transport="))
+    })
+}
+
+/// The requester ID of the virtio-pci function the guest drove (its
+/// `bench pci function=BB:DD.F ...` line).
+fn pci_function(console: &str) -> Option<u32> {
+    console.lines().find_map(|l| {
+        let v = l
+            .strip_prefix("bench pci function=")?
+            .split_whitespace()
+            .next()?;
+        let (bus, rest) = v.split_once(':')?;
+        let (dev, func) = rest.split_once('.')?;
+        let (bus, dev, func) = (
+            u32::from_str_radix(bus, 16).ok()?,
+            u32::from_str_radix(dev, 16).ok()?,
+            func.parse::<u32>().ok()?,
+        );
+        (bus < 256 && dev < 32 && func < 8).then_some(bus << 8 | dev << 3 | func)
+    })
+}
+
 /// Adds the `bench NAME ns_per_op=X ... errors=E` lines of one run.
 fn collect(samples: &mut Samples, console: &str) -> Result<(), XtaskError> {
     for (name, ns, errors) in parse(console) {
@@ -512,296 +682,6 @@ pub fn parse(console: &str) -> Vec<(String, f64, u64)> {
     out
 }
 
-/// Median, minimum and maximum.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Stat {
-    /// The median.
-    pub median: f64,
-    /// The smallest sample.
-    pub min: f64,
-    /// The largest sample.
-    pub max: f64,
-}
-
-/// The statistics of some samples (None when there are none).
-pub fn stat(samples: &[f64]) -> Option<Stat> {
-    if samples.is_empty() {
-        return None;
-    }
-    let mut s = samples.to_vec();
-    s.sort_by(f64::total_cmp);
-    let n = s.len();
-    let median = if n % 2 == 1 {
-        s[n / 2]
-    } else {
-        (s[n / 2 - 1] + s[n / 2]) / 2.0
-    };
-    Some(Stat {
-        median,
-        min: s[0],
-        max: s[n - 1],
-    })
-}
-
-struct Report {
-    ours: Samples,
-    reference: Samples,
-    image_bytes: u64,
-    runs: usize,
-    /// One per partita run that printed the line.
-    ram: Vec<RamUse>,
-    /// The guest's name in [`CONFIG`].
-    guest: String,
-    /// How the two sides were set up, one bullet each.
-    setup: Vec<String>,
-    /// The profiled run's breakdown.
-    el2_profile: Option<profile::Profile>,
-}
-
-fn num(v: Option<f64>) -> String {
-    v.map_or("null".into(), |v| format!("{v:.1}"))
-}
-
-impl Report {
-    fn ours(&self, k: &str) -> Option<Stat> {
-        self.ours.get(k).and_then(|s| stat(s))
-    }
-    fn reference(&self, k: &str) -> Option<Stat> {
-        self.reference.get(k).and_then(|s| stat(s))
-    }
-    /// Median over the runs of the hypervisor's peak RAM for the guest.
-    fn ram_peak(&self) -> Option<f64> {
-        stat(&self.ram.iter().map(|r| r.peak as f64).collect::<Vec<_>>()).map(|s| s.median)
-    }
-    /// The report.md line on hypervisor RAM per guest.
-    fn ram_line(&self) -> String {
-        let line = format!(
-            "`guest '{}': hypervisor RAM: peak <P> bytes, live <L> bytes`",
-            self.guest
-        );
-        match self.ram_peak() {
-            None => format!(
-                "- hypervisor RAM per guest: **not measured**: no {line} in the partita console logs (`ours-N.log`): this hypervisor does not print it yet (null in results.json)"
-            ),
-            Some(p) => {
-                let lives: Vec<f64> = self.ram.iter().map(|r| r.live as f64).collect();
-                let missing = if self.ram.len() < self.runs {
-                    format!(
-                        "; **the line was missing in {} of the {} run(s)**",
-                        self.runs - self.ram.len(),
-                        self.runs
-                    )
-                } else {
-                    String::new()
-                };
-                format!(
-                    "- hypervisor RAM per guest: peak **{p:.0} bytes** ({:.1} KiB; live at the last report {} bytes), median over {} run(s) of the last {line} line{missing}",
-                    p / 1024.0,
-                    stat(&lives).map_or("n/a".into(), |s| format!("{:.0}", s.median)),
-                    self.ram.len(),
-                )
-            }
-        }
-    }
-    /// EL2 instructions of a null exit: the trapped read's loop minus the
-    /// same loop reading RAM (1 guest ns = 1 instruction at shift=0).
-    fn null_el2(&self) -> Option<f64> {
-        Some(self.ours("null_exit")?.median - self.ours("loop_baseline")?.median)
-    }
-    /// Extra instructions per op under partita (ours - reference): QEMU's
-    /// device costs no guest instruction, the guest code is the same.
-    fn extra(&self, k: &str) -> Option<f64> {
-        Some(self.ours(k)?.median - self.reference(k)?.median)
-    }
-
-    fn markdown(&self) -> String {
-        let mut s = String::new();
-        let _ = writeln!(s, "# virtio-iommu bench\n");
-        let _ = writeln!(
-            s,
-            "Guest nanoseconds per operation under `-icount shift=0 -seed 1` (1 ns = 1 executed \
-             instruction, EL2 included); median of {} run(s), spread = min..max. \
-             ours = partita's in-hypervisor virtio-iommu; QEMU's = `virtio-iommu-device` \
-             on virtio-mmio without a hypervisor (its work costs no guest instruction).\n",
-            self.runs
-        );
-        for line in &self.setup {
-            let _ = writeln!(s, "- {line}");
-        }
-        let _ = writeln!(s);
-        let _ = writeln!(
-            s,
-            "| operation | ours (ns) | spread | QEMU's (ns) | spread | ratio | EL2 instr./op (ours - QEMU's) |"
-        );
-        let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|");
-        for (k, label, _) in OPS {
-            let (o, r) = (self.ours(k), self.reference(k));
-            let cell = |x: Option<Stat>| {
-                x.map_or(("n/a".into(), "".into()), |x| {
-                    (
-                        format!("{:.1}", x.median),
-                        format!("{:.1}..{:.1}", x.min, x.max),
-                    )
-                })
-            };
-            let ((om, os), (rm, rs)) = (cell(o), cell(r));
-            let ratio = match (o, r) {
-                (Some(o), Some(r)) if r.median > 0.0 => format!("{:.1}x", o.median / r.median),
-                _ => "n/a".into(),
-            };
-            let extra = if k == "null_exit" {
-                self.null_el2()
-            } else {
-                self.extra(k)
-            };
-            let _ = writeln!(
-                s,
-                "| {label} | {om} | {os} | {rm} | {rs} | {ratio} | {} |",
-                num(extra)
-            );
-        }
-        let _ = writeln!(s);
-        let _ = writeln!(
-            s,
-            "- ops: {}",
-            OPS.iter()
-                .map(|(k, _, what)| format!("`{k}` = {what}"))
-                .collect::<Vec<_>>()
-                .join("; ")
-        );
-        let _ = writeln!(
-            s,
-            "- null exit: {} EL2 instructions (trapped MagicValue read minus the same loop reading RAM, {} ns/iteration)",
-            num(self.null_el2()),
-            num(self.ours("loop_baseline").map(|x| x.median))
-        );
-        let _ = writeln!(s, "- release image: {} bytes", self.image_bytes);
-        let _ = writeln!(s, "{}", self.ram_line());
-        let _ = writeln!(
-            s,
-            "- EL2 instructions per op in the table are the difference ours - QEMU's (the same guest code on both sides); the split below is counted inside the hypervisor\n"
-        );
-        match &self.el2_profile {
-            Some(p) => s.push_str(&p.markdown(self.null_el2())),
-            None => s.push_str("## Where the EL2 instructions go\n\nNo profile in this run.\n"),
-        }
-        s
-    }
-
-    fn json(&self) -> String {
-        let pair = |k: &str| {
-            let spread = |x: Option<Stat>| {
-                x.map_or("null".into(), |x| format!("[{:.1}, {:.1}]", x.min, x.max))
-            };
-            format!(
-                "{{\"ours\": {}, \"reference\": {}, \"ours_spread\": {}, \"reference_spread\": {}, \"el2_instructions_estimate\": {}}}",
-                num(self.ours(k).map(|x| x.median)),
-                num(self.reference(k).map(|x| x.median)),
-                spread(self.ours(k)),
-                spread(self.reference(k)),
-                num(self.extra(k)),
-            )
-        };
-        format!(
-            "{{\n  \"unit\": \"guest ns per op, -icount shift=0 (1 ns = 1 instruction), median of {runs} runs\",\n  \
-             \"map_unmap_4k\": {},\n  \"map_unmap_2m\": {},\n  \"map_batch_64\": {},\n  \"unmap_batch_64\": {},\n  \
-             \"null_exit\": {{\"el2_instructions\": {}, \"guest_ns\": {}, \"reference_guest_ns\": {}}},\n  \
-             \"image_bytes\": {},\n  \"ram_per_guest_bytes\": {},\n  \"el2_profile\": {},\n  \
-             \"notes\": \"map_batch_64/unmap_batch_64 are per batch of 64 requests; el2_instructions_estimate and null_exit.el2_instructions are differences (ours - reference, trapped - RAM loop); el2_profile is counted inside the hypervisor by a second image built with the profile feature, EL2 instructions per request and per notify; {}\"\n}}\n",
-            pair("map_unmap_4k"),
-            pair("map_unmap_2m"),
-            pair("map_batch_64"),
-            pair("unmap_batch_64"),
-            num(self.null_el2().map(f64::round)),
-            num(self.ours("null_exit").map(|x| x.median)),
-            num(self.reference("null_exit").map(|x| x.median)),
-            self.image_bytes,
-            self.ram_peak().map_or("null".into(), |p| format!("{p:.0}")),
-            self.el2_profile
-                .as_ref()
-                .map_or("null".into(), profile::Profile::json),
-            if self.ram_peak().is_some() {
-                "ram_per_guest_bytes is the hypervisor's peak allocation for the guest (median over runs of its console report)"
-            } else {
-                "ram_per_guest_bytes not measured: the hypervisor printed no RAM line for the guest"
-            },
-            runs = self.runs,
-        )
-    }
-
-    /// A horizontal bar chart, log scale (the ratios are large); with
-    /// `peer`, a third bar per operation (Linux/KVM with VFIO).
-    fn svg(&self, peer: Option<&Samples>) -> String {
-        let peer_of = |k: &str| peer.and_then(|p| p.get(k)).and_then(|s| stat(s));
-        let bars = if peer.is_some() { 3.0 } else { 2.0 };
-        let (w, row, left, top) = (960.0, 20.0 + 18.0 * bars, 230.0, 50.0);
-        let h = top + row * OPS.len() as f64 + 40.0;
-        let max = OPS
-            .iter()
-            .flat_map(|(k, ..)| [self.ours(k), self.reference(k), peer_of(k)])
-            .flatten()
-            .map(|x| x.median)
-            .fold(10.0, f64::max);
-        let decades = max.log10().ceil().max(1.0);
-        // Room on the right for the longest bar's label.
-        let x = |v: f64| left + (w - left - 90.0) * (v.max(1.0).log10() / decades);
-        let mut s = format!(
-            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" font-family=\"sans-serif\" font-size=\"12\">\n\
-             <rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n\
-             <text x=\"10\" y=\"20\" font-size=\"15\">virtio-iommu: guest ns per op (log scale, -icount shift=0)</text>\n\
-             <rect x=\"{left}\" y=\"28\" width=\"12\" height=\"10\" fill=\"#c0392b\"/><text x=\"{}\" y=\"37\">partita (ours)</text>\n\
-             <rect x=\"{}\" y=\"28\" width=\"12\" height=\"10\" fill=\"#2980b9\"/><text x=\"{}\" y=\"37\">QEMU virtio-iommu-device (reference)</text>\n",
-            left + 16.0,
-            left + 130.0,
-            left + 146.0
-        );
-        if peer.is_some() {
-            let _ = writeln!(
-                s,
-                "<rect x=\"{}\" y=\"28\" width=\"12\" height=\"10\" fill=\"#27ae60\"/><text x=\"{}\" y=\"37\">Linux/KVM, QEMU's virtio-iommu, VFIO (peer)</text>",
-                left + 390.0,
-                left + 406.0
-            );
-        }
-        for d in 0..=decades as u32 {
-            let v = 10f64.powi(d as i32);
-            let xx = x(v);
-            let _ = writeln!(
-                s,
-                "<line x1=\"{xx:.1}\" y1=\"{top}\" x2=\"{xx:.1}\" y2=\"{:.1}\" stroke=\"#ddd\"/><text x=\"{xx:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{v}</text>",
-                h - 30.0,
-                h - 15.0
-            );
-        }
-        for (i, (k, label, _)) in OPS.iter().enumerate() {
-            let y = top + row * i as f64 + 8.0;
-            let _ = writeln!(s, "<text x=\"10\" y=\"{:.1}\">{label}</text>", y + 20.0);
-            for (j, (st, color)) in [
-                (self.ours(k), "#c0392b"),
-                (self.reference(k), "#2980b9"),
-                (peer_of(k), "#27ae60"),
-            ]
-            .into_iter()
-            .enumerate()
-            {
-                let yy = y + j as f64 * 18.0;
-                if let Some(st) = st {
-                    let _ = writeln!(
-                        s,
-                        "<rect x=\"{left}\" y=\"{yy:.1}\" width=\"{:.1}\" height=\"15\" fill=\"{color}\"/><text x=\"{:.1}\" y=\"{:.1}\">{:.1}</text>",
-                        (x(st.median) - left).max(1.0),
-                        x(st.median) + 4.0,
-                        yy + 12.0,
-                        st.median
-                    );
-                }
-            }
-        }
-        s.push_str("</svg>\n");
-        s
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -826,7 +706,7 @@ mod tests {
 [    0.009160] INFO  guest 'bench': hypervisor RAM: peak 1191936 bytes, live 1187840 bytes
 bench start cntfrq=1000000000 psci=hvc
 bench dt viommu=/iommu@b000000 iommu-map of /pcie@10000000 rid=0x8 endpoint=0x8
-bench device base=0xb000000 page_size_mask=0x40201000 queue_num_max=256
+bench device base=0xb000000 transport=mmio page_size_mask=0x40201000 queue_num_max=256
 bench done
 [    0.081984] INFO  guest 'bench' powered off (0 DMA fault(s) reported by the SMMU)
 [    0.081990] INFO  guest 'bench': hypervisor RAM: peak 1253376 bytes, live 4096 bytes
@@ -878,60 +758,75 @@ bench done
         assert!(parse(OURS_LOG).is_empty());
     }
 
-    fn report(ram: Vec<RamUse>, runs: usize) -> Report {
-        Report {
-            ours: Samples::new(),
-            reference: Samples::new(),
-            image_bytes: 1,
-            runs,
-            ram,
-            guest: "bench".into(),
-            setup: vec!["guest: 1 CPU(s)".into()],
-            el2_profile: None,
-        }
-    }
+    const PCI_LOG: &str = "\
+bench start cntfrq=1000000000 psci=hvc
+bench dt viommu=/pcie@4010000000/iommu@1,0 iommu-map of /pcie@4010000000 rid=0x0 endpoint=0x0
+bench pci function=00:01.0 common=0xffffffc000 notify=0xfffffff000 multiplier=4 bars_placed_by_guest=0x0
+bench device base=0xffffffc000 transport=pci page_size_mask=0x40201000 queue_num_max=256
+bench done
+";
 
     #[test]
-    fn ram_in_report_and_json() {
-        let none = report(Vec::new(), 2);
-        assert!(
-            none.markdown()
-                .contains("hypervisor RAM per guest: **not measured**")
-        );
-        assert!(none.markdown().contains("- guest: 1 CPU(s)\n"));
-        assert!(none.json().contains("\"ram_per_guest_bytes\": null,"));
-        let r = |peak| RamUse { peak, live: 0 };
-        let some = report(vec![r(100), r(300), r(200)], 3);
-        assert!(some.markdown().contains("peak **200 bytes**"));
-        assert!(!some.markdown().contains("missing"));
-        assert!(some.json().contains("\"ram_per_guest_bytes\": 200,"));
-        let partial = report(vec![r(100)], 2);
-        assert!(partial.markdown().contains("missing in 1 of the 2 run(s)"));
-    }
-
-    #[test]
-    fn plot_with_and_without_the_peer() {
-        let mut r = report(Vec::new(), 1);
-        r.ours.insert("map_unmap_4k".into(), vec![4924.0]);
-        let mut peer = Samples::new();
-        peer.insert("map_unmap_4k".into(), vec![37207.6]);
-        assert!(!r.svg(None).contains("#27ae60"));
-        let svg = r.svg(Some(&peer));
-        assert!(svg.contains(">37207.6</text>"), "{svg}");
-        assert!(svg.contains("(peer)</text>"));
-    }
-
-    #[test]
-    fn median_and_spread() {
-        assert_eq!(stat(&[]), None);
+    fn parses_the_pci_discovery_lines() {
+        assert_eq!(pci_function(PCI_LOG), Some(0x8));
+        assert_eq!(device_transport(PCI_LOG), Some("pci"));
+        assert_eq!(device_transport(OURS_LOG), Some("mmio"));
+        assert_eq!(pci_function(OURS_LOG), None);
         assert_eq!(
-            stat(&[3.0, 1.0, 2.0]),
-            Some(Stat {
-                median: 2.0,
-                min: 1.0,
-                max: 3.0
-            })
+            pci_function("bench pci function=01:1f.7 common=0\n"),
+            Some(0x1ff)
         );
-        assert_eq!(stat(&[4.0, 1.0, 2.0, 3.0]).map(|s| s.median), Some(2.5));
+        assert_eq!(pci_function("bench pci function=00:20.0\n"), None);
+        assert_eq!(bdf(0x10), "00:02.0");
+        assert_eq!(bdf(0x1ff), "01:1f.7");
+        let log = Path::new("x.log");
+        assert!(check_pci_function(PCI_LOG, 0x8, "partita's", log).is_ok());
+        let e = check_pci_function(PCI_LOG, 0x10, "QEMU's", log).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("QEMU's virtio-iommu on virtio-pci at 00:02.0 (it reported 00:01.0)"),
+            "{e}"
+        );
+        assert!(check_pci_function(OURS_LOG, 0x8, "partita's", log).is_err());
+    }
+
+    /// The two bench configurations as the repository has them, and what
+    /// the check refuses.
+    #[test]
+    fn bench_configs_agree() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        // The kernel the configurations name is built by the bench itself
+        // (absent in a fresh clone): point it at a file that exists, the
+        // rest of each configuration is read as the repository has it.
+        let load = |path: &str| {
+            let path = root.join(path);
+            let text = std::fs::read_to_string(&path).expect("reads");
+            let kernel = "kernel = \"../../target/bench/bench-guest.bin\"";
+            assert!(text.contains(kernel), "{}", path.display());
+            let name = path.file_name().unwrap().to_str().unwrap();
+            let text = text.replace(kernel, &format!("kernel = \"{name}\""));
+            let file = guestcfg::load_str(&text, &path).expect("loads");
+            file.guests[0].config.clone()
+        };
+        let (mmio, pci) = (load(CONFIG), load(CONFIG_PCI));
+        let setup = check_configs(&mmio, &pci).expect("the bench configurations agree");
+        assert_eq!(setup.viommu_base, 0xb00_0000);
+        assert_eq!(setup.pci_viommu_rid, 0x8);
+        assert_eq!(setup.cpus, vec![0]);
+        let mut other = pci.clone();
+        other.memory_size *= 2;
+        assert!(check_configs(&mmio, &other).unwrap_err().contains("RAM"));
+        let mut other = pci.clone();
+        other.viommu = mmio.viommu;
+        assert!(
+            check_configs(&mmio, &other)
+                .unwrap_err()
+                .contains("transport = \"pci\"")
+        );
+        assert!(
+            check_configs(&pci, &pci)
+                .unwrap_err()
+                .contains("virtio-mmio")
+        );
     }
 }

@@ -32,12 +32,12 @@ tasks:
   hil --list          the boards and scenarios there are
   bench [--runs N] [--peer | --peer-only]
                       the virtio-iommu MAP/UNMAP benchmark: the bench guest under
-                      partita and on QEMU's own virtio-iommu (no hypervisor), N runs
-                      each (default 3); target/bench/{report.md,results.json,plot.svg};
-                      --peer adds Linux/KVM with QEMU's virtio-iommu and VFIO in the
-                      same emulator (one L1 boot, N runs each way; under a minute
-                      once Debian's packages are cached),
-                      --peer-only runs that alone
+                      partita and on QEMU's own virtio-iommu (no hypervisor), on
+                      virtio-mmio and virtio-pci, N runs each (default 3);
+                      target/bench/{report.md,results.json,plot.svg};
+                      --peer adds Linux/KVM with QEMU's virtio-iommu (both
+                      transports, with and without VFIO) in the same emulator
+                      (one L1 boot, N runs each way), --peer-only runs that alone
   fuzz [--minutes N]  the randomized virtio-iommu backend test with fresh seeds and
                       long sequences for N minutes (default 10); prints the seed of
                       a failure
@@ -46,7 +46,7 @@ tasks:
                       (docs/architecture.md); also checked by the host tests
   help                this text
 
-Missing prerequisites (the aarch64-unknown-none-softfloat Rust target, QEMU >= 9.1,
+Missing prerequisites (the aarch64-unknown-none-softfloat Rust target, QEMU >= 10.0,
 dtc) are installed when possible; set PARTITA_QEMU to use a QEMU of your own.";
 
 /// What the user asked for.

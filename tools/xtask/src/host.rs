@@ -16,7 +16,7 @@ pub enum Distro {
     DebianBookworm,
     /// Debian 13 (trixie), testing or unstable: the distribution's QEMU is new enough.
     DebianNewer,
-    /// Debian 11 or older: no packaged QEMU >= 9.1.
+    /// Debian 11 or older: no packaged QEMU >= 10.0.
     DebianOlder(String),
     /// Anything else (name from os-release, or "unknown").
     Other(String),

@@ -1,6 +1,7 @@
 //! Guest payloads: a guest configuration (TOML) turned into the bundle the
 //! hypervisor takes as its initrd. The configuration is checked against
-//! the device tree of the QEMU machine `run` boots; `@debian-kernel` and
+//! the device tree of its `board` (QEMU virt's as `run` boots it, or a
+//! board's upstream DTB); `@debian-kernel` and
 //! `@default-initramfs` are fetched and built into the cache.
 
 use std::fs;
@@ -125,10 +126,34 @@ fn board_dtb(ws: &Workspace, qemu_bin: &Path) -> Result<Vec<u8>, XtaskError> {
     fs::read(&path).map_err(|e| XtaskError::io("read", &path, e))
 }
 
+/// The device tree of the board `file` names: QEMU virt's (dumped) for
+/// `qemu-virt` or no name, else the board's upstream DTB.
+fn dtb_for(
+    ws: &Workspace,
+    file: &guestcfg::ConfigFile,
+    qemu_bin: &Path,
+) -> Result<Vec<u8>, XtaskError> {
+    match file.board.as_deref() {
+        None | Some("qemu-virt") => board_dtb(ws, qemu_bin),
+        Some(name) => {
+            let dtb = guestcfg::board_dtb(name).ok_or_else(|| {
+                let known: Vec<&str> = guestcfg::BOARD_DTBS.iter().map(|(b, _)| *b).collect();
+                XtaskError::Payload(format!(
+                    "{}: board {name:?} has no device tree to check against (known: qemu-virt, {})",
+                    file.path.display(),
+                    known.join(", ")
+                ))
+            })?;
+            let path = ws.root.join(guestcfg::BOARD_DTB_DIR).join(dtb);
+            fs::read(&path).map_err(|e| XtaskError::io("read", &path, e))
+        }
+    }
+}
+
 /// Builds the bundle for `config`; returns its path.
 pub fn build(ws: &Workspace, config: &Path, qemu_bin: &Path) -> Result<PathBuf, XtaskError> {
     let file = guestcfg::load(config).map_err(XtaskError::config)?;
-    let dtb = board_dtb(ws, qemu_bin)?;
+    let dtb = dtb_for(ws, &file, qemu_bin)?;
     guestcfg::check_against_board(&file, &dtb).map_err(XtaskError::config)?;
     let cache = ws.target_dir.join("guest-cache");
     let mut kernel: Option<guestimg::KernelArtifacts> = None;
@@ -165,7 +190,9 @@ pub fn build(ws: &Workspace, config: &Path, qemu_bin: &Path) -> Result<PathBuf, 
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| "guest".into());
-    let out = bundle_dir(ws).join(format!("{stem}.bundle"));
+    let dir = bundle_dir(ws);
+    fs::create_dir_all(&dir).map_err(|e| XtaskError::io("create", &dir, e))?;
+    let out = dir.join(format!("{stem}.bundle"));
     fs::write(&out, &bytes).map_err(|e| XtaskError::io("write", &out, e))?;
     println!("bundle: {} ({} bytes)", out.display(), bytes.len());
     Ok(out)

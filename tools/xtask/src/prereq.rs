@@ -1,7 +1,8 @@
 //! Prerequisites: checked by every task, installed when missing and possible.
 //!
 //! - the Rust target `aarch64-unknown-none-softfloat` (`rustup target add`), for all tasks;
-//! - `qemu-system-aarch64` >= 9.1 and `dtc`, for `run` and `test`.
+//! - `qemu-system-aarch64` >= 10.0 (SMMUv3 stage 2, the `imx8mp-evk` machine)
+//!   and `dtc`, for `run` and `test`.
 //!
 //! QEMU and dtc come from apt on Debian when running as root: on bookworm,
 //! QEMU from bookworm-backports (bookworm's own 7.2 has no SMMUv3 stage 2),
@@ -210,7 +211,7 @@ impl QemuState {
                 path.display()
             )),
             Self::TooOld { path, version } => Some(format!(
-                "{} is QEMU {version}; partita needs QEMU >= {min} (SMMUv3 stage 2)",
+                "{} is QEMU {version}; partita needs QEMU >= {min} (SMMUv3 stage 2, the imx8mp-evk machine)",
                 path.display()
             )),
         }
@@ -220,7 +221,7 @@ impl QemuState {
 /// What has to be installed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Needs {
-    /// A QEMU >= 9.1.
+    /// A QEMU >= 10.0.
     pub qemu: bool,
     /// `dtc`.
     pub dtc: bool,
@@ -391,7 +392,7 @@ fn manual_text(distro: &Distro, name: &str, needs: Needs) -> String {
     text
 }
 
-/// Makes sure a QEMU >= 9.1 and dtc are installed, installing them when
+/// Makes sure a QEMU >= 10.0 and dtc are installed, installing them when
 /// possible, and returns the QEMU to use.
 pub fn ensure_emulator() -> Result<Emulator, PrereqError> {
     let user_qemu = env::var_os(QEMU_ENV).filter(|v| !v.is_empty());
@@ -497,8 +498,13 @@ mod tests {
         assert!(matches!(old, QemuState::TooOld { .. }));
         let problem = old.problem().expect("7.2 is too old");
         assert!(
-            problem.contains("7.2.15") && problem.contains("9.1.0"),
+            problem.contains("7.2.15") && problem.contains("10.0.0"),
             "{problem}"
+        );
+        let nine = QemuState::judge(path.clone(), "QEMU emulator version 9.2.4\n");
+        assert!(
+            matches!(nine, QemuState::TooOld { .. }),
+            "9.2 has no imx8mp-evk"
         );
         let new = QemuState::judge(
             path.clone(),
@@ -589,7 +595,7 @@ mod tests {
                 panic!("not Debian: the user must install");
             };
             assert!(text.contains("Ubuntu 24.04.1 LTS"), "{text}");
-            assert!(text.contains("QEMU >= 9.1.0"), "{text}");
+            assert!(text.contains("QEMU >= 10.0.0"), "{text}");
             assert!(text.contains(QEMU_ENV), "{text}");
             assert!(text.contains("dtc"), "{text}");
         }
@@ -599,7 +605,7 @@ mod tests {
         assert!(!text.contains("QEMU"), "{text}");
         let old = Distro::DebianOlder("Debian GNU/Linux 11 (bullseye)".into());
         let Plan::Manual(text) = plan(&old, true, false, QEMU) else {
-            panic!("bullseye has no QEMU 9.1");
+            panic!("bullseye has no QEMU 10.0");
         };
         assert!(text.contains("bookworm-backports"), "{text}");
     }

@@ -70,6 +70,11 @@ pub fn set_hcr(v: u64) {
     write_sysreg!("ich_hcr_el2", v);
 }
 
+/// Reads ICH_HCR_EL2.
+pub fn hcr() -> u64 {
+    read_sysreg!("ich_hcr_el2")
+}
+
 /// Bitmap of empty list registers (ICH_ELRSR_EL2).
 pub fn empty_lrs() -> u64 {
     read_sysreg!("ich_elrsr_el2")

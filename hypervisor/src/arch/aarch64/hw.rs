@@ -76,6 +76,12 @@ impl Arch for Hw {
     fn set_ich_hcr(value: u64) {
         gicv3::set_hcr(value)
     }
+    fn ich_hcr() -> u64 {
+        gicv3::hcr()
+    }
+    fn set_virtual_irq_line(pending: bool) {
+        guest::set_virtual_irq_line(pending)
+    }
     fn enable_virtual_interface(ich_hcr: u64) {
         gicv3::enable_virtual_interface(ich_hcr)
     }

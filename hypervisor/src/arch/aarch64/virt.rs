@@ -51,6 +51,18 @@ pub fn vtcr(ipa_bits: u32, start_level: usize) -> u64 {
         | (64 - ipa_bits as u64)
 }
 
+/// HCR_EL2.VI: a virtual IRQ is pending for EL1.
+const HCR_VI: u64 = 1 << 7;
+
+/// Sets or clears HCR_EL2.VI (written only when it changes).
+pub fn set_virtual_irq_line(pending: bool) {
+    let hcr = read_sysreg!("hcr_el2");
+    let want = if pending { hcr | HCR_VI } else { hcr & !HCR_VI };
+    if want != hcr {
+        write_sysreg!("hcr_el2", want);
+    }
+}
+
 /// Makes this CPU run guest code with the given stage 2 and identity.
 pub fn configure(vttbr: u64, vtcr: u64, vcpu_index: usize) {
     write_sysreg!("vtcr_el2", vtcr);

@@ -5,6 +5,8 @@ use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 
+use platform::uart::{self, UartError, UartKind, UartProps};
+
 use super::irq::{Interrupt, interrupts};
 use super::{to_strings, warn};
 use crate::fdt::noderef::NodeRef;
@@ -35,6 +37,10 @@ pub struct Uart {
     pub compatible: Vec<String>,
     /// Its interrupt, when decodable.
     pub interrupt: Option<Interrupt>,
+    /// The driver its `compatible` (and `reg-shift`, `reg-io-width`)
+    /// selects, or why there is none (the hypervisor then never writes to
+    /// it).
+    pub driver: Result<UartKind, UartError>,
 }
 
 /// Reads `/chosen`; malformed values are dropped with a warning.
@@ -140,11 +146,18 @@ fn uart(tree: &Tree, node: &NodeRef<'_>, warnings: &mut Vec<String>) -> Option<U
             None
         }
     };
+    let props = UartProps {
+        reg_shift: node.prop("reg-shift").and_then(|p| p.as_u32()),
+        reg_io_width: node.prop("reg-io-width").and_then(|p| p.as_u32()),
+    };
+    let compatible = to_strings(node.compatible());
+    let driver = uart::select(compatible.iter().map(String::as_str), props);
     Some(Uart {
         path: node.path(),
         base: region.base,
         size: region.size,
-        compatible: to_strings(node.compatible()),
+        compatible,
         interrupt,
+        driver,
     })
 }

@@ -25,7 +25,9 @@ pub use chosen::{Chosen, Uart};
 pub use cpu::{Conduit, Cpu, MPIDR_AFFINITY_MASK, Psci};
 pub use gic::{Gic, GicIts};
 pub use irq::{GIC_COMPATIBLES, Interrupt, IrqError, IrqKind, MAX_PPI, MAX_SPI};
-pub use pcie::{IommuMapEntry, MsiMapEntry, PciRange, PciSpace, PcieError, PcieHost};
+pub use pcie::{
+    IommuMapEntry, MsiMapEntry, OtherPcieHost, PciRange, PciSpace, PcieError, PcieHost,
+};
 pub use smmu::{SMMU_MIN_SIZE, Smmu};
 pub use timer::Timer;
 
@@ -59,6 +61,8 @@ pub struct HostDt {
     pub smmus: Vec<Smmu>,
     /// Generic ECAM PCIe hosts.
     pub pcie: Vec<PcieHost>,
+    /// Other PCIe host bridges (not driven by the hypervisor).
+    pub pcie_other: Vec<OtherPcieHost>,
     /// `/chosen`.
     pub chosen: Chosen,
     /// One line per skipped or partly ignored node, naming its path and the
@@ -98,6 +102,7 @@ impl HostDt {
             timer: timer::timer(&tree, w),
             smmus: smmu::smmus(&tree, w),
             pcie: pcie::pcie_hosts(&tree, w),
+            pcie_other: pcie::other_pcie_hosts(&tree, w),
             chosen,
             warnings,
             tree,

@@ -236,6 +236,62 @@ pub fn pcie_hosts(tree: &Tree, warnings: &mut Vec<String>) -> Vec<PcieHost> {
     out
 }
 
+/// A PCIe host bridge the hypervisor does not drive (not generic ECAM: a
+/// DesignWare or vendor controller): listed in the hardware summary with
+/// the RID map that names its IOMMU.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OtherPcieHost {
+    /// Absolute node path.
+    pub path: String,
+    /// Its first `compatible` string.
+    pub compatible: String,
+    /// `iommu-map` entries (empty: DMA not translated).
+    pub iommu_map: Vec<IommuMapEntry>,
+}
+
+/// Every enabled PCI host bridge (`device_type = "pci"` below no other PCI
+/// node) that is not generic ECAM; one whose `iommu-map` is malformed is
+/// listed without it, with a warning.
+pub fn other_pcie_hosts(tree: &Tree, warnings: &mut Vec<String>) -> Vec<OtherPcieHost> {
+    let is_pci = |n: &NodeRef<'_>| n.node().prop_str("device_type") == Some("pci");
+    let mut out = Vec::new();
+    for node in tree.nodes() {
+        if !node.is_available()
+            || !is_pci(&node)
+            || node.is_compatible("pci-host-ecam-generic")
+            || node
+                .ancestors()
+                .iter()
+                .any(|a| a.prop_str("device_type") == Some("pci"))
+        {
+            continue;
+        }
+        let iommu_map = match id_map(tree, &node, "iommu-map") {
+            Ok(map) => map
+                .into_iter()
+                .map(
+                    |[rid_base, iommu_phandle, iommu_base, length]| IommuMapEntry {
+                        rid_base,
+                        iommu_phandle,
+                        iommu_base,
+                        length,
+                    },
+                )
+                .collect(),
+            Err(e) => {
+                warn(warnings, &node, format!("{e}"));
+                Vec::new()
+            }
+        };
+        out.push(OtherPcieHost {
+            path: node.path(),
+            compatible: node.compatible().first().copied().unwrap_or("").into(),
+            iommu_map,
+        });
+    }
+    out
+}
+
 fn host(
     tree: &Tree,
     node: &NodeRef<'_>,

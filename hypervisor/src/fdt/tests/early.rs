@@ -218,3 +218,111 @@ fn no_properties_at_all() {
     assert_eq!(stdout_uart(buf.bytes()), None);
     assert!(crate::fdt::Tree::parse(buf.bytes()).is_ok());
 }
+
+/// A tree whose `stdout-path` names `/soc/serial@1000` with `compatible`
+/// (NUL-separated) and optional reg-shift / reg-io-width, beside a PL011
+/// aliased as serial1 and a disabled ns16550a as serial0.
+fn console_tree(compatible: &[u8], shift: Option<u32>, width: Option<u32>) -> Vec<u8> {
+    minimal(|b| {
+        b.begin("aliases")
+            .string("serial0", "/soc/off@3000")
+            .string("serial1", "/pl011@9000000")
+            .string("serial2", "/soc/serial@1000")
+            .end();
+        b.begin("chosen")
+            .string("stdout-path", "serial2:115200n8")
+            .end();
+        b.begin("soc")
+            .cells("#address-cells", &[1])
+            .cells("#size-cells", &[1])
+            .cells("ranges", &[0, 0, 0xfe00_0000, 0x10_0000]);
+        b.begin("serial@1000")
+            .prop("compatible", compatible)
+            .cells("reg", &[0x1000, 0x100]);
+        if let Some(s) = shift {
+            b.cells("reg-shift", &[s]);
+        }
+        if let Some(w) = width {
+            b.cells("reg-io-width", &[w]);
+        }
+        b.end();
+        b.begin("off@3000")
+            .string("compatible", "ns16550a")
+            .string("status", "disabled")
+            .cells("reg", &[0x3000, 0x100])
+            .end();
+        b.end();
+        b.begin("pl011@9000000")
+            .string("compatible", "arm,pl011")
+            .cells("reg", &[0, 0x900_0000, 0, 0x1000])
+            .end();
+    })
+}
+
+#[test]
+fn the_console_driver_follows_the_nodes_compatible() {
+    use crate::fdt::early::{console, other_output};
+    use platform::uart::{IoWidth, Layout, UartError, UartKind};
+    let dw = UartKind::Ns16550(Layout {
+        reg_shift: 2,
+        io_width: IoWidth::Word,
+    });
+    for (compat, shift, width, expected) in [
+        (
+            &b"rockchip,rk3588-uart\0snps,dw-apb-uart\0"[..],
+            Some(2),
+            Some(4),
+            Ok(dw),
+        ),
+        (
+            b"fsl,imx95-lpuart\0fsl,imx8ulp-lpuart\0fsl,imx7ulp-lpuart\0",
+            None,
+            None,
+            Ok(UartKind::Lpuart),
+        ),
+        (
+            b"fsl,imx8mp-uart\0fsl,imx6q-uart\0",
+            None,
+            None,
+            Ok(UartKind::Imx),
+        ),
+        (b"arm,sbsa-uart\0", None, None, Ok(UartKind::SbsaUart)),
+        (b"acme,mystery-uart\0", None, None, Err(UartError::NoDriver)),
+        (b"ns16550a\0", Some(5), None, Err(UartError::BadRegShift(5))),
+    ] {
+        let buf = AlignedBuf::new(&console_tree(compat, shift, width));
+        let early = console(buf.bytes()).expect("console");
+        assert_eq!(early.name, "serial@1000");
+        assert_eq!(early.base, 0xfe00_1000);
+        assert_eq!(early.driver, expected, "{compat:?}");
+        let hw = HostDt::parse(buf.bytes()).expect("parse");
+        let uart = hw.stdout.expect("stdout");
+        assert_eq!(uart.driver, expected, "{compat:?}");
+        // Without a driver, the message goes to the lowest enabled serialN
+        // alias with one: the PL011 (serial0 is disabled).
+        let other = other_output(buf.bytes(), early.base);
+        match expected {
+            Ok(_) => assert_eq!(early.compatible, uart.compatible[0]),
+            Err(_) => assert_eq!(other, Some((0x900_0000, UartKind::Pl011))),
+        }
+    }
+}
+
+#[test]
+fn a_console_without_driver_is_not_replaced_by_a_pl011() {
+    use crate::fdt::early::{console, other_output};
+    // The console is the only UART: nothing else to speak on.
+    let blob = minimal(|b| {
+        b.begin("aliases").string("serial0", "/pl011@9000000").end();
+        b.begin("chosen").string("stdout-path", "serial0").end();
+        b.begin("pl011@9000000")
+            .string("compatible", "acme,mystery-uart")
+            .cells("reg", &[0, 0x900_0000, 0, 0x1000])
+            .end();
+    });
+    let buf = AlignedBuf::new(&blob);
+    let uart = console(buf.bytes()).expect("the node is still the console");
+    assert_eq!(uart.compatible, "acme,mystery-uart");
+    assert!(uart.driver.is_err());
+    assert_eq!(other_output(buf.bytes(), uart.base), None);
+}

@@ -173,6 +173,7 @@ fn features_every_field() {
             size: 0x1000,
             compatible: vec!["arm,pl011".into(), "arm,primecell".into()],
             interrupt: Some(spi(5, 4)),
+            driver: Ok(platform::uart::UartKind::Pl011),
         })
     );
     let gic_path = "/interrupt-controller@2f000000";

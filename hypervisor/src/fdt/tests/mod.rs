@@ -1,6 +1,7 @@
 //! Tests of the device-tree layer against real QEMU blobs, hand-written
 //! malformed trees (see `../testdata/README.md`) and garbage input.
 
+mod boards;
 mod builder;
 mod early;
 mod errors;

@@ -34,6 +34,7 @@ fn expect_virt_uart(hw: &HostDt) {
             size: 0x1000,
             compatible: strings(&["arm,pl011", "arm,primecell"]),
             interrupt: Some(spi(1, 4)),
+            driver: Ok(platform::uart::UartKind::Pl011),
         }
     );
     assert_eq!(uart.interrupt.map(|i| i.intid()), Some(33));

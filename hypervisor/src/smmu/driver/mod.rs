@@ -243,8 +243,7 @@ impl<R: SmmuRegs, M: DmaMemory, C: CacheOps + Clone> Smmu<R, M, C> {
     /// Submits `cmds` followed by a CMD_SYNC and waits for completion.
     pub fn issue(&mut self, cmds: &[Cmd]) -> Result<(), SmmuError> {
         let limit = self.opts.poll_limit;
-        self.cmdq.submit(&mut self.regs, cmds, limit)?;
-        self.cmdq.sync(&mut self.regs, limit)
+        self.cmdq.sync_after(&mut self.regs, cmds, limit)
     }
 
     fn check_vmid(&self, vmid: u16) -> Result<(), SmmuError> {

@@ -95,24 +95,40 @@ impl<M: QueueMemory> CommandQueue<M> {
         cmds: &[Cmd],
         poll_limit: u32,
     ) -> Result<(), SmmuError> {
+        self.submit_parts(regs, [cmds, &[]], poll_limit)
+    }
+
+    /// Writes the commands of both parts, in order, and publishes them:
+    /// one CMDQ_PROD write for all that fit in the queue's free room
+    /// (waiting for room as [`CommandQueue::submit`] does).
+    fn submit_parts(
+        &mut self,
+        regs: &mut impl SmmuRegs,
+        parts: [&[Cmd]; 2],
+        poll_limit: u32,
+    ) -> Result<(), SmmuError> {
         let ring = self.ring;
-        let mut rest = cmds;
-        while !rest.is_empty() {
+        let [mut first, mut second] = parts;
+        while !(first.is_empty() && second.is_empty()) {
             if ring.space(self.prod, self.cons) == 0 {
                 let prod = self.prod;
                 if !self.poll_cons(regs, poll_limit, |cons| ring.space(prod, cons) > 0) {
                     return Err(SmmuError::QueueFullTimeout);
                 }
             }
-            let n = (ring.space(self.prod, self.cons) as usize).min(rest.len());
-            let (now, later) = rest.split_at(n);
-            for (k, cmd) in now.iter().enumerate() {
+            let room = ring.space(self.prod, self.cons) as usize;
+            let n1 = room.min(first.len());
+            let n2 = (room - n1).min(second.len());
+            let (now1, later1) = first.split_at(n1);
+            let (now2, later2) = second.split_at(n2);
+            for (k, cmd) in now1.iter().chain(now2).enumerate() {
                 self.mem.write_entry(ring.add(self.prod, k as u32), &cmd.0);
             }
-            self.mem.to_device(self.prod, n as u32);
-            self.prod = ring.add(self.prod, n as u32);
+            let n = (n1 + n2) as u32;
+            self.mem.to_device(self.prod, n);
+            self.prod = ring.add(self.prod, n);
             regs.write32(CMDQ_PROD, self.prod);
-            rest = later;
+            (first, second) = (later1, later2);
         }
         Ok(())
     }
@@ -123,8 +139,21 @@ impl<M: QueueMemory> CommandQueue<M> {
     /// [`SmmuError::CommandError`] since the previous sync (reported once
     /// the queue has drained past this sync).
     pub fn sync(&mut self, regs: &mut impl SmmuRegs, poll_limit: u32) -> Result<(), SmmuError> {
-        let at = self.prod;
-        self.submit(regs, &[Cmd::sync()], poll_limit)?;
+        self.sync_after(regs, &[], poll_limit)
+    }
+
+    /// Writes `cmds` and a `CMD_SYNC` after them, published together (one
+    /// CMDQ_PROD write when the queue has room for all), then waits as
+    /// [`CommandQueue::sync`] does.
+    pub fn sync_after(
+        &mut self,
+        regs: &mut impl SmmuRegs,
+        cmds: &[Cmd],
+        poll_limit: u32,
+    ) -> Result<(), SmmuError> {
+        // Where the CMD_SYNC goes (ring indices carry the wrap bit).
+        let at = self.ring.add(self.prod, cmds.len() as u32);
+        self.submit_parts(regs, [cmds, &[Cmd::sync()]], poll_limit)?;
         let (ring, prod) = (self.ring, self.prod);
         if !self.poll_cons(regs, poll_limit, |cons| ring.consumed(prod, cons, at)) {
             return Err(SmmuError::SyncTimeout);

@@ -161,9 +161,9 @@ fn refuses_an_unusable_smmu_and_keeps_its_features() {
     let summary = Summary {
         hw: &hw,
         board: "test",
-        online: 1,
+        online: Some(1),
         psci_version: None,
-        counter_hz: 1,
+        counter_hz: Some(1),
         gic_spis: None,
         smmus: statuses,
         pci: Vec::new(),

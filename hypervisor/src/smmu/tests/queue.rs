@@ -115,3 +115,17 @@ fn fast_smmu_consumes_on_prod() {
     assert_eq!(s.consumed.len(), 10);
     assert_eq!(s.consumed[9].cmd.opcode(), op::CMD_SYNC);
 }
+
+#[test]
+fn commands_and_their_sync_are_published_with_one_prod_write() {
+    let fake = small_cmdq();
+    let mut smmu = probe(&fake);
+    fake.state().consumed.clear();
+    fake.state().writes.clear();
+    let cmds = [Cmd::tlbi_s12_vmall(1), Cmd::tlbi_s12_vmall(2)];
+    smmu.issue(&cmds).expect("issue");
+    let s = fake.state();
+    let prods = s.writes.iter().filter(|w| w.0 == CMDQ_PROD).count();
+    assert_eq!(prods, 1);
+    assert_eq!(s.cmds(), [cmds[0], cmds[1], Cmd::sync()]);
+}

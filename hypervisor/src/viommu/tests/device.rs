@@ -91,6 +91,8 @@ impl Driver {
         let mut ctx = QueueContext::new(&self.mem, &mut self.queues);
         assert_eq!(dev.notify(REQUESTQ, &mut ctx), NotifyResult::Done);
         assert_eq!(ctx.fatal_error(), None);
+        // Publishes the used elements.
+        assert_eq!(ctx.finish().fatal, None);
     }
 
     /// The next used element: (id, len).

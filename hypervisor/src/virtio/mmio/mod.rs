@@ -115,9 +115,9 @@ impl<D: VirtioDevice> MmioTransport<D> {
     }
 
     /// A guest store of `width` bytes of `value` at `offset` in the window.
-    pub fn write(
+    pub fn write<M: GuestMemory + ?Sized>(
         &mut self,
-        mem: &dyn GuestMemory,
+        mem: &M,
         offset: u64,
         width: usize,
         value: u64,
@@ -141,7 +141,7 @@ impl<D: VirtioDevice> MmioTransport<D> {
 
     /// Lets the device fill its queues with what the hypervisor has to
     /// report (e.g. a fault on the virtio-iommu event queue).
-    pub fn poll(&mut self, mem: &dyn GuestMemory) -> TransportAction {
+    pub fn poll<M: GuestMemory + ?Sized>(&mut self, mem: &M) -> TransportAction {
         self.core.poll(mem)
     }
 
@@ -214,9 +214,9 @@ impl<D: VirtioDevice> MmioTransport<D> {
         }
     }
 
-    fn write_register(
+    fn write_register<M: GuestMemory + ?Sized>(
         &mut self,
-        mem: &dyn GuestMemory,
+        mem: &M,
         reg: Register,
         value: u32,
     ) -> TransportAction {

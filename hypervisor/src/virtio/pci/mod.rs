@@ -245,11 +245,44 @@ impl<D: VirtioDevice> PciTransport<D> {
 
     /// Lets the device fill its queues with what the hypervisor has to
     /// report (e.g. a fault on the virtio-iommu event queue).
-    pub fn poll(&mut self, mem: &dyn GuestMemory) -> IntxChange {
+    pub fn poll<M: GuestMemory + ?Sized>(&mut self, mem: &M) -> IntxChange {
         let before = self.intx();
         if self.bus_master() {
             self.core.poll(mem);
         }
+        IntxChange::between(before, self.intx())
+    }
+
+    /// A configuration-space write over guest RAM of type `M` (the
+    /// [`PciFunction`] form takes `&dyn GuestMemory`; a caller that knows
+    /// the type gets the queue work compiled for it).
+    pub fn config_write_in<M: GuestMemory + ?Sized>(
+        &mut self,
+        mem: &M,
+        offset: u16,
+        width: u8,
+        value: u32,
+    ) -> IntxChange {
+        let before = self.intx();
+        self.write_config(mem, offset, width, value);
+        IntxChange::between(before, self.intx())
+    }
+
+    /// A write to BAR `index` over guest RAM of type `M` (see
+    /// [`Self::config_write_in`]): a notify runs the queue work inlined.
+    pub fn bar_write_in<M: GuestMemory + ?Sized>(
+        &mut self,
+        mem: &M,
+        index: u8,
+        offset: u64,
+        width: usize,
+        value: u64,
+    ) -> IntxChange {
+        if index != 0 {
+            return IntxChange::Unchanged;
+        }
+        let before = self.intx();
+        self.write_bar0(mem, offset, width, value);
         IntxChange::between(before, self.intx())
     }
 
@@ -335,7 +368,13 @@ impl<D: VirtioDevice> PciTransport<D> {
         truncate(u64::from(dword >> (8 * (offset & 3))), w) as u32
     }
 
-    fn write_config(&mut self, mem: &dyn GuestMemory, offset: u16, width: u8, value: u32) {
+    fn write_config<M: GuestMemory + ?Sized>(
+        &mut self,
+        mem: &M,
+        offset: u16,
+        width: u8,
+        value: u32,
+    ) {
         let (off, w) = (u64::from(offset), usize::from(width));
         if !access_ok(off, w, &[1, 2, 4], u64::from(CONFIG_SIZE)) {
             return;
@@ -373,7 +412,13 @@ impl<D: VirtioDevice> PciTransport<D> {
         }
     }
 
-    fn write_bar0(&mut self, mem: &dyn GuestMemory, offset: u64, width: usize, value: u64) {
+    fn write_bar0<M: GuestMemory + ?Sized>(
+        &mut self,
+        mem: &M,
+        offset: u64,
+        width: usize,
+        value: u64,
+    ) {
         if !access_ok(offset, width, &[1, 2, 4, 8], BAR0_SIZE) {
             return;
         }
@@ -444,7 +489,13 @@ impl<D: VirtioDevice> PciTransport<D> {
         }
     }
 
-    fn write_common(&mut self, mem: &dyn GuestMemory, off: u64, width: usize, value: u64) {
+    fn write_common<M: GuestMemory + ?Sized>(
+        &mut self,
+        mem: &M,
+        off: u64,
+        width: usize,
+        value: u64,
+    ) {
         use common::*;
         let q = usize::from(self.queue_select);
         let v32 = value as u32;
@@ -522,9 +573,7 @@ impl<D: VirtioDevice> PciFunction for PciTransport<D> {
         width: u8,
         value: u32,
     ) -> IntxChange {
-        let before = self.intx();
-        self.write_config(mem, offset, width, value);
-        IntxChange::between(before, self.intx())
+        self.config_write_in(mem, offset, width, value)
     }
 
     fn bar(&self, index: u8) -> Option<BarWindow> {
@@ -552,12 +601,7 @@ impl<D: VirtioDevice> PciFunction for PciTransport<D> {
         width: usize,
         value: u64,
     ) -> IntxChange {
-        if index != 0 {
-            return IntxChange::Unchanged;
-        }
-        let before = self.intx();
-        self.write_bar0(mem, offset, width, value);
-        IntxChange::between(before, self.intx())
+        self.bar_write_in(mem, index, offset, width, value)
     }
 
     fn intx(&self) -> bool {

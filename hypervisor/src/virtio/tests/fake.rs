@@ -50,7 +50,7 @@ pub struct Echo {
 
 impl Echo {
     /// Copies out pending events onto queue 1 while buffers last.
-    fn flush_events(&mut self, ctx: &mut QueueContext<'_>) {
+    fn flush_events<M: GuestMemory + ?Sized>(&mut self, ctx: &mut QueueContext<'_, M>) {
         while !self.events.is_empty() {
             let Some(chain) = ctx.pop(1) else {
                 return;
@@ -106,7 +106,11 @@ impl VirtioDevice for Echo {
         self.activated = None;
     }
 
-    fn notify(&mut self, q: usize, ctx: &mut QueueContext<'_>) -> NotifyResult {
+    fn notify<M: GuestMemory + ?Sized>(
+        &mut self,
+        q: usize,
+        ctx: &mut QueueContext<'_, M>,
+    ) -> NotifyResult {
         self.notified.push(q);
         if q == 0 {
             let upper = self.activated.unwrap_or(0) & ECHO_F_UPPER != 0;
@@ -131,7 +135,7 @@ impl VirtioDevice for Echo {
         self.next_result.take().unwrap_or(NotifyResult::Done)
     }
 
-    fn poll(&mut self, ctx: &mut QueueContext<'_>) -> NotifyResult {
+    fn poll<M: GuestMemory + ?Sized>(&mut self, ctx: &mut QueueContext<'_, M>) -> NotifyResult {
         self.flush_events(ctx);
         self.next_result.take().unwrap_or(NotifyResult::Done)
     }

@@ -4,6 +4,7 @@
 
 use super::fake::{BUF_BASE, RAM_BASE, RAM_SIZE, Ring, ring_base};
 use crate::virtio::chain::{Chain, ChainError, Segments};
+use crate::virtio::device::QueueContext;
 use crate::virtio::memory::{Barrier, GuestMemory, MemError, VecMemory};
 use crate::virtio::queue::{Area, LayoutError, Queue, QueueError, VIRTQ_AVAIL_F_NO_INTERRUPT};
 use alloc::vec;
@@ -341,4 +342,103 @@ fn re_enabling_starts_from_index_zero() {
     q.enable(&mem).unwrap();
     assert_eq!((q.last_avail_idx(), q.used_idx()), (0, 0));
     assert_eq!(q.pop(&mem), Ok(None));
+}
+
+/// Memory that counts reads of `avail.idx` and writes of `used.idx`, and
+/// logs barriers.
+struct Counting<'a> {
+    inner: &'a VecMemory,
+    avail_idx: u64,
+    used_idx: u64,
+    avail_reads: RefCell<u32>,
+    used_writes: RefCell<u32>,
+    barriers: RefCell<Vec<Barrier>>,
+}
+
+impl GuestMemory for Counting<'_> {
+    fn check(&self, gpa: u64, len: u64) -> Result<(), MemError> {
+        self.inner.check(gpa, len)
+    }
+    fn read(&self, gpa: u64, buf: &mut [u8]) -> Result<(), MemError> {
+        if gpa == self.avail_idx {
+            *self.avail_reads.borrow_mut() += 1;
+        }
+        self.inner.read(gpa, buf)
+    }
+    fn write(&self, gpa: u64, data: &[u8]) -> Result<(), MemError> {
+        if gpa == self.used_idx {
+            *self.used_writes.borrow_mut() += 1;
+        }
+        self.inner.write(gpa, data)
+    }
+    fn barrier(&self, kind: Barrier) {
+        self.barriers.borrow_mut().push(kind);
+    }
+}
+
+#[test]
+fn a_batch_reads_avail_idx_once_more_than_needed_and_publishes_used_idx_once() {
+    let (mem, mut q, mut ring) = enabled(8);
+    for i in 0..5u16 {
+        let head = ring.chain(&mem, i, &[(BUF_BASE + 0x10 * u64::from(i), 4, true)]);
+        ring.publish(&mem, head);
+    }
+    let counting = Counting {
+        inner: &mem,
+        avail_idx: ring.avail + 2,
+        used_idx: ring.used + 2,
+        avail_reads: RefCell::new(0),
+        used_writes: RefCell::new(0),
+        barriers: RefCell::new(Vec::new()),
+    };
+    let mut queues = [q.clone()];
+    let mut ctx = QueueContext::new(&counting, &mut queues);
+    let mut chain = Chain::default();
+    let mut heads = Vec::new();
+    while ctx.pop_into(0, &mut chain) {
+        heads.push(chain.head);
+        ctx.push_used(0, chain.head, 4).unwrap();
+    }
+    assert_eq!(heads, [0, 1, 2, 3, 4]);
+    // Nothing is visible before the context finishes.
+    assert_eq!(ring.used_idx(&mem), 0);
+    let outcome = ctx.finish();
+    assert_eq!(outcome.fatal, None);
+    // avail.idx: once for the batch, once more to find it empty.
+    assert_eq!(*counting.avail_reads.borrow(), 2);
+    assert_eq!(*counting.used_writes.borrow(), 1);
+    assert_eq!(
+        *counting.barriers.borrow(),
+        [Barrier::Acquire, Barrier::Release, Barrier::Full]
+    );
+    assert_eq!(ring.used_idx(&mem), 5);
+    for i in 0..5u32 {
+        assert_eq!(ring.take_used(&mem), Some((i, 4)));
+    }
+    // The queue given back keeps going from there.
+    q = queues[0].clone();
+    assert_eq!(q.used_idx(), 5);
+    assert_eq!(q.last_avail_idx(), 5);
+}
+
+#[test]
+fn segments_spill_to_the_heap_and_come_back_inline() {
+    let mut s = Segments::default();
+    let segs: Vec<(u64, u32)> = (0..5).map(|i| (0x1000 * i, 16 + i as u32)).collect();
+    for &seg in &segs {
+        s.push(seg);
+    }
+    assert_eq!(s.to_vec(), segs);
+    assert_eq!(s.len(), 5);
+    assert_eq!(s.bytes(), (16..21).sum::<u64>());
+    assert_eq!(s.get(5), None);
+    s.clear();
+    assert!(s.is_empty());
+    assert_eq!(s.bytes(), 0);
+    s.push((0x42, 2));
+    assert_eq!(s.to_vec(), [(0x42, 2)]);
+    assert_eq!(s, Segments::from_slice(&[(0x42, 2)]));
+    s.push((0x43, 3));
+    s.push((0x44, 4));
+    assert_eq!(s.to_vec(), [(0x42, 2), (0x43, 3), (0x44, 4)]);
 }

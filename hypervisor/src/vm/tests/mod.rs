@@ -10,6 +10,7 @@ mod io_budget;
 mod irq;
 mod level_irq;
 mod power;
+mod ram;
 mod smmu;
 mod viommu;
 mod vpci;

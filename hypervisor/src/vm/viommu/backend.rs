@@ -129,6 +129,8 @@ pub struct SmmuBackend {
     pending: Vec<Vec<Cmd>>,
     /// Whether each SMMU instance has range invalidation.
     ril: Vec<bool>,
+    /// The lengths of `pending` before an unmap planned its commands.
+    marks: Vec<usize>,
     /// Ticks spent in map and unmap (with the `profile` feature).
     ticks: [u64; 2],
 }
@@ -161,6 +163,7 @@ impl SmmuBackend {
             ram,
             pending: (0..n).map(|_| Vec::new()).collect(),
             ril: (0..n).map(|i| guest.smmus.has_ril(i)).collect(),
+            marks: Vec::with_capacity(n),
             guest,
             vmids,
             max_domains,
@@ -341,7 +344,10 @@ impl SmmuBackend {
         let vmid = d.vmid;
         let t = d.table.as_mut().ok_or(BackendError::Hardware)?;
         let limit = ProbeOptions::DEFAULT.tlbi_page_limit;
-        let before: SmallVec<[usize; 4]> = self.pending.iter().map(Vec::len).collect();
+        // The queued lengths to roll back to (a kept list: no allocation,
+        // no copy of a small vector, per request).
+        self.marks.clear();
+        self.marks.extend(self.pending.iter().map(Vec::len));
         let mut result = Ok(());
         for (inst, cmds) in self.pending.iter_mut().enumerate() {
             let ril = self.ril.get(inst).copied().unwrap_or(false);
@@ -358,7 +364,7 @@ impl SmmuBackend {
         }
         if result.is_err() {
             // Take back what this call queued: nothing was unmapped.
-            for (cmds, &n) in self.pending.iter_mut().zip(before.iter()) {
+            for (cmds, &n) in self.pending.iter_mut().zip(self.marks.iter()) {
                 cmds.truncate(n);
             }
         } else {

@@ -19,7 +19,7 @@ use log::warn;
 use vmids::VmidPool;
 
 /// A guest's virtio-iommu on virtio-mmio.
-pub type GuestViommu = ViommuMmio<SmmuBackend>;
+pub type GuestViommu = ViommuMmio<SmmuBackend, GuestRam>;
 
 /// Builds the virtio-iommu of a guest with RAM `ram` and SMMU view `dma`,
 /// signalling with virtual SPI `intid`, within the guest's `limits`
@@ -33,12 +33,12 @@ pub fn create(
     intid: u32,
     limits: &GuestLimits,
 ) -> Result<GuestViommu, ConfigError> {
-    Ok(ViommuMmio::new(model(ram, dma, vmids, limits)?, intid))
+    Ok(ViommuMmio::new(model(ram, dma, vmids, limits)?, ram, intid))
 }
 
 /// A guest's virtio-iommu on virtio-pci (a function of its virtual PCI
 /// bus, BAR 0 at `bar0`, INTx on virtual SPI `intid`).
-pub type GuestViommuPci = ViommuPci<SmmuBackend>;
+pub type GuestViommuPci = ViommuPci<SmmuBackend, GuestRam>;
 
 /// As [`create`], on virtio-pci.
 pub fn create_pci(
@@ -49,7 +49,12 @@ pub fn create_pci(
     limits: &GuestLimits,
     bar0: u64,
 ) -> Result<GuestViommuPci, ConfigError> {
-    Ok(ViommuPci::new(model(ram, dma, vmids, limits)?, intid, bar0))
+    Ok(ViommuPci::new(
+        model(ram, dma, vmids, limits)?,
+        ram,
+        intid,
+        bar0,
+    ))
 }
 
 /// The device model over its SMMU backend, within `limits`.

@@ -47,7 +47,7 @@
 
 use bench_guest::fdt::{self, Fdt};
 use bench_guest::rt::{self, freq, now, power_off};
-use bench_guest::viommu::{BATCH, Viommu, is_viommu};
+use bench_guest::viommu::{BATCH, Mmio, Viommu};
 use bench_guest::{pci, uart};
 use core::ptr::{read_volatile, write_volatile};
 use virtio_defs::iommu;
@@ -289,7 +289,7 @@ impl Hostile {
 
     fn mmio(&mut self) {
         let mut t = Tally::default();
-        let (win, size) = self.pci.mem64;
+        let (win, size) = (self.pci.mem64.cpu, self.pci.mem64.size);
         if size == 0 {
             fail("the PCIe host has no 64-bit window");
         }
@@ -555,15 +555,22 @@ extern "C" fn guest_main(dtb: usize) -> ! {
     let Some(edu) = pci::find(host.ecam.0, host.buses.0, EDU_VENDOR, EDU_DEVICE) else {
         fail("no edu (1234:11e8) on the bridge's first bus");
     };
-    if host.mem32.1 < 1 << 20 {
+    if host.mem32.size < 1 << 20 {
         fail("the PCIe host has no 32-bit memory window for edu's BAR");
     }
-    let bar = pci::enable(edu, host.mem32.0 as u32) as usize;
+    let bar = pci::enable(edu, host.mem32.cpu as u32) as usize;
     // SAFETY: edu's identification register, in the BAR just placed.
     let id = unsafe { read_volatile((bar + EDU_ID) as *const u32) };
-    let viommu = match fdt::viommu_of_rid(dt, edu.rid) {
-        Ok(v) if is_viommu(v.base as usize) => v,
-        Ok(_) => fail("the DT's virtio-iommu node has no virtio-iommu at its reg"),
+    let (viommu, transport) = match fdt::viommu_of_rid(dt, edu.rid) {
+        Ok(v) => match v.at {
+            fdt::IommuAt::Mmio(base) => match Mmio::new(base as usize) {
+                Ok(t) => (v, t),
+                Err(why) => fail(why),
+            },
+            fdt::IommuAt::Pci(_) => {
+                fail("the virtio-iommu is on virtio-pci: this guest drives virtio-mmio")
+            }
+        },
         Err(why) => fail(why),
     };
     let ram = dt
@@ -590,12 +597,12 @@ extern "C" fn guest_main(dtb: usize) -> ! {
     uart::puts(" ecam=");
     uart::hex(host.ecam.0);
     uart::puts(" mem64=");
-    uart::hex(host.mem64.0);
+    uart::hex(host.mem64.cpu);
     uart::puts("+");
-    uart::hex(host.mem64.1);
+    uart::hex(host.mem64.size);
     uart::puts("\n");
 
-    let v = match Viommu::setup(viommu.base as usize) {
+    let v = match Viommu::setup(transport) {
         Ok(v) => v,
         Err(why) => fail(why),
     };

@@ -3,10 +3,9 @@
 //! [`super::Viommu::next_fault`]. Set up with request queue 0, before
 //! DRIVER_OK; the device only uses it when a DMA faults.
 
-use super::{Desc, rd, wr};
+use super::{Desc, Transport};
 use core::ptr::{addr_of_mut, read_volatile, write_volatile};
 use virtio_defs::iommu::{self, FAULT_LEN};
-use virtio_defs::mmio::offset;
 use virtio_defs::ring::{RING_HEAD_LEN, VIRTQ_AVAIL_F_NO_INTERRUPT, VIRTQ_DESC_F_WRITE};
 
 /// Entries of the event queue (each with its own buffer).
@@ -67,15 +66,13 @@ pub struct Events {
 }
 
 impl Events {
-    /// Configures queue 1 of the device at `base` with every buffer
+    /// Configures queue 1 of the device behind `t` with every buffer
     /// available (call before DRIVER_OK). `None` when the queue is smaller
     /// than [`EQSZ`].
-    pub fn setup(base: usize) -> Option<Events> {
-        wr(base, offset::QUEUE_SEL, u32::from(iommu::EVENT_QUEUE));
-        if (rd(base, offset::QUEUE_NUM_MAX) as usize) < EQSZ {
-            return None;
+    pub fn setup(t: &mut impl Transport) -> Result<Option<Events>, &'static str> {
+        if (t.queue_max(iommu::EVENT_QUEUE) as usize) < EQSZ {
+            return Ok(None);
         }
-        wr(base, offset::QUEUE_NUM, EQSZ as u32);
         let rings = &raw mut EVENTS;
         // SAFETY: field addresses of a static, written before the device
         // may use the queue; no reference is formed.
@@ -100,21 +97,13 @@ impl Events {
                 addr_of_mut!((*rings).used_flags) as u64,
             )
         };
-        for (low, high, v) in [
-            (offset::QUEUE_DESC_LOW, offset::QUEUE_DESC_HIGH, d),
-            (offset::QUEUE_DRIVER_LOW, offset::QUEUE_DRIVER_HIGH, a),
-            (offset::QUEUE_DEVICE_LOW, offset::QUEUE_DEVICE_HIGH, u),
-        ] {
-            wr(base, low, v as u32);
-            wr(base, high, (v >> 32) as u32);
-        }
-        wr(base, offset::QUEUE_READY, 1);
-        Some(Events { rings, used: 0 })
+        t.enable_queue(iommu::EVENT_QUEUE, EQSZ as u16, d, a, u)?;
+        Ok(Some(Events { rings, used: 0 }))
     }
 
     /// The next fault report the device has written; its buffer is given
-    /// back to the device (`base`: the window, for the notify).
-    pub fn next(&mut self, base: usize) -> Option<FaultReport> {
+    /// back to the device (`t`: its transport, for the notify).
+    pub fn next(&mut self, t: &impl Transport) -> Option<FaultReport> {
         let r = self.rings;
         // SAFETY: naturally aligned fields of the static rings; an entry is
         // read only after the device published it through used.idx, and its
@@ -143,7 +132,7 @@ impl Events {
                 address,
             }
         };
-        wr(base, offset::QUEUE_NOTIFY, u32::from(iommu::EVENT_QUEUE));
+        t.notify(iommu::EVENT_QUEUE);
         Some(report)
     }
 }

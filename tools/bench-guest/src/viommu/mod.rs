@@ -1,8 +1,11 @@
-//! A polling driver of a virtio-iommu on virtio-mmio (version 2): the
-//! handshake (VERSION_1 + MAP_UNMAP), request queue 0 (128 entries in a
-//! static, requests of two descriptors (request, status) in fixed slots,
+//! A polling driver of a virtio-iommu over any transport ([`Transport`]:
+//! virtio-mmio version 2, [`Mmio`], or modern virtio-pci, [`pci::Pci`]):
+//! the handshake (VERSION_1 + MAP_UNMAP), request queue 0 (128 entries in
+//! a static, requests of two descriptors (request, status) in fixed slots,
 //! the used ring polled: NO_INTERRUPT, the guests run with IRQs masked)
-//! and the event queue's fault reports ([`events`]).
+//! and the event queue's fault reports ([`events`]). The ring and request
+//! code is the same for both transports; only the register accesses
+//! differ.
 //!
 //! Register offsets, status bits, ring flags and virtio-iommu numbers come
 //! from `virtio-defs` (hypervisor/virtio-defs), the crate the hypervisor's
@@ -11,37 +14,21 @@
 //! and accessed with volatile loads and stores of its own width.
 
 pub mod events;
+pub mod pci;
+pub mod transport;
 
 use crate::rt;
-use events::{Events, FaultReport};
 use core::arch::asm;
 use core::ptr::{addr_of_mut, read_volatile, write_volatile};
+use events::{Events, FaultReport};
+pub use transport::{Mmio, Transport, is_viommu, rd, wr};
 use virtio_defs::features::F_VERSION_1;
 use virtio_defs::iommu;
-use virtio_defs::mmio::{
-    self, STATUS_ACKNOWLEDGE, STATUS_DRIVER, STATUS_DRIVER_OK, STATUS_FEATURES_OK, offset,
-};
+use virtio_defs::mmio::{STATUS_ACKNOWLEDGE, STATUS_DRIVER, STATUS_DRIVER_OK, STATUS_FEATURES_OK};
 use virtio_defs::ring::{
     AVAIL_ELEM_LEN, DESC_LEN, RING_HEAD_LEN, USED_ELEM_LEN, VIRTQ_AVAIL_F_NO_INTERRUPT,
     VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE,
 };
-
-/// Reads the 32-bit register at `off` (a [`offset`] constant) of the window.
-pub fn rd(base: usize, off: u64) -> u32 {
-    // SAFETY: `base` is a virtio-mmio window (checked magic) or a probe of one.
-    unsafe { read_volatile((base + off as usize) as *const u32) }
-}
-
-/// Writes the 32-bit register at `off` of the window.
-pub fn wr(base: usize, off: u64, v: u32) {
-    // SAFETY: as for `rd`.
-    unsafe { write_volatile((base + off as usize) as *mut u32, v) }
-}
-
-/// Whether the window at `base` is a virtio-mmio virtio-iommu.
-pub fn is_viommu(base: usize) -> bool {
-    rd(base, offset::MAGIC_VALUE) == mmio::MAGIC && rd(base, offset::DEVICE_ID) == iommu::DEVICE_ID
-}
 
 /// Queue size used (power of two); 64 request chains of 2 descriptors.
 pub const QSZ: usize = 128;
@@ -117,10 +104,9 @@ const TAIL_LEN: u32 = iommu::TAIL_LEN as u32;
 /// A status no device writes: what a slot holds until its request completes.
 pub const NOT_DONE: u32 = 0xff;
 
-/// The driver side of request queue 0.
-pub struct Viommu {
-    /// The virtio-mmio window.
-    pub base: usize,
+/// The driver side of request queue 0, over transport `T`.
+pub struct Viommu<T: Transport = Mmio> {
+    t: T,
     rings: *mut Rings,
     slots: *mut Slot,
     /// Driver copy of avail.idx.
@@ -129,7 +115,7 @@ pub struct Viommu {
     pub errors: u32,
     /// The last non-zero status [`Viommu::kick`] saw.
     pub last_bad_status: u32,
-    /// `QueueNumMax` of queue 0.
+    /// The maximum size of queue 0.
     pub queue_num_max: u32,
     /// The event queue (None: the device's is too small).
     events: Option<Events>,
@@ -138,38 +124,37 @@ pub struct Viommu {
 /// The features the driver takes: VERSION_1 and MAP_UNMAP, nothing else.
 const FEATURES: u64 = F_VERSION_1 | iommu::F_MAP_UNMAP;
 
-impl Viommu {
-    /// Sets the device at `base` up: reset, handshake, queue 0, DRIVER_OK.
-    pub fn setup(base: usize) -> Result<Viommu, &'static str> {
-        if rd(base, offset::VERSION) != mmio::VERSION {
-            return Err("virtio-mmio version is not 2 (legacy transport?)");
-        }
+/// Reads of the device status after a reset before giving up on it.
+const RESET_POLLS: u32 = 1000;
+
+impl<T: Transport> Viommu<T> {
+    /// Sets the device behind `t` up: reset, handshake, queues 0 and 1,
+    /// DRIVER_OK.
+    pub fn setup(mut t: T) -> Result<Viommu<T>, &'static str> {
         let acked = STATUS_ACKNOWLEDGE | STATUS_DRIVER;
-        wr(base, offset::STATUS, 0);
-        wr(base, offset::STATUS, acked);
-        wr(base, offset::DEVICE_FEATURES_SEL, 1);
-        let hi = rd(base, offset::DEVICE_FEATURES);
-        wr(base, offset::DEVICE_FEATURES_SEL, 0);
-        let lo = rd(base, offset::DEVICE_FEATURES);
+        t.set_status(0);
+        // A device may take a while to reset (virtio 1.2, 4.1.4.3.2).
+        if !(0..RESET_POLLS).any(|_| t.status() == 0) {
+            return Err("the device status does not read 0 after the reset");
+        }
+        t.set_status(acked);
+        let hi = t.device_features(1);
+        let lo = t.device_features(0);
         let (want_hi, want_lo) = ((FEATURES >> 32) as u32, FEATURES as u32);
         if hi & want_hi != want_hi || lo & want_lo != want_lo {
             return Err("device lacks VERSION_1 or MAP_UNMAP");
         }
-        wr(base, offset::DRIVER_FEATURES_SEL, 1);
-        wr(base, offset::DRIVER_FEATURES, want_hi);
-        wr(base, offset::DRIVER_FEATURES_SEL, 0);
-        wr(base, offset::DRIVER_FEATURES, want_lo);
-        wr(base, offset::STATUS, acked | STATUS_FEATURES_OK);
-        if rd(base, offset::STATUS) & STATUS_FEATURES_OK == 0 {
+        t.set_driver_features(1, want_hi);
+        t.set_driver_features(0, want_lo);
+        t.set_status(acked | STATUS_FEATURES_OK);
+        if t.status() & STATUS_FEATURES_OK == 0 {
             return Err("FEATURES_OK refused");
         }
-        wr(base, offset::QUEUE_SEL, u32::from(iommu::REQUEST_QUEUE));
-        let max = rd(base, offset::QUEUE_NUM_MAX);
+        let max = t.queue_max(iommu::REQUEST_QUEUE);
         if (max as usize) < QSZ {
             return Err("queue 0 smaller than 128 entries");
         }
         let rings = &raw mut RINGS;
-        wr(base, offset::QUEUE_NUM, QSZ as u32);
         // SAFETY: field addresses of a static; no reference is formed.
         let (d, a, u) = unsafe {
             (
@@ -186,23 +171,11 @@ impl Viommu {
                 VIRTQ_AVAIL_F_NO_INTERRUPT,
             )
         };
-        for (low, high, v) in [
-            (offset::QUEUE_DESC_LOW, offset::QUEUE_DESC_HIGH, d),
-            (offset::QUEUE_DRIVER_LOW, offset::QUEUE_DRIVER_HIGH, a),
-            (offset::QUEUE_DEVICE_LOW, offset::QUEUE_DEVICE_HIGH, u),
-        ] {
-            wr(base, low, v as u32);
-            wr(base, high, (v >> 32) as u32);
-        }
-        wr(base, offset::QUEUE_READY, 1);
-        let events = Events::setup(base);
-        wr(
-            base,
-            offset::STATUS,
-            acked | STATUS_FEATURES_OK | STATUS_DRIVER_OK,
-        );
+        t.enable_queue(iommu::REQUEST_QUEUE, QSZ as u16, d, a, u)?;
+        let events = Events::setup(&mut t)?;
+        t.set_status(acked | STATUS_FEATURES_OK | STATUS_DRIVER_OK);
         Ok(Viommu {
-            base,
+            t,
             rings,
             slots: (&raw mut SLOTS) as *mut Slot,
             avail: 0,
@@ -213,30 +186,32 @@ impl Viommu {
         })
     }
 
+    /// The transport.
+    #[inline(always)]
+    pub fn transport(&self) -> &T {
+        &self.t
+    }
+
     /// The next fault report on the event queue, if the device wrote one.
     pub fn next_fault(&mut self) -> Option<FaultReport> {
-        let base = self.base;
-        self.events.as_mut()?.next(base)
+        self.events.as_mut()?.next(&self.t)
     }
 
     /// The device's `page_size_mask` (config space).
     pub fn page_size_mask(&self) -> u64 {
-        let psm = offset::CONFIG + iommu::config::OFF_PAGE_SIZE_MASK as u64;
-        rd(self.base, psm) as u64 | (rd(self.base, psm + 4) as u64) << 32
+        let psm = iommu::config::OFF_PAGE_SIZE_MASK as u64;
+        self.t.config_read(psm) as u64 | (self.t.config_read(psm + 4) as u64) << 32
     }
 
     /// Writes the config field `bypass` (a 32-bit access covering it).
     pub fn set_bypass(&self, on: bool) {
-        wr(
-            self.base,
-            offset::CONFIG + iommu::config::OFF_BYPASS as u64,
-            on as u32,
-        );
+        self.t
+            .config_write(iommu::config::OFF_BYPASS as u64, on as u32);
     }
 
     /// Reads the config field `bypass`.
     pub fn bypass(&self) -> u32 {
-        rd(self.base, offset::CONFIG + iommu::config::OFF_BYPASS as u64) & 0xff
+        self.t.config_read(iommu::config::OFF_BYPASS as u64) & 0xff
     }
 
     /// Writes request `i` (words of `req`, device-readable `len` bytes)
@@ -279,11 +254,7 @@ impl Viommu {
             write_volatile(addr_of_mut!((*self.rings).avail_idx), self.avail);
             asm!("dsb sy");
         }
-        wr(
-            self.base,
-            offset::QUEUE_NOTIFY,
-            u32::from(iommu::REQUEST_QUEUE),
-        );
+        self.t.notify(iommu::REQUEST_QUEUE);
     }
 
     /// Whether every published request has been used.

@@ -181,6 +181,41 @@ impl Profile {
         s
     }
 
+    /// Per-request total of one type (the five phases of [`Profile::row`]).
+    fn total(&self, kind: &str) -> Option<f64> {
+        self.row(kind).map(|r| r.iter().sum())
+    }
+
+    /// The report.md subsection setting this profile (of the virtio-mmio
+    /// run) beside `pci`'s (the virtio-pci run), per notify and per
+    /// request; `nulls` are the two transports' null exits.
+    pub fn beside(&self, pci: &Profile, nulls: [Option<f64>; 2]) -> String {
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            "### virtio-pci beside virtio-mmio\n\n\
+             The same profiled image, one run per transport ({} and {} notifies). The trap row \
+             is each transport's null exit (MagicValue / `device_feature_select` read); the \
+             transport row on virtio-pci covers the lock, the BAR decode and the notification \
+             region.\n",
+            self.notifies, pci.notifies
+        );
+        let _ = writeln!(s, "| EL2 instructions | virtio-mmio | virtio-pci |");
+        let _ = writeln!(s, "|---|---:|---:|");
+        let (mt, ms) = self.per_notify();
+        let (pt, ps) = pci.per_notify();
+        for (label, m, p) in [
+            ("per notify: trap (the null exit)", nulls[0], nulls[1]),
+            ("per notify: transport", mt, pt),
+            ("per notify: SMMU sync (average)", ms, ps),
+            ("per MAP request", self.total("map"), pci.total("map")),
+            ("per UNMAP request", self.total("unmap"), pci.total("unmap")),
+        ] {
+            let _ = writeln!(s, "| {label} | {} | {} |", cell(m), cell(p));
+        }
+        s
+    }
+
     /// The `el2_profile` object of results.json.
     pub fn json(&self) -> String {
         let row = |kind: &str| match self.row(kind) {
@@ -257,5 +292,19 @@ virtio-iommu profile: unmap 2 pop 220 read 100 model 1200 table 600
             p.json()
                 .starts_with("{\"map\": {\"descriptor_walk\": 100.0,")
         );
+    }
+
+    #[test]
+    fn pci_beside_mmio() {
+        let mmio = parse(LOG).unwrap();
+        let pci = parse(&LOG.replace("mmio 4000", "mmio 4100")).unwrap();
+        let md = mmio.beside(&pci, [Some(283.0), None]);
+        assert!(
+            md.contains("| per notify: trap (the null exit) | 283 | n/a |"),
+            "{md}"
+        );
+        assert!(md.contains("| per notify: transport | 250 | 275 |"), "{md}");
+        assert!(md.contains("| per MAP request | 710 | 710 |"), "{md}");
+        assert!(md.contains("(4 and 4 notifies)"), "{md}");
     }
 }

@@ -21,6 +21,12 @@
 //! The editing works on `dtc -O dts` output: one node opening per line
 //! (`[label: ]name {`), one property per line (`name = value;` or `name;`),
 //! `};` closing a node.
+//!
+//! The PCI reference (`-device virtio-iommu-pci`) needs no edit: QEMU
+//! writes the binding itself (hw/arm/virt.c, a `virtio,pci-iommu` child of
+//! the PCIe host and an `iommu-map` on the host that leaves the IOMMU's
+//! own requester ID out). [`pci_iommu`] reads what it wrote, for the
+//! report and to check the guest used that function.
 
 /// What [`edit`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -203,6 +209,66 @@ pub fn edit(dts: &str) -> Result<(String, Edit), String> {
     ))
 }
 
+/// The virtio-iommu on virtio-pci as QEMU's DT describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PciIommu {
+    /// Path of the `virtio,pci-iommu` node (a child of the PCIe host).
+    pub path: String,
+    /// Its requester ID (bus << 8 | device << 3 | function, from `reg`).
+    pub rid: u32,
+    /// The PCIe host's path.
+    pub pci_path: String,
+    /// The host's `iommu-map` cells.
+    pub iommu_map: Vec<u32>,
+}
+
+/// Finds the `virtio,pci-iommu` node of a PCIe host and the host's
+/// `iommu-map` in `dts` (QEMU's tree with `-device virtio-iommu-pci`).
+pub fn pci_iommu(dts: &str) -> Result<PciIommu, String> {
+    let all = nodes(dts)?;
+    let found: Vec<&DtsNode> = all
+        .iter()
+        .filter(|n| {
+            n.prop("compatible").is_some_and(|c| {
+                c.starts_with("\"virtio,pci-iommu\\0") || c == "\"virtio,pci-iommu\""
+            })
+        })
+        .collect();
+    let [node] = found[..] else {
+        return Err(format!(
+            "expected one virtio,pci-iommu node in QEMU's DT, found {}",
+            found.len()
+        ));
+    };
+    let pci_path = node
+        .path
+        .rsplit_once('/')
+        .map(|(p, _)| p.to_owned())
+        .filter(|p| !p.is_empty())
+        .ok_or_else(|| format!("{} is not a child of a PCIe host", node.path))?;
+    let pci = all
+        .iter()
+        .find(|n| n.path == pci_path && n.prop("device_type") == Some("\"pci\""))
+        .ok_or_else(|| format!("{pci_path}, the parent of {}, is no PCIe host", node.path))?;
+    let rid = node
+        .prop("reg")
+        .and_then(cells)
+        .filter(|c| c.len() == 5)
+        .map(|c| (c[0] >> 8) & 0xffff)
+        .ok_or_else(|| format!("{}: reg is not a PCI address", node.path))?;
+    let iommu_map = pci
+        .prop("iommu-map")
+        .and_then(cells)
+        .filter(|c| !c.is_empty() && c.len() % 4 == 0)
+        .ok_or_else(|| format!("{pci_path} has no iommu-map"))?;
+    Ok(PciIommu {
+        path: node.path.clone(),
+        rid,
+        pci_path,
+        iommu_map,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -322,6 +388,48 @@ mod tests {
         let dts = QEMU_DTS.replace("bus-range = <0x00 0xff>", "bus-range = <0x10 0x1f>");
         let (_, e) = edit(&dts).expect("edit");
         assert_eq!(e.iommu_map, [0x1000, 0x8005, 0x1000, 0x1000]);
+    }
+
+    /// QEMU 10.0's PCIe host with `-device virtio-iommu-pci` (an excerpt).
+    const QEMU_PCI_DTS: &str = "/dts-v1/;
+
+/ {
+\tpcie@10000000 {
+\t\tiommu-map = <0x00 0x8005 0x00 0x10 0x11 0x8005 0x11 0xffef>;
+\t\tbus-range = <0x00 0xff>;
+\t\t#address-cells = <0x03>;
+\t\tdevice_type = \"pci\";
+\t\tcompatible = \"pci-host-ecam-generic\";
+
+\t\tvirtio_iommu@2,0 {
+\t\t\tphandle = <0x8005>;
+\t\t\t#iommu-cells = <0x01>;
+\t\t\treg = <0x1000 0x00 0x00 0x00 0x00>;
+\t\t\tcompatible = \"virtio,pci-iommu\\0pci1af4,1057\";
+\t\t};
+\t};
+};
+";
+
+    #[test]
+    fn reads_qemus_virtio_pci_iommu_binding() {
+        assert_eq!(
+            pci_iommu(QEMU_PCI_DTS),
+            Ok(PciIommu {
+                path: "/pcie@10000000/virtio_iommu@2,0".into(),
+                rid: 0x10,
+                pci_path: "/pcie@10000000".into(),
+                iommu_map: vec![0, 0x8005, 0, 0x10, 0x11, 0x8005, 0x11, 0xffef],
+            })
+        );
+        let no_map = QEMU_PCI_DTS.replace(
+            "\t\tiommu-map = <0x00 0x8005 0x00 0x10 0x11 0x8005 0x11 0xffef>;\n",
+            "",
+        );
+        assert!(pci_iommu(&no_map).unwrap_err().contains("no iommu-map"));
+        assert!(pci_iommu(QEMU_DTS).unwrap_err().contains("found 0"));
+        let orphan = QEMU_PCI_DTS.replace("device_type = \"pci\";", "");
+        assert!(pci_iommu(&orphan).unwrap_err().contains("no PCIe host"));
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! markers (the bench guest's lines, QEMU's messages, its exit status).
 
 use super::l1::marker;
-use crate::bench::{self, Samples};
+use crate::bench::{self, report::Samples};
 
 /// One L2 run as the console shows it.
 #[derive(Debug, Clone, PartialEq, Default)]

@@ -71,17 +71,17 @@ pub enum Transport {
     /// reference gets: QEMU's own (`dumpdtb` in L1) with `#iommu-cells`
     /// on its slot and an `iommu-map` on the PCIe host ([`DT_EDITS`]).
     Mmio,
-    /// `virtio-iommu-pci`, described by QEMU's own DT. Needs a bench guest
-    /// with virtio-pci (branch bench-pci): measured by hand with it, not
-    /// in [`RUNS`] until it lands.
-    #[allow(dead_code)]
+    /// `virtio-iommu-pci` at L2's 00:02.0, described by QEMU's own DT (a
+    /// `virtio,pci-iommu` node and an `iommu-map` on the host, no edit),
+    /// as on the bare virtio-pci reference.
     Pci,
 }
 
 /// One run of the bench guest in L1.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct L2Run {
-    /// Its name on the console and in the report (`vfio`, `novfio`).
+    /// Its name on the console and in the report (`vfio`, `novfio`,
+    /// `pci-vfio`, `pci-novfio`).
     pub name: &'static str,
     /// Whether the endpoint is the outer `edu`, assigned through VFIO
     /// (otherwise QEMU's own emulated `edu` in L2).
@@ -90,9 +90,9 @@ pub struct L2Run {
     pub transport: Transport,
 }
 
-/// The two runs: the VMM exit alone, then with the assigned function, on
-/// virtio-mmio (the transport of ours' main rows).
-pub const RUNS: [L2Run; 2] = [
+/// The four runs: on each transport, the VMM exit alone, then with the
+/// assigned function.
+pub const RUNS: [L2Run; 4] = [
     L2Run {
         name: "novfio",
         vfio: false,
@@ -103,7 +103,28 @@ pub const RUNS: [L2Run; 2] = [
         vfio: true,
         transport: Transport::Mmio,
     },
+    L2Run {
+        name: "pci-novfio",
+        vfio: false,
+        transport: Transport::Pci,
+    },
+    L2Run {
+        name: "pci-vfio",
+        vfio: true,
+        transport: Transport::Pci,
+    },
 ];
+
+/// The run of `transport` with or without VFIO.
+pub fn run_of(transport: Transport, vfio: bool) -> L2Run {
+    RUNS.into_iter()
+        .find(|r| r.transport == transport && r.vfio == vfio)
+        .unwrap_or(L2Run {
+            name: "none",
+            vfio,
+            transport,
+        })
+}
 
 /// The run made once after L1's boot and not counted: the first QEMU
 /// started after boot was measured slower (null exit 16 900 instead of
@@ -187,7 +208,9 @@ pub fn l2_args(run: L2Run, stage: Stage) -> Vec<String> {
                 a.extend(["-dtb".into(), DTB.into()]);
             }
         }
-        // QEMU's DT maps every other requester ID to it.
+        // QEMU's DT maps every other requester ID to it. No `ioeventfd`
+        // property on this device type: notifies are handled in the
+        // vCPU thread's MMIO exit already.
         Transport::Pci => a.extend(["-device".into(), "virtio-iommu-pci,addr=2.0".into()]),
     }
     if stage == Stage::Run {
@@ -384,14 +407,15 @@ mod tests {
         let dump = l2_args(RUNS[1], Stage::DumpDtb).join(" ");
         assert!(dump.starts_with("-M virt,gic-version=3,dumpdtb=/tmp/l2.dtb "));
         assert!(!dump.contains("vfio-pci") && !dump.contains("-dtb"));
-        let pci = L2Run {
-            transport: Transport::Pci,
-            ..RUNS[1]
-        };
-        let pci = l2_args(pci, Stage::Run).join(" ");
+        let pci = l2_args(run_of(Transport::Pci, true), Stage::Run).join(" ");
         assert!(
             pci.ends_with("-device virtio-iommu-pci,addr=2.0 -device vfio-pci,host=$EDU,addr=1.0")
         );
+        assert!(!pci.contains("-dtb") && !pci.contains("virtio-mmio"));
+        let pci = l2_args(run_of(Transport::Pci, false), Stage::Run).join(" ");
+        assert!(pci.ends_with("-device virtio-iommu-pci,addr=2.0 -device edu,addr=1.0"));
+        assert_eq!(run_of(Transport::Pci, false).name, "pci-novfio");
+        assert_eq!(run_of(Transport::Mmio, true).name, "vfio");
     }
 
     #[test]
@@ -402,8 +426,13 @@ mod tests {
         assert!(pos("drivers_probe") < pos("peer run warmup begin"));
         assert!(pos("peer run warmup begin") < pos("peer run novfio begin"));
         assert!(pos("peer run novfio begin") < pos("peer run vfio begin"));
-        assert!(pos("peer run vfio begin") < pos("peer done"));
+        assert!(pos("peer run vfio begin") < pos("peer run pci-novfio begin"));
+        assert!(pos("peer run pci-novfio begin") < pos("peer run pci-vfio begin"));
+        assert!(pos("peer run pci-vfio begin") < pos("peer done"));
         assert_eq!(s.matches("peer run vfio begin").count(), 2);
+        assert_eq!(s.matches("peer run pci-vfio begin").count(), 2);
+        // Only the virtio-mmio runs dump and edit a DT: warm-up + 2 x 2.
+        assert_eq!(s.matches("dumpdtb=").count(), 5);
         assert!(s.rfind("peer run novfio begin") > s.find("peer run vfio begin"));
         assert!(s.contains("\"vfio-pci,host=$EDU,addr=1.0\""));
         assert!(s.contains(&format!("timeout {L2_TIMEOUT_S} qemu-system-aarch64")));

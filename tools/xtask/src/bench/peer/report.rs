@@ -1,11 +1,12 @@
-//! The peer's rows beside ours and the bare reference: the markdown table
-//! and the `"peer"` object of results.json.
+//! The peer's rows beside ours and the bare reference, per transport: the
+//! markdown tables, the `"peer"` object of results.json and the peer's
+//! bars of the plot.
 
 use std::fmt::Write as _;
 
 use super::PeerOutcome;
-use super::l1::{self, RUNS, Stage, WARMUP};
-use crate::bench::{Samples, stat};
+use super::l1::{self, L2Run, RUNS, Stage, Transport, WARMUP};
+use crate::bench::report::{Bar, Samples, Sides, stat};
 
 /// The workloads compared, in order: (key, label).
 pub const OPS: [(&str, &str); 5] = [
@@ -16,13 +17,35 @@ pub const OPS: [(&str, &str); 5] = [
     ("null_exit", "null exit (register read)"),
 ];
 
+/// The transports, in the report's order: (transport, heading).
+const TRANSPORTS: [(Transport, &str); 2] = [
+    (
+        Transport::Mmio,
+        "virtio-mmio (L2: `virtio-iommu-device`; ours and bare QEMU: the virtio-mmio rows)",
+    ),
+    (
+        Transport::Pci,
+        "virtio-pci (L2: `virtio-iommu-pci`; ours and bare QEMU: the virtio-pci rows)",
+    ),
+];
+
 /// The other two sides of the comparison, when they ran.
 #[derive(Debug, Clone, Copy)]
 pub struct Others<'a> {
-    /// partita's samples.
-    pub ours: &'a Samples,
-    /// QEMU's virtio-iommu without a hypervisor.
-    pub reference: &'a Samples,
+    /// ours and QEMU's without a hypervisor, on virtio-mmio.
+    pub mmio: &'a Sides,
+    /// The same on virtio-pci.
+    pub pci: &'a Sides,
+}
+
+impl<'a> Others<'a> {
+    /// The sides of `t`.
+    fn of(self, t: Transport) -> &'a Sides {
+        match t {
+            Transport::Mmio => self.mmio,
+            Transport::Pci => self.pci,
+        }
+    }
 }
 
 /// Median of `k` in `s`.
@@ -45,32 +68,44 @@ fn num(v: Option<f64>) -> String {
     v.map_or("null".into(), |v| format!("{v:.1}"))
 }
 
-/// The peer's samples per run kind: (vfio, novfio).
-fn sides(o: &PeerOutcome) -> (Samples, Samples) {
-    (o.console.samples("vfio"), o.console.samples("novfio"))
+/// The peer's samples on `t`: (vfio, novfio).
+fn sides(o: &PeerOutcome, t: Transport) -> (Samples, Samples) {
+    (
+        o.console.samples(l1::run_of(t, true).name),
+        o.console.samples(l1::run_of(t, false).name),
+    )
 }
 
-/// The peer section of report.md.
-pub fn markdown(o: &PeerOutcome, others: Option<Others<'_>>) -> String {
-    let (vfio, novfio) = sides(o);
-    let mut s = String::new();
-    let _ = writeln!(s, "## The peer: Linux/KVM with QEMU's virtio-iommu\n");
-    let _ = writeln!(
-        s,
-        "Guest ns per operation of the same bench guest (L2) under KVM in a Linux host (L1) \
-         booted on the same outer QEMU, `-icount shift=0 -seed 1`: L1's kernel and QEMU's \
-         instructions are guest time. Median of the runs that completed; one L1 boot, each \
-         L2 run {} time(s).\n",
-        o.console.runs.len() / RUNS.len().max(1)
-    );
+/// What one run is, for the report.
+fn kind(run: L2Run) -> String {
+    let t = match run.transport {
+        Transport::Mmio => "virtio-mmio",
+        Transport::Pci => "virtio-pci",
+    };
+    if run.vfio {
+        format!(
+            "peer, {t}, VFIO (`{}`: the outer `edu` bound to vfio-pci in L1, assigned to L2 at 00:01.0)",
+            run.name
+        )
+    } else {
+        format!(
+            "peer, {t}, no VFIO (`{}`: QEMU's emulated `edu` at L2's 00:01.0: the VMM exit alone)",
+            run.name
+        )
+    }
+}
+
+/// One transport's table.
+fn table(s: &mut String, o: &PeerOutcome, t: Transport, others: Option<Others<'_>>) {
+    let (vfio, novfio) = sides(o, t);
     let _ = writeln!(
         s,
         "| operation | ours (ns) | peer, VFIO (ns) | peer, no VFIO (ns) | bare QEMU (ns) | peer VFIO / ours | peer no VFIO / ours |"
     );
     let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|");
     for (k, label) in OPS {
-        let ours = others.and_then(|x| med(x.ours, k));
-        let bare = others.and_then(|x| med(x.reference, k));
+        let ours = others.and_then(|x| med(&x.of(t).ours, k));
+        let bare = others.and_then(|x| med(&x.of(t).reference, k));
         let (v, n) = (med(&vfio, k), med(&novfio, k));
         let _ = writeln!(
             s,
@@ -84,13 +119,31 @@ pub fn markdown(o: &PeerOutcome, others: Option<Others<'_>>) -> String {
         );
     }
     let _ = writeln!(s);
+}
+
+/// The peer section of report.md.
+pub fn markdown(o: &PeerOutcome, others: Option<Others<'_>>) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "## The peer: Linux/KVM with QEMU's virtio-iommu\n");
+    let reps = o
+        .console
+        .runs
+        .iter()
+        .filter(|r| r.name == RUNS[0].name)
+        .count();
+    let _ = writeln!(
+        s,
+        "Guest ns per operation of the same bench guest (L2) under KVM in a Linux host (L1) \
+         booted on the same outer QEMU, `-icount shift=0 -seed 1`: L1's kernel and QEMU's \
+         instructions are guest time. Median of the runs that completed; one L1 boot, each \
+         L2 run {reps} time(s).\n"
+    );
+    for (t, heading) in TRANSPORTS {
+        let _ = writeln!(s, "### {heading}\n");
+        table(&mut s, o, t, others);
+    }
     for run in RUNS {
         let f = o.console.failures(run.name);
-        let kind = if run.vfio {
-            "peer, VFIO (the outer `edu` bound to vfio-pci in L1, assigned to L2 at 00:01.0)"
-        } else {
-            "peer, no VFIO (QEMU's emulated `edu` at L2's 00:01.0: the VMM exit alone)"
-        };
         let ok = o
             .console
             .samples(run.name)
@@ -100,7 +153,8 @@ pub fn markdown(o: &PeerOutcome, others: Option<Others<'_>>) -> String {
             .unwrap_or(0);
         let _ = writeln!(
             s,
-            "- {kind}: {ok} run(s) counted{}",
+            "- {}: {ok} run(s) counted{}",
+            kind(run),
             if f.is_empty() {
                 String::new()
             } else {
@@ -153,7 +207,7 @@ pub fn markdown(o: &PeerOutcome, others: Option<Others<'_>>) -> String {
     }
     let _ = writeln!(
         s,
-        "- L2's DT on virtio-mmio: QEMU's own (`dumpdtb` in L1), edited with `fdtput` as for the bare reference: {}",
+        "- L2's DT on virtio-mmio: QEMU's own (`dumpdtb` in L1), edited with `fdtput` as for the bare reference: {}; on virtio-pci: QEMU's own, unedited",
         l1::DT_EDITS
             .iter()
             .map(|(n, p, c)| format!("`{p}` = {c:x?} on `{n}`"))
@@ -163,7 +217,8 @@ pub fn markdown(o: &PeerOutcome, others: Option<Others<'_>>) -> String {
     let w = o.console.failures(WARMUP.name);
     let _ = writeln!(
         s,
-        "- one warm-up run of the no-VFIO case after L1's boot, not counted{}",
+        "- one warm-up run ({}) after L1's boot, not counted{}",
+        WARMUP.name,
         if w.is_empty() {
             String::new()
         } else {
@@ -180,11 +235,11 @@ pub fn markdown(o: &PeerOutcome, others: Option<Others<'_>>) -> String {
     s
 }
 
-/// The `"peer"` object of results.json: the VFIO figures at the top (the
-/// issue's `"peer": {"map_unmap_4k": G, ...}`), then each kind, the ratios
-/// to ours and what failed.
-pub fn json(o: &PeerOutcome, ours: Option<&Samples>) -> String {
-    let (vfio, novfio) = sides(o);
+/// One transport's members of the `"peer"` object: the VFIO figures (the
+/// issue's `"map_unmap_4k": G, ...`), then the no-VFIO ones, the ratios to
+/// ours and what failed.
+fn json_members(o: &PeerOutcome, t: Transport, ours: Option<&Samples>) -> String {
+    let (vfio, novfio) = sides(o, t);
     let obj = |s: &Samples| {
         OPS.iter()
             .map(|(k, _)| format!("\"{k}\": {}", num(med(s, k))))
@@ -203,24 +258,35 @@ pub fn json(o: &PeerOutcome, ours: Option<&Samples>) -> String {
             .collect::<Vec<_>>()
             .join(", ")
     };
-    let failures = |name: &str| {
+    let failures = |vfio: bool| {
         o.console
-            .failures(name)
+            .failures(l1::run_of(t, vfio).name)
             .iter()
             .map(|f| format!("\"{}\"", f.replace('\\', "\\\\").replace('"', "\\\"")))
             .collect::<Vec<_>>()
             .join(", ")
     };
     format!(
-        "{{{}, \"with\": \"VFIO: the outer edu assigned to L2\", \"no_vfio\": {{{}}}, \
+        "{}, \"with\": \"VFIO: the outer edu assigned to L2\", \"no_vfio\": {{{}}}, \
          \"ratio_to_ours\": {{{}}}, \"no_vfio_ratio_to_ours\": {{{}}}, \
-         \"failures\": {{\"vfio\": [{}], \"no_vfio\": [{}]}}, \"wall_s\": {:.0}}}",
+         \"failures\": {{\"vfio\": [{}], \"no_vfio\": [{}]}}",
         obj(&vfio),
         obj(&novfio),
         ratios(&vfio),
         ratios(&novfio),
-        failures("vfio"),
-        failures("novfio"),
+        failures(true),
+        failures(false),
+    )
+}
+
+/// The `"peer"` object of results.json: virtio-mmio at the top (VFIO
+/// figures first: the issue's `"peer": {"map_unmap_4k": G, ...}`), the
+/// same for virtio-pci under `"pci"`, the wall time.
+pub fn json(o: &PeerOutcome, others: Option<Others<'_>>) -> String {
+    format!(
+        "{{{}, \"pci\": {{{}}}, \"wall_s\": {:.0}}}",
+        json_members(o, Transport::Mmio, others.map(|x| &x.mmio.ours)),
+        json_members(o, Transport::Pci, others.map(|x| &x.pci.ours)),
         o.wall.as_secs_f64()
     )
 }
@@ -230,6 +296,34 @@ pub fn json(o: &PeerOutcome, ours: Option<&Samples>) -> String {
 pub fn add_to_json(json: &str, peer: &str) -> String {
     let body = json.trim_end().trim_end_matches('}').trim_end();
     format!("{body},\n  \"peer\": {peer}\n}}\n")
+}
+
+/// The peer's bars in the plot: VFIO and no VFIO on each transport.
+pub fn bars(o: &PeerOutcome) -> Vec<Bar> {
+    let (mv, mn) = sides(o, Transport::Mmio);
+    let (pv, pn) = sides(o, Transport::Pci);
+    vec![
+        Bar {
+            samples: mv,
+            color: "#27ae60",
+            name: "Linux/KVM + VFIO, mmio",
+        },
+        Bar {
+            samples: pv,
+            color: "#8e44ad",
+            name: "Linux/KVM + VFIO, pci",
+        },
+        Bar {
+            samples: mn,
+            color: "#7dcea0",
+            name: "Linux/KVM, no VFIO, mmio",
+        },
+        Bar {
+            samples: pn,
+            color: "#c39bd3",
+            name: "Linux/KVM, no VFIO, pci",
+        },
+    ]
 }
 
 #[cfg(test)]
@@ -243,6 +337,105 @@ mod tests {
             j,
             "{\n  \"a\": 1,\n  \"peer\": {\"map_unmap_4k\": 2.0}\n}\n"
         );
+    }
+
+    /// An L1 console with one run of each kind, the PCI VFIO one failed.
+    const CONSOLE: &str = "\
+peer l1 kernel=6.12.95+deb12-arm64 cpus=1 kvm=/dev/kvm
+peer edu 0000:00:05.0 group=3 driver=vfio-pci vfio=3 vfio
+peer run warmup begin
+bench map_unmap_4k ns_per_op=99999.0 reps=1000 ticks=1 errors=0
+bench done
+peer run warmup end status=0
+peer run novfio begin
+bench map_unmap_4k ns_per_op=26195.0 reps=1000 ticks=1 errors=0
+bench done
+peer run novfio end status=0
+peer run vfio begin
+bench dt viommu=/virtio_mmio@a003e00 iommu-map of /pcie@10000000 rid=0x8 endpoint=0x8
+bench map_unmap_4k ns_per_op=35659.0 reps=1000 ticks=1 errors=0
+bench done
+peer run vfio end status=0
+peer run pci-novfio begin
+bench map_unmap_4k ns_per_op=24951.0 reps=1000 ticks=1 errors=0
+bench done
+peer run pci-novfio end status=0
+peer run pci-vfio begin
+qemu-system-aarch64: -device vfio-pci,host=0000:00:05.0,addr=1.0: no
+peer run pci-vfio end status=1
+peer done
+";
+
+    fn outcome() -> PeerOutcome {
+        PeerOutcome {
+            console: super::super::console::parse(CONSOLE),
+            image: l1::L1Image {
+                kernel: "vmlinuz".into(),
+                initrd: "initrd".into(),
+                kernel_version: "6.12.95".into(),
+                qemu_version: "10.0.2".into(),
+                packages: 85,
+            },
+            command: "qemu-system-aarch64 ...".into(),
+            wall: std::time::Duration::from_secs(20),
+            log: "peer.log".into(),
+        }
+    }
+
+    #[test]
+    fn both_transports_in_report_and_json() {
+        let o = outcome();
+        let one = |k: &str, v: f64| -> Samples { [(k.to_owned(), vec![v])].into() };
+        let mmio = Sides {
+            ours: one("map_unmap_4k", 4924.0),
+            reference: one("map_unmap_4k", 67.0),
+        };
+        let pci = Sides {
+            ours: one("map_unmap_4k", 4979.0),
+            reference: one("map_unmap_4k", 68.0),
+        };
+        let others = Others {
+            mmio: &mmio,
+            pci: &pci,
+        };
+        let md = markdown(&o, Some(others));
+        assert!(md.contains("each L2 run 1 time(s)"), "{md}");
+        let (m, p) = (
+            md.find("### virtio-mmio").expect("mmio table"),
+            md.find("### virtio-pci").expect("pci table"),
+        );
+        assert!(m < p);
+        assert!(
+            md[m..p]
+                .contains("| 4 KiB MAP+UNMAP | 4924.0 | 35659.0 | 26195.0 | 67.0 | 7.2x | 5.3x |"),
+            "{md}"
+        );
+        assert!(
+            md[p..].contains("| 4 KiB MAP+UNMAP | 4979.0 | n/a | 24951.0 | 68.0 | n/a | 5.0x |"),
+            "{md}"
+        );
+        assert!(md.contains("`pci-vfio`: the outer `edu`"), "{md}");
+        assert!(md.contains("0 run(s) counted; **1 failed**: `QEMU exited with status 1"));
+        assert!(md.contains("- L2 (pci-novfio): `qemu-system-aarch64 -M virt,gic-version=3"));
+        let json = json(&o, Some(others));
+        assert!(json.starts_with("{\"map_unmap_4k\": 35659.0, "), "{json}");
+        assert!(
+            json.contains("\"no_vfio\": {\"map_unmap_4k\": 26195.0, "),
+            "{json}"
+        );
+        assert!(
+            json.contains("\"pci\": {\"map_unmap_4k\": null, "),
+            "{json}"
+        );
+        assert!(
+            json.contains("\"no_vfio_ratio_to_ours\": {\"map_unmap_4k\": 5.01, "),
+            "{json}"
+        );
+        assert!(json.ends_with(", \"wall_s\": 20}"), "{json}");
+        let b = bars(&o);
+        assert_eq!(b.len(), 4);
+        assert_eq!(b[0].samples["map_unmap_4k"], [35659.0]);
+        assert!(b[1].samples.is_empty());
     }
 
     #[test]
