@@ -3,7 +3,8 @@
 //! QEMU (the machine partita runs on: EL2, SMMUv3, GICv3, plus an `edu`)
 //! boots Debian's arm64 kernel as an L1 host with KVM; in it Debian's
 //! arm64 QEMU runs the bench guest (L2) under KVM with QEMU's
-//! `virtio-iommu-pci`, its endpoint being either QEMU's own emulated `edu`
+//! virtio-iommu on each transport (`virtio-iommu-device` on virtio-mmio,
+//! `virtio-iommu-pci`), its endpoint being either QEMU's own emulated `edu`
 //! (each request costs a VM exit and a return to the VMM process) or the
 //! outer `edu` bound to `vfio-pci` in L1 and assigned to L2 (each MAP and
 //! UNMAP is also a `VFIO_IOMMU_MAP_DMA`/`UNMAP_DMA` ioctl into L1's SMMUv3

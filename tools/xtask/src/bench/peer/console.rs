@@ -19,6 +19,9 @@ pub struct L2Result {
     pub done: bool,
     /// The guest's `bench dt ...` line (what it found through its DT).
     pub dt: Option<String>,
+    /// The guest's `bench device ...` line (the device's transport and
+    /// the page sizes it offers: with VFIO behind it, the host SMMU's).
+    pub device: Option<String>,
     /// Every line of the run, for the evidence of a failure.
     pub lines: Vec<String>,
 }
@@ -148,6 +151,11 @@ pub fn parse(text: &str) -> PeerConsole {
                         .iter()
                         .find_map(|l| l.strip_prefix("bench dt "))
                         .map(|s| s.trim().to_owned());
+                    r.device = r
+                        .lines
+                        .iter()
+                        .find_map(|l| l.strip_prefix("bench device "))
+                        .map(|s| s.trim().to_owned());
                     c.runs.push(r);
                 }
                 continue;
@@ -181,6 +189,7 @@ peer edu 0000:00:05.0 group=3 driver=vfio-pci vfio=3 vfio
 peer run novfio begin
 bench start cntfrq=1000000000 psci=hvc\r
 bench dt viommu=/pcie@10000000/virtio_iommu@10 rid=0x8 endpoint=0x8
+bench device base=0xa003e00 transport=mmio page_size_mask=0xfffffffffffff000 queue_num_max=1024
 bench map_unmap_4k ns_per_op=30000.0 reps=1000 ticks=1 errors=0
 bench null_exit ns_per_op=9000.5 reps=5000 ticks=1 errors=0
 bench done
@@ -214,6 +223,13 @@ bench start
             c.runs[0].dt.as_deref(),
             Some("viommu=/pcie@10000000/virtio_iommu@10 rid=0x8 endpoint=0x8")
         );
+        assert_eq!(
+            c.runs[0].device.as_deref(),
+            Some(
+                "base=0xa003e00 transport=mmio page_size_mask=0xfffffffffffff000 queue_num_max=1024"
+            )
+        );
+        assert_eq!(c.runs[1].device, None);
         // The second novfio run had errors: only the first counts.
         let s = c.samples("novfio");
         assert_eq!(s["map_unmap_4k"], [30000.0]);

@@ -189,14 +189,12 @@ pub fn markdown(o: &PeerOutcome, others: Option<Others<'_>>) -> String {
         let _ = writeln!(s, "- L1 kernel: `{}`", d.trim());
     }
     for run in RUNS {
-        if let Some(dt) = o
-            .console
-            .runs
-            .iter()
-            .find(|r| r.name == run.name)
-            .and_then(|r| r.dt.as_deref())
-        {
+        let first = o.console.runs.iter().find(|r| r.name == run.name);
+        if let Some(dt) = first.and_then(|r| r.dt.as_deref()) {
             let _ = writeln!(s, "- discovery (peer, {}): {dt}", run.name);
+        }
+        if let Some(dev) = first.and_then(|r| r.device.as_deref()) {
+            let _ = writeln!(s, "- device (peer, {}): {dev}", run.name);
         }
         let _ = writeln!(
             s,
@@ -353,6 +351,7 @@ bench done
 peer run novfio end status=0
 peer run vfio begin
 bench dt viommu=/virtio_mmio@a003e00 iommu-map of /pcie@10000000 rid=0x8 endpoint=0x8
+bench device base=0xa003e00 transport=mmio page_size_mask=0x40201000 queue_num_max=1024
 bench map_unmap_4k ns_per_op=35659.0 reps=1000 ticks=1 errors=0
 bench done
 peer run vfio end status=0
@@ -415,6 +414,12 @@ peer done
             "{md}"
         );
         assert!(md.contains("`pci-vfio`: the outer `edu`"), "{md}");
+        assert!(
+            md.contains(
+                "- device (peer, vfio): base=0xa003e00 transport=mmio page_size_mask=0x40201000"
+            ),
+            "{md}"
+        );
         assert!(md.contains("0 run(s) counted; **1 failed**: `QEMU exited with status 1"));
         assert!(md.contains("- L2 (pci-novfio): `qemu-system-aarch64 -M virt,gic-version=3"));
         let json = json(&o, Some(others));
