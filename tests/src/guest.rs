@@ -55,6 +55,15 @@ pub fn guest_image(name: &str) -> Result<PathBuf, HarnessError> {
     Ok(PathBuf::from(dir).join(format!("{name}.bin")))
 }
 
+/// Shell text that reads the guest's first NVMe namespace with `md5sum`
+/// once its device node exists. Linux's NVMe driver probes asynchronously
+/// (the controller reset and the namespace scan run after `insmod`
+/// returns), so the shell can answer before `/dev/nvme0n1` exists: after a
+/// guest reboot on a loaded machine it did, and `md5sum` failed at once.
+/// Waits up to 20 s, and says so when the node never came.
+pub const READ_NVME: &str = "n=0; while [ ! -b /dev/nvme0n1 ] && [ $n -lt 20 ]; do sleep 1; n=$((n+1)); done; \
+[ -b /dev/nvme0n1 ] || echo \"no /dev/nvme0n1 after $n s\"; md5sum /dev/nvme0n1";
+
 /// Types `cmd` at the guest's shell and waits for `expect` in the output.
 pub fn run(
     vm: &mut Session,

@@ -306,6 +306,49 @@ impl Session {
         }
     }
 
+    /// Types `line` (a newline is added) and waits for `answer` in a line
+    /// of guest `guest`, typing it again every `every` until the answer
+    /// comes or `timeout` has passed; moves the cursor past the answer.
+    /// For a guest that may still be booting: what reaches it before its
+    /// `/init` has opened the console is lost (Linux's PL011 driver drains
+    /// its receive FIFO when the port is opened).
+    pub fn ask_from(
+        &mut self,
+        guest: &str,
+        line: &str,
+        answer: &str,
+        every: Duration,
+        timeout: Duration,
+    ) -> Result<(), HarnessError> {
+        let what = format!(
+            "{answer:?} in a line tagged [{guest}] after byte {} of the console (asked every {:.0} s)",
+            self.cursor,
+            every.as_secs_f64()
+        );
+        let head = {
+            let state = self.console.lock();
+            hil::guests::line_head(&state.bytes, self.cursor).to_vec()
+        };
+        let started = Instant::now();
+        loop {
+            self.send(&format!("{line}\n"))?;
+            let left = timeout.saturating_sub(started.elapsed());
+            match self.wait_for(every.min(left), |tail, _| {
+                hil::guests::find_tagged(&head, tail, guest, answer)
+            }) {
+                Wait::Found(end) => {
+                    self.cursor += end;
+                    return Ok(());
+                }
+                Wait::Closed => return Err(self.ended(what)),
+                Wait::TimedOut(cut) if cut || started.elapsed() >= timeout => {
+                    return Err(self.timed_out(what, started, cut));
+                }
+                Wait::TimedOut(_) => {}
+            }
+        }
+    }
+
     /// Gives guest `guest` the focus of the hypervisor's console: its
     /// number from the guest list (Ctrl-] `l`, the first time a guest is
     /// named), then Ctrl-] and the number; waits (each at most `timeout`)

@@ -33,7 +33,8 @@ fn two_guests_each_with_its_own_console() -> Result<(), HarnessError> {
     let start = vm.cursor();
     // beta (no focus) prints whole lines only; alpha has the focus, so a
     // line of beta's may cut one of alpha's boot lines in two: alpha is
-    // asked instead (typed-ahead input waits for its shell).
+    // asked instead, again until it answers (input typed before its /init
+    // opened the console is lost).
     vm.expect_all(
         &[
             &format!("[beta] {INIT_DONE}"),
@@ -43,8 +44,13 @@ fn two_guests_each_with_its_own_console() -> Result<(), HarnessError> {
     )?;
     vm.set_cursor(start);
     vm.expect("console input goes to the guest with the focus", BOOT)?;
-    vm.send("echo al$((1+1))ive\n")?;
-    vm.expect_from("alpha", "al2ive", BOOT)?;
+    vm.ask_from(
+        "alpha",
+        "echo al$((1+1))ive",
+        "al2ive",
+        Duration::from_secs(10),
+        BOOT,
+    )?;
 
     // alpha has the focus first: a file written there is alpha's only.
     vm.send("echo one > /tmp/mark; echo A-$(cat /tmp/mark)-A\n")?;

@@ -15,7 +15,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use hv_tests::guest::{
-    self, EDU_SLOT, INIT_DONE, ScratchDir, bundle, disk_image, edu_dma_to, enable_pci_function,
+    self, EDU_SLOT, INIT_DONE, READ_NVME, ScratchDir, bundle, disk_image, edu_dma_to,
+    enable_pci_function,
 };
 use hv_tests::{HarnessError, Qemu, Session};
 
@@ -76,7 +77,7 @@ fn dma_is_translated_and_confined() -> Result<(), HarnessError> {
 
     // NVMe: the guest's DMA addresses are guest-physical; only the SMMU's
     // stage-2 translation makes them land in the guest's RAM.
-    run(&mut vm, "md5sum /dev/nvme0n1", &md5)?;
+    run(&mut vm, READ_NVME, &md5)?;
 
     // edu: memory decoding and bus mastering on, its identification register.
     let d = format!("/sys/bus/pci/devices/0000:00:{EDU_SLOT:02x}.0");
@@ -98,7 +99,7 @@ fn dma_is_translated_and_confined() -> Result<(), HarnessError> {
     }
     // The guest is still alive and its disk still reads.
     run(&mut vm, "echo still-alive", "still-alive")?;
-    run(&mut vm, "md5sum /dev/nvme0n1", &md5)?;
+    run(&mut vm, READ_NVME, &md5)?;
     vm.send("poweroff -f\n")?;
     vm.expect_exit_code(0, CMD)
 }
@@ -126,7 +127,7 @@ fn nvme_reads_through_a_stage2_only_smmu() -> Result<(), HarnessError> {
     vm.expect_line(&["smmuv3", "stages=s2 "], BOOT)?;
     vm.expect("translate through its stage 2", BOOT)?;
     vm.expect(INIT_DONE, BOOT)?;
-    run(&mut vm, "md5sum /dev/nvme0n1", &md5)?;
+    run(&mut vm, READ_NVME, &md5)?;
     vm.send("poweroff -f\n")?;
     vm.expect_exit_code(0, CMD)
 }

@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use hv_tests::guest::{
-    self, EDU_SLOT, INIT_DONE, STUB_EDU, ScratchDir, bundle, disk_image, edu_dma_to,
+    self, EDU_SLOT, INIT_DONE, READ_NVME, STUB_EDU, ScratchDir, bundle, disk_image, edu_dma_to,
     enable_pci_function,
 };
 use hv_tests::{HarnessError, Qemu, Session};
@@ -58,7 +58,7 @@ fn linux_uses_the_in_hypervisor_virtio_iommu() -> Result<(), HarnessError> {
         "cat /sys/bus/pci/devices/0000:00:02.0/iommu_group/type",
         "DMA",
     )?;
-    run(&mut vm, "md5sum /dev/nvme0n1", &md5)?;
+    run(&mut vm, READ_NVME, &md5)?;
 
     // edu, bound to pci-stub so that Linux puts it in an IOMMU group and
     // attaches its (empty) default DMA domain: DMA to an unmapped IOVA.

@@ -12,7 +12,8 @@
 use std::time::Duration;
 
 use hv_tests::guest::{
-    INIT_DONE, STUB_EDU, ScratchDir, bundle, disk_image, edu_dma_to, enable_pci_function, run,
+    INIT_DONE, READ_NVME, STUB_EDU, ScratchDir, bundle, disk_image, edu_dma_to,
+    enable_pci_function, run,
 };
 use hv_tests::{HarnessError, Qemu};
 
@@ -24,6 +25,9 @@ static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 const BOOT: Duration = Duration::from_secs(90);
 const CMD: Duration = Duration::from_secs(30);
+/// How often a question to a guest that may still be booting is repeated
+/// (`Session::ask_from`).
+const ASK: Duration = Duration::from_secs(10);
 
 #[test]
 fn linux_reads_its_nvme_through_a_virtual_bridge() -> Result<(), HarnessError> {
@@ -54,13 +58,13 @@ fn linux_reads_its_nvme_through_a_virtual_bridge() -> Result<(), HarnessError> {
         "pci=0000:00:00.0 vendor=0x1b36",
         CMD,
     )?;
-    run(&mut vm, "md5sum /dev/nvme0n1", &md5, CMD)?;
+    run(&mut vm, READ_NVME, &md5, CMD)?;
     // A reset stops the function (FLR: the NVMe offers it) and gives it
     // back with its BARs where they were: the restarted guest reads again.
     vm.send("reboot -f\n")?;
     vm.expect("reset: restarting", CMD)?;
     vm.expect(INIT_DONE, BOOT)?;
-    run(&mut vm, "md5sum /dev/nvme0n1", &md5, CMD)?;
+    run(&mut vm, READ_NVME, &md5, CMD)?;
     vm.send("poweroff -f\n")?;
     vm.expect_exit_code(0, CMD)
 }
@@ -103,7 +107,7 @@ fn linux_uses_its_virtio_iommu_on_virtio_pci() -> Result<(), HarnessError> {
         "DMA",
         CMD,
     )?;
-    run(&mut vm, "md5sum /dev/nvme0n1", &md5, CMD)?;
+    run(&mut vm, READ_NVME, &md5, CMD)?;
     let d = "/sys/bus/pci/devices/0000:00:01.0";
     run(
         &mut vm,
@@ -162,12 +166,11 @@ fn two_guests_share_one_bridge_function_by_function() -> Result<(), HarnessError
         Duration::from_secs(120),
     )?;
     vm.focus("alpha", CMD)?;
-    vm.send("echo al$((1+1))ive\n")?;
-    vm.expect_from("alpha", "al2ive", Duration::from_secs(120))?;
-    vm.send("md5sum /dev/nvme0n1\n")?;
+    vm.ask_from("alpha", "echo al$((1+1))ive", "al2ive", ASK, BOOT)?;
+    vm.send(&format!("{READ_NVME}\n"))?;
     vm.expect_from("alpha", &md5_a, CMD)?;
     vm.focus("beta", CMD)?;
-    vm.send("md5sum /dev/nvme0n1\n")?;
+    vm.send(&format!("{READ_NVME}\n"))?;
     vm.expect_from("beta", &md5_b, CMD)?;
     // beta's edu (00:01.0 on its bus: endpoint 8) DMAs to where alpha's
     // RAM is in host memory (the hypervisor's boot line says where).
@@ -206,9 +209,8 @@ fn two_guests_share_one_bridge_function_by_function() -> Result<(), HarnessError
             "beta's disk read back right {good} times of 7 while alpha rebooted"
         )));
     }
-    vm.send("echo ba$((2*2))ck\n")?;
-    vm.expect_from("alpha", "ba4ck", BOOT)?;
-    vm.send("md5sum /dev/nvme0n1\n")?;
+    vm.ask_from("alpha", "echo ba$((2*2))ck", "ba4ck", ASK, BOOT)?;
+    vm.send(&format!("{READ_NVME}\n"))?;
     vm.expect_from("alpha", &md5_a, CMD)?;
     Ok(())
 }
@@ -260,7 +262,7 @@ fn a_missing_function_and_a_shared_intx_line_are_refused_at_their_keys() -> Resu
     )?;
     // alpha, alone, has the console.
     vm.expect(INIT_DONE, BOOT)?;
-    run(&mut vm, "md5sum /dev/nvme0n1", &md5, CMD)?;
+    run(&mut vm, READ_NVME, &md5, CMD)?;
     vm.expect_not_seen("guest 'beta': ")?;
     vm.send("poweroff -f\n")?;
     vm.expect_exit_code(0, CMD)

@@ -303,6 +303,11 @@ fn main(dtb: &'static [u8], img: layout::Region) -> ! {
 /// Maps the GIC's frames, resets its distributor and sets up this CPU's
 /// redistributor and interface.
 fn init_gic(gic: &fdt::Gic) -> Result<(), phys::GicError> {
+    let (maintenance, why) = crate::gic::maintenance::choose(gic.maintenance.as_ref());
+    if let Some(why) = why {
+        warn!("{why}");
+    }
+    crate::gic::maintenance::set_maintenance_ppi(maintenance);
     for (base, size) in phys::frames(gic) {
         el2map::map_device(base, size).map_err(phys::GicError::Map)?;
     }

@@ -5,6 +5,7 @@
 #[cfg(test)]
 pub mod fake_regs;
 pub mod hyp_irq;
+pub mod maintenance;
 pub mod phys;
 #[cfg(test)]
 pub mod recorder;
@@ -13,8 +14,7 @@ pub mod regs;
 /// The physical SGI the hypervisor uses to make another CPU look at its
 /// mailbox (pending virtual interrupts, start or stop requests).
 pub const KICK_SGI: u32 = 7;
-/// The GIC maintenance interrupt (PPI 9).
-pub const MAINTENANCE_PPI: u32 = 25;
+pub use maintenance::maintenance_ppi;
 
 /// Priority given to guest interrupts on the physical GIC.
 pub const PHYS_PRIORITY: u8 = 0xa0;

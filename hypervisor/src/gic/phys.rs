@@ -7,7 +7,7 @@
 //! caller of [`init_distributor`] maps the GIC's [`frames`] first.
 
 use super::regs::{GicRegs, Mmio};
-use super::{KICK_SGI, MAINTENANCE_PPI};
+use super::{KICK_SGI, maintenance_ppi};
 use super::{PHYS_PRIORITY, PhysGic};
 use crate::arch::{Arch, Cpu};
 use crate::fdt::Gic;
@@ -266,7 +266,7 @@ impl<R: GicRegs> PhysGicDriver<R> {
         }
         r.write32(
             rd + GICR_ISENABLER0,
-            (1 << KICK_SGI) | (1 << MAINTENANCE_PPI),
+            (1 << KICK_SGI) | (1 << maintenance_ppi()),
         );
         Cpu::gic_init_cpu_interface();
         Ok(())

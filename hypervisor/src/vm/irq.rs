@@ -10,7 +10,7 @@ use super::vcpu::request;
 use crate::arch::exit::{Action, spsr_irqs_masked};
 use crate::arch::frame::TrapFrame;
 use crate::arch::{Arch, Cpu};
-use crate::gic::{KICK_SGI, MAINTENANCE_PPI};
+use crate::gic::{KICK_SGI, maintenance_ppi};
 use crate::vgic::SPI_BASE;
 use crate::vgic::pending::{VirqRequest, fill_list_registers};
 use core::sync::atomic::{AtomicBool, Ordering};
@@ -93,12 +93,13 @@ pub fn take_interrupts(hyp_irq: HypIrqHandler, mut guest: impl FnMut(u32) -> boo
             break;
         }
         Cpu::gic_priority_drop(intid);
-        if intid == MAINTENANCE_PPI && VIRQ_VIA_HCR.load(Ordering::Relaxed) {
+        let maintenance = intid == maintenance_ppi();
+        if maintenance && VIRQ_VIA_HCR.load(Ordering::Relaxed) {
             // NPIE keeps it asserted until withdrawn; the return to the
             // guest sets it again if a list register is still pending.
             Cpu::set_ich_hcr(Cpu::ich_hcr() & !ICH_HCR_NPIE);
         }
-        let hyp = intid == KICK_SGI || intid == MAINTENANCE_PPI || hyp_irq(intid);
+        let hyp = intid == KICK_SGI || maintenance || hyp_irq(intid);
         if hyp || !guest(intid) {
             Cpu::gic_deactivate(intid);
         }

@@ -72,6 +72,9 @@ fn run_step(
     if let Some(guest) = &step.focus {
         focus(session, at, guest, numbers, step.timeout)?;
     }
+    if let (Some(text), Some(every)) = (&step.send, step.resend) {
+        return send_until(session, at, step, text, every);
+    }
     if let Some(text) = &step.send {
         send(session, at, text)?;
     }
@@ -85,6 +88,34 @@ fn run_step(
         )?;
     }
     Ok(())
+}
+
+/// Sends `text` and waits for the step's expectation, sending again
+/// every `every` until it is met or the step's time is up.
+fn send_until(
+    session: &mut Session,
+    at: &str,
+    step: &Step,
+    text: &str,
+    every: Duration,
+) -> Result<(), Failure> {
+    let started = std::time::Instant::now();
+    loop {
+        send(session, at, text)?;
+        let left = step.timeout.saturating_sub(started.elapsed());
+        let wait = every.min(left);
+        match expect(session, at, &step.expect, step.from.as_deref(), wait) {
+            Err(Failure::Timeout { .. }) if started.elapsed() < step.timeout => continue,
+            Err(Failure::Timeout { at, expected, .. }) => {
+                return Err(Failure::Timeout {
+                    at,
+                    expected,
+                    secs: step.timeout.as_secs_f64(),
+                });
+            }
+            other => return other,
+        }
+    }
 }
 
 fn send(session: &mut Session, at: &str, text: &str) -> Result<(), Failure> {
@@ -270,6 +301,38 @@ expect = "no guest left running: powering off"
         assert_eq!(
             out.failure.map(|f| f.to_string()).as_deref(),
             Some("unexpected output at step 2: \"Kernel panic\" appeared on the console")
+        );
+    }
+
+    /// A shell that loses the first line typed at it (it had not opened
+    /// its console yet): only the second `echo hi` is answered.
+    fn late_shell() -> FakeConsole {
+        FakeConsole::new("booting\r\n").reply("echo hi\necho hi\n", "hi\r\n~ # ")
+    }
+
+    #[test]
+    fn a_step_with_resend_types_again_until_answered() {
+        let once = "[[step]]\nsend = \"echo hi\"\nexpect = \"hi\\r\"\ntimeout = 1\n";
+        let mut s = Session::new(Box::new(late_shell()));
+        let out = run_steps(&mut s, &scenario(once));
+        assert_eq!(
+            out.failure.map(|f| f.to_string()).as_deref(),
+            Some("timeout at step 1 (expected \"hi\\r\" within 1 s)")
+        );
+        let again = format!("{once}resend = 0.1\n");
+        let mut s = Session::new(Box::new(late_shell()));
+        let out = run_steps(&mut s, &scenario(&again));
+        assert_eq!(out.failure, None);
+        let again = again.replace(
+            "echo hi\"\nexpect = \"hi\\r\"",
+            "echo ho\"\nexpect = \"ho\\r\"",
+        );
+        let mut s = Session::new(Box::new(late_shell()));
+        let out = run_steps(&mut s, &scenario(&again));
+        assert_eq!(
+            out.failure.map(|f| f.to_string()).as_deref(),
+            Some("timeout at step 1 (expected \"ho\\r\" within 1 s)"),
+            "the whole step's time, not one resend's, is the limit"
         );
     }
 

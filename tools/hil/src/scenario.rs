@@ -21,6 +21,11 @@
 //! waits for `expect` (a substring, searched after whatever the previous
 //! step matched, so steps also check order) within `timeout` seconds.
 //! `expect_all` (a list) waits for every one of its texts, in any order.
+//! `resend = N` sends again every N seconds until the expectation is met
+//! (still within `timeout`): input that reaches a guest before its shell
+//! has opened the console is lost (Linux's PL011 driver drains its receive
+//! FIFO when the port is opened), so a step asking a guest that may still
+//! be booting repeats itself.
 //!
 //! With several guests, each with its own console (`docs/guests.md`,
 //! "Consoles"), a step can first give a guest the focus and can look for
@@ -83,6 +88,8 @@ struct RawStep {
     from: Option<String>,
     #[serde(default)]
     timeout: Option<f64>,
+    #[serde(default)]
+    resend: Option<f64>,
 }
 
 /// A scenario, checked.
@@ -119,6 +126,10 @@ pub struct Step {
     pub from: Option<String>,
     /// How long to wait for `expect` (and for the focus to change).
     pub timeout: Duration,
+    /// Send `send` again every this long until `expect` is met (within
+    /// `timeout`): for a shell that may not have opened its console yet,
+    /// whose UART driver drains what came before (Linux's PL011 does).
+    pub resend: Option<Duration>,
 }
 
 impl Step {
@@ -257,12 +268,21 @@ impl Scenario {
                 secs,
                 MAX_STEP_SECS,
             );
+            if let Some(every) = step.resend {
+                if send.is_none() || expect.is_empty() {
+                    problems.push(format!(
+                        "{key}: resend: only a step that sends and expects sends again"
+                    ));
+                }
+                file::check_secs(&mut problems, &format!("{key}: resend"), every, secs);
+            }
             steps.push(Step {
                 focus: step.focus,
                 send,
                 expect,
                 from: step.from,
                 timeout: file::duration(secs, MAX_STEP_SECS),
+                resend: step.resend.map(|every| file::duration(every, secs)),
             });
         }
         if !problems.is_empty() {
@@ -395,6 +415,34 @@ expect_all = ["a", ""]
             "step[2] (step 3): from: only a step with `expect` looks for text",
             "step[3] (step 4): from: only a step with `expect` looks for text",
             "step[4] (step 5): expect: must not be empty",
+        ] {
+            assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
+        }
+    }
+
+    #[test]
+    fn resend_needs_a_send_and_an_expect_within_the_step_time() {
+        let text = problems(
+            r#"
+description = "x"
+guest = "g"
+[[step]]
+expect = "a"
+resend = 1
+[[step]]
+send = "b"
+resend = 1
+[[step]]
+send = "c"
+expect = "c"
+timeout = 5
+resend = 10
+"#,
+        );
+        for needle in [
+            "step[0] (step 1): resend: only a step that sends and expects sends again",
+            "step[1] (step 2): resend: only a step that sends and expects sends again",
+            "step[2] (step 3): resend: 10 is not a time limit (seconds, more than 0 and at most 5)",
         ] {
             assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
         }

@@ -6,7 +6,7 @@ use super::*;
 use crate::arch::exit::{Action, Exit, MmioAccess, SysReg, SysRegAccess};
 use crate::arch::fake::Op;
 use crate::arch::frame::TrapFrame;
-use crate::gic::MAINTENANCE_PPI;
+use crate::gic::maintenance::DEFAULT_MAINTENANCE_PPI as MAINTENANCE_PPI;
 use core::sync::atomic::Ordering;
 
 pub(super) const GICD: u64 = 0x0800_0000;

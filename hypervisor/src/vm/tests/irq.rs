@@ -5,7 +5,8 @@ use super::*;
 use crate::arch::exit::{Action, Exit};
 use crate::arch::fake::Op;
 use crate::arch::frame::TrapFrame;
-use crate::gic::{KICK_SGI, MAINTENANCE_PPI};
+use crate::gic::KICK_SGI;
+use crate::gic::maintenance::DEFAULT_MAINTENANCE_PPI as MAINTENANCE_PPI;
 use core::sync::atomic::Ordering;
 
 /// A guest on CPU 0 with its UART SPI (33) enabled and group 1 on.
