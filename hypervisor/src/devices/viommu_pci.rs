@@ -143,14 +143,7 @@ impl<B: IommuBackend + Send, M: GuestMemory + Send + Sync> MmioDevice for Viommu
     /// The request counters, followed by the request profile in an image
     /// built with it (as the virtio-mmio device prints them).
     fn report(&self) -> Option<String> {
-        let t = self.transport.lock();
-        let dev = t.device();
-        let mut text = alloc::format!("virtio-iommu requests:\n{}", dev.model.counters());
-        if perf::ENABLED {
-            let table = dev.model.backend().table_ticks();
-            text = alloc::format!("{text}\n{}", dev.profile().lines(table));
-        }
-        Some(text)
+        Some(self.transport.lock().device().report())
     }
 }
 

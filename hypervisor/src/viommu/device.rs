@@ -79,6 +79,18 @@ impl<B: IommuBackend> ViommuDevice<B> {
         &mut self.profile
     }
 
+    /// The request counters, followed by the request profile in an image
+    /// built with it (what either transport prints at the guest's end).
+    pub fn report(&self) -> alloc::string::String {
+        let text = alloc::format!("virtio-iommu requests:\n{}", self.model.counters());
+        if perf::ENABLED {
+            let table = self.model.backend().table_ticks();
+            alloc::format!("{text}\n{}", self.profile.lines(table))
+        } else {
+            text
+        }
+    }
+
     #[inline]
     fn handle_requests<M: GuestMemory + ?Sized>(&mut self, ctx: &mut QueueContext<'_, M>) {
         let mem = ctx.memory();
