@@ -69,6 +69,51 @@ fn linux_reads_its_nvme_through_a_virtual_bridge() -> Result<(), HarnessError> {
     vm.expect_exit_code(0, CMD)
 }
 
+/// QEMU's `edu` alone behind a PCI-to-PCI bridge, given to the guest
+/// (guest-configs/qemu-virt-linux-pci-bridge.toml). edu offers no reset of
+/// its own, so when the guest restarts the hypervisor resets the bridge's
+/// secondary bus, then puts the function's BAR back: the restarted guest
+/// finds edu where it was and working (its liveness register answers).
+#[test]
+fn a_function_alone_behind_a_bridge_gets_a_secondary_bus_reset() -> Result<(), HarnessError> {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let mut vm = Qemu::new()
+        .smp(4)
+        .memory("1G")
+        .timeout(Duration::from_secs(240))
+        .arg("-initrd")
+        .arg(bundle("qemu-virt-linux-pci-bridge")?)
+        .args([
+            "-device",
+            "pci-bridge,id=br1,chassis_nr=1,shpc=off,addr=4.0",
+        ])
+        .args(["-device", "edu,bus=br1,addr=0.0"])
+        .spawn()?;
+    vm.expect_line(&["01:00.0 1234:11e8"], BOOT)?;
+    let d = "/sys/bus/pci/devices/0000:00:00.0";
+    // edu's identification register, and its liveness register (it
+    // answers the complement of what was written).
+    let probe = format!(
+        "{}; devmem $bar 32; devmem $((bar+4)) 32 0x12345678; devmem $((bar+4)) 32",
+        enable_pci_function(d)
+    );
+    for round in ["first boot", "after the restart"] {
+        vm.expect(INIT_DONE, BOOT)?;
+        run(&mut vm, &probe, "0xEDCBA987", CMD)
+            .map_err(|e| vm.fail(format!("edu did not answer ({round}): {e}")))?;
+        if round == "first boot" {
+            vm.send("reboot -f\n")?;
+            vm.expect(
+                "PCI 01:00.0 stopped: secondary bus reset of bridge 00:04.0",
+                CMD,
+            )?;
+            vm.expect("reset: restarting", CMD)?;
+        }
+    }
+    vm.send("poweroff -f\n")?;
+    vm.expect_exit_code(0, CMD)
+}
+
 /// The same NVMe and QEMU's `edu` given singly, with the guest's
 /// virtio-iommu on virtio-pci on its virtual bus
 /// (guest-configs/qemu-virt-linux-pci-viommu.toml): Linux binds

@@ -15,6 +15,7 @@ use crate::pci::vbus::{Slot, VirtualBus};
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
+use log::info;
 use spin::Mutex;
 
 /// Size of the window: the ECAM space of one bus.
@@ -35,15 +36,22 @@ impl VirtualBridge {
 
     /// Stops every physical function of the bus (the guest stops or
     /// restarts: no DMA of the old guest may land later): decoding and bus
-    /// mastering off, then a Function Level Reset where it has one
-    /// (`pci::reset`; the CPU waits the 100 ms it needs).
+    /// mastering off, then the strongest reset it offers (`pci::reset`;
+    /// the CPU waits the 100 ms a reset needs), each logged.
     pub fn quiesce(&self) {
         let bus = self.bus.lock();
         for slot in bus.slots() {
             if let Slot::Assigned { view, host } = slot {
                 let bars: Vec<(u16, u32)> = view.placed_bars().collect();
                 let mut cfg = host.lock();
-                let _ = reset_function(&mut *cfg, view.bdf(), &bars, &mut wait_ms);
+                let kind = reset_function(
+                    &mut *cfg,
+                    view.bdf(),
+                    &bars,
+                    view.alone_below(),
+                    &mut wait_ms,
+                );
+                info!("PCI {} stopped: {kind}", view.bdf());
             }
         }
     }

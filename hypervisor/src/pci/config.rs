@@ -68,7 +68,10 @@ pub mod reg {
     /// Type 1: expansion ROM base address.
     pub const ROM1: u16 = 0x38;
     /// Interrupt line (bits 7:0) and pin (bits 15:8: 0 none, 1-4 INTA-D).
+    /// Type 1: bridge control in bits 31:16.
     pub const INTERRUPT: u16 = 0x3c;
+    /// Type 1: bridge control (16 bits).
+    pub const BRIDGE_CONTROL: u16 = 0x3e;
 }
 
 /// Command register bits.

@@ -70,6 +70,9 @@ pub struct Function {
     pub bars: Vec<Bar>,
     /// INTx pin: 0 none, 1-4 INTA-INTD.
     pub intx_pin: u8,
+    /// The PCI-to-PCI bridge whose secondary bus it is on (`None`: the
+    /// host bridge's own bus).
+    pub upstream: Option<Bdf>,
 }
 
 /// Something the enumeration could not do.
@@ -165,6 +168,20 @@ impl Topology {
         self.functions.iter().find(|f| f.bdf == bdf)
     }
 
+    /// The bridge above `bdf` when `bdf` is the only function below it
+    /// (an endpoint alone on the bridge's secondary bus, nothing behind
+    /// it): a secondary bus reset of that bridge resets this function and
+    /// nothing else.
+    pub fn alone_below(&self, bdf: Bdf) -> Option<Bdf> {
+        let f = self.function(bdf)?;
+        let up = f.upstream?;
+        let others = self
+            .functions
+            .iter()
+            .any(|g| g.bdf != bdf && g.upstream == Some(up));
+        (!f.bridge && !others).then_some(up)
+    }
+
     /// The highest bus a function was found on (None: no function).
     pub fn last_bus(&self) -> Option<u8> {
         self.functions.iter().map(|f| f.bdf.bus).max()
@@ -247,7 +264,7 @@ pub fn enumerate<C: ConfigAccess>(cfg: &mut C, host: &PcieHost) -> Topology {
             ..Topology::default()
         },
     };
-    w.bus(first, true);
+    w.bus(first, true, None);
     w.topo
 }
 
@@ -255,7 +272,7 @@ impl<C: ConfigAccess> Walk<'_, C> {
     /// Enumerates bus `bus` and what is behind its bridges; places the
     /// BARs of its endpoints (`root`: the host bridge's own bus, where
     /// 64-bit BARs may use the 64-bit window whether prefetchable or not).
-    fn bus(&mut self, bus: u8, root: bool) {
+    fn bus(&mut self, bus: u8, root: bool, upstream: Option<Bdf>) {
         // Functions whose BARs are decoded on this bus (a bridge's own
         // BARs included), placed once what is behind the bridges is.
         let mut on_bus = Vec::new();
@@ -281,6 +298,7 @@ impl<C: ConfigAccess> Walk<'_, C> {
                     bridge,
                     bars: self.size_bars(bdf, if bridge { 2 } else { 6 }),
                     intx_pin: (self.cfg.read32(bdf, reg::INTERRUPT) >> 8) as u8,
+                    upstream,
                 };
                 let rom = if bridge { reg::ROM1 } else { reg::ROM0 };
                 self.cfg.write32(bdf, rom, 0);
@@ -376,7 +394,7 @@ impl<C: ConfigAccess> Walk<'_, C> {
             w.align_to(BRIDGE_ALIGN);
         }
         let start = (self.next32(), self.next64());
-        self.bus(secondary, false);
+        self.bus(secondary, false, Some(bdf));
         for w in [&mut self.windows.mem32, &mut self.windows.mem64]
             .into_iter()
             .flatten()

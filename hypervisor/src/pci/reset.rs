@@ -7,11 +7,15 @@
 //! functions: AF Capabilities bit 1, AF Control bit 0), each followed by
 //! 100 ms before the function may be touched again; else a power-management
 //! reset (D3hot then D0, 10 ms each, when the PM capability does not set
-//! No_Soft_Reset). After a reset its BARs are written back where the
+//! No_Soft_Reset); else, for an endpoint alone below a PCI-to-PCI bridge,
+//! a secondary bus reset of that bridge (Bridge Control bit 6 held 2 ms,
+//! then 100 ms). After a reset its BARs are written back where the
 //! hypervisor placed them (a reset clears them) and it is left disabled. A
-//! function offering none of these only gets decoding and bus mastering
-//! off: a secondary bus reset would need a bridge above it with this
-//! function alone below, and functions of the root bus have none.
+//! function offering none of these (on the host bridge's own bus, or
+//! sharing its bus with other functions) only gets decoding and bus
+//! mastering off.
+
+use core::fmt;
 
 use super::config::{Bdf, ConfigAccess, command, reg};
 
@@ -37,6 +41,11 @@ const PMCSR_NO_SOFT_RESET: u32 = 1 << 3;
 const PMCSR_PME_STATUS: u32 = 1 << 15;
 /// The D3hot power state.
 const D3HOT: u32 = 0b11;
+/// Bridge Control: secondary bus reset.
+const BRIDGE_CTL_SBR: u32 = 1 << 6;
+/// How long the secondary bus reset is held (the PCIe base specification
+/// asks at least 1 ms; Linux holds it 2).
+pub const SBR_HOLD_MS: u64 = 2;
 /// What the PCIe base specification asks a reset function be given.
 pub const FLR_WAIT_MS: u64 = 100;
 /// The D3hot <-> D0 transition recovery time (PCI PM 1.2).
@@ -54,8 +63,30 @@ pub enum ResetKind {
     AfFlr,
     /// Decoding and bus mastering off, then D3hot and back to D0.
     PowerManagement,
+    /// Decoding and bus mastering off, then a secondary bus reset of the
+    /// bridge above (the function alone below it).
+    SecondaryBus {
+        /// The bridge whose secondary bus was reset.
+        bridge: Bdf,
+    },
     /// Decoding and bus mastering off only (no reset offered).
     DisableOnly,
+}
+
+impl fmt::Display for ResetKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ResetKind::Flr => f.write_str("Function Level Reset"),
+            ResetKind::AfFlr => f.write_str("Function Level Reset (Advanced Features)"),
+            ResetKind::PowerManagement => f.write_str("power-management reset (D3hot, D0)"),
+            ResetKind::SecondaryBus { bridge } => {
+                write!(f, "secondary bus reset of bridge {bridge}")
+            }
+            ResetKind::DisableOnly => {
+                f.write_str("decoding and bus mastering off (it offers no reset)")
+            }
+        }
+    }
 }
 
 /// The offset of `bdf`'s capability `id`, if it has one.
@@ -79,11 +110,14 @@ fn find_cap(cfg: &(impl ConfigAccess + ?Sized), bdf: Bdf, id: u8) -> Option<u16>
 
 /// Stops function `bdf` (see the module documentation): `bars` are its
 /// BAR registers as the hypervisor placed them (offset, value), written
-/// back after a reset; `wait_ms` waits that long.
+/// back after a reset; `alone_below` is the bridge above it when it is the
+/// only function there (`Topology::alone_below`); `wait_ms` waits that
+/// long.
 pub fn reset_function(
     cfg: &mut (impl ConfigAccess + ?Sized),
     bdf: Bdf,
     bars: &[(u16, u32)],
+    alone_below: Option<Bdf>,
     wait_ms: &mut dyn FnMut(u64),
 ) -> ResetKind {
     disable(cfg, bdf);
@@ -109,6 +143,13 @@ pub fn reset_function(
         cfg.write(bdf, cap + 4, 2, csr);
         wait_ms(PM_WAIT_MS);
         ResetKind::PowerManagement
+    } else if let Some(bridge) = alone_below {
+        let ctl = cfg.read32(bridge, reg::INTERRUPT) >> 16 & !BRIDGE_CTL_SBR;
+        cfg.write(bridge, reg::BRIDGE_CONTROL, 2, ctl | BRIDGE_CTL_SBR);
+        wait_ms(SBR_HOLD_MS);
+        cfg.write(bridge, reg::BRIDGE_CONTROL, 2, ctl);
+        wait_ms(FLR_WAIT_MS);
+        ResetKind::SecondaryBus { bridge }
     } else {
         return ResetKind::DisableOnly;
     };
@@ -130,7 +171,7 @@ fn disable(cfg: &mut (impl ConfigAccess + ?Sized), bdf: Bdf) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pci::fake::{ENDPOINT, FakeBar, FakeEcam};
+    use crate::pci::fake::{BRIDGE, ENDPOINT, FakeBar, FakeEcam};
 
     const F: Bdf = Bdf::new(0, 2, 0);
 
@@ -158,7 +199,9 @@ mod tests {
     fn a_function_with_flr_is_reset_waited_for_and_its_bars_restored() {
         let mut e = with_pcie_cap(DEVCAP_FLR);
         let mut waited = 0;
-        let kind = reset_function(&mut e, F, &[(0x10, 0x1000_0000)], &mut |ms| waited += ms);
+        let kind = reset_function(&mut e, F, &[(0x10, 0x1000_0000)], None, &mut |ms| {
+            waited += ms
+        });
         assert_eq!(kind, ResetKind::Flr);
         assert_eq!(waited, FLR_WAIT_MS);
         // Disabled before the FLR was initiated, the BAR written back after.
@@ -191,7 +234,9 @@ mod tests {
         e.write32_raw(F, 0x34, 0x48);
         e.write32_raw(F, 0x48, (AF_CAP_FLR | 1) << 24 | 0x06 << 16 | CAP_AF as u32);
         let mut waited = 0;
-        let kind = reset_function(&mut e, F, &[(0x10, 0x2000_0000)], &mut |ms| waited += ms);
+        let kind = reset_function(&mut e, F, &[(0x10, 0x2000_0000)], None, &mut |ms| {
+            waited += ms
+        });
         assert_eq!(kind, ResetKind::AfFlr);
         assert_eq!(waited, FLR_WAIT_MS);
         assert!(
@@ -207,7 +252,9 @@ mod tests {
     fn a_function_without_flr_gets_a_power_management_reset_if_it_offers_one() {
         let mut e = with_pcie_cap(0);
         let mut waited = Vec::new();
-        let kind = reset_function(&mut e, F, &[(0x10, 0x1000_0000)], &mut |ms| waited.push(ms));
+        let kind = reset_function(&mut e, F, &[(0x10, 0x1000_0000)], None, &mut |ms| {
+            waited.push(ms)
+        });
         assert_eq!(kind, ResetKind::PowerManagement);
         assert_eq!(waited, [PM_WAIT_MS, PM_WAIT_MS]);
         // PMCSR (0x44): D3hot, then D0; the BAR after.
@@ -226,7 +273,7 @@ mod tests {
         // With No_Soft_Reset set, D3hot would reset nothing: disable only.
         let mut e = with_pcie_cap(0);
         e.write32_raw(F, 0x44, PMCSR_NO_SOFT_RESET);
-        let kind = reset_function(&mut e, F, &[(0x10, 0x1000_0000)], &mut |_| {
+        let kind = reset_function(&mut e, F, &[(0x10, 0x1000_0000)], None, &mut |_| {
             panic!("no wait")
         });
         assert_eq!(kind, ResetKind::DisableOnly);
@@ -236,9 +283,58 @@ mod tests {
         e.add(F, (0x1234, 0x11e8), 0, ENDPOINT, &[], 1);
         e.write32_raw(F, reg::COMMAND, 0x6);
         assert_eq!(
-            reset_function(&mut e, F, &[], &mut |_| panic!("no wait")),
+            reset_function(&mut e, F, &[], None, &mut |_| panic!("no wait")),
             ResetKind::DisableOnly
         );
         assert_eq!(e.reg(F, reg::COMMAND) & 0x7, 0);
+    }
+
+    #[test]
+    fn a_function_alone_below_a_bridge_without_a_reset_of_its_own_gets_a_bus_reset() {
+        const BRIDGE_BDF: Bdf = Bdf::new(0, 1, 0);
+        const EP: Bdf = Bdf::new(1, 0, 0);
+        let mut e = FakeEcam::default();
+        e.add(BRIDGE_BDF, (0x1b36, 0x0001), 0x060400, BRIDGE, &[], 0);
+        // Bridge control: parity and SERR enabled, to be kept.
+        e.write32_raw(BRIDGE_BDF, reg::INTERRUPT, 0x0003 << 16 | 0x01ff);
+        e.add(
+            EP,
+            (0x1234, 0x11e8),
+            0x00ff00,
+            ENDPOINT,
+            &[FakeBar::Mem32(0x1000)],
+            1,
+        );
+        e.write32_raw(EP, reg::COMMAND, 0x6);
+        let mut waited = Vec::new();
+        let kind = reset_function(
+            &mut e,
+            EP,
+            &[(0x10, 0x2000_0000)],
+            Some(BRIDGE_BDF),
+            &mut |ms| waited.push(ms),
+        );
+        assert_eq!(kind, ResetKind::SecondaryBus { bridge: BRIDGE_BDF });
+        assert_eq!(kind.to_string(), "secondary bus reset of bridge 00:01.0");
+        assert_eq!(waited, [SBR_HOLD_MS, FLR_WAIT_MS]);
+        // The endpoint disabled first; the bridge's control register with
+        // the reset bit set, then as it was; the BAR written back after.
+        let at = |pred: &dyn Fn(&(Bdf, u16, u32)) -> bool| e.writes.iter().position(pred).unwrap();
+        let disable = at(&|&(b, o, v)| b == EP && o == reg::COMMAND && v & 0x7 == 0);
+        let set = at(&|&(b, o, v)| b == BRIDGE_BDF && o == reg::INTERRUPT && v >> 16 == 0x43);
+        let clear = at(&|&(b, o, v)| b == BRIDGE_BDF && o == reg::INTERRUPT && v >> 16 == 0x03);
+        let bar = at(&|&(b, o, _)| b == EP && o == 0x10);
+        assert!(
+            disable < set && set < clear && clear < bar,
+            "{:x?}",
+            e.writes
+        );
+        assert_eq!(e.reg(BRIDGE_BDF, reg::INTERRUPT), 0x0003 << 16 | 0x01ff);
+        assert_eq!(e.reg(EP, 0x10), 0x2000_0000, "BAR restored");
+        assert_eq!(e.reg(EP, reg::COMMAND) & 0x7, 0);
+        // A reset of its own comes first.
+        let mut e = with_pcie_cap(DEVCAP_FLR);
+        let kind = reset_function(&mut e, F, &[], Some(BRIDGE_BDF), &mut |_| {});
+        assert_eq!(kind, ResetKind::Flr);
     }
 }

@@ -186,6 +186,31 @@ fn functions_behind_a_bridge_get_a_bus_and_the_bridge_windows_cover_them() {
     let on = command::MEMORY | command::BUS_MASTER;
     assert_eq!(e.reg(b(0, 1, 0), reg::COMMAND) & on, on);
     assert_eq!(e.reg(b(1, 0, 0), reg::COMMAND) & on, 0);
+    // Each endpoint knows its bridge, and is alone below it.
+    assert_eq!(nvme.upstream, Some(b(0, 1, 0)));
+    assert_eq!(t.alone_below(b(1, 0, 0)), Some(b(0, 1, 0)));
+    assert_eq!(t.alone_below(b(2, 0, 0)), Some(b(0, 1, 1)));
+    assert_eq!(t.function(b(0, 1, 0)).unwrap().upstream, None);
+    assert_eq!(t.alone_below(b(0, 1, 0)), None, "on the root bus");
+}
+
+#[test]
+fn a_function_sharing_its_bridge_or_a_bridge_itself_is_not_alone_below_it() {
+    let mut e = FakeEcam::default();
+    e.add(b(0, 1, 0), ROOT_PORT, 0x060400, BRIDGE, &[], 0);
+    // Bus 1: a two-function device and a bridge to bus 2 with edu alone.
+    e.add(b(1, 0, 0), NVME, 0x010802, ENDPOINT | MULTI, &[], 1);
+    e.add(b(1, 0, 1), EDU, 0x00ff00, ENDPOINT, &[], 1);
+    e.add(b(1, 1, 0), ROOT_PORT, 0x060400, BRIDGE, &[], 0);
+    e.add(b(2, 0, 0), EDU, 0x00ff00, ENDPOINT, &[], 1);
+    let t = enumerate(&mut e, &host());
+    assert!(t.problems.is_empty(), "{:?}", t.problems);
+    assert_eq!(t.alone_below(b(1, 0, 0)), None, "its sibling function");
+    assert_eq!(t.alone_below(b(1, 0, 1)), None);
+    assert_eq!(t.alone_below(b(1, 1, 0)), None, "a bridge");
+    assert_eq!(t.function(b(2, 0, 0)).unwrap().upstream, Some(b(1, 1, 0)));
+    assert_eq!(t.alone_below(b(2, 0, 0)), Some(b(1, 1, 0)));
+    assert_eq!(t.alone_below(b(7, 0, 0)), None, "no such function");
 }
 
 #[test]

@@ -66,6 +66,9 @@ pub struct FunctionView {
     caps: Vec<Cap>,
     /// The guest's interrupt line byte.
     line: u8,
+    /// The bridge above the function when it is alone below it (its
+    /// reset of last resort: `pci::reset`).
+    alone_below: Option<Bdf>,
 }
 
 impl FunctionView {
@@ -109,7 +112,20 @@ impl FunctionView {
             bars,
             caps: read_caps(cfg, f.bdf),
             line: 0,
+            alone_below: None,
         }
+    }
+
+    /// The view, knowing that `bridge` is above the function with nothing
+    /// else below it (`Topology::alone_below`).
+    pub fn with_bridge_above(mut self, bridge: Option<Bdf>) -> Self {
+        self.alone_below = bridge;
+        self
+    }
+
+    /// The bridge above the function when it is alone below it.
+    pub fn alone_below(&self) -> Option<Bdf> {
+        self.alone_below
     }
 
     /// The physical function behind the view.

@@ -195,7 +195,8 @@ fn plan_functions(
                 mmio.push(Region::new(cpu, bar.size.max(0x1000)));
             }
         }
-        let view = FunctionView::new(&*host.config.lock(), f);
+        let view = FunctionView::new(&*host.config.lock(), f)
+            .with_bridge_above(host.topology.alone_below(bdf));
         let vbdf = bus
             .add(Slot::Assigned {
                 view,

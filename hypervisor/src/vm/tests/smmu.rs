@@ -119,6 +119,7 @@ fn only_the_buses_enumeration_found_get_stream_table_entries() {
         bridge: false,
         bars: Vec::new(),
         intx_pin: 1,
+        upstream: None,
     };
     let ecam: &'static spin::Mutex<dyn ConfigAccess + Send> =
         Box::leak(Box::new(spin::Mutex::new(FakeEcam::default())));
