@@ -44,6 +44,8 @@ impl fmt::Display for MaintenanceError {
     }
 }
 
+impl core::error::Error for MaintenanceError {}
+
 /// The maintenance INTID for the GIC node's first interrupt `dt`: its
 /// INTID when it is a PPI, else the default and why.
 pub fn choose(dt: Option<&Interrupt>) -> (u32, Option<MaintenanceError>) {
