@@ -21,6 +21,7 @@
 
 mod attach;
 mod domain;
+pub(crate) mod intervals;
 mod map;
 mod probe;
 
@@ -481,7 +482,7 @@ impl<B: IommuBackend> Viommu<B> {
         self.domains
             .get(&id)
             .into_iter()
-            .flat_map(|d| d.mappings.values().copied())
+            .flat_map(|d| d.mappings.iter())
     }
 
     /// Mappings of all domains.

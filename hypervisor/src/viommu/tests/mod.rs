@@ -5,6 +5,7 @@ mod attach;
 mod batch;
 mod errors;
 mod fuzz;
+mod intervals;
 mod map;
 mod probe;
 mod unmap;

@@ -1,0 +1,280 @@
+//! The mappings of one domain: IOVA intervals that never overlap, in the
+//! order of their first IOVA, with the common cases of a request path
+//! cheap and every case bounded.
+//!
+//! Up to [`SMALL_MAX`] mappings live in a sorted ring buffer
+//! (`VecDeque`): a MAP or UNMAP at either end (ascending or descending
+//! IOVAs, FIFO or LIFO unmapping, the one mapping of a MAP+UNMAP pair)
+//! costs a comparison or two, no search and no allocation; anywhere else a
+//! binary search and a move of at most half the entries. Above
+//! [`SMALL_MAX`] the mappings move into a B-tree (`BTreeMap`, O(log n) per
+//! operation), so the work of one request stays bounded whatever the
+//! number of mappings; at [`SMALL_MIN`] or fewer they move back.
+//!
+//! Memory: the ring grows by doubling and is reallocated at half its
+//! capacity once it is less than a third full (never below
+//! [`MIN_CAPACITY`]), so it holds at most three entries' room per mapping
+//! (`config::limits::HEAP_PER_IO_MAPPING`). Every allocation a MAP needs
+//! is made by [`Intervals::reserve`], before the backend changes anything;
+//! a shrink that cannot allocate is skipped.
+
+use super::domain::Mapping;
+use alloc::collections::{BTreeMap, VecDeque};
+
+/// Most mappings kept in the ring; one more moves them into the B-tree.
+pub const SMALL_MAX: usize = 128;
+/// The B-tree moves back into a ring at this many mappings or fewer.
+pub const SMALL_MIN: usize = 32;
+/// Smallest ring capacity kept once allocated (a domain's share,
+/// `config::limits::HEAP_PER_DOMAIN`).
+pub const MIN_CAPACITY: usize = 8;
+
+/// Where a mapping is (or goes): an index into the ring, or the first IOVA
+/// in the B-tree. Valid until the set changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Slot(u64);
+
+/// No memory for one more mapping.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NoRoom;
+
+enum Repr {
+    Small(VecDeque<Mapping>),
+    Large(BTreeMap<u64, Mapping>),
+}
+
+/// The mappings of one domain (see the module documentation).
+pub struct Intervals {
+    repr: Repr,
+}
+
+impl Default for Intervals {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Intervals {
+    /// No mappings (nothing allocated).
+    pub const fn new() -> Self {
+        Self {
+            repr: Repr::Small(VecDeque::new()),
+        }
+    }
+
+    /// Number of mappings.
+    pub fn len(&self) -> usize {
+        match &self.repr {
+            Repr::Small(d) => d.len(),
+            Repr::Large(t) => t.len(),
+        }
+    }
+
+    /// Whether the mappings are in the B-tree (for tests).
+    #[cfg(test)]
+    pub fn is_large(&self) -> bool {
+        matches!(self.repr, Repr::Large(_))
+    }
+
+    /// Entries the ring has room for (0 in the B-tree; for tests).
+    #[cfg(test)]
+    pub fn capacity(&self) -> usize {
+        match &self.repr {
+            Repr::Small(d) => d.capacity(),
+            Repr::Large(_) => 0,
+        }
+    }
+
+    /// The mappings, by first IOVA.
+    pub fn iter(&self) -> impl Iterator<Item = Mapping> + '_ {
+        let (small, large) = match &self.repr {
+            Repr::Small(d) => (Some(d.iter().copied()), None),
+            Repr::Large(t) => (None, Some(t.values().copied())),
+        };
+        small
+            .into_iter()
+            .flatten()
+            .chain(large.into_iter().flatten())
+    }
+
+    /// Where a mapping of `[start, end]` goes, or `None` when a mapping
+    /// meets that range.
+    pub fn free_slot(&self, start: u64, end: u64) -> Option<Slot> {
+        match &self.repr {
+            Repr::Small(d) => {
+                let (Some(first), Some(last)) = (d.front(), d.back()) else {
+                    return Some(Slot(0));
+                };
+                if last.end < start {
+                    return Some(Slot(d.len() as u64)); // ascending IOVAs
+                }
+                if first.start > end {
+                    return Some(Slot(0)); // descending IOVAs
+                }
+                // Only the last mapping starting at or before `end` can
+                // meet the range.
+                let i = d.partition_point(|m| m.start <= end);
+                match i.checked_sub(1).and_then(|p| d.get(p)) {
+                    Some(m) if m.end >= start => None,
+                    _ => Some(Slot(i as u64)),
+                }
+            }
+            Repr::Large(t) => {
+                let meets = t
+                    .range(..=end)
+                    .next_back()
+                    .is_some_and(|(_, m)| m.end >= start);
+                (!meets).then_some(Slot(start))
+            }
+        }
+    }
+
+    /// Whether a mapping meets `[start, end]`.
+    pub fn overlaps(&self, start: u64, end: u64) -> bool {
+        self.free_slot(start, end).is_none()
+    }
+
+    /// Makes room for one more mapping, so that the next
+    /// [`Intervals::insert`] allocates nothing that may fail (the move into
+    /// the B-tree allocates as any B-tree insert does).
+    pub fn reserve(&mut self) -> Result<(), NoRoom> {
+        match &mut self.repr {
+            Repr::Small(d) if d.len() < SMALL_MAX => d.try_reserve(1).map_err(|_| NoRoom),
+            _ => Ok(()),
+        }
+    }
+
+    /// Inserts `m` at `slot`, which [`Intervals::free_slot`] returned for
+    /// its range with no change since.
+    pub fn insert(&mut self, slot: Slot, m: Mapping) {
+        let d = match &mut self.repr {
+            Repr::Large(t) => {
+                t.insert(m.start, m);
+                return;
+            }
+            Repr::Small(d) => d,
+        };
+        if d.len() >= SMALL_MAX {
+            let mut t: BTreeMap<u64, Mapping> = d.drain(..).map(|m| (m.start, m)).collect();
+            t.insert(m.start, m);
+            self.repr = Repr::Large(t);
+            return;
+        }
+        let i = slot.0 as usize;
+        if i >= d.len() {
+            d.push_back(m);
+        } else if i == 0 {
+            d.push_front(m);
+        } else {
+            d.insert(i, m);
+        }
+    }
+
+    /// The slot of the mapping that is exactly `[start, end]`.
+    pub fn exact(&self, start: u64, end: u64) -> Option<Slot> {
+        match &self.repr {
+            Repr::Small(d) => {
+                let last = d.back()?;
+                let i = if last.start == start {
+                    d.len() - 1 // LIFO, and the MAP+UNMAP pair
+                } else if d.front().is_some_and(|m| m.start == start) {
+                    0 // FIFO
+                } else {
+                    d.binary_search_by_key(&start, |m| m.start).ok()?
+                };
+                let m = d.get(i)?;
+                (m.end == end).then_some(Slot(i as u64))
+            }
+            Repr::Large(t) => t.get(&start).filter(|m| m.end == end).map(|_| Slot(start)),
+        }
+    }
+
+    /// The first mapping starting inside `[start, end]`, and its slot.
+    pub fn first_in(&self, start: u64, end: u64) -> Option<(Slot, Mapping)> {
+        match &self.repr {
+            Repr::Small(d) => {
+                let i = d.partition_point(|m| m.start < start);
+                d.get(i)
+                    .filter(|m| m.start <= end)
+                    .map(|m| (Slot(i as u64), *m))
+            }
+            Repr::Large(t) => t.range(start..=end).next().map(|(&k, m)| (Slot(k), *m)),
+        }
+    }
+
+    /// Whether unmapping `[start, end]` would split a mapping: one that
+    /// starts before `start` and reaches it, or the last one starting
+    /// inside that ends after `end` (those in between lie inside).
+    pub fn unmap_splits(&self, start: u64, end: u64) -> bool {
+        match &self.repr {
+            Repr::Small(d) => {
+                let i = d.partition_point(|m| m.start < start);
+                let j = d.partition_point(|m| m.start <= end);
+                let before = i
+                    .checked_sub(1)
+                    .and_then(|p| d.get(p))
+                    .is_some_and(|m| m.end >= start);
+                let after = j > i
+                    && j.checked_sub(1)
+                        .and_then(|p| d.get(p))
+                        .is_some_and(|m| m.end > end);
+                before || after
+            }
+            Repr::Large(t) => {
+                let before = t
+                    .range(..start)
+                    .next_back()
+                    .is_some_and(|(_, m)| m.end >= start);
+                let after = t
+                    .range(start..=end)
+                    .next_back()
+                    .is_some_and(|(_, m)| m.end > end);
+                before || after
+            }
+        }
+    }
+
+    /// Removes the mapping at `slot` (from [`Intervals::exact`] or
+    /// [`Intervals::first_in`], no change since).
+    pub fn remove(&mut self, slot: Slot) -> Option<Mapping> {
+        match &mut self.repr {
+            Repr::Small(d) => {
+                let i = slot.0 as usize;
+                let m = if i + 1 == d.len() {
+                    d.pop_back()
+                } else if i == 0 {
+                    d.pop_front()
+                } else {
+                    d.remove(i)
+                };
+                if d.len() * 3 < d.capacity() && d.capacity() > MIN_CAPACITY {
+                    let target = (d.capacity() / 2).max(MIN_CAPACITY);
+                    if let Some(smaller) = moved(d, target) {
+                        *d = smaller;
+                    }
+                }
+                m
+            }
+            Repr::Large(t) => {
+                let m = t.remove(&slot.0);
+                if t.len() <= SMALL_MIN {
+                    let mut d = VecDeque::new();
+                    if d.try_reserve_exact(SMALL_MIN * 2).is_ok() {
+                        d.extend(t.values().copied());
+                        self.repr = Repr::Small(d);
+                    }
+                }
+                m
+            }
+        }
+    }
+}
+
+/// `d`'s entries in a new ring of room for `capacity` (at least its
+/// length), or `None` when that cannot be allocated.
+fn moved(d: &mut VecDeque<Mapping>, capacity: usize) -> Option<VecDeque<Mapping>> {
+    let mut new = VecDeque::new();
+    new.try_reserve_exact(capacity.max(d.len())).ok()?;
+    new.extend(d.drain(..));
+    Some(new)
+}
