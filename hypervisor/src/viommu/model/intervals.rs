@@ -139,6 +139,9 @@ impl Intervals {
     /// the B-tree allocates as any B-tree insert does).
     pub fn reserve(&mut self) -> Result<(), NoRoom> {
         match &mut self.repr {
+            // Room already (the usual case): no call into the allocator's
+            // growth path.
+            Repr::Small(d) if d.len() < d.capacity() => Ok(()),
             Repr::Small(d) if d.len() < SMALL_MAX => d.try_reserve(1).map_err(|_| NoRoom),
             _ => Ok(()),
         }

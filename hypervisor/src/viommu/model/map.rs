@@ -32,7 +32,7 @@ impl<B: IommuBackend> Viommu<B> {
             return Status::Range;
         }
         // The one lookup of the domain: the fields used below are disjoint.
-        let Some(domain) = self.domains.get_mut(&req.domain) else {
+        let Some(domain) = self.domains.get_mut(req.domain) else {
             return Status::Noent;
         };
         if domain.bypass || req.virt_end < req.virt_start {
@@ -103,7 +103,7 @@ impl<B: IommuBackend> Viommu<B> {
         if !self.domain_in_range(req.domain) {
             return Status::Range;
         }
-        let Some(domain) = self.domains.get_mut(&req.domain) else {
+        let Some(domain) = self.domains.get_mut(req.domain) else {
             return Status::Noent;
         };
         let (start, end) = (req.virt_start, req.virt_end);
@@ -152,11 +152,27 @@ fn map_pieces<B: IommuBackend>(
     len: u64,
     attrs: MapAttrs,
 ) -> (u64, Status) {
+    // The usual MAP: the whole range host-contiguous, one backend call.
+    let whole = backend.translate(gpa, len, attrs.mmio);
+    if let Ok(pa) = whole {
+        if pa % granule != 0 {
+            return (0, Status::Deverr);
+        }
+        return match backend.map(domain, iova, pa, len, attrs) {
+            Ok(()) => (len, Status::Ok),
+            Err(e) => (0, backend_status(e)),
+        };
+    }
+    let mut first = Some(whole);
     let mut done = 0;
     for _ in 0..MAX_MAP_PIECES {
         let rest = len - done;
         let at = gpa + done;
-        let (pa, piece) = match backend.translate(at, rest, attrs.mmio) {
+        let translated = match first.take() {
+            Some(t) => t,
+            None => backend.translate(at, rest, attrs.mmio),
+        };
+        let (pa, piece) = match translated {
             Ok(pa) => (pa, rest),
             Err(Refusal::Discontiguous { run }) if run > 0 && run < rest && run % granule == 0 => {
                 match backend.translate(at, run, attrs.mmio) {
