@@ -42,13 +42,20 @@ impl<V> IdMap<V> {
         self.entries.is_empty()
     }
 
-    /// The index of `id`'s entry: the remembered one, else a search.
-    #[inline]
+    /// The index of `id`'s entry: the remembered one (inlined where a
+    /// request looks its domain up), else a search.
+    #[inline(always)]
     fn find(&self, id: u32) -> Result<usize, usize> {
         match self.entries.get(self.last) {
             Some((k, _)) if *k == id => Ok(self.last),
-            _ => self.entries.binary_search_by_key(&id, |(k, _)| *k),
+            _ => self.search(id),
         }
+    }
+
+    /// The binary search behind [`IdMap::find`].
+    #[inline(never)]
+    fn search(&self, id: u32) -> Result<usize, usize> {
+        self.entries.binary_search_by_key(&id, |(k, _)| *k)
     }
 
     /// The value of `id`.
@@ -59,7 +66,7 @@ impl<V> IdMap<V> {
     }
 
     /// The value of `id`, mutably; remembers where it was.
-    #[inline]
+    #[inline(always)]
     pub fn get_mut(&mut self, id: u32) -> Option<&mut V> {
         let i = self.find(id).ok()?;
         self.last = i;

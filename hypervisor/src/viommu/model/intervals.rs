@@ -99,14 +99,29 @@ impl Intervals {
 
     /// Where a mapping of `[start, end]` goes, or `None` when a mapping
     /// meets that range.
+    #[inline(always)]
     pub fn free_slot(&self, start: u64, end: u64) -> Option<Slot> {
+        if let Repr::Small(d) = &self.repr {
+            match d.back() {
+                None => return Some(Slot(0)),
+                // Ascending IOVAs, and the MAP of a MAP+UNMAP pair.
+                Some(last) if last.end < start => return Some(Slot(d.len() as u64)),
+                _ => {}
+            }
+        }
+        self.free_slot_search(start, end)
+    }
+
+    /// [`Intervals::free_slot`] past its inlined cases.
+    #[inline(never)]
+    fn free_slot_search(&self, start: u64, end: u64) -> Option<Slot> {
         match &self.repr {
             Repr::Small(d) => {
                 let (Some(first), Some(last)) = (d.front(), d.back()) else {
                     return Some(Slot(0));
                 };
                 if last.end < start {
-                    return Some(Slot(d.len() as u64)); // ascending IOVAs
+                    return Some(Slot(d.len() as u64));
                 }
                 if first.start > end {
                     return Some(Slot(0)); // descending IOVAs
@@ -137,19 +152,34 @@ impl Intervals {
     /// Makes room for one more mapping, so that the next
     /// [`Intervals::insert`] allocates nothing that may fail (the move into
     /// the B-tree allocates as any B-tree insert does).
+    #[inline(always)]
     pub fn reserve(&mut self) -> Result<(), NoRoom> {
         match &mut self.repr {
             // Room already (the usual case): no call into the allocator's
             // growth path.
             Repr::Small(d) if d.len() < d.capacity() => Ok(()),
-            Repr::Small(d) if d.len() < SMALL_MAX => d.try_reserve(1).map_err(|_| NoRoom),
+            Repr::Small(d) if d.len() < SMALL_MAX => grow(d),
             _ => Ok(()),
         }
     }
 
     /// Inserts `m` at `slot`, which [`Intervals::free_slot`] returned for
     /// its range with no change since.
+    #[inline(always)]
     pub fn insert(&mut self, slot: Slot, m: Mapping) {
+        if let Repr::Small(d) = &mut self.repr
+            && slot.0 == d.len() as u64
+            && d.len() < d.capacity().min(SMALL_MAX)
+        {
+            d.push_back(m); // room reserved: no allocation
+            return;
+        }
+        self.insert_slow(slot, m);
+    }
+
+    /// [`Intervals::insert`] past its inlined case.
+    #[inline(never)]
+    fn insert_slow(&mut self, slot: Slot, m: Mapping) {
         let d = match &mut self.repr {
             Repr::Large(t) => {
                 t.insert(m.start, m);
@@ -158,7 +188,12 @@ impl Intervals {
             Repr::Small(d) => d,
         };
         if d.len() >= SMALL_MAX {
-            let mut t: BTreeMap<u64, Mapping> = d.drain(..).map(|m| (m.start, m)).collect();
+            // One by one: `collect` would sort through a temporary vector
+            // as large again as the ring.
+            let mut t = BTreeMap::new();
+            for x in d.drain(..) {
+                t.insert(x.start, x);
+            }
             t.insert(m.start, m);
             self.repr = Repr::Large(t);
             return;
@@ -174,7 +209,21 @@ impl Intervals {
     }
 
     /// The slot of the mapping that is exactly `[start, end]`.
+    #[inline(always)]
     pub fn exact(&self, start: u64, end: u64) -> Option<Slot> {
+        if let Repr::Small(d) = &self.repr
+            && let Some(last) = d.back()
+            && last.start == start
+        {
+            // LIFO, and the UNMAP of a MAP+UNMAP pair.
+            return (last.end == end).then_some(Slot(d.len() as u64 - 1));
+        }
+        self.exact_search(start, end)
+    }
+
+    /// [`Intervals::exact`] past its inlined case.
+    #[inline(never)]
+    fn exact_search(&self, start: u64, end: u64) -> Option<Slot> {
         match &self.repr {
             Repr::Small(d) => {
                 let last = d.back()?;
@@ -239,7 +288,20 @@ impl Intervals {
 
     /// Removes the mapping at `slot` (from [`Intervals::exact`] or
     /// [`Intervals::first_in`], no change since).
+    #[inline(always)]
     pub fn remove(&mut self, slot: Slot) -> Option<Mapping> {
+        if let Repr::Small(d) = &mut self.repr
+            && slot.0 + 1 == d.len() as u64
+            && (d.len() * 3 >= d.capacity() + 3 || d.capacity() <= MIN_CAPACITY)
+        {
+            return d.pop_back(); // no shrink due after it
+        }
+        self.remove_slow(slot)
+    }
+
+    /// [`Intervals::remove`] past its inlined case.
+    #[inline(never)]
+    fn remove_slow(&mut self, slot: Slot) -> Option<Mapping> {
         match &mut self.repr {
             Repr::Small(d) => {
                 let i = slot.0 as usize;
@@ -271,6 +333,12 @@ impl Intervals {
             }
         }
     }
+}
+
+/// Room for one more entry in `d` (the ring's growth, out of line).
+#[inline(never)]
+fn grow(d: &mut VecDeque<Mapping>) -> Result<(), NoRoom> {
+    d.try_reserve(1).map_err(|_| NoRoom)
 }
 
 /// `d`'s entries in a new ring of room for `capacity` (at least its

@@ -40,7 +40,9 @@ impl<B: IommuBackend> Viommu<B> {
         }
         let (start, end, phys) = (req.virt_start, req.virt_end, req.phys_start);
         let g = self.granule;
-        if start % g != 0 || phys % g != 0 || end.wrapping_add(1) % g != 0 {
+        // The granule is a power of two (the lowest bit of page_size_mask).
+        let off_granule = g - 1;
+        if (start | phys | end.wrapping_add(1)) & off_granule != 0 {
             return Status::Range;
         }
         if start < self.config.input_start || end > self.config.input_end {
@@ -65,7 +67,16 @@ impl<B: IommuBackend> Viommu<B> {
             mmio: req.flags.mmio(),
         };
         let backend = &mut self.backend;
-        let (done, status) = map_pieces(backend, g, req.domain, start, phys, len, attrs);
+        // The usual MAP: the whole range host-contiguous, one backend call.
+        let (done, status) = match backend.translate(phys, len, attrs.mmio) {
+            Ok(pa) if pa & off_granule == 0 => match backend.map(req.domain, start, pa, len, attrs)
+            {
+                Ok(()) => (len, Status::Ok),
+                Err(e) => (0, backend_status(e)),
+            },
+            Ok(_) => (0, Status::Deverr),
+            Err(first) => map_pieces(backend, g, (req.domain, start), phys, len, attrs, first),
+        };
         let kept = if status == Status::Ok {
             len
         } else if done == 0 || backend.unmap(req.domain, start, done).is_ok() {
@@ -141,29 +152,20 @@ impl<B: IommuBackend> Viommu<B> {
     }
 }
 
-/// Translates and maps `len` bytes at `gpa` to `iova` in pieces; returns
-/// how many bytes were mapped and the outcome.
+/// Maps `len` bytes at `gpa` to `iova` of `domain` in host-contiguous
+/// pieces, after the translation of the whole range was refused with
+/// `first`; returns how many bytes were mapped and the outcome.
+#[inline(never)]
 fn map_pieces<B: IommuBackend>(
     backend: &mut B,
     granule: u64,
-    domain: u32,
-    iova: u64,
+    (domain, iova): (u32, u64),
     gpa: u64,
     len: u64,
     attrs: MapAttrs,
+    first: Refusal,
 ) -> (u64, Status) {
-    // The usual MAP: the whole range host-contiguous, one backend call.
-    let whole = backend.translate(gpa, len, attrs.mmio);
-    if let Ok(pa) = whole {
-        if pa % granule != 0 {
-            return (0, Status::Deverr);
-        }
-        return match backend.map(domain, iova, pa, len, attrs) {
-            Ok(()) => (len, Status::Ok),
-            Err(e) => (0, backend_status(e)),
-        };
-    }
-    let mut first = Some(whole);
+    let mut first = Some(Err(first));
     let mut done = 0;
     for _ in 0..MAX_MAP_PIECES {
         let rest = len - done;
