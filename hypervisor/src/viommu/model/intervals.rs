@@ -102,10 +102,12 @@ impl Intervals {
     #[inline(always)]
     pub fn free_slot(&self, start: u64, end: u64) -> Option<Slot> {
         if let Repr::Small(d) = &self.repr {
-            match d.back() {
-                None => return Some(Slot(0)),
+            match (d.front(), d.back()) {
+                (_, None) => return Some(Slot(0)),
                 // Ascending IOVAs, and the MAP of a MAP+UNMAP pair.
-                Some(last) if last.end < start => return Some(Slot(d.len() as u64)),
+                (_, Some(last)) if last.end < start => return Some(Slot(d.len() as u64)),
+                // Descending IOVAs (Linux's allocator works top-down).
+                (Some(first), _) if first.start > end => return Some(Slot(0)),
                 _ => {}
             }
         }
@@ -168,11 +170,17 @@ impl Intervals {
     #[inline(always)]
     pub fn insert(&mut self, slot: Slot, m: Mapping) {
         if let Repr::Small(d) = &mut self.repr
-            && slot.0 == d.len() as u64
             && d.len() < d.capacity().min(SMALL_MAX)
         {
-            d.push_back(m); // room reserved: no allocation
-            return;
+            // At an end of the ring; room reserved: no allocation.
+            if slot.0 == d.len() as u64 {
+                d.push_back(m);
+                return;
+            }
+            if slot.0 == 0 {
+                d.push_front(m);
+                return;
+            }
         }
         self.insert_slow(slot, m);
     }
@@ -212,11 +220,16 @@ impl Intervals {
     #[inline(always)]
     pub fn exact(&self, start: u64, end: u64) -> Option<Slot> {
         if let Repr::Small(d) = &self.repr
-            && let Some(last) = d.back()
-            && last.start == start
+            && let (Some(first), Some(last)) = (d.front(), d.back())
         {
             // LIFO, and the UNMAP of a MAP+UNMAP pair.
-            return (last.end == end).then_some(Slot(d.len() as u64 - 1));
+            if last.start == start {
+                return (last.end == end).then_some(Slot(d.len() as u64 - 1));
+            }
+            // FIFO.
+            if first.start == start {
+                return (first.end == end).then_some(Slot(0));
+            }
         }
         self.exact_search(start, end)
     }
@@ -291,10 +304,15 @@ impl Intervals {
     #[inline(always)]
     pub fn remove(&mut self, slot: Slot) -> Option<Mapping> {
         if let Repr::Small(d) = &mut self.repr
-            && slot.0 + 1 == d.len() as u64
             && (d.len() * 3 >= d.capacity() + 3 || d.capacity() <= MIN_CAPACITY)
         {
-            return d.pop_back(); // no shrink due after it
+            // No shrink due after it: an end of the ring.
+            if slot.0 + 1 == d.len() as u64 {
+                return d.pop_back();
+            }
+            if slot.0 == 0 {
+                return d.pop_front();
+            }
         }
         self.remove_slow(slot)
     }
