@@ -14,9 +14,11 @@
 //! Memory: the ring grows by doubling and is reallocated at half its
 //! capacity once it is less than a third full (never below
 //! [`MIN_CAPACITY`]), so it holds at most three entries' room per mapping
-//! (`config::limits::HEAP_PER_IO_MAPPING`). Every allocation a MAP needs
-//! is made by [`Intervals::reserve`], before the backend changes anything;
-//! a shrink that cannot allocate is skipped.
+//! (`config::limits::HEAP_PER_IO_MAPPING`). The ring's growth is made by
+//! [`Intervals::reserve`], before the backend changes anything (the model
+//! answers NOMEM when it fails); the B-tree allocates its nodes as it
+//! inserts, as the model's B-tree always did; a shrink that cannot
+//! allocate is skipped.
 
 use super::domain::Mapping;
 use alloc::collections::{BTreeMap, VecDeque};
