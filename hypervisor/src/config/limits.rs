@@ -87,9 +87,11 @@ pub const DEFAULT_VIOMMU_DOMAINS: u32 = 32;
 pub const MAX_VIOMMU_DOMAINS: u32 = 1023;
 
 /// Hypervisor heap one virtio-iommu mapping may hold: the model's entry in
-/// its interval map, a B-tree whose nodes may be half full, with its share
-/// of the inner nodes (about 90 bytes at worst; the host test
-/// `vm::tests::io_budget::heap_per_mapping_is_within_its_allowance`
+/// its domain's interval set (`viommu::model::intervals`): up to 128
+/// mappings a sorted ring of 32-byte entries at most three times as long as
+/// its contents (96 bytes), beyond that a B-tree whose nodes may be half
+/// full, with its share of the inner nodes (about 90 bytes at worst; the
+/// host test `vm::tests::io_budget::heap_per_mapping_is_within_its_allowance`
 /// measures it).
 pub const HEAP_PER_IO_MAPPING: u64 = 128;
 

@@ -25,6 +25,7 @@ pub mod backend;
 pub mod counters;
 pub mod device;
 pub mod events;
+pub mod idmap;
 pub mod model;
 pub mod profile;
 pub mod wire;

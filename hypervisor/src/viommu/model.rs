@@ -21,6 +21,7 @@
 
 mod attach;
 mod domain;
+pub(crate) mod intervals;
 mod map;
 mod probe;
 
@@ -29,6 +30,7 @@ pub use domain::Mapping;
 use super::backend::{BackendError, IommuBackend, Refusal};
 use super::counters::Counters;
 use super::events::EventQueue;
+use super::idmap::IdMap;
 use super::wire::config::ConfigSpace;
 use super::wire::probe::{FAULT_LEN, Fault, FaultReason};
 use super::wire::request::{ParseError, Request};
@@ -221,7 +223,7 @@ pub struct Viommu<B: IommuBackend> {
     config: ConfigSpace,
     granule: u64,
     max_mappings: usize,
-    domains: BTreeMap<u32, Domain>,
+    domains: IdMap<Domain>,
     /// Endpoint -> the domain it is attached to.
     attached: BTreeMap<u32, u32>,
     mapping_count: usize,
@@ -261,7 +263,7 @@ impl<B: IommuBackend> Viommu<B> {
             },
             granule: 1 << cfg.page_size_mask.trailing_zeros(),
             max_mappings: cfg.max_mappings,
-            domains: BTreeMap::new(),
+            domains: IdMap::new(),
             attached: BTreeMap::new(),
             mapping_count: 0,
             events: EventQueue::new(),
@@ -369,7 +371,7 @@ impl<B: IommuBackend> Viommu<B> {
                 result = result.and(Err(e));
             }
         }
-        for &id in self.domains.keys() {
+        for id in self.domains.keys() {
             self.backend.domain_destroy(id);
         }
         self.attached.clear();
@@ -460,18 +462,18 @@ impl<B: IommuBackend> Viommu<B> {
 
     /// IDs of the existing domains, ascending.
     pub fn domain_ids(&self) -> impl Iterator<Item = u32> + '_ {
-        self.domains.keys().copied()
+        self.domains.keys()
     }
 
     /// Whether domain `id` is a bypass domain (`None`: no such domain).
     pub fn domain_is_bypass(&self, id: u32) -> Option<bool> {
-        self.domains.get(&id).map(|d| d.bypass)
+        self.domains.get(id).map(|d| d.bypass)
     }
 
     /// Endpoints attached to domain `id`, ascending.
     pub fn domain_endpoints(&self, id: u32) -> impl Iterator<Item = u32> + '_ {
         self.domains
-            .get(&id)
+            .get(id)
             .into_iter()
             .flat_map(|d| d.endpoints.iter().copied())
     }
@@ -479,9 +481,9 @@ impl<B: IommuBackend> Viommu<B> {
     /// Mappings of domain `id`, by IOVA.
     pub fn mappings(&self, id: u32) -> impl Iterator<Item = Mapping> + '_ {
         self.domains
-            .get(&id)
+            .get(id)
             .into_iter()
-            .flat_map(|d| d.mappings.values().copied())
+            .flat_map(|d| d.mappings.iter())
     }
 
     /// Mappings of all domains.

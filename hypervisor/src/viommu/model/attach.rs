@@ -46,7 +46,7 @@ impl<B: IommuBackend> Viommu<B> {
         let bypass = req.flags & ATTACH_F_BYPASS != 0;
         let survivor = self
             .domains
-            .get(&id)
+            .get(id)
             .filter(|d| d.endpoints.iter().any(|&other| other != ep));
         if let Some(domain) = survivor {
             if domain.bypass != bypass {
@@ -67,7 +67,7 @@ impl<B: IommuBackend> Viommu<B> {
                 return backend_status(e);
             }
         }
-        if !self.domains.contains_key(&id) {
+        if !self.domains.contains_key(id) {
             if let Err(e) = self.backend.domain_create(id, bypass) {
                 return backend_status(e);
             }
@@ -82,7 +82,7 @@ impl<B: IommuBackend> Viommu<B> {
         if self.domain_of(ep) != Some(id) {
             self.leave(ep);
         }
-        if let Some(domain) = self.domains.get_mut(&id) {
+        if let Some(domain) = self.domains.get_mut(id) {
             domain.endpoints.insert(ep);
             domain.refresh_resv(&self.backend);
         }
@@ -117,11 +117,8 @@ impl<B: IommuBackend> Viommu<B> {
     /// Destroys domain `id` if no endpoint is attached to it (one created
     /// for an ATTACH that then failed).
     fn destroy_if_empty(&mut self, id: u32) {
-        if self
-            .domains
-            .get(&id)
-            .is_some_and(|d| d.endpoints.is_empty())
-            && let Some(gone) = self.domains.remove(&id)
+        if self.domains.get(id).is_some_and(|d| d.endpoints.is_empty())
+            && let Some(gone) = self.domains.remove(id)
         {
             self.mapping_count = self.mapping_count.saturating_sub(gone.mappings.len());
             self.backend.domain_destroy(id);
@@ -135,7 +132,7 @@ impl<B: IommuBackend> Viommu<B> {
         let Some(id) = self.attached.remove(&ep) else {
             return;
         };
-        let Some(domain) = self.domains.get_mut(&id) else {
+        let Some(domain) = self.domains.get_mut(id) else {
             return;
         };
         domain.endpoints.remove(&ep);
@@ -143,7 +140,7 @@ impl<B: IommuBackend> Viommu<B> {
             domain.refresh_resv(&self.backend);
             return;
         }
-        if let Some(gone) = self.domains.remove(&id) {
+        if let Some(gone) = self.domains.remove(id) {
             self.mapping_count = self.mapping_count.saturating_sub(gone.mappings.len());
             self.backend.domain_destroy(id);
         }

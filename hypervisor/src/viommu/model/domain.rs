@@ -1,10 +1,11 @@
-//! A domain: its endpoints, its mappings (an ordered interval map keyed by
-//! first IOVA, never overlapping) and the reserved regions of its
-//! endpoints, which MAP requests must stay clear of.
+//! A domain: its endpoints, its mappings (never overlapping, in IOVA
+//! order: [`Intervals`]) and the reserved regions of its endpoints, which
+//! MAP requests must stay clear of.
 
+use super::intervals::Intervals;
 use crate::viommu::backend::{IommuBackend, ResvRegion};
 use crate::viommu::wire::request::MapFlags;
-use alloc::collections::{BTreeMap, BTreeSet};
+use alloc::collections::BTreeSet;
 use alloc::vec::Vec;
 
 /// One mapping, as the guest created it with a single MAP request.
@@ -27,7 +28,7 @@ pub(super) struct Domain {
     /// Attached endpoints (never empty while the domain exists).
     pub endpoints: BTreeSet<u32>,
     /// Mappings by first IOVA.
-    pub mappings: BTreeMap<u64, Mapping>,
+    pub mappings: Intervals,
     /// Reserved regions of all attached endpoints.
     pub resv: Vec<ResvRegion>,
 }
@@ -38,45 +39,19 @@ impl Domain {
         Self {
             bypass,
             endpoints: BTreeSet::new(),
-            mappings: BTreeMap::new(),
+            mappings: Intervals::new(),
             resv: Vec::new(),
         }
     }
 
-    /// Whether a mapping meets `[start, end]`. Mappings do not overlap, so
-    /// only the last one starting at or before `end` can.
+    /// Whether a mapping meets `[start, end]`.
     pub fn overlaps(&self, start: u64, end: u64) -> bool {
-        self.mappings
-            .range(..=end)
-            .next_back()
-            .is_some_and(|(_, m)| m.end >= start)
+        self.mappings.overlaps(start, end)
     }
 
     /// Whether `[start, end]` meets a reserved region of an endpoint.
     pub fn overlaps_resv(&self, start: u64, end: u64) -> bool {
         self.resv.iter().any(|r| r.overlaps(start, end))
-    }
-
-    /// Whether unmapping `[start, end]` would split a mapping: one that
-    /// starts before `start` and reaches it, or the last one starting
-    /// inside that ends after `end` (those in between lie inside).
-    pub fn unmap_splits(&self, start: u64, end: u64) -> bool {
-        let before = self
-            .mappings
-            .range(..start)
-            .next_back()
-            .is_some_and(|(_, m)| m.end >= start);
-        let after = self
-            .mappings
-            .range(start..=end)
-            .next_back()
-            .is_some_and(|(_, m)| m.end > end);
-        before || after
-    }
-
-    /// The first mapping starting inside `[start, end]`.
-    pub fn first_in(&self, start: u64, end: u64) -> Option<Mapping> {
-        self.mappings.range(start..=end).next().map(|(_, m)| *m)
     }
 
     /// Recomputes the reserved regions from the attached endpoints.

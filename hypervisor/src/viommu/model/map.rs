@@ -31,7 +31,8 @@ impl<B: IommuBackend> Viommu<B> {
         if !self.domain_in_range(req.domain) {
             return Status::Range;
         }
-        let Some(domain) = self.domains.get(&req.domain) else {
+        // The one lookup of the domain: the fields used below are disjoint.
+        let Some(domain) = self.domains.get_mut(req.domain) else {
             return Status::Noent;
         };
         if domain.bypass || req.virt_end < req.virt_start {
@@ -39,7 +40,9 @@ impl<B: IommuBackend> Viommu<B> {
         }
         let (start, end, phys) = (req.virt_start, req.virt_end, req.phys_start);
         let g = self.granule;
-        if start % g != 0 || phys % g != 0 || end.wrapping_add(1) % g != 0 {
+        // The granule is a power of two (the lowest bit of page_size_mask).
+        let off_granule = g - 1;
+        if (start | phys | end.wrapping_add(1)) & off_granule != 0 {
             return Status::Range;
         }
         if start < self.config.input_start || end > self.config.input_end {
@@ -49,10 +52,13 @@ impl<B: IommuBackend> Viommu<B> {
         let (Some(len), Some(_)) = (last.checked_add(1), phys.checked_add(last)) else {
             return Status::Range;
         };
-        if domain.overlaps(start, end) || domain.overlaps_resv(start, end) {
+        let Some(slot) = domain.mappings.free_slot(start, end) else {
+            return Status::Inval;
+        };
+        if domain.overlaps_resv(start, end) {
             return Status::Inval;
         }
-        if self.mapping_count >= self.max_mappings {
+        if self.mapping_count >= self.max_mappings || domain.mappings.reserve().is_err() {
             return Status::Nomem;
         }
         let attrs = MapAttrs {
@@ -60,10 +66,20 @@ impl<B: IommuBackend> Viommu<B> {
             write: req.flags.write(),
             mmio: req.flags.mmio(),
         };
-        let (done, status) = self.map_pieces(req.domain, start, phys, len, attrs);
+        let backend = &mut self.backend;
+        // The usual MAP: the whole range host-contiguous, one backend call.
+        let (done, status) = match backend.translate(phys, len, attrs.mmio) {
+            Ok(pa) if pa & off_granule == 0 => match backend.map(req.domain, start, pa, len, attrs)
+            {
+                Ok(()) => (len, Status::Ok),
+                Err(e) => (0, backend_status(e)),
+            },
+            Ok(_) => (0, Status::Deverr),
+            Err(first) => map_pieces(backend, g, (req.domain, start), phys, len, attrs, first),
+        };
         let kept = if status == Status::Ok {
             len
-        } else if done == 0 || self.backend.unmap(req.domain, start, done).is_ok() {
+        } else if done == 0 || backend.unmap(req.domain, start, done).is_ok() {
             return status;
         } else {
             // The pieces could not be taken back: keep them as a mapping
@@ -76,55 +92,13 @@ impl<B: IommuBackend> Viommu<B> {
             phys,
             flags: req.flags,
         };
-        if let Some(domain) = self.domains.get_mut(&req.domain) {
-            domain.mappings.insert(start, mapping);
-            self.mapping_count += 1;
-        }
+        domain.mappings.insert(slot, mapping);
+        self.mapping_count += 1;
         if kept == len {
             Status::Ok
         } else {
             Status::Deverr
         }
-    }
-
-    /// Translates and maps `len` bytes at `gpa` to `iova` in pieces;
-    /// returns how many bytes were mapped and the outcome.
-    fn map_pieces(
-        &mut self,
-        domain: u32,
-        iova: u64,
-        gpa: u64,
-        len: u64,
-        attrs: MapAttrs,
-    ) -> (u64, Status) {
-        let mut done = 0;
-        for _ in 0..MAX_MAP_PIECES {
-            let rest = len - done;
-            let at = gpa + done;
-            let (pa, piece) = match self.backend.translate(at, rest, attrs.mmio) {
-                Ok(pa) => (pa, rest),
-                Err(Refusal::Discontiguous { run })
-                    if run > 0 && run < rest && run % self.granule == 0 =>
-                {
-                    match self.backend.translate(at, run, attrs.mmio) {
-                        Ok(pa) => (pa, run),
-                        Err(r) => return (done, refusal_status(r)),
-                    }
-                }
-                Err(r) => return (done, refusal_status(r)),
-            };
-            if pa % self.granule != 0 {
-                return (done, Status::Deverr);
-            }
-            if let Err(e) = self.backend.map(domain, iova + done, pa, piece, attrs) {
-                return (done, backend_status(e));
-            }
-            done += piece;
-            if done == len {
-                return (done, Status::Ok);
-            }
-        }
-        (done, Status::Deverr)
     }
 
     /// UNMAP: reserved bytes -> INVAL (allowed by the spec; nothing is
@@ -140,7 +114,7 @@ impl<B: IommuBackend> Viommu<B> {
         if !self.domain_in_range(req.domain) {
             return Status::Range;
         }
-        let Some(domain) = self.domains.get_mut(&req.domain) else {
+        let Some(domain) = self.domains.get_mut(req.domain) else {
             return Status::Noent;
         };
         let (start, end) = (req.virt_start, req.virt_end);
@@ -150,32 +124,76 @@ impl<B: IommuBackend> Viommu<B> {
         // The common case: the range is exactly one mapping (drivers unmap
         // what they mapped). Mappings do not overlap, so nothing else can
         // meet the range: one lookup instead of the range queries below.
-        if let Some(m) = domain.mappings.get(&start)
-            && m.end == end
-        {
+        if let Some(slot) = domain.mappings.exact(start, end) {
             let Some(len) = (end - start).checked_add(1) else {
                 return Status::Deverr;
             };
             if let Err(e) = self.backend.unmap(req.domain, start, len) {
                 return backend_status(e);
             }
-            domain.mappings.remove(&start);
+            domain.mappings.remove(slot);
             self.mapping_count = self.mapping_count.saturating_sub(1);
             return Status::Ok;
         }
-        if domain.unmap_splits(start, end) {
+        if domain.mappings.unmap_splits(start, end) {
             return Status::Range;
         }
-        while let Some(m) = domain.first_in(start, end) {
+        while let Some((slot, m)) = domain.mappings.first_in(start, end) {
             let Some(len) = (m.end - m.start).checked_add(1) else {
                 return Status::Deverr;
             };
             if let Err(e) = self.backend.unmap(req.domain, m.start, len) {
                 return backend_status(e);
             }
-            domain.mappings.remove(&m.start);
+            domain.mappings.remove(slot);
             self.mapping_count = self.mapping_count.saturating_sub(1);
         }
         Status::Ok
     }
+}
+
+/// Maps `len` bytes at `gpa` to `iova` of `domain` in host-contiguous
+/// pieces, after the translation of the whole range was refused with
+/// `first`; returns how many bytes were mapped and the outcome.
+#[inline(never)]
+fn map_pieces<B: IommuBackend>(
+    backend: &mut B,
+    granule: u64,
+    (domain, iova): (u32, u64),
+    gpa: u64,
+    len: u64,
+    attrs: MapAttrs,
+    first: Refusal,
+) -> (u64, Status) {
+    let mut first = Some(Err(first));
+    let mut done = 0;
+    for _ in 0..MAX_MAP_PIECES {
+        let rest = len - done;
+        let at = gpa + done;
+        let translated = match first.take() {
+            Some(t) => t,
+            None => backend.translate(at, rest, attrs.mmio),
+        };
+        let (pa, piece) = match translated {
+            Ok(pa) => (pa, rest),
+            Err(Refusal::Discontiguous { run }) if run > 0 && run < rest && run % granule == 0 => {
+                match backend.translate(at, run, attrs.mmio) {
+                    Ok(pa) => (pa, run),
+                    Err(r) => return (done, refusal_status(r)),
+                }
+            }
+            Err(r) => return (done, refusal_status(r)),
+        };
+        if pa % granule != 0 {
+            return (done, Status::Deverr);
+        }
+        if let Err(e) = backend.map(domain, iova + done, pa, piece, attrs) {
+            return (done, backend_status(e));
+        }
+        done += piece;
+        if done == len {
+            return (done, Status::Ok);
+        }
+    }
+    (done, Status::Deverr)
 }

@@ -5,6 +5,8 @@ mod attach;
 mod batch;
 mod errors;
 mod fuzz;
+mod idmap;
+mod intervals;
 mod map;
 mod probe;
 mod unmap;

@@ -424,3 +424,53 @@ fn heap_per_mapping_is_within_its_allowance() {
         "{per_mapping} bytes of heap per mapping (peak {peak}, of it {tables} of tables)"
     );
 }
+
+#[test]
+fn heap_per_domain_is_within_its_allowance() {
+    use crate::config::limits::{HEAP_PER_DOMAIN, HEAP_PER_IO_MAPPING};
+    use crate::smmu::tests::heapcount::peak_during;
+    // The boot plan commits HEAP_PER_DOMAIN bytes per allowed domain:
+    // measure what the model and backend hold per domain (the domain
+    // tables' vector entries, endpoint sets, a mapping ring at its
+    // smallest kept size) with one mapping each, tables left out.
+    const N: u32 = 24;
+    let w = World::new();
+    let g = w.guest(0, config("a", &[0], true));
+    w.dma.take();
+    let b = SmmuBackend::with_table_limit(g.ram, g.dma.clone(), w.vmids.reserve(32), 32, 2048);
+    let cfg = ViommuConfig {
+        input_end: (1u64 << IOVA_BITS) - 1,
+        ..ViommuConfig::default()
+    };
+    let mut v = Viommu::new(b, cfg).expect("valid config");
+    let send = |v: &mut Viommu<SmmuBackend>, req: Request| {
+        let out = v.process_batch([(req.encode(), 4)]);
+        out.completions[0].response.status().expect("a status")
+    };
+    let tables_before = v.backend().tables().held();
+    let (_, peak) = peak_during(|| {
+        for k in 0..N {
+            let attach = Request::Attach(Attach {
+                domain: 1 + k,
+                endpoint: EP + k,
+                flags: 0,
+                reserved: [0; 4],
+            });
+            assert_eq!(send(&mut v, attach), Status::Ok, "attach {k}");
+            let map = Request::Map(Map {
+                domain: 1 + k,
+                virt_start: 0x10_0000,
+                virt_end: 0x10_0fff,
+                phys_start: RAM_BASE,
+                flags: MapFlags(MapFlags::READ | MapFlags::WRITE),
+            });
+            assert_eq!(send(&mut v, map), Status::Ok, "map {k}");
+        }
+    });
+    let tables = (v.backend().tables().held() - tables_before) * 4096;
+    let per_domain = (peak - tables) as u64 / u64::from(N);
+    assert!(
+        per_domain <= HEAP_PER_DOMAIN + HEAP_PER_IO_MAPPING,
+        "{per_domain} bytes of heap per domain with one mapping (peak {peak}, of it {tables} of tables)"
+    );
+}

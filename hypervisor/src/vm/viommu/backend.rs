@@ -38,6 +38,7 @@ use crate::smmu::SmmuError;
 use crate::smmu::cmd::{Cmd, plan_s2_invalidation_into};
 use crate::smmu::driver::ProbeOptions;
 use crate::viommu::backend::{BackendError, IommuBackend, MapAttrs, Refusal, ResvRegion};
+use crate::viommu::idmap::IdMap;
 use alloc::collections::BTreeMap;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
@@ -115,7 +116,7 @@ pub struct SmmuBackend {
     batch_work: u64,
     /// Table pages retired, whose walk-cache invalidation is queued.
     retire_queued: usize,
-    domains: BTreeMap<u32, Domain>,
+    domains: IdMap<Domain>,
     /// Attached endpoints and their domain.
     attached: BTreeMap<u32, u32>,
     /// Endpoints whose stream change was not confirmed, and the domains
@@ -171,7 +172,7 @@ impl SmmuBackend {
             tables: BudgetTables::new(table_pages),
             batch_work: 0,
             retire_queued: 0,
-            domains: BTreeMap::new(),
+            domains: IdMap::new(),
             attached: BTreeMap::new(),
             unconfirmed: BTreeMap::new(),
             kept: Vec::new(),
@@ -182,7 +183,7 @@ impl SmmuBackend {
 
     /// Root of domain `domain`'s table (None: no such translating domain).
     pub fn domain_root(&self, domain: u32) -> Option<u64> {
-        self.domains.get(&domain)?.table.as_ref().map(|t| t.root())
+        self.domains.get(domain)?.table.as_ref().map(|t| t.root())
     }
 
     /// Roots of every table the backend has not freed: live translating
@@ -212,7 +213,7 @@ impl SmmuBackend {
     /// What `ep`'s stream may reach through the domain it is attached to.
     fn reach_of(&self, domain: Option<u32>) -> Reach {
         domain
-            .and_then(|d| self.domains.get(&d))
+            .and_then(|d| self.domains.get(d))
             .and_then(Domain::reach)
             .into_iter()
             .collect()
@@ -307,7 +308,7 @@ impl SmmuBackend {
     pub fn domain_tables(&self) -> impl Iterator<Item = (u32, &PageTable<Stage2>)> {
         self.domains
             .iter()
-            .filter_map(|(id, d)| d.table.as_ref().map(|t| (*id, t)))
+            .filter_map(|(id, d)| d.table.as_ref().map(|t| (id, t)))
     }
 
     /// After a table operation on `vmid`'s domain: when it retired tables,
@@ -337,10 +338,7 @@ impl SmmuBackend {
     /// leaves both the table and the queued commands as they were.
     fn unmap_planned(&mut self, domain: u32, iova: u64, len: u64) -> Result<(), BackendError> {
         self.reserve_retire()?;
-        let d = self
-            .domains
-            .get_mut(&domain)
-            .ok_or(BackendError::Hardware)?;
+        let d = self.domains.get_mut(domain).ok_or(BackendError::Hardware)?;
         let vmid = d.vmid;
         let t = d.table.as_mut().ok_or(BackendError::Hardware)?;
         let limit = ProbeOptions::DEFAULT.tlbi_page_limit;
@@ -463,7 +461,7 @@ impl IommuBackend for SmmuBackend {
     }
 
     fn domain_destroy(&mut self, domain: u32) {
-        let Some(d) = self.domains.remove(&domain) else {
+        let Some(d) = self.domains.remove(domain) else {
             return;
         };
         // The model detaches every endpoint first; one still bound here
@@ -499,7 +497,7 @@ impl IommuBackend for SmmuBackend {
     }
 
     fn attach(&mut self, ep: u32, domain: u32) -> Result<(), BackendError> {
-        let bound = match self.domains.get(&domain) {
+        let bound = match self.domains.get(domain) {
             Some(d) => self.bind(ep, Some(d)),
             None => Err(BackendError::Hardware),
         };
@@ -560,10 +558,7 @@ impl IommuBackend for SmmuBackend {
     ) -> Result<(), BackendError> {
         let t0 = perf::now();
         self.reserve_retire()?;
-        let d = self
-            .domains
-            .get_mut(&domain)
-            .ok_or(BackendError::Hardware)?;
+        let d = self.domains.get_mut(domain).ok_or(BackendError::Hardware)?;
         let vmid = d.vmid;
         let t = d.table.as_mut().ok_or(BackendError::Hardware)?;
         // The work is known before it is done: refuse what one request, or
@@ -605,7 +600,7 @@ impl IommuBackend for SmmuBackend {
             self.reserve_retire()?;
             let t = self
                 .domains
-                .get_mut(&domain)
+                .get_mut(domain)
                 .and_then(|d| d.table.as_mut())
                 .ok_or(BackendError::Hardware)?;
             result = t.map(&mut self.tables, iova, pa, len, a);
