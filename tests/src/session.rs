@@ -216,6 +216,38 @@ impl Session {
         }
     }
 
+    /// As [`Session::expect`], but when the wait times out, first types
+    /// `diagnose` (console keys or a command whose output helps explain the
+    /// failure) and lets `settle` pass, so that its answer is in the
+    /// failure's transcript.
+    pub fn expect_or_diagnose(
+        &mut self,
+        needle: &str,
+        timeout: Duration,
+        diagnose: &str,
+        settle: Duration,
+    ) -> Result<(), HarnessError> {
+        let what = format!("{needle:?} after byte {} of the console", self.cursor);
+        let started = Instant::now();
+        match self.wait_for(timeout, |tail, _| {
+            find(tail, needle.as_bytes()).map(|at| at + needle.len())
+        }) {
+            Wait::Found(end) => {
+                self.cursor += end;
+                Ok(())
+            }
+            Wait::Closed => Err(self.ended(what)),
+            Wait::TimedOut(true) => Err(self.timed_out(what, started, true)),
+            Wait::TimedOut(false) => {
+                let what = format!("{what} (then typed {diagnose:?} to see why)");
+                if self.send(diagnose).is_ok() {
+                    let _ = self.wait_for(settle, |_, _| None::<usize>);
+                }
+                Err(self.timed_out(what, started, false))
+            }
+        }
+    }
+
     /// Waits until every one of `needles` appears after the cursor, in any
     /// order; moves the cursor past the last of them.
     pub fn expect_all(&mut self, needles: &[&str], timeout: Duration) -> Result<(), HarnessError> {
@@ -686,6 +718,31 @@ mod tests {
             start.elapsed() < Duration::from_secs(2),
             "drop kills promptly"
         );
+    }
+
+    #[test]
+    fn a_timeout_types_the_diagnosis_and_keeps_its_answer() {
+        let mut cmd = Command::new("cat");
+        cmd.stdin(std::process::Stdio::piped());
+        let mut s = Session::spawn(cmd, Duration::from_secs(30)).expect("cat starts");
+        let err = s
+            .expect_or_diagnose(
+                "never printed",
+                Duration::from_millis(300),
+                "counters: 7 faults\n",
+                Duration::from_millis(500),
+            )
+            .expect_err("must time out");
+        let text = err.to_string();
+        assert!(matches!(err, HarnessError::Timeout { .. }), "{text}");
+        assert!(text.contains("to see why"), "{text}");
+        assert!(
+            text.contains("counters: 7 faults"),
+            "the answer is in the transcript: {text}"
+        );
+        let mut s = sh("echo done; exec sleep 30");
+        s.expect_or_diagnose("done", SHORT, "x", SHORT)
+            .expect("found: nothing typed");
     }
 
     #[test]
