@@ -94,6 +94,8 @@ pub struct State {
     pub ich_hcr: u64,
     /// HCR_EL2.VI.
     pub virq_line: bool,
+    /// `partita.virq=hcr` (per thread here, global on hardware).
+    pub virq_via_hcr: bool,
     /// VBAR_EL1 of the guest (where injected exceptions go).
     pub vbar_el1: u64,
     /// ESR_EL1, FAR_EL1, ELR_EL1, SPSR_EL1 as the last injection set them.
@@ -122,6 +124,7 @@ impl Default for State {
             lrs: alloc::vec![0; 4],
             ich_hcr: 0,
             virq_line: false,
+            virq_via_hcr: false,
             vbar_el1: 0,
             el1: [0; 4],
             pa_bits_field: 2, // 40 bits
@@ -239,6 +242,12 @@ impl Arch for Fake {
     }
     fn set_virtual_irq_line(pending: bool) {
         with(|s| s.virq_line = pending);
+    }
+    fn virq_via_hcr() -> bool {
+        with(|s| s.virq_via_hcr)
+    }
+    fn set_virq_via_hcr(on: bool) {
+        with(|s| s.virq_via_hcr = on);
     }
     fn enable_virtual_interface(ich_hcr: u64) {
         with(|s| {

@@ -98,6 +98,11 @@ pub trait Arch {
     /// machine whose GIC does not wire its virtual IRQ output to the CPUs
     /// (see `vm::irq::set_virq_via_hcr`).
     fn set_virtual_irq_line(pending: bool);
+    /// Whether virtual IRQs are also signalled through HCR_EL2.VI (one
+    /// setting for every CPU, made at boot: `partita.virq=hcr`).
+    fn virq_via_hcr() -> bool;
+    /// Sets [`Arch::virq_via_hcr`].
+    fn set_virq_via_hcr(on: bool);
     /// Resets the virtual CPU interface (VMCR, active priorities, list
     /// registers) and enables it with `ich_hcr`.
     fn enable_virtual_interface(ich_hcr: u64);

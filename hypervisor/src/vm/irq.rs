@@ -13,16 +13,12 @@ use crate::arch::{Arch, Cpu};
 use crate::gic::{KICK_SGI, maintenance_ppi};
 use crate::vgic::SPI_BASE;
 use crate::vgic::pending::{VirqRequest, fill_list_registers};
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::Ordering;
 use log::warn;
 
 /// ICH_HCR_EL2.NPIE: maintenance interrupt while no list register is
 /// pending.
 const ICH_HCR_NPIE: u64 = 1 << 3;
-
-/// Virtual IRQs are signalled through HCR_EL2.VI as well as the list
-/// registers ([`set_virq_via_hcr`]).
-static VIRQ_VIA_HCR: AtomicBool = AtomicBool::new(false);
 
 /// Signals the guests' virtual interrupts through HCR_EL2.VI too: for a
 /// machine whose GIC does not wire its virtual IRQ output to the CPUs
@@ -33,7 +29,7 @@ static VIRQ_VIA_HCR: AtomicBool = AtomicBool::new(false);
 /// The guest still acknowledges and ends its interrupts through its
 /// virtual CPU interface. Set once at boot (`partita.virq=hcr`).
 pub fn set_virq_via_hcr(on: bool) {
-    VIRQ_VIA_HCR.store(on, Ordering::Relaxed);
+    Cpu::set_virq_via_hcr(on);
 }
 
 /// Whether any list register holds a pending interrupt (state pending or
@@ -47,7 +43,7 @@ fn lrs_pending() -> bool {
 /// With [`set_virq_via_hcr`], mirrors the list registers' pending state
 /// into HCR_EL2.VI and ICH_HCR_EL2.NPIE before a return to the guest.
 fn mirror_virq_line() {
-    if !VIRQ_VIA_HCR.load(Ordering::Relaxed) {
+    if !Cpu::virq_via_hcr() {
         return;
     }
     let pending = lrs_pending();
@@ -94,7 +90,7 @@ pub fn take_interrupts(hyp_irq: HypIrqHandler, mut guest: impl FnMut(u32) -> boo
         }
         Cpu::gic_priority_drop(intid);
         let maintenance = intid == maintenance_ppi();
-        if maintenance && VIRQ_VIA_HCR.load(Ordering::Relaxed) {
+        if maintenance && Cpu::virq_via_hcr() {
             // NPIE keeps it asserted until withdrawn; the return to the
             // guest sets it again if a list register is still pending.
             Cpu::set_ich_hcr(Cpu::ich_hcr() & !ICH_HCR_NPIE);

@@ -82,6 +82,12 @@ impl Arch for Hw {
     fn set_virtual_irq_line(pending: bool) {
         guest::set_virtual_irq_line(pending)
     }
+    fn virq_via_hcr() -> bool {
+        guest::VIRQ_VIA_HCR.load(core::sync::atomic::Ordering::Relaxed)
+    }
+    fn set_virq_via_hcr(on: bool) {
+        guest::VIRQ_VIA_HCR.store(on, core::sync::atomic::Ordering::Relaxed)
+    }
     fn enable_virtual_interface(ich_hcr: u64) {
         gicv3::enable_virtual_interface(ich_hcr)
     }

@@ -54,6 +54,11 @@ pub fn vtcr(ipa_bits: u32, start_level: usize) -> u64 {
 /// HCR_EL2.VI: a virtual IRQ is pending for EL1.
 const HCR_VI: u64 = 1 << 7;
 
+/// Whether virtual IRQs are also signalled through HCR_EL2.VI (every
+/// CPU: set at boot, before the other CPUs start).
+pub static VIRQ_VIA_HCR: core::sync::atomic::AtomicBool =
+    core::sync::atomic::AtomicBool::new(false);
+
 /// Sets or clears HCR_EL2.VI (written only when it changes).
 pub fn set_virtual_irq_line(pending: bool) {
     let hcr = read_sysreg!("hcr_el2");

@@ -56,6 +56,41 @@ fn an_owned_hardware_interrupt_becomes_a_linked_list_register() {
 }
 
 #[test]
+fn with_virq_via_hcr_a_pending_list_register_also_raises_hcr_vi_until_taken() {
+    let (_w, m) = running_guest();
+    const NPIE: u64 = 1 << 3;
+    // Off (the default): the list register alone signals the guest.
+    fake::with(|s| s.pending_irqs.push_back(33));
+    m.handle_exit(&TrapFrame::default(), Exit::Irq);
+    assert!(!fake::with(|s| s.virq_line));
+    assert_eq!(fake::with(|s| s.ich_hcr) & NPIE, 0);
+    fake::with(|s| s.lrs.iter_mut().for_each(|lr| *lr = 0));
+    fake::take_ops();
+
+    // On (`partita.virq=hcr`): VI follows the pending list register, and
+    // NPIE asks for the maintenance interrupt once nothing is pending.
+    crate::vm::irq::set_virq_via_hcr(true);
+    fake::with(|s| s.pending_irqs.push_back(33));
+    m.handle_exit(&TrapFrame::default(), Exit::Irq);
+    assert!(fake::with(|s| s.virq_line), "VI raised");
+    assert_ne!(fake::with(|s| s.ich_hcr) & NPIE, 0, "NPIE requested");
+    // The guest acknowledges it: the list register is active, not pending;
+    // the maintenance interrupt comes, and VI and NPIE are withdrawn.
+    fake::with(|s| {
+        for lr in s.lrs.iter_mut().filter(|lr| **lr != 0) {
+            *lr = *lr & !(0b11 << 62) | 0b10 << 62;
+        }
+        s.pending_irqs.push_back(MAINTENANCE_PPI);
+    });
+    m.handle_exit(&TrapFrame::default(), Exit::Irq);
+    let ops = fake::take_ops();
+    assert!(ops.contains(&Op::Deactivate(MAINTENANCE_PPI)));
+    assert!(!fake::with(|s| s.virq_line), "VI withdrawn");
+    assert_eq!(fake::with(|s| s.ich_hcr) & NPIE, 0, "NPIE withdrawn");
+    crate::vm::irq::set_virq_via_hcr(false);
+}
+
+#[test]
 fn an_interrupt_the_guest_does_not_own_is_deactivated() {
     let (_w, m) = running_guest();
     fake::with(|s| s.pending_irqs.extend([40, MAINTENANCE_PPI]));
