@@ -80,6 +80,10 @@ pub struct QueueContext<'a, M: GuestMemory + ?Sized = dyn GuestMemory> {
     mem: &'a M,
     queues: &'a mut [Queue],
     used: u64,
+    /// Queues whose count of chains taken this context has been reset
+    /// (at their first session: a notify touches one or two queues, so
+    /// the context does not reset every queue up front).
+    begun: u64,
     bad_chains: usize,
     fatal: Option<QueueError>,
 }
@@ -102,11 +106,11 @@ impl<'a, M: GuestMemory + ?Sized> QueueContext<'a, M> {
     pub fn new(mem: &'a M, queues: &'a mut [Queue]) -> Self {
         let n = queues.len().min(MAX_QUEUES);
         let queues = &mut queues[..n];
-        queues.iter_mut().for_each(Queue::begin_context);
         Self {
             mem,
             queues,
             used: 0,
+            begun: 0,
             bad_chains: 0,
             fatal: None,
         }
@@ -176,11 +180,16 @@ impl<'a, M: GuestMemory + ?Sized> QueueContext<'a, M> {
         }
         let queue = self.queues.get_mut(q)?;
         let size = queue.live_size()?;
+        let bit = 1 << q;
+        if self.begun & bit == 0 {
+            self.begun |= bit;
+            queue.begin_context();
+        }
         Some(QueueSession {
             mem: self.mem,
             queue,
             size,
-            bit: 1 << q,
+            bit,
             used: &mut self.used,
             bad_chains: &mut self.bad_chains,
             fatal: &mut self.fatal,
@@ -234,7 +243,7 @@ impl<M: GuestMemory + ?Sized> QueueSession<'_, '_, M> {
     /// [`QueueContext::pop_into`]): false when the queue is empty, when
     /// the context's budget for it is spent, or after a fatal error.
     /// Malformed chains met on the way are returned with length 0.
-    #[inline]
+    #[inline(always)]
     pub fn pop_into(&mut self, chain: &mut Chain) -> bool {
         loop {
             if self.fatal.is_some() || !self.queue.take_one() {
@@ -275,7 +284,7 @@ impl<M: GuestMemory + ?Sized> QueueSession<'_, '_, M> {
 
     /// Returns chain `head` with `len` bytes written (see
     /// [`QueueContext::push_used`]).
-    #[inline]
+    #[inline(always)]
     pub fn push_used(&mut self, head: u16, len: u32) -> Result<(), QueueError> {
         if let Some(e) = *self.fatal {
             return Err(e);
