@@ -13,6 +13,7 @@ use super::profile::Profile;
 use crate::perf;
 use crate::viommu::backend::IommuBackend;
 use crate::viommu::model::{Completion, Response, Viommu};
+use crate::viommu::wire::request::Request;
 use crate::viommu::wire::{EVENT_QUEUE, REQUEST_QUEUE, TAIL_LEN};
 use crate::virtio::chain::Chain;
 use crate::virtio::device::{NotifyResult, QueueContext, VirtioDevice};
@@ -112,11 +113,28 @@ impl<B: IommuBackend> ViommuDevice<B> {
                 break;
             }
             let t1 = perf::now();
-            match read_request(chain, mem, &mut self.req.0) {
-                Some(req) => {
-                    let t2 = perf::now();
-                    let resp_len = usize::try_from(chain.writable_len()).unwrap_or(usize::MAX);
-                    let c = self.model.handle_request(req, resp_len);
+            let resp_len = usize::try_from(chain.writable_len()).unwrap_or(usize::MAX);
+            // The usual request, in one readable buffer of at most
+            // MAX_REQUEST bytes: its fields read straight out of guest
+            // RAM, each once. Anything else is copied, then parsed.
+            let c = match chain.readable.single() {
+                Some((gpa, len)) if len as usize <= MAX_REQUEST => {
+                    match Request::read_from(mem, gpa, len as usize) {
+                        Some(Ok((kind, parsed))) => {
+                            let t2 = perf::now();
+                            let c = self.model.handle_parsed(kind, parsed, resp_len);
+                            Some((c, t2))
+                        }
+                        Some(Err(_)) => None,
+                        None => {
+                            copied_request(&mut self.model, &mut self.req, chain, mem, resp_len)
+                        }
+                    }
+                }
+                _ => copied_request(&mut self.model, &mut self.req, chain, mem, resp_len),
+            };
+            match c {
+                Some((c, t2)) => {
                     let t3 = perf::now();
                     self.profile.request(c.kind, t1 - t0, t2 - t1, t3 - t2);
                     self.completions.push(c);
@@ -158,33 +176,22 @@ impl<B: IommuBackend> ViommuDevice<B> {
     }
 }
 
-/// Copies `chain`'s readable part (the request) into `buf`; `None` when it
-/// is longer than `buf` or cannot be read. The usual request, one readable
-/// buffer, is one copy of a range the walk has checked (the copy checks it
-/// again: one subtraction and two comparisons).
-#[inline(always)]
-fn read_request<'b, M: GuestMemory + ?Sized>(
-    chain: &Chain,
-    mem: &M,
-    buf: &'b mut [u8],
-) -> Option<&'b [u8]> {
-    if let Some((gpa, len)) = chain.readable.single() {
-        let dst = buf.get_mut(..len as usize)?;
-        mem.read(gpa, dst).ok()?;
-        return Some(dst);
-    }
-    read_request_slow(chain, mem, buf)
-}
-
-/// [`read_request`] of a request in zero or several buffers.
+/// A request copied out of `chain`'s readable part (several buffers,
+/// or one shorter than the head) and parsed from the copy: its
+/// completion and the time the copy ended; `None` when the part is
+/// longer than [`MAX_REQUEST`] or cannot be read.
 #[inline(never)]
-fn read_request_slow<'b, M: GuestMemory + ?Sized>(
+fn copied_request<B: IommuBackend, M: GuestMemory + ?Sized>(
+    model: &mut Viommu<B>,
+    buf: &mut RequestBuf,
     chain: &Chain,
     mem: &M,
-    buf: &'b mut [u8],
-) -> Option<&'b [u8]> {
-    let len = chain.read_readable_into(mem, buf).ok()?;
-    buf.get(..len)
+    resp_len: usize,
+) -> Option<(Completion, u64)> {
+    let len = chain.read_readable_into(mem, &mut buf.0).ok()?;
+    let t2 = perf::now();
+    let req = buf.0.get(..len)?;
+    Some((model.handle_request(req, resp_len), t2))
 }
 
 /// Writes `response` into `chain`'s writable part; returns the bytes
@@ -270,7 +277,9 @@ impl<B: IommuBackend> VirtioDevice for ViommuDevice<B> {
         if q == REQUESTQ {
             self.handle_requests(ctx);
         }
-        self.post_events(ctx);
+        if self.model.pending_events() > 0 {
+            self.post_events(ctx);
+        }
         self.profile.notify(perf::now() - t0);
         NotifyResult::Done
     }

@@ -202,10 +202,14 @@ impl<'a, M: GuestMemory + ?Sized> QueueContext<'a, M> {
     /// touched queue's `avail.flags`).
     pub fn finish(mut self) -> ContextOutcome {
         let mut notify = false;
-        for (q, queue) in self.queues.iter_mut().enumerate() {
-            if self.used & (1 << q) == 0 {
+        // Only the queues that got used elements (usually one).
+        let mut touched = self.used;
+        while touched != 0 {
+            let q = touched.trailing_zeros() as usize;
+            touched &= touched - 1;
+            let Some(queue) = self.queues.get_mut(q) else {
                 continue;
-            }
+            };
             if let Err(e) = queue.publish_used(self.mem) {
                 self.fatal.get_or_insert(e);
                 continue;
