@@ -13,8 +13,8 @@ use super::profile::Profile;
 use crate::perf;
 use crate::viommu::backend::IommuBackend;
 use crate::viommu::model::{Completion, Response, Viommu};
-use crate::viommu::wire::request::Request;
-use crate::viommu::wire::{EVENT_QUEUE, REQUEST_QUEUE, TAIL_LEN};
+use crate::viommu::wire::request::{ReadRequest, Request};
+use crate::viommu::wire::{EVENT_QUEUE, REQUEST_QUEUE, RequestType, TAIL_LEN};
 use crate::virtio::chain::Chain;
 use crate::virtio::device::{NotifyResult, QueueContext, VirtioDevice};
 use crate::virtio::memory::{GuestMemory, MemError};
@@ -116,25 +116,21 @@ impl<B: IommuBackend> ViommuDevice<B> {
             let resp_len = usize::try_from(chain.writable_len()).unwrap_or(usize::MAX);
             // The usual request, in one readable buffer of at most
             // MAX_REQUEST bytes: its fields read straight out of guest
-            // RAM, each once. Anything else is copied, then parsed.
-            let c = match chain.readable.single() {
+            // RAM, each once. Anything else is copied, then parsed. (One
+            // call of the model below, so that it is compiled inline once.)
+            let read = match chain.readable.single() {
                 Some((gpa, len)) if len as usize <= MAX_REQUEST => {
                     match Request::read_from(mem, gpa, len as usize) {
-                        Some(Ok((kind, parsed))) => {
-                            let t2 = perf::now();
-                            let c = self.model.handle_parsed(kind, parsed, resp_len);
-                            Some((c, t2))
-                        }
-                        Some(Err(_)) => None,
-                        None => {
-                            copied_request(&mut self.model, &mut self.req, chain, mem, resp_len)
-                        }
+                        Some(read) => read.ok(),
+                        None => copied_request(&mut self.req, chain, mem),
                     }
                 }
-                _ => copied_request(&mut self.model, &mut self.req, chain, mem, resp_len),
+                _ => copied_request(&mut self.req, chain, mem),
             };
-            match c {
-                Some((c, t2)) => {
+            match read {
+                Some((kind, parsed)) => {
+                    let t2 = perf::now();
+                    let c = self.model.handle_parsed(kind, parsed, resp_len);
                     let t3 = perf::now();
                     self.profile.request(c.kind, t1 - t0, t2 - t1, t3 - t2);
                     self.completions.push(c);
@@ -176,22 +172,20 @@ impl<B: IommuBackend> ViommuDevice<B> {
     }
 }
 
-/// A request copied out of `chain`'s readable part (several buffers,
-/// or one shorter than the head) and parsed from the copy: its
-/// completion and the time the copy ended; `None` when the part is
-/// longer than [`MAX_REQUEST`] or cannot be read.
+/// A request copied out of `chain`'s readable part (several buffers, or
+/// one shorter than the head) and parsed from the copy: the type its first
+/// byte names and the request; `None` when the part is longer than
+/// [`MAX_REQUEST`] or cannot be read.
 #[inline(never)]
-fn copied_request<B: IommuBackend, M: GuestMemory + ?Sized>(
-    model: &mut Viommu<B>,
+fn copied_request<M: GuestMemory + ?Sized>(
     buf: &mut RequestBuf,
     chain: &Chain,
     mem: &M,
-    resp_len: usize,
-) -> Option<(Completion, u64)> {
+) -> Option<ReadRequest> {
     let len = chain.read_readable_into(mem, &mut buf.0).ok()?;
-    let t2 = perf::now();
     let req = buf.0.get(..len)?;
-    Some((model.handle_request(req, resp_len), t2))
+    let kind = req.first().copied().and_then(RequestType::from_u8);
+    Some((kind, Request::parse(req)))
 }
 
 /// Writes `response` into `chain`'s writable part; returns the bytes
