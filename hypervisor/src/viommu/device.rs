@@ -13,8 +13,7 @@ use super::profile::Profile;
 use crate::perf;
 use crate::viommu::backend::IommuBackend;
 use crate::viommu::model::{Completion, Response, Viommu};
-use crate::viommu::wire::request::{ReadRequest, Request};
-use crate::viommu::wire::{EVENT_QUEUE, REQUEST_QUEUE, RequestType, TAIL_LEN};
+use crate::viommu::wire::{EVENT_QUEUE, REQUEST_QUEUE, TAIL_LEN};
 use crate::virtio::chain::Chain;
 use crate::virtio::device::{NotifyResult, QueueContext, VirtioDevice};
 use crate::virtio::memory::{GuestMemory, MemError};
@@ -113,24 +112,11 @@ impl<B: IommuBackend> ViommuDevice<B> {
                 break;
             }
             let t1 = perf::now();
-            let resp_len = usize::try_from(chain.writable_len()).unwrap_or(usize::MAX);
-            // The usual request, in one readable buffer of at most
-            // MAX_REQUEST bytes: its fields read straight out of guest
-            // RAM, each once. Anything else is copied, then parsed. (One
-            // call of the model below, so that it is compiled inline once.)
-            let read = match chain.readable.single() {
-                Some((gpa, len)) if len as usize <= MAX_REQUEST => {
-                    match Request::read_from(mem, gpa, len as usize) {
-                        Some(read) => read.ok(),
-                        None => copied_request(&mut self.req, chain, mem),
-                    }
-                }
-                _ => copied_request(&mut self.req, chain, mem),
-            };
-            match read {
-                Some((kind, parsed)) => {
+            match read_request(chain, mem, &mut self.req.0) {
+                Some(req) => {
                     let t2 = perf::now();
-                    let c = self.model.handle_parsed(kind, parsed, resp_len);
+                    let resp_len = usize::try_from(chain.writable_len()).unwrap_or(usize::MAX);
+                    let c = self.model.handle_request(req, resp_len);
                     let t3 = perf::now();
                     self.profile.request(c.kind, t1 - t0, t2 - t1, t3 - t2);
                     self.completions.push(c);
@@ -172,20 +158,33 @@ impl<B: IommuBackend> ViommuDevice<B> {
     }
 }
 
-/// A request copied out of `chain`'s readable part (several buffers, or
-/// one shorter than the head) and parsed from the copy: the type its first
-/// byte names and the request; `None` when the part is longer than
-/// [`MAX_REQUEST`] or cannot be read.
-#[inline(never)]
-fn copied_request<M: GuestMemory + ?Sized>(
-    buf: &mut RequestBuf,
+/// Copies `chain`'s readable part (the request) into `buf`; `None` when it
+/// is longer than `buf` or cannot be read. The usual request, one readable
+/// buffer, is one copy of a range the walk has checked (the copy checks it
+/// again: one subtraction and two comparisons).
+#[inline(always)]
+fn read_request<'b, M: GuestMemory + ?Sized>(
     chain: &Chain,
     mem: &M,
-) -> Option<ReadRequest> {
-    let len = chain.read_readable_into(mem, &mut buf.0).ok()?;
-    let req = buf.0.get(..len)?;
-    let kind = req.first().copied().and_then(RequestType::from_u8);
-    Some((kind, Request::parse(req)))
+    buf: &'b mut [u8],
+) -> Option<&'b [u8]> {
+    if let Some((gpa, len)) = chain.readable.single() {
+        let dst = buf.get_mut(..len as usize)?;
+        mem.read(gpa, dst).ok()?;
+        return Some(dst);
+    }
+    read_request_slow(chain, mem, buf)
+}
+
+/// [`read_request`] of a request in zero or several buffers.
+#[inline(never)]
+fn read_request_slow<'b, M: GuestMemory + ?Sized>(
+    chain: &Chain,
+    mem: &M,
+    buf: &'b mut [u8],
+) -> Option<&'b [u8]> {
+    let len = chain.read_readable_into(mem, buf).ok()?;
+    buf.get(..len)
 }
 
 /// Writes `response` into `chain`'s writable part; returns the bytes

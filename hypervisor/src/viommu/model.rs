@@ -317,21 +317,7 @@ impl<B: IommuBackend> Viommu<B> {
     /// the size of its device-writable part. The backend is not synced.
     pub fn handle_request(&mut self, req: &[u8], resp_len: usize) -> Completion {
         let kind = req.first().copied().and_then(RequestType::from_u8);
-        self.handle_parsed(kind, Request::parse(req), resp_len)
-    }
-
-    /// [`handle_request`](Self::handle_request) of a request already
-    /// parsed: `kind` is the type its first byte names, `parsed` what
-    /// [`Request::parse`] gives for its readable part (or
-    /// [`Request::read_from`] for it in guest memory).
-    #[inline]
-    pub fn handle_parsed(
-        &mut self,
-        kind: Option<RequestType>,
-        parsed: Result<Request, ParseError>,
-        resp_len: usize,
-    ) -> Completion {
-        let response = self.respond(parsed, resp_len);
+        let response = self.respond(req, resp_len);
         self.counters.record(kind, response.status());
         Completion { kind, response }
     }
@@ -521,11 +507,11 @@ impl<B: IommuBackend> Viommu<B> {
         result
     }
 
-    fn respond(&mut self, parsed: Result<Request, ParseError>, resp_len: usize) -> Response {
+    fn respond(&mut self, req: &[u8], resp_len: usize) -> Response {
         if !(TAIL_LEN..=MAX_RESPONSE_LEN).contains(&resp_len) {
             return Response::Nothing;
         }
-        let request = match parsed {
+        let request = match Request::parse(req) {
             Ok(request) => request,
             Err(ParseError::UnknownType(_)) => return Response::Nothing,
             Err(ParseError::Truncated(RequestType::Probe)) if !self.probe_offered() => {

@@ -14,7 +14,6 @@
 //! The type codes, sizes and flags are [`virtio_defs::iommu`]'s.
 
 use super::{HEAD_LEN, RequestType, le32, le64, put};
-use crate::virtio::memory::{GuestMemory, MemError};
 use alloc::vec::Vec;
 
 use virtio_defs::iommu;
@@ -129,10 +128,6 @@ pub struct Probe {
     pub endpoint: u32,
 }
 
-/// A request read in place ([`Request::read_from`]): the type its head
-/// names, and the request or why there is none.
-pub type ReadRequest = (Option<RequestType>, Result<Request, ParseError>);
-
 /// A parsed request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Request {
@@ -226,73 +221,6 @@ impl Request {
                 endpoint: le32(buf, 4),
             }),
         })
-    }
-
-    /// Reads the device-readable part of a request straight out of guest
-    /// memory: `len` bytes at `gpa`, one buffer the chain walk has checked
-    /// to lie in RAM. Each field is read once (little-endian loads of 4 or
-    /// 8 bytes, the head as one word), so the result is what [`parse`](Self::parse)
-    /// gives for a copy of the same bytes: the type the head names (as
-    /// `head[0]` would give it) and the parsed request or why it is none.
-    /// Bytes beyond the type's layout are not read. `None` for a part
-    /// shorter than the head (the caller copies it and parses the copy);
-    /// `Some(Err(_))` when guest memory refuses a read.
-    #[inline(always)]
-    pub fn read_from<M: GuestMemory + ?Sized>(
-        mem: &M,
-        gpa: u64,
-        len: usize,
-    ) -> Option<Result<ReadRequest, MemError>> {
-        if len < HEAD_LEN {
-            return None;
-        }
-        Some(Self::read_fields(mem, gpa, len))
-    }
-
-    #[inline(always)]
-    fn read_fields<M: GuestMemory + ?Sized>(
-        mem: &M,
-        gpa: u64,
-        len: usize,
-    ) -> Result<ReadRequest, MemError> {
-        let at = |off: u64| gpa.wrapping_add(off);
-        let raw = mem.read_u32(gpa)? as u8;
-        let Some(kind) = RequestType::from_u8(raw) else {
-            return Ok((None, Err(ParseError::UnknownType(raw))));
-        };
-        if len < kind.readable_len() {
-            return Ok((Some(kind), Err(ParseError::Truncated(kind))));
-        }
-        let request = match kind {
-            RequestType::Map => Request::Map(Map {
-                domain: mem.read_u32(at(4))?,
-                virt_start: mem.read_u64(at(8))?,
-                virt_end: mem.read_u64(at(16))?,
-                phys_start: mem.read_u64(at(24))?,
-                flags: MapFlags(mem.read_u32(at(32))?),
-            }),
-            RequestType::Unmap => Request::Unmap(Unmap {
-                domain: mem.read_u32(at(4))?,
-                virt_start: mem.read_u64(at(8))?,
-                virt_end: mem.read_u64(at(16))?,
-                reserved: mem.read_u32(at(24))?.to_le_bytes(),
-            }),
-            RequestType::Attach => Request::Attach(Attach {
-                domain: mem.read_u32(at(4))?,
-                endpoint: mem.read_u32(at(8))?,
-                flags: mem.read_u32(at(12))?,
-                reserved: mem.read_u32(at(16))?.to_le_bytes(),
-            }),
-            RequestType::Detach => Request::Detach(Detach {
-                domain: mem.read_u32(at(4))?,
-                endpoint: mem.read_u32(at(8))?,
-                reserved: mem.read_u64(at(12))?.to_le_bytes(),
-            }),
-            RequestType::Probe => Request::Probe(Probe {
-                endpoint: mem.read_u32(at(4))?,
-            }),
-        };
-        Ok((Some(kind), Ok(request)))
     }
 
     /// The request's type.
