@@ -94,31 +94,37 @@ impl<B: IommuBackend> ViommuDevice<B> {
     #[inline]
     fn handle_requests<M: GuestMemory + ?Sized>(&mut self, ctx: &mut QueueContext<'_, M>) {
         let mem = ctx.memory();
+        // The request queue found once for the whole batch.
+        let Some(mut queue) = ctx.session(REQUESTQ) else {
+            return;
+        };
         self.completions.clear();
         let mut batch = 0;
         loop {
             if batch == self.chains.len() {
                 self.chains.push(Chain::default());
             }
-            let chain = &mut self.chains[batch];
+            let Some(chain) = self.chains.get_mut(batch) else {
+                break;
+            };
             let t0 = perf::now();
-            if !ctx.pop_into(REQUESTQ, chain) {
+            if !queue.pop_into(chain) {
                 break;
             }
             let t1 = perf::now();
-            match chain.read_readable_into(mem, &mut self.req.0) {
-                Ok(len) => {
+            match read_request(chain, mem, &mut self.req.0) {
+                Some(req) => {
                     let t2 = perf::now();
                     let resp_len = usize::try_from(chain.writable_len()).unwrap_or(usize::MAX);
-                    let c = self.model.handle_request(&self.req.0[..len], resp_len);
+                    let c = self.model.handle_request(req, resp_len);
                     let t3 = perf::now();
                     self.profile.request(c.kind, t1 - t0, t2 - t1, t3 - t2);
                     self.completions.push(c);
                     batch += 1;
                 }
                 // Unreadable or oversized: the request fails, nothing written.
-                Err(_) => {
-                    let _ = ctx.push_used(REQUESTQ, chain.head, 0);
+                None => {
+                    let _ = queue.push_used(chain.head, 0);
                 }
             }
         }
@@ -130,9 +136,10 @@ impl<B: IommuBackend> ViommuDevice<B> {
         let t0 = perf::now();
         let _ = self.model.finish_batch(&mut self.completions);
         let t1 = perf::now();
-        for (chain, c) in self.chains[..batch].iter().zip(self.completions.iter()) {
-            let written = write_response(chain, mem, &c.response).unwrap_or(0);
-            let _ = ctx.push_used(REQUESTQ, chain.head, written);
+        let chains = self.chains.get(..batch).unwrap_or_default();
+        for (chain, c) in chains.iter().zip(self.completions.iter()) {
+            let written = write_response(chain, mem, &c.response);
+            let _ = queue.push_used(chain.head, written);
         }
         self.profile.batch(t1 - t0, perf::now() - t1);
     }
@@ -151,11 +158,59 @@ impl<B: IommuBackend> ViommuDevice<B> {
     }
 }
 
+/// Copies `chain`'s readable part (the request) into `buf`; `None` when it
+/// is longer than `buf` or cannot be read. The usual request, one readable
+/// buffer, is one copy of a range the walk has checked (the copy checks it
+/// again: one subtraction and two comparisons).
+#[inline(always)]
+fn read_request<'b, M: GuestMemory + ?Sized>(
+    chain: &Chain,
+    mem: &M,
+    buf: &'b mut [u8],
+) -> Option<&'b [u8]> {
+    if let Some((gpa, len)) = chain.readable.single() {
+        let dst = buf.get_mut(..len as usize)?;
+        mem.read(gpa, dst).ok()?;
+        return Some(dst);
+    }
+    read_request_slow(chain, mem, buf)
+}
+
+/// [`read_request`] of a request in zero or several buffers.
+#[inline(never)]
+fn read_request_slow<'b, M: GuestMemory + ?Sized>(
+    chain: &Chain,
+    mem: &M,
+    buf: &'b mut [u8],
+) -> Option<&'b [u8]> {
+    let len = chain.read_readable_into(mem, buf).ok()?;
+    buf.get(..len)
+}
+
 /// Writes `response` into `chain`'s writable part; returns the bytes
-/// written. A status-only response is zeros then the tail, written in
-/// place (usually just the four tail bytes).
-#[inline]
-fn write_response<M: GuestMemory + ?Sized>(
+/// written (0 if guest memory refused a write: the buffers were checked
+/// at pop time, so only a changed memory map could). A status-only
+/// response is zeros then the tail, written in place: usually just the
+/// four tail bytes, one 32-bit store into the first writable buffer.
+#[inline(always)]
+fn write_response<M: GuestMemory + ?Sized>(chain: &Chain, mem: &M, response: &Response) -> u32 {
+    if let Response::Status { len, status } = *response
+        && len == TAIL_LEN
+        && let Some((gpa, seg_len)) = chain.writable.first()
+        && seg_len as usize >= TAIL_LEN
+    {
+        // The tail: status, then three reserved zero bytes (little-endian).
+        return match mem.write_u32(gpa, status as u32) {
+            Ok(()) => TAIL_LEN as u32,
+            Err(_) => 0,
+        };
+    }
+    write_response_slow(chain, mem, response).unwrap_or(0)
+}
+
+/// [`write_response`] of anything but a status tail in the first buffer.
+#[inline(never)]
+fn write_response_slow<M: GuestMemory + ?Sized>(
     chain: &Chain,
     mem: &M,
     response: &Response,
@@ -215,7 +270,9 @@ impl<B: IommuBackend> VirtioDevice for ViommuDevice<B> {
         if q == REQUESTQ {
             self.handle_requests(ctx);
         }
-        self.post_events(ctx);
+        if self.model.pending_events() > 0 {
+            self.post_events(ctx);
+        }
         self.profile.notify(perf::now() - t0);
         NotifyResult::Done
     }

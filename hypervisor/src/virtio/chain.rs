@@ -149,6 +149,25 @@ impl Segments {
         }
     }
 
+    /// The only buffer, when there is exactly one (a request as Linux
+    /// builds it).
+    #[inline(always)]
+    pub fn single(&self) -> Option<(u64, u32)> {
+        let ([gpa, _], [len, _]) = (self.gpa, self.seg_len);
+        (self.len == 1).then_some((gpa, len))
+    }
+
+    /// The first buffer, if any.
+    #[inline(always)]
+    pub fn first(&self) -> Option<(u64, u32)> {
+        if self.len == 0 {
+            return None;
+        }
+        // The first two stay inline even once the list spills.
+        let ([gpa, _], [len, _]) = (self.gpa, self.seg_len);
+        Some((gpa, len))
+    }
+
     /// The buffers, in chain order.
     pub fn iter(&self) -> impl Iterator<Item = (u64, u32)> + '_ {
         (0..self.len as usize).filter_map(|i| self.get(i))

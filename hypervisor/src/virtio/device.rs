@@ -80,6 +80,10 @@ pub struct QueueContext<'a, M: GuestMemory + ?Sized = dyn GuestMemory> {
     mem: &'a M,
     queues: &'a mut [Queue],
     used: u64,
+    /// Queues whose count of chains taken this context has been reset
+    /// (at their first session: a notify touches one or two queues, so
+    /// the context does not reset every queue up front).
+    begun: u64,
     bad_chains: usize,
     fatal: Option<QueueError>,
 }
@@ -102,11 +106,11 @@ impl<'a, M: GuestMemory + ?Sized> QueueContext<'a, M> {
     pub fn new(mem: &'a M, queues: &'a mut [Queue]) -> Self {
         let n = queues.len().min(MAX_QUEUES);
         let queues = &mut queues[..n];
-        queues.iter_mut().for_each(Queue::begin_context);
         Self {
             mem,
             queues,
             used: 0,
+            begun: 0,
             bad_chains: 0,
             fatal: None,
         }
@@ -145,36 +149,7 @@ impl<'a, M: GuestMemory + ?Sized> QueueContext<'a, M> {
     /// buffer lists reused): true when `chain` holds the next valid chain.
     #[inline]
     pub fn pop_into(&mut self, q: usize, chain: &mut Chain) -> bool {
-        if self.fatal.is_some() {
-            return false;
-        }
-        let mem = self.mem;
-        let Some(queue) = self.queues.get_mut(q).filter(|queue| queue.ready()) else {
-            return false;
-        };
-        loop {
-            if !queue.take_one() {
-                return false;
-            }
-            match queue.pop_into(mem, chain) {
-                Ok(true) => return true,
-                Ok(false) => return false,
-                Err(QueueError::BadChain { head, .. }) => {
-                    self.bad_chains += 1;
-                    match queue.add_used(mem, head, 0) {
-                        Ok(()) => self.used |= 1 << q,
-                        Err(e) => {
-                            self.fatal = Some(e);
-                            return false;
-                        }
-                    }
-                }
-                Err(e) => {
-                    self.fatal = Some(e);
-                    return false;
-                }
-            }
-        }
+        self.session(q).is_some_and(|mut s| s.pop_into(chain))
     }
 
     /// Returns chain `head` of queue `q` to the driver with `len` bytes
@@ -187,18 +162,38 @@ impl<'a, M: GuestMemory + ?Sized> QueueContext<'a, M> {
         if let Some(e) = self.fatal {
             return Err(e);
         }
-        let queue = self.queues.get_mut(q).ok_or(QueueError::NotReady)?;
-        match queue.add_used(self.mem, head, len) {
-            Ok(()) => {
-                self.used |= 1 << q;
-                Ok(())
-            }
-            Err(e @ QueueError::Memory(_)) => {
-                self.fatal = Some(e);
-                Err(e)
-            }
-            Err(e) => Err(e),
+        match self.session(q) {
+            Some(mut s) => s.push_used(head, len),
+            None => Err(QueueError::NotReady),
         }
+    }
+
+    /// Queue `q`, resolved once (present, enabled, its size) for a run of
+    /// pops and pushes: what a device handling a batch uses, rather than
+    /// finding the queue again for every chain. `None` when the queue is
+    /// absent or disabled, or after a fatal error. The same budget (a
+    /// queue's worth of chains per context) and error policy apply.
+    #[inline]
+    pub fn session(&mut self, q: usize) -> Option<QueueSession<'_, 'a, M>> {
+        if self.fatal.is_some() {
+            return None;
+        }
+        let queue = self.queues.get_mut(q)?;
+        let size = queue.live_size()?;
+        let bit = 1 << q;
+        if self.begun & bit == 0 {
+            self.begun |= bit;
+            queue.begin_context();
+        }
+        Some(QueueSession {
+            mem: self.mem,
+            queue,
+            size,
+            bit,
+            used: &mut self.used,
+            bad_chains: &mut self.bad_chains,
+            fatal: &mut self.fatal,
+        })
     }
 
     /// Ends the context: publishes the used elements of each touched queue
@@ -207,10 +202,14 @@ impl<'a, M: GuestMemory + ?Sized> QueueContext<'a, M> {
     /// touched queue's `avail.flags`).
     pub fn finish(mut self) -> ContextOutcome {
         let mut notify = false;
-        for (q, queue) in self.queues.iter_mut().enumerate() {
-            if self.used & (1 << q) == 0 {
+        // Only the queues that got used elements (usually one).
+        let mut touched = self.used;
+        while touched != 0 {
+            let q = touched.trailing_zeros() as usize;
+            touched &= touched - 1;
+            let Some(queue) = self.queues.get_mut(q) else {
                 continue;
-            }
+            };
             if let Err(e) = queue.publish_used(self.mem) {
                 self.fatal.get_or_insert(e);
                 continue;
@@ -224,5 +223,91 @@ impl<'a, M: GuestMemory + ?Sized> QueueContext<'a, M> {
             fatal: self.fatal,
             bad_chains: self.bad_chains,
         }
+    }
+}
+
+/// One enabled queue of a [`QueueContext`], resolved once (see
+/// [`QueueContext::session`]). The queue's configuration cannot change
+/// while it lives: the transport's registers are written under the lock
+/// the notify holds.
+pub struct QueueSession<'s, 'a, M: GuestMemory + ?Sized> {
+    mem: &'a M,
+    queue: &'s mut Queue,
+    /// The queue's size (enabled: a power of two).
+    size: u16,
+    /// The queue's bit in the context's `used` mask.
+    bit: u64,
+    used: &'s mut u64,
+    bad_chains: &'s mut usize,
+    fatal: &'s mut Option<QueueError>,
+}
+
+impl<M: GuestMemory + ?Sized> QueueSession<'_, '_, M> {
+    /// Takes the next valid chain into `chain` (see
+    /// [`QueueContext::pop_into`]): false when the queue is empty, when
+    /// the context's budget for it is spent, or after a fatal error.
+    /// Malformed chains met on the way are returned with length 0.
+    #[inline(always)]
+    pub fn pop_into(&mut self, chain: &mut Chain) -> bool {
+        loop {
+            if self.fatal.is_some() || !self.queue.take_one() {
+                return false;
+            }
+            match self.queue.pop_sized(self.mem, self.size, chain) {
+                Ok(found) => return found,
+                Err(e) => {
+                    if !self.bad_chain(e) {
+                        return false;
+                    }
+                }
+            }
+        }
+    }
+
+    /// A chain refused by the walk: a malformed one is returned with
+    /// length 0 (true: go on), anything else is fatal (false).
+    #[cold]
+    #[inline(never)]
+    fn bad_chain(&mut self, e: QueueError) -> bool {
+        let QueueError::BadChain { head, .. } = e else {
+            *self.fatal = Some(e);
+            return false;
+        };
+        *self.bad_chains += 1;
+        match self.queue.add_used_sized(self.mem, self.size, head, 0) {
+            Ok(()) => {
+                *self.used |= self.bit;
+                true
+            }
+            Err(e) => {
+                *self.fatal = Some(e);
+                false
+            }
+        }
+    }
+
+    /// Returns chain `head` with `len` bytes written (see
+    /// [`QueueContext::push_used`]).
+    #[inline(always)]
+    pub fn push_used(&mut self, head: u16, len: u32) -> Result<(), QueueError> {
+        if let Some(e) = *self.fatal {
+            return Err(e);
+        }
+        match self.queue.add_used_sized(self.mem, self.size, head, len) {
+            Ok(()) => {
+                *self.used |= self.bit;
+                Ok(())
+            }
+            Err(e @ QueueError::Memory(_)) => {
+                *self.fatal = Some(e);
+                Err(e)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Guest memory.
+    pub fn memory(&self) -> &M {
+        self.mem
     }
 }

@@ -102,6 +102,12 @@ pub trait GuestMemory {
         Ok(u64::from_le_bytes(b))
     }
 
+    /// Reads two little-endian `u64`s, at `gpa` then `gpa + 8` (a
+    /// descriptor), each read once.
+    fn read_u64_pair(&self, gpa: u64) -> Result<(u64, u64), MemError> {
+        Ok((self.read_u64(gpa)?, self.read_u64(gpa.wrapping_add(8))?))
+    }
+
     /// Writes a little-endian `u16`.
     fn write_u16(&self, gpa: u64, value: u16) -> Result<(), MemError> {
         self.write(gpa, &value.to_le_bytes())

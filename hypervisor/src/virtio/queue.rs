@@ -449,6 +449,28 @@ impl Queue {
         chain: &mut Chain,
     ) -> Result<bool, QueueError> {
         let size = self.ring_size()?;
+        self.pop_sized(mem, size, chain)
+    }
+
+    /// The size of an enabled queue (a power of two, checked at enable),
+    /// `None` while it is disabled: what [`pop_sized`](Self::pop_sized)
+    /// and [`add_used_sized`](Self::add_used_sized) take, for a caller
+    /// that holds the queue (and so its configuration) across a run of
+    /// pops and pushes.
+    #[inline(always)]
+    pub(super) fn live_size(&self) -> Option<u16> {
+        self.ring_size().ok()
+    }
+
+    /// [`pop_into`](Self::pop_into) for a queue whose [`live_size`](Self::live_size)
+    /// is `size`.
+    #[inline(always)]
+    pub(super) fn pop_sized<M: GuestMemory + ?Sized>(
+        &mut self,
+        mem: &M,
+        size: u16,
+        chain: &mut Chain,
+    ) -> Result<bool, QueueError> {
         if self.avail_seen == self.last_avail_idx {
             let (avail, pending) = self.checked_pending(mem, size)?;
             if pending == 0 {
@@ -527,8 +549,8 @@ impl Queue {
         }
     }
 
-    /// Copies descriptor `index` out of the table (two 64-bit reads: `addr`,
-    /// then `len`, `flags` and `next` together).
+    /// Copies descriptor `index` out of the table (two 64-bit reads under
+    /// one range check: `addr`, then `len`, `flags` and `next` together).
     #[inline(always)]
     fn descriptor<M: GuestMemory + ?Sized>(
         &self,
@@ -536,8 +558,7 @@ impl Queue {
         index: u16,
     ) -> Result<Descriptor, QueueError> {
         let gpa = self.desc_addr.wrapping_add(DESC_LEN * u64::from(index));
-        let addr = mem.read_u64(gpa)?;
-        let rest = mem.read_u64(gpa.wrapping_add(8))?;
+        let (addr, rest) = mem.read_u64_pair(gpa)?;
         Ok(Descriptor {
             addr,
             len: rest as u32,
@@ -569,6 +590,19 @@ impl Queue {
         len: u32,
     ) -> Result<(), QueueError> {
         let size = self.ring_size()?;
+        self.add_used_sized(mem, size, head, len)
+    }
+
+    /// [`add_used`](Self::add_used) for a queue whose [`live_size`](Self::live_size)
+    /// is `size`.
+    #[inline(always)]
+    pub(super) fn add_used_sized<M: GuestMemory + ?Sized>(
+        &mut self,
+        mem: &M,
+        size: u16,
+        head: u16,
+        len: u32,
+    ) -> Result<(), QueueError> {
         if head >= size {
             return Err(QueueError::UsedIdOutOfRange { head });
         }

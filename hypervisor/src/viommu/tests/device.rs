@@ -235,3 +235,99 @@ fn one_sync_per_notify_and_buffers_reused_across_notifies() {
     // Two requests per notify, plus the slot the empty pop was tried in.
     assert_eq!(dev.chains.len(), 3, "slots reused, not added");
 }
+
+#[test]
+fn a_request_in_no_readable_buffer_fails_with_ioerr() {
+    let mut d = Driver::new();
+    let mut dev = device();
+    // Only a writable buffer: no readable segment, so no single-buffer
+    // copy; the empty request has no head.
+    let h = d.queue(&[], &[4]);
+    let at = d.next_buf - 16;
+    d.notify(&mut dev);
+    assert_eq!(d.used(), Some((u32::from(h), 4)));
+    assert_eq!(tail(&d, at, 4), [Status::Ioerr as u8, 0, 0, 0]);
+}
+
+#[test]
+fn an_oversized_request_in_two_buffers_fails_alone() {
+    let mut d = Driver::new();
+    let mut dev = device();
+    let mut big = attach();
+    big.resize(MAX_REQUEST + 8, 0);
+    let h0 = d.queue(&[&big[..MAX_REQUEST], &big[MAX_REQUEST..]], &[4]);
+    let at = d.next_buf - 16;
+    let a = attach();
+    let h1 = d.queue(&[&a], &[4]);
+    d.notify(&mut dev);
+    assert_eq!(d.used(), Some((u32::from(h0), 0)));
+    assert_eq!(d.used(), Some((u32::from(h1), 4)));
+    assert_eq!(tail(&d, at, 4), [0xee; 4], "nothing written");
+}
+
+#[test]
+fn a_request_exactly_the_buffer_size_is_read() {
+    let mut d = Driver::new();
+    let mut dev = device();
+    // An ATTACH padded to the largest request the device reads: one
+    // readable buffer of exactly MAX_REQUEST bytes.
+    let mut a = attach();
+    a.resize(MAX_REQUEST, 0);
+    let h = d.queue(&[&a], &[4]);
+    d.notify(&mut dev);
+    assert_eq!(d.used(), Some((u32::from(h), 4)));
+    assert_eq!(dev.model.domain_of(EP), Some(1));
+}
+
+#[test]
+fn a_tail_after_a_first_writable_buffer_lands_in_the_second() {
+    let mut d = Driver::new();
+    let mut dev = device();
+    let a = attach();
+    // Writable part of 8 bytes in two buffers of 4: zeros in the first,
+    // the tail in the second (not a status store into the first).
+    d.queue(&[&a], &[4, 4]);
+    let at = d.next_buf - 32;
+    d.notify(&mut dev);
+    assert_eq!(d.used().map(|u| u.1), Some(8));
+    assert_eq!(tail(&d, at, 4), [0; 4]);
+    assert_eq!(tail(&d, at + 16, 4), [Status::Ok as u8, 0, 0, 0]);
+}
+
+#[test]
+fn a_writable_part_shorter_than_the_tail_is_not_written_past() {
+    let mut d = Driver::new();
+    let mut dev = device();
+    let a = attach();
+    let h = d.queue(&[&a], &[2]);
+    let at = d.next_buf - 16;
+    // Mark the bytes after the two-byte buffer.
+    d.mem.write(at + 2, &[0xaa; 14]).unwrap();
+    d.notify(&mut dev);
+    assert_eq!(d.used(), Some((u32::from(h), 0)));
+    assert_eq!(tail(&d, at, 2), [0xee; 2], "nothing written");
+    assert_eq!(tail(&d, at + 2, 14), [0xaa; 14]);
+}
+
+#[test]
+fn a_malformed_chain_amid_a_batch_fails_alone() {
+    let mut d = Driver::new();
+    let mut dev = device();
+    let a = attach();
+    let h0 = d.queue(&[&a], &[4]);
+    let m = map(0x30_0000);
+    let h1 = d.queue(&[&m], &[4]);
+    // Break h1: its first descriptor's `next` beyond the queue.
+    let desc = DESC + 16 * u64::from(h1);
+    d.mem.write_u16(desc + 14, QSIZE).unwrap();
+    let u = unmap(0x30_0000);
+    let h2 = d.queue(&[&u], &[4]);
+    d.notify(&mut dev);
+    // The malformed chain is returned as the walk meets it, the others
+    // after the batch's sync.
+    assert_eq!(d.used(), Some((u32::from(h1), 0)));
+    assert_eq!(d.used(), Some((u32::from(h0), 4)));
+    assert_eq!(d.used(), Some((u32::from(h2), 4)));
+    assert_eq!(d.used(), None);
+    assert_eq!(dev.model.mapping_count(), 0);
+}

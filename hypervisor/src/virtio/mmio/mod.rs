@@ -122,6 +122,13 @@ impl<D: VirtioDevice> MmioTransport<D> {
         width: usize,
         value: u64,
     ) -> TransportAction {
+        // The register of the request path first: a queue notify is a
+        // 32-bit store at its (aligned) offset, decoded as below.
+        if offset == Register::QueueNotify.offset() && width == 4 {
+            let mut action = TransportAction::NONE;
+            self.core.notify(mem, value as u16 as usize, &mut action);
+            return action;
+        }
         if offset >= CONFIG_OFFSET {
             if let Some(off) = Self::config_access(offset, width) {
                 self.core

@@ -75,3 +75,49 @@ fn fields_round_trip_at_every_alignment() {
         assert_eq!(bytes, &req[..]);
     }
 }
+
+#[test]
+fn a_descriptor_pair_is_one_range_inside_the_region() {
+    let ram = ram();
+    let end = RAM_BASE + RAM_SIZE;
+    // The last 16 bytes: read; 8 bytes short of the end, or below the
+    // base, or wrapping: refused as one 16-byte range.
+    ram.write_u64(end - 16, 1).unwrap();
+    ram.write_u64(end - 8, 2).unwrap();
+    assert_eq!(ram.read_u64_pair(end - 16), Ok((1, 2)));
+    for gpa in [end - 8, end, RAM_BASE - 8, u64::MAX - 7] {
+        assert!(ram.read_u64_pair(gpa).is_err(), "{gpa:#x}");
+    }
+    // Misaligned: the same two words.
+    for misalign in 0..16 {
+        let gpa = RAM_BASE + 0x400 + misalign;
+        ram.write_u64(gpa, 0x1111_2222_3333_4444).unwrap();
+        ram.write_u64(gpa + 8, 0x5555_6666_7777_8888).unwrap();
+        assert_eq!(
+            ram.read_u64_pair(gpa),
+            Ok((0x1111_2222_3333_4444, 0x5555_6666_7777_8888)),
+            "+{misalign}"
+        );
+    }
+}
+
+#[test]
+fn requests_of_every_length_are_copied_whole() {
+    let ram = ram();
+    let src: Vec<u8> = (1..=130).collect();
+    for gpa in [RAM_BASE + 0x800, RAM_BASE + 0x903] {
+        ram.write(gpa, &src).unwrap();
+        for n in 0..=130 {
+            let mut out = [0u64; 17];
+            // SAFETY: `n <= 136` bytes of a u64 array viewed as bytes.
+            let bytes =
+                unsafe { core::slice::from_raw_parts_mut(out.as_mut_ptr().cast::<u8>(), n) };
+            ram.read(gpa, bytes).unwrap();
+            assert_eq!(bytes, &src[..n], "{gpa:#x}+{n}");
+            // Nothing past the copy.
+            // SAFETY: the whole array as bytes.
+            let all = unsafe { core::slice::from_raw_parts(out.as_ptr().cast::<u8>(), 136) };
+            assert!(all[n..].iter().all(|&b| b == 0), "{gpa:#x}+{n}");
+        }
+    }
+}
