@@ -20,8 +20,6 @@ use core::marker::PhantomData;
 pub const PAGE_SIZE: u64 = 4096;
 /// Descriptors per table.
 const ENTRIES: usize = 512;
-/// The last page an output address may start at (48-bit output).
-const PA_LAST_PAGE: u64 = (1 << 48) - PAGE_SIZE;
 /// Output-address bits of a descriptor ([47:12]).
 const OA_MASK: u64 = 0x0000_ffff_ffff_f000;
 const VALID: u64 = 1;
@@ -385,16 +383,6 @@ impl<F: Format> PageTable<F> {
         Ok(())
     }
 
-    /// Whether the page at `va` passes [`Self::check_range`] (aligned,
-    /// inside the input range) and has its own last-level table below
-    /// the root (the case of the one-page paths).
-    #[inline]
-    fn page_fits(&self, va: u64) -> bool {
-        va.is_multiple_of(PAGE_SIZE)
-            && va <= (1u64 << self.ia_bits) - PAGE_SIZE
-            && self.start_level < 3
-    }
-
     fn entries_at(&self, level: usize) -> usize {
         if level == self.start_level {
             self.root_entries
@@ -405,17 +393,6 @@ impl<F: Format> PageTable<F> {
 
     fn index(&self, level: usize, va: u64) -> usize {
         ((va / level_size(level)) as usize) & (self.entries_at(level) - 1)
-    }
-
-    /// [`Self::index`] for the one-descriptor paths: a last-level table
-    /// below the root has 512 entries (no root check, no variable shift).
-    #[inline]
-    fn leaf_index(&self, level: usize, va: u64) -> usize {
-        if level == 3 && self.start_level < 3 {
-            ((va >> 12) as usize) & (ENTRIES - 1)
-        } else {
-            self.index(level, va)
-        }
     }
 
     /// Maps `[va, va + size)` to `[pa, pa + size)` with `attrs`, using the
@@ -429,22 +406,6 @@ impl<F: Format> PageTable<F> {
         size: u64,
         attrs: Attrs,
     ) -> Result<(), MapError> {
-        if size == PAGE_SIZE
-            && self.page_fits(va)
-            && pa.is_multiple_of(PAGE_SIZE)
-            && pa <= PA_LAST_PAGE
-        {
-            // One page that passes every check below (the usual request):
-            // straight to its level-3 descriptor. Anything else, errors
-            // included, takes the general checks.
-            let leaf = F::encode(attrs);
-            if let Some(result) = self.map_one(mem, va, pa, 3, leaf) {
-                if result == Err(MapError::NoMemory) && mem.retires() {
-                    self.clear_range(mem, va, va + size, true);
-                }
-                return result;
-            }
-        }
         self.check_range(va, size)?;
         if !pa.is_multiple_of(PAGE_SIZE) {
             return Err(MapError::Misaligned);
@@ -638,13 +599,6 @@ impl<F: Format> PageTable<F> {
         va: u64,
         size: u64,
     ) -> Result<(), MapError> {
-        if size == PAGE_SIZE
-            && self.page_fits(va)
-            && let Some(result) = self.unmap_one(mem, va, 3)
-        {
-            // One page that passes `check_range` (the usual request).
-            return result;
-        }
         self.check_range(va, size)?;
         if let Some(level) = self.single_level(va, va, size)
             && let Some(result) = self.unmap_one(mem, va, level)
@@ -785,7 +739,7 @@ impl<F: Format> PageTable<F> {
             Err(e) => return Some(Err(e)),
         };
         let ptr = mem.table_ptr(table);
-        let idx = self.leaf_index(level, va);
+        let idx = self.index(level, va);
         // SAFETY: live table page, index in range.
         let desc = unsafe { ptr.add(idx).read_volatile() };
         if desc & VALID != 0 {
@@ -820,7 +774,7 @@ impl<F: Format> PageTable<F> {
             Err(e) => return Some(Err(e)),
         };
         let ptr = mem.table_ptr(table);
-        let idx = self.leaf_index(level, va);
+        let idx = self.index(level, va);
         // SAFETY: live table page, index in range.
         let desc = unsafe { ptr.add(idx).read_volatile() };
         if desc & VALID == 0 {

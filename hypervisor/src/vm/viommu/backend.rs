@@ -335,11 +335,6 @@ impl SmmuBackend {
     /// Reserves room for [`Self::queue_retire`]'s command, so that it
     /// cannot fail once the tables have changed.
     fn reserve_retire(&mut self) -> Result<(), BackendError> {
-        if let [cmds] = self.pending.as_mut_slice()
-            && cmds.capacity() > cmds.len()
-        {
-            return Ok(()); // one instance with room: the usual case
-        }
         for cmds in self.pending.iter_mut() {
             cmds.try_reserve(1).map_err(|_| BackendError::NoMemory)?;
         }
