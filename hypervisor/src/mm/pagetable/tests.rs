@@ -767,3 +767,63 @@ fn random_requests_in_few_regions_agree_with_a_model() {
     m.reclaim();
     assert_eq!(m.live(), start);
 }
+
+#[test]
+fn one_page_requests_at_the_edges_get_the_general_answers() {
+    // The one-page path takes only what passes every check; at and past
+    // each limit the answers are the general ones.
+    let mut m = FakeMem::retiring();
+    let mut pt = io_table(&mut m);
+    let top = (1u64 << 40) - PAGE_SIZE;
+    let pa_top = (1u64 << 48) - PAGE_SIZE;
+    pt.map(&mut m, top, pa_top, PAGE_SIZE, Attrs::RW).unwrap();
+    assert_eq!(pt.translate(&m, top).map(|t| t.0), Some(pa_top));
+    assert_eq!(
+        pt.map(&mut m, top, 0, PAGE_SIZE, Attrs::RW),
+        Err(MapError::AlreadyMapped)
+    );
+    for (va, pa, want) in [
+        (top + PAGE_SIZE, 0, MapError::OutOfRange),
+        (0, pa_top + PAGE_SIZE, MapError::OutOfRange),
+        (0x1001, 0, MapError::Misaligned),
+        (0, 0x10, MapError::Misaligned),
+        (u64::MAX - 0xfff, 0, MapError::OutOfRange),
+        (0x1001, 1 << 48, MapError::Misaligned),
+    ] {
+        assert_eq!(
+            pt.map(&mut m, va, pa, PAGE_SIZE, Attrs::RW),
+            Err(want),
+            "{va:#x} -> {pa:#x}"
+        );
+    }
+    assert_eq!(
+        pt.unmap(&mut m, top + PAGE_SIZE, PAGE_SIZE),
+        Err(MapError::OutOfRange)
+    );
+    assert_eq!(
+        pt.unmap(&mut m, 0x1001, PAGE_SIZE),
+        Err(MapError::Misaligned)
+    );
+    pt.unmap(&mut m, top, PAGE_SIZE).unwrap();
+    assert_eq!(pt.translate(&m, top), None);
+    // Out of table pages: nothing left behind.
+    let live = m.live();
+    m.limit = Some(live + 1);
+    assert_eq!(
+        pt.map(&mut m, 0x4000_0000, 0, PAGE_SIZE, Attrs::RW),
+        Err(MapError::NoMemory)
+    );
+    assert_eq!(check_counts(&pt, &m, true), 2, "the spare's path only");
+    // A page under a block: refused whole, as by the general walk.
+    m.limit = None;
+    pt.map(&mut m, 0x20_0000, 0x4020_0000, MIB2, Attrs::RW)
+        .unwrap();
+    assert_eq!(
+        pt.map(&mut m, 0x20_1000, 0, PAGE_SIZE, Attrs::RW),
+        Err(MapError::AlreadyMapped)
+    );
+    assert_eq!(
+        pt.unmap(&mut m, 0x20_1000, PAGE_SIZE),
+        Err(MapError::WouldSplit)
+    );
+}
