@@ -303,7 +303,27 @@ pub struct PageTable<F: Format> {
     /// retired (if still empty) when another table empties, and
     /// [`PageTable::release_spare`] retires it on demand.
     spare: Option<(u64, usize)>,
+    /// The last-level table the last one-page map or unmap walked to:
+    /// the next one in the same 2 MiB region (consecutive IOVAs, the
+    /// UNMAP of a pair) skips the walk. Valid while that table is linked:
+    /// every path that unlinks a table or rewrites the root clears it
+    /// ([`Self::clear_range`], [`Self::retire_if_empty`],
+    /// [`Self::write_root`]); the one-descriptor paths only add or clear
+    /// leaves, and a table is never replaced by a block while linked.
+    last_leaf: Option<LastLeaf>,
     _format: PhantomData<F>,
+}
+
+/// See [`PageTable`]'s `last_leaf`.
+#[derive(Debug, Clone, Copy)]
+struct LastLeaf {
+    /// `va >> 21` of the region the table covers.
+    region: u64,
+    /// The table's physical address.
+    table: u64,
+    /// Address of the level-2 descriptor pointing at it (its live-entry
+    /// count), as an integer so that the table stays `Send`.
+    slot: usize,
 }
 
 impl<F: Format> PageTable<F> {
@@ -332,6 +352,7 @@ impl<F: Format> PageTable<F> {
             root_entries,
             ia_bits,
             spare: None,
+            last_leaf: None,
             _format: PhantomData,
         })
     }
@@ -666,6 +687,40 @@ impl<F: Format> PageTable<F> {
         Ok(Some(table))
     }
 
+    /// [`Self::table_for`] for the one-descriptor paths: the table holding
+    /// `va`'s descriptor at `level` and the descriptor pointing at it
+    /// (null for the root). A last-level table comes from `last_leaf`
+    /// when the previous walk went to the same one, and is remembered.
+    #[inline]
+    fn walk_to(
+        &mut self,
+        mem: &mut impl TableMemory,
+        va: u64,
+        level: usize,
+        alloc: bool,
+    ) -> Result<Option<(u64, *mut u64)>, MapError> {
+        let region = va >> 21;
+        if level == 3
+            && let Some(last) = self.last_leaf
+            && last.region == region
+        {
+            return Ok(Some((last.table, last.slot as *mut u64)));
+        }
+        let mut path = Path::default();
+        let Some(table) = self.table_for(mem, va, level, alloc, &mut path)? else {
+            return Ok(None);
+        };
+        let slot = path.slots[level];
+        if level == 3 && level > self.start_level {
+            self.last_leaf = Some(LastLeaf {
+                region,
+                table,
+                slot: slot as usize,
+            });
+        }
+        Ok(Some((table, slot)))
+    }
+
     /// Maps the one descriptor at `level`: `None` when a table sits where
     /// the leaf goes (something may be mapped below it; the general walk
     /// finds out). Tables allocated on the way stay, as in the general
@@ -678,8 +733,7 @@ impl<F: Format> PageTable<F> {
         level: usize,
         leaf: u64,
     ) -> Option<Result<(), MapError>> {
-        let mut path = Path::default();
-        let table = match self.table_for(mem, va, level, true, &mut path) {
+        let (table, slot) = match self.walk_to(mem, va, level, true) {
             Ok(Some(t)) => t,
             Ok(None) => return Some(Err(MapError::NoMemory)),
             Err(e) => return Some(Err(e)),
@@ -696,12 +750,12 @@ impl<F: Format> PageTable<F> {
             };
         }
         let ty = if level == 3 { TABLE_OR_PAGE } else { 0 };
-        // SAFETY: live table page, index in range; the path's slot at
-        // `level` is this table's descriptor.
+        // SAFETY: live table page, index in range; `slot` is this table's
+        // descriptor.
         unsafe {
             ptr.add(idx)
                 .write_volatile((pa & OA_MASK) | leaf | ty | VALID);
-            count_step(path.slots[level], true);
+            count_step(slot, true);
         };
         Some(Ok(()))
     }
@@ -714,8 +768,7 @@ impl<F: Format> PageTable<F> {
         va: u64,
         level: usize,
     ) -> Option<Result<(), MapError>> {
-        let mut path = Path::default();
-        let table = match self.table_for(mem, va, level, false, &mut path) {
+        let (table, slot) = match self.walk_to(mem, va, level, false) {
             Ok(Some(t)) => t,
             Ok(None) => return Some(Ok(())), // nothing mapped
             Err(e) => return Some(Err(e)),
@@ -734,8 +787,8 @@ impl<F: Format> PageTable<F> {
         unsafe { ptr.add(idx).write_volatile(0) };
         // Count the entry out. A table it leaves empty stays linked as the
         // spare; the previous spare is retired if it is still empty.
-        // SAFETY: the path's slots are the live descriptors of its tables.
-        let emptied = unsafe { count_step(path.slots[level], false) } == 0;
+        // SAFETY: `slot` is the live descriptor of this table.
+        let emptied = unsafe { count_step(slot, false) } == 0;
         if emptied && mem.retires() && level > self.start_level {
             let table_va = va & !(level_size(level - 1) - 1);
             if let Some(old) = self.spare.replace((table_va, level))
@@ -790,6 +843,7 @@ impl<F: Format> PageTable<F> {
         if count_of(unsafe { path.slots[level].read_volatile() }) != 0 {
             return; // mapped into again since
         }
+        self.last_leaf = None; // a table is unlinked
         let mut l = level;
         loop {
             // SAFETY: as above; the descriptor is unlinked before the
@@ -806,7 +860,10 @@ impl<F: Format> PageTable<F> {
 
     /// Clears every leaf in `[va, end)` from the root down; with `retire`,
     /// unlinks and retires every table the range leaves empty.
-    fn clear_range(&self, mem: &mut impl TableMemory, va: u64, end: u64, retire: bool) {
+    fn clear_range(&mut self, mem: &mut impl TableMemory, va: u64, end: u64, retire: bool) {
+        if retire {
+            self.last_leaf = None; // tables may be unlinked
+        }
         self.unmap_level(
             mem,
             self.root,
@@ -996,6 +1053,7 @@ impl<F: Format> PageTable<F> {
     /// Writes root descriptor `i` of the root page at offset `off` with
     /// `value(off, i)`, for every one.
     fn write_root(&mut self, mem: &impl TableMemory, value: impl Fn(u64, usize) -> u64) {
+        self.last_leaf = None;
         for p in 0..self.root_pages() {
             let off = p as u64 * PAGE_SIZE;
             let dst = mem.table_ptr(self.root + off);

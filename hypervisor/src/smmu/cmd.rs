@@ -339,7 +339,12 @@ pub fn plan_s2_invalidation_into(
             what: "invalidation commands",
         })
     };
-    if ril {
+    if pages == 1 && (ril || page_limit >= 1) {
+        // The usual UNMAP (one 4 KiB page): the one single-address
+        // command both forms below produce for it, without their loops.
+        reserve(out, 1)?;
+        out.push(Cmd::tlbi_s2_ipa(vmid, first << 12, leaf));
+    } else if ril {
         let cmds = range_tlbis(vmid, first, pages, leaf);
         // Each command covers at least one page: `pages` is a bound that
         // needs no count when the room is there.

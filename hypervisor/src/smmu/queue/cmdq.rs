@@ -152,9 +152,25 @@ impl<M: QueueMemory> CommandQueue<M> {
         poll_limit: u32,
     ) -> Result<(), SmmuError> {
         // Where the CMD_SYNC goes (ring indices carry the wrap bit).
-        let at = self.ring.add(self.prod, cmds.len() as u32);
-        self.submit_parts(regs, [cmds, &[Cmd::sync()]], poll_limit)?;
-        let (ring, prod) = (self.ring, self.prod);
+        let ring = self.ring;
+        let at = ring.add(self.prod, cmds.len() as u32);
+        if (ring.space(self.prod, self.cons) as usize) > cmds.len() {
+            // Room for all (the usual case: the queue is drained by every
+            // sync): the entries written in one pass, made visible
+            // together, one CMDQ_PROD write; no split into parts.
+            let prod = self.prod;
+            for (k, cmd) in cmds.iter().enumerate() {
+                self.mem.write_entry(ring.add(prod, k as u32), &cmd.0);
+            }
+            self.mem.write_entry(at, &Cmd::sync().0);
+            let n = cmds.len() as u32 + 1;
+            self.mem.to_device(prod, n);
+            self.prod = ring.add(prod, n);
+            regs.write32(CMDQ_PROD, self.prod);
+        } else {
+            self.submit_parts(regs, [cmds, &[Cmd::sync()]], poll_limit)?;
+        }
+        let prod = self.prod;
         if !self.poll_cons(regs, poll_limit, |cons| ring.consumed(prod, cons, at)) {
             return Err(SmmuError::SyncTimeout);
         }

@@ -196,3 +196,42 @@ fn plan_refuses_bad_ranges() {
     );
     assert!(plan_s2_invalidation(1, (1 << 52) - 4096, 4096, true, false, 64).is_ok());
 }
+
+#[test]
+fn one_page_plan_is_the_single_address_command_of_either_form() {
+    // The one-page fast path: the command the general range and per-page
+    // forms give for one page, whatever the bytes within the page; with a
+    // page limit of 0 the per-page form still falls back to the VMID.
+    for (ipa, len) in [(0x5000, 0x1000), (0x5000, 1), (0x5fff, 1), (0x5800, 0x800)] {
+        for leaf in [true, false] {
+            let one = [Cmd::tlbi_s2_ipa(3, 0x5000, leaf)];
+            let ranged: Vec<Cmd> = range_tlbis(3, 5, 1, leaf).collect();
+            assert_eq!(ranged, one);
+            assert_eq!(
+                plan_s2_invalidation(3, ipa, len, leaf, true, 64),
+                Ok(one.to_vec())
+            );
+            assert_eq!(
+                plan_s2_invalidation(3, ipa, len, leaf, false, 64),
+                Ok(one.to_vec())
+            );
+            assert_eq!(
+                plan_s2_invalidation(3, ipa, len, leaf, true, 0),
+                Ok(one.to_vec())
+            );
+            assert_eq!(
+                plan_s2_invalidation(3, ipa, len, leaf, false, 0),
+                Ok(alloc::vec![Cmd::tlbi_s12_vmall(3)])
+            );
+        }
+    }
+    // Two bytes across a page boundary are two pages.
+    let cmds = plan_s2_invalidation(3, 0x5fff, 2, true, false, 64).expect("plan");
+    assert_eq!(
+        cmds,
+        [
+            Cmd::tlbi_s2_ipa(3, 0x5000, true),
+            Cmd::tlbi_s2_ipa(3, 0x6000, true)
+        ]
+    );
+}

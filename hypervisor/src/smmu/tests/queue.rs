@@ -129,3 +129,39 @@ fn commands_and_their_sync_are_published_with_one_prod_write() {
     assert_eq!(prods, 1);
     assert_eq!(s.cmds(), [cmds[0], cmds[1], Cmd::sync()]);
 }
+
+#[test]
+fn a_sync_that_fits_is_one_prod_write_across_the_wrap() {
+    // 4-entry queue: 3 commands and their sync fill it exactly, from any
+    // position (the entries wrap past the ring's end); 4 commands do not
+    // fit and go out in parts, in order.
+    let fake = small_cmdq();
+    let mut smmu = probe(&fake);
+    for round in 0..6u16 {
+        fake.state().consumed.clear();
+        fake.state().writes.clear();
+        let cmds = [
+            Cmd::tlbi_s12_vmall(round),
+            Cmd::tlbi_s2_ipa(round, 0x5000, true),
+            Cmd::tlbi_s12_vmall(round + 1),
+        ];
+        smmu.issue(&cmds[..1 + usize::from(round % 3)])
+            .expect("issue");
+        let s = fake.state();
+        let prods = s.writes.iter().filter(|w| w.0 == CMDQ_PROD).count();
+        assert_eq!(prods, 1, "round {round}");
+        let mut want = cmds[..1 + usize::from(round % 3)].to_vec();
+        want.push(Cmd::sync());
+        assert_eq!(s.cmds(), want, "round {round}");
+        assert_eq!(s.cmdq_cons, s.cmdq_prod, "round {round}: all consumed");
+    }
+    fake.state().consumed.clear();
+    fake.state().writes.clear();
+    let cmds: Vec<Cmd> = (0..4).map(Cmd::tlbi_s12_vmall).collect();
+    smmu.issue(&cmds).expect("issue");
+    let s = fake.state();
+    assert!(s.writes.iter().filter(|w| w.0 == CMDQ_PROD).count() > 1);
+    let mut want = cmds.clone();
+    want.push(Cmd::sync());
+    assert_eq!(s.cmds(), want);
+}

@@ -141,6 +141,14 @@ fn hw(e: impl core::fmt::Display) -> BackendError {
     BackendError::Hardware
 }
 
+/// A failed invalidation plan as the backend reports it.
+fn plan_error(e: SmmuError) -> BackendError {
+    match e {
+        SmmuError::NoMemory { .. } => BackendError::NoMemory,
+        other => hw(other),
+    }
+}
+
 impl SmmuBackend {
     /// The backend of a guest's virtio-iommu: every endpoint starts
     /// unattached, aborting (bypass off). The guest may hold `max_domains`
@@ -342,6 +350,21 @@ impl SmmuBackend {
         let vmid = d.vmid;
         let t = d.table.as_mut().ok_or(BackendError::Hardware)?;
         let limit = ProbeOptions::DEFAULT.tlbi_page_limit;
+        if let [cmds] = self.pending.as_mut_slice() {
+            // One SMMU instance (the usual machine): its queued length is
+            // the mark, no list of marks and no loop over instances.
+            let mark = cmds.len();
+            let ril = self.ril.first().copied().unwrap_or(false);
+            plan_s2_invalidation_into(cmds, vmid, iova, len, true, ril, limit)
+                .map_err(plan_error)?;
+            if let Err(e) = t.unmap(&mut self.tables, iova, len) {
+                // Take back what this call queued: nothing was unmapped.
+                cmds.truncate(mark);
+                return Err(hw(e));
+            }
+            self.queue_retire(vmid);
+            return Ok(());
+        }
         // The queued lengths to roll back to (a kept list: no allocation,
         // no copy of a small vector, per request).
         self.marks.clear();
@@ -350,10 +373,7 @@ impl SmmuBackend {
         for (inst, cmds) in self.pending.iter_mut().enumerate() {
             let ril = self.ril.get(inst).copied().unwrap_or(false);
             if let Err(e) = plan_s2_invalidation_into(cmds, vmid, iova, len, true, ril, limit) {
-                result = Err(match e {
-                    SmmuError::NoMemory { .. } => BackendError::NoMemory,
-                    other => hw(other),
-                });
+                result = Err(plan_error(e));
                 break;
             }
         }
