@@ -112,7 +112,9 @@ impl<B: IommuBackend> ViommuDevice<B> {
                 break;
             }
             let t1 = perf::now();
-            match read_request(chain, mem, &mut self.req.0) {
+            // The length only: the model parses the kept (aligned) buffer
+            // itself, so its field loads need no alignment tests.
+            match read_request(chain, mem, &mut self.req.0).and_then(|len| self.req.0.get(..len)) {
                 Some(req) => {
                     let t2 = perf::now();
                     let resp_len = usize::try_from(chain.writable_len()).unwrap_or(usize::MAX);
@@ -158,33 +160,29 @@ impl<B: IommuBackend> ViommuDevice<B> {
     }
 }
 
-/// Copies `chain`'s readable part (the request) into `buf`; `None` when it
-/// is longer than `buf` or cannot be read. The usual request, one readable
-/// buffer, is one copy of a range the walk has checked (the copy checks it
-/// again: one subtraction and two comparisons).
+/// Copies `chain`'s readable part (the request) into `buf` and returns its
+/// length; `None` when it is longer than `buf` or cannot be read. The usual
+/// request, one readable buffer, is one copy of a range the walk has
+/// checked (the copy checks it again: one subtraction and two comparisons).
 #[inline(always)]
-fn read_request<'b, M: GuestMemory + ?Sized>(
-    chain: &Chain,
-    mem: &M,
-    buf: &'b mut [u8],
-) -> Option<&'b [u8]> {
+fn read_request<M: GuestMemory + ?Sized>(chain: &Chain, mem: &M, buf: &mut [u8]) -> Option<usize> {
     if let Some((gpa, len)) = chain.readable.single() {
         let dst = buf.get_mut(..len as usize)?;
         mem.read(gpa, dst).ok()?;
-        return Some(dst);
+        return Some(dst.len());
     }
     read_request_slow(chain, mem, buf)
 }
 
 /// [`read_request`] of a request in zero or several buffers.
 #[inline(never)]
-fn read_request_slow<'b, M: GuestMemory + ?Sized>(
+fn read_request_slow<M: GuestMemory + ?Sized>(
     chain: &Chain,
     mem: &M,
-    buf: &'b mut [u8],
-) -> Option<&'b [u8]> {
+    buf: &mut [u8],
+) -> Option<usize> {
     let len = chain.read_readable_into(mem, buf).ok()?;
-    buf.get(..len)
+    (len <= buf.len()).then_some(len)
 }
 
 /// Writes `response` into `chain`'s writable part; returns the bytes

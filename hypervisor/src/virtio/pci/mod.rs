@@ -419,6 +419,17 @@ impl<D: VirtioDevice> PciTransport<D> {
         width: usize,
         value: u64,
     ) {
+        // The request path first: a queue notify (2 or 4 bytes, aligned to
+        // the multiplier, inside the notification region), then the rest.
+        let mult = u64::from(NOTIFY_OFF_MULTIPLIER);
+        let notify = offset.wrapping_sub(NOTIFY_OFFSET);
+        if notify < REGION_SIZE && matches!(width, 2 | 4) && notify.is_multiple_of(mult) {
+            if self.bus_master() {
+                let mut action = TransportAction::NONE;
+                self.core.notify(mem, (notify / mult) as usize, &mut action);
+            }
+            return;
+        }
         if !access_ok(offset, width, &[1, 2, 4, 8], BAR0_SIZE) {
             return;
         }
