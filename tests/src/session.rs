@@ -202,18 +202,7 @@ impl Session {
 
     /// Waits until `needle` appears after the cursor; moves the cursor past it.
     pub fn expect(&mut self, needle: &str, timeout: Duration) -> Result<(), HarnessError> {
-        let what = format!("{needle:?} after byte {} of the console", self.cursor);
-        let started = Instant::now();
-        match self.wait_for(timeout, |tail, _| {
-            find(tail, needle.as_bytes()).map(|at| at + needle.len())
-        }) {
-            Wait::Found(end) => {
-                self.cursor += end;
-                Ok(())
-            }
-            Wait::Closed => Err(self.ended(what)),
-            Wait::TimedOut(cut) => Err(self.timed_out(what, started, cut)),
-        }
+        self.expect_then(needle, timeout, None)
     }
 
     /// As [`Session::expect`], but when the wait times out, first types
@@ -227,7 +216,19 @@ impl Session {
         diagnose: &str,
         settle: Duration,
     ) -> Result<(), HarnessError> {
-        let what = format!("{needle:?} after byte {} of the console", self.cursor);
+        self.expect_then(needle, timeout, Some((diagnose, settle)))
+    }
+
+    /// [`Session::expect`], typing `diagnose.0` and waiting `diagnose.1`
+    /// first when the wait times out (not when the session's overall
+    /// timeout cut it).
+    fn expect_then(
+        &mut self,
+        needle: &str,
+        timeout: Duration,
+        diagnose: Option<(&str, Duration)>,
+    ) -> Result<(), HarnessError> {
+        let mut what = format!("{needle:?} after byte {} of the console", self.cursor);
         let started = Instant::now();
         match self.wait_for(timeout, |tail, _| {
             find(tail, needle.as_bytes()).map(|at| at + needle.len())
@@ -237,13 +238,14 @@ impl Session {
                 Ok(())
             }
             Wait::Closed => Err(self.ended(what)),
-            Wait::TimedOut(true) => Err(self.timed_out(what, started, true)),
-            Wait::TimedOut(false) => {
-                let what = format!("{what} (then typed {diagnose:?} to see why)");
-                if self.send(diagnose).is_ok() {
-                    let _ = self.wait_for(settle, |_, _| None::<usize>);
+            Wait::TimedOut(cut) => {
+                if let (false, Some((keys, settle))) = (cut, diagnose) {
+                    what = format!("{what} (then typed {keys:?} to see why)");
+                    if self.send(keys).is_ok() {
+                        let _ = self.wait_for(settle, |_, _| None::<usize>);
+                    }
                 }
-                Err(self.timed_out(what, started, false))
+                Err(self.timed_out(what, started, cut))
             }
         }
     }
