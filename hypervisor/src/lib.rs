@@ -29,3 +29,5 @@ pub mod vm;
 
 #[cfg(test)]
 mod error_types;
+#[cfg(test)]
+pub(crate) mod test_rng;

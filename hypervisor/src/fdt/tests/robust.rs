@@ -10,21 +10,7 @@ use crate::fdt::early::{memory_regions, stdout_uart, total_size};
 use crate::fdt::header::Header;
 use crate::fdt::{DtError, HostDt, MAX_DEPTH, Tree};
 
-/// A small deterministic PRNG (xorshift64*).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-}
+use crate::test_rng::Rng;
 
 /// Runs every entry point on `bytes`; returns whether the full parse
 /// succeeded.
@@ -88,23 +74,23 @@ fn every_prefix_with_a_consistent_header_is_refused() {
 fn random_bytes_are_refused() {
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     for _ in 0..3000 {
-        let len = rng.below(600);
+        let len = rng.index(600);
         let mut bytes: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
         // Half the time, give it a plausible header so parsing goes deeper.
         if rng.next().is_multiple_of(2) && len >= 40 {
             put32(&mut bytes, 0, 0xd00d_feed);
             put32(&mut bytes, 4, len as u32);
-            let struct_off = 40 + 4 * rng.below(8);
+            let struct_off = 40 + 4 * rng.index(8);
             put32(&mut bytes, 8, struct_off as u32);
-            put32(&mut bytes, 12, rng.below(len) as u32);
+            put32(&mut bytes, 12, rng.index(len) as u32);
             put32(&mut bytes, 16, 40);
             put32(&mut bytes, 20, 17);
             put32(&mut bytes, 24, 16);
-            put32(&mut bytes, 32, rng.below(len) as u32);
+            put32(&mut bytes, 32, rng.index(len) as u32);
             put32(
                 &mut bytes,
                 36,
-                (4 * rng.below(len.saturating_sub(struct_off) / 4)) as u32,
+                (4 * rng.index(len.saturating_sub(struct_off) / 4)) as u32,
             );
         }
         let buf = AlignedBuf::new(&bytes);
@@ -138,14 +124,14 @@ fn random_mutations_never_panic() {
         let blob = blobs[round % blobs.len()];
         let mut buf = AlignedBuf::new(blob);
         let bytes = buf.bytes_mut();
-        for _ in 0..1 + rng.below(4) {
-            let at = rng.below(bytes.len());
-            match rng.below(3) {
-                0 => bytes[at] ^= 1 << rng.below(8),
+        for _ in 0..1 + rng.index(4) {
+            let at = rng.index(bytes.len());
+            match rng.index(3) {
+                0 => bytes[at] ^= 1 << rng.index(8),
                 1 => bytes[at] = rng.next() as u8,
                 _ => {
                     let word = (at / 4) * 4;
-                    put32(bytes, word, interesting[rng.below(interesting.len())]);
+                    put32(bytes, word, interesting[rng.index(interesting.len())]);
                 }
             }
         }

@@ -12,26 +12,7 @@ use crate::viommu::wire::probe::FaultReason;
 use crate::viommu::wire::request::{Attach, Probe, Unmap};
 use alloc::vec::Vec;
 
-/// xorshift64* (deterministic, no crate needed).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-    fn chance(&mut self, percent: u64) -> bool {
-        self.below(100) < percent
-    }
-    fn pick<T: Copy>(&mut self, items: &[T]) -> T {
-        items[self.below(items.len() as u64) as usize]
-    }
-}
+use crate::test_rng::Rng;
 
 fn domain(r: &mut Rng) -> u32 {
     let any = r.next() as u32;

@@ -9,21 +9,7 @@ use crate::viommu::model::Mapping;
 use crate::viommu::model::intervals::{Intervals, MIN_CAPACITY, SMALL_MAX, SMALL_MIN};
 use alloc::vec::Vec;
 
-/// A small deterministic generator (xorshift64*).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
+use crate::test_rng::Rng;
 
 fn mapping(start: u64, end: u64) -> Mapping {
     Mapping {
