@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::error::GuestImgError;
-use crate::process::{APT_CACHE, APT_GET, Tool};
+use crate::process::{APT_CACHE, APT_GET, DPKG_DEB, Tool};
 
 /// Where packages come from.
 pub(crate) const MIRROR: &str = "http://deb.debian.org/debian";
@@ -69,6 +69,25 @@ impl PrivateApt {
         let conf = dir.join("apt.conf");
         write(&conf, &apt_conf(d))?;
         Ok(Self { conf })
+    }
+
+    /// Starts a fetch into the package directory `dir` (absolute): drops
+    /// its stamp (what follows may leave it half-written), makes sure the
+    /// unpacker exists before anything is downloaded, then creates the
+    /// configuration in `dir/apt` and fetches the package lists.
+    pub(crate) fn for_fetch(dir: &Path) -> Result<Self, GuestImgError> {
+        let stamp = dir.join("stamp");
+        if stamp.exists() {
+            fs::remove_file(&stamp).map_err(GuestImgError::io("remove", &stamp))?;
+        }
+        DPKG_DEB.run(DPKG_DEB.command().arg("--version"))?;
+        let apt = Self::create(&dir.join("apt"))?;
+        eprintln!(
+            "guestimg: fetching arm64 package lists ({SUITES}) from {MIRROR} into {}",
+            dir.join("apt").display()
+        );
+        apt.update()?;
+        Ok(apt)
     }
 
     /// A command for `tool` under this configuration.

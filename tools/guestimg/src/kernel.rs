@@ -68,20 +68,7 @@ pub fn debian_kernel(cache: &Path) -> Result<KernelArtifacts, GuestImgError> {
 
 /// Downloads, unpacks and checks everything, then writes the stamp.
 fn fetch(dir: &Path) -> Result<KernelArtifacts, GuestImgError> {
-    let stamp = dir.join("stamp");
-    if stamp.exists() {
-        fs::remove_file(&stamp).map_err(GuestImgError::io("remove", &stamp))?;
-    }
-    // Fail before downloading if the unpacker is missing.
-    DPKG_DEB.run(DPKG_DEB.command().arg("--version"))?;
-    let apt = PrivateApt::create(&dir.join("apt"))?;
-    eprintln!(
-        "guestimg: fetching arm64 package lists ({}) from {} into {}",
-        apt::SUITES,
-        apt::MIRROR,
-        dir.join("apt").display()
-    );
-    apt.update()?;
+    let apt = PrivateApt::for_fetch(dir)?;
     let kernel = choose(
         &apt,
         PINNED_KERNEL_PACKAGE,

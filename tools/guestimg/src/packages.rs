@@ -11,7 +11,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use crate::apt::{self, PrivateApt, Resolved};
+use crate::apt::{PrivateApt, Resolved};
 use crate::error::GuestImgError;
 use crate::human_size;
 use crate::process::DPKG_DEB;
@@ -71,19 +71,7 @@ pub fn debian_packages(cache: &Path, set: &PackageSet<'_>) -> Result<Unpacked, G
     if let Some(found) = read_stamp(&dir, &request) {
         return Ok(found);
     }
-    let stamp = dir.join("stamp");
-    if stamp.exists() {
-        fs::remove_file(&stamp).map_err(GuestImgError::io("remove", &stamp))?;
-    }
-    DPKG_DEB.run(DPKG_DEB.command().arg("--version"))?;
-    let apt = PrivateApt::create(&dir.join("apt"))?;
-    eprintln!(
-        "guestimg: fetching arm64 package lists ({}) from {} into {}",
-        apt::SUITES,
-        apt::MIRROR,
-        dir.join("apt").display()
-    );
-    apt.update()?;
+    let apt = PrivateApt::for_fetch(&dir)?;
     let resolved = resolve(&apt, set)?;
     let total: u64 = resolved.len() as u64;
     eprintln!(
