@@ -39,18 +39,17 @@ impl VirtualBridge {
     /// mastering off, then the strongest reset it offers (`pci::reset`;
     /// the CPU waits the 100 ms a reset needs), each logged.
     pub fn quiesce(&self) {
+        self.quiesce_with(&mut wait_ms);
+    }
+
+    /// [`VirtualBridge::quiesce`], waiting with `wait(ms)`.
+    pub fn quiesce_with(&self, wait: &mut dyn FnMut(u64)) {
         let bus = self.bus.lock();
         for slot in bus.slots() {
             if let Slot::Assigned { view, host } = slot {
                 let bars: Vec<(u16, u32)> = view.placed_bars().collect();
                 let mut cfg = host.lock();
-                let kind = reset_function(
-                    &mut *cfg,
-                    view.bdf(),
-                    &bars,
-                    view.alone_below(),
-                    &mut wait_ms,
-                );
+                let kind = reset_function(&mut *cfg, view.bdf(), &bars, view.alone_below(), wait);
                 info!("PCI {} stopped: {kind}", view.bdf());
             }
         }
