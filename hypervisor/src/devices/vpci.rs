@@ -5,11 +5,12 @@
 //! guest's hardware-linked SPIs, so the bridge itself only serves
 //! configuration space. When the guest stops or restarts it stops every
 //! function (`pci::reset`: decoding and bus mastering off, then FLR where
-//! offered).
+//! offered), taking the host bridge's shared configuration lock for each
+//! access only, never through a reset's wait.
 
 use super::{AccessCtx, Effect, MmioDevice};
 use crate::arch::{Arch, Cpu};
-use crate::pci::config::ConfigAccess;
+use crate::pci::config::{ConfigAccess, PerAccess};
 use crate::pci::reset::reset_function;
 use crate::pci::vbus::{Slot, VirtualBus};
 use alloc::format;
@@ -48,8 +49,10 @@ impl VirtualBridge {
         for slot in bus.slots() {
             if let Slot::Assigned { view, host } = slot {
                 let bars: Vec<(u16, u32)> = view.placed_bars().collect();
-                let mut cfg = host.lock();
-                let kind = reset_function(&mut *cfg, view.bdf(), &bars, view.alone_below(), wait);
+                // The host bridge is locked per access, not through the
+                // reset's waits (other guests share it).
+                let mut cfg = PerAccess(*host);
+                let kind = reset_function(&mut cfg, view.bdf(), &bars, view.alone_below(), wait);
                 info!("PCI {} stopped: {kind}", view.bdf());
             }
         }
