@@ -5,11 +5,12 @@
 //! guest's hardware-linked SPIs, so the bridge itself only serves
 //! configuration space. When the guest stops or restarts it stops every
 //! function (`pci::reset`: decoding and bus mastering off, then FLR where
-//! offered).
+//! offered), taking the host bridge's shared configuration lock for each
+//! access only, never through a reset's wait.
 
 use super::{AccessCtx, Effect, MmioDevice};
 use crate::arch::{Arch, Cpu};
-use crate::pci::config::ConfigAccess;
+use crate::pci::config::{ConfigAccess, PerAccess};
 use crate::pci::reset::reset_function;
 use crate::pci::vbus::{Slot, VirtualBus};
 use alloc::format;
@@ -39,18 +40,19 @@ impl VirtualBridge {
     /// mastering off, then the strongest reset it offers (`pci::reset`;
     /// the CPU waits the 100 ms a reset needs), each logged.
     pub fn quiesce(&self) {
+        self.quiesce_with(&mut wait_ms);
+    }
+
+    /// [`VirtualBridge::quiesce`], waiting with `wait(ms)`.
+    pub fn quiesce_with(&self, wait: &mut dyn FnMut(u64)) {
         let bus = self.bus.lock();
         for slot in bus.slots() {
             if let Slot::Assigned { view, host } = slot {
                 let bars: Vec<(u16, u32)> = view.placed_bars().collect();
-                let mut cfg = host.lock();
-                let kind = reset_function(
-                    &mut *cfg,
-                    view.bdf(),
-                    &bars,
-                    view.alone_below(),
-                    &mut wait_ms,
-                );
+                // The host bridge is locked per access, not through the
+                // reset's waits (other guests share it).
+                let mut cfg = PerAccess(*host);
+                let kind = reset_function(&mut cfg, view.bdf(), &bars, view.alone_below(), wait);
                 info!("PCI {} stopped: {kind}", view.bdf());
             }
         }

@@ -3,6 +3,7 @@
 //! (ECAM on the machine, a fake in host tests).
 
 use core::fmt;
+use spin::Mutex;
 
 /// A function's address: bus, device (0-31), function (0-7).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -108,5 +109,25 @@ pub trait ConfigAccess {
         } << shift;
         let old = self.read32(bdf, aligned);
         self.write32(bdf, aligned, old & !mask | (value << shift) & mask);
+    }
+}
+
+/// A [`ConfigAccess`] shared behind a lock (a host bridge several guests
+/// have functions of), taken for each access only: a caller that waits
+/// between accesses (a reset's 100 ms) does not hold it, so the other
+/// guests' configuration accesses never wait that long. Each access is
+/// whole; a sequence of them is not (nothing needs it: each guest touches
+/// only its own functions).
+pub struct PerAccess<'a, C: ConfigAccess + ?Sized>(pub &'a Mutex<C>);
+
+impl<C: ConfigAccess + ?Sized> ConfigAccess for PerAccess<'_, C> {
+    fn read32(&self, bdf: Bdf, off: u16) -> u32 {
+        self.0.lock().read32(bdf, off)
+    }
+    fn write32(&mut self, bdf: Bdf, off: u16, value: u32) {
+        self.0.lock().write32(bdf, off, value);
+    }
+    fn write(&mut self, bdf: Bdf, off: u16, width: u8, value: u32) {
+        self.0.lock().write(bdf, off, width, value);
     }
 }

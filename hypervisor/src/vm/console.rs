@@ -11,6 +11,9 @@ use super::psci::VcpuPower;
 use super::vcpu::request;
 use crate::console;
 use crate::console::keys::{Command, HELP, Key, Power};
+use crate::vgic::SPI_BASE;
+use alloc::string::String;
+use core::fmt::Write;
 use core::sync::atomic::Ordering;
 
 impl Machine {
@@ -88,6 +91,33 @@ impl Machine {
         }
     }
 
+    /// The physical GIC's state of every SPI `g` owns, as ` INTID:state`
+    /// words (`p` pending, `a` active, `-` neither), for the counters. A
+    /// level-triggered line its device holds high reads pending even while
+    /// the guest has the interrupt active, so a storm on a line that reads
+    /// `-` is the interrupt being signalled again after its line dropped,
+    /// and one on a line that stays pending is the device's
+    /// (docs/pci.md, "Known problem").
+    pub(super) fn spi_states(&self, g: &Guest) -> String {
+        let pcpu = g.vcpus.first().map_or(0, |v| v.pcpu);
+        let mut out = String::new();
+        for &intid in g.owned_intids.iter().filter(|&&i| i >= SPI_BASE) {
+            let pending = self.gic.pending(intid, pcpu);
+            let active = self.gic.active(intid, pcpu);
+            let state = match (pending, active) {
+                (false, false) => "-",
+                (true, false) => "p",
+                (false, true) => "a",
+                (true, true) => "pa",
+            };
+            let _ = write!(out, " {intid}:{state}");
+        }
+        if out.is_empty() {
+            out.push_str(" none");
+        }
+        out
+    }
+
     fn say(&self, text: core::fmt::Arguments) {
         crate::println!("partita console: {text}");
     }
@@ -148,9 +178,10 @@ impl Machine {
                         )
                     });
                     self.say(format_args!(
-                        "guest '{}': {dma} DMA faults, {} DMA faults dropped, console {tx} bytes out, {rx} in, {dropped} input dropped",
+                        "guest '{}': {dma} DMA faults, {} DMA faults dropped, console {tx} bytes out, {rx} in, {dropped} input dropped, SPIs{}",
                         g.name(),
                         g.faults.dropped(),
+                        self.spi_states(g),
                     ));
                 }
             }

@@ -365,3 +365,24 @@ fn a_disabled_sgi_reads_pending_and_a_taken_one_active() {
     // vCPU 1's redistributor: its copies are not on this CPU.
     assert_eq!(read(m, GICR0 + 0x2_0000 + 0x1_0300) & 0xffff, 0);
 }
+
+#[test]
+fn the_counters_give_the_physical_state_of_each_owned_spi() {
+    // What Ctrl-] c prints after the console counters: a level line held
+    // high by its device reads pending, whether or not the guest has the
+    // interrupt active (docs/pci.md, "Known problem").
+    let (w, m) = guest(true);
+    let g = &m.guests[0];
+    // The UART and the PCIe host bridge's four INTx lines are the guest's.
+    let rest = " 35:- 36:- 37:- 38:-";
+    assert_eq!(m.spi_states(g), format!(" 33:-{rest}"));
+    w.gic.set_state(UART, 0, true, false);
+    assert_eq!(m.spi_states(g), format!(" 33:p{rest}"));
+    w.gic.set_state(UART, 0, true, true);
+    assert_eq!(m.spi_states(g), format!(" 33:pa{rest}"));
+    w.gic.set_state(UART, 0, false, true);
+    assert_eq!(m.spi_states(g), format!(" 33:a{rest}"));
+    // Reading is all it does.
+    let ops = w.gic.take();
+    assert!(ops.iter().all(|op| op.0.ends_with('?')), "{ops:?}");
+}

@@ -7,6 +7,7 @@ mod exits;
 mod fail_closed;
 mod hw_irq;
 mod io_budget;
+mod io_translate;
 mod irq;
 mod level_irq;
 mod power;

@@ -178,3 +178,31 @@ fn a_refused_guest_holds_no_intx_line() {
     // ...so b may have the edu on that line.
     try_build(&w, pci, 1, with_pci("b", 1, &["00:06.0"])).expect("b builds");
 }
+
+#[test]
+fn a_reset_waits_without_holding_the_host_bridge_for_the_other_guests() {
+    // The host bridge's configuration access is shared by every guest
+    // given one of its functions: a guest's stop must not hold it through
+    // the 100 ms after a Function Level Reset, or another guest's
+    // configuration access spins at EL2 (interrupts masked) that long.
+    let w = World::new();
+    let (pci, ecam) = hosts();
+    let nvme = Bdf::new(0, 2, 0);
+    {
+        // The NVMe offers FLR: a PCI Express capability at 0x40 with
+        // Device Capabilities bit 28.
+        let mut e = ecam.lock();
+        let status = e.reg(nvme, reg::COMMAND) | 1 << 20;
+        e.write32_raw(nvme, reg::COMMAND, status);
+        e.write32_raw(nvme, 0x34, 0x40);
+        e.write32_raw(nvme, 0x40, 0x10);
+        e.write32_raw(nvme, 0x44, 1 << 28);
+    }
+    let g = try_build(&w, pci, 0, with_pci("a", 0, &["00:02.0"])).expect("builds");
+    let mut waits = Vec::new();
+    g.vpci
+        .as_ref()
+        .expect("a bridge")
+        .quiesce_with(&mut |ms| waits.push((ms, ecam.try_lock().is_some())));
+    assert_eq!(waits, [(100, true)], "(ms, host bridge free while waiting)");
+}
