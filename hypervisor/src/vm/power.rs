@@ -14,7 +14,8 @@ use crate::mm::heap;
 use core::sync::atomic::Ordering;
 use log::{error, info, warn};
 
-/// How long a guest's power-off or reset waits for its other vCPUs to stop.
+/// How long a guest's power-off or reset waits for its other vCPUs to stop
+/// before it says so and kicks them again (it waits on: [`Machine::stop_others`]).
 const STOP_TIMEOUT_US: u64 = 1_000_000;
 
 /// List register bits: HW (61) and the state (62-63).
@@ -104,8 +105,15 @@ impl Machine {
         heap::set_owner(Owner::Hypervisor);
     }
 
-    /// Stops every other vCPU of the guest and waits (bounded) until they
-    /// are off.
+    /// Stops every other vCPU of the guest and waits until they are off.
+    ///
+    /// There is no giving up: what follows (the images reloaded, the
+    /// streams detached, the interrupts reset) must not run beside a vCPU
+    /// of the old guest. A vCPU answers a kick at its next exit, and a
+    /// guest cannot hold off the kick (physical interrupts are taken at
+    /// EL2), so only a host stall delays it (a loaded host under TCG); one
+    /// still running after [`STOP_TIMEOUT_US`] is named in a warning and
+    /// kicked again, every [`STOP_TIMEOUT_US`] times ten after that.
     fn stop_others(&self, g: &Guest, me: usize) {
         for (i, s) in g.vcpus.iter().enumerate() {
             if i != me && s.power() != VcpuPower::Off {
@@ -114,15 +122,22 @@ impl Machine {
             }
         }
         let start = Cpu::uptime_us();
-        while g
+        let mut warn_after = STOP_TIMEOUT_US;
+        while let Some((i, s)) = g
             .vcpus
             .iter()
             .enumerate()
-            .any(|(i, s)| i != me && s.power() == VcpuPower::On)
+            .find(|(i, s)| *i != me && s.power() == VcpuPower::On)
         {
-            if Cpu::uptime_us().saturating_sub(start) > STOP_TIMEOUT_US {
-                warn!("guest '{}': a vcpu did not stop within 1 s", g.name());
-                break;
+            let waited = Cpu::uptime_us().saturating_sub(start);
+            if waited > warn_after {
+                warn!(
+                    "guest '{}': vcpu {i} has not stopped after {} ms; kicked again, waiting",
+                    g.name(),
+                    waited / 1000
+                );
+                self.kick(s.pcpu);
+                warn_after = waited + 10 * STOP_TIMEOUT_US;
             }
             core::hint::spin_loop();
         }
