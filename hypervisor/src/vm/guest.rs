@@ -11,7 +11,7 @@ use super::ratelimit::LogBudget;
 use super::vcpu::VcpuSlot;
 use super::viommu::GuestViommu;
 use crate::config::GuestConfig;
-use crate::devices::{AccessCtx, DeviceTable};
+use crate::devices::{AccessCtx, DeviceTable, MmioDevice};
 use crate::gic::PhysGic;
 use crate::mm::accounting::Owner;
 use crate::mm::heap;
@@ -150,15 +150,26 @@ impl Guest {
         self.viommu.is_some() || self.viommu_pci.is_some()
     }
 
-    /// Resets every emulated device to its power-on state.
+    /// Resets every emulated device to its power-on state. The virtual PCI
+    /// bridge goes first: its functions stop decoding and mastering (and
+    /// get their reset) before the virtio-iommu's domains go, so no DMA of
+    /// theirs is in flight then (it would be blocked and logged as faults).
     pub fn reset_devices(&self, gic: &dyn PhysGic) {
         let ctx = AccessCtx {
             vcpu: 0,
             mem: &self.ram,
             gic: &NoVcpu(gic),
         };
+        let bridge = self.vpci.as_ref().map(Arc::as_ptr);
+        if let Some(b) = &self.vpci {
+            b.reset(&ctx);
+        }
         for (_, d) in self.devices.iter() {
-            d.reset(&ctx);
+            let is_bridge =
+                bridge.is_some_and(|b| core::ptr::addr_eq(b, d as *const dyn MmioDevice));
+            if !is_bridge {
+                d.reset(&ctx);
+            }
         }
     }
 
