@@ -4,9 +4,11 @@
 //! `ranges` windows (naturally aligned, largest first, each in pages of its
 //! own; the windows of the
 //! bridges in between set to cover their subtree), expansion ROMs off, and
-//! every endpoint left with memory and I/O decoding and bus mastering off.
-//! Bridges decode memory and master, so that a function a guest enables
-//! later works through them.
+//! every endpoint left with memory and I/O decoding and bus mastering off
+//! and its INTx disabled (a function no guest owns cannot assert a line a
+//! guest's function shares; a guest's driver enabling its function clears
+//! the bit, as Linux's `pci_enable_device` does). Bridges decode memory and
+//! master, so that a function a guest enables later works through them.
 //!
 //! I/O BARs are sized and listed but not placed (arm64 guests do not use
 //! port I/O). A BAR that fits no window is listed as unplaced with the
@@ -313,10 +315,12 @@ impl<C: ConfigAccess> Walk<'_, C> {
         self.place(&on_bus, root);
     }
 
-    /// Sizes the first `count` BARs of `bdf` (decoding off meanwhile).
+    /// Sizes the first `count` BARs of `bdf` (decoding off meanwhile, and
+    /// left off, its INTx disabled).
     fn size_bars(&mut self, bdf: Bdf, count: u8) -> Vec<Bar> {
         let cmd = self.cfg.read32(bdf, reg::COMMAND);
-        let off = cmd & !(command::MEMORY | command::IO | command::BUS_MASTER);
+        let off =
+            cmd & !(command::MEMORY | command::IO | command::BUS_MASTER) | command::INTX_DISABLE;
         self.cfg.write32(bdf, reg::COMMAND, off & 0xffff);
         let mut bars = Vec::new();
         let mut i = 0;

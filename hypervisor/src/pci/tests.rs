@@ -107,12 +107,13 @@ fn endpoints_on_bus_0_get_their_bars_placed_and_stay_disabled() {
     );
     assert_eq!(nic.bars[1].kind, BarKind::Io);
     assert_eq!(nic.bars[1].placed, None, "I/O BARs are not placed");
-    // Nothing decodes or masters.
+    // Nothing decodes, masters or asserts INTx (a function no guest gets
+    // must not signal on a line a guest's function shares).
     for f in &t.functions {
         let cmd = e.reg(f.bdf, reg::COMMAND);
         assert_eq!(
-            cmd & (command::MEMORY | command::IO | command::BUS_MASTER),
-            0,
+            cmd & (command::MEMORY | command::IO | command::BUS_MASTER | command::INTX_DISABLE),
+            command::INTX_DISABLE,
             "{}",
             f.bdf
         );
