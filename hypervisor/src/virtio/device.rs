@@ -253,7 +253,7 @@ impl<M: GuestMemory + ?Sized> QueueSession<'_, '_, M> {
             if self.fatal.is_some() || !self.queue.take_one() {
                 return false;
             }
-            match self.queue.pop_sized(self.mem, self.size, chain) {
+            match self.queue.pop_sized::<true, M>(self.mem, self.size, chain) {
                 Ok(found) => return found,
                 Err(e) => {
                     if !self.bad_chain(e) {
