@@ -173,6 +173,10 @@ impl<'a, M: GuestMemory + ?Sized> QueueContext<'a, M> {
     /// finding the queue again for every chain. `None` when the queue is
     /// absent or disabled, or after a fatal error. The same budget (a
     /// queue's worth of chains per context) and error policy apply.
+    ///
+    /// The queue's three areas are checked to lie in guest RAM once here
+    /// (as at enable), so that its ring accesses are not checked one by
+    /// one; areas no longer in RAM are a fatal ring error (`None`).
     #[inline]
     pub fn session(&mut self, q: usize) -> Option<QueueSession<'_, 'a, M>> {
         if self.fatal.is_some() {
@@ -180,6 +184,10 @@ impl<'a, M: GuestMemory + ?Sized> QueueContext<'a, M> {
         }
         let queue = self.queues.get_mut(q)?;
         let size = queue.live_size()?;
+        if let Err(e) = queue.check_rings(self.mem) {
+            self.fatal = Some(e);
+            return None;
+        }
         let bit = 1 << q;
         if self.begun & bit == 0 {
             self.begun |= bit;
@@ -227,9 +235,10 @@ impl<'a, M: GuestMemory + ?Sized> QueueContext<'a, M> {
 }
 
 /// One enabled queue of a [`QueueContext`], resolved once (see
-/// [`QueueContext::session`]). The queue's configuration cannot change
-/// while it lives: the transport's registers are written under the lock
-/// the notify holds.
+/// [`QueueContext::session`]), its areas checked to lie in guest RAM. The
+/// queue's configuration cannot change while it lives: the transport's
+/// registers are written under the lock the notify holds, and the session
+/// holds the queue.
 pub struct QueueSession<'s, 'a, M: GuestMemory + ?Sized> {
     mem: &'a M,
     queue: &'s mut Queue,
@@ -253,7 +262,9 @@ impl<M: GuestMemory + ?Sized> QueueSession<'_, '_, M> {
             if self.fatal.is_some() || !self.queue.take_one() {
                 return false;
             }
-            match self.queue.pop_sized::<true, M>(self.mem, self.size, chain) {
+            // SAFETY: the session was made after `check_rings(mem)` passed
+            // on this queue, whose configuration it holds frozen.
+            match unsafe { self.queue.pop_sized::<true, M>(self.mem, self.size, chain) } {
                 Ok(found) => return found,
                 Err(e) => {
                     if !self.bad_chain(e) {
@@ -274,7 +285,8 @@ impl<M: GuestMemory + ?Sized> QueueSession<'_, '_, M> {
             return false;
         };
         *self.bad_chains += 1;
-        match self.queue.add_used_sized(self.mem, self.size, head, 0) {
+        // SAFETY: as in `pop_into`.
+        match unsafe { self.queue.add_used_sized(self.mem, self.size, head, 0) } {
             Ok(()) => {
                 *self.used |= self.bit;
                 true
@@ -293,7 +305,8 @@ impl<M: GuestMemory + ?Sized> QueueSession<'_, '_, M> {
         if let Some(e) = *self.fatal {
             return Err(e);
         }
-        match self.queue.add_used_sized(self.mem, self.size, head, len) {
+        // SAFETY: as in `pop_into`.
+        match unsafe { self.queue.add_used_sized(self.mem, self.size, head, len) } {
             Ok(()) => {
                 *self.used |= self.bit;
                 Ok(())
