@@ -168,7 +168,7 @@ impl<B: IommuBackend> ViommuDevice<B> {
 fn read_request<M: GuestMemory + ?Sized>(chain: &Chain, mem: &M, buf: &mut [u8]) -> Option<usize> {
     if let Some((gpa, len)) = chain.readable.single() {
         let dst = buf.get_mut(..len as usize)?;
-        mem.read(gpa, dst).ok()?;
+        mem.read_request(gpa, dst).ok()?;
         return Some(dst.len());
     }
     read_request_slow(chain, mem, buf)

@@ -208,21 +208,21 @@ impl<'a, M: GuestMemory + ?Sized> QueueContext<'a, M> {
     /// (one `used.idx` write each, after a release barrier), then decides
     /// on the used-buffer notification (after a full barrier, from each
     /// touched queue's `avail.flags`).
-    pub fn finish(mut self) -> ContextOutcome {
+    pub fn finish(self) -> ContextOutcome {
         let mut notify = false;
         // Only the queues that got used elements (usually one).
         let mut touched = self.used;
         while touched != 0 {
             let q = touched.trailing_zeros() as usize;
             touched &= touched - 1;
-            let Some(queue) = self.queues.get_mut(q) else {
+            let Some(queue) = self.queues.get_mut(q).filter(|q| q.ready()) else {
                 continue;
             };
-            if let Err(e) = queue.publish_used(self.mem) {
-                self.fatal.get_or_insert(e);
-                continue;
-            }
-            if queue.ready() && queue.needs_notification(self.mem) {
+            // SAFETY: a queue's bit in `used` is set only by a session of
+            // this context, made after `check_rings(self.mem)` passed; the
+            // context has held the queues since, so their configuration
+            // (enabled: its areas) is unchanged.
+            if unsafe { queue.publish_and_ask(self.mem) } {
                 notify = true;
             }
         }

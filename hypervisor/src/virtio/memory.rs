@@ -108,6 +108,14 @@ pub trait GuestMemory {
         Ok((self.read_u64(gpa)?, self.read_u64(gpa.wrapping_add(8))?))
     }
 
+    /// [`read`](Self::read) of a request (a few dozen bytes, into an
+    /// 8-aligned buffer), for the request path: an implementation may
+    /// inline it whole. The default is `read`.
+    #[inline(always)]
+    fn read_request(&self, gpa: u64, buf: &mut [u8]) -> Result<(), MemError> {
+        self.read(gpa, buf)
+    }
+
     /// Reads the little-endian `u16` at `gpa` of a range the caller has
     /// already checked (a ring area: see [`Queue`](super::queue::Queue)),
     /// without checking it again where the memory can (the hypervisor's

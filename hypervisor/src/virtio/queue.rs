@@ -782,6 +782,29 @@ impl Queue {
         Ok(())
     }
 
+    /// [`publish_used`](Self::publish_used) then
+    /// [`needs_notification`](Self::needs_notification), the end of a
+    /// context's work on a queue of `mem` whose areas were checked: the same
+    /// barriers and accesses, without a range check each.
+    ///
+    /// # Safety
+    /// As [`pop_sized`](Self::pop_sized).
+    #[inline(always)]
+    pub(super) unsafe fn publish_and_ask<M: GuestMemory + ?Sized>(&mut self, mem: &M) -> bool {
+        if self.used_published != self.used_idx {
+            mem.barrier(Barrier::Release);
+            // SAFETY: `used.idx` lies in the device area, 2-aligned (the
+            // area is 4-aligned, checked at enable), in RAM (the caller's
+            // contract).
+            unsafe { mem.write_u16_checked(self.used_addr.wrapping_add(2), self.used_idx) };
+            self.used_published = self.used_idx;
+        }
+        mem.barrier(Barrier::Full);
+        // SAFETY: `avail.flags` lies in the driver area, 2-aligned; as above.
+        let flags = unsafe { mem.read_u16_checked(self.avail_addr) };
+        flags & VIRTQ_AVAIL_F_NO_INTERRUPT == 0
+    }
+
     /// Whether the driver wants a used-buffer notification now, i.e.
     /// `VIRTQ_AVAIL_F_NO_INTERRUPT` is clear. Issues a [`Barrier::Full`]
     /// first so that a driver clearing the flag after our `used.idx` write

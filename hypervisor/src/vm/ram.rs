@@ -266,6 +266,14 @@ impl GuestMemory for GuestRam {
         Ok(())
     }
     #[inline(always)]
+    fn read_request(&self, gpa: u64, buf: &mut [u8]) -> Result<(), MemError> {
+        let src = self.host(gpa, buf.len())? as *const u8;
+        // SAFETY: the whole range lies in the guest's RAM (checked by
+        // `host`), which `new`'s contract maps; `buf` is ours.
+        unsafe { copy_in(src, buf) };
+        Ok(())
+    }
+    #[inline(always)]
     unsafe fn read_u16_checked(&self, gpa: u64) -> u16 {
         // SAFETY: the caller's contract: the two bytes are RAM, which
         // `new`'s contract maps, and `gpa` (so, by `new`'s contract, the
