@@ -755,8 +755,9 @@ impl Queue {
         if head >= size {
             return Err(QueueError::UsedIdOutOfRange { head });
         }
+        let idx = self.used_idx;
         // The size is a power of two (checked at enable).
-        let slot = u64::from(self.used_idx & (size - 1));
+        let slot = u64::from(idx & (size - 1));
         // `le32 id; le32 len`.
         let elem_gpa = self
             .used_addr
@@ -765,7 +766,7 @@ impl Queue {
         // (the area is 4-aligned, checked at enable; elements are 8 bytes
         // from offset 4), in RAM (the caller's contract).
         unsafe { mem.write_u32_pair_checked(elem_gpa, u32::from(head), len) };
-        self.used_idx = self.used_idx.wrapping_add(1);
+        self.used_idx = idx.wrapping_add(1);
         Ok(())
     }
 
