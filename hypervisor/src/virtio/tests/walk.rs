@@ -1,9 +1,15 @@
-//! The walk's fast path for the common chain (one readable descriptor, one
-//! writable) against the general walk alone, on the same random and
-//! hostile rings: every pop must give the same result, the same chain and
-//! leave the queue in the same state, whichever path took it. Run over
-//! the fake memory and over the hypervisor's own `GuestRam` (the type the
-//! bench's queue work is compiled for).
+//! The ring work's fast paths against the general ones, on the same
+//! random and hostile rings:
+//! - the walk's pair path for the common chain (one readable descriptor,
+//!   one writable) against the general walk alone: every pop must give
+//!   the same result, the same chain and leave the queue in the same
+//!   state, whichever path took it; over the fake memory and over the
+//!   hypervisor's own `GuestRam` (the type the bench's queue work is
+//!   compiled for);
+//! - a context's sessions over `GuestRam`, whose ring accesses skip the
+//!   range check once the areas are checked, against the same work over
+//!   the fake, whose accesses all check: the same chains, used ring,
+//!   outcome and RAM.
 
 use super::fake::{BUF_BASE, RAM_BASE, RAM_SIZE, Ring, ring_base};
 use crate::mm::layout::Region;
@@ -86,10 +92,10 @@ struct Tally {
     fatal: u32,
 }
 
-/// Writes a random ring of `size` entries (16 descriptors, some of them
-/// good readable-writable pairs, some near misses of one), then pops it
-/// through both walks and compares every result.
-fn one_ring<M: GuestMemory>(mem: &M, raw: &dyn Fn(u64, &[u8]), rng: &mut Rng, tally: &mut Tally) {
+/// Writes a random ring (16 descriptors, some of them good
+/// readable-writable pairs, some near misses of one, and a random driver
+/// area) through `raw`; returns it.
+fn random_ring(raw: &dyn Fn(u64, &[u8]), rng: &mut Rng) -> Ring {
     let size = rng.pick(&[1u16, 2, 4, 8, 16]);
     let ring = Ring::new(ring_base(0), size);
     let desc = |i: u16, addr: u64, len: u32, flags: u16, next: u16| {
@@ -147,12 +153,26 @@ fn one_ring<M: GuestMemory>(mem: &M, raw: &dyn Fn(u64, &[u8]), rng: &mut Rng, ta
     };
     raw(ring.avail + 2, &avail_idx.to_le_bytes());
 
+    ring
+}
+
+/// An enabled queue over `ring`.
+fn queue_of<M: GuestMemory>(mem: &M, ring: &Ring) -> Queue {
     let mut q = Queue::new(16);
-    q.set_size(u32::from(size));
+    q.set_size(u32::from(ring.size));
     q.set_desc_addr(ring.desc);
     q.set_avail_addr(ring.avail);
     q.set_used_addr(ring.used);
     q.enable(mem).unwrap();
+    q
+}
+
+/// Writes a random ring, then pops it through both walks and compares
+/// every result.
+fn one_ring<M: GuestMemory>(mem: &M, raw: &dyn Fn(u64, &[u8]), rng: &mut Rng, tally: &mut Tally) {
+    let ring = random_ring(raw, rng);
+    let size = ring.size;
+    let q = queue_of(mem, &ring);
     let (mut fast, mut general) = (q.clone(), q);
     let (mut cf, mut cg) = (Chain::default(), Chain::default());
     for _ in 0..=size {
@@ -229,4 +249,98 @@ fn the_pair_walk_and_the_general_walk_agree_over_guest_ram() {
     // SAFETY: allocated above with this layout; `mem` is not used again.
     unsafe { alloc::alloc::dealloc(host, layout) };
     check_tally(&tally);
+}
+
+/// Guest RAM for a test: `RAM_SIZE` zeroed bytes at `RAM_BASE`, freed
+/// when dropped.
+struct TestRam {
+    host: *mut u8,
+    mem: GuestRam,
+}
+
+impl TestRam {
+    const LAYOUT: core::alloc::Layout = match core::alloc::Layout::from_size_align(RAM_SIZE, 4096) {
+        Ok(l) => l,
+        Err(_) => panic!(),
+    };
+
+    fn new() -> Self {
+        // SAFETY: a non-zero layout.
+        let host = unsafe { alloc::alloc::alloc_zeroed(Self::LAYOUT) };
+        assert!(!host.is_null());
+        // SAFETY: the block is ours until `drop`, after the last use of
+        // `mem` (a field of this value); page-aligned like `RAM_BASE`.
+        let mem = unsafe { GuestRam::new(Region::new(RAM_BASE, RAM_SIZE as u64), host as u64) };
+        TestRam { host, mem }
+    }
+}
+
+impl Drop for TestRam {
+    fn drop(&mut self) {
+        // SAFETY: allocated in `new` with this layout.
+        unsafe { alloc::alloc::dealloc(self.host, Self::LAYOUT) };
+    }
+}
+
+/// Pops every chain of queue 0 through a context (a session: areas
+/// checked once, ring accesses unchecked where the memory allows),
+/// answers each with a used length of its head plus 3, and finishes:
+/// the popped heads and the outcome.
+fn drain<M: GuestMemory>(
+    mem: &M,
+    queue: &mut Queue,
+) -> (alloc::vec::Vec<u16>, crate::virtio::device::ContextOutcome) {
+    let mut queues = [queue.clone()];
+    let mut ctx = crate::virtio::device::QueueContext::new(mem, &mut queues);
+    let mut heads = alloc::vec::Vec::new();
+    while let Some(chain) = ctx.pop(0) {
+        heads.push(chain.head);
+        ctx.push_used(0, chain.head, u32::from(chain.head) + 3)
+            .unwrap();
+    }
+    let outcome = ctx.finish();
+    let [q] = queues;
+    *queue = q;
+    (heads, outcome)
+}
+
+#[test]
+fn guest_ram_without_per_access_checks_matches_the_checked_fake() {
+    // The same random rings in the hypervisor's guest RAM (whose ring
+    // accesses in a session skip the range check) and in the fake (whose
+    // accesses all check): the same chains popped, the same used ring,
+    // flags and outcome, the same bytes of RAM after.
+    let ram = TestRam::new();
+    let mut rng = Rng(0x7e57_5eed);
+    let (mut chains, mut fatal) = (0, 0);
+    for _ in 0..1000 {
+        let fake = VecMemory::new(RAM_BASE, RAM_SIZE);
+        let raw = |gpa: u64, bytes: &[u8]| fake.write(gpa, bytes).unwrap();
+        let ring = random_ring(&raw, &mut rng);
+        raw(ring.avail, &(rng.below(2) as u16).to_le_bytes());
+        let mut image = alloc::vec![0u8; RAM_SIZE];
+        fake.read(RAM_BASE, &mut image).unwrap();
+        ram.mem.write(RAM_BASE, &image).unwrap();
+
+        let (mut qf, mut qr) = (queue_of(&fake, &ring), queue_of(&ram.mem, &ring));
+        for _ in 0..2 {
+            let a = drain(&fake, &mut qf);
+            let b = drain(&ram.mem, &mut qr);
+            assert_eq!(a, b);
+            assert_eq!(qf, qr);
+            chains += a.0.len();
+            fatal += usize::from(a.1.fatal.is_some());
+            // The driver makes a few more entries available.
+            let idx = fake.read_u16(ring.avail + 2).unwrap();
+            let more = idx.wrapping_add(rng.below(3) as u16).to_le_bytes();
+            raw(ring.avail + 2, &more);
+            ram.mem.write(ring.avail + 2, &more).unwrap();
+        }
+        let mut after = alloc::vec![0u8; RAM_SIZE];
+        ram.mem.read(RAM_BASE, &mut after).unwrap();
+        fake.read(RAM_BASE, &mut image).unwrap();
+        assert!(after == image, "RAM differs");
+    }
+    assert!(chains > 1000, "{chains} chains");
+    assert!(fatal > 50, "{fatal} fatal");
 }
