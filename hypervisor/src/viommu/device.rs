@@ -138,8 +138,8 @@ impl<B: IommuBackend> ViommuDevice<B> {
         let t0 = perf::now();
         let _ = self.model.finish_batch(&mut self.completions);
         let t1 = perf::now();
-        let chains = self.chains.get(..batch).unwrap_or_default();
-        for (chain, c) in chains.iter().zip(self.completions.iter()) {
+        // The first `batch` chains: one completion each.
+        for (chain, c) in self.chains.iter().zip(self.completions.iter()) {
             let written = write_response(chain, mem, &c.response);
             let _ = queue.push_used(chain.head, written);
         }
@@ -168,7 +168,7 @@ impl<B: IommuBackend> ViommuDevice<B> {
 fn read_request<M: GuestMemory + ?Sized>(chain: &Chain, mem: &M, buf: &mut [u8]) -> Option<usize> {
     if let Some((gpa, len)) = chain.readable.single() {
         let dst = buf.get_mut(..len as usize)?;
-        mem.read(gpa, dst).ok()?;
+        mem.read_request(gpa, dst).ok()?;
         return Some(dst.len());
     }
     read_request_slow(chain, mem, buf)

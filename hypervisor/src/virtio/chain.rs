@@ -128,6 +128,16 @@ impl Segments {
         self.bytes = self.bytes.wrapping_add(seg.1);
     }
 
+    /// Makes the list the one buffer `(gpa, len)`: what [`clear`](Self::clear)
+    /// then [`push`](Self::push) give, in four stores.
+    #[inline(always)]
+    pub fn set_single(&mut self, gpa: u64, len: u32) {
+        self.len = 1;
+        self.bytes = len;
+        self.gpa[0] = gpa;
+        self.seg_len[0] = len;
+    }
+
     #[cold]
     fn spill(&mut self, seg: (u64, u32)) {
         if self.len as usize == self.gpa.len() {

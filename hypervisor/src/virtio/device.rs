@@ -173,6 +173,10 @@ impl<'a, M: GuestMemory + ?Sized> QueueContext<'a, M> {
     /// finding the queue again for every chain. `None` when the queue is
     /// absent or disabled, or after a fatal error. The same budget (a
     /// queue's worth of chains per context) and error policy apply.
+    ///
+    /// The queue's three areas are checked to lie in guest RAM once here
+    /// (as at enable), so that its ring accesses are not checked one by
+    /// one; areas no longer in RAM are a fatal ring error (`None`).
     #[inline]
     pub fn session(&mut self, q: usize) -> Option<QueueSession<'_, 'a, M>> {
         if self.fatal.is_some() {
@@ -180,6 +184,10 @@ impl<'a, M: GuestMemory + ?Sized> QueueContext<'a, M> {
         }
         let queue = self.queues.get_mut(q)?;
         let size = queue.live_size()?;
+        if let Err(e) = queue.check_rings(self.mem) {
+            self.fatal = Some(e);
+            return None;
+        }
         let bit = 1 << q;
         if self.begun & bit == 0 {
             self.begun |= bit;
@@ -200,21 +208,21 @@ impl<'a, M: GuestMemory + ?Sized> QueueContext<'a, M> {
     /// (one `used.idx` write each, after a release barrier), then decides
     /// on the used-buffer notification (after a full barrier, from each
     /// touched queue's `avail.flags`).
-    pub fn finish(mut self) -> ContextOutcome {
+    pub fn finish(self) -> ContextOutcome {
         let mut notify = false;
         // Only the queues that got used elements (usually one).
         let mut touched = self.used;
         while touched != 0 {
             let q = touched.trailing_zeros() as usize;
             touched &= touched - 1;
-            let Some(queue) = self.queues.get_mut(q) else {
+            let Some(queue) = self.queues.get_mut(q).filter(|q| q.ready()) else {
                 continue;
             };
-            if let Err(e) = queue.publish_used(self.mem) {
-                self.fatal.get_or_insert(e);
-                continue;
-            }
-            if queue.ready() && queue.needs_notification(self.mem) {
+            // SAFETY: a queue's bit in `used` is set only by a session of
+            // this context, made after `check_rings(self.mem)` passed; the
+            // context has held the queues since, so their configuration
+            // (enabled: its areas) is unchanged.
+            if unsafe { queue.publish_and_ask(self.mem) } {
                 notify = true;
             }
         }
@@ -227,9 +235,10 @@ impl<'a, M: GuestMemory + ?Sized> QueueContext<'a, M> {
 }
 
 /// One enabled queue of a [`QueueContext`], resolved once (see
-/// [`QueueContext::session`]). The queue's configuration cannot change
-/// while it lives: the transport's registers are written under the lock
-/// the notify holds.
+/// [`QueueContext::session`]), its areas checked to lie in guest RAM. The
+/// queue's configuration cannot change while it lives: the transport's
+/// registers are written under the lock the notify holds, and the session
+/// holds the queue.
 pub struct QueueSession<'s, 'a, M: GuestMemory + ?Sized> {
     mem: &'a M,
     queue: &'s mut Queue,
@@ -253,7 +262,9 @@ impl<M: GuestMemory + ?Sized> QueueSession<'_, '_, M> {
             if self.fatal.is_some() || !self.queue.take_one() {
                 return false;
             }
-            match self.queue.pop_sized(self.mem, self.size, chain) {
+            // SAFETY: the session was made after `check_rings(mem)` passed
+            // on this queue, whose configuration it holds frozen.
+            match unsafe { self.queue.pop_sized::<true, M>(self.mem, self.size, chain) } {
                 Ok(found) => return found,
                 Err(e) => {
                     if !self.bad_chain(e) {
@@ -274,7 +285,8 @@ impl<M: GuestMemory + ?Sized> QueueSession<'_, '_, M> {
             return false;
         };
         *self.bad_chains += 1;
-        match self.queue.add_used_sized(self.mem, self.size, head, 0) {
+        // SAFETY: as in `pop_into`.
+        match unsafe { self.queue.add_used_sized(self.mem, self.size, head, 0) } {
             Ok(()) => {
                 *self.used |= self.bit;
                 true
@@ -293,7 +305,8 @@ impl<M: GuestMemory + ?Sized> QueueSession<'_, '_, M> {
         if let Some(e) = *self.fatal {
             return Err(e);
         }
-        match self.queue.add_used_sized(self.mem, self.size, head, len) {
+        // SAFETY: as in `pop_into`.
+        match unsafe { self.queue.add_used_sized(self.mem, self.size, head, len) } {
             Ok(()) => {
                 *self.used |= self.bit;
                 Ok(())

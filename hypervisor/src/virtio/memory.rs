@@ -108,6 +108,59 @@ pub trait GuestMemory {
         Ok((self.read_u64(gpa)?, self.read_u64(gpa.wrapping_add(8))?))
     }
 
+    /// [`read`](Self::read) of a request (a few dozen bytes, into an
+    /// 8-aligned buffer), for the request path: an implementation may
+    /// inline it whole. The default is `read`.
+    #[inline(always)]
+    fn read_request(&self, gpa: u64, buf: &mut [u8]) -> Result<(), MemError> {
+        self.read(gpa, buf)
+    }
+
+    /// Reads the little-endian `u16` at `gpa` of a range the caller has
+    /// already checked (a ring area: see [`Queue`](super::queue::Queue)),
+    /// without checking it again where the memory can (the hypervisor's
+    /// guest RAM). The default checks anyway.
+    ///
+    /// # Safety
+    /// [`check`](Self::check)`(gpa, 2)` must hold (a range containing it
+    /// was accepted, and the memory's RAM has not changed since), and
+    /// `gpa` must be a multiple of 2.
+    #[inline(always)]
+    unsafe fn read_u16_checked(&self, gpa: u64) -> u16 {
+        self.read_u16(gpa).unwrap_or(0)
+    }
+
+    /// [`read_u64_pair`](Self::read_u64_pair) of an already checked range
+    /// (a descriptor), as [`read_u16_checked`](Self::read_u16_checked).
+    ///
+    /// # Safety
+    /// `check(gpa, 16)` must hold, and `gpa` must be a multiple of 16.
+    #[inline(always)]
+    unsafe fn read_u64_pair_checked(&self, gpa: u64) -> (u64, u64) {
+        self.read_u64_pair(gpa).unwrap_or((0, 0))
+    }
+
+    /// Writes a little-endian `u16` into an already checked range, as
+    /// [`read_u16_checked`](Self::read_u16_checked).
+    ///
+    /// # Safety
+    /// `check(gpa, 2)` must hold, and `gpa` must be a multiple of 2.
+    #[inline(always)]
+    unsafe fn write_u16_checked(&self, gpa: u64, value: u16) {
+        let _ = self.write_u16(gpa, value);
+    }
+
+    /// Writes `lo` then `hi` as one little-endian 64-bit value (a used
+    /// element: `id`, `len`) into an already checked range, as
+    /// [`read_u16_checked`](Self::read_u16_checked).
+    ///
+    /// # Safety
+    /// `check(gpa, 8)` must hold, and `gpa` must be a multiple of 4.
+    #[inline(always)]
+    unsafe fn write_u32_pair_checked(&self, gpa: u64, lo: u32, hi: u32) {
+        let _ = self.write_u64(gpa, u64::from(lo) | (u64::from(hi) << 32));
+    }
+
     /// Writes a little-endian `u16`.
     fn write_u16(&self, gpa: u64, value: u16) -> Result<(), MemError> {
         self.write(gpa, &value.to_le_bytes())

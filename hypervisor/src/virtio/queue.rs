@@ -230,6 +230,10 @@ pub struct Queue {
     /// Chains taken in the current [`QueueContext`](super::device::QueueContext)
     /// (its bound on the work of one notify).
     taken: u32,
+    /// The smallest range holding the three areas, as `(first byte,
+    /// length)`, set at enable: one range check finds all three still in
+    /// RAM ([`check_rings`](Self::check_rings)).
+    hull: (u64, u64),
 }
 
 /// One descriptor as copied out of the table.
@@ -257,6 +261,7 @@ impl Queue {
             used_idx: 0,
             used_published: 0,
             taken: 0,
+            hull: (0, 0),
         }
     }
 
@@ -379,6 +384,16 @@ impl Queue {
     /// at 0 (the driver hands over freshly zeroed rings).
     pub fn enable<M: GuestMemory + ?Sized>(&mut self, mem: &M) -> Result<(), LayoutError> {
         self.validate(mem)?;
+        // The areas are inside RAM (no wrap), so their ends are too.
+        let size = self.size as u16;
+        let areas = [
+            (self.desc_addr, Area::Descriptors.bytes(size)),
+            (self.avail_addr, Area::Driver.bytes(size)),
+            (self.used_addr, Area::Device.bytes(size)),
+        ];
+        let lo = areas.iter().map(|a| a.0).min().unwrap_or(0);
+        let hi = areas.iter().map(|a| a.0 + a.1).max().unwrap_or(0);
+        self.hull = (lo, hi - lo);
         self.ready = true;
         self.last_avail_idx = 0;
         self.avail_seen = 0;
@@ -390,6 +405,31 @@ impl Queue {
     /// Disables the queue (QueueReady = 0), keeping its configuration.
     pub fn disable(&mut self) {
         self.ready = false;
+    }
+
+    /// Checks that the three areas of an enabled queue still lie in `mem`'s
+    /// RAM (they did at enable): what lets the ring accesses of a run of
+    /// pops and pushes go without a range check each
+    /// ([`GuestMemory::read_u16_checked`] and its kind). One check of the
+    /// range holding all three; failing that (areas in different RAM
+    /// regions, or a memory other than the one the queue was enabled
+    /// with), each area on its own.
+    #[inline(always)]
+    pub(super) fn check_rings<M: GuestMemory + ?Sized>(&self, mem: &M) -> Result<(), QueueError> {
+        if mem.check(self.hull.0, self.hull.1).is_ok() {
+            return Ok(());
+        }
+        self.check_areas(mem)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn check_areas<M: GuestMemory + ?Sized>(&self, mem: &M) -> Result<(), QueueError> {
+        let size = self.ring_size()?;
+        mem.check(self.desc_addr, Area::Descriptors.bytes(size))?;
+        mem.check(self.avail_addr, Area::Driver.bytes(size))?;
+        mem.check(self.used_addr, Area::Device.bytes(size))?;
+        Ok(())
     }
 
     /// The size of an enabled queue.
@@ -449,7 +489,24 @@ impl Queue {
         chain: &mut Chain,
     ) -> Result<bool, QueueError> {
         let size = self.ring_size()?;
-        self.pop_sized(mem, size, chain)
+        self.check_rings(mem)?;
+        // SAFETY: the areas of this enabled queue of `size` are in `mem`'s
+        // RAM (just checked) and aligned (checked at enable, frozen since).
+        unsafe { self.pop_sized::<true, M>(mem, size, chain) }
+    }
+
+    /// [`pop_into`](Self::pop_into) through the general walk only (no
+    /// [`walk_pair`](Self::walk_pair)): what the tests compare it with.
+    #[cfg(test)]
+    pub(crate) fn pop_into_general<M: GuestMemory + ?Sized>(
+        &mut self,
+        mem: &M,
+        chain: &mut Chain,
+    ) -> Result<bool, QueueError> {
+        let size = self.ring_size()?;
+        self.check_rings(mem)?;
+        // SAFETY: as in `pop_into`.
+        unsafe { self.pop_sized::<false, M>(mem, size, chain) }
     }
 
     /// The size of an enabled queue (a power of two, checked at enable),
@@ -464,15 +521,33 @@ impl Queue {
 
     /// [`pop_into`](Self::pop_into) for a queue whose [`live_size`](Self::live_size)
     /// is `size`.
+    ///
+    /// `FAST` (true but in the tests comparing both) lets the common chain
+    /// shape take [`walk_pair`](Self::walk_pair) before the general walk.
+    ///
+    /// # Safety
+    /// [`check_rings`](Self::check_rings)`(mem)` must have passed (and
+    /// `mem`'s RAM not changed since): the ring accesses are not checked
+    /// again.
     #[inline(always)]
-    pub(super) fn pop_sized<M: GuestMemory + ?Sized>(
+    pub(super) unsafe fn pop_sized<const FAST: bool, M: GuestMemory + ?Sized>(
         &mut self,
         mem: &M,
         size: u16,
         chain: &mut Chain,
     ) -> Result<bool, QueueError> {
         if self.avail_seen == self.last_avail_idx {
-            let (avail, pending) = self.checked_pending(mem, size)?;
+            // SAFETY: `avail.idx` lies in the driver area, 2-aligned (the
+            // area is, checked at enable); the area is in RAM (the
+            // caller's contract).
+            let avail = unsafe { mem.read_u16_checked(self.avail_addr.wrapping_add(2)) };
+            let pending = avail.wrapping_sub(self.last_avail_idx);
+            if pending > size {
+                return Err(QueueError::AvailIdxJump {
+                    last_avail: self.last_avail_idx,
+                    avail,
+                });
+            }
             if pending == 0 {
                 return Ok(false);
             }
@@ -481,22 +556,81 @@ impl Queue {
         }
         // The size is a power of two (checked at enable).
         let slot = u64::from(self.last_avail_idx & (size - 1));
-        let head = mem.read_u16(
-            self.avail_addr
-                .wrapping_add(RING_HEAD_LEN + AVAIL_ELEM_LEN * slot),
-        )?;
+        // SAFETY: ring entry `slot < size` of the driver area, 2-aligned;
+        // as above.
+        let head = unsafe {
+            mem.read_u16_checked(
+                self.avail_addr
+                    .wrapping_add(RING_HEAD_LEN + AVAIL_ELEM_LEN * slot),
+            )
+        };
         if head >= size {
             return Err(QueueError::HeadOutOfRange { head });
         }
         self.last_avail_idx = self.last_avail_idx.wrapping_add(1);
-        self.walk(mem, head, size, chain)?;
+        // SAFETY: the caller's contract, passed on.
+        if !(FAST && unsafe { self.walk_pair(mem, head, size, chain) }) {
+            // SAFETY: as above.
+            unsafe { self.walk(mem, head, size, chain)? };
+        }
         Ok(true)
     }
 
+    /// The common chain, one device-readable descriptor then one
+    /// device-writable one (a request as Linux builds it), walked without
+    /// the general walk's bookkeeping: true when `chain` now holds exactly
+    /// what [`walk`](Self::walk) would give for `head` (below `size`).
+    /// Anything else (other flags, a zero length, `next` out of range, a
+    /// buffer outside RAM, a total of 2^32 or more, an unreadable table)
+    /// is false with nothing consumed, and the general walk starts over
+    /// from `head`: it makes each check again and names the error.
+    ///
+    /// The checks are the general walk's for this shape: the head's flags
+    /// exactly NEXT (readable, not indirect), its `next` below the size,
+    /// the second's flags exactly WRITE (writable, not indirect, last),
+    /// both lengths non-zero (zero-length descriptors are dropped there),
+    /// both buffers inside RAM, the total below 2^32. The loop bound holds:
+    /// a two-descriptor chain needs a queue of two, and with a size of one
+    /// `next` can only be the head again, whose flags are NEXT, not WRITE.
+    ///
+    /// # Safety
+    /// As [`pop_sized`](Self::pop_sized).
+    #[inline(always)]
+    unsafe fn walk_pair<M: GuestMemory + ?Sized>(
+        &self,
+        mem: &M,
+        head: u16,
+        size: u16,
+        chain: &mut Chain,
+    ) -> bool {
+        // SAFETY: the caller's contract.
+        let d0 = unsafe { self.descriptor(mem, head, size) };
+        if d0.flags != VIRTQ_DESC_F_NEXT || d0.len == 0 || d0.next >= size {
+            return false;
+        }
+        // SAFETY: as above.
+        let d1 = unsafe { self.descriptor(mem, d0.next, size) };
+        if d1.flags != VIRTQ_DESC_F_WRITE
+            || d1.len == 0
+            || u64::from(d0.len) + u64::from(d1.len) > u64::from(u32::MAX)
+            || mem.check(d0.addr, u64::from(d0.len)).is_err()
+            || mem.check(d1.addr, u64::from(d1.len)).is_err()
+        {
+            return false;
+        }
+        chain.head = head;
+        chain.readable.set_single(d0.addr, d0.len);
+        chain.writable.set_single(d1.addr, d1.len);
+        true
+    }
+
     /// Walks the chain starting at `head` (already below `size`) into
-    /// `chain`.
-    #[inline]
-    fn walk<M: GuestMemory + ?Sized>(
+    /// `chain`: any shape, every check.
+    ///
+    /// # Safety
+    /// As [`pop_sized`](Self::pop_sized).
+    #[inline(never)]
+    unsafe fn walk<M: GuestMemory + ?Sized>(
         &self,
         mem: &M,
         head: u16,
@@ -516,7 +650,8 @@ impl Queue {
                 return Err(bad(ChainError::Loop));
             }
             seen += 1;
-            let d = self.descriptor(mem, index)?;
+            // SAFETY: the caller's contract.
+            let d = unsafe { self.descriptor(mem, index, size) };
             if d.flags & VIRTQ_DESC_F_INDIRECT != 0 {
                 return Err(bad(ChainError::Indirect));
             }
@@ -549,22 +684,31 @@ impl Queue {
         }
     }
 
-    /// Copies descriptor `index` out of the table (two 64-bit reads under
-    /// one range check: `addr`, then `len`, `flags` and `next` together).
+    /// Copies descriptor `index` (below `size`, the queue's; taken modulo
+    /// it all the same) out of the table: two 64-bit reads, `addr`, then
+    /// `len`, `flags` and `next` together.
+    ///
+    /// # Safety
+    /// As [`pop_sized`](Self::pop_sized).
     #[inline(always)]
-    fn descriptor<M: GuestMemory + ?Sized>(
+    unsafe fn descriptor<M: GuestMemory + ?Sized>(
         &self,
         mem: &M,
         index: u16,
-    ) -> Result<Descriptor, QueueError> {
+        size: u16,
+    ) -> Descriptor {
+        // The size is a power of two: the entry is inside the table.
+        let index = index & (size - 1);
         let gpa = self.desc_addr.wrapping_add(DESC_LEN * u64::from(index));
-        let (addr, rest) = mem.read_u64_pair(gpa)?;
-        Ok(Descriptor {
+        // SAFETY: entry `index < size` of the descriptor table, 16-aligned
+        // (checked at enable), in RAM (the caller's contract).
+        let (addr, rest) = unsafe { mem.read_u64_pair_checked(gpa) };
+        Descriptor {
             addr,
             len: rest as u32,
             flags: (rest >> 32) as u16,
             next: (rest >> 48) as u16,
-        })
+        }
     }
 
     /// Returns chain `head` to the driver with `len` bytes written: the used
@@ -590,13 +734,18 @@ impl Queue {
         len: u32,
     ) -> Result<(), QueueError> {
         let size = self.ring_size()?;
-        self.add_used_sized(mem, size, head, len)
+        self.check_rings(mem)?;
+        // SAFETY: as in `pop_into`.
+        unsafe { self.add_used_sized(mem, size, head, len) }
     }
 
     /// [`add_used`](Self::add_used) for a queue whose [`live_size`](Self::live_size)
     /// is `size`.
+    ///
+    /// # Safety
+    /// As [`pop_sized`](Self::pop_sized).
     #[inline(always)]
-    pub(super) fn add_used_sized<M: GuestMemory + ?Sized>(
+    pub(super) unsafe fn add_used_sized<M: GuestMemory + ?Sized>(
         &mut self,
         mem: &M,
         size: u16,
@@ -606,15 +755,18 @@ impl Queue {
         if head >= size {
             return Err(QueueError::UsedIdOutOfRange { head });
         }
+        let idx = self.used_idx;
         // The size is a power of two (checked at enable).
-        let slot = u64::from(self.used_idx & (size - 1));
-        // `le32 id; le32 len` as one little-endian 64-bit store.
-        let elem = u64::from(head) | (u64::from(len) << 32);
+        let slot = u64::from(idx & (size - 1));
+        // `le32 id; le32 len`.
         let elem_gpa = self
             .used_addr
             .wrapping_add(RING_HEAD_LEN + USED_ELEM_LEN * slot);
-        mem.write_u64(elem_gpa, elem)?;
-        self.used_idx = self.used_idx.wrapping_add(1);
+        // SAFETY: element `slot < size` of the device area, 4-aligned
+        // (the area is 4-aligned, checked at enable; elements are 8 bytes
+        // from offset 4), in RAM (the caller's contract).
+        unsafe { mem.write_u32_pair_checked(elem_gpa, u32::from(head), len) };
+        self.used_idx = idx.wrapping_add(1);
         Ok(())
     }
 
@@ -629,6 +781,29 @@ impl Queue {
         mem.write_u16(self.used_addr.wrapping_add(2), self.used_idx)?;
         self.used_published = self.used_idx;
         Ok(())
+    }
+
+    /// [`publish_used`](Self::publish_used) then
+    /// [`needs_notification`](Self::needs_notification), the end of a
+    /// context's work on a queue of `mem` whose areas were checked: the same
+    /// barriers and accesses, without a range check each.
+    ///
+    /// # Safety
+    /// As [`pop_sized`](Self::pop_sized).
+    #[inline(always)]
+    pub(super) unsafe fn publish_and_ask<M: GuestMemory + ?Sized>(&mut self, mem: &M) -> bool {
+        if self.used_published != self.used_idx {
+            mem.barrier(Barrier::Release);
+            // SAFETY: `used.idx` lies in the device area, 2-aligned (the
+            // area is 4-aligned, checked at enable), in RAM (the caller's
+            // contract).
+            unsafe { mem.write_u16_checked(self.used_addr.wrapping_add(2), self.used_idx) };
+            self.used_published = self.used_idx;
+        }
+        mem.barrier(Barrier::Full);
+        // SAFETY: `avail.flags` lies in the driver area, 2-aligned; as above.
+        let flags = unsafe { mem.read_u16_checked(self.avail_addr) };
+        flags & VIRTQ_AVAIL_F_NO_INTERRUPT == 0
     }
 
     /// Whether the driver wants a used-buffer notification now, i.e.

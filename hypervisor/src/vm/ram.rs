@@ -19,9 +19,18 @@ impl GuestRam {
     /// # Safety
     /// `[pa, pa + ram.size)` must be memory the hypervisor owns for this
     /// guest and maps (identity) for reading and writing, for as long as
-    /// this value (and copies of it) are used.
+    /// this value (and copies of it) are used; `pa` and `ram.base` must be
+    /// equal modulo 16 (both are page-aligned in practice), so that an
+    /// aligned guest-physical address is an aligned host one.
     pub unsafe fn new(ram: Region, pa: u64) -> Self {
+        debug_assert_eq!((pa ^ ram.base) % 16, 0);
         GuestRam { ram, pa }
+    }
+
+    /// Host address of `gpa`, which the caller knows to be RAM.
+    #[inline(always)]
+    fn host_of(&self, gpa: u64) -> usize {
+        gpa.wrapping_sub(self.ram.base).wrapping_add(self.pa) as usize
     }
 
     /// The guest-physical region.
@@ -255,6 +264,42 @@ impl GuestMemory for GuestRam {
             unsafe { (dst as *mut u64).write_unaligned(v) };
         }
         Ok(())
+    }
+    #[inline(always)]
+    fn read_request(&self, gpa: u64, buf: &mut [u8]) -> Result<(), MemError> {
+        let src = self.host(gpa, buf.len())? as *const u8;
+        // SAFETY: the whole range lies in the guest's RAM (checked by
+        // `host`), which `new`'s contract maps; `buf` is ours.
+        unsafe { copy_in(src, buf) };
+        Ok(())
+    }
+    #[inline(always)]
+    unsafe fn read_u16_checked(&self, gpa: u64) -> u16 {
+        // SAFETY: the caller's contract: the two bytes are RAM, which
+        // `new`'s contract maps, and `gpa` (so, by `new`'s contract, the
+        // host address) is 2-aligned. One volatile load: read once.
+        u16::from_le(unsafe { (self.host_of(gpa) as *const u16).read_volatile() })
+    }
+    #[inline(always)]
+    unsafe fn read_u64_pair_checked(&self, gpa: u64) -> (u64, u64) {
+        let p = self.host_of(gpa) as *const u64;
+        // SAFETY: as in `read_u16_checked`, for 16 bytes, 16-aligned.
+        let (a, b) = unsafe { (p.read_volatile(), p.add(1).read_volatile()) };
+        (u64::from_le(a), u64::from_le(b))
+    }
+    #[inline(always)]
+    unsafe fn write_u16_checked(&self, gpa: u64, value: u16) {
+        // SAFETY: as in `read_u16_checked`.
+        unsafe { (self.host_of(gpa) as *mut u16).write_volatile(value.to_le()) };
+    }
+    #[inline(always)]
+    unsafe fn write_u32_pair_checked(&self, gpa: u64, lo: u32, hi: u32) {
+        let p = self.host_of(gpa) as *mut u32;
+        // SAFETY: as in `read_u16_checked`, for 8 bytes, 4-aligned.
+        unsafe {
+            p.write_volatile(lo.to_le());
+            p.add(1).write_volatile(hi.to_le());
+        }
     }
     aligned_access!(read_u16, write_u16, u16);
     aligned_access!(read_u32, write_u32, u32);

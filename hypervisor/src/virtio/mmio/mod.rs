@@ -115,6 +115,7 @@ impl<D: VirtioDevice> MmioTransport<D> {
     }
 
     /// A guest store of `width` bytes of `value` at `offset` in the window.
+    #[inline(always)]
     pub fn write<M: GuestMemory + ?Sized>(
         &mut self,
         mem: &M,

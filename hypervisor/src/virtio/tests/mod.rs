@@ -14,3 +14,4 @@ mod mmio;
 mod negotiation;
 mod pci;
 mod queue;
+mod walk;

@@ -1,0 +1,346 @@
+//! The ring work's fast paths against the general ones, on the same
+//! random and hostile rings:
+//! - the walk's pair path for the common chain (one readable descriptor,
+//!   one writable) against the general walk alone: every pop must give
+//!   the same result, the same chain and leave the queue in the same
+//!   state, whichever path took it; over the fake memory and over the
+//!   hypervisor's own `GuestRam` (the type the bench's queue work is
+//!   compiled for);
+//! - a context's sessions over `GuestRam`, whose ring accesses skip the
+//!   range check once the areas are checked, against the same work over
+//!   the fake, whose accesses all check: the same chains, used ring,
+//!   outcome and RAM.
+
+use super::fake::{BUF_BASE, RAM_BASE, RAM_SIZE, Ring, ring_base};
+use crate::mm::layout::Region;
+use crate::test_rng::Rng;
+use crate::virtio::chain::Chain;
+use crate::virtio::memory::{GuestMemory, MemError, VecMemory, check_in_region};
+use crate::virtio::queue::{
+    Queue, QueueError, VIRTQ_DESC_F_INDIRECT, VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE,
+};
+use crate::vm::ram::GuestRam;
+
+const N: u16 = VIRTQ_DESC_F_NEXT;
+const W: u16 = VIRTQ_DESC_F_WRITE;
+const I: u16 = VIRTQ_DESC_F_INDIRECT;
+const END: u64 = RAM_BASE + RAM_SIZE as u64;
+
+/// Fake RAM whose checks accept `claim` bytes from `RAM_BASE` (up to
+/// 8 GiB, so that two buffers can total 2^32 or more without being
+/// allocated); its first megabyte is real.
+struct Claim {
+    inner: VecMemory,
+    claim: u64,
+}
+
+impl GuestMemory for Claim {
+    fn check(&self, gpa: u64, len: u64) -> Result<(), MemError> {
+        check_in_region(RAM_BASE, self.claim, gpa, len)
+    }
+    fn read(&self, gpa: u64, buf: &mut [u8]) -> Result<(), MemError> {
+        self.inner.read(gpa, buf)
+    }
+    fn write(&self, gpa: u64, data: &[u8]) -> Result<(), MemError> {
+        self.inner.write(gpa, data)
+    }
+}
+
+/// A buffer address biased towards the edges of RAM and beyond.
+fn address(rng: &mut Rng) -> u64 {
+    match rng.below(8) {
+        0..=3 => BUF_BASE + rng.below(0x1000),
+        4 => END - rng.below(64),
+        5 => RAM_BASE.wrapping_sub(rng.below(64)),
+        6 => u64::MAX - rng.below(64),
+        _ => rng.next(),
+    }
+}
+
+/// A length biased towards 0, small values and the 2^32 total.
+fn length(rng: &mut Rng) -> u32 {
+    match rng.below(8) {
+        0 => 0,
+        1..=4 => 1 + rng.below(256) as u32,
+        5 => 0x8000_0000 + rng.below(3) as u32,
+        6 => u32::MAX - rng.below(3) as u32,
+        _ => rng.next() as u32,
+    }
+}
+
+/// Descriptor flags: the common ones and every hostile mix.
+fn flags(rng: &mut Rng) -> u16 {
+    rng.pick(&[0, N, W, N | W, I, N | I, W | I, N | W | I, N | 8, W | 0x80])
+        | if rng.chance(3) { rng.next() as u16 } else { 0 }
+}
+
+/// A `next` index: mostly in range, sometimes the size or beyond.
+fn next(rng: &mut Rng, size: u16) -> u16 {
+    match rng.below(10) {
+        0 => size,
+        1 => rng.next() as u16,
+        _ => rng.below(u64::from(size)) as u16,
+    }
+}
+
+/// What the pops of one ring came to.
+#[derive(Default)]
+struct Tally {
+    pairs: u32,
+    other_chains: u32,
+    bad_chains: u32,
+    fatal: u32,
+}
+
+/// Writes a random ring (16 descriptors, some of them good
+/// readable-writable pairs, some near misses of one, and a random driver
+/// area) through `raw`; returns it.
+fn random_ring(raw: &dyn Fn(u64, &[u8]), rng: &mut Rng) -> Ring {
+    let size = rng.pick(&[1u16, 2, 4, 8, 16]);
+    let ring = Ring::new(ring_base(0), size);
+    let desc = |i: u16, addr: u64, len: u32, flags: u16, next: u16| {
+        let gpa = ring.desc + 16 * u64::from(i);
+        raw(gpa, &addr.to_le_bytes());
+        raw(gpa + 8, &len.to_le_bytes());
+        raw(gpa + 12, &flags.to_le_bytes());
+        raw(gpa + 14, &next.to_le_bytes());
+    };
+    let mut pairs = alloc::vec::Vec::new();
+    for i in 0..16 {
+        if i < size && rng.chance(50) {
+            pairs.push(i);
+            // A good pair from `i`, then perhaps one hostile change.
+            let j = rng.below(u64::from(size)) as u16;
+            let (mut a0, mut l0, mut f0, mut n0) = (address(rng), 1 + rng.below(64) as u32, N, j);
+            let (mut a1, mut l1, mut f1) = (BUF_BASE + rng.below(0x1000), 4, W);
+            a0 = if rng.chance(80) {
+                BUF_BASE + rng.below(0x1000)
+            } else {
+                a0
+            };
+            match rng.below(12) {
+                0 => l0 = length(rng),
+                1 => l1 = length(rng),
+                2 => f0 = flags(rng),
+                3 => f1 = flags(rng),
+                4 => n0 = next(rng, size),
+                5 => a1 = address(rng),
+                6 => (l0, l1) = (0x8000_0000, 0x8000_0000 - rng.below(2) as u32),
+                _ => {}
+            }
+            desc(i, a0, l0, f0, n0);
+            if j != i {
+                desc(j, a1, l1, f1, next(rng, size));
+            }
+        } else {
+            desc(i, address(rng), length(rng), flags(rng), next(rng, size));
+        }
+    }
+    for slot in 0..u64::from(size) {
+        let head = if !pairs.is_empty() && rng.chance(70) {
+            rng.pick(&pairs)
+        } else if rng.chance(90) {
+            rng.below(u64::from(size)) as u16
+        } else {
+            rng.next() as u16
+        };
+        raw(ring.avail + 4 + 2 * slot, &head.to_le_bytes());
+    }
+    let avail_idx = if rng.chance(95) {
+        rng.below(u64::from(size) + 1) as u16
+    } else {
+        rng.next() as u16
+    };
+    raw(ring.avail + 2, &avail_idx.to_le_bytes());
+
+    ring
+}
+
+/// An enabled queue over `ring`.
+fn queue_of<M: GuestMemory>(mem: &M, ring: &Ring) -> Queue {
+    let mut q = Queue::new(16);
+    q.set_size(u32::from(ring.size));
+    q.set_desc_addr(ring.desc);
+    q.set_avail_addr(ring.avail);
+    q.set_used_addr(ring.used);
+    q.enable(mem).unwrap();
+    q
+}
+
+/// Writes a random ring, then pops it through both walks and compares
+/// every result.
+fn one_ring<M: GuestMemory>(mem: &M, raw: &dyn Fn(u64, &[u8]), rng: &mut Rng, tally: &mut Tally) {
+    let ring = random_ring(raw, rng);
+    let size = ring.size;
+    let q = queue_of(mem, &ring);
+    let (mut fast, mut general) = (q.clone(), q);
+    let (mut cf, mut cg) = (Chain::default(), Chain::default());
+    for _ in 0..=size {
+        let rf = fast.pop_into(mem, &mut cf);
+        let rg = general.pop_into_general(mem, &mut cg);
+        assert_eq!(rf, rg);
+        assert_eq!(fast, general);
+        match rf {
+            Ok(true) => {
+                assert_eq!(cf, cg);
+                assert_eq!(
+                    (cf.readable_len(), cf.writable_len()),
+                    (cg.readable_len(), cg.writable_len())
+                );
+                if (cf.readable.len(), cf.writable.len()) == (1, 1) {
+                    tally.pairs += 1;
+                } else {
+                    tally.other_chains += 1;
+                }
+            }
+            Ok(false) => break,
+            Err(QueueError::BadChain { .. }) => tally.bad_chains += 1,
+            Err(_) => {
+                tally.fatal += 1;
+                break;
+            }
+        }
+    }
+}
+
+fn check_tally(tally: &Tally) {
+    // Both paths were exercised, with and without errors.
+    assert!(tally.pairs > 1000, "{} pairs", tally.pairs);
+    assert!(tally.other_chains > 1000, "{} others", tally.other_chains);
+    assert!(tally.bad_chains > 2000, "{} bad chains", tally.bad_chains);
+    assert!(tally.fatal > 100, "{} fatal", tally.fatal);
+}
+
+#[test]
+fn the_pair_walk_and_the_general_walk_agree_on_hostile_rings() {
+    let mut rng = Rng(0x5eed_f7a1c);
+    let mut tally = Tally::default();
+    for _ in 0..3000 {
+        let claim = if rng.chance(20) {
+            8 << 30
+        } else {
+            RAM_SIZE as u64
+        };
+        let mem = Claim {
+            inner: VecMemory::new(RAM_BASE, RAM_SIZE),
+            claim,
+        };
+        let raw = |gpa: u64, bytes: &[u8]| mem.inner.write(gpa, bytes).unwrap();
+        one_ring(&mem, &raw, &mut rng, &mut tally);
+    }
+    check_tally(&tally);
+}
+
+#[test]
+fn the_pair_walk_and_the_general_walk_agree_over_guest_ram() {
+    let layout = core::alloc::Layout::from_size_align(RAM_SIZE, 4096).unwrap();
+    // SAFETY: a non-zero layout.
+    let host = unsafe { alloc::alloc::alloc_zeroed(layout) };
+    assert!(!host.is_null());
+    // SAFETY: the block is ours until it is freed below, after the last
+    // use of `mem`.
+    let mem = unsafe { GuestRam::new(Region::new(RAM_BASE, RAM_SIZE as u64), host as u64) };
+    let raw = |gpa: u64, bytes: &[u8]| mem.write(gpa, bytes).unwrap();
+    let mut rng = Rng(0x9a7e_5eed);
+    let mut tally = Tally::default();
+    for _ in 0..3000 {
+        one_ring(&mem, &raw, &mut rng, &mut tally);
+    }
+    // SAFETY: allocated above with this layout; `mem` is not used again.
+    unsafe { alloc::alloc::dealloc(host, layout) };
+    check_tally(&tally);
+}
+
+/// Guest RAM for a test: `RAM_SIZE` zeroed bytes at `RAM_BASE`, freed
+/// when dropped.
+struct TestRam {
+    host: *mut u8,
+    mem: GuestRam,
+}
+
+impl TestRam {
+    const LAYOUT: core::alloc::Layout = match core::alloc::Layout::from_size_align(RAM_SIZE, 4096) {
+        Ok(l) => l,
+        Err(_) => panic!(),
+    };
+
+    fn new() -> Self {
+        // SAFETY: a non-zero layout.
+        let host = unsafe { alloc::alloc::alloc_zeroed(Self::LAYOUT) };
+        assert!(!host.is_null());
+        // SAFETY: the block is ours until `drop`, after the last use of
+        // `mem` (a field of this value); page-aligned like `RAM_BASE`.
+        let mem = unsafe { GuestRam::new(Region::new(RAM_BASE, RAM_SIZE as u64), host as u64) };
+        TestRam { host, mem }
+    }
+}
+
+impl Drop for TestRam {
+    fn drop(&mut self) {
+        // SAFETY: allocated in `new` with this layout.
+        unsafe { alloc::alloc::dealloc(self.host, Self::LAYOUT) };
+    }
+}
+
+/// Pops every chain of queue 0 through a context (a session: areas
+/// checked once, ring accesses unchecked where the memory allows),
+/// answers each with a used length of its head plus 3, and finishes:
+/// the popped heads and the outcome.
+fn drain<M: GuestMemory>(
+    mem: &M,
+    queue: &mut Queue,
+) -> (alloc::vec::Vec<u16>, crate::virtio::device::ContextOutcome) {
+    let mut queues = [queue.clone()];
+    let mut ctx = crate::virtio::device::QueueContext::new(mem, &mut queues);
+    let mut heads = alloc::vec::Vec::new();
+    while let Some(chain) = ctx.pop(0) {
+        heads.push(chain.head);
+        ctx.push_used(0, chain.head, u32::from(chain.head) + 3)
+            .unwrap();
+    }
+    let outcome = ctx.finish();
+    let [q] = queues;
+    *queue = q;
+    (heads, outcome)
+}
+
+#[test]
+fn guest_ram_without_per_access_checks_matches_the_checked_fake() {
+    // The same random rings in the hypervisor's guest RAM (whose ring
+    // accesses in a session skip the range check) and in the fake (whose
+    // accesses all check): the same chains popped, the same used ring,
+    // flags and outcome, the same bytes of RAM after.
+    let ram = TestRam::new();
+    let mut rng = Rng(0x7e57_5eed);
+    let (mut chains, mut fatal) = (0, 0);
+    for _ in 0..1000 {
+        let fake = VecMemory::new(RAM_BASE, RAM_SIZE);
+        let raw = |gpa: u64, bytes: &[u8]| fake.write(gpa, bytes).unwrap();
+        let ring = random_ring(&raw, &mut rng);
+        raw(ring.avail, &(rng.below(2) as u16).to_le_bytes());
+        let mut image = alloc::vec![0u8; RAM_SIZE];
+        fake.read(RAM_BASE, &mut image).unwrap();
+        ram.mem.write(RAM_BASE, &image).unwrap();
+
+        let (mut qf, mut qr) = (queue_of(&fake, &ring), queue_of(&ram.mem, &ring));
+        for _ in 0..2 {
+            let a = drain(&fake, &mut qf);
+            let b = drain(&ram.mem, &mut qr);
+            assert_eq!(a, b);
+            assert_eq!(qf, qr);
+            chains += a.0.len();
+            fatal += usize::from(a.1.fatal.is_some());
+            // The driver makes a few more entries available.
+            let idx = fake.read_u16(ring.avail + 2).unwrap();
+            let more = idx.wrapping_add(rng.below(3) as u16).to_le_bytes();
+            raw(ring.avail + 2, &more);
+            ram.mem.write(ring.avail + 2, &more).unwrap();
+        }
+        let mut after = alloc::vec![0u8; RAM_SIZE];
+        ram.mem.read(RAM_BASE, &mut after).unwrap();
+        fake.read(RAM_BASE, &mut image).unwrap();
+        assert!(after == image, "RAM differs");
+    }
+    assert!(chains > 1000, "{chains} chains");
+    assert!(fatal > 50, "{fatal} fatal");
+}
