@@ -303,27 +303,53 @@ pub struct PageTable<F: Format> {
     /// retired (if still empty) when another table empties, and
     /// [`PageTable::release_spare`] retires it on demand.
     spare: Option<(u64, usize)>,
-    /// The last-level table the last one-page map or unmap walked to:
-    /// the next one in the same 2 MiB region (consecutive IOVAs, the
-    /// UNMAP of a pair) skips the walk. Valid while that table is linked:
+    /// The table the last one-descriptor map or unmap below the root
+    /// walked to (a last-level table for a page, a level-2 table for a
+    /// 2 MiB block): the next one at the same level in the region that
+    /// table covers (consecutive IOVAs, the UNMAP of a pair) skips the
+    /// walk. Valid while that table is linked:
     /// every path that unlinks a table or rewrites the root clears it
     /// ([`Self::clear_range`], [`Self::retire_if_empty`],
     /// [`Self::write_root`]); the one-descriptor paths only add or clear
     /// leaves, and a table is never replaced by a block while linked.
-    last_leaf: Option<LastLeaf>,
+    last_leaf: LastLeaf,
     _format: PhantomData<F>,
 }
 
 /// See [`PageTable`]'s `last_leaf`.
 #[derive(Debug, Clone, Copy)]
 struct LastLeaf {
-    /// `va >> 21` of the region the table covers.
-    region: u64,
+    /// `(va >> shift) << 2 | level`: the region the table covers and the
+    /// level of its descriptors (below the root, so at least 1), one
+    /// comparison on the lookup path; [`LastLeaf::NONE`]'s key matches no
+    /// request.
+    key: u64,
+    /// `log2(level_size(level - 1))`: the size of the region the table
+    /// covers (kept, not computed, on the lookup path).
+    shift: u32,
     /// The table's physical address.
     table: u64,
-    /// Address of the level-2 descriptor pointing at it (its live-entry
-    /// count), as an integer so that the table stays `Send`.
+    /// Address of the descriptor pointing at it (its live-entry count),
+    /// as an integer so that the table stays `Send`.
     slot: usize,
+}
+
+impl LastLeaf {
+    /// No table remembered: all ones is no request's key (the walks
+    /// come after the range checks, so `va` is below 2^48 and a key,
+    /// even with this shift of 0, below 2^50).
+    const NONE: Self = Self {
+        key: u64::MAX,
+        shift: 0,
+        table: 0,
+        slot: 0,
+    };
+
+    /// The key of `va`'s table at `level` for a region of `1 << shift`.
+    #[inline(always)]
+    fn key(va: u64, shift: u32, level: usize) -> u64 {
+        ((va >> shift) << 2) | level as u64
+    }
 }
 
 impl<F: Format> PageTable<F> {
@@ -352,7 +378,7 @@ impl<F: Format> PageTable<F> {
             root_entries,
             ia_bits,
             spare: None,
-            last_leaf: None,
+            last_leaf: LastLeaf::NONE,
             _format: PhantomData,
         })
     }
@@ -689,8 +715,9 @@ impl<F: Format> PageTable<F> {
 
     /// [`Self::table_for`] for the one-descriptor paths: the table holding
     /// `va`'s descriptor at `level` and the descriptor pointing at it
-    /// (null for the root). A last-level table comes from `last_leaf`
-    /// when the previous walk went to the same one, and is remembered.
+    /// (null for the root). A table below the root comes from
+    /// `last_leaf` when the previous walk went to the same one, and is
+    /// remembered.
     #[inline]
     fn walk_to(
         &mut self,
@@ -699,11 +726,8 @@ impl<F: Format> PageTable<F> {
         level: usize,
         alloc: bool,
     ) -> Result<Option<(u64, *mut u64)>, MapError> {
-        let region = va >> 21;
-        if level == 3
-            && let Some(last) = self.last_leaf
-            && last.region == region
-        {
+        let last = self.last_leaf;
+        if LastLeaf::key(va, last.shift, level) == last.key {
             return Ok(Some((last.table, last.slot as *mut u64)));
         }
         let mut path = Path::default();
@@ -711,12 +735,16 @@ impl<F: Format> PageTable<F> {
             return Ok(None);
         };
         let slot = path.slots[level];
-        if level == 3 && level > self.start_level {
-            self.last_leaf = Some(LastLeaf {
-                region,
+        if level > self.start_level {
+            // The region a table of `level` descriptors covers (`level` is
+            // at most 3: a shift of at most 48).
+            let shift = 21 + 9 * (3 - level as u32);
+            self.last_leaf = LastLeaf {
+                key: LastLeaf::key(va, shift, level),
+                shift,
                 table,
                 slot: slot as usize,
-            });
+            };
         }
         Ok(Some((table, slot)))
     }
@@ -843,7 +871,7 @@ impl<F: Format> PageTable<F> {
         if count_of(unsafe { path.slots[level].read_volatile() }) != 0 {
             return; // mapped into again since
         }
-        self.last_leaf = None; // a table is unlinked
+        self.last_leaf = LastLeaf::NONE; // a table is unlinked
         let mut l = level;
         loop {
             // SAFETY: as above; the descriptor is unlinked before the
@@ -862,7 +890,7 @@ impl<F: Format> PageTable<F> {
     /// unlinks and retires every table the range leaves empty.
     fn clear_range(&mut self, mem: &mut impl TableMemory, va: u64, end: u64, retire: bool) {
         if retire {
-            self.last_leaf = None; // tables may be unlinked
+            self.last_leaf = LastLeaf::NONE; // tables may be unlinked
         }
         self.unmap_level(
             mem,
@@ -1053,7 +1081,7 @@ impl<F: Format> PageTable<F> {
     /// Writes root descriptor `i` of the root page at offset `off` with
     /// `value(off, i)`, for every one.
     fn write_root(&mut self, mem: &impl TableMemory, value: impl Fn(u64, usize) -> u64) {
-        self.last_leaf = None;
+        self.last_leaf = LastLeaf::NONE;
         for p in 0..self.root_pages() {
             let off = p as u64 * PAGE_SIZE;
             let dst = mem.table_ptr(self.root + off);

@@ -673,6 +673,59 @@ fn the_last_leaf_table_is_forgotten_when_tables_are_unlinked() {
 }
 
 #[test]
+fn the_remembered_block_table_is_per_region_and_forgotten_when_unlinked() {
+    let mut m = FakeMem::retiring();
+    let mut pt = io_table(&mut m);
+    let start = m.live();
+    // A 2 MiB block remembers its level-2 table; the next block in the
+    // same 1 GiB uses it, one in another 1 GiB walks to its own table.
+    pt.map(&mut m, GIB, 0x4000_0000, MIB2, Attrs::RW).unwrap();
+    pt.map(&mut m, GIB + MIB2, 0x4020_0000, MIB2, Attrs::RW)
+        .unwrap();
+    pt.map(&mut m, 2 * GIB, 0x4040_0000, MIB2, Attrs::RW)
+        .unwrap();
+    pt.map(&mut m, GIB + 2 * MIB2, 0x4060_0000, MIB2, Attrs::RW)
+        .unwrap();
+    for (va, pa) in [
+        (GIB, 0x4000_0000),
+        (GIB + MIB2, 0x4020_0000),
+        (2 * GIB, 0x4040_0000),
+        (GIB + 2 * MIB2, 0x4060_0000),
+    ] {
+        assert_eq!(pt.translate_block(&m, va), Some((pa, Attrs::RW, MIB2)));
+    }
+    assert_eq!(check_counts(&pt, &m, true), 2);
+    // Two blocks of the 1 GiB go, the third empties the table (kept as
+    // the spare); released, it is retired and freed: the next block there
+    // must go into a new table, not the freed one.
+    for va in [GIB + MIB2, GIB + 2 * MIB2, GIB] {
+        pt.unmap(&mut m, va, MIB2).unwrap();
+    }
+    assert_eq!(pt.translate(&m, GIB), None);
+    pt.release_spare(&mut m);
+    assert_eq!(m.reclaim(), 1);
+    pt.map(&mut m, GIB + MIB2, 0x4080_0000, MIB2, Attrs::RW)
+        .unwrap();
+    assert_eq!(
+        pt.translate_block(&m, GIB + MIB2),
+        Some((0x4080_0000, Attrs::RW, MIB2))
+    );
+    // A range unmap retires the table as well.
+    pt.unmap(&mut m, GIB, GIB).unwrap();
+    assert_eq!(m.reclaim(), 1);
+    pt.map(&mut m, GIB, 0x40a0_0000, MIB2, Attrs::RW).unwrap();
+    assert_eq!(
+        pt.translate_block(&m, GIB),
+        Some((0x40a0_0000, Attrs::RW, MIB2))
+    );
+    assert_eq!(check_counts(&pt, &m, true), 2);
+    pt.unmap(&mut m, 0, 4 * GIB).unwrap();
+    pt.release_spare(&mut m);
+    m.reclaim();
+    assert_eq!(m.live(), start);
+}
+
+#[test]
 fn random_requests_in_few_regions_agree_with_a_model() {
     // Pages, runs and blocks in three adjacent 2 MiB regions, so that most
     // one-page requests go through the remembered leaf table, mixed with
