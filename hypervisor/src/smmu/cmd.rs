@@ -252,6 +252,24 @@ pub struct RangeTlbis {
     remaining: u64,
 }
 
+/// SCALE and NUM + 1 of the next range command for `remaining` (non-zero)
+/// pages: the one split rule behind [`RangeTlbis`]'s commands and its
+/// count.
+#[inline(always)]
+fn range_step(remaining: u64) -> (u32, u64) {
+    let low = remaining.trailing_zeros();
+    let scale = low.min(RANGE_SCALE_MAX);
+    let chunks = remaining >> scale;
+    // Below the SCALE cap the lowest bit of `chunks` is set, so
+    // `chunks & 31` is 1..=31; at the cap take as many as allowed.
+    let num = if low <= RANGE_SCALE_MAX {
+        chunks & (RANGE_NUM_MAX - 1)
+    } else {
+        chunks.min(RANGE_NUM_MAX)
+    };
+    (scale, num)
+}
+
 impl Iterator for RangeTlbis {
     type Item = Cmd;
 
@@ -259,16 +277,7 @@ impl Iterator for RangeTlbis {
         if self.remaining == 0 {
             return None;
         }
-        let low = self.remaining.trailing_zeros();
-        let scale = low.min(RANGE_SCALE_MAX);
-        let chunks = self.remaining >> scale;
-        // Below the SCALE cap the lowest bit of `chunks` is set, so
-        // `chunks & 31` is 1..=31; at the cap take as many as allowed.
-        let num = if low <= RANGE_SCALE_MAX {
-            chunks & (RANGE_NUM_MAX - 1)
-        } else {
-            chunks.min(RANGE_NUM_MAX)
-        };
+        let (scale, num) = range_step(self.remaining);
         let ipa = self.page << 12;
         let cmd = if num == 1 && scale == 0 {
             Cmd::tlbi_s2_ipa(self.vmid, ipa, self.leaf)
@@ -285,6 +294,25 @@ impl Iterator for RangeTlbis {
         self.page += covered;
         self.remaining -= covered;
         Some(cmd)
+    }
+
+    /// Exact: the commands left, counted without building them.
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let n = self.clone().count();
+        (n, Some(n))
+    }
+
+    /// The commands left, counted by the split rule alone (the invalidation
+    /// plan counts them to reserve room before it pushes any).
+    fn count(self) -> usize {
+        let mut remaining = self.remaining;
+        let mut n = 0;
+        while remaining != 0 {
+            let (scale, num) = range_step(remaining);
+            remaining -= num << scale;
+            n += 1;
+        }
+        n
     }
 }
 

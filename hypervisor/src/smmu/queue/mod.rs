@@ -189,9 +189,8 @@ impl<C: CacheOps> QueueMemory for DmaQueue<C> {
 
     fn write_entry(&mut self, index: u32, words: &[u64]) {
         let base = self.ring.index(index) as usize * self.entry_bytes();
-        for (i, w) in words.iter().take(self.dwords).enumerate() {
-            self.block.write_u64(base + i * 8, *w);
-        }
+        let words = words.get(..self.dwords).unwrap_or(words);
+        self.block.write_words(base, words);
     }
 
     fn to_device(&self, index: u32, count: u32) {

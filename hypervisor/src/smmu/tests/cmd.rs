@@ -154,6 +154,31 @@ fn huge_ranges_respect_the_scale_limit() {
 }
 
 #[test]
+fn range_count_is_the_number_of_commands() {
+    // `count` and `size_hint` follow the split rule without building
+    // commands; `fold` (not overridden) steps through `next`.
+    let mut rng = crate::test_rng::Rng(0x5eed_c0de);
+    let mut counts: Vec<u64> = (1..=4096).collect();
+    counts.extend([
+        1 << 31,
+        1 << 32,
+        (1 << 32) + 1,
+        1 << 36,
+        1 << 40,
+        (1 << 40) - 1,
+    ]);
+    counts.extend((0..4096).map(|_| 1 + rng.next() % (1 << 40)));
+    counts.extend((0..1024).map(|_| (1 + rng.next() % 64) << (rng.next() % 40)));
+    for count in counts {
+        let it = range_tlbis(7, 3, count, true);
+        let stepped = it.clone().fold(0usize, |n, _| n + 1);
+        assert_eq!(it.clone().count(), stepped, "count {count}");
+        assert_eq!(it.size_hint(), (stepped, Some(stepped)), "count {count}");
+    }
+    assert_eq!(range_tlbis(7, 3, 0, true).count(), 0);
+}
+
+#[test]
 fn plan_with_range_invalidation() {
     let cmds = plan_s2_invalidation(3, 0x10_0000, 0x8_0000, true, true, 64).expect("plan");
     assert_eq!(cmds.len(), 1);

@@ -335,6 +335,13 @@ impl SmmuBackend {
     /// Reserves room for [`Self::queue_retire`]'s command, so that it
     /// cannot fail once the tables have changed.
     fn reserve_retire(&mut self) -> Result<(), BackendError> {
+        // One SMMU instance (the usual machine) with room already: the
+        // capacity check `try_reserve(1)` makes, without the loop.
+        if let [cmds] = self.pending.as_slice()
+            && cmds.len() < cmds.capacity()
+        {
+            return Ok(());
+        }
         for cmds in self.pending.iter_mut() {
             cmds.try_reserve(1).map_err(|_| BackendError::NoMemory)?;
         }
