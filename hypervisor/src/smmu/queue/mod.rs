@@ -194,10 +194,15 @@ impl<C: CacheOps> QueueMemory for DmaQueue<C> {
     }
 
     fn to_device(&self, index: u32, count: u32) {
-        self.pieces(index, count, |p, l| self.sync.to_device(p, l));
+        // A coherent SMMU needs no maintenance: no pieces to compute.
+        if !self.sync.coherent() {
+            self.pieces(index, count, |p, l| self.sync.to_device(p, l));
+        }
     }
 
     fn to_cpu(&self, index: u32, count: u32) {
-        self.pieces(index, count, |p, l| self.sync.to_cpu(p, l));
+        if !self.sync.coherent() {
+            self.pieces(index, count, |p, l| self.sync.to_cpu(p, l));
+        }
     }
 }

@@ -654,14 +654,22 @@ impl IommuBackend for SmmuBackend {
         // which each register write of the command queue issues anyway.
         Cpu::write_barrier();
         let mut result = Ok(());
-        for (inst, cmds) in self.pending.iter_mut().enumerate() {
-            if cmds.is_empty() {
-                continue;
+        if let [cmds] = self.pending.as_mut_slice() {
+            // One SMMU instance (the usual machine): the loop's one turn.
+            if !cmds.is_empty() {
+                result = self.guest.smmus.issue(0, cmds).map_err(hw);
+                cmds.clear();
             }
-            if let Err(e) = self.guest.smmus.issue(inst, cmds) {
-                result = Err(hw(e));
+        } else {
+            for (inst, cmds) in self.pending.iter_mut().enumerate() {
+                if cmds.is_empty() {
+                    continue;
+                }
+                if let Err(e) = self.guest.smmus.issue(inst, cmds) {
+                    result = Err(hw(e));
+                }
+                cmds.clear();
             }
-            cmds.clear();
         }
         self.batch_work = 0;
         if result.is_ok() {
