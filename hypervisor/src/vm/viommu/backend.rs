@@ -32,6 +32,7 @@ use super::super::ram::GuestRam;
 use super::vmids::GuestVmids;
 use crate::arch::{Arch, Cpu};
 use crate::mm::budget_tables::BudgetTables;
+use crate::mm::layout::Region;
 use crate::mm::pagetable::{Attrs, MapError, MemType, PageTable, Stage2};
 use crate::perf;
 use crate::smmu::SmmuError;
@@ -102,6 +103,8 @@ type Reach = SmallVec<[(u64, u16); 2]>;
 pub struct SmmuBackend {
     /// The guest's RAM (what MAPs may point at).
     ram: GuestRam,
+    /// Host-physical address of the guest's RAM (`ram.to_pa` of its base).
+    ram_pa: u64,
     /// The guest's SMMU view: its streams, stage 2 and VMID.
     guest: Arc<GuestDma>,
     /// The guest's share of the VMIDs, for translating domains.
@@ -134,6 +137,15 @@ pub struct SmmuBackend {
     marks: Vec<usize>,
     /// Ticks spent in map and unmap (with the `profile` feature).
     ticks: [u64; 2],
+}
+
+/// `gpa`'s offset in `ram` when all of `[gpa, last]` (`last >= gpa`) is
+/// in it: `ram.contains(gpa) && ram.contains(last)`, with one subtraction
+/// and two comparisons after the lower bound.
+#[inline(always)]
+pub(crate) fn ram_offset(ram: Region, gpa: u64, last: u64) -> Option<u64> {
+    let off = gpa.checked_sub(ram.base)?;
+    (off < ram.size && last - gpa < ram.size - off).then_some(off)
 }
 
 fn hw(e: impl core::fmt::Display) -> BackendError {
@@ -169,6 +181,7 @@ impl SmmuBackend {
     ) -> Self {
         let n = guest.smmus.count();
         SmmuBackend {
+            ram_pa: ram.to_pa(ram.region().base).unwrap_or(0),
             ram,
             pending: (0..n).map(|_| Vec::new()).collect(),
             ril: (0..n).map(|i| guest.smmus.has_ril(i)).collect(),
@@ -397,23 +410,12 @@ impl SmmuBackend {
         }
         result
     }
-}
 
-impl IommuBackend for SmmuBackend {
-    fn endpoint_known(&self, ep: u32) -> bool {
-        self.guest.endpoint_stream(ep).is_some()
-    }
-
-    fn translate(&mut self, gpa: u64, len: u64, mmio: bool) -> Result<u64, Refusal> {
-        let last = gpa.checked_add(len.max(1) - 1).ok_or(Refusal::NotOwned)?;
+    /// [`IommuBackend::translate`] of `[gpa, last]` not wholly in the
+    /// guest's RAM: its own device MMIO, or a refusal.
+    #[inline(never)]
+    fn translate_outside_ram(&mut self, gpa: u64, last: u64, mmio: bool) -> Result<u64, Refusal> {
         let ram = self.ram.region();
-        if ram.contains(gpa) && ram.contains(last) {
-            return if mmio {
-                Err(Refusal::MemoryType)
-            } else {
-                self.ram.to_pa(gpa).ok_or(Refusal::NotOwned)
-            };
-        }
         // The guest's own device MMIO, identity-mapped in its stage 2:
         // one walk per stage-2 page or block, at most MAX_TRANSLATE_WALKS.
         let st2 = self.guest.stage2.lock();
@@ -453,6 +455,27 @@ impl IommuBackend for SmmuBackend {
             }
         }
         Err(Refusal::TooLarge)
+    }
+}
+
+impl IommuBackend for SmmuBackend {
+    fn endpoint_known(&self, ep: u32) -> bool {
+        self.guest.endpoint_stream(ep).is_some()
+    }
+
+    /// A range in the guest's RAM is answered inline; anything else by
+    /// [`SmmuBackend::translate_outside_ram`].
+    #[inline]
+    fn translate(&mut self, gpa: u64, len: u64, mmio: bool) -> Result<u64, Refusal> {
+        let last = gpa.checked_add(len.max(1) - 1).ok_or(Refusal::NotOwned)?;
+        if let Some(off) = ram_offset(self.ram.region(), gpa, last) {
+            return if mmio {
+                Err(Refusal::MemoryType)
+            } else {
+                Ok(self.ram_pa + off)
+            };
+        }
+        self.translate_outside_ram(gpa, last, mmio)
     }
 
     fn domain_create(&mut self, domain: u32, bypass: bool) -> Result<(), BackendError> {
