@@ -338,7 +338,37 @@ pub fn plan_s2_invalidation(
 
 /// [`plan_s2_invalidation`] appending to `out` (a buffer kept for its
 /// capacity on the unmap fast path); on error `out` is left as it was.
+///
+/// Inlined: a range within one 4 KiB page with room in `out` (the usual
+/// UNMAP) gets its one command here, the same the general plan
+/// ([`plan_s2_invalidation_general`], out of line) gives it; anything else
+/// goes there.
+#[inline]
 pub fn plan_s2_invalidation_into(
+    out: &mut Vec<Cmd>,
+    vmid: u16,
+    ipa: u64,
+    len: u64,
+    leaf: bool,
+    ril: bool,
+    page_limit: u64,
+) -> Result<(), SmmuError> {
+    if len != 0
+        && let Some(end) = ipa.checked_add(len)
+        && end <= 1 << 52
+        && end.div_ceil(4096) - (ipa >> 12) == 1
+        && (ril || page_limit >= 1)
+        && out.len() < out.capacity()
+    {
+        out.push(Cmd::tlbi_s2_ipa(vmid, ipa & !0xfff, leaf));
+        return Ok(());
+    }
+    plan_s2_invalidation_general(out, vmid, ipa, len, leaf, ril, page_limit)
+}
+
+/// [`plan_s2_invalidation_into`] past its inlined case: every range.
+#[inline(never)]
+pub(crate) fn plan_s2_invalidation_general(
     out: &mut Vec<Cmd>,
     vmid: u16,
     ipa: u64,
