@@ -424,7 +424,58 @@ impl<F: Format> PageTable<F> {
     /// Maps `[va, va + size)` to `[pa, pa + size)` with `attrs`, using the
     /// largest blocks that alignment allows. Fails without changing anything
     /// if any page of the range is already mapped.
+    ///
+    /// Inlined: a one-descriptor map into the remembered table (see
+    /// `last_leaf`), its descriptor free, is written here after the same
+    /// checks; everything else, errors included, is
+    /// [`PageTable::map_general`]'s.
+    #[inline]
     pub fn map(
+        &mut self,
+        mem: &mut impl TableMemory,
+        va: u64,
+        pa: u64,
+        size: u64,
+        attrs: Attrs,
+    ) -> Result<(), MapError> {
+        if self.check_range(va, size).is_ok()
+            && pa.is_multiple_of(PAGE_SIZE)
+            && pa.checked_add(size).is_some_and(|end| end <= 1 << 48)
+            && let Some(level) = self.single_level(va, pa, size)
+            && let Some(slot) = self.remembered_free(mem, va, level)
+        {
+            let ty = if level == 3 { TABLE_OR_PAGE } else { 0 };
+            // SAFETY: `slot` is the free descriptor of `va` in the live
+            // remembered table, whose own descriptor is `last_leaf.slot`.
+            unsafe {
+                slot.write_volatile((pa & OA_MASK) | F::encode(attrs) | ty | VALID);
+                count_step(self.last_leaf.slot as *mut u64, true);
+            }
+            return Ok(());
+        }
+        self.map_general(mem, va, pa, size, attrs)
+    }
+
+    /// The descriptor of `va` at `level` in the remembered table, if that
+    /// table is `va`'s and the descriptor is free (nothing is changed).
+    #[inline(always)]
+    fn remembered_free(&self, mem: &impl TableMemory, va: u64, level: usize) -> Option<*mut u64> {
+        let last = self.last_leaf;
+        if LastLeaf::key(va, last.shift, level) != last.key {
+            return None;
+        }
+        // The remembered table is below the root: 512 entries.
+        let idx = ((va >> (last.shift - 9)) as usize) & (ENTRIES - 1);
+        // SAFETY: a live table page (see `last_leaf`), index in range.
+        let p = unsafe { mem.table_ptr(last.table).add(idx) };
+        // SAFETY: as above.
+        (unsafe { p.read_volatile() } & VALID == 0).then_some(p)
+    }
+
+    /// [`PageTable::map`], every case: the checks, the one-descriptor walk
+    /// (from the remembered table or the root), the general walk.
+    #[inline(never)]
+    pub fn map_general(
         &mut self,
         mem: &mut impl TableMemory,
         va: u64,
@@ -619,7 +670,55 @@ impl<F: Format> PageTable<F> {
     /// [retires](TableMemory::retires) tables: then they are unlinked and
     /// retired, and the caller must invalidate walk caches too (not only
     /// leaf entries) before the memory frees them.
+    ///
+    /// Inlined: a one-descriptor unmap of a leaf in the remembered table
+    /// (see `last_leaf`) is done here after the same checks; everything
+    /// else, errors included, is [`PageTable::unmap_general`]'s.
+    #[inline]
     pub fn unmap(
+        &mut self,
+        mem: &mut impl TableMemory,
+        va: u64,
+        size: u64,
+    ) -> Result<(), MapError> {
+        if self.check_range(va, size).is_ok()
+            && let Some(level) = self.single_level(va, va, size)
+            && let Some(slot) = self.remembered_leaf(mem, va, level)
+        {
+            // SAFETY: `slot` is the leaf of `va` in the live remembered
+            // table, whose own descriptor is `last_leaf.slot`.
+            let emptied = unsafe {
+                slot.write_volatile(0);
+                count_step(self.last_leaf.slot as *mut u64, false) == 0
+            };
+            if emptied {
+                self.emptied(mem, va, level);
+            }
+            return Ok(());
+        }
+        self.unmap_general(mem, va, size)
+    }
+
+    /// The descriptor of `va` at `level` in the remembered table, if that
+    /// table is `va`'s and the descriptor is a leaf (nothing is changed).
+    #[inline(always)]
+    fn remembered_leaf(&self, mem: &impl TableMemory, va: u64, level: usize) -> Option<*mut u64> {
+        let last = self.last_leaf;
+        if LastLeaf::key(va, last.shift, level) != last.key {
+            return None;
+        }
+        let idx = ((va >> (last.shift - 9)) as usize) & (ENTRIES - 1);
+        // SAFETY: a live table page (see `last_leaf`), index in range.
+        let p = unsafe { mem.table_ptr(last.table).add(idx) };
+        // SAFETY: as above.
+        let desc = unsafe { p.read_volatile() };
+        (desc & VALID != 0 && (level == 3 || desc & TABLE_OR_PAGE == 0)).then_some(p)
+    }
+
+    /// [`PageTable::unmap`], every case: the checks, the one-descriptor
+    /// walk (from the remembered table or the root), the general walk.
+    #[inline(never)]
+    pub fn unmap_general(
         &mut self,
         mem: &mut impl TableMemory,
         va: u64,
@@ -816,8 +915,17 @@ impl<F: Format> PageTable<F> {
         // Count the entry out. A table it leaves empty stays linked as the
         // spare; the previous spare is retired if it is still empty.
         // SAFETY: `slot` is the live descriptor of this table.
-        let emptied = unsafe { count_step(slot, false) } == 0;
-        if emptied && mem.retires() && level > self.start_level {
+        if unsafe { count_step(slot, false) } == 0 {
+            self.emptied(mem, va, level);
+        }
+        Some(Ok(()))
+    }
+
+    /// After a one-descriptor unmap left `va`'s table at `level` empty: it
+    /// stays linked as the spare; the previous spare is retired if it is
+    /// still empty.
+    fn emptied(&mut self, mem: &mut impl TableMemory, va: u64, level: usize) {
+        if mem.retires() && level > self.start_level {
             let table_va = va & !(level_size(level - 1) - 1);
             if let Some(old) = self.spare.replace((table_va, level))
                 && old != (table_va, level)
@@ -825,7 +933,6 @@ impl<F: Format> PageTable<F> {
                 self.retire_if_empty(mem, old.0, old.1);
             }
         }
-        Some(Ok(()))
     }
 
     /// The table at `level` covering `va`, if one is linked (for checks).

@@ -822,6 +822,74 @@ fn random_requests_in_few_regions_agree_with_a_model() {
 }
 
 #[test]
+fn the_inlined_map_and_unmap_are_the_general_ones() {
+    // Two tables given the same requests, one through `map` and `unmap`
+    // (their inlined cases first), one through `map_general` and
+    // `unmap_general` only: the same answers, the
+    // same translations, counts and table pages, hostile requests
+    // (misaligned, out of range, overlapping, over blocks) included.
+    let (mut ma, mut mb) = (FakeMem::retiring(), FakeMem::retiring());
+    let (mut a, mut b) = (io_table(&mut ma), io_table(&mut mb));
+    let base = 0x4000_0000u64 - MIB2;
+    let mut rng = crate::test_rng::Rng(0x1a7e_57ab);
+    let top = 1u64 << 40;
+    for step in 0..8000 {
+        let va = match rng.below(8) {
+            0 => rng.pick(&[0, top - PAGE_SIZE, top, top - MIB2, u64::MAX - 0xfff]),
+            1 => base + rng.below(3 << 21), // anywhere, misaligned too
+            _ => base + (rng.below(3 * 512) << 12),
+        };
+        let size = match rng.below(8) {
+            0 => MIB2,
+            1 => rng.pick(&[0, 1, 0x1800, 3 * PAGE_SIZE, GIB]),
+            _ => PAGE_SIZE,
+        };
+        let va = if size == MIB2 && rng.chance(80) {
+            va & !(MIB2 - 1)
+        } else {
+            va
+        };
+        let pa = match rng.below(10) {
+            0 => rng.pick(&[0x10, (1 << 48) - PAGE_SIZE, 1 << 48, u64::MAX - 0xfff]),
+            _ => 0x8000_0000 + (rng.below(4096) << 12),
+        };
+        let pa = if size == MIB2 { pa & !(MIB2 - 1) } else { pa };
+        let attrs = rng.pick(&[Attrs::RW, Attrs::DEVICE]);
+        match rng.below(10) {
+            0..=5 => {
+                let ra = a.map(&mut ma, va, pa, size, attrs);
+                let rb = b.map_general(&mut mb, va, pa, size, attrs);
+                assert_eq!(ra, rb, "step {step}: map {va:#x} -> {pa:#x} + {size:#x}");
+            }
+            6..=8 => {
+                let ra = a.unmap(&mut ma, va, size);
+                let rb = b.unmap_general(&mut mb, va, size);
+                assert_eq!(ra, rb, "step {step}: unmap {va:#x} + {size:#x}");
+            }
+            _ => {
+                if rng.chance(50) {
+                    a.release_spare(&mut ma);
+                    b.release_spare(&mut mb);
+                }
+                assert_eq!(ma.reclaim(), mb.reclaim(), "step {step}");
+            }
+        }
+        if step % 50 == 0 {
+            assert_eq!(ma.live(), mb.live(), "step {step}");
+            assert_eq!(check_counts(&a, &ma, false), check_counts(&b, &mb, false));
+            for i in 0..3 * 512 {
+                let va = base + i * PAGE_SIZE;
+                assert_eq!(
+                    a.translate(&ma, va),
+                    b.translate(&mb, va),
+                    "step {step}, {va:#x}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
 fn one_page_requests_at_the_edges_get_the_general_answers() {
     // The one-page path takes only what passes every check; at and past
     // each limit the answers are the general ones.

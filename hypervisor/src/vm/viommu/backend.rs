@@ -398,7 +398,8 @@ impl SmmuBackend {
             }
         }
         if result.is_ok() {
-            result = t.unmap(&mut self.tables, iova, len).map_err(hw);
+            // The general path (the same answers), not inlined twice.
+            result = t.unmap_general(&mut self.tables, iova, len).map_err(hw);
         }
         if result.is_err() {
             // Take back what this call queued: nothing was unmapped.
@@ -653,7 +654,9 @@ impl IommuBackend for SmmuBackend {
                 .get_mut(domain)
                 .and_then(|d| d.table.as_mut())
                 .ok_or(BackendError::Hardware)?;
-            result = t.map(&mut self.tables, iova, pa, len, a);
+            // The general path (what `map` comes to after a spare's
+            // release: no table is remembered), not inlined a second time.
+            result = t.map_general(&mut self.tables, iova, pa, len, a);
         }
         let result = result.map_err(|e| match e {
             MapError::NoMemory => BackendError::NoMemory,
