@@ -70,10 +70,9 @@ impl<M: QueueMemory> CommandQueue<M> {
         limit: u32,
         done: impl Fn(u32) -> bool,
     ) -> bool {
-        for i in 0..limit.max(1) {
-            if i > 0 {
-                regs.relax();
-            }
+        // At most `limit` reads (at least one), a pause between two.
+        let mut left = limit.max(1);
+        loop {
             self.cons = regs.read32(CMDQ_CONS) & self.ring.mask();
             if done(self.cons) {
                 return true;
@@ -81,8 +80,12 @@ impl<M: QueueMemory> CommandQueue<M> {
             if cmdq_error_active(regs) {
                 self.recover(regs);
             }
+            left -= 1;
+            if left == 0 {
+                return false;
+            }
+            regs.relax();
         }
-        false
     }
 
     /// Writes `cmds` and publishes them. When the queue is full it waits
