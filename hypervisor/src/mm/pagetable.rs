@@ -303,27 +303,53 @@ pub struct PageTable<F: Format> {
     /// retired (if still empty) when another table empties, and
     /// [`PageTable::release_spare`] retires it on demand.
     spare: Option<(u64, usize)>,
-    /// The last-level table the last one-page map or unmap walked to:
-    /// the next one in the same 2 MiB region (consecutive IOVAs, the
-    /// UNMAP of a pair) skips the walk. Valid while that table is linked:
+    /// The table the last one-descriptor map or unmap below the root
+    /// walked to (a last-level table for a page, a level-2 table for a
+    /// 2 MiB block): the next one at the same level in the region that
+    /// table covers (consecutive IOVAs, the UNMAP of a pair) skips the
+    /// walk. Valid while that table is linked:
     /// every path that unlinks a table or rewrites the root clears it
     /// ([`Self::clear_range`], [`Self::retire_if_empty`],
     /// [`Self::write_root`]); the one-descriptor paths only add or clear
     /// leaves, and a table is never replaced by a block while linked.
-    last_leaf: Option<LastLeaf>,
+    last_leaf: LastLeaf,
     _format: PhantomData<F>,
 }
 
 /// See [`PageTable`]'s `last_leaf`.
 #[derive(Debug, Clone, Copy)]
 struct LastLeaf {
-    /// `va >> 21` of the region the table covers.
-    region: u64,
+    /// `(va >> shift) << 2 | level`: the region the table covers and the
+    /// level of its descriptors (below the root, so at least 1), one
+    /// comparison on the lookup path; [`LastLeaf::NONE`]'s key matches no
+    /// request.
+    key: u64,
+    /// `log2(level_size(level - 1))`: the size of the region the table
+    /// covers (kept, not computed, on the lookup path).
+    shift: u32,
     /// The table's physical address.
     table: u64,
-    /// Address of the level-2 descriptor pointing at it (its live-entry
-    /// count), as an integer so that the table stays `Send`.
+    /// Address of the descriptor pointing at it (its live-entry count),
+    /// as an integer so that the table stays `Send`.
     slot: usize,
+}
+
+impl LastLeaf {
+    /// No table remembered: all ones is no request's key (the walks
+    /// come after the range checks, so `va` is below 2^48 and a key,
+    /// even with this shift of 0, below 2^50).
+    const NONE: Self = Self {
+        key: u64::MAX,
+        shift: 0,
+        table: 0,
+        slot: 0,
+    };
+
+    /// The key of `va`'s table at `level` for a region of `1 << shift`.
+    #[inline(always)]
+    fn key(va: u64, shift: u32, level: usize) -> u64 {
+        ((va >> shift) << 2) | level as u64
+    }
 }
 
 impl<F: Format> PageTable<F> {
@@ -352,7 +378,7 @@ impl<F: Format> PageTable<F> {
             root_entries,
             ia_bits,
             spare: None,
-            last_leaf: None,
+            last_leaf: LastLeaf::NONE,
             _format: PhantomData,
         })
     }
@@ -398,7 +424,58 @@ impl<F: Format> PageTable<F> {
     /// Maps `[va, va + size)` to `[pa, pa + size)` with `attrs`, using the
     /// largest blocks that alignment allows. Fails without changing anything
     /// if any page of the range is already mapped.
+    ///
+    /// Inlined: a one-descriptor map into the remembered table (see
+    /// `last_leaf`), its descriptor free, is written here after the same
+    /// checks; everything else, errors included, is
+    /// [`PageTable::map_general`]'s.
+    #[inline]
     pub fn map(
+        &mut self,
+        mem: &mut impl TableMemory,
+        va: u64,
+        pa: u64,
+        size: u64,
+        attrs: Attrs,
+    ) -> Result<(), MapError> {
+        if self.check_range(va, size).is_ok()
+            && pa.is_multiple_of(PAGE_SIZE)
+            && pa.checked_add(size).is_some_and(|end| end <= 1 << 48)
+            && let Some(level) = self.single_level(va, pa, size)
+            && let Some(slot) = self.remembered_free(mem, va, level)
+        {
+            let ty = if level == 3 { TABLE_OR_PAGE } else { 0 };
+            // SAFETY: `slot` is the free descriptor of `va` in the live
+            // remembered table, whose own descriptor is `last_leaf.slot`.
+            unsafe {
+                slot.write_volatile((pa & OA_MASK) | F::encode(attrs) | ty | VALID);
+                count_step(self.last_leaf.slot as *mut u64, true);
+            }
+            return Ok(());
+        }
+        self.map_general(mem, va, pa, size, attrs)
+    }
+
+    /// The descriptor of `va` at `level` in the remembered table, if that
+    /// table is `va`'s and the descriptor is free (nothing is changed).
+    #[inline(always)]
+    fn remembered_free(&self, mem: &impl TableMemory, va: u64, level: usize) -> Option<*mut u64> {
+        let last = self.last_leaf;
+        if LastLeaf::key(va, last.shift, level) != last.key {
+            return None;
+        }
+        // The remembered table is below the root: 512 entries.
+        let idx = ((va >> (last.shift - 9)) as usize) & (ENTRIES - 1);
+        // SAFETY: a live table page (see `last_leaf`), index in range.
+        let p = unsafe { mem.table_ptr(last.table).add(idx) };
+        // SAFETY: as above.
+        (unsafe { p.read_volatile() } & VALID == 0).then_some(p)
+    }
+
+    /// [`PageTable::map`], every case: the checks, the one-descriptor walk
+    /// (from the remembered table or the root), the general walk.
+    #[inline(never)]
+    pub fn map_general(
         &mut self,
         mem: &mut impl TableMemory,
         va: u64,
@@ -593,7 +670,55 @@ impl<F: Format> PageTable<F> {
     /// [retires](TableMemory::retires) tables: then they are unlinked and
     /// retired, and the caller must invalidate walk caches too (not only
     /// leaf entries) before the memory frees them.
+    ///
+    /// Inlined: a one-descriptor unmap of a leaf in the remembered table
+    /// (see `last_leaf`) is done here after the same checks; everything
+    /// else, errors included, is [`PageTable::unmap_general`]'s.
+    #[inline]
     pub fn unmap(
+        &mut self,
+        mem: &mut impl TableMemory,
+        va: u64,
+        size: u64,
+    ) -> Result<(), MapError> {
+        if self.check_range(va, size).is_ok()
+            && let Some(level) = self.single_level(va, va, size)
+            && let Some(slot) = self.remembered_leaf(mem, va, level)
+        {
+            // SAFETY: `slot` is the leaf of `va` in the live remembered
+            // table, whose own descriptor is `last_leaf.slot`.
+            let emptied = unsafe {
+                slot.write_volatile(0);
+                count_step(self.last_leaf.slot as *mut u64, false) == 0
+            };
+            if emptied {
+                self.emptied(mem, va, level);
+            }
+            return Ok(());
+        }
+        self.unmap_general(mem, va, size)
+    }
+
+    /// The descriptor of `va` at `level` in the remembered table, if that
+    /// table is `va`'s and the descriptor is a leaf (nothing is changed).
+    #[inline(always)]
+    fn remembered_leaf(&self, mem: &impl TableMemory, va: u64, level: usize) -> Option<*mut u64> {
+        let last = self.last_leaf;
+        if LastLeaf::key(va, last.shift, level) != last.key {
+            return None;
+        }
+        let idx = ((va >> (last.shift - 9)) as usize) & (ENTRIES - 1);
+        // SAFETY: a live table page (see `last_leaf`), index in range.
+        let p = unsafe { mem.table_ptr(last.table).add(idx) };
+        // SAFETY: as above.
+        let desc = unsafe { p.read_volatile() };
+        (desc & VALID != 0 && (level == 3 || desc & TABLE_OR_PAGE == 0)).then_some(p)
+    }
+
+    /// [`PageTable::unmap`], every case: the checks, the one-descriptor
+    /// walk (from the remembered table or the root), the general walk.
+    #[inline(never)]
+    pub fn unmap_general(
         &mut self,
         mem: &mut impl TableMemory,
         va: u64,
@@ -689,8 +814,9 @@ impl<F: Format> PageTable<F> {
 
     /// [`Self::table_for`] for the one-descriptor paths: the table holding
     /// `va`'s descriptor at `level` and the descriptor pointing at it
-    /// (null for the root). A last-level table comes from `last_leaf`
-    /// when the previous walk went to the same one, and is remembered.
+    /// (null for the root). A table below the root comes from
+    /// `last_leaf` when the previous walk went to the same one, and is
+    /// remembered.
     #[inline]
     fn walk_to(
         &mut self,
@@ -699,11 +825,8 @@ impl<F: Format> PageTable<F> {
         level: usize,
         alloc: bool,
     ) -> Result<Option<(u64, *mut u64)>, MapError> {
-        let region = va >> 21;
-        if level == 3
-            && let Some(last) = self.last_leaf
-            && last.region == region
-        {
+        let last = self.last_leaf;
+        if LastLeaf::key(va, last.shift, level) == last.key {
             return Ok(Some((last.table, last.slot as *mut u64)));
         }
         let mut path = Path::default();
@@ -711,12 +834,16 @@ impl<F: Format> PageTable<F> {
             return Ok(None);
         };
         let slot = path.slots[level];
-        if level == 3 && level > self.start_level {
-            self.last_leaf = Some(LastLeaf {
-                region,
+        if level > self.start_level {
+            // The region a table of `level` descriptors covers (`level` is
+            // at most 3: a shift of at most 48).
+            let shift = 21 + 9 * (3 - level as u32);
+            self.last_leaf = LastLeaf {
+                key: LastLeaf::key(va, shift, level),
+                shift,
                 table,
                 slot: slot as usize,
-            });
+            };
         }
         Ok(Some((table, slot)))
     }
@@ -788,8 +915,17 @@ impl<F: Format> PageTable<F> {
         // Count the entry out. A table it leaves empty stays linked as the
         // spare; the previous spare is retired if it is still empty.
         // SAFETY: `slot` is the live descriptor of this table.
-        let emptied = unsafe { count_step(slot, false) } == 0;
-        if emptied && mem.retires() && level > self.start_level {
+        if unsafe { count_step(slot, false) } == 0 {
+            self.emptied(mem, va, level);
+        }
+        Some(Ok(()))
+    }
+
+    /// After a one-descriptor unmap left `va`'s table at `level` empty: it
+    /// stays linked as the spare; the previous spare is retired if it is
+    /// still empty.
+    fn emptied(&mut self, mem: &mut impl TableMemory, va: u64, level: usize) {
+        if mem.retires() && level > self.start_level {
             let table_va = va & !(level_size(level - 1) - 1);
             if let Some(old) = self.spare.replace((table_va, level))
                 && old != (table_va, level)
@@ -797,7 +933,6 @@ impl<F: Format> PageTable<F> {
                 self.retire_if_empty(mem, old.0, old.1);
             }
         }
-        Some(Ok(()))
     }
 
     /// The table at `level` covering `va`, if one is linked (for checks).
@@ -843,7 +978,7 @@ impl<F: Format> PageTable<F> {
         if count_of(unsafe { path.slots[level].read_volatile() }) != 0 {
             return; // mapped into again since
         }
-        self.last_leaf = None; // a table is unlinked
+        self.last_leaf = LastLeaf::NONE; // a table is unlinked
         let mut l = level;
         loop {
             // SAFETY: as above; the descriptor is unlinked before the
@@ -862,7 +997,7 @@ impl<F: Format> PageTable<F> {
     /// unlinks and retires every table the range leaves empty.
     fn clear_range(&mut self, mem: &mut impl TableMemory, va: u64, end: u64, retire: bool) {
         if retire {
-            self.last_leaf = None; // tables may be unlinked
+            self.last_leaf = LastLeaf::NONE; // tables may be unlinked
         }
         self.unmap_level(
             mem,
@@ -1053,7 +1188,7 @@ impl<F: Format> PageTable<F> {
     /// Writes root descriptor `i` of the root page at offset `off` with
     /// `value(off, i)`, for every one.
     fn write_root(&mut self, mem: &impl TableMemory, value: impl Fn(u64, usize) -> u64) {
-        self.last_leaf = None;
+        self.last_leaf = LastLeaf::NONE;
         for p in 0..self.root_pages() {
             let off = p as u64 * PAGE_SIZE;
             let dst = mem.table_ptr(self.root + off);

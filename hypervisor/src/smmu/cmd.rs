@@ -252,6 +252,24 @@ pub struct RangeTlbis {
     remaining: u64,
 }
 
+/// SCALE and NUM + 1 of the next range command for `remaining` (non-zero)
+/// pages: the one split rule behind [`RangeTlbis`]'s commands and its
+/// count.
+#[inline(always)]
+fn range_step(remaining: u64) -> (u32, u64) {
+    let low = remaining.trailing_zeros();
+    let scale = low.min(RANGE_SCALE_MAX);
+    let chunks = remaining >> scale;
+    // Below the SCALE cap the lowest bit of `chunks` is set, so
+    // `chunks & 31` is 1..=31; at the cap take as many as allowed.
+    let num = if low <= RANGE_SCALE_MAX {
+        chunks & (RANGE_NUM_MAX - 1)
+    } else {
+        chunks.min(RANGE_NUM_MAX)
+    };
+    (scale, num)
+}
+
 impl Iterator for RangeTlbis {
     type Item = Cmd;
 
@@ -259,16 +277,7 @@ impl Iterator for RangeTlbis {
         if self.remaining == 0 {
             return None;
         }
-        let low = self.remaining.trailing_zeros();
-        let scale = low.min(RANGE_SCALE_MAX);
-        let chunks = self.remaining >> scale;
-        // Below the SCALE cap the lowest bit of `chunks` is set, so
-        // `chunks & 31` is 1..=31; at the cap take as many as allowed.
-        let num = if low <= RANGE_SCALE_MAX {
-            chunks & (RANGE_NUM_MAX - 1)
-        } else {
-            chunks.min(RANGE_NUM_MAX)
-        };
+        let (scale, num) = range_step(self.remaining);
         let ipa = self.page << 12;
         let cmd = if num == 1 && scale == 0 {
             Cmd::tlbi_s2_ipa(self.vmid, ipa, self.leaf)
@@ -285,6 +294,25 @@ impl Iterator for RangeTlbis {
         self.page += covered;
         self.remaining -= covered;
         Some(cmd)
+    }
+
+    /// Exact: the commands left, counted without building them.
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let n = self.clone().count();
+        (n, Some(n))
+    }
+
+    /// The commands left, counted by the split rule alone (the invalidation
+    /// plan counts them to reserve room before it pushes any).
+    fn count(self) -> usize {
+        let mut remaining = self.remaining;
+        let mut n = 0;
+        while remaining != 0 {
+            let (scale, num) = range_step(remaining);
+            remaining -= num << scale;
+            n += 1;
+        }
+        n
     }
 }
 
@@ -310,7 +338,37 @@ pub fn plan_s2_invalidation(
 
 /// [`plan_s2_invalidation`] appending to `out` (a buffer kept for its
 /// capacity on the unmap fast path); on error `out` is left as it was.
+///
+/// Inlined: a range within one 4 KiB page with room in `out` (the usual
+/// UNMAP) gets its one command here, the same the general plan
+/// ([`plan_s2_invalidation_general`], out of line) gives it; anything else
+/// goes there.
+#[inline]
 pub fn plan_s2_invalidation_into(
+    out: &mut Vec<Cmd>,
+    vmid: u16,
+    ipa: u64,
+    len: u64,
+    leaf: bool,
+    ril: bool,
+    page_limit: u64,
+) -> Result<(), SmmuError> {
+    if len != 0
+        && let Some(end) = ipa.checked_add(len)
+        && end <= 1 << 52
+        && end.div_ceil(4096) - (ipa >> 12) == 1
+        && (ril || page_limit >= 1)
+        && out.len() < out.capacity()
+    {
+        out.push(Cmd::tlbi_s2_ipa(vmid, ipa & !0xfff, leaf));
+        return Ok(());
+    }
+    plan_s2_invalidation_general(out, vmid, ipa, len, leaf, ril, page_limit)
+}
+
+/// [`plan_s2_invalidation_into`] past its inlined case: every range.
+#[inline(never)]
+pub(crate) fn plan_s2_invalidation_general(
     out: &mut Vec<Cmd>,
     vmid: u16,
     ipa: u64,

@@ -147,6 +147,29 @@ impl DmaBlock {
         }
     }
 
+    /// Writes `words` from byte offset `off` (8-aligned) on, each as one
+    /// single-copy-atomic store, as [`DmaBlock::write_u64`] of each word
+    /// at its offset would: one bounds check for all when they all fit
+    /// (a queue entry), else word by word (a word outside is ignored).
+    pub fn write_words(&self, off: usize, words: &[u64]) {
+        let fits = off
+            .checked_add(words.len() * 8)
+            .is_some_and(|end| end <= self.len);
+        if fits && off.is_multiple_of(8) {
+            // SAFETY: off + 8 * len <= block length, so every word stays
+            // inside the block; 8-aligned as in read_u64.
+            let p = unsafe { self.ptr.add(off) }.cast::<u64>();
+            for (i, w) in words.iter().enumerate() {
+                // SAFETY: as above, i < words.len().
+                unsafe { p.add(i).write_volatile(w.to_le()) }
+            }
+        } else {
+            for (i, w) in words.iter().enumerate() {
+                self.write_u64(off.wrapping_add(i * 8), *w);
+            }
+        }
+    }
+
     /// Writes the 64-bit word at byte offset `off` (8-aligned) as one
     /// single-copy-atomic store; an offset outside the block is ignored.
     pub fn write_u64(&self, off: usize, value: u64) {

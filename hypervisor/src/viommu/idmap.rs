@@ -68,8 +68,15 @@ impl<V> IdMap<V> {
     /// The value of `id`, mutably; remembers where it was.
     #[inline(always)]
     pub fn get_mut(&mut self, id: u32) -> Option<&mut V> {
-        let i = self.find(id).ok()?;
-        self.last = i;
+        let i = match self.entries.get(self.last) {
+            // The remembered entry: nothing to remember anew.
+            Some((k, _)) if *k == id => self.last,
+            _ => {
+                let i = self.search(id).ok()?;
+                self.last = i;
+                i
+            }
+        };
         self.entries.get_mut(i).map(|(_, v)| v)
     }
 

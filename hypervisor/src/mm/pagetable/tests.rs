@@ -673,6 +673,59 @@ fn the_last_leaf_table_is_forgotten_when_tables_are_unlinked() {
 }
 
 #[test]
+fn the_remembered_block_table_is_per_region_and_forgotten_when_unlinked() {
+    let mut m = FakeMem::retiring();
+    let mut pt = io_table(&mut m);
+    let start = m.live();
+    // A 2 MiB block remembers its level-2 table; the next block in the
+    // same 1 GiB uses it, one in another 1 GiB walks to its own table.
+    pt.map(&mut m, GIB, 0x4000_0000, MIB2, Attrs::RW).unwrap();
+    pt.map(&mut m, GIB + MIB2, 0x4020_0000, MIB2, Attrs::RW)
+        .unwrap();
+    pt.map(&mut m, 2 * GIB, 0x4040_0000, MIB2, Attrs::RW)
+        .unwrap();
+    pt.map(&mut m, GIB + 2 * MIB2, 0x4060_0000, MIB2, Attrs::RW)
+        .unwrap();
+    for (va, pa) in [
+        (GIB, 0x4000_0000),
+        (GIB + MIB2, 0x4020_0000),
+        (2 * GIB, 0x4040_0000),
+        (GIB + 2 * MIB2, 0x4060_0000),
+    ] {
+        assert_eq!(pt.translate_block(&m, va), Some((pa, Attrs::RW, MIB2)));
+    }
+    assert_eq!(check_counts(&pt, &m, true), 2);
+    // Two blocks of the 1 GiB go, the third empties the table (kept as
+    // the spare); released, it is retired and freed: the next block there
+    // must go into a new table, not the freed one.
+    for va in [GIB + MIB2, GIB + 2 * MIB2, GIB] {
+        pt.unmap(&mut m, va, MIB2).unwrap();
+    }
+    assert_eq!(pt.translate(&m, GIB), None);
+    pt.release_spare(&mut m);
+    assert_eq!(m.reclaim(), 1);
+    pt.map(&mut m, GIB + MIB2, 0x4080_0000, MIB2, Attrs::RW)
+        .unwrap();
+    assert_eq!(
+        pt.translate_block(&m, GIB + MIB2),
+        Some((0x4080_0000, Attrs::RW, MIB2))
+    );
+    // A range unmap retires the table as well.
+    pt.unmap(&mut m, GIB, GIB).unwrap();
+    assert_eq!(m.reclaim(), 1);
+    pt.map(&mut m, GIB, 0x40a0_0000, MIB2, Attrs::RW).unwrap();
+    assert_eq!(
+        pt.translate_block(&m, GIB),
+        Some((0x40a0_0000, Attrs::RW, MIB2))
+    );
+    assert_eq!(check_counts(&pt, &m, true), 2);
+    pt.unmap(&mut m, 0, 4 * GIB).unwrap();
+    pt.release_spare(&mut m);
+    m.reclaim();
+    assert_eq!(m.live(), start);
+}
+
+#[test]
 fn random_requests_in_few_regions_agree_with_a_model() {
     // Pages, runs and blocks in three adjacent 2 MiB regions, so that most
     // one-page requests go through the remembered leaf table, mixed with
@@ -766,6 +819,74 @@ fn random_requests_in_few_regions_agree_with_a_model() {
     pt.release_spare(&mut m);
     m.reclaim();
     assert_eq!(m.live(), start);
+}
+
+#[test]
+fn the_inlined_map_and_unmap_are_the_general_ones() {
+    // Two tables given the same requests, one through `map` and `unmap`
+    // (their inlined cases first), one through `map_general` and
+    // `unmap_general` only: the same answers, the
+    // same translations, counts and table pages, hostile requests
+    // (misaligned, out of range, overlapping, over blocks) included.
+    let (mut ma, mut mb) = (FakeMem::retiring(), FakeMem::retiring());
+    let (mut a, mut b) = (io_table(&mut ma), io_table(&mut mb));
+    let base = 0x4000_0000u64 - MIB2;
+    let mut rng = crate::test_rng::Rng(0x1a7e_57ab);
+    let top = 1u64 << 40;
+    for step in 0..8000 {
+        let va = match rng.below(8) {
+            0 => rng.pick(&[0, top - PAGE_SIZE, top, top - MIB2, u64::MAX - 0xfff]),
+            1 => base + rng.below(3 << 21), // anywhere, misaligned too
+            _ => base + (rng.below(3 * 512) << 12),
+        };
+        let size = match rng.below(8) {
+            0 => MIB2,
+            1 => rng.pick(&[0, 1, 0x1800, 3 * PAGE_SIZE, GIB]),
+            _ => PAGE_SIZE,
+        };
+        let va = if size == MIB2 && rng.chance(80) {
+            va & !(MIB2 - 1)
+        } else {
+            va
+        };
+        let pa = match rng.below(10) {
+            0 => rng.pick(&[0x10, (1 << 48) - PAGE_SIZE, 1 << 48, u64::MAX - 0xfff]),
+            _ => 0x8000_0000 + (rng.below(4096) << 12),
+        };
+        let pa = if size == MIB2 { pa & !(MIB2 - 1) } else { pa };
+        let attrs = rng.pick(&[Attrs::RW, Attrs::DEVICE]);
+        match rng.below(10) {
+            0..=5 => {
+                let ra = a.map(&mut ma, va, pa, size, attrs);
+                let rb = b.map_general(&mut mb, va, pa, size, attrs);
+                assert_eq!(ra, rb, "step {step}: map {va:#x} -> {pa:#x} + {size:#x}");
+            }
+            6..=8 => {
+                let ra = a.unmap(&mut ma, va, size);
+                let rb = b.unmap_general(&mut mb, va, size);
+                assert_eq!(ra, rb, "step {step}: unmap {va:#x} + {size:#x}");
+            }
+            _ => {
+                if rng.chance(50) {
+                    a.release_spare(&mut ma);
+                    b.release_spare(&mut mb);
+                }
+                assert_eq!(ma.reclaim(), mb.reclaim(), "step {step}");
+            }
+        }
+        if step % 50 == 0 {
+            assert_eq!(ma.live(), mb.live(), "step {step}");
+            assert_eq!(check_counts(&a, &ma, false), check_counts(&b, &mb, false));
+            for i in 0..3 * 512 {
+                let va = base + i * PAGE_SIZE;
+                assert_eq!(
+                    a.translate(&ma, va),
+                    b.translate(&mb, va),
+                    "step {step}, {va:#x}"
+                );
+            }
+        }
+    }
 }
 
 #[test]

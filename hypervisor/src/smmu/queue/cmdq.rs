@@ -70,10 +70,9 @@ impl<M: QueueMemory> CommandQueue<M> {
         limit: u32,
         done: impl Fn(u32) -> bool,
     ) -> bool {
-        for i in 0..limit.max(1) {
-            if i > 0 {
-                regs.relax();
-            }
+        // At most `limit` reads (at least one), a pause between two.
+        let mut left = limit.max(1);
+        loop {
             self.cons = regs.read32(CMDQ_CONS) & self.ring.mask();
             if done(self.cons) {
                 return true;
@@ -81,8 +80,12 @@ impl<M: QueueMemory> CommandQueue<M> {
             if cmdq_error_active(regs) {
                 self.recover(regs);
             }
+            left -= 1;
+            if left == 0 {
+                return false;
+            }
+            regs.relax();
         }
-        false
     }
 
     /// Writes `cmds` and publishes them. When the queue is full it waits
@@ -100,7 +103,10 @@ impl<M: QueueMemory> CommandQueue<M> {
 
     /// Writes the commands of both parts, in order, and publishes them:
     /// one CMDQ_PROD write for all that fit in the queue's free room
-    /// (waiting for room as [`CommandQueue::submit`] does).
+    /// (waiting for room as [`CommandQueue::submit`] does). Out of line:
+    /// a sync finds room for its commands (a drained queue) but at the
+    /// queue's limits.
+    #[inline(never)]
     fn submit_parts(
         &mut self,
         regs: &mut impl SmmuRegs,
@@ -201,6 +207,7 @@ impl<M: QueueMemory> CommandQueue<M> {
     /// [`CommandQueue::skip`]), acknowledges CMDQ_ERR alone in GERRORN so
     /// that the SMMU resumes, and returns what was skipped. The first error
     /// is also kept for the next [`CommandQueue::sync`].
+    #[cold]
     pub fn recover(&mut self, regs: &mut impl SmmuRegs) -> Option<(u8, [u64; CMD_DWORDS])> {
         let gerrorn = regs.read32(GERRORN);
         if (regs.read32(GERROR) ^ gerrorn) & GERROR_CMDQ_ERR == 0 {

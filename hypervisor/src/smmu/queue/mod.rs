@@ -189,16 +189,20 @@ impl<C: CacheOps> QueueMemory for DmaQueue<C> {
 
     fn write_entry(&mut self, index: u32, words: &[u64]) {
         let base = self.ring.index(index) as usize * self.entry_bytes();
-        for (i, w) in words.iter().take(self.dwords).enumerate() {
-            self.block.write_u64(base + i * 8, *w);
-        }
+        let words = words.get(..self.dwords).unwrap_or(words);
+        self.block.write_words(base, words);
     }
 
     fn to_device(&self, index: u32, count: u32) {
-        self.pieces(index, count, |p, l| self.sync.to_device(p, l));
+        // A coherent SMMU needs no maintenance: no pieces to compute.
+        if !self.sync.coherent() {
+            self.pieces(index, count, |p, l| self.sync.to_device(p, l));
+        }
     }
 
     fn to_cpu(&self, index: u32, count: u32) {
-        self.pieces(index, count, |p, l| self.sync.to_cpu(p, l));
+        if !self.sync.coherent() {
+            self.pieces(index, count, |p, l| self.sync.to_cpu(p, l));
+        }
     }
 }

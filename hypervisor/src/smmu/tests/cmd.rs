@@ -154,6 +154,80 @@ fn huge_ranges_respect_the_scale_limit() {
 }
 
 #[test]
+fn range_count_is_the_number_of_commands() {
+    // `count` and `size_hint` follow the split rule without building
+    // commands; `fold` (not overridden) steps through `next`.
+    let mut rng = crate::test_rng::Rng(0x5eed_c0de);
+    let mut counts: Vec<u64> = (1..=4096).collect();
+    counts.extend([
+        1 << 31,
+        1 << 32,
+        (1 << 32) + 1,
+        1 << 36,
+        1 << 40,
+        (1 << 40) - 1,
+    ]);
+    counts.extend((0..4096).map(|_| 1 + rng.next() % (1 << 40)));
+    counts.extend((0..1024).map(|_| (1 + rng.next() % 64) << (rng.next() % 40)));
+    for count in counts {
+        let it = range_tlbis(7, 3, count, true);
+        let stepped = it.clone().fold(0usize, |n, _| n + 1);
+        assert_eq!(it.clone().count(), stepped, "count {count}");
+        assert_eq!(it.size_hint(), (stepped, Some(stepped)), "count {count}");
+    }
+    assert_eq!(range_tlbis(7, 3, 0, true).count(), 0);
+}
+
+#[test]
+fn the_inlined_one_page_plan_is_the_general_plan() {
+    // The same inputs through `plan_s2_invalidation_into` (inlined case
+    // first) and the general plan alone: the same result and the same
+    // commands, with and without room, for ranges at page edges, across
+    // them, empty, overflowing and past 2^52.
+    use crate::smmu::cmd::{plan_s2_invalidation_general, plan_s2_invalidation_into};
+    let mut rng = crate::test_rng::Rng(0x0e_9a9e);
+    let edges = [
+        0u64,
+        1,
+        0xfff,
+        0x1000,
+        0x1001,
+        (1 << 52) - 0x1000,
+        (1 << 52) - 1,
+        1 << 52,
+    ];
+    for i in 0..40_000 {
+        let ipa = match i % 4 {
+            0 => rng.pick(&edges),
+            1 => u64::MAX - rng.below(0x2000),
+            _ => rng.next() >> rng.below(64),
+        }
+        .wrapping_add(rng.below(3).wrapping_sub(1));
+        let len = match i % 3 {
+            0 => rng.below(0x2002),
+            1 => rng.pick(&[0, 1, 0x1000, 0x1001, 0x20_0000, u64::MAX]),
+            _ => rng.next() >> rng.below(64),
+        };
+        let (leaf, ril) = (rng.chance(50), rng.chance(50));
+        let limit = rng.pick(&[0, 1, 64]);
+        let room = rng.chance(50);
+        let start: Vec<Cmd> = (0..rng.below(3))
+            .map(|v| Cmd::tlbi_s12_vmall(v as u16))
+            .collect();
+        let fresh = |room: bool| {
+            let mut v = Vec::with_capacity(if room { start.len() + 4 } else { start.len() });
+            v.extend(start.iter().copied());
+            v
+        };
+        let (mut a, mut b) = (fresh(room), fresh(room));
+        let ra = plan_s2_invalidation_into(&mut a, 9, ipa, len.min(1 << 40), leaf, ril, limit);
+        let rb = plan_s2_invalidation_general(&mut b, 9, ipa, len.min(1 << 40), leaf, ril, limit);
+        assert_eq!(ra, rb, "{ipa:#x} + {len:#x}");
+        assert_eq!(a, b, "{ipa:#x} + {len:#x}");
+    }
+}
+
+#[test]
 fn plan_with_range_invalidation() {
     let cmds = plan_s2_invalidation(3, 0x10_0000, 0x8_0000, true, true, 64).expect("plan");
     assert_eq!(cmds.len(), 1);

@@ -165,3 +165,30 @@ fn a_sync_that_fits_is_one_prod_write_across_the_wrap() {
     want.push(Cmd::sync());
     assert_eq!(s.cmds(), want);
 }
+
+#[test]
+fn an_entry_written_at_once_is_the_words_written_one_by_one() {
+    // `DmaBlock::write_words` (one bounds check per entry) against
+    // `write_u64` per word, on two blocks of the same memory: random runs
+    // of words at every aligned offset that fits, then every word read.
+    use crate::smmu::dma::DmaBlock;
+    let mut mem = FakeSmmu::new(QEMU_S2);
+    let len = 256;
+    let one = DmaBlock::alloc(&mut mem, len, 64).expect("block");
+    let each = DmaBlock::alloc(&mut mem, len, 64).expect("block");
+    let mut rng = crate::test_rng::Rng(0xd0a_b10c);
+    for _ in 0..2000 {
+        let n = 1 + rng.index(4);
+        let off = 8 * rng.index(len / 8 - n + 1);
+        let words: Vec<u64> = (0..n).map(|_| rng.next()).collect();
+        one.write_words(off, &words);
+        for (i, w) in words.iter().enumerate() {
+            each.write_u64(off + 8 * i, *w);
+        }
+    }
+    for off in (0..len).step_by(8) {
+        assert_eq!(one.read_u64(off), each.read_u64(off), "offset {off}");
+    }
+    one.write_words(len - 8, &[]);
+    assert_eq!(one.read_u64(len - 8), each.read_u64(len - 8));
+}

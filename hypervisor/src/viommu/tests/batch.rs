@@ -288,6 +288,43 @@ fn a_dma_fault_names_domain_for_an_unattached_endpoint_and_mapping_otherwise() {
 }
 
 #[test]
+fn every_type_and_status_has_a_counter_of_its_own() {
+    // Each (type, status) cell, "other" and "none" included, counted a
+    // different number of times, then each read back alone.
+    use crate::viommu::counters::Counters;
+    let kinds: Vec<Option<RequestType>> = RequestType::ALL
+        .iter()
+        .copied()
+        .map(Some)
+        .chain([None])
+        .collect();
+    let statuses: Vec<Option<Status>> = Status::ALL
+        .iter()
+        .copied()
+        .map(Some)
+        .chain([None])
+        .collect();
+    let mut c = Counters::default();
+    let mut n = 0;
+    for &k in &kinds {
+        for &s in &statuses {
+            n += 1;
+            for _ in 0..n {
+                c.record(k, s);
+            }
+        }
+    }
+    let mut n = 0;
+    for &k in &kinds {
+        for &s in &statuses {
+            n += 1;
+            assert_eq!(c.count(k, s), n, "{k:?} {s:?}");
+        }
+    }
+    assert_eq!(c.total(), n * (n + 1) / 2);
+}
+
+#[test]
 fn counters_count_and_print() {
     let mut v = device();
     send(&mut v, attach(1, EP_A));

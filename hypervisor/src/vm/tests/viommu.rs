@@ -112,6 +112,48 @@ fn only_the_guests_ram_may_be_mapped() {
 }
 
 #[test]
+fn the_ram_check_is_both_ends_contained() {
+    // `ram_offset` (one subtraction, two comparisons) against the two
+    // `Region::contains` it replaces, at the edges and at random, regions
+    // reaching the top of the address space included.
+    use crate::mm::layout::Region;
+    use crate::vm::viommu::backend::ram_offset;
+    let mut rng = crate::test_rng::Rng(0x7a11_0ff5);
+    let regions = [
+        Region::new(RAM_BASE, RAM_SIZE),
+        Region::new(0, 0x1000),
+        Region::new(0x1000, 0),
+        Region::new(u64::MAX - 0xffff, 0x1_0000),
+        Region::new(u64::MAX - 0xffff, u64::MAX),
+    ];
+    for ram in regions {
+        let mut points = alloc::vec![0, 1, u64::MAX, u64::MAX - 1];
+        for p in [ram.base, ram.base.wrapping_add(ram.size)] {
+            for d in [0u64, 1, 2, 0xfff, 0x1000] {
+                points.push(p.wrapping_add(d));
+                points.push(p.wrapping_sub(d));
+            }
+        }
+        for _ in 0..2000 {
+            let p = *points.get(rng.index(points.len())).unwrap_or(&0);
+            points.push(p.wrapping_add(rng.below(1 << 20)));
+        }
+        for _ in 0..20_000 {
+            let gpa = points[rng.index(points.len())];
+            let Some(last) = gpa.checked_add(points[rng.index(points.len())] % (1 << 24)) else {
+                continue;
+            };
+            let want = (ram.contains(gpa) && ram.contains(last)).then(|| gpa - ram.base);
+            assert_eq!(
+                ram_offset(ram, gpa, last),
+                want,
+                "{ram:?} {gpa:#x}..={last:#x}"
+            );
+        }
+    }
+}
+
+#[test]
 fn unmaps_are_invalidated_once_per_sync() {
     let w = World::new();
     let (_g, mut b) = backend(&w);

@@ -32,6 +32,7 @@ use super::super::ram::GuestRam;
 use super::vmids::GuestVmids;
 use crate::arch::{Arch, Cpu};
 use crate::mm::budget_tables::BudgetTables;
+use crate::mm::layout::Region;
 use crate::mm::pagetable::{Attrs, MapError, MemType, PageTable, Stage2};
 use crate::perf;
 use crate::smmu::SmmuError;
@@ -102,6 +103,8 @@ type Reach = SmallVec<[(u64, u16); 2]>;
 pub struct SmmuBackend {
     /// The guest's RAM (what MAPs may point at).
     ram: GuestRam,
+    /// Host-physical address of the guest's RAM (`ram.to_pa` of its base).
+    ram_pa: u64,
     /// The guest's SMMU view: its streams, stage 2 and VMID.
     guest: Arc<GuestDma>,
     /// The guest's share of the VMIDs, for translating domains.
@@ -134,6 +137,15 @@ pub struct SmmuBackend {
     marks: Vec<usize>,
     /// Ticks spent in map and unmap (with the `profile` feature).
     ticks: [u64; 2],
+}
+
+/// `gpa`'s offset in `ram` when all of `[gpa, last]` (`last >= gpa`) is
+/// in it: `ram.contains(gpa) && ram.contains(last)`, with one subtraction
+/// and two comparisons after the lower bound.
+#[inline(always)]
+pub(crate) fn ram_offset(ram: Region, gpa: u64, last: u64) -> Option<u64> {
+    let off = gpa.checked_sub(ram.base)?;
+    (off < ram.size && last - gpa < ram.size - off).then_some(off)
 }
 
 fn hw(e: impl core::fmt::Display) -> BackendError {
@@ -169,6 +181,7 @@ impl SmmuBackend {
     ) -> Self {
         let n = guest.smmus.count();
         SmmuBackend {
+            ram_pa: ram.to_pa(ram.region().base).unwrap_or(0),
             ram,
             pending: (0..n).map(|_| Vec::new()).collect(),
             ril: (0..n).map(|i| guest.smmus.has_ril(i)).collect(),
@@ -335,6 +348,13 @@ impl SmmuBackend {
     /// Reserves room for [`Self::queue_retire`]'s command, so that it
     /// cannot fail once the tables have changed.
     fn reserve_retire(&mut self) -> Result<(), BackendError> {
+        // One SMMU instance (the usual machine) with room already: the
+        // capacity check `try_reserve(1)` makes, without the loop.
+        if let [cmds] = self.pending.as_slice()
+            && cmds.len() < cmds.capacity()
+        {
+            return Ok(());
+        }
         for cmds in self.pending.iter_mut() {
             cmds.try_reserve(1).map_err(|_| BackendError::NoMemory)?;
         }
@@ -378,7 +398,8 @@ impl SmmuBackend {
             }
         }
         if result.is_ok() {
-            result = t.unmap(&mut self.tables, iova, len).map_err(hw);
+            // The general path (the same answers), not inlined twice.
+            result = t.unmap_general(&mut self.tables, iova, len).map_err(hw);
         }
         if result.is_err() {
             // Take back what this call queued: nothing was unmapped.
@@ -390,23 +411,12 @@ impl SmmuBackend {
         }
         result
     }
-}
 
-impl IommuBackend for SmmuBackend {
-    fn endpoint_known(&self, ep: u32) -> bool {
-        self.guest.endpoint_stream(ep).is_some()
-    }
-
-    fn translate(&mut self, gpa: u64, len: u64, mmio: bool) -> Result<u64, Refusal> {
-        let last = gpa.checked_add(len.max(1) - 1).ok_or(Refusal::NotOwned)?;
+    /// [`IommuBackend::translate`] of `[gpa, last]` not wholly in the
+    /// guest's RAM: its own device MMIO, or a refusal.
+    #[inline(never)]
+    fn translate_outside_ram(&mut self, gpa: u64, last: u64, mmio: bool) -> Result<u64, Refusal> {
         let ram = self.ram.region();
-        if ram.contains(gpa) && ram.contains(last) {
-            return if mmio {
-                Err(Refusal::MemoryType)
-            } else {
-                self.ram.to_pa(gpa).ok_or(Refusal::NotOwned)
-            };
-        }
         // The guest's own device MMIO, identity-mapped in its stage 2:
         // one walk per stage-2 page or block, at most MAX_TRANSLATE_WALKS.
         let st2 = self.guest.stage2.lock();
@@ -446,6 +456,27 @@ impl IommuBackend for SmmuBackend {
             }
         }
         Err(Refusal::TooLarge)
+    }
+}
+
+impl IommuBackend for SmmuBackend {
+    fn endpoint_known(&self, ep: u32) -> bool {
+        self.guest.endpoint_stream(ep).is_some()
+    }
+
+    /// A range in the guest's RAM is answered inline; anything else by
+    /// [`SmmuBackend::translate_outside_ram`].
+    #[inline]
+    fn translate(&mut self, gpa: u64, len: u64, mmio: bool) -> Result<u64, Refusal> {
+        let last = gpa.checked_add(len.max(1) - 1).ok_or(Refusal::NotOwned)?;
+        if let Some(off) = ram_offset(self.ram.region(), gpa, last) {
+            return if mmio {
+                Err(Refusal::MemoryType)
+            } else {
+                Ok(self.ram_pa + off)
+            };
+        }
+        self.translate_outside_ram(gpa, last, mmio)
     }
 
     fn domain_create(&mut self, domain: u32, bypass: bool) -> Result<(), BackendError> {
@@ -623,7 +654,9 @@ impl IommuBackend for SmmuBackend {
                 .get_mut(domain)
                 .and_then(|d| d.table.as_mut())
                 .ok_or(BackendError::Hardware)?;
-            result = t.map(&mut self.tables, iova, pa, len, a);
+            // The general path (what `map` comes to after a spare's
+            // release: no table is remembered), not inlined a second time.
+            result = t.map_general(&mut self.tables, iova, pa, len, a);
         }
         let result = result.map_err(|e| match e {
             MapError::NoMemory => BackendError::NoMemory,
@@ -647,14 +680,22 @@ impl IommuBackend for SmmuBackend {
         // which each register write of the command queue issues anyway.
         Cpu::write_barrier();
         let mut result = Ok(());
-        for (inst, cmds) in self.pending.iter_mut().enumerate() {
-            if cmds.is_empty() {
-                continue;
+        if let [cmds] = self.pending.as_mut_slice() {
+            // One SMMU instance (the usual machine): the loop's one turn.
+            if !cmds.is_empty() {
+                result = self.guest.smmus.issue(0, cmds).map_err(hw);
+                cmds.clear();
             }
-            if let Err(e) = self.guest.smmus.issue(inst, cmds) {
-                result = Err(hw(e));
+        } else {
+            for (inst, cmds) in self.pending.iter_mut().enumerate() {
+                if cmds.is_empty() {
+                    continue;
+                }
+                if let Err(e) = self.guest.smmus.issue(inst, cmds) {
+                    result = Err(hw(e));
+                }
+                cmds.clear();
             }
-            cmds.clear();
         }
         self.batch_work = 0;
         if result.is_ok() {
