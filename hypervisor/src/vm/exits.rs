@@ -26,7 +26,7 @@ impl Machine {
     /// guest's: the caller treats it as fatal).
     #[inline(always)]
     pub fn handle_exit(&self, frame: &TrapFrame, exit: Exit) -> Option<Action> {
-        let (g, v) = self.current()?;
+        let (here, g, v) = self.current_here()?;
         let action = match exit {
             Exit::Mmio(a) => self.mmio(g, v, frame, a),
             Exit::BadDataAbort { why, far, write } => bad_abort(g, v, frame, why, far, write),
@@ -50,7 +50,7 @@ impl Machine {
             Exit::Fiq | Exit::SError => async_exception(g, v, frame, exit == Exit::SError),
             Exit::Unexpected { ec } => unexpected(g, v, frame, ec),
         };
-        if action == Action::Stop || !self.prepare_return(g, v, frame) {
+        if action == Action::Stop || !self.prepare_return(here, g, v, frame) {
             return Some(Action::Stop);
         }
         Some(action)

@@ -4,7 +4,7 @@
 //! queue moved into list registers before each return to the guest.
 
 use super::guest::Guest;
-use super::machine::{HypIrqHandler, Machine};
+use super::machine::{Here, HypIrqHandler, Machine};
 use super::ratelimit::guest_warn;
 use super::vcpu::request;
 use crate::arch::exit::{Action, spsr_irqs_masked};
@@ -41,11 +41,18 @@ fn lrs_pending() -> bool {
 }
 
 /// With [`set_virq_via_hcr`], mirrors the list registers' pending state
-/// into HCR_EL2.VI and ICH_HCR_EL2.NPIE before a return to the guest.
+/// into HCR_EL2.VI and ICH_HCR_EL2.NPIE before a return to the guest (the
+/// setting tested here, the mirror out of line).
+#[inline(always)]
 fn mirror_virq_line() {
-    if !Cpu::virq_via_hcr() {
-        return;
+    if Cpu::virq_via_hcr() {
+        mirror_virq_line_now();
     }
+}
+
+/// [`mirror_virq_line`] once the setting is known to be on.
+#[inline(never)]
+fn mirror_virq_line_now() {
     let pending = lrs_pending();
     Cpu::set_virtual_irq_line(pending);
     let hcr = Cpu::ich_hcr();
@@ -177,8 +184,14 @@ impl Machine {
     /// registers. A deferred level-triggered hardware request has its line
     /// sampled first; one placed while the guest masks IRQs is watched
     /// (ICH_HCR_EL2.TALL1, [`Machine::cpu_interface_access`]).
-    pub(super) fn prepare_return(&self, g: &Guest, v: usize, frame: &TrapFrame) -> bool {
-        let resume = self.fill_for_return(g, v, frame);
+    pub(super) fn prepare_return(
+        &self,
+        here: Here<'_>,
+        g: &Guest,
+        v: usize,
+        frame: &TrapFrame,
+    ) -> bool {
+        let resume = self.fill_for_return(here, g, v, frame);
         if resume {
             mirror_virq_line();
         }
@@ -186,7 +199,7 @@ impl Machine {
     }
 
     /// [`Machine::prepare_return`] but for the HCR_EL2.VI mirror.
-    fn fill_for_return(&self, g: &Guest, v: usize, frame: &TrapFrame) -> bool {
+    fn fill_for_return(&self, here: Here<'_>, g: &Guest, v: usize, frame: &TrapFrame) -> bool {
         let slot = &g.vcpus[v];
         if slot.requests.load(Ordering::Acquire)
             & (request::STOP | request::POWER_OFF | request::RESTART)
@@ -205,7 +218,7 @@ impl Machine {
             }
             return false;
         }
-        let queue = self.local_queue();
+        let queue = here.queue();
         // A plain load first: the exchange only when another vCPU raised one.
         let sgis = if slot.sgis.load(Ordering::Relaxed) != 0 {
             slot.sgis.swap(0, Ordering::AcqRel)

@@ -66,6 +66,24 @@ pub(super) struct CpuSlot {
     pub queue: CpuLocal<PendingQueue>,
 }
 
+/// The slot of the CPU running the code, as [`Machine::current_here`]
+/// found it: used within the exit that found it, on that CPU.
+#[derive(Clone, Copy)]
+pub(super) struct Here<'a>(&'a CpuSlot);
+
+impl<'a> Here<'a> {
+    /// This CPU's queue of virtual interrupts waiting for a list register
+    /// ([`Machine::local_queue`] without reading the CPU index again).
+    #[allow(clippy::mut_from_ref)]
+    #[inline(always)]
+    pub(super) fn queue(self) -> &'a mut PendingQueue {
+        // SAFETY: only this CPU uses its slot's queue (a `Here` is this
+        // CPU's slot); EL2 runs with interrupts masked and no caller keeps
+        // the reference across another call to `queue` or `local_queue`.
+        unsafe { &mut *self.0.queue.0.get() }
+    }
+}
+
 /// The SMMU and hypervisor-interrupt services the machine is given.
 pub type HypIrqHandler = fn(u32) -> bool;
 
@@ -183,6 +201,16 @@ impl Machine {
         Some((unsafe { a.guest.as_ref() }, a.vcpu))
     }
 
+    /// This CPU's slot, the guest and the vCPU it runs, if any (the exit
+    /// path: one read of the CPU index for the exit and its return).
+    #[inline(always)]
+    pub(super) fn current_here(&self) -> Option<(Here<'_>, &Guest, usize)> {
+        let here = self.here();
+        let a = here.assigned?;
+        // SAFETY: as in `current`.
+        Some((Here(here), unsafe { a.guest.as_ref() }, a.vcpu))
+    }
+
     /// This CPU's slot.
     #[inline(always)]
     fn here(&self) -> &CpuSlot {
@@ -193,10 +221,7 @@ impl Machine {
     /// This CPU's queue of virtual interrupts waiting for a list register.
     #[allow(clippy::mut_from_ref)]
     pub(super) fn local_queue(&self) -> &mut PendingQueue {
-        // SAFETY: only this CPU uses its slot's queue; EL2 runs with
-        // interrupts masked and no caller keeps the reference across
-        // another call to `local_queue`.
-        unsafe { &mut *self.here().queue.0.get() }
+        Here(self.here()).queue()
     }
 
     /// What an access to the vGIC's registers by vCPU `v`, running here,
