@@ -361,6 +361,21 @@ fn cpu_loop() -> ! {
     }
 }
 
+/// Entry from the vector table for a synchronous exception from the guest
+/// (vector 8, which saves the frame in its own entry): decoded and handled
+/// by the machine as [`partita_trap`] does.
+#[unsafe(no_mangle)]
+pub extern "C" fn partita_guest_sync(frame: &mut TrapFrame) {
+    const KIND: u64 = 8;
+    let Some(m) = MACHINE.get() else {
+        fatal(frame, KIND);
+    };
+    let action = m.handle_exit_decoded(frame, |f| {
+        exit::decode_sync(f.esr, f.far, crate::arch::aarch64::virt::hpfar)
+    });
+    apply_action(m, frame, KIND, action);
+}
+
 /// Entry from the vector table: a guest's exit is decoded and handled by
 /// the machine; anything else is fatal.
 #[unsafe(no_mangle)]
@@ -379,7 +394,16 @@ pub extern "C" fn partita_trap(frame: &mut TrapFrame, kind: u64) {
         frame.far,
         crate::arch::aarch64::virt::hpfar,
     );
-    let Some(action) = m.handle_exit(frame, exit) else {
+    let action = m.handle_exit(frame, exit);
+    apply_action(m, frame, kind, action);
+}
+
+/// The machine's answer to an exit of the guest (vector `kind`; None: no
+/// vCPU runs here, fatal) applied to the frame; the CPU goes back to its
+/// idle loop when the vCPU stops here.
+#[inline(always)]
+fn apply_action(m: &Machine, frame: &mut TrapFrame, kind: u64, action: Option<exit::Action>) {
+    let Some(action) = action else {
         fatal(frame, kind);
     };
     if !exit::apply::<Cpu>(frame, action) {

@@ -26,7 +26,21 @@ impl Machine {
     /// guest's: the caller treats it as fatal).
     #[inline(always)]
     pub fn handle_exit(&self, frame: &TrapFrame, exit: Exit) -> Option<Action> {
+        self.handle_exit_decoded(frame, |_| exit)
+    }
+
+    /// [`Machine::handle_exit`] of the exit `decode` makes of `frame`,
+    /// decoded once the vCPU is found: the exit's value goes straight into
+    /// the match below, which lets the compiler branch from each decoded
+    /// kind to its handler.
+    #[inline(always)]
+    pub fn handle_exit_decoded(
+        &self,
+        frame: &TrapFrame,
+        decode: impl FnOnce(&TrapFrame) -> Exit,
+    ) -> Option<Action> {
         let (here, g, v) = self.current_here()?;
+        let exit = decode(frame);
         let action = match exit {
             Exit::Mmio(a) => self.mmio(g, v, frame, a),
             Exit::BadDataAbort { why, far, write } => bad_abort(g, v, frame, why, far, write),
@@ -67,16 +81,16 @@ impl Machine {
                 mem: &g.ram,
                 gic: self,
             };
-            let width = usize::from(a.width);
-            if a.write {
-                let value = a.store_value(reg(frame, usize::from(a.reg)));
+            let width = usize::from(a.width());
+            if a.write() {
+                let value = a.store_value(reg(frame, usize::from(a.reg())));
                 if let Some(effect) = dev.write(&ctx, off, width, value) {
                     self.apply_effect(g, effect);
                     return Action::Advance;
                 }
             } else if let Some(raw) = dev.read(&ctx, off, width) {
                 return Action::Load {
-                    reg: a.reg,
+                    reg: a.reg(),
                     value: a.load_value(raw),
                 };
             }
@@ -204,14 +218,14 @@ fn unclaimed(g: &Guest, v: usize, frame: &TrapFrame, a: MmioAccess) -> Action {
         g,
         "guest '{}': vcpu {v}: {} of {} bytes at unclaimed address {:#x} (pc {:#x}); abort injected",
         g.name(),
-        if a.write { "write" } else { "read" },
-        a.width,
+        if a.write() { "write" } else { "read" },
+        a.width(),
         a.ipa,
         frame.elr
     );
     Action::InjectDataAbort {
         far: frame.far,
-        write: a.write,
+        write: a.write(),
     }
 }
 

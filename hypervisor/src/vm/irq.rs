@@ -66,6 +66,9 @@ fn mirror_virq_line_now() {
     }
 }
 
+/// The requests that stop the vCPU at its next return to the guest.
+const STOP_REQUESTS: u32 = request::STOP | request::POWER_OFF | request::RESTART;
+
 /// ICH_HCR_EL2.En: the virtual CPU interface is on.
 pub(super) const ICH_HCR_EN: u64 = 1;
 /// ICH_HCR_EL2.UIE: maintenance interrupt when the list registers run
@@ -184,7 +187,37 @@ impl Machine {
     /// registers. A deferred level-triggered hardware request has its line
     /// sampled first; one placed while the guest masks IRQs is watched
     /// (ICH_HCR_EL2.TALL1, [`Machine::cpu_interface_access`]).
+    ///
+    /// When none of these has anything to do (no stop request, no SGI or
+    /// SPI raised, nothing queued: most returns), the general path
+    /// ([`Machine::prepare_return_general`]) would read exactly that and
+    /// only mirror the virtual IRQ line; that case is tested here inline,
+    /// with the same reads, and everything else takes the general path,
+    /// which reads them again.
+    #[inline(always)]
     pub(super) fn prepare_return(
+        &self,
+        here: Here<'_>,
+        g: &Guest,
+        v: usize,
+        frame: &TrapFrame,
+    ) -> bool {
+        if let Some(slot) = g.vcpus.get(v)
+            && slot.requests.load(Ordering::Acquire) & STOP_REQUESTS == 0
+            && slot.sgis.load(Ordering::Relaxed) == 0
+            && !slot.spis_pending.load(Ordering::Acquire)
+            && here.queue().is_empty()
+        {
+            mirror_virq_line();
+            return true;
+        }
+        self.prepare_return_general(here, g, v, frame)
+    }
+
+    /// [`Machine::prepare_return`] for any state: the stop requests, the
+    /// SGIs and SPIs raised, the queue into the list registers, the mirror.
+    #[inline(never)]
+    pub(super) fn prepare_return_general(
         &self,
         here: Here<'_>,
         g: &Guest,
@@ -201,14 +234,8 @@ impl Machine {
     /// [`Machine::prepare_return`] but for the HCR_EL2.VI mirror.
     fn fill_for_return(&self, here: Here<'_>, g: &Guest, v: usize, frame: &TrapFrame) -> bool {
         let slot = &g.vcpus[v];
-        if slot.requests.load(Ordering::Acquire)
-            & (request::STOP | request::POWER_OFF | request::RESTART)
-            != 0
-        {
-            let req = slot.requests.fetch_and(
-                !(request::STOP | request::POWER_OFF | request::RESTART),
-                Ordering::AcqRel,
-            );
+        if slot.requests.load(Ordering::Acquire) & STOP_REQUESTS != 0 {
+            let req = slot.requests.fetch_and(!STOP_REQUESTS, Ordering::AcqRel);
             if req & request::STOP != 0 {
                 self.stop_here(g, v);
             } else if req & request::RESTART != 0 {
