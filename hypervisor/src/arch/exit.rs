@@ -314,8 +314,30 @@ pub fn decode(kind: VectorKind, esr: u64, far: u64, hpfar: impl FnOnce() -> u64)
 
 /// Decodes a synchronous exception from the guest (the vector of
 /// [`decode`]'s synchronous kind). `hpfar` is only read for an abort.
+///
+/// The exit of every emulated device access, a data abort from the guest
+/// with its syndrome valid (ISV) and not taken on a stage-1 table walk
+/// (S1PTW), is recognised first by one masked compare of the whole
+/// syndrome (exception class, ISV and S1PTW together); anything else goes
+/// to [`decode_general`], which decodes that case the same way.
 #[inline(always)]
 pub fn decode_sync(esr: u64, far: u64, hpfar: impl FnOnce() -> u64) -> Exit {
+    const EC_MASK: u64 = 0x3f << 26;
+    const ISV: u64 = 1 << 24;
+    const S1PTW: u64 = 1 << 7;
+    const DATA_ABORT: u64 = ESR_EL2::EC::Value::DataAbortLowerEL as u64;
+    if esr & (EC_MASK | ISV | S1PTW) == DATA_ABORT << 26 | ISV {
+        return Exit::Mmio(MmioAccess {
+            ipa: fault_ipa(hpfar(), far),
+            iss: (esr & 0x1ff_ffff) as u32,
+        });
+    }
+    decode_general(esr, far, hpfar)
+}
+
+/// [`decode_sync`] of any syndrome, class by class.
+#[inline(always)]
+fn decode_general(esr: u64, far: u64, hpfar: impl FnOnce() -> u64) -> Exit {
     use ESR_EL2::EC::Value as Ec;
     // The classes handled, as plain values to compare against (a match on
     // the raw field is cheaper than converting it into the enum first).
@@ -328,7 +350,6 @@ pub fn decode_sync(esr: u64, far: u64, hpfar: impl FnOnce() -> u64) -> Exit {
     let esr_reg: LocalRegisterCopy<u64, ESR_EL2::Register> = LocalRegisterCopy::new(esr);
     let iss = esr_reg.read(ESR_EL2::ISS);
     let ec = esr_reg.read(ESR_EL2::EC);
-    // The exit of every emulated device access first, on its own.
     if ec == DATA_ABORT {
         let da: LocalRegisterCopy<u64, ISS_DATA_ABORT::Register> = LocalRegisterCopy::new(iss);
         let write = da.is_set(ISS_DATA_ABORT::WNR);

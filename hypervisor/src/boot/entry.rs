@@ -370,10 +370,10 @@ pub extern "C" fn partita_guest_sync(frame: &mut TrapFrame) {
     let Some(m) = MACHINE.get() else {
         fatal(frame, KIND);
     };
-    let action = m.handle_exit_decoded(frame, |f| {
+    let resume = m.run_exit(frame, |f| {
         exit::decode_sync(f.esr, f.far, crate::arch::aarch64::virt::hpfar)
     });
-    apply_action(m, frame, KIND, action);
+    after_exit(m, frame, KIND, resume);
 }
 
 /// Entry from the vector table: a guest's exit is decoded and handled by
@@ -394,23 +394,26 @@ pub extern "C" fn partita_trap(frame: &mut TrapFrame, kind: u64) {
         frame.far,
         crate::arch::aarch64::virt::hpfar,
     );
-    let action = m.handle_exit(frame, exit);
-    apply_action(m, frame, kind, action);
+    let resume = m
+        .handle_exit(frame, exit)
+        .map(|a| exit::apply::<Cpu>(frame, a));
+    after_exit(m, frame, kind, resume);
 }
 
-/// The machine's answer to an exit of the guest (vector `kind`; None: no
-/// vCPU runs here, fatal) applied to the frame; the CPU goes back to its
-/// idle loop when the vCPU stops here.
+/// After an exit of the guest (vector `kind`) was handled and its answer
+/// applied: None (no vCPU runs here) is fatal; false (the vCPU stopped)
+/// sends the CPU back to its idle loop; true returns to the guest.
 #[inline(always)]
-fn apply_action(m: &Machine, frame: &mut TrapFrame, kind: u64, action: Option<exit::Action>) {
-    let Some(action) = action else {
-        fatal(frame, kind);
-    };
-    if !exit::apply::<Cpu>(frame, action) {
-        if m.all_off() {
-            power_off();
+fn after_exit(m: &Machine, frame: &TrapFrame, kind: u64, resume: Option<bool>) {
+    match resume {
+        None => fatal(frame, kind),
+        Some(true) => {}
+        Some(false) => {
+            if m.all_off() {
+                power_off();
+            }
+            cpu_loop();
         }
-        cpu_loop();
     }
 }
 
