@@ -492,7 +492,11 @@ pub fn spsr_irqs_masked(spsr: u64) -> bool {
 /// hypervisor does not run AArch32 guests, but the syndrome says which).
 #[inline(always)]
 fn skip_instruction(frame: &mut TrapFrame) {
-    frame.elr += if frame.esr & inject::IL != 0 { 4 } else { 2 };
+    // 2 + 2 x IL: the bit added in, no select.
+    const IL_SHIFT: u32 = inject::IL.trailing_zeros();
+    frame.elr = frame
+        .elr
+        .wrapping_add(2 + ((frame.esr >> IL_SHIFT) & 1) * 2);
 }
 
 /// An emulated load's result into register `reg` (31: discarded), and

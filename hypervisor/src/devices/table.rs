@@ -7,7 +7,7 @@ use crate::mm::layout::Region;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::ptr::NonNull;
-use core::sync::atomic::{AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicPtr, Ordering};
 
 /// Two devices' windows overlap (a configuration error found when the
 /// guest is built).
@@ -80,12 +80,15 @@ impl Entry {
 pub struct DeviceTable {
     /// Sorted by base; windows never overlap.
     entries: Vec<Entry>,
-    /// The index of the entry [`DeviceTable::find`] found last: a hint,
+    /// The entry [`DeviceTable::find`] found last, or null: a hint,
     /// checked like any entry before it is used (windows are disjoint, so
     /// the entry holding an address is the only answer whichever way it
-    /// is found). Shared by the guest's vCPUs, hence atomic; relaxed, as
-    /// nothing else is published through it.
-    last: AtomicUsize,
+    /// is found). Always null or an entry of `entries` as they are: set by
+    /// [`DeviceTable::search`] to the entry it found, reset by
+    /// [`DeviceTable::insert`] (the only change to `entries`, made with
+    /// `&mut self`: no lookup runs meanwhile). Shared by the guest's vCPUs,
+    /// hence atomic; relaxed, as nothing else is published through it.
+    last: AtomicPtr<Entry>,
 }
 
 impl DeviceTable {
@@ -93,7 +96,7 @@ impl DeviceTable {
     pub fn new() -> Self {
         DeviceTable {
             entries: Vec::new(),
-            last: AtomicUsize::new(0),
+            last: AtomicPtr::new(core::ptr::null_mut()),
         }
     }
 
@@ -117,6 +120,8 @@ impl DeviceTable {
             }
         }
         let dev = NonNull::from(&*device);
+        // The entries move: the remembered one is forgotten.
+        *self.last.get_mut() = core::ptr::null_mut();
         self.entries.insert(
             at,
             Entry {
@@ -132,7 +137,9 @@ impl DeviceTable {
     /// window found last is tried first; else [`DeviceTable::search`].
     #[inline(always)]
     pub fn find(&self, ipa: u64) -> Option<(&dyn MmioDevice, u64)> {
-        if let Some(e) = self.entries.get(self.last.load(Ordering::Relaxed))
+        // SAFETY: `last` is null or an entry of `entries` (see its
+        // invariant), which `&self` keeps alive and unchanged.
+        if let Some(e) = unsafe { self.last.load(Ordering::Relaxed).as_ref() }
             && let Some(off) = e.offset_of(ipa)
         {
             return Some((e.device(), off));
@@ -155,8 +162,10 @@ impl DeviceTable {
             let i = i.checked_sub(1)?;
             (i, self.entries.get(i)?.offset_of(ipa)?)
         };
-        self.last.store(i, Ordering::Relaxed);
-        Some((self.entries.get(i)?.device(), off))
+        let e = self.entries.get(i)?;
+        self.last
+            .store(core::ptr::from_ref(e).cast_mut(), Ordering::Relaxed);
+        Some((e.device(), off))
     }
 
     /// Every device, in address order.
@@ -281,8 +290,13 @@ mod tests {
                     4 => rng.pick(&[0, u64::MAX, 1 << 63]),
                     _ => w.base.wrapping_add(rng.below(w.size.max(1) * 2)),
                 };
-                let hint = rng.index(t.len() + 3);
-                t.last.store(hint, Ordering::Relaxed);
+                // Any entry, or none (null).
+                let hint = rng.index(t.len() + 1);
+                let hint_ptr = t
+                    .entries
+                    .get(hint)
+                    .map_or(core::ptr::null_mut(), |e| core::ptr::from_ref(e).cast_mut());
+                t.last.store(hint_ptr, Ordering::Relaxed);
                 let got = t.find(ipa).map(|(d, off)| (index_of(&t, d), off));
                 assert_eq!(
                     got,
@@ -290,15 +304,36 @@ mod tests {
                     "ipa {ipa:#x}, hint {hint}, windows {windows:x?}"
                 );
                 if let Some((i, _)) = got
-                    && t.entries[hint.min(t.len() - 1)].offset_of(ipa).is_none()
+                    && t.entries
+                        .get(hint)
+                        .is_none_or(|e| e.offset_of(ipa).is_none())
                 {
                     assert_eq!(
-                        t.last.load(Ordering::Relaxed),
-                        i,
+                        t.last.load(Ordering::Relaxed).cast_const(),
+                        core::ptr::from_ref(&t.entries[i]),
                         "the window found is remembered"
                     );
                 }
             }
+        }
+    }
+
+    /// The remembered entry is forgotten when the entries move (an insert),
+    /// so that it never points at a moved or freed entry.
+    #[test]
+    fn an_insert_forgets_the_last_window() {
+        let mut t = table(3);
+        assert!(t.find(0x3000).is_some());
+        assert!(!t.last.load(Ordering::Relaxed).is_null());
+        for i in 0..20 {
+            // Enough inserts for the vector to grow (and move).
+            t.insert(
+                Region::new(0x10_0000 + i * 0x1000, 0x1000),
+                Arc::new(Named("more")),
+            )
+            .unwrap();
+            assert!(t.last.load(Ordering::Relaxed).is_null());
+            assert_eq!(t.find(0x3000).map(|(_, o)| o), Some(0));
         }
     }
 

@@ -202,8 +202,8 @@ impl Machine {
         v: usize,
         frame: &TrapFrame,
     ) -> bool {
-        if let Some(slot) = g.vcpus.get(v)
-            && slot.requests.load(Ordering::Acquire) & STOP_REQUESTS == 0
+        let slot = here.vcpu;
+        if slot.requests.load(Ordering::Acquire) & STOP_REQUESTS == 0
             && slot.sgis.load(Ordering::Relaxed) == 0
             && !slot.spis_pending.load(Ordering::Acquire)
             && here.queue().is_empty()

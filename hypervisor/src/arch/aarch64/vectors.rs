@@ -104,8 +104,7 @@ el2_trap_save:
     bl      {handler}
     .global el2_trap_restore
 el2_trap_restore:
-    ldp     x1, x2, [sp, #16 * 15]  // x30, elr
-    mov     x30, x1
+    ldp     x30, x2, [sp, #16 * 15] // x30, elr
     msr     elr_el2, x2
     ldr     x1, [sp, #16 * 16]      // spsr
     msr     spsr_el2, x1
