@@ -26,9 +26,9 @@ const _: () = assert!(core::mem::size_of::<TrapFrame>() == TRAP_FRAME_SIZE);
 
 global_asm!(
     r#"
-// Saves x2-x30, ELR, SPSR, ESR, FAR and the interrupted SP into the frame
-// at sp (reserved, x0 and x1 already saved); clobbers x1 and x2 only.
-.macro SAVE_FROM_X2
+// Saves x2-x30, ELR, SPSR and ESR into the frame at sp (reserved, x0 and
+// x1 already saved); clobbers x1 and x2 only.
+.macro SAVE_FROM_X2_TO_ESR
     stp     x2, x3, [sp, #16 * 1]
     stp     x4, x5, [sp, #16 * 2]
     stp     x6, x7, [sp, #16 * 3]
@@ -48,9 +48,6 @@ global_asm!(
     mrs     x1, spsr_el2
     mrs     x2, esr_el2
     stp     x1, x2, [sp, #16 * 16]
-    mrs     x1, far_el2
-    add     x2, sp, #{frame_size}
-    stp     x1, x2, [sp, #16 * 17]
 .endm
 
 .macro EL2_VECTOR index
@@ -69,7 +66,9 @@ global_asm!(
 el2_guest_sync:
     sub     sp, sp, #{frame_size}
     stp     x0, x1, [sp, #0]
-    SAVE_FROM_X2
+    SAVE_FROM_X2_TO_ESR
+    mrs     x1, far_el2
+    stp     x1, xzr, [sp, #16 * 17] // FAR; SP 0: the guest's is not EL2's
     mov     x0, sp
     bl      {guest_sync}
     b       el2_trap_restore
@@ -98,7 +97,10 @@ el2_vectors:
     EL2_VECTOR 15       //   serror
 
 el2_trap_save:
-    SAVE_FROM_X2
+    SAVE_FROM_X2_TO_ESR
+    mrs     x1, far_el2
+    add     x2, sp, #{frame_size}
+    stp     x1, x2, [sp, #16 * 17] // FAR, the interrupted SP
     mov     x1, x0
     mov     x0, sp
     bl      {handler}
