@@ -82,7 +82,17 @@ impl Machine {
             Exit::Fiq | Exit::SError => async_exception(g, v, frame, exit == Exit::SError),
             Exit::Unexpected { ec } => unexpected(g, v, frame, ec),
         };
-        if matches!(action, Action::Stop) || !self.prepare_return(here, g, v, frame) {
+        if matches!(action, Action::Stop) {
+            return Action::Stop;
+        }
+        // After a physical interrupt the general path straight away (one
+        // was usually queued for the guest); else its inline test first.
+        let resume = if matches!(exit, Exit::Irq) {
+            self.prepare_return_general_inline(here, g, v, frame)
+        } else {
+            self.prepare_return(here, g, v, frame)
+        };
+        if !resume {
             return Action::Stop;
         }
         action

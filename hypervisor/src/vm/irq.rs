@@ -224,6 +224,19 @@ impl Machine {
         v: usize,
         frame: &TrapFrame,
     ) -> bool {
+        self.prepare_return_general_inline(here, g, v, frame)
+    }
+
+    /// [`Machine::prepare_return_general`] inline: for the return from a
+    /// physical interrupt, which usually has queued one for the guest.
+    #[inline(always)]
+    pub(super) fn prepare_return_general_inline(
+        &self,
+        here: Here<'_>,
+        g: &Guest,
+        v: usize,
+        frame: &TrapFrame,
+    ) -> bool {
         let resume = self.fill_for_return(here, g, v, frame);
         if resume {
             mirror_virq_line();
