@@ -12,7 +12,7 @@ use crate::arch::frame::TrapFrame;
 use crate::arch::{Arch, Cpu};
 use crate::gic::{KICK_SGI, maintenance_ppi};
 use crate::vgic::SPI_BASE;
-use crate::vgic::pending::{VirqRequest, fill_list_registers};
+use crate::vgic::pending::{VirqRequest, fill_list_registers, fill_one_into_empty};
 use core::sync::atomic::Ordering;
 use log::warn;
 
@@ -322,19 +322,24 @@ impl Machine {
         };
         let n = Cpu::lr_count().min(16);
         let empty = Cpu::empty_lrs();
-        // Only the implemented list registers, collected: a zeroed
-        // 16-entry array cost a 128-byte memset (~60 instructions) on every
-        // injection.
-        let lrs: heapless::Vec<u64, 16> = (0..n)
-            .map(|i| {
-                if empty & (1 << i) == 0 {
-                    Cpu::read_lr(i)
-                } else {
-                    0
-                }
-            })
-            .collect();
-        let filled = fill_list_registers(queue, &lrs, Cpu::write_lr);
+        let filled = match fill_one_into_empty(queue, n, empty, Cpu::write_lr) {
+            Some(filled) => filled,
+            None => {
+                // Only the implemented list registers, collected: a zeroed
+                // 16-entry array cost a 128-byte memset (~60 instructions)
+                // on every injection.
+                let lrs: heapless::Vec<u64, 16> = (0..n)
+                    .map(|i| {
+                        if empty & (1 << i) == 0 {
+                            Cpu::read_lr(i)
+                        } else {
+                            0
+                        }
+                    })
+                    .collect();
+                fill_list_registers(queue, &lrs, Cpu::write_lr)
+            }
+        };
         if filled.level_hw && spsr_irqs_masked(frame.spsr) {
             queue.set_watch(true);
         }
