@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Instruction trace of one trap at EL2: boots partita under QEMU with its
 gdbstub, stops at the N-th hit of a chosen hypervisor symbol, then at the
-next exception entry (el2_trap_save), single-steps until the CPU leaves EL2
+next exception entry (el2_guest_sync, the guest's synchronous exceptions,
+which saves in the vector itself, or el2_trap_save, where the other vectors
+branch), single-steps until the CPU leaves EL2
 and prints where the instructions went (per function, inlined frames
 resolved with addr2line -i) and, with --sequence, the run-length encoded
 path.
@@ -43,7 +45,8 @@ for a in AFTER:
 for _ in range(SKIP + 1):
     gdb.execute("continue", to_string=True)
 gdb.execute("delete")
-gdb.execute("hbreak *%#x" % (LOAD + SAVE))
+for a in SAVE:
+    gdb.execute("hbreak *%#x" % (LOAD + a))
 gdb.execute("continue", to_string=True)
 gdb.execute("delete")
 n = 0
@@ -58,18 +61,27 @@ with open(OUT, "w") as f:
             break
         f.write("%x\n" % (pc - LOAD))
         n += 1
-        gdb.execute("stepi", to_string=True)
+        insn = int(gdb.parse_and_eval("*(unsigned int *)%#x" % pc))
+        if insn & 0x3f008000 == 0x08008000:
+            # A load-acquire, store-release or acquire/release exclusive
+            # (LDAR, STLR, LDAXR, STLXR and their byte and halfword forms):
+            # QEMU's gdbstub can lose a single step over one (the CPU runs
+            # on to the end of the run), so run it to the next instruction.
+            gdb.execute("tbreak *%#x" % (pc + 4), to_string=True)
+            gdb.execute("continue", to_string=True)
+        else:
+            gdb.execute("stepi", to_string=True)
 gdb.execute("kill")
 '''
 
 
-def symbols(elf, pattern, most=1):
+def symbols(elf, pattern, most=1, least=1):
     """Addresses of the text symbols whose demangled name contains pattern
-    (at least one, at most `most`: a generic function may have several
+    (at least `least`, at most `most`: a generic function may have several
     instances, e.g. one per guest-memory type)."""
     out = subprocess.run(["nm", "-C", elf], capture_output=True, text=True, check=True).stdout
     hits = [l for l in out.splitlines() if pattern in l and l[17:18].lower() == "t"]
-    if not 1 <= len(hits) <= most:
+    if not least <= len(hits) <= most:
         sys.exit(f"el2trace: {len(hits)} text symbols match {pattern!r}: {hits[:5]}")
     return [int(h.split()[0], 16) for h in hits]
 
@@ -119,6 +131,7 @@ def main():
     ap.add_argument("--limit", type=int, default=200000, help="most instructions to step")
     ap.add_argument("--sequence", action="store_true", help="also print the path, run-length encoded")
     ap.add_argument("--qemu", default="qemu-system-aarch64")
+    ap.add_argument("--pcs", help="also write the stepped addresses (image offsets, hex) to this file")
     a = ap.parse_args()
     import shutil
     missing = [t for t in (a.qemu, "gdb-multiarch", "nm", "addr2line") if shutil.which(t) is None]
@@ -130,7 +143,8 @@ def main():
             sys.exit(f"el2trace: no {f} (build it first: cargo xtask bench builds the image and the bench bundle)")
 
     # Every instance of --after counts (hardware breakpoints: at most 4).
-    after, save = symbols(a.elf, a.after, 4), symbol(a.elf, "el2_trap_save")
+    after = symbols(a.elf, a.after, 4)
+    save = [symbol(a.elf, "el2_trap_save")] + symbols(a.elf, "el2_guest_sync", 1, 0)
     port = free_port()
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "pcs.txt")
@@ -154,6 +168,9 @@ def main():
         pcs = [int(l, 16) for l in open(out)] if os.path.exists(out) else []
     if not pcs:
         sys.exit("el2trace: nothing traced (did --after ever run?)")
+    if a.pcs:
+        with open(a.pcs, "w") as f:
+            f.write("".join("%x\n" % p for p in pcs))
     frames = symbolise(a.elf, pcs)
     count = collections.Counter(pcs)
     inner, incl = collections.Counter(), collections.Counter()
@@ -162,8 +179,9 @@ def main():
         inner[fr[0]] += n
         for f in set(fr):
             incl[f] += n
-    print(f"{len(pcs)} instructions at EL2 (from el2_trap_save; the vector's 3 and the"
-          " exit after the last Rust frame are not stepped)")
+    print(f"{len(pcs)} instructions at EL2 (to the eret; from the vector for a synchronous"
+          " exception of the guest, else from el2_trap_save: the vector's 4 before it are not"
+          " stepped)")
     print("\nself (innermost inlined frame):")
     for f, n in inner.most_common(30):
         print(f"{n:7d}  {f}")

@@ -53,49 +53,110 @@ mod iss {
     ];
 }
 
-/// One emulated load or store.
+/// One emulated load or store: the faulting guest-physical address and the
+/// data abort's syndrome (ISS), whose fields are read where they are used
+/// rather than unpacked at the trap entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MmioAccess {
     /// Guest-physical address.
     pub ipa: u64,
-    /// Access size in bytes (1, 2, 4 or 8).
-    pub width: u8,
-    /// A store (true) or a load.
-    pub write: bool,
-    /// General-purpose register number (31 = xzr/wzr).
-    pub reg: u8,
-    /// A load to sign-extend to the register width.
-    pub sign_extend: bool,
-    /// The register is 64 bits wide (else 32: the upper half is cleared).
-    pub sixty_four: bool,
+    /// ISS of the data abort, with ISV set (its syndrome fields valid).
+    iss: u32,
 }
 
 impl MmioAccess {
+    /// An access described field by field (tests and fakes; the trap
+    /// entry decodes it from the syndrome). `width` is 1, 2, 4 or 8 (any
+    /// other value is taken as the power of two below it, at most 8).
+    pub fn new(
+        ipa: u64,
+        width: u8,
+        write: bool,
+        reg: u8,
+        sign_extend: bool,
+        sixty_four: bool,
+    ) -> Self {
+        let sas = u64::from(width.max(1).ilog2().min(3));
+        let mut iss = LocalRegisterCopy::<u64, ISS_DATA_ABORT::Register>::new(0);
+        iss.modify(
+            ISS_DATA_ABORT::ISV::SET
+                + ISS_DATA_ABORT::SAS.val(sas)
+                + ISS_DATA_ABORT::SSE.val(u64::from(sign_extend))
+                + ISS_DATA_ABORT::SRT.val(u64::from(reg & 31))
+                + ISS_DATA_ABORT::SF.val(u64::from(sixty_four))
+                + ISS_DATA_ABORT::WNR.val(u64::from(write)),
+        );
+        MmioAccess {
+            ipa,
+            iss: iss.get() as u32,
+        }
+    }
+
+    #[inline(always)]
+    fn field(&self, f: tock_registers::fields::Field<u64, ISS_DATA_ABORT::Register>) -> u64 {
+        LocalRegisterCopy::<u64, ISS_DATA_ABORT::Register>::new(u64::from(self.iss)).read(f)
+    }
+
+    /// Access size in bytes (1, 2, 4 or 8).
+    #[inline(always)]
+    pub fn width(&self) -> u8 {
+        1 << self.field(ISS_DATA_ABORT::SAS)
+    }
+
+    /// A store (true) or a load.
+    #[inline(always)]
+    pub fn write(&self) -> bool {
+        self.field(ISS_DATA_ABORT::WNR) != 0
+    }
+
+    /// General-purpose register number (31 = xzr/wzr).
+    #[inline(always)]
+    pub fn reg(&self) -> u8 {
+        self.field(ISS_DATA_ABORT::SRT) as u8
+    }
+
+    /// A load to sign-extend to the register width.
+    #[inline(always)]
+    pub fn sign_extend(&self) -> bool {
+        self.field(ISS_DATA_ABORT::SSE) != 0
+    }
+
+    /// The register is 64 bits wide (else 32: the upper half is cleared).
+    #[inline(always)]
+    pub fn sixty_four(&self) -> bool {
+        self.field(ISS_DATA_ABORT::SF) != 0
+    }
+
     /// The value a load puts in the register, from the `width` bytes read:
     /// the low `width` bytes, sign- or zero-extended, and for a 32-bit
     /// register the upper half cleared.
     #[inline]
     pub fn load_value(&self, raw: u64) -> u64 {
         // Shift the loaded bytes to the top and back: one arithmetic or
-        // logical shift extends them.
-        // 56, 48, 32 or 0 for 1, 2, 4 or 8 bytes (masked: no overflow for
-        // a malformed width, which reads as 8 bytes).
-        let shift = 64u32.wrapping_sub(8 * u32::from(self.width)) & 63;
+        // logical shift extends them. 56, 48, 32 or 0 for 1, 2, 4 or 8
+        // bytes.
+        let shift = (64 - (8u32 << self.field(ISS_DATA_ABORT::SAS))) & 63;
         let top = raw << shift;
-        let v = if self.sign_extend {
+        let v = if self.sign_extend() {
             ((top as i64) >> shift) as u64
         } else {
             top >> shift
         };
-        if self.sixty_four { v } else { v & 0xffff_ffff }
+        if self.sixty_four() {
+            v
+        } else {
+            v & 0xffff_ffff
+        }
     }
 
     /// The bytes a store writes, from the register's value.
+    #[inline]
     pub fn store_value(&self, reg_value: u64) -> u64 {
-        if self.width >= 8 {
+        let width = self.width();
+        if width >= 8 {
             reg_value
         } else {
-            reg_value & ((1 << (u32::from(self.width) * 8)) - 1)
+            reg_value & ((1 << (u32::from(width) * 8)) - 1)
         }
     }
 }
@@ -244,11 +305,39 @@ pub enum Exit {
 #[inline(always)]
 pub fn decode(kind: VectorKind, esr: u64, far: u64, hpfar: impl FnOnce() -> u64) -> Exit {
     match kind.0 % 4 {
-        1 => return Exit::Irq,
-        2 => return Exit::Fiq,
-        3 => return Exit::SError,
-        _ => {}
+        1 => Exit::Irq,
+        2 => Exit::Fiq,
+        3 => Exit::SError,
+        _ => decode_sync(esr, far, hpfar),
     }
+}
+
+/// Decodes a synchronous exception from the guest (the vector of
+/// [`decode`]'s synchronous kind). `hpfar` is only read for an abort.
+///
+/// The exit of every emulated device access, a data abort from the guest
+/// with its syndrome valid (ISV) and not taken on a stage-1 table walk
+/// (S1PTW), is recognised first by one masked compare of the whole
+/// syndrome (exception class, ISV and S1PTW together); anything else goes
+/// to [`decode_general`], which decodes that case the same way.
+#[inline(always)]
+pub fn decode_sync(esr: u64, far: u64, hpfar: impl FnOnce() -> u64) -> Exit {
+    const EC_MASK: u64 = 0x3f << 26;
+    const ISV: u64 = 1 << 24;
+    const S1PTW: u64 = 1 << 7;
+    const DATA_ABORT: u64 = ESR_EL2::EC::Value::DataAbortLowerEL as u64;
+    if esr & (EC_MASK | ISV | S1PTW) == DATA_ABORT << 26 | ISV {
+        return Exit::Mmio(MmioAccess {
+            ipa: fault_ipa(hpfar(), far),
+            iss: (esr & 0x1ff_ffff) as u32,
+        });
+    }
+    decode_general(esr, far, hpfar)
+}
+
+/// [`decode_sync`] of any syndrome, class by class.
+#[inline(always)]
+fn decode_general(esr: u64, far: u64, hpfar: impl FnOnce() -> u64) -> Exit {
     use ESR_EL2::EC::Value as Ec;
     // The classes handled, as plain values to compare against (a match on
     // the raw field is cheaper than converting it into the enum first).
@@ -261,34 +350,30 @@ pub fn decode(kind: VectorKind, esr: u64, far: u64, hpfar: impl FnOnce() -> u64)
     let esr_reg: LocalRegisterCopy<u64, ESR_EL2::Register> = LocalRegisterCopy::new(esr);
     let iss = esr_reg.read(ESR_EL2::ISS);
     let ec = esr_reg.read(ESR_EL2::EC);
-    match ec {
-        DATA_ABORT => {
-            let da: LocalRegisterCopy<u64, ISS_DATA_ABORT::Register> = LocalRegisterCopy::new(iss);
-            let write = da.is_set(ISS_DATA_ABORT::WNR);
-            if da.is_set(ISS_DATA_ABORT::S1PTW) {
-                return Exit::BadDataAbort {
-                    why: AbortError::StageOneWalk,
-                    far,
-                    write,
-                };
-            }
-            if !da.is_set(ISS_DATA_ABORT::ISV) {
-                return Exit::BadDataAbort {
-                    why: AbortError::NoSyndrome,
-                    far,
-                    write,
-                };
-            }
-            let ipa = fault_ipa(hpfar(), far);
-            Exit::Mmio(MmioAccess {
-                ipa,
-                width: 1 << da.read(ISS_DATA_ABORT::SAS) as u8,
+    if ec == DATA_ABORT {
+        let da: LocalRegisterCopy<u64, ISS_DATA_ABORT::Register> = LocalRegisterCopy::new(iss);
+        let write = da.is_set(ISS_DATA_ABORT::WNR);
+        if da.is_set(ISS_DATA_ABORT::S1PTW) {
+            return Exit::BadDataAbort {
+                why: AbortError::StageOneWalk,
+                far,
                 write,
-                reg: da.read(ISS_DATA_ABORT::SRT) as u8,
-                sign_extend: da.is_set(ISS_DATA_ABORT::SSE),
-                sixty_four: da.is_set(ISS_DATA_ABORT::SF),
-            })
+            };
         }
+        if !da.is_set(ISS_DATA_ABORT::ISV) {
+            return Exit::BadDataAbort {
+                why: AbortError::NoSyndrome,
+                far,
+                write,
+            };
+        }
+        // The ISS is 25 bits: it fits; the fields are read from it later.
+        return Exit::Mmio(MmioAccess {
+            ipa: fault_ipa(hpfar(), far),
+            iss: iss as u32,
+        });
+    }
+    match ec {
         INSTR_ABORT => Exit::InstructionAbort {
             far,
             ipa: fault_ipa(hpfar(), far),
@@ -405,22 +490,39 @@ pub fn spsr_irqs_masked(spsr: u64) -> bool {
 /// Moves the guest past the instruction that trapped: 4 bytes, or 2 for a
 /// 16-bit instruction (ESR_EL2.IL clear; only T32 has them, and the
 /// hypervisor does not run AArch32 guests, but the syndrome says which).
+#[inline(always)]
 fn skip_instruction(frame: &mut TrapFrame) {
-    frame.elr += if frame.esr & inject::IL != 0 { 4 } else { 2 };
+    // 2 + 2 x IL: the bit added in, no select.
+    const IL_SHIFT: u32 = inject::IL.trailing_zeros();
+    frame.elr = frame
+        .elr
+        .wrapping_add(2 + ((frame.esr >> IL_SHIFT) & 1) * 2);
+}
+
+/// An emulated load's result into register `reg` (31: discarded), and
+/// the loading instruction skipped.
+#[inline(always)]
+fn load(frame: &mut TrapFrame, reg: u8, value: u64) {
+    if let Some(x) = frame.x.get_mut(usize::from(reg)) {
+        *x = value; // 31 (xzr) is past the end: discarded
+    }
+    skip_instruction(frame);
 }
 
 /// Carries out `action` on the saved guest registers. Returns false for
 /// [`Action::Stop`] (the caller must not return to the guest).
+#[inline(always)]
 pub fn apply<A: Arch>(frame: &mut TrapFrame, action: Action) -> bool {
+    // The answer to every emulated load first, on its own (the same
+    // work as its arm below).
+    if let Action::Load { reg, value } = action {
+        load(frame, reg, value);
+        return true;
+    }
     match action {
         Action::Resume => {}
         Action::Advance => skip_instruction(frame),
-        Action::Load { reg, value } => {
-            if let Some(x) = frame.x.get_mut(usize::from(reg)) {
-                *x = value; // 31 (xzr) is past the end: discarded
-            }
-            skip_instruction(frame);
-        }
+        Action::Load { reg, value } => load(frame, reg, value),
         Action::Return { x0, advance } => {
             frame.x[0] = x0;
             if advance {

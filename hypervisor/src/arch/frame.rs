@@ -24,7 +24,8 @@ pub struct TrapFrame {
     pub esr: u64,
     /// FAR_EL2: the faulting virtual address (for aborts).
     pub far: u64,
-    /// Stack pointer at the time of the exception (EL2 frames only).
+    /// Stack pointer at the time of the exception (EL2 frames only; 0 in
+    /// the frame of a guest's synchronous exception).
     pub sp: u64,
 }
 

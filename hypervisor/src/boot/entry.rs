@@ -361,6 +361,21 @@ fn cpu_loop() -> ! {
     }
 }
 
+/// Entry from the vector table for a synchronous exception from the guest
+/// (vector 8, which saves the frame in its own entry): decoded and handled
+/// by the machine as [`partita_trap`] does.
+#[unsafe(no_mangle)]
+pub extern "C" fn partita_guest_sync(frame: &mut TrapFrame) {
+    const KIND: u64 = 8;
+    let Some(m) = MACHINE.get() else {
+        fatal(frame, KIND);
+    };
+    let resume = m.run_exit(frame, |f| {
+        exit::decode_sync(f.esr, f.far, crate::arch::aarch64::virt::hpfar)
+    });
+    after_exit(m, frame, KIND, resume);
+}
+
 /// Entry from the vector table: a guest's exit is decoded and handled by
 /// the machine; anything else is fatal.
 #[unsafe(no_mangle)]
@@ -379,14 +394,26 @@ pub extern "C" fn partita_trap(frame: &mut TrapFrame, kind: u64) {
         frame.far,
         crate::arch::aarch64::virt::hpfar,
     );
-    let Some(action) = m.handle_exit(frame, exit) else {
-        fatal(frame, kind);
-    };
-    if !exit::apply::<Cpu>(frame, action) {
-        if m.all_off() {
-            power_off();
+    let resume = m
+        .handle_exit(frame, exit)
+        .map(|a| exit::apply::<Cpu>(frame, a));
+    after_exit(m, frame, kind, resume);
+}
+
+/// After an exit of the guest (vector `kind`) was handled and its answer
+/// applied: None (no vCPU runs here) is fatal; false (the vCPU stopped)
+/// sends the CPU back to its idle loop; true returns to the guest.
+#[inline(always)]
+fn after_exit(m: &Machine, frame: &TrapFrame, kind: u64, resume: Option<bool>) {
+    match resume {
+        None => fatal(frame, kind),
+        Some(true) => {}
+        Some(false) => {
+            if m.all_off() {
+                power_off();
+            }
+            cpu_loop();
         }
-        cpu_loop();
     }
 }
 

@@ -178,6 +178,32 @@ impl PendingQueue {
 const LR_PENDING: u64 = 1 << 62;
 const LR_ACTIVE: u64 = 1 << 63;
 
+/// [`fill_list_registers`] when all `n` implemented list registers are
+/// empty (`empty`: ICH_ELRSR_EL2) and exactly one request waits, the
+/// common case of an interrupt's delivery: what the general path does
+/// then, without reading the list registers (an empty one holds nothing
+/// to merge with): the request goes into list register 0. None, with
+/// nothing changed, in any other case (the caller takes the general path).
+#[inline]
+pub fn fill_one_into_empty(
+    queue: &mut PendingQueue,
+    n: usize,
+    empty: u64,
+    write: impl FnOnce(usize, u64),
+) -> Option<Filled> {
+    let implemented = (1u64 << n.min(16)) - 1;
+    if n == 0 || empty & implemented != implemented || queue.queue.len() != 1 {
+        return None;
+    }
+    let req = queue.queue.pop()?;
+    write(0, req.list_register());
+    queue.latched_lrs = queue.latched_lrs & !1 | u16::from(req.latched);
+    Some(Filled {
+        more: false,
+        level_hw: req.level,
+    })
+}
+
 /// Fills free list registers from `queue`. `lrs` are the current values;
 /// `write(n, v)` programs one. A request whose INTID already sits in a list
 /// register is merged there: a software interrupt that is active only

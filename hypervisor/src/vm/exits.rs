@@ -6,10 +6,12 @@
 //! into list registers.
 
 use super::guest::Guest;
-use super::machine::Machine;
+use super::machine::{Here, Machine};
 use super::psci::{self, Outcome};
 use super::ratelimit::guest_warn;
-use crate::arch::exit::{AbortError, Action, Exit, MmioAccess, SysReg, SysRegAccess, class_name};
+use crate::arch::exit::{
+    AbortError, Action, Exit, MmioAccess, SysReg, SysRegAccess, apply, class_name,
+};
 use crate::arch::frame::TrapFrame;
 use crate::arch::{Arch, Cpu};
 use crate::config::ResetAction;
@@ -26,7 +28,37 @@ impl Machine {
     /// guest's: the caller treats it as fatal).
     #[inline(always)]
     pub fn handle_exit(&self, frame: &TrapFrame, exit: Exit) -> Option<Action> {
-        let (g, v) = self.current()?;
+        let (here, g, v) = self.current_here()?;
+        Some(self.answer(here, g, v, frame, exit))
+    }
+
+    /// [`Machine::handle_exit`] for the trap entry, with the answer
+    /// applied ([`crate::arch::exit::apply`]: false when the vCPU
+    /// stopped). The exit is the one `decode` makes of `frame`, decoded
+    /// once the vCPU is found, so that each decoded kind branches straight
+    /// to its handler; an emulated device access is answered and applied
+    /// in a path of its own, where its answer stays in registers. None
+    /// when this CPU runs no vCPU.
+    #[inline(always)]
+    pub fn run_exit(
+        &self,
+        frame: &mut TrapFrame,
+        decode: impl FnOnce(&TrapFrame) -> Exit,
+    ) -> Option<bool> {
+        let (here, g, v) = self.current_here()?;
+        let exit = decode(frame);
+        if let Exit::Mmio(a) = exit {
+            let action = self.answer(here, g, v, frame, Exit::Mmio(a));
+            return Some(apply::<Cpu>(frame, action));
+        }
+        let action = self.answer(here, g, v, frame, exit);
+        Some(apply::<Cpu>(frame, action))
+    }
+
+    /// The answer to `exit` of vCPU `v` of `g` (running here), the return
+    /// to the guest prepared ([`Action::Stop`] if the vCPU stopped).
+    #[inline(always)]
+    fn answer(&self, here: Here<'_>, g: &Guest, v: usize, frame: &TrapFrame, exit: Exit) -> Action {
         let action = match exit {
             Exit::Mmio(a) => self.mmio(g, v, frame, a),
             Exit::BadDataAbort { why, far, write } => bad_abort(g, v, frame, why, far, write),
@@ -50,10 +82,20 @@ impl Machine {
             Exit::Fiq | Exit::SError => async_exception(g, v, frame, exit == Exit::SError),
             Exit::Unexpected { ec } => unexpected(g, v, frame, ec),
         };
-        if action == Action::Stop || !self.prepare_return(g, v, frame) {
-            return Some(Action::Stop);
+        if matches!(action, Action::Stop) {
+            return Action::Stop;
         }
-        Some(action)
+        // After a physical interrupt the general path straight away (one
+        // was usually queued for the guest); else its inline test first.
+        let resume = if matches!(exit, Exit::Irq) {
+            self.prepare_return_general_inline(here, g, v, frame)
+        } else {
+            self.prepare_return(here, g, v, frame)
+        };
+        if !resume {
+            return Action::Stop;
+        }
+        action
     }
 
     /// A load or store to the guest's emulated devices. (No closures and
@@ -67,21 +109,25 @@ impl Machine {
                 mem: &g.ram,
                 gic: self,
             };
-            let width = usize::from(a.width);
-            if a.write {
-                let value = a.store_value(reg(frame, usize::from(a.reg)));
+            let width = usize::from(a.width());
+            if a.write() {
+                let value = a.store_value(reg(frame, usize::from(a.reg())));
                 if let Some(effect) = dev.write(&ctx, off, width, value) {
                     self.apply_effect(g, effect);
                     return Action::Advance;
                 }
             } else if let Some(raw) = dev.read(&ctx, off, width) {
                 return Action::Load {
-                    reg: a.reg,
+                    reg: a.reg(),
                     value: a.load_value(raw),
                 };
             }
         }
-        unclaimed(g, v, frame, a)
+        unclaimed(g, v, frame, a);
+        Action::InjectDataAbort {
+            far: frame.far,
+            write: a.write(),
+        }
     }
 
     /// Carries out what a device asked for.
@@ -196,23 +242,20 @@ impl Machine {
     }
 }
 
-/// An access no emulated device claims: the guest gets an external abort.
+/// An access no emulated device claims, reported: the guest gets an
+/// external abort.
 #[cold]
 #[inline(never)]
-fn unclaimed(g: &Guest, v: usize, frame: &TrapFrame, a: MmioAccess) -> Action {
+fn unclaimed(g: &Guest, v: usize, frame: &TrapFrame, a: MmioAccess) {
     guest_warn!(
         g,
         "guest '{}': vcpu {v}: {} of {} bytes at unclaimed address {:#x} (pc {:#x}); abort injected",
         g.name(),
-        if a.write { "write" } else { "read" },
-        a.width,
+        if a.write() { "write" } else { "read" },
+        a.width(),
         a.ipa,
         frame.elr
     );
-    Action::InjectDataAbort {
-        far: frame.far,
-        write: a.write,
-    }
 }
 
 /// A data abort that cannot be emulated: an external abort to the guest.

@@ -4,7 +4,7 @@
 //! queue moved into list registers before each return to the guest.
 
 use super::guest::Guest;
-use super::machine::{HypIrqHandler, Machine};
+use super::machine::{Here, HypIrqHandler, Machine};
 use super::ratelimit::guest_warn;
 use super::vcpu::request;
 use crate::arch::exit::{Action, spsr_irqs_masked};
@@ -12,7 +12,7 @@ use crate::arch::frame::TrapFrame;
 use crate::arch::{Arch, Cpu};
 use crate::gic::{KICK_SGI, maintenance_ppi};
 use crate::vgic::SPI_BASE;
-use crate::vgic::pending::{VirqRequest, fill_list_registers};
+use crate::vgic::pending::{VirqRequest, fill_list_registers, fill_one_into_empty};
 use core::sync::atomic::Ordering;
 use log::warn;
 
@@ -41,11 +41,18 @@ fn lrs_pending() -> bool {
 }
 
 /// With [`set_virq_via_hcr`], mirrors the list registers' pending state
-/// into HCR_EL2.VI and ICH_HCR_EL2.NPIE before a return to the guest.
+/// into HCR_EL2.VI and ICH_HCR_EL2.NPIE before a return to the guest (the
+/// setting tested here, the mirror out of line).
+#[inline(always)]
 fn mirror_virq_line() {
-    if !Cpu::virq_via_hcr() {
-        return;
+    if Cpu::virq_via_hcr() {
+        mirror_virq_line_now();
     }
+}
+
+/// [`mirror_virq_line`] once the setting is known to be on.
+#[inline(never)]
+fn mirror_virq_line_now() {
     let pending = lrs_pending();
     Cpu::set_virtual_irq_line(pending);
     let hcr = Cpu::ich_hcr();
@@ -58,6 +65,9 @@ fn mirror_virq_line() {
         Cpu::set_ich_hcr(want);
     }
 }
+
+/// The requests that stop the vCPU at its next return to the guest.
+const STOP_REQUESTS: u32 = request::STOP | request::POWER_OFF | request::RESTART;
 
 /// ICH_HCR_EL2.En: the virtual CPU interface is on.
 pub(super) const ICH_HCR_EN: u64 = 1;
@@ -177,8 +187,57 @@ impl Machine {
     /// registers. A deferred level-triggered hardware request has its line
     /// sampled first; one placed while the guest masks IRQs is watched
     /// (ICH_HCR_EL2.TALL1, [`Machine::cpu_interface_access`]).
-    pub(super) fn prepare_return(&self, g: &Guest, v: usize, frame: &TrapFrame) -> bool {
-        let resume = self.fill_for_return(g, v, frame);
+    ///
+    /// When none of these has anything to do (no stop request, no SGI or
+    /// SPI raised, nothing queued: most returns), the general path
+    /// ([`Machine::prepare_return_general`]) would read exactly that and
+    /// only mirror the virtual IRQ line; that case is tested here inline,
+    /// with the same reads, and everything else takes the general path,
+    /// which reads them again.
+    #[inline(always)]
+    pub(super) fn prepare_return(
+        &self,
+        here: Here<'_>,
+        g: &Guest,
+        v: usize,
+        frame: &TrapFrame,
+    ) -> bool {
+        let slot = here.vcpu;
+        if slot.requests.load(Ordering::Acquire) & STOP_REQUESTS == 0
+            && slot.sgis.load(Ordering::Relaxed) == 0
+            && !slot.spis_pending.load(Ordering::Acquire)
+            && here.queue().is_empty()
+        {
+            mirror_virq_line();
+            return true;
+        }
+        self.prepare_return_general(here, g, v, frame)
+    }
+
+    /// [`Machine::prepare_return`] for any state: the stop requests, the
+    /// SGIs and SPIs raised, the queue into the list registers, the mirror.
+    #[inline(never)]
+    pub(super) fn prepare_return_general(
+        &self,
+        here: Here<'_>,
+        g: &Guest,
+        v: usize,
+        frame: &TrapFrame,
+    ) -> bool {
+        self.prepare_return_general_inline(here, g, v, frame)
+    }
+
+    /// [`Machine::prepare_return_general`] inline: for the return from a
+    /// physical interrupt, which usually has queued one for the guest.
+    #[inline(always)]
+    pub(super) fn prepare_return_general_inline(
+        &self,
+        here: Here<'_>,
+        g: &Guest,
+        v: usize,
+        frame: &TrapFrame,
+    ) -> bool {
+        let resume = self.fill_for_return(here, g, v, frame);
         if resume {
             mirror_virq_line();
         }
@@ -186,16 +245,10 @@ impl Machine {
     }
 
     /// [`Machine::prepare_return`] but for the HCR_EL2.VI mirror.
-    fn fill_for_return(&self, g: &Guest, v: usize, frame: &TrapFrame) -> bool {
+    fn fill_for_return(&self, here: Here<'_>, g: &Guest, v: usize, frame: &TrapFrame) -> bool {
         let slot = &g.vcpus[v];
-        if slot.requests.load(Ordering::Acquire)
-            & (request::STOP | request::POWER_OFF | request::RESTART)
-            != 0
-        {
-            let req = slot.requests.fetch_and(
-                !(request::STOP | request::POWER_OFF | request::RESTART),
-                Ordering::AcqRel,
-            );
+        if slot.requests.load(Ordering::Acquire) & STOP_REQUESTS != 0 {
+            let req = slot.requests.fetch_and(!STOP_REQUESTS, Ordering::AcqRel);
             if req & request::STOP != 0 {
                 self.stop_here(g, v);
             } else if req & request::RESTART != 0 {
@@ -205,7 +258,7 @@ impl Machine {
             }
             return false;
         }
-        let queue = self.local_queue();
+        let queue = here.queue();
         // A plain load first: the exchange only when another vCPU raised one.
         let sgis = if slot.sgis.load(Ordering::Relaxed) != 0 {
             slot.sgis.swap(0, Ordering::AcqRel)
@@ -269,19 +322,24 @@ impl Machine {
         };
         let n = Cpu::lr_count().min(16);
         let empty = Cpu::empty_lrs();
-        // Only the implemented list registers, collected: a zeroed
-        // 16-entry array cost a 128-byte memset (~60 instructions) on every
-        // injection.
-        let lrs: heapless::Vec<u64, 16> = (0..n)
-            .map(|i| {
-                if empty & (1 << i) == 0 {
-                    Cpu::read_lr(i)
-                } else {
-                    0
-                }
-            })
-            .collect();
-        let filled = fill_list_registers(queue, &lrs, Cpu::write_lr);
+        let filled = match fill_one_into_empty(queue, n, empty, Cpu::write_lr) {
+            Some(filled) => filled,
+            None => {
+                // Only the implemented list registers, collected: a zeroed
+                // 16-entry array cost a 128-byte memset (~60 instructions)
+                // on every injection.
+                let lrs: heapless::Vec<u64, 16> = (0..n)
+                    .map(|i| {
+                        if empty & (1 << i) == 0 {
+                            Cpu::read_lr(i)
+                        } else {
+                            0
+                        }
+                    })
+                    .collect();
+                fill_list_registers(queue, &lrs, Cpu::write_lr)
+            }
+        };
         if filled.level_hw && spsr_irqs_masked(frame.spsr) {
             queue.set_watch(true);
         }

@@ -18,6 +18,7 @@
 use super::dma::DmaControl;
 use super::faults::FaultReport;
 use super::guest::Guest;
+use super::vcpu::VcpuSlot;
 use crate::arch::{Arch, Cpu};
 use crate::gic::KICK_SGI;
 use crate::gic::PhysGic;
@@ -42,18 +43,21 @@ pub(super) struct CpuLocal<T>(UnsafeCell<T>);
 unsafe impl<T> Sync for CpuLocal<T> {}
 
 /// The vCPU a physical CPU runs: its guest (a pointer into the machine's
-/// own guest list, so that the exit path finds it with one load) and its
-/// index there.
+/// own guest list, so that the exit path finds it with one load), its
+/// index there and its slot (a pointer into the guest's vCPU list: the
+/// return path reads its mailboxes without indexing).
 #[derive(Clone, Copy)]
 pub(super) struct Assigned {
     guest: NonNull<Guest>,
     vcpu: usize,
+    slot: NonNull<VcpuSlot>,
 }
 
 // SAFETY: `guest` points into `Machine::guests`, whose buffer is never
 // resized or freed while the machine exists (the list is fixed at
-// `Machine::new`); `Guest` is itself `Sync`, so sharing the pointer across
-// CPUs shares only `&Guest`.
+// `Machine::new`), and `slot` into that guest's `vcpus`, fixed when it was
+// built; `Guest` and `VcpuSlot` are `Sync`, so sharing the pointers across
+// CPUs shares only `&Guest` and `&VcpuSlot`.
 unsafe impl Send for Assigned {}
 // SAFETY: as for `Send`.
 unsafe impl Sync for Assigned {}
@@ -64,6 +68,29 @@ pub(super) struct CpuSlot {
     pub assigned: Option<Assigned>,
     /// Virtual interrupts waiting for a list register.
     pub queue: CpuLocal<PendingQueue>,
+}
+
+/// The slot of the CPU running the code and of the vCPU it runs, as
+/// [`Machine::current_here`] found them: used within the exit that found
+/// them, on that CPU.
+#[derive(Clone, Copy)]
+pub(super) struct Here<'a> {
+    cpu: &'a CpuSlot,
+    /// The vCPU's slot (`vcpus[v]` of its guest).
+    pub vcpu: &'a VcpuSlot,
+}
+
+impl<'a> Here<'a> {
+    /// This CPU's queue of virtual interrupts waiting for a list register
+    /// ([`Machine::local_queue`] without reading the CPU index again).
+    #[allow(clippy::mut_from_ref)]
+    #[inline(always)]
+    pub(super) fn queue(self) -> &'a mut PendingQueue {
+        // SAFETY: only this CPU uses its slot's queue (a `Here` is this
+        // CPU's slot); EL2 runs with interrupts masked and no caller keeps
+        // the reference across another call to `queue` or `local_queue`.
+        unsafe { &mut *self.cpu.queue.0.get() }
+    }
 }
 
 /// The SMMU and hypervisor-interrupt services the machine is given.
@@ -118,6 +145,7 @@ impl Machine {
                     c.assigned = Some(Assigned {
                         guest: NonNull::from(g),
                         vcpu: v,
+                        slot: NonNull::from(slot),
                     });
                 }
             }
@@ -183,6 +211,23 @@ impl Machine {
         Some((unsafe { a.guest.as_ref() }, a.vcpu))
     }
 
+    /// This CPU's slot, the guest and the vCPU it runs, if any (the exit
+    /// path: one read of the CPU index for the exit and its return).
+    #[inline(always)]
+    pub(super) fn current_here(&self) -> Option<(Here<'_>, &Guest, usize)> {
+        let here = self.here();
+        let a = here.assigned?;
+        // SAFETY: as in `current`; `slot` points into that guest's vCPU
+        // list, fixed since it was built.
+        let vcpu = unsafe { a.slot.as_ref() };
+        // SAFETY: as in `current`.
+        Some((
+            Here { cpu: here, vcpu },
+            unsafe { a.guest.as_ref() },
+            a.vcpu,
+        ))
+    }
+
     /// This CPU's slot.
     #[inline(always)]
     fn here(&self) -> &CpuSlot {
@@ -195,7 +240,7 @@ impl Machine {
     pub(super) fn local_queue(&self) -> &mut PendingQueue {
         // SAFETY: only this CPU uses its slot's queue; EL2 runs with
         // interrupts masked and no caller keeps the reference across
-        // another call to `local_queue`.
+        // another call to `local_queue` or `Here::queue`.
         unsafe { &mut *self.here().queue.0.get() }
     }
 

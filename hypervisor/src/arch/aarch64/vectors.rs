@@ -1,11 +1,13 @@
 //! The EL2 exception vector table.
 //!
 //! Every entry saves the general-purpose registers and the syndrome
-//! registers into a [`TrapFrame`] on the current stack and calls
-//! `partita_trap` (defined by the layer above, which decodes and handles
-//! the exit) with the frame and the vector's index; if
-//! that returns, the (possibly modified) frame is restored and the
-//! exception returns.
+//! registers into a [`TrapFrame`] on the current stack and calls the
+//! layer above, which decodes and handles the exit: a synchronous
+//! exception from the guest (lower EL, AArch64: every MMIO access, call
+//! and trapped instruction) saves in its own entry and calls
+//! `partita_guest_sync` with the frame; every other entry calls
+//! `partita_trap` with the frame and the vector's index. If that returns,
+//! the (possibly modified) frame is restored and the exception returns.
 
 use crate::arch::frame::{TRAP_FRAME_SIZE, TrapFrame};
 use core::arch::global_asm;
@@ -14,6 +16,9 @@ unsafe extern "C" {
     /// The trap handler of the layer above (`boot`): called with the saved
     /// frame and the vector's index (0-15).
     safe fn partita_trap(frame: &mut TrapFrame, kind: u64);
+    /// The handler of a synchronous exception from the guest (vector 8):
+    /// called with the saved frame.
+    safe fn partita_guest_sync(frame: &mut TrapFrame);
 }
 
 // Keep the assembly below in step with the frame's layout.
@@ -21,36 +26,9 @@ const _: () = assert!(core::mem::size_of::<TrapFrame>() == TRAP_FRAME_SIZE);
 
 global_asm!(
     r#"
-.macro EL2_VECTOR index
-    .balign 0x80
-    sub     sp, sp, #{frame_size}
-    stp     x0, x1, [sp, #0]
-    mov     x0, #\index
-    b       el2_trap_save
-.endm
-
-    .section .text.vectors, "ax"
-    .balign 0x800
-    .global el2_vectors
-el2_vectors:
-    EL2_VECTOR 0        // current EL, SP_EL0: sync
-    EL2_VECTOR 1        //   irq
-    EL2_VECTOR 2        //   fiq
-    EL2_VECTOR 3        //   serror
-    EL2_VECTOR 4        // current EL, SP_ELx: sync
-    EL2_VECTOR 5        //   irq
-    EL2_VECTOR 6        //   fiq
-    EL2_VECTOR 7        //   serror
-    EL2_VECTOR 8        // lower EL, AArch64: sync
-    EL2_VECTOR 9        //   irq
-    EL2_VECTOR 10       //   fiq
-    EL2_VECTOR 11       //   serror
-    EL2_VECTOR 12       // lower EL, AArch32: sync
-    EL2_VECTOR 13       //   irq
-    EL2_VECTOR 14       //   fiq
-    EL2_VECTOR 15       //   serror
-
-el2_trap_save:
+// Saves x2-x30, ELR, SPSR and ESR into the frame at sp (reserved, x0 and
+// x1 already saved); clobbers x1 and x2 only.
+.macro SAVE_FROM_X2_TO_ESR
     stp     x2, x3, [sp, #16 * 1]
     stp     x4, x5, [sp, #16 * 2]
     stp     x6, x7, [sp, #16 * 3]
@@ -70,16 +48,65 @@ el2_trap_save:
     mrs     x1, spsr_el2
     mrs     x2, esr_el2
     stp     x1, x2, [sp, #16 * 16]
+.endm
+
+.macro EL2_VECTOR index
+    .balign 0x80
+    sub     sp, sp, #{frame_size}
+    stp     x0, x1, [sp, #0]
+    mov     x0, #\index
+    b       el2_trap_save
+.endm
+
+// A synchronous exception from the guest: saved here, in the entry's own
+// 32 instructions, and handed to its handler without a vector index.
+.macro EL2_GUEST_SYNC_VECTOR
+    .balign 0x80
+    .global el2_guest_sync
+el2_guest_sync:
+    sub     sp, sp, #{frame_size}
+    stp     x0, x1, [sp, #0]
+    SAVE_FROM_X2_TO_ESR
+    mrs     x1, far_el2
+    stp     x1, xzr, [sp, #16 * 17] // FAR; SP 0: the guest's is not EL2's
+    mov     x0, sp
+    bl      {guest_sync}
+    b       el2_trap_restore
+    .org    el2_guest_sync + 0x80   // an error if the entry outgrew its slot
+.endm
+
+    .section .text.vectors, "ax"
+    .balign 0x800
+    .global el2_vectors
+el2_vectors:
+    EL2_VECTOR 0        // current EL, SP_EL0: sync
+    EL2_VECTOR 1        //   irq
+    EL2_VECTOR 2        //   fiq
+    EL2_VECTOR 3        //   serror
+    EL2_VECTOR 4        // current EL, SP_ELx: sync
+    EL2_VECTOR 5        //   irq
+    EL2_VECTOR 6        //   fiq
+    EL2_VECTOR 7        //   serror
+    EL2_GUEST_SYNC_VECTOR // lower EL, AArch64: sync (8)
+    EL2_VECTOR 9        //   irq
+    EL2_VECTOR 10       //   fiq
+    EL2_VECTOR 11       //   serror
+    EL2_VECTOR 12       // lower EL, AArch32: sync
+    EL2_VECTOR 13       //   irq
+    EL2_VECTOR 14       //   fiq
+    EL2_VECTOR 15       //   serror
+
+el2_trap_save:
+    SAVE_FROM_X2_TO_ESR
     mrs     x1, far_el2
     add     x2, sp, #{frame_size}
-    stp     x1, x2, [sp, #16 * 17]
+    stp     x1, x2, [sp, #16 * 17] // FAR, the interrupted SP
     mov     x1, x0
     mov     x0, sp
     bl      {handler}
     .global el2_trap_restore
 el2_trap_restore:
-    ldp     x1, x2, [sp, #16 * 15]  // x30, elr
-    mov     x30, x1
+    ldp     x30, x2, [sp, #16 * 15] // x30, elr
     msr     elr_el2, x2
     ldr     x1, [sp, #16 * 16]      // spsr
     msr     spsr_el2, x1
@@ -103,4 +130,5 @@ el2_trap_restore:
 "#,
     frame_size = const TRAP_FRAME_SIZE,
     handler = sym partita_trap,
+    guest_sync = sym partita_guest_sync,
 );

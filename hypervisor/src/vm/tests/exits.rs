@@ -9,24 +9,11 @@ use crate::arch::frame::TrapFrame;
 const GICD: u64 = 0x0800_0000;
 
 fn load(ipa: u64, width: u8, reg: u8) -> Exit {
-    Exit::Mmio(MmioAccess {
-        ipa,
-        width,
-        write: false,
-        reg,
-        sign_extend: false,
-        sixty_four: true,
-    })
+    Exit::Mmio(MmioAccess::new(ipa, width, false, reg, false, true))
 }
 
 fn store(ipa: u64, width: u8, reg: u8) -> Exit {
-    Exit::Mmio(MmioAccess {
-        write: true,
-        ..match load(ipa, width, reg) {
-            Exit::Mmio(a) => a,
-            _ => unreachable!(),
-        }
-    })
+    Exit::Mmio(MmioAccess::new(ipa, width, true, reg, false, true))
 }
 
 fn one_guest(cpus: &[u32]) -> (World, &'static Machine) {

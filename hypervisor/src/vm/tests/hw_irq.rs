@@ -48,14 +48,7 @@ pub(super) fn frame(spsr: u64) -> TrapFrame {
 
 /// A 32-bit load of the guest's GIC register at `ipa` into x0.
 pub(super) fn read(m: &Machine, ipa: u64) -> u64 {
-    let exit = Exit::Mmio(MmioAccess {
-        ipa,
-        width: 4,
-        write: false,
-        reg: 0,
-        sign_extend: false,
-        sixty_four: false,
-    });
+    let exit = Exit::Mmio(MmioAccess::new(ipa, 4, false, 0, false, false));
     match m.handle_exit(&frame(UNMASKED), exit) {
         Some(Action::Load { reg: 0, value }) => value,
         a => panic!("load of {ipa:#x}: {a:?}"),
@@ -66,14 +59,7 @@ pub(super) fn read(m: &Machine, ipa: u64) -> u64 {
 fn write(m: &Machine, ipa: u64, value: u64) {
     let mut f = frame(UNMASKED);
     f.x[1] = value;
-    let exit = Exit::Mmio(MmioAccess {
-        ipa,
-        width: 4,
-        write: true,
-        reg: 1,
-        sign_extend: false,
-        sixty_four: false,
-    });
+    let exit = Exit::Mmio(MmioAccess::new(ipa, 4, true, 1, false, false));
     assert_eq!(m.handle_exit(&f, exit), Some(Action::Advance));
 }
 
