@@ -147,6 +147,21 @@ pub fn edu_dma_to(target: u64) -> String {
     )
 }
 
+/// QEMU's `-device` value for an NVMe controller on drive `drive` with
+/// serial `serial` (and `addr=ADDR` when given), its shadow doorbells off
+/// (`dbcs=off`). With them on (QEMU's default since 9.2) and pin-based
+/// interrupts, QEMU's model can leave its INTx line asserted with no
+/// completion for the guest to find when a completion lands between the
+/// driver's last look at the queue and its doorbell update: Linux reports
+/// `irq N: nobody cared` and the disk stalls. That is the likeliest cause
+/// of the storms seen on loaded machines (docs/pci.md, "Known problem"),
+/// not yet confirmed; with MMIO doorbells a storm would point back at the
+/// hypervisor.
+pub fn nvme(drive: &str, serial: &str, addr: Option<&str>) -> String {
+    let addr = addr.map(|a| format!(",addr={a}")).unwrap_or_default();
+    format!("nvme,drive={drive},serial={serial},dbcs=off{addr}")
+}
+
 /// PCI slot of the `edu` device in [`dma_machine`]: requester ID 0x28
 /// (endpoint 40).
 pub const EDU_SLOT: u64 = 5;
@@ -166,7 +181,7 @@ pub fn dma_machine(config: &str, disk: &Path) -> Result<Qemu, HarnessError> {
             "file={},if=none,id=disk,format=raw",
             disk.display()
         ))
-        .args(["-device", "nvme,drive=disk,serial=partita"])
+        .args(["-device", &nvme("disk", "partita", None)])
         .args([
             "-device",
             &format!("edu,dma_mask=0xffffffffffffffff,addr={EDU_SLOT:x}.0"),

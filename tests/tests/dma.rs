@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use hv_tests::guest::{
     self, EDU_SLOT, INIT_DONE, READ_NVME, ScratchDir, bundle, disk_image, edu_dma_to,
-    enable_pci_function,
+    enable_pci_function, nvme,
 };
 use hv_tests::{HarnessError, Qemu, Session};
 
@@ -122,7 +122,7 @@ fn nvme_reads_through_a_stage2_only_smmu() -> Result<(), HarnessError> {
             "file={},if=none,id=disk,format=raw",
             disk.display()
         ))
-        .args(["-device", "nvme,drive=disk,serial=partita"])
+        .args(["-device", &nvme("disk", "partita", None)])
         .spawn()?;
     vm.expect_line(&["smmuv3", "stages=s2 "], BOOT)?;
     vm.expect("translate through its stage 2", BOOT)?;

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use hv_tests::guest::{
     INIT_DONE, READ_NVME, STUB_EDU, ScratchDir, bundle, disk_image, edu_dma_to,
-    enable_pci_function, run,
+    enable_pci_function, nvme, run,
 };
 use hv_tests::{HarnessError, Qemu};
 
@@ -45,7 +45,7 @@ fn linux_reads_its_nvme_through_a_virtual_bridge() -> Result<(), HarnessError> {
             "file={},if=none,id=disk,format=raw",
             disk.display()
         ))
-        .args(["-device", "nvme,drive=disk,serial=partita,addr=2.0"])
+        .args(["-device", &nvme("disk", "partita", Some("2.0"))])
         .args(["-device", "edu,addr=5.0"])
         .spawn()?;
     vm.expect_line(&["00:02.0 1b36:0010 class 010802", "bar0 mem64"], BOOT)?;
@@ -137,7 +137,7 @@ fn linux_uses_its_virtio_iommu_on_virtio_pci() -> Result<(), HarnessError> {
             "file={},if=none,id=disk,format=raw",
             disk.display()
         ))
-        .args(["-device", "nvme,drive=disk,serial=partita,addr=2.0"])
+        .args(["-device", &nvme("disk", "partita", Some("2.0"))])
         .args(["-device", "edu,dma_mask=0xffffffffffffffff,addr=5.0"])
         .spawn()?;
     vm.expect(
@@ -197,8 +197,8 @@ fn two_guests_share_one_bridge_function_by_function() -> Result<(), HarnessError
         .arg(bundle("qemu-virt-two-linux-pci")?)
         .args(["-drive", &drive("da", &disk_a)])
         .args(["-drive", &drive("db", &disk_b)])
-        .args(["-device", "nvme,drive=da,serial=alpha,addr=2.0"])
-        .args(["-device", "nvme,drive=db,serial=beta,addr=3.0"])
+        .args(["-device", &nvme("da", "alpha", Some("2.0"))])
+        .args(["-device", &nvme("db", "beta", Some("3.0"))])
         .args(["-device", "edu,dma_mask=0xffffffffffffffff,addr=5.0"])
         .spawn()?;
     // beta (no focus) prints whole lines only; alpha's boot lines may be
@@ -299,7 +299,7 @@ fn a_missing_function_and_a_shared_intx_line_are_refused_at_their_keys() -> Resu
         .arg(bundle("qemu-virt-two-linux-pci")?)
         .arg("-drive")
         .arg(format!("file={},if=none,id=da,format=raw", disk.display()))
-        .args(["-device", "nvme,drive=da,serial=alpha,addr=2.0"])
+        .args(["-device", &nvme("da", "alpha", Some("2.0"))])
         .args(["-device", "ich9-usb-ehci1,addr=3.0"])
         .spawn()?;
     vm.expect_line(&["00:03.0 8086:293a", "INTD"], BOOT)?;
