@@ -15,7 +15,7 @@ use crate::viommu::backend::IommuBackend;
 use crate::viommu::model::{Completion, Response, Viommu};
 use crate::viommu::wire::{EVENT_QUEUE, REQUEST_QUEUE, TAIL_LEN};
 use crate::virtio::chain::Chain;
-use crate::virtio::device::{NotifyResult, QueueContext, VirtioDevice};
+use crate::virtio::device::{NotifyResult, QueueContext, QueueSession, VirtioDevice};
 use crate::virtio::memory::{GuestMemory, MemError};
 use alloc::vec::Vec;
 
@@ -125,9 +125,7 @@ impl<B: IommuBackend> ViommuDevice<B> {
                     batch += 1;
                 }
                 // Unreadable or oversized: the request fails, nothing written.
-                None => {
-                    let _ = queue.push_used(chain.head, 0);
-                }
+                None => fail_request(&mut queue, chain.head),
             }
         }
         if batch == 0 {
@@ -166,6 +164,14 @@ impl<B: IommuBackend> ViommuDevice<B> {
 #[inline(never)]
 fn grow(chains: &mut Vec<Chain>) {
     chains.push(Chain::default());
+}
+
+/// Returns chain `head`, whose request could not be read, with nothing
+/// written (rare: out of the request loop).
+#[cold]
+#[inline(never)]
+fn fail_request<M: GuestMemory + ?Sized>(queue: &mut QueueSession<'_, '_, M>, head: u16) {
+    let _ = queue.push_used(head, 0);
 }
 
 /// Copies `chain`'s readable part (the request) into `buf` and returns its
