@@ -15,7 +15,7 @@ use crate::viommu::backend::IommuBackend;
 use crate::viommu::model::{Completion, Response, Viommu};
 use crate::viommu::wire::{EVENT_QUEUE, REQUEST_QUEUE, TAIL_LEN};
 use crate::virtio::chain::Chain;
-use crate::virtio::device::{NotifyResult, QueueContext, VirtioDevice};
+use crate::virtio::device::{NotifyResult, QueueContext, QueueSession, VirtioDevice};
 use crate::virtio::memory::{GuestMemory, MemError};
 use alloc::vec::Vec;
 
@@ -102,7 +102,7 @@ impl<B: IommuBackend> ViommuDevice<B> {
         let mut batch = 0;
         loop {
             if batch == self.chains.len() {
-                self.chains.push(Chain::default());
+                grow(&mut self.chains);
             }
             let Some(chain) = self.chains.get_mut(batch) else {
                 break;
@@ -125,9 +125,7 @@ impl<B: IommuBackend> ViommuDevice<B> {
                     batch += 1;
                 }
                 // Unreadable or oversized: the request fails, nothing written.
-                None => {
-                    let _ = queue.push_used(chain.head, 0);
-                }
+                None => fail_request(&mut queue, chain.head),
             }
         }
         if batch == 0 {
@@ -158,6 +156,22 @@ impl<B: IommuBackend> ViommuDevice<B> {
             let _ = ctx.push_used(EVENTQ, chain.head, written);
         }
     }
+}
+
+/// One more chain slot (a batch larger than any before it: rare, and out
+/// of the request loop so that the loop's code stays small).
+#[cold]
+#[inline(never)]
+fn grow(chains: &mut Vec<Chain>) {
+    chains.push(Chain::default());
+}
+
+/// Returns chain `head`, whose request could not be read, with nothing
+/// written (rare: out of the request loop).
+#[cold]
+#[inline(never)]
+fn fail_request<M: GuestMemory + ?Sized>(queue: &mut QueueSession<'_, '_, M>, head: u16) {
+    let _ = queue.push_used(head, 0);
 }
 
 /// Copies `chain`'s readable part (the request) into `buf` and returns its

@@ -331,3 +331,46 @@ fn a_malformed_chain_amid_a_batch_fails_alone() {
     assert_eq!(d.used(), None);
     assert_eq!(dev.model.mapping_count(), 0);
 }
+
+#[test]
+fn chain_slots_grow_with_the_largest_batch_and_failed_requests_keep_their_slot() {
+    let mut d = Driver::new();
+    let mut dev = device();
+    let a = attach();
+    d.queue(&[&a], &[4]);
+    d.notify(&mut dev);
+    assert_eq!(d.used().map(|u| u.1), Some(4));
+    assert_eq!(dev.chains.len(), 2, "one request and the empty pop");
+    // A larger batch grows the slots (out of line); the unreadable request
+    // amid it fails alone at once (used before the batch, which completes
+    // after its sync) and leaves its slot to the next chain.
+    let mut big = attach();
+    big.resize(MAX_REQUEST + 1, 0);
+    let mut heads = vec![];
+    let mut failed = 0;
+    for i in 0..5u64 {
+        let m = map(0x40_0000 + i * 0x1000);
+        heads.push(d.queue(&[&m], &[4]));
+        if i == 1 {
+            failed = d.queue(&[&big], &[4]);
+        }
+    }
+    d.notify(&mut dev);
+    assert_eq!(d.used(), Some((u32::from(failed), 0)));
+    for head in heads {
+        assert_eq!(d.used(), Some((u32::from(head), 4)));
+    }
+    assert_eq!(d.used(), None);
+    assert_eq!(dev.model.mapping_count(), 5);
+    assert_eq!(dev.chains.len(), 6, "five requests and the empty pop");
+    // A smaller batch reuses them.
+    for i in 0..2u64 {
+        let u = unmap(0x40_0000 + i * 0x1000);
+        d.queue(&[&u], &[4]);
+    }
+    d.notify(&mut dev);
+    assert_eq!(d.used().map(|u| u.1), Some(4));
+    assert_eq!(d.used().map(|u| u.1), Some(4));
+    assert_eq!(dev.model.mapping_count(), 3);
+    assert_eq!(dev.chains.len(), 6, "slots reused, not added");
+}
