@@ -152,12 +152,10 @@ impl MmioAccess {
     /// The bytes a store writes, from the register's value.
     #[inline]
     pub fn store_value(&self, reg_value: u64) -> u64 {
-        let width = self.width();
-        if width >= 8 {
-            reg_value
-        } else {
-            reg_value & ((1 << (u32::from(width) * 8)) - 1)
-        }
+        // All ones shifted down by 56, 48, 32 or 0 (as in `load_value`):
+        // the mask of the low 1, 2, 4 or 8 bytes, with no branch.
+        let shift = (64 - (8u32 << self.field(ISS_DATA_ABORT::SAS))) & 63;
+        reg_value & (u64::MAX >> shift)
     }
 }
 
