@@ -180,9 +180,22 @@ impl<M: QueueMemory> CommandQueue<M> {
         if !self.poll_cons(regs, poll_limit, |cons| ring.consumed(prod, cons, at)) {
             return Err(SmmuError::SyncTimeout);
         }
+        // The usual answer tested first; the error's report out of line.
+        if self.error.is_none() {
+            return Ok(());
+        }
+        Err(self.take_error())
+    }
+
+    /// The command error kept since the previous sync, as the sync reports
+    /// it (taken: the next sync reports only a later one).
+    #[cold]
+    #[inline(never)]
+    fn take_error(&mut self) -> SmmuError {
         match self.error.take() {
-            Some((code, cmd)) => Err(SmmuError::CommandError { code, cmd }),
-            None => Ok(()),
+            Some((code, cmd)) => SmmuError::CommandError { code, cmd },
+            // Not reached: the caller found an error kept.
+            None => SmmuError::SyncTimeout,
         }
     }
 
