@@ -316,8 +316,7 @@ impl<B: IommuBackend> Viommu<B> {
     /// Handles one request: `req` is its device-readable part, `resp_len`
     /// the size of its device-writable part. The backend is not synced.
     pub fn handle_request(&mut self, req: &[u8], resp_len: usize) -> Completion {
-        let kind = req.first().copied().and_then(RequestType::from_u8);
-        let response = self.respond(req, resp_len);
+        let (kind, response) = self.respond(req, resp_len);
         self.counters.record(kind, response.status());
         Completion { kind, response }
     }
@@ -507,29 +506,52 @@ impl<B: IommuBackend> Viommu<B> {
         result
     }
 
-    fn respond(&mut self, req: &[u8], resp_len: usize) -> Response {
+    /// The request's type (`None`: unknown, or no type byte; decoded once,
+    /// by the parse, on the way) and the response to it.
+    fn respond(&mut self, req: &[u8], resp_len: usize) -> (Option<RequestType>, Response) {
         if !(TAIL_LEN..=MAX_RESPONSE_LEN).contains(&resp_len) {
-            return Response::Nothing;
+            return (first_type(req), Response::Nothing);
         }
         let request = match Request::parse(req) {
             Ok(request) => request,
-            Err(ParseError::UnknownType(_)) => return Response::Nothing,
-            Err(ParseError::Truncated(RequestType::Probe)) if !self.probe_offered() => {
-                return Response::Nothing;
-            }
-            Err(ParseError::NoHead | ParseError::Truncated(_)) => {
-                return Response::with_status(resp_len, Status::Ioerr);
-            }
+            Err(e) => return self.refuse_unparsed(req, e, resp_len),
         };
-        let status = match request {
-            Request::Attach(r) => self.attach(&r),
-            Request::Detach(r) => self.detach(&r),
-            Request::Map(r) => self.map(&r),
-            Request::Unmap(r) => self.unmap(&r),
-            Request::Probe(r) => return self.probe(&r, resp_len),
+        let (kind, status) = match request {
+            Request::Attach(r) => (RequestType::Attach, self.attach(&r)),
+            Request::Detach(r) => (RequestType::Detach, self.detach(&r)),
+            Request::Map(r) => (RequestType::Map, self.map(&r)),
+            Request::Unmap(r) => (RequestType::Unmap, self.unmap(&r)),
+            Request::Probe(r) => return (Some(RequestType::Probe), self.probe(&r, resp_len)),
         };
-        Response::with_status(resp_len, status)
+        (Some(kind), Response::with_status(resp_len, status))
     }
+
+    /// [`Viommu::respond`] to a request that did not parse: its type as
+    /// the first byte gives it, and nothing (an unknown type, or a PROBE
+    /// truncated when PROBE is not offered) or IOERR.
+    #[cold]
+    #[inline(never)]
+    fn refuse_unparsed(
+        &self,
+        req: &[u8],
+        e: ParseError,
+        resp_len: usize,
+    ) -> (Option<RequestType>, Response) {
+        let response = match e {
+            ParseError::UnknownType(_) => Response::Nothing,
+            ParseError::Truncated(RequestType::Probe) if !self.probe_offered() => Response::Nothing,
+            ParseError::NoHead | ParseError::Truncated(_) => {
+                Response::with_status(resp_len, Status::Ioerr)
+            }
+        };
+        (first_type(req), response)
+    }
+}
+
+/// The request type the first byte of `req` names (what a request is
+/// counted as, whatever else is wrong with it).
+fn first_type(req: &[u8]) -> Option<RequestType> {
+    req.first().copied().and_then(RequestType::from_u8)
 }
 
 /// The status a backend error turns into.
