@@ -317,7 +317,6 @@ impl<B: IommuBackend> Viommu<B> {
     /// the size of its device-writable part. The backend is not synced.
     pub fn handle_request(&mut self, req: &[u8], resp_len: usize) -> Completion {
         let (kind, response) = self.respond(req, resp_len);
-        self.counters.record(kind, response.status());
         Completion { kind, response }
     }
 
@@ -508,22 +507,49 @@ impl<B: IommuBackend> Viommu<B> {
 
     /// The request's type (`None`: unknown, or no type byte; decoded once,
     /// by the parse, on the way) and the response to it.
+    /// Counted (the counters' one record of the request).
     fn respond(&mut self, req: &[u8], resp_len: usize) -> (Option<RequestType>, Response) {
         if !(TAIL_LEN..=MAX_RESPONSE_LEN).contains(&resp_len) {
-            return (first_type(req), Response::Nothing);
+            return self.counted(first_type(req), Response::Nothing);
         }
         let request = match Request::parse(req) {
             Ok(request) => request,
-            Err(e) => return self.refuse_unparsed(req, e, resp_len),
+            Err(e) => {
+                let (kind, response) = self.refuse_unparsed(req, e, resp_len);
+                return self.counted(kind, response);
+            }
         };
         let (kind, status) = match request {
             Request::Attach(r) => (RequestType::Attach, self.attach(&r)),
             Request::Detach(r) => (RequestType::Detach, self.detach(&r)),
             Request::Map(r) => (RequestType::Map, self.map(&r)),
             Request::Unmap(r) => (RequestType::Unmap, self.unmap(&r)),
-            Request::Probe(r) => return (Some(RequestType::Probe), self.probe(&r, resp_len)),
+            Request::Probe(r) => {
+                let response = self.probe(&r, resp_len);
+                return self.counted(Some(RequestType::Probe), response);
+            }
         };
-        (Some(kind), Response::with_status(resp_len, status))
+        // The status is known here: counted as is (what
+        // `Response::status` of this response gives). `resp_len` is at
+        // least TAIL_LEN (checked above): the length `with_status` gives.
+        self.counters.record(Some(kind), Some(status));
+        (
+            Some(kind),
+            Response::Status {
+                len: resp_len,
+                status,
+            },
+        )
+    }
+
+    /// Counts `response` to a request of `kind`; returns both.
+    fn counted(
+        &mut self,
+        kind: Option<RequestType>,
+        response: Response,
+    ) -> (Option<RequestType>, Response) {
+        self.counters.record(kind, response.status());
+        (kind, response)
     }
 
     /// [`Viommu::respond`] to a request that did not parse: its type as
