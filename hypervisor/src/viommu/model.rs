@@ -519,19 +519,42 @@ impl<B: IommuBackend> Viommu<B> {
                 return self.counted(kind, response);
             }
         };
-        let (kind, status) = match request {
-            Request::Attach(r) => (RequestType::Attach, self.attach(&r)),
-            Request::Detach(r) => (RequestType::Detach, self.detach(&r)),
-            Request::Map(r) => (RequestType::Map, self.map(&r)),
-            Request::Unmap(r) => (RequestType::Unmap, self.unmap(&r)),
+        match request {
+            Request::Attach(r) => {
+                let status = self.attach(&r);
+                self.decided(RequestType::Attach, status, resp_len)
+            }
+            Request::Detach(r) => {
+                let status = self.detach(&r);
+                self.decided(RequestType::Detach, status, resp_len)
+            }
+            Request::Map(r) => {
+                let status = self.map(&r);
+                self.decided(RequestType::Map, status, resp_len)
+            }
+            Request::Unmap(r) => {
+                let status = self.unmap(&r);
+                self.decided(RequestType::Unmap, status, resp_len)
+            }
             Request::Probe(r) => {
                 let response = self.probe(&r, resp_len);
-                return self.counted(Some(RequestType::Probe), response);
+                self.counted(Some(RequestType::Probe), response)
             }
-        };
-        // The status is known here: counted as is (what
-        // `Response::status` of this response gives). `resp_len` is at
-        // least TAIL_LEN (checked above): the length `with_status` gives.
+        }
+    }
+
+    /// A request of `kind` whose status the model decided: counted as is
+    /// (what `Response::status` of its response gives; inlined in each
+    /// arm, so its counter's row is a constant there) and answered with
+    /// `resp_len`, at least TAIL_LEN (checked by `respond`: the length
+    /// `with_status` gives).
+    #[inline(always)]
+    fn decided(
+        &mut self,
+        kind: RequestType,
+        status: Status,
+        resp_len: usize,
+    ) -> (Option<RequestType>, Response) {
         self.counters.record(Some(kind), Some(status));
         (
             Some(kind),
