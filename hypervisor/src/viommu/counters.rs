@@ -34,6 +34,7 @@ fn col(status: Option<Status>) -> usize {
 
 impl Counters {
     /// Counts one request (`status` `None`: nothing was written).
+    #[inline(always)]
     pub fn record(&mut self, kind: Option<RequestType>, status: Option<Status>) {
         if let Some(cell) = self.cell(kind, status) {
             *cell = cell.saturating_add(1);
@@ -63,6 +64,7 @@ impl Counters {
         self.record(kind, Some(to));
     }
 
+    #[inline(always)]
     fn cell(&mut self, kind: Option<RequestType>, status: Option<Status>) -> Option<&mut u64> {
         self.requests.get_mut(row(kind))?.get_mut(col(status))
     }

@@ -316,9 +316,7 @@ impl<B: IommuBackend> Viommu<B> {
     /// Handles one request: `req` is its device-readable part, `resp_len`
     /// the size of its device-writable part. The backend is not synced.
     pub fn handle_request(&mut self, req: &[u8], resp_len: usize) -> Completion {
-        let kind = req.first().copied().and_then(RequestType::from_u8);
-        let response = self.respond(req, resp_len);
-        self.counters.record(kind, response.status());
+        let (kind, response) = self.respond(req, resp_len);
         Completion { kind, response }
     }
 
@@ -507,29 +505,102 @@ impl<B: IommuBackend> Viommu<B> {
         result
     }
 
-    fn respond(&mut self, req: &[u8], resp_len: usize) -> Response {
+    /// The request's type (`None`: unknown, or no type byte; decoded once,
+    /// by the parse, on the way) and the response to it.
+    /// Counted (the counters' one record of the request).
+    fn respond(&mut self, req: &[u8], resp_len: usize) -> (Option<RequestType>, Response) {
         if !(TAIL_LEN..=MAX_RESPONSE_LEN).contains(&resp_len) {
-            return Response::Nothing;
+            return self.counted(first_type(req), Response::Nothing);
         }
         let request = match Request::parse(req) {
             Ok(request) => request,
-            Err(ParseError::UnknownType(_)) => return Response::Nothing,
-            Err(ParseError::Truncated(RequestType::Probe)) if !self.probe_offered() => {
-                return Response::Nothing;
-            }
-            Err(ParseError::NoHead | ParseError::Truncated(_)) => {
-                return Response::with_status(resp_len, Status::Ioerr);
+            Err(e) => {
+                let (kind, response) = self.refuse_unparsed(req, e, resp_len);
+                return self.counted(kind, response);
             }
         };
-        let status = match request {
-            Request::Attach(r) => self.attach(&r),
-            Request::Detach(r) => self.detach(&r),
-            Request::Map(r) => self.map(&r),
-            Request::Unmap(r) => self.unmap(&r),
-            Request::Probe(r) => return self.probe(&r, resp_len),
-        };
-        Response::with_status(resp_len, status)
+        match request {
+            Request::Attach(r) => {
+                let status = self.attach(&r);
+                self.decided(RequestType::Attach, status, resp_len)
+            }
+            Request::Detach(r) => {
+                let status = self.detach(&r);
+                self.decided(RequestType::Detach, status, resp_len)
+            }
+            Request::Map(r) => {
+                let status = self.map(&r);
+                self.decided(RequestType::Map, status, resp_len)
+            }
+            Request::Unmap(r) => {
+                let status = self.unmap(&r);
+                self.decided(RequestType::Unmap, status, resp_len)
+            }
+            Request::Probe(r) => {
+                let response = self.probe(&r, resp_len);
+                self.counted(Some(RequestType::Probe), response)
+            }
+        }
     }
+
+    /// A request of `kind` whose status the model decided: counted as is
+    /// (what `Response::status` of its response gives; inlined in each
+    /// arm, so its counter's row is a constant there) and answered with
+    /// `resp_len`, at least TAIL_LEN (checked by `respond`: the length
+    /// `with_status` gives).
+    #[inline(always)]
+    fn decided(
+        &mut self,
+        kind: RequestType,
+        status: Status,
+        resp_len: usize,
+    ) -> (Option<RequestType>, Response) {
+        self.counters.record(Some(kind), Some(status));
+        (
+            Some(kind),
+            Response::Status {
+                len: resp_len,
+                status,
+            },
+        )
+    }
+
+    /// Counts `response` to a request of `kind`; returns both.
+    fn counted(
+        &mut self,
+        kind: Option<RequestType>,
+        response: Response,
+    ) -> (Option<RequestType>, Response) {
+        self.counters.record(kind, response.status());
+        (kind, response)
+    }
+
+    /// [`Viommu::respond`] to a request that did not parse: its type as
+    /// the first byte gives it, and nothing (an unknown type, or a PROBE
+    /// truncated when PROBE is not offered) or IOERR.
+    #[cold]
+    #[inline(never)]
+    fn refuse_unparsed(
+        &self,
+        req: &[u8],
+        e: ParseError,
+        resp_len: usize,
+    ) -> (Option<RequestType>, Response) {
+        let response = match e {
+            ParseError::UnknownType(_) => Response::Nothing,
+            ParseError::Truncated(RequestType::Probe) if !self.probe_offered() => Response::Nothing,
+            ParseError::NoHead | ParseError::Truncated(_) => {
+                Response::with_status(resp_len, Status::Ioerr)
+            }
+        };
+        (first_type(req), response)
+    }
+}
+
+/// The request type the first byte of `req` names (what a request is
+/// counted as, whatever else is wrong with it).
+fn first_type(req: &[u8]) -> Option<RequestType> {
+    req.first().copied().and_then(RequestType::from_u8)
 }
 
 /// The status a backend error turns into.

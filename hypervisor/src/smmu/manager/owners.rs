@@ -7,6 +7,7 @@ use super::devices::OwnerStreams;
 use super::{ManagerError, Owned, OwnerId, SmmuManager, Stage2Table};
 use crate::smmu::cmd::Cmd;
 use crate::smmu::dma::{CacheOps, DmaMemory};
+use crate::smmu::error::SmmuError;
 use crate::smmu::regs::SmmuRegs;
 use crate::smmu::ste::S2Config;
 use crate::smmu::streams::SidRange;
@@ -157,13 +158,13 @@ impl<R: SmmuRegs, D: DmaMemory, C: CacheOps + Clone> SmmuManager<R, D, C> {
     /// Issues `cmds` on instance `smmu` followed by one CMD_SYNC, and waits.
     pub fn issue(&self, smmu: usize, cmds: &[Cmd]) -> Result<(), ManagerError> {
         let inst = self.instance(smmu)?;
-        inst.driver
-            .lock()
-            .issue(cmds)
-            .map_err(|error| ManagerError::Smmu {
-                base: inst.base,
-                error,
-            })
+        let issued = inst.driver.lock().issue(cmds);
+        // The lock released; the usual answer tested first, the error's
+        // wrapping out of line.
+        match issued {
+            Ok(()) => Ok(()),
+            Err(error) => Err(smmu_failed(inst.base, error)),
+        }
     }
 
     /// Remembers `name` as `owner`'s name for log lines.
@@ -175,4 +176,11 @@ impl<R: SmmuRegs, D: DmaMemory, C: CacheOps + Clone> SmmuManager<R, D, C> {
             None => owners.names.push((owner, name.to_string())),
         }
     }
+}
+
+/// A failure of the driver of the SMMU at `base`, as the manager reports it.
+#[cold]
+#[inline(never)]
+fn smmu_failed(base: u64, error: SmmuError) -> ManagerError {
+    ManagerError::Smmu { base, error }
 }

@@ -128,7 +128,7 @@ impl<M: QueueMemory> CommandQueue<M> {
             let (now1, later1) = first.split_at(n1);
             let (now2, later2) = second.split_at(n2);
             for (k, cmd) in now1.iter().chain(now2).enumerate() {
-                self.mem.write_entry(ring.add(self.prod, k as u32), &cmd.0);
+                self.mem.write_cmd(ring.add(self.prod, k as u32), &cmd.0);
             }
             let n = (n1 + n2) as u32;
             self.mem.to_device(self.prod, n);
@@ -166,9 +166,9 @@ impl<M: QueueMemory> CommandQueue<M> {
             // together, one CMDQ_PROD write; no split into parts.
             let prod = self.prod;
             for (k, cmd) in cmds.iter().enumerate() {
-                self.mem.write_entry(ring.add(prod, k as u32), &cmd.0);
+                self.mem.write_cmd(ring.add(prod, k as u32), &cmd.0);
             }
-            self.mem.write_entry(at, &Cmd::sync().0);
+            self.mem.write_cmd(at, &Cmd::sync().0);
             let n = cmds.len() as u32 + 1;
             self.mem.to_device(prod, n);
             self.prod = ring.add(prod, n);
@@ -180,9 +180,22 @@ impl<M: QueueMemory> CommandQueue<M> {
         if !self.poll_cons(regs, poll_limit, |cons| ring.consumed(prod, cons, at)) {
             return Err(SmmuError::SyncTimeout);
         }
+        // The usual answer tested first; the error's report out of line.
+        if self.error.is_none() {
+            return Ok(());
+        }
+        Err(self.take_error())
+    }
+
+    /// The command error kept since the previous sync, as the sync reports
+    /// it (taken: the next sync reports only a later one).
+    #[cold]
+    #[inline(never)]
+    fn take_error(&mut self) -> SmmuError {
         match self.error.take() {
-            Some((code, cmd)) => Err(SmmuError::CommandError { code, cmd }),
-            None => Ok(()),
+            Some((code, cmd)) => SmmuError::CommandError { code, cmd },
+            // Not reached: the caller found an error kept.
+            None => SmmuError::SyncTimeout,
         }
     }
 

@@ -14,6 +14,7 @@ mod evtq;
 pub use cmdq::CommandQueue;
 pub use evtq::{EventBatch, EventQueue};
 
+use super::cmd::CMD_DWORDS;
 use super::dma::{CacheOps, CacheSync, DmaBlock, DmaMemory};
 use super::regs::{Q_BASE_ADDR_MASK, Q_BASE_LOG2SIZE_MASK, Q_BASE_RWA};
 
@@ -27,6 +28,11 @@ pub trait QueueMemory {
     fn read_entry(&self, index: u32, out: &mut [u64]);
     /// Writes `words` to entry `index`.
     fn write_entry(&mut self, index: u32, words: &[u64]);
+    /// Writes the command `cmd` at `index` (wrapping): what
+    /// [`QueueMemory::write_entry`] of its words does.
+    fn write_cmd(&mut self, index: u32, cmd: &[u64; CMD_DWORDS]) {
+        self.write_entry(index, cmd);
+    }
     /// Makes CPU writes to `count` entries from `index` (wrapping)
     /// visible to the SMMU.
     fn to_device(&self, _index: u32, _count: u32) {}
@@ -191,6 +197,18 @@ impl<C: CacheOps> QueueMemory for DmaQueue<C> {
         let base = self.ring.index(index) as usize * self.entry_bytes();
         let words = words.get(..self.dwords).unwrap_or(words);
         self.block.write_words(base, words);
+    }
+
+    #[inline(always)]
+    fn write_cmd(&mut self, index: u32, cmd: &[u64; CMD_DWORDS]) {
+        if self.dwords != CMD_DWORDS {
+            return self.write_entry(index, cmd);
+        }
+        // A command queue: entries of the command's size, so the entry's
+        // offset and length are constants of its index and the block's
+        // one bounds check (in `write_words`) covers both words.
+        let base = self.ring.index(index) as usize * (CMD_DWORDS * 8);
+        self.block.write_words(base, cmd);
     }
 
     fn to_device(&self, index: u32, count: u32) {

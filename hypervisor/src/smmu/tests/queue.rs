@@ -192,3 +192,34 @@ fn an_entry_written_at_once_is_the_words_written_one_by_one() {
     one.write_words(len - 8, &[]);
     assert_eq!(one.read_u64(len - 8), each.read_u64(len - 8));
 }
+
+#[test]
+fn a_command_written_whole_is_the_entry_written_word_by_word() {
+    use crate::smmu::dma::{CacheSync, NoCacheOps};
+    use crate::smmu::queue::DmaQueue;
+    // Two command queues of 8 entries in the fake's DMA memory: one
+    // written by `write_cmd`, one by `write_entry`, at indices wrapping
+    // several times (wrap bit and garbage above it included).
+    let mut mem = FakeSmmu::new(QEMU_S2);
+    let sync = || CacheSync::new(NoCacheOps, true);
+    let mut a = DmaQueue::alloc(&mut mem, 3, 2, sync()).unwrap();
+    let mut b = DmaQueue::alloc(&mut mem, 3, 2, sync()).unwrap();
+    for i in 0..40u32 {
+        let index = i.wrapping_mul(0x9e37_79b9) ^ (i << 3);
+        let cmd = [u64::from(i) * 0x0101_0101_0101_0101, !u64::from(i)];
+        a.write_cmd(index, &cmd);
+        b.write_entry(index, &cmd);
+        for e in 0..8 {
+            let (mut x, mut y) = ([0; 2], [0; 2]);
+            a.read_entry(e, &mut x);
+            b.read_entry(e, &mut y);
+            assert_eq!(x, y, "entry {e} after write {i} at {index:#x}");
+        }
+    }
+    // An event-sized queue (4 words an entry) takes the general path.
+    let mut e = DmaQueue::alloc(&mut mem, 2, 4, sync()).unwrap();
+    e.write_cmd(5, &[7, 9]);
+    let mut out = [1; 4];
+    e.read_entry(1, &mut out);
+    assert_eq!(out, [7, 9, 0, 0]);
+}

@@ -10,6 +10,7 @@ use crate::viommu::model::{MAX_RESPONSE_LEN, Response, ViommuConfig};
 use crate::viommu::wire::RequestType;
 use crate::viommu::wire::probe::FaultReason;
 use crate::viommu::wire::request::{Attach, Probe, Unmap};
+use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 
 use crate::test_rng::Rng;
@@ -203,6 +204,9 @@ fn run(seed: u64, steps: usize) {
         ..ViommuConfig::default()
     };
     let mut v = device_with(cfg);
+    // What the counters must hold: every completion's type (as the first
+    // byte names it) and final status.
+    let mut tally: BTreeMap<(Option<u8>, Option<u8>), u64> = BTreeMap::new();
     for _ in 0..steps {
         match r.below(100) {
             0 => {
@@ -247,6 +251,13 @@ fn run(seed: u64, steps: usize) {
                 assert_eq!(out.completions.len(), batch.len());
                 for ((req, len), c) in batch.iter().zip(&out.completions) {
                     check_response(req, *len, &c.response, cfg.probe_size);
+                    // The type is decoded once, by the parse or (for a
+                    // request that does not parse) from its first byte:
+                    // always what the first byte names.
+                    let kind = req.first().copied().and_then(RequestType::from_u8);
+                    assert_eq!(c.kind, kind, "type of {req:02x?} / {len}");
+                    let key = (kind.map(|k| k as u8), c.response.status().map(|s| s as u8));
+                    *tally.entry(key).or_default() += 1;
                 }
             }
         }
@@ -258,6 +269,19 @@ fn run(seed: u64, steps: usize) {
         b.fail_sync = None;
         b.calls.clear();
         check_invariants(&v);
+    }
+    let kinds = RequestType::ALL.map(Some);
+    for kind in kinds.iter().chain([&None]) {
+        let statuses = Status::ALL.map(Some);
+        for status in statuses.iter().chain([&None]) {
+            let key = (kind.map(|k| k as u8), status.map(|s| s as u8));
+            let want = tally.get(&key).copied().unwrap_or(0);
+            assert_eq!(
+                v.counters().count(*kind, *status),
+                want,
+                "{kind:?} {status:?}"
+            );
+        }
     }
 }
 

@@ -474,3 +474,48 @@ fn heap_per_domain_is_within_its_allowance() {
         "{per_domain} bytes of heap per domain with one mapping (peak {peak}, of it {tables} of tables)"
     );
 }
+
+#[test]
+fn a_sync_with_nothing_queued_issues_nothing_and_resets_the_allowance() {
+    // The sync of a notify of MAPs (nothing queued, nothing retired) has
+    // its own short path: the same state as the general one.
+    let w = World::new();
+    let (g, mut b) = backend(&w, 2048);
+    b.domain_create(1, false).unwrap();
+    let pa = g.ram.to_pa(RAM_BASE).unwrap();
+    let most = MAX_MAP_PTES * 0x1000;
+    let per_notify = MAX_NOTIFY_WORK / MAX_MAP_PTES;
+    let held = b.tables().held();
+    w.dma.take();
+    for round in 0..3u64 {
+        let base = 0x1000 + round * per_notify * 2 * most;
+        for i in 0..per_notify {
+            b.map(1, base + i * 2 * most, pa, most, RW).unwrap();
+        }
+        let next = base + per_notify * 2 * most;
+        assert_eq!(
+            b.map(1, next, pa, 0x1000, RW),
+            Err(BackendError::NoResources)
+        );
+        assert_eq!(b.tables().retired(), 0);
+        b.sync().unwrap();
+        assert!(
+            !w.dma.take().iter().any(|c| matches!(c, DmaCall::Issue(..))),
+            "nothing to invalidate: no command, no CMD_SYNC"
+        );
+        assert_eq!(b.tables().retired(), 0);
+        // The allowance is whole again, as after any sync.
+        b.map(1, next, pa, 0x1000, RW).unwrap();
+        b.unmap(1, next, 0x1000).unwrap();
+        // An UNMAP's sync still issues its invalidation.
+        b.sync().unwrap();
+        assert!(
+            w.dma
+                .take()
+                .iter()
+                .any(|c| matches!(c, DmaCall::Issue(0, cmds)
+            if !cmds.is_empty()))
+        );
+    }
+    assert!(b.tables().held() > held);
+}

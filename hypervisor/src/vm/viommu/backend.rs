@@ -148,6 +148,8 @@ pub(crate) fn ram_offset(ram: Region, gpa: u64, last: u64) -> Option<u64> {
     (off < ram.size && last - gpa < ram.size - off).then_some(off)
 }
 
+#[cold]
+#[inline(never)]
 fn hw(e: impl core::fmt::Display) -> BackendError {
     error!("virtio-iommu backend: {e}");
     BackendError::Hardware
@@ -683,8 +685,18 @@ impl IommuBackend for SmmuBackend {
         if let [cmds] = self.pending.as_mut_slice() {
             // One SMMU instance (the usual machine): the loop's one turn.
             if !cmds.is_empty() {
-                result = self.guest.smmus.issue(0, cmds).map_err(hw);
+                let issued = self.guest.smmus.issue(0, cmds);
                 cmds.clear();
+                if let Err(e) = issued {
+                    result = Err(hw(e));
+                }
+            } else if self.tables.retired() == 0 {
+                // Nothing queued and nothing retired (a notify of MAPs):
+                // what the rest comes to then (nothing to reclaim, the
+                // retired count 0), without it.
+                self.batch_work = 0;
+                self.retire_queued = 0;
+                return Ok(());
             }
         } else {
             for (inst, cmds) in self.pending.iter_mut().enumerate() {
