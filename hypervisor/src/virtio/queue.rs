@@ -488,11 +488,7 @@ impl Queue {
         mem: &M,
         chain: &mut Chain,
     ) -> Result<bool, QueueError> {
-        let size = self.ring_size()?;
-        self.check_rings(mem)?;
-        // SAFETY: the areas of this enabled queue of `size` are in `mem`'s
-        // RAM (just checked) and aligned (checked at enable, frozen since).
-        unsafe { self.pop_sized::<true, M>(mem, size, chain) }
+        self.pop_checked::<true, M>(mem, chain)
     }
 
     /// [`pop_into`](Self::pop_into) through the general walk only (no
@@ -503,10 +499,21 @@ impl Queue {
         mem: &M,
         chain: &mut Chain,
     ) -> Result<bool, QueueError> {
+        self.pop_checked::<false, M>(mem, chain)
+    }
+
+    /// [`pop_into`](Self::pop_into) with the pair walk (`FAST`) or without.
+    #[inline]
+    fn pop_checked<const FAST: bool, M: GuestMemory + ?Sized>(
+        &mut self,
+        mem: &M,
+        chain: &mut Chain,
+    ) -> Result<bool, QueueError> {
         let size = self.ring_size()?;
         self.check_rings(mem)?;
-        // SAFETY: as in `pop_into`.
-        unsafe { self.pop_sized::<false, M>(mem, size, chain) }
+        // SAFETY: the areas of this enabled queue of `size` are in `mem`'s
+        // RAM (just checked) and aligned (checked at enable, frozen since).
+        unsafe { self.pop_sized::<FAST, M>(mem, size, chain) }
     }
 
     /// The size of an enabled queue (a power of two, checked at enable),
