@@ -460,6 +460,14 @@ impl<F: Format> PageTable<F> {
     /// table is `va`'s and the descriptor is free (nothing is changed).
     #[inline(always)]
     fn remembered_free(&self, mem: &impl TableMemory, va: u64, level: usize) -> Option<*mut u64> {
+        let (p, desc) = self.remembered(mem, va, level)?;
+        (desc & VALID == 0).then_some(p)
+    }
+
+    /// The descriptor of `va` at `level` in the remembered table and its
+    /// value, if that table is `va`'s (nothing is changed).
+    #[inline(always)]
+    fn remembered(&self, mem: &impl TableMemory, va: u64, level: usize) -> Option<(*mut u64, u64)> {
         let last = self.last_leaf;
         if LastLeaf::key(va, last.shift, level) != last.key {
             return None;
@@ -469,7 +477,7 @@ impl<F: Format> PageTable<F> {
         // SAFETY: a live table page (see `last_leaf`), index in range.
         let p = unsafe { mem.table_ptr(last.table).add(idx) };
         // SAFETY: as above.
-        (unsafe { p.read_volatile() } & VALID == 0).then_some(p)
+        Some((p, unsafe { p.read_volatile() }))
     }
 
     /// [`PageTable::map`], every case: the checks, the one-descriptor walk
@@ -703,15 +711,7 @@ impl<F: Format> PageTable<F> {
     /// table is `va`'s and the descriptor is a leaf (nothing is changed).
     #[inline(always)]
     fn remembered_leaf(&self, mem: &impl TableMemory, va: u64, level: usize) -> Option<*mut u64> {
-        let last = self.last_leaf;
-        if LastLeaf::key(va, last.shift, level) != last.key {
-            return None;
-        }
-        let idx = ((va >> (last.shift - 9)) as usize) & (ENTRIES - 1);
-        // SAFETY: a live table page (see `last_leaf`), index in range.
-        let p = unsafe { mem.table_ptr(last.table).add(idx) };
-        // SAFETY: as above.
-        let desc = unsafe { p.read_volatile() };
+        let (p, desc) = self.remembered(mem, va, level)?;
         (desc & VALID != 0 && (level == 3 || desc & TABLE_OR_PAGE == 0)).then_some(p)
     }
 
