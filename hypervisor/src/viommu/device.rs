@@ -1,22 +1,34 @@
 //! The virtio-iommu as a virtio device: the request queue's chains of one
-//! notify are handled together by the model, with one backend sync for the
-//! batch, and completed (used ring) only after it; fault reports go to the
-//! event queue whenever the driver has given it buffers.
+//! notify are handled one after the other by the model, each completed
+//! (response and used element written) right after it, with one backend
+//! sync for the batch before any of them is published; fault reports go to
+//! the event queue whenever the driver has given it buffers.
 //!
 //! This is the fast path of a MAP or UNMAP: nothing here allocates in the
-//! steady state. Each request is copied once into a stack buffer (the model
-//! parses and validates that copy, never guest memory again), the batch's
-//! chains and completions live in buffers kept from one notify to the next,
-//! and a status-only response is written without being built in memory.
+//! steady state. Each request is copied once into a buffer the device
+//! keeps (the model parses and validates that copy, never guest memory
+//! again) and a status-only response is written without being built in
+//! memory. The common chain (one readable buffer, one writable) reaches
+//! the loop as a [`Pair`] of plain values, without a [`Chain`] in memory.
+//!
+//! Ordering (virtio 1.2, 2.7.8 and 2.7.13): a driver learns of a used
+//! buffer from `used.idx` only, which the transport writes once, after a
+//! release barrier, when the notify's context finishes. So writing each
+//! response and used element as soon as its request is handled, before the
+//! batch's sync, publishes nothing early: the sync still comes before the
+//! `used.idx` that makes any of them visible. If the sync fails, the
+//! responses it turns into IOERR (ATTACH, DETACH and UNMAP successes:
+//! [`Viommu::finish_batch`]) are rewritten before that `used.idx`.
 
 use super::profile::Profile;
 use crate::perf;
 use crate::viommu::backend::IommuBackend;
 use crate::viommu::model::{Completion, Response, Viommu};
-use crate::viommu::wire::{EVENT_QUEUE, REQUEST_QUEUE, TAIL_LEN};
-use crate::virtio::chain::Chain;
-use crate::virtio::device::{NotifyResult, QueueContext, QueueSession, VirtioDevice};
+use crate::viommu::wire::{EVENT_QUEUE, REQUEST_QUEUE, RequestType, TAIL_LEN};
+use crate::virtio::chain::{Chain, Segments};
+use crate::virtio::device::{NotifyResult, QueueContext, QueueSession, Taken, VirtioDevice};
 use crate::virtio::memory::{GuestMemory, MemError};
+use crate::virtio::queue::Pair;
 use alloc::vec::Vec;
 
 pub use crate::viommu::wire::DEVICE_ID;
@@ -29,6 +41,8 @@ const EVENTQ_SIZE: u16 = 64;
 /// Largest request the device reads (a PROBE head is 72 bytes); a longer
 /// readable part fails the request (used length 0).
 const MAX_REQUEST: usize = 256;
+/// A status address meaning "no status written".
+const NO_STATUS: u64 = u64::MAX;
 /// Zeros written ahead of a status tail, a slice at a time.
 const ZEROS: [u8; 64] = [0; 64];
 
@@ -40,12 +54,18 @@ struct RequestBuf([u8; MAX_REQUEST]);
 pub struct ViommuDevice<B: IommuBackend> {
     /// The device model (domains, endpoints, mappings, counters).
     pub model: Viommu<B>,
-    /// The chains of the notify being handled, popped in place into slots
-    /// kept from one notify to the next (only the first `batch` are this
-    /// notify's).
-    chains: Vec<Chain>,
-    /// Their completions, in the same order.
-    completions: Vec<Completion>,
+    /// A chain of any shape but the common one, walked in place (its
+    /// buffer lists kept from one notify to the next).
+    chain: Chain,
+    /// The requests of this notify whose status the batch's sync may still
+    /// change (ATTACH, DETACH and UNMAP: [`Viommu::finish_batch`] turns
+    /// their successes into IOERR if the sync fails), to rewrite it then.
+    /// None holds a [`Response::Written`] (only a PROBE's is), so none owns
+    /// memory. At most a queue's worth (the session's budget).
+    revocable: Vec<Completion>,
+    /// Where the status byte of each of `revocable` was written
+    /// ([`NO_STATUS`]: nowhere).
+    status_at: [u64; REQUESTQ_SIZE as usize],
     /// The request being handled, copied out of guest memory (kept here so
     /// that it is not zeroed again on every notify; aligned so that the
     /// copy goes a doubleword at a time).
@@ -59,11 +79,11 @@ impl<B: IommuBackend> ViommuDevice<B> {
     pub fn new(model: Viommu<B>) -> Self {
         ViommuDevice {
             model,
-            // Grown to the largest batch seen (at most the queue size), not
-            // reserved up front: a driver sending a few requests at a time
-            // holds a few chains.
-            chains: Vec::new(),
-            completions: Vec::new(),
+            chain: Chain::default(),
+            // Grown to the most revocable requests of a notify seen (at
+            // most the queue size).
+            revocable: Vec::new(),
+            status_at: [NO_STATUS; REQUESTQ_SIZE as usize],
             req: RequestBuf([0; MAX_REQUEST]),
             profile: Profile::default(),
         }
@@ -91,57 +111,110 @@ impl<B: IommuBackend> ViommuDevice<B> {
         }
     }
 
+    /// [`VirtioDevice::notify`] of the request queue through the general
+    /// walk and the general chain handling only (never a [`Pair`]): what
+    /// the tests compare the device with.
+    #[cfg(test)]
+    pub(crate) fn notify_general<M: GuestMemory + ?Sized>(
+        &mut self,
+        ctx: &mut QueueContext<'_, M>,
+    ) -> NotifyResult {
+        self.handle_requests::<false, M>(ctx);
+        if self.model.pending_events() > 0 {
+            self.post_events(ctx);
+        }
+        NotifyResult::Done
+    }
+
+    /// Handles the request queue's chains: each request copied, handled
+    /// and completed in turn, then the batch's sync. `FAST` (true but in
+    /// the tests comparing both) lets the common chain take the pair path.
     #[inline]
-    fn handle_requests<M: GuestMemory + ?Sized>(&mut self, ctx: &mut QueueContext<'_, M>) {
+    fn handle_requests<const FAST: bool, M: GuestMemory + ?Sized>(
+        &mut self,
+        ctx: &mut QueueContext<'_, M>,
+    ) {
         let mem = ctx.memory();
         // The request queue found once for the whole batch.
         let Some(mut queue) = ctx.session(REQUESTQ) else {
             return;
         };
-        self.completions.clear();
-        let mut batch = 0;
+        // SAFETY: a length of 0 is always valid. The elements are forgotten
+        // rather than dropped (no loop over them): none owns memory (see
+        // `revocable`).
+        unsafe { self.revocable.set_len(0) };
+        let mut handled = false;
+        let mut complete = 0;
         loop {
-            if batch == self.chains.len() {
-                grow(&mut self.chains);
-            }
-            let Some(chain) = self.chains.get_mut(batch) else {
+            let t0 = perf::now();
+            let Some(taken) = queue.take_with::<FAST>(&mut self.chain) else {
                 break;
             };
-            let t0 = perf::now();
-            if !queue.pop_into(chain) {
-                break;
-            }
             let t1 = perf::now();
-            // The length only: the model parses the kept (aligned) buffer
-            // itself, so its field loads need no alignment tests.
-            match read_request(chain, mem, &mut self.req.0).and_then(|len| self.req.0.get(..len)) {
-                Some(req) => {
-                    let t2 = perf::now();
-                    let resp_len = usize::try_from(chain.writable_len()).unwrap_or(usize::MAX);
-                    let c = self.model.handle_request(req, resp_len);
-                    let t3 = perf::now();
-                    self.profile.request(c.kind, t1 - t0, t2 - t1, t3 - t2);
-                    self.completions.push(c);
-                    batch += 1;
+            let (head, c, written, status_at, t2, t3);
+            match taken {
+                Taken::Pair(pair) => {
+                    head = pair.head;
+                    let (gpa, len) = pair.readable;
+                    // The length only: the model parses the kept (aligned)
+                    // buffer itself, so its field loads need no alignment
+                    // tests.
+                    let Some(req) = self.req.0.get_mut(..len as usize) else {
+                        // Oversized: the request fails, nothing written.
+                        fail_request(&mut queue, head);
+                        continue;
+                    };
+                    // SAFETY: the pair walk checked the readable buffer to
+                    // lie in `mem`'s RAM (its whole length: `req` is that
+                    // long).
+                    unsafe { mem.read_direct(mem.direct(gpa), req) };
+                    t2 = perf::now();
+                    c = self.model.handle_request(req, pair.writable.1 as usize);
+                    t3 = perf::now();
+                    (written, status_at) = write_pair_response(&pair, mem, &c.response);
                 }
-                // Unreadable or oversized: the request fails, nothing written.
-                None => fail_request(&mut queue, chain.head),
+                Taken::Chain => {
+                    head = self.chain.head;
+                    let Some(len) = read_request_slow(&self.chain, mem, &mut self.req.0) else {
+                        // Unreadable or oversized: the request fails,
+                        // nothing written.
+                        fail_request(&mut queue, head);
+                        continue;
+                    };
+                    t2 = perf::now();
+                    let resp_len = usize::try_from(self.chain.writable_len()).unwrap_or(usize::MAX);
+                    c = self.model.handle_request(&self.req.0[..len], resp_len);
+                    t3 = perf::now();
+                    (written, status_at) = write_response(&self.chain, mem, &c.response);
+                }
+            }
+            handled = true;
+            let _ = queue.push_used(head, written);
+            if perf::ENABLED {
+                self.profile.request(c.kind, t1 - t0, t2 - t1, t3 - t2);
+                complete += perf::now() - t3;
+            }
+            if revocable(c.kind) {
+                debug_assert!(!matches!(c.response, Response::Written(_)));
+                // Below the queue size: one per request the session took.
+                if let Some(at) = self.status_at.get_mut(self.revocable.len()) {
+                    *at = status_at.unwrap_or(NO_STATUS);
+                }
+                self.revocable.push(c);
             }
         }
-        if batch == 0 {
+        if !handled {
             return;
         }
         // One sync (TLB invalidation) for the whole notify, before any of
-        // its requests is completed.
+        // its requests is published (`used.idx`, when the context ends).
         let t0 = perf::now();
-        let _ = self.model.finish_batch(&mut self.completions);
-        let t1 = perf::now();
-        // The first `batch` chains: one completion each.
-        for (chain, c) in self.chains.iter().zip(self.completions.iter()) {
-            let written = write_response(chain, mem, &c.response);
-            let _ = queue.push_used(chain.head, written);
+        if self.model.finish_batch(&mut self.revocable).is_err() {
+            rewrite_statuses(&self.revocable, &self.status_at, mem);
         }
-        self.profile.batch(t1 - t0, perf::now() - t1);
+        if perf::ENABLED {
+            self.profile.batch(perf::now() - t0, complete);
+        }
     }
 
     fn post_events<M: GuestMemory + ?Sized>(&mut self, ctx: &mut QueueContext<'_, M>) {
@@ -158,37 +231,42 @@ impl<B: IommuBackend> ViommuDevice<B> {
     }
 }
 
-/// One more chain slot (a batch larger than any before it: rare, and out
-/// of the request loop so that the loop's code stays small).
-#[cold]
-#[inline(never)]
-fn grow(chains: &mut Vec<Chain>) {
-    chains.push(Chain::default());
-}
-
 /// Returns chain `head`, whose request could not be read, with nothing
-/// written (rare: out of the request loop).
-#[cold]
-#[inline(never)]
+/// written. (Inlined: an out-of-line call taking the session's address
+/// would keep the session in memory rather than in registers.)
+#[inline(always)]
 fn fail_request<M: GuestMemory + ?Sized>(queue: &mut QueueSession<'_, '_, M>, head: u16) {
     let _ = queue.push_used(head, 0);
 }
 
-/// Copies `chain`'s readable part (the request) into `buf` and returns its
-/// length; `None` when it is longer than `buf` or cannot be read. The usual
-/// request, one readable buffer, is one copy of a range the walk has
-/// checked (the copy checks it again: one subtraction and two comparisons).
+/// Whether the batch's sync may still change the status of a request of
+/// `kind`: an ATTACH, DETACH or UNMAP ([`Viommu::finish_batch`] turns
+/// their successes into IOERR if it fails). Their responses are
+/// [`Response::Status`] or [`Response::Nothing`], never `Written`.
 #[inline(always)]
-fn read_request<M: GuestMemory + ?Sized>(chain: &Chain, mem: &M, buf: &mut [u8]) -> Option<usize> {
-    if let Some((gpa, len)) = chain.readable.single() {
-        let dst = buf.get_mut(..len as usize)?;
-        mem.read_request(gpa, dst).ok()?;
-        return Some(dst.len());
-    }
-    read_request_slow(chain, mem, buf)
+fn revocable(kind: Option<RequestType>) -> bool {
+    matches!(
+        kind,
+        Some(RequestType::Attach | RequestType::Detach | RequestType::Unmap)
+    )
 }
 
-/// [`read_request`] of a request in zero or several buffers.
+/// After a failed sync: writes the status of each revocable request (IOERR
+/// where [`Viommu::finish_batch`] changed it) over the one written before.
+#[cold]
+#[inline(never)]
+fn rewrite_statuses<M: GuestMemory + ?Sized>(revocable: &[Completion], status_at: &[u64], mem: &M) {
+    for (c, &at) in revocable.iter().zip(status_at) {
+        if let Some(status) = c.response.status()
+            && at != NO_STATUS
+        {
+            let _ = mem.write(at, &[status as u8]);
+        }
+    }
+}
+
+/// Copies `chain`'s readable part (the request) into `buf` and returns its
+/// length; `None` when it is longer than `buf` or cannot be read.
 #[inline(never)]
 fn read_request_slow<M: GuestMemory + ?Sized>(
     chain: &Chain,
@@ -199,30 +277,94 @@ fn read_request_slow<M: GuestMemory + ?Sized>(
     (len <= buf.len()).then_some(len)
 }
 
-/// Writes `response` into `chain`'s writable part; returns the bytes
-/// written (0 if guest memory refused a write: the buffers were checked
-/// at pop time, so only a changed memory map could). A status-only
-/// response is zeros then the tail, written in place: usually just the
-/// four tail bytes, one 32-bit store into the first writable buffer.
+/// Writes `response` into `pair`'s writable buffer: the bytes written (0
+/// if guest memory refused a write) and the address of the status byte
+/// when one was written. A status-only response as long as the tail (the
+/// response to a request whose writable buffer is the tail: the model
+/// answers with the writable length) is one 32-bit store into that
+/// buffer, which the pair walk checked to lie in RAM.
 #[inline(always)]
-fn write_response<M: GuestMemory + ?Sized>(chain: &Chain, mem: &M, response: &Response) -> u32 {
-    if let Response::Status { len, status } = *response
-        && len == TAIL_LEN
-        && let Some((gpa, seg_len)) = chain.writable.first()
-        && seg_len as usize >= TAIL_LEN
+fn write_pair_response<M: GuestMemory + ?Sized>(
+    pair: &Pair,
+    mem: &M,
+    response: &Response,
+) -> (u32, Option<u64>) {
+    let (gpa, len) = pair.writable;
+    if let Response::Status { len: n, status } = *response
+        && n == TAIL_LEN
+        && len as usize >= TAIL_LEN
     {
         // The tail: status, then three reserved zero bytes (little-endian).
-        return match mem.write_u32(gpa, status as u32) {
-            Ok(()) => TAIL_LEN as u32,
-            Err(_) => 0,
-        };
+        // SAFETY: the first four bytes of the writable buffer, which the
+        // pair walk checked to lie in `mem`'s RAM.
+        unsafe { mem.write_u32_direct(mem.direct(gpa), status as u32) };
+        return (TAIL_LEN as u32, Some(gpa));
     }
-    write_response_slow(chain, mem, response).unwrap_or(0)
+    write_pair_response_slow(pair.head, pair.readable, pair.writable, mem, response)
 }
 
-/// [`write_response`] of anything but a status tail in the first buffer.
+/// [`write_pair_response`] of anything but a status tail: through the
+/// [`Chain`] the general walk would have given.
+#[cold]
 #[inline(never)]
-fn write_response_slow<M: GuestMemory + ?Sized>(
+fn write_pair_response_slow<M: GuestMemory + ?Sized>(
+    head: u16,
+    readable: (u64, u32),
+    writable: (u64, u32),
+    mem: &M,
+    response: &Response,
+) -> (u32, Option<u64>) {
+    // The pair's fields as values (not its address: that would keep the
+    // pair in memory on the fast path too).
+    let pair = Pair {
+        head,
+        readable,
+        writable,
+    };
+    let mut chain = Chain::default();
+    pair.fill(&mut chain);
+    write_response(&chain, mem, response)
+}
+
+/// Writes `response` into `chain`'s writable part: the bytes written (0 if
+/// guest memory refused a write: the buffers were checked at pop time, so
+/// only a changed memory map could) and, for a status response, the
+/// address of its status byte. A status-only response is zeros then the
+/// tail, written in place.
+#[inline(never)]
+fn write_response<M: GuestMemory + ?Sized>(
+    chain: &Chain,
+    mem: &M,
+    response: &Response,
+) -> (u32, Option<u64>) {
+    match write_response_parts(chain, mem, response) {
+        Ok(written) => {
+            let at = match *response {
+                Response::Status { len, .. } => {
+                    byte_at(&chain.writable, len.saturating_sub(TAIL_LEN))
+                }
+                _ => None,
+            };
+            (written, at)
+        }
+        Err(_) => (0, None),
+    }
+}
+
+/// The guest-physical address of byte `offset` of `segs`, if it has one.
+fn byte_at(segs: &Segments, offset: usize) -> Option<u64> {
+    let mut skip = offset as u64;
+    for (gpa, len) in segs.iter() {
+        if skip < u64::from(len) {
+            return Some(gpa.wrapping_add(skip));
+        }
+        skip -= u64::from(len);
+    }
+    None
+}
+
+/// [`write_response`]'s writes.
+fn write_response_parts<M: GuestMemory + ?Sized>(
     chain: &Chain,
     mem: &M,
     response: &Response,
@@ -280,7 +422,7 @@ impl<B: IommuBackend> VirtioDevice for ViommuDevice<B> {
     ) -> NotifyResult {
         let t0 = perf::now();
         if q == REQUESTQ {
-            self.handle_requests(ctx);
+            self.handle_requests::<true, M>(ctx);
         }
         if self.model.pending_events() > 0 {
             self.post_events(ctx);

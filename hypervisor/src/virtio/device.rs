@@ -13,7 +13,7 @@
 
 use super::chain::Chain;
 use super::memory::GuestMemory;
-use super::queue::{Queue, QueueError};
+use super::queue::{Pair, Popped, Queue, QueueError, Ring};
 
 /// Most queues a device may have.
 pub const MAX_QUEUES: usize = 64;
@@ -193,14 +193,18 @@ impl<'a, M: GuestMemory + ?Sized> QueueContext<'a, M> {
             self.begun |= bit;
             queue.begin_context();
         }
+        let ring = queue.ring(self.mem, size);
         Some(QueueSession {
             mem: self.mem,
+            ring,
+            used: false,
+            bad_chains: 0,
+            fatal: None,
             queue,
-            size,
             bit,
-            used: &mut self.used,
-            bad_chains: &mut self.bad_chains,
-            fatal: &mut self.fatal,
+            ctx_used: &mut self.used,
+            ctx_bad_chains: &mut self.bad_chains,
+            ctx_fatal: &mut self.fatal,
         })
     }
 
@@ -239,16 +243,36 @@ impl<'a, M: GuestMemory + ?Sized> QueueContext<'a, M> {
 /// queue's configuration cannot change while it lives: the transport's
 /// registers are written under the lock the notify holds, and the session
 /// holds the queue.
+///
+/// What a run of pops and pushes changes lives in the session as plain
+/// values (the queue's [`Ring`], whether a used element was added, the
+/// malformed chains, a fatal error), not behind references into the queue
+/// and the context: the loop holding the session keeps them in registers.
+/// They are stored back when the session is dropped.
 pub struct QueueSession<'s, 'a, M: GuestMemory + ?Sized> {
     mem: &'a M,
+    ring: Ring,
+    /// A used element was added.
+    used: bool,
+    /// Malformed chains returned with length 0.
+    bad_chains: usize,
+    /// The fatal error met, if any (the context had none at the start).
+    fatal: Option<QueueError>,
     queue: &'s mut Queue,
-    /// The queue's size (enabled: a power of two).
-    size: u16,
     /// The queue's bit in the context's `used` mask.
     bit: u64,
-    used: &'s mut u64,
-    bad_chains: &'s mut usize,
-    fatal: &'s mut Option<QueueError>,
+    ctx_used: &'s mut u64,
+    ctx_bad_chains: &'s mut usize,
+    ctx_fatal: &'s mut Option<QueueError>,
+}
+
+/// What [`QueueSession::take`] took.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Taken {
+    /// A chain of the common shape (one readable buffer, one writable).
+    Pair(Pair),
+    /// Any other valid chain, in the caller's chain.
+    Chain,
 }
 
 impl<M: GuestMemory + ?Sized> QueueSession<'_, '_, M> {
@@ -258,17 +282,46 @@ impl<M: GuestMemory + ?Sized> QueueSession<'_, '_, M> {
     /// Malformed chains met on the way are returned with length 0.
     #[inline(always)]
     pub fn pop_into(&mut self, chain: &mut Chain) -> bool {
-        loop {
-            if self.fatal.is_some() || !self.queue.take_one() {
-                return false;
+        match self.take(chain) {
+            Some(Taken::Pair(pair)) => {
+                pair.fill(chain);
+                true
             }
-            // SAFETY: the session was made after `check_rings(mem)` passed
-            // on this queue, whose configuration it holds frozen.
-            match unsafe { self.queue.pop_sized::<true, M>(self.mem, self.size, chain) } {
-                Ok(found) => return found,
+            Some(Taken::Chain) => true,
+            None => false,
+        }
+    }
+
+    /// [`pop_into`](Self::pop_into) that gives a chain of the common shape
+    /// as a [`Pair`] of plain values, leaving `chain` untouched: any other
+    /// valid chain is in `chain` ([`Taken::Chain`]). `None` when the
+    /// queue is empty, when the context's budget for it is spent, or after
+    /// a fatal error; malformed chains met on the way are returned with
+    /// length 0.
+    #[inline(always)]
+    pub fn take(&mut self, chain: &mut Chain) -> Option<Taken> {
+        self.take_with::<true>(chain)
+    }
+
+    /// [`take`](Self::take) with the pair walk (`FAST`) or through the
+    /// general walk only (never a [`Taken::Pair`]: what the tests compare
+    /// the pair path with).
+    #[inline(always)]
+    pub(crate) fn take_with<const FAST: bool>(&mut self, chain: &mut Chain) -> Option<Taken> {
+        loop {
+            if self.fatal.is_some() || !self.ring.take_one() {
+                return None;
+            }
+            // SAFETY: the ring is the queue's, made after
+            // `check_rings(mem)` passed; the session holds the queue's
+            // configuration frozen.
+            match unsafe { self.ring.pop::<FAST, M>(self.mem, chain) } {
+                Ok(Popped::Pair(pair)) => return Some(Taken::Pair(pair)),
+                Ok(Popped::Chain) => return Some(Taken::Chain),
+                Ok(Popped::Empty) => return None,
                 Err(e) => {
                     if !self.bad_chain(e) {
-                        return false;
+                        return None;
                     }
                 }
             }
@@ -276,23 +329,24 @@ impl<M: GuestMemory + ?Sized> QueueSession<'_, '_, M> {
     }
 
     /// A chain refused by the walk: a malformed one is returned with
-    /// length 0 (true: go on), anything else is fatal (false).
-    #[cold]
-    #[inline(never)]
+    /// length 0 (true: go on), anything else is fatal (false). Inlined
+    /// (it is small): an out-of-line call taking the session's address
+    /// would keep the session in memory rather than in registers.
+    #[inline(always)]
     fn bad_chain(&mut self, e: QueueError) -> bool {
         let QueueError::BadChain { head, .. } = e else {
-            *self.fatal = Some(e);
+            self.fatal = Some(e);
             return false;
         };
-        *self.bad_chains += 1;
-        // SAFETY: as in `pop_into`.
-        match unsafe { self.queue.add_used_sized(self.mem, self.size, head, 0) } {
+        self.bad_chains += 1;
+        // SAFETY: as in `take`.
+        match unsafe { self.ring.add_used(self.mem, head, 0) } {
             Ok(()) => {
-                *self.used |= self.bit;
+                self.used = true;
                 true
             }
             Err(e) => {
-                *self.fatal = Some(e);
+                self.fatal = Some(e);
                 false
             }
         }
@@ -302,17 +356,17 @@ impl<M: GuestMemory + ?Sized> QueueSession<'_, '_, M> {
     /// [`QueueContext::push_used`]).
     #[inline(always)]
     pub fn push_used(&mut self, head: u16, len: u32) -> Result<(), QueueError> {
-        if let Some(e) = *self.fatal {
+        if let Some(e) = self.fatal {
             return Err(e);
         }
-        // SAFETY: as in `pop_into`.
-        match unsafe { self.queue.add_used_sized(self.mem, self.size, head, len) } {
+        // SAFETY: as in `take`.
+        match unsafe { self.ring.add_used(self.mem, head, len) } {
             Ok(()) => {
-                *self.used |= self.bit;
+                self.used = true;
                 Ok(())
             }
             Err(e @ QueueError::Memory(_)) => {
-                *self.fatal = Some(e);
+                self.fatal = Some(e);
                 Err(e)
             }
             Err(e) => Err(e),
@@ -322,5 +376,21 @@ impl<M: GuestMemory + ?Sized> QueueSession<'_, '_, M> {
     /// Guest memory.
     pub fn memory(&self) -> &M {
         self.mem
+    }
+}
+
+impl<M: GuestMemory + ?Sized> Drop for QueueSession<'_, '_, M> {
+    /// Stores what the session changed back into the queue and the
+    /// context.
+    #[inline(always)]
+    fn drop(&mut self) {
+        self.queue.store_ring(&self.ring);
+        if self.used {
+            *self.ctx_used |= self.bit;
+        }
+        *self.ctx_bad_chains += self.bad_chains;
+        if self.fatal.is_some() {
+            *self.ctx_fatal = self.fatal;
+        }
     }
 }

@@ -116,49 +116,89 @@ pub trait GuestMemory {
         self.read(gpa, buf)
     }
 
-    /// Reads the little-endian `u16` at `gpa` of a range the caller has
-    /// already checked (a ring area: see [`Queue`](super::queue::Queue)),
-    /// without checking it again where the memory can (the hypervisor's
-    /// guest RAM). The default checks anyway.
+    /// The address the `*_direct` accessors take for guest-physical
+    /// `gpa`, computed once for a range [`check`](Self::check) accepted
+    /// (a ring area, a buffer) so that each later access into it is its
+    /// base plus an offset: the hypervisor's guest RAM gives the host
+    /// address (one load or store per access, nothing of `self` read
+    /// again); the default, for memories without one, is `gpa` itself and
+    /// the accessors check as usual.
     ///
-    /// # Safety
-    /// [`check`](Self::check)`(gpa, 2)` must hold (a range containing it
-    /// was accepted, and the memory's RAM has not changed since), and
-    /// `gpa` must be a multiple of 2.
+    /// Over a range `check` accepted it must be affine:
+    /// `direct(gpa + k) == direct(gpa) + k` for each byte `gpa + k` of it.
+    /// An implementation overrides this and every `*_direct` accessor, or
+    /// none of them.
     #[inline(always)]
-    unsafe fn read_u16_checked(&self, gpa: u64) -> u16 {
-        self.read_u16(gpa).unwrap_or(0)
+    fn direct(&self, gpa: u64) -> u64 {
+        gpa
     }
 
-    /// [`read_u64_pair`](Self::read_u64_pair) of an already checked range
-    /// (a descriptor), as [`read_u16_checked`](Self::read_u16_checked).
+    /// Reads the little-endian `u16` at direct address `addr`
+    /// ([`direct`](Self::direct)) without checking it again where the
+    /// memory can (the hypervisor's guest RAM). The default checks anyway.
     ///
     /// # Safety
-    /// `check(gpa, 16)` must hold, and `gpa` must be a multiple of 16.
+    /// `addr` must be `direct(gpa) + k` for a range `gpa..gpa + len` that
+    /// [`check`](Self::check) accepted (and the memory's RAM has not
+    /// changed since), with `k + 2 <= len`; `gpa + k` must be a multiple
+    /// of 2.
     #[inline(always)]
-    unsafe fn read_u64_pair_checked(&self, gpa: u64) -> (u64, u64) {
-        self.read_u64_pair(gpa).unwrap_or((0, 0))
+    unsafe fn read_u16_direct(&self, addr: u64) -> u16 {
+        self.read_u16(addr).unwrap_or(0)
     }
 
-    /// Writes a little-endian `u16` into an already checked range, as
-    /// [`read_u16_checked`](Self::read_u16_checked).
+    /// [`read_u64_pair`](Self::read_u64_pair) (a descriptor) at a direct
+    /// address, as [`read_u16_direct`](Self::read_u16_direct).
     ///
     /// # Safety
-    /// `check(gpa, 2)` must hold, and `gpa` must be a multiple of 2.
+    /// As `read_u16_direct`, for 16 bytes at a multiple of 16.
     #[inline(always)]
-    unsafe fn write_u16_checked(&self, gpa: u64, value: u16) {
-        let _ = self.write_u16(gpa, value);
+    unsafe fn read_u64_pair_direct(&self, addr: u64) -> (u64, u64) {
+        self.read_u64_pair(addr).unwrap_or((0, 0))
+    }
+
+    /// [`read`](Self::read) at a direct address (a request, into an
+    /// 8-aligned buffer: an implementation may inline it whole), as
+    /// [`read_u16_direct`](Self::read_u16_direct); any alignment.
+    ///
+    /// # Safety
+    /// As `read_u16_direct`, for `buf.len()` bytes, without the alignment.
+    #[inline(always)]
+    unsafe fn read_direct(&self, addr: u64, buf: &mut [u8]) {
+        if self.read(addr, buf).is_err() {
+            buf.fill(0);
+        }
+    }
+
+    /// Writes a little-endian `u16` at a direct address, as
+    /// [`read_u16_direct`](Self::read_u16_direct).
+    ///
+    /// # Safety
+    /// As `read_u16_direct`.
+    #[inline(always)]
+    unsafe fn write_u16_direct(&self, addr: u64, value: u16) {
+        let _ = self.write_u16(addr, value);
+    }
+
+    /// Writes a little-endian `u32` (a status tail) at a direct address, as
+    /// [`read_u16_direct`](Self::read_u16_direct); any alignment.
+    ///
+    /// # Safety
+    /// As `read_u16_direct`, for 4 bytes, without the alignment.
+    #[inline(always)]
+    unsafe fn write_u32_direct(&self, addr: u64, value: u32) {
+        let _ = self.write_u32(addr, value);
     }
 
     /// Writes `lo` then `hi` as one little-endian 64-bit value (a used
-    /// element: `id`, `len`) into an already checked range, as
-    /// [`read_u16_checked`](Self::read_u16_checked).
+    /// element: `id`, `len`) at a direct address, as
+    /// [`read_u16_direct`](Self::read_u16_direct).
     ///
     /// # Safety
-    /// `check(gpa, 8)` must hold, and `gpa` must be a multiple of 4.
+    /// As `read_u16_direct`, for 8 bytes at a multiple of 4.
     #[inline(always)]
-    unsafe fn write_u32_pair_checked(&self, gpa: u64, lo: u32, hi: u32) {
-        let _ = self.write_u64(gpa, u64::from(lo) | (u64::from(hi) << 32));
+    unsafe fn write_u32_pair_direct(&self, addr: u64, lo: u32, hi: u32) {
+        let _ = self.write_u64(addr, u64::from(lo) | (u64::from(hi) << 32));
     }
 
     /// Writes a little-endian `u16`.

@@ -343,17 +343,6 @@ impl Queue {
         self.taken = 0;
     }
 
-    /// Counts one chain taken in this context; false once the context has
-    /// taken a queue's worth.
-    #[inline(always)]
-    pub(super) fn take_one(&mut self) -> bool {
-        if self.taken >= self.size {
-            return false;
-        }
-        self.taken += 1;
-        true
-    }
-
     /// Checks the layout: size a power of two within the maximum, areas
     /// aligned and inside guest RAM.
     pub fn validate<M: GuestMemory + ?Sized>(&self, mem: &M) -> Result<(), LayoutError> {
@@ -492,7 +481,7 @@ impl Queue {
     }
 
     /// [`pop_into`](Self::pop_into) through the general walk only (no
-    /// [`walk_pair`](Self::walk_pair)): what the tests compare it with.
+    /// pair walk): what the tests compare it with.
     #[cfg(test)]
     pub(crate) fn pop_into_general<M: GuestMemory + ?Sized>(
         &mut self,
@@ -502,95 +491,299 @@ impl Queue {
         self.pop_checked::<false, M>(mem, chain)
     }
 
-    /// [`pop_into`](Self::pop_into) with the pair walk (`FAST`) or without.
+    /// [`pop_into`](Self::pop_into) with the pair walk (`FAST`) or without:
+    /// the queue's [`Ring`], one pop, the ring stored back.
     #[inline]
     fn pop_checked<const FAST: bool, M: GuestMemory + ?Sized>(
         &mut self,
         mem: &M,
         chain: &mut Chain,
     ) -> Result<bool, QueueError> {
+        let mut ring = self.checked_ring(mem)?;
+        // SAFETY: the ring of this queue, whose areas were just checked to
+        // lie in `mem`'s RAM.
+        let popped = unsafe { ring.pop::<FAST, M>(mem, chain) };
+        self.store_ring(&ring);
+        Ok(match popped? {
+            Popped::Empty => false,
+            Popped::Pair(pair) => {
+                pair.fill(chain);
+                true
+            }
+            Popped::Chain => true,
+        })
+    }
+
+    /// The [`Ring`] of this enabled queue after checking that its areas
+    /// still lie in `mem`'s RAM ([`check_rings`](Self::check_rings)).
+    #[inline(always)]
+    fn checked_ring<M: GuestMemory + ?Sized>(&self, mem: &M) -> Result<Ring, QueueError> {
         let size = self.ring_size()?;
         self.check_rings(mem)?;
-        // SAFETY: the areas of this enabled queue of `size` are in `mem`'s
-        // RAM (just checked) and aligned (checked at enable, frozen since).
-        unsafe { self.pop_sized::<FAST, M>(mem, size, chain) }
+        Ok(self.ring(mem, size))
+    }
+
+    /// The [`Ring`] of this queue, enabled with `size` entries (its
+    /// [`live_size`](Self::live_size)): the areas' direct addresses in
+    /// `mem` and the device's indices, copied out.
+    ///
+    /// Safe to make; using it is not ([`Ring::pop`]): its accesses are
+    /// valid only once [`check_rings`](Self::check_rings)`(mem)` has
+    /// passed.
+    #[inline(always)]
+    pub(super) fn ring<M: GuestMemory + ?Sized>(&self, mem: &M, size: u16) -> Ring {
+        Ring {
+            desc: mem.direct(self.desc_addr),
+            avail: mem.direct(self.avail_addr),
+            used: mem.direct(self.used_addr),
+            size,
+            last_avail: self.last_avail_idx,
+            avail_seen: self.avail_seen,
+            used_idx: self.used_idx,
+            taken: self.taken,
+        }
+    }
+
+    /// Stores the indices of `ring` (made by [`ring`](Self::ring) from
+    /// this queue) back.
+    #[inline(always)]
+    pub(super) fn store_ring(&mut self, ring: &Ring) {
+        self.last_avail_idx = ring.last_avail;
+        self.avail_seen = ring.avail_seen;
+        self.used_idx = ring.used_idx;
+        self.taken = ring.taken;
     }
 
     /// The size of an enabled queue (a power of two, checked at enable),
-    /// `None` while it is disabled: what [`pop_sized`](Self::pop_sized)
-    /// and [`add_used_sized`](Self::add_used_sized) take, for a caller
-    /// that holds the queue (and so its configuration) across a run of
-    /// pops and pushes.
+    /// `None` while it is disabled: what [`ring`](Self::ring) takes, for
+    /// a caller that holds the queue (and so its configuration) across a
+    /// run of pops and pushes.
     #[inline(always)]
     pub(super) fn live_size(&self) -> Option<u16> {
         self.ring_size().ok()
     }
 
-    /// [`pop_into`](Self::pop_into) for a queue whose [`live_size`](Self::live_size)
-    /// is `size`.
-    ///
-    /// `FAST` (true but in the tests comparing both) lets the common chain
-    /// shape take [`walk_pair`](Self::walk_pair) before the general walk.
+    /// Returns chain `head` to the driver with `len` bytes written: the used
+    /// element first, then (after a [`Barrier::Release`]) `used.idx`.
+    pub fn push_used<M: GuestMemory + ?Sized>(
+        &mut self,
+        mem: &M,
+        head: u16,
+        len: u32,
+    ) -> Result<(), QueueError> {
+        self.add_used(mem, head, len)?;
+        self.publish_used(mem)
+    }
+
+    /// Writes the used element returning chain `head` with `len` bytes
+    /// written, without publishing it: the driver sees it after
+    /// [`publish_used`](Self::publish_used).
+    #[inline(always)]
+    pub fn add_used<M: GuestMemory + ?Sized>(
+        &mut self,
+        mem: &M,
+        head: u16,
+        len: u32,
+    ) -> Result<(), QueueError> {
+        let mut ring = self.checked_ring(mem)?;
+        // SAFETY: as in `pop_checked`.
+        let added = unsafe { ring.add_used(mem, head, len) };
+        self.store_ring(&ring);
+        added
+    }
+
+    /// Publishes the used elements written since the last call: a
+    /// [`Barrier::Release`], then one write of `used.idx`. Nothing when
+    /// there are none.
+    pub fn publish_used<M: GuestMemory + ?Sized>(&mut self, mem: &M) -> Result<(), QueueError> {
+        if self.used_published == self.used_idx {
+            return Ok(());
+        }
+        mem.barrier(Barrier::Release);
+        mem.write_u16(self.used_addr.wrapping_add(2), self.used_idx)?;
+        self.used_published = self.used_idx;
+        Ok(())
+    }
+
+    /// [`publish_used`](Self::publish_used) then
+    /// [`needs_notification`](Self::needs_notification), the end of a
+    /// context's work on a queue of `mem` whose areas were checked: the same
+    /// barriers and accesses, without a range check each.
     ///
     /// # Safety
     /// [`check_rings`](Self::check_rings)`(mem)` must have passed (and
-    /// `mem`'s RAM not changed since): the ring accesses are not checked
-    /// again.
+    /// `mem`'s RAM not changed since).
     #[inline(always)]
-    pub(super) unsafe fn pop_sized<const FAST: bool, M: GuestMemory + ?Sized>(
+    pub(super) unsafe fn publish_and_ask<M: GuestMemory + ?Sized>(&mut self, mem: &M) -> bool {
+        if self.used_published != self.used_idx {
+            mem.barrier(Barrier::Release);
+            // SAFETY: `used.idx` lies in the device area, 2-aligned (the
+            // area is 4-aligned, checked at enable), in RAM (the caller's
+            // contract).
+            unsafe {
+                mem.write_u16_direct(mem.direct(self.used_addr).wrapping_add(2), self.used_idx)
+            };
+            self.used_published = self.used_idx;
+        }
+        mem.barrier(Barrier::Full);
+        // SAFETY: `avail.flags` lies in the driver area, 2-aligned; as above.
+        let flags = unsafe { mem.read_u16_direct(mem.direct(self.avail_addr)) };
+        flags & VIRTQ_AVAIL_F_NO_INTERRUPT == 0
+    }
+
+    /// Whether the driver wants a used-buffer notification now, i.e.
+    /// `VIRTQ_AVAIL_F_NO_INTERRUPT` is clear. Issues a [`Barrier::Full`]
+    /// first so that a driver clearing the flag after our `used.idx` write
+    /// is not missed. An unreadable ring errs towards notifying.
+    pub fn needs_notification<M: GuestMemory + ?Sized>(&self, mem: &M) -> bool {
+        mem.barrier(Barrier::Full);
+        match mem.read_u16(self.avail_addr) {
+            Ok(flags) => flags & VIRTQ_AVAIL_F_NO_INTERRUPT == 0,
+            Err(_) => true,
+        }
+    }
+}
+
+/// An enabled queue's ring as plain values, for a run of pops and pushes
+/// (a [`QueueSession`](super::device::QueueSession), or one
+/// [`Queue::pop_into`]): the three areas' direct addresses
+/// ([`GuestMemory::direct`]: host addresses in the hypervisor's guest RAM,
+/// so that each ring access is a base plus an index), the size and the
+/// device's indices, copied out of the [`Queue`] ([`Queue::ring`]) and
+/// stored back when the run ends ([`Queue::store_ring`]). Being values, the
+/// loop that holds it keeps them in registers rather than reloading them
+/// through the queue after every store into guest memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ring {
+    desc: u64,
+    avail: u64,
+    used: u64,
+    /// The queue's size (enabled: a power of two).
+    size: u16,
+    last_avail: u16,
+    avail_seen: u16,
+    used_idx: u16,
+    taken: u32,
+}
+
+/// The common chain, one device-readable descriptor then one
+/// device-writable one (a request as Linux builds it), as
+/// [`Ring::pop`]'s pair walk found it: both buffers non-empty and checked
+/// to lie in RAM, totalling less than 2^32 bytes. [`fill`](Self::fill)
+/// gives the [`Chain`] the general walk gives for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pair {
+    /// Index of the head descriptor: the id to return in the used ring.
+    pub head: u16,
+    /// The readable buffer: guest-physical address, length.
+    pub readable: (u64, u32),
+    /// The writable buffer: guest-physical address, length.
+    pub writable: (u64, u32),
+}
+
+impl Pair {
+    /// Makes `chain` this pair: what the general walk gives for it.
+    #[inline(always)]
+    pub fn fill(&self, chain: &mut Chain) {
+        chain.head = self.head;
+        chain.readable.set_single(self.readable.0, self.readable.1);
+        chain.writable.set_single(self.writable.0, self.writable.1);
+    }
+}
+
+/// What [`Ring::pop`] took.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Popped {
+    /// No chain is available.
+    Empty,
+    /// A chain of the common shape (the caller's chain is untouched).
+    Pair(Pair),
+    /// Any other valid chain, now in the caller's chain.
+    Chain,
+}
+
+impl Ring {
+    /// Counts one chain taken in the current context (its bound on the
+    /// work of one notify); false once it has taken a queue's worth.
+    #[inline(always)]
+    pub(super) fn take_one(&mut self) -> bool {
+        if self.taken >= u32::from(self.size) {
+            return false;
+        }
+        self.taken += 1;
+        true
+    }
+
+    /// Takes the next available chain. On [`QueueError::BadChain`] the
+    /// chain has been consumed and the caller must return `head` with
+    /// [`add_used`](Self::add_used); on a fatal error nothing was
+    /// consumed. `avail.idx` is read (and the acquire barrier issued) only
+    /// when the chains seen at its last reading are consumed.
+    ///
+    /// `FAST` (true but in the tests comparing both) lets the common chain
+    /// shape take the pair walk, which gives it as a [`Pair`], before the
+    /// general walk, which fills `chain`.
+    ///
+    /// # Safety
+    /// The ring must be [`Queue::ring`] of a queue (or its indices since)
+    /// whose [`Queue::check_rings`]`(mem)` passed, `mem`'s RAM unchanged
+    /// since: the ring accesses are not checked again.
+    #[inline(always)]
+    pub(super) unsafe fn pop<const FAST: bool, M: GuestMemory + ?Sized>(
         &mut self,
         mem: &M,
-        size: u16,
         chain: &mut Chain,
-    ) -> Result<bool, QueueError> {
-        if self.avail_seen == self.last_avail_idx {
+    ) -> Result<Popped, QueueError> {
+        if self.avail_seen == self.last_avail {
             // SAFETY: `avail.idx` lies in the driver area, 2-aligned (the
             // area is, checked at enable); the area is in RAM (the
             // caller's contract).
-            let avail = unsafe { mem.read_u16_checked(self.avail_addr.wrapping_add(2)) };
-            let pending = avail.wrapping_sub(self.last_avail_idx);
-            if pending > size {
+            let avail = unsafe { mem.read_u16_direct(self.avail.wrapping_add(2)) };
+            let pending = avail.wrapping_sub(self.last_avail);
+            if pending > self.size {
                 return Err(QueueError::AvailIdxJump {
-                    last_avail: self.last_avail_idx,
+                    last_avail: self.last_avail,
                     avail,
                 });
             }
             if pending == 0 {
-                return Ok(false);
+                return Ok(Popped::Empty);
             }
             self.avail_seen = avail;
             mem.barrier(Barrier::Acquire);
         }
         // The size is a power of two (checked at enable).
-        let slot = u64::from(self.last_avail_idx & (size - 1));
+        let slot = u64::from(self.last_avail & (self.size - 1));
         // SAFETY: ring entry `slot < size` of the driver area, 2-aligned;
         // as above.
         let head = unsafe {
-            mem.read_u16_checked(
-                self.avail_addr
+            mem.read_u16_direct(
+                self.avail
                     .wrapping_add(RING_HEAD_LEN + AVAIL_ELEM_LEN * slot),
             )
         };
-        if head >= size {
+        if head >= self.size {
             return Err(QueueError::HeadOutOfRange { head });
         }
-        self.last_avail_idx = self.last_avail_idx.wrapping_add(1);
-        // SAFETY: the caller's contract, passed on.
-        if !(FAST && unsafe { self.walk_pair(mem, head, size, chain) }) {
-            // SAFETY: as above.
-            unsafe { self.walk(mem, head, size, chain)? };
+        self.last_avail = self.last_avail.wrapping_add(1);
+        if FAST {
+            // SAFETY: the caller's contract, passed on.
+            if let Some(pair) = unsafe { self.walk_pair(mem, head) } {
+                return Ok(Popped::Pair(pair));
+            }
         }
-        Ok(true)
+        // SAFETY: as above.
+        unsafe { self.walk(mem, head, chain)? };
+        Ok(Popped::Chain)
     }
 
-    /// The common chain, one device-readable descriptor then one
-    /// device-writable one (a request as Linux builds it), walked without
-    /// the general walk's bookkeeping: true when `chain` now holds exactly
-    /// what [`walk`](Self::walk) would give for `head` (below `size`).
-    /// Anything else (other flags, a zero length, `next` out of range, a
-    /// buffer outside RAM, a total of 2^32 or more, an unreadable table)
-    /// is false with nothing consumed, and the general walk starts over
-    /// from `head`: it makes each check again and names the error.
+    /// The common chain at `head` (below the size), walked without the
+    /// general walk's bookkeeping: `Some` when it is exactly what
+    /// [`walk`](Self::walk) would give for `head`. Anything else (other
+    /// flags, a zero length, `next` out of range, a buffer outside RAM, a
+    /// total of 2^32 or more) is `None` with nothing consumed, and the
+    /// general walk starts over from `head`: it makes each check again and
+    /// names the error.
     ///
     /// The checks are the general walk's for this shape: the head's flags
     /// exactly NEXT (readable, not indirect), its `next` below the size,
@@ -601,47 +794,41 @@ impl Queue {
     /// `next` can only be the head again, whose flags are NEXT, not WRITE.
     ///
     /// # Safety
-    /// As [`pop_sized`](Self::pop_sized).
+    /// As [`pop`](Self::pop).
     #[inline(always)]
-    unsafe fn walk_pair<M: GuestMemory + ?Sized>(
-        &self,
-        mem: &M,
-        head: u16,
-        size: u16,
-        chain: &mut Chain,
-    ) -> bool {
+    unsafe fn walk_pair<M: GuestMemory + ?Sized>(&self, mem: &M, head: u16) -> Option<Pair> {
         // SAFETY: the caller's contract.
-        let d0 = unsafe { self.descriptor(mem, head, size) };
-        if d0.flags != VIRTQ_DESC_F_NEXT || d0.len == 0 || d0.next >= size {
-            return false;
+        let d0 = unsafe { self.descriptor(mem, head) };
+        if d0.flags != VIRTQ_DESC_F_NEXT || d0.len == 0 || d0.next >= self.size {
+            return None;
         }
         // SAFETY: as above.
-        let d1 = unsafe { self.descriptor(mem, d0.next, size) };
+        let d1 = unsafe { self.descriptor(mem, d0.next) };
         if d1.flags != VIRTQ_DESC_F_WRITE
             || d1.len == 0
             || u64::from(d0.len) + u64::from(d1.len) > u64::from(u32::MAX)
             || mem.check(d0.addr, u64::from(d0.len)).is_err()
             || mem.check(d1.addr, u64::from(d1.len)).is_err()
         {
-            return false;
+            return None;
         }
-        chain.head = head;
-        chain.readable.set_single(d0.addr, d0.len);
-        chain.writable.set_single(d1.addr, d1.len);
-        true
+        Some(Pair {
+            head,
+            readable: (d0.addr, d0.len),
+            writable: (d1.addr, d1.len),
+        })
     }
 
-    /// Walks the chain starting at `head` (already below `size`) into
+    /// Walks the chain starting at `head` (already below the size) into
     /// `chain`: any shape, every check.
     ///
     /// # Safety
-    /// As [`pop_sized`](Self::pop_sized).
+    /// As [`pop`](Self::pop).
     #[inline(never)]
     unsafe fn walk<M: GuestMemory + ?Sized>(
         &self,
         mem: &M,
         head: u16,
-        size: u16,
         chain: &mut Chain,
     ) -> Result<(), QueueError> {
         let bad = |error| QueueError::BadChain { head, error };
@@ -653,12 +840,12 @@ impl Queue {
         let mut seen = 0u16;
         let mut in_writable = false;
         loop {
-            if seen == size {
+            if seen == self.size {
                 return Err(bad(ChainError::Loop));
             }
             seen += 1;
             // SAFETY: the caller's contract.
-            let d = unsafe { self.descriptor(mem, index, size) };
+            let d = unsafe { self.descriptor(mem, index) };
             if d.flags & VIRTQ_DESC_F_INDIRECT != 0 {
                 return Err(bad(ChainError::Indirect));
             }
@@ -684,32 +871,27 @@ impl Queue {
             if d.flags & VIRTQ_DESC_F_NEXT == 0 {
                 return Ok(());
             }
-            if d.next >= size {
+            if d.next >= self.size {
                 return Err(bad(ChainError::NextOutOfRange { next: d.next }));
             }
             index = d.next;
         }
     }
 
-    /// Copies descriptor `index` (below `size`, the queue's; taken modulo
-    /// it all the same) out of the table: two 64-bit reads, `addr`, then
-    /// `len`, `flags` and `next` together.
+    /// Copies descriptor `index` (below the size; taken modulo it all the
+    /// same) out of the table: two 64-bit reads, `addr`, then `len`,
+    /// `flags` and `next` together.
     ///
     /// # Safety
-    /// As [`pop_sized`](Self::pop_sized).
+    /// As [`pop`](Self::pop).
     #[inline(always)]
-    unsafe fn descriptor<M: GuestMemory + ?Sized>(
-        &self,
-        mem: &M,
-        index: u16,
-        size: u16,
-    ) -> Descriptor {
+    unsafe fn descriptor<M: GuestMemory + ?Sized>(&self, mem: &M, index: u16) -> Descriptor {
         // The size is a power of two: the entry is inside the table.
-        let index = index & (size - 1);
-        let gpa = self.desc_addr.wrapping_add(DESC_LEN * u64::from(index));
+        let index = index & (self.size - 1);
+        let at = self.desc.wrapping_add(DESC_LEN * u64::from(index));
         // SAFETY: entry `index < size` of the descriptor table, 16-aligned
         // (checked at enable), in RAM (the caller's contract).
-        let (addr, rest) = unsafe { mem.read_u64_pair_checked(gpa) };
+        let (addr, rest) = unsafe { mem.read_u64_pair_direct(at) };
         Descriptor {
             addr,
             len: rest as u32,
@@ -718,110 +900,32 @@ impl Queue {
         }
     }
 
-    /// Returns chain `head` to the driver with `len` bytes written: the used
-    /// element first, then (after a [`Barrier::Release`]) `used.idx`.
-    pub fn push_used<M: GuestMemory + ?Sized>(
-        &mut self,
-        mem: &M,
-        head: u16,
-        len: u32,
-    ) -> Result<(), QueueError> {
-        self.add_used(mem, head, len)?;
-        self.publish_used(mem)
-    }
-
     /// Writes the used element returning chain `head` with `len` bytes
-    /// written, without publishing it: the driver sees it after
-    /// [`publish_used`](Self::publish_used).
-    #[inline(always)]
-    pub fn add_used<M: GuestMemory + ?Sized>(
-        &mut self,
-        mem: &M,
-        head: u16,
-        len: u32,
-    ) -> Result<(), QueueError> {
-        let size = self.ring_size()?;
-        self.check_rings(mem)?;
-        // SAFETY: as in `pop_into`.
-        unsafe { self.add_used_sized(mem, size, head, len) }
-    }
-
-    /// [`add_used`](Self::add_used) for a queue whose [`live_size`](Self::live_size)
-    /// is `size`.
+    /// written, without publishing it (the queue's `used.idx` is written
+    /// when its context finishes); an id beyond the queue is refused.
     ///
     /// # Safety
-    /// As [`pop_sized`](Self::pop_sized).
+    /// As [`pop`](Self::pop).
     #[inline(always)]
-    pub(super) unsafe fn add_used_sized<M: GuestMemory + ?Sized>(
+    pub(super) unsafe fn add_used<M: GuestMemory + ?Sized>(
         &mut self,
         mem: &M,
-        size: u16,
         head: u16,
         len: u32,
     ) -> Result<(), QueueError> {
-        if head >= size {
+        if head >= self.size {
             return Err(QueueError::UsedIdOutOfRange { head });
         }
         let idx = self.used_idx;
         // The size is a power of two (checked at enable).
-        let slot = u64::from(idx & (size - 1));
+        let slot = u64::from(idx & (self.size - 1));
         // `le32 id; le32 len`.
-        let elem_gpa = self
-            .used_addr
-            .wrapping_add(RING_HEAD_LEN + USED_ELEM_LEN * slot);
+        let at = self.used.wrapping_add(RING_HEAD_LEN + USED_ELEM_LEN * slot);
         // SAFETY: element `slot < size` of the device area, 4-aligned
         // (the area is 4-aligned, checked at enable; elements are 8 bytes
         // from offset 4), in RAM (the caller's contract).
-        unsafe { mem.write_u32_pair_checked(elem_gpa, u32::from(head), len) };
+        unsafe { mem.write_u32_pair_direct(at, u32::from(head), len) };
         self.used_idx = idx.wrapping_add(1);
         Ok(())
-    }
-
-    /// Publishes the used elements written since the last call: a
-    /// [`Barrier::Release`], then one write of `used.idx`. Nothing when
-    /// there are none.
-    pub fn publish_used<M: GuestMemory + ?Sized>(&mut self, mem: &M) -> Result<(), QueueError> {
-        if self.used_published == self.used_idx {
-            return Ok(());
-        }
-        mem.barrier(Barrier::Release);
-        mem.write_u16(self.used_addr.wrapping_add(2), self.used_idx)?;
-        self.used_published = self.used_idx;
-        Ok(())
-    }
-
-    /// [`publish_used`](Self::publish_used) then
-    /// [`needs_notification`](Self::needs_notification), the end of a
-    /// context's work on a queue of `mem` whose areas were checked: the same
-    /// barriers and accesses, without a range check each.
-    ///
-    /// # Safety
-    /// As [`pop_sized`](Self::pop_sized).
-    #[inline(always)]
-    pub(super) unsafe fn publish_and_ask<M: GuestMemory + ?Sized>(&mut self, mem: &M) -> bool {
-        if self.used_published != self.used_idx {
-            mem.barrier(Barrier::Release);
-            // SAFETY: `used.idx` lies in the device area, 2-aligned (the
-            // area is 4-aligned, checked at enable), in RAM (the caller's
-            // contract).
-            unsafe { mem.write_u16_checked(self.used_addr.wrapping_add(2), self.used_idx) };
-            self.used_published = self.used_idx;
-        }
-        mem.barrier(Barrier::Full);
-        // SAFETY: `avail.flags` lies in the driver area, 2-aligned; as above.
-        let flags = unsafe { mem.read_u16_checked(self.avail_addr) };
-        flags & VIRTQ_AVAIL_F_NO_INTERRUPT == 0
-    }
-
-    /// Whether the driver wants a used-buffer notification now, i.e.
-    /// `VIRTQ_AVAIL_F_NO_INTERRUPT` is clear. Issues a [`Barrier::Full`]
-    /// first so that a driver clearing the flag after our `used.idx` write
-    /// is not missed. An unreadable ring errs towards notifying.
-    pub fn needs_notification<M: GuestMemory + ?Sized>(&self, mem: &M) -> bool {
-        mem.barrier(Barrier::Full);
-        match mem.read_u16(self.avail_addr) {
-            Ok(flags) => flags & VIRTQ_AVAIL_F_NO_INTERRUPT == 0,
-            Err(_) => true,
-        }
     }
 }

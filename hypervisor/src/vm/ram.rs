@@ -274,28 +274,51 @@ impl GuestMemory for GuestRam {
         Ok(())
     }
     #[inline(always)]
-    unsafe fn read_u16_checked(&self, gpa: u64) -> u16 {
-        // SAFETY: the caller's contract: the two bytes are RAM, which
-        // `new`'s contract maps, and `gpa` (so, by `new`'s contract, the
-        // host address) is 2-aligned. One volatile load: read once.
-        u16::from_le(unsafe { (self.host_of(gpa) as *const u16).read_volatile() })
+    fn direct(&self, gpa: u64) -> u64 {
+        self.host_of(gpa) as u64
     }
     #[inline(always)]
-    unsafe fn read_u64_pair_checked(&self, gpa: u64) -> (u64, u64) {
-        let p = self.host_of(gpa) as *const u64;
-        // SAFETY: as in `read_u16_checked`, for 16 bytes, 16-aligned.
+    unsafe fn read_u16_direct(&self, addr: u64) -> u16 {
+        // SAFETY: the caller's contract: the two bytes are RAM (a host
+        // address `direct` gave inside a checked range), which `new`'s
+        // contract maps, 2-aligned (a 2-aligned guest address is, by
+        // `new`'s contract). One volatile load: read once.
+        u16::from_le(unsafe { (addr as *const u16).read_volatile() })
+    }
+    #[inline(always)]
+    unsafe fn read_u64_pair_direct(&self, addr: u64) -> (u64, u64) {
+        let p = addr as *const u64;
+        // SAFETY: as in `read_u16_direct`, for 16 bytes, 16-aligned.
         let (a, b) = unsafe { (p.read_volatile(), p.add(1).read_volatile()) };
         (u64::from_le(a), u64::from_le(b))
     }
     #[inline(always)]
-    unsafe fn write_u16_checked(&self, gpa: u64, value: u16) {
-        // SAFETY: as in `read_u16_checked`.
-        unsafe { (self.host_of(gpa) as *mut u16).write_volatile(value.to_le()) };
+    unsafe fn read_direct(&self, addr: u64, buf: &mut [u8]) {
+        // SAFETY: as in `read_u16_direct`, for `buf.len()` bytes; `buf`
+        // is ours.
+        unsafe { copy_in(addr as *const u8, buf) };
     }
     #[inline(always)]
-    unsafe fn write_u32_pair_checked(&self, gpa: u64, lo: u32, hi: u32) {
-        let p = self.host_of(gpa) as *mut u32;
-        // SAFETY: as in `read_u16_checked`, for 8 bytes, 4-aligned.
+    unsafe fn write_u16_direct(&self, addr: u64, value: u16) {
+        // SAFETY: as in `read_u16_direct`.
+        unsafe { (addr as *mut u16).write_volatile(value.to_le()) };
+    }
+    #[inline(always)]
+    unsafe fn write_u32_direct(&self, addr: u64, value: u32) {
+        let p = addr as *mut u32;
+        // SAFETY: as in `read_u16_direct`, for 4 bytes; aligned or not.
+        unsafe {
+            if p.is_aligned() {
+                p.write_volatile(value.to_le());
+            } else {
+                p.write_unaligned(value.to_le());
+            }
+        }
+    }
+    #[inline(always)]
+    unsafe fn write_u32_pair_direct(&self, addr: u64, lo: u32, hi: u32) {
+        let p = addr as *mut u32;
+        // SAFETY: as in `read_u16_direct`, for 8 bytes, 4-aligned.
         unsafe {
             p.write_volatile(lo.to_le());
             p.add(1).write_volatile(hi.to_le());
