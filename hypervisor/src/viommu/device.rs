@@ -427,7 +427,9 @@ impl<B: IommuBackend> VirtioDevice for ViommuDevice<B> {
         if self.model.pending_events() > 0 {
             self.post_events(ctx);
         }
-        self.profile.notify(perf::now() - t0);
+        if perf::ENABLED {
+            self.profile.notify(perf::now() - t0);
+        }
         NotifyResult::Done
     }
     fn poll<M: GuestMemory + ?Sized>(&mut self, ctx: &mut QueueContext<'_, M>) -> NotifyResult {
