@@ -327,6 +327,9 @@ struct LastLeaf {
     /// `log2(level_size(level - 1))`: the size of the region the table
     /// covers (kept, not computed, on the lookup path).
     shift: u32,
+    /// `level_size(level)`: the size one of its descriptors maps (0 for
+    /// [`LastLeaf::NONE`]).
+    size: u64,
     /// The table's physical address.
     table: u64,
     /// Address of the descriptor pointing at it (its live-entry count),
@@ -335,12 +338,13 @@ struct LastLeaf {
 }
 
 impl LastLeaf {
-    /// No table remembered: all ones is no request's key (the walks
-    /// come after the range checks, so `va` is below 2^48 and a key,
-    /// even with this shift of 0, below 2^50).
+    /// No table remembered: all ones is no request's key, whatever `va`
+    /// (with this shift of 63 a key is at most 7, and `va >> 63` at most
+    /// 1, never `u64::MAX >> 2`).
     const NONE: Self = Self {
         key: u64::MAX,
-        shift: 0,
+        shift: 63,
+        size: 0,
         table: 0,
         slot: 0,
     };
@@ -426,9 +430,10 @@ impl<F: Format> PageTable<F> {
     /// if any page of the range is already mapped.
     ///
     /// Inlined: a one-descriptor map into the remembered table (see
-    /// `last_leaf`), its descriptor free, is written here after the same
-    /// checks; everything else, errors included, is
-    /// [`PageTable::map_general`]'s.
+    /// `last_leaf`), its descriptor free, is written here; everything
+    /// else, errors included, is [`PageTable::map_general`]'s. What lets
+    /// it in ([`Self::remembered_one`]) implies every check of the
+    /// general path, so it answers and writes exactly as that path would.
     #[inline]
     pub fn map(
         &mut self,
@@ -438,11 +443,8 @@ impl<F: Format> PageTable<F> {
         size: u64,
         attrs: Attrs,
     ) -> Result<(), MapError> {
-        if self.check_range(va, size).is_ok()
-            && pa.is_multiple_of(PAGE_SIZE)
-            && pa.checked_add(size).is_some_and(|end| end <= 1 << 48)
-            && let Some(level) = self.single_level(va, pa, size)
-            && let Some(slot) = self.remembered_free(mem, va, level)
+        if let Some((slot, desc, level)) = self.remembered_one(mem, va, pa, size)
+            && desc & VALID == 0
         {
             let ty = if level == 3 { TABLE_OR_PAGE } else { 0 };
             // SAFETY: `slot` is the free descriptor of `va` in the live
@@ -456,28 +458,43 @@ impl<F: Format> PageTable<F> {
         self.map_general(mem, va, pa, size, attrs)
     }
 
-    /// The descriptor of `va` at `level` in the remembered table, if that
-    /// table is `va`'s and the descriptor is free (nothing is changed).
+    /// The descriptor of `va` in the remembered table, its value and its
+    /// level, when `[va, va + size)` -> `pa` is exactly one descriptor of
+    /// that table (nothing is changed; `pa` 0 for an unmap).
+    ///
+    /// Its four tests imply every check of [`Self::map_general`] and
+    /// [`Self::unmap_general`] before their walk, and that the walk
+    /// reaches this table: `size` is the remembered table's descriptor
+    /// size (a page or a block its level allows: only
+    /// [`Self::single_level`]'s levels are remembered), so not 0 and a
+    /// page multiple; `va` and `pa` are multiples of it, so page aligned;
+    /// `pa` below 2^48 and a multiple of `size`, which divides 2^48, so
+    /// `pa + size <= 2^48`; `va` inside the region of a table linked
+    /// below the root, a region inside the input range whose size
+    /// `size` divides, so `va + size <= 2^ia_bits`.
     #[inline(always)]
-    fn remembered_free(&self, mem: &impl TableMemory, va: u64, level: usize) -> Option<*mut u64> {
-        let (p, desc) = self.remembered(mem, va, level)?;
-        (desc & VALID == 0).then_some(p)
-    }
-
-    /// The descriptor of `va` at `level` in the remembered table and its
-    /// value, if that table is `va`'s (nothing is changed).
-    #[inline(always)]
-    fn remembered(&self, mem: &impl TableMemory, va: u64, level: usize) -> Option<(*mut u64, u64)> {
+    fn remembered_one(
+        &self,
+        mem: &impl TableMemory,
+        va: u64,
+        pa: u64,
+        size: u64,
+    ) -> Option<(*mut u64, u64, usize)> {
         let last = self.last_leaf;
-        if LastLeaf::key(va, last.shift, level) != last.key {
+        if size != last.size
+            || (va | pa) & size.wrapping_sub(1) != 0
+            || pa >> 48 != 0
+            || va >> last.shift != last.key >> 2
+        {
             return None;
         }
+        let level = (last.key & 3) as usize;
         // The remembered table is below the root: 512 entries.
         let idx = ((va >> (last.shift - 9)) as usize) & (ENTRIES - 1);
         // SAFETY: a live table page (see `last_leaf`), index in range.
         let p = unsafe { mem.table_ptr(last.table).add(idx) };
         // SAFETY: as above.
-        Some((p, unsafe { p.read_volatile() }))
+        Some((p, unsafe { p.read_volatile() }, level))
     }
 
     /// [`PageTable::map`], every case: the checks, the one-descriptor walk
@@ -680,8 +697,9 @@ impl<F: Format> PageTable<F> {
     /// leaf entries) before the memory frees them.
     ///
     /// Inlined: a one-descriptor unmap of a leaf in the remembered table
-    /// (see `last_leaf`) is done here after the same checks; everything
-    /// else, errors included, is [`PageTable::unmap_general`]'s.
+    /// (see `last_leaf`) is done here; everything else, errors included,
+    /// is [`PageTable::unmap_general`]'s. What lets it in
+    /// ([`Self::remembered_one`]) implies every check of the general path.
     #[inline]
     pub fn unmap(
         &mut self,
@@ -689,9 +707,9 @@ impl<F: Format> PageTable<F> {
         va: u64,
         size: u64,
     ) -> Result<(), MapError> {
-        if self.check_range(va, size).is_ok()
-            && let Some(level) = self.single_level(va, va, size)
-            && let Some(slot) = self.remembered_leaf(mem, va, level)
+        if let Some((slot, desc, level)) = self.remembered_one(mem, va, 0, size)
+            && desc & VALID != 0
+            && (level == 3 || desc & TABLE_OR_PAGE == 0)
         {
             // SAFETY: `slot` is the leaf of `va` in the live remembered
             // table, whose own descriptor is `last_leaf.slot`.
@@ -705,14 +723,6 @@ impl<F: Format> PageTable<F> {
             return Ok(());
         }
         self.unmap_general(mem, va, size)
-    }
-
-    /// The descriptor of `va` at `level` in the remembered table, if that
-    /// table is `va`'s and the descriptor is a leaf (nothing is changed).
-    #[inline(always)]
-    fn remembered_leaf(&self, mem: &impl TableMemory, va: u64, level: usize) -> Option<*mut u64> {
-        let (p, desc) = self.remembered(mem, va, level)?;
-        (desc & VALID != 0 && (level == 3 || desc & TABLE_OR_PAGE == 0)).then_some(p)
     }
 
     /// [`PageTable::unmap`], every case: the checks, the one-descriptor
@@ -841,6 +851,7 @@ impl<F: Format> PageTable<F> {
             self.last_leaf = LastLeaf {
                 key: LastLeaf::key(va, shift, level),
                 shift,
+                size: level_size(level),
                 table,
                 slot: slot as usize,
             };
