@@ -466,9 +466,10 @@ impl IommuBackend for SmmuBackend {
         self.guest.endpoint_stream(ep).is_some()
     }
 
-    /// A range in the guest's RAM is answered inline; anything else by
+    /// A range in the guest's RAM is answered inline (always: a call
+    /// returns its `Result` through memory); anything else by
     /// [`SmmuBackend::translate_outside_ram`].
-    #[inline]
+    #[inline(always)]
     fn translate(&mut self, gpa: u64, len: u64, mmio: bool) -> Result<u64, Refusal> {
         let last = gpa.checked_add(len.max(1) - 1).ok_or(Refusal::NotOwned)?;
         if let Some(off) = ram_offset(self.ram.region(), gpa, last) {
