@@ -155,6 +155,14 @@ fn hw(e: impl core::fmt::Display) -> BackendError {
     BackendError::Hardware
 }
 
+/// A failed page-table map as the backend reports it.
+fn map_error(e: MapError) -> BackendError {
+    match e {
+        MapError::NoMemory => BackendError::NoMemory,
+        other => hw(other),
+    }
+}
+
 /// A failed invalidation plan as the backend reports it.
 fn plan_error(e: SmmuError) -> BackendError {
     match e {
@@ -414,6 +422,41 @@ impl SmmuBackend {
         result
     }
 
+    /// [`IommuBackend::map`] out of table pages while `domain` (VMID
+    /// `vmid`) keeps an emptied table linked: retires it, completes its
+    /// invalidation now (one CMD_SYNC, the batch's allowance kept) so
+    /// that its pages are free, and tries once more.
+    #[inline(never)]
+    fn map_after_spare(
+        &mut self,
+        domain: u32,
+        vmid: u16,
+        (iova, pa, len): (u64, u64, u64),
+        a: Attrs,
+    ) -> Result<(), BackendError> {
+        let t = self
+            .domains
+            .get_mut(domain)
+            .and_then(|d| d.table.as_mut())
+            .ok_or(BackendError::Hardware)?;
+        t.release_spare(&mut self.tables);
+        self.queue_retire(vmid);
+        let ptes = self.batch_work;
+        let synced = self.sync();
+        self.batch_work = ptes;
+        synced?;
+        self.reserve_retire()?;
+        let t = self
+            .domains
+            .get_mut(domain)
+            .and_then(|d| d.table.as_mut())
+            .ok_or(BackendError::Hardware)?;
+        // The general path (what `map` comes to after a spare's release:
+        // no table is remembered), not inlined a second time.
+        t.map_general(&mut self.tables, iova, pa, len, a)
+            .map_err(map_error)
+    }
+
     /// [`IommuBackend::translate`] of `[gpa, last]` not wholly in the
     /// guest's RAM: its own device MMIO, or a refusal.
     #[inline(never)]
@@ -602,6 +645,7 @@ impl IommuBackend for SmmuBackend {
         result
     }
 
+    #[inline(always)]
     fn map(
         &mut self,
         domain: u32,
@@ -639,32 +683,12 @@ impl IommuBackend for SmmuBackend {
             write: attrs.write,
             exec: false,
         };
-        let mut result = t.map(&mut self.tables, iova, pa, len, a);
-        if result == Err(MapError::NoMemory) && t.has_spare() {
-            // Out of table pages while this domain keeps an emptied table
-            // linked: retire it, complete its invalidation now (one
-            // CMD_SYNC, the batch's allowance kept) so that its pages are
-            // free, and try once more.
-            t.release_spare(&mut self.tables);
-            self.queue_retire(vmid);
-            let ptes = self.batch_work;
-            let synced = self.sync();
-            self.batch_work = ptes;
-            synced?;
-            self.reserve_retire()?;
-            let t = self
-                .domains
-                .get_mut(domain)
-                .and_then(|d| d.table.as_mut())
-                .ok_or(BackendError::Hardware)?;
-            // The general path (what `map` comes to after a spare's
-            // release: no table is remembered), not inlined a second time.
-            result = t.map_general(&mut self.tables, iova, pa, len, a);
-        }
-        let result = result.map_err(|e| match e {
-            MapError::NoMemory => BackendError::NoMemory,
-            other => hw(other),
-        });
+        let result = match t.map(&mut self.tables, iova, pa, len, a) {
+            Err(MapError::NoMemory) if t.has_spare() => {
+                self.map_after_spare(domain, vmid, (iova, pa, len), a)
+            }
+            r => r.map_err(map_error),
+        };
         // A failed map retires the tables it added.
         self.queue_retire(vmid);
         self.ticks[0] = self.ticks[0].wrapping_add(perf::now() - t0);
