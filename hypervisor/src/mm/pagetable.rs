@@ -725,6 +725,19 @@ impl<F: Format> PageTable<F> {
         self.unmap_general(mem, va, size)
     }
 
+    /// Whether `[va, va + size)` is known to be exactly one leaf (a page
+    /// or a block): the remembered table holds it (nothing is changed;
+    /// `false` says nothing). Unmapping such a range removes one leaf, so
+    /// one invalidation by address covers every TLB entry it may have
+    /// left, whatever its size.
+    #[inline(always)]
+    pub fn is_one_leaf(&self, mem: &impl TableMemory, va: u64, size: u64) -> bool {
+        matches!(
+            self.remembered_one(mem, va, 0, size),
+            Some((_, desc, level)) if desc & VALID != 0 && (level == 3 || desc & TABLE_OR_PAGE == 0)
+        )
+    }
+
     /// [`PageTable::unmap`], every case: the checks, the one-descriptor
     /// walk (from the remembered table or the root), the general walk.
     #[inline(never)]

@@ -33,7 +33,7 @@ use super::vmids::GuestVmids;
 use crate::arch::{Arch, Cpu};
 use crate::mm::budget_tables::BudgetTables;
 use crate::mm::layout::Region;
-use crate::mm::pagetable::{Attrs, MapError, MemType, PageTable, Stage2};
+use crate::mm::pagetable::{Attrs, MapError, MemType, PAGE_SIZE, PageTable, Stage2};
 use crate::perf;
 use crate::smmu::SmmuError;
 use crate::smmu::cmd::{Cmd, plan_s2_invalidation_into};
@@ -380,12 +380,20 @@ impl SmmuBackend {
         let vmid = d.vmid;
         let t = d.table.as_mut().ok_or(BackendError::Hardware)?;
         let limit = ProbeOptions::DEFAULT.tlbi_page_limit;
+        // One block (a 2 MiB unmap, say) is one leaf: one TLBI by address
+        // invalidates it, as Linux's SMMUv3 driver does per block, instead
+        // of the range's plan (a range command, or a TLBI per page).
+        let planned = if len > PAGE_SIZE && t.is_one_leaf(&self.tables, iova, len) {
+            PAGE_SIZE
+        } else {
+            len
+        };
         if let [cmds] = self.pending.as_mut_slice() {
             // One SMMU instance (the usual machine): its queued length is
             // the mark, no list of marks and no loop over instances.
             let mark = cmds.len();
             let ril = self.ril.first().copied().unwrap_or(false);
-            plan_s2_invalidation_into(cmds, vmid, iova, len, true, ril, limit)
+            plan_s2_invalidation_into(cmds, vmid, iova, planned, true, ril, limit)
                 .map_err(plan_error)?;
             if let Err(e) = t.unmap(&mut self.tables, iova, len) {
                 // Take back what this call queued: nothing was unmapped.
@@ -402,7 +410,7 @@ impl SmmuBackend {
         let mut result = Ok(());
         for (inst, cmds) in self.pending.iter_mut().enumerate() {
             let ril = self.ril.get(inst).copied().unwrap_or(false);
-            if let Err(e) = plan_s2_invalidation_into(cmds, vmid, iova, len, true, ril, limit) {
+            if let Err(e) = plan_s2_invalidation_into(cmds, vmid, iova, planned, true, ril, limit) {
                 result = Err(plan_error(e));
                 break;
             }
