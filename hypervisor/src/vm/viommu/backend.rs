@@ -346,17 +346,25 @@ impl SmmuBackend {
     /// queue the invalidation of that VMID's walk caches (the leaf TLBIs
     /// of an unmap do not reach them) for the batch's sync, after which
     /// they are freed. Room was reserved by [`Self::reserve_retire`].
+    #[inline(always)]
     fn queue_retire(&mut self, vmid: u16) {
         if self.tables.retired() > self.retire_queued {
-            self.retire_queued = self.tables.retired();
-            for cmds in self.pending.iter_mut() {
-                cmds.push(Cmd::tlbi_s12_vmall(vmid));
-            }
+            self.queue_retire_tlbi(vmid);
+        }
+    }
+
+    /// [`Self::queue_retire`] when tables were retired (out of line).
+    #[inline(never)]
+    fn queue_retire_tlbi(&mut self, vmid: u16) {
+        self.retire_queued = self.tables.retired();
+        for cmds in self.pending.iter_mut() {
+            cmds.push(Cmd::tlbi_s12_vmall(vmid));
         }
     }
 
     /// Reserves room for [`Self::queue_retire`]'s command, so that it
     /// cannot fail once the tables have changed.
+    #[inline(always)]
     fn reserve_retire(&mut self) -> Result<(), BackendError> {
         // One SMMU instance (the usual machine) with room already: the
         // capacity check `try_reserve(1)` makes, without the loop.
@@ -365,6 +373,12 @@ impl SmmuBackend {
         {
             return Ok(());
         }
+        self.reserve_retire_each()
+    }
+
+    /// [`Self::reserve_retire`] past its inlined case: every instance.
+    #[inline(never)]
+    fn reserve_retire_each(&mut self) -> Result<(), BackendError> {
         for cmds in self.pending.iter_mut() {
             cmds.try_reserve(1).map_err(|_| BackendError::NoMemory)?;
         }
