@@ -195,8 +195,9 @@ impl Format for Stage1El2 {
 /// The stage-2 regime, shared by the CPU (VTTBR_EL2) and the SMMU.
 pub struct Stage2;
 
-impl Format for Stage2 {
-    fn encode(a: Attrs) -> u64 {
+impl Stage2 {
+    /// The attribute bits of a leaf descriptor with `a`.
+    const fn bits(a: Attrs) -> u64 {
         let mut d = 1 << 10; // AF
         if a.read {
             d |= 1 << 6; // S2AP read
@@ -212,6 +213,42 @@ impl Format for Stage2 {
             d |= 0b10 << 53; // XN[1:0] = 0b10: not executable at EL1 or EL0
         }
         d
+    }
+
+    /// [`Stage2::bits`] of every [`Attrs`], by [`Stage2::index`]: a leaf's
+    /// encoding is one load on the request path.
+    const BITS: [u64; 16] = {
+        let mut t = [0; 16];
+        let mut i = 0;
+        while i < 16 {
+            t[i] = Self::bits(Attrs {
+                mem: if i & 1 != 0 {
+                    MemType::Device
+                } else {
+                    MemType::Normal
+                },
+                read: i & 2 != 0,
+                write: i & 4 != 0,
+                exec: i & 8 != 0,
+            });
+            i += 1;
+        }
+        t
+    };
+
+    /// `a`'s index in [`Stage2::BITS`].
+    const fn index(a: Attrs) -> usize {
+        matches!(a.mem, MemType::Device) as usize
+            | (a.read as usize) << 1
+            | (a.write as usize) << 2
+            | (a.exec as usize) << 3
+    }
+}
+
+impl Format for Stage2 {
+    #[inline(always)]
+    fn encode(a: Attrs) -> u64 {
+        Self::BITS[Self::index(a)]
     }
 
     fn decode(d: u64) -> Attrs {
