@@ -417,6 +417,21 @@ impl SmmuBackend {
             self.queue_retire(vmid);
             return Ok(());
         }
+        self.unmap_planned_each(domain, vmid, (iova, len), planned)
+    }
+
+    /// [`Self::unmap_planned`] with several SMMU instances (out of line:
+    /// the usual machine has one): `planned` bytes from `iova` planned
+    /// on each, then `[iova, iova + len)` unmapped, or nothing changed.
+    #[inline(never)]
+    fn unmap_planned_each(
+        &mut self,
+        domain: u32,
+        vmid: u16,
+        (iova, len): (u64, u64),
+        planned: u64,
+    ) -> Result<(), BackendError> {
+        let limit = ProbeOptions::DEFAULT.tlbi_page_limit;
         // The queued lengths to roll back to (a kept list: no allocation,
         // no copy of a small vector, per request).
         self.marks.clear();
@@ -431,7 +446,10 @@ impl SmmuBackend {
         }
         if result.is_ok() {
             // The general path (the same answers), not inlined twice.
-            result = t.unmap_general(&mut self.tables, iova, len).map_err(hw);
+            result = match self.domains.get_mut(domain).and_then(|d| d.table.as_mut()) {
+                Some(t) => t.unmap_general(&mut self.tables, iova, len).map_err(hw),
+                None => Err(BackendError::Hardware),
+            };
         }
         if result.is_err() {
             // Take back what this call queued: nothing was unmapped.
