@@ -754,7 +754,10 @@ impl<F: Format> PageTable<F> {
                 slot.write_volatile(0);
                 count_step(self.last_leaf.slot as *mut u64, false) == 0
             };
-            if emptied {
+            // Already the spare (a MAP+UNMAP loop empties the same table
+            // each time): what `emptied` would leave, without its call.
+            let shift = self.last_leaf.shift;
+            if emptied && self.spare != Some(((va >> shift) << shift, level)) {
                 self.emptied(mem, va, level);
             }
             return Ok(());
