@@ -195,8 +195,9 @@ impl Format for Stage1El2 {
 /// The stage-2 regime, shared by the CPU (VTTBR_EL2) and the SMMU.
 pub struct Stage2;
 
-impl Format for Stage2 {
-    fn encode(a: Attrs) -> u64 {
+impl Stage2 {
+    /// The attribute bits of a leaf descriptor with `a`.
+    const fn bits(a: Attrs) -> u64 {
         let mut d = 1 << 10; // AF
         if a.read {
             d |= 1 << 6; // S2AP read
@@ -212,6 +213,42 @@ impl Format for Stage2 {
             d |= 0b10 << 53; // XN[1:0] = 0b10: not executable at EL1 or EL0
         }
         d
+    }
+
+    /// [`Stage2::bits`] of every [`Attrs`], by [`Stage2::index`]: a leaf's
+    /// encoding is one load on the request path.
+    const BITS: [u64; 16] = {
+        let mut t = [0; 16];
+        let mut i = 0;
+        while i < 16 {
+            t[i] = Self::bits(Attrs {
+                mem: if i & 1 != 0 {
+                    MemType::Device
+                } else {
+                    MemType::Normal
+                },
+                read: i & 2 != 0,
+                write: i & 4 != 0,
+                exec: i & 8 != 0,
+            });
+            i += 1;
+        }
+        t
+    };
+
+    /// `a`'s index in [`Stage2::BITS`].
+    const fn index(a: Attrs) -> usize {
+        matches!(a.mem, MemType::Device) as usize
+            | (a.read as usize) << 1
+            | (a.write as usize) << 2
+            | (a.exec as usize) << 3
+    }
+}
+
+impl Format for Stage2 {
+    #[inline(always)]
+    fn encode(a: Attrs) -> u64 {
+        Self::BITS[Self::index(a)]
     }
 
     fn decode(d: u64) -> Attrs {
@@ -327,6 +364,9 @@ struct LastLeaf {
     /// `log2(level_size(level - 1))`: the size of the region the table
     /// covers (kept, not computed, on the lookup path).
     shift: u32,
+    /// `level_size(level)`: the size one of its descriptors maps (0 for
+    /// [`LastLeaf::NONE`]).
+    size: u64,
     /// The table's physical address.
     table: u64,
     /// Address of the descriptor pointing at it (its live-entry count),
@@ -335,12 +375,13 @@ struct LastLeaf {
 }
 
 impl LastLeaf {
-    /// No table remembered: all ones is no request's key (the walks
-    /// come after the range checks, so `va` is below 2^48 and a key,
-    /// even with this shift of 0, below 2^50).
+    /// No table remembered: all ones is no request's key, whatever `va`
+    /// (with this shift of 63 a key is at most 7, and `va >> 63` at most
+    /// 1, never `u64::MAX >> 2`).
     const NONE: Self = Self {
         key: u64::MAX,
-        shift: 0,
+        shift: 63,
+        size: 0,
         table: 0,
         slot: 0,
     };
@@ -426,9 +467,10 @@ impl<F: Format> PageTable<F> {
     /// if any page of the range is already mapped.
     ///
     /// Inlined: a one-descriptor map into the remembered table (see
-    /// `last_leaf`), its descriptor free, is written here after the same
-    /// checks; everything else, errors included, is
-    /// [`PageTable::map_general`]'s.
+    /// `last_leaf`), its descriptor free, is written here; everything
+    /// else, errors included, is [`PageTable::map_general`]'s. What lets
+    /// it in ([`Self::remembered_one`]) implies every check of the
+    /// general path, so it answers and writes exactly as that path would.
     #[inline]
     pub fn map(
         &mut self,
@@ -438,11 +480,8 @@ impl<F: Format> PageTable<F> {
         size: u64,
         attrs: Attrs,
     ) -> Result<(), MapError> {
-        if self.check_range(va, size).is_ok()
-            && pa.is_multiple_of(PAGE_SIZE)
-            && pa.checked_add(size).is_some_and(|end| end <= 1 << 48)
-            && let Some(level) = self.single_level(va, pa, size)
-            && let Some(slot) = self.remembered_free(mem, va, level)
+        if let Some((slot, desc, level)) = self.remembered_one(mem, va, pa, size)
+            && desc & VALID == 0
         {
             let ty = if level == 3 { TABLE_OR_PAGE } else { 0 };
             // SAFETY: `slot` is the free descriptor of `va` in the live
@@ -456,28 +495,43 @@ impl<F: Format> PageTable<F> {
         self.map_general(mem, va, pa, size, attrs)
     }
 
-    /// The descriptor of `va` at `level` in the remembered table, if that
-    /// table is `va`'s and the descriptor is free (nothing is changed).
+    /// The descriptor of `va` in the remembered table, its value and its
+    /// level, when `[va, va + size)` -> `pa` is exactly one descriptor of
+    /// that table (nothing is changed; `pa` 0 for an unmap).
+    ///
+    /// Its four tests imply every check of [`Self::map_general`] and
+    /// [`Self::unmap_general`] before their walk, and that the walk
+    /// reaches this table: `size` is the remembered table's descriptor
+    /// size (a page or a block its level allows: only
+    /// [`Self::single_level`]'s levels are remembered), so not 0 and a
+    /// page multiple; `va` and `pa` are multiples of it, so page aligned;
+    /// `pa` below 2^48 and a multiple of `size`, which divides 2^48, so
+    /// `pa + size <= 2^48`; `va` inside the region of a table linked
+    /// below the root, a region inside the input range whose size
+    /// `size` divides, so `va + size <= 2^ia_bits`.
     #[inline(always)]
-    fn remembered_free(&self, mem: &impl TableMemory, va: u64, level: usize) -> Option<*mut u64> {
-        let (p, desc) = self.remembered(mem, va, level)?;
-        (desc & VALID == 0).then_some(p)
-    }
-
-    /// The descriptor of `va` at `level` in the remembered table and its
-    /// value, if that table is `va`'s (nothing is changed).
-    #[inline(always)]
-    fn remembered(&self, mem: &impl TableMemory, va: u64, level: usize) -> Option<(*mut u64, u64)> {
+    fn remembered_one(
+        &self,
+        mem: &impl TableMemory,
+        va: u64,
+        pa: u64,
+        size: u64,
+    ) -> Option<(*mut u64, u64, usize)> {
         let last = self.last_leaf;
-        if LastLeaf::key(va, last.shift, level) != last.key {
+        if size != last.size
+            || (va | pa) & size.wrapping_sub(1) != 0
+            || pa >> 48 != 0
+            || va >> last.shift != last.key >> 2
+        {
             return None;
         }
+        let level = (last.key & 3) as usize;
         // The remembered table is below the root: 512 entries.
         let idx = ((va >> (last.shift - 9)) as usize) & (ENTRIES - 1);
         // SAFETY: a live table page (see `last_leaf`), index in range.
         let p = unsafe { mem.table_ptr(last.table).add(idx) };
         // SAFETY: as above.
-        Some((p, unsafe { p.read_volatile() }))
+        Some((p, unsafe { p.read_volatile() }, level))
     }
 
     /// [`PageTable::map`], every case: the checks, the one-descriptor walk
@@ -680,8 +734,9 @@ impl<F: Format> PageTable<F> {
     /// leaf entries) before the memory frees them.
     ///
     /// Inlined: a one-descriptor unmap of a leaf in the remembered table
-    /// (see `last_leaf`) is done here after the same checks; everything
-    /// else, errors included, is [`PageTable::unmap_general`]'s.
+    /// (see `last_leaf`) is done here; everything else, errors included,
+    /// is [`PageTable::unmap_general`]'s. What lets it in
+    /// ([`Self::remembered_one`]) implies every check of the general path.
     #[inline]
     pub fn unmap(
         &mut self,
@@ -689,9 +744,9 @@ impl<F: Format> PageTable<F> {
         va: u64,
         size: u64,
     ) -> Result<(), MapError> {
-        if self.check_range(va, size).is_ok()
-            && let Some(level) = self.single_level(va, va, size)
-            && let Some(slot) = self.remembered_leaf(mem, va, level)
+        if let Some((slot, desc, level)) = self.remembered_one(mem, va, 0, size)
+            && desc & VALID != 0
+            && (level == 3 || desc & TABLE_OR_PAGE == 0)
         {
             // SAFETY: `slot` is the leaf of `va` in the live remembered
             // table, whose own descriptor is `last_leaf.slot`.
@@ -699,7 +754,10 @@ impl<F: Format> PageTable<F> {
                 slot.write_volatile(0);
                 count_step(self.last_leaf.slot as *mut u64, false) == 0
             };
-            if emptied {
+            // Already the spare (a MAP+UNMAP loop empties the same table
+            // each time): what `emptied` would leave, without its call.
+            let shift = self.last_leaf.shift;
+            if emptied && self.spare != Some(((va >> shift) << shift, level)) {
                 self.emptied(mem, va, level);
             }
             return Ok(());
@@ -707,12 +765,17 @@ impl<F: Format> PageTable<F> {
         self.unmap_general(mem, va, size)
     }
 
-    /// The descriptor of `va` at `level` in the remembered table, if that
-    /// table is `va`'s and the descriptor is a leaf (nothing is changed).
+    /// Whether `[va, va + size)` is known to be exactly one leaf (a page
+    /// or a block): the remembered table holds it (nothing is changed;
+    /// `false` says nothing). Unmapping such a range removes one leaf, so
+    /// one invalidation by address covers every TLB entry it may have
+    /// left, whatever its size.
     #[inline(always)]
-    fn remembered_leaf(&self, mem: &impl TableMemory, va: u64, level: usize) -> Option<*mut u64> {
-        let (p, desc) = self.remembered(mem, va, level)?;
-        (desc & VALID != 0 && (level == 3 || desc & TABLE_OR_PAGE == 0)).then_some(p)
+    pub fn is_one_leaf(&self, mem: &impl TableMemory, va: u64, size: u64) -> bool {
+        matches!(
+            self.remembered_one(mem, va, 0, size),
+            Some((_, desc, level)) if desc & VALID != 0 && (level == 3 || desc & TABLE_OR_PAGE == 0)
+        )
     }
 
     /// [`PageTable::unmap`], every case: the checks, the one-descriptor
@@ -841,6 +904,7 @@ impl<F: Format> PageTable<F> {
             self.last_leaf = LastLeaf {
                 key: LastLeaf::key(va, shift, level),
                 shift,
+                size: level_size(level),
                 table,
                 slot: slot as usize,
             };

@@ -68,15 +68,21 @@ impl<V> IdMap<V> {
     /// The value of `id`, mutably; remembers where it was.
     #[inline(always)]
     pub fn get_mut(&mut self, id: u32) -> Option<&mut V> {
-        let i = match self.entries.get(self.last) {
-            // The remembered entry: nothing to remember anew.
-            Some((k, _)) if *k == id => self.last,
-            _ => {
-                let i = self.search(id).ok()?;
-                self.last = i;
-                i
-            }
-        };
+        let last = self.last;
+        if self.entries.get(last).is_some_and(|(k, _)| *k == id) {
+            // The remembered entry (nothing to remember anew): its bounds
+            // check is the one just made, on this path alone.
+            return self.entries.get_mut(last).map(|(_, v)| v);
+        }
+        self.get_mut_searched(id)
+    }
+
+    /// [`IdMap::get_mut`] past the remembered entry: a search, and the
+    /// entry found remembered.
+    #[inline(never)]
+    fn get_mut_searched(&mut self, id: u32) -> Option<&mut V> {
+        let i = self.search(id).ok()?;
+        self.last = i;
         self.entries.get_mut(i).map(|(_, v)| v)
     }
 

@@ -11,9 +11,10 @@
 //! operation), so the work of one request stays bounded whatever the
 //! number of mappings; at [`SMALL_MIN`] or fewer they move back.
 //!
-//! Memory: the ring grows by doubling and is reallocated at half its
-//! capacity once it is less than a third full (never below
-//! [`MIN_CAPACITY`]), so it holds at most three entries' room per mapping
+//! Memory: the ring grows by doubling and is reallocated to its entries
+//! once it is less than a third full (never below [`MIN_CAPACITY`]; one
+//! reallocation per third on the way down, not one per half), so it
+//! holds at most three entries' room per mapping
 //! (`config::limits::HEAP_PER_IO_MAPPING`). The ring's growth is made by
 //! [`Intervals::reserve`], before the backend changes anything (the model
 //! answers NOMEM when it fails); the B-tree allocates its nodes as it
@@ -333,7 +334,10 @@ impl Intervals {
                     d.remove(i)
                 };
                 if d.len() * 3 < d.capacity() && d.capacity() > MIN_CAPACITY {
-                    let target = (d.capacity() / 2).max(MIN_CAPACITY);
+                    // Down to the entries (doubling brings room back on
+                    // the next insert, and the next shrink is a third
+                    // further down): fewer reallocations than halving.
+                    let target = d.len().max(MIN_CAPACITY);
                     if let Some(smaller) = moved(d, target) {
                         *d = smaller;
                     }

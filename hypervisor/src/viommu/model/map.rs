@@ -77,28 +77,34 @@ impl<B: IommuBackend> Viommu<B> {
             Ok(_) => (0, Status::Deverr),
             Err(first) => map_pieces(backend, g, (req.domain, start), phys, len, attrs, first),
         };
-        let kept = if status == Status::Ok {
-            len
-        } else if done == 0 || backend.unmap(req.domain, start, done).is_ok() {
+        if status == Status::Ok {
+            // The usual outcome, on its own path: the whole range mapped.
+            domain.mappings.insert(
+                slot,
+                Mapping {
+                    start,
+                    end,
+                    phys,
+                    flags: req.flags,
+                },
+            );
+            self.mapping_count += 1;
+            return Status::Ok;
+        }
+        if done == 0 || backend.unmap(req.domain, start, done).is_ok() {
             return status;
-        } else {
-            // The pieces could not be taken back: keep them as a mapping
-            // of their own so the model still matches the backend.
-            done
-        };
+        }
+        // The pieces could not be taken back: keep them as a mapping of
+        // their own so the model still matches the backend.
         let mapping = Mapping {
             start,
-            end: start + (kept - 1),
+            end: start + (done - 1),
             phys,
             flags: req.flags,
         };
         domain.mappings.insert(slot, mapping);
         self.mapping_count += 1;
-        if kept == len {
-            Status::Ok
-        } else {
-            Status::Deverr
-        }
+        Status::Deverr
     }
 
     /// UNMAP: reserved bytes -> INVAL (allowed by the spec; nothing is

@@ -249,3 +249,44 @@ fn smmu_faults_are_counted_and_reported_to_the_guest() {
             .any(|o| matches!(o, Op::WriteLr(..)))
     );
 }
+
+#[test]
+fn an_unmapped_block_is_invalidated_by_one_tlbi_and_pages_by_their_range() {
+    use crate::smmu::cmd::{Cmd, plan_s2_invalidation_into};
+    use crate::smmu::driver::ProbeOptions;
+    const MIB2: u64 = 2 << 20;
+    let w = World::new();
+    let (_g, mut b) = backend(&w);
+    b.domain_create(1, false).unwrap();
+    let vmid = 64;
+    // A 2 MiB block (both sides 2 MiB aligned): one leaf, one TLBI by
+    // address (what Linux's SMMUv3 driver issues per block).
+    b.map(1, MIB2, RAM_BASE, MIB2, RW).unwrap();
+    b.sync().unwrap();
+    w.dma.take();
+    b.unmap(1, MIB2, MIB2).unwrap();
+    b.sync().unwrap();
+    assert_eq!(
+        w.dma.take(),
+        [DmaCall::Issue(
+            0,
+            alloc::vec![Cmd::tlbi_s2_ipa(vmid, MIB2, true)]
+        )]
+    );
+    // The same range as 512 pages (the output 4 KiB off a block's
+    // alignment): the range's own plan, every page covered.
+    b.map(1, MIB2, RAM_BASE + 0x1000, MIB2, RW).unwrap();
+    b.sync().unwrap();
+    w.dma.take();
+    b.unmap(1, MIB2, MIB2).unwrap();
+    b.sync().unwrap();
+    let mut want = Vec::new();
+    let limit = ProbeOptions::DEFAULT.tlbi_page_limit;
+    plan_s2_invalidation_into(&mut want, vmid, MIB2, MIB2, true, false, limit).unwrap();
+    assert_ne!(want, [Cmd::tlbi_s2_ipa(vmid, MIB2, true)]);
+    let issued = w.dma.take();
+    assert!(
+        matches!(&issued[..], [DmaCall::Issue(0, cmds)] if cmds.starts_with(&want)),
+        "{issued:?}"
+    );
+}

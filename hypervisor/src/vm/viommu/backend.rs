@@ -33,7 +33,7 @@ use super::vmids::GuestVmids;
 use crate::arch::{Arch, Cpu};
 use crate::mm::budget_tables::BudgetTables;
 use crate::mm::layout::Region;
-use crate::mm::pagetable::{Attrs, MapError, MemType, PageTable, Stage2};
+use crate::mm::pagetable::{Attrs, MapError, MemType, PAGE_SIZE, PageTable, Stage2};
 use crate::perf;
 use crate::smmu::SmmuError;
 use crate::smmu::cmd::{Cmd, plan_s2_invalidation_into};
@@ -153,6 +153,14 @@ pub(crate) fn ram_offset(ram: Region, gpa: u64, last: u64) -> Option<u64> {
 fn hw(e: impl core::fmt::Display) -> BackendError {
     error!("virtio-iommu backend: {e}");
     BackendError::Hardware
+}
+
+/// A failed page-table map as the backend reports it.
+fn map_error(e: MapError) -> BackendError {
+    match e {
+        MapError::NoMemory => BackendError::NoMemory,
+        other => hw(other),
+    }
 }
 
 /// A failed invalidation plan as the backend reports it.
@@ -338,17 +346,25 @@ impl SmmuBackend {
     /// queue the invalidation of that VMID's walk caches (the leaf TLBIs
     /// of an unmap do not reach them) for the batch's sync, after which
     /// they are freed. Room was reserved by [`Self::reserve_retire`].
+    #[inline(always)]
     fn queue_retire(&mut self, vmid: u16) {
         if self.tables.retired() > self.retire_queued {
-            self.retire_queued = self.tables.retired();
-            for cmds in self.pending.iter_mut() {
-                cmds.push(Cmd::tlbi_s12_vmall(vmid));
-            }
+            self.queue_retire_tlbi(vmid);
+        }
+    }
+
+    /// [`Self::queue_retire`] when tables were retired (out of line).
+    #[inline(never)]
+    fn queue_retire_tlbi(&mut self, vmid: u16) {
+        self.retire_queued = self.tables.retired();
+        for cmds in self.pending.iter_mut() {
+            cmds.push(Cmd::tlbi_s12_vmall(vmid));
         }
     }
 
     /// Reserves room for [`Self::queue_retire`]'s command, so that it
     /// cannot fail once the tables have changed.
+    #[inline(always)]
     fn reserve_retire(&mut self) -> Result<(), BackendError> {
         // One SMMU instance (the usual machine) with room already: the
         // capacity check `try_reserve(1)` makes, without the loop.
@@ -357,6 +373,12 @@ impl SmmuBackend {
         {
             return Ok(());
         }
+        self.reserve_retire_each()
+    }
+
+    /// [`Self::reserve_retire`] past its inlined case: every instance.
+    #[inline(never)]
+    fn reserve_retire_each(&mut self) -> Result<(), BackendError> {
         for cmds in self.pending.iter_mut() {
             cmds.try_reserve(1).map_err(|_| BackendError::NoMemory)?;
         }
@@ -372,12 +394,20 @@ impl SmmuBackend {
         let vmid = d.vmid;
         let t = d.table.as_mut().ok_or(BackendError::Hardware)?;
         let limit = ProbeOptions::DEFAULT.tlbi_page_limit;
+        // One block (a 2 MiB unmap, say) is one leaf: one TLBI by address
+        // invalidates it, as Linux's SMMUv3 driver does per block, instead
+        // of the range's plan (a range command, or a TLBI per page).
+        let planned = if len > PAGE_SIZE && t.is_one_leaf(&self.tables, iova, len) {
+            PAGE_SIZE
+        } else {
+            len
+        };
         if let [cmds] = self.pending.as_mut_slice() {
             // One SMMU instance (the usual machine): its queued length is
             // the mark, no list of marks and no loop over instances.
             let mark = cmds.len();
             let ril = self.ril.first().copied().unwrap_or(false);
-            plan_s2_invalidation_into(cmds, vmid, iova, len, true, ril, limit)
+            plan_s2_invalidation_into(cmds, vmid, iova, planned, true, ril, limit)
                 .map_err(plan_error)?;
             if let Err(e) = t.unmap(&mut self.tables, iova, len) {
                 // Take back what this call queued: nothing was unmapped.
@@ -387,6 +417,21 @@ impl SmmuBackend {
             self.queue_retire(vmid);
             return Ok(());
         }
+        self.unmap_planned_each(domain, vmid, (iova, len), planned)
+    }
+
+    /// [`Self::unmap_planned`] with several SMMU instances (out of line:
+    /// the usual machine has one): `planned` bytes from `iova` planned
+    /// on each, then `[iova, iova + len)` unmapped, or nothing changed.
+    #[inline(never)]
+    fn unmap_planned_each(
+        &mut self,
+        domain: u32,
+        vmid: u16,
+        (iova, len): (u64, u64),
+        planned: u64,
+    ) -> Result<(), BackendError> {
+        let limit = ProbeOptions::DEFAULT.tlbi_page_limit;
         // The queued lengths to roll back to (a kept list: no allocation,
         // no copy of a small vector, per request).
         self.marks.clear();
@@ -394,14 +439,17 @@ impl SmmuBackend {
         let mut result = Ok(());
         for (inst, cmds) in self.pending.iter_mut().enumerate() {
             let ril = self.ril.get(inst).copied().unwrap_or(false);
-            if let Err(e) = plan_s2_invalidation_into(cmds, vmid, iova, len, true, ril, limit) {
+            if let Err(e) = plan_s2_invalidation_into(cmds, vmid, iova, planned, true, ril, limit) {
                 result = Err(plan_error(e));
                 break;
             }
         }
         if result.is_ok() {
             // The general path (the same answers), not inlined twice.
-            result = t.unmap_general(&mut self.tables, iova, len).map_err(hw);
+            result = match self.domains.get_mut(domain).and_then(|d| d.table.as_mut()) {
+                Some(t) => t.unmap_general(&mut self.tables, iova, len).map_err(hw),
+                None => Err(BackendError::Hardware),
+            };
         }
         if result.is_err() {
             // Take back what this call queued: nothing was unmapped.
@@ -412,6 +460,41 @@ impl SmmuBackend {
             self.queue_retire(vmid);
         }
         result
+    }
+
+    /// [`IommuBackend::map`] out of table pages while `domain` (VMID
+    /// `vmid`) keeps an emptied table linked: retires it, completes its
+    /// invalidation now (one CMD_SYNC, the batch's allowance kept) so
+    /// that its pages are free, and tries once more.
+    #[inline(never)]
+    fn map_after_spare(
+        &mut self,
+        domain: u32,
+        vmid: u16,
+        (iova, pa, len): (u64, u64, u64),
+        a: Attrs,
+    ) -> Result<(), BackendError> {
+        let t = self
+            .domains
+            .get_mut(domain)
+            .and_then(|d| d.table.as_mut())
+            .ok_or(BackendError::Hardware)?;
+        t.release_spare(&mut self.tables);
+        self.queue_retire(vmid);
+        let ptes = self.batch_work;
+        let synced = self.sync();
+        self.batch_work = ptes;
+        synced?;
+        self.reserve_retire()?;
+        let t = self
+            .domains
+            .get_mut(domain)
+            .and_then(|d| d.table.as_mut())
+            .ok_or(BackendError::Hardware)?;
+        // The general path (what `map` comes to after a spare's release:
+        // no table is remembered), not inlined a second time.
+        t.map_general(&mut self.tables, iova, pa, len, a)
+            .map_err(map_error)
     }
 
     /// [`IommuBackend::translate`] of `[gpa, last]` not wholly in the
@@ -466,9 +549,10 @@ impl IommuBackend for SmmuBackend {
         self.guest.endpoint_stream(ep).is_some()
     }
 
-    /// A range in the guest's RAM is answered inline; anything else by
+    /// A range in the guest's RAM is answered inline (always: a call
+    /// returns its `Result` through memory); anything else by
     /// [`SmmuBackend::translate_outside_ram`].
-    #[inline]
+    #[inline(always)]
     fn translate(&mut self, gpa: u64, len: u64, mmio: bool) -> Result<u64, Refusal> {
         let last = gpa.checked_add(len.max(1) - 1).ok_or(Refusal::NotOwned)?;
         if let Some(off) = ram_offset(self.ram.region(), gpa, last) {
@@ -601,6 +685,7 @@ impl IommuBackend for SmmuBackend {
         result
     }
 
+    #[inline(always)]
     fn map(
         &mut self,
         domain: u32,
@@ -638,32 +723,12 @@ impl IommuBackend for SmmuBackend {
             write: attrs.write,
             exec: false,
         };
-        let mut result = t.map(&mut self.tables, iova, pa, len, a);
-        if result == Err(MapError::NoMemory) && t.has_spare() {
-            // Out of table pages while this domain keeps an emptied table
-            // linked: retire it, complete its invalidation now (one
-            // CMD_SYNC, the batch's allowance kept) so that its pages are
-            // free, and try once more.
-            t.release_spare(&mut self.tables);
-            self.queue_retire(vmid);
-            let ptes = self.batch_work;
-            let synced = self.sync();
-            self.batch_work = ptes;
-            synced?;
-            self.reserve_retire()?;
-            let t = self
-                .domains
-                .get_mut(domain)
-                .and_then(|d| d.table.as_mut())
-                .ok_or(BackendError::Hardware)?;
-            // The general path (what `map` comes to after a spare's
-            // release: no table is remembered), not inlined a second time.
-            result = t.map_general(&mut self.tables, iova, pa, len, a);
-        }
-        let result = result.map_err(|e| match e {
-            MapError::NoMemory => BackendError::NoMemory,
-            other => hw(other),
-        });
+        let result = match t.map(&mut self.tables, iova, pa, len, a) {
+            Err(MapError::NoMemory) if t.has_spare() => {
+                self.map_after_spare(domain, vmid, (iova, pa, len), a)
+            }
+            r => r.map_err(map_error),
+        };
         // A failed map retires the tables it added.
         self.queue_retire(vmid);
         self.ticks[0] = self.ticks[0].wrapping_add(perf::now() - t0);
