@@ -736,16 +736,23 @@ impl IommuBackend for SmmuBackend {
         // New entries: visible to the (coherent) table walker after a DSB,
         // which each register write of the command queue issues anyway.
         Cpu::write_barrier();
-        if let [cmds] = self.pending.as_slice()
-            && cmds.is_empty()
+        if let [cmds] = self.pending.as_mut_slice()
             && self.tables.retired() == 0
         {
-            // One SMMU instance (the usual machine), nothing queued and
-            // nothing retired: what `sync_issue` comes to then (nothing
-            // to reclaim, the retired count 0), without it.
+            // One SMMU instance (the usual machine) and nothing retired:
+            // what `sync_issue` comes to then (nothing to reclaim or to
+            // quarantine, the retired count 0), without its frame.
+            let mut result = Ok(());
+            if !cmds.is_empty() {
+                let issued = self.guest.smmus.issue(0, cmds);
+                cmds.clear();
+                if let Err(e) = issued {
+                    result = Err(hw(e));
+                }
+            }
             self.batch_work = 0;
             self.retire_queued = 0;
-            return Ok(());
+            return result;
         }
         self.sync_issue()
     }
