@@ -60,7 +60,7 @@ impl Machine {
     #[inline(always)]
     fn answer(&self, here: Here<'_>, g: &Guest, v: usize, frame: &TrapFrame, exit: Exit) -> Action {
         let action = match exit {
-            Exit::Mmio(a) => self.mmio(g, v, frame, a),
+            Exit::Mmio(a) => self.mmio(here.ctx, g, v, frame, a),
             Exit::BadDataAbort { why, far, write } => bad_abort(g, v, frame, why, far, write),
             Exit::InstructionAbort { far, ipa } => prefetch_abort(g, v, far, ipa),
             Exit::Hvc { imm } => self.call(g, v, frame, imm, false),
@@ -98,25 +98,29 @@ impl Machine {
         action
     }
 
-    /// A load or store to the guest's emulated devices. (No closures and
-    /// no message on this path: the access stays in registers; the
-    /// unclaimed case is out of line.)
+    /// A load or store to the guest's emulated devices, with the vCPU's
+    /// access context `ctx` (made once, at machine build: vCPU `v`, `g`'s
+    /// RAM, the machine's GIC side). (No closures and no message on this
+    /// path: the access stays in registers; the unclaimed case is out of
+    /// line.)
     #[inline(always)]
-    fn mmio(&self, g: &Guest, v: usize, frame: &TrapFrame, a: MmioAccess) -> Action {
+    fn mmio(
+        &self,
+        ctx: &AccessCtx<'_>,
+        g: &Guest,
+        v: usize,
+        frame: &TrapFrame,
+        a: MmioAccess,
+    ) -> Action {
         if let Some((dev, off)) = g.devices.find(a.ipa) {
-            let ctx = AccessCtx {
-                vcpu: v,
-                mem: &g.ram,
-                gic: self,
-            };
             let width = usize::from(a.width());
             if a.write() {
                 let value = a.store_value(reg(frame, usize::from(a.reg())));
-                if let Some(effect) = dev.write(&ctx, off, width, value) {
+                if let Some(effect) = dev.write(ctx, off, width, value) {
                     self.apply_effect(g, effect);
                     return Action::Advance;
                 }
-            } else if let Some(raw) = dev.read(&ctx, off, width) {
+            } else if let Some(raw) = dev.read(ctx, off, width) {
                 return Action::Load {
                     reg: a.reg(),
                     value: a.load_value(raw),

@@ -18,8 +18,10 @@
 use super::dma::DmaControl;
 use super::faults::FaultReport;
 use super::guest::Guest;
+use super::ram::GuestRam;
 use super::vcpu::VcpuSlot;
 use crate::arch::{Arch, Cpu};
+use crate::devices::AccessCtx;
 use crate::gic::KICK_SGI;
 use crate::gic::PhysGic;
 use crate::vgic::hw::{GicPort, LocalQueue, RegCtx};
@@ -44,13 +46,18 @@ unsafe impl<T> Sync for CpuLocal<T> {}
 
 /// The vCPU a physical CPU runs: its guest (a pointer into the machine's
 /// own guest list, so that the exit path finds it with one load), its
-/// index there and its slot (a pointer into the guest's vCPU list: the
-/// return path reads its mailboxes without indexing).
+/// index there, its slot (a pointer into the guest's vCPU list: the
+/// return path reads its mailboxes without indexing) and the context of
+/// its device accesses, made once (the exit passes a pointer to it).
 #[derive(Clone, Copy)]
 pub(super) struct Assigned {
     guest: NonNull<Guest>,
     vcpu: usize,
     slot: NonNull<VcpuSlot>,
+    /// Its guest's RAM and the machine's [`CpuPort`]: references into the
+    /// machine's heap, valid as long as the machine (handed out only
+    /// borrowed from it, by [`Machine::current_here`]).
+    ctx: AccessCtx<'static>,
 }
 
 // SAFETY: `guest` points into `Machine::guests`, whose buffer is never
@@ -61,6 +68,56 @@ pub(super) struct Assigned {
 unsafe impl Send for Assigned {}
 // SAFETY: as for `Send`.
 unsafe impl Sync for Assigned {}
+
+/// The GIC side of the machine as a device access sees it: the physical
+/// GIC, and the queue of virtual interrupts of the CPU running the code
+/// and the SGIs raised for its vCPU. What [`Machine`]'s own [`GicPort`]
+/// answers (it is that answer), at an address that does not move with
+/// the machine, so that each vCPU's [`AccessCtx`] is made once.
+pub(super) struct CpuPort {
+    /// The machine's CPU slots (its heap: they do not move).
+    cpus: NonNull<[CpuSlot; MAX_CPUS]>,
+    gic: &'static (dyn PhysGic + Sync),
+}
+
+// SAFETY: `cpus` points at the machine's slots, which are `Sync` (each
+// slot's queue is only touched by its own CPU, see `CpuLocal`) and live as
+// long as the machine that owns the port; the GIC is `Sync`.
+unsafe impl Send for CpuPort {}
+// SAFETY: as for `Send`.
+unsafe impl Sync for CpuPort {}
+
+impl CpuPort {
+    /// This CPU's slot.
+    #[inline(always)]
+    fn here(&self) -> &CpuSlot {
+        // SAFETY: the slots outlive the port (both belong to the machine,
+        // the slots' box is never replaced); MAX_CPUS is a power of two.
+        unsafe { &self.cpus.as_ref()[Cpu::cpu_index() & (MAX_CPUS - 1)] }
+    }
+}
+
+impl LocalQueue for CpuPort {
+    fn with_queue(&self, f: &mut dyn FnMut(&mut PendingQueue)) {
+        // SAFETY: only this CPU uses its slot's queue; `f` gets the only
+        // reference to it while it runs (no caller of `with_queue` holds
+        // one from `Machine::local_queue` or `Here::queue`).
+        f(unsafe { &mut *self.here().queue.0.get() })
+    }
+
+    fn raised_sgis(&self) -> u32 {
+        self.here().assigned.map_or(0, |a| {
+            // SAFETY: as in `Machine::current_here`.
+            unsafe { a.slot.as_ref() }.sgis.load(Ordering::Acquire)
+        })
+    }
+}
+
+impl GicPort for CpuPort {
+    fn phys(&self) -> &dyn PhysGic {
+        self.gic
+    }
+}
 
 /// What one physical CPU runs.
 pub(super) struct CpuSlot {
@@ -78,6 +135,8 @@ pub(super) struct Here<'a> {
     cpu: &'a CpuSlot,
     /// The vCPU's slot (`vcpus[v]` of its guest).
     pub vcpu: &'a VcpuSlot,
+    /// The context of the vCPU's device accesses.
+    pub ctx: &'a AccessCtx<'a>,
 }
 
 impl<'a> Here<'a> {
@@ -103,6 +162,9 @@ pub struct Machine {
     /// their interrupt queues the slots are tens of KiB, too much for a
     /// CPU's stack.
     pub(super) cpus: Box<[CpuSlot; MAX_CPUS]>,
+    /// The GIC side of device accesses (the CPU slots' `AccessCtx`s point
+    /// at it).
+    port: Box<CpuPort>,
     pub(super) gic: &'static (dyn PhysGic + Sync),
     pub(super) smmus: &'static dyn DmaControl,
     /// Runs the hypervisor's own handler of a physical interrupt (SMMU
@@ -139,13 +201,30 @@ impl Machine {
         let Ok(mut cpus) = Box::<[CpuSlot; MAX_CPUS]>::try_from(slots.into_boxed_slice()) else {
             unreachable!("MAX_CPUS slots were made")
         };
+        let port = Box::new(CpuPort {
+            cpus: NonNull::from(&*cpus),
+            gic,
+        });
+        // SAFETY: the port is on the heap and owned by the machine: the
+        // reference stays valid as long as the machine, and is only handed
+        // out borrowed from it (in `Here`).
+        let gic_port: &'static CpuPort = unsafe { &*(&raw const *port) };
         for g in guests.iter() {
+            // SAFETY: `g` is in the guest list's buffer, which moves into
+            // the machine and is never resized or freed while it lives: as
+            // for `Assigned::guest`.
+            let mem: &'static GuestRam = unsafe { &*(&raw const g.ram) };
             for (v, slot) in g.vcpus.iter().enumerate() {
                 if let Some(c) = cpus.get_mut(slot.pcpu) {
                     c.assigned = Some(Assigned {
                         guest: NonNull::from(g),
                         vcpu: v,
                         slot: NonNull::from(slot),
+                        ctx: AccessCtx {
+                            vcpu: v,
+                            mem,
+                            gic: gic_port,
+                        },
                     });
                 }
             }
@@ -155,6 +234,7 @@ impl Machine {
             running: AtomicUsize::new(guests.len()),
             guests,
             cpus,
+            port,
             gic,
             smmus,
             hyp_irq,
@@ -216,13 +296,18 @@ impl Machine {
     #[inline(always)]
     pub(super) fn current_here(&self) -> Option<(Here<'_>, &Guest, usize)> {
         let here = self.here();
-        let a = here.assigned?;
+        let a = here.assigned.as_ref()?;
         // SAFETY: as in `current`; `slot` points into that guest's vCPU
         // list, fixed since it was built.
         let vcpu = unsafe { a.slot.as_ref() };
-        // SAFETY: as in `current`.
+        // SAFETY: as in `current`. `a.ctx` refers to the guest's RAM and
+        // the machine's port, alive as long as `self`.
         Some((
-            Here { cpu: here, vcpu },
+            Here {
+                cpu: here,
+                vcpu,
+                ctx: &a.ctx,
+            },
             unsafe { a.guest.as_ref() },
             a.vcpu,
         ))
@@ -323,14 +408,11 @@ impl Machine {
 
 impl LocalQueue for Machine {
     fn with_queue(&self, f: &mut dyn FnMut(&mut PendingQueue)) {
-        // `f` gets the only reference to the queue while it runs (no
-        // caller of `with_queue` holds one from `local_queue`).
-        f(self.local_queue());
+        self.port.with_queue(f);
     }
 
     fn raised_sgis(&self) -> u32 {
-        self.current()
-            .map_or(0, |(g, v)| g.vcpus[v].sgis.load(Ordering::Acquire))
+        self.port.raised_sgis()
     }
 }
 
