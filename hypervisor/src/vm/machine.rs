@@ -119,6 +119,82 @@ impl GicPort for CpuPort {
     }
 }
 
+/// The CPU slots and the [`CpuPort`] over them, in one heap block that
+/// never moves, owned through a raw pointer (not a `Box`, which every move
+/// of the machine would assert unique, invalidating the pointers into it
+/// that `Assigned::ctx` and the port keep) and freed with the machine.
+pub(super) struct CpuSlots(NonNull<SlotsBlock>);
+
+struct SlotsBlock {
+    cpus: [CpuSlot; MAX_CPUS],
+    port: CpuPort,
+}
+
+// SAFETY: the block is owned by `CpuSlots` alone (freed in its `drop`);
+// its slots and port are `Send` and `Sync` (see `CpuLocal`, `Assigned`,
+// `CpuPort`).
+unsafe impl Send for CpuSlots {}
+// SAFETY: as for `Send`.
+unsafe impl Sync for CpuSlots {}
+
+impl CpuSlots {
+    /// Every slot idle, and the port over them.
+    fn new(gic: &'static (dyn PhysGic + Sync)) -> Self {
+        let mut block = Box::<SlotsBlock>::new_uninit();
+        let p = block.as_mut_ptr();
+        // SAFETY: `p` is the block's (uninitialised, exclusively owned)
+        // memory: each slot and the port are written once, in place, so
+        // the tens of KiB never pass through the stack.
+        unsafe {
+            let cpus = &raw mut (*p).cpus;
+            for i in 0..MAX_CPUS {
+                (&raw mut (*cpus)[i]).write(CpuSlot {
+                    assigned: None,
+                    queue: CpuLocal(UnsafeCell::new(PendingQueue::new())),
+                });
+            }
+            let port = CpuPort {
+                // SAFETY: `cpus` is inside the block, not null.
+                cpus: NonNull::new_unchecked(cpus),
+                gic,
+            };
+            (&raw mut (*p).port).write(port);
+        }
+        // SAFETY: every field was initialised above.
+        let block = unsafe { block.assume_init() };
+        CpuSlots(NonNull::from(Box::leak(block)))
+    }
+
+    /// The port over the slots.
+    fn port(&self) -> &CpuPort {
+        // SAFETY: the block lives until `drop`; only shared references to
+        // it are handed out after `new`.
+        unsafe { &self.0.as_ref().port }
+    }
+
+    /// The block, before any shared reference to it was handed out.
+    fn block_ptr(&mut self) -> *mut SlotsBlock {
+        self.0.as_ptr()
+    }
+}
+
+impl core::ops::Deref for CpuSlots {
+    type Target = [CpuSlot; MAX_CPUS];
+    fn deref(&self) -> &Self::Target {
+        // SAFETY: as in `port`.
+        unsafe { &self.0.as_ref().cpus }
+    }
+}
+
+impl Drop for CpuSlots {
+    fn drop(&mut self) {
+        // SAFETY: the block came from `Box::leak` in `new` and is freed
+        // once, here; the machine that owned it hands out no reference
+        // into it any more.
+        drop(unsafe { Box::from_raw(self.0.as_ptr()) });
+    }
+}
+
 /// What one physical CPU runs.
 pub(super) struct CpuSlot {
     /// The vCPU it runs, if any.
@@ -158,13 +234,11 @@ pub type HypIrqHandler = fn(u32) -> bool;
 /// Every guest and what they run on.
 pub struct Machine {
     pub(super) guests: Vec<Guest>,
-    /// Indexed by logical CPU index modulo [`MAX_CPUS`]. On the heap: with
-    /// their interrupt queues the slots are tens of KiB, too much for a
-    /// CPU's stack.
-    pub(super) cpus: Box<[CpuSlot; MAX_CPUS]>,
-    /// The GIC side of device accesses (the CPU slots' `AccessCtx`s point
-    /// at it).
-    port: Box<CpuPort>,
+    /// Indexed by logical CPU index modulo [`MAX_CPUS`], with the GIC side
+    /// of device accesses that their `AccessCtx`s point at. On the heap:
+    /// with their interrupt queues the slots are tens of KiB, too much for
+    /// a CPU's stack.
+    pub(super) cpus: CpuSlots,
     pub(super) gic: &'static (dyn PhysGic + Sync),
     pub(super) smmus: &'static dyn DmaControl,
     /// Runs the hypervisor's own handler of a physical interrupt (SMMU
@@ -192,31 +266,21 @@ impl Machine {
         smmus: &'static dyn DmaControl,
         hyp_irq: HypIrqHandler,
     ) -> Self {
-        let slots: Vec<CpuSlot> = (0..MAX_CPUS)
-            .map(|_| CpuSlot {
-                assigned: None,
-                queue: CpuLocal(UnsafeCell::new(PendingQueue::new())),
-            })
-            .collect();
-        let Ok(mut cpus) = Box::<[CpuSlot; MAX_CPUS]>::try_from(slots.into_boxed_slice()) else {
-            unreachable!("MAX_CPUS slots were made")
-        };
-        let port = Box::new(CpuPort {
-            cpus: NonNull::from(&*cpus),
-            gic,
-        });
-        // SAFETY: the port is on the heap and owned by the machine: the
-        // reference stays valid as long as the machine, and is only handed
-        // out borrowed from it (in `Here`).
-        let gic_port: &'static CpuPort = unsafe { &*(&raw const *port) };
+        let mut cpus = CpuSlots::new(gic);
+        let block = cpus.block_ptr();
+        // SAFETY: the port is in the slots' block, which the machine owns
+        // and never moves: the reference stays valid as long as the
+        // machine, and is only handed out borrowed from it (in `Here`).
+        let gic_port: &'static CpuPort = unsafe { &(*block).port };
         for g in guests.iter() {
+            let ram: *const GuestRam = &raw const g.ram;
             // SAFETY: `g` is in the guest list's buffer, which moves into
             // the machine and is never resized or freed while it lives: as
             // for `Assigned::guest`.
-            let mem: &'static GuestRam = unsafe { &*(&raw const g.ram) };
+            let mem: &'static GuestRam = unsafe { &*ram };
             for (v, slot) in g.vcpus.iter().enumerate() {
-                if let Some(c) = cpus.get_mut(slot.pcpu) {
-                    c.assigned = Some(Assigned {
+                if slot.pcpu < MAX_CPUS {
+                    let assigned = Assigned {
                         guest: NonNull::from(g),
                         vcpu: v,
                         slot: NonNull::from(slot),
@@ -225,7 +289,11 @@ impl Machine {
                             mem,
                             gic: gic_port,
                         },
-                    });
+                    };
+                    // SAFETY: in bounds; the slots are not yet shared (the
+                    // port's pointer is raw, and only the port field is
+                    // borrowed).
+                    unsafe { (*block).cpus[slot.pcpu].assigned = Some(assigned) };
                 }
             }
             g.request_boot();
@@ -234,7 +302,6 @@ impl Machine {
             running: AtomicUsize::new(guests.len()),
             guests,
             cpus,
-            port,
             gic,
             smmus,
             hyp_irq,
@@ -408,11 +475,11 @@ impl Machine {
 
 impl LocalQueue for Machine {
     fn with_queue(&self, f: &mut dyn FnMut(&mut PendingQueue)) {
-        self.port.with_queue(f);
+        self.cpus.port().with_queue(f);
     }
 
     fn raised_sgis(&self) -> u32 {
-        self.port.raised_sgis()
+        self.cpus.port().raised_sgis()
     }
 }
 
