@@ -367,9 +367,11 @@ fn cpu_loop() -> ! {
 #[unsafe(no_mangle)]
 pub extern "C" fn partita_guest_sync(frame: &mut TrapFrame) {
     const KIND: u64 = 8;
-    let Some(m) = MACHINE.get() else {
-        fatal(frame, KIND);
-    };
+    // SAFETY: a synchronous exception from a lower EL comes from a guest,
+    // and guests are only entered by `cpu_loop` once it found the machine
+    // initialised (`virt::enter` in its `Some(m)` arm): the check
+    // `MACHINE.get()` would make has been made, and holds for good.
+    let m = unsafe { MACHINE.get_unchecked() };
     let resume = m.run_exit(frame, |f| {
         exit::decode_sync(f.esr, f.far, crate::arch::aarch64::virt::hpfar)
     });
