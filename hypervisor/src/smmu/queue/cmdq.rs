@@ -174,7 +174,7 @@ impl<M: QueueMemory> CommandQueue<M> {
         poll_limit: u32,
     ) -> Result<(), SmmuError> {
         let ring = self.ring;
-        if (ring.space(self.prod, self.cons) as usize) > cmds.len() {
+        let prod = if (ring.space(self.prod, self.cons) as usize) > cmds.len() {
             // Room for all (the usual case: the queue is drained by every
             // sync): the entries written in one pass, made visible
             // together, one CMDQ_PROD write; no split into parts.
@@ -182,16 +182,21 @@ impl<M: QueueMemory> CommandQueue<M> {
             self.mem.write_cmds(prod, cmds, &Cmd::sync());
             let n = cmds.len() as u32 + 1;
             self.mem.to_device(prod, n);
-            self.prod = ring.add(prod, n);
-            regs.write32(CMDQ_PROD, self.prod);
+            let next = ring.add(prod, n);
+            self.prod = next;
+            regs.write32(CMDQ_PROD, next);
+            next
         } else {
             self.submit_parts(regs, [cmds, &[Cmd::sync()]], poll_limit)?;
-        }
+            self.prod
+        };
         // The CMD_SYNC is the last entry published (at PROD - 1): the SMMU
         // has consumed it (`ring.consumed(prod, cons, prod - 1)`) exactly
-        // when CONS has reached PROD.
-        let prod = self.prod;
-        if !self.poll_cons(regs, poll_limit, |cons| cons == prod) {
+        // when CONS has reached PROD. The first read inline, with the
+        // indices in registers; more out of line.
+        let cons = regs.read32(CMDQ_CONS) & ring.mask();
+        self.cons = cons;
+        if cons != prod && !self.poll_more(regs, poll_limit, |cons| cons == prod) {
             return Err(SmmuError::SyncTimeout);
         }
         // The usual answer tested first; the error's report out of line.

@@ -58,6 +58,8 @@ pub struct Ring {
     log2: u32,
     /// Position and wrap bit: `(2 << log2) - 1`.
     mask: u32,
+    /// Entries: `1 << log2`.
+    size: u32,
 }
 
 impl Ring {
@@ -67,6 +69,7 @@ impl Ring {
         Self {
             log2,
             mask: (2 << log2) - 1,
+            size: 1 << log2,
         }
     }
 
@@ -78,7 +81,7 @@ impl Ring {
     /// Number of entries.
     #[inline]
     pub fn size(&self) -> u32 {
-        (self.mask >> 1) + 1
+        self.size
     }
 
     /// Mask of position and wrap bit.
@@ -90,7 +93,7 @@ impl Ring {
     /// Position of index `p` in the buffer.
     #[inline]
     pub fn index(&self, p: u32) -> u32 {
-        p & (self.mask >> 1)
+        p & (self.size - 1)
     }
 
     /// Index `p` advanced by `n`.
@@ -101,7 +104,8 @@ impl Ring {
     /// Entries between `cons` and `prod` (may exceed the size if the
     /// indices are inconsistent).
     pub fn used(&self, prod: u32, cons: u32) -> u32 {
-        (prod & self.mask()).wrapping_sub(cons & self.mask()) & self.mask()
+        // The same as masking both first: the mask is 2^k - 1.
+        prod.wrapping_sub(cons) & self.mask
     }
 
     /// Free entries.
