@@ -225,7 +225,7 @@ impl Machine {
     fn send_virtual_sgi(&self, g: &Guest, me: usize, value: u64) {
         let intid = ((value >> 24) & 0xf) as u32;
         let raise = |t: usize| {
-            g.vcpus[t].sgis.fetch_or(1 << intid, Ordering::AcqRel);
+            g.vcpus[t].sgis().fetch_or(1 << intid, Ordering::AcqRel);
             self.kick(g.vcpus[t].pcpu);
         };
         if value & (1 << 40) != 0 {

@@ -108,7 +108,7 @@ impl LocalQueue for CpuPort {
     fn raised_sgis(&self) -> u32 {
         self.here().assigned.map_or(0, |a| {
             // SAFETY: as in `Machine::current_here`.
-            unsafe { a.slot.as_ref() }.sgis.load(Ordering::Acquire)
+            unsafe { a.slot.as_ref() }.sgis().load(Ordering::Acquire)
         })
     }
 }
