@@ -34,25 +34,28 @@ impl Machine {
 
     /// [`Machine::handle_exit`] for the trap entry, with the answer
     /// applied ([`crate::arch::exit::apply`]: false when the vCPU
-    /// stopped). The exit is the one `decode` makes of `frame`, decoded
-    /// once the vCPU is found, so that each decoded kind branches straight
-    /// to its handler; an emulated device access is answered and applied
-    /// in a path of its own, where its answer stays in registers. None
-    /// when this CPU runs no vCPU.
+    /// stopped), and whether applying it wrote one of x19-x29 in the frame
+    /// ([`Action::writes_callee_saved`]). The exit is the one `decode`
+    /// makes of `frame`, decoded once the vCPU is found, so that each
+    /// decoded kind branches straight to its handler; an emulated device
+    /// access is answered and applied in a path of its own, where its
+    /// answer stays in registers. None when this CPU runs no vCPU.
     #[inline(always)]
     pub fn run_exit(
         &self,
         frame: &mut TrapFrame,
         decode: impl FnOnce(&TrapFrame) -> Exit,
-    ) -> Option<bool> {
+    ) -> Option<(bool, bool)> {
         let (here, g, v) = self.current_here()?;
         let exit = decode(frame);
         if let Exit::Mmio(a) = exit {
             let action = self.answer(here, g, v, frame, Exit::Mmio(a));
-            return Some(apply::<Cpu>(frame, action));
+            let callee_saved = action.writes_callee_saved();
+            return Some((apply::<Cpu>(frame, action), callee_saved));
         }
         let action = self.answer(here, g, v, frame, exit);
-        Some(apply::<Cpu>(frame, action))
+        let callee_saved = action.writes_callee_saved();
+        Some((apply::<Cpu>(frame, action), callee_saved))
     }
 
     /// The answer to `exit` of vCPU `v` of `g` (running here), the return
