@@ -79,7 +79,7 @@ el2_guest_sync:
     // x19-x29 are the guest's again (callee-saved) unless the handler
     // wrote one in the frame (x0 != 0): only then restored from it.
     cbnz    x0, el2_trap_restore
-    b       el2_guest_sync_return
+    b       el2_guest_return
     .org    el2_guest_sync + 0x80   // an error if the entry outgrew its slot
 .endm
 
@@ -139,7 +139,7 @@ el2_trap_restore:
 // The return of a guest's synchronous exception whose handler wrote none
 // of x19-x29 in the frame: they hold the guest's values (the handler
 // preserved them), the rest comes from the frame.
-el2_guest_sync_return:
+el2_guest_return:
     ldp     x30, x2, [sp, #16 * 15] // x30, elr
     msr     elr_el2, x2
     ldr     x1, [sp, #16 * 16]      // spsr
