@@ -454,6 +454,17 @@ pub enum Action {
     Stop,
 }
 
+impl Action {
+    /// Whether [`apply`] writes one of x19-x29 in the frame (a load into
+    /// one of them). The guest-sync vector restores those registers from
+    /// the frame only then: otherwise the handler, which preserves them
+    /// (AAPCS64 callee-saved), returns them as the guest left them.
+    #[inline(always)]
+    pub fn writes_callee_saved(&self) -> bool {
+        matches!(self, Action::Load { reg, .. } if (19..=29).contains(reg))
+    }
+}
+
 /// ESR_EL1 values the hypervisor injects.
 mod inject {
     /// IL: a 32-bit instruction.

@@ -363,17 +363,22 @@ fn cpu_loop() -> ! {
 
 /// Entry from the vector table for a synchronous exception from the guest
 /// (vector 8, which saves the frame in its own entry): decoded and handled
-/// by the machine as [`partita_trap`] does.
+/// by the machine as [`partita_trap`] does. Returns nonzero when the
+/// handling wrote one of x19-x29 in the frame: only then does the vector
+/// restore them from it.
 #[unsafe(no_mangle)]
-pub extern "C" fn partita_guest_sync(frame: &mut TrapFrame) {
+pub extern "C" fn partita_guest_sync(frame: &mut TrapFrame) -> u64 {
     const KIND: u64 = 8;
-    let Some(m) = MACHINE.get() else {
-        fatal(frame, KIND);
-    };
-    let resume = m.run_exit(frame, |f| {
+    // SAFETY: a synchronous exception from a lower EL comes from a guest,
+    // and guests are only entered by `cpu_loop` once it found the machine
+    // initialised (`virt::enter` in its `Some(m)` arm): the check
+    // `MACHINE.get()` would make has been made, and holds for good.
+    let m = unsafe { MACHINE.get_unchecked() };
+    let done = m.run_exit(frame, |f| {
         exit::decode_sync(f.esr, f.far, crate::arch::aarch64::virt::hpfar)
     });
-    after_exit(m, frame, KIND, resume);
+    after_exit(m, frame, KIND, done.map(|(resume, _)| resume));
+    done.map_or(1, |(_, callee_saved)| u64::from(callee_saved))
 }
 
 /// Entry from the vector table: a guest's exit is decoded and handled by

@@ -27,6 +27,7 @@ use crate::virtio::memory::GuestMemory;
 use alloc::string::String;
 
 /// What a device access may use besides its own state.
+#[derive(Clone, Copy)]
 pub struct AccessCtx<'a> {
     /// The vCPU making the access (index in its guest).
     pub vcpu: usize,

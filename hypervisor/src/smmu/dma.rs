@@ -1,6 +1,7 @@
 //! Memory shared with the SMMU: where it comes from ([`DmaMemory`]), how
 //! CPU writes reach a non-coherent SMMU ([`CacheOps`], [`CacheSync`]) and a
-//! bounds-checked handle on one allocation ([`DmaBlock`]).
+//! bounds-checked handle on one allocation ([`DmaBlock`]), and that block
+//! seen as 16-byte slots ([`Slots16`], a command queue's entries).
 
 /// Memory the SMMU reads and writes: the stream table and the queues.
 ///
@@ -180,6 +181,52 @@ impl DmaBlock {
         if let Some(p) = self.word(off) {
             // SAFETY: as in read_u64.
             unsafe { p.write_volatile(value.to_le()) }
+        }
+    }
+}
+
+/// A [`DmaBlock`] seen as a power-of-two number of 16-byte slots (the
+/// entries of a command queue). Made only by [`DmaBlock::slots16`], when
+/// the block is exactly that long: a slot index masked to the count is
+/// inside the block, so a slot is written without a bounds check.
+#[derive(Debug, Clone, Copy)]
+pub struct Slots16 {
+    /// The block's first word (8-aligned).
+    ptr: *mut u64,
+    /// Slot count - 1.
+    imask: u32,
+}
+
+// SAFETY: as for DmaBlock: an address range `DmaMemory` keeps valid and
+// no Rust object owns; callers serialise accesses.
+unsafe impl Send for Slots16 {}
+
+impl DmaBlock {
+    /// The block as `count` 16-byte slots, if `count` is a power of two
+    /// and the block is exactly `count * 16` bytes long.
+    pub fn slots16(&self, count: u32) -> Option<Slots16> {
+        let exact = (count as usize).checked_mul(16) == Some(self.len);
+        (count.is_power_of_two() && exact).then_some(Slots16 {
+            ptr: self.ptr.cast::<u64>(),
+            imask: count - 1,
+        })
+    }
+}
+
+impl Slots16 {
+    /// Writes `words` to slot `index` modulo the slot count, each word as
+    /// one single-copy-atomic store (what [`DmaBlock::write_words`] at
+    /// the slot's offset does).
+    #[inline(always)]
+    pub fn write(&self, index: u32, words: &[u64; 2]) {
+        let word = (index & self.imask) as usize * 2;
+        // SAFETY: `index & imask` < count and the block is count * 16
+        // bytes (checked in `slots16`): both words lie inside it, 8-aligned
+        // (the block pointer is); DmaMemory keeps the block valid.
+        unsafe {
+            let p = self.ptr.add(word);
+            p.write_volatile(words[0].to_le());
+            p.add(1).write_volatile(words[1].to_le());
         }
     }
 }

@@ -206,7 +206,7 @@ impl Machine {
                 };
                 match g.vcpus.iter().find(|v| v.power() == VcpuPower::On) {
                     Some(v) => {
-                        v.requests.fetch_or(bit, Ordering::AcqRel);
+                        v.requests().fetch_or(bit, Ordering::AcqRel);
                         self.kick(v.pcpu);
                         self.say(format_args!(
                             "guest '{}': asked to {}",

@@ -34,25 +34,28 @@ impl Machine {
 
     /// [`Machine::handle_exit`] for the trap entry, with the answer
     /// applied ([`crate::arch::exit::apply`]: false when the vCPU
-    /// stopped). The exit is the one `decode` makes of `frame`, decoded
-    /// once the vCPU is found, so that each decoded kind branches straight
-    /// to its handler; an emulated device access is answered and applied
-    /// in a path of its own, where its answer stays in registers. None
-    /// when this CPU runs no vCPU.
+    /// stopped), and whether applying it wrote one of x19-x29 in the frame
+    /// ([`Action::writes_callee_saved`]). The exit is the one `decode`
+    /// makes of `frame`, decoded once the vCPU is found, so that each
+    /// decoded kind branches straight to its handler; an emulated device
+    /// access is answered and applied in a path of its own, where its
+    /// answer stays in registers. None when this CPU runs no vCPU.
     #[inline(always)]
     pub fn run_exit(
         &self,
         frame: &mut TrapFrame,
         decode: impl FnOnce(&TrapFrame) -> Exit,
-    ) -> Option<bool> {
+    ) -> Option<(bool, bool)> {
         let (here, g, v) = self.current_here()?;
         let exit = decode(frame);
         if let Exit::Mmio(a) = exit {
             let action = self.answer(here, g, v, frame, Exit::Mmio(a));
-            return Some(apply::<Cpu>(frame, action));
+            let callee_saved = action.writes_callee_saved();
+            return Some((apply::<Cpu>(frame, action), callee_saved));
         }
         let action = self.answer(here, g, v, frame, exit);
-        Some(apply::<Cpu>(frame, action))
+        let callee_saved = action.writes_callee_saved();
+        Some((apply::<Cpu>(frame, action), callee_saved))
     }
 
     /// The answer to `exit` of vCPU `v` of `g` (running here), the return
@@ -60,7 +63,7 @@ impl Machine {
     #[inline(always)]
     fn answer(&self, here: Here<'_>, g: &Guest, v: usize, frame: &TrapFrame, exit: Exit) -> Action {
         let action = match exit {
-            Exit::Mmio(a) => self.mmio(g, v, frame, a),
+            Exit::Mmio(a) => self.mmio(here.ctx, g, v, frame, a),
             Exit::BadDataAbort { why, far, write } => bad_abort(g, v, frame, why, far, write),
             Exit::InstructionAbort { far, ipa } => prefetch_abort(g, v, far, ipa),
             Exit::Hvc { imm } => self.call(g, v, frame, imm, false),
@@ -98,25 +101,29 @@ impl Machine {
         action
     }
 
-    /// A load or store to the guest's emulated devices. (No closures and
-    /// no message on this path: the access stays in registers; the
-    /// unclaimed case is out of line.)
+    /// A load or store to the guest's emulated devices, with the vCPU's
+    /// access context `ctx` (made once, at machine build: vCPU `v`, `g`'s
+    /// RAM, the machine's GIC side). (No closures and no message on this
+    /// path: the access stays in registers; the unclaimed case is out of
+    /// line.)
     #[inline(always)]
-    fn mmio(&self, g: &Guest, v: usize, frame: &TrapFrame, a: MmioAccess) -> Action {
+    fn mmio(
+        &self,
+        ctx: &AccessCtx<'_>,
+        g: &Guest,
+        v: usize,
+        frame: &TrapFrame,
+        a: MmioAccess,
+    ) -> Action {
         if let Some((dev, off)) = g.devices.find(a.ipa) {
-            let ctx = AccessCtx {
-                vcpu: v,
-                mem: &g.ram,
-                gic: self,
-            };
             let width = usize::from(a.width());
             if a.write() {
                 let value = a.store_value(reg(frame, usize::from(a.reg())));
-                if let Some(effect) = dev.write(&ctx, off, width, value) {
+                if let Some(effect) = dev.write(ctx, off, width, value) {
                     self.apply_effect(g, effect);
                     return Action::Advance;
                 }
-            } else if let Some(raw) = dev.read(&ctx, off, width) {
+            } else if let Some(raw) = dev.read(ctx, off, width) {
                 return Action::Load {
                     reg: a.reg(),
                     value: a.load_value(raw),
@@ -221,7 +228,7 @@ impl Machine {
     fn send_virtual_sgi(&self, g: &Guest, me: usize, value: u64) {
         let intid = ((value >> 24) & 0xf) as u32;
         let raise = |t: usize| {
-            g.vcpus[t].sgis.fetch_or(1 << intid, Ordering::AcqRel);
+            g.vcpus[t].sgis().fetch_or(1 << intid, Ordering::AcqRel);
             self.kick(g.vcpus[t].pcpu);
         };
         if value & (1 << 40) != 0 {

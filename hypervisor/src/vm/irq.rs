@@ -169,7 +169,7 @@ impl Machine {
             return;
         };
         let mut spis = slot.spis.lock();
-        slot.spis_pending.store(true, Ordering::Release);
+        slot.spis_pending().fetch_or(1, Ordering::Release);
         if !spis.contains(&intid) && spis.push(intid).is_err() {
             guest_warn!(
                 g,
@@ -203,11 +203,7 @@ impl Machine {
         frame: &TrapFrame,
     ) -> bool {
         let slot = here.vcpu;
-        if slot.requests.load(Ordering::Acquire) & STOP_REQUESTS == 0
-            && slot.sgis.load(Ordering::Relaxed) == 0
-            && !slot.spis_pending.load(Ordering::Acquire)
-            && here.queue().is_empty()
-        {
+        if slot.quiet(STOP_REQUESTS) && here.queue().is_empty() {
             mirror_virq_line();
             return true;
         }
@@ -247,8 +243,8 @@ impl Machine {
     /// [`Machine::prepare_return`] but for the HCR_EL2.VI mirror.
     fn fill_for_return(&self, here: Here<'_>, g: &Guest, v: usize, frame: &TrapFrame) -> bool {
         let slot = &g.vcpus[v];
-        if slot.requests.load(Ordering::Acquire) & STOP_REQUESTS != 0 {
-            let req = slot.requests.fetch_and(!STOP_REQUESTS, Ordering::AcqRel);
+        if slot.requests().load(Ordering::Acquire) & STOP_REQUESTS != 0 {
+            let req = slot.requests().fetch_and(!STOP_REQUESTS, Ordering::AcqRel);
             if req & request::STOP != 0 {
                 self.stop_here(g, v);
             } else if req & request::RESTART != 0 {
@@ -260,8 +256,8 @@ impl Machine {
         }
         let queue = here.queue();
         // A plain load first: the exchange only when another vCPU raised one.
-        let sgis = if slot.sgis.load(Ordering::Relaxed) != 0 {
-            slot.sgis.swap(0, Ordering::AcqRel)
+        let sgis = if slot.sgis().load(Ordering::Relaxed) != 0 {
+            slot.sgis().take(Ordering::AcqRel)
         } else {
             0
         };
@@ -280,14 +276,14 @@ impl Machine {
                     }
                     // Disabled: it stays pending until the guest enables it.
                     _ => {
-                        slot.sgis.fetch_or(1 << intid, Ordering::AcqRel);
+                        slot.sgis().fetch_or(1 << intid, Ordering::AcqRel);
                     }
                 }
             }
         }
-        if slot.spis_pending.load(Ordering::Acquire) {
+        if slot.spis_pending().load(Ordering::Acquire) != 0 {
             let mut spis = slot.spis.lock();
-            slot.spis_pending.store(false, Ordering::Relaxed);
+            slot.spis_pending().take(Ordering::Relaxed);
             if !spis.is_empty() {
                 let vgic = g.vgic.lock();
                 spis.retain(|&intid| match vgic.spi(intid) {
@@ -306,7 +302,7 @@ impl Machine {
                     None => false,
                 });
                 if !spis.is_empty() {
-                    slot.spis_pending.store(true, Ordering::Relaxed);
+                    slot.spis_pending().fetch_or(1, Ordering::Relaxed);
                 }
             }
         }

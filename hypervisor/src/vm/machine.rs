@@ -18,8 +18,10 @@
 use super::dma::DmaControl;
 use super::faults::FaultReport;
 use super::guest::Guest;
+use super::ram::GuestRam;
 use super::vcpu::VcpuSlot;
 use crate::arch::{Arch, Cpu};
+use crate::devices::AccessCtx;
 use crate::gic::KICK_SGI;
 use crate::gic::PhysGic;
 use crate::vgic::hw::{GicPort, LocalQueue, RegCtx};
@@ -44,13 +46,18 @@ unsafe impl<T> Sync for CpuLocal<T> {}
 
 /// The vCPU a physical CPU runs: its guest (a pointer into the machine's
 /// own guest list, so that the exit path finds it with one load), its
-/// index there and its slot (a pointer into the guest's vCPU list: the
-/// return path reads its mailboxes without indexing).
+/// index there, its slot (a pointer into the guest's vCPU list: the
+/// return path reads its mailboxes without indexing) and the context of
+/// its device accesses, made once (the exit passes a pointer to it).
 #[derive(Clone, Copy)]
 pub(super) struct Assigned {
     guest: NonNull<Guest>,
     vcpu: usize,
     slot: NonNull<VcpuSlot>,
+    /// Its guest's RAM and the machine's [`CpuPort`]: references into the
+    /// machine's heap, valid as long as the machine (handed out only
+    /// borrowed from it, by [`Machine::current_here`]).
+    ctx: AccessCtx<'static>,
 }
 
 // SAFETY: `guest` points into `Machine::guests`, whose buffer is never
@@ -61,6 +68,132 @@ pub(super) struct Assigned {
 unsafe impl Send for Assigned {}
 // SAFETY: as for `Send`.
 unsafe impl Sync for Assigned {}
+
+/// The GIC side of the machine as a device access sees it: the physical
+/// GIC, and the queue of virtual interrupts of the CPU running the code
+/// and the SGIs raised for its vCPU. What [`Machine`]'s own [`GicPort`]
+/// answers (it is that answer), at an address that does not move with
+/// the machine, so that each vCPU's [`AccessCtx`] is made once.
+pub(super) struct CpuPort {
+    /// The machine's CPU slots (its heap: they do not move).
+    cpus: NonNull<[CpuSlot; MAX_CPUS]>,
+    gic: &'static (dyn PhysGic + Sync),
+}
+
+// SAFETY: `cpus` points at the machine's slots, which are `Sync` (each
+// slot's queue is only touched by its own CPU, see `CpuLocal`) and live as
+// long as the machine that owns the port; the GIC is `Sync`.
+unsafe impl Send for CpuPort {}
+// SAFETY: as for `Send`.
+unsafe impl Sync for CpuPort {}
+
+impl CpuPort {
+    /// This CPU's slot.
+    #[inline(always)]
+    fn here(&self) -> &CpuSlot {
+        // SAFETY: the slots outlive the port (both belong to the machine,
+        // the slots' box is never replaced); MAX_CPUS is a power of two.
+        unsafe { &self.cpus.as_ref()[Cpu::cpu_index() & (MAX_CPUS - 1)] }
+    }
+}
+
+impl LocalQueue for CpuPort {
+    fn with_queue(&self, f: &mut dyn FnMut(&mut PendingQueue)) {
+        // SAFETY: only this CPU uses its slot's queue; `f` gets the only
+        // reference to it while it runs (no caller of `with_queue` holds
+        // one from `Machine::local_queue` or `Here::queue`).
+        f(unsafe { &mut *self.here().queue.0.get() })
+    }
+
+    fn raised_sgis(&self) -> u32 {
+        self.here().assigned.map_or(0, |a| {
+            // SAFETY: as in `Machine::current_here`.
+            unsafe { a.slot.as_ref() }.sgis().load(Ordering::Acquire)
+        })
+    }
+}
+
+impl GicPort for CpuPort {
+    fn phys(&self) -> &dyn PhysGic {
+        self.gic
+    }
+}
+
+/// The CPU slots and the [`CpuPort`] over them, in one heap block that
+/// never moves, owned through a raw pointer (not a `Box`, which every move
+/// of the machine would assert unique, invalidating the pointers into it
+/// that `Assigned::ctx` and the port keep) and freed with the machine.
+pub(super) struct CpuSlots(NonNull<SlotsBlock>);
+
+struct SlotsBlock {
+    cpus: [CpuSlot; MAX_CPUS],
+    port: CpuPort,
+}
+
+// SAFETY: the block is owned by `CpuSlots` alone (freed in its `drop`);
+// its slots and port are `Send` and `Sync` (see `CpuLocal`, `Assigned`,
+// `CpuPort`).
+unsafe impl Send for CpuSlots {}
+// SAFETY: as for `Send`.
+unsafe impl Sync for CpuSlots {}
+
+impl CpuSlots {
+    /// Every slot idle, and the port over them.
+    fn new(gic: &'static (dyn PhysGic + Sync)) -> Self {
+        let mut block = Box::<SlotsBlock>::new_uninit();
+        let p = block.as_mut_ptr();
+        // SAFETY: `p` is the block's (uninitialised, exclusively owned)
+        // memory: each slot and the port are written once, in place, so
+        // the tens of KiB never pass through the stack.
+        unsafe {
+            let cpus = &raw mut (*p).cpus;
+            for i in 0..MAX_CPUS {
+                (&raw mut (*cpus)[i]).write(CpuSlot {
+                    assigned: None,
+                    queue: CpuLocal(UnsafeCell::new(PendingQueue::new())),
+                });
+            }
+            let port = CpuPort {
+                // SAFETY: `cpus` is inside the block, not null.
+                cpus: NonNull::new_unchecked(cpus),
+                gic,
+            };
+            (&raw mut (*p).port).write(port);
+        }
+        // SAFETY: every field was initialised above.
+        let block = unsafe { block.assume_init() };
+        CpuSlots(NonNull::from(Box::leak(block)))
+    }
+
+    /// The port over the slots.
+    fn port(&self) -> &CpuPort {
+        // SAFETY: the block lives until `drop`; only shared references to
+        // it are handed out after `new`.
+        unsafe { &self.0.as_ref().port }
+    }
+
+    /// The block, before any shared reference to it was handed out.
+    fn block_ptr(&mut self) -> *mut SlotsBlock {
+        self.0.as_ptr()
+    }
+}
+
+impl core::ops::Deref for CpuSlots {
+    type Target = [CpuSlot; MAX_CPUS];
+    fn deref(&self) -> &Self::Target {
+        // SAFETY: as in `port`.
+        unsafe { &self.0.as_ref().cpus }
+    }
+}
+
+impl Drop for CpuSlots {
+    fn drop(&mut self) {
+        // SAFETY: the block came from `Box::leak` in `new` and is freed
+        // once, here; the machine that owned it hands out no reference
+        // into it any more.
+        drop(unsafe { Box::from_raw(self.0.as_ptr()) });
+    }
+}
 
 /// What one physical CPU runs.
 pub(super) struct CpuSlot {
@@ -78,6 +211,8 @@ pub(super) struct Here<'a> {
     cpu: &'a CpuSlot,
     /// The vCPU's slot (`vcpus[v]` of its guest).
     pub vcpu: &'a VcpuSlot,
+    /// The context of the vCPU's device accesses.
+    pub ctx: &'a AccessCtx<'a>,
 }
 
 impl<'a> Here<'a> {
@@ -99,10 +234,11 @@ pub type HypIrqHandler = fn(u32) -> bool;
 /// Every guest and what they run on.
 pub struct Machine {
     pub(super) guests: Vec<Guest>,
-    /// Indexed by logical CPU index modulo [`MAX_CPUS`]. On the heap: with
-    /// their interrupt queues the slots are tens of KiB, too much for a
-    /// CPU's stack.
-    pub(super) cpus: Box<[CpuSlot; MAX_CPUS]>,
+    /// Indexed by logical CPU index modulo [`MAX_CPUS`], with the GIC side
+    /// of device accesses that their `AccessCtx`s point at. On the heap:
+    /// with their interrupt queues the slots are tens of KiB, too much for
+    /// a CPU's stack.
+    pub(super) cpus: CpuSlots,
     pub(super) gic: &'static (dyn PhysGic + Sync),
     pub(super) smmus: &'static dyn DmaControl,
     /// Runs the hypervisor's own handler of a physical interrupt (SMMU
@@ -130,23 +266,34 @@ impl Machine {
         smmus: &'static dyn DmaControl,
         hyp_irq: HypIrqHandler,
     ) -> Self {
-        let slots: Vec<CpuSlot> = (0..MAX_CPUS)
-            .map(|_| CpuSlot {
-                assigned: None,
-                queue: CpuLocal(UnsafeCell::new(PendingQueue::new())),
-            })
-            .collect();
-        let Ok(mut cpus) = Box::<[CpuSlot; MAX_CPUS]>::try_from(slots.into_boxed_slice()) else {
-            unreachable!("MAX_CPUS slots were made")
-        };
+        let mut cpus = CpuSlots::new(gic);
+        let block = cpus.block_ptr();
+        // SAFETY: the port is in the slots' block, which the machine owns
+        // and never moves: the reference stays valid as long as the
+        // machine, and is only handed out borrowed from it (in `Here`).
+        let gic_port: &'static CpuPort = unsafe { &(*block).port };
         for g in guests.iter() {
+            let ram: *const GuestRam = &raw const g.ram;
+            // SAFETY: `g` is in the guest list's buffer, which moves into
+            // the machine and is never resized or freed while it lives: as
+            // for `Assigned::guest`.
+            let mem: &'static GuestRam = unsafe { &*ram };
             for (v, slot) in g.vcpus.iter().enumerate() {
-                if let Some(c) = cpus.get_mut(slot.pcpu) {
-                    c.assigned = Some(Assigned {
+                if slot.pcpu < MAX_CPUS {
+                    let assigned = Assigned {
                         guest: NonNull::from(g),
                         vcpu: v,
                         slot: NonNull::from(slot),
-                    });
+                        ctx: AccessCtx {
+                            vcpu: v,
+                            mem,
+                            gic: gic_port,
+                        },
+                    };
+                    // SAFETY: in bounds; the slots are not yet shared (the
+                    // port's pointer is raw, and only the port field is
+                    // borrowed).
+                    unsafe { (*block).cpus[slot.pcpu].assigned = Some(assigned) };
                 }
             }
             g.request_boot();
@@ -216,13 +363,18 @@ impl Machine {
     #[inline(always)]
     pub(super) fn current_here(&self) -> Option<(Here<'_>, &Guest, usize)> {
         let here = self.here();
-        let a = here.assigned?;
+        let a = here.assigned.as_ref()?;
         // SAFETY: as in `current`; `slot` points into that guest's vCPU
         // list, fixed since it was built.
         let vcpu = unsafe { a.slot.as_ref() };
-        // SAFETY: as in `current`.
+        // SAFETY: as in `current`. `a.ctx` refers to the guest's RAM and
+        // the machine's port, alive as long as `self`.
         Some((
-            Here { cpu: here, vcpu },
+            Here {
+                cpu: here,
+                vcpu,
+                ctx: &a.ctx,
+            },
             unsafe { a.guest.as_ref() },
             a.vcpu,
         ))
@@ -323,14 +475,11 @@ impl Machine {
 
 impl LocalQueue for Machine {
     fn with_queue(&self, f: &mut dyn FnMut(&mut PendingQueue)) {
-        // `f` gets the only reference to the queue while it runs (no
-        // caller of `with_queue` holds one from `local_queue`).
-        f(self.local_queue());
+        self.cpus.port().with_queue(f);
     }
 
     fn raised_sgis(&self) -> u32 {
-        self.current()
-            .map_or(0, |(g, v)| g.vcpus[v].sgis.load(Ordering::Acquire))
+        self.cpus.port().raised_sgis()
     }
 }
 

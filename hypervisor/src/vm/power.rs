@@ -42,7 +42,7 @@ impl Machine {
     pub fn idle(&self) -> Idle {
         if let Some((g, v)) = self.current() {
             let slot = &g.vcpus[v];
-            let req = slot.requests.swap(0, Ordering::AcqRel);
+            let req = slot.requests().take(Ordering::AcqRel);
             if req & request::START != 0 && req & request::STOP == 0 {
                 return Idle::Enter(self.prepare_entry(g, v));
             }
@@ -68,7 +68,7 @@ impl Machine {
         for intid in self.local_queue().clear() {
             Cpu::gic_deactivate(intid);
         }
-        slot.sgis.store(0, Ordering::Relaxed);
+        slot.sgis().take(Ordering::Relaxed);
         let mut frame = TrapFrame {
             elr: slot.entry.load(Ordering::Acquire),
             spsr: SPSR_EL1H,
@@ -117,7 +117,7 @@ impl Machine {
     fn stop_others(&self, g: &Guest, me: usize) {
         for (i, s) in g.vcpus.iter().enumerate() {
             if i != me && s.power() != VcpuPower::Off {
-                s.requests.fetch_or(request::STOP, Ordering::Release);
+                s.requests().fetch_or(request::STOP, Ordering::Release);
                 self.kick(s.pcpu);
             }
         }
@@ -142,7 +142,7 @@ impl Machine {
             core::hint::spin_loop();
         }
         for s in &g.vcpus {
-            s.requests.store(0, Ordering::Release);
+            s.requests().take(Ordering::Release);
             if s.power() == VcpuPower::OnPending {
                 s.set_power(VcpuPower::Off);
             }

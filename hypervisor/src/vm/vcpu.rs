@@ -3,7 +3,7 @@
 //! raise its interrupts.
 
 use super::psci::VcpuPower;
-use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use spin::Mutex;
 
 /// Requests a vCPU's physical CPU acts on when kicked.
@@ -31,15 +31,94 @@ pub struct VcpuSlot {
     pub entry: AtomicU64,
     /// x0 for the next start.
     pub context: AtomicU64,
-    /// Virtual SGIs raised by other vCPUs, one bit per SGI.
-    pub sgis: AtomicU32,
-    /// Pending [`request`] bits.
-    pub requests: AtomicU32,
+    /// The mailboxes other CPUs write, in one word so that the return to
+    /// the guest finds all of them empty with one load
+    /// ([`VcpuSlot::quiet`]): the SGIs ([`VcpuSlot::sgis`]), the SPIs'
+    /// flag ([`VcpuSlot::spis_pending`]) and the requests
+    /// ([`VcpuSlot::requests`]), at [`mail`]'s positions.
+    mail: AtomicU64,
     /// Virtual SPIs raised for this vCPU from another CPU (emulated devices).
     pub spis: Mutex<heapless::Vec<u32, MAX_PENDING_SPIS>>,
+}
+
+/// Where each mailbox sits in [`VcpuSlot`]'s mail word.
+pub mod mail {
+    /// Virtual SGIs raised by other vCPUs, one bit per SGI: bits 0-15.
+    pub const SGIS: super::MailField = super::MailField {
+        shift: 0,
+        mask: 0xffff,
+    };
     /// Set when `spis` may be non-empty, so that the exit path takes the
-    /// lock only then.
-    pub spis_pending: AtomicBool,
+    /// lock only then: bit 16.
+    pub const SPIS_PENDING: super::MailField = super::MailField { shift: 16, mask: 1 };
+    /// Pending [`super::request`] bits: bits 32-63.
+    pub const REQUESTS: super::MailField = super::MailField {
+        shift: 32,
+        mask: 0xffff_ffff,
+    };
+}
+
+/// A field of the mail word: `mask` (unshifted) at bit `shift`.
+#[derive(Clone, Copy)]
+pub struct MailField {
+    shift: u32,
+    mask: u64,
+}
+
+/// One mailbox of a vCPU, an atomic `u32` as the others see it: each
+/// operation is the same operation of the mail word on the field's bits
+/// alone (the other fields unchanged).
+#[derive(Clone, Copy)]
+pub struct Mailbox<'a> {
+    word: &'a AtomicU64,
+    field: MailField,
+}
+
+impl Mailbox<'_> {
+    fn get(&self, word: u64) -> u32 {
+        ((word >> self.field.shift) & self.field.mask) as u32
+    }
+
+    fn bits(&self, v: u32) -> u64 {
+        (u64::from(v) & self.field.mask) << self.field.shift
+    }
+
+    /// The field's value.
+    #[inline(always)]
+    pub fn load(&self, order: Ordering) -> u32 {
+        self.get(self.word.load(order))
+    }
+
+    /// Sets the bits of `v`; returns the previous value.
+    #[inline(always)]
+    pub fn fetch_or(&self, v: u32, order: Ordering) -> u32 {
+        self.get(self.word.fetch_or(self.bits(v), order))
+    }
+
+    /// Keeps only the bits of `v`; returns the previous value.
+    #[inline(always)]
+    pub fn fetch_and(&self, v: u32, order: Ordering) -> u32 {
+        let clear = self.bits(!v);
+        self.get(self.word.fetch_and(!clear, order))
+    }
+
+    /// Sets the field to `v` (the other fields unchanged).
+    pub fn store(&self, v: u32, order: Ordering) {
+        let load = match order {
+            Ordering::Release | Ordering::Relaxed => Ordering::Relaxed,
+            _ => Ordering::Acquire,
+        };
+        let field = self.bits(u32::MAX);
+        let _ = self
+            .word
+            .fetch_update(order, load, |w| Some(w & !field | self.bits(v)));
+    }
+
+    /// Clears the field; returns the previous value (`swap(0)`).
+    #[inline(always)]
+    pub fn take(&self, order: Ordering) -> u32 {
+        self.fetch_and(0, order)
+    }
 }
 
 impl VcpuSlot {
@@ -50,11 +129,45 @@ impl VcpuSlot {
             power: AtomicU8::new(0),
             entry: AtomicU64::new(0),
             context: AtomicU64::new(0),
-            sgis: AtomicU32::new(0),
-            requests: AtomicU32::new(0),
+            mail: AtomicU64::new(0),
             spis: Mutex::new(heapless::Vec::new()),
-            spis_pending: AtomicBool::new(false),
         }
+    }
+
+    /// Virtual SGIs raised by other vCPUs, one bit per SGI.
+    #[inline(always)]
+    pub fn sgis(&self) -> Mailbox<'_> {
+        self.mailbox(mail::SGIS)
+    }
+
+    /// Pending [`request`] bits.
+    #[inline(always)]
+    pub fn requests(&self) -> Mailbox<'_> {
+        self.mailbox(mail::REQUESTS)
+    }
+
+    /// 1 when `spis` may be non-empty, so that the exit path takes the
+    /// lock only then.
+    #[inline(always)]
+    pub fn spis_pending(&self) -> Mailbox<'_> {
+        self.mailbox(mail::SPIS_PENDING)
+    }
+
+    fn mailbox(&self, field: MailField) -> Mailbox<'_> {
+        Mailbox {
+            word: &self.mail,
+            field,
+        }
+    }
+
+    /// No request among `requests`, no SGI raised and no SPI pending: what
+    /// the three mailboxes' loads would say (one Acquire load of them all).
+    #[inline(always)]
+    pub fn quiet(&self, requests: u32) -> bool {
+        let busy = mail::SGIS.mask << mail::SGIS.shift
+            | mail::SPIS_PENDING.mask << mail::SPIS_PENDING.shift
+            | u64::from(requests) << mail::REQUESTS.shift;
+        self.mail.load(Ordering::Acquire) & busy == 0
     }
 
     /// Current power state.
@@ -82,6 +195,67 @@ impl VcpuSlot {
         self.entry.store(entry, Ordering::Relaxed);
         self.context.store(context, Ordering::Relaxed);
         self.set_power(VcpuPower::OnPending);
-        self.requests.fetch_or(request::START, Ordering::Release);
+        self.requests().fetch_or(request::START, Ordering::Release);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The mailboxes in one word against three separate words (what they
+    /// were): random `fetch_or`, `fetch_and`, `take`, `store` and `load`
+    /// on random fields return what the separate word would and change
+    /// only their own field; `quiet` is the three loads' answer.
+    #[test]
+    fn mailboxes_in_one_word_are_three_words() {
+        let slot = VcpuSlot::new(0);
+        // sgis, spis_pending, requests; and the bits each field holds.
+        let mut model = [0u32; 3];
+        let masks = [0xffffu32, 1, u32::MAX];
+        let mut seed = 0x1234_5678_9abc_def1u64;
+        let mut rand = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for step in 0..20_000 {
+            let f = (rand() % 3) as usize;
+            let b = [slot.sgis(), slot.spis_pending(), slot.requests()][f];
+            // Values within the field, or with bits beyond it (ignored).
+            let v = rand() as u32 & if rand() % 2 == 0 { masks[f] } else { u32::MAX };
+            let old = model[f];
+            let got = match rand() % 5 {
+                0 => {
+                    model[f] |= v & masks[f];
+                    b.fetch_or(v, Ordering::AcqRel)
+                }
+                1 => {
+                    model[f] &= v;
+                    b.fetch_and(v, Ordering::AcqRel)
+                }
+                2 => {
+                    model[f] = 0;
+                    b.take(Ordering::AcqRel)
+                }
+                3 => {
+                    model[f] = v & masks[f];
+                    b.store(v, Ordering::Release);
+                    old
+                }
+                _ => b.load(Ordering::Acquire),
+            };
+            assert_eq!(got, old, "step {step}: the previous value");
+            let now = [slot.sgis(), slot.spis_pending(), slot.requests()]
+                .map(|m| m.load(Ordering::Relaxed));
+            assert_eq!(now, model, "step {step}: every field");
+            let stop = request::STOP | request::POWER_OFF | request::RESTART;
+            assert_eq!(
+                slot.quiet(stop),
+                model[2] & stop == 0 && model[0] == 0 && model[1] == 0,
+                "step {step}"
+            );
+        }
     }
 }

@@ -7,7 +7,11 @@
 //! and trapped instruction) saves in its own entry and calls
 //! `partita_guest_sync` with the frame; every other entry calls
 //! `partita_trap` with the frame and the vector's index. If that returns,
-//! the (possibly modified) frame is restored and the exception returns.
+//! the (possibly modified) frame is restored and the exception returns;
+//! after `partita_guest_sync`, x19-x29 are restored from the frame only
+//! when it says it wrote one of them (a load into one): otherwise the
+//! handler, which preserves them (AAPCS64 callee-saved), has left the
+//! guest's values in them.
 
 use crate::arch::frame::{TRAP_FRAME_SIZE, TrapFrame};
 use core::arch::global_asm;
@@ -17,8 +21,9 @@ unsafe extern "C" {
     /// frame and the vector's index (0-15).
     safe fn partita_trap(frame: &mut TrapFrame, kind: u64);
     /// The handler of a synchronous exception from the guest (vector 8):
-    /// called with the saved frame.
-    safe fn partita_guest_sync(frame: &mut TrapFrame);
+    /// called with the saved frame; nonzero when it wrote one of x19-x29
+    /// in the frame.
+    safe fn partita_guest_sync(frame: &mut TrapFrame) -> u64;
 }
 
 // Keep the assembly below in step with the frame's layout.
@@ -71,7 +76,10 @@ el2_guest_sync:
     stp     x1, xzr, [sp, #16 * 17] // FAR; SP 0: the guest's is not EL2's
     mov     x0, sp
     bl      {guest_sync}
-    b       el2_trap_restore
+    // x19-x29 are the guest's again (callee-saved) unless the handler
+    // wrote one in the frame (x0 != 0): only then restored from it.
+    cbnz    x0, el2_trap_restore
+    b       el2_guest_return
     .org    el2_guest_sync + 0x80   // an error if the entry outgrew its slot
 .endm
 
@@ -125,6 +133,27 @@ el2_trap_restore:
     ldp     x24, x25, [sp, #16 * 12]
     ldp     x26, x27, [sp, #16 * 13]
     ldp     x28, x29, [sp, #16 * 14]
+    add     sp, sp, #{frame_size}
+    eret
+
+// The return of a guest's synchronous exception whose handler wrote none
+// of x19-x29 in the frame: they hold the guest's values (the handler
+// preserved them), the rest comes from the frame.
+el2_guest_return:
+    ldp     x30, x2, [sp, #16 * 15] // x30, elr
+    msr     elr_el2, x2
+    ldr     x1, [sp, #16 * 16]      // spsr
+    msr     spsr_el2, x1
+    ldp     x0, x1, [sp, #0]
+    ldp     x2, x3, [sp, #16 * 1]
+    ldp     x4, x5, [sp, #16 * 2]
+    ldp     x6, x7, [sp, #16 * 3]
+    ldp     x8, x9, [sp, #16 * 4]
+    ldp     x10, x11, [sp, #16 * 5]
+    ldp     x12, x13, [sp, #16 * 6]
+    ldp     x14, x15, [sp, #16 * 7]
+    ldp     x16, x17, [sp, #16 * 8]
+    ldr     x18, [sp, #16 * 9]
     add     sp, sp, #{frame_size}
     eret
 "#,

@@ -351,3 +351,41 @@ fn the_device_access_compare_decodes_as_the_general_path() {
     }
     assert!(mmio_exits > 5_000, "device accesses drawn: {mmio_exits}");
 }
+
+/// The guest-sync vector restores x19-x29 from the frame only for an
+/// answer that wrote one of them there: every `Action` against what
+/// `apply` changes in a frame filled with a pattern.
+#[test]
+fn only_loads_into_x19_to_x29_write_callee_saved_registers() {
+    let mut actions = vec![
+        Action::Resume,
+        Action::Advance,
+        Action::Return {
+            x0: 7,
+            advance: true,
+        },
+        Action::InjectUndefined,
+        Action::InjectPrefetchAbort { far: 0x1000 },
+        Action::InjectDataAbort {
+            far: 0x2000,
+            write: true,
+        },
+        Action::InjectSError,
+        Action::Stop,
+    ];
+    actions.extend((0..=31).map(|reg| Action::Load {
+        reg,
+        value: 0xdead_beef,
+    }));
+    for action in actions {
+        let mut frame = TrapFrame::default();
+        for (i, x) in frame.x.iter_mut().enumerate() {
+            *x = 0x1000 + i as u64;
+        }
+        frame.spsr = 0x3c5;
+        let before = frame.x;
+        apply::<crate::arch::Cpu>(&mut frame, action);
+        let wrote = (19..=29).any(|i| frame.x[i] != before[i]);
+        assert_eq!(action.writes_callee_saved(), wrote, "{action:?}");
+    }
+}

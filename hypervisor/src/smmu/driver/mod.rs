@@ -241,6 +241,7 @@ impl<R: SmmuRegs, M: DmaMemory, C: CacheOps + Clone> Smmu<R, M, C> {
     }
 
     /// Submits `cmds` followed by a CMD_SYNC and waits for completion.
+    #[inline]
     pub fn issue(&mut self, cmds: &[Cmd]) -> Result<(), SmmuError> {
         let limit = self.opts.poll_limit;
         self.cmdq.sync_after(&mut self.regs, cmds, limit)

@@ -156,6 +156,7 @@ impl<R: SmmuRegs, D: DmaMemory, C: CacheOps + Clone> SmmuManager<R, D, C> {
     }
 
     /// Issues `cmds` on instance `smmu` followed by one CMD_SYNC, and waits.
+    #[inline]
     pub fn issue(&self, smmu: usize, cmds: &[Cmd]) -> Result<(), ManagerError> {
         let inst = self.instance(smmu)?;
         let issued = inst.driver.lock().issue(cmds);

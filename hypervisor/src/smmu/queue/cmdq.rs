@@ -70,13 +70,22 @@ impl<M: QueueMemory> CommandQueue<M> {
         limit: u32,
         done: impl Fn(u32) -> bool,
     ) -> bool {
-        // At most `limit` reads (at least one), a pause between two.
+        self.cons = regs.read32(CMDQ_CONS) & self.ring.mask();
+        done(self.cons) || self.poll_more(regs, limit, done)
+    }
+
+    /// [`CommandQueue::poll_cons`] after its first read found `done`
+    /// false: at most `limit` reads in all (at least one), a pause
+    /// between two, a command error recovered from after each.
+    #[inline(never)]
+    fn poll_more(
+        &mut self,
+        regs: &mut impl SmmuRegs,
+        limit: u32,
+        done: impl Fn(u32) -> bool,
+    ) -> bool {
         let mut left = limit.max(1);
         loop {
-            self.cons = regs.read32(CMDQ_CONS) & self.ring.mask();
-            if done(self.cons) {
-                return true;
-            }
             if cmdq_error_active(regs) {
                 self.recover(regs);
             }
@@ -85,6 +94,10 @@ impl<M: QueueMemory> CommandQueue<M> {
                 return false;
             }
             regs.relax();
+            self.cons = regs.read32(CMDQ_CONS) & self.ring.mask();
+            if done(self.cons) {
+                return true;
+            }
         }
     }
 
@@ -150,34 +163,40 @@ impl<M: QueueMemory> CommandQueue<M> {
 
     /// Writes `cmds` and a `CMD_SYNC` after them, published together (one
     /// CMDQ_PROD write when the queue has room for all), then waits as
-    /// [`CommandQueue::sync`] does.
+    /// [`CommandQueue::sync`] does. Inlined into its callers (the
+    /// driver's `issue`, so the manager's): the notify's sync is one frame
+    /// after the dyn call; the full queue and the wait out of line.
+    #[inline(always)]
     pub fn sync_after(
         &mut self,
         regs: &mut impl SmmuRegs,
         cmds: &[Cmd],
         poll_limit: u32,
     ) -> Result<(), SmmuError> {
-        // Where the CMD_SYNC goes (ring indices carry the wrap bit).
         let ring = self.ring;
-        let at = ring.add(self.prod, cmds.len() as u32);
-        if (ring.space(self.prod, self.cons) as usize) > cmds.len() {
+        let prod = if (ring.space(self.prod, self.cons) as usize) > cmds.len() {
             // Room for all (the usual case: the queue is drained by every
             // sync): the entries written in one pass, made visible
             // together, one CMDQ_PROD write; no split into parts.
             let prod = self.prod;
-            for (k, cmd) in cmds.iter().enumerate() {
-                self.mem.write_cmd(ring.add(prod, k as u32), &cmd.0);
-            }
-            self.mem.write_cmd(at, &Cmd::sync().0);
+            self.mem.write_cmds(prod, cmds, &Cmd::sync());
             let n = cmds.len() as u32 + 1;
             self.mem.to_device(prod, n);
-            self.prod = ring.add(prod, n);
-            regs.write32(CMDQ_PROD, self.prod);
+            let next = ring.add(prod, n);
+            self.prod = next;
+            regs.write32(CMDQ_PROD, next);
+            next
         } else {
             self.submit_parts(regs, [cmds, &[Cmd::sync()]], poll_limit)?;
-        }
-        let prod = self.prod;
-        if !self.poll_cons(regs, poll_limit, |cons| ring.consumed(prod, cons, at)) {
+            self.prod
+        };
+        // The CMD_SYNC is the last entry published (at PROD - 1): the SMMU
+        // has consumed it (`ring.consumed(prod, cons, prod - 1)`) exactly
+        // when CONS has reached PROD. The first read inline, with the
+        // indices in registers; more out of line.
+        let cons = regs.read32(CMDQ_CONS) & ring.mask();
+        self.cons = cons;
+        if cons != prod && !self.poll_more(regs, poll_limit, |cons| cons == prod) {
             return Err(SmmuError::SyncTimeout);
         }
         // The usual answer tested first; the error's report out of line.

@@ -14,8 +14,8 @@ mod evtq;
 pub use cmdq::CommandQueue;
 pub use evtq::{EventBatch, EventQueue};
 
-use super::cmd::CMD_DWORDS;
-use super::dma::{CacheOps, CacheSync, DmaBlock, DmaMemory};
+use super::cmd::{CMD_DWORDS, Cmd};
+use super::dma::{CacheOps, CacheSync, DmaBlock, DmaMemory, Slots16};
 use super::regs::{Q_BASE_ADDR_MASK, Q_BASE_LOG2SIZE_MASK, Q_BASE_RWA};
 
 /// Largest queue size handled (log2 of entries).
@@ -33,6 +33,16 @@ pub trait QueueMemory {
     fn write_cmd(&mut self, index: u32, cmd: &[u64; CMD_DWORDS]) {
         self.write_entry(index, cmd);
     }
+    /// Writes `cmds` from `index` on, then `last` after them (wrapping):
+    /// what [`QueueMemory::write_cmd`] of each, in order, does.
+    fn write_cmds(&mut self, index: u32, cmds: &[Cmd], last: &Cmd) {
+        let mut at = index;
+        for cmd in cmds {
+            self.write_cmd(at, &cmd.0);
+            at = at.wrapping_add(1);
+        }
+        self.write_cmd(at, &last.0);
+    }
     /// Makes CPU writes to `count` entries from `index` (wrapping)
     /// visible to the SMMU.
     fn to_device(&self, _index: u32, _count: u32) {}
@@ -41,17 +51,25 @@ pub trait QueueMemory {
     fn to_cpu(&self, _index: u32, _count: u32) {}
 }
 
-/// Position arithmetic of a queue of `1 << log2` entries.
+/// Position arithmetic of a queue of `1 << log2` entries. The masks are
+/// computed once, when the ring is made (not at every use).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Ring {
     log2: u32,
+    /// Position and wrap bit: `(2 << log2) - 1`.
+    mask: u32,
+    /// Entries: `1 << log2`.
+    size: u32,
 }
 
 impl Ring {
     /// A ring of `1 << log2` entries (`log2` capped at [`MAX_LOG2`]).
     pub fn new(log2: u32) -> Self {
+        let log2 = log2.min(MAX_LOG2);
         Self {
-            log2: log2.min(MAX_LOG2),
+            log2,
+            mask: (2 << log2) - 1,
+            size: 1 << log2,
         }
     }
 
@@ -61,18 +79,21 @@ impl Ring {
     }
 
     /// Number of entries.
+    #[inline]
     pub fn size(&self) -> u32 {
-        1 << self.log2
+        self.size
     }
 
     /// Mask of position and wrap bit.
+    #[inline]
     pub fn mask(&self) -> u32 {
-        (2 << self.log2) - 1
+        self.mask
     }
 
     /// Position of index `p` in the buffer.
+    #[inline]
     pub fn index(&self, p: u32) -> u32 {
-        p & (self.size() - 1)
+        p & (self.size - 1)
     }
 
     /// Index `p` advanced by `n`.
@@ -83,7 +104,8 @@ impl Ring {
     /// Entries between `cons` and `prod` (may exceed the size if the
     /// indices are inconsistent).
     pub fn used(&self, prod: u32, cons: u32) -> u32 {
-        (prod & self.mask()).wrapping_sub(cons & self.mask()) & self.mask()
+        // The same as masking both first: the mask is 2^k - 1.
+        prod.wrapping_sub(cons) & self.mask
     }
 
     /// Free entries.
@@ -116,6 +138,9 @@ pub struct DmaQueue<C> {
     dwords: usize,
     ring: Ring,
     sync: CacheSync<C>,
+    /// A command queue's block as its entries (entries of
+    /// [`CMD_DWORDS`] words, the block exactly their size).
+    slots: Option<Slots16>,
 }
 
 impl<C: CacheOps> DmaQueue<C> {
@@ -130,11 +155,17 @@ impl<C: CacheOps> DmaQueue<C> {
         let ring = Ring::new(log2);
         let bytes = (ring.size() as usize).checked_mul(dwords.checked_mul(8)?)?;
         let block = DmaBlock::alloc(mem, bytes, bytes.max(64))?;
+        let slots = if dwords == CMD_DWORDS {
+            block.slots16(ring.size())
+        } else {
+            None
+        };
         Some(Self {
             block,
             dwords,
             ring,
             sync,
+            slots,
         })
     }
 
@@ -201,14 +232,29 @@ impl<C: CacheOps> QueueMemory for DmaQueue<C> {
 
     #[inline(always)]
     fn write_cmd(&mut self, index: u32, cmd: &[u64; CMD_DWORDS]) {
-        if self.dwords != CMD_DWORDS {
-            return self.write_entry(index, cmd);
+        // A command queue: its slots (the block checked once, at alloc).
+        match &self.slots {
+            Some(slots) => slots.write(index, cmd),
+            None => self.write_entry(index, cmd),
         }
-        // A command queue: entries of the command's size, so the entry's
-        // offset and length are constants of its index and the block's
-        // one bounds check (in `write_words`) covers both words.
-        let base = self.ring.index(index) as usize * (CMD_DWORDS * 8);
-        self.block.write_words(base, cmd);
+    }
+
+    #[inline(always)]
+    fn write_cmds(&mut self, index: u32, cmds: &[Cmd], last: &Cmd) {
+        let Some(slots) = self.slots else {
+            let mut at = index;
+            for cmd in cmds {
+                self.write_entry(at, &cmd.0);
+                at = at.wrapping_add(1);
+            }
+            return self.write_entry(at, &last.0);
+        };
+        let mut at = index;
+        for cmd in cmds {
+            slots.write(at, &cmd.0);
+            at = at.wrapping_add(1);
+        }
+        slots.write(at, &last.0);
     }
 
     fn to_device(&self, index: u32, count: u32) {

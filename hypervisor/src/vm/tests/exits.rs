@@ -118,11 +118,15 @@ fn sgis_reach_their_target_vcpus() {
     assert_eq!(m.handle_exit(&frame, sgi1r), Some(Action::Advance));
     let g = &m.guests()[0];
     assert_eq!(
-        g.vcpus[1].sgis.load(core::sync::atomic::Ordering::Relaxed),
+        g.vcpus[1]
+            .sgis()
+            .load(core::sync::atomic::Ordering::Relaxed),
         1 << 3
     );
     assert_eq!(
-        g.vcpus[0].sgis.load(core::sync::atomic::Ordering::Relaxed),
+        g.vcpus[0]
+            .sgis()
+            .load(core::sync::atomic::Ordering::Relaxed),
         0
     );
     assert!(
@@ -136,18 +140,24 @@ fn sgis_reach_their_target_vcpus() {
     frame.x[4] = 5 << 24 | 1 << 40;
     m.handle_exit(&frame, sgi1r);
     assert_eq!(
-        g.vcpus[1].sgis.load(core::sync::atomic::Ordering::Relaxed),
+        g.vcpus[1]
+            .sgis()
+            .load(core::sync::atomic::Ordering::Relaxed),
         1 << 3 | 1 << 5
     );
     assert_eq!(
-        g.vcpus[0].sgis.load(core::sync::atomic::Ordering::Relaxed),
+        g.vcpus[0]
+            .sgis()
+            .load(core::sync::atomic::Ordering::Relaxed),
         0
     );
     // Affinity 1 set: no such vCPU, nothing raised.
     frame.x[4] = 6 << 24 | 1 << 16 | 1;
     m.handle_exit(&frame, sgi1r);
     assert_eq!(
-        g.vcpus[0].sgis.load(core::sync::atomic::Ordering::Relaxed),
+        g.vcpus[0]
+            .sgis()
+            .load(core::sync::atomic::Ordering::Relaxed),
         0
     );
 }

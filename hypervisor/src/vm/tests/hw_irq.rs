@@ -239,7 +239,7 @@ fn a_deferred_level_interrupt_whose_line_dropped_is_not_delivered() {
     let (w, m) = guest(true);
     let g = &m.guests()[0];
     // Four SGIs fill the four list registers.
-    g.vcpus[0].sgis.store(0b1111, Ordering::Relaxed);
+    g.vcpus[0].sgis().store(0b1111, Ordering::Relaxed);
     m.handle_exit(&frame(UNMASKED), Exit::Wfx);
     // The UART's interrupt waits for a list register.
     physical_irq(&w, m, UART, true, UNMASKED);
@@ -287,7 +287,7 @@ fn ordinary_exits_never_read_the_physical_gic() {
     // A null exit (the virtio-iommu's MagicValue), a WFI, SGIs.
     read(m, VIOMMU_BASE);
     m.handle_exit(&frame(UNMASKED), Exit::Wfx);
-    m.guests()[0].vcpus[0].sgis.store(1, Ordering::Relaxed);
+    m.guests()[0].vcpus[0].sgis().store(1, Ordering::Relaxed);
     m.handle_exit(&frame(UNMASKED), Exit::Wfx);
     // Forwarded interrupts, with IRQs unmasked and masked, and the guest's
     // deactivation.
@@ -307,7 +307,7 @@ fn ordinary_exits_never_read_the_physical_gic() {
 fn a_stopping_vcpu_deactivates_the_hardware_interrupts_it_held() {
     let (w, m) = guest(true);
     let g = &m.guests()[0];
-    g.vcpus[0].sgis.store(0b111, Ordering::Relaxed);
+    g.vcpus[0].sgis().store(0b111, Ordering::Relaxed);
     m.handle_exit(&frame(UNMASKED), Exit::Wfx);
     physical_irq(&w, m, VTIMER, true, UNMASKED); // the fourth list register
     physical_irq(&w, m, UART, true, UNMASKED); // queued
@@ -331,7 +331,7 @@ fn a_disabled_sgi_reads_pending_and_a_taken_one_active() {
     let g = &m.guests()[0];
     // SGI 2 disabled, raised: it waits outside the queue.
     write(m, GICR0 + 0x1_0180, 1 << 2);
-    g.vcpus[0].sgis.fetch_or(1 << 2, Ordering::AcqRel);
+    g.vcpus[0].sgis().fetch_or(1 << 2, Ordering::AcqRel);
     assert_eq!(read(m, GICR0 + 0x1_0200) & 0xffff, 1 << 2, "ISPENDR0");
     assert_eq!(read(m, GICR0 + 0x1_0300) & 0xffff, 0, "ISACTIVER0");
     // Enabled, it reaches a list register; taken by the guest, active.

@@ -106,7 +106,7 @@ fn sgis_beyond_the_list_registers_wait_for_the_maintenance_interrupt() {
     let (_w, m) = running_guest();
     let g = &m.guests()[0];
     // Six SGIs pending, four list registers.
-    g.vcpus[0].sgis.store(0b11_1111, Ordering::Relaxed);
+    g.vcpus[0].sgis().store(0b11_1111, Ordering::Relaxed);
     m.handle_exit(&TrapFrame::default(), Exit::Wfx);
     let ops = fake::take_ops();
     assert_eq!(lr_writes(&ops).len(), 4);
@@ -133,10 +133,10 @@ fn a_disabled_sgi_stays_pending() {
     g.vgic
         .lock()
         .redist_write(&_w.regs(), 0, 0x1_0180, 4, 1 << 2); // disable SGI 2
-    g.vcpus[0].sgis.store(1 << 2, Ordering::Relaxed);
+    g.vcpus[0].sgis().store(1 << 2, Ordering::Relaxed);
     m.handle_exit(&TrapFrame::default(), Exit::Wfx);
     assert!(lr_writes(&fake::take_ops()).is_empty());
-    assert_eq!(g.vcpus[0].sgis.load(Ordering::Relaxed), 1 << 2);
+    assert_eq!(g.vcpus[0].sgis().load(Ordering::Relaxed), 1 << 2);
 }
 
 #[test]
@@ -183,7 +183,7 @@ fn a_device_spi_for_another_cpu_kicks_it() {
         sgi: KICK_SGI,
         mpidr: 0x101
     }));
-    assert!(g.vcpus[1].spis_pending.load(Ordering::Relaxed));
+    assert!(g.vcpus[1].spis_pending().load(Ordering::Relaxed) != 0);
 }
 
 /// What a return to the guest left behind, for comparing two paths.
@@ -229,11 +229,11 @@ fn return_from(seed: u64, general: bool) -> ReturnOutcome {
             request::POWER_OFF,
             request::RESTART,
         ]);
-        slot.requests.fetch_or(r, Ordering::Release);
+        slot.requests().fetch_or(r, Ordering::Release);
     }
     if rng.chance(25) {
         // SGIs 0-15, some enabled on vCPU 0, some not (those stay raised).
-        slot.sgis
+        slot.sgis()
             .fetch_or(rng.below(1 << 16) as u32, Ordering::Release);
     }
     if rng.chance(25) {
@@ -242,7 +242,7 @@ fn return_from(seed: u64, general: bool) -> ReturnOutcome {
     }
     if rng.chance(10) {
         // The flag alone (its list emptied by an earlier return).
-        slot.spis_pending.store(true, Ordering::Release);
+        slot.spis_pending().store(1, Ordering::Release);
     }
     if rng.chance(25) {
         for _ in 0..1 + rng.below(3) {
@@ -286,9 +286,9 @@ fn return_from(seed: u64, general: bool) -> ReturnOutcome {
         lrs: fake::with(|s| s.lrs.clone()),
         ich_hcr: fake::with(|s| s.ich_hcr),
         virq_line: fake::with(|s| s.virq_line),
-        requests: slot.requests.load(Ordering::Acquire),
-        sgis: slot.sgis.load(Ordering::Acquire),
-        spis_pending: slot.spis_pending.load(Ordering::Acquire),
+        requests: slot.requests().load(Ordering::Acquire),
+        sgis: slot.sgis().load(Ordering::Acquire),
+        spis_pending: slot.spis_pending().load(Ordering::Acquire) != 0,
         spis: slot.spis.lock().to_vec(),
         queued,
         power: slot.power(),

@@ -13,6 +13,7 @@ mod level_irq;
 mod power;
 mod ram;
 mod smmu;
+mod sync_paths;
 mod viommu;
 mod vpci;
 

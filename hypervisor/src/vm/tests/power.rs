@@ -165,7 +165,7 @@ fn power_off_stops_the_other_vcpus_first_and_waits_for_a_slow_one() {
     slow.join().expect("CPU 1's thread");
     assert!(m.all_off());
     // Its stop request is withdrawn so a later start is clean.
-    assert_eq!(g.vcpus[1].requests.load(Ordering::Relaxed), 0);
+    assert_eq!(g.vcpus[1].requests().load(Ordering::Relaxed), 0);
     let kicks = fake::take_ops()
         .iter()
         .filter(|o| {
@@ -189,7 +189,7 @@ fn a_stop_request_stops_a_vcpu_at_its_next_exit() {
     enter(m);
     let g = &m.guests()[0];
     g.vcpus[0]
-        .requests
+        .requests()
         .fetch_or(crate::vm::vcpu::request::STOP, Ordering::Relaxed);
     assert_eq!(
         m.handle_exit(&TrapFrame::default(), Exit::Wfx),

@@ -497,6 +497,56 @@ impl SmmuBackend {
             .map_err(map_error)
     }
 
+    /// [`IommuBackend::sync`] past its inline test: issues each SMMU's
+    /// queued commands with a CMD_SYNC and waits; then frees the retired
+    /// tables (their invalidation completed), or on an error keeps them
+    /// charged and never reused. Out of line: a notify of MAPs does not
+    /// pay for its frame.
+    #[inline(never)]
+    fn sync_issue(&mut self) -> Result<(), BackendError> {
+        let result = if let [cmds] = self.pending.as_mut_slice() {
+            // One SMMU instance (the usual machine): the loop's one turn.
+            if cmds.is_empty() {
+                Ok(())
+            } else {
+                let issued = self.guest.smmus.issue(0, cmds);
+                cmds.clear();
+                issued.map_err(hw)
+            }
+        } else {
+            self.issue_each()
+        };
+        self.batch_work = 0;
+        if result.is_ok() {
+            // Every retired table's invalidation has completed.
+            self.tables.reclaim();
+        } else {
+            // The SMMU may still walk them: charged to the guest, never
+            // reused.
+            self.tables.quarantine_retired();
+        }
+        self.retire_queued = self.tables.retired();
+        result
+    }
+
+    /// The queued commands of each SMMU instance (several: not the usual
+    /// machine) issued with a CMD_SYNC each and emptied; every error
+    /// logged, the last one returned.
+    #[inline(never)]
+    fn issue_each(&mut self) -> Result<(), BackendError> {
+        let mut result = Ok(());
+        for (inst, cmds) in self.pending.iter_mut().enumerate() {
+            if cmds.is_empty() {
+                continue;
+            }
+            if let Err(e) = self.guest.smmus.issue(inst, cmds) {
+                result = Err(hw(e));
+            }
+            cmds.clear();
+        }
+        result
+    }
+
     /// [`IommuBackend::translate`] of `[gpa, last]` not wholly in the
     /// guest's RAM: its own device MMIO, or a refusal.
     #[inline(never)]
@@ -742,49 +792,34 @@ impl IommuBackend for SmmuBackend {
         result
     }
 
+    /// Nothing queued and nothing retired (a notify of MAPs: new entries
+    /// need no invalidation) is answered inline, with the barrier that
+    /// makes the new entries visible; anything else by
+    /// [`SmmuBackend::sync_issue`].
+    #[inline(always)]
     fn sync(&mut self) -> Result<(), BackendError> {
         // New entries: visible to the (coherent) table walker after a DSB,
         // which each register write of the command queue issues anyway.
         Cpu::write_barrier();
-        let mut result = Ok(());
-        if let [cmds] = self.pending.as_mut_slice() {
-            // One SMMU instance (the usual machine): the loop's one turn.
+        if let [cmds] = self.pending.as_mut_slice()
+            && self.tables.retired() == 0
+        {
+            // One SMMU instance (the usual machine) and nothing retired:
+            // what `sync_issue` comes to then (nothing to reclaim or to
+            // quarantine, the retired count 0), without its frame.
+            let mut result = Ok(());
             if !cmds.is_empty() {
                 let issued = self.guest.smmus.issue(0, cmds);
                 cmds.clear();
                 if let Err(e) = issued {
                     result = Err(hw(e));
                 }
-            } else if self.tables.retired() == 0 {
-                // Nothing queued and nothing retired (a notify of MAPs):
-                // what the rest comes to then (nothing to reclaim, the
-                // retired count 0), without it.
-                self.batch_work = 0;
-                self.retire_queued = 0;
-                return Ok(());
             }
-        } else {
-            for (inst, cmds) in self.pending.iter_mut().enumerate() {
-                if cmds.is_empty() {
-                    continue;
-                }
-                if let Err(e) = self.guest.smmus.issue(inst, cmds) {
-                    result = Err(hw(e));
-                }
-                cmds.clear();
-            }
+            self.batch_work = 0;
+            self.retire_queued = 0;
+            return result;
         }
-        self.batch_work = 0;
-        if result.is_ok() {
-            // Every retired table's invalidation has completed.
-            self.tables.reclaim();
-        } else {
-            // The SMMU may still walk them: charged to the guest, never
-            // reused.
-            self.tables.quarantine_retired();
-        }
-        self.retire_queued = self.tables.retired();
-        result
+        self.sync_issue()
     }
 
     fn resv_regions(&self, _ep: u32) -> Vec<ResvRegion> {

@@ -1,0 +1,160 @@
+//! The backend's sync on one SMMU (its inline path: the queued commands
+//! issued with one call, nothing retired) against its general path (the
+//! loop over several SMMU instances, `sync_issue`), on the same random
+//! MAP / UNMAP / sync sequences with failing issues: the same results,
+//! the same commands on instance 0, the same table memory afterwards.
+
+use super::*;
+use crate::viommu::backend::{BackendError, IommuBackend, MapAttrs};
+use crate::vm::viommu::backend::SmmuBackend;
+use core::sync::atomic::{AtomicUsize, Ordering};
+
+const EP: u32 = 0x08; // 00:01.0
+
+/// A recording SMMU side of `count` instances whose `issue` calls fail
+/// from the `fail_at`-th on (0-based, counted over every instance), one in
+/// `fail_every`.
+struct Issues {
+    base: &'static FakeDma,
+    count: usize,
+    calls: AtomicUsize,
+    fail: Mutex<(usize, usize)>,
+    issued: Mutex<Vec<(usize, Vec<Cmd>)>>,
+}
+
+impl DmaControl for Issues {
+    fn attach(&self, owner: &DmaOwner<'_>, table: Option<TableRef<'_>>) -> Result<(), DmaError> {
+        self.base.attach(owner, table)
+    }
+    fn detach(&self, owner: &DmaOwner<'_>) -> Result<(), DmaError> {
+        self.base.detach(owner)
+    }
+    fn endpoint_stream(&self, devices: &[String], ep: u32) -> Option<(usize, u32)> {
+        self.base.endpoint_stream(devices, ep)
+    }
+    fn bind_stream(
+        &self,
+        smmu: usize,
+        sid: u32,
+        table: &PageTable<Stage2>,
+        vmid: u16,
+    ) -> Result<(), DmaError> {
+        self.base.bind_stream(smmu, sid, table, vmid)
+    }
+    fn abort_stream(&self, smmu: usize, sid: u32) -> Result<(), DmaError> {
+        self.base.abort_stream(smmu, sid)
+    }
+    fn issue(&self, smmu: usize, cmds: &[Cmd]) -> Result<(), DmaError> {
+        self.issued.lock().push((smmu, cmds.to_vec()));
+        // Instance 0 decides for every instance: a failure of the sync is
+        // the same sync's failure on both sides.
+        if smmu == 0 {
+            self.calls.fetch_add(1, Ordering::Relaxed);
+        }
+        let n = self.calls.load(Ordering::Relaxed) - 1;
+        let (at, every) = *self.fail.lock();
+        if n >= at && (n - at).is_multiple_of(every) {
+            return Err(DmaError::NoSuchSmmu(smmu));
+        }
+        Ok(())
+    }
+    fn has_ril(&self, _smmu: usize) -> bool {
+        false
+    }
+    fn count(&self) -> usize {
+        self.count
+    }
+    fn poll_events(&self) {}
+}
+
+/// A backend on `count` SMMU instances, in a world of its own (so that
+/// both sides' domains get the same VMID).
+fn side(count: usize, fail: (usize, usize)) -> (&'static Issues, Guest, SmmuBackend) {
+    let w = World::new();
+    let smmus: &'static Issues = Box::leak(Box::new(Issues {
+        base: w.dma,
+        count,
+        calls: AtomicUsize::new(0),
+        fail: Mutex::new(fail),
+        issued: Mutex::new(Vec::new()),
+    }));
+    let g = w.guest_on(smmus, 0, config("a", &[0], true));
+    let mut b = SmmuBackend::with_table_limit(g.ram, g.dma.clone(), w.vmids.reserve(8), 8, 256);
+    b.domain_create(1, false).unwrap();
+    b.attach(EP, 1).unwrap();
+    smmus.issued.lock().clear();
+    (smmus, g, b)
+}
+
+#[test]
+fn one_smmu_sync_matches_the_general_path() {
+    const RW: MapAttrs = MapAttrs {
+        read: true,
+        write: true,
+        mmio: false,
+    };
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    let mut rand = move |n: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % n
+    };
+    let mut outcomes = [0usize; 2];
+    for round in 0..8 {
+        // Issues fail from a random sync on, every few syncs (or never).
+        let fail = match round % 3 {
+            0 => (usize::MAX, 1),
+            _ => (rand(8) as usize, 1 + rand(3) as usize),
+        };
+        let (one_smmus, g1, mut one) = side(1, fail);
+        let (two_smmus, g2, mut two) = side(2, fail);
+        for step in 0..200 {
+            let iova = rand(64) << 21 | rand(4) << 12;
+            let (r1, r2) = match rand(5) {
+                0 | 1 => {
+                    let len = if rand(3) == 0 { 2 << 20 } else { 0x1000 };
+                    let iova = iova & !(len - 1);
+                    let off = rand(RAM_SIZE / len) * len;
+                    let pa1 = g1.ram.to_pa(RAM_BASE + off).unwrap();
+                    let pa2 = g2.ram.to_pa(RAM_BASE + off).unwrap();
+                    (
+                        one.map(1, iova, pa1, len, RW),
+                        two.map(1, iova, pa2, len, RW),
+                    )
+                }
+                2 | 3 => {
+                    let len = if rand(2) == 0 { 2 << 20 } else { 0x1000 };
+                    let iova = iova & !(len - 1);
+                    (one.unmap(1, iova, len), two.unmap(1, iova, len))
+                }
+                _ => (one.sync(), two.sync()),
+            };
+            let at = format!("round {round} step {step}");
+            assert_eq!(r1, r2, "{at}: result");
+            if r1 == Err(BackendError::Hardware) {
+                outcomes[1] += 1;
+            } else if r1.is_ok() {
+                outcomes[0] += 1;
+            }
+            // Instance 0 was asked the same; instance 1 the same again.
+            let i1 = core::mem::take(&mut *one_smmus.issued.lock());
+            let i2 = core::mem::take(&mut *two_smmus.issued.lock());
+            let on = |v: &[(usize, Vec<Cmd>)], inst: usize| -> Vec<Vec<Cmd>> {
+                v.iter()
+                    .filter(|(i, _)| *i == inst)
+                    .map(|(_, c)| c.clone())
+                    .collect()
+            };
+            assert_eq!(on(&i1, 0), on(&i2, 0), "{at}: commands issued");
+            assert_eq!(on(&i2, 0), on(&i2, 1), "{at}: the second instance");
+            let (t1, t2) = (one.tables(), two.tables());
+            assert_eq!(
+                (t1.held(), t1.linked(), t1.retired(), t1.pooled()),
+                (t2.held(), t2.linked(), t2.retired(), t2.pooled()),
+                "{at}: table memory"
+            );
+        }
+    }
+    assert!(outcomes[0] > 500 && outcomes[1] > 5, "{outcomes:?}");
+}
