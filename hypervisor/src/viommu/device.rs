@@ -12,8 +12,10 @@
 //! the loop as a [`Pair`] of plain values, without a [`Chain`] in memory.
 //!
 //! Ordering (virtio 1.2, 2.7.8 and 2.7.13): a driver learns of a used
-//! buffer from `used.idx` only, which the transport writes once, after a
-//! release barrier, when the notify's context finishes. So writing each
+//! buffer from `used.idx` only, which the request queue's session writes
+//! once, after a release barrier, when it ends (after the batch's sync:
+//! `QueueSession::publish_at_end`), the used-buffer notification decided
+//! there too, so the context's end has no queue left to visit. So writing each
 //! response and used element as soon as its request is handled, before the
 //! batch's sync, publishes nothing early: the sync still comes before the
 //! `used.idx` that makes any of them visible. If the sync fails, the
@@ -139,6 +141,7 @@ impl<B: IommuBackend> ViommuDevice<B> {
         let Some(mut queue) = ctx.session(REQUESTQ) else {
             return;
         };
+        queue.publish_at_end();
         // SAFETY: a length of 0 is always valid. The elements are forgotten
         // rather than dropped (no loop over them): none owns memory (see
         // `revocable`).
@@ -212,6 +215,9 @@ impl<B: IommuBackend> ViommuDevice<B> {
         if self.model.finish_batch(&mut self.revocable).is_err() {
             rewrite_statuses(&self.revocable, &self.status_at, mem);
         }
+        // Only now, the sync done (and any status rewritten), the batch's
+        // `used.idx` (the session publishes when it ends).
+        drop(queue);
         if perf::ENABLED {
             self.profile.batch(perf::now() - t0, complete);
         }

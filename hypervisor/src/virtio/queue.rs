@@ -544,6 +544,13 @@ impl Queue {
         }
     }
 
+    /// Records `used.idx` as written up to `idx` (a session published it:
+    /// [`Ring::publish_and_ask`]).
+    #[inline(always)]
+    pub(super) fn set_published(&mut self, idx: u16) {
+        self.used_published = idx;
+    }
+
     /// Stores the indices of `ring` (made by [`ring`](Self::ring) from
     /// this queue) back.
     #[inline(always)]
@@ -898,6 +905,33 @@ impl Ring {
             flags: (rest >> 32) as u16,
             next: (rest >> 48) as u16,
         }
+    }
+
+    /// The device's next used-ring position (its `used.idx`).
+    #[inline(always)]
+    pub(super) fn used_idx(&self) -> u16 {
+        self.used_idx
+    }
+
+    /// Publishes the used elements written so far and decides on the
+    /// used-buffer notification: a [`Barrier::Release`], `used.idx`
+    /// written (again, if nothing was added since its last write: the
+    /// driver sees no change), a [`Barrier::Full`], then `avail.flags`
+    /// read: true when `VIRTQ_AVAIL_F_NO_INTERRUPT` is clear. What
+    /// [`Queue::publish_and_ask`] does, from the ring's direct addresses.
+    ///
+    /// # Safety
+    /// As [`pop`](Self::pop).
+    #[inline(always)]
+    pub(super) unsafe fn publish_and_ask<M: GuestMemory + ?Sized>(&self, mem: &M) -> bool {
+        mem.barrier(Barrier::Release);
+        // SAFETY: `used.idx` lies in the device area, 2-aligned (the area
+        // is 4-aligned, checked at enable), in RAM (the caller's contract).
+        unsafe { mem.write_u16_direct(self.used.wrapping_add(2), self.used_idx) };
+        mem.barrier(Barrier::Full);
+        // SAFETY: `avail.flags` lies in the driver area, 2-aligned; as above.
+        let flags = unsafe { mem.read_u16_direct(self.avail) };
+        flags & VIRTQ_AVAIL_F_NO_INTERRUPT == 0
     }
 
     /// Writes the used element returning chain `head` with `len` bytes
