@@ -234,6 +234,10 @@ pub struct Queue {
     /// length)`, set at enable: one range check finds all three still in
     /// RAM ([`check_rings`](Self::check_rings)).
     hull: (u64, u64),
+    /// The size while the queue is enabled (checked then: a power of two,
+    /// not zero), 0 while it is disabled: one load answers both for a
+    /// session ([`live_size`](Self::live_size)).
+    live: u16,
 }
 
 /// One descriptor as copied out of the table.
@@ -262,6 +266,7 @@ impl Queue {
             used_published: 0,
             taken: 0,
             hull: (0, 0),
+            live: 0,
         }
     }
 
@@ -384,6 +389,7 @@ impl Queue {
         let hi = areas.iter().map(|a| a.0 + a.1).max().unwrap_or(0);
         self.hull = (lo, hi - lo);
         self.ready = true;
+        self.live = size;
         self.last_avail_idx = 0;
         self.avail_seen = 0;
         self.used_idx = 0;
@@ -394,6 +400,7 @@ impl Queue {
     /// Disables the queue (QueueReady = 0), keeping its configuration.
     pub fn disable(&mut self) {
         self.ready = false;
+        self.live = 0;
     }
 
     /// Checks that the three areas of an enabled queue still lie in `mem`'s
@@ -422,10 +429,11 @@ impl Queue {
     }
 
     /// The size of an enabled queue.
+    #[inline(always)]
     fn ring_size(&self) -> Result<u16, QueueError> {
-        match u16::try_from(self.size) {
-            Ok(s) if self.ready && s != 0 => Ok(s),
-            _ => Err(QueueError::NotReady),
+        match self.live {
+            0 => Err(QueueError::NotReady),
+            s => Ok(s),
         }
     }
 
