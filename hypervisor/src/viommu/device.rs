@@ -215,12 +215,13 @@ impl<B: IommuBackend> ViommuDevice<B> {
         if self.model.finish_batch(&mut self.revocable).is_err() {
             rewrite_statuses(&self.revocable, &self.status_at, mem);
         }
-        // Only now, the sync done (and any status rewritten), the batch's
-        // `used.idx` (the session publishes when it ends).
-        drop(queue);
         if perf::ENABLED {
             self.profile.batch(perf::now() - t0, complete);
         }
+        // Only now, the sync done (and any status rewritten), the batch's
+        // `used.idx` (the session publishes when it ends; in the profile,
+        // the transport's share, as the context's finish was).
+        drop(queue);
     }
 
     fn post_events<M: GuestMemory + ?Sized>(&mut self, ctx: &mut QueueContext<'_, M>) {
