@@ -12,8 +12,10 @@
 //! the loop as a [`Pair`] of plain values, without a [`Chain`] in memory.
 //!
 //! Ordering (virtio 1.2, 2.7.8 and 2.7.13): a driver learns of a used
-//! buffer from `used.idx` only, which the transport writes once, after a
-//! release barrier, when the notify's context finishes. So writing each
+//! buffer from `used.idx` only, which the request queue's session writes
+//! once, after a release barrier, when it ends (after the batch's sync:
+//! `QueueSession::publish_at_end`), the used-buffer notification decided
+//! there too, so the context's end has no queue left to visit. So writing each
 //! response and used element as soon as its request is handled, before the
 //! batch's sync, publishes nothing early: the sync still comes before the
 //! `used.idx` that makes any of them visible. If the sync fails, the
@@ -139,6 +141,7 @@ impl<B: IommuBackend> ViommuDevice<B> {
         let Some(mut queue) = ctx.session(REQUESTQ) else {
             return;
         };
+        queue.publish_at_end();
         // SAFETY: a length of 0 is always valid. The elements are forgotten
         // rather than dropped (no loop over them): none owns memory (see
         // `revocable`).
@@ -215,6 +218,10 @@ impl<B: IommuBackend> ViommuDevice<B> {
         if perf::ENABLED {
             self.profile.batch(perf::now() - t0, complete);
         }
+        // Only now, the sync done (and any status rewritten), the batch's
+        // `used.idx` (the session publishes when it ends; in the profile,
+        // the transport's share, as the context's finish was).
+        drop(queue);
     }
 
     fn post_events<M: GuestMemory + ?Sized>(&mut self, ctx: &mut QueueContext<'_, M>) {

@@ -79,12 +79,27 @@ pub trait VirtioDevice {
 pub struct QueueContext<'a, M: GuestMemory + ?Sized = dyn GuestMemory> {
     mem: &'a M,
     queues: &'a mut [Queue],
-    used: u64,
+    /// What the sessions leave for the context's end (one place, so that a
+    /// session holds one pointer to it).
+    state: ContextState,
     /// Queues whose count of chains taken this context has been reset
     /// (at their first session: a notify touches one or two queues, so
     /// the context does not reset every queue up front).
     begun: u64,
+}
+
+/// What a context's sessions leave for its end.
+#[derive(Debug, Default)]
+struct ContextState {
+    /// Queues with used elements not yet published (their sessions ended
+    /// without [`QueueSession::publish_at_end`]).
+    used: u64,
+    /// A session's [`QueueSession::publish_at_end`] found a used-buffer
+    /// notification due.
+    notify: bool,
+    /// Malformed chains returned with length 0.
     bad_chains: usize,
+    /// The fatal queue error met, if any.
     fatal: Option<QueueError>,
 }
 
@@ -109,10 +124,8 @@ impl<'a, M: GuestMemory + ?Sized> QueueContext<'a, M> {
         Self {
             mem,
             queues,
-            used: 0,
+            state: ContextState::default(),
             begun: 0,
-            bad_chains: 0,
-            fatal: None,
         }
     }
 
@@ -133,7 +146,7 @@ impl<'a, M: GuestMemory + ?Sized> QueueContext<'a, M> {
 
     /// The fatal error met so far, if any.
     pub fn fatal_error(&self) -> Option<QueueError> {
-        self.fatal
+        self.state.fatal
     }
 
     /// Takes the next valid chain of queue `q`. Returns `None` when the
@@ -159,7 +172,7 @@ impl<'a, M: GuestMemory + ?Sized> QueueContext<'a, M> {
     /// beyond it is refused.
     #[inline]
     pub fn push_used(&mut self, q: usize, head: u16, len: u32) -> Result<(), QueueError> {
-        if let Some(e) = self.fatal {
+        if let Some(e) = self.state.fatal {
             return Err(e);
         }
         match self.session(q) {
@@ -179,13 +192,13 @@ impl<'a, M: GuestMemory + ?Sized> QueueContext<'a, M> {
     /// one; areas no longer in RAM are a fatal ring error (`None`).
     #[inline]
     pub fn session(&mut self, q: usize) -> Option<QueueSession<'_, 'a, M>> {
-        if self.fatal.is_some() {
+        if self.state.fatal.is_some() {
             return None;
         }
         let queue = self.queues.get_mut(q)?;
         let size = queue.live_size()?;
         if let Err(e) = queue.check_rings(self.mem) {
-            self.fatal = Some(e);
+            self.state.fatal = Some(e);
             return None;
         }
         let bit = 1 << q;
@@ -198,24 +211,25 @@ impl<'a, M: GuestMemory + ?Sized> QueueContext<'a, M> {
             mem: self.mem,
             ring,
             used: false,
+            publish: false,
             bad_chains: 0,
             fatal: None,
             queue,
             bit,
-            ctx_used: &mut self.used,
-            ctx_bad_chains: &mut self.bad_chains,
-            ctx_fatal: &mut self.fatal,
+            ctx: &mut self.state,
         })
     }
 
     /// Ends the context: publishes the used elements of each touched queue
     /// (one `used.idx` write each, after a release barrier), then decides
     /// on the used-buffer notification (after a full barrier, from each
-    /// touched queue's `avail.flags`).
+    /// touched queue's `avail.flags`). A queue whose session published
+    /// itself ([`QueueSession::publish_at_end`]: the request path) is not
+    /// visited: its part of the decision is in already.
     pub fn finish(self) -> ContextOutcome {
-        let mut notify = false;
+        let mut notify = self.state.notify;
         // Only the queues that got used elements (usually one).
-        let mut touched = self.used;
+        let mut touched = self.state.used;
         while touched != 0 {
             let q = touched.trailing_zeros() as usize;
             touched &= touched - 1;
@@ -232,8 +246,8 @@ impl<'a, M: GuestMemory + ?Sized> QueueContext<'a, M> {
         }
         ContextOutcome {
             notify,
-            fatal: self.fatal,
-            bad_chains: self.bad_chains,
+            fatal: self.state.fatal,
+            bad_chains: self.state.bad_chains,
         }
     }
 }
@@ -254,6 +268,9 @@ pub struct QueueSession<'s, 'a, M: GuestMemory + ?Sized> {
     ring: Ring,
     /// A used element was added.
     used: bool,
+    /// The session publishes its used elements itself when it ends
+    /// ([`publish_at_end`](QueueSession::publish_at_end)).
+    publish: bool,
     /// Malformed chains returned with length 0.
     bad_chains: usize,
     /// The fatal error met, if any (the context had none at the start).
@@ -261,9 +278,8 @@ pub struct QueueSession<'s, 'a, M: GuestMemory + ?Sized> {
     queue: &'s mut Queue,
     /// The queue's bit in the context's `used` mask.
     bit: u64,
-    ctx_used: &'s mut u64,
-    ctx_bad_chains: &'s mut usize,
-    ctx_fatal: &'s mut Option<QueueError>,
+    /// The context's state, where the session's changes go when it ends.
+    ctx: &'s mut ContextState,
 }
 
 /// What [`QueueSession::take`] took.
@@ -373,6 +389,19 @@ impl<M: GuestMemory + ?Sized> QueueSession<'_, '_, M> {
         }
     }
 
+    /// Makes the session publish what it added when it ends (is
+    /// dropped), rather than leaving it to [`QueueContext::finish`]: the
+    /// same release barrier and one `used.idx` write, then the full
+    /// barrier and `avail.flags` read that decide on the used-buffer
+    /// notification (the context's outcome). For a device that ends the
+    /// session only once everything the used elements wait for is done
+    /// (the virtio-iommu: its batch's sync), so that the context's end
+    /// has no queue left to visit. Nothing when the session added nothing.
+    #[inline(always)]
+    pub fn publish_at_end(&mut self) {
+        self.publish = true;
+    }
+
     /// Guest memory.
     pub fn memory(&self) -> &M {
         self.mem
@@ -386,11 +415,19 @@ impl<M: GuestMemory + ?Sized> Drop for QueueSession<'_, '_, M> {
     fn drop(&mut self) {
         self.queue.store_ring(&self.ring);
         if self.used {
-            *self.ctx_used |= self.bit;
+            if self.publish {
+                // SAFETY: as in `take`.
+                if unsafe { self.ring.publish_and_ask(self.mem) } {
+                    self.ctx.notify = true;
+                }
+                self.queue.set_published(self.ring.used_idx());
+            } else {
+                self.ctx.used |= self.bit;
+            }
         }
-        *self.ctx_bad_chains += self.bad_chains;
+        self.ctx.bad_chains += self.bad_chains;
         if self.fatal.is_some() {
-            *self.ctx_fatal = self.fatal;
+            self.ctx.fatal = self.fatal;
         }
     }
 }

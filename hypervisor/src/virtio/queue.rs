@@ -234,6 +234,10 @@ pub struct Queue {
     /// length)`, set at enable: one range check finds all three still in
     /// RAM ([`check_rings`](Self::check_rings)).
     hull: (u64, u64),
+    /// The size while the queue is enabled (checked then: a power of two,
+    /// not zero), 0 while it is disabled: one load answers both for a
+    /// session ([`live_size`](Self::live_size)).
+    live: u16,
 }
 
 /// One descriptor as copied out of the table.
@@ -262,6 +266,7 @@ impl Queue {
             used_published: 0,
             taken: 0,
             hull: (0, 0),
+            live: 0,
         }
     }
 
@@ -384,6 +389,7 @@ impl Queue {
         let hi = areas.iter().map(|a| a.0 + a.1).max().unwrap_or(0);
         self.hull = (lo, hi - lo);
         self.ready = true;
+        self.live = size;
         self.last_avail_idx = 0;
         self.avail_seen = 0;
         self.used_idx = 0;
@@ -394,6 +400,7 @@ impl Queue {
     /// Disables the queue (QueueReady = 0), keeping its configuration.
     pub fn disable(&mut self) {
         self.ready = false;
+        self.live = 0;
     }
 
     /// Checks that the three areas of an enabled queue still lie in `mem`'s
@@ -422,10 +429,11 @@ impl Queue {
     }
 
     /// The size of an enabled queue.
+    #[inline(always)]
     fn ring_size(&self) -> Result<u16, QueueError> {
-        match u16::try_from(self.size) {
-            Ok(s) if self.ready && s != 0 => Ok(s),
-            _ => Err(QueueError::NotReady),
+        match self.live {
+            0 => Err(QueueError::NotReady),
+            s => Ok(s),
         }
     }
 
@@ -542,6 +550,13 @@ impl Queue {
             used_idx: self.used_idx,
             taken: self.taken,
         }
+    }
+
+    /// Records `used.idx` as written up to `idx` (a session published it:
+    /// [`Ring::publish_and_ask`]).
+    #[inline(always)]
+    pub(super) fn set_published(&mut self, idx: u16) {
+        self.used_published = idx;
     }
 
     /// Stores the indices of `ring` (made by [`ring`](Self::ring) from
@@ -898,6 +913,33 @@ impl Ring {
             flags: (rest >> 32) as u16,
             next: (rest >> 48) as u16,
         }
+    }
+
+    /// The device's next used-ring position (its `used.idx`).
+    #[inline(always)]
+    pub(super) fn used_idx(&self) -> u16 {
+        self.used_idx
+    }
+
+    /// Publishes the used elements written so far and decides on the
+    /// used-buffer notification: a [`Barrier::Release`], `used.idx`
+    /// written (again, if nothing was added since its last write: the
+    /// driver sees no change), a [`Barrier::Full`], then `avail.flags`
+    /// read: true when `VIRTQ_AVAIL_F_NO_INTERRUPT` is clear. What
+    /// [`Queue::publish_and_ask`] does, from the ring's direct addresses.
+    ///
+    /// # Safety
+    /// As [`pop`](Self::pop).
+    #[inline(always)]
+    pub(super) unsafe fn publish_and_ask<M: GuestMemory + ?Sized>(&self, mem: &M) -> bool {
+        mem.barrier(Barrier::Release);
+        // SAFETY: `used.idx` lies in the device area, 2-aligned (the area
+        // is 4-aligned, checked at enable), in RAM (the caller's contract).
+        unsafe { mem.write_u16_direct(self.used.wrapping_add(2), self.used_idx) };
+        mem.barrier(Barrier::Full);
+        // SAFETY: `avail.flags` lies in the driver area, 2-aligned; as above.
+        let flags = unsafe { mem.read_u16_direct(self.avail) };
+        flags & VIRTQ_AVAIL_F_NO_INTERRUPT == 0
     }
 
     /// Writes the used element returning chain `head` with `len` bytes

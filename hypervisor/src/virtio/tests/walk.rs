@@ -9,13 +9,17 @@
 //! - a context's sessions over `GuestRam`, whose ring accesses skip the
 //!   range check once the areas are checked, against the same work over
 //!   the fake, whose accesses all check: the same chains, used ring,
-//!   outcome and RAM.
+//!   outcome and RAM;
+//! - a session publishing itself when it ends (`publish_at_end`, the
+//!   request path) against one left to the context's finish: the same
+//!   outcome, barriers, queue and RAM.
 
 use super::fake::{BUF_BASE, RAM_BASE, RAM_SIZE, Ring, ring_base};
 use crate::mm::layout::Region;
 use crate::test_rng::Rng;
 use crate::virtio::chain::Chain;
-use crate::virtio::memory::{GuestMemory, MemError, VecMemory, check_in_region};
+use crate::virtio::device::{ContextOutcome, QueueContext};
+use crate::virtio::memory::{Barrier, GuestMemory, MemError, VecMemory, check_in_region};
 use crate::virtio::queue::{
     Queue, QueueError, VIRTQ_DESC_F_INDIRECT, VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE,
 };
@@ -343,4 +347,172 @@ fn guest_ram_without_per_access_checks_matches_the_checked_fake() {
     }
     assert!(chains > 1000, "{chains} chains");
     assert!(fatal > 50, "{fatal} fatal");
+}
+
+/// Guest memory that logs the barriers issued through it.
+struct Logged<'a, M: GuestMemory> {
+    inner: &'a M,
+    barriers: core::cell::RefCell<alloc::vec::Vec<Barrier>>,
+}
+
+impl<M: GuestMemory> GuestMemory for Logged<'_, M> {
+    fn check(&self, gpa: u64, len: u64) -> Result<(), MemError> {
+        self.inner.check(gpa, len)
+    }
+    fn read(&self, gpa: u64, buf: &mut [u8]) -> Result<(), MemError> {
+        self.inner.read(gpa, buf)
+    }
+    fn write(&self, gpa: u64, data: &[u8]) -> Result<(), MemError> {
+        self.inner.write(gpa, data)
+    }
+    fn barrier(&self, kind: Barrier) {
+        self.barriers.borrow_mut().push(kind);
+    }
+    // The direct accessors forwarded too (all or none), so that over
+    // `GuestRam` the session's unchecked accesses are the ones tested.
+    fn direct(&self, gpa: u64) -> u64 {
+        self.inner.direct(gpa)
+    }
+    unsafe fn read_u16_direct(&self, addr: u64) -> u16 {
+        // SAFETY: the caller's contract, passed on.
+        unsafe { self.inner.read_u16_direct(addr) }
+    }
+    unsafe fn read_u64_pair_direct(&self, addr: u64) -> (u64, u64) {
+        // SAFETY: as above.
+        unsafe { self.inner.read_u64_pair_direct(addr) }
+    }
+    unsafe fn read_direct(&self, addr: u64, buf: &mut [u8]) {
+        // SAFETY: as above.
+        unsafe { self.inner.read_direct(addr, buf) }
+    }
+    unsafe fn write_u16_direct(&self, addr: u64, value: u16) {
+        // SAFETY: as above.
+        unsafe { self.inner.write_u16_direct(addr, value) }
+    }
+    unsafe fn write_u32_direct(&self, addr: u64, value: u32) {
+        // SAFETY: as above.
+        unsafe { self.inner.write_u32_direct(addr, value) }
+    }
+    unsafe fn write_u32_pair_direct(&self, addr: u64, lo: u32, hi: u32) {
+        // SAFETY: as above.
+        unsafe { self.inner.write_u32_pair_direct(addr, lo, hi) }
+    }
+}
+
+/// What [`session_drain`] saw: the popped heads, the `push_used` results,
+/// the outcome and the barriers issued.
+type Drained = (
+    alloc::vec::Vec<u16>,
+    alloc::vec::Vec<Result<(), QueueError>>,
+    ContextOutcome,
+    alloc::vec::Vec<Barrier>,
+);
+
+/// Drains queue 0 through one session, answering each chain with a used
+/// length of its head plus 3 (then perhaps pushing the hostile id
+/// `extra`); the session publishes itself when it ends (`publish`: the
+/// request path) or leaves that to the context's finish: the popped
+/// heads, the `push_used` results, the outcome and the barriers issued.
+fn session_drain<M: GuestMemory>(
+    mem: &M,
+    queue: &mut Queue,
+    extra: Option<u16>,
+    publish: bool,
+) -> Drained {
+    let logged = Logged {
+        inner: mem,
+        barriers: core::cell::RefCell::new(alloc::vec::Vec::new()),
+    };
+    let mut queues = [queue.clone()];
+    let mut ctx = QueueContext::new(&logged, &mut queues);
+    let (mut heads, mut pushes) = (alloc::vec::Vec::new(), alloc::vec::Vec::new());
+    if let Some(mut s) = ctx.session(0) {
+        if publish {
+            s.publish_at_end();
+        }
+        let mut chain = Chain::default();
+        while s.pop_into(&mut chain) {
+            heads.push(chain.head);
+            pushes.push(s.push_used(chain.head, u32::from(chain.head) + 3));
+        }
+        if let Some(id) = extra {
+            pushes.push(s.push_used(id, 1));
+        }
+    }
+    let outcome = ctx.finish();
+    let [q] = queues;
+    *queue = q;
+    let barriers = logged.barriers.into_inner();
+    (heads, pushes, outcome, barriers)
+}
+
+#[test]
+fn a_session_publishing_itself_matches_the_context_finishing() {
+    // The request path's session publishes itself (`used.idx` and the
+    // notification decision when it ends, the context's finish then has
+    // no queue to visit); any other user leaves both to the context's
+    // finish. On the same random and hostile rings (bad
+    // chains, fatal errors, hostile used ids, NO_INTERRUPT either way,
+    // more entries made available between notifies): the same heads,
+    // results, outcome (notification, fatal error, bad chains), barriers
+    // in the same order, the same queue state and the same RAM, over the
+    // fake and over the hypervisor's `GuestRam`.
+    let ram = TestRam::new();
+    let mut rng = Rng(0x9b1e_5eed);
+    let (mut chains, mut fatal, mut notified, mut quiet) = (0, 0, 0, 0);
+    for _ in 0..1500 {
+        let fake = VecMemory::new(RAM_BASE, RAM_SIZE);
+        let raw = |gpa: u64, bytes: &[u8]| fake.write(gpa, bytes).unwrap();
+        let ring = random_ring(&raw, &mut rng);
+        raw(ring.avail, &(rng.below(2) as u16).to_le_bytes());
+        let mut image = alloc::vec![0u8; RAM_SIZE];
+        fake.read(RAM_BASE, &mut image).unwrap();
+        let other = VecMemory::new(RAM_BASE, RAM_SIZE);
+        other.write(RAM_BASE, &image).unwrap();
+        ram.mem.write(RAM_BASE, &image).unwrap();
+
+        let mut qf = queue_of(&fake, &ring);
+        let (mut qo, mut qr) = (qf.clone(), queue_of(&ram.mem, &ring));
+        for _ in 0..3 {
+            let extra = match rng.below(4) {
+                0 => Some(rng.below(u64::from(ring.size)) as u16),
+                1 => Some(rng.next() as u16),
+                _ => None,
+            };
+            let a = session_drain(&fake, &mut qf, extra, false);
+            let b = session_drain(&other, &mut qo, extra, true);
+            let c = session_drain(&ram.mem, &mut qr, extra, true);
+            assert_eq!(a, b);
+            assert_eq!(a, c);
+            assert_eq!(qf, qo);
+            assert_eq!(qf, qr);
+            chains += a.0.len();
+            fatal += usize::from(a.2.fatal.is_some());
+            if a.2.notify {
+                notified += 1;
+            } else {
+                quiet += 1;
+            }
+            // The driver makes a few more entries available and perhaps
+            // flips NO_INTERRUPT.
+            let idx = fake.read_u16(ring.avail + 2).unwrap();
+            let more = idx.wrapping_add(rng.below(3) as u16).to_le_bytes();
+            let flags = (rng.below(2) as u16).to_le_bytes();
+            for m in [&fake, &other] {
+                m.write(ring.avail + 2, &more).unwrap();
+                m.write(ring.avail, &flags).unwrap();
+            }
+            ram.mem.write(ring.avail + 2, &more).unwrap();
+            ram.mem.write(ring.avail, &flags).unwrap();
+        }
+        let mut after = alloc::vec![0u8; RAM_SIZE];
+        for m in [&other as &dyn GuestMemory, &ram.mem] {
+            m.read(RAM_BASE, &mut after).unwrap();
+            fake.read(RAM_BASE, &mut image).unwrap();
+            assert!(after == image, "RAM differs");
+        }
+    }
+    assert!(chains > 1000, "{chains} chains");
+    assert!(fatal > 50, "{fatal} fatal");
+    assert!(notified > 500 && quiet > 500, "{notified} / {quiet}");
 }
