@@ -55,6 +55,25 @@ global_asm!(
     stp     x1, x2, [sp, #16 * 16]
 .endm
 
+// Restores x30, ELR, SPSR and x0-x17 from the frame at sp (both returns
+// below: the full one and the guest's synchronous one; x18 and x19-x29 are
+// each return's own).
+.macro RESTORE_X0_TO_X17_ELR_SPSR
+    ldp     x30, x2, [sp, #16 * 15] // x30, elr
+    msr     elr_el2, x2
+    ldr     x1, [sp, #16 * 16]      // spsr
+    msr     spsr_el2, x1
+    ldp     x0, x1, [sp, #0]
+    ldp     x2, x3, [sp, #16 * 1]
+    ldp     x4, x5, [sp, #16 * 2]
+    ldp     x6, x7, [sp, #16 * 3]
+    ldp     x8, x9, [sp, #16 * 4]
+    ldp     x10, x11, [sp, #16 * 5]
+    ldp     x12, x13, [sp, #16 * 6]
+    ldp     x14, x15, [sp, #16 * 7]
+    ldp     x16, x17, [sp, #16 * 8]
+.endm
+
 .macro EL2_VECTOR index
     .balign 0x80
     sub     sp, sp, #{frame_size}
@@ -114,19 +133,7 @@ el2_trap_save:
     bl      {handler}
     .global el2_trap_restore
 el2_trap_restore:
-    ldp     x30, x2, [sp, #16 * 15] // x30, elr
-    msr     elr_el2, x2
-    ldr     x1, [sp, #16 * 16]      // spsr
-    msr     spsr_el2, x1
-    ldp     x0, x1, [sp, #0]
-    ldp     x2, x3, [sp, #16 * 1]
-    ldp     x4, x5, [sp, #16 * 2]
-    ldp     x6, x7, [sp, #16 * 3]
-    ldp     x8, x9, [sp, #16 * 4]
-    ldp     x10, x11, [sp, #16 * 5]
-    ldp     x12, x13, [sp, #16 * 6]
-    ldp     x14, x15, [sp, #16 * 7]
-    ldp     x16, x17, [sp, #16 * 8]
+    RESTORE_X0_TO_X17_ELR_SPSR
     ldp     x18, x19, [sp, #16 * 9]
     ldp     x20, x21, [sp, #16 * 10]
     ldp     x22, x23, [sp, #16 * 11]
@@ -140,19 +147,7 @@ el2_trap_restore:
 // of x19-x29 in the frame: they hold the guest's values (the handler
 // preserved them), the rest comes from the frame.
 el2_guest_return:
-    ldp     x30, x2, [sp, #16 * 15] // x30, elr
-    msr     elr_el2, x2
-    ldr     x1, [sp, #16 * 16]      // spsr
-    msr     spsr_el2, x1
-    ldp     x0, x1, [sp, #0]
-    ldp     x2, x3, [sp, #16 * 1]
-    ldp     x4, x5, [sp, #16 * 2]
-    ldp     x6, x7, [sp, #16 * 3]
-    ldp     x8, x9, [sp, #16 * 4]
-    ldp     x10, x11, [sp, #16 * 5]
-    ldp     x12, x13, [sp, #16 * 6]
-    ldp     x14, x15, [sp, #16 * 7]
-    ldp     x16, x17, [sp, #16 * 8]
+    RESTORE_X0_TO_X17_ELR_SPSR
     ldr     x18, [sp, #16 * 9]
     add     sp, sp, #{frame_size}
     eret
