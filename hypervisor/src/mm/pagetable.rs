@@ -54,6 +54,31 @@ unsafe fn count_step(slot: *mut u64, up: bool) -> u64 {
     n
 }
 
+/// One step of the live-entry count in the table descriptor at `slot`, as
+/// [`count_step`] takes it for a table below the root (`slot` never null),
+/// in one add: up (`step` [`COUNT_ONE`]) saturating at the field's top,
+/// down (`step` the negation of [`COUNT_ONE`]) at 0; returns the new
+/// descriptor. What the remembered table's map and unmap use.
+///
+/// # Safety
+/// `slot` points at a valid table descriptor of a live table.
+#[inline(always)]
+unsafe fn count_add(slot: *mut u64, step: u64, saturated: u64) -> u64 {
+    // SAFETY: per the function's contract.
+    let d = unsafe { slot.read_volatile() };
+    let d = if d & COUNT_MASK != saturated {
+        d.wrapping_add(step)
+    } else {
+        d
+    };
+    // SAFETY: as above; a single store, as in `count_step`.
+    unsafe { slot.write_volatile(d) };
+    d
+}
+
+/// One live entry in a table descriptor's count.
+const COUNT_ONE: u64 = 1 << COUNT_SHIFT;
+
 /// The live-entry count in table descriptor `desc`.
 const fn count_of(desc: u64) -> u64 {
     (desc & COUNT_MASK) >> COUNT_SHIFT
@@ -138,6 +163,41 @@ impl Attrs {
             (false, false, true) => "--x",
             (false, false, false) => "---",
         }
+    }
+}
+
+/// The attribute bits of a leaf descriptor of format `F`, encoded once
+/// (from [`Attrs`] by [`Format::encode`], or ahead of time by
+/// [`Stage2::leaf`]): a caller that maps with a few fixed attributes keeps
+/// their encodings instead of encoding on every map.
+pub struct Leaf<F>(u64, PhantomData<fn() -> F>);
+
+impl<F> Clone for Leaf<F> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<F> Copy for Leaf<F> {}
+
+impl<F> core::fmt::Debug for Leaf<F> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "Leaf({:#x})", self.0)
+    }
+}
+
+impl<F> PartialEq for Leaf<F> {
+    fn eq(&self, other: &Self) -> bool {
+        self.0 == other.0
+    }
+}
+
+impl<F> Eq for Leaf<F> {}
+
+impl<F: Format> From<Attrs> for Leaf<F> {
+    #[inline(always)]
+    fn from(a: Attrs) -> Self {
+        Leaf(F::encode(a), PhantomData)
     }
 }
 
@@ -235,6 +295,11 @@ impl Stage2 {
         }
         t
     };
+
+    /// `a`'s leaf encoding, ahead of time (what [`Format::encode`] gives).
+    pub const fn leaf(a: Attrs) -> Leaf<Stage2> {
+        Leaf(Self::bits(a), PhantomData)
+    }
 
     /// `a`'s index in [`Stage2::BITS`].
     const fn index(a: Attrs) -> usize {
@@ -478,8 +543,9 @@ impl<F: Format> PageTable<F> {
         va: u64,
         pa: u64,
         size: u64,
-        attrs: Attrs,
+        attrs: impl Into<Leaf<F>>,
     ) -> Result<(), MapError> {
+        let leaf = attrs.into();
         if let Some((slot, desc, level)) = self.remembered_one(mem, va, pa, size)
             && desc & VALID == 0
         {
@@ -487,12 +553,12 @@ impl<F: Format> PageTable<F> {
             // SAFETY: `slot` is the free descriptor of `va` in the live
             // remembered table, whose own descriptor is `last_leaf.slot`.
             unsafe {
-                slot.write_volatile((pa & OA_MASK) | F::encode(attrs) | ty | VALID);
-                count_step(self.last_leaf.slot as *mut u64, true);
+                slot.write_volatile((pa & OA_MASK) | leaf.0 | ty | VALID);
+                count_add(self.last_leaf.slot as *mut u64, COUNT_ONE, COUNT_MASK);
             }
             return Ok(());
         }
-        self.map_general(mem, va, pa, size, attrs)
+        self.map_general(mem, va, pa, size, leaf)
     }
 
     /// The descriptor of `va` in the remembered table, its value and its
@@ -543,7 +609,7 @@ impl<F: Format> PageTable<F> {
         va: u64,
         pa: u64,
         size: u64,
-        attrs: Attrs,
+        attrs: impl Into<Leaf<F>>,
     ) -> Result<(), MapError> {
         self.check_range(va, size)?;
         if !pa.is_multiple_of(PAGE_SIZE) {
@@ -553,7 +619,7 @@ impl<F: Format> PageTable<F> {
             Some(end) if end <= 1 << 48 => {}
             _ => return Err(MapError::OutOfRange),
         }
-        let leaf = F::encode(attrs);
+        let leaf = attrs.into().0;
         // One descriptor: the shortcut walk, unless a table sits where the
         // leaf goes (then the general walk decides).
         if let Some(level) = self.single_level(va, pa, size)
@@ -752,7 +818,8 @@ impl<F: Format> PageTable<F> {
             // table, whose own descriptor is `last_leaf.slot`.
             let emptied = unsafe {
                 slot.write_volatile(0);
-                count_step(self.last_leaf.slot as *mut u64, false) == 0
+                count_add(self.last_leaf.slot as *mut u64, COUNT_ONE.wrapping_neg(), 0) & COUNT_MASK
+                    == 0
             };
             // Already the spare (a MAP+UNMAP loop empties the same table
             // each time): what `emptied` would leave, without its call.

@@ -22,6 +22,7 @@
 //! unattached and answers the request with the error's status.
 
 use super::wire::probe::ResvSubtype;
+use super::wire::request::MapFlags;
 use alloc::vec::Vec;
 
 /// A reserved IOVA region of an endpoint (reported by PROBE; MAP requests
@@ -92,15 +93,67 @@ impl core::fmt::Display for BackendError {
 
 impl core::error::Error for BackendError {}
 
-/// Permissions and memory type of one backend mapping.
+/// Permissions and memory type of one backend mapping: the bits of a MAP
+/// request's flags READ (bit 0), WRITE (bit 1) and MMIO (bit 2), as the
+/// wire has them, so that a backend encodes a mapping by one table lookup
+/// ([`MapAttrs::index`]) instead of decoding three booleans.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct MapAttrs {
+pub struct MapAttrs(u8);
+
+impl MapAttrs {
+    const READ: u8 = 1;
+    const WRITE: u8 = 2;
+    const MMIO: u8 = 4;
+
+    /// Device reads allowed (`read`), writes allowed (`write`), and the
+    /// target device MMIO (`mmio`: Device-nGnRE rather than Normal memory).
+    pub const fn new(read: bool, write: bool, mmio: bool) -> Self {
+        Self((read as u8 * Self::READ) | (write as u8 * Self::WRITE) | (mmio as u8 * Self::MMIO))
+    }
+
+    /// The attributes a MAP request's flags ask for (flags the device does
+    /// not know are left out: the model refuses them before).
+    #[inline(always)]
+    pub const fn from_flags(flags: MapFlags) -> Self {
+        // The wire's bits are these bits (virtio-iommu: READ 1 << 0,
+        // WRITE 1 << 1, MMIO 1 << 2).
+        const _: () = assert!(
+            MapFlags::READ == MapAttrs::READ as u32
+                && MapFlags::WRITE == MapAttrs::WRITE as u32
+                && MapFlags::MMIO == MapAttrs::MMIO as u32
+        );
+        Self((flags.0 & MapFlags::MASK) as u8)
+    }
+
     /// Device reads are allowed.
-    pub read: bool,
+    pub const fn read(self) -> bool {
+        self.0 & Self::READ != 0
+    }
+
     /// Device writes are allowed.
-    pub write: bool,
+    pub const fn write(self) -> bool {
+        self.0 & Self::WRITE != 0
+    }
+
     /// The target is device MMIO (Device-nGnRE rather than Normal memory).
-    pub mmio: bool,
+    pub const fn mmio(self) -> bool {
+        self.0 & Self::MMIO != 0
+    }
+
+    /// The attributes as a number below [`MapAttrs::COUNT`] (read, write
+    /// and MMIO as bits 0, 1 and 2), for a table of encodings.
+    #[inline(always)]
+    pub const fn index(self) -> usize {
+        (self.0 & 7) as usize
+    }
+
+    /// How many different attributes there are.
+    pub const COUNT: usize = 8;
+
+    /// The attributes of [`MapAttrs::index`] `i` (below [`MapAttrs::COUNT`]).
+    pub const fn from_index(i: usize) -> Self {
+        Self((i & 7) as u8)
+    }
 }
 
 /// The hardware side of one guest's virtio-iommu.

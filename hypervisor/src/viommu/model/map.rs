@@ -61,14 +61,10 @@ impl<B: IommuBackend> Viommu<B> {
         if self.mapping_count >= self.max_mappings || domain.mappings.reserve().is_err() {
             return Status::Nomem;
         }
-        let attrs = MapAttrs {
-            read: req.flags.read(),
-            write: req.flags.write(),
-            mmio: req.flags.mmio(),
-        };
+        let attrs = MapAttrs::from_flags(req.flags);
         let backend = &mut self.backend;
         // The usual MAP: the whole range host-contiguous, one backend call.
-        let (done, status) = match backend.translate(phys, len, attrs.mmio) {
+        let (done, status) = match backend.translate(phys, len, attrs.mmio()) {
             Ok(pa) if pa & off_granule == 0 => match backend.map(req.domain, start, pa, len, attrs)
             {
                 Ok(()) => (len, Status::Ok),
@@ -178,12 +174,12 @@ fn map_pieces<B: IommuBackend>(
         let at = gpa + done;
         let translated = match first.take() {
             Some(t) => t,
-            None => backend.translate(at, rest, attrs.mmio),
+            None => backend.translate(at, rest, attrs.mmio()),
         };
         let (pa, piece) = match translated {
             Ok(pa) => (pa, rest),
             Err(Refusal::Discontiguous { run }) if run > 0 && run < rest && run % granule == 0 => {
-                match backend.translate(at, run, attrs.mmio) {
+                match backend.translate(at, run, attrs.mmio()) {
                     Ok(pa) => (pa, run),
                     Err(r) => return (done, refusal_status(r)),
                 }

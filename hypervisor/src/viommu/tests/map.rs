@@ -22,7 +22,7 @@ fn map_writes_the_host_address_through_the_guest_stage2() {
     let d = &v.backend().domains[&1];
     let c = d.chunks[&0x10_0000];
     assert_eq!((c.pa, c.len), (HOST0 + 0x3000, 0x1_0000));
-    assert!(c.attrs.read && c.attrs.write && !c.attrs.mmio);
+    assert!(c.attrs.read() && c.attrs.write() && !c.attrs.mmio());
     let m = v.mappings(1).next().expect("mapping");
     assert_eq!(
         (m.start, m.end, m.phys),
@@ -160,13 +160,13 @@ fn mmio_maps_only_with_the_flag_and_permissions_pass_through() {
     let c = v.backend().domains[&1].chunks[&0x800_0000];
     assert_eq!(c.pa, DEV_MMIO);
     assert!(
-        c.attrs.mmio && c.attrs.write && !c.attrs.read,
+        c.attrs.mmio() && c.attrs.write() && !c.attrs.read(),
         "writes need WRITE; no READ given"
     );
     let ro = MapFlags(MapFlags::READ);
     assert_eq!(send(&mut v, map(1, 0x2000, 0x2fff, RAM0, ro)), Status::Ok);
     let c = v.backend().domains[&1].chunks[&0x2000];
-    assert!(c.attrs.read && !c.attrs.write);
+    assert!(c.attrs.read() && !c.attrs.write());
 }
 
 #[test]

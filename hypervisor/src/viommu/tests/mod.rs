@@ -186,9 +186,9 @@ pub fn check_invariants(v: &Viommu<FakeBackend>) {
                 assert_eq!(u128::from(iova), at, "chunk start");
                 let gpa = m.phys + (iova - m.start);
                 assert_eq!(fake.host_of(gpa), Some(c.pa), "chunk host address");
-                assert_eq!(c.attrs.read, m.flags.read());
-                assert_eq!(c.attrs.write, m.flags.write());
-                assert_eq!(c.attrs.mmio, m.flags.mmio());
+                assert_eq!(c.attrs.read(), m.flags.read());
+                assert_eq!(c.attrs.write(), m.flags.write());
+                assert_eq!(c.attrs.mmio(), m.flags.mmio());
                 at += u128::from(c.len);
             }
             assert_eq!(at, u128::from(m.end) + 1, "chunks overrun the mapping");
@@ -205,7 +205,7 @@ pub fn check_invariants(v: &Viommu<FakeBackend>) {
     for d in fake.domains.values() {
         for c in d.chunks.values() {
             assert!(
-                fake.owns_host(c.pa, c.len, c.attrs.mmio),
+                fake.owns_host(c.pa, c.len, c.attrs.mmio()),
                 "chunk outside guest memory: {c:?}"
             );
         }

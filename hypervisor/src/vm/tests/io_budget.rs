@@ -19,11 +19,7 @@ const EP: u32 = 0x08; // 00:01.0
 const GIB: u64 = 1 << 30;
 const MIB2: u64 = 2 << 20;
 
-const RW: MapAttrs = MapAttrs {
-    read: true,
-    write: true,
-    mmio: false,
-};
+const RW: MapAttrs = MapAttrs::new(true, true, false);
 
 fn backend(w: &World, table_pages: usize) -> (Guest, SmmuBackend) {
     let g = w.guest(0, config("a", &[0], true));
@@ -169,7 +165,7 @@ fn an_mmio_map_over_the_pcie_window_costs_a_bounded_number_of_walks() {
         "one walk per block"
     );
     assert!(t0.elapsed() < std::time::Duration::from_millis(500));
-    let mmio = MapAttrs { mmio: true, ..RW };
+    let mmio = MapAttrs::new(true, true, true);
     let start = b.tables().held();
     assert_eq!(
         b.map(1, 0x1000, base, size, mmio),

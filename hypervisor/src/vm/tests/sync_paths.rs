@@ -88,11 +88,7 @@ fn side(count: usize, fail: (usize, usize)) -> (&'static Issues, Guest, SmmuBack
 
 #[test]
 fn one_smmu_sync_matches_the_general_path() {
-    const RW: MapAttrs = MapAttrs {
-        read: true,
-        write: true,
-        mmio: false,
-    };
+    const RW: MapAttrs = MapAttrs::new(true, true, false);
     let mut seed = 0x9e37_79b9_7f4a_7c15u64;
     let mut rand = move |n: u64| {
         seed ^= seed << 13;

@@ -20,11 +20,7 @@ fn backend(w: &World) -> (Guest, SmmuBackend) {
     (g, b)
 }
 
-const RW: MapAttrs = MapAttrs {
-    read: true,
-    write: true,
-    mmio: false,
-};
+const RW: MapAttrs = MapAttrs::new(true, true, false);
 
 #[test]
 fn each_translating_domain_has_its_own_vmid_until_destroyed() {

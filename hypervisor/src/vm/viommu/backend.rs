@@ -33,7 +33,7 @@ use super::vmids::GuestVmids;
 use crate::arch::{Arch, Cpu};
 use crate::mm::budget_tables::BudgetTables;
 use crate::mm::layout::Region;
-use crate::mm::pagetable::{Attrs, MapError, MemType, PAGE_SIZE, PageTable, Stage2};
+use crate::mm::pagetable::{Attrs, Leaf, MapError, MemType, PAGE_SIZE, PageTable, Stage2};
 use crate::perf;
 use crate::smmu::SmmuError;
 use crate::smmu::cmd::{Cmd, plan_s2_invalidation_into};
@@ -69,6 +69,30 @@ pub const MAX_NOTIFY_WORK: u64 = 1 << 17;
 /// Most stage-2 walks checking one MAP's MMIO target may take (one per
 /// stage-2 page or block); a target needing more gets NOMEM.
 pub const MAX_TRANSLATE_WALKS: u64 = 4096;
+
+/// The stage-2 leaf encoding of each [`MapAttrs`], by
+/// [`MapAttrs::index`]: Normal or Device-nGnRE memory, the read and write
+/// permissions asked, never executable. Decided at compile time, so a MAP
+/// encodes its leaf with one load.
+const LEAVES: [Leaf<Stage2>; MapAttrs::COUNT] = {
+    let mut t = [Stage2::leaf(Attrs::RW); MapAttrs::COUNT];
+    let mut i = 0;
+    while i < MapAttrs::COUNT {
+        let m = MapAttrs::from_index(i);
+        t[i] = Stage2::leaf(Attrs {
+            mem: if m.mmio() {
+                MemType::Device
+            } else {
+                MemType::Normal
+            },
+            read: m.read(),
+            write: m.write(),
+            exec: false,
+        });
+        i += 1;
+    }
+    t
+};
 
 struct Domain {
     /// Identity through the guest's stage 2 (ATTACH_F_BYPASS).
@@ -472,7 +496,7 @@ impl SmmuBackend {
         domain: u32,
         vmid: u16,
         (iova, pa, len): (u64, u64, u64),
-        a: Attrs,
+        a: Leaf<Stage2>,
     ) -> Result<(), BackendError> {
         let t = self
             .domains
@@ -763,16 +787,7 @@ impl IommuBackend for SmmuBackend {
             return Err(BackendError::NoResources);
         }
         self.batch_work += ptes;
-        let a = Attrs {
-            mem: if attrs.mmio {
-                MemType::Device
-            } else {
-                MemType::Normal
-            },
-            read: attrs.read,
-            write: attrs.write,
-            exec: false,
-        };
+        let a = LEAVES[attrs.index()];
         let result = match t.map(&mut self.tables, iova, pa, len, a) {
             Err(MapError::NoMemory) if t.has_spare() => {
                 self.map_after_spare(domain, vmid, (iova, pa, len), a)
@@ -829,5 +844,37 @@ impl IommuBackend for SmmuBackend {
 
     fn table_ticks(&self) -> [u64; 2] {
         self.ticks
+    }
+}
+
+#[cfg(test)]
+mod leaf_tests {
+    use super::*;
+    use crate::mm::pagetable::Format;
+    use crate::viommu::wire::request::MapFlags;
+
+    /// The compile-time table gives every MAP the leaf the per-call
+    /// encoding gave (Normal or Device from MMIO, the permissions asked,
+    /// never executable), and a request's flags give the attributes their
+    /// booleans name.
+    #[test]
+    fn leaves_are_the_per_call_encoding() {
+        for flags in 0..8u32 {
+            let f = MapFlags(flags);
+            let attrs = MapAttrs::from_flags(f);
+            assert_eq!(attrs, MapAttrs::new(f.read(), f.write(), f.mmio()));
+            let a = Attrs {
+                mem: if f.mmio() {
+                    MemType::Device
+                } else {
+                    MemType::Normal
+                },
+                read: f.read(),
+                write: f.write(),
+                exec: false,
+            };
+            assert_eq!(LEAVES[attrs.index()], Leaf::from(a));
+            assert_eq!(Stage2::decode(Stage2::encode(a)), a);
+        }
     }
 }
