@@ -536,7 +536,7 @@ impl<F: Format> PageTable<F> {
     /// else, errors included, is [`PageTable::map_general`]'s. What lets
     /// it in ([`Self::remembered_one`]) implies every check of the
     /// general path, so it answers and writes exactly as that path would.
-    #[inline]
+    #[inline(always)]
     pub fn map(
         &mut self,
         mem: &mut impl TableMemory,

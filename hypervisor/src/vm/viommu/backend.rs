@@ -779,14 +779,23 @@ impl IommuBackend for SmmuBackend {
         // walk is needed for (it never undercounts; 256 requests of that
         // size fit the notify's allowance); beyond, the exact count.
         let ptes = if len <= SMALL_MAP {
-            len.div_ceil(0x1000)
+            // At most 512 (no overflow: `len` is at most 2 MiB), under
+            // MAX_MAP_PTES: no test of it.
+            (len + 0xfff) >> 12
         } else {
-            t.leaf_count(iova, pa, len)
+            match t.leaf_count(iova, pa, len) {
+                n if n > MAX_MAP_PTES => return Err(BackendError::NoResources),
+                n => n,
+            }
         };
-        if ptes > MAX_MAP_PTES || self.batch_work.saturating_add(ptes) > MAX_NOTIFY_WORK {
+        // No overflow: `batch_work` is at most MAX_NOTIFY_WORK (it grows
+        // only up to it, here and in `translate_outside_ram`) and `ptes`
+        // at most MAX_MAP_PTES.
+        let work = self.batch_work + ptes;
+        if work > MAX_NOTIFY_WORK {
             return Err(BackendError::NoResources);
         }
-        self.batch_work += ptes;
+        self.batch_work = work;
         let a = LEAVES[attrs.index()];
         let result = match t.map(&mut self.tables, iova, pa, len, a) {
             Err(MapError::NoMemory) if t.has_spare() => {
