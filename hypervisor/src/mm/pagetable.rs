@@ -79,6 +79,29 @@ unsafe fn count_add(slot: *mut u64, step: u64, saturated: u64) -> u64 {
 /// One live entry in a table descriptor's count.
 const COUNT_ONE: u64 = 1 << COUNT_SHIFT;
 
+/// The spare table of a [`PageTable`] (see its field): the VA its region
+/// starts at and its level in one word, so that the unmap of a MAP+UNMAP
+/// loop compares it with one comparison. The region is aligned to at
+/// least 2 MiB and the level is at most 3: the two fit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Spare(u64);
+
+impl Spare {
+    /// No spare: all ones is no table's key (its VA is not aligned).
+    const NONE: Self = Self(u64::MAX);
+
+    /// The key of the table at `level` covering the region from `va`.
+    #[inline(always)]
+    fn of(va: u64, level: usize) -> Self {
+        Self(va | level as u64)
+    }
+
+    /// The spare's region VA and level, if there is one.
+    fn get(self) -> Option<(u64, usize)> {
+        (self != Self::NONE).then_some((self.0 & !3, (self.0 & 3) as usize))
+    }
+}
+
 /// The live-entry count in table descriptor `desc`.
 const fn count_of(desc: u64) -> u64 {
     (desc & COUNT_MASK) >> COUNT_SHIFT
@@ -404,7 +427,7 @@ pub struct PageTable<F: Format> {
     /// at most one is kept, so memory stays bounded: the previous spare is
     /// retired (if still empty) when another table empties, and
     /// [`PageTable::release_spare`] retires it on demand.
-    spare: Option<(u64, usize)>,
+    spare: Spare,
     /// The table the last one-descriptor map or unmap below the root
     /// walked to (a last-level table for a page, a level-2 table for a
     /// 2 MiB block): the next one at the same level in the region that
@@ -483,7 +506,7 @@ impl<F: Format> PageTable<F> {
             start_level,
             root_entries,
             ia_bits,
-            spare: None,
+            spare: Spare::NONE,
             last_leaf: LastLeaf::NONE,
             _format: PhantomData,
         })
@@ -824,7 +847,7 @@ impl<F: Format> PageTable<F> {
             // Already the spare (a MAP+UNMAP loop empties the same table
             // each time): what `emptied` would leave, without its call.
             let shift = self.last_leaf.shift;
-            if emptied && self.spare != Some(((va >> shift) << shift, level)) {
+            if emptied && self.spare != Spare::of((va >> shift) << shift, level) {
                 self.emptied(mem, va, level);
             }
             return Ok(());
@@ -1058,10 +1081,12 @@ impl<F: Format> PageTable<F> {
     fn emptied(&mut self, mem: &mut impl TableMemory, va: u64, level: usize) {
         if mem.retires() && level > self.start_level {
             let table_va = va & !(level_size(level - 1) - 1);
-            if let Some(old) = self.spare.replace((table_va, level))
-                && old != (table_va, level)
+            let new = Spare::of(table_va, level);
+            let old = core::mem::replace(&mut self.spare, new);
+            if let Some((old_va, old_level)) = old.get()
+                && old != new
             {
-                self.retire_if_empty(mem, old.0, old.1);
+                self.retire_if_empty(mem, old_va, old_level);
             }
         }
     }
@@ -1083,14 +1108,14 @@ impl<F: Format> PageTable<F> {
 
     /// Whether an emptied table is kept linked as the spare.
     pub fn has_spare(&self) -> bool {
-        self.spare.is_some()
+        self.spare.get().is_some()
     }
 
     /// Retires the spare table (see the field) if it is still empty, and
     /// each parent this leaves empty: afterwards no emptied table stays
     /// linked. For memory that [retires](TableMemory::retires) tables.
     pub fn release_spare(&mut self, mem: &mut impl TableMemory) {
-        if let Some((va, level)) = self.spare.take() {
+        if let Some((va, level)) = core::mem::replace(&mut self.spare, Spare::NONE).get() {
             self.retire_if_empty(mem, va, level);
         }
     }
