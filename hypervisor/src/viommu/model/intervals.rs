@@ -105,13 +105,18 @@ impl Intervals {
     #[inline(always)]
     pub fn free_slot(&self, start: u64, end: u64) -> Option<Slot> {
         if let Repr::Small(d) = &self.repr {
-            match (d.front(), d.back()) {
-                (_, None) => return Some(Slot(0)),
-                // Ascending IOVAs, and the MAP of a MAP+UNMAP pair.
-                (_, Some(last)) if last.end < start => return Some(Slot(d.len() as u64)),
-                // Descending IOVAs (Linux's allocator works top-down).
-                (Some(first), _) if first.start > end => return Some(Slot(0)),
-                _ => {}
+            // The last mapping first: the first is looked at only when
+            // the range is not past the last one.
+            let Some(last) = d.back() else {
+                return Some(Slot(0));
+            };
+            // Ascending IOVAs, and the MAP of a MAP+UNMAP pair.
+            if last.end < start {
+                return Some(Slot(d.len() as u64));
+            }
+            // Descending IOVAs (Linux's allocator works top-down).
+            if d.front().is_some_and(|first| first.start > end) {
+                return Some(Slot(0));
             }
         }
         self.free_slot_search(start, end)
