@@ -364,7 +364,10 @@ fn single_descriptor_shortcut_matches_the_general_rules() {
 /// valid entries and (with `no_empty`) it is not empty. Returns the tables.
 fn check_counts<F: Format>(pt: &PageTable<F>, mem: &FakeMem, no_empty: bool) -> usize {
     // The one emptied table the table may keep linked (its `spare`).
-    let spare = pt.spare.get().and_then(|(va, level)| pt.table_at(mem, va, level));
+    let spare = pt
+        .spare
+        .get()
+        .and_then(|(va, level)| pt.table_at(mem, va, level));
     let spare_is = |t: u64| spare == Some(t);
     /// (valid entries of `table`, tables below it)
     fn walk(
