@@ -210,6 +210,13 @@ impl<C: CacheOps> DmaQueue<C> {
         }
     }
 
+    /// Whether commands are written through the queue's 16-byte slots
+    /// (a command queue whose block passed the checks of
+    /// [`DmaBlock::slots16`]) rather than entry by entry.
+    pub fn has_slots(&self) -> bool {
+        self.slots.is_some()
+    }
+
     /// Makes the whole queue consistent before the SMMU first uses it.
     pub fn flush_all(&self) {
         self.sync.to_cpu(self.block.phys(), self.block.len());
@@ -249,12 +256,7 @@ impl<C: CacheOps> QueueMemory for DmaQueue<C> {
             }
             return self.write_entry(at, &last.0);
         };
-        let mut at = index;
-        for cmd in cmds {
-            slots.write(at, &cmd.0);
-            at = at.wrapping_add(1);
-        }
-        slots.write(at, &last.0);
+        slots.write_cmds(index, cmds, &last.0);
     }
 
     fn to_device(&self, index: u32, count: u32) {
