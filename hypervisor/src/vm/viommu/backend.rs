@@ -509,9 +509,10 @@ impl SmmuBackend {
             if cmds.is_empty() {
                 Ok(())
             } else {
-                let issued = self.guest.smmus.issue(0, cmds);
+                let issued = self.guest.smmus.sync_cmds(0, cmds);
                 cmds.clear();
-                issued.map_err(hw)
+                // The failure was logged where it happened.
+                issued.map_err(|_| BackendError::Hardware)
             }
         } else {
             self.issue_each()
@@ -539,8 +540,9 @@ impl SmmuBackend {
             if cmds.is_empty() {
                 continue;
             }
-            if let Err(e) = self.guest.smmus.issue(inst, cmds) {
-                result = Err(hw(e));
+            if self.guest.smmus.sync_cmds(inst, cmds).is_err() {
+                // Logged where it happened.
+                result = Err(BackendError::Hardware);
             }
             cmds.clear();
         }
@@ -809,10 +811,11 @@ impl IommuBackend for SmmuBackend {
             // quarantine, the retired count 0), without its frame.
             let mut result = Ok(());
             if !cmds.is_empty() {
-                let issued = self.guest.smmus.issue(0, cmds);
+                let issued = self.guest.smmus.sync_cmds(0, cmds);
                 cmds.clear();
-                if let Err(e) = issued {
-                    result = Err(hw(e));
+                if issued.is_err() {
+                    // Logged where it happened (the SMMU and its error).
+                    result = Err(BackendError::Hardware);
                 }
             }
             self.batch_work = 0;
