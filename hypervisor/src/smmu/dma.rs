@@ -240,7 +240,7 @@ impl Slots16 {
     /// does. When all of them fit before the block's end (every sync but
     /// the one that reaches it) they are one loop of one 16-byte store
     /// per slot, a store pair whose two words are each single-copy
-    /// atomic; else slot by slot, each index masked.
+    /// atomic; across the end, two such runs.
     #[inline(always)]
     pub fn write_cmds(&self, index: u32, cmds: &[Cmd], last: &[u64; 2]) {
         let start = (index & self.imask) as usize;
@@ -260,12 +260,46 @@ impl Slots16 {
             }
             return;
         }
+        let count = self.imask as usize + 1;
+        if cmds.len() < count {
+            // Across the block's end (a batch's sync, now and then): a run
+            // to the end, then one from slot 0, each of fewer than `count`.
+            let (run, wrapped) = cmds.split_at(count - start);
+            // SAFETY: `start + run.len() == count` and `wrapped.len() <
+            // count`: both runs lie inside the block.
+            unsafe {
+                self.write_run(start, run);
+                self.write_run(0, wrapped);
+            }
+            return self.write(index.wrapping_add(cmds.len() as u32), last);
+        }
+        // More than the slots hold (no sync writes that many at once).
         let mut at = index;
         for cmd in cmds {
             self.write(at, &cmd.0);
             at = at.wrapping_add(1);
         }
         self.write(at, last);
+    }
+
+    /// Writes `run` to the slots `slot..slot + run.len()`, one 16-byte
+    /// store each.
+    ///
+    /// # Safety
+    ///
+    /// `slot + run.len()` is at most the slot count.
+    #[inline(always)]
+    unsafe fn write_run(&self, slot: usize, run: &[Cmd]) {
+        // SAFETY: the caller keeps the run inside the block; the block is
+        // 16-aligned (checked in `slots16`), so is every slot; DmaMemory
+        // keeps it valid.
+        unsafe {
+            let mut p = self.ptr.add(slot * 2).cast::<u128>();
+            for cmd in run {
+                p.write_volatile(entry(&cmd.0));
+                p = p.add(1);
+            }
+        }
     }
 }
 

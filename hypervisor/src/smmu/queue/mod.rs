@@ -35,7 +35,7 @@ pub trait QueueMemory {
     }
     /// Writes `cmds` from `index` on, then `last` after them (wrapping):
     /// what [`QueueMemory::write_cmd`] of each, in order, does.
-    fn write_cmds(&mut self, index: u32, cmds: &[Cmd], last: &Cmd) {
+    fn write_cmds(&mut self, index: u32, cmds: &[Cmd], last: Cmd) {
         let mut at = index;
         for cmd in cmds {
             self.write_cmd(at, &cmd.0);
@@ -223,6 +223,21 @@ impl<C: CacheOps> DmaQueue<C> {
     }
 }
 
+impl<C: CacheOps> DmaQueue<C> {
+    /// [`QueueMemory::write_cmds`] entry by entry (a queue without
+    /// slots). Out of line: `last` is put in memory here, not on the
+    /// stack of every sync.
+    #[inline(never)]
+    fn write_cmds_each(&mut self, index: u32, cmds: &[Cmd], last: Cmd) {
+        let mut at = index;
+        for cmd in cmds {
+            self.write_entry(at, &cmd.0);
+            at = at.wrapping_add(1);
+        }
+        self.write_entry(at, &last.0);
+    }
+}
+
 impl<C: CacheOps> QueueMemory for DmaQueue<C> {
     fn read_entry(&self, index: u32, out: &mut [u64]) {
         let base = self.ring.index(index) as usize * self.entry_bytes();
@@ -247,14 +262,9 @@ impl<C: CacheOps> QueueMemory for DmaQueue<C> {
     }
 
     #[inline(always)]
-    fn write_cmds(&mut self, index: u32, cmds: &[Cmd], last: &Cmd) {
+    fn write_cmds(&mut self, index: u32, cmds: &[Cmd], last: Cmd) {
         let Some(slots) = self.slots else {
-            let mut at = index;
-            for cmd in cmds {
-                self.write_entry(at, &cmd.0);
-                at = at.wrapping_add(1);
-            }
-            return self.write_entry(at, &last.0);
+            return self.write_cmds_each(index, cmds, last);
         };
         slots.write_cmds(index, cmds, &last.0);
     }

@@ -248,7 +248,7 @@ fn command_runs_match_slot_by_slot_writes() {
         lengths[n] += 1;
         let cmds: Vec<Cmd> = (0..n).map(|_| Cmd([rng.next(), rng.next()])).collect();
         let last = Cmd([rng.next(), rng.next()]);
-        a.write_cmds(index, &cmds, &last);
+        a.write_cmds(index, &cmds, last);
         for (k, cmd) in cmds.iter().chain([&last]).enumerate() {
             b.write_entry(index.wrapping_add(k as u32), &cmd.0);
         }
