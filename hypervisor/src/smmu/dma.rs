@@ -3,6 +3,8 @@
 //! bounds-checked handle on one allocation ([`DmaBlock`]), and that block
 //! seen as 16-byte slots ([`Slots16`], a command queue's entries).
 
+use super::cmd::Cmd;
+
 /// Memory the SMMU reads and writes: the stream table and the queues.
 ///
 /// # Safety
@@ -202,11 +204,14 @@ pub struct Slots16 {
 unsafe impl Send for Slots16 {}
 
 impl DmaBlock {
-    /// The block as `count` 16-byte slots, if `count` is a power of two
-    /// and the block is exactly `count * 16` bytes long.
+    /// The block as `count` 16-byte slots, if `count` is a power of two,
+    /// the block is exactly `count * 16` bytes long and its first byte is
+    /// 16-aligned (as a queue's block, aligned to its size, is).
     pub fn slots16(&self, count: u32) -> Option<Slots16> {
         let exact = (count as usize).checked_mul(16) == Some(self.len);
-        (count.is_power_of_two() && exact).then_some(Slots16 {
+        // 16-aligned too: a slot is written as one 16-byte store pair.
+        let aligned = (self.ptr as usize).is_multiple_of(16);
+        (count.is_power_of_two() && exact && aligned).then_some(Slots16 {
             ptr: self.ptr.cast::<u64>(),
             imask: count - 1,
         })
@@ -229,4 +234,78 @@ impl Slots16 {
             p.add(1).write_volatile(words[1].to_le());
         }
     }
+
+    /// Writes each of `cmds` to the slots from `index` on (wrapping),
+    /// then `last` after them: what [`Slots16::write`] of each, in order,
+    /// does. When all of them fit before the block's end (every sync but
+    /// the one that reaches it) they are one loop of one 16-byte store
+    /// per slot, a store pair whose two words are each single-copy
+    /// atomic; across the end, two such runs.
+    #[inline(always)]
+    pub fn write_cmds(&self, index: u32, cmds: &[Cmd], last: &[u64; 2]) {
+        let start = (index & self.imask) as usize;
+        // `start` < 2^32 and a slice's length < 2^60: no overflow.
+        if start + cmds.len() <= self.imask as usize {
+            // SAFETY: the slots `start..=start + cmds.len()` are inside
+            // the block (the last one is at most `imask`); the block is
+            // 16-aligned (checked in `slots16`), so is every slot;
+            // DmaMemory keeps it valid.
+            unsafe {
+                let mut p = self.ptr.add(start * 2).cast::<u128>();
+                for cmd in cmds {
+                    p.write_volatile(entry(&cmd.0));
+                    p = p.add(1);
+                }
+                p.write_volatile(entry(last));
+            }
+            return;
+        }
+        let count = self.imask as usize + 1;
+        if cmds.len() < count {
+            // Across the block's end (a batch's sync, now and then): a run
+            // to the end, then one from slot 0, each of fewer than `count`.
+            let (run, wrapped) = cmds.split_at(count - start);
+            // SAFETY: `start + run.len() == count` and `wrapped.len() <
+            // count`: both runs lie inside the block.
+            unsafe {
+                self.write_run(start, run);
+                self.write_run(0, wrapped);
+            }
+            return self.write(index.wrapping_add(cmds.len() as u32), last);
+        }
+        // More than the slots hold (no sync writes that many at once).
+        let mut at = index;
+        for cmd in cmds {
+            self.write(at, &cmd.0);
+            at = at.wrapping_add(1);
+        }
+        self.write(at, last);
+    }
+
+    /// Writes `run` to the slots `slot..slot + run.len()`, one 16-byte
+    /// store each.
+    ///
+    /// # Safety
+    ///
+    /// `slot + run.len()` is at most the slot count.
+    #[inline(always)]
+    unsafe fn write_run(&self, slot: usize, run: &[Cmd]) {
+        // SAFETY: the caller keeps the run inside the block; the block is
+        // 16-aligned (checked in `slots16`), so is every slot; DmaMemory
+        // keeps it valid.
+        unsafe {
+            let mut p = self.ptr.add(slot * 2).cast::<u128>();
+            for cmd in run {
+                p.write_volatile(entry(&cmd.0));
+                p = p.add(1);
+            }
+        }
+    }
+}
+
+/// A 16-byte entry as one 128-bit value whose little-endian bytes are
+/// `words[0]`'s then `words[1]`'s (the SMMU's layout).
+#[inline(always)]
+fn entry(words: &[u64; 2]) -> u128 {
+    (u128::from(words[1]) << 64 | u128::from(words[0])).to_le()
 }

@@ -16,7 +16,7 @@ use crate::smmu::cmd::Cmd;
 use crate::smmu::dma::{CacheOps, DmaMemory};
 use crate::smmu::manager::{
     DeviceStreams, DmaFault, FaultHandled, FaultSink, OwnerId, SmmuManager, StreamProblem,
-    endpoint_sid, owner_streams_within, sid_endpoint,
+    SyncFailed, endpoint_sid, owner_streams_within, sid_endpoint,
 };
 use crate::smmu::regs::SmmuRegs;
 use crate::smmu::streams::pcie_rid_streams;
@@ -103,6 +103,15 @@ pub trait DmaControl: Sync {
     fn abort_stream(&self, smmu: usize, sid: u32) -> Result<(), DmaError>;
     /// Issues `cmds` and a CMD_SYNC on instance `smmu`, and waits.
     fn issue(&self, smmu: usize, cmds: &[Cmd]) -> Result<(), DmaError>;
+    /// [`DmaControl::issue`] for a hot path (a guest's invalidations): a
+    /// failure is logged where it happens and answered as [`SyncFailed`]
+    /// (in a register, not an error value through memory).
+    fn sync_cmds(&self, smmu: usize, cmds: &[Cmd]) -> Result<(), SyncFailed> {
+        self.issue(smmu, cmds).map_err(|e| {
+            log::error!("{e}");
+            SyncFailed
+        })
+    }
     /// Whether instance `smmu` has range invalidation.
     fn has_ril(&self, smmu: usize) -> bool;
     /// Number of SMMU instances.
@@ -369,6 +378,9 @@ where
     }
     fn issue(&self, smmu: usize, cmds: &[Cmd]) -> Result<(), DmaError> {
         self.smmus.issue(smmu, cmds)
+    }
+    fn sync_cmds(&self, smmu: usize, cmds: &[Cmd]) -> Result<(), SyncFailed> {
+        self.smmus.sync_cmds(smmu, cmds)
     }
     fn has_ril(&self, smmu: usize) -> bool {
         self.smmus.has_ril(smmu)

@@ -35,6 +35,21 @@ pub enum ManagerError {
     },
 }
 
+/// A sync that failed on a hot path ([`super::SmmuManager::sync_cmds`]):
+/// the failure (instance and driver error) was logged where it happened;
+/// only the fact comes back, in a register rather than as an error value
+/// through memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SyncFailed;
+
+impl fmt::Display for SyncFailed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SMMU command sync failed (logged where it failed)")
+    }
+}
+
+impl core::error::Error for SyncFailed {}
+
 impl ManagerError {
     /// The driver's (or the stage-2 configuration's) error, if there is
     /// one.

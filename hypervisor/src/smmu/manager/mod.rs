@@ -36,7 +36,7 @@ pub use devices::{
     DeviceStreams, OwnerStreams, StreamProblem, endpoint_sid, owner_streams, owner_streams_within,
     sid_endpoint,
 };
-pub use error::ManagerError;
+pub use error::{ManagerError, SyncFailed};
 pub use events::{DmaFault, FaultHandled, FaultSink};
 pub use probe::{Probed, SmmuInterrupt, SmmuIrq, SmmuParts};
 

@@ -4,7 +4,7 @@
 //! virtio-iommu's endpoints.
 
 use super::devices::OwnerStreams;
-use super::{ManagerError, Owned, OwnerId, SmmuManager, Stage2Table};
+use super::{ManagerError, Owned, OwnerId, SmmuManager, Stage2Table, SyncFailed};
 use crate::smmu::cmd::Cmd;
 use crate::smmu::dma::{CacheOps, DmaMemory};
 use crate::smmu::error::SmmuError;
@@ -168,6 +168,22 @@ impl<R: SmmuRegs, D: DmaMemory, C: CacheOps + Clone> SmmuManager<R, D, C> {
         }
     }
 
+    /// [`SmmuManager::issue`] for a hot path (a guest's invalidations): a
+    /// failure is logged here, with the instance and the driver's error,
+    /// and answered as [`SyncFailed`], which the caller gets in a register.
+    #[inline]
+    pub fn sync_cmds(&self, smmu: usize, cmds: &[Cmd]) -> Result<(), SyncFailed> {
+        let Some(inst) = self.instances.get(smmu) else {
+            return Err(log_failed(&ManagerError::NoSuchSmmu(smmu)));
+        };
+        let issued = inst.driver.lock().issue(cmds);
+        // The lock released; the usual answer tested first.
+        match issued {
+            Ok(()) => Ok(()),
+            Err(error) => Err(log_failed(&smmu_failed(inst.base, error))),
+        }
+    }
+
     /// Remembers `name` as `owner`'s name for log lines.
     fn set_name(&self, owner: OwnerId, name: &str) {
         let mut owners = self.owners.lock();
@@ -184,4 +200,12 @@ impl<R: SmmuRegs, D: DmaMemory, C: CacheOps + Clone> SmmuManager<R, D, C> {
 #[inline(never)]
 fn smmu_failed(base: u64, error: SmmuError) -> ManagerError {
     ManagerError::Smmu { base, error }
+}
+
+/// A hot path's failed sync: logged, answered as [`SyncFailed`].
+#[cold]
+#[inline(never)]
+fn log_failed(e: &ManagerError) -> SyncFailed {
+    error!("{e}");
+    SyncFailed
 }

@@ -179,7 +179,7 @@ impl<M: QueueMemory> CommandQueue<M> {
             // sync): the entries written in one pass, made visible
             // together, one CMDQ_PROD write; no split into parts.
             let prod = self.prod;
-            self.mem.write_cmds(prod, cmds, &Cmd::sync());
+            self.mem.write_cmds(prod, cmds, Cmd::sync());
             let n = cmds.len() as u32 + 1;
             self.mem.to_device(prod, n);
             let next = ring.add(prod, n);

@@ -35,7 +35,7 @@ pub trait QueueMemory {
     }
     /// Writes `cmds` from `index` on, then `last` after them (wrapping):
     /// what [`QueueMemory::write_cmd`] of each, in order, does.
-    fn write_cmds(&mut self, index: u32, cmds: &[Cmd], last: &Cmd) {
+    fn write_cmds(&mut self, index: u32, cmds: &[Cmd], last: Cmd) {
         let mut at = index;
         for cmd in cmds {
             self.write_cmd(at, &cmd.0);
@@ -210,9 +210,31 @@ impl<C: CacheOps> DmaQueue<C> {
         }
     }
 
+    /// Whether commands are written through the queue's 16-byte slots
+    /// (a command queue whose block passed the checks of
+    /// [`DmaBlock::slots16`]) rather than entry by entry.
+    pub fn has_slots(&self) -> bool {
+        self.slots.is_some()
+    }
+
     /// Makes the whole queue consistent before the SMMU first uses it.
     pub fn flush_all(&self) {
         self.sync.to_cpu(self.block.phys(), self.block.len());
+    }
+}
+
+impl<C: CacheOps> DmaQueue<C> {
+    /// [`QueueMemory::write_cmds`] entry by entry (a queue without
+    /// slots). Out of line: `last` is put in memory here, not on the
+    /// stack of every sync.
+    #[inline(never)]
+    fn write_cmds_each(&mut self, index: u32, cmds: &[Cmd], last: Cmd) {
+        let mut at = index;
+        for cmd in cmds {
+            self.write_entry(at, &cmd.0);
+            at = at.wrapping_add(1);
+        }
+        self.write_entry(at, &last.0);
     }
 }
 
@@ -240,21 +262,11 @@ impl<C: CacheOps> QueueMemory for DmaQueue<C> {
     }
 
     #[inline(always)]
-    fn write_cmds(&mut self, index: u32, cmds: &[Cmd], last: &Cmd) {
+    fn write_cmds(&mut self, index: u32, cmds: &[Cmd], last: Cmd) {
         let Some(slots) = self.slots else {
-            let mut at = index;
-            for cmd in cmds {
-                self.write_entry(at, &cmd.0);
-                at = at.wrapping_add(1);
-            }
-            return self.write_entry(at, &last.0);
+            return self.write_cmds_each(index, cmds, last);
         };
-        let mut at = index;
-        for cmd in cmds {
-            slots.write(at, &cmd.0);
-            at = at.wrapping_add(1);
-        }
-        slots.write(at, &last.0);
+        slots.write_cmds(index, cmds, &last.0);
     }
 
     fn to_device(&self, index: u32, count: u32) {

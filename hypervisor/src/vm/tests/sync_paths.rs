@@ -2,7 +2,9 @@
 //! issued with one call, nothing retired) against its general path (the
 //! loop over several SMMU instances, `sync_issue`), on the same random
 //! MAP / UNMAP / sync sequences with failing issues: the same results,
-//! the same commands on instance 0, the same table memory afterwards.
+//! the same commands on instance 0, the same table memory afterwards; with
+//! and without range invalidation (the one instance's flag is held beside
+//! its list, the general path's in a list of flags).
 
 use super::*;
 use crate::viommu::backend::{BackendError, IommuBackend, MapAttrs};
@@ -17,6 +19,7 @@ const EP: u32 = 0x08; // 00:01.0
 struct Issues {
     base: &'static FakeDma,
     count: usize,
+    ril: bool,
     calls: AtomicUsize,
     fail: Mutex<(usize, usize)>,
     issued: Mutex<Vec<(usize, Vec<Cmd>)>>,
@@ -58,8 +61,8 @@ impl DmaControl for Issues {
         }
         Ok(())
     }
-    fn has_ril(&self, _smmu: usize) -> bool {
-        false
+    fn has_ril(&self, smmu: usize) -> bool {
+        self.ril && smmu < self.count
     }
     fn count(&self) -> usize {
         self.count
@@ -69,11 +72,12 @@ impl DmaControl for Issues {
 
 /// A backend on `count` SMMU instances, in a world of its own (so that
 /// both sides' domains get the same VMID).
-fn side(count: usize, fail: (usize, usize)) -> (&'static Issues, Guest, SmmuBackend) {
+fn side(count: usize, ril: bool, fail: (usize, usize)) -> (&'static Issues, Guest, SmmuBackend) {
     let w = World::new();
     let smmus: &'static Issues = Box::leak(Box::new(Issues {
         base: w.dma,
         count,
+        ril,
         calls: AtomicUsize::new(0),
         fail: Mutex::new(fail),
         issued: Mutex::new(Vec::new()),
@@ -97,14 +101,16 @@ fn one_smmu_sync_matches_the_general_path() {
         seed % n
     };
     let mut outcomes = [0usize; 2];
-    for round in 0..8 {
+    let mut ranges = 0;
+    for round in 0..12 {
         // Issues fail from a random sync on, every few syncs (or never).
         let fail = match round % 3 {
             0 => (usize::MAX, 1),
             _ => (rand(8) as usize, 1 + rand(3) as usize),
         };
-        let (one_smmus, g1, mut one) = side(1, fail);
-        let (two_smmus, g2, mut two) = side(2, fail);
+        let ril = round % 2 == 1;
+        let (one_smmus, g1, mut one) = side(1, ril, fail);
+        let (two_smmus, g2, mut two) = side(2, ril, fail);
         for step in 0..200 {
             let iova = rand(64) << 21 | rand(4) << 12;
             let (r1, r2) = match rand(5) {
@@ -143,6 +149,11 @@ fn one_smmu_sync_matches_the_general_path() {
                     .collect()
             };
             assert_eq!(on(&i1, 0), on(&i2, 0), "{at}: commands issued");
+            ranges += on(&i1, 0)
+                .iter()
+                .flatten()
+                .filter(|c| c.range().tg != 0)
+                .count();
             assert_eq!(on(&i2, 0), on(&i2, 1), "{at}: the second instance");
             let (t1, t2) = (one.tables(), two.tables());
             assert_eq!(
@@ -153,4 +164,5 @@ fn one_smmu_sync_matches_the_general_path() {
         }
     }
     assert!(outcomes[0] > 500 && outcomes[1] > 5, "{outcomes:?}");
+    assert!(ranges > 0, "range commands met");
 }

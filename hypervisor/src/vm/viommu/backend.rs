@@ -29,6 +29,7 @@
 
 use super::super::dma::GuestDma;
 use super::super::ram::GuestRam;
+use super::pending::Pending;
 use super::vmids::GuestVmids;
 use crate::arch::{Arch, Cpu};
 use crate::mm::budget_tables::BudgetTables;
@@ -153,10 +154,9 @@ pub struct SmmuBackend {
     kept: Vec<Kept>,
     global_bypass: bool,
     /// Invalidation commands waiting for the batch's sync, by SMMU
-    /// instance (emptied, not freed, by each sync).
-    pending: Vec<Vec<Cmd>>,
-    /// Whether each SMMU instance has range invalidation.
-    ril: Vec<bool>,
+    /// instance (emptied, not freed, by each sync), and whether each
+    /// instance has range invalidation.
+    pending: Pending,
     /// The lengths of `pending` before an unmap planned its commands.
     marks: Vec<usize>,
     /// Ticks spent in map and unmap (with the `profile` feature).
@@ -217,8 +217,7 @@ impl SmmuBackend {
         SmmuBackend {
             ram_pa: ram.to_pa(ram.region().base).unwrap_or(0),
             ram,
-            pending: (0..n).map(|_| Vec::new()).collect(),
-            ril: (0..n).map(|i| guest.smmus.has_ril(i)).collect(),
+            pending: Pending::new(n, |i| guest.smmus.has_ril(i)),
             marks: Vec::with_capacity(n),
             guest,
             vmids,
@@ -381,7 +380,7 @@ impl SmmuBackend {
     #[inline(never)]
     fn queue_retire_tlbi(&mut self, vmid: u16) {
         self.retire_queued = self.tables.retired();
-        for cmds in self.pending.iter_mut() {
+        for cmds in self.pending.lists_mut() {
             cmds.push(Cmd::tlbi_s12_vmall(vmid));
         }
     }
@@ -392,7 +391,7 @@ impl SmmuBackend {
     fn reserve_retire(&mut self) -> Result<(), BackendError> {
         // One SMMU instance (the usual machine) with room already: the
         // capacity check `try_reserve(1)` makes, without the loop.
-        if let [cmds] = self.pending.as_slice()
+        if let Some(cmds) = self.pending.one()
             && cmds.len() < cmds.capacity()
         {
             return Ok(());
@@ -403,7 +402,7 @@ impl SmmuBackend {
     /// [`Self::reserve_retire`] past its inlined case: every instance.
     #[inline(never)]
     fn reserve_retire_each(&mut self) -> Result<(), BackendError> {
-        for cmds in self.pending.iter_mut() {
+        for cmds in self.pending.lists_mut() {
             cmds.try_reserve(1).map_err(|_| BackendError::NoMemory)?;
         }
         Ok(())
@@ -426,11 +425,10 @@ impl SmmuBackend {
         } else {
             len
         };
-        if let [cmds] = self.pending.as_mut_slice() {
+        if let Some((cmds, ril)) = self.pending.one_mut() {
             // One SMMU instance (the usual machine): its queued length is
             // the mark, no list of marks and no loop over instances.
             let mark = cmds.len();
-            let ril = self.ril.first().copied().unwrap_or(false);
             plan_s2_invalidation_into(cmds, vmid, iova, planned, true, ril, limit)
                 .map_err(plan_error)?;
             if let Err(e) = t.unmap(&mut self.tables, iova, len) {
@@ -459,10 +457,13 @@ impl SmmuBackend {
         // The queued lengths to roll back to (a kept list: no allocation,
         // no copy of a small vector, per request).
         self.marks.clear();
-        self.marks.extend(self.pending.iter().map(Vec::len));
+        self.marks.extend(self.pending.lists().iter().map(Vec::len));
         let mut result = Ok(());
-        for (inst, cmds) in self.pending.iter_mut().enumerate() {
-            let ril = self.ril.get(inst).copied().unwrap_or(false);
+        for inst in 0..self.pending.lists().len() {
+            let ril = self.pending.ril(inst);
+            let Some(cmds) = self.pending.lists_mut().get_mut(inst) else {
+                break;
+            };
             if let Err(e) = plan_s2_invalidation_into(cmds, vmid, iova, planned, true, ril, limit) {
                 result = Err(plan_error(e));
                 break;
@@ -477,7 +478,7 @@ impl SmmuBackend {
         }
         if result.is_err() {
             // Take back what this call queued: nothing was unmapped.
-            for (cmds, &n) in self.pending.iter_mut().zip(self.marks.iter()) {
+            for (cmds, &n) in self.pending.lists_mut().iter_mut().zip(&self.marks) {
                 cmds.truncate(n);
             }
         } else {
@@ -528,14 +529,15 @@ impl SmmuBackend {
     /// pay for its frame.
     #[inline(never)]
     fn sync_issue(&mut self) -> Result<(), BackendError> {
-        let result = if let [cmds] = self.pending.as_mut_slice() {
+        let result = if let Some((cmds, _)) = self.pending.one_mut() {
             // One SMMU instance (the usual machine): the loop's one turn.
             if cmds.is_empty() {
                 Ok(())
             } else {
-                let issued = self.guest.smmus.issue(0, cmds);
+                let issued = self.guest.smmus.sync_cmds(0, cmds);
                 cmds.clear();
-                issued.map_err(hw)
+                // The failure was logged where it happened.
+                issued.map_err(|_| BackendError::Hardware)
             }
         } else {
             self.issue_each()
@@ -559,12 +561,13 @@ impl SmmuBackend {
     #[inline(never)]
     fn issue_each(&mut self) -> Result<(), BackendError> {
         let mut result = Ok(());
-        for (inst, cmds) in self.pending.iter_mut().enumerate() {
+        for (inst, cmds) in self.pending.lists_mut().iter_mut().enumerate() {
             if cmds.is_empty() {
                 continue;
             }
-            if let Err(e) = self.guest.smmus.issue(inst, cmds) {
-                result = Err(hw(e));
+            if self.guest.smmus.sync_cmds(inst, cmds).is_err() {
+                // Logged where it happened.
+                result = Err(BackendError::Hardware);
             }
             cmds.clear();
         }
@@ -825,7 +828,7 @@ impl IommuBackend for SmmuBackend {
         // New entries: visible to the (coherent) table walker after a DSB,
         // which each register write of the command queue issues anyway.
         Cpu::write_barrier();
-        if let [cmds] = self.pending.as_mut_slice()
+        if let Some((cmds, _)) = self.pending.one_mut()
             && self.tables.retired() == 0
         {
             // One SMMU instance (the usual machine) and nothing retired:
@@ -833,10 +836,11 @@ impl IommuBackend for SmmuBackend {
             // quarantine, the retired count 0), without its frame.
             let mut result = Ok(());
             if !cmds.is_empty() {
-                let issued = self.guest.smmus.issue(0, cmds);
+                let issued = self.guest.smmus.sync_cmds(0, cmds);
                 cmds.clear();
-                if let Err(e) = issued {
-                    result = Err(hw(e));
+                if issued.is_err() {
+                    // Logged where it happened (the SMMU and its error).
+                    result = Err(BackendError::Hardware);
                 }
             }
             self.batch_work = 0;

@@ -5,6 +5,7 @@
 //! virtio-mmio device a guest registers.
 
 pub mod backend;
+mod pending;
 pub mod vmids;
 
 use super::dma::GuestDma;
