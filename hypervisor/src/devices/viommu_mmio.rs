@@ -21,12 +21,16 @@ use spin::Mutex;
 /// context's `&dyn GuestMemory`) so that the queue work of a notify is
 /// compiled for that one type: every ring and request access inlined, no
 /// dynamic call.
+///
+/// (`window` first: the trap's test of it loads both words with one
+/// load pair, at an offset the instruction can encode.)
+#[repr(C)]
 pub struct ViommuMmio<B: IommuBackend, M: GuestMemory> {
-    /// GIC INTID of its interrupt.
-    intid: u32,
     /// Its guest-physical window, once placed ([`ViommuMmio::placed`]);
     /// empty before.
     window: Region,
+    /// GIC INTID of its interrupt.
+    intid: u32,
     /// The guest's RAM (the rings and requests live there).
     mem: M,
     transport: Mutex<MmioTransport<ViommuDevice<B>>>,
