@@ -56,9 +56,18 @@ impl Machine {
     /// stopped), and whether applying it wrote one of x19-x29 in the frame
     /// ([`Action::writes_callee_saved`]). The exit is the one `decode`
     /// makes of `frame`, decoded once the vCPU is found, so that each
-    /// decoded kind branches straight to its handler; an emulated device
-    /// access is answered and applied in a path of its own, where its
-    /// answer stays in registers. None when this CPU runs no vCPU.
+    /// decoded kind branches straight to its handler. None when this CPU
+    /// runs no vCPU.
+    ///
+    /// An emulated device access has a path of its own: a claimed access
+    /// (a store, [`Action::Advance`], or a load, [`Action::Load`]) is
+    /// applied to the frame where it is answered, before the return is
+    /// prepared, so that no answer has to outlive that preparation and be
+    /// dispatched again after it. The order does not matter: those two
+    /// answers change only x0-x30 and ELR, and preparing the return reads
+    /// only the frame's SPSR; when the vCPU stops instead (false), the
+    /// frame is not used again. Any other answer (an abort for an
+    /// unclaimed address) takes the general order.
     #[inline(always)]
     pub fn run_exit(
         &self,
@@ -68,7 +77,13 @@ impl Machine {
         let (here, g, v) = self.current_here()?;
         let exit = decode(frame);
         if let Exit::Mmio(a) = exit {
-            let action = self.answer::<true>(here, g, v, frame, Exit::Mmio(a));
+            let action = self.mmio::<true>(here.ctx, g, v, frame, a);
+            if let Action::Advance | Action::Load { .. } = action {
+                let callee_saved = action.writes_callee_saved();
+                apply::<Cpu>(frame, action);
+                return Some((self.prepare_return(here, g, v, frame), callee_saved));
+            }
+            let action = self.ready_return(here, g, v, frame, exit, action);
             let callee_saved = action.writes_callee_saved();
             return Some((apply::<Cpu>(frame, action), callee_saved));
         }
@@ -111,6 +126,21 @@ impl Machine {
             Exit::Fiq | Exit::SError => async_exception(g, v, frame, exit == Exit::SError),
             Exit::Unexpected { ec } => unexpected(g, v, frame, ec),
         };
+        self.ready_return(here, g, v, frame, exit, action)
+    }
+
+    /// `action`, the answer to `exit`, once the return to the guest is
+    /// prepared ([`Action::Stop`] if the vCPU stopped).
+    #[inline(always)]
+    fn ready_return(
+        &self,
+        here: Here<'_>,
+        g: &Guest,
+        v: usize,
+        frame: &TrapFrame,
+        exit: Exit,
+        action: Action,
+    ) -> Action {
         if matches!(action, Action::Stop) {
             return Action::Stop;
         }
