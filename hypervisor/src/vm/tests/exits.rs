@@ -288,7 +288,7 @@ fn the_viommu_dedicated_path_answers_as_the_device_table() {
     let ma = wa.machine(vec![wa.guest(0, config("a", &[0], true))]);
     let wb = World::new();
     let mb = wb.machine(vec![wb.guest(0, config("a", &[0], true))]);
-    let mut rng = crate::test_rng::Rng(0xd1ff_7a9_0001);
+    let mut rng = crate::test_rng::Rng(0x0d1f_f7a9_0001);
     // What building the guests logged.
     let _ = (fake::take_ops(), wa.gic.take(), wb.gic.take());
     let _ = (wa.dma.take(), wb.dma.take());
