@@ -4,6 +4,7 @@
 //! the guest's endpoints reported on its event queue.
 
 use super::{AccessCtx, Effect, MmioDevice};
+use crate::mm::layout::Region;
 use crate::perf;
 use crate::viommu::backend::IommuBackend;
 use crate::viommu::device::ViommuDevice;
@@ -20,7 +21,14 @@ use spin::Mutex;
 /// context's `&dyn GuestMemory`) so that the queue work of a notify is
 /// compiled for that one type: every ring and request access inlined, no
 /// dynamic call.
+///
+/// (`window` first: the trap's test of it loads both words with one
+/// load pair, at an offset the instruction can encode.)
+#[repr(C)]
 pub struct ViommuMmio<B: IommuBackend, M: GuestMemory> {
+    /// Its guest-physical window, once placed ([`ViommuMmio::placed`]);
+    /// empty before.
+    window: Region,
     /// GIC INTID of its interrupt.
     intid: u32,
     /// The guest's RAM (the rings and requests live there).
@@ -34,9 +42,24 @@ impl<B: IommuBackend, M: GuestMemory> ViommuMmio<B, M> {
     pub fn new(model: Viommu<B>, mem: M, intid: u32) -> Self {
         ViommuMmio {
             intid,
+            window: Region::new(0, 0),
             mem,
             transport: Mutex::new(MmioTransport::new(ViommuDevice::new(model))),
         }
+    }
+
+    /// The device placed at `window` in the guest-physical space: the
+    /// window the guest's device table must hold it at (the trap's
+    /// dedicated path answers accesses there without the table).
+    pub fn placed(mut self, window: Region) -> Self {
+        self.window = window;
+        self
+    }
+
+    /// Its guest-physical window (empty until placed).
+    #[inline(always)]
+    pub fn window(&self) -> Region {
+        self.window
     }
 
     /// The device's interrupt.
@@ -73,10 +96,14 @@ impl<B: IommuBackend + Send, M: GuestMemory + Send + Sync> MmioDevice for Viommu
         "virtio-iommu"
     }
 
+    // Inlined into the trap's dedicated path (`vm::exits`).
+    #[inline(always)]
     fn read(&self, _ctx: &AccessCtx<'_>, offset: u64, width: usize) -> Option<u64> {
         Some(self.transport.lock().read(offset, width))
     }
 
+    // Inlined into the trap's dedicated path (`vm::exits`).
+    #[inline(always)]
     fn write(&self, _ctx: &AccessCtx<'_>, offset: u64, width: usize, value: u64) -> Option<Effect> {
         let t0 = perf::now();
         let mut t = self.transport.lock();

@@ -307,7 +307,7 @@ pub fn build(ctx: &BuildCtx<'_>, spec: GuestSpec) -> Result<Guest, BuildError> {
                     intid: cfg.spi + SPI_BASE,
                 });
                 devices
-                    .insert(Region::new(bar0, dev.bar0().size), dev.clone())
+                    .insert(dev.window(), dev.clone())
                     .map_err(BuildError::Devices)?;
                 info!(
                     "guest '{}': virtio-iommu (virtio-pci) at 00:{:02x}.0 of its virtual bus, BAR 0 at {bar0:#x}, SPI {}",
@@ -336,10 +336,10 @@ pub fn build(ctx: &BuildCtx<'_>, spec: GuestSpec) -> Result<Guest, BuildError> {
                 v.spi + SPI_BASE,
                 &config.limits,
             )
-            .map(Arc::new)
+            .map(|d| Arc::new(d.placed(Region::new(v.base, VIOMMU_MMIO_SIZE))))
             .map_err(BuildError::Viommu)?;
             devices
-                .insert(Region::new(v.base, VIOMMU_MMIO_SIZE), dev.clone())
+                .insert(dev.window(), dev.clone())
                 .map_err(BuildError::Devices)?;
             info!(
                 "guest '{}': virtio-iommu (virtio-mmio) at {:#x}, SPI {}, endpoints = PCI requester IDs",

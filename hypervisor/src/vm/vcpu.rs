@@ -6,23 +6,34 @@ use super::psci::VcpuPower;
 use core::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use spin::Mutex;
 
-/// Requests a vCPU's physical CPU acts on when kicked.
+/// Requests a vCPU's physical CPU acts on when kicked. The three that
+/// stop it are the low bits, next to the SGIs and the SPIs' flag in the
+/// mail word ([`mail`]), so that the return path's test of all of them
+/// ([`VcpuSlot::quiet`]) is one contiguous mask.
 pub mod request {
-    /// Start the vCPU (entry and context are in the slot).
-    pub const START: u32 = 1;
     /// Stop the vCPU (guest off or reset).
-    pub const STOP: u32 = 2;
+    pub const STOP: u32 = 1;
     /// Power the whole guest off (asked at the hypervisor's console).
-    pub const POWER_OFF: u32 = 4;
+    pub const POWER_OFF: u32 = 2;
     /// Restart the whole guest (asked at the hypervisor's console).
-    pub const RESTART: u32 = 8;
+    pub const RESTART: u32 = 4;
+    /// Start the vCPU (entry and context are in the slot).
+    pub const START: u32 = 8;
 }
 
 /// Most virtual SPIs of emulated devices pending for one vCPU.
 pub const MAX_PENDING_SPIS: usize = 16;
 
-/// One vCPU: where it runs and how others talk to it.
+/// One vCPU: where it runs and how others talk to it. (`mail` first: the
+/// return path's load-acquire of it takes the slot's address as it is.)
+#[repr(C)]
 pub struct VcpuSlot {
+    /// The mailboxes other CPUs write, in one word so that the return to
+    /// the guest finds all of them empty with one load
+    /// ([`VcpuSlot::quiet`]): the SGIs ([`VcpuSlot::sgis`]), the SPIs'
+    /// flag ([`VcpuSlot::spis_pending`]) and the requests
+    /// ([`VcpuSlot::requests`]), at [`mail`]'s positions.
+    mail: AtomicU64,
     /// Physical CPU (logical index) it runs on.
     pub pcpu: usize,
     /// [`VcpuPower`] as u8.
@@ -31,32 +42,44 @@ pub struct VcpuSlot {
     pub entry: AtomicU64,
     /// x0 for the next start.
     pub context: AtomicU64,
-    /// The mailboxes other CPUs write, in one word so that the return to
-    /// the guest finds all of them empty with one load
-    /// ([`VcpuSlot::quiet`]): the SGIs ([`VcpuSlot::sgis`]), the SPIs'
-    /// flag ([`VcpuSlot::spis_pending`]) and the requests
-    /// ([`VcpuSlot::requests`]), at [`mail`]'s positions.
-    mail: AtomicU64,
     /// Virtual SPIs raised for this vCPU from another CPU (emulated devices).
     pub spis: Mutex<heapless::Vec<u32, MAX_PENDING_SPIS>>,
 }
 
-/// Where each mailbox sits in [`VcpuSlot`]'s mail word.
+/// Where each mailbox sits in [`VcpuSlot`]'s mail word: the SPIs' flag,
+/// the SGIs and the low [`request`](super::request) bits (the stops) are
+/// one run of bits, 15 to 34.
 pub mod mail {
-    /// Virtual SGIs raised by other vCPUs, one bit per SGI: bits 0-15.
+    /// Virtual SGIs raised by other vCPUs, one bit per SGI: bits 16-31.
     pub const SGIS: super::MailField = super::MailField {
-        shift: 0,
+        shift: 16,
         mask: 0xffff,
     };
     /// Set when `spis` may be non-empty, so that the exit path takes the
-    /// lock only then: bit 16.
-    pub const SPIS_PENDING: super::MailField = super::MailField { shift: 16, mask: 1 };
+    /// lock only then: bit 15.
+    pub const SPIS_PENDING: super::MailField = super::MailField { shift: 15, mask: 1 };
     /// Pending [`super::request`] bits: bits 32-63.
     pub const REQUESTS: super::MailField = super::MailField {
         shift: 32,
         mask: 0xffff_ffff,
     };
 }
+
+/// The bits of the mail word [`VcpuSlot::quiet`] tests: the SGIs, the
+/// SPIs' flag and `requests`.
+const fn busy(requests: u32) -> u64 {
+    mail::SGIS.mask << mail::SGIS.shift
+        | mail::SPIS_PENDING.mask << mail::SPIS_PENDING.shift
+        | (requests as u64) << mail::REQUESTS.shift
+}
+
+/// The return path's test (the stop requests with the SGIs and the
+/// SPIs' flag) is one run of bits: one logical-immediate `tst`.
+const _: () = {
+    let b = busy(request::STOP | request::POWER_OFF | request::RESTART);
+    let low = b & b.wrapping_neg();
+    assert!((b + low) & b == 0, "the busy bits are contiguous");
+};
 
 /// A field of the mail word: `mask` (unshifted) at bit `shift`.
 #[derive(Clone, Copy)]
@@ -125,11 +148,11 @@ impl VcpuSlot {
     /// A vCPU on physical CPU `pcpu`, off.
     pub fn new(pcpu: usize) -> Self {
         VcpuSlot {
+            mail: AtomicU64::new(0),
             pcpu,
             power: AtomicU8::new(0),
             entry: AtomicU64::new(0),
             context: AtomicU64::new(0),
-            mail: AtomicU64::new(0),
             spis: Mutex::new(heapless::Vec::new()),
         }
     }
@@ -164,10 +187,7 @@ impl VcpuSlot {
     /// the three mailboxes' loads would say (one Acquire load of them all).
     #[inline(always)]
     pub fn quiet(&self, requests: u32) -> bool {
-        let busy = mail::SGIS.mask << mail::SGIS.shift
-            | mail::SPIS_PENDING.mask << mail::SPIS_PENDING.shift
-            | u64::from(requests) << mail::REQUESTS.shift;
-        self.mail.load(Ordering::Acquire) & busy == 0
+        self.mail.load(Ordering::Acquire) & busy(requests) == 0
     }
 
     /// Current power state.
