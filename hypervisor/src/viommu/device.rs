@@ -43,6 +43,9 @@ const EVENTQ_SIZE: u16 = 64;
 /// Largest request the device reads (a PROBE head is 72 bytes); a longer
 /// readable part fails the request (used length 0).
 const MAX_REQUEST: usize = 256;
+/// Bytes copied for a request no longer (a MAP's 36 rounded up to whole
+/// doublewords), when they lie in RAM: one copy of constant length.
+const WINDOW: usize = 40;
 /// A status address meaning "no status written".
 const NO_STATUS: u64 = u64::MAX;
 /// Zeros written ahead of a status tail, a slice at a time.
@@ -159,18 +162,11 @@ impl<B: IommuBackend> ViommuDevice<B> {
                 Taken::Pair(pair) => {
                     head = pair.head;
                     let (gpa, len) = pair.readable;
-                    // The length only: the model parses the kept (aligned)
-                    // buffer itself, so its field loads need no alignment
-                    // tests.
-                    let Some(req) = self.req.0.get_mut(..len as usize) else {
+                    let Some(req) = copy_pair_request(mem, gpa, len, &mut self.req) else {
                         // Oversized: the request fails, nothing written.
                         fail_request(&mut queue, head);
                         continue;
                     };
-                    // SAFETY: the pair walk checked the readable buffer to
-                    // lie in `mem`'s RAM (its whole length: `req` is that
-                    // long).
-                    unsafe { mem.read_direct(mem.direct(gpa), req) };
                     t2 = perf::now();
                     c = self.model.handle_request(req, pair.writable.1 as usize);
                     t3 = perf::now();
@@ -236,6 +232,40 @@ impl<B: IommuBackend> ViommuDevice<B> {
             let _ = ctx.push_used(EVENTQ, chain.head, written);
         }
     }
+}
+
+/// Copies the request in a pair's readable buffer (`gpa`, `len`: checked
+/// by the pair walk to lie in `mem`'s RAM) into `buf` and gives it, the
+/// request's `len` bytes exactly; `None` when it is longer than
+/// [`MAX_REQUEST`]. The model parses the kept (aligned) buffer, so its
+/// field loads need no alignment tests.
+///
+/// A request of at most [`WINDOW`] bytes (every one but a PROBE) is
+/// copied as `WINDOW` bytes when those lie in RAM: a copy of constant
+/// length (five doublewords), without the length dispatch. The bytes past
+/// the request are guest RAM (checked) and stay in `buf` only: the slice
+/// given ends at the request's end.
+#[inline(always)]
+fn copy_pair_request<'b, M: GuestMemory + ?Sized>(
+    mem: &M,
+    gpa: u64,
+    len: u32,
+    buf: &'b mut RequestBuf,
+) -> Option<&'b [u8]> {
+    let len = len as usize;
+    if len > MAX_REQUEST {
+        return None;
+    }
+    if len <= WINDOW && mem.check(gpa, WINDOW as u64).is_ok() {
+        // SAFETY: `gpa..gpa + WINDOW` lies in `mem`'s RAM (checked just
+        // above); the buffer is longer.
+        unsafe { mem.read_direct(mem.direct(gpa), &mut buf.0[..WINDOW]) };
+    } else {
+        // SAFETY: the pair walk checked `gpa..gpa + len` to lie in `mem`'s
+        // RAM; `len` is within the buffer.
+        unsafe { mem.read_direct(mem.direct(gpa), &mut buf.0[..len]) };
+    }
+    Some(&buf.0[..len])
 }
 
 /// Returns chain `head`, whose request could not be read, with nothing
