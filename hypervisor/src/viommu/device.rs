@@ -157,49 +157,60 @@ impl<B: IommuBackend> ViommuDevice<B> {
                 break;
             };
             let t1 = perf::now();
-            let (head, c, written, status_at, t2, t3);
+            // What follows a request's response in either arm: its used
+            // element, the profile, its record if the sync may revoke its
+            // status. Written out in each arm (a macro, not a call), so
+            // that each arm's completion stays where the model returned
+            // it, not moved into a slot both arms share.
+            macro_rules! complete {
+                ($head:expr, $c:ident, $written:expr, $status_at:expr, $t2:expr, $t3:expr) => {
+                    handled = true;
+                    let _ = queue.push_used($head, $written);
+                    if perf::ENABLED {
+                        self.profile.request($c.kind, t1 - t0, $t2 - t1, $t3 - $t2);
+                        complete += perf::now() - $t3;
+                    }
+                    if revocable($c.kind) {
+                        debug_assert!(!matches!($c.response, Response::Written(_)));
+                        // Below the queue size: one per request the session
+                        // took.
+                        if let Some(at) = self.status_at.get_mut(self.revocable.len()) {
+                            *at = $status_at.unwrap_or(NO_STATUS);
+                        }
+                        self.revocable.push($c);
+                    }
+                };
+            }
             match taken {
                 Taken::Pair(pair) => {
-                    head = pair.head;
+                    let head = pair.head;
                     let (gpa, len) = pair.readable;
                     let Some(req) = copy_pair_request(mem, gpa, len, &mut self.req) else {
                         // Oversized: the request fails, nothing written.
                         fail_request(&mut queue, head);
                         continue;
                     };
-                    t2 = perf::now();
-                    c = self.model.handle_request(req, pair.writable.1 as usize);
-                    t3 = perf::now();
-                    (written, status_at) = write_pair_response(&pair, mem, &c.response);
+                    let t2 = perf::now();
+                    let c = self.model.handle_request(req, pair.writable.1 as usize);
+                    let t3 = perf::now();
+                    let (written, status_at) = write_pair_response(&pair, mem, &c.response);
+                    complete!(head, c, written, status_at, t2, t3);
                 }
                 Taken::Chain => {
-                    head = self.chain.head;
+                    let head = self.chain.head;
                     let Some(len) = read_request_slow(&self.chain, mem, &mut self.req.0) else {
                         // Unreadable or oversized: the request fails,
                         // nothing written.
                         fail_request(&mut queue, head);
                         continue;
                     };
-                    t2 = perf::now();
+                    let t2 = perf::now();
                     let resp_len = usize::try_from(self.chain.writable_len()).unwrap_or(usize::MAX);
-                    c = self.model.handle_request(&self.req.0[..len], resp_len);
-                    t3 = perf::now();
-                    (written, status_at) = write_response(&self.chain, mem, &c.response);
+                    let c = self.model.handle_request(&self.req.0[..len], resp_len);
+                    let t3 = perf::now();
+                    let (written, status_at) = write_response(&self.chain, mem, &c.response);
+                    complete!(head, c, written, status_at, t2, t3);
                 }
-            }
-            handled = true;
-            let _ = queue.push_used(head, written);
-            if perf::ENABLED {
-                self.profile.request(c.kind, t1 - t0, t2 - t1, t3 - t2);
-                complete += perf::now() - t3;
-            }
-            if revocable(c.kind) {
-                debug_assert!(!matches!(c.response, Response::Written(_)));
-                // Below the queue size: one per request the session took.
-                if let Some(at) = self.status_at.get_mut(self.revocable.len()) {
-                    *at = status_at.unwrap_or(NO_STATUS);
-                }
-                self.revocable.push(c);
             }
         }
         if !handled {
