@@ -264,17 +264,16 @@ fn copy_pair_request<'b, M: GuestMemory + ?Sized>(
     buf: &'b mut RequestBuf,
 ) -> Option<&'b [u8]> {
     let len = len as usize;
-    if len > MAX_REQUEST {
-        return None;
-    }
     if len <= WINDOW && mem.check(gpa, WINDOW as u64).is_ok() {
         // SAFETY: `gpa..gpa + WINDOW` lies in `mem`'s RAM (checked just
         // above); the buffer is longer.
         unsafe { mem.read_direct(mem.direct(gpa), &mut buf.0[..WINDOW]) };
-    } else {
+    } else if len <= MAX_REQUEST {
         // SAFETY: the pair walk checked `gpa..gpa + len` to lie in `mem`'s
         // RAM; `len` is within the buffer.
         unsafe { mem.read_direct(mem.direct(gpa), &mut buf.0[..len]) };
+    } else {
+        return None;
     }
     Some(&buf.0[..len])
 }
