@@ -691,3 +691,17 @@ fn the_pair_copy_gives_exactly_the_request_s_bytes() {
     // Both copies ran.
     assert!(windowed > 1000, "{windowed}");
 }
+
+/// The mask test of `revocable` answers as the list of the kinds whose
+/// success a failed sync revokes, for every kind and none.
+#[test]
+fn revocable_is_attach_detach_and_unmap() {
+    assert!(!revocable(None));
+    for k in RequestType::ALL {
+        let want = matches!(
+            k,
+            RequestType::Attach | RequestType::Detach | RequestType::Unmap
+        );
+        assert_eq!(revocable(Some(k)), want, "{k:?}");
+    }
+}
