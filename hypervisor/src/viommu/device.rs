@@ -43,6 +43,9 @@ const EVENTQ_SIZE: u16 = 64;
 /// Largest request the device reads (a PROBE head is 72 bytes); a longer
 /// readable part fails the request (used length 0).
 const MAX_REQUEST: usize = 256;
+/// Bytes copied for a request no longer (a MAP's 36 rounded up to whole
+/// doublewords), when they lie in RAM: one copy of constant length.
+const WINDOW: usize = 40;
 /// A status address meaning "no status written".
 const NO_STATUS: u64 = u64::MAX;
 /// Zeros written ahead of a status tail, a slice at a time.
@@ -154,56 +157,60 @@ impl<B: IommuBackend> ViommuDevice<B> {
                 break;
             };
             let t1 = perf::now();
-            let (head, c, written, status_at, t2, t3);
+            // What follows a request's response in either arm: its used
+            // element, the profile, its record if the sync may revoke its
+            // status. Written out in each arm (a macro, not a call), so
+            // that each arm's completion stays where the model returned
+            // it, not moved into a slot both arms share.
+            macro_rules! complete {
+                ($head:expr, $c:ident, $written:expr, $status_at:expr, $t2:expr, $t3:expr) => {
+                    handled = true;
+                    let _ = queue.push_used($head, $written);
+                    if perf::ENABLED {
+                        self.profile.request($c.kind, t1 - t0, $t2 - t1, $t3 - $t2);
+                        complete += perf::now() - $t3;
+                    }
+                    if revocable($c.kind) {
+                        debug_assert!(!matches!($c.response, Response::Written(_)));
+                        // Below the queue size: one per request the session
+                        // took.
+                        if let Some(at) = self.status_at.get_mut(self.revocable.len()) {
+                            *at = $status_at.unwrap_or(NO_STATUS);
+                        }
+                        self.revocable.push($c);
+                    }
+                };
+            }
             match taken {
                 Taken::Pair(pair) => {
-                    head = pair.head;
+                    let head = pair.head;
                     let (gpa, len) = pair.readable;
-                    // The length only: the model parses the kept (aligned)
-                    // buffer itself, so its field loads need no alignment
-                    // tests.
-                    let Some(req) = self.req.0.get_mut(..len as usize) else {
+                    let Some(req) = copy_pair_request(mem, gpa, len, &mut self.req) else {
                         // Oversized: the request fails, nothing written.
                         fail_request(&mut queue, head);
                         continue;
                     };
-                    // SAFETY: the pair walk checked the readable buffer to
-                    // lie in `mem`'s RAM (its whole length: `req` is that
-                    // long).
-                    unsafe { mem.read_direct(mem.direct(gpa), req) };
-                    t2 = perf::now();
-                    c = self.model.handle_request(req, pair.writable.1 as usize);
-                    t3 = perf::now();
-                    (written, status_at) = write_pair_response(&pair, mem, &c.response);
+                    let t2 = perf::now();
+                    let c = self.model.handle_request(req, pair.writable.1 as usize);
+                    let t3 = perf::now();
+                    let (written, status_at) = write_pair_response(&pair, mem, &c.response);
+                    complete!(head, c, written, status_at, t2, t3);
                 }
                 Taken::Chain => {
-                    head = self.chain.head;
+                    let head = self.chain.head;
                     let Some(len) = read_request_slow(&self.chain, mem, &mut self.req.0) else {
                         // Unreadable or oversized: the request fails,
                         // nothing written.
                         fail_request(&mut queue, head);
                         continue;
                     };
-                    t2 = perf::now();
+                    let t2 = perf::now();
                     let resp_len = usize::try_from(self.chain.writable_len()).unwrap_or(usize::MAX);
-                    c = self.model.handle_request(&self.req.0[..len], resp_len);
-                    t3 = perf::now();
-                    (written, status_at) = write_response(&self.chain, mem, &c.response);
+                    let c = self.model.handle_request(&self.req.0[..len], resp_len);
+                    let t3 = perf::now();
+                    let (written, status_at) = write_response(&self.chain, mem, &c.response);
+                    complete!(head, c, written, status_at, t2, t3);
                 }
-            }
-            handled = true;
-            let _ = queue.push_used(head, written);
-            if perf::ENABLED {
-                self.profile.request(c.kind, t1 - t0, t2 - t1, t3 - t2);
-                complete += perf::now() - t3;
-            }
-            if revocable(c.kind) {
-                debug_assert!(!matches!(c.response, Response::Written(_)));
-                // Below the queue size: one per request the session took.
-                if let Some(at) = self.status_at.get_mut(self.revocable.len()) {
-                    *at = status_at.unwrap_or(NO_STATUS);
-                }
-                self.revocable.push(c);
             }
         }
         if !handled {
@@ -238,6 +245,39 @@ impl<B: IommuBackend> ViommuDevice<B> {
     }
 }
 
+/// Copies the request in a pair's readable buffer (`gpa`, `len`: checked
+/// by the pair walk to lie in `mem`'s RAM) into `buf` and gives it, the
+/// request's `len` bytes exactly; `None` when it is longer than
+/// [`MAX_REQUEST`]. The model parses the kept (aligned) buffer, so its
+/// field loads need no alignment tests.
+///
+/// A request of at most [`WINDOW`] bytes (every one but a PROBE) is
+/// copied as `WINDOW` bytes when those lie in RAM: a copy of constant
+/// length (five doublewords), without the length dispatch. The bytes past
+/// the request are guest RAM (checked) and stay in `buf` only: the slice
+/// given ends at the request's end.
+#[inline(always)]
+fn copy_pair_request<'b, M: GuestMemory + ?Sized>(
+    mem: &M,
+    gpa: u64,
+    len: u32,
+    buf: &'b mut RequestBuf,
+) -> Option<&'b [u8]> {
+    let len = len as usize;
+    if len <= WINDOW && mem.check(gpa, WINDOW as u64).is_ok() {
+        // SAFETY: `gpa..gpa + WINDOW` lies in `mem`'s RAM (checked just
+        // above); the buffer is longer.
+        unsafe { mem.read_direct(mem.direct(gpa), &mut buf.0[..WINDOW]) };
+    } else if len <= MAX_REQUEST {
+        // SAFETY: the pair walk checked `gpa..gpa + len` to lie in `mem`'s
+        // RAM; `len` is within the buffer.
+        unsafe { mem.read_direct(mem.direct(gpa), &mut buf.0[..len]) };
+    } else {
+        return None;
+    }
+    Some(&buf.0[..len])
+}
+
 /// Returns chain `head`, whose request could not be read, with nothing
 /// written. (Inlined: an out-of-line call taking the session's address
 /// would keep the session in memory rather than in registers.)
@@ -250,12 +290,16 @@ fn fail_request<M: GuestMemory + ?Sized>(queue: &mut QueueSession<'_, '_, M>, he
 /// `kind`: an ATTACH, DETACH or UNMAP ([`Viommu::finish_batch`] turns
 /// their successes into IOERR if it fails). Their responses are
 /// [`Response::Status`] or [`Response::Nothing`], never `Written`.
+///
+/// One shift of a mask by the wire type (1 to 5; none is 0), without a
+/// range test: each request pays it.
 #[inline(always)]
 fn revocable(kind: Option<RequestType>) -> bool {
-    matches!(
-        kind,
-        Some(RequestType::Attach | RequestType::Detach | RequestType::Unmap)
-    )
+    const MASK: u32 = 1 << RequestType::Attach as u32
+        | 1 << RequestType::Detach as u32
+        | 1 << RequestType::Unmap as u32;
+    let t = kind.map_or(0, |k| k as u32);
+    (MASK >> (t & 31)) & 1 != 0
 }
 
 /// After a failed sync: writes the status of each revocable request (IOERR

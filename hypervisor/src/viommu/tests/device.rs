@@ -654,3 +654,54 @@ fn a_tail_longer_than_a_pair_s_writable_buffer_is_not_written_past_it() {
     mem.read(at, &mut b).unwrap();
     assert_eq!(b, [Status::Ok as u8, 0, 0xee, 0xee, 0xee, 0xee, 0xee, 0xee]);
 }
+
+/// The pair path's request copy (a constant `WINDOW`-byte copy when the
+/// request is no longer and those bytes lie in RAM) gives the model
+/// exactly the request's bytes, as a plain read of its `len` bytes does:
+/// every length up to past `MAX_REQUEST`, at every misalignment, in the
+/// middle of RAM and ending at or just before RAM's end (where the window
+/// does not fit), over a buffer holding other bytes beforehand.
+#[test]
+fn the_pair_copy_gives_exactly_the_request_s_bytes() {
+    let mem = VecMemory::new(RAM, RAM_LEN);
+    let mut rng = crate::test_rng::Rng(0x51de_c0de);
+    let fill: Vec<u8> = (0..RAM_LEN).map(|_| rng.below(256) as u8).collect();
+    mem.write(RAM, &fill).unwrap();
+    let end = RAM + RAM_LEN as u64;
+    let mut buf = RequestBuf([0; MAX_REQUEST]);
+    let mut windowed = 0;
+    for len in 0..MAX_REQUEST as u32 + 9 {
+        let mut starts: Vec<u64> = (0..8).map(|k| BUFS + k).collect();
+        starts.extend((0..2 * WINDOW as u64).map(|k| end - u64::from(len) - k));
+        for gpa in starts {
+            // The pair walk's guarantee: the buffer lies in RAM.
+            assert!(mem.check(gpa, u64::from(len)).is_ok());
+            buf.0.fill(0xa5 ^ len as u8);
+            let got = copy_pair_request(&mem, gpa, len, &mut buf).map(<[u8]>::to_vec);
+            if len as usize > MAX_REQUEST {
+                assert_eq!(got, None, "len {len}");
+                continue;
+            }
+            let mut want = vec![0u8; len as usize];
+            mem.read(gpa, &mut want).unwrap();
+            assert_eq!(got, Some(want), "len {len} at {gpa:#x}");
+            windowed += usize::from(len as usize <= WINDOW && gpa + WINDOW as u64 <= end);
+        }
+    }
+    // Both copies ran.
+    assert!(windowed > 1000, "{windowed}");
+}
+
+/// The mask test of `revocable` answers as the list of the kinds whose
+/// success a failed sync revokes, for every kind and none.
+#[test]
+fn revocable_is_attach_detach_and_unmap() {
+    assert!(!revocable(None));
+    for k in RequestType::ALL {
+        let want = matches!(
+            k,
+            RequestType::Attach | RequestType::Detach | RequestType::Unmap
+        );
+        assert_eq!(revocable(Some(k)), want, "{k:?}");
+    }
+}
