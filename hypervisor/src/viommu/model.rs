@@ -335,17 +335,20 @@ impl<B: IommuBackend> Viommu<B> {
     /// counted once, as `decided` counts.
     #[inline(always)]
     pub fn respond_tail(&mut self, req: &Window, len: usize) -> Option<(RequestType, Status)> {
-        let (kind, status) = match req[0] {
+        // Counted in each arm, where its counter's row is a constant.
+        match req[0] {
             RequestType::MAP if len >= MAP_LEN => {
-                (RequestType::Map, self.map(&Map::from_window(req)))
+                let status = self.map(&Map::from_window(req));
+                self.counters.record(Some(RequestType::Map), Some(status));
+                Some((RequestType::Map, status))
             }
             RequestType::UNMAP if len >= UNMAP_LEN => {
-                (RequestType::Unmap, self.unmap(&Unmap::from_window(req)))
+                let status = self.unmap(&Unmap::from_window(req));
+                self.counters.record(Some(RequestType::Unmap), Some(status));
+                Some((RequestType::Unmap, status))
             }
-            _ => return None,
-        };
-        self.counters.record(Some(kind), Some(status));
-        Some((kind, status))
+            _ => None,
+        }
     }
 
     /// Ends a batch: one backend sync for every request handled since the
