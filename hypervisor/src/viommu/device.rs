@@ -43,9 +43,10 @@ const EVENTQ_SIZE: u16 = 64;
 /// Largest request the device reads (a PROBE head is 72 bytes); a longer
 /// readable part fails the request (used length 0).
 const MAX_REQUEST: usize = 256;
-/// Bytes copied for a request no longer (a MAP's 36 rounded up to whole
-/// doublewords), when they lie in RAM: one copy of constant length.
-const WINDOW: usize = 40;
+// `WINDOW`: bytes copied for a request no longer (a MAP's 36 rounded up
+// to whole doublewords), when they lie in RAM: one copy of constant
+// length; the bytes MAP and UNMAP are read from.
+use crate::viommu::wire::request::{WINDOW, Window};
 /// A status address meaning "no status written".
 const NO_STATUS: u64 = u64::MAX;
 /// Zeros written ahead of a status tail, a slice at a time.
@@ -54,6 +55,18 @@ const ZEROS: [u8; 64] = [0; 64];
 /// The buffer a request is copied into.
 #[repr(align(8))]
 struct RequestBuf([u8; MAX_REQUEST]);
+
+impl RequestBuf {
+    /// The buffer's first [`WINDOW`] bytes (those of a MAP or UNMAP).
+    #[inline(always)]
+    fn window(&self) -> &Window {
+        // Always `Some`: the buffer is longer (a constant test, folded).
+        match self.0.first_chunk() {
+            Some(w) => w,
+            None => &[0; WINDOW],
+        }
+    }
+}
 
 /// A virtio-iommu: the model plus the queue plumbing.
 pub struct ViommuDevice<B: IommuBackend> {
@@ -185,13 +198,41 @@ impl<B: IommuBackend> ViommuDevice<B> {
                 Taken::Pair(pair) => {
                     let head = pair.head;
                     let (gpa, len) = pair.readable;
-                    let Some(req) = copy_pair_request(mem, gpa, len, &mut self.req) else {
+                    let Some(len) =
+                        copy_pair_request(mem, gpa, len, &mut self.req).map(<[u8]>::len)
+                    else {
                         // Oversized: the request fails, nothing written.
                         fail_request(&mut queue, head);
                         continue;
                     };
                     let t2 = perf::now();
-                    let c = self.model.handle_request(req, pair.writable.1 as usize);
+                    // The common shape: a MAP or UNMAP answered in the tail
+                    // alone. Its fields read from the window, its status
+                    // in a register, stored as the tail (the pair walk
+                    // checked the buffer to lie in RAM): what the general
+                    // entry and `write_pair_response` do with it.
+                    if pair.writable.1 as usize == TAIL_LEN
+                        && let Some((kind, status)) =
+                            self.model.respond_tail(self.req.window(), len)
+                    {
+                        let t3 = perf::now();
+                        let at = pair.writable.0;
+                        // SAFETY: the writable buffer's four bytes, which
+                        // the pair walk checked to lie in `mem`'s RAM.
+                        unsafe { mem.write_u32_direct(mem.direct(at), status as u32) };
+                        let c = Completion {
+                            kind: Some(kind),
+                            response: Response::Status {
+                                len: TAIL_LEN,
+                                status,
+                            },
+                        };
+                        complete!(head, c, TAIL_LEN as u32, Some(at), t2, t3);
+                        continue;
+                    }
+                    let c = self
+                        .model
+                        .handle_request(&self.req.0[..len], pair.writable.1 as usize);
                     let t3 = perf::now();
                     let (written, status_at) = write_pair_response(&pair, mem, &c.response);
                     complete!(head, c, written, status_at, t2, t3);

@@ -33,7 +33,7 @@ use super::events::EventQueue;
 use super::idmap::IdMap;
 use super::wire::config::ConfigSpace;
 use super::wire::probe::{FAULT_LEN, Fault, FaultReason};
-use super::wire::request::{ParseError, Request};
+use super::wire::request::{MAP_LEN, Map, ParseError, Request, UNMAP_LEN, Unmap, Window};
 use super::wire::{Feature, RequestType, Status, TAIL_LEN};
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
@@ -318,6 +318,37 @@ impl<B: IommuBackend> Viommu<B> {
     pub fn handle_request(&mut self, req: &[u8], resp_len: usize) -> Completion {
         let (kind, response) = self.respond(req, resp_len);
         Completion { kind, response }
+    }
+
+    /// [`Viommu::handle_request`] of the common shape: a MAP or UNMAP whose
+    /// device-writable part is the tail alone (`resp_len` [`TAIL_LEN`],
+    /// which the caller has checked), read from the request's first bytes
+    /// `req` (the request is `len` bytes long) as typed fields, and
+    /// answered with a status. `None` when the request is not that shape:
+    /// nothing done and nothing counted, the general entry answers it.
+    ///
+    /// The same checks and results as the general entry: the response
+    /// length is in range ([`TAIL_LEN`]); the type is MAP or UNMAP and the
+    /// request at least its layout's length (any other type, or a shorter
+    /// request, takes the general entry: nothing written or IOERR); the
+    /// fields are those `Request::parse` reads, the reserved ones too;
+    /// counted once, as `decided` counts.
+    #[inline(always)]
+    pub fn respond_tail(&mut self, req: &Window, len: usize) -> Option<(RequestType, Status)> {
+        // Counted in each arm, where its counter's row is a constant.
+        match req[0] {
+            RequestType::MAP if len >= MAP_LEN => {
+                let status = self.map(&Map::from_window(req));
+                self.counters.record(Some(RequestType::Map), Some(status));
+                Some((RequestType::Map, status))
+            }
+            RequestType::UNMAP if len >= UNMAP_LEN => {
+                let status = self.unmap(&Unmap::from_window(req));
+                self.counters.record(Some(RequestType::Unmap), Some(status));
+                Some((RequestType::Unmap, status))
+            }
+            _ => None,
+        }
     }
 
     /// Ends a batch: one backend sync for every request handled since the

@@ -80,6 +80,11 @@ impl RequestType {
         RequestType::Probe,
     ];
 
+    /// MAP's head `type` byte.
+    pub const MAP: u8 = iommu::T_MAP;
+    /// UNMAP's head `type` byte.
+    pub const UNMAP: u8 = iommu::T_UNMAP;
+
     /// Decodes a head `type` byte; `None` for a type the device does not know.
     pub const fn from_u8(value: u8) -> Option<Self> {
         match value {

@@ -179,6 +179,61 @@ fn array<const N: usize>(buf: &[u8], off: usize) -> [u8; N] {
     out
 }
 
+/// Bytes of a request the typed reads of MAP and UNMAP look at: the longer
+/// of the two layouts (MAP's 36) rounded up to whole doublewords.
+pub const WINDOW: usize = 40;
+
+/// The first [`WINDOW`] bytes of a request buffer: MAP and UNMAP are read
+/// out of it at constant offsets (no slice bounds, one load per field).
+pub type Window = [u8; WINDOW];
+
+/// The little-endian `u32` at byte `off` of `w` (constant after inlining).
+#[inline(always)]
+fn w32(w: &Window, off: usize) -> u32 {
+    let mut b = [0; 4];
+    b.copy_from_slice(&w[off..off + 4]);
+    u32::from_le_bytes(b)
+}
+
+/// The little-endian `u64` at byte `off` of `w` (constant after inlining).
+#[inline(always)]
+fn w64(w: &Window, off: usize) -> u64 {
+    let mut b = [0; 8];
+    b.copy_from_slice(&w[off..off + 8]);
+    u64::from_le_bytes(b)
+}
+
+impl Map {
+    /// The MAP whose request starts `w`, every field as [`Request::parse`]
+    /// reads it. The caller has checked the type byte and that the request
+    /// is at least [`MAP_LEN`] bytes long (the fields lie in its bytes).
+    #[inline(always)]
+    pub fn from_window(w: &Window) -> Self {
+        Map {
+            domain: w32(w, 4),
+            virt_start: w64(w, 8),
+            virt_end: w64(w, 16),
+            phys_start: w64(w, 24),
+            flags: MapFlags(w32(w, 32)),
+        }
+    }
+}
+
+impl Unmap {
+    /// The UNMAP whose request starts `w`, every field (the reserved bytes
+    /// too) as [`Request::parse`] reads it. The caller has checked the type
+    /// byte and that the request is at least [`UNMAP_LEN`] bytes long.
+    #[inline(always)]
+    pub fn from_window(w: &Window) -> Self {
+        Unmap {
+            domain: w32(w, 4),
+            virt_start: w64(w, 8),
+            virt_end: w64(w, 16),
+            reserved: w32(w, 24).to_le_bytes(),
+        }
+    }
+}
+
 impl Request {
     /// Parses the device-readable part of a request. Bytes beyond the
     /// type's layout are ignored (room for extensions, as the reserved
