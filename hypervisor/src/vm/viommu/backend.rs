@@ -217,7 +217,7 @@ impl SmmuBackend {
         SmmuBackend {
             ram_pa: ram.to_pa(ram.region().base).unwrap_or(0),
             ram,
-            pending: Pending::new(n, |i| guest.smmus.has_ril(i)),
+            pending: Pending::new(n, |i| guest.smmus.has_ril(i), |i| guest.smmus.queue(i)),
             marks: Vec::with_capacity(n),
             guest,
             vmids,
@@ -529,12 +529,12 @@ impl SmmuBackend {
     /// pay for its frame.
     #[inline(never)]
     fn sync_issue(&mut self) -> Result<(), BackendError> {
-        let result = if let Some((cmds, _)) = self.pending.one_mut() {
+        let result = if let Some((cmds, queue)) = self.pending.one_queue() {
             // One SMMU instance (the usual machine): the loop's one turn.
             if cmds.is_empty() {
                 Ok(())
             } else {
-                let issued = self.guest.smmus.sync_cmds(0, cmds);
+                let issued = queue.sync_cmds(cmds);
                 cmds.clear();
                 // The failure was logged where it happened.
                 issued.map_err(|_| BackendError::Hardware)
@@ -828,15 +828,16 @@ impl IommuBackend for SmmuBackend {
         // New entries: visible to the (coherent) table walker after a DSB,
         // which each register write of the command queue issues anyway.
         Cpu::write_barrier();
-        if let Some((cmds, _)) = self.pending.one_mut()
+        if let Some((cmds, queue)) = self.pending.one_queue()
             && self.tables.retired() == 0
         {
             // One SMMU instance (the usual machine) and nothing retired:
             // what `sync_issue` comes to then (nothing to reclaim or to
-            // quarantine, the retired count 0), without its frame.
+            // quarantine, the retired count 0), without its frame; its
+            // queue called directly (no port, no instance lookup).
             let mut result = Ok(());
             if !cmds.is_empty() {
-                let issued = self.guest.smmus.sync_cmds(0, cmds);
+                let issued = queue.sync_cmds(cmds);
                 cmds.clear();
                 if issued.is_err() {
                     // Logged where it happened (the SMMU and its error).
