@@ -16,7 +16,7 @@ use crate::smmu::cmd::Cmd;
 use crate::smmu::dma::{CacheOps, DmaMemory};
 use crate::smmu::manager::{
     DeviceStreams, DmaFault, FaultHandled, FaultSink, OwnerId, SmmuManager, StreamProblem,
-    SyncFailed, endpoint_sid, owner_streams_within, sid_endpoint,
+    SyncFailed, SyncQueue, endpoint_sid, owner_streams_within, sid_endpoint,
 };
 use crate::smmu::regs::SmmuRegs;
 use crate::smmu::streams::pcie_rid_streams;
@@ -111,6 +111,15 @@ pub trait DmaControl: Sync {
             log::error!("{e}");
             SyncFailed
         })
+    }
+    /// Instance `smmu`'s command queue, for a hot path to keep: its
+    /// [`SyncQueue::sync_cmds`] is [`DmaControl::sync_cmds`] on `smmu`
+    /// (the same commands, checks and answers), one call with no port or
+    /// instance lookup between. None (the default) when there is no such
+    /// instance or the port offers none: the caller uses `sync_cmds`.
+    fn queue(&'static self, smmu: usize) -> Option<&'static dyn SyncQueue> {
+        let _ = smmu;
+        None
     }
     /// Whether instance `smmu` has range invalidation.
     fn has_ril(&self, smmu: usize) -> bool;
@@ -306,9 +315,9 @@ pub struct SmmuPort<R: 'static, D: 'static, C: 'static> {
 impl<R, D, C> DmaControl for SmmuPort<R, D, C>
 where
     Self: Sync,
-    R: SmmuRegs,
-    D: DmaMemory,
-    C: CacheOps + Clone,
+    R: SmmuRegs + Send,
+    D: DmaMemory + Send,
+    C: CacheOps + Clone + Send,
 {
     fn attach(&self, owner: &DmaOwner<'_>, table: Option<TableRef<'_>>) -> Result<(), DmaError> {
         // A host bridge's streams on the buses enumeration found in use
@@ -381,6 +390,9 @@ where
     }
     fn sync_cmds(&self, smmu: usize, cmds: &[Cmd]) -> Result<(), SyncFailed> {
         self.smmus.sync_cmds(smmu, cmds)
+    }
+    fn queue(&'static self, smmu: usize) -> Option<&'static dyn SyncQueue> {
+        self.smmus.queue(smmu)
     }
     fn has_ril(&self, smmu: usize) -> bool {
         self.smmus.has_ril(smmu)

@@ -38,6 +38,7 @@ pub use devices::{
 };
 pub use error::{ManagerError, SyncFailed};
 pub use events::{DmaFault, FaultHandled, FaultSink};
+pub use owners::SyncQueue;
 pub use probe::{Probed, SmmuInterrupt, SmmuIrq, SmmuParts};
 
 use super::driver::Smmu;

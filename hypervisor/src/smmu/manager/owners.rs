@@ -4,7 +4,7 @@
 //! virtio-iommu's endpoints.
 
 use super::devices::OwnerStreams;
-use super::{ManagerError, Owned, OwnerId, SmmuManager, Stage2Table, SyncFailed};
+use super::{Instance, ManagerError, Owned, OwnerId, SmmuManager, Stage2Table, SyncFailed};
 use crate::smmu::cmd::Cmd;
 use crate::smmu::dma::{CacheOps, DmaMemory};
 use crate::smmu::error::SmmuError;
@@ -176,12 +176,20 @@ impl<R: SmmuRegs, D: DmaMemory, C: CacheOps + Clone> SmmuManager<R, D, C> {
         let Some(inst) = self.instances.get(smmu) else {
             return Err(log_failed(&ManagerError::NoSuchSmmu(smmu)));
         };
-        let issued = inst.driver.lock().issue(cmds);
-        // The lock released; the usual answer tested first.
-        match issued {
-            Ok(()) => Ok(()),
-            Err(error) => Err(log_failed(&smmu_failed(inst.base, error))),
-        }
+        inst.sync(cmds)
+    }
+
+    /// Instance `smmu`'s command queue as a hot path keeps it
+    /// ([`SyncQueue`]): its [`SyncQueue::sync_cmds`] is
+    /// [`SmmuManager::sync_cmds`] on that instance, without the instance
+    /// lookup. None for an instance there is not.
+    pub fn queue(&self, smmu: usize) -> Option<&dyn SyncQueue>
+    where
+        R: Send,
+        D: Send,
+        C: Send,
+    {
+        self.instances.get(smmu).map(|i| i as &dyn SyncQueue)
     }
 
     /// Remembers `name` as `owner`'s name for log lines.
@@ -192,6 +200,41 @@ impl<R: SmmuRegs, D: DmaMemory, C: CacheOps + Clone> SmmuManager<R, D, C> {
             Some((_, n)) => *n = name.to_string(),
             None => owners.names.push((owner, name.to_string())),
         }
+    }
+}
+
+/// One SMMU instance's command queue, as a hot path (a guest's
+/// invalidations) keeps it from [`SmmuManager::queue`]: one call to the
+/// instance's queue, no instance lookup or port between.
+pub trait SyncQueue: Sync {
+    /// Issues `cmds` and a CMD_SYNC on this instance (under its driver's
+    /// lock) and waits: the driver's checks (room, wrap, CMDQ_CONS polled
+    /// with its limit, the command error kept by the queue) as
+    /// [`SmmuManager::issue`]. A failure is logged here, with the instance
+    /// and the driver's error, and answered as [`SyncFailed`].
+    fn sync_cmds(&self, cmds: &[Cmd]) -> Result<(), SyncFailed>;
+}
+
+impl<R: SmmuRegs, D: DmaMemory, C: CacheOps + Clone> Instance<R, D, C> {
+    /// [`SyncQueue::sync_cmds`] (the manager's and the kept queue's one
+    /// body).
+    #[inline(always)]
+    fn sync(&self, cmds: &[Cmd]) -> Result<(), SyncFailed> {
+        let issued = self.driver.lock().issue(cmds);
+        // The lock released; the usual answer tested first.
+        match issued {
+            Ok(()) => Ok(()),
+            Err(error) => Err(log_failed(&smmu_failed(self.base, error))),
+        }
+    }
+}
+
+impl<R: SmmuRegs, D: DmaMemory, C: CacheOps + Clone> SyncQueue for Instance<R, D, C>
+where
+    Self: Sync,
+{
+    fn sync_cmds(&self, cmds: &[Cmd]) -> Result<(), SyncFailed> {
+        self.sync(cmds)
     }
 }
 

@@ -271,6 +271,12 @@ impl State {
 #[derive(Clone)]
 pub struct FakeSmmu(pub Rc<RefCell<State>>);
 
+// SAFETY: the fake is not thread-safe (Rc<RefCell>); each test keeps it,
+// and every clone of it, on its own thread (as `FakePort`'s Sync already
+// assumes). Send only lets a manager over fakes hand out its instances'
+// queues ([`crate::smmu::manager::SmmuManager::queue`]) in those tests.
+unsafe impl Send for FakeSmmu {}
+
 impl FakeSmmu {
     /// An SMMU reset to the architectural state with ID registers `idr`.
     pub fn new(idr: [u32; 6]) -> Self {

@@ -301,6 +301,9 @@ impl DmaControl for WithRil {
     fn issue(&self, smmu: usize, cmds: &[Cmd]) -> Result<(), DmaError> {
         self.0.issue(smmu, cmds)
     }
+    fn queue(&'static self, smmu: usize) -> Option<&'static dyn SyncQueue> {
+        self.0.queue(smmu)
+    }
     fn has_ril(&self, _smmu: usize) -> bool {
         true
     }

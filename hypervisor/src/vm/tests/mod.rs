@@ -29,6 +29,7 @@ use crate::fdt::HostDt;
 use crate::mm::layout::Region;
 use crate::mm::pagetable::{PageTable, Stage2};
 use crate::smmu::cmd::Cmd;
+use crate::smmu::manager::{SyncFailed, SyncQueue};
 use crate::vgic::hw::{NoVcpu, RegCtx};
 use alloc::boxed::Box;
 use alloc::string::String;
@@ -110,6 +111,9 @@ impl DmaControl for FakeDma {
         self.calls.lock().push(DmaCall::Issue(smmu, cmds.to_vec()));
         Ok(())
     }
+    fn queue(&'static self, smmu: usize) -> Option<&'static dyn SyncQueue> {
+        (smmu == 0).then_some(self as &dyn SyncQueue)
+    }
     fn has_ril(&self, _smmu: usize) -> bool {
         false
     }
@@ -118,6 +122,13 @@ impl DmaControl for FakeDma {
     }
     fn poll_events(&self) {
         self.calls.lock().push(DmaCall::Poll);
+    }
+}
+
+/// Instance 0's queue: recorded as an issue on instance 0.
+impl SyncQueue for FakeDma {
+    fn sync_cmds(&self, cmds: &[Cmd]) -> Result<(), SyncFailed> {
+        DmaControl::sync_cmds(self, 0, cmds)
     }
 }
 

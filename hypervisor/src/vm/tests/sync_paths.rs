@@ -4,7 +4,9 @@
 //! MAP / UNMAP / sync sequences with failing issues: the same results,
 //! the same commands on instance 0, the same table memory afterwards; with
 //! and without range invalidation (the one instance's flag is held beside
-//! its list, the general path's in a list of flags).
+//! its list, the general path's in a list of flags). The one SMMU's syncs
+//! go through the queue the backend keeps ([`SyncQueue`]), the general
+//! path's through the port.
 
 use super::*;
 use crate::viommu::backend::{BackendError, IommuBackend, MapAttrs};
@@ -21,6 +23,8 @@ struct Issues {
     count: usize,
     ril: bool,
     calls: AtomicUsize,
+    /// Syncs through the kept queue ([`SyncQueue`]), not the port.
+    direct: AtomicUsize,
     fail: Mutex<(usize, usize)>,
     issued: Mutex<Vec<(usize, Vec<Cmd>)>>,
 }
@@ -61,6 +65,9 @@ impl DmaControl for Issues {
         }
         Ok(())
     }
+    fn queue(&'static self, smmu: usize) -> Option<&'static dyn SyncQueue> {
+        (smmu == 0).then_some(self as &dyn SyncQueue)
+    }
     fn has_ril(&self, smmu: usize) -> bool {
         self.ril && smmu < self.count
     }
@@ -68,6 +75,15 @@ impl DmaControl for Issues {
         self.count
     }
     fn poll_events(&self) {}
+}
+
+/// Instance 0's queue as the one-SMMU backend keeps it: the same issue
+/// on instance 0 (recorded, failing as the port's).
+impl SyncQueue for Issues {
+    fn sync_cmds(&self, cmds: &[Cmd]) -> Result<(), SyncFailed> {
+        self.direct.fetch_add(1, Ordering::Relaxed);
+        DmaControl::sync_cmds(self, 0, cmds)
+    }
 }
 
 /// A backend on `count` SMMU instances, in a world of its own (so that
@@ -79,6 +95,7 @@ fn side(count: usize, ril: bool, fail: (usize, usize)) -> (&'static Issues, Gues
         count,
         ril,
         calls: AtomicUsize::new(0),
+        direct: AtomicUsize::new(0),
         fail: Mutex::new(fail),
         issued: Mutex::new(Vec::new()),
     }));
@@ -102,6 +119,7 @@ fn one_smmu_sync_matches_the_general_path() {
     };
     let mut outcomes = [0usize; 2];
     let mut ranges = 0;
+    let mut direct = 0;
     for round in 0..12 {
         // Issues fail from a random sync on, every few syncs (or never).
         let fail = match round % 3 {
@@ -162,7 +180,13 @@ fn one_smmu_sync_matches_the_general_path() {
                 "{at}: table memory"
             );
         }
+        direct += one_smmus.direct.load(Ordering::Relaxed);
+        assert_eq!(two_smmus.direct.load(Ordering::Relaxed), 0, "two: the port");
     }
     assert!(outcomes[0] > 500 && outcomes[1] > 5, "{outcomes:?}");
+    assert!(
+        direct > 0,
+        "the one SMMU's syncs went through its kept queue"
+    );
     assert!(ranges > 0, "range commands met");
 }

@@ -217,7 +217,7 @@ impl SmmuBackend {
         SmmuBackend {
             ram_pa: ram.to_pa(ram.region().base).unwrap_or(0),
             ram,
-            pending: Pending::new(n, |i| guest.smmus.has_ril(i)),
+            pending: Pending::new(n, |i| guest.smmus.has_ril(i), |i| guest.smmus.queue(i)),
             marks: Vec::with_capacity(n),
             guest,
             vmids,
@@ -381,6 +381,8 @@ impl SmmuBackend {
     fn queue_retire_tlbi(&mut self, vmid: u16) {
         self.retire_queued = self.tables.retired();
         for cmds in self.pending.lists_mut() {
+            // Room reserved before the tables changed: no allocation here.
+            debug_assert!(cmds.len() < cmds.capacity(), "retire room reserved");
             cmds.push(Cmd::tlbi_s12_vmall(vmid));
         }
     }
@@ -412,7 +414,6 @@ impl SmmuBackend {
     /// for the next sync. The commands are planned first, so an error
     /// leaves both the table and the queued commands as they were.
     fn unmap_planned(&mut self, domain: u32, iova: u64, len: u64) -> Result<(), BackendError> {
-        self.reserve_retire()?;
         let d = self.domains.get_mut(domain).ok_or(BackendError::Hardware)?;
         let vmid = d.vmid;
         let t = d.table.as_mut().ok_or(BackendError::Hardware)?;
@@ -425,26 +426,35 @@ impl SmmuBackend {
         } else {
             len
         };
-        if let Some((cmds, ril)) = self.pending.one_mut() {
-            // One SMMU instance (the usual machine): its queued length is
-            // the mark, no list of marks and no loop over instances.
-            let mark = cmds.len();
-            plan_s2_invalidation_into(cmds, vmid, iova, planned, true, ril, limit)
-                .map_err(plan_error)?;
-            if let Err(e) = t.unmap(&mut self.tables, iova, len) {
-                // Take back what this call queued: nothing was unmapped.
-                cmds.truncate(mark);
-                return Err(hw(e));
-            }
-            self.queue_retire(vmid);
-            return Ok(());
+        let Some((cmds, ril)) = self.pending.one_mut() else {
+            return self.unmap_planned_each(domain, vmid, (iova, len), planned);
+        };
+        // One SMMU instance (the usual machine): its queued length is the
+        // mark, no list of marks and no loop over instances. The plan
+        // reserves its own commands' room; the room for `queue_retire`'s
+        // command is tested after it (the plan may have used the list's
+        // spare slot), so that nothing is pushed without a fallible
+        // reservation once the table changes.
+        let mark = cmds.len();
+        plan_s2_invalidation_into(cmds, vmid, iova, planned, true, ril, limit)
+            .map_err(plan_error)?;
+        if cmds.len() == cmds.capacity() && cmds.try_reserve(1).is_err() {
+            cmds.truncate(mark);
+            return Err(BackendError::NoMemory);
         }
-        self.unmap_planned_each(domain, vmid, (iova, len), planned)
+        if let Err(e) = t.unmap(&mut self.tables, iova, len) {
+            // Take back what this call queued: nothing was unmapped.
+            cmds.truncate(mark);
+            return Err(hw(e));
+        }
+        self.queue_retire(vmid);
+        Ok(())
     }
 
     /// [`Self::unmap_planned`] with several SMMU instances (out of line:
     /// the usual machine has one): `planned` bytes from `iova` planned
-    /// on each, then `[iova, iova + len)` unmapped, or nothing changed.
+    /// on each, with room for `queue_retire`'s command after them, then
+    /// `[iova, iova + len)` unmapped, or nothing changed.
     #[inline(never)]
     fn unmap_planned_each(
         &mut self,
@@ -466,6 +476,12 @@ impl SmmuBackend {
             };
             if let Err(e) = plan_s2_invalidation_into(cmds, vmid, iova, planned, true, ril, limit) {
                 result = Err(plan_error(e));
+                break;
+            }
+            // Room for `queue_retire`'s command, after the plan (as the
+            // one instance's path).
+            if cmds.len() == cmds.capacity() && cmds.try_reserve(1).is_err() {
+                result = Err(BackendError::NoMemory);
                 break;
             }
         }
@@ -529,12 +545,12 @@ impl SmmuBackend {
     /// pay for its frame.
     #[inline(never)]
     fn sync_issue(&mut self) -> Result<(), BackendError> {
-        let result = if let Some((cmds, _)) = self.pending.one_mut() {
+        let result = if let Some((cmds, queue)) = self.pending.one_queue() {
             // One SMMU instance (the usual machine): the loop's one turn.
             if cmds.is_empty() {
                 Ok(())
             } else {
-                let issued = self.guest.smmus.sync_cmds(0, cmds);
+                let issued = queue.sync_cmds(cmds);
                 cmds.clear();
                 // The failure was logged where it happened.
                 issued.map_err(|_| BackendError::Hardware)
@@ -828,15 +844,16 @@ impl IommuBackend for SmmuBackend {
         // New entries: visible to the (coherent) table walker after a DSB,
         // which each register write of the command queue issues anyway.
         Cpu::write_barrier();
-        if let Some((cmds, _)) = self.pending.one_mut()
+        if let Some((cmds, queue)) = self.pending.one_queue()
             && self.tables.retired() == 0
         {
             // One SMMU instance (the usual machine) and nothing retired:
             // what `sync_issue` comes to then (nothing to reclaim or to
-            // quarantine, the retired count 0), without its frame.
+            // quarantine, the retired count 0), without its frame; its
+            // queue called directly (no port, no instance lookup).
             let mut result = Ok(());
             if !cmds.is_empty() {
-                let issued = self.guest.smmus.sync_cmds(0, cmds);
+                let issued = queue.sync_cmds(cmds);
                 cmds.clear();
                 if issued.is_err() {
                     // Logged where it happened (the SMMU and its error).

@@ -1,11 +1,13 @@
 //! [`Pending`]: the invalidation commands a guest's virtio-iommu backend
 //! queues for its batch's sync, one list per SMMU instance, with whether
 //! each instance has range invalidation. The usual machine has one SMMU:
-//! its list and flag are held in place (one tag test and direct loads, no
-//! vector of lists to go through), the general layout kept for none or
-//! several.
+//! its list, flag and command queue are held in place (one tag test and
+//! direct loads, no vector of lists to go through, the sync one call to
+//! the instance's queue), the general layout kept for none or several
+//! (or a port that offers no queue to keep).
 
 use crate::smmu::cmd::Cmd;
+use crate::smmu::manager::SyncQueue;
 use alloc::vec::Vec;
 
 /// The commands queued per SMMU instance (emptied, not freed, by each
@@ -18,6 +20,8 @@ pub(super) enum Pending {
         cmds: Vec<Cmd>,
         /// Whether it has range invalidation.
         ril: bool,
+        /// Its command queue (the sync's one call).
+        queue: &'static dyn SyncQueue,
     },
     /// No instance, or several: one list and one flag each.
     Each {
@@ -30,12 +34,20 @@ pub(super) enum Pending {
 
 impl Pending {
     /// Empty lists for `count` instances, instance `i` with range
-    /// invalidation when `ril(i)`.
-    pub(super) fn new(count: usize, ril: impl Fn(usize) -> bool) -> Self {
-        if count == 1 {
+    /// invalidation when `ril(i)` and command queue `queue(i)`; one
+    /// instance is held in place when it has a queue.
+    pub(super) fn new(
+        count: usize,
+        ril: impl Fn(usize) -> bool,
+        queue: impl Fn(usize) -> Option<&'static dyn SyncQueue>,
+    ) -> Self {
+        if count == 1
+            && let Some(queue) = queue(0)
+        {
             return Pending::One {
                 cmds: Vec::new(),
                 ril: ril(0),
+                queue,
             };
         }
         Pending::Each {
@@ -58,7 +70,17 @@ impl Pending {
     #[inline(always)]
     pub(super) fn one_mut(&mut self) -> Option<(&mut Vec<Cmd>, bool)> {
         match self {
-            Pending::One { cmds, ril } => Some((cmds, *ril)),
+            Pending::One { cmds, ril, .. } => Some((cmds, *ril)),
+            Pending::Each { .. } => None,
+        }
+    }
+
+    /// The one instance's list and command queue, if there is exactly one
+    /// instance held in place.
+    #[inline(always)]
+    pub(super) fn one_queue(&mut self) -> Option<(&mut Vec<Cmd>, &'static dyn SyncQueue)> {
+        match self {
+            Pending::One { cmds, queue, .. } => Some((cmds, *queue)),
             Pending::Each { .. } => None,
         }
     }
