@@ -450,13 +450,8 @@ mod tests {
     #[test]
     fn random_layouts_keep_the_invariants() {
         // A small xorshift: deterministic, no dependency.
-        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = move |n: u64| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed % n
-        };
+        let mut rng = crate::test_rng::Rng(0x9e37_79b9_7f4a_7c15u64);
+        let mut next = move |n: u64| rng.below(n);
         for _ in 0..2000 {
             let nbanks = 1 + next(4);
             let mut banks = StdVec::new();

@@ -233,13 +233,8 @@ mod tests {
         // sgis, spis_pending, requests; and the bits each field holds.
         let mut model = [0u32; 3];
         let masks = [0xffffu32, 1, u32::MAX];
-        let mut seed = 0x1234_5678_9abc_def1u64;
-        let mut rand = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let mut rng = crate::test_rng::Rng(0x1234_5678_9abc_def1u64);
+        let mut rand = move || rng.next();
         for step in 0..20_000 {
             let f = (rand() % 3) as usize;
             let b = [slot.sgis(), slot.spis_pending(), slot.requests()][f];

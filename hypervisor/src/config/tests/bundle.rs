@@ -429,13 +429,8 @@ fn undecodable_and_trailing_config() {
 
 #[test]
 fn garbage_never_panics() {
-    let mut seed: u32 = 0x1234_5678;
-    let mut next = || {
-        seed ^= seed << 13;
-        seed ^= seed >> 17;
-        seed ^= seed << 5;
-        seed
-    };
+    let mut rng = crate::test_rng::Rng(0x1234_5678);
+    let mut next = move || rng.next() as u32;
     let good = sample();
     for _ in 0..2000 {
         let mut bytes = good.clone();

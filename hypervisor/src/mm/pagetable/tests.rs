@@ -261,14 +261,9 @@ fn running_out_of_tables_rolls_back() {
 
 #[test]
 fn random_maps_match_a_model() {
-    // A tiny deterministic generator: no dependency needed.
-    let mut seed = 0x1234_5678_9abc_def0u64;
-    let mut rnd = move || {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        seed
-    };
+    // The shared deterministic generator (crate::test_rng).
+    let mut rng = crate::test_rng::Rng(0x1234_5678_9abc_def0u64);
+    let mut rnd = move || rng.next();
     let mut m = FakeMem::default();
     let mut pt: PageTable<Stage2> = PageTable::new(&mut m, 36, 1).unwrap();
     let mut model: Vec<(u64, u64, u64)> = Vec::new(); // (va, pa, size)

@@ -549,13 +549,8 @@ fn the_kept_queue_is_the_managers_sync_on_its_instance() {
     let (kept, kept_fakes) = probe_two(&hw);
     let (general, general_fakes) = probe_two(&hw);
     assert!(kept.queue(2).is_none() && general.sync_cmds(2, &[]).is_err());
-    let mut seed = 0x2545_f491_4f6c_dd1du64;
-    let mut rand = move |n: u64| {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        seed % n
-    };
+    let mut rng = crate::test_rng::Rng(0x2545_f491_4f6c_dd1du64);
+    let mut rand = move |n: u64| rng.below(n);
     let mut answers = [0usize; 2];
     for step in 0..400 {
         let inst = rand(2) as usize;

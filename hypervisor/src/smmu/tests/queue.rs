@@ -303,13 +303,8 @@ fn cmdq_side(log2: u32, coherent: bool) -> (FakeSmmu, DmaQueue<FakeSmmu>) {
 /// SMMU consumed and stopped on, register writes and cache cleans.
 #[test]
 fn command_slots_match_general_entry_writes() {
-    let mut seed = 0x2545_f491_4f6c_dd1du64;
-    let mut rand = move |n: u64| {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        seed % n
-    };
+    let mut rng = crate::test_rng::Rng(0x2545_f491_4f6c_dd1du64);
+    let mut rand = move |n: u64| rng.below(n);
     let pool = [
         Cmd::tlbi_s2_ipa(3, 0x1000, true),
         Cmd::tlbi_s12_vmall(7),

@@ -380,13 +380,8 @@ fn a_ring_refilled_forever_does_not_hold_the_cpu() {
 #[test]
 fn register_reads_decode_as_the_register_enum() {
     let mut g = Guest::new();
-    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
-    let mut next = || {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        seed
-    };
+    let mut rng = crate::test_rng::Rng(0x9e37_79b9_7f4a_7c15u64);
+    let mut next = move || rng.next();
     let writable = [
         Register::DeviceFeaturesSel,
         Register::DriverFeaturesSel,

@@ -110,13 +110,8 @@ fn side(count: usize, ril: bool, fail: (usize, usize)) -> (&'static Issues, Gues
 #[test]
 fn one_smmu_sync_matches_the_general_path() {
     const RW: MapAttrs = MapAttrs::new(true, true, false);
-    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
-    let mut rand = move |n: u64| {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        seed % n
-    };
+    let mut rng = crate::test_rng::Rng(0x9e37_79b9_7f4a_7c15u64);
+    let mut rand = move |n: u64| rng.below(n);
     let mut outcomes = [0usize; 2];
     let mut ranges = 0;
     let mut direct = 0;
