@@ -133,6 +133,18 @@ fn attach() -> Vec<u8> {
     .encode()
 }
 
+/// A driver and a device whose endpoint is attached to domain 1 (the
+/// ATTACH answered, its used element taken).
+fn attached() -> (Driver, ViommuDevice<FakeBackend>) {
+    let mut d = Driver::new();
+    let mut dev = device();
+    let a = attach();
+    d.queue(&[&a], &[4]);
+    d.notify(&mut dev);
+    assert_eq!(d.used().map(|u| u.1), Some(4));
+    (d, dev)
+}
+
 fn map(iova: u64) -> Vec<u8> {
     Request::Map(Map {
         domain: 1,
@@ -213,12 +225,7 @@ fn an_oversized_request_fails_alone_with_nothing_written() {
 
 #[test]
 fn one_sync_per_notify_and_buffers_reused_across_notifies() {
-    let mut d = Driver::new();
-    let mut dev = device();
-    let a = attach();
-    d.queue(&[&a], &[4]);
-    d.notify(&mut dev);
-    d.used();
+    let (mut d, mut dev) = attached();
     let mut kept = None;
     for round in 0..3u64 {
         let iova = 0x20_0000 + round * 0x1000;
@@ -339,12 +346,7 @@ fn a_malformed_chain_amid_a_batch_fails_alone() {
 
 #[test]
 fn a_failed_request_amid_a_batch_is_completed_in_its_place() {
-    let mut d = Driver::new();
-    let mut dev = device();
-    let a = attach();
-    d.queue(&[&a], &[4]);
-    d.notify(&mut dev);
-    assert_eq!(d.used().map(|u| u.1), Some(4));
+    let (mut d, mut dev) = attached();
     // The unreadable request amid the batch fails alone, its used element
     // in pop order among the others (each completed as it is handled).
     let mut big = attach();
@@ -375,12 +377,7 @@ fn a_failed_request_amid_a_batch_is_completed_in_its_place() {
 
 #[test]
 fn a_failed_sync_turns_the_revocable_successes_written_before_it_into_ioerr() {
-    let mut d = Driver::new();
-    let mut dev = device();
-    let a = attach();
-    d.queue(&[&a], &[4]);
-    d.notify(&mut dev);
-    d.used();
+    let (mut d, mut dev) = attached();
     let m = map(0x50_0000);
     d.queue(&[&m], &[4]);
     d.notify(&mut dev);

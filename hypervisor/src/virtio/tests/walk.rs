@@ -161,6 +161,19 @@ fn random_ring(raw: &dyn Fn(u64, &[u8]), rng: &mut Rng) -> Ring {
 }
 
 /// An enabled queue over `ring`.
+/// A fake guest memory holding a random ring ([`random_ring`]) whose
+/// `avail.flags` is randomly 0 or NO_INTERRUPT, the ring, and an image of
+/// the whole memory (to copy into the other memories compared).
+fn random_memory(rng: &mut Rng) -> (VecMemory, Ring, alloc::vec::Vec<u8>) {
+    let fake = VecMemory::new(RAM_BASE, RAM_SIZE);
+    let raw = |gpa: u64, bytes: &[u8]| fake.write(gpa, bytes).unwrap();
+    let ring = random_ring(&raw, rng);
+    raw(ring.avail, &(rng.below(2) as u16).to_le_bytes());
+    let mut image = alloc::vec![0u8; RAM_SIZE];
+    fake.read(RAM_BASE, &mut image).unwrap();
+    (fake, ring, image)
+}
+
 fn queue_of<M: GuestMemory>(mem: &M, ring: &Ring) -> Queue {
     let mut q = Queue::new(16);
     q.set_size(u32::from(ring.size));
@@ -318,12 +331,7 @@ fn guest_ram_without_per_access_checks_matches_the_checked_fake() {
     let mut rng = Rng(0x7e57_5eed);
     let (mut chains, mut fatal) = (0, 0);
     for _ in 0..1000 {
-        let fake = VecMemory::new(RAM_BASE, RAM_SIZE);
-        let raw = |gpa: u64, bytes: &[u8]| fake.write(gpa, bytes).unwrap();
-        let ring = random_ring(&raw, &mut rng);
-        raw(ring.avail, &(rng.below(2) as u16).to_le_bytes());
-        let mut image = alloc::vec![0u8; RAM_SIZE];
-        fake.read(RAM_BASE, &mut image).unwrap();
+        let (fake, ring, mut image) = random_memory(&mut rng);
         ram.mem.write(RAM_BASE, &image).unwrap();
 
         let (mut qf, mut qr) = (queue_of(&fake, &ring), queue_of(&ram.mem, &ring));
@@ -337,7 +345,7 @@ fn guest_ram_without_per_access_checks_matches_the_checked_fake() {
             // The driver makes a few more entries available.
             let idx = fake.read_u16(ring.avail + 2).unwrap();
             let more = idx.wrapping_add(rng.below(3) as u16).to_le_bytes();
-            raw(ring.avail + 2, &more);
+            fake.write(ring.avail + 2, &more).unwrap();
             ram.mem.write(ring.avail + 2, &more).unwrap();
         }
         let mut after = alloc::vec![0u8; RAM_SIZE];
@@ -461,12 +469,7 @@ fn a_session_publishing_itself_matches_the_context_finishing() {
     let mut rng = Rng(0x9b1e_5eed);
     let (mut chains, mut fatal, mut notified, mut quiet) = (0, 0, 0, 0);
     for _ in 0..1500 {
-        let fake = VecMemory::new(RAM_BASE, RAM_SIZE);
-        let raw = |gpa: u64, bytes: &[u8]| fake.write(gpa, bytes).unwrap();
-        let ring = random_ring(&raw, &mut rng);
-        raw(ring.avail, &(rng.below(2) as u16).to_le_bytes());
-        let mut image = alloc::vec![0u8; RAM_SIZE];
-        fake.read(RAM_BASE, &mut image).unwrap();
+        let (fake, ring, mut image) = random_memory(&mut rng);
         let other = VecMemory::new(RAM_BASE, RAM_SIZE);
         other.write(RAM_BASE, &image).unwrap();
         ram.mem.write(RAM_BASE, &image).unwrap();
