@@ -72,3 +72,11 @@ pub fn peak_during<T>(f: impl FnOnce() -> T) -> (T, usize) {
     let peak = PEAK.with(Cell::get);
     (out, (peak - base).max(0) as usize)
 }
+
+/// Runs `f` and returns its result and the heap bytes it left allocated
+/// on this thread (negative when it freed more than it allocated).
+pub fn held_after<T>(f: impl FnOnce() -> T) -> (T, isize) {
+    let base = LIVE.with(Cell::get);
+    let out = f();
+    (out, LIVE.with(Cell::get) - base)
+}

@@ -283,3 +283,52 @@ fn the_model_through_both_forms() {
     }
     assert_eq!(v.mapping_count(), 0);
 }
+
+#[test]
+fn a_drained_ring_keeps_its_room_up_to_min_capacity() {
+    // A batch of MAPs then its UNMAPs, again and again (FIFO and LIFO):
+    // the ring grows once and keeps MIN_CAPACITY entries' room, so later
+    // batches reallocate nothing; a ring grown past it shrinks back to it,
+    // not below; one that never needed it stays small.
+    let mut set = Intervals::new();
+    let fill = |set: &mut Intervals, n: usize| {
+        for k in 0..n as u64 {
+            let s = k * 0x1000;
+            let slot = set.free_slot(s, s + 0xfff).expect("free");
+            set.reserve().expect("room");
+            set.insert(slot, mapping(s, s + 0xfff));
+        }
+    };
+    for round in 0..4 {
+        fill(&mut set, MIN_CAPACITY);
+        assert_eq!(set.capacity(), MIN_CAPACITY, "round {round}");
+        for k in 0..MIN_CAPACITY as u64 {
+            // FIFO in even rounds, LIFO in odd ones.
+            let i = if round % 2 == 0 {
+                k
+            } else {
+                MIN_CAPACITY as u64 - 1 - k
+            };
+            let s = i * 0x1000;
+            let slot = set.exact(s, s + 0xfff).expect("present");
+            assert_eq!(set.remove(slot), Some(mapping(s, s + 0xfff)));
+            assert_eq!(set.capacity(), MIN_CAPACITY, "round {round}, {k} removed");
+        }
+        assert_eq!(set.len(), 0);
+    }
+    // Past MIN_CAPACITY: back down to it once a third full, never below.
+    fill(&mut set, SMALL_MAX);
+    assert!(set.capacity() > MIN_CAPACITY);
+    for k in 0..SMALL_MAX as u64 {
+        let s = k * 0x1000;
+        let slot = set.exact(s, s + 0xfff).expect("present");
+        set.remove(slot);
+        assert!(set.capacity() >= MIN_CAPACITY);
+        assert!(set.capacity() <= MIN_CAPACITY.max(3 * set.len()));
+    }
+    assert_eq!(set.capacity(), MIN_CAPACITY);
+    // A ring that never held more than a few stays that small.
+    let mut small = Intervals::new();
+    fill(&mut small, 3);
+    assert!(small.capacity() < MIN_CAPACITY / 4, "{}", small.capacity());
+}

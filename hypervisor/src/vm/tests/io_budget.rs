@@ -472,6 +472,77 @@ fn heap_per_domain_is_within_its_allowance() {
 }
 
 #[test]
+fn heap_a_domain_keeps_after_a_batch_is_within_its_allowance() {
+    use crate::config::limits::{HEAP_PER_DOMAIN, HEAP_PER_IO_MAPPING};
+    use crate::smmu::tests::heapcount::held_after;
+    use crate::viommu::model::intervals::MIN_CAPACITY;
+    // Each domain's mapping ring grows to MIN_CAPACITY with a batch of
+    // MAPs and keeps that room when the batch is unmapped again (all but
+    // one mapping, so its IO page table stays): what stays per domain is
+    // within the per-domain allowance plus its one mapping's.
+    const N: u32 = 16;
+    let w = World::new();
+    let g = w.guest(0, config("a", &[0], true));
+    w.dma.take();
+    let b = SmmuBackend::with_table_limit(g.ram, g.dma.clone(), w.vmids.reserve(32), 32, 2048);
+    let cfg = ViommuConfig {
+        input_end: (1u64 << IOVA_BITS) - 1,
+        ..ViommuConfig::default()
+    };
+    let mut v = Viommu::new(b, cfg).expect("valid config");
+    let send = |v: &mut Viommu<SmmuBackend>, req: Request| {
+        let out = v.process_batch([(req.encode(), 4)]);
+        out.completions[0].response.status().expect("a status")
+    };
+    let tables_before = v.backend().tables().held();
+    let (_, held) = held_after(|| {
+        for k in 0..N {
+            let attach = Request::Attach(Attach {
+                domain: 1 + k,
+                endpoint: EP + k,
+                flags: 0,
+                reserved: [0; 4],
+            });
+            assert_eq!(send(&mut v, attach), Status::Ok, "attach {k}");
+            let page = |i: u64| (0x10_0000 + i * 0x1000, 0x10_0fff + i * 0x1000);
+            for i in 0..MIN_CAPACITY as u64 {
+                let (virt_start, virt_end) = page(i);
+                let map = Request::Map(Map {
+                    domain: 1 + k,
+                    virt_start,
+                    virt_end,
+                    phys_start: RAM_BASE,
+                    flags: MapFlags(MapFlags::READ | MapFlags::WRITE),
+                });
+                assert_eq!(send(&mut v, map), Status::Ok, "map {k}/{i}");
+            }
+            for i in 1..MIN_CAPACITY as u64 {
+                let (virt_start, virt_end) = page(i);
+                let unmap = Request::Unmap(Unmap {
+                    domain: 1 + k,
+                    virt_start,
+                    virt_end,
+                    reserved: [0; 4],
+                });
+                assert_eq!(send(&mut v, unmap), Status::Ok, "unmap {k}/{i}");
+            }
+            // The test world's log of the commands issued is not the
+            // hypervisor's heap.
+            drop(w.dma.take());
+        }
+    });
+    assert_eq!(v.mapping_count(), N as usize);
+    let tables = (v.backend().tables().held() - tables_before) as isize * 4096;
+    let per_domain = (held - tables) / N as isize;
+    // The ring's kept room is most of it: at least that much stays.
+    assert!(per_domain >= (MIN_CAPACITY * 32) as isize, "{per_domain}");
+    assert!(
+        per_domain as u64 <= HEAP_PER_DOMAIN + HEAP_PER_IO_MAPPING,
+        "{per_domain} bytes of heap kept per domain (held {held}, of it {tables} of tables)"
+    );
+}
+
+#[test]
 fn a_sync_with_nothing_queued_issues_nothing_and_resets_the_allowance() {
     // The sync of a notify of MAPs (nothing queued, nothing retired) has
     // its own short path: the same state as the general one.
