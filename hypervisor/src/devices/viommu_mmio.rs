@@ -89,6 +89,13 @@ impl<B: IommuBackend, M: GuestMemory> ViommuMmio<B, M> {
     pub fn with_model<R>(&self, f: impl FnOnce(&Viommu<B>) -> R) -> R {
         f(&self.transport.lock().device().model)
     }
+
+    /// Runs `f` on the device model, mutably (tests that set a state up
+    /// without a driver).
+    #[cfg(test)]
+    pub fn with_model_mut<R>(&self, f: impl FnOnce(&mut Viommu<B>) -> R) -> R {
+        f(&mut self.transport.lock().device_mut().model)
+    }
 }
 
 impl<B: IommuBackend + Send, M: GuestMemory + Send + Sync> MmioDevice for ViommuMmio<B, M> {

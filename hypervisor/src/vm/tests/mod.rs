@@ -65,12 +65,23 @@ pub struct FakeDma {
     pub calls: Mutex<Vec<DmaCall>>,
     /// Make attach fail.
     pub fail_attach: core::sync::atomic::AtomicBool,
+    /// Called with the stream ID of every `bind_stream` and `abort_stream`
+    /// (after it is recorded, no lock held), to look at other state at
+    /// that moment.
+    pub on_stream_change: Mutex<Option<Box<dyn Fn(u32) + Send>>>,
 }
 
 impl FakeDma {
     /// Takes the recorded calls.
     pub fn take(&self) -> Vec<DmaCall> {
         core::mem::take(&mut self.calls.lock())
+    }
+
+    /// Runs the `on_stream_change` hook for `sid`.
+    fn stream_changed(&self, sid: u32) {
+        if let Some(hook) = &*self.on_stream_change.lock() {
+            hook(sid);
+        }
     }
 }
 
@@ -101,10 +112,12 @@ impl DmaControl for FakeDma {
         vmid: u16,
     ) -> Result<(), DmaError> {
         self.calls.lock().push(DmaCall::Bind(smmu, sid, vmid));
+        self.stream_changed(sid);
         Ok(())
     }
     fn abort_stream(&self, smmu: usize, sid: u32) -> Result<(), DmaError> {
         self.calls.lock().push(DmaCall::Abort(smmu, sid));
+        self.stream_changed(sid);
         Ok(())
     }
     fn issue(&self, smmu: usize, cmds: &[Cmd]) -> Result<(), DmaError> {

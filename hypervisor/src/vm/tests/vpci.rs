@@ -1,7 +1,8 @@
 //! A guest given single PCI functions (`pci = [...]`): its virtual bridge
 //! in its device table, the functions' BARs at stage 2, their INTx lines
 //! owned and held against other guests, their streams, its device tree
-//! node, and the functions stopped when it powers off.
+//! node, the functions stopped when it powers off, and stopped before the
+//! virtio-iommu lets their streams go when it resets.
 
 use super::*;
 use crate::config::Problem;
@@ -10,6 +11,8 @@ use crate::pci::config::{Bdf, ConfigAccess, command, reg};
 use crate::pci::enumerate::enumerate;
 use crate::pci::fake::{ENDPOINT, FakeBar, FakeEcam};
 use crate::pci::host::PciHost;
+use crate::viommu::wire::Status;
+use crate::viommu::wire::request::{Attach, Request};
 use crate::vm::build::{BuildError, GuestSpec, build};
 use crate::vm::vpci::VpciError;
 
@@ -205,4 +208,64 @@ fn a_reset_waits_without_holding_the_host_bridge_for_the_other_guests() {
         .expect("a bridge")
         .quiesce_with(&mut |ms| waits.push((ms, ecam.try_lock().is_some())));
     assert_eq!(waits, [(100, true)], "(ms, host bridge free while waiting)");
+}
+
+#[test]
+fn a_reset_stops_the_functions_before_the_viommu_lets_their_streams_go() {
+    // On a guest reset the virtual bridge's functions stop mastering
+    // before the virtio-iommu detaches their endpoints: otherwise a DMA in
+    // flight between the two would meet the stream's unattached state
+    // (blocked, or the guest's whole RAM while bypass is on) instead of
+    // the domain the guest gave it.
+    let w = World::new();
+    let (pci, ecam) = hosts();
+    let nvme = Bdf::new(0, 2, 0);
+    let mut c = config("a", &[0], true);
+    c.devices.retain(|d| d != "/pcie@10000000");
+    c.pci = vec![String::from("00:02.0")];
+    let g = try_build(&w, pci, 0, c).expect("builds");
+    // The guest attaches its function (endpoint 0: requester ID 00:00.0
+    // on its virtual bus) to a domain...
+    let attach = Request::Attach(Attach {
+        domain: 1,
+        endpoint: 0,
+        flags: 0,
+        reserved: [0; 4],
+    })
+    .encode();
+    let viommu = g.viommu.as_ref().expect("a virtio-iommu");
+    viommu.with_model_mut(|m| {
+        let mut done = [m.handle_request(&attach, 4)];
+        m.finish_batch(&mut done).expect("synced");
+        assert_eq!(done[0].response.status(), Some(Status::Ok));
+    });
+    // ... and lets it master.
+    let ecam_base = host().pcie[0].ecam.base;
+    let (dev, off) = g.devices.find(ecam_base).expect("the bridge's window");
+    let ctx = AccessCtx {
+        vcpu: 0,
+        mem: &g.ram,
+        gic: &crate::vgic::hw::NoVcpu(w.gic),
+    };
+    let on = u64::from(command::MEMORY | command::BUS_MASTER);
+    dev.write(&ctx, off + u64::from(reg::COMMAND), 2, on);
+    assert_eq!(ecam.lock().reg(nvme, reg::COMMAND) & 0xffff, on as u32);
+    // Every change of the function's stream (0x10) during the reset
+    // notes the function's command register at that moment.
+    let seen: &'static Mutex<Vec<Option<u32>>> = Box::leak(Box::new(Mutex::new(Vec::new())));
+    *w.dma.on_stream_change.lock() = Some(Box::new(move |sid| {
+        if sid == 0x10 {
+            let command = ecam.try_lock().map(|e| e.reg(nvme, reg::COMMAND) & 0xffff);
+            seen.lock().push(command);
+        }
+    }));
+    g.reset_devices(w.gic);
+    *w.dma.on_stream_change.lock() = None;
+    let seen = seen.lock().clone();
+    assert!(!seen.is_empty(), "the reset detached the endpoint");
+    assert!(
+        seen.iter()
+            .all(|c| c.is_some_and(|c| c & u32::from(command::BUS_MASTER) == 0)),
+        "the function's command register at each change of its stream: {seen:x?}"
+    );
 }
