@@ -57,6 +57,9 @@ pub enum DmaCall {
     Poll,
 }
 
+/// A test's look at other state when a stream changes (its stream ID).
+pub type StreamHook = Box<dyn Fn(u32) + Send>;
+
 /// An SMMU side that records calls; endpoints are the PCIe requester IDs of
 /// `/pcie@10000000` and map 1:1 to stream IDs on instance 0.
 #[derive(Default)]
@@ -68,7 +71,7 @@ pub struct FakeDma {
     /// Called with the stream ID of every `bind_stream` and `abort_stream`
     /// (after it is recorded, no lock held), to look at other state at
     /// that moment.
-    pub on_stream_change: Mutex<Option<Box<dyn Fn(u32) + Send>>>,
+    pub on_stream_change: Mutex<Option<StreamHook>>,
 }
 
 impl FakeDma {

@@ -265,7 +265,7 @@ fn a_reset_stops_the_functions_before_the_viommu_lets_their_streams_go() {
     assert!(!seen.is_empty(), "the reset detached the endpoint");
     assert!(
         seen.iter()
-            .all(|c| c.is_some_and(|c| c & u32::from(command::BUS_MASTER) == 0)),
+            .all(|c| c.is_some_and(|c| c & command::BUS_MASTER == 0)),
         "the function's command register at each change of its stream: {seen:x?}"
     );
 }
