@@ -223,7 +223,7 @@ pub struct Viommu<B: IommuBackend> {
     config: ConfigSpace,
     granule: u64,
     max_mappings: usize,
-    domains: IdMap<Domain>,
+    domains: IdMap<Domain<B::Domain>>,
     /// Endpoint -> the domain it is attached to.
     attached: BTreeMap<u32, u32>,
     mapping_count: usize,
@@ -400,11 +400,10 @@ impl<B: IommuBackend> Viommu<B> {
                 result = result.and(Err(e));
             }
         }
-        for id in self.domains.keys() {
-            self.backend.domain_destroy(id);
+        for domain in self.domains.drain_values() {
+            self.backend.domain_destroy(domain.hw);
         }
         self.attached.clear();
-        self.domains.clear();
         self.mapping_count = 0;
         self.events.clear();
         self.counters.resets += 1;
@@ -497,6 +496,11 @@ impl<B: IommuBackend> Viommu<B> {
     /// Whether domain `id` is a bypass domain (`None`: no such domain).
     pub fn domain_is_bypass(&self, id: u32) -> Option<bool> {
         self.domains.get(id).map(|d| d.bypass)
+    }
+
+    /// The backend's state of domain `id` (for checks and reports).
+    pub fn backend_domain(&self, id: u32) -> Option<&B::Domain> {
+        self.domains.get(id).map(|d| &d.hw)
     }
 
     /// Endpoints attached to domain `id`, ascending.

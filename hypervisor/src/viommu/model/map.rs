@@ -65,13 +65,14 @@ impl<B: IommuBackend> Viommu<B> {
         let backend = &mut self.backend;
         // The usual MAP: the whole range host-contiguous, one backend call.
         let (done, status) = match backend.translate(phys, len, attrs.mmio()) {
-            Ok(pa) if pa & off_granule == 0 => match backend.map(req.domain, start, pa, len, attrs)
-            {
-                Ok(()) => (len, Status::Ok),
-                Err(e) => (0, backend_status(e)),
-            },
+            Ok(pa) if pa & off_granule == 0 => {
+                match backend.map(&mut domain.hw, start, pa, len, attrs) {
+                    Ok(()) => (len, Status::Ok),
+                    Err(e) => (0, backend_status(e)),
+                }
+            }
             Ok(_) => (0, Status::Deverr),
-            Err(first) => map_pieces(backend, g, (req.domain, start), phys, len, attrs, first),
+            Err(first) => map_pieces(backend, g, (&mut domain.hw, start), phys, len, attrs, first),
         };
         if status == Status::Ok {
             // The usual outcome, on its own path: the whole range mapped.
@@ -87,7 +88,7 @@ impl<B: IommuBackend> Viommu<B> {
             self.mapping_count += 1;
             return Status::Ok;
         }
-        if done == 0 || backend.unmap(req.domain, start, done).is_ok() {
+        if done == 0 || backend.unmap(&mut domain.hw, start, done).is_ok() {
             return status;
         }
         // The pieces could not be taken back: keep them as a mapping of
@@ -130,7 +131,7 @@ impl<B: IommuBackend> Viommu<B> {
             let Some(len) = (end - start).checked_add(1) else {
                 return Status::Deverr;
             };
-            if let Err(e) = self.backend.unmap(req.domain, start, len) {
+            if let Err(e) = self.backend.unmap(&mut domain.hw, start, len) {
                 return backend_status(e);
             }
             domain.mappings.remove(slot);
@@ -144,7 +145,7 @@ impl<B: IommuBackend> Viommu<B> {
             let Some(len) = (m.end - m.start).checked_add(1) else {
                 return Status::Deverr;
             };
-            if let Err(e) = self.backend.unmap(req.domain, m.start, len) {
+            if let Err(e) = self.backend.unmap(&mut domain.hw, m.start, len) {
                 return backend_status(e);
             }
             domain.mappings.remove(slot);
@@ -154,14 +155,15 @@ impl<B: IommuBackend> Viommu<B> {
     }
 }
 
-/// Maps `len` bytes at `gpa` to `iova` of `domain` in host-contiguous
+/// Maps `len` bytes at `gpa` to `iova` of `domain` (the backend's state
+/// of it) in host-contiguous
 /// pieces, after the translation of the whole range was refused with
 /// `first`; returns how many bytes were mapped and the outcome.
 #[inline(never)]
 fn map_pieces<B: IommuBackend>(
     backend: &mut B,
     granule: u64,
-    (domain, iova): (u32, u64),
+    (domain, iova): (&mut B::Domain, u64),
     gpa: u64,
     len: u64,
     attrs: MapAttrs,

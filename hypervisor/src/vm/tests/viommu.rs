@@ -13,11 +13,11 @@ use crate::vm::viommu::vmids::unattached_vmid;
 
 const EP: u32 = 0x08; // 00:01.0
 
-fn backend(w: &World) -> (Guest, SmmuBackend) {
+fn backend(w: &World) -> (Guest, ById) {
     let g = w.guest(0, config("a", &[0], true));
     w.dma.take();
     let b = SmmuBackend::new(g.ram, g.dma.clone(), w.vmids.reserve(32), 32);
-    (g, b)
+    (g, ById::new(b))
 }
 
 const RW: MapAttrs = MapAttrs::new(true, true, false);
@@ -59,7 +59,12 @@ fn vmids_run_out_cleanly() {
     c.limits.domains = 0;
     let g = w.guest(0, c);
     w.dma.take();
-    let mut b = SmmuBackend::new(g.ram, g.dma.clone(), w.vmids.reserve(32), 32);
+    let mut b = ById::new(SmmuBackend::new(
+        g.ram,
+        g.dma.clone(),
+        w.vmids.reserve(32),
+        32,
+    ));
     b.domain_create(1, false).unwrap();
     b.domain_create(2, false).unwrap();
     assert_eq!(b.domain_create(3, false), Err(BackendError::NoResources));
