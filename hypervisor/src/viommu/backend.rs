@@ -69,6 +69,44 @@ pub enum Refusal {
     TooLarge,
 }
 
+/// A guest-physical range proven not to wrap past 2^64: `[start, last]`
+/// (inclusive, `start <= last`), so that a backend translating it needs
+/// no overflow test of its own (the model has made it: a MAP's physical
+/// range wrapping is RANGE before any translation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GpaRange {
+    start: u64,
+    last: u64,
+}
+
+impl GpaRange {
+    /// `[start, start + len)`; None when `len` is 0 or the range wraps.
+    pub fn new(start: u64, len: u64) -> Option<Self> {
+        Self::from_last_offset(start, len.checked_sub(1)?)
+    }
+
+    /// `[start, start + last_offset]`; None when it wraps.
+    #[inline(always)]
+    pub fn from_last_offset(start: u64, last_offset: u64) -> Option<Self> {
+        Some(Self {
+            start,
+            last: start.checked_add(last_offset)?,
+        })
+    }
+
+    /// The first address.
+    #[inline(always)]
+    pub fn start(self) -> u64 {
+        self.start
+    }
+
+    /// The last address (inclusive, at least [`GpaRange::start`]).
+    #[inline(always)]
+    pub fn last(self) -> u64 {
+        self.last
+    }
+}
+
 /// A backend failure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BackendError {
@@ -168,6 +206,16 @@ pub trait IommuBackend {
     /// Work done here counts against the notify's allowance (hence
     /// `&mut`): a refusal with [`Refusal::TooLarge`] when it is spent.
     fn translate(&mut self, gpa: u64, len: u64, mmio: bool) -> Result<u64, Refusal>;
+
+    /// [`IommuBackend::translate`] of a range whose end is known not to
+    /// wrap (the same answers; a backend may skip its own test of it).
+    fn translate_range(&mut self, range: GpaRange, mmio: bool) -> Result<u64, Refusal> {
+        match (range.last() - range.start()).checked_add(1) {
+            Some(len) => self.translate(range.start(), len, mmio),
+            // 2^64 bytes: more than any guest owns.
+            None => Err(Refusal::NotOwned),
+        }
+    }
 
     /// The backend's state of one domain (its page table, VMID, ...),
     /// returned by [`IommuBackend::domain_create`] and held by the model

@@ -7,7 +7,7 @@
 //! on whole mappings only, one backend call per mapping.
 
 use super::{Mapping, Viommu, backend_status, refusal_status};
-use crate::viommu::backend::{IommuBackend, MapAttrs, Refusal};
+use crate::viommu::backend::{GpaRange, IommuBackend, MapAttrs, Refusal};
 use crate::viommu::wire::Status;
 use crate::viommu::wire::request::{Map, Unmap};
 
@@ -28,12 +28,11 @@ impl<B: IommuBackend> Viommu<B> {
         if !req.flags.is_known() {
             return Status::Inval;
         }
-        if !self.domain_in_range(req.domain) {
-            return Status::Range;
-        }
-        // The one lookup of the domain: the fields used below are disjoint.
+        // The one lookup of the domain (the fields used below are
+        // disjoint), before its range check: a domain that exists is in
+        // range (`Viommu::domains`), so only a miss asks which status.
         let Some(domain) = self.domains.get_mut(req.domain) else {
-            return Status::Noent;
+            return self.missing_domain(req.domain);
         };
         if domain.bypass || req.virt_end < req.virt_start {
             return Status::Inval;
@@ -49,7 +48,9 @@ impl<B: IommuBackend> Viommu<B> {
             return Status::Range;
         }
         let last = end - start;
-        let (Some(len), Some(_)) = (last.checked_add(1), phys.checked_add(last)) else {
+        let (Some(len), Some(range)) =
+            (last.checked_add(1), GpaRange::from_last_offset(phys, last))
+        else {
             return Status::Range;
         };
         let Some(slot) = domain.mappings.free_slot(start, end) else {
@@ -64,7 +65,7 @@ impl<B: IommuBackend> Viommu<B> {
         let attrs = MapAttrs::from_flags(req.flags);
         let backend = &mut self.backend;
         // The usual MAP: the whole range host-contiguous, one backend call.
-        let (done, status) = match backend.translate(phys, len, attrs.mmio()) {
+        let (done, status) = match backend.translate_range(range, attrs.mmio()) {
             Ok(pa) if pa & off_granule == 0 => {
                 match backend.map(&mut domain.hw, start, pa, len, attrs) {
                     Ok(()) => (len, Status::Ok),
@@ -114,11 +115,9 @@ impl<B: IommuBackend> Viommu<B> {
         if req.reserved != [0; 4] {
             return Status::Inval;
         }
-        if !self.domain_in_range(req.domain) {
-            return Status::Range;
-        }
+        // As MAP: a domain found is in range.
         let Some(domain) = self.domains.get_mut(req.domain) else {
-            return Status::Noent;
+            return self.missing_domain(req.domain);
         };
         let (start, end) = (req.virt_start, req.virt_end);
         if domain.bypass || end < start {

@@ -46,7 +46,7 @@ use crate::perf;
 use crate::smmu::SmmuError;
 use crate::smmu::cmd::{Cmd, plan_s2_invalidation_into};
 use crate::smmu::driver::ProbeOptions;
-use crate::viommu::backend::{BackendError, IommuBackend, MapAttrs, Refusal, ResvRegion};
+use crate::viommu::backend::{BackendError, GpaRange, IommuBackend, MapAttrs, Refusal, ResvRegion};
 use crate::viommu::idmap::IdMap;
 use alloc::collections::BTreeMap;
 use alloc::sync::Arc;
@@ -656,11 +656,20 @@ impl IommuBackend for SmmuBackend {
     }
 
     /// A range in the guest's RAM is answered inline (always: a call
-    /// returns its `Result` through memory); anything else by
-    /// [`SmmuBackend::translate_outside_ram`].
+    /// returns its `Result` through memory), by
+    /// [`IommuBackend::translate_range`] once its end is known not to wrap.
     #[inline(always)]
     fn translate(&mut self, gpa: u64, len: u64, mmio: bool) -> Result<u64, Refusal> {
-        let last = gpa.checked_add(len.max(1) - 1).ok_or(Refusal::NotOwned)?;
+        let range = GpaRange::new(gpa, len.max(1)).ok_or(Refusal::NotOwned)?;
+        self.translate_range(range, mmio)
+    }
+
+    /// [`IommuBackend::translate`] past its overflow test, which the
+    /// range's type carries: the RAM case inline, anything else by
+    /// [`SmmuBackend::translate_outside_ram`].
+    #[inline(always)]
+    fn translate_range(&mut self, range: GpaRange, mmio: bool) -> Result<u64, Refusal> {
+        let (gpa, last) = (range.start(), range.last());
         if let Some(off) = ram_offset(self.ram.region(), gpa, last) {
             return if mmio {
                 Err(Refusal::MemoryType)
