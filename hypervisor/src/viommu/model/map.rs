@@ -134,7 +134,10 @@ impl<B: IommuBackend> Viommu<B> {
                 return backend_status(e);
             }
             domain.mappings.remove(slot);
-            self.mapping_count = self.mapping_count.saturating_sub(1);
+            // At least this mapping was counted (`mapping_count` is the
+            // mappings of every domain); were it not, wrapping would
+            // refuse every later MAP (NOMEM), never allow more.
+            self.mapping_count = self.mapping_count.wrapping_sub(1);
             return Status::Ok;
         }
         if domain.mappings.unmap_splits(start, end) {

@@ -821,7 +821,8 @@ impl IommuBackend for SmmuBackend {
     ) -> Result<(), BackendError> {
         let t0 = perf::now();
         self.reserve_retire()?;
-        let vmid = d.vmid;
+        // The VMID read where it is used (a retire, the spare's release):
+        // not kept in a register or on the stack across the map.
         let t = d.table.as_mut().ok_or(BackendError::Hardware)?;
         // The work is known before it is done: refuse what one request, or
         // the rest of this notify's allowance, cannot pay for.
@@ -849,12 +850,12 @@ impl IommuBackend for SmmuBackend {
         let a = LEAVES[attrs.index()];
         let result = match t.map(&mut self.tables, iova, pa, len, a) {
             Err(MapError::NoMemory) if t.has_spare() => {
-                self.map_after_spare(t, vmid, (iova, pa, len), a)
+                self.map_after_spare(t, d.vmid, (iova, pa, len), a)
             }
             r => r.map_err(map_error),
         };
         // A failed map retires the tables it added.
-        self.queue_retire(vmid);
+        self.queue_retire(d.vmid);
         self.ticks[0] = self.ticks[0].wrapping_add(perf::now() - t0);
         result
     }
