@@ -69,6 +69,44 @@ pub enum Refusal {
     TooLarge,
 }
 
+/// A guest-physical range proven not to wrap past 2^64: `[start, last]`
+/// (inclusive, `start <= last`), so that a backend translating it needs
+/// no overflow test of its own (the model has made it: a MAP's physical
+/// range wrapping is RANGE before any translation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GpaRange {
+    start: u64,
+    last: u64,
+}
+
+impl GpaRange {
+    /// `[start, start + len)`; None when `len` is 0 or the range wraps.
+    pub fn new(start: u64, len: u64) -> Option<Self> {
+        Self::from_last_offset(start, len.checked_sub(1)?)
+    }
+
+    /// `[start, start + last_offset]`; None when it wraps.
+    #[inline(always)]
+    pub fn from_last_offset(start: u64, last_offset: u64) -> Option<Self> {
+        Some(Self {
+            start,
+            last: start.checked_add(last_offset)?,
+        })
+    }
+
+    /// The first address.
+    #[inline(always)]
+    pub fn start(self) -> u64 {
+        self.start
+    }
+
+    /// The last address (inclusive, at least [`GpaRange::start`]).
+    #[inline(always)]
+    pub fn last(self) -> u64 {
+        self.last
+    }
+}
+
 /// A backend failure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BackendError {
@@ -169,23 +207,44 @@ pub trait IommuBackend {
     /// `&mut`): a refusal with [`Refusal::TooLarge`] when it is spent.
     fn translate(&mut self, gpa: u64, len: u64, mmio: bool) -> Result<u64, Refusal>;
 
-    /// Creates an empty domain (`bypass`: identity through the guest's
-    /// stage 2, never mapped). Out of the guest's domain budget or VMIDs:
-    /// [`BackendError::NoResources`]; out of memory:
-    /// [`BackendError::NoMemory`]; on error nothing is created.
-    fn domain_create(&mut self, domain: u32, bypass: bool) -> Result<(), BackendError>;
+    /// [`IommuBackend::translate`] of a range whose end is known not to
+    /// wrap (the same answers; a backend may skip its own test of it).
+    fn translate_range(&mut self, range: GpaRange, mmio: bool) -> Result<u64, Refusal> {
+        match (range.last() - range.start()).checked_add(1) {
+            Some(len) => self.translate(range.start(), len, mmio),
+            // 2^64 bytes: more than any guest owns.
+            None => Err(Refusal::NotOwned),
+        }
+    }
+
+    /// The backend's state of one domain (its page table, VMID, ...),
+    /// returned by [`IommuBackend::domain_create`] and held by the model
+    /// with its own state of the domain, so that the model's one lookup of
+    /// a request's domain serves the backend too: [`IommuBackend::map`]
+    /// and [`IommuBackend::unmap`] take it instead of an ID. Handed back
+    /// to [`IommuBackend::domain_destroy`] by value, never dropped while
+    /// the backend lives (a backend whose domain state owns memory may
+    /// leak it when dropped, never free it under a stream). `Send`: the
+    /// device moves between the vCPUs' threads with its backend.
+    type Domain: Send;
+
+    /// Creates an empty domain `domain` (`bypass`: identity through the
+    /// guest's stage 2, never mapped) and returns its state. Out of the
+    /// guest's domain budget or VMIDs: [`BackendError::NoResources`]; out
+    /// of memory: [`BackendError::NoMemory`]; on error nothing is created.
+    fn domain_create(&mut self, domain: u32, bypass: bool) -> Result<Self::Domain, BackendError>;
 
     /// Destroys a domain no endpoint is bound to, with all its mappings.
     /// Its TLB entries must be gone before its VMID is used again, and
     /// its tables are kept (out of the model's sight, still counted
     /// against the guest's budget) while a stream whose change was not
     /// confirmed may still reach them.
-    fn domain_destroy(&mut self, domain: u32);
+    fn domain_destroy(&mut self, domain: Self::Domain);
 
     /// Binds `ep` to an existing `domain`, replacing any earlier binding.
     /// On error `ep` is unattached and its stream aborts (see the module
     /// documentation: fail closed).
-    fn attach(&mut self, ep: u32, domain: u32) -> Result<(), BackendError>;
+    fn attach(&mut self, ep: u32, domain: &Self::Domain) -> Result<(), BackendError>;
 
     /// Returns `ep` to the unattached state: no translation (a DMA is a
     /// fault reported to the guest, or an abort), or identity through the
@@ -203,7 +262,7 @@ pub trait IommuBackend {
     /// The range is granule aligned and free. On error nothing is mapped.
     fn map(
         &mut self,
-        domain: u32,
+        domain: &mut Self::Domain,
         iova: u64,
         pa: u64,
         len: u64,
@@ -213,7 +272,8 @@ pub trait IommuBackend {
     /// Clears `[iova, iova+len)`, a range made of whole earlier `map`
     /// calls; invalidation may wait for [`IommuBackend::sync`]. On error
     /// nothing is unmapped.
-    fn unmap(&mut self, domain: u32, iova: u64, len: u64) -> Result<(), BackendError>;
+    fn unmap(&mut self, domain: &mut Self::Domain, iova: u64, len: u64)
+    -> Result<(), BackendError>;
 
     /// Makes every earlier call visible to the hardware (barrier, STE and
     /// TLB invalidation, sync). Called once per notify.

@@ -138,6 +138,11 @@ impl FakeBackend {
 }
 
 impl IommuBackend for FakeBackend {
+    /// The domain's ID: the fake looks its table up in
+    /// [`FakeBackend::domains`] on every call, so that a model handing it
+    /// the wrong domain's state fails its assertions.
+    type Domain = u32;
+
     fn endpoint_known(&self, ep: u32) -> bool {
         self.endpoints.contains(&ep)
     }
@@ -176,7 +181,7 @@ impl IommuBackend for FakeBackend {
         Ok(pa)
     }
 
-    fn domain_create(&mut self, domain: u32, bypass: bool) -> Result<(), BackendError> {
+    fn domain_create(&mut self, domain: u32, bypass: bool) -> Result<u32, BackendError> {
         self.calls.push(Call::Create(domain, bypass));
         if let Some(e) = self.fail_create.take() {
             return Err(e);
@@ -189,7 +194,7 @@ impl IommuBackend for FakeBackend {
             self.domains.insert(domain, fresh).is_none(),
             "domain {domain} created twice"
         );
-        Ok(())
+        Ok(domain)
     }
 
     fn domain_destroy(&mut self, domain: u32) {
@@ -204,7 +209,8 @@ impl IommuBackend for FakeBackend {
         );
     }
 
-    fn attach(&mut self, ep: u32, domain: u32) -> Result<(), BackendError> {
+    fn attach(&mut self, ep: u32, domain: &u32) -> Result<(), BackendError> {
+        let domain = *domain;
         self.calls.push(Call::Attach(ep, domain));
         assert!(
             self.domains.contains_key(&domain),
@@ -239,12 +245,13 @@ impl IommuBackend for FakeBackend {
 
     fn map(
         &mut self,
-        domain: u32,
+        domain: &mut u32,
         iova: u64,
         pa: u64,
         len: u64,
         attrs: MapAttrs,
     ) -> Result<(), BackendError> {
+        let domain = *domain;
         self.calls.push(Call::Map(domain, iova, pa, len, attrs));
         if self.fail_map.is_some() {
             if self.map_ok_before == 0 {
@@ -272,7 +279,8 @@ impl IommuBackend for FakeBackend {
         Ok(())
     }
 
-    fn unmap(&mut self, domain: u32, iova: u64, len: u64) -> Result<(), BackendError> {
+    fn unmap(&mut self, domain: &mut u32, iova: u64, len: u64) -> Result<(), BackendError> {
+        let domain = *domain;
         self.calls.push(Call::Unmap(domain, iova, len));
         if let Some(e) = self.fail_unmap.take() {
             return Err(e);

@@ -117,6 +117,13 @@ impl<V> IdMap<V> {
         self.entries.clear();
     }
 
+    /// Removes every entry, yielding the values by ascending ID (the
+    /// entries not yet yielded go when the iterator is dropped).
+    pub fn drain_values(&mut self) -> impl Iterator<Item = V> + '_ {
+        self.last = 0;
+        self.entries.drain(..).map(|(_, v)| v)
+    }
+
     /// The IDs, ascending.
     pub fn keys(&self) -> impl Iterator<Item = u32> + '_ {
         self.entries.iter().map(|(k, _)| *k)

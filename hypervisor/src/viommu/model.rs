@@ -223,7 +223,10 @@ pub struct Viommu<B: IommuBackend> {
     config: ConfigSpace,
     granule: u64,
     max_mappings: usize,
-    domains: IdMap<Domain>,
+    /// The domains by ID: only ever IDs inside the config's domain
+    /// range (ATTACH creates a domain after its range check, and the range
+    /// never changes), which MAP and UNMAP rely on.
+    domains: IdMap<Domain<B::Domain>>,
     /// Endpoint -> the domain it is attached to.
     attached: BTreeMap<u32, u32>,
     mapping_count: usize,
@@ -400,11 +403,10 @@ impl<B: IommuBackend> Viommu<B> {
                 result = result.and(Err(e));
             }
         }
-        for id in self.domains.keys() {
-            self.backend.domain_destroy(id);
+        for domain in self.domains.drain_values() {
+            self.backend.domain_destroy(domain.hw);
         }
         self.attached.clear();
-        self.domains.clear();
         self.mapping_count = 0;
         self.events.clear();
         self.counters.resets += 1;
@@ -499,6 +501,11 @@ impl<B: IommuBackend> Viommu<B> {
         self.domains.get(id).map(|d| d.bypass)
     }
 
+    /// The backend's state of domain `id` (for checks and reports).
+    pub fn backend_domain(&self, id: u32) -> Option<&B::Domain> {
+        self.domains.get(id).map(|d| &d.hw)
+    }
+
     /// Endpoints attached to domain `id`, ascending.
     pub fn domain_endpoints(&self, id: u32) -> impl Iterator<Item = u32> + '_ {
         self.domains
@@ -526,6 +533,21 @@ impl<B: IommuBackend> Viommu<B> {
 
     fn domain_in_range(&self, id: u32) -> bool {
         (self.config.domain_start..=self.config.domain_end).contains(&id)
+    }
+
+    /// The status of a MAP or UNMAP naming domain `id`, which does not
+    /// exist: RANGE outside `domain_range`, else NOENT. A domain that
+    /// exists is always in range (see `domains`), so a MAP or UNMAP looks
+    /// its domain up first and asks this only on a miss: the statuses of
+    /// the spec's order (range, then existence) with one test less.
+    #[cold]
+    #[inline(never)]
+    fn missing_domain(&self, id: u32) -> Status {
+        if self.domain_in_range(id) {
+            Status::Noent
+        } else {
+            Status::Range
+        }
     }
 
     fn sync_backend(&mut self) -> Result<(), BackendError> {

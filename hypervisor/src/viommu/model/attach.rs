@@ -19,7 +19,7 @@
 //! status (DEVERR for the hardware, NOMEM for memory or VMIDs).
 
 use super::{Domain, Viommu, backend_status};
-use crate::viommu::backend::IommuBackend;
+use crate::viommu::backend::{BackendError, IommuBackend};
 use crate::viommu::wire::Status;
 use crate::viommu::wire::request::{ATTACH_F_BYPASS, ATTACH_F_MASK, Attach, Detach};
 
@@ -68,12 +68,20 @@ impl<B: IommuBackend> Viommu<B> {
             }
         }
         if !self.domains.contains_key(id) {
-            if let Err(e) = self.backend.domain_create(id, bypass) {
-                return backend_status(e);
+            match self.backend.domain_create(id, bypass) {
+                Ok(hw) => {
+                    self.domains.insert(id, Domain::new(bypass, hw));
+                }
+                Err(e) => return backend_status(e),
             }
-            self.domains.insert(id, Domain::new(bypass));
         }
-        if let Err(e) = self.backend.attach(ep, id) {
+        let bound = match self.domains.get(id) {
+            Some(domain) => self.backend.attach(ep, &domain.hw),
+            // Created or found above: never here (as a backend refusing
+            // a missing domain: fail closed).
+            None => Err(BackendError::Hardware),
+        };
+        if let Err(e) = bound {
             // The stream aborts (or its tables are kept): ep is unattached.
             self.leave(ep);
             self.destroy_if_empty(id);
@@ -121,7 +129,7 @@ impl<B: IommuBackend> Viommu<B> {
             && let Some(gone) = self.domains.remove(id)
         {
             self.mapping_count = self.mapping_count.saturating_sub(gone.mappings.len());
-            self.backend.domain_destroy(id);
+            self.backend.domain_destroy(gone.hw);
         }
     }
 
@@ -142,7 +150,7 @@ impl<B: IommuBackend> Viommu<B> {
         }
         if let Some(gone) = self.domains.remove(id) {
             self.mapping_count = self.mapping_count.saturating_sub(gone.mappings.len());
-            self.backend.domain_destroy(id);
+            self.backend.domain_destroy(gone.hw);
         }
     }
 }

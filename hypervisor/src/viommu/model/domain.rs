@@ -21,8 +21,10 @@ pub struct Mapping {
     pub flags: MapFlags,
 }
 
-/// State of one domain.
-pub(super) struct Domain {
+/// State of one domain; `H` is the backend's state of it
+/// ([`IommuBackend::Domain`]), held here so that the one lookup of a
+/// request's domain serves the model and the backend.
+pub(super) struct Domain<H> {
     /// Identity through the guest's stage 2, never mapped.
     pub bypass: bool,
     /// Attached endpoints (never empty while the domain exists).
@@ -31,13 +33,18 @@ pub(super) struct Domain {
     pub mappings: Intervals,
     /// Reserved regions of all attached endpoints.
     pub resv: Vec<ResvRegion>,
+    /// The backend's state of the domain (from
+    /// [`IommuBackend::domain_create`], handed back to
+    /// [`IommuBackend::domain_destroy`]).
+    pub hw: H,
 }
 
-impl Domain {
-    /// An empty domain.
-    pub fn new(bypass: bool) -> Self {
+impl<H> Domain<H> {
+    /// An empty domain over the backend's state `hw`.
+    pub fn new(bypass: bool, hw: H) -> Self {
         Self {
             bypass,
+            hw,
             endpoints: BTreeSet::new(),
             mappings: Intervals::new(),
             resv: Vec::new(),

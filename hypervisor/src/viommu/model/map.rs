@@ -7,7 +7,7 @@
 //! on whole mappings only, one backend call per mapping.
 
 use super::{Mapping, Viommu, backend_status, refusal_status};
-use crate::viommu::backend::{IommuBackend, MapAttrs, Refusal};
+use crate::viommu::backend::{GpaRange, IommuBackend, MapAttrs, Refusal};
 use crate::viommu::wire::Status;
 use crate::viommu::wire::request::{Map, Unmap};
 
@@ -28,12 +28,11 @@ impl<B: IommuBackend> Viommu<B> {
         if !req.flags.is_known() {
             return Status::Inval;
         }
-        if !self.domain_in_range(req.domain) {
-            return Status::Range;
-        }
-        // The one lookup of the domain: the fields used below are disjoint.
+        // The one lookup of the domain (the fields used below are
+        // disjoint), before its range check: a domain that exists is in
+        // range (`Viommu::domains`), so only a miss asks which status.
         let Some(domain) = self.domains.get_mut(req.domain) else {
-            return Status::Noent;
+            return self.missing_domain(req.domain);
         };
         if domain.bypass || req.virt_end < req.virt_start {
             return Status::Inval;
@@ -49,7 +48,9 @@ impl<B: IommuBackend> Viommu<B> {
             return Status::Range;
         }
         let last = end - start;
-        let (Some(len), Some(_)) = (last.checked_add(1), phys.checked_add(last)) else {
+        let (Some(len), Some(range)) =
+            (last.checked_add(1), GpaRange::from_last_offset(phys, last))
+        else {
             return Status::Range;
         };
         let Some(slot) = domain.mappings.free_slot(start, end) else {
@@ -64,14 +65,15 @@ impl<B: IommuBackend> Viommu<B> {
         let attrs = MapAttrs::from_flags(req.flags);
         let backend = &mut self.backend;
         // The usual MAP: the whole range host-contiguous, one backend call.
-        let (done, status) = match backend.translate(phys, len, attrs.mmio()) {
-            Ok(pa) if pa & off_granule == 0 => match backend.map(req.domain, start, pa, len, attrs)
-            {
-                Ok(()) => (len, Status::Ok),
-                Err(e) => (0, backend_status(e)),
-            },
+        let (done, status) = match backend.translate_range(range, attrs.mmio()) {
+            Ok(pa) if pa & off_granule == 0 => {
+                match backend.map(&mut domain.hw, start, pa, len, attrs) {
+                    Ok(()) => (len, Status::Ok),
+                    Err(e) => (0, backend_status(e)),
+                }
+            }
             Ok(_) => (0, Status::Deverr),
-            Err(first) => map_pieces(backend, g, (req.domain, start), phys, len, attrs, first),
+            Err(first) => map_pieces(backend, g, (&mut domain.hw, start), phys, len, attrs, first),
         };
         if status == Status::Ok {
             // The usual outcome, on its own path: the whole range mapped.
@@ -87,7 +89,7 @@ impl<B: IommuBackend> Viommu<B> {
             self.mapping_count += 1;
             return Status::Ok;
         }
-        if done == 0 || backend.unmap(req.domain, start, done).is_ok() {
+        if done == 0 || backend.unmap(&mut domain.hw, start, done).is_ok() {
             return status;
         }
         // The pieces could not be taken back: keep them as a mapping of
@@ -113,11 +115,9 @@ impl<B: IommuBackend> Viommu<B> {
         if req.reserved != [0; 4] {
             return Status::Inval;
         }
-        if !self.domain_in_range(req.domain) {
-            return Status::Range;
-        }
+        // As MAP: a domain found is in range.
         let Some(domain) = self.domains.get_mut(req.domain) else {
-            return Status::Noent;
+            return self.missing_domain(req.domain);
         };
         let (start, end) = (req.virt_start, req.virt_end);
         if domain.bypass || end < start {
@@ -130,11 +130,14 @@ impl<B: IommuBackend> Viommu<B> {
             let Some(len) = (end - start).checked_add(1) else {
                 return Status::Deverr;
             };
-            if let Err(e) = self.backend.unmap(req.domain, start, len) {
+            if let Err(e) = self.backend.unmap(&mut domain.hw, start, len) {
                 return backend_status(e);
             }
             domain.mappings.remove(slot);
-            self.mapping_count = self.mapping_count.saturating_sub(1);
+            // At least this mapping was counted (`mapping_count` is the
+            // mappings of every domain); were it not, wrapping would
+            // refuse every later MAP (NOMEM), never allow more.
+            self.mapping_count = self.mapping_count.wrapping_sub(1);
             return Status::Ok;
         }
         if domain.mappings.unmap_splits(start, end) {
@@ -144,7 +147,7 @@ impl<B: IommuBackend> Viommu<B> {
             let Some(len) = (m.end - m.start).checked_add(1) else {
                 return Status::Deverr;
             };
-            if let Err(e) = self.backend.unmap(req.domain, m.start, len) {
+            if let Err(e) = self.backend.unmap(&mut domain.hw, m.start, len) {
                 return backend_status(e);
             }
             domain.mappings.remove(slot);
@@ -154,14 +157,15 @@ impl<B: IommuBackend> Viommu<B> {
     }
 }
 
-/// Maps `len` bytes at `gpa` to `iova` of `domain` in host-contiguous
+/// Maps `len` bytes at `gpa` to `iova` of `domain` (the backend's state
+/// of it) in host-contiguous
 /// pieces, after the translation of the whole range was refused with
 /// `first`; returns how many bytes were mapped and the outcome.
 #[inline(never)]
 fn map_pieces<B: IommuBackend>(
     backend: &mut B,
     granule: u64,
-    (domain, iova): (u32, u64),
+    (domain, iova): (&mut B::Domain, u64),
     gpa: u64,
     len: u64,
     attrs: MapAttrs,

@@ -265,3 +265,55 @@ fn the_mapping_limit_answers_nomem() {
     assert_eq!(send(&mut v, unmap(1, 0x1000, 0x1fff)), Status::Ok);
     assert_eq!(send(&mut v, map(1, 0x3000, 0x3fff, RAM0, RW)), Status::Ok);
 }
+
+/// MAP and UNMAP look their domain up before its range check (a domain
+/// that exists is in range): every status stays the spec's order's. Over
+/// a narrow domain range, each ID around and inside it, existing or not,
+/// bypass or not, with bad flags or reserved bytes: the status an oracle
+/// of the documented order gives. ATTACH never creates a domain outside
+/// the range, which the lookup relies on.
+#[test]
+fn a_domain_found_before_its_range_check_keeps_the_spec_order() {
+    let mut v = device_with(ViommuConfig {
+        domain_start: 5,
+        domain_end: 9,
+        ..ViommuConfig::default()
+    });
+    assert_eq!(send(&mut v, attach(5, EP_A)), Status::Ok);
+    assert_eq!(send(&mut v, attach_bypass(9, EP_B)), Status::Ok);
+    for id in [0, 4, 10, u32::MAX] {
+        assert_eq!(send(&mut v, attach(id, EP_A)), Status::Range);
+    }
+    assert!(v.domain_ids().all(|id| (5..=9).contains(&id)));
+    let ids = [0, 1, 4, 5, 6, 8, 9, 10, 0x8000_0005, u32::MAX];
+    for (k, &id) in ids.iter().enumerate() {
+        let exists = id == 5 || id == 9;
+        let in_range = (5..=9).contains(&id);
+        let bypass = id == 9;
+        let base = 0x10_0000 * (k as u64 + 1);
+        for bad in [true, false] {
+            let flags = if bad { MapFlags(RW.0 | 8) } else { RW };
+            let expected = if bad {
+                Status::Inval
+            } else if !in_range {
+                Status::Range
+            } else if !exists {
+                Status::Noent
+            } else if bypass {
+                Status::Inval
+            } else {
+                Status::Ok
+            };
+            let req = map(id, base, base + 0xfff, RAM0, flags);
+            assert_eq!(send(&mut v, req), expected, "MAP domain {id} bad {bad}");
+            let req = Request::Unmap(Unmap {
+                domain: id,
+                virt_start: base,
+                virt_end: base + 0xfff,
+                reserved: if bad { [0, 0, 1, 0] } else { [0; 4] },
+            });
+            assert_eq!(send(&mut v, req), expected, "UNMAP domain {id} bad {bad}");
+            check_invariants(&v);
+        }
+    }
+}

@@ -5,6 +5,7 @@
 //! real model and backend with the invariants checked after every batch.
 
 use super::*;
+use crate::mm::budget_tables::BudgetTables;
 use crate::mm::budget_tables::POOL_PAGES;
 use crate::smmu::cmd::Cmd;
 use crate::viommu::backend::{BackendError, IommuBackend, MapAttrs, Refusal};
@@ -21,27 +22,38 @@ const MIB2: u64 = 2 << 20;
 
 const RW: MapAttrs = MapAttrs::new(true, true, false);
 
-fn backend(w: &World, table_pages: usize) -> (Guest, SmmuBackend) {
+fn backend(w: &World, table_pages: usize) -> (Guest, ById) {
     let g = w.guest(0, config("a", &[0], true));
     w.dma.take();
     let b =
         SmmuBackend::with_table_limit(g.ram, g.dma.clone(), w.vmids.reserve(32), 32, table_pages);
-    (g, b)
+    (g, ById::new(b))
 }
 
 /// Every leaf of every domain of `b`: (domain, iova, pa, size).
-fn leaves(b: &SmmuBackend) -> Vec<(u32, u64, u64, u64)> {
+fn leaves(b: &ById) -> Vec<(u32, u64, u64, u64)> {
+    leaves_in(b, b.tables())
+}
+
+/// Every leaf of the domains' tables `d`, in `mem`.
+fn leaves_in(d: &impl DomainTables, mem: &BudgetTables) -> Vec<(u32, u64, u64, u64)> {
     let mut out = Vec::new();
-    for (id, t) in b.domain_tables() {
-        t.for_each_leaf(b.tables(), |va, pa, size, _| out.push((id, va, pa, size)));
+    for (id, t) in d.domain_tables() {
+        t.for_each_leaf(mem, |va, pa, size, _| out.push((id, va, pa, size)));
     }
     out
 }
 
 /// Table pages linked in the domains' tables.
-fn linked(b: &SmmuBackend) -> usize {
-    b.domain_tables()
-        .map(|(_, t)| t.for_each_leaf(b.tables(), |_, _, _, _| {}))
+fn linked(b: &ById) -> usize {
+    linked_in(b, b.tables())
+}
+
+/// Table pages linked in the domains' tables `d`, in `mem`.
+fn linked_in(d: &impl DomainTables, mem: &BudgetTables) -> usize {
+    d.domain_tables()
+        .into_iter()
+        .map(|(_, t)| t.for_each_leaf(mem, |_, _, _, _| {}))
         .sum()
 }
 
@@ -325,7 +337,7 @@ fn random_requests_keep_mappings_owned_and_tables_within_budget() {
         max_mappings: 512,
         ..ViommuConfig::default()
     };
-    let mut v = Viommu::new(b, cfg).unwrap();
+    let mut v = Viommu::new(b.b, cfg).unwrap();
     let mut rng = Rng(seed);
     let mut statuses = [0u32; 16];
     for step in 0..iterations {
@@ -341,7 +353,7 @@ fn random_requests_keep_mappings_owned_and_tables_within_budget() {
             }
         }
         let b = v.backend();
-        for (d, iova, pa, size) in leaves(b) {
+        for (d, iova, pa, size) in leaves_in(&v, b.tables()) {
             let in_ram = pa >= ram_pa && pa + size <= ram_pa + RAM_SIZE;
             let uart = pa == 0x0900_0000 && size == 0x1000;
             assert!(
@@ -358,7 +370,7 @@ fn random_requests_keep_mappings_owned_and_tables_within_budget() {
         );
         assert_eq!(
             t.linked(),
-            linked(b),
+            linked_in(&v, b.tables()),
             "step {step}: every held page linked or pooled"
         );
         w.dma.take();
@@ -388,7 +400,7 @@ fn heap_per_mapping_is_within_its_allowance() {
         max_mappings: N as usize,
         ..ViommuConfig::default()
     };
-    let mut v = Viommu::new(b, cfg).expect("valid config");
+    let mut v = Viommu::new(b.b, cfg).expect("valid config");
     let send = |v: &mut Viommu<SmmuBackend>, req: Request| {
         let out = v.process_batch([(req.encode(), 4)]);
         out.completions[0].response.status().expect("a status")

@@ -15,7 +15,7 @@ use crate::smmu::cmd::op;
 use crate::viommu::model::{Viommu, ViommuConfig};
 use crate::viommu::wire::Status;
 use crate::viommu::wire::request::{Attach, Detach, Map, MapFlags, Request, Unmap};
-use crate::vm::viommu::backend::{IOVA_BITS, SmmuBackend};
+use crate::vm::viommu::backend::{IOVA_BITS, SmmuBackend, SmmuDomain};
 use alloc::collections::BTreeMap;
 
 const MIB2: u64 = 2 << 20;
@@ -171,10 +171,8 @@ impl Side {
             }
             let table = self
                 .v
-                .backend()
-                .domain_tables()
-                .find(|&(id, _)| id == d)
-                .map(|(_, t)| t)
+                .backend_domain(d)
+                .and_then(SmmuDomain::table)
                 .expect("an attached translating domain has a table");
             // Every IOVA the TLB holds for the stream's VMID too: a stale
             // entry is what a device would use.

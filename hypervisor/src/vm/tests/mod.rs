@@ -22,6 +22,7 @@ use super::dma::{DmaControl, DmaError, DmaOwner, TableRef};
 use super::guest::Guest;
 use super::machine::Machine;
 use super::ram::GuestRam;
+use super::viommu::backend::{SmmuBackend, SmmuDomain};
 use super::viommu::vmids::VmidPool;
 use crate::arch::fake;
 use crate::config::{GuestConfig, ResetAction, ViommuConfig, ViommuTransport};
@@ -31,7 +32,10 @@ use crate::mm::pagetable::{PageTable, Stage2};
 use crate::smmu::cmd::Cmd;
 use crate::smmu::manager::{SyncFailed, SyncQueue};
 use crate::vgic::hw::{NoVcpu, RegCtx};
+use crate::viommu::backend::{BackendError, IommuBackend, MapAttrs};
+use crate::viommu::model::Viommu;
 use alloc::boxed::Box;
+use alloc::collections::BTreeMap;
 use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec;
@@ -293,4 +297,100 @@ impl World {
 /// Runs the code that follows as physical CPU `cpu`.
 pub fn on_cpu(cpu: usize) {
     fake::with(|s| s.cpu = cpu);
+}
+
+/// The SMMU backend driven by domain IDs, as the tests that call it
+/// directly were written: a thin adaptor that holds each domain's
+/// [`SmmuDomain`] (the model holds them in the hypervisor) and looks it up
+/// by ID. Everything else goes to the backend itself (`Deref`).
+pub(super) struct ById {
+    /// The backend.
+    pub b: SmmuBackend,
+    /// The domains' state the model would hold, by ID.
+    pub doms: BTreeMap<u32, SmmuDomain>,
+}
+
+impl ById {
+    /// `b` with no domain.
+    pub fn new(b: SmmuBackend) -> Self {
+        Self {
+            b,
+            doms: BTreeMap::new(),
+        }
+    }
+
+    /// [`IommuBackend::domain_create`], the state kept under `id`.
+    pub fn domain_create(&mut self, id: u32, bypass: bool) -> Result<(), BackendError> {
+        let d = self.b.domain_create(id, bypass)?;
+        assert!(self.doms.insert(id, d).is_none(), "domain {id} twice");
+        Ok(())
+    }
+
+    /// [`IommuBackend::domain_destroy`] of `id`'s domain.
+    pub fn domain_destroy(&mut self, id: u32) {
+        let d = self.doms.remove(&id).expect("a domain to destroy");
+        self.b.domain_destroy(d);
+    }
+
+    /// [`IommuBackend::attach`] to `id`'s domain.
+    pub fn attach(&mut self, ep: u32, id: u32) -> Result<(), BackendError> {
+        let d = self.doms.get(&id).expect("a domain to attach to");
+        self.b.attach(ep, d)
+    }
+
+    /// [`IommuBackend::map`] into `id`'s domain.
+    pub fn map(
+        &mut self,
+        id: u32,
+        iova: u64,
+        pa: u64,
+        len: u64,
+        attrs: MapAttrs,
+    ) -> Result<(), BackendError> {
+        let d = self.doms.get_mut(&id).expect("a domain to map into");
+        self.b.map(d, iova, pa, len, attrs)
+    }
+
+    /// [`IommuBackend::unmap`] in `id`'s domain.
+    pub fn unmap(&mut self, id: u32, iova: u64, len: u64) -> Result<(), BackendError> {
+        let d = self.doms.get_mut(&id).expect("a domain to unmap in");
+        self.b.unmap(d, iova, len)
+    }
+}
+
+/// The IO page tables of the translating domains by ID, wherever their
+/// state is held (a [`ById`] adaptor, or a device's model).
+pub(super) trait DomainTables {
+    /// The tables, by ascending domain ID.
+    fn domain_tables(&self) -> Vec<(u32, &PageTable<Stage2>)>;
+}
+
+impl DomainTables for ById {
+    fn domain_tables(&self) -> Vec<(u32, &PageTable<Stage2>)> {
+        self.doms
+            .iter()
+            .filter_map(|(&id, d)| d.table().map(|t| (id, t)))
+            .collect()
+    }
+}
+
+impl DomainTables for Viommu<SmmuBackend> {
+    fn domain_tables(&self) -> Vec<(u32, &PageTable<Stage2>)> {
+        self.domain_ids()
+            .filter_map(|id| Some((id, self.backend_domain(id)?.table()?)))
+            .collect()
+    }
+}
+
+impl core::ops::Deref for ById {
+    type Target = SmmuBackend;
+    fn deref(&self) -> &SmmuBackend {
+        &self.b
+    }
+}
+
+impl core::ops::DerefMut for ById {
+    fn deref_mut(&mut self) -> &mut SmmuBackend {
+        &mut self.b
+    }
 }

@@ -154,7 +154,12 @@ fn virtio_iommu_domains_bind_endpoints_with_their_own_vmid() {
         Some((unattached_vmid(0), unattached)),
         "translates nothing until the driver attaches it"
     );
-    let mut b = SmmuBackend::new(g.ram, g.dma.clone(), r.w.vmids.reserve(32), 32);
+    let mut b = ById::new(SmmuBackend::new(
+        g.ram,
+        g.dma.clone(),
+        r.w.vmids.reserve(32),
+        32,
+    ));
     b.domain_create(1, false).unwrap();
     b.attach(EP, 1).unwrap();
     let (vmid, root) = r.ste(EP).expect("translates");
@@ -193,7 +198,12 @@ fn virtio_iommu_domains_bind_endpoints_with_their_own_vmid() {
 fn a_reset_returns_the_streams_to_abort_and_a_fault_reaches_the_guest() {
     let r = real();
     let g = r.guest(0, config("a", &[0], true));
-    let mut b = SmmuBackend::new(g.ram, g.dma.clone(), r.w.vmids.reserve(32), 32);
+    let mut b = ById::new(SmmuBackend::new(
+        g.ram,
+        g.dma.clone(),
+        r.w.vmids.reserve(32),
+        32,
+    ));
     b.domain_create(1, false).unwrap();
     b.attach(EP, 1).unwrap();
     assert!(r.ste(EP).is_some());

@@ -88,7 +88,7 @@ impl SyncQueue for Issues {
 
 /// A backend on `count` SMMU instances, in a world of its own (so that
 /// both sides' domains get the same VMID).
-fn side(count: usize, ril: bool, fail: (usize, usize)) -> (&'static Issues, Guest, SmmuBackend) {
+fn side(count: usize, ril: bool, fail: (usize, usize)) -> (&'static Issues, Guest, ById) {
     let w = World::new();
     let smmus: &'static Issues = Box::leak(Box::new(Issues {
         base: w.dma,
@@ -100,7 +100,13 @@ fn side(count: usize, ril: bool, fail: (usize, usize)) -> (&'static Issues, Gues
         issued: Mutex::new(Vec::new()),
     }));
     let g = w.guest_on(smmus, 0, config("a", &[0], true));
-    let mut b = SmmuBackend::with_table_limit(g.ram, g.dma.clone(), w.vmids.reserve(8), 8, 256);
+    let mut b = ById::new(SmmuBackend::with_table_limit(
+        g.ram,
+        g.dma.clone(),
+        w.vmids.reserve(8),
+        8,
+        256,
+    ));
     b.domain_create(1, false).unwrap();
     b.attach(EP, 1).unwrap();
     smmus.issued.lock().clear();

@@ -5,6 +5,13 @@
 //! `bypass` go through the guest's own stage 2; a bypass domain is the
 //! guest's stage 2 too. Unmaps are invalidated in one batch per notify.
 //!
+//! A domain's table and VMID ([`SmmuDomain`], the backend's
+//! [`IommuBackend::Domain`]) are held by the model's domain, so a MAP or
+//! UNMAP reaches them through the model's one lookup; the backend keeps
+//! by ID only what a stream bound to a domain reaches and its table's
+//! root, so that it can fail closed on a bind and name every table not
+//! freed ([`SmmuBackend::live_roots`]).
+//!
 //! Fail closed: a stream whose bind fails is made to abort at once, and
 //! the abort confirmed (CFGI of the stream and TLBI of the VMIDs it may
 //! have used, each waited for with CMD_SYNC). If even that fails, the
@@ -39,7 +46,7 @@ use crate::perf;
 use crate::smmu::SmmuError;
 use crate::smmu::cmd::{Cmd, plan_s2_invalidation_into};
 use crate::smmu::driver::ProbeOptions;
-use crate::viommu::backend::{BackendError, IommuBackend, MapAttrs, Refusal, ResvRegion};
+use crate::viommu::backend::{BackendError, GpaRange, IommuBackend, MapAttrs, Refusal, ResvRegion};
 use crate::viommu::idmap::IdMap;
 use alloc::collections::BTreeMap;
 use alloc::sync::Arc;
@@ -95,7 +102,15 @@ const LEAVES: [Leaf<Stage2>; MapAttrs::COUNT] = {
     t
 };
 
-struct Domain {
+/// The backend's state of one domain ([`IommuBackend::Domain`]), held by
+/// the model with its own state of the domain: a MAP or UNMAP reaches
+/// the domain's table through the model's one lookup. The backend keeps
+/// a [`Live`] record of it by ID, so that it can still tell what a
+/// stream bound to the domain reaches and enumerate every table not
+/// freed ([`SmmuBackend::live_roots`]).
+pub struct SmmuDomain {
+    /// The domain's ID (the key of its [`Live`] record).
+    id: u32,
     /// Identity through the guest's stage 2 (ATTACH_F_BYPASS).
     bypass: bool,
     vmid: u16,
@@ -104,13 +119,27 @@ struct Domain {
     serial: u64,
 }
 
-impl Domain {
+impl SmmuDomain {
     /// What a stream bound to this domain may reach that dies with it:
     /// its serial and VMID (None for a bypass domain: the guest's own
     /// stage 2 lives as long as the guest).
     fn reach(&self) -> Option<(u64, u16)> {
         self.table.as_ref().map(|_| (self.serial, self.vmid))
     }
+
+    /// The domain's IO page table (None: a bypass domain).
+    pub fn table(&self) -> Option<&PageTable<Stage2>> {
+        self.table.as_ref()
+    }
+}
+
+/// The backend's record of a live domain (its state is held by the
+/// model): what a stream bound to it reaches, and its table's root.
+struct Live {
+    /// [`SmmuDomain::reach`] of the domain.
+    reach: Option<(u64, u16)>,
+    /// Root of its table (None: bypass).
+    root: Option<u64>,
 }
 
 /// A destroyed domain's table, kept while a stream may still reach it or
@@ -144,7 +173,8 @@ pub struct SmmuBackend {
     batch_work: u64,
     /// Table pages retired, whose walk-cache invalidation is queued.
     retire_queued: usize,
-    domains: IdMap<Domain>,
+    /// The live domains by ID (their state is held by the model).
+    domains: IdMap<Live>,
     /// Attached endpoints and their domain.
     attached: BTreeMap<u32, u32>,
     /// Endpoints whose stream change was not confirmed, and the domains
@@ -237,16 +267,16 @@ impl SmmuBackend {
 
     /// Root of domain `domain`'s table (None: no such translating domain).
     pub fn domain_root(&self, domain: u32) -> Option<u64> {
-        self.domains.get(domain)?.table.as_ref().map(|t| t.root())
+        self.domains.get(domain)?.root
     }
 
     /// Roots of every table the backend has not freed: live translating
     /// domains and kept ones. A stream table entry of the guest may point
     /// at these (or at the guest's stage 2) and nothing else.
     pub fn live_roots(&self) -> Vec<u64> {
-        let live = self.domains.values().filter_map(|d| d.table.as_ref());
-        let kept = self.kept.iter().map(|k| &k.table);
-        live.chain(kept).map(|t| t.root()).collect()
+        let live = self.domains.values().filter_map(|d| d.root);
+        let kept = self.kept.iter().map(|k| k.table.root());
+        live.chain(kept).collect()
     }
 
     /// Destroyed domains whose tables are still kept.
@@ -268,7 +298,7 @@ impl SmmuBackend {
     fn reach_of(&self, domain: Option<u32>) -> Reach {
         domain
             .and_then(|d| self.domains.get(d))
-            .and_then(Domain::reach)
+            .and_then(|d| d.reach)
             .into_iter()
             .collect()
     }
@@ -335,13 +365,13 @@ impl SmmuBackend {
     }
 
     /// Points `ep`'s stream at `domain`'s table (or the guest's stage 2).
-    fn bind(&self, ep: u32, domain: Option<&Domain>) -> Result<(), BackendError> {
+    fn bind(&self, ep: u32, domain: Option<&SmmuDomain>) -> Result<(), BackendError> {
         let Some((inst, sid)) = self.guest.endpoint_stream(ep) else {
             return Ok(()); // not behind an SMMU we run: nothing to program
         };
         let smmus = self.guest.smmus;
         match domain {
-            Some(Domain {
+            Some(SmmuDomain {
                 bypass: false,
                 vmid,
                 table: Some(t),
@@ -355,14 +385,6 @@ impl SmmuBackend {
     /// The guest's IO page-table memory (pages held, retired, pooled).
     pub fn tables(&self) -> &BudgetTables {
         &self.tables
-    }
-
-    /// The IO page tables of the translating domains, by domain ID (for
-    /// checks and reports).
-    pub fn domain_tables(&self) -> impl Iterator<Item = (u32, &PageTable<Stage2>)> {
-        self.domains
-            .iter()
-            .filter_map(|(id, d)| d.table.as_ref().map(|t| (id, t)))
     }
 
     /// After a table operation on `vmid`'s domain: when it retired tables,
@@ -413,8 +435,12 @@ impl SmmuBackend {
     /// Unmaps `[iova, iova + len)` of `domain` and queues its invalidation
     /// for the next sync. The commands are planned first, so an error
     /// leaves both the table and the queued commands as they were.
-    fn unmap_planned(&mut self, domain: u32, iova: u64, len: u64) -> Result<(), BackendError> {
-        let d = self.domains.get_mut(domain).ok_or(BackendError::Hardware)?;
+    fn unmap_planned(
+        &mut self,
+        d: &mut SmmuDomain,
+        iova: u64,
+        len: u64,
+    ) -> Result<(), BackendError> {
         let vmid = d.vmid;
         let t = d.table.as_mut().ok_or(BackendError::Hardware)?;
         let limit = ProbeOptions::DEFAULT.tlbi_page_limit;
@@ -427,7 +453,7 @@ impl SmmuBackend {
             len
         };
         let Some((cmds, ril)) = self.pending.one_mut() else {
-            return self.unmap_planned_each(domain, vmid, (iova, len), planned);
+            return self.unmap_planned_each(t, vmid, (iova, len), planned);
         };
         // One SMMU instance (the usual machine): its queued length is the
         // mark, no list of marks and no loop over instances. The plan
@@ -458,7 +484,7 @@ impl SmmuBackend {
     #[inline(never)]
     fn unmap_planned_each(
         &mut self,
-        domain: u32,
+        t: &mut PageTable<Stage2>,
         vmid: u16,
         (iova, len): (u64, u64),
         planned: u64,
@@ -487,10 +513,7 @@ impl SmmuBackend {
         }
         if result.is_ok() {
             // The general path (the same answers), not inlined twice.
-            result = match self.domains.get_mut(domain).and_then(|d| d.table.as_mut()) {
-                Some(t) => t.unmap_general(&mut self.tables, iova, len).map_err(hw),
-                None => Err(BackendError::Hardware),
-            };
+            result = t.unmap_general(&mut self.tables, iova, len).map_err(hw);
         }
         if result.is_err() {
             // Take back what this call queued: nothing was unmapped.
@@ -503,23 +526,18 @@ impl SmmuBackend {
         result
     }
 
-    /// [`IommuBackend::map`] out of table pages while `domain` (VMID
-    /// `vmid`) keeps an emptied table linked: retires it, completes its
+    /// [`IommuBackend::map`] out of table pages while a domain's table
+    /// `t` (VMID `vmid`) keeps an emptied table linked: retires it, completes its
     /// invalidation now (one CMD_SYNC, the batch's allowance kept) so
     /// that its pages are free, and tries once more.
     #[inline(never)]
     fn map_after_spare(
         &mut self,
-        domain: u32,
+        t: &mut PageTable<Stage2>,
         vmid: u16,
         (iova, pa, len): (u64, u64, u64),
         a: Leaf<Stage2>,
     ) -> Result<(), BackendError> {
-        let t = self
-            .domains
-            .get_mut(domain)
-            .and_then(|d| d.table.as_mut())
-            .ok_or(BackendError::Hardware)?;
         t.release_spare(&mut self.tables);
         self.queue_retire(vmid);
         let ptes = self.batch_work;
@@ -527,11 +545,6 @@ impl SmmuBackend {
         self.batch_work = ptes;
         synced?;
         self.reserve_retire()?;
-        let t = self
-            .domains
-            .get_mut(domain)
-            .and_then(|d| d.table.as_mut())
-            .ok_or(BackendError::Hardware)?;
         // The general path (what `map` comes to after a spare's release:
         // no table is remembered), not inlined a second time.
         t.map_general(&mut self.tables, iova, pa, len, a)
@@ -643,11 +656,20 @@ impl IommuBackend for SmmuBackend {
     }
 
     /// A range in the guest's RAM is answered inline (always: a call
-    /// returns its `Result` through memory); anything else by
-    /// [`SmmuBackend::translate_outside_ram`].
+    /// returns its `Result` through memory), by
+    /// [`IommuBackend::translate_range`] once its end is known not to wrap.
     #[inline(always)]
     fn translate(&mut self, gpa: u64, len: u64, mmio: bool) -> Result<u64, Refusal> {
-        let last = gpa.checked_add(len.max(1) - 1).ok_or(Refusal::NotOwned)?;
+        let range = GpaRange::new(gpa, len.max(1)).ok_or(Refusal::NotOwned)?;
+        self.translate_range(range, mmio)
+    }
+
+    /// [`IommuBackend::translate`] past its overflow test, which the
+    /// range's type carries: the RAM case inline, anything else by
+    /// [`SmmuBackend::translate_outside_ram`].
+    #[inline(always)]
+    fn translate_range(&mut self, range: GpaRange, mmio: bool) -> Result<u64, Refusal> {
+        let (gpa, last) = (range.start(), range.last());
         if let Some(off) = ram_offset(self.ram.region(), gpa, last) {
             return if mmio {
                 Err(Refusal::MemoryType)
@@ -658,13 +680,17 @@ impl IommuBackend for SmmuBackend {
         self.translate_outside_ram(gpa, last, mmio)
     }
 
-    fn domain_create(&mut self, domain: u32, bypass: bool) -> Result<(), BackendError> {
+    /// The domain's table and VMID, held by the model.
+    type Domain = SmmuDomain;
+
+    fn domain_create(&mut self, domain: u32, bypass: bool) -> Result<SmmuDomain, BackendError> {
         if self.domains.len() + self.kept.len() >= self.max_domains {
             return Err(BackendError::NoResources);
         }
         let serial = self.next_serial;
         let d = if bypass {
-            Domain {
+            SmmuDomain {
+                id: domain,
                 bypass,
                 vmid: self.guest.vmid,
                 table: None,
@@ -673,7 +699,8 @@ impl IommuBackend for SmmuBackend {
         } else {
             let vmid = self.vmids.alloc().ok_or(BackendError::NoResources)?;
             match PageTable::new(&mut self.tables, IOVA_BITS, 1) {
-                Ok(t) => Domain {
+                Ok(t) => SmmuDomain {
+                    id: domain,
                     bypass,
                     vmid,
                     table: Some(t),
@@ -686,14 +713,23 @@ impl IommuBackend for SmmuBackend {
             }
         };
         self.next_serial += 1;
-        self.domains.insert(domain, d);
-        Ok(())
+        let live = Live {
+            reach: d.reach(),
+            root: d.table.as_ref().map(PageTable::root),
+        };
+        self.domains.insert(domain, live);
+        Ok(d)
     }
 
-    fn domain_destroy(&mut self, domain: u32) {
-        let Some(d) = self.domains.remove(domain) else {
-            return;
-        };
+    fn domain_destroy(&mut self, d: SmmuDomain) {
+        let domain = d.id;
+        if self
+            .domains
+            .get(domain)
+            .is_some_and(|live| live.root == d.table.as_ref().map(PageTable::root))
+        {
+            self.domains.remove(domain);
+        }
         // The model detaches every endpoint first; one still bound here
         // would reach the tables: treat it as unconfirmed.
         let bound: SmallVec<[u32; 4]> = self
@@ -726,21 +762,17 @@ impl IommuBackend for SmmuBackend {
         self.release_kept();
     }
 
-    fn attach(&mut self, ep: u32, domain: u32) -> Result<(), BackendError> {
-        let bound = match self.domains.get(domain) {
-            Some(d) => self.bind(ep, Some(d)),
-            None => Err(BackendError::Hardware),
-        };
-        match bound {
+    fn attach(&mut self, ep: u32, d: &SmmuDomain) -> Result<(), BackendError> {
+        match self.bind(ep, Some(d)) {
             Ok(()) => {
-                self.attached.insert(ep, domain);
+                self.attached.insert(ep, d.id);
                 self.confirmed(ep);
                 Ok(())
             }
             Err(e) => {
                 let old = self.attached.remove(&ep);
                 let mut reach = self.reach_of(old);
-                reach.extend(self.reach_of(Some(domain)));
+                reach.extend(d.reach());
                 self.fail_closed(ep, reach);
                 Err(e)
             }
@@ -781,7 +813,7 @@ impl IommuBackend for SmmuBackend {
     #[inline(always)]
     fn map(
         &mut self,
-        domain: u32,
+        d: &mut SmmuDomain,
         iova: u64,
         pa: u64,
         len: u64,
@@ -789,8 +821,8 @@ impl IommuBackend for SmmuBackend {
     ) -> Result<(), BackendError> {
         let t0 = perf::now();
         self.reserve_retire()?;
-        let d = self.domains.get_mut(domain).ok_or(BackendError::Hardware)?;
-        let vmid = d.vmid;
+        // The VMID read where it is used (a retire, the spare's release):
+        // not kept in a register or on the stack across the map.
         let t = d.table.as_mut().ok_or(BackendError::Hardware)?;
         // The work is known before it is done: refuse what one request, or
         // the rest of this notify's allowance, cannot pay for.
@@ -818,19 +850,19 @@ impl IommuBackend for SmmuBackend {
         let a = LEAVES[attrs.index()];
         let result = match t.map(&mut self.tables, iova, pa, len, a) {
             Err(MapError::NoMemory) if t.has_spare() => {
-                self.map_after_spare(domain, vmid, (iova, pa, len), a)
+                self.map_after_spare(t, d.vmid, (iova, pa, len), a)
             }
             r => r.map_err(map_error),
         };
         // A failed map retires the tables it added.
-        self.queue_retire(vmid);
+        self.queue_retire(d.vmid);
         self.ticks[0] = self.ticks[0].wrapping_add(perf::now() - t0);
         result
     }
 
-    fn unmap(&mut self, domain: u32, iova: u64, len: u64) -> Result<(), BackendError> {
+    fn unmap(&mut self, d: &mut SmmuDomain, iova: u64, len: u64) -> Result<(), BackendError> {
         let t0 = perf::now();
-        let result = self.unmap_planned(domain, iova, len);
+        let result = self.unmap_planned(d, iova, len);
         self.ticks[1] = self.ticks[1].wrapping_add(perf::now() - t0);
         result
     }
