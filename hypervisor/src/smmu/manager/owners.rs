@@ -7,13 +7,16 @@ use super::devices::OwnerStreams;
 use super::{Instance, ManagerError, Owned, OwnerId, SmmuManager, Stage2Table, SyncFailed};
 use crate::smmu::cmd::Cmd;
 use crate::smmu::dma::{CacheOps, DmaMemory};
+use crate::smmu::driver::Smmu;
 use crate::smmu::error::SmmuError;
+use crate::smmu::queue::SyncStart;
 use crate::smmu::regs::SmmuRegs;
 use crate::smmu::ste::S2Config;
 use crate::smmu::streams::SidRange;
 use alloc::string::ToString;
 use alloc::vec::Vec;
 use log::{error, info, warn};
+use spin::MutexGuard;
 
 impl<R: SmmuRegs, D: DmaMemory, C: CacheOps + Clone> SmmuManager<R, D, C> {
     /// Records `owner` (called `name` in log lines) as the owner of the
@@ -218,10 +221,33 @@ pub trait SyncQueue: Sync {
 impl<R: SmmuRegs, D: DmaMemory, C: CacheOps + Clone> Instance<R, D, C> {
     /// [`SyncQueue::sync_cmds`] (the manager's and the kept queue's one
     /// body).
+    ///
+    /// The usual sync (room in the queue, the `CMD_SYNC` consumed at the
+    /// first read of CMDQ_CONS, no command error kept) makes no call: the
+    /// driver's [`Smmu::issue_start`] inline, the lock released, `Ok`; the
+    /// rest a tail call to [`Instance::sync_rest`]. So the kept queue's
+    /// function needs no register saved across a call.
     #[inline(always)]
     fn sync(&self, cmds: &[Cmd]) -> Result<(), SyncFailed> {
-        let issued = self.driver.lock().issue(cmds);
-        // The lock released; the usual answer tested first.
+        let mut driver = self.driver.lock();
+        match driver.issue_start(cmds) {
+            SyncStart::Done => Ok(()),
+            started => self.sync_rest(driver, cmds, started),
+        }
+    }
+
+    /// [`Instance::sync`] past its usual case: the driver's
+    /// [`Smmu::issue_rest`] under the lock still held, then the lock
+    /// released and a failure logged.
+    #[inline(never)]
+    fn sync_rest(
+        &self,
+        mut driver: MutexGuard<'_, Smmu<R, D, C>>,
+        cmds: &[Cmd],
+        started: SyncStart,
+    ) -> Result<(), SyncFailed> {
+        let issued = driver.issue_rest(cmds, started);
+        drop(driver);
         match issued {
             Ok(()) => Ok(()),
             Err(error) => Err(log_failed(&smmu_failed(self.base, error))),
