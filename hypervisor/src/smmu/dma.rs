@@ -252,6 +252,13 @@ impl Slots16 {
             // DmaMemory keeps it valid.
             unsafe {
                 let mut p = self.ptr.add(start * 2).cast::<u128>();
+                if let [cmd] = cmds {
+                    // One command (an UNMAP notify's `TLBI_S2_IPA`): its
+                    // store and the last's, no loop.
+                    p.write_volatile(entry(&cmd.0));
+                    p.add(1).write_volatile(entry(last));
+                    return;
+                }
                 for cmd in cmds {
                     p.write_volatile(entry(&cmd.0));
                     p = p.add(1);

@@ -203,7 +203,11 @@ impl<M: QueueMemory> CommandQueue<M> {
     #[inline(always)]
     pub fn sync_start(&mut self, regs: &mut impl SmmuRegs, cmds: &[Cmd]) -> SyncStart {
         let ring = self.ring;
-        if (ring.space(self.prod, self.cons) as usize) <= cmds.len() {
+        // `space(prod, cons) <= cmds.len()` without the saturation: the
+        // used count is at most the mask (< 2^21), so the sum cannot
+        // overflow, and a used count past the size (inconsistent indices,
+        // no space) makes it true as the saturated space of 0 does.
+        if ring.used(self.prod, self.cons) as usize + cmds.len() >= ring.size() as usize {
             // No room for all: nothing written, the rest does it in parts.
             return SyncStart::NoRoom;
         }
