@@ -242,9 +242,10 @@ impl Slots16 {
     /// Writes each of `cmds` to the slots from `index` on (wrapping),
     /// then `last` after them: what [`Slots16::write`] of each, in order,
     /// does. When all of them fit before the block's end (every sync but
-    /// the one that reaches it) they are one loop of one 16-byte store
-    /// per slot, a store pair whose two words are each single-copy
-    /// atomic; across the end, two such runs.
+    /// the one that reaches it) they are one 16-byte store per slot (a
+    /// store pair whose two words are each single-copy atomic): one
+    /// command and the last without a loop, more in a loop of two
+    /// commands a turn; across the end, two runs.
     #[inline(always)]
     pub fn write_cmds(&self, index: u32, cmds: &[Cmd], last: &[u64; 2]) {
         let start = (index & self.imask) as usize;
@@ -263,7 +264,14 @@ impl Slots16 {
                     p.add(1).write_volatile(entry(last));
                     return;
                 }
-                for cmd in cmds {
+                // Two commands a turn (a batch's list), in order.
+                let (pairs, rest) = cmds.as_chunks::<2>();
+                for [a, b] in pairs {
+                    p.write_volatile(entry(&a.0));
+                    p.add(1).write_volatile(entry(&b.0));
+                    p = p.add(2);
+                }
+                for cmd in rest {
                     p.write_volatile(entry(&cmd.0));
                     p = p.add(1);
                 }
