@@ -218,7 +218,9 @@ impl<M: QueueMemory> CommandQueue<M> {
         }
         let n = cmds.len() as u32 + 1;
         self.mem.to_device(prod, n);
-        let next = ring.add(prod, n);
+        // `ring.add(prod, n)` without masking `prod` first: PROD is kept
+        // masked (0 at first, then only ever a masked sum).
+        let next = prod.wrapping_add(n) & ring.mask();
         self.prod = next;
         regs.write32(CMDQ_PROD, next);
         // The CMD_SYNC is the last entry published (at PROD - 1): the SMMU
