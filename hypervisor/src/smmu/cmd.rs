@@ -353,20 +353,34 @@ pub fn plan_s2_invalidation_into(
     ril: bool,
     page_limit: u64,
 ) -> Result<(), SmmuError> {
+    if out.len() < out.capacity()
+        && let Some(cmd) = one_page_plan(vmid, ipa, len, leaf, ril, page_limit)
+    {
+        out.push(cmd);
+        return Ok(());
+    }
+    plan_s2_invalidation_general(out, vmid, ipa, len, leaf, ril, page_limit)
+}
+
+/// The plan of a range within one 4 KiB page (the usual UNMAP): its one
+/// `TLBI_S2_IPA`, the command [`plan_s2_invalidation`] gives it; None
+/// for any other range (empty, across a page boundary, reaching past
+/// 2^52: the general plan's case, errors included).
+#[inline(always)]
+pub fn one_page_plan(
+    vmid: u16,
+    ipa: u64,
+    len: u64,
+    leaf: bool,
+    ril: bool,
+    page_limit: u64,
+) -> Option<Cmd> {
     // One page: `[ipa, ipa + len)` non-empty, within `ipa`'s page, below
     // 2^52. `ipa < 2^52` bounds the page's end by 2^52 (so the sum cannot
     // overflow): the general plan's checked sum, 2^52 bound and page count
     // of one, in three tests.
-    if len != 0
-        && ipa < 1 << 52
-        && len <= 4096 - (ipa & 0xfff)
-        && (ril || page_limit >= 1)
-        && out.len() < out.capacity()
-    {
-        out.push(Cmd::tlbi_s2_ipa(vmid, ipa & !0xfff, leaf));
-        return Ok(());
-    }
-    plan_s2_invalidation_general(out, vmid, ipa, len, leaf, ril, page_limit)
+    (len != 0 && ipa < 1 << 52 && len <= 4096 - (ipa & 0xfff) && (ril || page_limit >= 1))
+        .then(|| Cmd::tlbi_s2_ipa(vmid, ipa & !0xfff, leaf))
 }
 
 /// [`plan_s2_invalidation_into`] past its inlined case: every range.

@@ -4,6 +4,7 @@
 //! seen as 16-byte slots ([`Slots16`], a command queue's entries).
 
 use super::cmd::Cmd;
+use core::ptr::NonNull;
 
 /// Memory the SMMU reads and writes: the stream table and the queues.
 ///
@@ -193,8 +194,10 @@ impl DmaBlock {
 /// inside the block, so a slot is written without a bounds check.
 #[derive(Debug, Clone, Copy)]
 pub struct Slots16 {
-    /// The block's first word (8-aligned).
-    ptr: *mut u64,
+    /// The block's first word (8-aligned). Non-null, so that an
+    /// `Option<Slots16>` is tested on the pointer itself (no tag of its
+    /// own to load).
+    ptr: NonNull<u64>,
     /// Slot count - 1.
     imask: u32,
 }
@@ -211,8 +214,9 @@ impl DmaBlock {
         let exact = (count as usize).checked_mul(16) == Some(self.len);
         // 16-aligned too: a slot is written as one 16-byte store pair.
         let aligned = (self.ptr as usize).is_multiple_of(16);
+        let ptr = NonNull::new(self.ptr.cast::<u64>())?;
         (count.is_power_of_two() && exact && aligned).then_some(Slots16 {
-            ptr: self.ptr.cast::<u64>(),
+            ptr,
             imask: count - 1,
         })
     }
@@ -229,7 +233,7 @@ impl Slots16 {
         // bytes (checked in `slots16`): both words lie inside it, 8-aligned
         // (the block pointer is); DmaMemory keeps the block valid.
         unsafe {
-            let p = self.ptr.add(word);
+            let p = self.ptr.as_ptr().add(word);
             p.write_volatile(words[0].to_le());
             p.add(1).write_volatile(words[1].to_le());
         }
@@ -238,9 +242,10 @@ impl Slots16 {
     /// Writes each of `cmds` to the slots from `index` on (wrapping),
     /// then `last` after them: what [`Slots16::write`] of each, in order,
     /// does. When all of them fit before the block's end (every sync but
-    /// the one that reaches it) they are one loop of one 16-byte store
-    /// per slot, a store pair whose two words are each single-copy
-    /// atomic; across the end, two such runs.
+    /// the one that reaches it) they are one 16-byte store per slot (a
+    /// store pair whose two words are each single-copy atomic): one
+    /// command and the last without a loop, more in a loop of two
+    /// commands a turn; across the end, two runs.
     #[inline(always)]
     pub fn write_cmds(&self, index: u32, cmds: &[Cmd], last: &[u64; 2]) {
         let start = (index & self.imask) as usize;
@@ -251,8 +256,22 @@ impl Slots16 {
             // 16-aligned (checked in `slots16`), so is every slot;
             // DmaMemory keeps it valid.
             unsafe {
-                let mut p = self.ptr.add(start * 2).cast::<u128>();
-                for cmd in cmds {
+                let mut p = self.ptr.as_ptr().add(start * 2).cast::<u128>();
+                if let [cmd] = cmds {
+                    // One command (an UNMAP notify's `TLBI_S2_IPA`): its
+                    // store and the last's, no loop.
+                    p.write_volatile(entry(&cmd.0));
+                    p.add(1).write_volatile(entry(last));
+                    return;
+                }
+                // Two commands a turn (a batch's list), in order.
+                let (pairs, rest) = cmds.as_chunks::<2>();
+                for [a, b] in pairs {
+                    p.write_volatile(entry(&a.0));
+                    p.add(1).write_volatile(entry(&b.0));
+                    p = p.add(2);
+                }
+                for cmd in rest {
                     p.write_volatile(entry(&cmd.0));
                     p = p.add(1);
                 }
@@ -294,7 +313,7 @@ impl Slots16 {
         // 16-aligned (checked in `slots16`), so is every slot; DmaMemory
         // keeps it valid.
         unsafe {
-            let mut p = self.ptr.add(slot * 2).cast::<u128>();
+            let mut p = self.ptr.as_ptr().add(slot * 2).cast::<u128>();
             for cmd in run {
                 p.write_volatile(entry(&cmd.0));
                 p = p.add(1);

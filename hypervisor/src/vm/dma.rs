@@ -15,8 +15,8 @@ use crate::pci::host::PciHost;
 use crate::smmu::cmd::Cmd;
 use crate::smmu::dma::{CacheOps, DmaMemory};
 use crate::smmu::manager::{
-    DeviceStreams, DmaFault, FaultHandled, FaultSink, OwnerId, SmmuManager, StreamProblem,
-    SyncFailed, SyncQueue, endpoint_sid, owner_streams_within, sid_endpoint,
+    DeviceStreams, DmaFault, FaultHandled, FaultSink, KeptQueue, OwnerId, SmmuManager,
+    StreamProblem, SyncFailed, endpoint_sid, owner_streams_within, sid_endpoint,
 };
 use crate::smmu::regs::SmmuRegs;
 use crate::smmu::streams::pcie_rid_streams;
@@ -115,9 +115,12 @@ pub trait DmaControl: Sync {
     /// Instance `smmu`'s command queue, for a hot path to keep: its
     /// [`SyncQueue::sync_cmds`] is [`DmaControl::sync_cmds`] on `smmu`
     /// (the same commands, checks and answers), one call with no port or
-    /// instance lookup between. None (the default) when there is no such
+    /// instance lookup between (on the target a direct call: see
+    /// [`KeptQueue`]). None (the default) when there is no such
     /// instance or the port offers none: the caller uses `sync_cmds`.
-    fn queue(&'static self, smmu: usize) -> Option<&'static dyn SyncQueue> {
+    ///
+    /// [`SyncQueue::sync_cmds`]: crate::smmu::manager::SyncQueue::sync_cmds
+    fn queue(&'static self, smmu: usize) -> Option<KeptQueue> {
         let _ = smmu;
         None
     }
@@ -391,8 +394,8 @@ where
     fn sync_cmds(&self, smmu: usize, cmds: &[Cmd]) -> Result<(), SyncFailed> {
         self.smmus.sync_cmds(smmu, cmds)
     }
-    fn queue(&'static self, smmu: usize) -> Option<&'static dyn SyncQueue> {
-        self.smmus.queue(smmu)
+    fn queue(&'static self, smmu: usize) -> Option<KeptQueue> {
+        self.smmus.kept(smmu)
     }
     fn has_ril(&self, smmu: usize) -> bool {
         self.smmus.has_ril(smmu)

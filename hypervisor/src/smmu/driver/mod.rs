@@ -19,7 +19,7 @@ use super::dma::{CacheOps, CacheSync, DmaMemory};
 use super::error::SmmuError;
 use super::event::EVT_DWORDS;
 use super::idregs::Features;
-use super::queue::{CommandQueue, DmaQueue, EventQueue};
+use super::queue::{CommandQueue, DmaQueue, EventQueue, SyncStart};
 use super::regs::*;
 use super::ste::{Ste, SteOptions};
 use super::streamtable::StreamTable;
@@ -245,6 +245,21 @@ impl<R: SmmuRegs, M: DmaMemory, C: CacheOps + Clone> Smmu<R, M, C> {
     pub fn issue(&mut self, cmds: &[Cmd]) -> Result<(), SmmuError> {
         let limit = self.opts.poll_limit;
         self.cmdq.sync_after(&mut self.regs, cmds, limit)
+    }
+
+    /// [`Smmu::issue`]'s usual work, with no call
+    /// ([`CommandQueue::sync_start`]): [`SyncStart::Done`] when it is all
+    /// done, else [`Smmu::issue_rest`] finishes it.
+    #[inline(always)]
+    pub fn issue_start(&mut self, cmds: &[Cmd]) -> SyncStart {
+        self.cmdq.sync_start(&mut self.regs, cmds)
+    }
+
+    /// Finishes [`Smmu::issue`] after [`Smmu::issue_start`] answered
+    /// `started` for the same `cmds` ([`CommandQueue::sync_rest`]).
+    pub fn issue_rest(&mut self, cmds: &[Cmd], started: SyncStart) -> Result<(), SmmuError> {
+        let limit = self.opts.poll_limit;
+        self.cmdq.sync_rest(&mut self.regs, cmds, started, limit)
     }
 
     fn check_vmid(&self, vmid: u16) -> Result<(), SmmuError> {

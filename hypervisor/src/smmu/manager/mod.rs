@@ -38,7 +38,7 @@ pub use devices::{
 };
 pub use error::{ManagerError, SyncFailed};
 pub use events::{DmaFault, FaultHandled, FaultSink};
-pub use owners::SyncQueue;
+pub use owners::{HwQueue, KeptQueue, SyncQueue};
 pub use probe::{Probed, SmmuInterrupt, SmmuIrq, SmmuParts};
 
 use super::driver::Smmu;
@@ -66,8 +66,9 @@ pub struct Stage2Table<'a> {
     pub label: &'static str,
 }
 
-/// One SMMU in use.
-struct Instance<R, D, C> {
+/// One SMMU in use (public as the type a hot path keeps: see
+/// [`KeptQueue`]; its fields are the manager's).
+pub struct Instance<R, D, C> {
     /// Base address (for messages).
     base: u64,
     /// DT phandle (what `iommu-map` / `iommus` name).

@@ -19,6 +19,19 @@ fn cmdq_error_active(regs: &impl SmmuRegs) -> bool {
     (regs.read32(GERROR) ^ regs.read32(GERRORN)) & GERROR_CMDQ_ERR != 0
 }
 
+/// How far [`CommandQueue::sync_start`] took a sync.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncStart {
+    /// The `CMD_SYNC` was consumed and no command error is kept: done.
+    Done,
+    /// The commands and the `CMD_SYNC` were published up to this PROD;
+    /// the wait (or the kept error's report) is left.
+    Published(u32),
+    /// The queue had no room for them all (or its memory no direct
+    /// write): nothing was written.
+    NoRoom,
+}
+
 /// The command queue (single producer: the caller serialises).
 #[derive(Debug)]
 pub struct CommandQueue<M> {
@@ -163,9 +176,8 @@ impl<M: QueueMemory> CommandQueue<M> {
 
     /// Writes `cmds` and a `CMD_SYNC` after them, published together (one
     /// CMDQ_PROD write when the queue has room for all), then waits as
-    /// [`CommandQueue::sync`] does. Inlined into its callers (the
-    /// driver's `issue`, so the manager's): the notify's sync is one frame
-    /// after the dyn call; the full queue and the wait out of line.
+    /// [`CommandQueue::sync`] does: [`CommandQueue::sync_start`], then
+    /// [`CommandQueue::sync_rest`] unless it found the sync done.
     #[inline(always)]
     pub fn sync_after(
         &mut self,
@@ -173,48 +185,85 @@ impl<M: QueueMemory> CommandQueue<M> {
         cmds: &[Cmd],
         poll_limit: u32,
     ) -> Result<(), SmmuError> {
-        let ring = self.ring;
-        let prod = if (ring.space(self.prod, self.cons) as usize) > cmds.len() {
-            // Room for all (the usual case: the queue is drained by every
-            // sync): the entries written in one pass, made visible
-            // together, one CMDQ_PROD write; no split into parts.
-            let prod = self.prod;
-            self.mem.write_cmds(prod, cmds, Cmd::sync());
-            let n = cmds.len() as u32 + 1;
-            self.mem.to_device(prod, n);
-            let next = ring.add(prod, n);
-            self.prod = next;
-            regs.write32(CMDQ_PROD, next);
-            next
-        } else {
-            self.submit_parts(regs, [cmds, &[Cmd::sync()]], poll_limit)?;
-            self.prod
-        };
-        // The CMD_SYNC is the last entry published (at PROD - 1): the SMMU
-        // has consumed it (`ring.consumed(prod, cons, prod - 1)`) exactly
-        // when CONS has reached PROD. The first read inline, with the
-        // indices in registers; more out of line.
-        let cons = regs.read32(CMDQ_CONS) & ring.mask();
-        self.cons = cons;
-        if cons != prod && !self.poll_more(regs, poll_limit, |cons| cons == prod) {
-            return Err(SmmuError::SyncTimeout);
+        match self.sync_start(regs, cmds) {
+            SyncStart::Done => Ok(()),
+            started => self.sync_rest(regs, cmds, started, poll_limit),
         }
-        // The usual answer tested first; the error's report out of line.
-        if self.error.is_none() {
-            return Ok(());
-        }
-        Err(self.take_error())
     }
 
-    /// The command error kept since the previous sync, as the sync reports
-    /// it (taken: the next sync reports only a later one).
-    #[cold]
+    /// The usual sync's whole work, with no call: when the queue has room
+    /// for `cmds` and a `CMD_SYNC` (it is drained by every sync) and its
+    /// memory writes them directly ([`QueueMemory::write_cmds_direct`]),
+    /// writes them in one pass, makes them visible together, writes CMDQ_PROD
+    /// once and reads CMDQ_CONS once. [`SyncStart::Done`] when the SMMU
+    /// has consumed the `CMD_SYNC` already and no command error is kept;
+    /// else what [`CommandQueue::sync_rest`] must finish. Inlined into
+    /// the kept queue's sync, whose frame then holds no register across
+    /// a call (the rest is a tail call).
+    #[inline(always)]
+    pub fn sync_start(&mut self, regs: &mut impl SmmuRegs, cmds: &[Cmd]) -> SyncStart {
+        let ring = self.ring;
+        // `space(prod, cons) <= cmds.len()` without the saturation: the
+        // used count is at most the mask (< 2^21), so the sum cannot
+        // overflow, and a used count past the size (inconsistent indices,
+        // no space) makes it true as the saturated space of 0 does.
+        if ring.used(self.prod, self.cons) as usize + cmds.len() >= ring.size() as usize {
+            // No room for all: nothing written, the rest does it in parts.
+            return SyncStart::NoRoom;
+        }
+        let prod = self.prod;
+        if !self.mem.write_cmds_direct(prod, cmds, Cmd::sync()) {
+            // A memory without slots (nothing written): as without room.
+            return SyncStart::NoRoom;
+        }
+        let n = cmds.len() as u32 + 1;
+        self.mem.to_device(prod, n);
+        // `ring.add(prod, n)` without masking `prod` first: PROD is kept
+        // masked (0 at first, then only ever a masked sum).
+        let next = prod.wrapping_add(n) & ring.mask();
+        self.prod = next;
+        regs.write32(CMDQ_PROD, next);
+        // The CMD_SYNC is the last entry published (at PROD - 1): the SMMU
+        // has consumed it (`ring.consumed(prod, cons, prod - 1)`) exactly
+        // when CONS has reached PROD.
+        let cons = regs.read32(CMDQ_CONS) & ring.mask();
+        self.cons = cons;
+        if cons == next && self.error.is_none() {
+            return SyncStart::Done;
+        }
+        SyncStart::Published(next)
+    }
+
+    /// Finishes a sync [`CommandQueue::sync_start`] did not: with
+    /// [`SyncStart::NoRoom`] writes `cmds` and the `CMD_SYNC` (in parts
+    /// if the queue has no room for all),
+    /// waiting for room (at most `poll_limit` reads of CMDQ_CONS each
+    /// time); then polls CMDQ_CONS (at most `poll_limit` reads) until the
+    /// `CMD_SYNC` is consumed, and reports the command error kept since
+    /// the previous sync. Out of line: the usual sync does not come here.
     #[inline(never)]
-    fn take_error(&mut self) -> SmmuError {
+    pub fn sync_rest(
+        &mut self,
+        regs: &mut impl SmmuRegs,
+        cmds: &[Cmd],
+        started: SyncStart,
+        poll_limit: u32,
+    ) -> Result<(), SmmuError> {
+        let prod = match started {
+            SyncStart::Done => self.prod,
+            SyncStart::Published(prod) => prod,
+            SyncStart::NoRoom => {
+                self.submit_parts(regs, [cmds, &[Cmd::sync()]], poll_limit)?;
+                self.cons = regs.read32(CMDQ_CONS) & self.ring.mask();
+                self.prod
+            }
+        };
+        if self.cons != prod && !self.poll_more(regs, poll_limit, |cons| cons == prod) {
+            return Err(SmmuError::SyncTimeout);
+        }
         match self.error.take() {
-            Some((code, cmd)) => SmmuError::CommandError { code, cmd },
-            // Not reached: the caller found an error kept.
-            None => SmmuError::SyncTimeout,
+            None => Ok(()),
+            Some((code, cmd)) => Err(SmmuError::CommandError { code, cmd }),
         }
     }
 

@@ -11,7 +11,7 @@
 mod cmdq;
 mod evtq;
 
-pub use cmdq::CommandQueue;
+pub use cmdq::{CommandQueue, SyncStart};
 pub use evtq::{EventBatch, EventQueue};
 
 use super::cmd::{CMD_DWORDS, Cmd};
@@ -42,6 +42,14 @@ pub trait QueueMemory {
             at = at.wrapping_add(1);
         }
         self.write_cmd(at, &last.0);
+    }
+    /// [`QueueMemory::write_cmds`] when the memory writes commands
+    /// straight into its slots (no call): true when written, false when
+    /// nothing was (the caller then writes them another way). By default
+    /// `write_cmds` itself.
+    fn write_cmds_direct(&mut self, index: u32, cmds: &[Cmd], last: Cmd) -> bool {
+        self.write_cmds(index, cmds, last);
+        true
     }
     /// Makes CPU writes to `count` entries from `index` (wrapping)
     /// visible to the SMMU.
@@ -267,6 +275,17 @@ impl<C: CacheOps> QueueMemory for DmaQueue<C> {
             return self.write_cmds_each(index, cmds, last);
         };
         slots.write_cmds(index, cmds, &last.0);
+    }
+
+    #[inline(always)]
+    fn write_cmds_direct(&mut self, index: u32, cmds: &[Cmd], last: Cmd) -> bool {
+        match self.slots {
+            Some(slots) => {
+                slots.write_cmds(index, cmds, &last.0);
+                true
+            }
+            None => false,
+        }
     }
 
     fn to_device(&self, index: u32, count: u32) {

@@ -15,8 +15,8 @@ use crate::mm::pagetable::{PageTable, Stage2};
 use crate::smmu::cmd::{Cmd, op};
 use crate::smmu::error::SmmuError;
 use crate::smmu::manager::{
-    ManagerError, OwnerId, Probed, SmmuInterrupt, SmmuIrq, SmmuManager, SmmuParts, Stage2Table,
-    owner_streams,
+    HwQueue, Instance, ManagerError, OwnerId, Probed, SmmuInterrupt, SmmuIrq, SmmuManager,
+    SmmuParts, Stage2Table, owner_streams,
 };
 use crate::smmu::regs::*;
 use crate::smmu::ste::SteConfig;
@@ -30,6 +30,9 @@ static TWO: &Aligned<[u8]> = &Aligned(*include_bytes!("../../fdt/testdata/two-sm
 
 /// The manager over fakes.
 pub(super) type TestManager = SmmuManager<FakeSmmu, FakeSmmu, FakeSmmu>;
+
+/// One SMMU instance of a [`TestManager`].
+type FakeInstance = Instance<FakeSmmu, FakeSmmu, FakeSmmu>;
 
 /// Register bases of the two SMMUs in use.
 pub(super) const BASE: [u64; 2] = [0x905_0000, 0x907_0000];
@@ -549,6 +552,11 @@ fn the_kept_queue_is_the_managers_sync_on_its_instance() {
     let (kept, kept_fakes) = probe_two(&hw);
     let (general, general_fakes) = probe_two(&hw);
     assert!(kept.queue(2).is_none() && general.sync_cmds(2, &[]).is_err());
+    // Found by its own type only: a manager over other types than the
+    // machine's is not kept as the machine's (the target then syncs
+    // through the port), nor is an instance there is not.
+    assert!(kept.instance_as::<HwQueue>(0).is_none());
+    assert!(kept.instance_as::<FakeInstance>(2).is_none());
     let mut rng = crate::test_rng::Rng(0x2545_f491_4f6c_dd1du64);
     let mut rand = move |n: u64| rng.below(n);
     let mut answers = [0usize; 2];
@@ -570,8 +578,15 @@ fn the_kept_queue_is_the_managers_sync_on_its_instance() {
                 f.state().inject = Some((next + at, 1));
             }
         }
-        let queue = kept.queue(inst).expect("instance");
-        let (a, la) = capture(|| queue.sync_cmds(&cmds));
+        let (a, la) = if step % 2 == 0 {
+            let queue = kept.queue(inst).expect("instance");
+            capture(|| queue.sync_cmds(&cmds))
+        } else {
+            // The instance by its concrete type, as the target keeps the
+            // machine's (a direct call).
+            let queue = kept.instance_as::<FakeInstance>(inst).expect("its type");
+            capture(|| queue.sync_cmds(&cmds))
+        };
         let (b, lb) = capture(|| general.sync_cmds(inst, &cmds));
         assert_eq!(a, b, "step {step}: answer");
         assert_eq!(la, lb, "step {step}: log lines");

@@ -282,6 +282,30 @@ impl<C: CacheOps> QueueMemory for General<C> {
     }
 }
 
+/// A command queue's DMA memory whose direct write declines
+/// ([`QueueMemory::write_cmds_direct`] false, as a queue memory without
+/// slots answers): every sync then takes `sync_rest`'s written-in-parts
+/// path, which must come to the same.
+struct NoDirect<C>(General<C>);
+
+impl<C: CacheOps> QueueMemory for NoDirect<C> {
+    fn read_entry(&self, index: u32, out: &mut [u64]) {
+        self.0.read_entry(index, out);
+    }
+    fn write_entry(&mut self, index: u32, words: &[u64]) {
+        self.0.write_entry(index, words);
+    }
+    fn write_cmds_direct(&mut self, _index: u32, _cmds: &[Cmd], _last: Cmd) -> bool {
+        false
+    }
+    fn to_device(&self, index: u32, count: u32) {
+        self.0.to_device(index, count);
+    }
+    fn to_cpu(&self, index: u32, count: u32) {
+        self.0.to_cpu(index, count);
+    }
+}
+
 /// One side of the differential test: a fake SMMU whose command queue
 /// (`1 << log2` entries) is enabled over DMA memory from the fake.
 fn cmdq_side(log2: u32, coherent: bool) -> (FakeSmmu, DmaQueue<FakeSmmu>) {
@@ -296,8 +320,10 @@ fn cmdq_side(log2: u32, coherent: bool) -> (FakeSmmu, DmaQueue<FakeSmmu>) {
 }
 
 /// The command queue's slot writes ([`crate::smmu::dma::Slots16`], the
-/// block checked once at alloc) against the general entry writes, on the
-/// same random batches: small and large (wrapping, more than the queue
+/// block checked once at alloc, in `sync_start`) against the general
+/// entry writes (`sync_start` too) and against a memory that declines the
+/// direct write (every sync finished by `sync_rest`), on the same random
+/// batches: small and large (wrapping, more than the queue
 /// holds), with illegal commands, injected errors, a slow SMMU and a hung
 /// one (timeouts). Every step: the same result, indices, commands the
 /// SMMU consumed and stopped on, register writes and cache cleans.
@@ -319,10 +345,13 @@ fn command_slots_match_general_entry_writes() {
         let coherent = round % 2 == 0;
         let (fast_fake, fast_mem) = cmdq_side(log2, coherent);
         let (gen_fake, gen_mem) = cmdq_side(log2, coherent);
+        let (rest_fake, rest_mem) = cmdq_side(log2, coherent);
         assert!(fast_mem.has_slots(), "the slot path is the one under test");
         let mut fast = CommandQueue::new(fast_mem, log2);
         let mut general = CommandQueue::new(General(gen_mem), log2);
+        let mut rest = CommandQueue::new(NoDirect(General(rest_mem)), log2);
         let (mut fast_regs, mut gen_regs) = (fast_fake.clone(), gen_fake.clone());
+        let mut rest_regs = rest_fake.clone();
         for step in 0..60 {
             let consume = match rand(8) {
                 0 => Consume::Never,
@@ -330,7 +359,7 @@ fn command_slots_match_general_entry_writes() {
                 _ => Consume::OnProd,
             };
             let inject = (rand(6) == 0).then(|| (rand(6) as usize, 1 + rand(2) as u8));
-            for fake in [&fast_fake, &gen_fake] {
+            for fake in [&fast_fake, &gen_fake, &rest_fake] {
                 let mut s = fake.state();
                 s.consume = consume;
                 s.inject = inject.map(|(n, code)| (s.consumed.len() + n, code));
@@ -349,8 +378,16 @@ fn command_slots_match_general_entry_writes() {
             let limit = 1 + rand(4) as u32;
             let a = fast.sync_after(&mut fast_regs, &cmds, limit);
             let b = general.sync_after(&mut gen_regs, &cmds, limit);
+            let c = rest.sync_after(&mut rest_regs, &cmds, limit);
             let at = format!("round {round} step {step} ({len} commands)");
             assert_eq!(a, b, "{at}: result");
+            assert_eq!(a, c, "{at}: result, finished by sync_rest");
+            assert_eq!((fast.prod(), fast.cons()), (rest.prod(), rest.cons()));
+            let (f, r) = (fast_fake.state(), rest_fake.state());
+            assert_eq!(f.cmds(), r.cmds(), "{at}: commands consumed (rest)");
+            assert_eq!(f.faulted, r.faulted, "{at}: commands stopped on (rest)");
+            assert_eq!(f.writes, r.writes, "{at}: register writes (rest)");
+            drop((f, r));
             met[match a {
                 Ok(()) => 0,
                 Err(crate::smmu::SmmuError::CommandError { .. }) => 1,

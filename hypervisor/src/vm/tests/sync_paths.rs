@@ -191,3 +191,47 @@ fn one_smmu_sync_matches_the_general_path() {
     );
     assert!(ranges > 0, "range commands met");
 }
+
+/// UNMAPs that each empty a table (one page per 2 MiB region), queued
+/// without a sync, so that the one SMMU's list meets every length against
+/// its capacity (1, 3, 5, ...: a `TLBI_S2_IPA` and, from the second, the
+/// retire's `TLBI_S12_VMALL`): the one-page plan written into a spare slot
+/// only with a second one left for the retire's command (else the
+/// `debug_assert` at the retire's push fires), and the same results,
+/// commands and table memory as the several-SMMU path.
+#[test]
+fn retiring_unmaps_at_every_list_length_match_the_general_path() {
+    const RW: MapAttrs = MapAttrs::new(true, true, false);
+    for n in 1..24u64 {
+        let (one_smmus, g1, mut one) = side(1, false, (usize::MAX, 1));
+        let (two_smmus, g2, mut two) = side(2, false, (usize::MAX, 1));
+        for i in 0..n {
+            let iova = i << 21 | (i % 4) << 12;
+            let pa1 = g1.ram.to_pa(RAM_BASE + (i << 12)).unwrap();
+            let pa2 = g2.ram.to_pa(RAM_BASE + (i << 12)).unwrap();
+            assert_eq!(one.map(1, iova, pa1, 0x1000, RW), Ok(()));
+            assert_eq!(two.map(1, iova, pa2, 0x1000, RW), Ok(()));
+        }
+        assert_eq!((one.sync(), two.sync()), (Ok(()), Ok(())));
+        one_smmus.issued.lock().clear();
+        two_smmus.issued.lock().clear();
+        for i in 0..n {
+            let iova = i << 21 | (i % 4) << 12;
+            let (r1, r2) = (one.unmap(1, iova, 0x1000), two.unmap(1, iova, 0x1000));
+            assert_eq!((r1, r2), (Ok(()), Ok(())), "{n} unmaps, the {i}th");
+        }
+        assert_eq!(one.tables().retired(), two.tables().retired());
+        assert!(n < 3 || one.tables().retired() > 0, "tables retired");
+        assert_eq!((one.sync(), two.sync()), (Ok(()), Ok(())));
+        let i1 = core::mem::take(&mut *one_smmus.issued.lock());
+        let i2 = core::mem::take(&mut *two_smmus.issued.lock());
+        assert_eq!(i1.len(), 1, "one sync on the one SMMU");
+        assert_eq!(i1[0].1, i2[0].1, "{n} unmaps: the commands");
+        let (t1, t2) = (one.tables(), two.tables());
+        assert_eq!(
+            (t1.held(), t1.linked(), t1.retired(), t1.pooled()),
+            (t2.held(), t2.linked(), t2.retired(), t2.pooled()),
+            "{n} unmaps: table memory"
+        );
+    }
+}

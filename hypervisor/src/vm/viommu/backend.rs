@@ -44,7 +44,7 @@ use crate::mm::layout::Region;
 use crate::mm::pagetable::{Attrs, Leaf, MapError, MemType, PAGE_SIZE, PageTable, Stage2};
 use crate::perf;
 use crate::smmu::SmmuError;
-use crate::smmu::cmd::{Cmd, plan_s2_invalidation_into};
+use crate::smmu::cmd::{Cmd, one_page_plan, plan_s2_invalidation_into};
 use crate::smmu::driver::ProbeOptions;
 use crate::viommu::backend::{BackendError, GpaRange, IommuBackend, MapAttrs, Refusal, ResvRegion};
 use crate::viommu::idmap::IdMap;
@@ -462,11 +462,25 @@ impl SmmuBackend {
         // spare slot), so that nothing is pushed without a fallible
         // reservation once the table changes.
         let mark = cmds.len();
-        plan_s2_invalidation_into(cmds, vmid, iova, planned, true, ril, limit)
-            .map_err(plan_error)?;
-        if cmds.len() == cmds.capacity() && cmds.try_reserve(1).is_err() {
-            cmds.truncate(mark);
-            return Err(BackendError::NoMemory);
+        // A one-page plan with room for its command and `queue_retire`'s
+        // (the usual case: the list is emptied, not freed, by each sync):
+        // written into the first spare slot, one room test for both.
+        let one = one_page_plan(vmid, iova, planned, true, ril, limit);
+        if let Some(cmd) = one
+            && let [slot, _, ..] = cmds.spare_capacity_mut()
+        {
+            slot.write(cmd);
+            // SAFETY: the slot at `mark` (the first spare one) is written
+            // just above, and `mark + 1` is within the capacity (a second
+            // spare slot remains, for `queue_retire`).
+            unsafe { cmds.set_len(mark + 1) };
+        } else {
+            plan_s2_invalidation_into(cmds, vmid, iova, planned, true, ril, limit)
+                .map_err(plan_error)?;
+            if cmds.len() == cmds.capacity() && cmds.try_reserve(1).is_err() {
+                cmds.truncate(mark);
+                return Err(BackendError::NoMemory);
+            }
         }
         if let Err(e) = t.unmap(&mut self.tables, iova, len) {
             // Take back what this call queued: nothing was unmapped.

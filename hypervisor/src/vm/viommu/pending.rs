@@ -7,7 +7,7 @@
 //! (or a port that offers no queue to keep).
 
 use crate::smmu::cmd::Cmd;
-use crate::smmu::manager::SyncQueue;
+use crate::smmu::manager::KeptQueue;
 use alloc::vec::Vec;
 
 /// The commands queued per SMMU instance (emptied, not freed, by each
@@ -21,7 +21,7 @@ pub(super) enum Pending {
         /// Whether it has range invalidation.
         ril: bool,
         /// Its command queue (the sync's one call).
-        queue: &'static dyn SyncQueue,
+        queue: KeptQueue,
     },
     /// No instance, or several: one list and one flag each.
     Each {
@@ -39,7 +39,7 @@ impl Pending {
     pub(super) fn new(
         count: usize,
         ril: impl Fn(usize) -> bool,
-        queue: impl Fn(usize) -> Option<&'static dyn SyncQueue>,
+        queue: impl Fn(usize) -> Option<KeptQueue>,
     ) -> Self {
         if count == 1
             && let Some(queue) = queue(0)
@@ -78,7 +78,7 @@ impl Pending {
     /// The one instance's list and command queue, if there is exactly one
     /// instance held in place.
     #[inline(always)]
-    pub(super) fn one_queue(&mut self) -> Option<(&mut Vec<Cmd>, &'static dyn SyncQueue)> {
+    pub(super) fn one_queue(&mut self) -> Option<(&mut Vec<Cmd>, KeptQueue)> {
         match self {
             Pending::One { cmds, queue, .. } => Some((cmds, *queue)),
             Pending::Each { .. } => None,
