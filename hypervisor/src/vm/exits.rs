@@ -19,8 +19,10 @@ use crate::devices::{AccessCtx, Effect, MmioDevice};
 use crate::mm::layout::Region;
 use core::sync::atomic::Ordering;
 
+/// Register `n` (0-31, 31 the zero register) as an operand.
+#[inline(always)]
 fn reg(frame: &TrapFrame, n: usize) -> u64 {
-    frame.x.get(n).copied().unwrap_or(0) // 31: xzr
+    frame.operand(n as u8)
 }
 
 /// The offset of `ipa` in `window`, if it is inside (the device table's
