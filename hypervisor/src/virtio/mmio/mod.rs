@@ -55,6 +55,12 @@ impl<D: VirtioDevice> MmioTransport<D> {
         self.core.device()
     }
 
+    /// Tests: the shared transport state.
+    #[cfg(test)]
+    pub(crate) fn core_mut(&mut self) -> &mut TransportCore<D> {
+        &mut self.core
+    }
+
     /// The device model, mutably (to hand it events before a [`poll`](Self::poll)).
     pub fn device_mut(&mut self) -> &mut D {
         self.core.device_mut()
