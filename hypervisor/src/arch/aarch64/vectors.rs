@@ -97,9 +97,10 @@ el2_guest_sync:
     mov     x0, sp
     bl      {guest_sync}
     // x19-x29 are the guest's again (callee-saved) unless the handler
-    // wrote one in the frame (x0 != 0): only then restored from it.
-    cbnz    x0, el2_trap_restore
-    b       el2_guest_return
+    // wrote one in the frame (x0 != 0): only then restored from it. (The
+    // common return is the one taken branch.)
+    cbz     x0, el2_guest_return
+    b       el2_trap_restore
     .org    el2_guest_sync + 0x80   // an error if the entry outgrew its slot
 .endm
 
