@@ -11,11 +11,19 @@ pub const TRAP_FRAME_SIZE: usize = 36 * 8;
 pub const SPSR_EL1H: u64 = 0x3c5;
 
 /// Registers saved by the EL2 vectors, in the order the assembly stores them.
+///
+/// `sp` follows `x30`, in the slot register number 31 would have: in the
+/// frame of a guest's synchronous exception it is 0, so that an operand register
+/// (0-31, 31 the zero register) is one indexed load, [`TrapFrame::operand`].
 #[repr(C)]
 #[derive(Debug, Clone, Default)]
 pub struct TrapFrame {
     /// x0 to x30.
     pub x: [u64; 31],
+    /// Stack pointer at the time of the exception (for EL2's own
+    /// exceptions; 0 in the frame of a guest's synchronous exception, where
+    /// it is the zero register's slot).
+    pub sp: u64,
     /// ELR_EL2: where the exception was taken.
     pub elr: u64,
     /// SPSR_EL2: the interrupted PSTATE.
@@ -24,9 +32,28 @@ pub struct TrapFrame {
     pub esr: u64,
     /// FAR_EL2: the faulting virtual address (for aborts).
     pub far: u64,
-    /// Stack pointer at the time of the exception (EL2 frames only; 0 in
-    /// the frame of a guest's synchronous exception).
-    pub sp: u64,
+}
+
+// `operand` reads register 31 from the `sp` slot: it must follow x30.
+const _: () = assert!(core::mem::offset_of!(TrapFrame, sp) == 31 * 8);
+
+impl TrapFrame {
+    /// The value of register `n` (its low five bits, as a syndrome's
+    /// register field gives it) as an instruction's operand: x0-x30, and
+    /// 0 for 31 (the zero register). Register 31 is read from the `sp`
+    /// slot, which the vector stores as 0 in the frame of a guest's
+    /// synchronous exception (the only frames whose registers are operands), so every
+    /// register is the same indexed load, without a test for 31.
+    #[inline(always)]
+    pub fn operand(&self, n: u8) -> u64 {
+        debug_assert!(n & 31 < 31 || self.sp == 0, "an operand of an EL2 frame");
+        let regs = (self as *const TrapFrame).cast::<u64>();
+        // SAFETY: `TrapFrame` is `repr(C)` and made of `u64`s only: `x`
+        // (31) at offset 0 and `sp` right after it (asserted above), so the
+        // 32 words from the frame's start are x0-x30 and `sp`, in bounds of
+        // `*self` for any `n & 31`.
+        unsafe { *regs.add(usize::from(n & 31)) }
+    }
 }
 
 /// Which of the 16 vector-table entries was taken.
@@ -267,6 +294,25 @@ mod tests {
             }
         );
         assert!(text.contains("\n  data abort: permission fault (FSC 0x0f) at level 3, write\n"));
+    }
+
+    #[test]
+    fn operands_are_the_registers_and_zero_for_31() {
+        let mut frame = TrapFrame {
+            elr: 0xe1,
+            spsr: 0x5b,
+            ..Default::default()
+        };
+        for (i, x) in frame.x.iter_mut().enumerate() {
+            *x = 0x1000 + i as u64;
+        }
+        for n in 0..31 {
+            assert_eq!(frame.operand(n), 0x1000 + u64::from(n), "x{n}");
+            // The syndrome's field is five bits: only those count.
+            assert_eq!(frame.operand(n | 0x20), frame.operand(n));
+        }
+        assert_eq!(frame.operand(31), 0, "the zero register");
+        assert_eq!(frame.operand(63), 0);
     }
 
     #[test]

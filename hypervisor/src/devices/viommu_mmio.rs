@@ -75,6 +75,23 @@ impl<B: IommuBackend, M: GuestMemory> ViommuMmio<B, M> {
         }
     }
 
+    /// A guest's 32-bit store to QueueNotify from a register holding
+    /// `value`: what [`MmioDevice::write`] does with that offset, width 4
+    /// and the value's low 4 bytes (the queue index is its low 16 bits, so
+    /// the register needs no mask). The trap's dedicated path for the
+    /// request path's store (`vm::exits`).
+    #[inline(always)]
+    pub fn queue_notify(&self, value: u64) -> Effect {
+        let t0 = perf::now();
+        let mut t = self.transport.lock();
+        let action = t.queue_notify(&self.mem, value);
+        if perf::ENABLED {
+            t.device_mut().profile_mut().mmio(perf::now() - t0);
+        }
+        drop(t);
+        self.effect(action)
+    }
+
     /// Reports a DMA fault on endpoint `ep` at `iova` on the event queue
     /// (if the driver has given it buffers).
     pub fn report_fault(&self, ep: u32, iova: u64, read: bool) -> Effect {

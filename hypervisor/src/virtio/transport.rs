@@ -77,6 +77,17 @@ pub struct TransportCore<D: VirtioDevice> {
     /// Transport features of [`features::offered`] this transport does
     /// not implement (virtio-pci: RING_RESET).
     withheld: u64,
+    /// Bit `q` set when a notify of queue `q` runs the device straight
+    /// away: the device runs ([`TransportCore::running`]) and queue `q` is
+    /// ready. Derived from the status and the queues' readiness by
+    /// [`TransportCore::update_runnable`], which every method that changes
+    /// either calls (only this file enables, disables or resets a queue,
+    /// or writes the status), so that a notify's common case is one test.
+    runnable: u64,
+    /// Tests: notifies take the general checks only (the reference the
+    /// `runnable` test is compared with).
+    #[cfg(test)]
+    pub(crate) general_notify: bool,
 }
 
 impl<D: VirtioDevice> TransportCore<D> {
@@ -96,6 +107,9 @@ impl<D: VirtioDevice> TransportCore<D> {
             config_generation: 0,
             deferred_notify: 0,
             withheld,
+            runnable: 0,
+            #[cfg(test)]
+            general_notify: false,
         }
     }
 
@@ -189,6 +203,7 @@ impl<D: VirtioDevice> TransportCore<D> {
         } else if value == 1 && !queue.ready() && queue.enable(mem).is_err() {
             self.needs_reset(action);
         }
+        self.update_runnable();
     }
 
     /// Resets queue `q` on its own, if RING_RESET was negotiated.
@@ -202,6 +217,7 @@ impl<D: VirtioDevice> TransportCore<D> {
             queue.reset();
             self.deferred_notify &= !(1 << q);
             self.device.queue_reset(q);
+            self.update_runnable();
         }
     }
 
@@ -227,6 +243,7 @@ impl<D: VirtioDevice> TransportCore<D> {
             new &= !STATUS_DRIVER_OK;
         }
         self.status = new;
+        self.update_runnable();
         if new & !old & STATUS_DRIVER_OK != 0 {
             self.device.activate(self.driver_features);
             let deferred = core::mem::take(&mut self.deferred_notify);
@@ -242,6 +259,11 @@ impl<D: VirtioDevice> TransportCore<D> {
     /// The driver notified queue `q`: runs the device on it now (or
     /// remembers it until DRIVER_OK). An absent queue is ignored; a
     /// disabled one needs a reset.
+    ///
+    /// The common case first: a ready queue of a running device, one test
+    /// of its bit in `runnable` (which holds exactly when the general
+    /// checks below would all pass: same work, same result); any other
+    /// notify takes those checks.
     #[inline]
     pub fn notify<M: GuestMemory + ?Sized>(
         &mut self,
@@ -249,6 +271,12 @@ impl<D: VirtioDevice> TransportCore<D> {
         q: usize,
         action: &mut TransportAction,
     ) {
+        if q < MAX_QUEUES && self.runnable >> q & 1 != 0 && !self.general_notify() {
+            debug_assert!(self.running() && self.queues[q].ready());
+            let a = self.run(mem, Some(q));
+            action.merge(a);
+            return;
+        }
         let Some(queue) = self.queues.get(q) else {
             return;
         };
@@ -265,6 +293,39 @@ impl<D: VirtioDevice> TransportCore<D> {
         }
         let a = self.run(mem, Some(q));
         action.merge(a);
+    }
+
+    /// Tests: whether notifies take the general checks only.
+    #[inline(always)]
+    fn general_notify(&self) -> bool {
+        #[cfg(test)]
+        return self.general_notify;
+        #[cfg(not(test))]
+        false
+    }
+
+    /// Recomputes `runnable` from the status and the queues' readiness:
+    /// called by every method that changes either.
+    fn update_runnable(&mut self) {
+        self.runnable = if self.running() {
+            // At most MAX_QUEUES (64) queues: every shift is in range.
+            self.queues
+                .iter()
+                .enumerate()
+                .filter(|(_, q)| q.ready())
+                .fold(0, |bits, (i, _)| bits | 1 << i)
+        } else {
+            0
+        };
+    }
+
+    /// Tests: whether `runnable` is what the status and the queues say.
+    #[cfg(test)]
+    pub(crate) fn runnable_consistent(&self) -> bool {
+        (0..MAX_QUEUES).all(|q| {
+            let expected = self.running() && self.queues.get(q).is_some_and(Queue::ready);
+            (self.runnable >> q & 1 != 0) == expected
+        })
     }
 
     /// Lets the device fill its queues with what the hypervisor has to
@@ -316,6 +377,7 @@ impl<D: VirtioDevice> TransportCore<D> {
             return;
         }
         self.status |= STATUS_DEVICE_NEEDS_RESET;
+        self.update_runnable();
         if self.status & STATUS_DRIVER_OK != 0 {
             self.interrupt_status |= INT_CONFIG_CHANGE;
             action.config_change = true;
@@ -340,6 +402,7 @@ impl<D: VirtioDevice> TransportCore<D> {
         for q in &mut self.queues {
             q.reset();
         }
+        self.update_runnable();
         self.device.reset();
     }
 }

@@ -15,12 +15,17 @@ use crate::arch::exit::{
 use crate::arch::frame::TrapFrame;
 use crate::arch::{Arch, Cpu};
 use crate::config::ResetAction;
+#[cfg(doc)]
+use crate::devices::viommu_mmio::ViommuMmio;
 use crate::devices::{AccessCtx, Effect, MmioDevice};
 use crate::mm::layout::Region;
+use crate::virtio::mmio::regs::Register;
 use core::sync::atomic::Ordering;
 
+/// Register `n` (0-31, 31 the zero register) as an operand.
+#[inline(always)]
 fn reg(frame: &TrapFrame, n: usize) -> u64 {
-    frame.x.get(n).copied().unwrap_or(0) // 31: xzr
+    frame.operand(n as u8)
 }
 
 /// The offset of `ipa` in `window`, if it is inside (the device table's
@@ -168,7 +173,12 @@ impl Machine {
     /// device knows its window, the one the device table holds it at),
     /// the access is made on the device's concrete type, its lock and
     /// register decode inlined here, without the table's lookup and its
-    /// dynamic call. Anything else goes through the table. Both are the
+    /// dynamic call; on virtio-mmio the request path's own store (4 bytes
+    /// at QueueNotify) goes straight to [`ViommuMmio::queue_notify`], the
+    /// register's low 16 bits its queue index, without the mask to the
+    /// store's width and the transport's register decode (what `write`
+    /// does at that offset and width). Anything else goes through the
+    /// table. Both are the
     /// one generic [`Machine::access`], after the one decode of the
     /// syndrome (ISV and S1PTW checked there; SRT, width, direction and
     /// extension read in `access`) and the same window check (offset =
@@ -189,7 +199,16 @@ impl Machine {
             && let Some(viommu) = g.viommu.as_deref()
             && let Some(off) = window_offset(viommu.window(), a.ipa)
         {
-            self.access(ctx, g, frame, a, viommu, off)
+            if a.write() && a.width() == 4 && off == Register::QueueNotify.offset() {
+                // The request path's store: its queue index is the
+                // register's low 16 bits, no mask to the store's width
+                // needed (the same as `access` at this offset and width).
+                let effect = viommu.queue_notify(reg(frame, usize::from(a.reg())));
+                self.apply_effect(g, effect);
+                Some(Action::Advance)
+            } else {
+                self.access(ctx, g, frame, a, viommu, off)
+            }
         } else if DEDICATED
             && let Some(viommu) = g.viommu_pci.as_deref()
             && let Some(off) = window_offset(viommu.window(), a.ipa)

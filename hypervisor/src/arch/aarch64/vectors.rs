@@ -31,9 +31,10 @@ const _: () = assert!(core::mem::size_of::<TrapFrame>() == TRAP_FRAME_SIZE);
 
 global_asm!(
     r#"
-// Saves x2-x30, ELR, SPSR and ESR into the frame at sp (reserved, x0 and
-// x1 already saved); clobbers x1 and x2 only.
-.macro SAVE_FROM_X2_TO_ESR
+// Saves x2-x29, ELR, SPSR, ESR and FAR into the frame at sp (reserved, x0
+// and x1 already saved; x30 and SP are each entry's own: they share a
+// pair); clobbers x1 and x2 only.
+.macro SAVE_FROM_X2_TO_FAR
     stp     x2, x3, [sp, #16 * 1]
     stp     x4, x5, [sp, #16 * 2]
     stp     x6, x7, [sp, #16 * 3]
@@ -49,19 +50,20 @@ global_asm!(
     stp     x26, x27, [sp, #16 * 13]
     stp     x28, x29, [sp, #16 * 14]
     mrs     x1, elr_el2
-    stp     x30, x1, [sp, #16 * 15]
-    mrs     x1, spsr_el2
-    mrs     x2, esr_el2
+    mrs     x2, spsr_el2
     stp     x1, x2, [sp, #16 * 16]
+    mrs     x1, esr_el2
+    mrs     x2, far_el2
+    stp     x1, x2, [sp, #16 * 17]
 .endm
 
 // Restores x30, ELR, SPSR and x0-x17 from the frame at sp (both returns
 // below: the full one and the guest's synchronous one; x18 and x19-x29 are
 // each return's own).
 .macro RESTORE_X0_TO_X17_ELR_SPSR
-    ldp     x30, x2, [sp, #16 * 15] // x30, elr
+    ldr     x30, [sp, #16 * 15]
+    ldp     x2, x1, [sp, #16 * 16]  // elr, spsr
     msr     elr_el2, x2
-    ldr     x1, [sp, #16 * 16]      // spsr
     msr     spsr_el2, x1
     ldp     x0, x1, [sp, #0]
     ldp     x2, x3, [sp, #16 * 1]
@@ -90,15 +92,15 @@ global_asm!(
 el2_guest_sync:
     sub     sp, sp, #{frame_size}
     stp     x0, x1, [sp, #0]
-    SAVE_FROM_X2_TO_ESR
-    mrs     x1, far_el2
-    stp     x1, xzr, [sp, #16 * 17] // FAR; SP 0: the guest's is not EL2's
+    SAVE_FROM_X2_TO_FAR
+    stp     x30, xzr, [sp, #16 * 15] // x30; SP 0 (the zero register's slot)
     mov     x0, sp
     bl      {guest_sync}
     // x19-x29 are the guest's again (callee-saved) unless the handler
-    // wrote one in the frame (x0 != 0): only then restored from it.
-    cbnz    x0, el2_trap_restore
-    b       el2_guest_return
+    // wrote one in the frame (x0 != 0): only then restored from it. (The
+    // common return is the one taken branch.)
+    cbz     x0, el2_guest_return
+    b       el2_trap_restore
     .org    el2_guest_sync + 0x80   // an error if the entry outgrew its slot
 .endm
 
@@ -124,10 +126,9 @@ el2_vectors:
     EL2_VECTOR 15       //   serror
 
 el2_trap_save:
-    SAVE_FROM_X2_TO_ESR
-    mrs     x1, far_el2
+    SAVE_FROM_X2_TO_FAR
     add     x2, sp, #{frame_size}
-    stp     x1, x2, [sp, #16 * 17] // FAR, the interrupted SP
+    stp     x30, x2, [sp, #16 * 15] // x30, the interrupted SP
     mov     x1, x0
     mov     x0, sp
     bl      {handler}

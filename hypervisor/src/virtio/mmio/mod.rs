@@ -55,6 +55,12 @@ impl<D: VirtioDevice> MmioTransport<D> {
         self.core.device()
     }
 
+    /// Tests: the shared transport state.
+    #[cfg(test)]
+    pub(crate) fn core_mut(&mut self) -> &mut TransportCore<D> {
+        &mut self.core
+    }
+
     /// The device model, mutably (to hand it events before a [`poll`](Self::poll)).
     pub fn device_mut(&mut self) -> &mut D {
         self.core.device_mut()
@@ -123,9 +129,7 @@ impl<D: VirtioDevice> MmioTransport<D> {
         // The register of the request path first: a queue notify is a
         // 32-bit store at its (aligned) offset, decoded as below.
         if offset == Register::QueueNotify.offset() && width == 4 {
-            let mut action = TransportAction::NONE;
-            self.core.notify(mem, value as u16 as usize, &mut action);
-            return action;
+            return self.queue_notify(mem, value);
         }
         if offset >= CONFIG_OFFSET {
             if let Some(off) = Self::config_access(offset, width) {
@@ -142,6 +146,20 @@ impl<D: VirtioDevice> MmioTransport<D> {
             Some(reg) => self.write_register(mem, reg, value as u32),
             None => TransportAction::NONE,
         }
+    }
+
+    /// A guest's 32-bit store of `value` to QueueNotify, as [`Self::write`]
+    /// takes it: the queue index is the value's low 16 bits, so bits above
+    /// them (above the store's 32 too) do not count and need no mask.
+    #[inline(always)]
+    pub fn queue_notify<M: GuestMemory + ?Sized>(
+        &mut self,
+        mem: &M,
+        value: u64,
+    ) -> TransportAction {
+        let mut action = TransportAction::NONE;
+        self.core.notify(mem, value as u16 as usize, &mut action);
+        action
     }
 
     /// Lets the device fill its queues with what the hypervisor has to
