@@ -357,20 +357,36 @@ impl<B: IommuBackend> Viommu<B> {
     /// IOERR (the model keeps the new state: the tables hold it). MAP and
     /// PROBE keep their status: a failed sync cannot widen their access.
     pub fn finish_batch(&mut self, batch: &mut [Completion]) -> Result<(), BackendError> {
-        let result = self.sync_backend();
+        let result = self.sync_batch();
         if result.is_err() {
             for c in batch.iter_mut() {
-                let revokes = matches!(
-                    c.kind,
-                    Some(RequestType::Attach | RequestType::Detach | RequestType::Unmap)
-                );
-                if revokes && c.response.status() == Some(Status::Ok) {
+                if let Some(kind) = c.kind
+                    && kind.revocable()
+                    && c.response.status() == Some(Status::Ok)
+                {
                     c.response.set_status(Status::Ioerr);
-                    self.counters.restate(c.kind, Status::Ok, Status::Ioerr);
+                    self.revoke(kind);
                 }
             }
         }
         result
+    }
+
+    /// [`Viommu::finish_batch`] for a caller that keeps its own record of
+    /// the batch's revocable successes (the device: where each status was
+    /// written, and its kind): the batch's one backend sync. If it fails,
+    /// the caller turns each success of a [`RequestType::revocable`] kind
+    /// into IOERR and calls [`Viommu::revoke`] once for each.
+    #[inline]
+    pub fn sync_batch(&mut self) -> Result<(), BackendError> {
+        self.sync_backend()
+    }
+
+    /// After a failed [`Viommu::sync_batch`]: one success of `kind` (a
+    /// revocable one) is now IOERR; the counters say so.
+    #[cold]
+    pub fn revoke(&mut self, kind: RequestType) {
+        self.counters.restate(Some(kind), Status::Ok, Status::Ioerr);
     }
 
     /// Handles every request of one notify (readable bytes, writable

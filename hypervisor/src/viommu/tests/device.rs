@@ -239,11 +239,18 @@ fn one_sync_per_notify_and_buffers_reused_across_notifies() {
         assert_eq!(d.used().map(|u| u.1), Some(4));
         assert_eq!(d.used().map(|u| u.1), Some(4));
         assert_eq!(dev.model.mapping_count(), 0);
-        // The UNMAP only is kept for the sync, in room kept from the
-        // first round.
-        assert_eq!(dev.revocable.len(), 1, "round {round}");
-        let room = dev.revocable.capacity();
-        assert_eq!(*kept.get_or_insert(room), room, "round {round}");
+        // The UNMAP's success only is recorded for the sync: its kind and
+        // where its status went (the second buffer of the round).
+        let recorded = dev.revoked.recorded();
+        assert_eq!(recorded.len(), 1, "round {round}");
+        assert_eq!(recorded[0].kind, RequestType::Unmap);
+        assert_eq!(
+            tail(&d, recorded[0].at, 4),
+            [Status::Ok as u8, 0, 0, 0],
+            "round {round}"
+        );
+        let first = *kept.get_or_insert(recorded[0].at);
+        assert!(recorded[0].at > first || round == 0, "round {round}");
     }
 }
 
@@ -723,13 +730,12 @@ fn the_pair_copy_gives_exactly_the_request_s_bytes() {
 /// success a failed sync revokes, for every kind and none.
 #[test]
 fn revocable_is_attach_detach_and_unmap() {
-    assert!(!revocable(None));
     for k in RequestType::ALL {
         let want = matches!(
             k,
             RequestType::Attach | RequestType::Detach | RequestType::Unmap
         );
-        assert_eq!(revocable(Some(k)), want, "{k:?}");
+        assert_eq!(k.revocable(), want, "{k:?}");
     }
 }
 
