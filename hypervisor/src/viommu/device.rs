@@ -52,7 +52,7 @@ const MAX_REQUEST: usize = 256;
 // `WINDOW`: bytes copied for a request no longer (a MAP's 36 rounded up
 // to whole doublewords), when they lie in RAM: one copy of constant
 // length; the bytes MAP and UNMAP are read from.
-use crate::viommu::wire::request::{WINDOW, Window};
+use crate::viommu::wire::request::{WINDOW, Words};
 /// A status address meaning "no status written".
 const NO_STATUS: u64 = u64::MAX;
 /// Zeros written ahead of a status tail, a slice at a time.
@@ -63,15 +63,25 @@ const ZEROS: [u8; 64] = [0; 64];
 struct RequestBuf([u8; MAX_REQUEST]);
 
 impl RequestBuf {
-    /// The buffer's first [`WINDOW`] bytes (those of a MAP or UNMAP).
+    /// Stores a request read as words ([`PairRequest::Window`]) as its
+    /// bytes, for the general entry: the buffer's first [`WINDOW`] bytes.
     #[inline(always)]
-    fn window(&self) -> &Window {
-        // Always `Some`: the buffer is longer (a constant test, folded).
-        match self.0.first_chunk() {
-            Some(w) => w,
-            None => &[0; WINDOW],
+    fn set_words(&mut self, words: &Words) {
+        for (bytes, w) in self.0.chunks_exact_mut(8).zip(words) {
+            bytes.copy_from_slice(&w.to_le_bytes());
         }
     }
+}
+
+/// How [`copy_pair_request`] read a pair's request.
+enum PairRequest {
+    /// The request (at most [`WINDOW`] bytes) and the guest RAM after it
+    /// up to [`WINDOW`] bytes, as words in registers; the buffer untouched.
+    Window(Words),
+    /// The request copied into the buffer.
+    Copied,
+    /// Longer than [`MAX_REQUEST`]: nothing read.
+    Oversized,
 }
 
 /// One success of a notify that the batch's sync may revoke
@@ -255,36 +265,43 @@ impl<B: IommuBackend> ViommuDevice<B> {
                 Taken::Pair(pair) => {
                     let head = pair.head;
                     let (gpa, len) = pair.readable;
-                    let Some(len) =
-                        copy_pair_request(mem, gpa, len, &mut self.req).map(<[u8]>::len)
-                    else {
-                        // Oversized: the request fails, nothing written.
-                        fail_request(&mut queue, head);
-                        continue;
+                    let len = len as usize;
+                    let words = match copy_pair_request(mem, gpa, len, &mut self.req) {
+                        PairRequest::Window(words) => Some(words),
+                        PairRequest::Copied => None,
+                        PairRequest::Oversized => {
+                            // The request fails, nothing written.
+                            fail_request(&mut queue, head);
+                            continue;
+                        }
                     };
                     let t2 = perf::now();
                     // The common shape: a MAP or UNMAP answered in the tail
-                    // alone. Its fields read from the window, its status
-                    // in a register, stored as the tail (the pair walk
-                    // checked the buffer to lie in RAM): what the general
-                    // entry and `write_pair_response` do with it.
-                    if pair.writable.1 as usize == TAIL_LEN
-                        && let Some((kind, status)) =
-                            self.model.respond_tail(self.req.window(), len)
-                    {
-                        let t3 = perf::now();
-                        let at = pair.writable.0;
-                        // SAFETY: the writable buffer's four bytes, which
-                        // the pair walk checked to lie in `mem`'s RAM.
-                        unsafe { mem.write_u32_direct(mem.direct(at), status as u32) };
-                        // Of MAP and UNMAP (what `respond_tail` answers)
-                        // UNMAP alone is revocable.
-                        complete!(head, Some(kind), TAIL_LEN as u32, t2, t3, {
-                            if kind == RequestType::Unmap && status == Status::Ok {
-                                self.revoked.record(kind, at);
-                            }
-                        });
-                        continue;
+                    // alone. Its fields taken from the words read, its
+                    // status in a register, stored as the tail (the pair
+                    // walk checked the buffer to lie in RAM): what the
+                    // general entry and `write_pair_response` do with it.
+                    if let Some(words) = words {
+                        if pair.writable.1 as usize == TAIL_LEN
+                            && let Some((kind, status)) = self.model.respond_tail(words, len)
+                        {
+                            let t3 = perf::now();
+                            let at = pair.writable.0;
+                            // SAFETY: the writable buffer's four bytes, which
+                            // the pair walk checked to lie in `mem`'s RAM.
+                            unsafe { mem.write_u32_direct(mem.direct(at), status as u32) };
+                            // Of MAP and UNMAP (what `respond_tail` answers)
+                            // UNMAP alone is revocable.
+                            complete!(head, Some(kind), TAIL_LEN as u32, t2, t3, {
+                                if kind == RequestType::Unmap && status == Status::Ok {
+                                    self.revoked.record(kind, at);
+                                }
+                            });
+                            continue;
+                        }
+                        // Anything else: the general entry parses the
+                        // request's bytes from the buffer.
+                        self.req.set_words(&words);
                     }
                     let c = self
                         .model
@@ -364,37 +381,36 @@ impl<B: IommuBackend> ViommuDevice<B> {
     }
 }
 
-/// Copies the request in a pair's readable buffer (`gpa`, `len`: checked
-/// by the pair walk to lie in `mem`'s RAM) into `buf` and gives it, the
-/// request's `len` bytes exactly; `None` when it is longer than
-/// [`MAX_REQUEST`]. The model parses the kept (aligned) buffer, so its
-/// field loads need no alignment tests.
+/// Reads the request in a pair's readable buffer (`gpa`, `len`: checked
+/// by the pair walk to lie in `mem`'s RAM), each byte once.
 ///
-/// A request of at most [`WINDOW`] bytes (every one but a PROBE) is
-/// copied as `WINDOW` bytes when those lie in RAM: a copy of constant
-/// length (five doublewords), without the length dispatch. The bytes past
-/// the request are guest RAM (checked) and stay in `buf` only: the slice
-/// given ends at the request's end.
+/// A request of at most [`WINDOW`] bytes (every one but a PROBE) is read
+/// as `WINDOW` bytes when those lie in RAM: five doublewords straight into
+/// registers ([`GuestMemory::read_window_direct`]), no length dispatch, no
+/// store into `buf` and load again; MAP and UNMAP take their fields from
+/// them. The bytes past the request are guest RAM (checked) that no field
+/// read takes: the model sees the request's `len`. Any other request up to
+/// [`MAX_REQUEST`] bytes is copied into `buf`, the request's `len` bytes
+/// exactly, for the general entry, which parses the kept (aligned) buffer.
 #[inline(always)]
-fn copy_pair_request<'b, M: GuestMemory + ?Sized>(
+fn copy_pair_request<M: GuestMemory + ?Sized>(
     mem: &M,
     gpa: u64,
-    len: u32,
-    buf: &'b mut RequestBuf,
-) -> Option<&'b [u8]> {
-    let len = len as usize;
+    len: usize,
+    buf: &mut RequestBuf,
+) -> PairRequest {
     if len <= WINDOW && mem.check(gpa, WINDOW as u64).is_ok() {
         // SAFETY: `gpa..gpa + WINDOW` lies in `mem`'s RAM (checked just
-        // above); the buffer is longer.
-        unsafe { mem.read_direct(mem.direct(gpa), &mut buf.0[..WINDOW]) };
+        // above).
+        PairRequest::Window(unsafe { mem.read_window_direct(mem.direct(gpa)) })
     } else if len <= MAX_REQUEST {
         // SAFETY: the pair walk checked `gpa..gpa + len` to lie in `mem`'s
         // RAM; `len` is within the buffer.
         unsafe { mem.read_direct(mem.direct(gpa), &mut buf.0[..len]) };
+        PairRequest::Copied
     } else {
-        return None;
+        PairRequest::Oversized
     }
-    Some(&buf.0[..len])
 }
 
 /// Returns chain `head`, whose request could not be read, with nothing

@@ -33,7 +33,7 @@ use super::events::EventQueue;
 use super::idmap::IdMap;
 use super::wire::config::ConfigSpace;
 use super::wire::probe::{FAULT_LEN, Fault, FaultReason};
-use super::wire::request::{MAP_LEN, Map, ParseError, Request, UNMAP_LEN, Unmap, Window};
+use super::wire::request::{MAP_LEN, Map, ParseError, Request, UNMAP_LEN, Unmap, Words, type_byte};
 use super::wire::{Feature, RequestType, Status, TAIL_LEN};
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
@@ -323,7 +323,8 @@ impl<B: IommuBackend> Viommu<B> {
     /// [`Viommu::handle_request`] of the common shape: a MAP or UNMAP whose
     /// device-writable part is the tail alone (`resp_len` [`TAIL_LEN`],
     /// which the caller has checked), read from the request's first bytes
-    /// `req` (the request is `len` bytes long) as typed fields, and
+    /// as words `req` (the request is `len` bytes long; the words past it
+    /// are junk no field read takes) as typed fields, and
     /// answered with a status. `None` when the request is not that shape:
     /// nothing done and nothing counted, the general entry answers it.
     ///
@@ -334,16 +335,16 @@ impl<B: IommuBackend> Viommu<B> {
     /// fields are those `Request::parse` reads, the reserved ones too;
     /// counted once, as `decided` counts.
     #[inline(always)]
-    pub fn respond_tail(&mut self, req: &Window, len: usize) -> Option<(RequestType, Status)> {
+    pub fn respond_tail(&mut self, req: Words, len: usize) -> Option<(RequestType, Status)> {
         // Counted in each arm, where its counter's row is a constant.
-        match req[0] {
+        match type_byte(&req) {
             RequestType::MAP if len >= MAP_LEN => {
-                let status = self.map(&Map::from_window(req));
+                let status = self.map(&Map::from_words(&req));
                 self.counters.record(Some(RequestType::Map), Some(status));
                 Some((RequestType::Map, status))
             }
             RequestType::UNMAP if len >= UNMAP_LEN => {
-                let status = self.unmap(&Unmap::from_window(req));
+                let status = self.unmap(&Unmap::from_words(&req));
                 self.counters.record(Some(RequestType::Unmap), Some(status));
                 Some((RequestType::Unmap, status))
             }
