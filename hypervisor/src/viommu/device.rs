@@ -20,17 +20,23 @@
 //! batch's sync, publishes nothing early: the sync still comes before the
 //! `used.idx` that makes any of them visible. If the sync fails, the
 //! responses it turns into IOERR (ATTACH, DETACH and UNMAP successes:
-//! [`Viommu::finish_batch`]) are rewritten before that `used.idx`.
+//! [`RequestType::revocable`]) are rewritten before that `used.idx`: the
+//! device records where each such success wrote its status (a
+//! [`Revoked`]: an address and a kind, no
+//! [`Completion`](crate::viommu::model::Completion) kept).
 
 use super::profile::Profile;
 use crate::perf;
 use crate::viommu::backend::IommuBackend;
-use crate::viommu::model::{Completion, Response, Viommu};
-use crate::viommu::wire::{EVENT_QUEUE, REQUEST_QUEUE, RequestType, TAIL_LEN};
+#[cfg(test)]
+use crate::viommu::model::Completion;
+use crate::viommu::model::{Response, Viommu};
+use crate::viommu::wire::{EVENT_QUEUE, REQUEST_QUEUE, RequestType, Status, TAIL_LEN};
 use crate::virtio::chain::{Chain, Segments};
 use crate::virtio::device::{NotifyResult, QueueContext, QueueSession, Taken, VirtioDevice};
 use crate::virtio::memory::{GuestMemory, MemError};
 use crate::virtio::queue::Pair;
+#[cfg(test)]
 use alloc::vec::Vec;
 
 pub use crate::viommu::wire::DEVICE_ID;
@@ -46,7 +52,7 @@ const MAX_REQUEST: usize = 256;
 // `WINDOW`: bytes copied for a request no longer (a MAP's 36 rounded up
 // to whole doublewords), when they lie in RAM: one copy of constant
 // length; the bytes MAP and UNMAP are read from.
-use crate::viommu::wire::request::{WINDOW, Window};
+use crate::viommu::wire::request::{WINDOW, Words};
 /// A status address meaning "no status written".
 const NO_STATUS: u64 = u64::MAX;
 /// Zeros written ahead of a status tail, a slice at a time.
@@ -57,14 +63,59 @@ const ZEROS: [u8; 64] = [0; 64];
 struct RequestBuf([u8; MAX_REQUEST]);
 
 impl RequestBuf {
-    /// The buffer's first [`WINDOW`] bytes (those of a MAP or UNMAP).
+    /// Stores a request read as words ([`PairRequest::Window`]) as its
+    /// bytes, for the general entry: the buffer's first [`WINDOW`] bytes.
     #[inline(always)]
-    fn window(&self) -> &Window {
-        // Always `Some`: the buffer is longer (a constant test, folded).
-        match self.0.first_chunk() {
-            Some(w) => w,
-            None => &[0; WINDOW],
+    fn set_words(&mut self, words: &Words) {
+        for (bytes, w) in self.0.chunks_exact_mut(8).zip(words) {
+            bytes.copy_from_slice(&w.to_le_bytes());
         }
+    }
+}
+
+/// How [`copy_pair_request`] read a pair's request.
+enum PairRequest {
+    /// The request (at most [`WINDOW`] bytes) and the guest RAM after it
+    /// up to [`WINDOW`] bytes, as words in registers; the buffer untouched.
+    Window(Words),
+    /// The request copied into the buffer.
+    Copied,
+    /// Longer than [`MAX_REQUEST`]: nothing read.
+    Oversized,
+}
+
+/// One success of a notify that the batch's sync may revoke
+/// ([`RequestType::revocable`]): where its status byte was written
+/// ([`NO_STATUS`]: nowhere) and its kind (for the counters).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Revoked {
+    at: u64,
+    kind: RequestType,
+}
+
+/// The revocable successes of one notify, in order: at most one per chain
+/// the request queue's session took, so at most a queue's worth (the
+/// session's budget is the queue's size, at most [`REQUESTQ_SIZE`]).
+struct RevocableLog {
+    len: usize,
+    items: [Revoked; REQUESTQ_SIZE as usize],
+}
+
+impl RevocableLog {
+    /// Records one revocable success: one bounds test and two stores.
+    #[inline(always)]
+    fn record(&mut self, kind: RequestType, at: u64) {
+        // Always room: one per chain the session took (see above).
+        debug_assert!(self.len < self.items.len());
+        if let Some(r) = self.items.get_mut(self.len) {
+            *r = Revoked { at, kind };
+            self.len += 1;
+        }
+    }
+
+    /// The successes recorded since the notify began.
+    fn recorded(&self) -> &[Revoked] {
+        self.items.get(..self.len).unwrap_or(&[])
     }
 }
 
@@ -75,15 +126,15 @@ pub struct ViommuDevice<B: IommuBackend> {
     /// A chain of any shape but the common one, walked in place (its
     /// buffer lists kept from one notify to the next).
     chain: Chain,
-    /// The requests of this notify whose status the batch's sync may still
-    /// change (ATTACH, DETACH and UNMAP: [`Viommu::finish_batch`] turns
-    /// their successes into IOERR if the sync fails), to rewrite it then.
-    /// None holds a [`Response::Written`] (only a PROBE's is), so none owns
-    /// memory. At most a queue's worth (the session's budget).
-    revocable: Vec<Completion>,
-    /// Where the status byte of each of `revocable` was written
-    /// ([`NO_STATUS`]: nowhere).
-    status_at: [u64; REQUESTQ_SIZE as usize],
+    /// The successes of this notify the batch's sync may still revoke
+    /// (ATTACH, DETACH and UNMAP: turned into IOERR if the sync fails),
+    /// to rewrite their status then.
+    revoked: RevocableLog,
+    /// The general path's record, what the tests compare `revoked` with:
+    /// each revocable request's completion and status address, handed
+    /// to [`Viommu::finish_batch`] (the record kept before `revoked`).
+    #[cfg(test)]
+    general: Vec<(Completion, u64)>,
     /// The request being handled, copied out of guest memory (kept here so
     /// that it is not zeroed again on every notify; aligned so that the
     /// copy goes a doubleword at a time).
@@ -98,10 +149,15 @@ impl<B: IommuBackend> ViommuDevice<B> {
         ViommuDevice {
             model,
             chain: Chain::default(),
-            // Grown to the most revocable requests of a notify seen (at
-            // most the queue size).
-            revocable: Vec::new(),
-            status_at: [NO_STATUS; REQUESTQ_SIZE as usize],
+            revoked: RevocableLog {
+                len: 0,
+                items: [Revoked {
+                    at: NO_STATUS,
+                    kind: RequestType::Unmap,
+                }; REQUESTQ_SIZE as usize],
+            },
+            #[cfg(test)]
+            general: Vec::new(),
             req: RequestBuf([0; MAX_REQUEST]),
             profile: Profile::default(),
         }
@@ -158,10 +214,9 @@ impl<B: IommuBackend> ViommuDevice<B> {
             return;
         };
         queue.publish_at_end();
-        // SAFETY: a length of 0 is always valid. The elements are forgotten
-        // rather than dropped (no loop over them): none owns memory (see
-        // `revocable`).
-        unsafe { self.revocable.set_len(0) };
+        self.revoked.len = 0;
+        #[cfg(test)]
+        self.general.clear();
         let mut handled = false;
         let mut complete = 0;
         loop {
@@ -172,25 +227,37 @@ impl<B: IommuBackend> ViommuDevice<B> {
             let t1 = perf::now();
             // What follows a request's response in either arm: its used
             // element, the profile, its record if the sync may revoke its
-            // status. Written out in each arm (a macro, not a call), so
+            // status (a success of a revocable kind: where its status was
+            // written). Written out in each arm (a macro, not a call), so
             // that each arm's completion stays where the model returned
             // it, not moved into a slot both arms share.
             macro_rules! complete {
-                ($head:expr, $c:ident, $written:expr, $status_at:expr, $t2:expr, $t3:expr) => {
+                ($head:expr, $kind:expr, $written:expr, $t2:expr, $t3:expr, $record:block) => {
                     handled = true;
                     let _ = queue.push_used($head, $written);
                     if perf::ENABLED {
-                        self.profile.request($c.kind, t1 - t0, $t2 - t1, $t3 - $t2);
+                        self.profile.request($kind, t1 - t0, $t2 - t1, $t3 - $t2);
                         complete += perf::now() - $t3;
                     }
-                    if revocable($c.kind) {
+                    $record
+                };
+            }
+            // The record of a general-path completion `c` whose status (if
+            // any) was written at `status_at`.
+            macro_rules! record {
+                ($c:ident, $status_at:expr) => {
+                    if let Some(kind) = $c.kind
+                        && kind.revocable()
+                    {
                         debug_assert!(!matches!($c.response, Response::Written(_)));
-                        // Below the queue size: one per request the session
-                        // took.
-                        if let Some(at) = self.status_at.get_mut(self.revocable.len()) {
-                            *at = $status_at.unwrap_or(NO_STATUS);
+                        if FAST {
+                            if $c.response.status() == Some(Status::Ok) {
+                                self.revoked.record(kind, $status_at.unwrap_or(NO_STATUS));
+                            }
+                        } else {
+                            #[cfg(test)]
+                            self.general.push(($c, $status_at.unwrap_or(NO_STATUS)));
                         }
-                        self.revocable.push($c);
                     }
                 };
             }
@@ -198,44 +265,50 @@ impl<B: IommuBackend> ViommuDevice<B> {
                 Taken::Pair(pair) => {
                     let head = pair.head;
                     let (gpa, len) = pair.readable;
-                    let Some(len) =
-                        copy_pair_request(mem, gpa, len, &mut self.req).map(<[u8]>::len)
-                    else {
-                        // Oversized: the request fails, nothing written.
-                        fail_request(&mut queue, head);
-                        continue;
+                    let len = len as usize;
+                    let words = match copy_pair_request(mem, gpa, len, &mut self.req) {
+                        PairRequest::Window(words) => Some(words),
+                        PairRequest::Copied => None,
+                        PairRequest::Oversized => {
+                            // The request fails, nothing written.
+                            fail_request(&mut queue, head);
+                            continue;
+                        }
                     };
                     let t2 = perf::now();
                     // The common shape: a MAP or UNMAP answered in the tail
-                    // alone. Its fields read from the window, its status
-                    // in a register, stored as the tail (the pair walk
-                    // checked the buffer to lie in RAM): what the general
-                    // entry and `write_pair_response` do with it.
-                    if pair.writable.1 as usize == TAIL_LEN
-                        && let Some((kind, status)) =
-                            self.model.respond_tail(self.req.window(), len)
-                    {
-                        let t3 = perf::now();
-                        let at = pair.writable.0;
-                        // SAFETY: the writable buffer's four bytes, which
-                        // the pair walk checked to lie in `mem`'s RAM.
-                        unsafe { mem.write_u32_direct(mem.direct(at), status as u32) };
-                        let c = Completion {
-                            kind: Some(kind),
-                            response: Response::Status {
-                                len: TAIL_LEN,
-                                status,
-                            },
-                        };
-                        complete!(head, c, TAIL_LEN as u32, Some(at), t2, t3);
-                        continue;
+                    // alone. Its fields taken from the words read, its
+                    // status in a register, stored as the tail (the pair
+                    // walk checked the buffer to lie in RAM): what the
+                    // general entry and `write_pair_response` do with it.
+                    if let Some(words) = words {
+                        if pair.writable.1 as usize == TAIL_LEN
+                            && let Some((kind, status)) = self.model.respond_tail(words, len)
+                        {
+                            let t3 = perf::now();
+                            let at = pair.writable.0;
+                            // SAFETY: the writable buffer's four bytes, which
+                            // the pair walk checked to lie in `mem`'s RAM.
+                            unsafe { mem.write_u32_direct(mem.direct(at), status as u32) };
+                            // Of MAP and UNMAP (what `respond_tail` answers)
+                            // UNMAP alone is revocable.
+                            complete!(head, Some(kind), TAIL_LEN as u32, t2, t3, {
+                                if kind == RequestType::Unmap && status == Status::Ok {
+                                    self.revoked.record(kind, at);
+                                }
+                            });
+                            continue;
+                        }
+                        // Anything else: the general entry parses the
+                        // request's bytes from the buffer.
+                        self.req.set_words(&words);
                     }
                     let c = self
                         .model
                         .handle_request(&self.req.0[..len], pair.writable.1 as usize);
                     let t3 = perf::now();
                     let (written, status_at) = write_pair_response(&pair, mem, &c.response);
-                    complete!(head, c, written, status_at, t2, t3);
+                    complete!(head, c.kind, written, t2, t3, { record!(c, status_at) });
                 }
                 Taken::Chain => {
                     let head = self.chain.head;
@@ -250,7 +323,7 @@ impl<B: IommuBackend> ViommuDevice<B> {
                     let c = self.model.handle_request(&self.req.0[..len], resp_len);
                     let t3 = perf::now();
                     let (written, status_at) = write_response(&self.chain, mem, &c.response);
-                    complete!(head, c, written, status_at, t2, t3);
+                    complete!(head, c.kind, written, t2, t3, { record!(c, status_at) });
                 }
             }
         }
@@ -260,8 +333,13 @@ impl<B: IommuBackend> ViommuDevice<B> {
         // One sync (TLB invalidation) for the whole notify, before any of
         // its requests is published (`used.idx`, when the context ends).
         let t0 = perf::now();
-        if self.model.finish_batch(&mut self.revocable).is_err() {
-            rewrite_statuses(&self.revocable, &self.status_at, mem);
+        if FAST {
+            if self.model.sync_batch().is_err() {
+                revoke(&self.revoked, &mut self.model, mem);
+            }
+        } else {
+            #[cfg(test)]
+            self.finish_general(mem);
         }
         if perf::ENABLED {
             self.profile.batch(perf::now() - t0, complete);
@@ -270,6 +348,23 @@ impl<B: IommuBackend> ViommuDevice<B> {
         // `used.idx` (the session publishes when it ends; in the profile,
         // the transport's share, as the context's finish was).
         drop(queue);
+    }
+
+    /// The general path's end of a batch, the record kept before
+    /// [`RevocableLog`]: [`Viommu::finish_batch`] over the completions,
+    /// then each revocable request's status written again.
+    #[cfg(test)]
+    fn finish_general<M: GuestMemory + ?Sized>(&mut self, mem: &M) {
+        let mut batch: Vec<Completion> = self.general.iter().map(|(c, _)| c.clone()).collect();
+        if self.model.finish_batch(&mut batch).is_err() {
+            for (c, &(_, at)) in batch.iter().zip(&self.general) {
+                if let Some(status) = c.response.status()
+                    && at != NO_STATUS
+                {
+                    let _ = mem.write(at, &[status as u8]);
+                }
+            }
+        }
     }
 
     fn post_events<M: GuestMemory + ?Sized>(&mut self, ctx: &mut QueueContext<'_, M>) {
@@ -286,37 +381,36 @@ impl<B: IommuBackend> ViommuDevice<B> {
     }
 }
 
-/// Copies the request in a pair's readable buffer (`gpa`, `len`: checked
-/// by the pair walk to lie in `mem`'s RAM) into `buf` and gives it, the
-/// request's `len` bytes exactly; `None` when it is longer than
-/// [`MAX_REQUEST`]. The model parses the kept (aligned) buffer, so its
-/// field loads need no alignment tests.
+/// Reads the request in a pair's readable buffer (`gpa`, `len`: checked
+/// by the pair walk to lie in `mem`'s RAM), each byte once.
 ///
-/// A request of at most [`WINDOW`] bytes (every one but a PROBE) is
-/// copied as `WINDOW` bytes when those lie in RAM: a copy of constant
-/// length (five doublewords), without the length dispatch. The bytes past
-/// the request are guest RAM (checked) and stay in `buf` only: the slice
-/// given ends at the request's end.
+/// A request of at most [`WINDOW`] bytes (every one but a PROBE) is read
+/// as `WINDOW` bytes when those lie in RAM: five doublewords straight into
+/// registers ([`GuestMemory::read_window_direct`]), no length dispatch, no
+/// store into `buf` and load again; MAP and UNMAP take their fields from
+/// them. The bytes past the request are guest RAM (checked) that no field
+/// read takes: the model sees the request's `len`. Any other request up to
+/// [`MAX_REQUEST`] bytes is copied into `buf`, the request's `len` bytes
+/// exactly, for the general entry, which parses the kept (aligned) buffer.
 #[inline(always)]
-fn copy_pair_request<'b, M: GuestMemory + ?Sized>(
+fn copy_pair_request<M: GuestMemory + ?Sized>(
     mem: &M,
     gpa: u64,
-    len: u32,
-    buf: &'b mut RequestBuf,
-) -> Option<&'b [u8]> {
-    let len = len as usize;
+    len: usize,
+    buf: &mut RequestBuf,
+) -> PairRequest {
     if len <= WINDOW && mem.check(gpa, WINDOW as u64).is_ok() {
         // SAFETY: `gpa..gpa + WINDOW` lies in `mem`'s RAM (checked just
-        // above); the buffer is longer.
-        unsafe { mem.read_direct(mem.direct(gpa), &mut buf.0[..WINDOW]) };
+        // above).
+        PairRequest::Window(unsafe { mem.read_window_direct(mem.direct(gpa)) })
     } else if len <= MAX_REQUEST {
         // SAFETY: the pair walk checked `gpa..gpa + len` to lie in `mem`'s
         // RAM; `len` is within the buffer.
         unsafe { mem.read_direct(mem.direct(gpa), &mut buf.0[..len]) };
+        PairRequest::Copied
     } else {
-        return None;
+        PairRequest::Oversized
     }
-    Some(&buf.0[..len])
 }
 
 /// Returns chain `head`, whose request could not be read, with nothing
@@ -327,33 +421,22 @@ fn fail_request<M: GuestMemory + ?Sized>(queue: &mut QueueSession<'_, '_, M>, he
     let _ = queue.push_used(head, 0);
 }
 
-/// Whether the batch's sync may still change the status of a request of
-/// `kind`: an ATTACH, DETACH or UNMAP ([`Viommu::finish_batch`] turns
-/// their successes into IOERR if it fails). Their responses are
-/// [`Response::Status`] or [`Response::Nothing`], never `Written`.
-///
-/// One shift of a mask by the wire type (1 to 5; none is 0), without a
-/// range test: each request pays it.
-#[inline(always)]
-fn revocable(kind: Option<RequestType>) -> bool {
-    const MASK: u32 = 1 << RequestType::Attach as u32
-        | 1 << RequestType::Detach as u32
-        | 1 << RequestType::Unmap as u32;
-    let t = kind.map_or(0, |k| k as u32);
-    (MASK >> (t & 31)) & 1 != 0
-}
-
-/// After a failed sync: writes the status of each revocable request (IOERR
-/// where [`Viommu::finish_batch`] changed it) over the one written before.
+/// After a failed sync: each revocable success of the notify becomes
+/// IOERR, its status byte written over (where one was written) and its
+/// count restated ([`Viommu::revoke`]): what [`Viommu::finish_batch`]
+/// does to a batch's completions.
 #[cold]
 #[inline(never)]
-fn rewrite_statuses<M: GuestMemory + ?Sized>(revocable: &[Completion], status_at: &[u64], mem: &M) {
-    for (c, &at) in revocable.iter().zip(status_at) {
-        if let Some(status) = c.response.status()
-            && at != NO_STATUS
-        {
-            let _ = mem.write(at, &[status as u8]);
+fn revoke<B: IommuBackend, M: GuestMemory + ?Sized>(
+    log: &RevocableLog,
+    model: &mut Viommu<B>,
+    mem: &M,
+) {
+    for r in log.recorded() {
+        if r.at != NO_STATUS {
+            let _ = mem.write(r.at, &[Status::Ioerr as u8]);
         }
+        model.revoke(r.kind);
     }
 }
 

@@ -33,7 +33,7 @@ use super::events::EventQueue;
 use super::idmap::IdMap;
 use super::wire::config::ConfigSpace;
 use super::wire::probe::{FAULT_LEN, Fault, FaultReason};
-use super::wire::request::{MAP_LEN, Map, ParseError, Request, UNMAP_LEN, Unmap, Window};
+use super::wire::request::{MAP_LEN, Map, ParseError, Request, UNMAP_LEN, Unmap, Words, type_byte};
 use super::wire::{Feature, RequestType, Status, TAIL_LEN};
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
@@ -326,7 +326,8 @@ impl<B: IommuBackend> Viommu<B> {
     /// [`Viommu::handle_request`] of the common shape: a MAP or UNMAP whose
     /// device-writable part is the tail alone (`resp_len` [`TAIL_LEN`],
     /// which the caller has checked), read from the request's first bytes
-    /// `req` (the request is `len` bytes long) as typed fields, and
+    /// as words `req` (the request is `len` bytes long; the words past it
+    /// are junk no field read takes) as typed fields, and
     /// answered with a status. `None` when the request is not that shape:
     /// nothing done and nothing counted, the general entry answers it.
     ///
@@ -337,16 +338,16 @@ impl<B: IommuBackend> Viommu<B> {
     /// fields are those `Request::parse` reads, the reserved ones too;
     /// counted once, as `decided` counts.
     #[inline(always)]
-    pub fn respond_tail(&mut self, req: &Window, len: usize) -> Option<(RequestType, Status)> {
+    pub fn respond_tail(&mut self, req: Words, len: usize) -> Option<(RequestType, Status)> {
         // Counted in each arm, where its counter's row is a constant.
-        match req[0] {
+        match type_byte(&req) {
             RequestType::MAP if len >= MAP_LEN => {
-                let status = self.map(&Map::from_window(req));
+                let status = self.map(&Map::from_words(&req));
                 self.counters.record(Some(RequestType::Map), Some(status));
                 Some((RequestType::Map, status))
             }
             RequestType::UNMAP if len >= UNMAP_LEN => {
-                let status = self.unmap(&Unmap::from_window(req));
+                let status = self.unmap(&Unmap::from_words(&req));
                 self.counters.record(Some(RequestType::Unmap), Some(status));
                 Some((RequestType::Unmap, status))
             }
@@ -360,20 +361,36 @@ impl<B: IommuBackend> Viommu<B> {
     /// IOERR (the model keeps the new state: the tables hold it). MAP and
     /// PROBE keep their status: a failed sync cannot widen their access.
     pub fn finish_batch(&mut self, batch: &mut [Completion]) -> Result<(), BackendError> {
-        let result = self.sync_backend();
+        let result = self.sync_batch();
         if result.is_err() {
             for c in batch.iter_mut() {
-                let revokes = matches!(
-                    c.kind,
-                    Some(RequestType::Attach | RequestType::Detach | RequestType::Unmap)
-                );
-                if revokes && c.response.status() == Some(Status::Ok) {
+                if let Some(kind) = c.kind
+                    && kind.revocable()
+                    && c.response.status() == Some(Status::Ok)
+                {
                     c.response.set_status(Status::Ioerr);
-                    self.counters.restate(c.kind, Status::Ok, Status::Ioerr);
+                    self.revoke(kind);
                 }
             }
         }
         result
+    }
+
+    /// [`Viommu::finish_batch`] for a caller that keeps its own record of
+    /// the batch's revocable successes (the device: where each status was
+    /// written, and its kind): the batch's one backend sync. If it fails,
+    /// the caller turns each success of a [`RequestType::revocable`] kind
+    /// into IOERR and calls [`Viommu::revoke`] once for each.
+    #[inline]
+    pub fn sync_batch(&mut self) -> Result<(), BackendError> {
+        self.sync_backend()
+    }
+
+    /// After a failed [`Viommu::sync_batch`]: one success of `kind` (a
+    /// revocable one) is now IOERR; the counters say so.
+    #[cold]
+    pub fn revoke(&mut self, kind: RequestType) {
+        self.counters.restate(Some(kind), Status::Ok, Status::Ioerr);
     }
 
     /// Handles every request of one notify (readable bytes, writable

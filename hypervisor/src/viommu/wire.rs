@@ -85,6 +85,19 @@ impl RequestType {
     /// UNMAP's head `type` byte.
     pub const UNMAP: u8 = iommu::T_UNMAP;
 
+    /// Whether a failed batch sync revokes a success of this type: the
+    /// hardware may still use what an ATTACH, DETACH or UNMAP took away,
+    /// so their successes turn into IOERR (MAP and PROBE cannot widen
+    /// access when the sync fails). One shift of a mask by the wire type
+    /// (1 to 5).
+    #[inline(always)]
+    pub const fn revocable(self) -> bool {
+        const MASK: u32 = 1 << RequestType::Attach as u32
+            | 1 << RequestType::Detach as u32
+            | 1 << RequestType::Unmap as u32;
+        (MASK >> (self as u32 & 31)) & 1 != 0
+    }
+
     /// Decodes a head `type` byte; `None` for a type the device does not know.
     pub const fn from_u8(value: u8) -> Option<Self> {
         match value {

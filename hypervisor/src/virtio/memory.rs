@@ -42,6 +42,23 @@ impl core::fmt::Display for MemError {
 
 impl core::error::Error for MemError {}
 
+/// Doublewords [`GuestMemory::read_window_direct`] reads: the longest of
+/// the requests a device reads that way (a virtio-iommu MAP's 36 bytes)
+/// rounded up to whole doublewords.
+pub const WINDOW_WORDS: usize = 5;
+
+/// `bytes` as little-endian doublewords.
+#[inline(always)]
+pub fn words_le(bytes: &[u8; 8 * WINDOW_WORDS]) -> [u64; WINDOW_WORDS] {
+    let mut words = [0u64; WINDOW_WORDS];
+    for (w, c) in words.iter_mut().zip(bytes.chunks_exact(8)) {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(c);
+        *w = u64::from_le_bytes(b);
+    }
+    words
+}
+
 /// The ordering points of the split-virtqueue protocol.
 ///
 /// The driver runs on other CPUs and orders its own accesses with SMP
@@ -168,6 +185,23 @@ pub trait GuestMemory {
         if self.read(addr, buf).is_err() {
             buf.fill(0);
         }
+    }
+
+    /// The [`WINDOW_WORDS`] little-endian doublewords at a direct address
+    /// (the first bytes of a request, read straight into registers rather
+    /// than copied into a buffer and loaded again), each read once, as
+    /// [`read_u16_direct`](Self::read_u16_direct); any alignment. The
+    /// default reads them with [`read_direct`](Self::read_direct).
+    ///
+    /// # Safety
+    /// As `read_u16_direct`, for `8 * WINDOW_WORDS` bytes, without the
+    /// alignment.
+    #[inline(always)]
+    unsafe fn read_window_direct(&self, addr: u64) -> [u64; WINDOW_WORDS] {
+        let mut bytes = [0u8; 8 * WINDOW_WORDS];
+        // SAFETY: the caller's contract, passed on.
+        unsafe { self.read_direct(addr, &mut bytes) };
+        words_le(&bytes)
     }
 
     /// Writes a little-endian `u16` at a direct address, as

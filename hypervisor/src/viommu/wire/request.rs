@@ -183,53 +183,51 @@ fn array<const N: usize>(buf: &[u8], off: usize) -> [u8; N] {
 /// of the two layouts (MAP's 36) rounded up to whole doublewords.
 pub const WINDOW: usize = 40;
 
-/// The first [`WINDOW`] bytes of a request buffer: MAP and UNMAP are read
-/// out of it at constant offsets (no slice bounds, one load per field).
-pub type Window = [u8; WINDOW];
+/// The first [`WINDOW`] bytes of a request as little-endian doublewords
+/// ([`GuestMemory::read_window_direct`]: read straight into registers):
+/// MAP and UNMAP are read out of them, each field one word or half of one.
+///
+/// [`GuestMemory::read_window_direct`]: crate::virtio::memory::GuestMemory::read_window_direct
+pub type Words = [u64; WINDOW / 8];
 
-/// The little-endian `u32` at byte `off` of `w` (constant after inlining).
-#[inline(always)]
-fn w32(w: &Window, off: usize) -> u32 {
-    let mut b = [0; 4];
-    b.copy_from_slice(&w[off..off + 4]);
-    u32::from_le_bytes(b)
-}
+const _: () = assert!(WINDOW == 8 * crate::virtio::memory::WINDOW_WORDS);
 
-/// The little-endian `u64` at byte `off` of `w` (constant after inlining).
+/// The head's type byte in `w` (byte 0).
 #[inline(always)]
-fn w64(w: &Window, off: usize) -> u64 {
-    let mut b = [0; 8];
-    b.copy_from_slice(&w[off..off + 8]);
-    u64::from_le_bytes(b)
+pub const fn type_byte(w: &Words) -> u8 {
+    w[0] as u8
 }
 
 impl Map {
-    /// The MAP whose request starts `w`, every field as [`Request::parse`]
-    /// reads it. The caller has checked the type byte and that the request
-    /// is at least [`MAP_LEN`] bytes long (the fields lie in its bytes).
+    /// The MAP whose request starts with the words `w`, every field as
+    /// [`Request::parse`] reads it (the domain bytes 4..8, the addresses
+    /// words 1 to 3, the flags bytes 32..36). The caller has checked the
+    /// type byte and that the request is at least [`MAP_LEN`] bytes long
+    /// (the fields lie in its bytes).
     #[inline(always)]
-    pub fn from_window(w: &Window) -> Self {
+    pub const fn from_words(w: &Words) -> Self {
         Map {
-            domain: w32(w, 4),
-            virt_start: w64(w, 8),
-            virt_end: w64(w, 16),
-            phys_start: w64(w, 24),
-            flags: MapFlags(w32(w, 32)),
+            domain: (w[0] >> 32) as u32,
+            virt_start: w[1],
+            virt_end: w[2],
+            phys_start: w[3],
+            flags: MapFlags(w[4] as u32),
         }
     }
 }
 
 impl Unmap {
-    /// The UNMAP whose request starts `w`, every field (the reserved bytes
-    /// too) as [`Request::parse`] reads it. The caller has checked the type
-    /// byte and that the request is at least [`UNMAP_LEN`] bytes long.
+    /// The UNMAP whose request starts with the words `w`, every field (the
+    /// reserved bytes 24..28 too) as [`Request::parse`] reads it. The caller
+    /// has checked the type byte and that the request is at least
+    /// [`UNMAP_LEN`] bytes long.
     #[inline(always)]
-    pub fn from_window(w: &Window) -> Self {
+    pub const fn from_words(w: &Words) -> Self {
         Unmap {
-            domain: w32(w, 4),
-            virt_start: w64(w, 8),
-            virt_end: w64(w, 16),
-            reserved: w32(w, 24).to_le_bytes(),
+            domain: (w[0] >> 32) as u32,
+            virt_start: w[1],
+            virt_end: w[2],
+            reserved: (w[3] as u32).to_le_bytes(),
         }
     }
 }
