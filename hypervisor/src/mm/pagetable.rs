@@ -569,6 +569,26 @@ impl<F: Format> PageTable<F> {
         attrs: impl Into<Leaf<F>>,
     ) -> Result<(), MapError> {
         let leaf = attrs.into();
+        if self.map_remembered(mem, va, pa, size, leaf) {
+            return Ok(());
+        }
+        self.map_general(mem, va, pa, size, leaf)
+    }
+
+    /// [`PageTable::map`]'s inlined case alone: writes the one free
+    /// descriptor of the remembered table `[va, va + size)` -> `pa` is and
+    /// returns true (what [`PageTable::map_general`] would write, and
+    /// nothing retired or allocated), or changes nothing and returns false
+    /// (the caller then calls [`PageTable::map_general`]).
+    #[inline(always)]
+    pub fn map_remembered(
+        &mut self,
+        mem: &mut impl TableMemory,
+        va: u64,
+        pa: u64,
+        size: u64,
+        leaf: Leaf<F>,
+    ) -> bool {
         if let Some((slot, desc, level)) = self.remembered_one(mem, va, pa, size)
             && desc & VALID == 0
         {
@@ -579,9 +599,9 @@ impl<F: Format> PageTable<F> {
                 slot.write_volatile((pa & OA_MASK) | leaf.0 | ty | VALID);
                 count_add(self.last_leaf.slot as *mut u64, COUNT_ONE, COUNT_MASK);
             }
-            return Ok(());
+            return true;
         }
-        self.map_general(mem, va, pa, size, leaf)
+        false
     }
 
     /// The descriptor of `va` in the remembered table, its value and its
