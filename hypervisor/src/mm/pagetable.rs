@@ -441,6 +441,17 @@ pub struct PageTable<F: Format> {
     _format: PhantomData<F>,
 }
 
+/// A leaf of a table's remembered table that one unmap removes whole,
+/// found by [`PageTable::one_leaf`] and removed by
+/// [`PageTable::unmap_leaf`] (valid until the table changes).
+#[derive(Debug, Clone, Copy)]
+pub struct OneLeaf {
+    /// The descriptor.
+    slot: *mut u64,
+    /// Its level.
+    level: usize,
+}
+
 /// See [`PageTable`]'s `last_leaf`.
 #[derive(Debug, Clone, Copy)]
 struct LastLeaf {
@@ -853,39 +864,56 @@ impl<F: Format> PageTable<F> {
         va: u64,
         size: u64,
     ) -> Result<(), MapError> {
-        if let Some((slot, desc, level)) = self.remembered_one(mem, va, 0, size)
-            && desc & VALID != 0
-            && (level == 3 || desc & TABLE_OR_PAGE == 0)
-        {
-            // SAFETY: `slot` is the leaf of `va` in the live remembered
-            // table, whose own descriptor is `last_leaf.slot`.
-            let emptied = unsafe {
-                slot.write_volatile(0);
-                count_add(self.last_leaf.slot as *mut u64, COUNT_ONE.wrapping_neg(), 0) & COUNT_MASK
-                    == 0
-            };
-            // Already the spare (a MAP+UNMAP loop empties the same table
-            // each time): what `emptied` would leave, without its call.
-            let shift = self.last_leaf.shift;
-            if emptied && self.spare != Spare::of((va >> shift) << shift, level) {
-                self.emptied(mem, va, level);
-            }
+        if let Some(leaf) = self.one_leaf(mem, va, size) {
+            // SAFETY: found just now, in this table, no change since.
+            unsafe { self.unmap_leaf(mem, va, leaf) };
             return Ok(());
         }
         self.unmap_general(mem, va, size)
     }
 
-    /// Whether `[va, va + size)` is known to be exactly one leaf (a page
-    /// or a block): the remembered table holds it (nothing is changed;
-    /// `false` says nothing). Unmapping such a range removes one leaf, so
-    /// one invalidation by address covers every TLB entry it may have
-    /// left, whatever its size.
+    /// The leaf that is exactly `[va, va + size)` (a page or a block),
+    /// when the remembered table holds it (nothing is changed; `None` says
+    /// nothing). Unmapping such a range removes one leaf, so one
+    /// invalidation by address covers every TLB entry it may have left,
+    /// whatever its size; [`PageTable::unmap_leaf`] removes it without
+    /// looking for it again.
     #[inline(always)]
-    pub fn is_one_leaf(&self, mem: &impl TableMemory, va: u64, size: u64) -> bool {
-        matches!(
-            self.remembered_one(mem, va, 0, size),
-            Some((_, desc, level)) if desc & VALID != 0 && (level == 3 || desc & TABLE_OR_PAGE == 0)
-        )
+    pub fn one_leaf(&self, mem: &impl TableMemory, va: u64, size: u64) -> Option<OneLeaf> {
+        match self.remembered_one(mem, va, 0, size) {
+            Some((slot, desc, level))
+                if desc & VALID != 0 && (level == 3 || desc & TABLE_OR_PAGE == 0) =>
+            {
+                Some(OneLeaf { slot, level })
+            }
+            _ => None,
+        }
+    }
+
+    /// [`PageTable::unmap`] of the leaf [`PageTable::one_leaf`] found for
+    /// `va`: cleared, its table's live count stepped down, the table
+    /// retired when it empties (unless it is the spare).
+    ///
+    /// # Safety
+    /// `leaf` is what this table's `one_leaf` returned for `va` (with
+    /// `mem`), and the table has not changed since.
+    #[inline(always)]
+    pub unsafe fn unmap_leaf(&mut self, mem: &mut impl TableMemory, va: u64, leaf: OneLeaf) {
+        let OneLeaf { slot, level } = leaf;
+        // SAFETY: `slot` is the leaf of `va` in the live remembered
+        // table, whose own descriptor is `last_leaf.slot` (the caller's
+        // contract: nothing changed since `one_leaf`).
+        let emptied = unsafe {
+            slot.write_volatile(0);
+            count_add(self.last_leaf.slot as *mut u64, COUNT_ONE.wrapping_neg(), 0) & COUNT_MASK
+                == 0
+        };
+        // Already the spare (a MAP+UNMAP loop empties the same table
+        // each time): what `emptied` would leave, without its call.
+        let shift = self.last_leaf.shift;
+        if emptied && self.spare != Spare::of((va >> shift) << shift, level) {
+            self.emptied(mem, va, level);
+        }
     }
 
     /// [`PageTable::unmap`], every case: the checks, the one-descriptor

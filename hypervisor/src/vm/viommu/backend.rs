@@ -447,7 +447,14 @@ impl SmmuBackend {
         // One block (a 2 MiB unmap, say) is one leaf: one TLBI by address
         // invalidates it, as Linux's SMMUv3 driver does per block, instead
         // of the range's plan (a range command, or a TLBI per page).
-        let planned = if len > PAGE_SIZE && t.is_one_leaf(&self.tables, iova, len) {
+        // A block's leaf is found once, before the plan, and removed after
+        // it (a page's is found by `unmap`, after the plan: the UNMAP of a
+        // page keeps fewer values live across the plan).
+        let leaf = match len > PAGE_SIZE {
+            true => t.one_leaf(&self.tables, iova, len),
+            false => None,
+        };
+        let planned = if leaf.is_some() {
             PAGE_SIZE
         } else {
             len
@@ -482,10 +489,17 @@ impl SmmuBackend {
                 return Err(BackendError::NoMemory);
             }
         }
-        if let Err(e) = t.unmap(&mut self.tables, iova, len) {
-            // Take back what this call queued: nothing was unmapped.
-            cmds.truncate(mark);
-            return Err(hw(e));
+        match leaf {
+            // SAFETY: `one_leaf` of this table for `iova`, with the same
+            // memory; only the command list changed since.
+            Some(leaf) => unsafe { t.unmap_leaf(&mut self.tables, iova, leaf) },
+            None => {
+                if let Err(e) = t.unmap(&mut self.tables, iova, len) {
+                    // Take back what this call queued: nothing was unmapped.
+                    cmds.truncate(mark);
+                    return Err(hw(e));
+                }
+            }
         }
         self.queue_retire(vmid);
         Ok(())
