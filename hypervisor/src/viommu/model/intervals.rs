@@ -49,14 +49,29 @@ pub struct Slot(u64);
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NoRoom;
 
-enum Repr {
-    Small(VecDeque<Mapping>),
-    Large(BTreeMap<u64, Mapping>),
+/// Which of its forms a set is in, for the paths past the inlined ones.
+enum Repr<'a> {
+    Small(&'a VecDeque<Mapping>),
+    Large(&'a BTreeMap<u64, Mapping>),
+}
+
+/// [`Repr`], mutably.
+enum ReprMut<'a> {
+    Small(&'a mut VecDeque<Mapping>),
+    Large(&'a mut BTreeMap<u64, Mapping>),
 }
 
 /// The mappings of one domain (see the module documentation).
+///
+/// Both forms are fields, one of them empty: the set is in the B-tree
+/// exactly when the B-tree is not empty, and the ring is then empty with
+/// nothing allocated. So a ring that is not empty is the set, and the
+/// inlined paths look at the ring alone, with no test of the form.
 pub struct Intervals {
-    repr: Repr,
+    /// The ring (empty, with no room, while the B-tree holds the set).
+    ring: VecDeque<Mapping>,
+    /// The B-tree (empty while the ring holds the set).
+    tree: BTreeMap<u64, Mapping>,
 }
 
 impl Default for Intervals {
@@ -69,36 +84,47 @@ impl Intervals {
     /// No mappings (nothing allocated).
     pub const fn new() -> Self {
         Self {
-            repr: Repr::Small(VecDeque::new()),
+            ring: VecDeque::new(),
+            tree: BTreeMap::new(),
+        }
+    }
+
+    /// The form the set is in.
+    fn repr(&self) -> Repr<'_> {
+        match self.tree.is_empty() {
+            true => Repr::Small(&self.ring),
+            false => Repr::Large(&self.tree),
+        }
+    }
+
+    /// The form the set is in, mutably.
+    fn repr_mut(&mut self) -> ReprMut<'_> {
+        match self.tree.is_empty() {
+            true => ReprMut::Small(&mut self.ring),
+            false => ReprMut::Large(&mut self.tree),
         }
     }
 
     /// Number of mappings.
     pub fn len(&self) -> usize {
-        match &self.repr {
-            Repr::Small(d) => d.len(),
-            Repr::Large(t) => t.len(),
-        }
+        self.ring.len() + self.tree.len()
     }
 
     /// Whether the mappings are in the B-tree (for tests).
     #[cfg(test)]
     pub fn is_large(&self) -> bool {
-        matches!(self.repr, Repr::Large(_))
+        !self.tree.is_empty()
     }
 
     /// Entries the ring has room for (0 in the B-tree; for tests).
     #[cfg(test)]
     pub fn capacity(&self) -> usize {
-        match &self.repr {
-            Repr::Small(d) => d.capacity(),
-            Repr::Large(_) => 0,
-        }
+        self.ring.capacity()
     }
 
     /// The mappings, by first IOVA.
     pub fn iter(&self) -> impl Iterator<Item = Mapping> + '_ {
-        let (small, large) = match &self.repr {
+        let (small, large) = match self.repr() {
             Repr::Small(d) => (Some(d.iter().copied()), None),
             Repr::Large(t) => (None, Some(t.values().copied())),
         };
@@ -112,12 +138,10 @@ impl Intervals {
     /// meets that range.
     #[inline(always)]
     pub fn free_slot(&self, start: u64, end: u64) -> Option<Slot> {
-        if let Repr::Small(d) = &self.repr {
-            // The last mapping first: the first is looked at only when
-            // the range is not past the last one.
-            let Some(last) = d.back() else {
-                return Some(Slot(0));
-            };
+        // A ring that is not empty is the set. The last mapping first:
+        // the first is looked at only when the range is not past the last.
+        let d = &self.ring;
+        if let Some(last) = d.back() {
             // Ascending IOVAs, and the MAP of a MAP+UNMAP pair.
             if last.end < start {
                 return Some(Slot(d.len() as u64));
@@ -133,7 +157,7 @@ impl Intervals {
     /// [`Intervals::free_slot`] past its inlined cases.
     #[inline(never)]
     fn free_slot_search(&self, start: u64, end: u64) -> Option<Slot> {
-        match &self.repr {
+        match self.repr() {
             Repr::Small(d) => {
                 let (Some(first), Some(last)) = (d.front(), d.back()) else {
                     return Some(Slot(0));
@@ -172,11 +196,13 @@ impl Intervals {
     /// the B-tree allocates as any B-tree insert does).
     #[inline(always)]
     pub fn reserve(&mut self) -> Result<(), NoRoom> {
-        match &mut self.repr {
-            // Room already (the usual case): no call into the allocator's
-            // growth path.
-            Repr::Small(d) if d.len() < d.capacity() => Ok(()),
-            Repr::Small(d) if d.len() < SMALL_MAX => grow(d),
+        // Room already (the usual case): no call into the allocator's
+        // growth path. The ring has no room while the B-tree holds the set.
+        if self.ring.len() < self.ring.capacity() {
+            return Ok(());
+        }
+        match self.repr_mut() {
+            ReprMut::Small(d) if d.len() < SMALL_MAX => grow(d),
             _ => Ok(()),
         }
     }
@@ -185,9 +211,12 @@ impl Intervals {
     /// its range with no change since.
     #[inline(always)]
     pub fn insert(&mut self, slot: Slot, m: Mapping) {
-        if let Repr::Small(d) = &mut self.repr
-            && d.len() < d.capacity().min(SMALL_MAX)
-        {
+        // Room in the ring: the ring is the set (it has none while the
+        // B-tree holds it), and not full (its room never passes
+        // SMALL_MAX: it grows by doubling from below it, only while its
+        // length is below it).
+        let d = &mut self.ring;
+        if d.len() < d.capacity() {
             // At an end of the ring; room reserved: no allocation.
             if slot.0 == d.len() as u64 {
                 d.push_back(m);
@@ -204,12 +233,12 @@ impl Intervals {
     /// [`Intervals::insert`] past its inlined case.
     #[inline(never)]
     fn insert_slow(&mut self, slot: Slot, m: Mapping) {
-        let d = match &mut self.repr {
-            Repr::Large(t) => {
+        let d = match self.repr_mut() {
+            ReprMut::Large(t) => {
                 t.insert(m.start, m);
                 return;
             }
-            Repr::Small(d) => d,
+            ReprMut::Small(d) => d,
         };
         if d.len() >= SMALL_MAX {
             // One by one: `collect` would sort through a temporary vector
@@ -219,7 +248,9 @@ impl Intervals {
                 t.insert(x.start, x);
             }
             t.insert(m.start, m);
-            self.repr = Repr::Large(t);
+            self.tree = t;
+            // Nothing allocated for the ring while the B-tree holds the set.
+            self.ring = VecDeque::new();
             return;
         }
         let i = slot.0 as usize;
@@ -235,9 +266,9 @@ impl Intervals {
     /// The slot of the mapping that is exactly `[start, end]`.
     #[inline(always)]
     pub fn exact(&self, start: u64, end: u64) -> Option<Slot> {
-        if let Repr::Small(d) = &self.repr
-            && let (Some(first), Some(last)) = (d.front(), d.back())
-        {
+        // A ring that is not empty is the set.
+        let d = &self.ring;
+        if let (Some(first), Some(last)) = (d.front(), d.back()) {
             // LIFO, and the UNMAP of a MAP+UNMAP pair.
             if last.start == start {
                 return (last.end == end).then_some(Slot(d.len() as u64 - 1));
@@ -253,7 +284,7 @@ impl Intervals {
     /// [`Intervals::exact`] past its inlined case.
     #[inline(never)]
     fn exact_search(&self, start: u64, end: u64) -> Option<Slot> {
-        match &self.repr {
+        match self.repr() {
             Repr::Small(d) => {
                 let last = d.back()?;
                 let i = if last.start == start {
@@ -272,7 +303,7 @@ impl Intervals {
 
     /// The first mapping starting inside `[start, end]`, and its slot.
     pub fn first_in(&self, start: u64, end: u64) -> Option<(Slot, Mapping)> {
-        match &self.repr {
+        match self.repr() {
             Repr::Small(d) => {
                 let i = d.partition_point(|m| m.start < start);
                 d.get(i)
@@ -287,7 +318,7 @@ impl Intervals {
     /// starts before `start` and reaches it, or the last one starting
     /// inside that ends after `end` (those in between lie inside).
     pub fn unmap_splits(&self, start: u64, end: u64) -> bool {
-        match &self.repr {
+        match self.repr() {
             Repr::Small(d) => {
                 let i = d.partition_point(|m| m.start < start);
                 let j = d.partition_point(|m| m.start <= end);
@@ -319,9 +350,9 @@ impl Intervals {
     /// [`Intervals::first_in`], no change since).
     #[inline(always)]
     pub fn remove(&mut self, slot: Slot) -> Option<Mapping> {
-        if let Repr::Small(d) = &mut self.repr
-            && (d.len() * 3 >= d.capacity() + 3 || d.capacity() <= MIN_CAPACITY)
-        {
+        // A ring that is not empty is the set.
+        let d = &mut self.ring;
+        if !d.is_empty() && (d.len() * 3 >= d.capacity() + 3 || d.capacity() <= MIN_CAPACITY) {
             // No shrink due after it: an end of the ring.
             if slot.0 + 1 == d.len() as u64 {
                 return d.pop_back();
@@ -336,8 +367,8 @@ impl Intervals {
     /// [`Intervals::remove`] past its inlined case.
     #[inline(never)]
     fn remove_slow(&mut self, slot: Slot) -> Option<Mapping> {
-        match &mut self.repr {
-            Repr::Small(d) => {
+        match self.repr_mut() {
+            ReprMut::Small(d) => {
                 let i = slot.0 as usize;
                 let m = if i + 1 == d.len() {
                     d.pop_back()
@@ -357,13 +388,14 @@ impl Intervals {
                 }
                 m
             }
-            Repr::Large(t) => {
+            ReprMut::Large(t) => {
                 let m = t.remove(&slot.0);
                 if t.len() <= SMALL_MIN {
                     let mut d = VecDeque::new();
                     if d.try_reserve_exact(SMALL_MIN * 2).is_ok() {
                         d.extend(t.values().copied());
-                        self.repr = Repr::Small(d);
+                        self.ring = d;
+                        self.tree = BTreeMap::new();
                     }
                 }
                 m

@@ -454,11 +454,7 @@ impl SmmuBackend {
             true => t.one_leaf(&self.tables, iova, len),
             false => None,
         };
-        let planned = if leaf.is_some() {
-            PAGE_SIZE
-        } else {
-            len
-        };
+        let planned = if leaf.is_some() { PAGE_SIZE } else { len };
         let Some((cmds, ril)) = self.pending.one_mut() else {
             return self.unmap_planned_each(t, vmid, (iova, len), planned);
         };
