@@ -150,6 +150,9 @@ impl Intervals {
             if d.front().is_some_and(|first| first.start > end) {
                 return Some(Slot(0));
             }
+        } else if self.tree.is_empty() {
+            // No mappings at all (the MAP of a MAP+UNMAP pair).
+            return Some(Slot(0));
         }
         self.free_slot_search(start, end)
     }
