@@ -6,7 +6,7 @@
 
 use super::*;
 use crate::config::Problem;
-use crate::devices::AccessCtx;
+use crate::devices::{AccessCtx, MmioDevice};
 use crate::pci::config::{Bdf, ConfigAccess, command, reg};
 use crate::pci::enumerate::enumerate;
 use crate::pci::fake::{ENDPOINT, FakeBar, FakeEcam};
@@ -82,19 +82,26 @@ fn with_pci(name: &str, cpu: u32, functions: &[&str]) -> GuestConfig {
     c
 }
 
+/// Guest `g`'s virtual bridge (at the host's ECAM address): its device,
+/// the offset of that address in it, and an access of its vCPU 0.
+fn bridge<'a>(w: &World, g: &'a Guest) -> (&'a dyn MmioDevice, u64, AccessCtx<'a>) {
+    let ecam_base = host().pcie[0].ecam.base;
+    let (dev, off) = g.devices.find(ecam_base).expect("the bridge's window");
+    let ctx = AccessCtx {
+        vcpu: 0,
+        mem: &g.ram,
+        gic: w.port,
+    };
+    (dev, off, ctx)
+}
+
 #[test]
 fn a_guest_gets_its_function_behind_a_virtual_bridge() {
     let w = World::new();
     let (pci, ecam) = hosts();
     let g = try_build(&w, pci, 0, with_pci("a", 0, &["00:02.0"])).expect("builds");
     // The bridge answers at the host's ECAM address, slot 0 = host 00:02.0.
-    let ecam_base = host().pcie[0].ecam.base;
-    let (dev, off) = g.devices.find(ecam_base).expect("the bridge's window");
-    let ctx = AccessCtx {
-        vcpu: 0,
-        mem: &g.ram,
-        gic: &crate::vgic::hw::NoVcpu(w.gic),
-    };
+    let (dev, off, ctx) = bridge(&w, &g);
     assert_eq!(dev.read(&ctx, off, 4), Some(0x0010_1b36));
     assert_eq!(
         dev.read(&ctx, off + (1 << 15), 4),
@@ -240,13 +247,7 @@ fn a_reset_stops_the_functions_before_the_viommu_lets_their_streams_go() {
         assert_eq!(done[0].response.status(), Some(Status::Ok));
     });
     // ... and lets it master.
-    let ecam_base = host().pcie[0].ecam.base;
-    let (dev, off) = g.devices.find(ecam_base).expect("the bridge's window");
-    let ctx = AccessCtx {
-        vcpu: 0,
-        mem: &g.ram,
-        gic: &crate::vgic::hw::NoVcpu(w.gic),
-    };
+    let (dev, off, ctx) = bridge(&w, &g);
     let on = u64::from(command::MEMORY | command::BUS_MASTER);
     dev.write(&ctx, off + u64::from(reg::COMMAND), 2, on);
     assert_eq!(ecam.lock().reg(nvme, reg::COMMAND) & 0xffff, on as u32);
